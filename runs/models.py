@@ -1,0 +1,124 @@
+"""Runs, per-item step executions, and deliveries (the side effects)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tenants.models import TenantOwned
+
+
+class Run(TenantOwned):
+    """One event flowing through one pinned workflow version. One event never starts two runs."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partially failed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.PARTIAL, Status.FAILED, Status.CANCELLED)
+
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    event_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    is_test = models.BooleanField(default=False)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "event_key"], name="run_unique_event")]
+        indexes = [
+            # Activity log: newest first per tenant, per workflow, per status (keyset on created_at, id).
+            models.Index(fields=["tenant", "is_test", "-created_at", "-id"], name="run_tenant_recent"),
+            models.Index(fields=["tenant", "workflow", "-created_at", "-id"], name="run_tenant_wf_recent"),
+            models.Index(fields=["tenant", "status", "-created_at", "-id"], name="run_tenant_status_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.workflow_id} ({self.status})"
+
+
+class StepExecution(TenantOwned):
+    """One step applied to one item of a run. `next_attempt_at` holds waits and retry delays."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # due at next_attempt_at (a wait, or a retry's backoff)
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN = (Status.PENDING, Status.RUNNING)
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="executions")
+    step = models.ForeignKey("workflows.Step", on_delete=models.PROTECT, related_name="executions")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    item_key = models.CharField(max_length=500)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "item_key"], name="execution_unique_item"),
+        ]
+        indexes = [
+            # The sweeper: what is due, and what has been running too long (small partial indexes).
+            models.Index(
+                fields=["next_attempt_at"], name="execution_due", condition=models.Q(status="pending")
+            ),
+            models.Index(
+                fields=["started_at"], name="execution_running", condition=models.Q(status="running")
+            ),
+            # Activity log: a tenant's failed/retrying executions, newest first.
+            models.Index(fields=["tenant", "status", "-created_at"], name="execution_tenant_status"),
+            models.Index(fields=["run", "status"], name="execution_run_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Execution {self.pk} ({self.status})"
+
+
+class Delivery(TenantOwned):
+    """A message handed to a channel. Written as `sending` before the provider is called."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held (sandbox)"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        UNCERTAIN = "uncertain", "Uncertain"
+        DISCARDED = "discarded", "Discarded"
+        CAPTURED = "captured", "Captured (test run)"
+
+    step_execution = models.OneToOneField(StepExecution, on_delete=models.CASCADE, related_name="delivery")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=20)
+    recipient = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENDING)
+    content = models.JSONField(default=dict, blank=True)
+    provider_id = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="delivery_tenant_recent"),
+            models.Index(fields=["tenant", "status", "-created_at", "-id"], name="delivery_tenant_status"),
+            models.Index(fields=["tenant", "recipient"], name="delivery_tenant_recipient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient} ({self.status})"

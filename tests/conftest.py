@@ -1,0 +1,85 @@
+"""Shared fixtures: three people in every test module (owner and member of tenant A, an outsider of B)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tenants.models import Membership, Role, Tenant
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return Tenant.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return Tenant.objects.create(name="Globex", slug="globex")
+
+
+def make_user(username: str, tenant: Tenant, role: str):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+    Membership.objects.create(user=user, tenant=tenant, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(tenant_a):
+    return make_user("olivia", tenant_a, Role.OWNER)
+
+
+@pytest.fixture
+def member(tenant_a):
+    return make_user("max", tenant_a, Role.MEMBER)
+
+
+@pytest.fixture
+def outsider(tenant_b):
+    return make_user("eve", tenant_b, Role.OWNER)
+
+
+@pytest.fixture
+def redis_conn():
+    """A Redis connection to this test run's own database number, flushed before and after."""
+    import django_rq
+
+    conn = django_rq.get_connection("default")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """Superuser URL of the PostgreSQL server Rowbell's tests run against (for creating tenant DBs)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    password = db.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else f"{user}@"
+    return os.environ.get("PG_ADMIN_URL", f"postgresql://{auth}{host}:{port}/postgres")
+
+
+@pytest.fixture
+def tenant_database(pg_admin_url):
+    """A real, empty PostgreSQL database standing in for a customer's; yields its URL, dropped after."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

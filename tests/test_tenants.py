@@ -1,0 +1,69 @@
+"""Tenant scoping: two tenants' rows never mix, and another tenant's id is a 404."""
+
+import pytest
+from django.http import Http404
+from django.test import RequestFactory
+
+from tenants.middleware import TenantMiddleware, switch_tenant
+from tenants.models import Membership, Role
+from tenants.scoping import get_for_tenant_or_404, tenant_queryset
+from workflows.models import Workflow
+
+
+@pytest.fixture
+def workflows(tenant_a, tenant_b):
+    a = [Workflow.objects.create(tenant=tenant_a, name=f"A{i}") for i in range(3)]
+    b = [Workflow.objects.create(tenant=tenant_b, name=f"B{i}") for i in range(2)]
+    return a, b
+
+
+def test_scoping_helper_returns_only_the_tenants_rows(tenant_a, tenant_b, workflows):
+    a, b = workflows
+    assert set(tenant_queryset(Workflow, tenant_a)) == set(a)
+    assert set(Workflow.objects.for_tenant(tenant_b)) == set(b)
+    assert list(tenant_queryset(Workflow, None)) == []
+
+
+def test_another_tenants_id_is_not_found(tenant_a, tenant_b, workflows):
+    a, b = workflows
+    assert get_for_tenant_or_404(Workflow, tenant_a, pk=a[0].pk) == a[0]
+    with pytest.raises(Http404):
+        get_for_tenant_or_404(Workflow, tenant_a, pk=b[0].pk)
+    with pytest.raises(Http404):
+        get_for_tenant_or_404(Workflow, tenant_a, pk="not-a-number")
+
+
+def test_middleware_sets_the_current_tenant_and_switches(owner, outsider, tenant_a, tenant_b):
+    Membership.objects.create(user=owner, tenant=tenant_b, role=Role.MEMBER)
+    seen = {}
+
+    def view(request):
+        seen["tenant"] = request.tenant
+        return None
+
+    request = RequestFactory().get("/")
+    request.user = owner
+    request.session = {}
+    TenantMiddleware(view)(request)
+    assert seen["tenant"] == tenant_a
+
+    switch_tenant(request, Membership.objects.get(user=owner, tenant=tenant_b))
+    TenantMiddleware(view)(request)
+    assert seen["tenant"] == tenant_b
+
+    # A session pointing at a tenant the user does not belong to falls back to their own.
+    request.user = outsider
+    request.session = {"tenant_id": tenant_a.pk}
+    TenantMiddleware(view)(request)
+    assert seen["tenant"] == tenant_b
+
+
+def test_anonymous_request_has_no_tenant():
+    from django.contrib.auth.models import AnonymousUser
+
+    request = RequestFactory().get("/")
+    request.user = AnonymousUser()
+    request.session = {}
+    seen = {}
+    TenantMiddleware(lambda r: seen.setdefault("tenant", r.tenant))(request)
+    assert seen["tenant"] is None

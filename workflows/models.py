@@ -1,0 +1,171 @@
+"""Workflows, their versions, and the step tree of each version."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from integrations.fields import EncryptedTextField
+from tenants.models import TenantOwned, TenantQuerySet
+
+
+class PublishedVersionImmutable(Exception):
+    """A published version's steps never change: edit the workflow's draft instead."""
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Workflow(TenantOwned):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ARCHIVED = "archived", "Archived"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # The version that real events run on; null while unpublished.
+    published_version = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    webhook_secret = EncryptedTextField(default=new_webhook_secret)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "status", "name"], name="workflow_tenant_status_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_version_id is not None
+
+
+class WorkflowVersion(TenantOwned):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    # Null while a draft; 1, 2, 3 ... once published.
+    number = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    # Chosen at publish: runs go live, but every message is held until someone releases it.
+    sandbox = models.BooleanField(default=False)
+    based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped on every draft edit, so that a second tab can tell its copy is stale.
+    revision = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="version_unique_number"),
+            models.UniqueConstraint(
+                fields=["workflow"], condition=models.Q(state="draft"), name="version_one_draft_per_workflow"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(state="draft", number__isnull=True)
+                | models.Q(state="published", number__isnull=False),
+                name="version_number_iff_published",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "workflow", "state"], name="version_tenant_wf_state")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} v{self.number}" if self.number else f"{self.workflow} (draft)"
+
+    @property
+    def is_draft(self) -> bool:
+        return self.state == self.State.DRAFT
+
+    def ensure_editable(self) -> None:
+        if not self.is_draft:
+            raise PublishedVersionImmutable(
+                f"Version {self.number} of “{self.workflow}” is published and cannot change; edit the draft."
+            )
+
+    def root_step(self) -> Step | None:
+        return self.steps.filter(parent__isnull=True).order_by("position", "id").first()
+
+
+class StepQuerySet(TenantQuerySet):
+    """Bulk writes check the versions they touch, so that no path edits a published version."""
+
+    def _ensure_drafts(self) -> None:
+        published = WorkflowVersion.objects.filter(
+            pk__in=self.values("version_id"), state=WorkflowVersion.State.PUBLISHED
+        )
+        version = published.first()
+        if version is not None:
+            version.ensure_editable()
+
+    def update(self, **kwargs):
+        self._ensure_drafts()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self._ensure_drafts()
+        return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        version_ids = {obj.version_id for obj in objs}
+        published = WorkflowVersion.objects.filter(pk__in=version_ids, state=WorkflowVersion.State.PUBLISHED)
+        version = published.first()
+        if version is not None:
+            version.ensure_editable()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+class Step(TenantOwned):
+    """One node of a version's tree. The root is the trigger; children run in parallel, in order."""
+
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="steps")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    position = models.PositiveIntegerField(default=0)
+    # The same step keeps its key across versions, so versions can be compared step by step.
+    key = models.UUIDField(default=uuid.uuid4)
+    kind = models.CharField(max_length=40)
+    name = models.CharField(max_length=200, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+
+    objects = StepQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "key"], name="step_unique_key_per_version")]
+        indexes = [
+            models.Index(fields=["tenant", "version"], name="step_tenant_version"),
+            models.Index(fields=["version", "parent", "position"], name="step_tree_order"),
+        ]
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name or self.kind
+
+    @property
+    def kind_class(self):
+        from workflows.steps import get_kind
+
+        return get_kind(self.kind)
+
+    def save(self, *args, **kwargs):
+        self.version.ensure_editable()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self.version.ensure_editable()
+        return super().delete(*args, **kwargs)

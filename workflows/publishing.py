@@ -1,0 +1,176 @@
+"""Drafts, publishing and unpublishing. A run stays pinned to the version it started on."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps import ConfigError, get_kind
+
+
+class PublishError(Exception):
+    """The draft cannot be published. `step_errors` maps step id (or None for the tree) to field errors."""
+
+    def __init__(self, step_errors: dict[int | None, dict[str, str]]):
+        self.step_errors = step_errors
+        super().__init__(f"{len(step_errors)} step(s) need fixing before publishing")
+
+
+def latest_published(workflow: Workflow) -> WorkflowVersion | None:
+    return workflow.versions.filter(state=WorkflowVersion.State.PUBLISHED).order_by("-number").first()
+
+
+def get_draft(workflow: Workflow) -> WorkflowVersion | None:
+    return workflow.versions.filter(state=WorkflowVersion.State.DRAFT).first()
+
+
+def get_or_create_draft(workflow: Workflow) -> WorkflowVersion:
+    """The draft the builder edits; a new one starts as a copy of the last published version."""
+    draft = get_draft(workflow)
+    if draft is not None:
+        return draft
+    source = latest_published(workflow)
+    try:
+        with transaction.atomic():
+            draft = WorkflowVersion.objects.create(
+                tenant_id=workflow.tenant_id, workflow=workflow, based_on=source
+            )
+            if source is not None:
+                copy_steps(source, draft)
+    except IntegrityError:
+        # Another request created the draft first: use theirs.
+        draft = get_draft(workflow)
+        if draft is None:
+            raise
+    return draft
+
+
+def copy_steps(source: WorkflowVersion, target: WorkflowVersion) -> None:
+    """Copy source's tree into target, keeping each step's key so versions can be compared."""
+    target.ensure_editable()
+    new_ids: dict[int, Step] = {}
+    steps = list(source.steps.order_by("id"))
+    # Parents before children: insert breadth-first by depth.
+    by_parent: dict[int | None, list[Step]] = {}
+    for step in steps:
+        by_parent.setdefault(step.parent_id, []).append(step)
+    frontier = [None]
+    while frontier:
+        next_frontier = []
+        for parent_id in frontier:
+            for step in by_parent.get(parent_id, []):
+                copy = Step.objects.create(
+                    tenant_id=target.tenant_id,
+                    version=target,
+                    parent=new_ids.get(step.parent_id),
+                    position=step.position,
+                    key=step.key,
+                    kind=step.kind,
+                    name=step.name,
+                    config=step.config,
+                )
+                new_ids[step.id] = copy
+                next_frontier.append(step.id)
+        frontier = next_frontier
+
+
+def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str]]:
+    """Every problem that stops publishing, keyed by step id (None for problems of the tree itself)."""
+    errors: dict[int | None, dict[str, str]] = {}
+    steps = list(version.steps.all())
+    roots = [step for step in steps if step.parent_id is None]
+    if not roots:
+        errors[None] = {
+            "tree": "Add a trigger: a workflow starts from a database row, a webhook or a schedule."
+        }
+    elif len(roots) > 1:
+        errors[None] = {
+            "tree": "A workflow has exactly one trigger at the top; move the other steps under it."
+        }
+    for step in steps:
+        try:
+            kind = get_kind(step.kind)
+            kind.validate(step.config)
+        except ConfigError as exc:
+            errors[step.id] = exc.errors
+            continue
+        if step.parent_id is None and not kind.is_trigger:
+            errors.setdefault(step.id, {})["kind"] = "The first step must be a trigger."
+        if step.parent_id is not None and kind.is_trigger:
+            errors.setdefault(step.id, {})["kind"] = "A trigger can only be the first step."
+    return errors
+
+
+def publish(workflow: Workflow, user=None, sandbox: bool = False) -> WorkflowVersion:
+    """Freeze the draft into version N, make it the live version, and install its triggers."""
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        draft = get_draft(workflow)
+        if draft is None:
+            raise PublishError({None: {"tree": "There is no draft to publish: edit the workflow first."}})
+        errors = validate_version(draft)
+        if errors:
+            raise PublishError(errors)
+        previous = workflow.published_version
+        number = (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        WorkflowVersion.objects.filter(pk=draft.pk).update(
+            state=WorkflowVersion.State.PUBLISHED,
+            number=number,
+            sandbox=sandbox,
+            published_at=timezone.now(),
+            published_by=user,
+        )
+        draft.refresh_from_db()
+        workflow.published_version = draft
+        workflow.status = Workflow.Status.ACTIVE
+        workflow.save(update_fields=["published_version", "status", "updated_at"])
+        _swap_triggers(previous, draft)
+    return draft
+
+
+def unpublish(workflow: Workflow) -> None:
+    """Stop real events from starting runs; runs in flight finish on their version."""
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        previous = workflow.published_version
+        if previous is None:
+            return
+        workflow.published_version = None
+        workflow.save(update_fields=["published_version", "updated_at"])
+        _swap_triggers(previous, None)
+
+
+def archive_or_delete(workflow: Workflow) -> str:
+    """Delete a workflow that never ran; archive one that has runs, so its history stays readable."""
+    from runs.models import Run
+
+    unpublish(workflow)
+    if Run.objects.filter(workflow=workflow).exists():
+        Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.ARCHIVED)
+        return "archived"
+    workflow.delete()
+    return "deleted"
+
+
+def restore_as_draft(version: WorkflowVersion) -> WorkflowVersion:
+    """Replace the workflow's draft with a copy of an older version."""
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=version.workflow_id)
+        draft = get_or_create_draft(workflow)
+        draft.steps.filter(parent__isnull=True).delete()
+        copy_steps(version, draft)
+        WorkflowVersion.objects.filter(pk=draft.pk).update(based_on=version)
+    return draft
+
+
+def _swap_triggers(previous: WorkflowVersion | None, current: WorkflowVersion | None) -> None:
+    """Let trigger kinds install what the new version needs and remove what the old one had."""
+    old_root = previous.root_step() if previous else None
+    new_root = current.root_step() if current else None
+    if old_root is not None and (new_root is None or new_root.kind != old_root.kind):
+        get_kind(old_root.kind).on_unpublish(old_root)
+        old_root = None
+    if new_root is not None:
+        get_kind(new_root.kind).on_publish(new_root, old_root)

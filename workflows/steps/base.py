@@ -1,0 +1,43 @@
+"""What every step kind shares: its name, config validation, and how it runs one item."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ConfigError(Exception):
+    """A step's config is not usable. `errors` maps each field to a message a person can act on."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+class StepKind:
+    """One kind of step. Subclasses live one per module under workflows/steps/ and register themselves."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    description: ClassVar[str] = ""
+    is_trigger: ClassVar[bool] = False
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Return the cleaned config, or raise ConfigError naming each bad field."""
+        return dict(config)
+
+    def default_config(self) -> dict[str, Any]:
+        return {}
+
+    def on_publish(self, step, previous_step) -> None:
+        """Called when a version whose tree holds this step is published (install triggers here)."""
+
+    def on_unpublish(self, step) -> None:
+        """Called when the version holding this step stops being the published one."""
+
+
+def require(config: dict[str, Any], field: str, errors: dict[str, str], message: str | None = None) -> Any:
+    """Read a required, non-blank field, recording a message when it is missing."""
+    value = config.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors[field] = message or "This field is required."
+    return value
