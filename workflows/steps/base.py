@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
@@ -13,6 +14,24 @@ class ConfigError(Exception):
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
 
 
+@dataclass(frozen=True)
+class Field:
+    """One config field, described once so the builder can draw its form and validation can name it.
+
+    widget: text, textarea, sql, template, number, checkbox, select, multiselect, json, secret,
+    datasource (a DataSource id of the tenant), table (schema.table of the chosen data source),
+    columns (column names of the chosen table).
+    """
+
+    name: str
+    label: str
+    widget: str = "text"
+    required: bool = False
+    help: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    default: Any = None
+
+
 class StepKind:
     """One kind of step. Subclasses live one per module under workflows/steps/ and register themselves."""
 
@@ -20,6 +39,7 @@ class StepKind:
     label: ClassVar[str]
     description: ClassVar[str] = ""
     is_trigger: ClassVar[bool] = False
+    fields: ClassVar[tuple[Field, ...]] = ()
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         """Return the cleaned config, or raise ConfigError naming each bad field."""
@@ -27,6 +47,10 @@ class StepKind:
 
     def default_config(self) -> dict[str, Any]:
         return {}
+
+    def output_fields(self, step, input_fields: list[str]) -> list[str]:
+        """Names available to the steps below this one (the builder's variable picker)."""
+        return input_fields
 
     def on_publish(self, step, previous_step) -> None:
         """Called when a version whose tree holds this step is published (install triggers here)."""
