@@ -1,6 +1,7 @@
 """Rowbell settings, read from the environment (see .env.example for every variable)."""
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 
@@ -72,6 +73,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/rowbell"),
 }
+# A unix-socket directory can be given percent-encoded as the host (postgres://u@%2Ftmp%2Fpg/db).
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
