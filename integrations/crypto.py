@@ -35,6 +35,6 @@ def mask(secret: str, visible: int = 4) -> str:
     """What the UI and admin show of a secret: never the whole of it."""
     if not secret:
         return ""
-    if len(secret) <= visible * 3:
+    if visible == 0 or len(secret) <= visible * 3:
         return "•" * 8
     return secret[:visible] + "•" * 8 + secret[-visible:]

@@ -106,15 +106,15 @@ def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str
 def publish(workflow: Workflow, user=None, sandbox: bool = False) -> WorkflowVersion:
     """Freeze the draft into version N, make it the live version, and install its triggers."""
     with transaction.atomic():
-        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
-        draft = get_draft(workflow)
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        draft = get_draft(locked)
         if draft is None:
             raise PublishError({None: {"tree": "There is no draft to publish: edit the workflow first."}})
         errors = validate_version(draft)
         if errors:
             raise PublishError(errors)
-        previous = workflow.published_version
-        number = (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        previous = locked.published_version
+        number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         WorkflowVersion.objects.filter(pk=draft.pk).update(
             state=WorkflowVersion.State.PUBLISHED,
             number=number,
@@ -123,23 +123,24 @@ def publish(workflow: Workflow, user=None, sandbox: bool = False) -> WorkflowVer
             published_by=user,
         )
         draft.refresh_from_db()
-        workflow.published_version = draft
-        workflow.status = Workflow.Status.ACTIVE
-        workflow.save(update_fields=["published_version", "status", "updated_at"])
+        locked.published_version = draft
+        locked.status = Workflow.Status.ACTIVE
+        locked.save(update_fields=["published_version", "status", "updated_at"])
         _swap_triggers(previous, draft)
+    workflow.refresh_from_db()
     return draft
 
 
 def unpublish(workflow: Workflow) -> None:
     """Stop real events from starting runs; runs in flight finish on their version."""
     with transaction.atomic():
-        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
-        previous = workflow.published_version
-        if previous is None:
-            return
-        workflow.published_version = None
-        workflow.save(update_fields=["published_version", "updated_at"])
-        _swap_triggers(previous, None)
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        previous = locked.published_version
+        if previous is not None:
+            locked.published_version = None
+            locked.save(update_fields=["published_version", "updated_at"])
+            _swap_triggers(previous, None)
+    workflow.refresh_from_db()
 
 
 def archive_or_delete(workflow: Workflow) -> str:
@@ -161,7 +162,8 @@ def restore_as_draft(version: WorkflowVersion) -> WorkflowVersion:
         draft = get_or_create_draft(workflow)
         draft.steps.filter(parent__isnull=True).delete()
         copy_steps(version, draft)
-        WorkflowVersion.objects.filter(pk=draft.pk).update(based_on=version)
+        draft.based_on = version
+        draft.save(update_fields=["based_on"])
     return draft
 
 
