@@ -10,12 +10,20 @@ from tenants.models import TenantOwned
 
 
 class DataSource(TenantOwned):
-    """A tenant's PostgreSQL database. The triggers issue adds status, listening and introspection."""
+    """A tenant's PostgreSQL database: connection, health, and the listener's view of it.
+
+    Connecting, introspection and trigger installation live in integrations/datasources/.
+    """
 
     class Status(models.TextChoices):
         UNKNOWN = "unknown", "Not checked yet"
         OK = "ok", "Connected"
         ERROR = "error", "Error"
+
+    class ListenerStatus(models.TextChoices):
+        IDLE = "idle", "Not listened to (no published database trigger)"
+        LISTENING = "listening", "Listening"
+        RECONNECTING = "reconnecting", "Unreachable, reconnecting"
 
     name = models.CharField(max_length=200)
     connection_url = EncryptedTextField(help_text="postgresql://user:password@host:5432/dbname")
@@ -23,6 +31,17 @@ class DataSource(TenantOwned):
     last_error = models.TextField(blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Off by default: a per-row pg_notify serialises commits on a busy table (see docs/triggers.md).
+    notify_enabled = models.BooleanField(
+        default=False,
+        help_text="Wake the listener with NOTIFY for lower latency; costs the database's write throughput.",
+    )
+    listener_status = models.CharField(
+        max_length=12, choices=ListenerStatus.choices, default=ListenerStatus.IDLE
+    )
+    listener_error = models.TextField(blank=True)
+    # Last time a listener polled this database successfully (written at most every few seconds).
+    listener_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "name"], name="datasource_tenant_name")]
@@ -40,3 +59,27 @@ class DataSource(TenantOwned):
             netloc = parts.netloc.replace(":" + parts.password + "@", ":" + mask(parts.password, 0) + "@")
             return urlunsplit(parts._replace(netloc=netloc))
         return self.connection_url
+
+
+class Schedule(TenantOwned):
+    """The live schedule of a published workflow whose trigger is a schedule; one per workflow.
+
+    `next_fire_at` is computed in the schedule's IANA time zone (workflows/steps/schedule_trigger.py) and
+    stored here, so the periodic job only asks PostgreSQL what is due.
+    """
+
+    workflow = models.OneToOneField("workflows.Workflow", on_delete=models.CASCADE, related_name="schedule")
+    step = models.ForeignKey("workflows.Step", on_delete=models.CASCADE, related_name="+")
+    rule = models.JSONField(help_text="The schedule trigger's cleaned config.")
+    next_fire_at = models.DateTimeField()
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_fire_at"], name="schedule_due"),
+            models.Index(fields=["tenant", "next_fire_at"], name="schedule_tenant_next"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Schedule of {self.workflow_id}, next {self.next_fire_at:%Y-%m-%d %H:%M}Z"
