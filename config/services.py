@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,10 +90,19 @@ def main() -> int:
     env = dict(os.environ)
     env["DATABASE_URL"] = postgres_url(keep)
     env["REDIS_URL"] = redis_url(keep, db=15 if args.test else 0)
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 130
+    return run_until_done(command, env)
+
+
+def run_until_done(command: list[str], env: dict[str, str]) -> int:
+    """Run the command; pass SIGINT/SIGTERM on to it, so that it and then the embedded servers stop cleanly."""
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return child.wait()
 
 
 if __name__ == "__main__":
