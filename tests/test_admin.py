@@ -44,7 +44,9 @@ def test_every_admin_changelist_loads_and_searches(operator_client, tenant_a, ow
 
 def test_published_version_is_read_only_in_the_admin(operator_client, tenant_a, owner):
     workflow = Workflow.objects.create(tenant=tenant_a, name="Onboarding")
-    Step.objects.create(tenant=tenant_a, version=get_or_create_draft(workflow), kind="webhook_trigger", name="t")
+    Step.objects.create(
+        tenant=tenant_a, version=get_or_create_draft(workflow), kind="webhook_trigger", name="t"
+    )
     version = publish(workflow, owner)
     url = reverse("admin:workflows_workflowversion_change", args=[version.pk])
     page = operator_client.get(url)
@@ -53,14 +55,18 @@ def test_published_version_is_read_only_in_the_admin(operator_client, tenant_a, 
     response = operator_client.post(url, {"sandbox": "on"})
     assert response.status_code == 403
     step = version.steps.get()
-    response = operator_client.post(reverse("admin:workflows_step_change", args=[step.pk]), {"name": "hacked"})
+    response = operator_client.post(
+        reverse("admin:workflows_step_change", args=[step.pk]), {"name": "hacked"}
+    )
     assert response.status_code == 403
     step.refresh_from_db()
     assert step.name == "t"
 
 
 def test_datasource_admin_never_shows_the_password(operator_client, tenant_a):
-    source = DataSource.objects.create(tenant=tenant_a, name="app", connection_url="postgresql://u:hunter2@h/db")
+    source = DataSource.objects.create(
+        tenant=tenant_a, name="app", connection_url="postgresql://u:hunter2@h/db"
+    )
     page = operator_client.get(reverse("admin:integrations_datasource_change", args=[source.pk]))
     assert page.status_code == 200
     assert b"hunter2" not in page.content and "postgresql://u:••••••••@h/db".encode() in page.content
