@@ -26,6 +26,8 @@ class Run(TenantOwned):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     is_test = models.BooleanField(default=False)
     payload = models.JSONField(default=dict, blank=True)
+    # Test-run options (see runs/engine/__init__.py): {"skip_waits": bool, "override_recipient": "a@b.c"}.
+    options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -83,6 +85,12 @@ class StepExecution(TenantOwned):
             # Activity log: a tenant's failed/retrying executions, newest first.
             models.Index(fields=["tenant", "status", "-created_at"], name="execution_tenant_status"),
             models.Index(fields=["run", "status"], name="execution_run_status"),
+            # Batch claims: the next due executions of one run's step, in order, from an index scan.
+            models.Index(
+                fields=["run", "step", "next_attempt_at", "id"],
+                name="execution_claim",
+                condition=models.Q(status="pending"),
+            ),
         ]
 
     def __str__(self) -> str:
