@@ -11,6 +11,8 @@ from workflows.steps.base import ConfigError, StepKind
 
 KIND_MODULES = [
     "workflows.steps.webhook_trigger",
+    "workflows.steps.database_trigger",
+    "workflows.steps.schedule_trigger",
 ]
 
 STEP_KINDS: dict[str, StepKind] = {}

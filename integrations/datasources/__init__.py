@@ -1,0 +1,50 @@
+"""A tenant's PostgreSQL database: connecting, checking, introspecting, and installing row triggers.
+
+The small public API (the builder's pickers and the data-source pages call these):
+
+- `test_connection(datasource) -> ConnectionCheck`: `.ok` and a `.message` a person can act on; also
+  records the result on the data source (`status`, `last_error`, `checked_at`).
+- `setup_sql(role, password, database, schemas)`: the SQL a superuser runs once to create Rowbell's
+  least-privilege role.
+- `list_schemas(ds)`, `list_tables(ds, schema=None)`, `list_columns(ds, schema, table)`,
+  `primary_key(ds, schema, table)`: introspection for pickers and for a trigger's item shape.
+- `install_trigger(ds, workflow_id, spec)` / `remove_trigger(ds, workflow_id)`: what publishing a
+  database-trigger workflow does on the customer's side (integrations/datasources/triggers.py).
+"""
+
+from integrations.datasources.connection import (
+    ConnectionCheck,
+    DataSourceUnavailable,
+    connect,
+    describe_error,
+    test_connection,
+)
+from integrations.datasources.introspection import (
+    ColumnInfo,
+    TableInfo,
+    list_columns,
+    list_schemas,
+    list_tables,
+    primary_key,
+)
+from integrations.datasources.setup import setup_sql
+from integrations.datasources.triggers import TriggerSpec, install_trigger, installed_triggers, remove_trigger
+
+__all__ = [
+    "ColumnInfo",
+    "ConnectionCheck",
+    "DataSourceUnavailable",
+    "TableInfo",
+    "TriggerSpec",
+    "connect",
+    "describe_error",
+    "install_trigger",
+    "installed_triggers",
+    "list_columns",
+    "list_schemas",
+    "list_tables",
+    "primary_key",
+    "remove_trigger",
+    "setup_sql",
+    "test_connection",
+]

@@ -1,0 +1,174 @@
+"""Connecting to a tenant's database, and saying what is wrong in words a person can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import psycopg
+from django.utils import timezone
+
+MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class DataSourceUnavailable(Exception):
+    """The customer's database cannot be used right now; the message says why and what to do."""
+
+
+@dataclass
+class ConnectionCheck:
+    ok: bool
+    message: str
+    problems: list[str] = field(default_factory=list)
+    server_version: str = ""
+
+
+def connect(datasource, *, autocommit: bool = False, application_name: str = "rowbell") -> psycopg.Connection:
+    """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason."""
+    try:
+        return psycopg.connect(
+            datasource.connection_url,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=application_name,
+        )
+    except psycopg.Error as exc:
+        raise DataSourceUnavailable(describe_error(exc, datasource.connection_url)) from exc
+    except Exception as exc:  # a malformed URL raises ProgrammingError or ValueError before connecting
+        raise DataSourceUnavailable(f"The connection URL cannot be used: {exc}") from exc
+
+
+def describe_error(exc: BaseException, url: str = "") -> str:
+    """Turn a driver error into a sentence that names the problem and the fix."""
+    text = str(exc)
+    parts = urlsplit(url) if url else None
+    host = (parts.hostname or "localhost") if parts else "the server"
+    port = (parts.port or 5432) if parts else 5432
+    user = (parts.username or "") if parts else ""
+    database = (parts.path.lstrip("/") or user) if parts else ""
+    lowered = text.lower()
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"The host “{host}” was not found. Check the host name in the connection URL."
+    if "connection refused" in lowered:
+        return (
+            f"Nothing accepts connections at {host}:{port}. Check the host and port, and that PostgreSQL "
+            "listens on that address (listen_addresses) and a firewall lets Rowbell in."
+        )
+    if "timeout" in lowered or "timed out" in lowered:
+        return (
+            f"{host}:{port} did not answer within {CONNECT_TIMEOUT_SECONDS} s. A firewall may be dropping "
+            "Rowbell's connections, or the host is down."
+        )
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return f"The server rejected the password for user “{user}”. Check the user name and password."
+    if "no pg_hba.conf entry" in lowered:
+        return (
+            f"The server does not allow user “{user}” to connect from Rowbell's address. Add a line for it "
+            "to pg_hba.conf and reload PostgreSQL."
+        )
+    if "database" in lowered and "does not exist" in lowered:
+        return f"The database “{database}” does not exist on {host}. Check the database name in the URL."
+    if "role" in lowered and "does not exist" in lowered:
+        return f"The user “{user}” does not exist on {host}. Run the setup SQL first, or fix the user name."
+    if "permission denied" in lowered:
+        return f"Permission denied: {text.strip()}. Run the setup SQL again to grant what is missing."
+    if "terminating connection" in lowered or "server closed the connection" in lowered:
+        return "The database closed the connection (restarted, or the session was terminated)."
+    return f"Could not use the database: {text.strip()}"
+
+
+def test_connection(
+    datasource, tables: Iterable[tuple[str, str]] = (), *, save: bool = True
+) -> ConnectionCheck:
+    """Connect, check the version and the grants Rowbell needs, and record the outcome on the data source.
+
+    `tables` are (schema, table) pairs that must be readable and accept triggers; by default the tables
+    of the data source's published database triggers.
+    """
+    if not tables and datasource.pk:
+        tables = watched_tables(datasource)
+    try:
+        with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
+            check = _check_server(conn, list(tables))
+    except DataSourceUnavailable as exc:
+        check = ConnectionCheck(ok=False, message=str(exc), problems=[str(exc)])
+    if save and datasource.pk:
+        _record(datasource, check)
+    return check
+
+
+def _check_server(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> ConnectionCheck:
+    version_num = conn.info.server_version
+    version = f"{version_num // 10000}.{version_num % 10000}"
+    if version_num < MIN_SERVER_VERSION:
+        message = (
+            f"The server runs PostgreSQL {version_num // 10000}; Rowbell needs PostgreSQL "
+            f"{MIN_SERVER_VERSION // 10000} or newer."
+        )
+        return ConnectionCheck(ok=False, message=message, problems=[message], server_version=version)
+    problems = _missing_grants(conn, tables)
+    if problems:
+        return ConnectionCheck(
+            ok=False,
+            message="Connected, but Rowbell's role is missing grants: " + " ".join(problems),
+            problems=problems,
+            server_version=version,
+        )
+    return ConnectionCheck(ok=True, message=f"Connected to PostgreSQL {version}.", server_version=version)
+
+
+def _missing_grants(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> list[str]:
+    problems = []
+    role = conn.execute("SELECT current_user").fetchone()[0]
+    schema_row = conn.execute(
+        "SELECT has_schema_privilege('rowbell', 'CREATE') FROM pg_namespace WHERE nspname = 'rowbell'"
+    ).fetchone()
+    if schema_row is None:
+        can_create = conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]
+        if not can_create:
+            problems.append(
+                f"There is no “rowbell” schema and “{role}” cannot create it (run the setup SQL)."
+            )
+    elif not schema_row[0]:
+        problems.append(f"“{role}” cannot create objects in the “rowbell” schema (run the setup SQL).")
+    for schema, table in tables:
+        row = conn.execute(
+            "SELECT has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'TRIGGER') "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (schema, table),
+        ).fetchone()
+        if row is None:
+            problems.append(f"The table {schema}.{table} does not exist (or “{role}” cannot see its schema).")
+            continue
+        missing = [name for name, granted in zip(("SELECT", "TRIGGER"), row, strict=True) if not granted]
+        if missing:
+            problems.append(f"“{role}” lacks {' and '.join(missing)} on {schema}.{table}.")
+    return problems
+
+
+def watched_tables(datasource) -> list[tuple[str, str]]:
+    """(schema, table) of every published database trigger on this data source."""
+    from workflows.steps.database_trigger import published_triggers
+
+    seen = []
+    for step in published_triggers(datasource_id=datasource.pk):
+        pair = (step.config.get("schema", "public"), step.config.get("table", ""))
+        if pair not in seen:
+            seen.append(pair)
+    return seen
+
+
+def _record(datasource, check: ConnectionCheck) -> None:
+    datasource.status = datasource.Status.OK if check.ok else datasource.Status.ERROR
+    datasource.last_error = "" if check.ok else check.message
+    datasource.checked_at = timezone.now()
+    type(datasource).objects.filter(pk=datasource.pk).update(
+        status=datasource.status, last_error=datasource.last_error, checked_at=datasource.checked_at
+    )
+
+
+# Not a pytest test, although its name starts with "test_".
+test_connection.__test__ = False

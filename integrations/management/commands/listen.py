@@ -1,0 +1,35 @@
+"""`manage.py listen`: the long-running process that turns database trigger events into runs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from integrations.listener import Listener
+
+
+class Command(BaseCommand):
+    help = "Listen to every data source with a published database trigger and start runs for its events."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--once", action="store_true", help="One pass over the data sources, then exit.")
+        parser.add_argument("--until-idle", action="store_true", help="Exit when a pass finds no events.")
+        parser.add_argument("--max-seconds", type=float, default=None, help="Exit after this long.")
+
+    def handle(
+        self, *args, once: bool = False, until_idle: bool = False, max_seconds=None, **options
+    ) -> None:
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        listener = Listener(stop=stop)
+        if once:
+            handled = listener.run_once()
+            for poller in listener.pollers.values():
+                poller.close()
+        else:
+            self.stdout.write("Listening for database events (Ctrl-C to stop)")
+            handled = listener.run(until_idle=until_idle, max_seconds=max_seconds)
+        self.stdout.write(f"Handled {handled} event(s)")
