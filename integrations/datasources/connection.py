@@ -27,17 +27,22 @@ class ConnectionCheck:
 
 def connect(datasource, *, autocommit: bool = False, application_name: str = "rowbell") -> psycopg.Connection:
     """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason."""
+    url = datasource.connection_url or ""
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise DataSourceUnavailable(
+            "The connection URL cannot be used: write it as postgresql://user:password@host:5432/dbname."
+        )
     try:
         return psycopg.connect(
-            datasource.connection_url,
+            url,
             autocommit=autocommit,
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             application_name=application_name,
         )
-    except psycopg.Error as exc:
-        raise DataSourceUnavailable(describe_error(exc, datasource.connection_url)) from exc
-    except Exception as exc:  # a malformed URL raises ProgrammingError or ValueError before connecting
+    except psycopg.ProgrammingError as exc:  # a malformed URL fails before any network traffic
         raise DataSourceUnavailable(f"The connection URL cannot be used: {exc}") from exc
+    except psycopg.Error as exc:
+        raise DataSourceUnavailable(describe_error(exc, url)) from exc
 
 
 def describe_error(exc: BaseException, url: str = "") -> str:
