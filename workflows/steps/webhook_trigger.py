@@ -1,11 +1,45 @@
-"""Webhook trigger: a signed POST to /hooks/<workflow id>/ starts a run with the JSON body as the item."""
+"""Webhook trigger: a signed POST to /hooks/<workflow id>/ starts a run with the JSON body as the item.
+
+Signing (integrations/webhooks.py checks it): send the headers
+
+    X-Rowbell-Timestamp: <unix time in seconds>
+    X-Rowbell-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body, keyed by the workflow's secret>
+
+and optionally `Idempotency-Key: <your event id>` (the run's event key becomes `webhook:<key>`, so the
+same key twice starts one run). `signature_headers(secret, body)` below builds the headers; the secret
+is `Workflow.webhook_secret`. Config: `sample`, an example body the builder uses for the variable picker
+and for test runs.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from typing import Any
 
 from workflows.steps import register
-from workflows.steps.base import ConfigError, StepKind
+from workflows.steps.base import ConfigError, Field, StepKind
+
+TIMESTAMP_HEADER = "X-Rowbell-Timestamp"
+SIGNATURE_HEADER = "X-Rowbell-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def webhook_path(workflow_id: int) -> str:
+    """The path to POST to (prefix it with the site's origin)."""
+    return f"/hooks/{int(workflow_id)}/"
+
+
+def compute_signature(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def signature_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers a sender adds to a POST of `body` (what the docs' examples compute)."""
+    stamp = str(int(time.time() if timestamp is None else timestamp))
+    return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: compute_signature(secret, stamp, body)}
 
 
 @register
@@ -14,9 +48,24 @@ class WebhookTrigger(StepKind):
     label = "Webhook trigger"
     description = "Starts a run when a signed JSON body is POSTed to the workflow's webhook URL."
     is_trigger = True
+    fields = (
+        Field(
+            "sample",
+            "Sample body",
+            widget="json",
+            default={},
+            help='An example of what you will POST, like {"email": "a@b.c"}; used for test runs.',
+        ),
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"sample": {}}
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         sample = config.get("sample", {})
         if not isinstance(sample, dict):
             raise ConfigError({"sample": 'The sample body must be a JSON object, like {"email": "a@b.c"}.'})
         return {"sample": sample}
+
+    def output_fields(self, step, input_fields: list[str]) -> list[str]:
+        return list((step.config.get("sample") or {}).keys())

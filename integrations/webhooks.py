@@ -1,0 +1,127 @@
+"""`POST /hooks/<workflow id>/`: a signed JSON body starts a run of a published webhook workflow.
+
+Answers: 202 `{"run_id", "event_key"}`; 400 when the body is not a JSON object (or the idempotency key
+is too long); 401 for a missing, bad or stale signature; 404 for an unknown workflow, one that is not
+published, or one whose trigger is not a webhook; 413 when the body exceeds WEBHOOK_MAX_BODY_BYTES.
+The signature is checked before the body is parsed, and nothing is written unless every check passes.
+How to sign: workflows/steps/webhook_trigger.py.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflows.models import Workflow
+from workflows.steps.webhook_trigger import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookTrigger,
+    compute_signature,
+)
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class WebhookRejected(Exception):
+    def __init__(self, status_code: int, detail: str):
+        self.status_code = status_code
+        self.detail = detail
+
+
+class WebhookView(APIView):
+    authentication_classes = []  # the HMAC signature is the authentication
+    permission_classes = [AllowAny]
+
+    def post(self, request, workflow_id: int) -> Response:
+        from runs.engine import start_run
+
+        try:
+            workflow = _published_webhook_workflow(workflow_id)
+            body = _read_body(request)
+            _verify_signature(request, workflow.webhook_secret, body)
+            payload = _parse_object(body)
+            event_key = _event_key(request)
+        except WebhookRejected as rejected:
+            return Response({"detail": rejected.detail}, status=rejected.status_code)
+        run = start_run(workflow, payload, event_key)
+        return Response({"run_id": run.pk, "event_key": event_key}, status=status.HTTP_202_ACCEPTED)
+
+
+def _published_webhook_workflow(workflow_id: int) -> Workflow:
+    workflow = (
+        Workflow.objects.filter(pk=workflow_id, status=Workflow.Status.ACTIVE, published_version__isnull=False)
+        .select_related("published_version")
+        .first()
+    )
+    root = workflow.published_version.root_step() if workflow else None
+    if root is None or root.kind != WebhookTrigger.kind:
+        raise WebhookRejected(404, "No published workflow with a webhook trigger has this id.")
+    return workflow
+
+
+def _read_body(request) -> bytes:
+    limit = getattr(settings, "WEBHOOK_MAX_BODY_BYTES", 256 * 1024)
+    too_big = WebhookRejected(413, f"The body is larger than the limit of {limit} bytes.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_big
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(body) > limit:
+        raise too_big
+    return body
+
+
+def _verify_signature(request, secret: str, body: bytes) -> None:
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not timestamp or not signature:
+        raise WebhookRejected(
+            401, f"Missing signature: send the {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers."
+        )
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        raise WebhookRejected(401, f"{TIMESTAMP_HEADER} must be a Unix time in seconds.") from None
+    tolerance = getattr(settings, "WEBHOOK_TIMESTAMP_TOLERANCE", 300)
+    if age > tolerance:
+        raise WebhookRejected(
+            401, f"The timestamp is {int(age)} s away from now (more than {tolerance} s): sign the request again."
+        )
+    if not hmac.compare_digest(signature.encode(), compute_signature(secret, timestamp, body).encode()):
+        raise WebhookRejected(
+            401, "Bad signature: HMAC-SHA256 the text '<timestamp>.<body>' with the workflow's webhook secret."
+        )
+
+
+def _parse_object(body: bytes) -> dict:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WebhookRejected(400, f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected(400, f"The body must be a JSON object ({{...}}), not a {type(payload).__name__}.")
+    return payload
+
+
+def _event_key(request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise WebhookRejected(400, f"The Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.")
+    return f"webhook:{key}" if key else f"webhook:auto:{uuid.uuid4()}"
