@@ -60,7 +60,9 @@ class WebhookView(APIView):
 
 def _published_webhook_workflow(workflow_id: int) -> Workflow:
     workflow = (
-        Workflow.objects.filter(pk=workflow_id, status=Workflow.Status.ACTIVE, published_version__isnull=False)
+        Workflow.objects.filter(
+            pk=workflow_id, status=Workflow.Status.ACTIVE, published_version__isnull=False
+        )
         .select_related("published_version")
         .first()
     )
@@ -102,11 +104,13 @@ def _verify_signature(request, secret: str, body: bytes) -> None:
     tolerance = getattr(settings, "WEBHOOK_TIMESTAMP_TOLERANCE", 300)
     if age > tolerance:
         raise WebhookRejected(
-            401, f"The timestamp is {int(age)} s away from now (more than {tolerance} s): sign the request again."
+            401,
+            f"The timestamp is {int(age)} s away from now (more than {tolerance} s): sign the request again.",
         )
     if not hmac.compare_digest(signature.encode(), compute_signature(secret, timestamp, body).encode()):
         raise WebhookRejected(
-            401, "Bad signature: HMAC-SHA256 the text '<timestamp>.<body>' with the workflow's webhook secret."
+            401,
+            "Bad signature: HMAC-SHA256 the text '<timestamp>.<body>' with the workflow's webhook secret.",
         )
 
 
@@ -116,7 +120,9 @@ def _parse_object(body: bytes) -> dict:
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookRejected(400, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(payload, dict):
-        raise WebhookRejected(400, f"The body must be a JSON object ({{...}}), not a {type(payload).__name__}.")
+        raise WebhookRejected(
+            400, f"The body must be a JSON object ({{...}}), not a {type(payload).__name__}."
+        )
     return payload
 
 

@@ -29,7 +29,8 @@ def load_kinds() -> None:
 
 
 def get_kind(kind: str) -> StepKind:
-    if not STEP_KINDS:
+    # Not "if not STEP_KINDS": importing one kind's module directly registers only that kind.
+    if kind not in STEP_KINDS:
         load_kinds()
     try:
         return STEP_KINDS[kind]
@@ -38,8 +39,7 @@ def get_kind(kind: str) -> StepKind:
 
 
 def kind_choices(triggers: bool | None = None) -> list[tuple[str, str]]:
-    if not STEP_KINDS:
-        load_kinds()
+    load_kinds()
     return [
         (name, kind.label)
         for name, kind in STEP_KINDS.items()
