@@ -11,6 +11,8 @@ A rule is the schedule trigger's cleaned config:
 Daylight saving: a local time that does not exist on the day clocks go forward (02:30 in Berlin on
 the last Sunday of March) fires at the same instant as one hour earlier would have in winter time, i.e.
 03:30 local; a local time that happens twice when clocks go back fires once, at the first occurrence.
+Cron expressions are read on the local wall clock, with the same rule: on the day clocks go back the
+repeated hour fires once (its first occurrence), and a time in the skipped hour fires right after it.
 A monthly day that the month does not have (the 31st in April) is skipped, as cron does; use a
 negative day ("-1" = last day) for "end of the month".
 """
@@ -24,14 +26,16 @@ from croniter import croniter
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 400  # a rule with no firing in 400 days is invalid (validation refuses it)
+# Wall-clock search starts this far before the instant, since a DST shift moves wall time by up to 1 h.
+CRON_MARGIN = timedelta(hours=2)
+CRON_MAX_STEPS = 10_000
 
 
 def next_firing(rule: dict, after: datetime) -> datetime:
     """The first firing strictly after `after` (aware), as an aware UTC datetime."""
     zone = ZoneInfo(rule["timezone"])
     if rule["frequency"] == "cron":
-        local = after.astimezone(zone)
-        return croniter(rule["cron"], local).get_next(datetime).astimezone(UTC)
+        return _cron_next(rule["cron"], zone, after)
     start = after.astimezone(zone).date() - timedelta(days=1)
     for offset in range(SEARCH_DAYS):
         instant = _firing_on(rule, start + timedelta(days=offset), zone)
@@ -44,14 +48,39 @@ def previous_firing(rule: dict, at: datetime) -> datetime | None:
     """The last firing at or before `at`, or None when there is none in the last 400 days."""
     zone = ZoneInfo(rule["timezone"])
     if rule["frequency"] == "cron":
-        local = (at + timedelta(seconds=1)).astimezone(zone)
-        return croniter(rule["cron"], local).get_prev(datetime).astimezone(UTC)
+        return _cron_previous(rule["cron"], zone, at)
     start = at.astimezone(zone).date() + timedelta(days=1)
     for offset in range(SEARCH_DAYS):
         instant = _firing_on(rule, start - timedelta(days=offset), zone)
         if instant is not None and instant <= at:
             return instant
     return None
+
+
+def _cron_next(expression: str, zone: ZoneInfo, after: datetime) -> datetime:
+    # croniter walks naive local wall-clock times; each is then placed in the zone with fold=0, the same
+    # rule as daily schedules. (Given aware datetimes, croniter fires twice in the repeated hour.)
+    wall = after.astimezone(zone).replace(tzinfo=None) - CRON_MARGIN
+    walker = croniter(expression, wall)
+    for _ in range(CRON_MAX_STEPS):
+        instant = _place(walker.get_next(datetime), zone)
+        if instant > after:
+            return instant
+    raise ValueError("This cron expression does not fire in the next days.")
+
+
+def _cron_previous(expression: str, zone: ZoneInfo, at: datetime) -> datetime | None:
+    wall = at.astimezone(zone).replace(tzinfo=None) + CRON_MARGIN
+    walker = croniter(expression, wall)
+    for _ in range(CRON_MAX_STEPS):
+        instant = _place(walker.get_prev(datetime), zone)
+        if instant <= at:
+            return instant
+    return None
+
+
+def _place(wall: datetime, zone: ZoneInfo) -> datetime:
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def _firing_on(rule: dict, day: date, zone: ZoneInfo) -> datetime | None:

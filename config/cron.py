@@ -1,0 +1,13 @@
+"""Periodic jobs, run by RQ's cron scheduler: `python manage.py rqcron config/cron.py`.
+
+RQ's cron evaluates expressions in UTC, so jobs here run on plain intervals; anything that must happen
+at a local time (schedule triggers) keeps its next instant in PostgreSQL and is only *checked* here.
+Add one `cron.register(...)` line per periodic job.
+"""
+
+from rq import cron
+
+from integrations.schedules import fire_due_schedules
+
+# Schedule triggers: start the runs whose firing time has passed (at most this many seconds late).
+cron.register(fire_due_schedules, queue_name="default", interval=10)
