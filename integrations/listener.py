@@ -185,14 +185,9 @@ def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int
 
 
 def _start(workflow, version, events: list[tuple[dict, str]]) -> None:
-    from runs import engine
+    from runs.engine import start_runs
 
-    batch_start = getattr(engine, "start_runs", None)
-    if batch_start is not None:
-        batch_start(workflow, events)
-        return
-    for payload, event_key in events:
-        engine.start_run(workflow, payload, event_key, version=version)
+    start_runs(workflow, events, version=version)
 
 
 class Listener:

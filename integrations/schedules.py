@@ -13,10 +13,10 @@ import logging
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.utils import timezone
 
 from integrations.models import Schedule
 from integrations.schedule_rules import next_firing, previous_firing
+from runs.engine import clock
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -24,7 +24,7 @@ BATCH = 200
 
 def register_schedule(step, rule: dict, now: datetime | None = None) -> Schedule:
     """Create or update the workflow's schedule; an unchanged rule keeps its pending firing."""
-    now = now or timezone.now()
+    now = now or clock.now()
     workflow_id = step.version.workflow_id
     existing = Schedule.objects.filter(workflow_id=workflow_id).first()
     if existing is not None and existing.rule == rule:
@@ -55,7 +55,7 @@ def fire_due_schedules(now: datetime | None = None) -> int:
     """Start a run for every due schedule; returns how many runs were started (or found started)."""
     from runs.engine import start_run
 
-    now = now or timezone.now()
+    now = now or clock.now()
     fired = 0
     with transaction.atomic():
         # SKIP LOCKED: two cron processes split the due schedules instead of queueing behind each other.
