@@ -137,3 +137,35 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- The engine (runs/engine/) -------------------------------------------------------------------------
+# Executions claimed per RQ job: bigger batches amortise SQL and SMTP set-up, smaller ones interleave tenants.
+ENGINE_BATCH_SIZE = env.int("ENGINE_BATCH_SIZE", default=200)
+# At most this many batch jobs of one fan-out (one run's step) sit in the queues at a time, so other
+# tenants' jobs interleave with a 100,000-item fan-out at batch granularity.
+ENGINE_FANOUT_PARALLELISM = env.int("ENGINE_FANOUT_PARALLELISM", default=2)
+# A step that produces more items than this has its children's batches queued on `low`, not `default`.
+ENGINE_FANOUT_LOW_QUEUE_AT = env.int("ENGINE_FANOUT_LOW_QUEUE_AT", default=20)
+# Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
+ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
+ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)
+ENGINE_RETRY_FACTOR = env.float("ENGINE_RETRY_FACTOR", default=3.0)
+ENGINE_RETRY_MAX_SECONDS = env.float("ENGINE_RETRY_MAX_SECONDS", default=3600.0)
+# An execution `running` longer than this belongs to a dead worker: the sweeper makes it pending again.
+ENGINE_EXECUTION_TIMEOUT = env.int("ENGINE_EXECUTION_TIMEOUT", default=900)
+# Delays shorter than this go to RQ's scheduler too (lower latency); longer ones are left to the sweeper.
+ENGINE_SCHEDULE_HORIZON = env.int("ENGINE_SCHEDULE_HORIZON", default=3600)
+# The sweeper runs every SWEEPER_INTERVAL seconds and re-enqueues work due for longer than SWEEPER_GRACE.
+SWEEPER_INTERVAL = env.float("SWEEPER_INTERVAL", default=5.0)
+SWEEPER_GRACE = env.int("SWEEPER_GRACE", default=30)
+# User templates: output and time caps (the Jinja2 sandbox does not bound work by itself).
+TEMPLATE_MAX_OUTPUT = env.int("TEMPLATE_MAX_OUTPUT", default=1_000_000)
+TEMPLATE_MAX_SECONDS = env.float("TEMPLATE_MAX_SECONDS", default=2.0)
+# Data queries against tenants' databases.
+DATA_QUERY_TIMEOUT_MS = env.int("DATA_QUERY_TIMEOUT_MS", default=10_000)
+DATA_QUERY_MAX_ROWS = env.int("DATA_QUERY_MAX_ROWS", default=200_000)
+DATA_QUERY_ENRICH_MAX_ROWS = env.int("DATA_QUERY_ENRICH_MAX_ROWS", default=1000)
+# The domain in Message-IDs of step emails (without it, Python looks up this host's FQDN per message).
+EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="rowbell.localhost")
+# Outgoing HTTP (Slack and HTTP request steps).
+HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)

@@ -1,5 +1,26 @@
-"""The engine's public entry points. (Foundation version: creates the run; the engine issue runs it.)"""
+"""The engine: runs every step of a published version for every item, on RQ workers, durably.
 
-from runs.engine.start import WorkflowNotPublished, start_run
+Public entry points (stable contracts; see each module's docstring):
+- start_run(workflow, payload, event_key, *, version=None, is_test=False, options=None) -> Run
+- start_runs(workflow, [(payload, event_key), ...], *, version=None, is_test=False, options=None)
+- cancel_run(run), retry_execution(execution), replay_run(run) -> Run          (control.py)
+- release_delivery(delivery_id, tenant=None) -> bool, discard_delivery(...)       (deliveries.py)
+- sweep() -> SweepReport                                                          (sweeper.py)
+Run options (test runs): {"skip_waits": bool, "override_recipient": "tester@example.com"}.
+Time: everything reads runs.engine.clock.now(), which tests patch to travel.
+"""
 
-__all__ = ["WorkflowNotPublished", "start_run"]
+from runs.engine.control import cancel_run, replay_run, retry_execution
+from runs.engine.deliveries import discard_delivery, release_delivery
+from runs.engine.start import WorkflowNotPublished, start_run, start_runs
+
+__all__ = [
+    "WorkflowNotPublished",
+    "cancel_run",
+    "discard_delivery",
+    "release_delivery",
+    "replay_run",
+    "retry_execution",
+    "start_run",
+    "start_runs",
+]

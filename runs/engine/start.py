@@ -1,11 +1,24 @@
-"""Starting a run: one event, one run, however often the event is delivered."""
+"""Starting runs: one event, one run, however often the event is delivered.
+
+`start_run(workflow, payload, event_key, *, version=None, is_test=False, options=None) -> Run` and
+`start_runs(workflow, [(payload, event_key), ...]) -> list[Run]` (the listener's batch form) create the
+run(s) and the trigger's execution with inserts that ignore conflicts (UNIQUE(workflow, event_key)),
+then queue the first batch once the transaction commits. Calling either again with the same event
+key returns the existing run and queues nothing new that could run twice.
+
+`options` (test runs): {"skip_waits": true} makes waits due at once; {"override_recipient": "a@b.c"}
+sends a test run's emails to that address instead of capturing them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
 
+from runs.engine import clock
+from runs.engine.enqueue import enqueue_batch
 from runs.models import Run, StepExecution
 from workflows.models import Workflow, WorkflowVersion
 
@@ -21,11 +34,30 @@ def start_run(
     *,
     version: WorkflowVersion | None = None,
     is_test: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Run:
-    """Create the run for this event (or return the one that exists) with the trigger's execution."""
+    """Create the run for this event (or return the one that exists) and queue its trigger step."""
+    return start_runs(workflow, [(payload, event_key)], version=version, is_test=is_test, options=options)[0]
+
+
+def start_runs(
+    workflow: Workflow,
+    events: Iterable[tuple[dict[str, Any], str]],
+    *,
+    version: WorkflowVersion | None = None,
+    is_test: bool = False,
+    options: dict[str, Any] | None = None,
+) -> list[Run]:
+    """Start one run per (payload, event_key), in a few statements whatever the number of events."""
     version = version or workflow.published_version
     if version is None:
         raise WorkflowNotPublished(f"“{workflow}” is not published, so events cannot start it.")
+    events = list(events)
+    keys = [str(key)[:255] for _payload, key in events]
+    root = version.root_step()
+    if root is None:
+        raise WorkflowNotPublished(f"“{workflow}” has no trigger step.")
+    now = clock.now()
     with transaction.atomic():
         Run.objects.bulk_create(
             [
@@ -33,15 +65,16 @@ def start_run(
                     tenant_id=workflow.tenant_id,
                     workflow=workflow,
                     version=version,
-                    event_key=event_key,
+                    event_key=key,
                     payload=payload,
                     is_test=is_test,
+                    options=options or {},
                 )
+                for (payload, _key), key in zip(events, keys, strict=True)
             ],
             ignore_conflicts=True,
         )
-        run = Run.objects.get(workflow=workflow, event_key=event_key)
-        root = version.root_step()
+        runs = {run.event_key: run for run in Run.objects.filter(workflow=workflow, event_key__in=keys)}
         StepExecution.objects.bulk_create(
             [
                 StepExecution(
@@ -49,10 +82,22 @@ def start_run(
                     run=run,
                     step=root,
                     item_key="0",
-                    input=payload,
-                    status=StepExecution.Status.PENDING,
+                    input=run.payload,
+                    next_attempt_at=now,
                 )
+                for run in runs.values()
             ],
             ignore_conflicts=True,
         )
-    return run
+        fresh = list(
+            StepExecution.objects.filter(
+                run__in=runs.values(), step=root, attempts=0, status=StepExecution.Status.PENDING
+            ).values_list("id", "run_id")
+        )
+        transaction.on_commit(lambda: _queue_roots(root.pk, fresh))
+    return [runs[key] for key in keys]
+
+
+def _queue_roots(root_step_id: int, executions: list[tuple[int, int]]) -> None:
+    for execution_id, run_id in executions:
+        enqueue_batch(run_id, root_step_id, execution_id=execution_id, attempt=1)

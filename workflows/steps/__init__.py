@@ -13,6 +13,12 @@ KIND_MODULES = [
     "workflows.steps.webhook_trigger",
     "workflows.steps.database_trigger",
     "workflows.steps.schedule_trigger",
+    "workflows.steps.wait",
+    "workflows.steps.data_query",
+    "workflows.steps.condition",
+    "workflows.steps.send_email",
+    "workflows.steps.slack_message",
+    "workflows.steps.http_request",
 ]
 
 STEP_KINDS: dict[str, StepKind] = {}

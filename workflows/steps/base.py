@@ -52,6 +52,15 @@ class StepKind:
         """Names available to the steps below this one (the builder's variable picker)."""
         return input_fields
 
+    def execute(self, ctx, item: dict[str, Any]) -> Any:
+        """Run the step on one item; return a list of items (see workflows/steps/results.py).
+
+        `ctx` is a runs.engine.context.StepContext (run, step, execution, now, per-batch resources).
+        Raise StepFailed(message, permanent) for errors. The default passes the item through, which is
+        what a trigger does: its item is the event's payload.
+        """
+        return [item]
+
     def on_publish(self, step, previous_step) -> None:
         """Called when a version whose tree holds this step is published (install triggers here)."""
 

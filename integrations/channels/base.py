@@ -1,0 +1,50 @@
+"""What every channel shares: open once per batch, send many, close; one error type that says retry or not.
+
+A channel is used as a context manager around a batch of messages, so that a transport with a
+connection (SMTP) opens it once:
+
+    with EmailChannel() as channel:
+        provider_id = channel.send(message)
+
+`send` returns the provider's id for the message (a Message-ID, a response id) or "" and raises
+`ChannelError(message, permanent=False)`. The engine retries transient errors with backoff and fails
+permanent ones at once with the message shown to the user; it never decides by matching strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChannelError(Exception):
+    def __init__(self, message: str, permanent: bool = False):
+        self.message = message
+        self.permanent = permanent
+        super().__init__(message)
+
+
+class Channel:
+    name: str = ""
+
+    def open(self) -> None:
+        """Set up what a batch shares (a connection). Called by __enter__."""
+
+    def close(self) -> None:
+        """Release what open() set up. Called by __exit__, also after errors."""
+
+    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
+        raise NotImplementedError
+
+    def __enter__(self) -> Channel:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def http_status_error(status: int, body: str, what: str) -> ChannelError:
+    """429 and 5xx are worth retrying; other 4xx mean the request itself is wrong."""
+    snippet = body.strip()[:300]
+    transient = status == 429 or status >= 500
+    return ChannelError(f"{what} answered HTTP {status}: {snippet}".rstrip(": "), permanent=not transient)

@@ -1,0 +1,50 @@
+"""Outgoing HTTP requests (the HTTP request step), with an Idempotency-Key header.
+
+Message dict: {"method": str, "url": str, "headers": {str: str}, "body": str | None}.
+`send` returns the response's body text; `last_response` holds (status, headers, body) of the last
+call so that the step can turn response JSON into the item.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+
+from integrations.channels.base import Channel, ChannelError, http_status_error
+
+MAX_RESPONSE_BYTES = 1_000_000
+
+
+class HttpChannel(Channel):
+    name = "http"
+    what = "The server"
+
+    def __init__(self) -> None:
+        self.last_response: tuple[int, dict[str, str], str] | None = None
+
+    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
+        headers = dict(message.get("headers") or {})
+        if idempotency_key:
+            headers.setdefault("Idempotency-Key", idempotency_key)
+        body = message.get("body")
+        data = body.encode() if isinstance(body, str) and body else None
+        if data is not None:
+            headers.setdefault("Content-Type", "application/json")
+        headers.setdefault("User-Agent", "Rowbell")
+        request = urllib.request.Request(message["url"], data=data, headers=headers, method=message["method"])
+        try:
+            with urllib.request.urlopen(request, timeout=settings.HTTP_STEP_TIMEOUT) as response:
+                text = response.read(MAX_RESPONSE_BYTES).decode(errors="replace")
+                self.last_response = (response.status, dict(response.headers), text)
+                return response.headers.get("X-Request-Id", "")
+        except urllib.error.HTTPError as exc:
+            text = exc.read(MAX_RESPONSE_BYTES).decode(errors="replace") if exc.fp else ""
+            raise http_status_error(exc.code, text, self.what) from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ChannelError(f"{self.what} could not be reached: {reason}", permanent=False) from exc
+        except ValueError as exc:
+            raise ChannelError(f"The URL is not valid: {exc}", permanent=True) from exc

@@ -1,0 +1,12 @@
+"""The engine's one source of time. Tests travel in time by patching `runs.engine.clock.now`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+
+
+def now() -> datetime:
+    """The current time (aware, UTC). Everything in the engine that compares against time calls this."""
+    return timezone.now()

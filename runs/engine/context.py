@@ -1,0 +1,58 @@
+"""What a step sees while it runs: its run, step and execution, the time, and per-batch resources."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runs.models import Run, StepExecution
+from workflows.models import Step
+from workflows.steps.results import StepFailed
+
+
+@dataclass
+class BatchResources:
+    """Connections shared by the executions of one batch, closed when the batch ends."""
+
+    query_connections: dict[int, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for conn in self.query_connections.values():
+            with contextlib.suppress(Exception):
+                conn.close()
+        self.query_connections.clear()
+
+
+@dataclass
+class StepContext:
+    run: Run
+    step: Step
+    now: datetime
+    resources: BatchResources
+    execution: StepExecution | None = None
+
+    @property
+    def run_context(self) -> dict[str, Any]:
+        """What templates see as `run`: the event's payload and key, and whether this is a test."""
+        return {
+            "id": self.run.pk,
+            "event_key": self.run.event_key,
+            "is_test": self.run.is_test,
+            "payload": self.run.payload,
+        }
+
+    def query_connection(self, datasource_id: int):
+        """One read-only connection per data source per batch (connecting costs more than a query)."""
+        from integrations.models import DataSource
+        from integrations.query import connect
+
+        conn = self.resources.query_connections.get(datasource_id)
+        if conn is None or conn.closed:
+            source = DataSource.objects.filter(tenant_id=self.run.tenant_id, pk=datasource_id).first()
+            if source is None:
+                raise StepFailed(f"Data query: data source {datasource_id} does not exist in this workspace.")
+            conn = connect(source.connection_url)
+            self.resources.query_connections[datasource_id] = conn
+        return conn

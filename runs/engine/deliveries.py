@@ -1,0 +1,64 @@
+"""Held (sandbox) messages: release sends exactly once, discard drops.
+
+- `release_delivery(delivery_id, tenant=None) -> bool`: claims the delivery `held -> sending` with one
+  conditional UPDATE, so of two concurrent calls only one sends; renders the message again from the
+  execution's item (the same templates and item, so the same message), sends it, marks it `sent`.
+  Returns True when this call sent it. A transient provider error puts it back to `held` (release it
+  again later); a permanent one marks it `failed`. Either way the reason is in `delivery.error`.
+- `discard_delivery(delivery_id, tenant=None) -> bool`: `held -> discarded`.
+Pass `tenant` from views so another tenant's id does nothing (the caller turns False into a 404).
+"""
+
+from __future__ import annotations
+
+from integrations.channels.base import ChannelError
+from runs.engine import clock
+from runs.engine.context import BatchResources, StepContext
+from runs.engine.sending import idempotency_key
+from runs.models import Delivery
+from workflows.steps import get_kind
+from workflows.steps.results import StepFailed
+
+
+def _scoped(delivery_id: int, tenant):
+    qs = Delivery.objects.filter(pk=delivery_id)
+    return qs.filter(tenant=tenant) if tenant is not None else qs
+
+
+def release_delivery(delivery_id: int, tenant=None) -> bool:
+    if (
+        not _scoped(delivery_id, tenant)
+        .filter(status=Delivery.Status.HELD)
+        .update(status=Delivery.Status.SENDING)
+    ):
+        return False
+    delivery = Delivery.objects.select_related("step_execution__step", "run__version").get(pk=delivery_id)
+    execution = delivery.step_execution
+    kind = get_kind(execution.step.kind)
+    ctx = StepContext(
+        run=delivery.run,
+        step=execution.step,
+        now=clock.now(),
+        resources=BatchResources(),
+        execution=execution,
+    )
+    try:
+        _content, transport = kind.render(ctx, execution.input)
+        with kind.open_channel() as channel:
+            provider_id = channel.send(transport, idempotency_key=idempotency_key(execution))
+    except (ChannelError, StepFailed) as exc:
+        status = Delivery.Status.HELD if not exc.permanent else Delivery.Status.FAILED
+        Delivery.objects.filter(pk=delivery_id).update(status=status, error=exc.message)
+        return False
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=Delivery.Status.SENT, provider_id=provider_id[:500], sent_at=clock.now(), error=""
+    )
+    return True
+
+
+def discard_delivery(delivery_id: int, tenant=None) -> bool:
+    return bool(
+        _scoped(delivery_id, tenant)
+        .filter(status=Delivery.Status.HELD)
+        .update(status=Delivery.Status.DISCARDED)
+    )

@@ -1,0 +1,98 @@
+"""Putting batch jobs on RQ. Jobs carry ids only; PostgreSQL decides what they do.
+
+A job `runs.jobs.run_batch(run_id, step_id, lane)` claims the due executions of one run's step. Job
+ids are `exec-<execution id>-<attempt>` (plus `-l<lane>` for the parallel lanes of a fan-out), where
+the execution is the next one due: enqueued with `unique=True`, so two paths (a finished batch, the
+sweeper, a retry) cannot queue the same attempt twice. Duplicates would be harmless anyway: a job
+that finds nothing to claim does nothing. Jobs keep no result (`result_ttl=0`), so the same id can be
+used again once the job has run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import django_rq
+from django.conf import settings
+from django.db import connection
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
+
+from runs.engine import clock
+
+logger = logging.getLogger(__name__)
+JOB = "runs.jobs.run_batch"
+
+
+def job_id(execution_id: int, attempt: int, lane: int = 0) -> str:
+    return f"exec-{execution_id}-{attempt}" + (f"-l{lane}" if lane else "")
+
+
+def enqueue_batch(
+    run_id: int,
+    step_id: int,
+    *,
+    execution_id: int,
+    attempt: int,
+    lane: int = 0,
+    queue: str = "default",
+    at: datetime | None = None,
+) -> bool:
+    """Queue (or schedule, with `at`) a batch job; False when that attempt is already queued."""
+    q = django_rq.get_queue(queue)
+    ident = job_id(execution_id, attempt, lane)
+    kwargs = {
+        "job_id": ident,
+        "result_ttl": 0,
+        "failure_ttl": 7 * 86400,
+        "job_timeout": settings.ENGINE_EXECUTION_TIMEOUT,
+        "description": f"run {run_id} step {step_id}",
+    }
+    try:
+        if at is not None and at > clock.now():
+            if Job.exists(ident, connection=q.connection):
+                return False
+            q.enqueue_at(at, JOB, run_id, step_id, lane, **kwargs)
+        else:
+            q.enqueue(JOB, run_id, step_id, lane, unique=True, **kwargs)
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def schedule_next(run_id: int, step_id: int, *, lane: int = 0, queue: str = "default") -> bool:
+    """Queue the next batch of this run's step if one is due, or schedule it if due soon.
+
+    Due later than ENGINE_SCHEDULE_HORIZON is left to the sweeper (RQ is not the source of truth).
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT id, attempts, next_attempt_at FROM runs_stepexecution"
+            " WHERE run_id = %s AND step_id = %s AND status = 'pending'"
+            " ORDER BY next_attempt_at, id LIMIT 1",
+            [run_id, step_id],
+        )
+        row = cur.fetchone()
+    if row is None:
+        return False
+    execution_id, attempts, due = row
+    now = clock.now()
+    if due is not None and (due - now).total_seconds() > settings.ENGINE_SCHEDULE_HORIZON:
+        return False
+    return enqueue_batch(
+        run_id,
+        step_id,
+        execution_id=execution_id,
+        attempt=attempts + 1,
+        lane=lane,
+        queue=queue,
+        at=due if due is not None and due > now else None,
+    )
+
+
+def after_commit(fn, *args, **kwargs) -> None:
+    """Enqueue only once the rows the job will claim are committed."""
+    from django.db import transaction
+
+    transaction.on_commit(lambda: fn(*args, **kwargs))

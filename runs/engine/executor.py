@@ -1,0 +1,177 @@
+"""Running one batch: claim due executions of a run's step, run them, write children, settle them.
+
+The steps, in SQL terms (a batch of B executions costs a handful of statements, plus what the step
+itself needs, e.g. two per email: the Delivery written before the send and marked after):
+1. claim: one UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id, which moves
+   due `pending` executions to `running` and counts the attempt; a job that claims nothing does nothing;
+2. run each execution's step (sends go through runs/engine/sending.py and its Delivery protocol);
+3. children: bulk inserts ignoring conflicts (runs/engine/spawn.py), written before the parent is
+   marked done so that the run never looks finished in between;
+4. settle: one UPDATE ... FROM (VALUES ...) marks every execution succeeded, failed, or pending again
+   with its backoff in `next_attempt_at`, only where it is still `running` (a cancel wins);
+5. queue the next batch of this step (the lane chains itself) and close the run if nothing is open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+
+from runs.engine import clock
+from runs.engine.completion import close_run_if_done
+from runs.engine.context import BatchResources, StepContext
+from runs.engine.enqueue import schedule_next
+from runs.engine.retry import backoff, max_attempts
+from runs.engine.spawn import Spawner
+from runs.models import Run, StepExecution
+from workflows.models import Step
+from workflows.steps import get_kind
+from workflows.steps.results import FanOut, StepFailed
+from workflows.steps.sending import SendKind
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SQL = """
+UPDATE runs_stepexecution SET status = 'running', attempts = attempts + 1, started_at = %(now)s
+WHERE id IN (
+    SELECT id FROM runs_stepexecution
+    WHERE run_id = %(run)s AND step_id = %(step)s AND status = 'pending' AND next_attempt_at <= %(now)s
+    ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+) AND status = 'pending'
+RETURNING id
+"""
+
+
+@dataclass
+class Outcome:
+    status: str
+    output: Any = None
+    error: str = ""
+    next_attempt_at: datetime | None = None
+    items: int = field(default=0)
+
+
+def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") -> int:
+    """Claim and run up to ENGINE_BATCH_SIZE due executions of one run's step; returns how many ran."""
+    run = Run.objects.select_related("version").filter(pk=run_id).first()
+    if run is None or run.status in Run.FINISHED:
+        if run is not None and run.status == Run.Status.CANCELLED:
+            cancel_open_executions(run_id)
+        return 0
+    now = clock.now()
+    ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
+    if not ids:
+        return 0
+    if run.status == Run.Status.PENDING:
+        Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(status=Run.Status.RUNNING)
+    step = Step.objects.get(pk=step_id)
+    executions = list(StepExecution.objects.filter(pk__in=ids).order_by("next_attempt_at", "id"))
+    children = list(Step.objects.filter(parent_id=step_id).order_by("position", "id"))
+    spawner = Spawner(run, children, now)
+    resources = BatchResources()
+    try:
+        outcomes = _run_step(run, step, executions, spawner, resources, now)
+        spawner.finish()
+    finally:
+        resources.close()
+    settle(executions, outcomes, now)
+    _chain(run_id, step_id, lane, queue, full=len(ids) >= settings.ENGINE_BATCH_SIZE)
+    close_run_if_done(run_id)
+    return len(ids)
+
+
+def claim(run_id: int, step_id: int, now: datetime, limit: int) -> list[int]:
+    with connection.cursor() as cur:
+        cur.execute(CLAIM_SQL, {"run": run_id, "step": step_id, "now": now, "limit": limit})
+        return [row[0] for row in cur.fetchall()]
+
+
+def _run_step(run, step, executions, spawner, resources, now) -> dict[int, Outcome]:
+    kind = get_kind(step.kind)
+    ctx = StepContext(run=run, step=step, now=now, resources=resources)
+    if isinstance(kind, SendKind):
+        from runs.engine.sending import send_batch
+
+        return send_batch(ctx, kind, executions, spawner)
+    outcomes = {}
+    for execution in executions:
+        ctx.execution = execution
+        outcomes[execution.pk] = apply(
+            ctx, execution, spawner, lambda e=execution: kind.execute(ctx, e.input)
+        )
+    return outcomes
+
+
+def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
+    """Run `produce()` for one execution, write its children, and turn errors into an outcome."""
+    try:
+        result = produce()
+        if isinstance(result, FanOut):
+            count = spawner.add(execution, result.pairs)
+            return Outcome("succeeded", output={**result.summary, "items": count}, items=count)
+        items = list(result)
+        pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+        spawner.add(execution, pairs)
+        return Outcome(
+            "succeeded", output=items[0] if len(items) == 1 else {"items": len(items)}, items=len(items)
+        )
+    except StepFailed as exc:
+        return failure(ctx, execution, exc.message, permanent=exc.permanent)
+    except Exception as exc:
+        logger.exception("Execution %s failed unexpectedly", execution.pk)
+        message = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+        return failure(ctx, execution, message, permanent=False)
+
+
+def failure(ctx: StepContext, execution: StepExecution, message: str, permanent: bool) -> Outcome:
+    limit = max_attempts(ctx.step.config)
+    if permanent or execution.attempts >= limit:
+        suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
+        return Outcome("failed", error=message + suffix)
+    delay = backoff(execution.attempts, ctx.step.config)
+    return Outcome("pending", error=message, next_attempt_at=ctx.now + delay)
+
+
+def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: datetime) -> list[int]:
+    """Mark every outcome with one UPDATE; only executions still `running` change (cancel wins)."""
+    values, params = [], []
+    for execution in executions:
+        outcome = outcomes[execution.pk]
+        values.append("(%s::bigint, %s::varchar, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz)")
+        params += [
+            execution.pk,
+            outcome.status,
+            json.dumps(outcome.output, cls=DjangoJSONEncoder) if outcome.output is not None else None,
+            outcome.error,
+            outcome.next_attempt_at,
+            now if outcome.status != "pending" else None,
+        ]
+    sql = (
+        "UPDATE runs_stepexecution e SET status = v.status, output = v.output, error = v.error,"
+        " next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at), finished_at = v.finished_at"
+        f" FROM (VALUES {', '.join(values)}) AS v(id, status, output, error, next_attempt_at, finished_at)"
+        " WHERE e.id = v.id AND e.status = 'running' RETURNING e.id"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [row[0] for row in cur.fetchall()]
+
+
+def _chain(run_id: int, step_id: int, lane: int, queue: str, full: bool) -> None:
+    """Keep this lane going while work is due; lane 0 also schedules retries and waits that are due soon."""
+    if lane == 0 or full:
+        schedule_next(run_id, step_id, lane=lane, queue=queue)
+
+
+def cancel_open_executions(run_id: int) -> int:
+    return StepExecution.objects.filter(run_id=run_id, status=StepExecution.Status.PENDING).update(
+        status=StepExecution.Status.CANCELLED, finished_at=clock.now()
+    )

@@ -1,0 +1,156 @@
+"""The delivery protocol for send steps: a Delivery row before any side effect, marked after.
+
+Per message (one execution of a send step):
+- a test run (`run.is_test`) stores the rendered message as `captured` and sends nothing, unless the
+  run has `options.override_recipient` and the channel can be redirected (email): then it is sent to
+  that address only;
+- a sandbox version (`run.version.sandbox`, not a test) stores it as `held`; a person releases it later
+  (runs/engine/deliveries.py);
+- otherwise the row is written as `sending`, the channel called, and the row marked `sent` (or
+  `failed` with the provider's reason; transient failures are retried with backoff).
+A retry that finds the message `sent`, `held` or `captured` does not send again. One still `sending`
+means a worker died between the provider call and the mark: it becomes `uncertain` and is never
+re-sent on its own (an operator's retry_execution can choose to).
+
+The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.channels.base import Channel, ChannelError
+from runs.engine import clock
+from runs.engine.context import StepContext
+from runs.engine.spawn import Spawner
+from runs.models import Delivery, StepExecution
+from workflows.steps.results import StepFailed
+from workflows.steps.sending import SendKind
+
+UNCERTAIN = (
+    "Uncertain: a worker stopped while this message was being handed to the provider, so it may or may "
+    "not have been sent. It is not re-sent automatically; retry the step to send it again."
+)
+
+
+def idempotency_key(execution: StepExecution) -> str:
+    return f"rowbell-exec-{execution.pk}"
+
+
+class LazyChannel:
+    """Opens the channel on the first real send (a batch of captured or held messages opens nothing)."""
+
+    def __init__(self, kind: SendKind):
+        self.kind = kind
+        self.channel: Channel | None = None
+
+    def get(self) -> Channel:
+        if self.channel is None:
+            self.channel = self.kind.open_channel()
+            self.channel.open()
+        return self.channel
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+
+
+def send_batch(ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner) -> dict:
+    from runs.engine.executor import apply
+
+    existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
+    channel = LazyChannel(kind)
+    outcomes = {}
+    try:
+        for execution in executions:
+            ctx.execution = execution
+            outcomes[execution.pk] = apply(
+                ctx,
+                execution,
+                spawner,
+                lambda e=execution: deliver(ctx, kind, e, existing.get(e.pk), channel),
+            )
+    finally:
+        channel.close()
+    return outcomes
+
+
+def delivery_mode(ctx: StepContext) -> str:
+    run = ctx.run
+    if run.is_test:
+        return "override" if (run.options or {}).get("override_recipient") else "capture"
+    return "hold" if run.version.sandbox else "send"
+
+
+def deliver(
+    ctx: StepContext,
+    kind: SendKind,
+    execution: StepExecution,
+    delivery: Delivery | None,
+    channel: LazyChannel,
+) -> list[dict[str, Any]]:
+    item = execution.input
+    if delivery is not None:
+        return _resume(ctx, kind, execution, delivery, channel)
+    content, transport = kind.render(ctx, item)
+    mode = delivery_mode(ctx)
+    if mode == "override":
+        redirected = kind.override_recipient(content, transport, ctx.run.options["override_recipient"])
+        if redirected is None:
+            mode = "capture"
+        else:
+            content, transport = redirected
+    if mode in ("capture", "hold"):
+        status = Delivery.Status.CAPTURED if mode == "capture" else Delivery.Status.HELD
+        _create(ctx, kind, execution, content, status)
+        return kind.result_items(ctx, item, content, None)
+    delivery = _create(ctx, kind, execution, content, Delivery.Status.SENDING)
+    return _send(ctx, kind, execution, delivery, transport, channel)
+
+
+def _create(ctx, kind, execution, content, status) -> Delivery:
+    return Delivery.objects.create(
+        tenant_id=ctx.run.tenant_id,
+        run_id=ctx.run.pk,
+        step_execution=execution,
+        channel=kind.channel,
+        recipient=kind.recipient(content)[:500],
+        status=status,
+        content=content,
+    )
+
+
+def _send(ctx, kind, execution, delivery: Delivery, transport, channel: LazyChannel) -> list[dict[str, Any]]:
+    try:
+        provider_id = channel.get().send(transport, idempotency_key=idempotency_key(execution))
+    except ChannelError as exc:
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, error=exc.message)
+        raise StepFailed(exc.message, permanent=exc.permanent) from exc
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.SENT, provider_id=provider_id[:500], sent_at=clock.now(), error=""
+    )
+    return kind.result_items(ctx, execution.input, delivery.content, channel.channel)
+
+
+def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel) -> list[dict[str, Any]]:
+    """A later attempt of an execution that already has its Delivery: never send twice."""
+    done = (Delivery.Status.SENT, Delivery.Status.HELD, Delivery.Status.CAPTURED, Delivery.Status.DISCARDED)
+    if delivery.status in done:
+        return kind.result_items(ctx, execution.input, delivery.content, None)
+    if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN):
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.UNCERTAIN, error=UNCERTAIN
+        )
+        raise StepFailed(UNCERTAIN, permanent=True)
+    # `failed`: the provider refused it, so it was not sent. Claim it for this attempt, then send.
+    content, transport = kind.render(ctx, execution.input)
+    if delivery_mode(ctx) == "override":
+        content, transport = kind.override_recipient(
+            content, transport, ctx.run.options["override_recipient"]
+        )
+    claimed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.FAILED).update(
+        status=Delivery.Status.SENDING
+    )
+    if not claimed:
+        raise StepFailed("Another worker is handling this message.", permanent=False)
+    return _send(ctx, kind, execution, delivery, transport, channel)

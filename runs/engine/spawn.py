@@ -1,0 +1,88 @@
+"""Writing an execution's children: bulk inserts that ignore conflicts, in chunks, then queue their batches.
+
+A child's item key is the parent's (one item passed on) or `<parent key>/<row key>` (a fan-out), so a
+repeated step creates nothing twice. A wait's execution is created already holding its due time in
+`next_attempt_at`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from runs.engine.enqueue import schedule_next
+from runs.models import Run, StepExecution
+from workflows.models import Step
+from workflows.steps import get_kind
+from workflows.steps.results import StepFailed
+
+CHUNK = 2000
+
+
+class Spawner:
+    def __init__(self, run: Run, children: list[Step], now: datetime):
+        self.run = run
+        self.children = children
+        self.now = now
+        self.rows: list[StepExecution] = []
+        self.count = 0  # items produced (each makes one execution per child step)
+        self.queued_lanes = 0
+        self.skip_waits = bool((run.options or {}).get("skip_waits"))
+
+    def add(self, parent: StepExecution, pairs: Iterable[tuple[str | None, dict[str, Any]]]) -> int:
+        """Write one execution per (item, child step); returns how many items there were."""
+        produced = 0
+        for key, item in pairs:
+            produced += 1
+            item_key = parent.item_key if key is None else f"{parent.item_key}/{key}"
+            for child in self.children:
+                self.rows.append(
+                    StepExecution(
+                        tenant_id=self.run.tenant_id,
+                        run_id=self.run.pk,
+                        step=child,
+                        parent_id=parent.pk,
+                        item_key=item_key[:500],
+                        input=item,
+                        next_attempt_at=self._due(child, item),
+                    )
+                )
+            if len(self.rows) >= CHUNK:
+                self.flush()
+        self.count += produced
+        return produced
+
+    def _due(self, step: Step, item: dict[str, Any]) -> datetime:
+        kind = get_kind(step.kind)
+        if self.skip_waits or not hasattr(kind, "due_at"):
+            return self.now
+        try:
+            return max(self.now, kind.due_at(step.config, item, self.now))
+        except StepFailed:
+            return self.now  # the wait's execution will fail with the reason, where it can be seen
+
+    def flush(self) -> None:
+        if self.rows:
+            StepExecution.objects.bulk_create(self.rows, ignore_conflicts=True, batch_size=CHUNK)
+            self.rows = []
+            # Start work on a big fan-out while the rest of it is still being read.
+            self.queue_batches()
+
+    def finish(self) -> None:
+        self.flush()
+        self.queue_batches()
+
+    def queue_batches(self) -> None:
+        """Queue up to ENGINE_FANOUT_PARALLELISM lanes per child step (each lane chains itself)."""
+        if not self.count or not self.children:
+            return
+        lanes = min(settings.ENGINE_FANOUT_PARALLELISM, math.ceil(self.count / settings.ENGINE_BATCH_SIZE))
+        queue = "low" if self.count > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"
+        for lane in range(self.queued_lanes, max(lanes, 1)):
+            for child in self.children:
+                schedule_next(self.run.pk, child.pk, lane=lane, queue=queue)
+            self.queued_lanes = lane + 1

@@ -1,0 +1,21 @@
+"""RQ jobs. They carry ids only; what they do is decided by rows in PostgreSQL (see runs/engine/)."""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+
+def run_batch(run_id: int, step_id: int, lane: int = 0) -> int:
+    """Claim and run the due executions of one run's step (a duplicate job finds nothing and returns 0)."""
+    from runs.engine.executor import run_batch as execute
+
+    job = get_current_job()
+    queue = job.origin if job is not None else "default"
+    return execute(run_id, step_id, lane=lane, queue=queue)
+
+
+def sweep() -> dict:
+    """The recovery sweep as a job (for RQ's cron); `manage.py sweeper` runs the same in a loop."""
+    from runs.engine.sweeper import sweep as do_sweep
+
+    return do_sweep().as_dict()

@@ -1,0 +1,44 @@
+"""Condition: a sandboxed Jinja2 expression over the item; true passes the item on, false ends the path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.steps import register
+from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.common import clean_expression
+from workflows.steps.results import StepFailed
+from workflows.templating import TemplateError, evaluate
+
+
+@register
+class Condition(StepKind):
+    kind = "condition"
+    label = "Condition"
+    description = "Continues only for items where the expression is true."
+    fields = (
+        Field(
+            "expression",
+            "Expression",
+            required=True,
+            help="Jinja2 expression over `item`, e.g. item.onboarded_at is none or item.plan == 'pro'.",
+        ),
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"expression": "true"}
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, str] = {}
+        cleaned: dict[str, Any] = {}
+        clean_expression(config, "expression", errors, cleaned)
+        if errors:
+            raise ConfigError(errors)
+        return cleaned
+
+    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            passed = evaluate(ctx.step.config["expression"], {"item": item, "run": ctx.run_context})
+        except TemplateError as exc:
+            raise StepFailed(f"Condition: {exc}", permanent=True) from exc
+        return [item] if passed else []

@@ -1,0 +1,126 @@
+"""Data query: SQL against one of the tenant's data sources, read-only, item values as bound parameters.
+
+Placeholders: `{{ item.post_id }}` in the SQL becomes a bound parameter (see integrations/query.py).
+Modes:
+- `fanout`: every row becomes an item (keyed by `key_column`, `id` by default), streamed from a
+  server-side cursor, so the steps below run once per row;
+- `first`: the first row's columns are merged into the item;
+- `all`: the rows are put into the item under `into` (default `rows`).
+Zero rows ends the path in every mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from workflows.steps import register
+from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.common import RETRY_FIELDS, clean_retry
+from workflows.steps.results import FanOut, StepFailed
+
+MODES = (("fanout", "One item per row"), ("first", "Add the first row to the item"), ("all", "Add all rows"))
+
+
+@register
+class DataQuery(StepKind):
+    kind = "data_query"
+    label = "Data query"
+    description = "Runs a read-only SQL query on a data source: fan out over the rows, or enrich the item."
+    fields = (
+        Field("datasource", "Data source", widget="datasource", required=True),
+        Field(
+            "sql",
+            "SQL",
+            widget="sql",
+            required=True,
+            help="One SELECT. Use {{ item.field }} for values from the item; they are sent as parameters.",
+        ),
+        Field("mode", "Result", widget="select", choices=MODES, default="fanout"),
+        Field("key_column", "Key column", default="id", help="Fan-out: the column that identifies a row."),
+        Field("into", "Put rows into", default="rows", help="Mode “all”: the item field that gets the rows."),
+        *RETRY_FIELDS,
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"mode": "fanout", "key_column": "id", "sql": ""}
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        from integrations.query import placeholders
+        from workflows.templating import validate_expression
+
+        errors: dict[str, str] = {}
+        cleaned: dict[str, Any] = {}
+        source = config.get("datasource")
+        if isinstance(source, str) and source.isdigit():
+            source = int(source)
+        if not isinstance(source, int) or isinstance(source, bool):
+            errors["datasource"] = "Choose the data source to query."
+        cleaned["datasource"] = source
+        sql = config.get("sql")
+        if not isinstance(sql, str) or not sql.strip():
+            errors["sql"] = (
+                "Write the SELECT to run, e.g. SELECT id, email FROM users WHERE id = {{ item.user_id }}."
+            )
+        else:
+            for expression in placeholders(sql):
+                problem = validate_expression(expression)
+                if problem:
+                    errors["sql"] = f"The placeholder {{{{ {expression} }}}} is not valid: {problem.message}"
+            cleaned["sql"] = sql.strip().rstrip(";").strip()
+        mode = config.get("mode", "fanout")
+        if mode not in dict(MODES):
+            errors["mode"] = "Choose fanout, first or all."
+        cleaned["mode"] = mode
+        cleaned["key_column"] = _name(config.get("key_column") or "id", "key_column", errors)
+        cleaned["into"] = _name(config.get("into") or "rows", "into", errors)
+        clean_retry(config, errors, cleaned)
+        if errors:
+            raise ConfigError(errors)
+        return cleaned
+
+    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]] | FanOut:
+        from integrations.query import QueryError, compile_sql, fetch_rows, stream_rows
+
+        config = ctx.step.config
+        try:
+            sql, params = compile_sql(config["sql"], {"item": item, "run": ctx.run_context})
+            conn = ctx.query_connection(config["datasource"])
+            if config.get("mode", "fanout") == "fanout":
+                rows = stream_rows(conn, sql, params)
+                return FanOut(_keyed(_checked(rows), config.get("key_column") or "id"), {"mode": "fanout"})
+            rows = fetch_rows(conn, sql, params)
+        except QueryError as exc:
+            raise StepFailed(f"Data query: {exc.message}", permanent=exc.permanent) from exc
+        if not rows:
+            return []
+        if config.get("mode") == "first":
+            return [{**item, **rows[0]}]
+        return [{**item, config.get("into") or "rows": rows}]
+
+
+def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    from integrations.query import QueryError
+
+    try:
+        yield from rows
+    except QueryError as exc:
+        raise StepFailed(f"Data query: {exc.message}", permanent=exc.permanent) from exc
+
+
+def _keyed(rows: Iterator[dict[str, Any]], key_column: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for index, row in enumerate(rows):
+        if key_column not in row:
+            raise StepFailed(
+                f"Data query: the rows have no “{key_column}” column to key items by; "
+                f"select it or set the key column to one of: {', '.join(row)}."
+            )
+        key = row[key_column]
+        yield (str(key) if key is not None else f"#{index}"), row
+
+
+def _name(value: Any, field: str, errors: dict[str, str]) -> str:
+    if not isinstance(value, str) or not value.strip() or "/" in value:
+        errors[field] = "Give a column or field name (letters, digits, underscores)."
+        return ""
+    return value.strip()

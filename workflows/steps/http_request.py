@@ -1,0 +1,126 @@
+"""HTTP request: method, URL, headers and a JSON body as templates; the response JSON can become the item.
+
+Every request carries `Idempotency-Key: rowbell-exec-<execution id>`, the same on every retry, so a
+receiver that honours it never acts twice. In the body, write values with `tojson`
+(`{"name": {{ item.name|tojson }}}`) so that quotes in data cannot break the JSON. Header values are
+stripped of CR/LF. Headers whose names look secret are masked in the stored Delivery content.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from integrations.channels.http import HttpChannel
+from workflows.steps import register
+from workflows.steps.base import ConfigError, Field
+from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.results import StepFailed
+from workflows.steps.sending import SendKind, rendered, template_context
+from workflows.templating import render, render_header, validate_template
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+RESPONSE_CHOICES = (
+    ("keep", "Keep the item"),
+    ("replace", "Response JSON becomes the item"),
+    ("merge", "Merge response JSON into the item"),
+)
+SECRET_HINTS = ("authorization", "token", "secret", "key", "cookie", "password")
+
+
+@register
+class HttpRequest(SendKind):
+    kind = "http_request"
+    label = "HTTP request"
+    description = "Calls a URL with a JSON body; the response can become the item."
+    channel = "http"
+    fields = (
+        Field("method", "Method", widget="select", choices=tuple((m, m) for m in METHODS), default="POST"),
+        Field("url", "URL", widget="template", required=True),
+        Field("headers", "Headers", widget="json", help='{"Authorization": "Bearer ..."}'),
+        Field("body", "JSON body", widget="template", help='e.g. {"email": {{ item.email|tojson }}}'),
+        Field("response", "Response", widget="select", choices=RESPONSE_CHOICES, default="keep"),
+        *RETRY_FIELDS,
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"method": "POST", "url": "", "headers": {}, "body": "", "response": "keep"}
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, str] = {}
+        cleaned: dict[str, Any] = {}
+        method = str(config.get("method") or "POST").upper()
+        if method not in METHODS:
+            errors["method"] = f"Choose one of {', '.join(METHODS)}."
+        cleaned["method"] = method
+        clean_template(config, "url", errors, cleaned, required=True)
+        url = cleaned.get("url", "")
+        if url and not url.lstrip().startswith(("http://", "https://", "{{")):
+            errors["url"] = "The URL must start with http:// or https://."
+        headers = config.get("headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            errors["headers"] = 'Headers must be a JSON object of names to text, like {"X-Token": "abc"}.'
+        else:
+            for name, value in headers.items():
+                problem = validate_template(value)
+                if problem:
+                    errors["headers"] = (
+                        f"Header {name}: template error on line {problem.line}: {problem.message}"
+                    )
+            cleaned["headers"] = headers
+        clean_template(config, "body", errors, cleaned, required=False)
+        response = config.get("response", "keep")
+        if response not in dict(RESPONSE_CHOICES):
+            errors["response"] = "Choose keep, replace or merge."
+        cleaned["response"] = response
+        clean_retry(config, errors, cleaned)
+        if errors:
+            raise ConfigError(errors)
+        return cleaned
+
+    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        config = ctx.step.config
+        context = template_context(ctx, item)
+        url = rendered("URL", render_header, config["url"], context)
+        headers = {
+            name: rendered(f"Header {name}", render_header, value, context)
+            for name, value in (config.get("headers") or {}).items()
+        }
+        body = (
+            rendered("JSON body", render, config.get("body") or "", context) if config.get("body") else None
+        )
+        if body is not None:
+            try:
+                json.loads(body)
+            except ValueError as exc:
+                raise StepFailed(
+                    f"JSON body: the rendered body is not JSON ({exc}). Use |tojson for values."
+                ) from exc
+        transport = {"method": config.get("method", "POST"), "url": url, "headers": headers, "body": body}
+        shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
+        return {**transport, "headers": shown}, transport
+
+    def recipient(self, content: dict[str, Any]) -> str:
+        return content["url"][:500]
+
+    def open_channel(self) -> HttpChannel:
+        return HttpChannel()
+
+    def result_items(self, ctx, item, content, channel: HttpChannel | None) -> list[dict[str, Any]]:
+        mode = ctx.step.config.get("response") or "keep"
+        if mode == "keep" or channel is None or channel.last_response is None:
+            return [item]
+        status, _headers, text = channel.last_response
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise StepFailed(
+                f"The response (HTTP {status}) is not JSON, so it cannot become the item."
+            ) from None
+        if not isinstance(data, dict):
+            data = {"response": data}
+        return [data] if mode == "replace" else [{**item, **data}]
+
+
+def _looks_secret(name: str) -> bool:
+    return any(hint in name.lower() for hint in SECRET_HINTS)

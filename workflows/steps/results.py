@@ -1,0 +1,29 @@
+"""What a step's `execute` returns and raises (the engine's side of the step-kind contract).
+
+- A list of items: usually `[item]` (passes on one item under the same item key) or `[]` (ends the
+  path, like a false condition or a query with no rows).
+- `FanOut(pairs)`: an iterable of `(key, item)`; each item gets the item key `<parent key>/<key>`. It may
+  be a generator (a server-side cursor): the engine writes children in chunks as it reads.
+- raise `StepFailed(message, permanent=False)`: transient failures are retried with backoff,
+  permanent ones fail the execution at once with the message shown to the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, permanent: bool = True):
+        self.message = message
+        self.permanent = permanent
+        super().__init__(message)
+
+
+@dataclass
+class FanOut:
+    pairs: Iterable[tuple[str, dict[str, Any]]]
+    # What the execution's output shows (a fan-out's items are its children, not its output).
+    summary: dict[str, Any] = field(default_factory=dict)

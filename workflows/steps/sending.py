@@ -1,0 +1,59 @@
+"""The shared shape of steps that send (email, Slack, HTTP): render, then hand to a channel.
+
+The engine (runs/engine/sending.py) owns the delivery protocol: a Delivery row written before the
+provider is called and marked after, held in sandbox, captured in test runs. A send kind only says
+how to render one item (`render` -> (content, transport)), who the recipient is, which channel to open,
+and what items go on after a send (`result_items`, default: the item unchanged).
+
+`content` is what Delivery.content keeps and the activity log shows (no secrets); `transport` is what
+the channel needs to send (it may add secrets such as a webhook URL).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from integrations.channels.base import Channel
+from workflows.steps.base import StepKind
+from workflows.templating import TemplateError
+
+
+class SendKind(StepKind):
+    channel: ClassVar[str] = ""
+
+    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def recipient(self, content: dict[str, Any]) -> str:
+        return ""
+
+    def open_channel(self) -> Channel:
+        raise NotImplementedError
+
+    def override_recipient(
+        self, content: dict[str, Any], transport: dict[str, Any], recipient: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A test run's override recipient; None when this channel cannot be redirected (then captured)."""
+        return None
+
+    def result_items(
+        self, ctx, item: dict[str, Any], content: dict[str, Any], channel: Channel | None
+    ) -> list[dict[str, Any]]:
+        return [item]
+
+    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+        raise RuntimeError("Send steps run through runs.engine.sending, which records deliveries.")
+
+
+def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
+    return {"item": item, "run": ctx.run_context}
+
+
+def rendered(label: str, fn, *args, **kwargs) -> str:
+    """Render one field, naming it in the error so the person knows which template to fix."""
+    from workflows.steps.results import StepFailed
+
+    try:
+        return fn(*args, **kwargs)
+    except TemplateError as exc:
+        raise StepFailed(f"{label}: {exc}", permanent=True) from exc

@@ -1,0 +1,224 @@
+"""User templates and expressions: Jinja2's sandbox, with caps on output size and render time.
+
+Public contract (the builder and the test interface call these):
+
+- `render(text, context, *, html=False) -> str`: renders a template; `html=True` autoescapes.
+- `render_header(text, context) -> str`: like render, with CR and LF removed (header injection).
+- `evaluate(expression, context) -> Any`: evaluates a sandboxed expression such as `item.plan == "pro"`.
+- `validate_template(text) -> TemplateProblem | None` and `validate_expression(text)`: syntax and
+  sandbox problems found before saving, with the line number and the reason.
+- `TemplateError(message, line=None)`: every failure while rendering (unknown variable, sandbox
+  violation, output or time cap). Its message says what to fix; the engine treats it as permanent.
+
+Why the caps: the sandbox stops attribute escapes (`__class__`, `__subclasses__`; Jinja2 >= 3.1.6) but
+not work: `'a' * 10**8` or nested loops would render for minutes. So `*`, `**` and `+` are intercepted
+and sized before they run, output is counted while it streams, and a watchdog thread raises
+`TemplateError` in the rendering thread when TEMPLATE_MAX_SECONDS passes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from django.conf import settings
+from jinja2.sandbox import SandboxedEnvironment
+
+MAX_POWER_RESULT_DIGITS = 1000
+
+
+class TemplateError(Exception):
+    def __init__(self, message: str, line: int | None = None):
+        self.message = message
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line else message)
+
+
+class RenderTimeout(BaseException):
+    """Injected by the watchdog; a BaseException so that no `except Exception` inside Jinja swallows it."""
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"Line {self.line}: {self.message}" if self.line else self.message
+
+
+def _max_output() -> int:
+    return settings.TEMPLATE_MAX_OUTPUT
+
+
+class CappedSandbox(SandboxedEnvironment):
+    """A sandbox whose arithmetic refuses to build values bigger than the output cap."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > _max_output():
+                    raise TemplateError(
+                        f"This template builds a value of {len(seq) * times:,} items; the limit is "
+                        f"{_max_output():,}. Repeat less."
+                    )
+            return operator.mul(left, right)
+        if operator_name == "**":
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
+                import math
+
+                if right * math.log10(abs(left)) > MAX_POWER_RESULT_DIGITS:
+                    raise TemplateError("This template computes a number that is too large.")
+            return operator.pow(left, right)
+        concatenation = isinstance(left, str | list) and isinstance(right, str | list)
+        if operator_name == "+" and concatenation and len(left) + len(right) > _max_output():
+            raise TemplateError(f"This template builds a value longer than {_max_output():,} characters.")
+        return operator.add(left, right)
+
+
+def _environment(autoescape: bool) -> CappedSandbox:
+    env = CappedSandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=True)
+    return env
+
+
+TEXT_ENV = _environment(False)
+HTML_ENV = _environment(True)
+
+
+class _Watchdog:
+    """One thread per process that interrupts renders past their deadline (no thread per render)."""
+
+    def __init__(self) -> None:
+        self.deadlines: dict[int, float] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self.lock:
+                late = [tid for tid, deadline in self.deadlines.items() if deadline < now]
+                for tid in late:
+                    del self.deadlines[tid]
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(tid), ctypes.py_object(RenderTimeout)
+                    )
+
+    def arm(self, seconds: float) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="template-watchdog", daemon=True)
+                self.thread.start()
+            self.deadlines[threading.get_ident()] = time.monotonic() + seconds
+
+    def disarm(self) -> None:
+        with self.lock:
+            self.deadlines.pop(threading.get_ident(), None)
+
+
+_watchdog = _Watchdog()
+
+
+def _timeout_error() -> TemplateError:
+    return TemplateError(
+        f"This template took longer than {settings.TEMPLATE_MAX_SECONDS:g} s to render; "
+        "loop over fewer values."
+    )
+
+
+def _problem_from(exc: Exception) -> TemplateError:
+    if isinstance(exc, TemplateError):
+        return exc
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(f"{exc.message}. Use a variable the item has, or give it a default.")
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return TemplateError(f"Not allowed in templates: {str(exc).rstrip('.')}.")
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(exc.message or "Syntax error.", exc.lineno)
+    return TemplateError(f"{type(exc).__name__}: {exc}")
+
+
+def _guarded(fn, *args):
+    _watchdog.arm(settings.TEMPLATE_MAX_SECONDS)
+    try:
+        try:
+            return fn(*args)
+        finally:
+            _watchdog.disarm()
+    except RenderTimeout:
+        raise _timeout_error() from None
+    except TemplateError:
+        raise
+    except Exception as exc:
+        raise _problem_from(exc) from exc
+
+
+def _stream(template: jinja2.Template, context: dict[str, Any]) -> str:
+    cap = _max_output()
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > cap:
+            raise TemplateError(f"This template renders more than {cap:,} characters; shorten it.")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _compile(env: CappedSandbox, text: str) -> jinja2.Template:
+    try:
+        return env.from_string(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(exc.message or "Syntax error.", exc.lineno) from exc
+
+
+def render(text: str, context: dict[str, Any], *, html: bool = False) -> str:
+    """Render a user template; raises TemplateError with a message a person can act on."""
+    template = _compile(HTML_ENV if html else TEXT_ENV, text or "")
+    return _guarded(_stream, template, context)
+
+
+def render_header(text: str, context: dict[str, Any]) -> str:
+    """Render a value that goes into a header (subject, recipient, HTTP header): no CR/LF survive."""
+    return render(text, context).replace("\r", " ").replace("\n", " ").strip()
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """Evaluate a sandboxed Jinja2 expression (a condition) against the context."""
+    try:
+        compiled = TEXT_ENV.compile_expression(expression, undefined_to_none=False)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(exc.message or "Syntax error.", exc.lineno) from exc
+    result = _guarded(compiled, context)
+    if isinstance(result, jinja2.Undefined):
+        _guarded(result._fail_with_undefined_error)
+    return result
+
+
+def validate_template(text: str) -> TemplateProblem | None:
+    """The first syntax problem of a template (line and reason), or None when it compiles."""
+    try:
+        TEXT_ENV.parse(text or "")
+    except jinja2.TemplateSyntaxError as exc:
+        return TemplateProblem(exc.lineno, exc.message or "Syntax error.")
+    return None
+
+
+def validate_expression(text: str) -> TemplateProblem | None:
+    """The syntax problem of a condition expression, or None."""
+    if not (text or "").strip():
+        return TemplateProblem(None, "Write an expression, like item.plan == 'pro'.")
+    try:
+        TEXT_ENV.compile_expression(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return TemplateProblem(exc.lineno, exc.message or "Syntax error.")
+    return None
