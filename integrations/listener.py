@@ -27,7 +27,6 @@ import select
 import threading
 import time
 from collections import defaultdict
-from datetime import timedelta
 
 import psycopg
 from django.conf import settings
@@ -42,9 +41,17 @@ from integrations.models import DataSource
 
 log = logging.getLogger(__name__)
 
+# Only rows of workflows published on this data source: rows of any other workflow must not sit at the
+# head of the queue (they are swept separately, after LISTENER_ORPHAN_GRACE).
 CLAIM_SQL = (
-    "SELECT id, workflow_id, op, new_row, old_row, created_at FROM rowbell.event_log "
-    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+    "SELECT id, workflow_id, op, new_row, old_row FROM rowbell.event_log "
+    "WHERE workflow_id = ANY(%s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+# Publishing installs the trigger before Rowbell's transaction commits, so a young row of an unknown
+# workflow may belong to a publish in progress; an old one belongs to a trigger that is gone.
+ORPHAN_SQL = (
+    "DELETE FROM rowbell.event_log WHERE NOT (workflow_id = ANY(%s)) "
+    "AND created_at < now() - make_interval(secs => %s)"
 )
 HEARTBEAT_SECONDS = 10
 
@@ -72,6 +79,8 @@ class SourcePoller:
         self.last_event_at = 0.0
         self.status_written: tuple[str, str] | None = None
         self.heartbeat_at = 0.0
+        self.workflow_ids: list[int] = []
+        self.orphans_swept_at = time.monotonic()
 
     def poll(self) -> int:
         """Process one batch; returns how many log rows were handled (0 when idle or unreachable)."""
@@ -117,14 +126,29 @@ class SourcePoller:
 
     def _process_batch(self) -> int:
         batch = int(option("LISTENER_BATCH_SIZE", 500))
+        grace = option("LISTENER_ORPHAN_GRACE", 60)
+        if time.monotonic() - self.orphans_swept_at > grace:
+            self._sweep_orphans(grace)
         with self.conn.transaction():
-            rows = self.conn.execute(CLAIM_SQL, (batch,)).fetchall()
+            rows = self.conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
             done = start_runs_for_events(self.datasource, rows)
             if done:
                 self.conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
         return len(done)
+
+    def _sweep_orphans(self, grace: float) -> None:
+        from workflows.steps.database_trigger import published_triggers
+
+        active = list(published_triggers(self.datasource.pk).values_list("version__workflow_id", flat=True))
+        with self.conn.transaction():
+            dropped = self.conn.execute(ORPHAN_SQL, (active, grace)).rowcount
+        if dropped:
+            log.warning(
+                "Data source %s: dropped %d event(s) of unpublished workflows", self.datasource.pk, dropped
+            )
+        self.orphans_swept_at = time.monotonic()
 
     def _lost(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, DataSourceUnavailable) else describe_error(exc)
@@ -157,30 +181,24 @@ class SourcePoller:
 def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int]:
     """Start the runs of claimed log rows in one Rowbell transaction; returns the ids that may be deleted.
 
-    Rows of a workflow that is not (or not yet) published here are kept for LISTENER_ORPHAN_GRACE
-    seconds, since publishing installs the trigger before Rowbell's transaction commits; then dropped.
+    Rows of a workflow that stopped being published since the claim are left in the log (the orphan
+    sweep removes them later).
     """
     from workflows.steps.database_trigger import published_triggers
 
     versions = {step.version.workflow_id: step.version for step in published_triggers(datasource.pk)}
-    workflows = {v.workflow_id: v.workflow for v in versions.values()} if versions else {}
-    orphan_before = timezone.now() - timedelta(seconds=option("LISTENER_ORPHAN_GRACE", 60))
     by_workflow: dict[int, list[tuple[dict, str]]] = defaultdict(list)
     done = []
-    for event_id, workflow_id, op, new_row, old_row, created_at in rows:
+    for event_id, workflow_id, op, new_row, old_row in rows:
         if workflow_id in versions:
             by_workflow[workflow_id].append(
                 (event_item(op, new_row, old_row), f"db:{datasource.pk}:{event_id}")
             )
             done.append(event_id)
-        elif created_at < orphan_before:
-            log.warning(
-                "Dropping event %s of workflow %s: not published on this data source", event_id, workflow_id
-            )
-            done.append(event_id)
     with transaction.atomic():
         for workflow_id, events in by_workflow.items():
-            _start(workflows[workflow_id], versions[workflow_id], events)
+            version = versions[workflow_id]
+            _start(version.workflow, version, events)
     return done
 
 
@@ -202,8 +220,12 @@ class Listener:
         """Follow publishing: poll data sources that gained a trigger, drop those that lost theirs."""
         from workflows.steps.database_trigger import published_triggers
 
-        wanted = {int(pk) for pk in published_triggers().values_list("config__datasource", flat=True)}
-        current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=wanted)}
+        workflows_by_source: dict[int, list[int]] = defaultdict(list)
+        for datasource_id, workflow_id in published_triggers().values_list(
+            "config__datasource", "version__workflow_id"
+        ):
+            workflows_by_source[int(datasource_id)].append(workflow_id)
+        current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=list(workflows_by_source))}
         for pk in list(self.pollers):
             if pk not in current:
                 self.pollers.pop(pk).close()
@@ -211,10 +233,11 @@ class Listener:
         for pk, datasource in current.items():
             poller = self.pollers.get(pk)
             if poller is None:
-                self.pollers[pk] = SourcePoller(datasource)
+                poller = self.pollers[pk] = SourcePoller(datasource)
             elif poller.datasource.notify_enabled != datasource.notify_enabled:
                 poller.close()  # reconnects with (or without) LISTEN
                 poller.datasource = datasource
+            poller.workflow_ids = sorted(workflows_by_source[pk])
         self.refreshed_at = time.monotonic()
 
     def run_once(self) -> int:

@@ -123,7 +123,7 @@ def test_a_log_row_processed_twice_starts_one_run(datasource, customer_db):
     workflow = db_trigger_workflow(datasource)
     customer_execute(customer_db, "INSERT INTO orders (email) VALUES ('a@example.com')")
     rows = customer_execute(
-        customer_db, "SELECT id, workflow_id, op, new_row, old_row, created_at FROM rowbell.event_log"
+        customer_db, "SELECT id, workflow_id, op, new_row, old_row FROM rowbell.event_log"
     )
     start_runs_for_events(datasource, rows)  # the "crashed" listener: runs committed, rows not deleted
 
@@ -207,3 +207,25 @@ def test_another_tenants_data_source_cannot_be_used(datasource, tenant_b):
 
     [errors] = raised.value.step_errors.values()
     assert "does not exist" in errors["datasource"]
+
+
+def test_events_of_unknown_workflows_neither_block_the_queue_nor_stay_forever(
+    datasource, customer_db, settings
+):
+    from integrations.datasources import TriggerSpec, install_trigger
+
+    settings.LISTENER_ORPHAN_GRACE = 3600
+    install_trigger(datasource, 424242, TriggerSpec(schema="public", table="orders"))  # a leftover trigger
+    workflow = db_trigger_workflow(datasource)
+    settings.LISTENER_BATCH_SIZE = 2  # the leftover's rows come first in id order
+    customer_execute(customer_db, "INSERT INTO orders (email) SELECT 'u' || n FROM generate_series(1, 5) n")
+
+    listen_until_idle()
+
+    assert len(payloads(workflow)) == 5
+    assert customer_execute(
+        customer_db, "SELECT workflow_id, count(*) FROM rowbell.event_log GROUP BY 1"
+    ) == [(424242, 5)]
+    settings.LISTENER_ORPHAN_GRACE = 0
+    listen_until_idle()
+    assert customer_execute(customer_db, "SELECT count(*) FROM rowbell.event_log") == [(0,)]

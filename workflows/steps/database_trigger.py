@@ -144,7 +144,7 @@ def published_triggers(datasource_id: int | None = None):
         kind=DatabaseTrigger.kind,
         parent__isnull=True,
         version__workflow__published_version=F("version"),
-    ).select_related("version")
+    ).select_related("version__workflow")
     if datasource_id is not None:
         steps = steps.filter(config__datasource=datasource_id)
     return steps
