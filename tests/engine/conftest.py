@@ -176,3 +176,25 @@ def email(to="{{ item.email }}", subject="Hello {{ item.name }}", text="Hi {{ it
 def engine(transactional_db, redis_conn, clock):
     """Everything an engine test needs: real DB commits, a clean Redis, a patchable clock."""
     return clock
+
+
+def customer_db(url: str, sql: str) -> None:
+    """Run setup SQL in the test's customer database (as its owner, not through Rowbell)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def data_source(tenant, url: str):
+    from integrations.models import DataSource
+
+    return DataSource.objects.create(tenant=tenant, name="App DB", connection_url=url)
+
+
+def query(source, sql: str, mode: str = "fanout", children=None, **extra) -> dict:
+    return {
+        "kind": "data_query",
+        "config": {"datasource": source.pk, "sql": sql, "mode": mode, **extra},
+        "children": children or [],
+    }
