@@ -1,0 +1,28 @@
+"""Template filters of the activity log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON (autoescaped by the template), as a person would write it."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def delivery_summary(content: dict[str, Any]) -> str:
+    """One line of a message: an email's subject, a Slack text, an HTTP call."""
+    if not isinstance(content, dict):
+        return ""
+    if content.get("subject"):
+        return str(content["subject"])
+    if content.get("method") and content.get("url"):
+        return f"{content['method']} {content['url']}"
+    return str(content.get("text") or "")

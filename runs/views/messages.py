@@ -1,0 +1,71 @@
+"""The activity log's messages (deliveries): who, which channel, what state, and the rendered content."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from runs.models import Delivery
+from runs.views.forms import MessageFilterForm
+from runs.views.paging import BadCursor, keyset_page, pager_links
+from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Workflow
+
+
+def filter_messages(tenant, form: MessageFilterForm, workflow: Workflow | None = None) -> QuerySet:
+    messages = Delivery.objects.for_tenant(tenant).filter(run__is_test=False)
+    data = form.valid_data()
+    workflow = workflow or data.get("workflow")
+    if workflow is not None:
+        messages = messages.filter(run__workflow=workflow)
+    for name in ("status", "channel"):
+        if data.get(name):
+            messages = messages.filter(**{name: data[name]})
+    if data.get("q"):
+        messages = messages.filter(recipient=data["q"])
+    start, end = form.date_range()
+    if start:
+        messages = messages.filter(created_at__gte=start)
+    if end:
+        messages = messages.filter(created_at__lt=end)
+    return messages.select_related("run__workflow", "step_execution__step")
+
+
+@login_required
+def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+    tenant = request.tenant
+    workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id) if workflow_id else None
+    form = MessageFilterForm(request.GET or None, tenant=tenant)
+    form.is_valid()
+    messages = filter_messages(tenant, form, workflow)
+    cursor_error = ""
+    try:
+        page = keyset_page(messages, request.GET.get("after"))
+    except BadCursor as exc:
+        cursor_error, page = str(exc), keyset_page(messages, None)
+    held = Delivery.objects.for_tenant(tenant).filter(status=Delivery.Status.HELD, run__is_test=False)
+    if workflow is not None:
+        held = held.filter(run__workflow=workflow)
+    context = {
+        "form": form,
+        "workflow": workflow,
+        "page": page,
+        "cursor_error": cursor_error,
+        **pager_links(request, page),
+        "held_count": held.count(),
+    }
+    return render(request, "runs/message_list.html", context)
+
+
+@login_required
+def message_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
+    delivery = get_for_tenant_or_404(
+        Delivery.objects.select_related("run__workflow", "step_execution__step"),
+        request.tenant,
+        pk=delivery_id,
+    )
+    return render(
+        request, "runs/message_detail.html", {"delivery": delivery, "content": delivery.content or {}}
+    )

@@ -1,0 +1,63 @@
+"""How runs, executions and deliveries read on the page: words, not raw status codes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from runs.models import Run, StepExecution
+
+
+def max_attempts(step_config: dict[str, Any]) -> int:
+    """The engine's retry limit for a step (its own setting, else the project default)."""
+    return int(step_config.get("max_attempts") or getattr(settings, "ENGINE_MAX_ATTEMPTS", 10))
+
+
+def short_time(when: datetime, now: datetime) -> str:
+    """14:05 today, otherwise Nov 25 14:05, in the site's time zone."""
+    local, today = timezone.localtime(when), timezone.localtime(now)
+    return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%b %d %H:%M")
+
+
+def is_retrying(execution: StepExecution) -> bool:
+    return (
+        execution.status == StepExecution.Status.PENDING and execution.attempts > 0 and bool(execution.error)
+    )
+
+
+def execution_state(execution: StepExecution, now: datetime | None = None) -> str:
+    """What an execution is doing, e.g. "retrying, attempt 3 of 10, next at 14:05"."""
+    now = now or timezone.now()
+    due = execution.next_attempt_at
+    if is_retrying(execution):
+        text = f"retrying, attempt {execution.attempts + 1} of {max_attempts(execution.step.config)}"
+        return f"{text}, next at {short_time(due, now)}" if due else text
+    if execution.status == StepExecution.Status.PENDING and due and due > now:
+        return f"waiting until {short_time(due, now)}"
+    return execution.get_status_display().lower()
+
+
+def state_class(execution: StepExecution) -> str:
+    """A CSS class: retrying executions look different from running ones."""
+    return "retrying" if is_retrying(execution) else execution.status
+
+
+def duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:
+    """ "1.2 s", "3 min 4 s", "2 h 5 min"; an open interval runs until now."""
+    if start is None:
+        return ""
+    seconds = ((end or now or timezone.now()) - start) / timedelta(seconds=1)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def run_duration(run: Run, now: datetime | None = None) -> str:
+    return duration(run.created_at, run.finished_at, now)

@@ -1,0 +1,103 @@
+"""The activity log's runs: newest first, filtered, searched, keyset-paginated; test runs left out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from runs.models import Delivery, Run, StepExecution
+from runs.views.forms import RETRYING, RunFilterForm
+from runs.views.paging import BadCursor, Page, keyset_page, pager_links
+from runs.views.presenting import run_duration
+from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Workflow
+
+COUNTED = [*StepExecution.Status.values, RETRYING]
+
+
+def retrying_executions() -> QuerySet:
+    return StepExecution.objects.filter(status=StepExecution.Status.PENDING, attempts__gt=0).exclude(error="")
+
+
+def filter_runs(tenant, form: RunFilterForm, workflow: Workflow | None = None) -> QuerySet:
+    runs = Run.objects.for_tenant(tenant).filter(is_test=False)
+    data = form.valid_data()
+    workflow = workflow or data.get("workflow")
+    if workflow is not None:
+        runs = runs.filter(workflow=workflow)
+    status = data.get("status")
+    if status == RETRYING:
+        # A semi-join on the (few) retrying executions, not an EXISTS probe per run of a long history.
+        runs = runs.filter(pk__in=retrying_executions().filter(tenant=tenant).values("run_id"))
+    elif status:
+        runs = runs.filter(status=status)
+    start, end = form.date_range()
+    if start:
+        runs = runs.filter(created_at__gte=start)
+    if end:
+        runs = runs.filter(created_at__lt=end)
+    if data.get("q"):
+        query = data["q"]
+        by_recipient = Delivery.objects.for_tenant(tenant).filter(recipient=query).values("run_id")
+        runs = runs.filter(Q(event_key=query) | Q(pk__in=by_recipient))
+    return runs.select_related("workflow", "version")
+
+
+def execution_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{run id: {status: count, "retrying": count}} for one page of runs, in one query."""
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    rows = (
+        StepExecution.objects.filter(run_id__in=run_ids)
+        .values("run_id", "status")
+        .annotate(n=Count("id"), retrying=Count("id", filter=Q(attempts__gt=0) & ~Q(error="")))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["run_id"]][row["status"]] = row["n"]
+        if row["status"] == StepExecution.Status.PENDING and row["retrying"]:
+            counts[row["run_id"]][RETRYING] = row["retrying"]
+            counts[row["run_id"]][row["status"]] = row["n"] - row["retrying"]
+    return counts
+
+
+def run_rows(page: Page) -> list[dict]:
+    counts = execution_counts([run.pk for run in page.items])
+    now = timezone.now()
+    return [
+        {
+            "run": run,
+            "duration": run_duration(run, now),
+            "counts": [
+                (status, counts[run.pk].get(status)) for status in COUNTED if counts[run.pk].get(status)
+            ],
+        }
+        for run in page.items
+    ]
+
+
+@login_required
+def run_list(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+    tenant = request.tenant
+    workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id) if workflow_id else None
+    form = RunFilterForm(request.GET or None, tenant=tenant)
+    form.is_valid()
+    cursor_error = ""
+    runs = filter_runs(tenant, form, workflow)
+    try:
+        page = keyset_page(runs, request.GET.get("after"))
+    except BadCursor as exc:
+        cursor_error, page = str(exc), keyset_page(runs, None)
+    context = {
+        "form": form,
+        "workflow": workflow,
+        "rows": run_rows(page),
+        "page": page,
+        "cursor_error": cursor_error,
+        **pager_links(request, page),
+    }
+    return render(request, "runs/run_list.html", context)

@@ -1,0 +1,105 @@
+"""A run's page: the tree with branches and items, retry state in words, live polling, item paths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from runs.models import Run, StepExecution
+from runs.views.presenting import execution_state
+from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
+
+
+def page_of(client, run, **params):
+    return client.get(reverse("runs:run_detail", args=[run.pk]), params)
+
+
+def test_tree_shows_both_branches_with_items_errors_and_deliveries(owner_client, onboarding):
+    run = make_run(onboarding, "signup-9", status=Run.Status.PARTIAL)
+    steps = steps_of(onboarding)
+    welcome = add_execution(run, steps["Welcome"], "0", output=[{"sent": True}], attempts=1)
+    add_delivery(welcome, "ann@example.com")
+    add_execution(
+        run, steps["Tell the team"], "0", status="failed", attempts=10, error="SMTP 550: no such user"
+    )
+    page = page_of(owner_client, run)
+    assert page.status_code == 200
+    html = page.content.decode()
+    roots = page.context["tree"]
+    assert len(roots) == 1 and [c.step.name for c in roots[0].children] == ["Welcome", "Tell the team"]
+    assert "SMTP 550: no such user" in html and "email to ann@example.com" in html
+    assert "&quot;sent&quot;: true" in html  # output as JSON
+    assert 'hx-trigger="every' not in html  # finished: no polling
+
+
+def test_a_running_run_polls_and_the_partial_comes_back(owner_client, onboarding):
+    run = make_run(onboarding, "live", status=Run.Status.RUNNING)
+    html = page_of(owner_client, run).content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    partial = owner_client.get(
+        reverse("runs:run_detail", args=[run.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-live"
+    )
+    body = partial.content.decode()
+    assert 'id="run-live"' in body and "<html" not in body
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
+    finished = owner_client.get(
+        reverse("runs:run_detail", args=[run.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-live"
+    )
+    assert "hx-trigger" not in finished.content.decode()
+
+
+def test_retrying_execution_says_so_instead_of_looking_like_it_runs(onboarding):
+    run = make_run(onboarding, "r", status=Run.Status.RUNNING)
+    due = datetime(2026, 3, 2, 14, 5, tzinfo=UTC)
+    execution = add_execution(
+        run,
+        steps_of(onboarding)["Welcome"],
+        "0",
+        status="pending",
+        attempts=2,
+        error="451 later",
+        next_attempt_at=due,
+    )
+    now = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    assert execution_state(execution, now) == "retrying, attempt 3 of 10, next at 14:05"
+    execution.error, execution.attempts = "", 0
+    assert execution_state(execution, now) == "waiting until 14:05"
+    execution.status = StepExecution.Status.RUNNING
+    assert execution_state(execution, now) == "running"
+
+
+def test_status_and_item_filters_narrow_the_tree(owner_client, onboarding):
+    run = make_run(onboarding, "fan", status=Run.Status.PARTIAL)
+    welcome = steps_of(onboarding)["Welcome"]
+    for n in range(5):
+        add_execution(run, welcome, f"0/{n}", status="failed" if n == 3 else "succeeded")
+    failed = page_of(owner_client, run, status="failed").context["tree"][0].children[0]
+    assert [e.item_key for e in failed.executions] == ["0/3"]
+    one_item = page_of(owner_client, run, item="0/2").context["tree"][0]
+    assert [e.item_key for e in one_item.executions] == ["0"]  # its ancestor, the trigger's item
+    assert [e.item_key for e in one_item.children[0].executions] == ["0/2"]
+
+
+def test_a_big_fanout_is_paged_per_step_with_a_constant_number_of_queries(owner_client, onboarding):
+    run = make_run(onboarding, "big", status=Run.Status.RUNNING)
+    welcome = steps_of(onboarding)["Welcome"]
+    StepExecution.objects.bulk_create(
+        StepExecution(tenant_id=run.tenant_id, run=run, step=welcome, item_key=f"0/{n:04d}")
+        for n in range(130)
+    )
+    with CaptureQueriesContext(connection) as first:
+        page = page_of(owner_client, run)
+    node = page.context["tree"][0].children[0]
+    assert len(node.executions) == 50 and node.counts == {"pending": 130}
+    second = page_of(owner_client, run, step=welcome.pk, after=node.more_after).context["tree"][0].children[0]
+    assert second.executions[0].item_key == "0/0050"
+    StepExecution.objects.bulk_create(
+        StepExecution(tenant_id=run.tenant_id, run=run, step=welcome, item_key=f"1/{n:04d}")
+        for n in range(300)
+    )
+    with CaptureQueriesContext(connection) as more:
+        page_of(owner_client, run)
+    assert len(more) == len(first)
