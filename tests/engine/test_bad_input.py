@@ -132,7 +132,7 @@ def test_an_item_value_reaches_the_query_as_data(engine, smtp, tenant_a, tenant_
     ],
 )
 def test_the_sandbox_refuses_escapes(template):
-    with pytest.raises(TemplateError, match="Not allowed|unsafe|undefined"):
+    with pytest.raises(TemplateError, match=r"Not allowed|undefined"):
         render(template, {"item": {}})
 
 
@@ -142,7 +142,7 @@ def test_huge_output_and_long_loops_are_stopped(settings):
         render("{{ 'a' * 10**8 }}", {})
     with pytest.raises(TemplateError, match="more than"):
         render("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", {})
-    with pytest.raises(TemplateError, match="longer than 0.5 s"):
+    with pytest.raises(TemplateError, match=r"longer than 0\.5 s"):
         render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", {})
 
 
