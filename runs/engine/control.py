@@ -6,8 +6,9 @@
 - `retry_execution(execution) -> bool`: a `failed` execution becomes `pending` again, due now, with
   its attempt count kept; the run reopens. An `uncertain` or `failed` Delivery of it is reset to
   `failed`, which the next attempt sends: retrying is the person's decision that a resend is wanted.
-- `replay_run(run, *, is_test=None) -> Run`: a new run of the same version with the same payload and
-  options, under the event key `<key>:replay:<n>`.
+- `replay_run(run, *, is_test=None, version=None) -> Run`: a new run with the same payload and options,
+  under the event key `<key>:replay:<n>`, on `version` (default: the run's own version; the activity
+  log passes the workflow's current published version).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def retry_execution(execution: StepExecution) -> bool:
     return True
 
 
-def replay_run(run: Run, *, is_test: bool | None = None) -> Run:
+def replay_run(run: Run, *, is_test: bool | None = None, version=None) -> Run:
     from runs.engine.start import start_run
 
     base = f"{run.event_key}:replay:"
@@ -70,7 +71,7 @@ def replay_run(run: Run, *, is_test: bool | None = None) -> Run:
         run.workflow,
         run.payload,
         f"{base}{number}"[-255:],
-        version=run.version,
+        version=version or run.version,
         is_test=run.is_test if is_test is None else is_test,
         options=run.options,
     )
