@@ -37,7 +37,7 @@ FROM runs_run r WHERE r.id = e.run_id AND r.status = 'cancelled' AND e.status = 
 
 # One row per (run, step): its first due execution. Touching next_attempt_at marks them as re-queued.
 REQUEUE_SQL = """
-WITH due AS (
+WITH due AS MATERIALIZED (
     SELECT e.id FROM runs_stepexecution e JOIN runs_run r ON r.id = e.run_id
     WHERE e.status = 'pending' AND e.next_attempt_at <= %(due_before)s AND r.status IN ('pending', 'running')
     ORDER BY e.next_attempt_at LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED

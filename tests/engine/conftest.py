@@ -34,7 +34,7 @@ class SinkHandler:
         self.script: list[str] = []
         self.refuse: dict[str, str] = {}
         self.lock = threading.Lock()
-        self.attempt_times: list[float] = []
+        self.delay = 0.0  # seconds per message, to make a batch slow enough to interrupt
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -43,6 +43,10 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.script:
                 return self.script.pop(0)
@@ -58,7 +62,7 @@ class SinkHandler:
 @pytest.fixture
 def smtp(settings):
     handler = SinkHandler()
-    port = free_port()
+    port = handler.port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -71,8 +75,8 @@ def smtp(settings):
 
 
 class Clock:
-    def __init__(self):
-        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
