@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import messages, run_detail, run_list
+from runs.views import actions, messages, run_detail, run_list
 
 app_name = "runs"
 
@@ -11,4 +11,9 @@ urlpatterns = [
     path("activity/messages/", messages.message_list, name="message_list"),
     path("activity/workflows/<int:workflow_id>/messages/", messages.message_list, name="workflow_messages"),
     path("activity/messages/<int:delivery_id>/", messages.message_detail, name="message_detail"),
+    path("activity/executions/<int:execution_id>/retry/", actions.retry, name="retry_execution"),
+    path("activity/runs/<int:run_id>/cancel/", actions.cancel, name="cancel_run"),
+    path("activity/runs/<int:run_id>/replay/", actions.replay, name="replay_run"),
+    path("activity/messages/release/", actions.release, name="release_messages"),
+    path("activity/messages/discard/", actions.discard, name="discard_messages"),
 ]

@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from runs.engine import clock
 from runs.models import Run, StepExecution
 
 
@@ -30,7 +31,7 @@ def is_retrying(execution: StepExecution) -> bool:
 
 def execution_state(execution: StepExecution, now: datetime | None = None) -> str:
     """What an execution is doing, e.g. "retrying, attempt 3 of 10, next at 14:05"."""
-    now = now or timezone.now()
+    now = now or clock.now()
     due = execution.next_attempt_at
     if is_retrying(execution):
         text = f"retrying, attempt {execution.attempts + 1} of {max_attempts(execution.step.config)}"
@@ -49,7 +50,7 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
     """ "1.2 s", "3 min 4 s", "2 h 5 min"; an open interval runs until now."""
     if start is None:
         return ""
-    seconds = ((end or now or timezone.now()) - start) / timedelta(seconds=1)
+    seconds = ((end or now or clock.now()) - start) / timedelta(seconds=1)
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes, secs = divmod(int(seconds), 60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
+from runs.engine import clock
 from runs.models import Run
 from runs.views.presenting import run_duration
 from runs.views.tree import TreeFilter, build_tree
@@ -36,7 +36,7 @@ def tree_filter(request: HttpRequest) -> TreeFilter:
 
 
 def run_context(request: HttpRequest, run: Run) -> dict:
-    now = timezone.now()
+    now = clock.now()
     wanted = tree_filter(request)
     return {
         "run": run,

@@ -8,8 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
+from runs.engine import clock
 from runs.models import Delivery, Run, StepExecution
 from runs.views.forms import RETRYING, RunFilterForm
 from runs.views.paging import BadCursor, Page, keyset_page, pager_links
@@ -67,7 +67,7 @@ def execution_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
 
 def run_rows(page: Page) -> list[dict]:
     counts = execution_counts([run.pk for run in page.items])
-    now = timezone.now()
+    now = clock.now()
     return [
         {
             "run": run,

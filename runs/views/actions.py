@@ -1,0 +1,125 @@
+"""What people do from the activity log: retry a failed execution, cancel or replay a run, release or
+discard held messages. Every object is reached through request.tenant (another tenant's id is a 404),
+and the engine's functions do the work: each is a conditional UPDATE, so a double click acts once.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from runs.engine import cancel_run, discard_delivery, release_delivery, replay_run, retry_execution
+from runs.models import Delivery, Run, StepExecution
+from runs.views.presenting import execution_state
+from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Workflow
+
+# Messages released per click: each is sent inside the request, so "release all" works in slices.
+RELEASE_LIMIT = 200
+
+
+def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+    """To the page the form came from (`next`), when it is one of ours."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        target = default
+    return HttpResponseRedirect(target)
+
+
+@require_POST
+@login_required
+def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
+    qs = StepExecution.objects.select_related("step")
+    execution = get_for_tenant_or_404(qs, request.tenant, pk=execution_id)
+    label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
+    if retry_execution(execution):
+        messages.success(request, f"Retrying {label} now.")
+    else:
+        messages.error(
+            request, f"Only a failed execution can be retried; {label} is {execution_state(execution)}."
+        )
+    return back(request, reverse("runs:run_detail", args=[execution.run_id]))
+
+
+@require_POST
+@login_required
+def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_for_tenant_or_404(Run, request.tenant, pk=run_id)
+    if run.status in Run.FINISHED:
+        messages.error(request, f"Run #{run.pk} has already finished ({run.get_status_display().lower()}).")
+    else:
+        count = cancel_run(run)
+        messages.success(request, f"Run #{run.pk} cancelled; {count} pending or running executions stopped.")
+    return back(request, reverse("runs:run_detail", args=[run.pk]))
+
+
+@require_POST
+@login_required
+def replay(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_for_tenant_or_404(Run.objects.select_related("workflow"), request.tenant, pk=run_id)
+    # A live event replays on what is live now; a test run replays on the version it tested.
+    version = run.version if run.is_test else run.workflow.published_version
+    if version is None:
+        messages.error(request, f"“{run.workflow}” is not published: publish it, then replay the event.")
+        return back(request, reverse("runs:run_detail", args=[run.pk]))
+    again = replay_run(run, version=version)
+    messages.success(request, f"Replayed run #{run.pk}'s event as run #{again.pk}.")
+    return HttpResponseRedirect(reverse("runs:run_detail", args=[again.pk]))
+
+
+def chosen_deliveries(request: HttpRequest) -> tuple[list[int], str]:
+    """Held delivery ids the form names (`ids`, or `all` with an optional `workflow`), and an error."""
+    held = Delivery.objects.for_tenant(request.tenant).filter(status=Delivery.Status.HELD)
+    if request.POST.get("all"):
+        workflow_id = request.POST.get("workflow")
+        if workflow_id:
+            held = held.filter(run__workflow=get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id))
+        return list(held.order_by("created_at", "id").values_list("pk", flat=True)[:RELEASE_LIMIT]), ""
+    ids = request.POST.getlist("ids")
+    if not ids:
+        return [], "Select at least one held message first."
+    if not all(value.isdigit() for value in ids):
+        return [], "The selection was not a list of message ids; reload the page and select again."
+    # Ids of another tenant, or no longer held, simply drop out here.
+    return list(held.filter(pk__in=ids).values_list("pk", flat=True)[:RELEASE_LIMIT]), ""
+
+
+@require_POST
+@login_required
+def release(request: HttpRequest) -> HttpResponse:
+    ids, error = chosen_deliveries(request)
+    if error:
+        messages.error(request, error)
+        return back(request, reverse("runs:message_list"))
+    sent = [pk for pk in ids if release_delivery(pk, tenant=request.tenant)]
+    report_release(request, ids, sent)
+    return back(request, reverse("runs:message_list"))
+
+
+def report_release(request: HttpRequest, ids: list[int], sent: list[int]) -> None:
+    if sent:
+        messages.success(request, f"Released and sent {len(sent)} message{'s' if len(sent) != 1 else ''}.")
+    unsent = Delivery.objects.filter(pk__in=set(ids) - set(sent)).exclude(error="")
+    for delivery in unsent.filter(status__in=[Delivery.Status.HELD, Delivery.Status.FAILED])[:5]:
+        again = "still held, release it again later" if delivery.status == Delivery.Status.HELD else "failed"
+        messages.error(request, f"Message to {delivery.recipient} {again}: {delivery.error}")
+    if not ids:
+        messages.info(request, "No held messages to release.")
+    elif len(ids) == RELEASE_LIMIT:
+        messages.info(request, f"Released at most {RELEASE_LIMIT} per click; release again for the rest.")
+
+
+@require_POST
+@login_required
+def discard(request: HttpRequest) -> HttpResponse:
+    ids, error = chosen_deliveries(request)
+    if error:
+        messages.error(request, error)
+        return back(request, reverse("runs:message_list"))
+    dropped = sum(discard_delivery(pk, tenant=request.tenant) for pk in ids)
+    messages.success(request, f"Discarded {dropped} held message{'s' if dropped != 1 else ''}.")
+    return back(request, reverse("runs:message_list"))
