@@ -8,6 +8,9 @@ Add one `cron.register(...)` line per periodic job.
 from rq import cron
 
 from integrations.schedules import fire_due_schedules
+from runs.jobs import sweep
 
 # Schedule triggers: start the runs whose firing time has passed (at most this many seconds late).
 cron.register(fire_due_schedules, queue_name="default", interval=10)
+# The engine's recovery sweeper: re-queue due or orphaned executions, reclaim those of dead workers.
+cron.register(sweep, queue_name="default", interval=5)
