@@ -1,4 +1,4 @@
-"""`manage.py export_workflow WORKFLOW_ID [--version N] [-o FILE]`: the step tree as JSON (docs/workflow-format.md)."""
+"""`manage.py export_workflow WORKFLOW_ID [--number N] [-o FILE]`: the step tree as JSON (docs/workflow-format.md)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ from workflows.models import Workflow
 
 
 class Command(BaseCommand):
-    help = "Write a workflow's step tree as JSON (the published version unless --version is given)."
+    help = "Write a workflow's step tree as JSON (the published version unless --number is given)."
 
     def add_arguments(self, parser):
         parser.add_argument("workflow_id", type=int)
-        parser.add_argument("--version", type=int, help="A published version number.")
+        parser.add_argument("--number", type=int, help="A published version number (default: the live one).")
         parser.add_argument("-o", "--output", help="Write to this file instead of standard output.")
 
-    def handle(self, *args, workflow_id: int, version: int | None, output: str | None, **options):
+    def handle(self, *args, workflow_id: int, number: int | None, output: str | None, **options):
         workflow = Workflow.objects.filter(pk=workflow_id).first()
         if workflow is None:
             raise CommandError(f"No workflow {workflow_id}.")
         chosen = None
-        if version is not None:
-            chosen = workflow.versions.filter(number=version).first()
+        if number is not None:
+            chosen = workflow.versions.filter(number=number).first()
             if chosen is None:
-                raise CommandError(f"“{workflow}” has no version {version}.")
+                raise CommandError(f"“{workflow}” has no version {number}.")
         try:
             text = json.dumps(export_workflow(workflow, chosen), indent=2, ensure_ascii=False) + "\n"
         except WorkflowFileError as exc:
