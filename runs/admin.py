@@ -1,2 +1,154 @@
+"""Operators' view of every tenant's runs, executions and deliveries: read-only history plus the same
+actions people have in the activity log (retry, cancel, release, discard), done by the engine's functions.
+A link on each list leads to the django-rq dashboard (/admin/rq/)."""
 
-# Register your models here.
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from runs.engine import cancel_run, discard_delivery, release_delivery, retry_execution
+from runs.models import Delivery, Run, StepExecution
+from runs.views.presenting import execution_state
+
+CHANGE_LIST = "runs/admin/change_list.html"
+
+
+class HistoryAdmin(admin.ModelAdmin):
+    """Runs are history: operators read them and act through actions, never edit or delete rows."""
+
+    change_list_template = CHANGE_LIST
+    show_full_result_count = False  # an unfiltered count(*) over millions of rows on every page is waste
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def link(url_name: str, pk, text) -> str:
+    return format_html('<a href="{}">{}</a>', reverse(url_name, args=[pk]), text)
+
+
+def changelist_link(model: str, text: str, **filters) -> str:
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    return format_html('<a href="{}?{}">{}</a>', reverse(f"admin:runs_{model}_changelist"), query, text)
+
+
+@admin.register(Run)
+class RunAdmin(HistoryAdmin):
+    list_display = [
+        "id",
+        "workflow",
+        "tenant",
+        "status",
+        "is_test",
+        "event_key",
+        "version",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "is_test", "tenant"]
+    search_fields = ["=id", "=event_key", "workflow__name"]
+    list_select_related = ["workflow", "tenant", "version__workflow"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["executions", "deliveries"]
+    actions = ["cancel_runs", "retry_failed_executions"]
+
+    @admin.display(description="Executions")
+    def executions(self, run: Run) -> str:
+        return changelist_link("stepexecution", "All executions of this run", run__id__exact=run.pk)
+
+    @admin.display(description="Deliveries")
+    def deliveries(self, run: Run) -> str:
+        return changelist_link("delivery", "All messages of this run", run__id__exact=run.pk)
+
+    @admin.action(description="Cancel selected runs (stops pending and waiting executions)")
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        runs = list(queryset.exclude(status__in=Run.FINISHED))
+        stopped = sum(cancel_run(run) for run in runs)
+        self.message_user(
+            request, f"Cancelled {len(runs)} runs ({stopped} executions stopped).", messages.SUCCESS
+        )
+
+    @admin.action(description="Retry every failed execution of selected runs")
+    def retry_failed_executions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        failed = StepExecution.objects.filter(run__in=queryset, status=StepExecution.Status.FAILED)
+        retried = sum(retry_execution(execution) for execution in failed)
+        self.message_user(request, f"Retrying {retried} failed executions.", messages.SUCCESS)
+
+
+@admin.register(StepExecution)
+class StepExecutionAdmin(HistoryAdmin):
+    list_display = [
+        "id",
+        "run_link",
+        "step",
+        "item_key",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "tenant",
+    ]
+    list_filter = ["status", "tenant"]
+    search_fields = ["=id", "=run__id", "^item_key"]
+    list_select_related = ["run", "step", "tenant"]
+    readonly_fields = ["state", "delivery_link"]
+    actions = ["retry_executions"]
+
+    @admin.display(description="Run")
+    def run_link(self, execution: StepExecution) -> str:
+        return link("admin:runs_run_change", execution.run_id, f"#{execution.run_id}")
+
+    @admin.display(description="State")
+    def state(self, execution: StepExecution) -> str:
+        return execution_state(execution)
+
+    @admin.display(description="Delivery")
+    def delivery_link(self, execution: StepExecution) -> str:
+        delivery = Delivery.objects.filter(step_execution=execution).first()
+        return link("admin:runs_delivery_change", delivery.pk, str(delivery)) if delivery else "—"
+
+    @admin.action(description="Retry selected failed executions")
+    def retry_executions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        failed = list(queryset.filter(status=StepExecution.Status.FAILED))
+        retried = sum(retry_execution(execution) for execution in failed)
+        skipped = queryset.count() - retried
+        self.message_user(
+            request, f"Retrying {retried} executions; {skipped} were not failed.", messages.SUCCESS
+        )
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(HistoryAdmin):
+    list_display = ["id", "recipient", "channel", "status", "run_link", "tenant", "created_at", "sent_at"]
+    list_filter = ["status", "channel", "tenant"]
+    search_fields = ["=id", "=recipient", "=provider_id", "=run__id"]
+    list_select_related = ["tenant"]
+    actions = ["release_deliveries", "discard_deliveries"]
+
+    @admin.display(description="Run")
+    def run_link(self, delivery: Delivery) -> str:
+        return link("admin:runs_run_change", delivery.run_id, f"#{delivery.run_id}")
+
+    @admin.action(description="Release selected held messages (each is sent once)")
+    def release_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
+        held = list(queryset.filter(status=Delivery.Status.HELD).values_list("pk", flat=True))
+        sent = sum(release_delivery(pk) for pk in held)
+        level = messages.SUCCESS if sent == len(held) else messages.WARNING
+        note = "" if sent == len(held) else f" {len(held) - sent} were not sent: see their error."
+        self.message_user(request, f"Released {sent} of {len(held)} held messages.{note}", level)
+
+    @admin.action(description="Discard selected held messages")
+    def discard_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
+        held = queryset.filter(status=Delivery.Status.HELD).values_list("pk", flat=True)
+        dropped = sum(discard_delivery(pk) for pk in held)
+        self.message_user(request, f"Discarded {dropped} held messages.", messages.SUCCESS)
