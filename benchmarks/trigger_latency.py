@@ -1,0 +1,330 @@
+"""Trigger latency and throughput, and what Rowbell's trigger costs the customer's writes.
+
+    .venv/bin/python benchmarks/trigger_latency.py [--rate 50] [--seconds 20]
+
+It creates its own databases on the PostgreSQL server of --pg-admin-url (Rowbell's, the customer's, and
+one for the write-cost test; all dropped at the end), migrates Rowbell's, publishes a workflow whose
+database trigger watches `events` (trigger → condition), and starts the real processes: `manage.py
+listen` and --workers RQ workers. Then:
+
+1. latency: one writer inserts --rate rows/s for --seconds; for each row, commit → run created and
+   commit → first step started (the condition below the trigger, as a worker claims it);
+2. throughput: bursts at rising rates (--burst-rates, each for --burst-seconds); a rate is sustained
+   when every row has its run within 1 s of the last commit; reports runs/s at the highest one;
+3. customer cost: pgbench, 8 clients inserting into a table for --cost-seconds, without a trigger,
+   with Rowbell's trigger, and with the NOTIFY option.
+
+Times are wall-clock on one machine (commit time taken when COMMIT returns, so latencies are slightly
+understated by the commit's own round trip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="rows per second in the latency phase")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency phase")
+    parser.add_argument("--burst-rates", default="250,500,1000,2000,4000")
+    parser.add_argument("--burst-seconds", type=float, default=5.0)
+    parser.add_argument("--cost-seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="rq.worker.SimpleWorker")
+    parser.add_argument(
+        "--pg-admin-url",
+        default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
+    return parser.parse_args()
+
+
+def database_url(admin_url: str, name: str) -> str:
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+
+
+def admin(admin_url: str, statement: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(label: str, values: list[float]) -> str:
+    figures = ", ".join(f"p{pct} {percentile(values, pct):.1f} ms" for pct in (50, 95, 99))
+    return f"{label + ':':32} {figures} ({len(values)} measured)"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        suffix = uuid.uuid4().hex[:8]
+        self.names = {key: f"rowbell_bench_{key}_{suffix}" for key in ("app", "customer", "cost")}
+        self.urls = {key: database_url(args.pg_admin_url, name) for key, name in self.names.items()}
+        self.processes: list[subprocess.Popen] = []
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.urls["app"],
+            "REDIS_URL": args.redis_url,
+            "LOG_LEVEL": "WARNING",
+        }
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        for name in self.names.values():
+            admin(self.args.pg_admin_url, f'CREATE DATABASE "{name}"')
+        os.environ.update(
+            {"DATABASE_URL": self.urls["app"], "REDIS_URL": self.args.redis_url, "LOG_LEVEL": "WARNING"}
+        )
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        import django_rq
+
+        django_rq.get_connection("default").flushdb()
+        with psycopg.connect(self.urls["customer"], autocommit=True) as conn:
+            conn.execute("CREATE TABLE events (id bigserial PRIMARY KEY, kind text NOT NULL, body text)")
+        self.workflow = self._publish_workflow()
+
+    def _publish_workflow(self):
+        from integrations.models import DataSource
+        from tenants.models import Tenant
+        from workflows.models import Step, Workflow
+        from workflows.publishing import get_or_create_draft, publish
+
+        tenant = Tenant.objects.create(name="Bench", slug="bench")
+        source = DataSource.objects.create(tenant=tenant, name="Bench", connection_url=self.urls["customer"])
+        workflow = Workflow.objects.create(tenant=tenant, name="Bench")
+        draft = get_or_create_draft(workflow)
+        config = {"datasource": source.pk, "schema": "public", "table": "events", "operations": ["insert"]}
+        root = Step.objects.create(tenant=tenant, version=draft, kind="database_trigger", config=config)
+        Step.objects.create(
+            tenant=tenant, version=draft, parent=root, kind="condition", config={"expression": "true"}
+        )
+        publish(workflow)
+        workflow.refresh_from_db()
+        return workflow
+
+    def start_processes(self) -> None:
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        self.processes.append(
+            subprocess.Popen([*manage, "listen"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL)
+        )
+        for _ in range(self.args.workers):
+            command = [*manage, "rqworker", "default", "low", "--worker-class", self.args.worker_class]
+            self.processes.append(
+                subprocess.Popen(
+                    command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+        time.sleep(3)  # interpreters, Django and the listener's first refresh
+
+    # -- phases -------------------------------------------------------------------------------------
+    def write_steady(self, rate: float, seconds: float, rows_per_commit: int = 1) -> dict[int, float]:
+        """Insert at `rate` rows/s; returns {row id: commit time (epoch seconds)}."""
+        commits: dict[int, float] = {}
+        interval = rows_per_commit / rate
+        with psycopg.connect(self.urls["customer"]) as conn:
+            start = time.monotonic()
+            tick = 0
+            while time.monotonic() - start < seconds:
+                ids = conn.execute(
+                    "INSERT INTO events (kind) SELECT 'bench' FROM generate_series(1, %s) RETURNING id",
+                    (rows_per_commit,),
+                ).fetchall()
+                conn.commit()
+                committed = time.time()
+                for (row_id,) in ids:
+                    commits[row_id] = committed
+                tick += 1
+                delay = start + tick * interval - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        return commits
+
+    def wait_for_runs(self, count: int, timeout: float) -> int:
+        from runs.models import Run
+
+        deadline = time.monotonic() + timeout
+        created = 0
+        while time.monotonic() < deadline:
+            created = Run.objects.filter(workflow=self.workflow).count()
+            if created >= count:
+                break
+            time.sleep(0.05)
+        return created
+
+    def latency(self) -> dict[str, list[float]]:
+        from runs.models import Run, StepExecution
+
+        commits = self.write_steady(self.args.rate, self.args.seconds)
+        self.wait_for_runs(len(commits), timeout=60)
+        deadline = time.monotonic() + 60
+        child_filter = {
+            "run__workflow": self.workflow,
+            "step__parent__isnull": False,
+            "started_at__isnull": False,
+        }
+        while (
+            self.args.workers
+            and StepExecution.objects.filter(**child_filter).count() < len(commits)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        runs = {
+            run_id: (row_id, created.timestamp())
+            for run_id, row_id, created in Run.objects.filter(workflow=self.workflow).values_list(
+                "id", "payload__id", "created_at"
+            )
+        }
+        first_step = dict(StepExecution.objects.filter(**child_filter).values_list("run_id", "started_at"))
+        trigger_filter = {**child_filter, "step__parent__isnull": True}
+        trigger_step = dict(
+            StepExecution.objects.filter(**trigger_filter).values_list("run_id", "started_at")
+        )
+        result = {"run": [], "trigger_step": [], "first_step": [], "missing": len(commits) - len(runs)}
+        for run_id, (row_id, created) in runs.items():
+            result["run"].append((created - commits[row_id]) * 1000)
+            if run_id in trigger_step:
+                result["trigger_step"].append((trigger_step[run_id].timestamp() - commits[row_id]) * 1000)
+            if run_id in first_step:
+                result["first_step"].append((first_step[run_id].timestamp() - commits[row_id]) * 1000)
+        return result
+
+    def throughput(self) -> tuple[float, list[str]]:
+        from django.db.models import Max
+
+        from runs.models import Run
+
+        best, lines = 0.0, []
+        for rate in (float(r) for r in self.args.burst_rates.split(",")):
+            before = Run.objects.filter(workflow=self.workflow).count()
+            rows_per_commit = max(1, int(rate // 100))  # one commit every ~10 ms
+            commits = self.write_steady(rate, self.args.burst_seconds, rows_per_commit)
+            written_at = time.time()
+            created = self.wait_for_runs(before + len(commits), timeout=60) - before
+            last = Run.objects.filter(workflow=self.workflow).aggregate(m=Max("created_at"))["m"].timestamp()
+            lag = last - written_at
+            achieved = created / (last - min(commits.values()))
+            ok = created == len(commits) and lag < 1.0
+            lines.append(
+                f"burst {rate:>6.0f} rows/s: wrote {len(commits) / self.args.burst_seconds:7.0f}/s, "
+                f"{created}/{len(commits)} runs, {achieved:7.0f} runs/s, last run {lag * 1000:6.0f} ms after "
+                f"the last commit {'(kept up)' if ok else '(fell behind)'}"
+            )
+            if not ok:
+                break
+            best = max(best, achieved)
+        return best, lines
+
+    def customer_cost(self) -> dict[str, float]:
+        from integrations.datasources import TriggerSpec, install_trigger, remove_trigger
+
+        url = self.urls["cost"]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE orders (id bigserial PRIMARY KEY, email text NOT NULL, amount numeric(10,2), "
+                "created_at timestamptz NOT NULL DEFAULT now())"
+            )
+        source = SimpleNamespace(connection_url=url)
+        results: dict[str, list[float]] = {"none": [], "trigger": [], "notify": []}
+        for label in ("none", "trigger", "notify", "none", "trigger", "notify"):
+            remove_trigger(source, 1)
+            if label != "none":
+                install_trigger(
+                    source, 1, TriggerSpec(schema="public", table="orders", notify=label == "notify")
+                )
+            results[label].append(self._pgbench(url))
+        return {label: statistics.mean(values) for label, values in results.items()}
+
+    def _pgbench(self, url: str) -> float:
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+            script.write("INSERT INTO orders (email, amount) VALUES ('someone@example.com', 12.50);\n")
+        parts = urlsplit(url)
+        command = [
+            "pgbench", "-n", "-c", "8", "-j", "2", "-T", str(int(self.args.cost_seconds)), "-f", script.name,
+            "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U", parts.username or "postgres",
+            parts.path.lstrip("/"),
+        ]  # fmt: skip
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        os.unlink(script.name)
+        return float(re.search(r"tps = ([\d.]+)", output).group(1))
+
+    def teardown(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        from django.db import connections
+
+        connections.close_all()
+        for name in self.names.values():
+            admin(self.args.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    args = parse_args()
+    bench = Bench(args)
+    print(
+        f"trigger_latency {datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
+    try:
+        bench.setup()
+        bench.start_processes()
+        latency = bench.latency()
+        best, burst_lines = bench.throughput()
+        cost = bench.customer_cost()
+    finally:
+        bench.teardown()
+    runs, first = latency["run"], latency["first_step"]
+    print(
+        f"latency phase: {len(runs)} rows at {args.rate:g} rows/s for {args.seconds:g} s, {latency['missing']} without a run"
+    )
+    print(summary("commit → run created", runs))
+    print(summary("commit → trigger step started", latency["trigger_step"]))
+    print(summary("commit → first step started", first))
+    for line in burst_lines:
+        print(line)
+    print(
+        f"customer inserts/s, 8 writers: no trigger {cost['none']:.0f}, Rowbell trigger {cost['trigger']:.0f}, with NOTIFY {cost['notify']:.0f}"
+    )
+    print(f"NOTIFY option overhead: {(1 - cost['notify'] / cost['none']) * 100:.1f} %")
+    print(f"first step p50: {percentile(first, 50):.1f} ms")
+    print(f"first step p99: {percentile(first, 99):.1f} ms")
+    print(f"sustained events/s: {best:.0f}")
+    print(f"customer write overhead: {(1 - cost['trigger'] / cost['none']) * 100:.1f} %")
+
+
+if __name__ == "__main__":
+    main()
