@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import actions, messages, run_detail, run_list
+from runs.views import actions, messages, preview, run_detail, run_list, testing
 
 app_name = "runs"
 
@@ -16,4 +16,6 @@ urlpatterns = [
     path("activity/runs/<int:run_id>/replay/", actions.replay, name="replay_run"),
     path("activity/messages/release/", actions.release, name="release_messages"),
     path("activity/messages/discard/", actions.discard, name="discard_messages"),
+    path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),
+    path("steps/<int:step_id>/preview/", preview.step_preview, name="step_preview"),
 ]

@@ -87,3 +87,91 @@ def add_delivery(execution, recipient: str, *, status=Delivery.Status.SENT, cont
         status=status,
         content=content or {"to": recipient, "subject": f"Welcome {recipient}", "text": "Hi", "html": ""},
     )
+
+
+USERS_TABLE = """
+CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, name text, onboarded_at timestamptz);
+INSERT INTO users VALUES (1, 'old@example.com', 'Olga', now()), (2, 'nia@example.com', 'Nia', NULL);
+"""
+
+
+def onboarding_spec(source, crm_url: str) -> dict:
+    """Database trigger on `users` → welcome email → 3-day wait → look the user up → one of two emails;
+    branches: an HTTP call to a CRM, and a Slack message whose template cannot render (it fails)."""
+    lookup = {
+        "kind": "data_query",
+        "name": "Look up the user",
+        "config": {
+            "datasource": source.pk,
+            "sql": "SELECT onboarded_at FROM users WHERE id = {{ item.id }}",
+            "mode": "first",
+        },
+        "children": [
+            {
+                "kind": "condition",
+                "name": "Not onboarded",
+                "config": {"expression": "item.onboarded_at is none"},
+                "children": [email(name="Nudge", subject="Finish onboarding", text="Two minutes left")],
+            },
+            {
+                "kind": "condition",
+                "name": "Onboarded",
+                "config": {"expression": "item.onboarded_at is not none"},
+                "children": [email(name="Next steps", subject="Next steps", text="Invite your team")],
+            },
+        ],
+    }
+    wait = {
+        "kind": "wait",
+        "name": "Three days",
+        "config": {"mode": "duration", "amount": 3, "unit": "days"},
+        "children": [lookup],
+    }
+    crm = {
+        "kind": "http_request",
+        "name": "Add to CRM",
+        "config": {"method": "POST", "url": crm_url, "body": '{"email": {{ item.email|tojson }}}'},
+    }
+    # Fails for every row: users have no `company` column (a permanent template error).
+    team = {
+        "kind": "slack_message",
+        "name": "Tell the team",
+        "config": {
+            "webhook_url": "https://hooks.slack.example/T/B/x",
+            "text": "New signup at {{ item.company }}",
+        },
+    }
+    root = {"kind": "database_trigger", "config": {"datasource": source.pk, "table": "users"}}
+    root["children"] = [
+        email(
+            name="Welcome",
+            subject="Welcome {{ item.name }}",
+            html="<h1>Hi {{ item.name }}</h1>",
+            text="Welcome aboard",
+            children=[wait],
+        ),
+        crm,
+        team,
+    ]
+    return root
+
+
+@pytest.fixture
+def customer(tenant_a, tenant_database):
+    """The customer's database with a `users` table, as a data source of tenant A."""
+    import psycopg
+
+    from integrations.models import DataSource
+
+    with psycopg.connect(tenant_database, autocommit=True) as conn:
+        conn.execute(USERS_TABLE)
+    return DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=tenant_database)
+
+
+@pytest.fixture
+def onboarding_draft(tenant_a, customer, httpserver):
+    """The onboarding workflow as an unpublished draft (the CRM endpoint is a real local HTTP server)."""
+    httpserver.expect_request("/crm").respond_with_json({"ok": True})
+    return build_workflow(
+        tenant_a, onboarding_spec(customer, httpserver.url_for("/crm")), name="Onboarding", publish_it=False
+    )

@@ -1,0 +1,93 @@
+"""Items to test with: a sample shaped like the trigger's item, or live rows of the trigger's table.
+
+Live rows are read through integrations.query's read-only connection (statement timeout, read-only
+transaction), newest first by primary key, and can be searched by any text in the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from integrations.datasources.connection import DataSourceUnavailable
+from integrations.datasources.introspection import list_columns, primary_key
+from integrations.models import DataSource
+from integrations.query import QueryError, connect, fetch_rows
+from runs.models import Run
+from workflows.models import Step, Workflow
+
+LIVE_ROWS = 20
+# A placeholder per PostgreSQL type family, so a sample item has the right shape to edit.
+SAMPLE_BY_TYPE = (
+    ("int", 1),
+    ("numeric", 1.5),
+    ("double", 1.5),
+    ("real", 1.5),
+    ("bool", True),
+    ("timestamp", "2026-01-01T12:00:00+00:00"),
+    ("date", "2026-01-01"),
+    ("json", {}),
+    ("uuid", "00000000-0000-0000-0000-000000000000"),
+)
+
+
+@dataclass
+class LiveRows:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    table: str = ""
+
+
+def sample_value(column_name: str, column_type: str) -> Any:
+    if "email" in column_name:
+        return "someone@example.com"
+    for prefix, value in SAMPLE_BY_TYPE:
+        if prefix in column_type:
+            return value
+    return ""
+
+
+def trigger_source(tenant, root: Step | None) -> DataSource | None:
+    """The data source of a database trigger (None for other triggers or an unset one)."""
+    if root is None or root.kind != "database_trigger" or not root.config.get("table"):
+        return None
+    return DataSource.objects.for_tenant(tenant).filter(pk=root.config.get("datasource")).first()
+
+
+def sample_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]:
+    """The table's columns with placeholder values, else the latest event's payload, else {}."""
+    source = trigger_source(tenant, root)
+    if source is not None:
+        try:
+            columns = list_columns(source, root.config.get("schema") or "public", root.config["table"])
+        except DataSourceUnavailable:
+            columns = []
+        if columns:
+            return {column.name: sample_value(column.name, column.type) for column in columns}
+    latest = Run.objects.for_tenant(tenant).filter(workflow=workflow).order_by("-created_at", "-id").first()
+    return latest.payload if latest is not None else {}
+
+
+def live_rows(tenant, root: Step | None, search: str = "") -> LiveRows:
+    """Recent rows of a database trigger's table (optionally only rows containing `search`)."""
+    source = trigger_source(tenant, root)
+    if source is None:
+        return LiveRows(error="Live rows come from a database trigger's table; this workflow has none.")
+    schema, table = root.config.get("schema") or "public", root.config["table"]
+    try:
+        key = primary_key(source, schema, table)
+        with connect(source.connection_url) as conn:
+            query = sql.SQL("SELECT * FROM {}.{} AS t").format(sql.Identifier(schema), sql.Identifier(table))
+            params: list[Any] = []
+            if search:
+                query += sql.SQL(" WHERE t::text ILIKE %s")
+                params.append(f"%{search}%")
+            if key:
+                query += sql.SQL(" ORDER BY {} DESC").format(sql.SQL(", ").join(map(sql.Identifier, key)))
+            query += sql.SQL(" LIMIT {}").format(sql.Literal(LIVE_ROWS))
+            rows = fetch_rows(conn, query.as_string(conn), params)
+    except (QueryError, DataSourceUnavailable) as exc:
+        return LiveRows(error=f"Cannot read {schema}.{table}: {getattr(exc, 'message', exc)}", table=table)
+    return LiveRows(rows=rows, table=f"{schema}.{table}")

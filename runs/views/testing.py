@@ -1,0 +1,115 @@
+"""The test interface, reached from the builder: run the workflow's DRAFT on a sample item or a live row.
+
+Test runs are ordinary runs with `is_test` (kept out of the activity log): messages are captured, not
+sent, unless the tester asks to receive them at their own address; waits can be skipped. The run's page
+then shows every step's executions as they happen.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+
+from runs.engine import start_run
+from runs.models import Run
+from runs.views.samples import live_rows, sample_item
+from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Workflow, WorkflowVersion
+from workflows.publishing import get_or_create_draft, validate_version
+
+
+class ItemField(forms.CharField):
+    """A JSON object typed by a person: errors say where the JSON broke."""
+
+    widget = forms.Textarea(attrs={"rows": 12, "class": "mono", "spellcheck": "false"})
+
+    def to_python(self, value: Any) -> dict[str, Any]:
+        text = super().to_python(value)
+        try:
+            item = json.loads(text or "{}")
+        except ValueError as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {exc}. Fix it and run again.") from None
+        if not isinstance(item, dict):
+            raise forms.ValidationError('The item must be a JSON object: {"column": value, ...}.')
+        return item
+
+
+class TestRunForm(forms.Form):
+    item = ItemField(label="Trigger item (JSON)", required=False)
+    skip_waits = forms.BooleanField(label="Skip waits", required=False, initial=True)
+    send_to_me = forms.BooleanField(
+        label="Send the messages to my own address instead of capturing them", required=False
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_send_to_me(self) -> bool:
+        wanted = self.cleaned_data["send_to_me"]
+        if wanted and not self.user.email:
+            raise forms.ValidationError(
+                "Your account has no email address; add one, or let messages be captured."
+            )
+        return wanted
+
+    def run_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"skip_waits": self.cleaned_data["skip_waits"]}
+        if self.cleaned_data["send_to_me"]:
+            options["override_recipient"] = self.user.email
+        return options
+
+
+def draft_problems(draft: WorkflowVersion) -> list[str]:
+    names = {step.pk: step.name or step.kind for step in draft.steps.all()}
+    return [
+        f"{names.get(step_id, 'Workflow')}: {field} — {message}"
+        for step_id, fields in validate_version(draft).items()
+        for field, message in fields.items()
+    ]
+
+
+@login_required
+def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    tenant = request.tenant
+    workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id)
+    draft = get_or_create_draft(workflow)
+    root = draft.root_step()
+    problems: list[str] = []
+    if request.method == "POST":
+        form = TestRunForm(request.POST, user=request.user)
+        problems = draft_problems(draft)
+        if form.is_valid() and not problems:
+            run = start_run(
+                workflow,
+                form.cleaned_data["item"],
+                f"test:{uuid.uuid4().hex}",
+                version=draft,
+                is_test=True,
+                options=form.run_options(),
+            )
+            return HttpResponseRedirect(reverse("runs:run_detail", args=[run.pk]))
+    else:
+        initial_item = request.GET.get("item") or json.dumps(sample_item(tenant, workflow, root), indent=2)
+        form = TestRunForm(initial={"item": initial_item}, user=request.user)
+    context = {
+        "workflow": workflow,
+        "form": form,
+        "problems": problems,
+        "search": request.GET.get("search", "")[:200],
+        "recent": Run.objects.for_tenant(tenant)
+        .filter(workflow=workflow, is_test=True)
+        .order_by("-created_at", "-id")[:10],
+        "steps": draft.steps.order_by("position", "id"),
+        "root": root,
+    }
+    if root is not None and root.kind == "database_trigger":
+        context["live"] = live_rows(tenant, root, context["search"])
+    return render(request, "runs/test_workflow.html", context)

@@ -1,0 +1,99 @@
+"""The test interface and step preview (server side; the browser test drives the same pages)."""
+
+from __future__ import annotations
+
+import json
+
+from django.urls import reverse
+from django.utils.html import escape
+
+from runs.models import Delivery, Run, StepExecution
+from tests.engine.conftest import settle
+from workflows.publishing import get_draft
+
+
+def test_page_offers_the_tables_columns_and_searchable_live_rows(owner_client, onboarding_draft):
+    url = reverse("runs:test_workflow", args=[onboarding_draft.pk])
+    page = owner_client.get(url)
+    assert page.status_code == 200
+    sample = json.loads(page.context["form"].initial["item"])
+    assert set(sample) == {"id", "email", "name", "onboarded_at"}
+    assert [row["email"] for row in page.context["live"].rows] == ["nia@example.com", "old@example.com"]
+    found = owner_client.get(url, {"search": "olga"}).context["live"].rows
+    assert [row["id"] for row in found] == [1]
+
+
+def test_bad_json_is_explained_and_starts_nothing(owner_client, onboarding_draft):
+    url = reverse("runs:test_workflow", args=[onboarding_draft.pk])
+    page = owner_client.post(url, {"item": '{"id": 2,', "skip_waits": "on"})
+    assert page.status_code == 200 and "This is not valid JSON" in page.content.decode()
+    assert "{&quot;id&quot;: 2," in page.content.decode()  # what was typed is kept
+    assert owner_client.post(url, {"item": "[1]"}).context["form"].errors["item"]
+    assert not Run.objects.exists()
+
+
+def test_a_test_run_of_the_draft_captures_messages_and_skips_waits(
+    engine, smtp, owner_client, onboarding_draft
+):
+    row = {"id": 2, "email": "nia@example.com", "name": "Nia", "onboarded_at": None}
+    response = owner_client.post(
+        reverse("runs:test_workflow", args=[onboarding_draft.pk]),
+        {"item": json.dumps(row), "skip_waits": "on"},
+    )
+    run = Run.objects.get()
+    assert response["Location"] == reverse("runs:run_detail", args=[run.pk])
+    assert run.is_test and run.version_id == get_draft(onboarding_draft).pk
+    settle(engine, step_seconds=1)  # one second of travel: only skipped waits can be over
+    assert smtp.messages == []
+    captured = {(d.channel, d.content.get("subject", "")) for d in Delivery.objects.filter(status="captured")}
+    assert captured == {("email", "Welcome Nia"), ("email", "Finish onboarding"), ("http", "")}
+    page = owner_client.get(response["Location"]).content.decode()
+    assert "Welcome Nia" in page and "Captured (test run)" in page and "&lt;h1&gt;Hi Nia&lt;/h1&gt;" in page
+    failed = StepExecution.objects.get(run=run, step__kind="slack_message")
+    assert failed.status == "failed" and failed.attempts == 1 and "company" in failed.error
+    assert escape(failed.error) in page and "POST http://" in page  # the captured CRM call
+    assert owner_client.get(reverse("runs:run_list")).context["rows"] == []  # not in the activity log
+
+
+def test_send_to_me_delivers_emails_to_the_tester_only(engine, smtp, owner, owner_client, onboarding_draft):
+    row = {"id": 1, "email": "old@example.com", "name": "Olga", "onboarded_at": "2026-01-01T00:00:00+00:00"}
+    owner_client.post(
+        reverse("runs:test_workflow", args=[onboarding_draft.pk]),
+        {"item": json.dumps(row), "skip_waits": "on", "send_to_me": "on"},
+    )
+    settle(engine, step_seconds=1)
+    assert sorted(m["Subject"] for m in smtp.messages) == ["Next steps", "Welcome Olga"]
+    assert set(smtp.recipients()) == {owner.email}
+
+
+def test_a_draft_that_cannot_run_says_which_step_to_fix(owner_client, onboarding_draft):
+    draft = get_draft(onboarding_draft)
+    welcome = draft.steps.get(name="Welcome")
+    welcome.config = {**welcome.config, "subject": ""}
+    welcome.save()
+    page = owner_client.post(reverse("runs:test_workflow", args=[onboarding_draft.pk]), {"item": "{}"})
+    assert (
+        "Fix these steps before testing" in page.content.decode() and "Welcome" in page.context["problems"][0]
+    )
+    assert not Run.objects.exists()
+
+
+def preview(client, step, item) -> dict:
+    response = client.post(reverse("runs:step_preview", args=[step.pk]), {"item": json.dumps(item)})
+    assert response.status_code == 200
+    return response.context["preview"]
+
+
+def test_step_preview_renders_queries_and_decides_conditions(owner_client, onboarding_draft):
+    steps = {step.name: step for step in get_draft(onboarding_draft).steps.all()}
+    nia = {"id": 2, "email": "nia@example.com", "name": "Nia"}
+    welcome = preview(owner_client, steps["Welcome"], nia)
+    assert welcome.content["subject"] == "Welcome Nia" and welcome.content["to"] == "nia@example.com"
+    lookup = preview(owner_client, steps["Look up the user"], nia)
+    assert lookup.total == 1 and lookup.rows == [{"onboarded_at": None}]
+    assert preview(owner_client, steps["Not onboarded"], {"onboarded_at": None}).passed is True
+    assert preview(owner_client, steps["Onboarded"], {"onboarded_at": None}).passed is False
+    broken = preview(owner_client, steps["Welcome"], {"id": 2})
+    assert broken.error.startswith("To: ") and "email" in broken.error  # which field, which variable
+    page = owner_client.get(reverse("runs:step_preview", args=[steps["Welcome"].pk]))
+    assert [row["id"] for row in page.context["live"].rows] == [2, 1]
