@@ -234,8 +234,13 @@ class Listener:
             poller = self.pollers.get(pk)
             if poller is None:
                 poller = self.pollers[pk] = SourcePoller(datasource)
-            elif poller.datasource.notify_enabled != datasource.notify_enabled:
-                poller.close()  # reconnects with (or without) LISTEN
+            else:
+                before = poller.datasource
+                if (before.connection_url, before.notify_enabled) != (
+                    datasource.connection_url,
+                    datasource.notify_enabled,
+                ):
+                    poller.close()  # reconnects to the new URL, with (or without) LISTEN
                 poller.datasource = datasource
             poller.workflow_ids = sorted(workflows_by_source[pk])
         self.refreshed_at = time.monotonic()
@@ -274,12 +279,18 @@ class Listener:
         notifying = [p for p in self.pollers.values() if p.wants_notify()]
         if any(p.drain_notifications() for p in notifying):
             return
-        if notifying:
-            select.select([p.conn.fileno() for p in notifying], [], [], interval)
-            for poller in notifying:
-                poller.drain_notifications()
-        else:
+        if not notifying:
             self.stop.wait(interval)
+            return
+        deadline = now + interval
+        sockets = [p.conn.fileno() for p in notifying]
+        # In slices, so that a stop request is seen within half a second.
+        while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(sockets, [], [], min(remaining, 0.5))
+            if ready:
+                for poller in notifying:
+                    poller.drain_notifications()
+                return
 
     def _guard_rowbell(self, func):
         """Rowbell's own database going away must not kill the loop: reconnect on the next pass."""

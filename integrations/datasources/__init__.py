@@ -9,7 +9,8 @@ The small public API (the builder's pickers and the data-source pages call these
 - `list_schemas(ds)`, `list_tables(ds, schema=None)`, `list_columns(ds, schema, table)`,
   `primary_key(ds, schema, table)`: introspection for pickers and for a trigger's item shape.
 - `install_trigger(ds, workflow_id, spec)` / `remove_trigger(ds, workflow_id)`: what publishing a
-  database-trigger workflow does on the customer's side (integrations/datasources/triggers.py).
+  database-trigger workflow does on the customer's side (integrations/datasources/triggers.py);
+  `reinstall_triggers(ds)` after changing `ds.notify_enabled` (the trigger function differs).
 """
 
 from integrations.datasources.connection import (
@@ -28,7 +29,13 @@ from integrations.datasources.introspection import (
     primary_key,
 )
 from integrations.datasources.setup import setup_sql
-from integrations.datasources.triggers import TriggerSpec, install_trigger, installed_triggers, remove_trigger
+from integrations.datasources.triggers import (
+    TriggerSpec,
+    install_trigger,
+    installed_triggers,
+    reinstall_triggers,
+    remove_trigger,
+)
 
 __all__ = [
     "ColumnInfo",
@@ -44,6 +51,7 @@ __all__ = [
     "list_schemas",
     "list_tables",
     "primary_key",
+    "reinstall_triggers",
     "remove_trigger",
     "setup_sql",
     "test_connection",

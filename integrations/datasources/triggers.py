@@ -178,3 +178,14 @@ def _changed_condition(columns: tuple[str, ...]) -> sql.Composable:
     return sql.SQL(" OR ").join(
         sql.SQL("OLD.{0} IS DISTINCT FROM NEW.{0}").format(sql.Identifier(column)) for column in columns
     )
+
+
+def reinstall_triggers(datasource) -> int:
+    """Install again every published trigger on this data source (after its NOTIFY option changed)."""
+    from workflows.steps import get_kind
+    from workflows.steps.database_trigger import published_triggers
+
+    steps = list(published_triggers(datasource.pk))
+    for step in steps:
+        get_kind(step.kind).on_publish(step, step)
+    return len(steps)

@@ -145,3 +145,31 @@ def test_manage_py_listen_runs_as_a_process_and_stops_on_sigterm(datasource, cus
         4,
         5,
     ]
+
+
+def test_notify_option_wakes_the_listener_without_waiting_for_the_poll(
+    datasource, customer_db, fast_listener
+):
+    from integrations.datasources import reinstall_triggers
+
+    workflow = db_trigger_workflow(datasource)
+    trigger_function = "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgname LIKE 'rowbell%%'"
+    assert customer_execute(customer_db, trigger_function) == [("rowbell.capture_row",)]
+    DataSource.objects.filter(pk=datasource.pk).update(notify_enabled=True)
+    assert reinstall_triggers(DataSource.objects.get(pk=datasource.pk)) == 1
+    assert customer_execute(customer_db, trigger_function) == [("rowbell.capture_row_notify",)]
+
+    # Idle polls every 60 s: only the NOTIFY can make the listener notice rows within the test.
+    fast_listener.LISTENER_POLL_INTERVAL = 60
+    fast_listener.LISTENER_BUSY_WINDOW = 0
+    listener = ListenerThread()
+    listener.start()
+    try:
+        assert wait_for(lambda: DataSource.objects.get(pk=datasource.pk).listener_status == "listening")
+        time.sleep(0.3)  # the listener is now waiting on its socket
+        started = time.monotonic()
+        customer_execute(customer_db, "INSERT INTO orders (email) VALUES ('a@example.com')")
+        assert wait_for(lambda: Run.objects.filter(workflow=workflow).exists(), timeout=10)
+        assert time.monotonic() - started < 10
+    finally:
+        listener.stop()
