@@ -169,3 +169,22 @@ DATA_QUERY_ENRICH_MAX_ROWS = env.int("DATA_QUERY_ENRICH_MAX_ROWS", default=1000)
 EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="rowbell.localhost")
 # Outgoing HTTP (Slack and HTTP request steps).
 HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)
+
+# --- Triggers (integrations/listener.py, integrations/webhooks.py) ---------------------------------------
+# The listener polls each data source's event log every LISTENER_POLL_INTERVAL seconds when idle, and
+# every LISTENER_BUSY_POLL_INTERVAL for LISTENER_BUSY_WINDOW seconds after it saw an event.
+LISTENER_POLL_INTERVAL = env.float("LISTENER_POLL_INTERVAL", default=0.25)
+LISTENER_BUSY_POLL_INTERVAL = env.float("LISTENER_BUSY_POLL_INTERVAL", default=0.01)
+LISTENER_BUSY_WINDOW = env.float("LISTENER_BUSY_WINDOW", default=2.0)
+# Log rows claimed (and runs started) per transaction.
+LISTENER_BATCH_SIZE = env.int("LISTENER_BATCH_SIZE", default=500)
+# How often the listener re-reads which data sources and workflows have published database triggers.
+LISTENER_REFRESH_INTERVAL = env.float("LISTENER_REFRESH_INTERVAL", default=2.0)
+# Reconnecting to a customer database that went away: exponential backoff between these bounds.
+LISTENER_MIN_BACKOFF = env.float("LISTENER_MIN_BACKOFF", default=0.2)
+LISTENER_MAX_BACKOFF = env.float("LISTENER_MAX_BACKOFF", default=30.0)
+# Log rows of workflows not published on their data source are deleted after this many seconds.
+LISTENER_ORPHAN_GRACE = env.int("LISTENER_ORPHAN_GRACE", default=60)
+# Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)
