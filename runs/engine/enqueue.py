@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import django_rq
 from django.conf import settings
@@ -62,6 +62,9 @@ def enqueue_batch(
         if at is not None and at > clock.now():
             if Job.exists(ident, connection=q.connection):
                 return False
+            # RQ's scheduler keeps whole seconds, rounding down: round up, or the job runs before its
+            # execution is due, claims nothing, and the work waits for the sweeper.
+            at = at.replace(microsecond=0) + timedelta(seconds=1) if at.microsecond else at
             q.enqueue_at(at, JOB, run_id, step_id, lane, **kwargs)
         else:
             q.enqueue(JOB, run_id, step_id, lane, unique=True, **kwargs)

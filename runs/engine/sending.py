@@ -7,7 +7,8 @@ Per message (one execution of a send step):
 - a sandbox version (`run.version.sandbox`, not a test) stores it as `held`; a person releases it later
   (runs/engine/deliveries.py);
 - otherwise the row is written as `sending`, the channel called, and the row marked `sent` (or
-  `failed` with the provider's reason; transient failures are retried with backoff).
+  `failed` with the provider's reason; transient failures are retried with backoff). The `sent` mark
+  rides on the next message's insert (runs/engine/ledger.py): one statement and one commit per message.
 A retry that finds the message `sent`, `held` or `captured` does not send again. One still `sending`
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
 re-sent on its own (an operator's retry_execution can choose to).
@@ -20,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.channels.base import Channel, ChannelError
-from runs.engine import clock
 from runs.engine.context import StepContext
+from runs.engine.ledger import DeliveryLedger
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
 from workflows.steps.results import StepFailed
@@ -60,6 +61,7 @@ def send_batch(ctx: StepContext, kind: SendKind, executions: list[StepExecution]
 
     existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
     channel = LazyChannel(kind)
+    ledger = DeliveryLedger()
     outcomes = {}
     try:
         for execution in executions:
@@ -68,10 +70,11 @@ def send_batch(ctx: StepContext, kind: SendKind, executions: list[StepExecution]
                 ctx,
                 execution,
                 spawner,
-                lambda e=execution: deliver(ctx, kind, e, existing.get(e.pk), channel),
+                lambda e=execution: deliver(ctx, kind, e, existing.get(e.pk), channel, ledger),
             )
     finally:
         channel.close()
+        ledger.flush()
     return outcomes
 
 
@@ -88,10 +91,12 @@ def deliver(
     execution: StepExecution,
     delivery: Delivery | None,
     channel: LazyChannel,
+    ledger: DeliveryLedger,
 ) -> list[dict[str, Any]]:
     item = execution.input
     if delivery is not None:
-        return _resume(ctx, kind, execution, delivery, channel)
+        ledger.flush()
+        return _resume(ctx, kind, execution, delivery, channel, ledger)
     content, transport = kind.render(ctx, item)
     mode = delivery_mode(ctx)
     if mode == "override":
@@ -102,37 +107,35 @@ def deliver(
             content, transport = redirected
     if mode in ("capture", "hold"):
         status = Delivery.Status.CAPTURED if mode == "capture" else Delivery.Status.HELD
-        _create(ctx, kind, execution, content, status)
+        _create(ctx, kind, execution, content, status, ledger)
         return kind.result_items(ctx, item, content, None)
-    delivery = _create(ctx, kind, execution, content, Delivery.Status.SENDING)
-    return _send(ctx, kind, execution, delivery, transport, channel)
+    delivery_id = _create(ctx, kind, execution, content, Delivery.Status.SENDING, ledger)
+    return _send(ctx, kind, execution, delivery_id, content, transport, channel, ledger)
 
 
-def _create(ctx, kind, execution, content, status) -> Delivery:
-    return Delivery.objects.create(
+def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:
+    return ledger.create(
         tenant_id=ctx.run.tenant_id,
         run_id=ctx.run.pk,
-        step_execution=execution,
+        execution_id=execution.pk,
         channel=kind.channel,
-        recipient=kind.recipient(content)[:500],
+        recipient=kind.recipient(content),
         status=status,
         content=content,
     )
 
 
-def _send(ctx, kind, execution, delivery: Delivery, transport, channel: LazyChannel) -> list[dict[str, Any]]:
+def _send(ctx, kind, execution, delivery_id: int, content, transport, channel: LazyChannel, ledger):
     try:
         provider_id = channel.get().send(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
-        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, error=exc.message)
+        ledger.failed(delivery_id, exc.message)
         raise StepFailed(exc.message, permanent=exc.permanent) from exc
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.SENT, provider_id=provider_id[:500], sent_at=clock.now(), error=""
-    )
-    return kind.result_items(ctx, execution.input, delivery.content, channel.channel)
+    ledger.sent(delivery_id, provider_id)
+    return kind.result_items(ctx, execution.input, content, channel.channel)
 
 
-def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel) -> list[dict[str, Any]]:
+def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledger) -> list[dict[str, Any]]:
     """A later attempt of an execution that already has its Delivery: never send twice."""
     done = (Delivery.Status.SENT, Delivery.Status.HELD, Delivery.Status.CAPTURED, Delivery.Status.DISCARDED)
     if delivery.status in done:
@@ -153,4 +156,4 @@ def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel) -> l
     )
     if not claimed:
         raise StepFailed("Another worker is handling this message.", permanent=False)
-    return _send(ctx, kind, execution, delivery, transport, channel)
+    return _send(ctx, kind, execution, delivery.pk, content, transport, channel, ledger)

@@ -149,4 +149,4 @@ def test_comment_fans_out_to_every_other_commenter_once(engine, smtp, tenant_a, 
     )
     assert "0/1" in keys and "0/1000" in keys and len(keys) == 1000
     # The query-count guard of the engine's batch work: a few statements per item, amortised.
-    assert len(queries) / 1000 <= 2.5, f"{len(queries)} statements for 1000 items"
+    assert len(queries) / 1000 <= 1.5, f"{len(queries)} statements for 1000 items"

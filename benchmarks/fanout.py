@@ -1,0 +1,342 @@
+"""Fan-out benchmark: one event, a data query returning N rows, one email per row.
+
+    .venv/bin/python benchmarks/fanout.py --n 10000
+
+Creates its own app database and customer database on the PostgreSQL server of DATABASE_URL (dropped
+at the end), uses REDIS_URL's server at database --redis-db (flushed), and starts a local SMTP sink.
+Three measurements, in one run:
+- engine: 2 forking RQ workers (`manage.py rqworker default low`, as in production) run the workflow
+  webhook -> data query (fan-out) -> send email; seconds end to end, items/s, peak RSS of any worker
+  process (worker or work horse), SQL statements per item (counted in the workers' jobs);
+- naive: one plain django-rq job per recipient that renders with Jinja2 and calls send_mail, same
+  workers;
+- floor: the same N messages from one process over one reused SMTP connection, no engine.
+The last two lines are `engine/naive: X` and `engine/floor: Y` (ratios of items/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class Sink:
+    """An SMTP server that only counts recipients (aiosmtpd, in a thread of this process)."""
+
+    def __init__(self):
+        self.recipients: list[str] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.recipients.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.recipients = []
+
+    @property
+    def count(self) -> int:
+        return len(self.recipients)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--redis-db", type=int, default=14)
+    parser.add_argument(
+        "--skip-naive", action="store_true", help="Only engine and floor (e.g. for N=100,000)."
+    )
+    args = parser.parse_args()
+
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rowbell")
+    admin = urlunsplit(urlsplit(base)._replace(path="/postgres"))
+    suffix = uuid.uuid4().hex[:8]
+    app_db, customer_db = f"rowbell_bench_{suffix}", f"rowbell_bench_customer_{suffix}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(f'CREATE DATABASE "{customer_db}"')
+    redis_url = urlunsplit(
+        urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path=f"/{args.redis_db}")
+    )
+    from aiosmtpd.controller import Controller
+
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": urlunsplit(urlsplit(base)._replace(path=f"/{app_db}")),
+        "REDIS_URL": redis_url,
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "EMAIL_USE_TLS": "0",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    customer_url = urlunsplit(urlsplit(base)._replace(path=f"/{customer_db}", scheme="postgresql"))
+    try:
+        run_benchmark(args, env, sink, customer_url)
+    finally:
+        controller.stop()
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{app_db}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{customer_db}" WITH (FORCE)')
+
+
+def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
+    import django
+
+    django.setup()
+    import django_rq
+    import psycopg
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    redis = django_rq.get_connection("default")
+    redis.flushdb()
+    n = args.n
+    with psycopg.connect(customer_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE commenters (id int PRIMARY KEY, email text NOT NULL, name text)")
+        conn.execute(
+            f"INSERT INTO commenters SELECT g, 'user' || g || '@example.com', 'User ' || g "
+            f"FROM generate_series(1, {n}) g"
+        )
+
+    print(
+        f"N = {n}, {args.workers} RQ workers, batch size {os.environ.get('ENGINE_BATCH_SIZE', 'default')}",
+        flush=True,
+    )
+    engine = measure_engine(args, env, sink, customer_url, redis)
+    report("engine", n, engine)
+    naive = None
+    if not args.skip_naive:
+        naive = measure_naive(args, env, sink, customer_url, redis)
+        report("naive", n, naive)
+    floor = measure_floor(n, sink)
+    print(
+        f"floor: {floor['items_per_s']:.0f} items/s ({floor['seconds']:.2f} s, one process, one SMTP connection)"
+    )
+    redis.flushdb()
+    print(
+        f"engine/naive: {engine['items_per_s'] / naive['items_per_s']:.2f}" if naive else "engine/naive: n/a"
+    )
+    print(f"engine/floor: {engine['items_per_s'] / floor['items_per_s']:.2f}")
+
+
+def report(name: str, n: int, result: dict) -> None:
+    print(
+        f"{name}: {result['seconds']:.2f} s end to end, {result['items_per_s']:.0f} items/s, "
+        f"peak worker RSS {result['peak_rss_mb']:.0f} MB, {result['statements'] / n:.2f} SQL statements/item",
+        flush=True,
+    )
+
+
+class Workers:
+    """N `manage.py rqworker` processes; tracks the peak RSS of any of their processes."""
+
+    def __init__(self, count: int, env: dict, worker_class: str | None = None):
+        command = [sys.executable, "manage.py", "rqworker", "default", "low"]
+        if worker_class:
+            command += ["--worker-class", worker_class]
+        self.processes = [
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(count)
+        ]
+        self.peak_rss = 0
+        self.stopping = False
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self.stopping:
+            for process in self.processes:
+                try:
+                    parent = psutil.Process(process.pid)
+                    for proc in [parent, *parent.children(recursive=True)]:
+                        self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+
+    def wait_ready(self, redis) -> None:
+        from rq import Worker
+
+        deadline = time.monotonic() + 60
+        while len(Worker.all(connection=redis)) < len(self.processes):
+            if time.monotonic() > deadline:
+                raise SystemExit("The RQ workers did not start.")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wait_for(sink: Sink, n: int, timeout: float = 3600) -> None:
+    deadline = time.monotonic() + timeout
+    while sink.count < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Timed out with {sink.count} of {n} messages.")
+        time.sleep(0.01)
+
+
+def measure_engine(args, env, sink: Sink, customer_url: str, redis) -> dict:
+    from benchmarks.support import STATEMENTS_KEY
+    from integrations.models import DataSource
+    from runs.engine import start_run
+    from runs.models import Run
+    from tenants.models import Tenant
+    from workflows.models import Step, Workflow
+    from workflows.publishing import get_or_create_draft, publish
+    from workflows.steps import get_kind
+
+    tenant = Tenant.objects.create(name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}")
+    source = DataSource.objects.create(tenant=tenant, name="customer", connection_url=customer_url)
+    workflow = Workflow.objects.create(tenant=tenant, name="Fan-out")
+    draft = get_or_create_draft(workflow)
+
+    def step(kind, parent, config):
+        return Step.objects.create(
+            tenant=tenant, version=draft, parent=parent, kind=kind, config=get_kind(kind).validate(config)
+        )
+
+    root = step("webhook_trigger", None, {})
+    query = step(
+        "data_query",
+        root,
+        {
+            "datasource": source.pk,
+            "sql": "SELECT id, email, name FROM commenters WHERE id <> {{ item.author_id }}",
+            "mode": "fanout",
+        },
+    )
+    step(
+        "send_email",
+        query,
+        {
+            "to": "{{ item.email }}",
+            "subject": "Hello {{ item.name }}",
+            "text": "Hi {{ item.name }}, there is a new comment on post {{ run.payload.post_id }}.",
+        },
+    )
+    publish(workflow)
+    workflow.refresh_from_db()
+
+    redis.delete(STATEMENTS_KEY)
+    sink.reset()
+    workers = Workers(args.workers, env, "benchmarks.support.CountingWorker")
+    try:
+        workers.wait_ready(redis)
+        started = time.perf_counter()
+        run = start_run(workflow, {"post_id": 7, "author_id": 0}, "bench-event")
+        wait_for(sink, args.n)
+        seconds = time.perf_counter() - started
+        deadline = time.monotonic() + 60
+        while Run.objects.get(pk=run.pk).status not in Run.FINISHED and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        workers.stop()
+    run.refresh_from_db()
+    if len(set(sink.recipients)) != len(sink.recipients):
+        raise SystemExit("Duplicate emails in the engine run!")
+    return {
+        "seconds": seconds,
+        "items_per_s": args.n / seconds,
+        "peak_rss_mb": workers.peak_rss / 2**20,
+        "statements": int(redis.get(STATEMENTS_KEY) or 0),
+        "status": run.status,
+    }
+
+
+def measure_naive(args, env, sink: Sink, customer_url: str, redis) -> dict:
+    import django_rq
+    import psycopg
+
+    sink.reset()
+    workers = Workers(args.workers, env)
+    queue = django_rq.get_queue("default")
+    try:
+        workers.wait_ready(redis)
+        started = time.perf_counter()
+        with psycopg.connect(customer_url) as conn:
+            rows = conn.execute("SELECT id, email, name FROM commenters WHERE id <> %s", [0]).fetchall()
+        with redis.pipeline() as pipe:
+            for _id, email, name in rows:
+                queue.enqueue(
+                    "benchmarks.support.naive_send",
+                    {"email": email, "name": name, "post_id": 7},
+                    pipeline=pipe,
+                    result_ttl=0,
+                )
+            pipe.execute()
+        wait_for(sink, args.n)
+        seconds = time.perf_counter() - started
+    finally:
+        workers.stop()
+    return {
+        "seconds": seconds,
+        "items_per_s": args.n / seconds,
+        "peak_rss_mb": workers.peak_rss / 2**20,
+        "statements": 0,
+    }
+
+
+def measure_floor(n: int, sink: Sink) -> dict:
+    from django.core.mail import EmailMessage, get_connection
+
+    sink.reset()
+    connection = get_connection()
+    connection.open()
+    started = time.perf_counter()
+    for i in range(1, n + 1):
+        EmailMessage(
+            f"Hello User {i}",
+            f"Hi User {i}, there is a new comment on post 7.",
+            None,
+            [f"user{i}@example.com"],
+            connection=connection,
+        ).send()
+    wait_for(sink, n)
+    seconds = time.perf_counter() - started
+    connection.close()
+    return {"seconds": seconds, "items_per_s": n / seconds}
+
+
+if __name__ == "__main__":
+    main()
