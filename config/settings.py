@@ -80,6 +80,20 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# Django's cache (sign-in rate limits) lives in the same Redis as RQ, under its own key prefix.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "rowbell-cache",
+    }
+}
+# Failed sign-ins allowed per username and IP address within SIGNIN_LOCKOUT_SECONDS.
+SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=5)
+SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
+# Invitation links stay valid this long.
+INVITE_MAX_AGE_SECONDS = env.int("INVITE_MAX_AGE_SECONDS", default=7 * 86400)
+
 # Two queues: `default` for step executions, `low` for bulk fan-out work, so that one tenant's huge
 # fan-out does not sit in front of another tenant's single welcome email.
 RQ_QUEUES = {
