@@ -96,8 +96,11 @@ class Wait(StepKind):
         )
         return moment - offset if config.get("offset_direction", "before") == "before" else moment + offset
 
-    def output_fields(self, step, input_fields: list[str]) -> list[str]:
-        return input_fields
+    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+        # The engine already held the item until due_at (or skipped that in a test run); computing it
+        # again surfaces an item without a usable time as this execution's error.
+        self.due_at(ctx.step.config, item, ctx.now)
+        return [item]
 
 
 def _number(value: Any, field: str, errors: dict[str, str], required: bool = False) -> float:
