@@ -46,8 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency phase")
     parser.add_argument("--burst-rates", default="250,500,1000,2000,4000")
     parser.add_argument("--burst-seconds", type=float, default=5.0)
-    parser.add_argument("--cost-seconds", type=float, default=3.0)
-    parser.add_argument("--cost-rounds", type=int, default=5)
+    parser.add_argument("--cost-seconds", type=float, default=2.0)
+    parser.add_argument("--cost-rounds", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker")
     parser.add_argument(
