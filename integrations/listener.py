@@ -111,7 +111,8 @@ class SourcePoller:
         if not self.wants_notify():
             return False
         try:
-            return any(True for _ in self.conn.notifies(timeout=0))
+            # Consume them all: the generator holds the connection's lock until it is exhausted.
+            return sum(1 for _ in self.conn.notifies(timeout=0)) > 0
         except psycopg.Error as exc:
             self._lost(exc)
             return False
