@@ -158,6 +158,9 @@ ENGINE_BATCH_SIZE = env.int("ENGINE_BATCH_SIZE", default=200)
 # At most this many batch jobs of one fan-out (one run's step) sit in the queues at a time, so other
 # tenants' jobs interleave with a 100,000-item fan-out at batch granularity.
 ENGINE_FANOUT_PARALLELISM = env.int("ENGINE_FANOUT_PARALLELISM", default=2)
+# At most this many batch jobs of one tenant run at once (0: no limit); the rest are re-queued a
+# second later so that workers serve other tenants meanwhile.
+ENGINE_TENANT_CONCURRENCY = env.int("ENGINE_TENANT_CONCURRENCY", default=4)
 # A step that produces more items than this has its children's batches queued on `low`, not `default`.
 ENGINE_FANOUT_LOW_QUEUE_AT = env.int("ENGINE_FANOUT_LOW_QUEUE_AT", default=20)
 # Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).

@@ -18,14 +18,14 @@ import json
 import logging
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from runs.engine import clock
+from runs.engine import clock, fairness
 from runs.engine.completion import close_run_if_done
 from runs.engine.context import BatchResources, StepContext
 from runs.engine.enqueue import schedule_next
@@ -67,6 +67,18 @@ def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") 
         if run is not None and run.status == Run.Status.CANCELLED:
             cancel_open_executions(run_id)
         return 0
+    slot = fairness.acquire(run.tenant_id)
+    if slot is None:
+        defer(run_id, step_id, lane, queue)
+        return 0
+    try:
+        return _run_claimed(run, step_id, lane, queue)
+    finally:
+        fairness.release(run.tenant_id, slot)
+
+
+def _run_claimed(run: Run, step_id: int, lane: int, queue: str) -> int:
+    run_id = run.pk
     now = clock.now()
     ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
     if not ids:
@@ -173,6 +185,24 @@ def _chain(run_id: int, step_id: int, lane: int, queue: str, full: bool) -> None
     """Keep this lane going while work is due; lane 0 also schedules retries and waits that are due soon."""
     if lane == 0 or full:
         schedule_next(run_id, step_id, lane=lane, queue=queue)
+
+
+def defer(run_id: int, step_id: int, lane: int, queue: str) -> None:
+    """The tenant is at its concurrency limit: try again in a second, behind other tenants' jobs."""
+    import django_rq
+
+    from runs.engine.enqueue import JOB
+
+    django_rq.get_queue(queue).enqueue_at(
+        clock.now() + timedelta(seconds=1),
+        JOB,
+        run_id,
+        step_id,
+        lane,
+        result_ttl=0,
+        job_timeout=settings.ENGINE_EXECUTION_TIMEOUT,
+        description=f"run {run_id} step {step_id} (deferred)",
+    )
 
 
 def cancel_open_executions(run_id: int) -> int:

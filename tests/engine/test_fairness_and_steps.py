@@ -182,3 +182,21 @@ def test_a_false_condition_ends_the_path(engine, smtp, tenant_a):
     work(engine)
     assert smtp.recipients() == ["pro@example.com"]
     assert set(Run.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_tenant_at_its_concurrency_limit_is_deferred_not_run(engine, smtp, tenant_a, settings):
+    from runs.engine import fairness
+
+    settings.ENGINE_TENANT_CONCURRENCY = 1
+    workflow = build_workflow(tenant_a, webhook([email()]))
+    held = fairness.acquire(tenant_a.pk)  # another batch of this tenant is running
+    assert held is not None and fairness.acquire(tenant_a.pk) is None
+    run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
+    work(engine)
+    assert StepExecution.objects.get(run=run).status == "pending"
+    assert django_rq.get_queue("default").scheduled_job_registry.count == 1
+
+    fairness.release(tenant_a.pk, held)
+    engine.travel(seconds=2)
+    work(engine)
+    assert smtp.recipients() == ["ann@example.com"]
