@@ -187,7 +187,7 @@ def test_the_periodic_job_is_on_rq_cron_and_runs_on_a_worker(scheduled, redis_co
 
     scheduler = DjangoCronScheduler()
     scheduler.load_config_from_file("config/cron.py")
-    assert [job.func_name for job in scheduler.get_jobs()] == ["integrations.schedules.fire_due_schedules"]
+    assert "integrations.schedules.fire_due_schedules" in [job.func_name for job in scheduler.get_jobs()]
 
     monkeypatch.undo()  # the worker runs the job at the real time
     Schedule.objects.filter(workflow=scheduled).update(next_fire_at=datetime.now(UTC) - timedelta(minutes=1))
