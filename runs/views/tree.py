@@ -15,6 +15,7 @@ from django.db.models import Count, Q
 from runs.models import Run, StepExecution
 from runs.views.presenting import duration, execution_state, state_class
 from workflows.models import Step
+from workflows.steps import ConfigError, get_kind
 
 ITEMS_PER_STEP = 50
 COUNT_ORDER = ("running", "retrying", "pending", "succeeded", "failed", "cancelled")
@@ -41,6 +42,16 @@ class StepNode:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def title(self) -> str:
+        """The step's name, else its kind's label ("Send email"), else the raw kind."""
+        if self.step.name:
+            return self.step.name
+        try:
+            return get_kind(self.step.kind).label
+        except ConfigError:
+            return self.step.kind
 
     @property
     def count_items(self) -> list[tuple[str, int]]:

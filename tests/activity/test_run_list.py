@@ -109,3 +109,19 @@ def test_bad_filters_and_cursor_are_explained_and_the_rest_still_applies(owner_c
     assert len(page.context["rows"]) == 1
     swapped = owner_client.get(RUNS, {"date_from": "2026-01-05", "date_to": "2026-01-01"})
     assert "swap the dates" in swapped.content.decode()
+
+
+def test_the_runs_page_costs_the_same_queries_for_5_or_50_runs(owner_client, onboarding):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(5):
+        make_run(onboarding, f"few-{i}")
+    with CaptureQueriesContext(connection) as few:
+        owner_client.get(RUNS)
+    for i in range(45):
+        run = make_run(onboarding, f"many-{i}")
+        add_delivery(add_execution(run, steps_of(onboarding)["Welcome"], "0"), f"p{i}@example.com")
+    with CaptureQueriesContext(connection) as many:
+        page = owner_client.get(RUNS)
+    assert len(page.context["rows"]) == 50 and len(many) == len(few)
