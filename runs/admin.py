@@ -85,6 +85,24 @@ class RunAdmin(HistoryAdmin):
         self.message_user(request, f"Retrying {retried} failed executions.", messages.SUCCESS)
 
 
+class RetryingFilter(admin.SimpleListFilter):
+    """Pending executions that failed before and wait to retry, apart from those that never ran."""
+
+    title = "retry state"
+    parameter_name = "retry"
+
+    def lookups(self, request, model_admin):
+        return [("retrying", "Retrying (failed, waiting for the next attempt)"), ("first", "Not tried yet")]
+
+    def queryset(self, request, queryset):
+        pending = queryset.filter(status=StepExecution.Status.PENDING)
+        if self.value() == "retrying":
+            return pending.filter(attempts__gt=0).exclude(error="")
+        if self.value() == "first":
+            return pending.filter(attempts=0)
+        return queryset
+
+
 @admin.register(StepExecution)
 class StepExecutionAdmin(HistoryAdmin):
     list_display = [
@@ -98,7 +116,7 @@ class StepExecutionAdmin(HistoryAdmin):
         "created_at",
         "tenant",
     ]
-    list_filter = ["status", "tenant"]
+    list_filter = ["status", RetryingFilter, "tenant"]
     search_fields = ["=id", "=run__id", "^item_key"]
     list_select_related = ["run", "step", "tenant"]
     readonly_fields = ["state", "delivery_link"]

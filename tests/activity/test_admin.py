@@ -38,6 +38,12 @@ def test_lists_and_pages_load_read_only_with_the_rq_link(engine, smtp, operator,
         page = operator.get(reverse(f"admin:runs_{model}_change", args=[pk]))
         assert page.status_code == 200 and b'name="_save"' not in page.content
     assert operator.get(reverse("django_rq:home")).status_code == 200
+    retrying = operator.get(reverse("admin:runs_stepexecution_changelist"), {"retry": "retrying"})
+    assert retrying.status_code == 200 and list(retrying.context["cl"].result_list) == []
+    StepExecution.objects.filter(pk=execution.pk).update(status="pending", attempts=2, error="451 later")
+    retrying = operator.get(reverse("admin:runs_stepexecution_changelist"), {"retry": "retrying"})
+    assert [e.pk for e in retrying.context["cl"].result_list] == [execution.pk]
+    assert b"retrying, attempt 3 of 10" in retrying.content
 
 
 def test_release_retry_and_cancel_actions(engine, smtp, operator, tenant_a):
