@@ -5,11 +5,12 @@
 Creates its own app database and customer database on the PostgreSQL server of DATABASE_URL (dropped
 at the end), uses REDIS_URL's server at database --redis-db (flushed), and starts a local SMTP sink.
 Three measurements, in one run:
-- engine: 2 forking RQ workers (`manage.py rqworker default low`, as in production) run the workflow
+- engine: 2 forking RQ workers (`manage.py rqworker default low --worker-class ...`, the production
+  worker class runs.worker.EngineWorker plus a statement counter) run the workflow
   webhook -> data query (fan-out) -> send email; seconds end to end, items/s, peak RSS of any worker
   process (worker or work horse), SQL statements per item (counted in the workers' jobs);
-- naive: one plain django-rq job per recipient that renders with Jinja2 and calls send_mail, same
-  workers;
+- naive: one plain django-rq job per recipient that renders with Jinja2 and calls send_mail, on 2
+  plain forking RQ workers;
 - floor: the same N messages from one process over one reused SMTP connection, no engine.
 The last two lines are `engine/naive: X` and `engine/floor: Y` (ratios of items/s).
 """
@@ -162,13 +163,18 @@ def report(name: str, n: int, result: dict) -> None:
 class Workers:
     """N `manage.py rqworker` processes; tracks the peak RSS of any of their processes."""
 
-    def __init__(self, count: int, env: dict, worker_class: str | None = None):
-        command = [sys.executable, "manage.py", "rqworker", "default", "low"]
-        if worker_class:
-            command += ["--worker-class", worker_class]
+    def __init__(self, count: int, env: dict, worker_class: str):
+        command = [sys.executable, "manage.py", "rqworker", "default", "low", "--worker-class", worker_class]
+        log = os.environ.get("BENCH_WORKER_LOG")  # a file prefix, to read the workers' own timings
         self.processes = [
-            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(count)
+            subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**env, "LOG_LEVEL": "INFO"} if log else env,
+                stdout=open(f"{log}.{i}", "w") if log else subprocess.DEVNULL,  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(count)
         ]
         self.peak_rss = 0
         self.stopping = False
@@ -289,7 +295,7 @@ def measure_naive(args, env, sink: Sink, customer_url: str, redis) -> dict:
     import psycopg
 
     sink.reset()
-    workers = Workers(args.workers, env)
+    workers = Workers(args.workers, env, "rq.worker.Worker")
     queue = django_rq.get_queue("default")
     try:
         workers.wait_ready(redis)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.mail import send_mail
 from django.db import connection
 from jinja2 import Environment
-from rq.worker import Worker
+
+from runs.worker import EngineWorker
 
 STATEMENTS_KEY = "bench:statements"
 _env = Environment(autoescape=False)
@@ -13,7 +14,7 @@ _subject = _env.from_string("Hello {{ item.name }}")
 _text = _env.from_string("Hi {{ item.name }}, there is a new comment on post {{ item.post_id }}.")
 
 
-class CountingWorker(Worker):
+class CountingWorker(EngineWorker):
     """A forking RQ worker that counts the SQL statements its jobs send (in the work horse)."""
 
     def perform_job(self, job, queue):
