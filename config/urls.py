@@ -8,4 +8,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("integrations.urls")),
     path("", include("runs.urls")),
+    path("", include("tenants.urls")),
+    path("", include("integrations.datasource_urls")),
+    path("", include("workflows.urls")),
 ]

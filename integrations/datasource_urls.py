@@ -1,0 +1,17 @@
+"""The data-source pages (namespace `integrations`); inbound webhooks stay in integrations/urls.py."""
+
+from django.urls import path
+
+from integrations import views
+
+app_name = "integrations"
+
+urlpatterns = [
+    path("datasources/", views.datasource_list, name="datasource_list"),
+    path("datasources/new/", views.datasource_add, name="datasource_add"),
+    path("datasources/<int:datasource_id>/", views.datasource_detail, name="datasource_detail"),
+    path("datasources/<int:datasource_id>/test/", views.datasource_test, name="datasource_test"),
+    path("datasources/<int:datasource_id>/tables/", views.datasource_tables, name="datasource_tables"),
+    path("datasources/<int:datasource_id>/columns/", views.datasource_columns, name="datasource_columns"),
+    path("datasources/<int:datasource_id>/delete/", views.datasource_delete, name="datasource_delete"),
+]

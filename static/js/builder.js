@@ -1,0 +1,72 @@
+// The builder's small behaviours: variable picker, modal dialog, add menus, growing text areas.
+(function () {
+  "use strict";
+  let lastField = null;
+
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches("[data-variables]")) lastField = event.target;
+  });
+
+  function insertAtCursor(field, text) {
+    const start = field.selectionStart ?? field.value.length;
+    const end = field.selectionEnd ?? field.value.length;
+    field.value = field.value.slice(0, start) + text + field.value.slice(end);
+    field.focus();
+    field.setSelectionRange(start + text.length, start + text.length);
+    // Saving listens for input events, so an inserted variable is saved like typed text.
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  function closeModal() {
+    const modal = document.getElementById("modal");
+    if (modal) modal.innerHTML = "";
+    const opener = document.getElementById("publish-button");
+    if (opener) opener.focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    const chip = event.target.closest("[data-insert]");
+    if (chip) {
+      const field = lastField && document.body.contains(lastField)
+        ? lastField : document.querySelector("#panel [data-variables]");
+      if (field) insertAtCursor(field, chip.dataset.insert);
+      return;
+    }
+    if (event.target.closest("[data-close]") || event.target.matches("[data-modal]")) {
+      closeModal();
+      return;
+    }
+    // One add menu open at a time; a click elsewhere closes them.
+    document.querySelectorAll("details.add-menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    if (document.querySelector("#modal [data-modal]")) closeModal();
+    document.querySelectorAll("details.add-menu[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      menu.querySelector("summary").focus();
+    });
+  });
+
+  function grow(area) {
+    area.style.height = "auto";
+    area.style.height = Math.min(area.scrollHeight + 2, 360) + "px";
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.matches("#panel textarea")) grow(event.target);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id === "modal") {
+      const first = document.querySelector("#modal .modal button, #modal .modal a");
+      if (first) first.focus();
+    }
+    document.querySelectorAll("#panel textarea").forEach(grow);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("#panel textarea").forEach(grow);
+  });
+})();

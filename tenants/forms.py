@@ -1,0 +1,106 @@
+"""Account forms: sign up (a tenant and its owner), rate-limited sign in, invitations."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
+from django.utils.text import slugify
+
+from tenants.models import Role, Tenant
+
+
+class SignUpForm(forms.Form):
+    organisation = forms.CharField(label="Organisation", max_length=200)
+    username = forms.CharField(label="Username", max_length=150)
+    email = forms.EmailField(label="Email")
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("This username is taken: choose another one or sign in.")
+        return username
+
+    def clean(self):
+        cleaned = super().clean()
+        password = cleaned.get("password")
+        if password:
+            user = get_user_model()(username=cleaned.get("username", ""), email=cleaned.get("email", ""))
+            try:
+                password_validation.validate_password(password, user)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return cleaned
+
+
+def unique_slug(name: str) -> str:
+    base = slugify(name)[:70] or "team"
+    slug, n = base, 1
+    while Tenant.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _failure_key(username: str, ip: str) -> str:
+    return f"signin-failures:{username.lower()}:{ip}"
+
+
+class RateLimitedAuthenticationForm(AuthenticationForm):
+    """Refuses to check the password after too many failures for this username from this address."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "rate_limited": "Too many failed sign-ins. Wait %(minutes)d minutes or reset your password.",
+    }
+
+    def clean(self):
+        username = self.data.get("username", "")
+        ip = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        key = _failure_key(username, ip)
+        if cache.get(key, 0) >= settings.SIGNIN_MAX_FAILURES:
+            raise forms.ValidationError(
+                self.error_messages["rate_limited"],
+                code="rate_limited",
+                params={"minutes": max(1, settings.SIGNIN_LOCKOUT_SECONDS // 60)},
+            )
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            if cache.add(key, 1, settings.SIGNIN_LOCKOUT_SECONDS) is False:
+                cache.incr(key)
+            raise
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email of the person to invite")
+    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
+
+    def __init__(self, *args, inviter_role: str = Role.MEMBER, **kwargs):
+        super().__init__(*args, **kwargs)
+        if inviter_role != Role.OWNER:
+            # Only owners make owners.
+            self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
+
+
+class AcceptInviteForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("This username is taken: choose another one.")
+        return username
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password"):
+            try:
+                password_validation.validate_password(cleaned["password"])
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return cleaned

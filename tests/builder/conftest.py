@@ -1,0 +1,88 @@
+"""Builder test helpers: a real SMTP sink, a customer database with a `users` table, signed-in clients."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from email import message_from_bytes
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+
+from integrations.models import DataSource
+from tenants.models import Role
+from tests.conftest import PASSWORD, make_user
+
+CUSTOMER_SCHEMA = """
+CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, name text, plan text DEFAULT 'free',
+                    created_at timestamptz DEFAULT now());
+CREATE TABLE teams (id bigserial PRIMARY KEY, owner_id bigint, name text);
+"""
+
+
+class Mailbox:
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.content))
+        return "250 Message accepted"
+
+    def body(self, index: int = -1) -> str:
+        message = self.messages[index]
+        part = (
+            message.get_payload(decode=True)
+            if not message.is_multipart()
+            else message.get_payload(0).get_payload(decode=True)
+        )
+        return part.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mailbox(settings):
+    """A real SMTP server (aiosmtpd) that Django's SMTP backend delivers to."""
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS, settings.EMAIL_HOST_USER = False, ""
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def customer_db(tenant_database) -> str:
+    with psycopg.connect(tenant_database, autocommit=True) as conn:
+        conn.execute(CUSTOMER_SCHEMA)
+    return tenant_database
+
+
+@pytest.fixture
+def datasource(tenant_a, customer_db) -> DataSource:
+    return DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=customer_db)
+
+
+@pytest.fixture
+def admin(tenant_a):
+    return make_user("ada", tenant_a, Role.ADMIN)
+
+
+def signed_in(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    return signed_in(client, owner)

@@ -1,0 +1,198 @@
+"""The builder through Django's test client: adding, saving, errors under fields, stale tabs, deleting."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.publishing import get_or_create_draft
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def workflow(tenant_a, owner):
+    return Workflow.objects.create(tenant=tenant_a, name="Onboarding", created_by=owner)
+
+
+def add(client, workflow, kind, anchor=None, mode="child"):
+    data = {"kind": kind, "mode": mode}
+    if anchor is not None:
+        data["anchor"] = anchor.pk
+    response = client.post(f"/workflows/{workflow.pk}/steps/add/", data)
+    assert response.status_code == 200, response.content
+    return Step.objects.filter(version__workflow=workflow, kind=kind).order_by("-id").first()
+
+
+def save(client, workflow, step, revision=None, **config):
+    if revision is None:
+        revision = WorkflowVersion.objects.get(pk=step.version_id).revision
+    data = {"name": config.pop("name", step.name), "revision": revision}
+    data.update({f"config-{k}": v for k, v in config.items()})
+    return client.post(f"/workflows/{workflow.pk}/steps/{step.pk}/save/", data)
+
+
+def test_build_a_tree_with_a_branch_and_an_insert(owner_client, workflow, datasource):
+    trigger = add(owner_client, workflow, "database_trigger")
+    email = add(owner_client, workflow, "send_email", trigger)
+    wait = add(owner_client, workflow, "wait", email)
+    first = add(owner_client, workflow, "data_query", wait)
+    second = add(owner_client, workflow, "data_query", first, mode="branch")
+    inserted = add(owner_client, workflow, "condition", trigger, mode="insert")
+    for step in (email, wait, first, second, inserted):
+        step.refresh_from_db()
+    assert inserted.parent_id == trigger.pk
+    assert email.parent_id == inserted.pk
+    assert first.parent_id == wait.pk and second.parent_id == wait.pk
+    page = owner_client.get(f"/workflows/{workflow.pk}/")
+    assert page.status_code == 200
+    assert page.content.count(b'class="node-wrap"') == 6
+
+
+def test_trigger_table_and_columns_come_from_introspection(owner_client, workflow, datasource):
+    trigger = add(owner_client, workflow, "database_trigger")
+    response = save(owner_client, workflow, trigger, **{"datasource": datasource.pk, "schema": "public"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<option value="users">public.users</option>' in html
+    assert '<option value="teams">public.teams</option>' in html
+    response = save(
+        owner_client,
+        workflow,
+        trigger,
+        datasource=datasource.pk,
+        schema="public",
+        table="users",
+        operations=["insert", "update"],
+    )
+    html = response.content.decode()
+    assert 'value="email"' in html and "email (text)" in html
+    trigger.refresh_from_db()
+    assert trigger.config == {
+        "datasource": datasource.pk,
+        "schema": "public",
+        "table": "users",
+        "operations": ["insert", "update"],
+        "watch_columns": [],
+    }
+
+
+def test_bad_template_shows_line_under_the_field_and_keeps_the_text(owner_client, workflow, datasource):
+    trigger = add(owner_client, workflow, "database_trigger")
+    email = add(owner_client, workflow, "send_email", trigger)
+    bad = "Hello\n{{ item.name "
+    response = save(owner_client, workflow, email, to="{{ item.email }}", subject="Hi", text=bad)
+    assert response.status_code == 200
+    html = response.content.decode()
+    error = re.search(r'<div class="error" id="err-text" role="alert" hx-swap-oob="true">([^<]+)</div>', html)
+    assert error and "line 2" in error.group(1).lower()
+    email.refresh_from_db()
+    assert email.config["text"] == bad  # nothing lost
+
+
+def test_bad_sql_is_reported_by_postgres_under_the_field(owner_client, workflow, datasource):
+    trigger = add(owner_client, workflow, "database_trigger")
+    query = add(owner_client, workflow, "data_query", trigger)
+    response = save(
+        owner_client, workflow, query, datasource=datasource.pk, sql="SELEC id FROM teams", mode="first"
+    )
+    html = response.content.decode()
+    assert re.search(r'id="err-sql"[^>]*>[^<]*syntax error', html), html
+    response = save(
+        owner_client,
+        workflow,
+        query,
+        datasource=datasource.pk,
+        sql="SELECT id, name AS team FROM teams WHERE owner_id = {{ item.id }}",
+        mode="first",
+    )
+    assert re.search(r'id="err-sql" role="alert" hx-swap-oob="true"></div>', response.content.decode())
+
+
+def test_variable_picker_lists_trigger_and_query_columns(owner_client, workflow, datasource):
+    trigger = add(owner_client, workflow, "database_trigger")
+    save(
+        owner_client,
+        workflow,
+        trigger,
+        datasource=datasource.pk,
+        schema="public",
+        table="users",
+        operations=["insert"],
+    )
+    query = add(owner_client, workflow, "data_query", trigger)
+    save(
+        owner_client,
+        workflow,
+        query,
+        datasource=datasource.pk,
+        sql="SELECT name AS team_name FROM teams WHERE owner_id = {{ item.id }}",
+        mode="first",
+    )
+    email = add(owner_client, workflow, "send_email", query)
+    panel = owner_client.get(f"/workflows/{workflow.pk}/steps/{email.pk}/").content.decode()
+    chips = re.findall(r'data-insert="([^"]+)"', panel)
+    assert (
+        "{{ item.email }}" in chips and "{{ item.team_name }}" in chips and "{{ item.created_at }}" in chips
+    )
+
+
+def test_email_preview_renders_against_a_sample_item(owner_client, workflow, datasource):
+    trigger = add(owner_client, workflow, "database_trigger")
+    save(
+        owner_client,
+        workflow,
+        trigger,
+        datasource=datasource.pk,
+        schema="public",
+        table="users",
+        operations=["insert"],
+    )
+    email = add(owner_client, workflow, "send_email", trigger)
+    response = save(
+        owner_client,
+        workflow,
+        email,
+        to="{{ item.email }}",
+        subject="Welcome {{ item.email }}!",
+        text="Plan: {{ item.plan }}",
+    )
+    html = response.content.decode()
+    assert 'class="preview-subject">Welcome someone@example.com!</dd>' in html
+
+
+def test_a_stale_tab_still_saves_and_is_told(owner_client, workflow):
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    revision = WorkflowVersion.objects.get(pk=trigger.version_id).revision
+    first = save(owner_client, workflow, trigger, revision=revision, name="From tab one")
+    assert "another tab" not in first.content.decode()
+    second = save(owner_client, workflow, trigger, revision=revision, name="From tab two")
+    assert "another tab" in second.content.decode()
+    trigger.refresh_from_db()
+    assert trigger.name == "From tab two"  # the later write wins
+    new_revision = re.search(r'id="revision" name="revision" value="(\d+)"', second.content.decode()).group(1)
+    third = save(owner_client, workflow, trigger, revision=new_revision, name="Tab two again")
+    assert "another tab" not in third.content.decode()
+
+
+def test_delete_removes_the_subtree(owner_client, workflow):
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    wait = add(owner_client, workflow, "wait", trigger)
+    add(owner_client, workflow, "send_email", wait)
+    add(owner_client, workflow, "send_email", wait)
+    panel = owner_client.get(f"/workflows/{workflow.pk}/steps/{wait.pk}/").content.decode()
+    assert "and the 2 steps below it?" in panel  # asks first
+    response = owner_client.post(f"/workflows/{workflow.pk}/steps/{wait.pk}/delete/")
+    assert response.status_code == 200
+    draft = get_or_create_draft(workflow)
+    assert list(draft.steps.values_list("kind", flat=True)) == ["webhook_trigger"]
+
+
+def test_only_one_trigger_and_it_comes_first(owner_client, workflow):
+    add(owner_client, workflow, "webhook_trigger")
+    second = owner_client.post(f"/workflows/{workflow.pk}/steps/add/", {"kind": "schedule_trigger"})
+    assert second.status_code == 400
+    root_email = owner_client.post(f"/workflows/{workflow.pk}/steps/add/", {"kind": "send_email"})
+    assert root_email.status_code == 400

@@ -1,0 +1,90 @@
+"""What publishing a draft changes against the published version, step by step (matched by Step.key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from workflows.models import Step, WorkflowVersion
+from workflows.steps import ConfigError, get_kind
+
+
+@dataclass
+class StepChange:
+    step: Step
+    what: list[str] = field(default_factory=list)  # for changed steps: "name", "settings: sql", "moved"
+
+
+@dataclass
+class VersionDiff:
+    added: list[Step] = field(default_factory=list)
+    removed: list[Step] = field(default_factory=list)
+    changed: list[StepChange] = field(default_factory=list)
+    install: str = ""  # the trigger publishing installs or updates, in words
+    remove: str = ""  # the trigger publishing removes, in words
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def diff_versions(published: WorkflowVersion | None, draft: WorkflowVersion) -> VersionDiff:
+    old = {s.key: s for s in published.steps.all()} if published else {}
+    new = {s.key: s for s in draft.steps.all()}
+    old_parent = _parent_keys(old)
+    new_parent = _parent_keys(new)
+    result = VersionDiff(
+        added=[s for key, s in new.items() if key not in old],
+        removed=[s for key, s in old.items() if key not in new],
+    )
+    for key, step in new.items():
+        before = old.get(key)
+        if before is None:
+            continue
+        what = []
+        if before.kind != step.kind:
+            what.append("kind")
+        if before.name != step.name:
+            what.append("name")
+        changed = sorted(
+            k for k in set(before.config) | set(step.config) if before.config.get(k) != step.config.get(k)
+        )
+        if changed:
+            what.append("settings: " + ", ".join(changed))
+        if old_parent[key] != new_parent[key] or before.position != step.position:
+            what.append("moved")
+        if what:
+            result.changed.append(StepChange(step, what))
+    _describe_triggers(result, _root(old), _root(new))
+    return result
+
+
+def _parent_keys(steps: dict) -> dict:
+    by_id = {s.id: s for s in steps.values()}
+    return {key: (by_id[s.parent_id].key if s.parent_id in by_id else None) for key, s in steps.items()}
+
+
+def _root(steps: dict) -> Step | None:
+    roots = [s for s in steps.values() if s.parent_id is None]
+    return roots[0] if roots else None
+
+
+def describe_trigger(step: Step) -> str:
+    config = step.config
+    if step.kind == "database_trigger":
+        ops = " and ".join(config.get("operations") or ["insert"])
+        return f"a row trigger ({ops}) on {config.get('schema') or 'public'}.{config.get('table', '?')}"
+    try:
+        label = get_kind(step.kind).label
+    except ConfigError:
+        label = step.kind
+    return label.lower()
+
+
+def _describe_triggers(result: VersionDiff, old: Step | None, new: Step | None) -> None:
+    same = old is not None and new is not None and old.kind == new.kind and old.config == new.config
+    if same:
+        return
+    if new is not None:
+        result.install = describe_trigger(new)
+    if old is not None and (new is None or describe_trigger(old) != describe_trigger(new)):
+        result.remove = describe_trigger(old)

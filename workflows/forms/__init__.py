@@ -1,0 +1,1 @@
+"""Forms of the builder, drawn from each step kind's `fields`."""

@@ -1,0 +1,164 @@
+"""A step's form, drawn generically from its kind's `fields`, and the config read back from a POST.
+
+Every widget maps to plain HTML controls; pickers (data source, table, columns) get their options from
+the tenant's data sources and their introspection, so a new step kind needs no builder change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import QueryDict
+
+from integrations.datasources import DataSourceUnavailable, list_columns, list_tables
+from integrations.models import DataSource
+from workflows.models import Step
+from workflows.steps import ConfigError, get_kind
+from workflows.steps.base import Field
+
+LIST_WIDGETS = {"multiselect", "columns"}
+TEXT_AREAS = {"textarea", "sql", "template", "json"}
+
+
+@dataclass
+class BoundField:
+    spec: Field
+    value: Any
+    error: str = ""
+    options: list[tuple[str, str]] = field(default_factory=list)
+    options_error: str = ""
+
+    @property
+    def widget(self) -> str:
+        return self.spec.widget
+
+    @property
+    def text(self) -> str:
+        """The value as the control shows it."""
+        if self.value is None:
+            return ""
+        if self.widget == "json":
+            return self.value if isinstance(self.value, str) else json.dumps(self.value, indent=2)
+        return str(self.value)
+
+    @property
+    def selected(self) -> set[str]:
+        if isinstance(self.value, list):
+            return {str(v) for v in self.value}
+        return {str(self.value)} if self.value not in (None, "") else set()
+
+    @property
+    def missing_choice(self) -> str:
+        """A saved value the options no longer offer (kept visible rather than silently dropped)."""
+        if self.value in (None, "") or isinstance(self.value, list):
+            return ""
+        return "" if self.text in {value for value, _ in self.options} else self.text
+
+    @property
+    def rows(self) -> int:
+        minimum = 1 if self.widget == "template" else 4
+        return min(14, max(minimum, self.text.count("\n") + 1))
+
+    @property
+    def is_textarea(self) -> bool:
+        return self.widget in TEXT_AREAS
+
+    @property
+    def takes_variables(self) -> bool:
+        return self.widget in ("template", "sql")
+
+
+def config_from_post(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[str, str]]:
+    """The posted config and the values that could not be read (kept as typed, so nothing is lost)."""
+    config = dict(step.config)
+    errors: dict[str, str] = {}
+    for spec in get_kind(step.kind).fields:
+        key = f"config-{spec.name}"
+        if spec.widget in LIST_WIDGETS:
+            config[spec.name] = [v for v in data.getlist(key) if v != ""]
+        elif spec.widget == "checkbox":
+            config[spec.name] = data.get(key) in ("on", "true", "1")
+        elif key not in data:
+            continue
+        elif spec.widget == "secret" and not data.get(key):
+            continue  # secrets are never shown back: an empty box keeps the saved one
+        else:
+            config[spec.name] = _convert(spec, data.get(key, ""), errors)
+    return config, errors
+
+
+def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:
+    if spec.widget == "number":
+        raw = raw.strip()
+        if raw == "":
+            return None
+        try:
+            number = float(raw)
+        except ValueError:
+            errors[spec.name] = "Enter a number."
+            return raw
+        return int(number) if number.is_integer() else number
+    if spec.widget == "datasource":
+        return int(raw) if raw.isdigit() else None
+    if spec.widget == "json":
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            errors[spec.name] = f"This is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
+            return raw
+    return raw
+
+
+def step_errors(step: Step) -> dict[str, str]:
+    try:
+        get_kind(step.kind).validate(step.config)
+    except ConfigError as exc:
+        return exc.errors
+    return {}
+
+
+def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
+    kind = get_kind(step.kind)
+    config = step.config
+    bound = []
+    for spec in kind.fields:
+        value = config.get(spec.name, spec.default)
+        item = BoundField(spec, value, errors.get(spec.name, ""))
+        item.options = [(str(v), label) for v, label in spec.choices]
+        if spec.widget == "datasource":
+            sources = DataSource.objects.for_tenant(tenant).order_by("name")
+            item.options = [(str(s.pk), s.name) for s in sources]
+        elif spec.widget in ("table", "columns"):
+            _introspect(item, tenant, config)
+        bound.append(item)
+    return bound
+
+
+def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:
+    source = DataSource.objects.for_tenant(tenant).filter(pk=_int(config.get("datasource"))).first()
+    if source is None:
+        item.options_error = "Choose a data source first."
+        return
+    schema = config.get("schema") or "public"
+    try:
+        if item.widget == "table":
+            item.options = [(t.name, t.qualified_name) for t in list_tables(source, schema)]
+        elif config.get("table"):
+            item.options = [
+                (c.name, f"{c.name} ({c.type})") for c in list_columns(source, schema, config["table"])
+            ]
+        else:
+            item.options_error = "Choose a table first."
+    except DataSourceUnavailable as exc:
+        item.options_error = str(exc)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

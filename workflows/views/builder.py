@@ -1,0 +1,130 @@
+"""The builder: the draft's step tree, adding and deleting steps, and the selected step's panel."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import F, Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.publishing import get_or_create_draft, latest_published
+from workflows.steps import ConfigError, get_kind, kind_choices
+from workflows.views.common import build_tree, get_draft_step, get_workflow
+from workflows.views.panel import panel_context
+
+ADD_MODES = ("child", "branch", "insert")
+
+
+def bump_revision(version: WorkflowVersion) -> int:
+    WorkflowVersion.objects.filter(pk=version.pk).update(revision=F("revision") + 1)
+    version.refresh_from_db(fields=["revision"])
+    return version.revision
+
+
+def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVersion, selected: Step | None):
+    steps = list(draft.steps.all())
+    invalid = {}
+    for step in steps:
+        try:
+            get_kind(step.kind).validate(step.config)
+        except ConfigError as exc:
+            invalid[step.id] = exc.errors
+    context = {
+        "workflow": workflow,
+        "draft": draft,
+        "tree": build_tree(steps),
+        "invalid": invalid,
+        "step_kinds": kind_choices(triggers=False),
+        "trigger_kinds": kind_choices(triggers=True),
+        "published": latest_published(workflow),
+        "selected": selected,
+    }
+    if selected is not None:
+        context.update(panel_context(request, workflow, selected, steps))
+    return context
+
+
+@login_required
+def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_workflow(request, workflow_id)
+    draft = get_or_create_draft(workflow)
+    selected = (
+        draft.steps.filter(pk=request.GET.get("step") or 0).first() if request.GET.get("step") else None
+    )
+    if selected is None:
+        selected = draft.root_step()
+    return render(request, "workflows/builder.html", builder_context(request, workflow, draft, selected))
+
+
+@login_required
+def step_panel(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+    workflow = get_workflow(request, workflow_id)
+    step = get_draft_step(request, workflow, step_id)
+    context = builder_context(request, workflow, step.version, step)
+    return render(request, "workflows/_builder_body.html", context)
+
+
+@login_required
+@require_POST
+def add_step(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    """Add a step of `kind`: as the trigger, as a child, as a sibling branch, or between a step and its children."""
+    workflow = get_workflow(request, workflow_id)
+    draft = get_or_create_draft(workflow)
+    kind_name, mode = request.POST.get("kind", ""), request.POST.get("mode", "child")
+    try:
+        kind = get_kind(kind_name)
+    except ConfigError:
+        return HttpResponse("Choose a step kind from the menu.", status=400)
+    anchor = None
+    if request.POST.get("anchor"):
+        anchor = get_draft_step(request, workflow, request.POST["anchor"])
+        if anchor.version_id != draft.pk or mode not in ADD_MODES:
+            return HttpResponse("Add steps below a step of this draft.", status=400)
+    if (anchor is None) != kind.is_trigger:
+        return HttpResponse("A workflow starts with one trigger, and only the first step is one.", status=400)
+    with transaction.atomic():
+        WorkflowVersion.objects.select_for_update().get(pk=draft.pk)
+        if anchor is None and draft.steps.exists():
+            return HttpResponse("This workflow already has a trigger.", status=400)
+        step = _insert(draft, kind, anchor, mode)
+        bump_revision(draft)
+    return render(request, "workflows/_builder_body.html", builder_context(request, workflow, draft, step))
+
+
+def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str) -> Step:
+    parent = anchor.parent if (anchor is not None and mode == "branch") else anchor
+    siblings = draft.steps.filter(parent=parent)
+    position = (siblings.aggregate(n=Max("position"))["n"] or 0) + 1 if siblings.exists() else 0
+    step = Step.objects.create(
+        tenant_id=draft.tenant_id,
+        version=draft,
+        parent=parent,
+        position=position,
+        kind=kind.kind,
+        name=kind.label,
+        config=kind.default_config(),
+    )
+    if mode == "insert" and anchor is not None:
+        # The new step takes the anchor's children: it sits on the connection between them.
+        draft.steps.filter(parent=anchor).exclude(pk=step.pk).update(parent=step)
+        Step.objects.filter(pk=step.pk).update(position=0)
+    return step
+
+
+@login_required
+@require_POST
+def delete_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+    workflow = get_workflow(request, workflow_id)
+    step = get_draft_step(request, workflow, step_id)
+    draft = step.version
+    with transaction.atomic():
+        WorkflowVersion.objects.select_for_update().get(pk=draft.pk)
+        step.delete()  # the tree's foreign key cascades to the whole subtree
+        bump_revision(draft)
+    selected = draft.steps.filter(pk=step.parent_id).first() if step.parent_id else None
+    return render(
+        request, "workflows/_builder_body.html", builder_context(request, workflow, draft, selected)
+    )

@@ -1,0 +1,44 @@
+"""Lookups every workflow view shares: through the current tenant only, so other tenants' ids are 404."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+
+from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Step, Workflow, WorkflowVersion
+
+
+def get_workflow(request: HttpRequest, workflow_id: int) -> Workflow:
+    return get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id)
+
+
+def get_draft_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+    steps = Step.objects.select_related("version").filter(
+        version__workflow=workflow, version__state=WorkflowVersion.State.DRAFT
+    )
+    return get_for_tenant_or_404(steps, request.tenant, pk=step_id)
+
+
+def get_version(request: HttpRequest, workflow: Workflow, version_id: int) -> WorkflowVersion:
+    return get_for_tenant_or_404(
+        WorkflowVersion.objects.filter(workflow=workflow), request.tenant, pk=version_id
+    )
+
+
+def forbid_unless_publisher(request: HttpRequest) -> HttpResponse | None:
+    """Members edit drafts; publishing, unpublishing and archiving need an admin or owner."""
+    if request.membership is None or not request.membership.can_publish:
+        return HttpResponseForbidden("Only admins and owners can publish or unpublish workflows.")
+    return None
+
+
+def build_tree(steps: list[Step]) -> list[dict]:
+    """Nested nodes ({step, children}) in position order, roots first."""
+    children: dict[int | None, list[Step]] = {}
+    for step in sorted(steps, key=lambda s: (s.position, s.id)):
+        children.setdefault(step.parent_id, []).append(step)
+
+    def node(step: Step) -> dict:
+        return {"step": step, "children": [node(child) for child in children.get(step.id, [])]}
+
+    return [node(root) for root in children.get(None, [])]

@@ -1,0 +1,36 @@
+"""The dashboard: workflows with their status, last run and runs in the last 24 hours."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Max, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from integrations.models import DataSource
+from workflows.models import Workflow
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if request.tenant is None:
+        return redirect("tenants:signup")
+    since = timezone.now() - timedelta(hours=24)
+    workflows = (
+        Workflow.objects.for_tenant(request.tenant)
+        .filter(status=Workflow.Status.ACTIVE)
+        .annotate(
+            last_run=Max("runs__created_at", filter=Q(runs__is_test=False)),
+            runs_24h=Count("runs", filter=Q(runs__is_test=False, runs__created_at__gte=since)),
+        )
+        .select_related("published_version")
+        .order_by("name")
+    )
+    context = {
+        "workflows": workflows,
+        "has_sources": DataSource.objects.for_tenant(request.tenant).exists(),
+    }
+    return render(request, "workflows/dashboard.html", context)

@@ -1,0 +1,104 @@
+"""The side panel: the selected step's form, saved as the person types, with errors under each field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+from django_htmx.http import reswap, retarget
+
+from runs.views.preview import preview_step
+from runs.views.samples import sample_item
+from workflows.forms.step_form import bind_fields, config_from_post
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps import ConfigError, get_kind
+from workflows.variables import available_fields, describe_query
+from workflows.views.common import get_draft_step, get_workflow
+
+# Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
+PICKER_SOURCES = ("datasource", "schema", "table", "mode")
+
+
+def validation_errors(request: HttpRequest, step: Step) -> dict[str, str]:
+    try:
+        get_kind(step.kind).validate(step.config)
+        errors: dict[str, str] = {}
+    except ConfigError as exc:
+        errors = dict(exc.errors)
+    if step.kind == "data_query" and "sql" not in errors:
+        _, problem = describe_query(request.tenant, step.config)
+        if problem:
+            errors["sql"] = problem
+    return errors
+
+
+def email_preview(request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]):
+    """The email rendered against a sample item: the trigger's sample plus placeholders for query columns."""
+    root = next((s for s in steps if s.parent_id is None), None)
+    item: dict[str, Any] = sample_item(request.tenant, workflow, root)
+    for name in fields:
+        item.setdefault(name, f"‹{name}›")
+    return preview_step(step, item), item
+
+
+def panel_context(
+    request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], errors: dict | None = None
+) -> dict[str, Any]:
+    steps_by_id = {s.id: s for s in steps}
+    errors = validation_errors(request, step) if errors is None else errors
+    fields = available_fields(request.tenant, step, steps_by_id)
+    context = {
+        "step": step,
+        "kind": get_kind(step.kind),
+        "fields": bind_fields(step, request.tenant, errors),
+        "errors": errors,
+        "variables": fields,
+        "subtree_size": _subtree_size(step, steps),
+    }
+    if step.kind == "send_email":
+        context["preview"], context["sample"] = email_preview(request, workflow, step, steps, fields)
+    return context
+
+
+def _subtree_size(step: Step, steps: list[Step]) -> int:
+    below, frontier = 0, [step.id]
+    while frontier:
+        children = [s.id for s in steps if s.parent_id in frontier]
+        below += len(children)
+        frontier = children
+    return below
+
+
+@login_required
+@require_POST
+def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+    """Save the whole form at once; a stale revision still saves (the later write wins) but is reported."""
+    workflow = get_workflow(request, workflow_id)
+    step = get_draft_step(request, workflow, step_id)
+    config, input_errors = config_from_post(step, request.POST)
+    kind = get_kind(step.kind)
+    try:
+        stored = kind.validate(config)
+    except ConfigError:
+        stored = config  # keep exactly what was typed: nothing is lost while it is still wrong
+    before = {key: step.config.get(key) for key in PICKER_SOURCES}
+    with transaction.atomic():
+        version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)
+        stale = request.POST.get("revision", "") != str(version.revision)
+        step.name = request.POST.get("name", step.name).strip()[:200]
+        step.config = stored if not input_errors else config
+        step.save(update_fields=["name", "config"])
+        version.revision += 1
+        version.save(update_fields=["revision"])
+    errors = {**validation_errors(request, step), **input_errors}
+    steps = list(version.steps.all())
+    context = panel_context(request, workflow, step, steps, errors)
+    context.update({"workflow": workflow, "draft": version, "stale": stale, "saved": True})
+    if any(step.config.get(key) != value for key, value in before.items()):
+        response = render(request, "workflows/_panel.html", context)
+        return reswap(retarget(response, "#panel"), "innerHTML")
+    return render(request, "workflows/_saved.html", context)
