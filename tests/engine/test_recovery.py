@@ -61,7 +61,16 @@ def start_worker_process(smtp_port: int) -> subprocess.Popen:
         "ENGINE_BATCH_SIZE": "100",
     }
     return subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "default", "low", "--burst"],
+        [
+            sys.executable,
+            "manage.py",
+            "rqworker",
+            "default",
+            "low",
+            "--burst",
+            "--worker-class",
+            "runs.worker.EngineWorker",
+        ],
         cwd=ROOT,
         env=env,
         stdout=open("/tmp/worker.log", "w"),
