@@ -16,7 +16,9 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,10 +41,35 @@ class WebhookRejected(Exception):
         self.detail = detail
 
 
+DETAIL = inline_serializer("WebhookError", {"detail": serializers.CharField()})
+HEADER = OpenApiParameter.HEADER
+
+
 class WebhookView(APIView):
     authentication_classes = []  # the HMAC signature is the authentication
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="Start a run of a webhook-triggered workflow",
+        request={"application/json": OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(TIMESTAMP_HEADER, str, HEADER, required=True, description="Unix time, seconds"),
+            OpenApiParameter(
+                SIGNATURE_HEADER, str, HEADER, required=True, description='sha256=HMAC(secret, "<ts>.<body>")'
+            ),
+            OpenApiParameter(IDEMPOTENCY_HEADER, str, HEADER, description="Your event id: one run per key"),
+        ],
+        responses={
+            202: inline_serializer(
+                "WebhookAccepted",
+                {"run_id": serializers.IntegerField(), "event_key": serializers.CharField()},
+            ),
+            400: OpenApiResponse(DETAIL, description="The body is not a JSON object"),
+            401: OpenApiResponse(DETAIL, description="Missing, bad or stale signature"),
+            404: OpenApiResponse(DETAIL, description="No published webhook workflow with this id"),
+            413: OpenApiResponse(DETAIL, description="Body over WEBHOOK_MAX_BODY_BYTES"),
+        },
+    )
     def post(self, request, workflow_id: int) -> Response:
         from runs.engine import start_run
 
