@@ -35,20 +35,24 @@ def test_tree_shows_both_branches_with_items_errors_and_deliveries(owner_client,
     assert 'hx-trigger="every' not in html  # finished: no polling
 
 
-def test_a_running_run_polls_and_the_partial_comes_back(owner_client, onboarding):
+def test_a_running_run_polls_and_the_partial_comes_back_only_when_something_changed(owner_client, onboarding):
     run = make_run(onboarding, "live", status=Run.Status.RUNNING)
-    html = page_of(owner_client, run).content.decode()
-    assert 'hx-trigger="every 2s"' in html
-    partial = owner_client.get(
-        reverse("runs:run_detail", args=[run.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-live"
-    )
-    body = partial.content.decode()
-    assert 'id="run-live"' in body and "<html" not in body
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
-    finished = owner_client.get(
-        reverse("runs:run_detail", args=[run.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-live"
-    )
-    assert "hx-trigger" not in finished.content.decode()
+    url = reverse("runs:run_detail", args=[run.pk])
+    page = owner_client.get(url, {"status": "failed"})
+    poll = page.context["poll_url"]
+    assert f'hx-get="{poll.replace("&", "&amp;")}" hx-trigger="every 2s"' in page.content.decode()
+    assert "status=failed" in poll and "seen=" in poll
+    htmx = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "run-live"}
+    assert owner_client.get(poll, **htmx).status_code == 204  # nothing changed: htmx swaps nothing
+    welcome = add_execution(run, steps_of(onboarding)["Welcome"], "0", status="running")
+    changed = owner_client.get(poll, **htmx)
+    body = changed.content.decode()
+    assert changed.status_code == 200 and 'id="run-live"' in body and "<html" not in body
+    StepExecution.objects.filter(pk=welcome.pk).update(status="failed", error="boom")
+    assert owner_client.get(changed.context["poll_url"], **htmx).status_code == 200
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.PARTIAL)
+    finished = owner_client.get(changed.context["poll_url"], **htmx)
+    assert finished.status_code == 200 and "hx-trigger" not in finished.content.decode()  # polling stops
 
 
 def test_retrying_execution_says_so_instead_of_looking_like_it_runs(onboarding):
