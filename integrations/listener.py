@@ -294,12 +294,19 @@ class Listener:
                 return
 
     def _guard_rowbell(self, func):
-        """Rowbell's own database going away must not kill the loop: reconnect on the next pass."""
+        """Rowbell's own database or Redis going away must not kill the loop: retry on the next pass.
+
+        The customer-side transaction has been rolled back by then, so the claimed rows are still in the
+        log; the next claim finds the runs that did commit (event keys) and starts the others.
+        """
         try:
             return func()
         except RowbellDatabaseError as exc:
             log.error("Rowbell's database failed (%s); retrying", exc)
             rowbell_db.close()
             close_old_connections()
-            self.stop.wait(1.0)
-            return 0
+        except Exception:
+            # e.g. Redis down while queueing the runs' first jobs (the sweeper re-queues them later).
+            log.exception("Listener pass failed; retrying")
+        self.stop.wait(1.0)
+        return 0
