@@ -49,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cost-seconds", type=float, default=2.0)
     parser.add_argument("--cost-rounds", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--phases", default="latency,throughput,cost", help="any of latency,throughput,cost")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker")
     parser.add_argument(
         "--pg-admin-url",
@@ -297,21 +298,33 @@ class Bench:
 
 def main() -> None:
     args = parse_args()
+    phases = set(args.phases.split(","))
     bench = Bench(args)
-    print(
-        f"trigger_latency {datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
-    )
+    load = os.getloadavg()[0]
+    print(f"trigger_latency {datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, load {load:.2f}")
+    latency = {"run": [], "trigger_step": [], "first_step": [], "missing": 0}
+    best, burst_lines = float("nan"), []
+    nan = float("nan")
+    cost = {"none": nan, "trigger": nan, "notify": nan}
     try:
         bench.setup()
-        bench.start_processes()
-        latency = bench.latency()
-        best, burst_lines = bench.throughput()
-        cost = bench.customer_cost()
+        if phases & {"latency", "throughput"}:
+            bench.start_processes()
+        if "latency" in phases:
+            latency = bench.latency()
+        if "throughput" in phases:
+            best, burst_lines = bench.throughput()
+        if "cost" in phases:
+            cost = bench.customer_cost()
     finally:
         bench.teardown()
+    report(args, latency, burst_lines, best, cost)
+
+
+def report(args, latency: dict, burst_lines: list[str], best: float, cost: dict[str, float]) -> None:
     runs, first = latency["run"], latency["first_step"]
     print(
-        f"latency phase: {len(runs)} rows at {args.rate:g} rows/s for {args.seconds:g} s, {latency['missing']} without a run"
+        f"latency phase: {len(runs)} rows at {args.rate:g} rows/s for {args.seconds:g} s, {latency['missing']} lost"
     )
     print(summary("commit → run created", runs))
     print(summary("commit → trigger step started", latency["trigger_step"]))
@@ -319,7 +332,8 @@ def main() -> None:
     for line in burst_lines:
         print(line)
     print(
-        f"customer inserts/s, 8 writers: no trigger {cost['none']:.0f}, Rowbell trigger {cost['trigger']:.0f}, with NOTIFY {cost['notify']:.0f}"
+        f"customer inserts/s, 8 writers: no trigger {cost['none']:.0f}, Rowbell trigger {cost['trigger']:.0f}, "
+        f"with NOTIFY {cost['notify']:.0f}"
     )
     print(f"NOTIFY option overhead: {(1 - cost['notify'] / cost['none']) * 100:.1f} %")
     print(f"first step p50: {percentile(first, 50):.1f} ms")
