@@ -229,3 +229,20 @@ def test_events_of_unknown_workflows_neither_block_the_queue_nor_stay_forever(
     settings.LISTENER_ORPHAN_GRACE = 0
     listen_until_idle()
     assert customer_execute(customer_db, "SELECT count(*) FROM rowbell.event_log") == [(0,)]
+
+
+def test_listener_status_follows_publishing(datasource, customer_db):
+    from integrations.models import DataSource
+
+    workflow = db_trigger_workflow(datasource)
+    listener = Listener()
+    listener.run_once()
+    source = DataSource.objects.get(pk=datasource.pk)
+    assert (source.listener_status, source.listener_error) == ("listening", "")
+    assert source.listener_seen_at is not None
+
+    unpublish(workflow)
+    listener.refresh_sources()
+
+    assert DataSource.objects.get(pk=datasource.pk).listener_status == "idle"
+    assert listener.pollers == {}
