@@ -194,7 +194,9 @@ def _compile_expression(expression: str):
 
 def render(text: str, context: dict[str, Any], *, html: bool = False) -> str:
     """Render a user template; raises TemplateError with a message a person can act on."""
-    template = _compile(html, text or "")
+    if not text:
+        return ""
+    template = _compile(html, text)
     return _guarded(_stream, template, context)
 
 
