@@ -66,16 +66,26 @@ def fire_due_schedules(now: datetime | None = None) -> int:
             .order_by("next_fire_at")[:BATCH]
         )
         for schedule in due:
-            instant = previous_firing(schedule.rule, now) or schedule.next_fire_at
-            instant = max(instant, schedule.next_fire_at)
-            start_run(schedule.workflow, _item(schedule.rule, instant), event_key(instant))
-            schedule.last_fired_at = instant
-            schedule.next_fire_at = next_firing(schedule.rule, now)
-            schedule.save(update_fields=["last_fired_at", "next_fire_at", "updated_at"])
-            fired += 1
+            try:
+                with transaction.atomic():  # one broken schedule must not hold back the others
+                    _fire(schedule, now, start_run)
+                fired += 1
+            except Exception:
+                log.exception(
+                    "Schedule of workflow %s could not fire; retrying on the next tick", schedule.workflow_id
+                )
     if fired:
         log.info("Started %d scheduled run(s)", fired)
     return fired
+
+
+def _fire(schedule: Schedule, now: datetime, start_run) -> None:
+    # The latest firing at or before now: missed earlier ones are skipped, not replayed.
+    instant = max(previous_firing(schedule.rule, now) or schedule.next_fire_at, schedule.next_fire_at)
+    start_run(schedule.workflow, _item(schedule.rule, instant), event_key(instant))
+    schedule.last_fired_at = instant
+    schedule.next_fire_at = next_firing(schedule.rule, now)
+    schedule.save(update_fields=["last_fired_at", "next_fire_at", "updated_at"])
 
 
 def _item(rule: dict, instant: datetime) -> dict:

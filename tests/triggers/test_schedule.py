@@ -197,3 +197,17 @@ def test_the_periodic_job_is_on_rq_cron_and_runs_on_a_worker(scheduled, redis_co
     SimpleWorker([queue], connection=redis_conn).work(burst=True)
 
     assert Run.objects.filter(workflow=scheduled, event_key__startswith="schedule:").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_broken_schedule_does_not_hold_back_the_others(scheduled, tenant_a):
+    broken = make_workflow(tenant_a, "schedule_trigger", DAILY_NINE_BERLIN, name="Broken")
+    publish(broken)
+    # A rule that no longer computes (say, a zone removed from tzdata after it was saved).
+    Schedule.objects.filter(workflow=broken).update(rule={**DAILY_NINE_BERLIN, "timezone": "Gone/Away"})
+
+    assert fire_due_schedules(now=utc(2026, 3, 28, 8, 0, 5)) == 1
+
+    assert Run.objects.filter(workflow=scheduled).count() == 1
+    assert not Run.objects.filter(workflow=broken).exists()
+    assert Schedule.objects.get(workflow=broken).next_fire_at == utc(2026, 3, 28, 8)  # still due, retried
