@@ -14,6 +14,7 @@ urlpatterns = [
     path("activity/executions/<int:execution_id>/retry/", actions.retry, name="retry_execution"),
     path("activity/runs/<int:run_id>/cancel/", actions.cancel, name="cancel_run"),
     path("activity/runs/<int:run_id>/replay/", actions.replay, name="replay_run"),
+    path("activity/runs/<int:run_id>/skip-waits/", actions.skip_waits, name="skip_waits"),
     path("activity/messages/release/", actions.release, name="release_messages"),
     path("activity/messages/discard/", actions.discard, name="discard_messages"),
     path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),

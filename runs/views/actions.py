@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from runs.engine import cancel_run, discard_delivery, release_delivery, replay_run, retry_execution
+from runs.engine import cancel_run, clock, discard_delivery, release_delivery, replay_run, retry_execution
+from runs.engine.enqueue import schedule_next
 from runs.models import Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
 from tenants.scoping import get_for_tenant_or_404
@@ -69,6 +71,36 @@ def replay(request: HttpRequest, run_id: int) -> HttpResponse:
     again = replay_run(run, version=version)
     messages.success(request, f"Replayed run #{run.pk}'s event as run #{again.pk}.")
     return HttpResponseRedirect(reverse("runs:run_detail", args=[again.pk]))
+
+
+@require_POST
+@login_required
+def skip_waits(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Fast-forward a TEST run: its waiting wait-steps become due now and are queued at once."""
+    run = get_for_tenant_or_404(Run, request.tenant, pk=run_id)
+    if not run.is_test:
+        messages.error(request, "Only a test run's waits can be skipped; live runs wait as published.")
+        return back(request, reverse("runs:run_detail", args=[run.pk]))
+    now = clock.now()
+    with transaction.atomic():
+        waiting = StepExecution.objects.filter(
+            run=run,
+            step__kind="wait",
+            status=StepExecution.Status.PENDING,
+            attempts=0,
+            next_attempt_at__gt=now,
+        )
+        steps = set(waiting.values_list("step_id", flat=True))
+        skipped = waiting.update(next_attempt_at=now)
+        for step_id in steps:  # the engine's own enqueue, once the new due time is committed
+            transaction.on_commit(lambda step_id=step_id: schedule_next(run.pk, step_id))
+    if skipped:
+        messages.success(
+            request, f"Skipped {skipped} wait{'s' if skipped != 1 else ''}; the steps below run now."
+        )
+    else:
+        messages.info(request, "Nothing in this run is waiting.")
+    return back(request, reverse("runs:run_detail", args=[run.pk]))
 
 
 def chosen_deliveries(request: HttpRequest) -> tuple[list[int], str]:

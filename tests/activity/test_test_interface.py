@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from runs.models import Delivery, Run, StepExecution
+from tests.activity.conftest import make_run
 from tests.engine.conftest import settle
 from workflows.publishing import get_draft
 
@@ -97,3 +98,24 @@ def test_step_preview_renders_queries_and_decides_conditions(owner_client, onboa
     assert broken.error.startswith("To: ") and "email" in broken.error  # which field, which variable
     page = owner_client.get(reverse("runs:step_preview", args=[steps["Welcome"].pk]))
     assert [row["id"] for row in page.context["live"].rows] == [2, 1]
+
+
+def test_a_test_runs_waits_can_be_skipped_while_it_runs(
+    engine, smtp, owner_client, onboarding_draft, onboarding
+):
+    row = {"id": 2, "email": "nia@example.com", "name": "Nia", "onboarded_at": None}
+    owner_client.post(reverse("runs:test_workflow", args=[onboarding_draft.pk]), {"item": json.dumps(row)})
+    run = Run.objects.get()
+    settle(engine, step_seconds=1, rounds=3)
+    waiting = StepExecution.objects.get(run=run, step__kind="wait")
+    assert waiting.status == "pending" and waiting.next_attempt_at > engine.now
+    page = owner_client.get(reverse("runs:run_detail", args=[run.pk])).content.decode()
+    assert "waiting until" in page and reverse("runs:skip_waits", args=[run.pk]) in page
+    done = owner_client.post(reverse("runs:skip_waits", args=[run.pk]), follow=True)
+    assert "Skipped 1 wait;" in done.content.decode()
+    settle(engine, step_seconds=1, rounds=3)
+    assert Delivery.objects.filter(run=run, content__subject="Finish onboarding", status="captured").exists()
+    assert smtp.messages == []
+    live = make_run(onboarding, "live", status=Run.Status.RUNNING)
+    refused = owner_client.post(reverse("runs:skip_waits", args=[live.pk]), follow=True).content.decode()
+    assert "Only a test run" in refused
