@@ -68,12 +68,24 @@ class RunFilterForm(ActivityFilterForm):
     field_order = ["workflow", "status", "date_from", "date_to", "q"]
 
 
+def channel_choices() -> list[tuple[str, str]]:
+    """Channels of the registered send steps (the registry, not a list kept here)."""
+    from workflows.steps import STEP_KINDS, load_kinds
+    from workflows.steps.sending import SendKind
+
+    load_kinds()
+    kinds = [kind for kind in STEP_KINDS.values() if isinstance(kind, SendKind)]
+    return sorted(
+        {
+            (kind.channel, kind.channel.upper() if len(kind.channel) <= 4 else kind.channel.capitalize())
+            for kind in kinds
+        }
+    )
+
+
 class MessageFilterForm(ActivityFilterForm):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Delivery.Status.choices])
-    channel = forms.ChoiceField(
-        required=False,
-        choices=[("", "Any channel"), ("email", "Email"), ("slack", "Slack"), ("http", "HTTP")],
-    )
+    channel = forms.ChoiceField(required=False, choices=lambda: [("", "Any channel"), *channel_choices()])
     q = forms.CharField(
         required=False,
         max_length=500,
