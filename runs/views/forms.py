@@ -75,12 +75,7 @@ def channel_choices() -> list[tuple[str, str]]:
 
     load_kinds()
     kinds = [kind for kind in STEP_KINDS.values() if isinstance(kind, SendKind)]
-    return sorted(
-        {
-            (kind.channel, kind.channel.upper() if len(kind.channel) <= 4 else kind.channel.capitalize())
-            for kind in kinds
-        }
-    )
+    return sorted({(kind.channel, kind.label) for kind in kinds})
 
 
 class MessageFilterForm(ActivityFilterForm):
