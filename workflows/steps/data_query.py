@@ -6,7 +6,8 @@ Modes:
   server-side cursor, so the steps below run once per row;
 - `first`: the first row's columns are merged into the item;
 - `all`: the rows are put into the item under `into` (default `rows`).
-Zero rows ends the path in every mode.
+Zero rows ends the path in every mode. A fan-out past DATA_QUERY_MAX_ROWS fails the step with a clear
+error; the items already read (written in chunks as they stream) still run, so narrow the query.
 """
 
 from __future__ import annotations
