@@ -24,6 +24,7 @@ from runs.views.samples import live_rows, sample_item
 from runs.views.testing import ItemField
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step
+from workflows.steps import ConfigError
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind
 from workflows.templating import TemplateError, evaluate
@@ -44,7 +45,10 @@ class Preview:
 
 
 def preview_step(step: Step, item: dict[str, Any]) -> Preview:
-    kind = step.kind_class
+    try:
+        kind = step.kind_class
+    except ConfigError as exc:
+        return Preview(shows="item", error=" ".join(exc.errors.values()))
     run = Run(
         tenant_id=step.tenant_id,
         workflow=step.version.workflow,

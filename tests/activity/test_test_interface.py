@@ -119,3 +119,13 @@ def test_a_test_runs_waits_can_be_skipped_while_it_runs(
     live = make_run(onboarding, "live", status=Run.Status.RUNNING)
     refused = owner_client.post(reverse("runs:skip_waits", args=[live.pk]), follow=True).content.decode()
     assert "Only a test run" in refused
+
+
+def test_preview_of_an_unknown_kind_or_an_unreadable_item_is_explained(owner_client, onboarding_draft):
+    draft = get_draft(onboarding_draft)
+    step = draft.steps.get(name="Welcome")
+    bad_json = owner_client.post(reverse("runs:step_preview", args=[step.pk]), {"item": "{nope"})
+    assert "Item: This is not valid JSON" in bad_json.content.decode() and bad_json.context["preview"] is None
+    draft.steps.filter(pk=step.pk).update(kind="carrier_pigeon")
+    unknown = preview(owner_client, draft.steps.get(pk=step.pk), {"id": 2})
+    assert "Unknown step kind “carrier_pigeon”" in unknown.error
