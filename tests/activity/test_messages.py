@@ -48,3 +48,22 @@ def test_email_html_renders_in_a_sandboxed_iframe_escaped(owner_client, onboardi
         in html
     )
     assert "<script>x()" not in html and "plain" in html
+
+
+def test_the_messages_page_costs_the_same_queries_for_2_or_40_messages(owner_client, onboarding):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add(n):
+        run = make_run(onboarding, f"m{n}")
+        add_delivery(add_execution(run, steps_of(onboarding)["Welcome"], "0"), f"p{n}@example.com")
+
+    for n in range(2):
+        add(n)
+    with CaptureQueriesContext(connection) as few:
+        owner_client.get(MESSAGES)
+    for n in range(2, 40):
+        add(n)
+    with CaptureQueriesContext(connection) as many:
+        page = owner_client.get(MESSAGES)
+    assert len(page.context["page"].items) == 40 and len(many) == len(few)
