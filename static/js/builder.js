@@ -66,6 +66,11 @@
     }
     document.querySelectorAll("#panel textarea").forEach(grow);
   });
+  // htmx has wired up the step form: saving listens from here on (browser tests wait for this too).
+  document.addEventListener("htmx:load", function () {
+    const form = document.getElementById("step-form");
+    if (form) form.dataset.ready = "true";
+  });
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#panel textarea").forEach(grow);
   });

@@ -17,9 +17,12 @@ from integrations.models import DataSource
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.base import Field
+from workflows.steps.common import RETRY_FIELDS
 
 LIST_WIDGETS = {"multiselect", "columns"}
 TEXT_AREAS = {"textarea", "sql", "template", "json"}
+# Shown folded under "Retries": most steps never change them.
+ADVANCED_FIELDS = {spec.name for spec in RETRY_FIELDS}
 
 
 @dataclass
@@ -60,6 +63,10 @@ class BoundField:
     def rows(self) -> int:
         minimum = 1 if self.widget == "template" else 4
         return min(14, max(minimum, self.text.count("\n") + 1))
+
+    @property
+    def is_advanced(self) -> bool:
+        return self.spec.name in ADVANCED_FIELDS
 
     @property
     def is_textarea(self) -> bool:

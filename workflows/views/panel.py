@@ -51,10 +51,13 @@ def panel_context(
     steps_by_id = {s.id: s for s in steps}
     errors = validation_errors(request, step) if errors is None else errors
     fields = available_fields(request.tenant, step, steps_by_id)
+    bound = bind_fields(step, request.tenant, errors)
     context = {
         "step": step,
         "kind": get_kind(step.kind),
-        "fields": bind_fields(step, request.tenant, errors),
+        "fields": bound,
+        "basic_fields": [f for f in bound if not f.is_advanced],
+        "advanced_fields": [f for f in bound if f.is_advanced],
         "errors": errors,
         "variables": fields,
         "subtree_size": _subtree_size(step, steps),
