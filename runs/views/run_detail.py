@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from runs.engine import clock
-from runs.models import Run, StepExecution
+from runs.models import Run
 from runs.views.presenting import run_duration
-from runs.views.tree import TreeFilter, build_tree
+from runs.views.tree import TreeFilter, build_tree, step_states
 from tenants.scoping import get_for_tenant_or_404
 
 POLL_SECONDS = 2
@@ -43,20 +43,12 @@ def tree_filter(request: HttpRequest) -> TreeFilter:
     )
 
 
-def fingerprint(run: Run) -> str:
-    """Changes whenever an execution or delivery of the run changes state (one aggregate query)."""
-    counts = {f"n_{status}": Count("id", filter=Q(status=status)) for status in StepExecution.Status.values}
-    executions = run.executions.aggregate(
-        **counts,
-        attempts=Sum("attempts"),
-        started=Max("started_at"),
-        finished=Max("finished_at"),
-        due=Max("next_attempt_at"),
-        deliveries=Count("delivery"),
-        delivered=Max("delivery__sent_at"),
-        held=Count("delivery", filter=Q(delivery__status="held")),
+def fingerprint(run: Run, states: list[dict]) -> str:
+    """Changes whenever an execution or a delivery of the run changes state."""
+    deliveries = list(
+        run.deliveries.values("status").annotate(n=Count("id"), sent=Max("sent_at")).order_by("status")
     )
-    state = repr((run.status, run.finished_at, sorted(executions.items())))
+    state = repr((run.status, run.finished_at, states, deliveries))
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
@@ -66,7 +58,7 @@ def poll_url(request: HttpRequest, seen: str) -> str:
     return f"{request.path}?{params.urlencode()}"
 
 
-def run_context(request: HttpRequest, run: Run, seen: str) -> dict:
+def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict]) -> dict:
     now = clock.now()
     wanted = tree_filter(request)
     return {
@@ -75,7 +67,7 @@ def run_context(request: HttpRequest, run: Run, seen: str) -> dict:
         "live": run.status not in Run.FINISHED,
         "poll_seconds": POLL_SECONDS,
         "duration": run_duration(run, now),
-        "tree": build_tree(run, wanted, now),
+        "tree": build_tree(run, wanted, now, states),
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
     }
@@ -84,11 +76,12 @@ def run_context(request: HttpRequest, run: Run, seen: str) -> dict:
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run.objects.select_related("workflow", "version"), request.tenant, pk=run_id)
-    seen = fingerprint(run)
+    states = step_states(run)
+    seen = fingerprint(run, states)
     polled = request.htmx and request.htmx.target == "run-live"
     if polled and request.GET.get("seen") == seen:
         return HttpResponse(status=204)
-    context = run_context(request, run, seen)
+    context = run_context(request, run, seen, states)
     if polled:
         return render(request, "runs/_run_live.html", context)
     return render(request, "runs/run_detail.html", context)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q, Sum
 
 from runs.models import Run, StepExecution
 from runs.views.presenting import duration, execution_state, state_class
@@ -79,14 +79,29 @@ def status_filter(status: str) -> Q:
     return Q(status=status)
 
 
-def step_counts(run: Run) -> dict[int, dict[str, int]]:
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    rows = (
+def step_states(run: Run) -> list[dict]:
+    """Per (step, status): how many executions, how many retrying, and when they last moved.
+
+    One GROUP BY over the run's executions feeds both the counts on the tree and the page's change
+    fingerprint (runs/views/run_detail.py), so a 100,000-item run is scanned once per request.
+    """
+    return list(
         run.executions.values("step_id", "status")
-        .annotate(n=Count("id"), retrying=Count("id", filter=Q(attempts__gt=0) & ~Q(error="")))
-        .order_by()
+        .annotate(
+            n=Count("id"),
+            retrying=Count("id", filter=Q(attempts__gt=0) & ~Q(error="")),
+            attempts=Sum("attempts"),
+            started=Max("started_at"),
+            finished=Max("finished_at"),
+            due=Max("next_attempt_at"),
+        )
+        .order_by("step_id", "status")
     )
-    for row in rows:
+
+
+def step_counts(states: list[dict]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in states:
         by_status = counts[row["step_id"]]
         by_status[row["status"]] = row["n"]
         if row["status"] == StepExecution.Status.PENDING and row["retrying"]:
@@ -117,10 +132,12 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
     return rows, more
 
 
-def build_tree(run: Run, wanted: TreeFilter, now: datetime) -> list[StepNode]:
+def build_tree(
+    run: Run, wanted: TreeFilter, now: datetime, states: list[dict] | None = None
+) -> list[StepNode]:
     """The version's steps as nested nodes (roots first), each with its counts and executions."""
     steps = list(run.version.steps.order_by("position", "id"))
-    counts = step_counts(run)
+    counts = step_counts(step_states(run) if states is None else states)
     nodes = {step.pk: StepNode(step=step, counts=counts.get(step.pk, {})) for step in steps}
     roots: list[StepNode] = []
     for step in steps:
