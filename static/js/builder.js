@@ -51,6 +51,20 @@
     });
   });
 
+  // The fields edited since the last save: a tab whose copy turned out stale saves only these.
+  const changed = new Set();
+  document.addEventListener("input", function (event) {
+    if (event.target.form && event.target.form.id === "step-form" && event.target.name) {
+      changed.add(event.target.name);
+    }
+  });
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id === "step-form") {
+      event.detail.parameters.changed = Array.from(changed).join(",");
+      changed.clear();
+    }
+  });
+
   function grow(area) {
     area.style.height = "auto";
     area.style.height = Math.min(area.scrollHeight + 2, 360) + "px";

@@ -29,7 +29,7 @@ def add(client, workflow, kind, anchor=None, mode="child"):
 def save(client, workflow, step, revision=None, **config):
     if revision is None:
         revision = WorkflowVersion.objects.get(pk=step.version_id).revision
-    data = {"name": config.pop("name", step.name), "revision": revision}
+    data = {"name": config.pop("name", step.name), "revision": revision, "changed": config.pop("changed", "")}
     data.update({f"config-{k}": v for k, v in config.items()})
     return client.post(f"/workflows/{workflow.pk}/steps/{step.pk}/save/", data)
 
@@ -165,16 +165,61 @@ def test_email_preview_renders_against_a_sample_item(owner_client, workflow, dat
 
 def test_a_stale_tab_still_saves_and_is_told(owner_client, workflow):
     trigger = add(owner_client, workflow, "webhook_trigger")
-    revision = WorkflowVersion.objects.get(pk=trigger.version_id).revision
-    first = save(owner_client, workflow, trigger, revision=revision, name="From tab one")
+    email = add(owner_client, workflow, "send_email", trigger)
+    form = {"to": "{{ item.email }}", "subject": "Hi", "text": "Hello"}
+    save(owner_client, workflow, email, name="Say hi", **form)
+    revision = WorkflowVersion.objects.get(pk=email.version_id).revision
+    first = save(
+        owner_client,
+        workflow,
+        email,
+        revision=revision,
+        name="Say hi",
+        changed="config-subject",
+        **{**form, "subject": "Tab one"},
+    )
     assert "another tab" not in first.content.decode()
-    second = save(owner_client, workflow, trigger, revision=revision, name="From tab two")
-    assert "another tab" in second.content.decode()
-    trigger.refresh_from_db()
-    assert trigger.name == "From tab two"  # the later write wins
-    new_revision = re.search(r'id="revision" name="revision" value="(\d+)"', second.content.decode()).group(1)
-    third = save(owner_client, workflow, trigger, revision=new_revision, name="Tab two again")
-    assert "another tab" not in third.content.decode()
+    # Tab two still holds the old revision and changed only the text.
+    second = save(
+        owner_client,
+        workflow,
+        email,
+        revision=revision,
+        name="Say hi",
+        changed="config-text",
+        **{**form, "text": "Tab two"},
+    )
+    html = second.content.decode()
+    assert "another tab" in html and second["HX-Retarget"] == "#panel"
+    email.refresh_from_db()
+    assert (email.config["subject"], email.config["text"]) == ("Tab one", "Tab two")  # nothing lost
+    assert (
+        'value="Tab one"' not in html and "Tab one</textarea>" in html
+    )  # tab two now sees tab one's subject
+    # The same field edited in both: the later write wins.
+    third = save(
+        owner_client,
+        workflow,
+        email,
+        revision=revision,
+        name="Say hi",
+        changed="config-subject",
+        **{**form, "subject": "Later"},
+    )
+    assert "another tab" in third.content.decode()
+    email.refresh_from_db()
+    assert email.config["subject"] == "Later"
+    new_revision = re.search(r'id="revision" name="revision" value="(\d+)"', third.content.decode()).group(1)
+    fourth = save(
+        owner_client,
+        workflow,
+        email,
+        revision=new_revision,
+        name="Renamed",
+        changed="name",
+        **{**form, "subject": "Later"},
+    )
+    assert "another tab" not in fourth.content.decode()
 
 
 def test_delete_removes_the_subtree(owner_client, workflow):

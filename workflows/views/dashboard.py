@@ -29,8 +29,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .select_related("published_version")
         .order_by("name")
     )
+    workflows = list(workflows)
     context = {
         "workflows": workflows,
-        "has_sources": DataSource.objects.for_tenant(request.tenant).exists(),
+        "live_count": sum(1 for w in workflows if w.published_version_id),
+        "runs_24h": sum(w.runs_24h for w in workflows),
+        "source_count": DataSource.objects.for_tenant(request.tenant).count(),
     }
     return render(request, "workflows/dashboard.html", context)

@@ -76,32 +76,54 @@ def _subtree_size(step: Step, steps: list[Step]) -> int:
     return below
 
 
+def _merge_changed(step: Step, posted: dict[str, Any], changed: set[str], name: str) -> dict[str, Any]:
+    """A stale tab's save: apply only the fields this tab changed onto the current config, so the other
+    tab's edits to other fields survive. The same field edited in both: the later write wins."""
+    config = dict(step.config)
+    for field in changed:
+        if field.startswith("config-") and field[7:] in posted:
+            config[field[7:]] = posted[field[7:]]
+    if "name" in changed:
+        step.name = name
+    return config
+
+
+def _cleaned(step: Step, config: dict[str, Any], input_errors: dict[str, str]) -> dict[str, Any]:
+    if input_errors:
+        return config
+    try:
+        return get_kind(step.kind).validate(config)
+    except ConfigError:
+        return config  # keep exactly what was typed: nothing is lost while it is still wrong
+
+
 @login_required
 @require_POST
 def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
-    """Save the whole form at once; a stale revision still saves (the later write wins) but is reported."""
+    """Save the form. A tab whose revision is stale still saves the fields it changed and is told so."""
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)
-    config, input_errors = config_from_post(step, request.POST)
-    kind = get_kind(step.kind)
-    try:
-        stored = kind.validate(config)
-    except ConfigError:
-        stored = config  # keep exactly what was typed: nothing is lost while it is still wrong
-    before = {key: step.config.get(key) for key in PICKER_SOURCES}
+    posted, input_errors = config_from_post(step, request.POST)
+    name = request.POST.get("name", step.name).strip()[:200]
+    changed = {field for field in request.POST.get("changed", "").split(",") if field}
     with transaction.atomic():
         version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)
+        step.refresh_from_db(fields=["name", "config"])
+        before = {key: step.config.get(key) for key in PICKER_SOURCES}
         stale = request.POST.get("revision", "") != str(version.revision)
-        step.name = request.POST.get("name", step.name).strip()[:200]
-        step.config = stored if not input_errors else config
+        if stale:
+            config = _merge_changed(step, posted, changed, name)
+        else:
+            config, step.name = posted, name
+        step.config = _cleaned(step, config, input_errors)
         step.save(update_fields=["name", "config"])
         version.revision += 1
         version.save(update_fields=["revision"])
     errors = {**validation_errors(request, step), **input_errors}
-    steps = list(version.steps.all())
-    context = panel_context(request, workflow, step, steps, errors)
+    context = panel_context(request, workflow, step, list(version.steps.all()), errors)
     context.update({"workflow": workflow, "draft": version, "stale": stale, "saved": True})
-    if any(step.config.get(key) != value for key, value in before.items()):
+    if stale or any(step.config.get(key) != value for key, value in before.items()):
+        # Draw the panel again: it shows the merged draft, or the options of a new table or data source.
         response = render(request, "workflows/_panel.html", context)
         return reswap(retarget(response, "#panel"), "innerHTML")
     return render(request, "workflows/_saved.html", context)
