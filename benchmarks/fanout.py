@@ -155,7 +155,8 @@ def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
 def report(name: str, n: int, result: dict) -> None:
     print(
         f"{name}: {result['seconds']:.2f} s end to end, {result['items_per_s']:.0f} items/s, "
-        f"peak worker RSS {result['peak_rss_mb']:.0f} MB, {result['statements'] / n:.2f} SQL statements/item",
+        f"peak worker RSS {result['peak_rss_mb']:.0f} MB, {result['statements'] / n:.2f} SQL statements/item, "
+        f"worker CPU {result['cpu_seconds'] * 1000 / n:.2f} ms/item",
         flush=True,
     )
 
@@ -177,6 +178,7 @@ class Workers:
             for i in range(count)
         ]
         self.peak_rss = 0
+        self.cpu_seconds = 0.0
         self.stopping = False
         self.sampler = threading.Thread(target=self._sample, daemon=True)
         self.sampler.start()
@@ -204,7 +206,15 @@ class Workers:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        import psutil
+
         self.stopping = True
+        for process in self.processes:
+            try:  # the worker's own CPU plus its reaped work horses'
+                times = psutil.Process(process.pid).cpu_times()
+                self.cpu_seconds += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                pass
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -287,6 +297,7 @@ def measure_engine(args, env, sink: Sink, customer_url: str, redis) -> dict:
         "peak_rss_mb": workers.peak_rss / 2**20,
         "statements": int(redis.get(STATEMENTS_KEY) or 0),
         "status": run.status,
+        "cpu_seconds": workers.cpu_seconds,
     }
 
 
@@ -320,6 +331,7 @@ def measure_naive(args, env, sink: Sink, customer_url: str, redis) -> dict:
         "items_per_s": args.n / seconds,
         "peak_rss_mb": workers.peak_rss / 2**20,
         "statements": 0,
+        "cpu_seconds": workers.cpu_seconds,
     }
 
 
