@@ -33,7 +33,7 @@ from runs.engine.retry import backoff, max_attempts
 from runs.engine.spawn import Spawner
 from runs.models import Run, StepExecution
 from workflows.models import Step
-from workflows.steps import get_kind
+from workflows.steps import ConfigError, get_kind
 from workflows.steps.results import FanOut, StepFailed
 from workflows.steps.sending import SendKind
 
@@ -93,6 +93,14 @@ def _run_claimed(run: Run, step_id: int, lane: int, queue: str) -> int:
     try:
         outcomes = _run_step(run, step, executions, spawner, resources, now)
         spawner.finish()
+    except Exception as exc:
+        # A failure of the batch itself (not of one item): settle every execution as failed or retried
+        # now, rather than leaving them `running` until the sweeper's timeout.
+        logger.exception("Batch of run %s step %s failed", run_id, step_id)
+        ctx = StepContext(run=run, step=step, now=now, resources=resources)
+        permanent = isinstance(exc, ConfigError)
+        message = f"{'Step configuration' if permanent else 'Unexpected error'}: {exc}"
+        outcomes = {e.pk: failure(ctx, e, message, permanent=permanent) for e in executions}
     finally:
         resources.close()
     settle(executions, outcomes, now)
