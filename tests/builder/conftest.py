@@ -9,6 +9,8 @@ from email import message_from_bytes
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from django.db import connections
+from playwright.sync_api import Page, expect, sync_playwright
 
 from integrations.models import DataSource
 from tenants.models import Role
@@ -86,3 +88,46 @@ def signed_in(client, user):
 @pytest.fixture
 def owner_client(client, owner):
     return signed_in(client, owner)
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def page(live_server, monkeypatch, redis_conn):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made meanwhile block normally.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Live-server threads must not keep connections open, or dropping the test database blocks.
+    monkeypatch.setitem(connections.databases["default"], "CONN_MAX_AGE", 0)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+        # The ORM calls the test made inside Playwright's event loop use context-local connections: close
+        # them here, inside it, or they outlive the test and block dropping the test database.
+        connections.close_all()
+    connections.close_all()
+
+
+def htmx_idle(page: Page) -> None:
+    """Wait until htmx has swapped and settled every response (and wired up the step form)."""
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    expect(page.locator("#step-form[data-ready]")).to_have_count(1)
+
+
+def saved(page: Page, action) -> None:
+    """Do something in the step form and wait until the builder has saved it."""
+    htmx_idle(page)
+    with page.expect_response(lambda r: r.url.endswith("/save/") and r.status == 200):
+        action()
+    htmx_idle(page)

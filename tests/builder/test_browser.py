@@ -8,54 +8,16 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from integrations.datasources import installed_triggers
 from integrations.models import DataSource
+from tests.builder.conftest import htmx_idle, saved
 from workflows.models import Workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def page(live_server, monkeypatch, redis_conn):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made meanwhile block normally.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    # Live-server threads must not keep connections open, or dropping the test database blocks.
-    monkeypatch.setitem(connections.databases["default"], "CONN_MAX_AGE", 0)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
-    connections.close_all()
-
-
-def htmx_idle(page: Page) -> None:
-    """Wait until htmx has swapped and settled every response (and wired up the step form)."""
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
-    expect(page.locator("#step-form[data-ready]")).to_have_count(1)
-
-
-def saved(page: Page, action) -> None:
-    """Do something in the step form and wait until the builder has saved it."""
-    htmx_idle(page)
-    with page.expect_response(lambda r: r.url.endswith("/save/") and r.status == 200):
-        action()
-    htmx_idle(page)
 
 
 def add_step(page: Page, label: str, kind: str) -> None:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import expect
 
-from tests.builder.test_browser import htmx_idle, page, saved  # noqa: F401 (fixture)
+from tests.builder.conftest import saved
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 
