@@ -10,7 +10,8 @@ listen` and --workers RQ workers. Then:
 1. latency: one writer inserts --rate rows/s for --seconds; for each row, commit → run created and
    commit → first step started (the condition below the trigger, as a worker claims it);
 2. throughput: bursts at rising rates (--burst-rates, each for --burst-seconds); a rate is sustained
-   when every row has its run within 1 s of the last commit; reports runs/s at the highest one;
+   when every row has its run within 1 s of the last commit; reports runs/s at the highest one. The
+   workers are stopped for this phase (--keep-workers to keep them), so it measures the listener;
 3. customer cost: pgbench, 8 clients inserting into a table for --cost-seconds, without a trigger,
    with Rowbell's trigger, and with the NOTIFY option, interleaved --cost-rounds times (medians).
 
@@ -52,6 +53,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phases", default="latency,throughput,cost", help="any of latency,throughput,cost")
     parser.add_argument("--worker-class", default="rq.worker.SimpleWorker")
     parser.add_argument(
+        "--keep-workers", dest="pause_workers", action="store_false", help="keep workers running in bursts"
+    )
+    parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
@@ -88,6 +92,7 @@ class Bench:
         self.names = {key: f"rowbell_bench_{key}_{suffix}" for key in ("app", "customer", "cost")}
         self.urls = {key: database_url(args.pg_admin_url, name) for key, name in self.names.items()}
         self.processes: list[subprocess.Popen] = []
+        self.workers: list[subprocess.Popen] = []
         self.env = {
             **os.environ,
             "DATABASE_URL": self.urls["app"],
@@ -142,11 +147,12 @@ class Bench:
         )
         for _ in range(self.args.workers):
             command = [*manage, "rqworker", "default", "low", "--worker-class", self.args.worker_class]
-            self.processes.append(
+            self.workers.append(
                 subprocess.Popen(
                     command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 )
             )
+        self.processes += self.workers
         time.sleep(3)  # interpreters, Django and the listener's first refresh
 
     # -- phases -------------------------------------------------------------------------------------
@@ -227,6 +233,13 @@ class Bench:
         from runs.models import Run
 
         best, lines = 0.0, []
+        if self.args.pause_workers:
+            # The listener's capacity on its own: on 2 cores the workers would take most of the CPU (in
+            # production they run on other machines). Their queue is left to grow.
+            self.stop(self.workers)
+            lines.append(
+                "(throughput with the RQ workers stopped: the listener alone turning events into runs)"
+            )
         for rate in (float(r) for r in self.args.burst_rates.split(",")):
             before = Run.objects.filter(workflow=self.workflow).count()
             rows_per_commit = max(1, int(rate // 100))  # one commit every ~10 ms
@@ -281,14 +294,18 @@ class Bench:
         os.unlink(script.name)
         return float(re.search(r"tps = ([\d.]+)", output).group(1))
 
-    def teardown(self) -> None:
-        for process in self.processes:
+    @staticmethod
+    def stop(processes: list[subprocess.Popen]) -> None:
+        for process in processes:
             process.terminate()
-        for process in self.processes:
+        for process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+    def teardown(self) -> None:
+        self.stop(self.processes)
         from django.db import connections
 
         connections.close_all()
