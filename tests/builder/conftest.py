@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from email import message_from_bytes
@@ -108,7 +109,12 @@ def page(live_server, monkeypatch, redis_conn):
     monkeypatch.setitem(connections.databases["default"], "CONN_MAX_AGE", 0)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        context = browser.new_context(
+            viewport={
+                "width": int(os.environ.get("VIEW_W", 1440)),
+                "height": int(os.environ.get("VIEW_H", 900)),
+            }
+        )
         page = context.new_page()
         page.set_default_timeout(20_000)
         yield page

@@ -40,6 +40,8 @@ def email_preview(request: HttpRequest, workflow: Workflow, step: Step, steps: l
     """The email rendered against a sample item: the trigger's sample plus placeholders for query columns."""
     root = next((s for s in steps if s.parent_id is None), None)
     item: dict[str, Any] = sample_item(request.tenant, workflow, root)
+    # Blank text columns would vanish from the preview: show where they go instead.
+    item = {key: (f"‹{key}›" if value == "" else value) for key, value in item.items()}
     for name in fields:
         item.setdefault(name, f"‹{name}›")
     return preview_step(step, item), item
