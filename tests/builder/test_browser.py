@@ -119,7 +119,9 @@ def test_sign_up_build_and_publish_the_onboarding_workflow(live_server, page, cu
     page.locator(".node-body", has_text="Welcome email").click()
     expect(page.locator("#email-preview .preview-subject")).to_have_text("Welcome someone@example.com")
     # Keep the page's title in view and scroll the side panel down to the email preview.
-    page.locator("#panel").evaluate("p => { p.scrollTop = p.querySelector('#email-preview').offsetTop - 380 }")
+    page.locator("#panel").evaluate(
+        "p => { p.scrollTop = p.querySelector('#email-preview').offsetTop - 380 }"
+    )
     page.screenshot(path=SCREENSHOTS / "builder.png")
 
     page.get_by_role("button", name="Publish…").click()

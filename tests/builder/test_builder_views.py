@@ -241,3 +241,13 @@ def test_only_one_trigger_and_it_comes_first(owner_client, workflow):
     assert second.status_code == 400
     root_email = owner_client.post(f"/workflows/{workflow.pk}/steps/add/", {"kind": "send_email"})
     assert root_email.status_code == 400
+
+
+def test_a_new_step_points_at_blanks_only_when_asked(owner_client, workflow):
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    email = add(owner_client, workflow, "send_email", trigger)
+    opened = owner_client.get(f"/workflows/{workflow.pk}/steps/{email.pk}/").content.decode()
+    assert 'id="err-subject" role="alert"></div>' in opened
+    assert "needs fixing" in opened  # the tree still marks the step
+    checked = owner_client.get(f"/workflows/{workflow.pk}/?step={email.pk}&check=1").content.decode()
+    assert 'id="err-subject" role="alert">This field is required.</div>' in checked

@@ -44,7 +44,19 @@ def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVer
     }
     if selected is not None:
         context.update(panel_context(request, workflow, selected, steps))
+        if not request.GET.get("check"):
+            # Opening a step points only at what was typed wrong; blanks are pointed out once the person
+            # edits the step or comes from the publish dialog's list (?check=1).
+            context["fields"] = [_hide_blank_error(f) for f in context["fields"]]
+            context["basic_fields"] = [f for f in context["fields"] if not f.is_advanced]
+            context["advanced_fields"] = [f for f in context["fields"] if f.is_advanced]
     return context
+
+
+def _hide_blank_error(field):
+    if field.value in (None, "", []):
+        field.error = ""
+    return field
 
 
 @login_required
