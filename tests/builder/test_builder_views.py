@@ -251,3 +251,24 @@ def test_a_new_step_points_at_blanks_only_when_asked(owner_client, workflow):
     assert "needs fixing" in opened  # the tree still marks the step
     checked = owner_client.get(f"/workflows/{workflow.pk}/?step={email.pk}&check=1").content.decode()
     assert 'id="err-subject" role="alert">This field is required.</div>' in checked
+
+
+def test_builder_queries_do_not_grow_with_the_tree(owner_client, workflow):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    parent = add(owner_client, workflow, "wait", trigger)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert owner_client.get(f"/workflows/{workflow.pk}/").status_code == 200
+        return len(queries)
+
+    small = count()
+    draft = get_or_create_draft(workflow)
+    for index in range(30):
+        parent = Step.objects.create(
+            tenant=workflow.tenant, version=draft, parent=parent, kind="wait", name=f"Wait {index}", config={}
+        )
+    assert count() == small
