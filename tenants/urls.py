@@ -36,4 +36,6 @@ urlpatterns = [
     path("accounts/switch/<int:tenant_id>/", views.switch, name="switch"),
     path("accounts/invite/<str:token>/", views.accept_invite, name="accept_invite"),
     path("members/", views.members, name="members"),
+    path("members/<int:membership_id>/role/", views.change_role, name="change_role"),
+    path("members/<int:membership_id>/remove/", views.remove_member, name="remove_member"),
 ]

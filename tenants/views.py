@@ -76,6 +76,59 @@ def members(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/members.html", {"form": form, "people": people, "can_manage": can_manage})
 
 
+def _managed_membership(request: HttpRequest, membership_id: int) -> Membership:
+    membership = (
+        Membership.objects.filter(tenant=request.tenant, pk=membership_id).select_related("user").first()
+    )
+    if membership is None:
+        raise Http404("Not found")
+    return membership
+
+
+def _owner_rule_broken(request: HttpRequest, target: Membership, new_role: str | None) -> str:
+    """Why this change is not allowed ("" when it is): owners are made and unmade by owners, and a team
+    always keeps one owner."""
+    touches_owner = target.role == Role.OWNER or new_role == Role.OWNER
+    if touches_owner and request.membership.role != Role.OWNER:
+        return "Only an owner can make or change an owner."
+    others = Membership.objects.filter(tenant=request.tenant, role=Role.OWNER).exclude(pk=target.pk)
+    if target.role == Role.OWNER and new_role != Role.OWNER and not others.exists():
+        return "A team needs an owner: make someone else owner first."
+    return ""
+
+
+@login_required
+@require_POST
+def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    target = _managed_membership(request, membership_id)
+    if (denied := _require_admin(request)) is not None:
+        return denied
+    role = request.POST.get("role", "")
+    if role not in Role.values:
+        messages.error(request, "Choose owner, admin or member.")
+    elif problem := _owner_rule_broken(request, target, role):
+        messages.error(request, problem)
+    else:
+        target.role = role
+        target.save(update_fields=["role"])
+        messages.success(request, f"{target.user.get_username()} is now {target.get_role_display().lower()}.")
+    return redirect("tenants:members")
+
+
+@login_required
+@require_POST
+def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
+    target = _managed_membership(request, membership_id)
+    if (denied := _require_admin(request)) is not None:
+        return denied
+    if problem := _owner_rule_broken(request, target, None):
+        messages.error(request, problem)
+    else:
+        target.delete()
+        messages.success(request, f"Removed {target.user.get_username()} from {request.tenant.name}.")
+    return redirect("tenants:members")
+
+
 def invite_token(tenant: Tenant, email: str, role: str) -> str:
     return signing.dumps({"tenant": tenant.pk, "email": email, "role": role}, salt=INVITE_SALT)
 

@@ -112,3 +112,30 @@ def test_switch_between_tenants(client, owner, tenant_b, outsider):
     other = Tenant.objects.create(name="Hooli", slug="hooli")
     make_user("gavin", other, Role.OWNER)
     assert client.post(f"/accounts/switch/{other.pk}/").status_code == 404
+
+
+def test_roles_are_managed_by_admins_and_a_team_keeps_an_owner(client, owner, member, admin, outsider):
+    own = Membership.objects.get(user=owner)
+    members = Membership.objects.get(user=member)
+    signed_in(client, member)
+    assert client.post(f"/members/{own.pk}/role/", {"role": "member"}).status_code == 403
+    client.logout()
+    signed_in(client, admin)
+    client.post(f"/members/{members.pk}/role/", {"role": "admin"})
+    members.refresh_from_db()
+    assert members.role == Role.ADMIN
+    client.post(f"/members/{members.pk}/role/", {"role": "owner"})  # only owners make owners
+    members.refresh_from_db()
+    assert members.role == Role.ADMIN
+    client.logout()
+    signed_in(client, owner)
+    page = client.post(f"/members/{own.pk}/role/", {"role": "member"}, follow=True).content.decode()
+    assert "A team needs an owner" in page
+    own.refresh_from_db()
+    assert own.role == Role.OWNER
+    client.post(f"/members/{members.pk}/remove/")
+    assert not Membership.objects.filter(pk=members.pk).exists()
+    other = Membership.objects.get(user=outsider)
+    assert client.post(f"/members/{other.pk}/remove/").status_code == 404
+    assert client.post(f"/members/{other.pk}/role/", {"role": "member"}).status_code == 404
+    assert Membership.objects.filter(pk=other.pk, role=Role.OWNER).exists()
