@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -38,6 +38,8 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def workflow_create(request: HttpRequest) -> HttpResponse:
+    if request.tenant is None:
+        raise Http404("Not found")
     name = _name(request)
     if not name:
         messages.error(request, "Give the workflow a name, e.g. “Welcome new users”.")
