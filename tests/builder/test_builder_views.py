@@ -272,3 +272,24 @@ def test_builder_queries_do_not_grow_with_the_tree(owner_client, workflow):
             tenant=workflow.tenant, version=draft, parent=parent, kind="wait", name=f"Wait {index}", config={}
         )
     assert count() == small
+
+
+def test_a_long_chain_renders_in_the_builder_and_the_version_view(owner_client, workflow, owner):
+    from workflows.publishing import publish
+
+    draft = get_or_create_draft(workflow)
+    parent = Step.objects.create(tenant=workflow.tenant, version=draft, kind="webhook_trigger", name="Hook")
+    for index in range(150):
+        parent = Step.objects.create(
+            tenant=workflow.tenant,
+            version=draft,
+            parent=parent,
+            kind="wait",
+            name=f"Wait {index}",
+            config={"mode": "duration", "amount": 1, "unit": "days"},
+        )
+    page = owner_client.get(f"/workflows/{workflow.pk}/").content.decode()
+    assert page.count('class="node-wrap"') == 151 and "Wait 149" in page
+    version = publish(workflow, user=owner)
+    old = owner_client.get(f"/workflows/{workflow.pk}/versions/{version.pk}/").content.decode()
+    assert old.count('class="node-wrap"') == 151

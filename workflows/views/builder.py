@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from workflows.models import Step, Workflow, WorkflowVersion
@@ -41,6 +42,9 @@ def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVer
         "trigger_kinds": kind_choices(triggers=True),
         "published": latest_published(workflow),
         "selected": selected,
+        # Reversed once: the tree repeats them for every step and menu entry.
+        "add_url": reverse("workflows:add_step", args=[workflow.pk]),
+        "steps_url": reverse("workflows:step_panel", args=[workflow.pk, 0]).removesuffix("0/"),
     }
     if selected is not None:
         context.update(panel_context(request, workflow, selected, steps))

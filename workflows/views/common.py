@@ -33,12 +33,24 @@ def forbid_unless_publisher(request: HttpRequest) -> HttpResponse | None:
 
 
 def build_tree(steps: list[Step]) -> list[dict]:
-    """Nested nodes ({step, children}) in position order, roots first."""
+    """The tree as chains: {"steps": [...], "branches": [chain, ...]}, roots first.
+
+    A chain runs on while each step has exactly one child, and splits into branches where a step has two
+    or more, so templates recurse once per branching, not once per step (a long chain of steps would
+    otherwise exhaust Python's recursion limit in nested includes). Each step gets `child_count`.
+    """
     children: dict[int | None, list[Step]] = {}
     for step in sorted(steps, key=lambda s: (s.position, s.id)):
         children.setdefault(step.parent_id, []).append(step)
 
-    def node(step: Step) -> dict:
-        return {"step": step, "children": [node(child) for child in children.get(step.id, [])]}
+    def chain(first: Step) -> dict:
+        run, step = [], first
+        while True:
+            below = children.get(step.id, [])
+            step.child_count = len(below)
+            run.append(step)
+            if len(below) != 1:
+                return {"steps": run, "branches": [chain(child) for child in below]}
+            step = below[0]
 
-    return [node(root) for root in children.get(None, [])]
+    return [chain(root) for root in children.get(None, [])]
