@@ -199,7 +199,7 @@ class Workers:
                         self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
                 except psutil.Error:
                     pass
-            time.sleep(0.05)
+            time.sleep(0.25)  # psutil scans /proc for children: sampling often slows the sink in this process
 
     def wait_ready(self, redis) -> None:
         from rq import Worker
