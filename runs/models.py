@@ -38,6 +38,8 @@ class Run(TenantOwned):
             models.Index(fields=["tenant", "is_test", "-created_at", "-id"], name="run_tenant_recent"),
             models.Index(fields=["tenant", "workflow", "-created_at", "-id"], name="run_tenant_wf_recent"),
             models.Index(fields=["tenant", "status", "-created_at", "-id"], name="run_tenant_status_recent"),
+            # Activity search by event key, without scanning the tenant's whole history.
+            models.Index(fields=["tenant", "event_key"], name="run_tenant_event_key"),
         ]
 
     def __str__(self) -> str:
