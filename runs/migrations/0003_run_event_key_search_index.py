@@ -4,16 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_run_options_and_claim_index'),
-        ('tenants', '0001_initial'),
-        ('workflows', '0001_initial'),
+        ("runs", "0002_run_options_and_claim_index"),
+        ("tenants", "0001_initial"),
+        ("workflows", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['tenant', 'event_key'], name='run_tenant_event_key'),
+            model_name="run",
+            index=models.Index(fields=["tenant", "event_key"], name="run_tenant_event_key"),
         ),
     ]
