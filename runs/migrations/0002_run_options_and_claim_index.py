@@ -4,21 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0001_initial'),
-        ('tenants', '0001_initial'),
-        ('workflows', '0001_initial'),
+        ("runs", "0001_initial"),
+        ("tenants", "0001_initial"),
+        ("workflows", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='options',
+            model_name="run",
+            name="options",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddIndex(
-            model_name='stepexecution',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['run', 'step', 'next_attempt_at', 'id'], name='execution_claim'),
+            model_name="stepexecution",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["run", "step", "next_attempt_at", "id"],
+                name="execution_claim",
+            ),
         ),
     ]
