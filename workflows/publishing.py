@@ -155,11 +155,27 @@ def archive_or_delete(workflow: Workflow) -> str:
     return "deleted"
 
 
+def discard_test_runs(draft: WorkflowVersion) -> None:
+    """Delete the draft's test runs before its steps go: they pin those steps, and they tested a shape
+    that no longer exists."""
+    from runs.models import Run
+
+    draft.ensure_editable()
+    Run.objects.filter(version=draft, is_test=True).delete()
+
+
+def delete_draft_step(step: Step) -> None:
+    """Delete a draft step and its subtree (the tree's foreign key cascades)."""
+    discard_test_runs(step.version)
+    step.delete()
+
+
 def restore_as_draft(version: WorkflowVersion) -> WorkflowVersion:
     """Replace the workflow's draft with a copy of an older version."""
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=version.workflow_id)
         draft = get_or_create_draft(workflow)
+        discard_test_runs(draft)
         draft.steps.filter(parent__isnull=True).delete()
         copy_steps(version, draft)
         draft.based_on = version

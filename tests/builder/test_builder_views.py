@@ -235,6 +235,22 @@ def test_delete_removes_the_subtree(owner_client, workflow):
     assert list(draft.steps.values_list("kind", flat=True)) == ["webhook_trigger"]
 
 
+def test_delete_after_a_test_run_discards_that_test_run(owner_client, workflow):
+    from runs.engine import start_run
+    from runs.models import Run, StepExecution
+
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    wait = add(owner_client, workflow, "wait", trigger)
+    draft = get_or_create_draft(workflow)
+    run = start_run(workflow, {"id": 1}, "test-1", version=draft, is_test=True)
+    # The test run got as far as the wait step: its execution pins that step.
+    StepExecution.objects.get_or_create(tenant_id=run.tenant_id, run=run, step=wait, item_key="0")
+    response = owner_client.post(f"/workflows/{workflow.pk}/steps/{wait.pk}/delete/")
+    assert response.status_code == 200
+    assert list(draft.steps.values_list("kind", flat=True)) == ["webhook_trigger"]
+    assert not Run.objects.filter(pk=run.pk).exists()
+
+
 def test_only_one_trigger_and_it_comes_first(owner_client, workflow):
     add(owner_client, workflow, "webhook_trigger")
     second = owner_client.post(f"/workflows/{workflow.pk}/steps/add/", {"kind": "schedule_trigger"})

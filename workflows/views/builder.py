@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from workflows.models import Step, Workflow, WorkflowVersion
-from workflows.publishing import get_or_create_draft, latest_published
+from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind, kind_choices
 from workflows.views.common import build_tree, get_draft_step, get_workflow
 from workflows.views.panel import panel_context
@@ -138,7 +138,7 @@ def delete_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRes
     draft = step.version
     with transaction.atomic():
         WorkflowVersion.objects.select_for_update().get(pk=draft.pk)
-        step.delete()  # the tree's foreign key cascades to the whole subtree
+        delete_draft_step(step)
         bump_revision(draft)
     selected = draft.steps.filter(pk=step.parent_id).first() if step.parent_id else None
     return render(
