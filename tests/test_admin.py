@@ -27,6 +27,15 @@ def test_seed_demo_is_repeatable_and_prints_the_credentials(db, capsys):
     call_command("seed_demo")
     out = capsys.readouterr().out
     assert DEMO_USERNAME in out and DEMO_PASSWORD in out
+    # One published demo workflow, not one per call.
+    workflow = Workflow.objects.get(tenant__slug="demo")
+    assert workflow.is_published
+    assert [s.kind for s in workflow.published_version.steps.order_by("id")] == [
+        "webhook_trigger",
+        "condition",
+        "send_email",
+    ]
+    assert f"trigger_workflow {workflow.pk}" in out
 
 
 def test_every_admin_changelist_loads_and_searches(operator_client, tenant_a, owner):

@@ -1,12 +1,18 @@
 """Create (or refresh) the demo tenant and its owner, and print how to sign in."""
 
+import json
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from tenants.models import Membership, Role, Tenant
+from workflows.files import import_workflow
+from workflows.models import Workflow
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "rowbell-demo"
+DEMO_WORKFLOW = settings.BASE_DIR / "docs" / "examples" / "welcome-webhook.json"
 
 
 class Command(BaseCommand):
@@ -26,6 +32,13 @@ class Command(BaseCommand):
         user.is_superuser = True
         user.save()
         Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.OWNER})
+        if not Workflow.objects.for_tenant(tenant).exists():
+            data = json.loads(DEMO_WORKFLOW.read_text())
+            workflow = import_workflow(data, tenant, publish_it=True, user=user)
+            self.stdout.write(
+                f"Demo workflow “{workflow.name}” published. Run it: python manage.py trigger_workflow "
+                f'{workflow.pk} --payload \'{{"email": "ada@example.com", "name": "Ada"}}\''
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo tenant ready. Sign in at http://127.0.0.1:8000/ (admin: /admin/) "
