@@ -36,7 +36,7 @@ class Command(BaseCommand):
             data = json.loads(DEMO_WORKFLOW.read_text())
             workflow = import_workflow(data, tenant, publish_it=True, user=user)
             self.stdout.write(
-                f"Demo workflow “{workflow.name}” published. Run it: python manage.py trigger_workflow "
+                f"Demo workflow “{workflow.name}” published. Run it: scripts/manage trigger_workflow "
                 f'{workflow.pk} --payload \'{{"email": "ada@example.com", "name": "Ada"}}\''
             )
         self.stdout.write(
