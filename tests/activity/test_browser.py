@@ -18,16 +18,9 @@ from playwright.sync_api import expect, sync_playwright
 from runs.engine import start_run
 from runs.models import Delivery, Run, StepExecution
 from tests.activity.conftest import build_workflow, email, webhook
+from tests.support import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -74,7 +67,7 @@ def browser_page(live_server, owner, monkeypatch):
     client.force_login(owner)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         context = browser.new_context()
         context.add_cookies(
             [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]

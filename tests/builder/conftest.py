@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from email import message_from_bytes
 
@@ -16,6 +15,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from integrations.models import DataSource
 from tenants.models import Role
 from tests.conftest import PASSWORD, make_user
+from tests.support import free_port, launch_chromium
 
 CUSTOMER_SCHEMA = """
 CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, name text, plan text DEFAULT 'free',
@@ -42,12 +42,6 @@ class Mailbox:
             else message.get_payload(0).get_payload(decode=True)
         )
         return part.decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -91,16 +85,6 @@ def owner_client(client, owner):
     return signed_in(client, owner)
 
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 @pytest.fixture
 def page(live_server, monkeypatch, redis_conn):
     # Playwright's sync API runs an event loop in this thread; the ORM calls made meanwhile block normally.
@@ -108,7 +92,7 @@ def page(live_server, monkeypatch, redis_conn):
     # Live-server threads must not keep connections open, or dropping the test database blocks.
     monkeypatch.setitem(connections.databases["default"], "CONN_MAX_AGE", 0)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         context = browser.new_context(
             viewport={
                 "width": int(os.environ.get("VIEW_W", 1440)),

@@ -3,7 +3,6 @@ in-process RQ workers in burst mode."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -15,15 +14,10 @@ from rq import SimpleWorker
 from rq.job import Job
 
 from runs.engine.sweeper import sweep
+from tests.support import free_port
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft, publish
 from workflows.steps import get_kind
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SinkHandler:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +13,7 @@ from integrations.datasources import connection as connection_module
 from integrations.listener import Listener
 from integrations.models import DataSource
 from runs.models import Run
+from tests.support import free_port
 from tests.triggers.conftest import customer_execute, db_trigger_workflow, pg_triggers, set_root_config
 from workflows.publishing import publish, unpublish
 
@@ -25,12 +25,6 @@ def with_credentials(url: str, user: str, password: str = "", database: str | No
     auth = f"{user}:{password}@" if password else f"{user}@"
     path = f"/{database}" if database else parts.path
     return urlunsplit(parts._replace(netloc=auth + f"{parts.hostname}:{parts.port or 5432}", path=path))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
