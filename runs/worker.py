@@ -1,15 +1,25 @@
 """The RQ worker class for Rowbell: `manage.py rqworker default low --with-scheduler
 --worker-class runs.worker.EngineWorker`.
 
-RQ's default worker forks a work horse per job. Whatever the job imports on first use (the engine,
-every step kind, Jinja2's sandbox, psycopg, the mail backend) would be imported again in every horse,
-which cost more than the batch itself in the fan-out benchmark. This class imports it all once in the
-parent, before any fork, so horses start warm.
+It runs jobs in the worker process itself (RQ's `SimpleWorker`), not in a work horse forked per job:
+a fork per job plus a fresh PostgreSQL and Redis connection in every horse cost more than a small
+batch itself (a run's trigger or condition step). Here Django's database connection and the Redis
+connection stay open across jobs; `close_old_connections()` runs around every job, as Django does
+around every request, so a connection that broke or passed CONN_MAX_AGE is replaced before the next
+job uses it.
+
+What the fork used to give, and where it is now:
+- job timeouts: SimpleWorker applies RQ's death penalty (SIGALRM) in the main thread, where jobs run;
+- a killed worker (SIGKILL, OOM) loses nothing: PostgreSQL holds the claimed executions and the
+  sweeper reclaims them after ENGINE_EXECUTION_TIMEOUT (tests/engine/test_recovery.py);
+- imports: the engine, every step kind, Jinja2's sandbox and the mail backend are imported once,
+  before the first job (`preload`).
 """
 
 from __future__ import annotations
 
-from rq.worker import Worker
+from django.db import close_old_connections
+from rq.worker import SimpleWorker
 
 
 def preload() -> None:
@@ -31,7 +41,14 @@ def preload() -> None:
     render("{{ warm }}", {"warm": "up"}, html=True)
 
 
-class EngineWorker(Worker):
+class EngineWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         preload()
         super().__init__(*args, **kwargs)
+
+    def execute_job(self, job, queue):
+        close_old_connections()
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            close_old_connections()

@@ -34,6 +34,11 @@ def _queue(name: str):
     return django_rq.get_queue(name)
 
 
+def redis_connection():
+    """The process's one Redis client (the default queue's), for the engine's own keys."""
+    return _queue("default").connection
+
+
 def job_id(execution_id: int, attempt: int, lane: int = 0) -> str:
     return f"exec-{execution_id}-{attempt}" + (f"-l{lane}" if lane else "")
 

@@ -197,11 +197,9 @@ def _chain(run_id: int, step_id: int, lane: int, queue: str, full: bool) -> None
 
 def defer(run_id: int, step_id: int, lane: int, queue: str) -> None:
     """The tenant is at its concurrency limit: try again in a second, behind other tenants' jobs."""
-    import django_rq
+    from runs.engine.enqueue import JOB, _queue
 
-    from runs.engine.enqueue import JOB
-
-    django_rq.get_queue(queue).enqueue_at(
+    _queue(queue).enqueue_at(
         clock.now() + timedelta(seconds=1),
         JOB,
         run_id,

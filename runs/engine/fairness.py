@@ -14,9 +14,10 @@ import contextlib
 import time
 import uuid
 
-import django_rq
 from django.conf import settings
 from redis.exceptions import RedisError
+
+from runs.engine.enqueue import redis_connection
 
 
 def _key(tenant_id: int) -> str:
@@ -31,7 +32,7 @@ def acquire(tenant_id: int) -> str | None:
         return token
     key, now = _key(tenant_id), time.time()
     try:
-        conn = django_rq.get_connection("default")
+        conn = redis_connection()
         with conn.pipeline() as pipe:
             pipe.zremrangebyscore(key, 0, now - settings.ENGINE_EXECUTION_TIMEOUT)
             pipe.zadd(key, {token: now})
@@ -48,4 +49,4 @@ def acquire(tenant_id: int) -> str | None:
 
 def release(tenant_id: int, token: str) -> None:
     with contextlib.suppress(RedisError):
-        django_rq.get_connection("default").zrem(_key(tenant_id), token)
+        redis_connection().zrem(_key(tenant_id), token)
