@@ -54,6 +54,8 @@ def build_onboarding(page: Page) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Workflows").click()
     page.get_by_label("Name of the new workflow").fill("Onboarding")
     page.get_by_role("button", name="New workflow").click()
+    # htmx is a deferred script: wait for the builder page to finish loading before clicking its buttons.
+    page.wait_for_url(re.compile(r"/workflows/\d+/$"), wait_until="load")
     with page.expect_response(lambda r: r.url.endswith("/steps/add/") and r.status == 200):
         page.get_by_role("button", name="Database trigger").click()
     htmx_idle(page)
