@@ -163,6 +163,11 @@ ENGINE_FANOUT_PARALLELISM = env.int("ENGINE_FANOUT_PARALLELISM", default=2)
 ENGINE_TENANT_CONCURRENCY = env.int("ENGINE_TENANT_CONCURRENCY", default=4)
 # A step that produces more items than this has its children's batches queued on `low`, not `default`.
 ENGINE_FANOUT_LOW_QUEUE_AT = env.int("ENGINE_FANOUT_LOW_QUEUE_AT", default=20)
+# A batch whose step produced at most this many items runs its child steps in the same job (up to
+# ENGINE_FOLLOW_MAX_STEPS steps and ENGINE_FOLLOW_MAX_SECONDS), instead of queuing a job per step.
+ENGINE_FOLLOW_MAX_ITEMS = env.int("ENGINE_FOLLOW_MAX_ITEMS", default=20)
+ENGINE_FOLLOW_MAX_STEPS = env.int("ENGINE_FOLLOW_MAX_STEPS", default=10)
+ENGINE_FOLLOW_MAX_SECONDS = env.float("ENGINE_FOLLOW_MAX_SECONDS", default=2.0)
 # Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)

@@ -9,13 +9,16 @@ itself needs, e.g. two per email: the Delivery written before the send and marke
    marked done so that the run never looks finished in between;
 4. settle: one UPDATE ... FROM (VALUES ...) marks every execution succeeded, failed, or pending again
    with its backoff in `next_attempt_at`, only where it is still `running` (a cancel wins);
-5. queue the next batch of this step (the lane chains itself) and close the run if nothing is open.
+5. queue the next batch of this step (the lane chains itself) and close the run if nothing is open;
+6. a batch that produced few items (ENGINE_FOLLOW_MAX_ITEMS) runs its child steps next in the same job
+   (`_follow`), so a small run costs one RQ job rather than one per step.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -71,13 +74,37 @@ def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") 
     if slot is None:
         defer(run_id, step_id, lane, queue)
         return 0
+    follow: list[int] = []
     try:
-        return _run_claimed(run, step_id, lane, queue)
+        ran = _run_claimed(run, step_id, lane, queue, follow)
+        _follow(run, follow, queue)
+        return ran
     finally:
         fairness.release(run.tenant_id, slot)
 
 
-def _run_claimed(run: Run, step_id: int, lane: int, queue: str) -> int:
+def _follow(run: Run, follow: list[int], queue: str) -> None:
+    """Run the child steps of a small batch in this job, instead of one queued job per step.
+
+    A run with a few items (a trigger, a condition, a send per event) then costs one RQ job, not one
+    per step. Bounded by ENGINE_FOLLOW_MAX_STEPS and ENGINE_FOLLOW_MAX_SECONDS, after which the rest
+    is queued as usual; a step with nothing due yet (a wait) is scheduled as usual. If the worker dies
+    in between, the children are `pending` rows in PostgreSQL and the sweeper queues them.
+    """
+    started = time.monotonic()
+    steps = 0
+    while follow:
+        step_id = follow.pop(0)
+        elapsed = time.monotonic() - started
+        if steps >= settings.ENGINE_FOLLOW_MAX_STEPS or elapsed >= settings.ENGINE_FOLLOW_MAX_SECONDS:
+            schedule_next(run.pk, step_id, queue=queue)
+            continue
+        steps += 1
+        if not _run_claimed(run, step_id, 0, queue, follow):
+            schedule_next(run.pk, step_id, queue=queue)
+
+
+def _run_claimed(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None = None) -> int:
     run_id = run.pk
     now = clock.now()
     ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
@@ -85,10 +112,11 @@ def _run_claimed(run: Run, step_id: int, lane: int, queue: str) -> int:
         return 0
     if run.status == Run.Status.PENDING:
         Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(status=Run.Status.RUNNING)
+        run.status = Run.Status.RUNNING
     step = Step.objects.get(pk=step_id)
     executions = list(StepExecution.objects.filter(pk__in=ids).order_by("next_attempt_at", "id"))
     children = list(Step.objects.filter(parent_id=step_id).order_by("position", "id"))
-    spawner = Spawner(run, children, now)
+    spawner = Spawner(run, children, now, follow=follow if lane == 0 else None)
     resources = BatchResources()
     try:
         outcomes = _run_step(run, step, executions, spawner, resources, now)

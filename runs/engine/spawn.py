@@ -24,13 +24,15 @@ CHUNK = 2000
 
 
 class Spawner:
-    def __init__(self, run: Run, children: list[Step], now: datetime):
+    def __init__(self, run: Run, children: list[Step], now: datetime, follow: list[int] | None = None):
         self.run = run
         self.children = children
         self.now = now
         self.rows: list[StepExecution] = []
         self.count = 0  # items produced (each makes one execution per child step)
         self.queued_lanes = 0
+        # When given, a few items' child steps are listed here for the same job to run next, not queued.
+        self.follow = follow
         self.skip_waits = bool((run.options or {}).get("skip_waits"))
 
     def add(self, parent: StepExecution, pairs: Iterable[tuple[str | None, dict[str, Any]]]) -> int:
@@ -84,6 +86,14 @@ class Spawner:
     def queue_batches(self) -> None:
         """Queue up to ENGINE_FANOUT_PARALLELISM lanes per child step (each lane chains itself)."""
         if not self.count or not self.children:
+            return
+        if (
+            self.follow is not None
+            and not self.queued_lanes
+            and self.count <= settings.ENGINE_FOLLOW_MAX_ITEMS
+        ):
+            self.follow.extend(child.pk for child in self.children)
+            self.queued_lanes = 1
             return
         lanes = min(settings.ENGINE_FANOUT_PARALLELISM, math.ceil(self.count / settings.ENGINE_BATCH_SIZE))
         queue = "low" if self.count > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"
