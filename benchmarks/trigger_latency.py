@@ -51,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cost-rounds", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--phases", default="latency,throughput,cost", help="any of latency,throughput,cost")
-    parser.add_argument("--worker-class", default="rq.worker.SimpleWorker")
+    parser.add_argument("--worker-class", default="runs.worker.EngineWorker")
     parser.add_argument(
         "--keep-workers", dest="pause_workers", action="store_false", help="keep workers running in bursts"
     )
