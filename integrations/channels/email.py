@@ -13,15 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.mail.message import sanitize_address
 
 from integrations.channels.base import Channel, ChannelError
 
 
 class EmailChannel(Channel):
     name = "email"
-    # send(before_data=f) calls f() after MAIL FROM and RCPT TO, before DATA (see runs/engine/sending.py).
-    overlaps_envelope = True
 
     def __init__(self) -> None:
         self.connection = None
@@ -35,7 +32,7 @@ class EmailChannel(Channel):
                 self.connection.close()
             self.connection = None
 
-    def send(self, message: dict[str, Any], *, idempotency_key: str = "", before_data=None) -> str:
+    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
         if self.connection is None:
             self.open()
         message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
@@ -54,10 +51,7 @@ class EmailChannel(Channel):
             mail.attach_alternative(message["html"], "text/html")
         try:
             self.connection.open()  # a no-op while the batch's connection is open
-            if before_data is None:
-                sent = self.connection.send_messages([mail])
-            else:
-                sent = _send_in_steps(self.connection, mail, before_data)
+            sent = self.connection.send_messages([mail])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _smtp_error(code, reason) from exc
@@ -75,53 +69,6 @@ class EmailChannel(Channel):
         # 421 means the server is closing the connection: open a fresh one next time.
         if code == 421:
             self.close()
-
-
-def _send_in_steps(backend, mail: EmailMultiAlternatives, before_data) -> int:
-    """What Django's SMTP backend and smtplib's sendmail do for one message with one recipient, with
-    `before_data()` called between the envelope and DATA; if it raises, the transaction is reset
-    (RSET) and nothing is handed over."""
-    smtp = backend.connection
-    if smtp is None:
-        return 0
-    encoding = mail.encoding or settings.DEFAULT_CHARSET
-    sender = sanitize_address(mail.from_email, encoding)
-    recipients = [sanitize_address(address, encoding) for address in mail.recipients()]
-    data = mail.message().as_bytes(linesep="\r\n")
-    smtp.ehlo_or_helo_if_needed()
-    options = [f"size={len(data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
-    code, reply = smtp.mail(sender, options)
-    if code != 250:
-        _reset(smtp, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    refused = {}
-    for recipient in recipients:
-        code, reply = smtp.rcpt(recipient)
-        if code not in (250, 251):
-            refused[recipient] = (code, reply)
-    if len(refused) == len(recipients):
-        _reset(smtp, 0)
-        raise smtplib.SMTPRecipientsRefused(refused)
-    try:
-        before_data()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            smtp.rset()
-        raise
-    code, reply = smtp.data(data)
-    if code != 250:
-        _reset(smtp, code)
-        raise smtplib.SMTPDataError(code, reply)
-    return 1
-
-
-def _reset(smtp, code: int) -> None:
-    if code == 421:
-        with contextlib.suppress(Exception):
-            smtp.close()
-        return
-    with contextlib.suppress(Exception):
-        smtp.rset()
 
 
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:

@@ -14,7 +14,6 @@ means a worker died between the provider call and the mark: it becomes `uncertai
 re-sent on its own (an operator's retry_execution can choose to).
 
 The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages).
-Email overlaps the row's commit with the SMTP envelope and waits for the commit before DATA (`_send`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 
 from integrations.channels.base import Channel, ChannelError
 from runs.engine.context import StepContext
-from runs.engine.ledger import DeliveryLedger, Written
+from runs.engine.ledger import DeliveryLedger
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
 from workflows.steps.results import StepFailed
@@ -110,16 +109,8 @@ def deliver(
         status = Delivery.Status.CAPTURED if mode == "capture" else Delivery.Status.HELD
         _create(ctx, kind, execution, content, status, ledger)
         return kind.result_items(ctx, item, content, None)
-    written = ledger.begin(
-        tenant_id=ctx.run.tenant_id,
-        run_id=ctx.run.pk,
-        execution_id=execution.pk,
-        channel=kind.channel,
-        recipient=kind.recipient(content),
-        status=Delivery.Status.SENDING,
-        content=content,
-    )
-    return _send(ctx, kind, execution, written, content, transport, channel, ledger)
+    delivery_id = _create(ctx, kind, execution, content, Delivery.Status.SENDING, ledger)
+    return _send(ctx, kind, execution, delivery_id, content, transport, channel, ledger)
 
 
 def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:
@@ -134,24 +125,13 @@ def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> in
     )
 
 
-def _send(ctx, kind, execution, written, content, transport, channel: LazyChannel, ledger):
-    """Send once the Delivery row is committed (`written.wait()`). A channel that can (email) does its
-    envelope (MAIL FROM, RCPT TO) while PostgreSQL commits, and waits for the commit before DATA, the
-    step that hands the message over: the row is still durable before the message can be sent."""
-    key = idempotency_key(execution)
+def _send(ctx, kind, execution, delivery_id: int, content, transport, channel: LazyChannel, ledger):
     try:
-        sender = channel.get()
-        if getattr(sender, "overlaps_envelope", False):
-            provider_id = sender.send(transport, idempotency_key=key, before_data=written.wait)
-        else:
-            written.wait()
-            provider_id = sender.send(transport, idempotency_key=key)
+        provider_id = channel.get().send(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
-        ledger.failed(written.wait(), exc.message)
+        ledger.failed(delivery_id, exc.message)
         raise StepFailed(exc.message, permanent=exc.permanent) from exc
-    finally:
-        written.collect()  # whatever happened, the connection is free for the next statement
-    ledger.sent(written.wait(), provider_id)
+    ledger.sent(delivery_id, provider_id)
     return kind.result_items(ctx, execution.input, content, channel.channel)
 
 
@@ -176,4 +156,4 @@ def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledg
     )
     if not claimed:
         raise StepFailed("Another worker is handling this message.", permanent=False)
-    return _send(ctx, kind, execution, Written(delivery.pk), content, transport, channel, ledger)
+    return _send(ctx, kind, execution, delivery.pk, content, transport, channel, ledger)
