@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -65,6 +66,8 @@ def pg_admin_url() -> str:
     port = db.get("PORT") or 5432
     password = db.get("PASSWORD") or ""
     auth = f"{user}:{password}@" if password else f"{user}@"
+    # A unix-socket directory (the embedded server) goes percent-encoded in the host's place.
+    host = quote(host, safe="") if host.startswith("/") else host
     return os.environ.get("PG_ADMIN_URL", f"postgresql://{auth}{host}:{port}/postgres")
 
 

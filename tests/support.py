@@ -25,3 +25,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def subprocess_database_url() -> str:
+    """DATABASE_URL for a process the test starts (a worker, the listener), pointing at the test database.
+
+    A unix-socket directory (the embedded server) goes percent-encoded in the host's place.
+    """
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    host = db["HOST"] or "127.0.0.1"
+    host = quote(host, safe="") if host.startswith("/") else host
+    auth = db["USER"] or "postgres"
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from django.utils import timezone
@@ -49,14 +49,14 @@ def describe_error(exc: BaseException, url: str = "") -> str:
     """Turn a driver error into a sentence that names the problem and the fix."""
     text = str(exc)
     parts = urlsplit(url) if url else None
-    host = (parts.hostname or "localhost") if parts else "the server"
+    host = unquote(parts.hostname or "localhost") if parts else "the server"
     port = (parts.port or 5432) if parts else 5432
     user = (parts.username or "") if parts else ""
     database = (parts.path.lstrip("/") or user) if parts else ""
     lowered = text.lower()
     if "could not translate host name" in lowered or "name or service not known" in lowered:
         return f"The host “{host}” was not found. Check the host name in the connection URL."
-    if "connection refused" in lowered:
+    if "connection refused" in lowered or ("on socket" in lowered and "no such file" in lowered):
         return (
             f"Nothing accepts connections at {host}:{port}. Check the host and port, and that PostgreSQL "
             "listens on that address (listen_addresses) and a firewall lets Rowbell in."

@@ -18,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from runs.engine import start_run
 from runs.models import Delivery, Run, StepExecution
 from tests.activity.conftest import build_workflow, email, webhook
-from tests.support import launch_chromium
+from tests.support import launch_chromium, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,10 +27,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def worker(redis_conn, smtp, tmp_path):
     """`manage.py rqworker` as its own process on the test database, sending to the test's SMTP server."""
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(settings.EMAIL_PORT),

@@ -31,6 +31,7 @@ from tests.engine.conftest import (
     settle,
     webhook,
 )
+from tests.support import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,11 +51,9 @@ def real_clock(monkeypatch) -> Clock:
 
 
 def start_worker_process(smtp_port: int) -> subprocess.Popen:
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-        f"{db['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "EMAIL_PORT": str(smtp_port),
         "EMAIL_HOST": "127.0.0.1",

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from integrations.listener import Listener
 from integrations.models import DataSource
 from runs.models import Run
+from tests.support import subprocess_database_url
 from tests.triggers.conftest import customer_execute, db_trigger_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -113,10 +113,9 @@ def test_customer_database_outage_loses_no_event(datasource, customer_db, pg_adm
 
 def test_manage_py_listen_runs_as_a_process_and_stops_on_sigterm(datasource, customer_db):
     workflow = db_trigger_workflow(datasource)
-    db = settings.DATABASES["default"]
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": subprocess_database_url(),
         "DB_CONN_MAX_AGE": "0",
     }
     process = subprocess.Popen(
