@@ -13,6 +13,7 @@ permanent ones at once with the message shown to the user; it never decides by m
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 
@@ -23,17 +24,18 @@ class ChannelError(Exception):
         super().__init__(message)
 
 
-class Channel:
+class Channel(ABC):
     name: str = ""
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 (an optional hook: most channels need no setup)
         """Set up what a batch shares (a connection). Called by __enter__."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook)
         """Release what open() set up. Called by __exit__, also after errors."""
 
+    @abstractmethod
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
-        raise NotImplementedError
+        """Hand one message to the provider; return its id, or raise ChannelError."""
 
     def __enter__(self) -> Channel:
         self.open()

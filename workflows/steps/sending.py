@@ -11,6 +11,7 @@ the channel needs to send (it may add secrets such as a webhook URL).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from integrations.channels.base import Channel
@@ -18,17 +19,19 @@ from workflows.steps.base import StepKind
 from workflows.templating import TemplateError
 
 
-class SendKind(StepKind):
+class SendKind(StepKind, ABC):
     channel: ClassVar[str] = ""
 
+    @abstractmethod
     def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        raise NotImplementedError
+        """The message for one item: (content kept on the Delivery, transport the channel needs)."""
 
     def recipient(self, content: dict[str, Any]) -> str:
         return ""
 
+    @abstractmethod
     def open_channel(self) -> Channel:
-        raise NotImplementedError
+        """A channel for one batch of sends (opened and closed by the engine)."""
 
     def override_recipient(
         self, content: dict[str, Any], transport: dict[str, Any], recipient: str
