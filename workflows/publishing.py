@@ -48,32 +48,33 @@ def get_or_create_draft(workflow: Workflow) -> WorkflowVersion:
 
 
 def copy_steps(source: WorkflowVersion, target: WorkflowVersion) -> None:
-    """Copy source's tree into target, keeping each step's key so versions can be compared."""
+    """Copy source's tree into target, keeping each step's key so versions can be compared.
+
+    One bulk insert per level of the tree: a level's parents get their new ids before their children.
+    """
     target.ensure_editable()
-    new_ids: dict[int, Step] = {}
-    steps = list(source.steps.order_by("id"))
-    # Parents before children: insert breadth-first by depth.
     by_parent: dict[int | None, list[Step]] = {}
-    for step in steps:
+    for step in source.steps.order_by("id"):
         by_parent.setdefault(step.parent_id, []).append(step)
-    frontier = [None]
-    while frontier:
-        next_frontier = []
-        for parent_id in frontier:
-            for step in by_parent.get(parent_id, []):
-                copy = Step.objects.create(
-                    tenant_id=target.tenant_id,
-                    version=target,
-                    parent=new_ids.get(step.parent_id),
-                    position=step.position,
-                    key=step.key,
-                    kind=step.kind,
-                    name=step.name,
-                    config=step.config,
-                )
-                new_ids[step.id] = copy
-                next_frontier.append(step.id)
-        frontier = next_frontier
+    copies: dict[int | None, Step | None] = {None: None}
+    level = by_parent.get(None, [])
+    while level:
+        new_steps = [
+            Step(
+                tenant_id=target.tenant_id,
+                version=target,
+                parent=copies[step.parent_id],
+                position=step.position,
+                key=step.key,
+                kind=step.kind,
+                name=step.name,
+                config=step.config,
+            )
+            for step in level
+        ]
+        Step.objects.bulk_create(new_steps)
+        copies.update({old.id: new for old, new in zip(level, new_steps, strict=True)})
+        level = [child for step in level for child in by_parent.get(step.id, [])]
 
 
 def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str]]:
