@@ -5,13 +5,14 @@
 Creates its own app database and customer database on the PostgreSQL server of DATABASE_URL (dropped
 at the end), uses REDIS_URL's server at database --redis-db (flushed), and starts a local SMTP sink.
 Three measurements, in one run:
-- engine: 2 forking RQ workers (`manage.py rqworker default low --worker-class ...`, the production
-  worker class runs.worker.EngineWorker plus a statement counter) run the workflow
+- engine: 2 RQ workers (`manage.py rqworker default low --worker-class ...`, the production worker
+  class runs.worker.EngineWorker, which runs jobs in-process, plus a statement counter) run the workflow
   webhook -> data query (fan-out) -> send email; seconds end to end, items/s, peak RSS of any worker
   process (worker or work horse), SQL statements per item (counted in the workers' jobs);
 - naive: one plain django-rq job per recipient that renders with Jinja2 and calls send_mail, on 2
   plain forking RQ workers;
 - floor: the same N messages from one process over one reused SMTP connection, no engine.
+Engine and floor alternate for --rounds rounds (default 3) and their medians are compared.
 The last two lines are `engine/naive: X` and `engine/floor: Y` (ratios of items/s).
 """
 
@@ -69,6 +70,9 @@ def main() -> None:
         "--skip-naive", action="store_true", help="Only engine and floor (e.g. for N=100,000)."
     )
     parser.add_argument("--skip-floor", action="store_true", help="No floor measurement.")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="Engine and floor runs, alternated; the medians are reported."
+    )
     args = parser.parse_args()
 
     import psycopg
@@ -136,13 +140,23 @@ def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
         f"N = {n}, {args.workers} RQ workers, batch size {os.environ.get('ENGINE_BATCH_SIZE', 'default')}",
         flush=True,
     )
-    engine = measure_engine(args, env, sink, customer_url, redis)
+    # Engine and floor alternate for --rounds rounds and the medians count: this shared machine's speed
+    # drifts by tens of percent within minutes, and a ratio of two runs minutes apart measures the drift.
+    engines, floors = [], []
+    for round_number in range(1, args.rounds + 1):
+        engines.append(measure_engine(args, env, sink, customer_url, redis, f"bench-event-{round_number}"))
+        report(f"engine (round {round_number})", n, engines[-1])
+        if not args.skip_floor:
+            floors.append(measure_floor(n, sink))
+            print(f"floor (round {round_number}): {floors[-1]['items_per_s']:.0f} items/s", flush=True)
+    engine = median_by_rate(engines)
+    engine["peak_rss_mb"] = max(result["peak_rss_mb"] for result in engines)
     report("engine", n, engine)
     naive = None
     if not args.skip_naive:
         naive = measure_naive(args, env, sink, customer_url, redis)
         report("naive", n, naive)
-    floor = None if args.skip_floor else measure_floor(n, sink)
+    floor = median_by_rate(floors) if floors else None
     if floor:
         print(
             f"floor: {floor['items_per_s']:.0f} items/s ({floor['seconds']:.2f} s, one process, "
@@ -155,6 +169,11 @@ def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
     print(
         f"engine/floor: {engine['items_per_s'] / floor['items_per_s']:.2f}" if floor else "engine/floor: n/a"
     )
+
+
+def median_by_rate(results: list[dict]) -> dict:
+    """The round with the median items/s (the lower middle one for an even count)."""
+    return dict(sorted(results, key=lambda result: result["items_per_s"])[(len(results) - 1) // 2])
 
 
 def report(name: str, n: int, result: dict) -> None:
@@ -237,7 +256,7 @@ def wait_for(sink: Sink, n: int, timeout: float = 3600) -> None:
         time.sleep(0.01)
 
 
-def measure_engine(args, env, sink: Sink, customer_url: str, redis) -> dict:
+def measure_engine(args, env, sink: Sink, customer_url: str, redis, event_key: str) -> dict:
     from benchmarks.support import STATEMENTS_KEY
     from integrations.models import DataSource
     from runs.engine import start_run
@@ -285,7 +304,7 @@ def measure_engine(args, env, sink: Sink, customer_url: str, redis) -> dict:
     try:
         workers.wait_ready(redis)
         started = time.perf_counter()
-        run = start_run(workflow, {"post_id": 7, "author_id": 0}, "bench-event")
+        run = start_run(workflow, {"post_id": 7, "author_id": 0}, event_key)
         wait_for(sink, args.n)
         seconds = time.perf_counter() - started
         deadline = time.monotonic() + 60

@@ -161,6 +161,8 @@ ENGINE_FANOUT_PARALLELISM = env.int("ENGINE_FANOUT_PARALLELISM", default=2)
 # At most this many batch jobs of one tenant run at once (0: no limit); the rest are re-queued a
 # second later so that workers serve other tenants meanwhile.
 ENGINE_TENANT_CONCURRENCY = env.int("ENGINE_TENANT_CONCURRENCY", default=4)
+# A fan-out writes its executions in bulk inserts of this many rows, and its batches start after the first.
+ENGINE_FANOUT_CHUNK = env.int("ENGINE_FANOUT_CHUNK", default=2000)
 # A step that produces more items than this has its children's batches queued on `low`, not `default`.
 ENGINE_FANOUT_LOW_QUEUE_AT = env.int("ENGINE_FANOUT_LOW_QUEUE_AT", default=20)
 # A batch whose step produced at most this many items runs its child steps in the same job (up to

@@ -1,5 +1,9 @@
 """Writing an execution's children: bulk inserts that ignore conflicts, in chunks, then queue their batches.
 
+A big fan-out's batches are queued after its first chunk (ENGINE_FANOUT_CHUNK rows), so workers send
+while the rest of the rows are still being read; when the reading ends, the first lane is queued
+again in case the lanes caught up with the reader and stopped.
+
 A child's item key is the parent's (one item passed on) or `<parent key>/<row key>` (a fan-out), so a
 repeated step creates nothing twice. A wait's execution is created already holding its due time in
 `next_attempt_at`.
@@ -20,8 +24,6 @@ from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.results import StepFailed
 
-CHUNK = 2000
-
 
 class Spawner:
     def __init__(self, run: Run, children: list[Step], now: datetime, follow: list[int] | None = None):
@@ -31,6 +33,7 @@ class Spawner:
         self.rows: list[StepExecution] = []
         self.count = 0  # items produced (each makes one execution per child step)
         self.queued_lanes = 0
+        self.queued_while_reading = False
         # When given, a few items' child steps are listed here for the same job to run next, not queued.
         self.follow = follow
         self.skip_waits = bool((run.options or {}).get("skip_waits"))
@@ -40,6 +43,7 @@ class Spawner:
         produced = 0
         for key, item in pairs:
             produced += 1
+            self.count += 1
             item_key = parent.item_key if key is None else f"{parent.item_key}/{key}"
             for child in self.children:
                 self.rows.append(
@@ -53,9 +57,9 @@ class Spawner:
                         next_attempt_at=self._due(child, item),
                     )
                 )
-            if len(self.rows) >= CHUNK:
+            if len(self.rows) >= settings.ENGINE_FANOUT_CHUNK:
                 self.flush()
-        self.count += produced
+                self.queue_batches(reading=True)
         return produced
 
     def _due(self, step: Step, item: dict[str, Any]) -> datetime:
@@ -74,21 +78,28 @@ class Spawner:
 
     def flush(self) -> None:
         if self.rows:
-            StepExecution.objects.bulk_create(self.rows, ignore_conflicts=True, batch_size=CHUNK)
+            StepExecution.objects.bulk_create(
+                self.rows, ignore_conflicts=True, batch_size=settings.ENGINE_FANOUT_CHUNK
+            )
             self.rows = []
-            # Start work on a big fan-out while the rest of it is still being read.
-            self.queue_batches()
 
     def finish(self) -> None:
         self.flush()
         self.queue_batches()
+        if self.queued_while_reading:
+            # A lane stops when it finds nothing pending, which can happen while a slow query is still
+            # being read; the job id makes this a no-op when the first lane is already queued.
+            for child in self.children:
+                schedule_next(self.run.pk, child.pk, queue=self.queue)
 
-    def queue_batches(self) -> None:
+    def queue_batches(self, reading: bool = False) -> None:
         """Queue up to ENGINE_FANOUT_PARALLELISM lanes per child step (each lane chains itself)."""
         if not self.count or not self.children:
             return
+        self.queued_while_reading |= reading
         if (
-            self.follow is not None
+            not reading
+            and self.follow is not None
             and not self.queued_lanes
             and self.count <= settings.ENGINE_FOLLOW_MAX_ITEMS
         ):
@@ -96,8 +107,11 @@ class Spawner:
             self.queued_lanes = 1
             return
         lanes = min(settings.ENGINE_FANOUT_PARALLELISM, math.ceil(self.count / settings.ENGINE_BATCH_SIZE))
-        queue = "low" if self.count > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"
         for lane in range(self.queued_lanes, max(lanes, 1)):
             for child in self.children:
-                schedule_next(self.run.pk, child.pk, lane=lane, queue=queue)
+                schedule_next(self.run.pk, child.pk, lane=lane, queue=self.queue)
             self.queued_lanes = lane + 1
+
+    @property
+    def queue(self) -> str:
+        return "low" if self.count > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"

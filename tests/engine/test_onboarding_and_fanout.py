@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.test.utils import CaptureQueriesContext
 
 from runs.engine import start_run
+from runs.engine.executor import claim
+from runs.engine.spawn import Spawner
 from runs.models import Delivery, Run, StepExecution
 from tests.engine.conftest import (
     build_workflow,
@@ -150,3 +152,29 @@ def test_comment_fans_out_to_every_other_commenter_once(engine, smtp, tenant_a, 
     assert "0/1" in keys and "0/1000" in keys and len(keys) == 1000
     # The query-count guard of the engine's batch work: a few statements per item, amortised.
     assert len(queries) / 1000 <= 1.5, f"{len(queries)} statements for 1000 items"
+
+
+def test_a_big_fan_out_is_sent_while_its_rows_are_still_being_read(engine, smtp, tenant_a, settings):
+    """Batches start after the first chunk of rows. Lanes that catch up with a slow reader stop; the end
+    of the reading queues them again, so the rest does not wait for the sweeper."""
+    settings.ENGINE_FANOUT_CHUNK = 100
+    settings.ENGINE_BATCH_SIZE = 50
+    workflow = build_workflow(tenant_a, webhook([email()]))
+    run = start_run(workflow, {}, "slow-reader")
+    root = StepExecution.objects.get(run=run, step__parent=None)
+    assert claim(run.pk, root.step_id, engine.now, 1) == [root.pk]  # the fan-out step is running
+    spawner = Spawner(run, list(root.step.children.all()), engine.now)
+    sent_while_reading = []
+
+    def rows():
+        for i in range(1, 301):
+            if i == 151:
+                work(engine)  # the lanes queued after the first chunk run now, and stop when caught up
+                sent_while_reading.append(len(smtp.recipients()))
+            yield str(i), {"email": f"user{i}@example.com", "name": f"User {i}"}
+
+    spawner.add(root, rows())
+    spawner.finish()
+    work(engine)
+    assert sent_while_reading == [100]
+    assert sorted(smtp.recipients()) == sorted(f"user{i}@example.com" for i in range(1, 301))
