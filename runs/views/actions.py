@@ -1,6 +1,10 @@
 """What people do from the activity log: retry a failed execution, cancel or replay a run, release or
 discard held messages. Every object is reached through request.tenant (another tenant's id is a 404),
 and the engine's functions do the work: each is a conditional UPDATE, so a double click acts once.
+
+Actions that send messages to real recipients (releasing held messages, retrying or replaying a live
+run) are for admins and owners, like publishing; members may do them on test runs, and anyone may stop
+things (cancel, discard).
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -32,11 +36,23 @@ def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
+def may_send_live(request: HttpRequest) -> bool:
+    return request.membership is not None and request.membership.can_publish
+
+
+def live_sending_refused(what: str) -> HttpResponse:
+    return HttpResponseForbidden(
+        f"Only admins and owners can {what}: it sends messages to real recipients. Ask one of them."
+    )
+
+
 @require_POST
 @login_required
 def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
-    qs = StepExecution.objects.select_related("step")
+    qs = StepExecution.objects.select_related("step", "run")
     execution = get_for_tenant_or_404(qs, request.tenant, pk=execution_id)
+    if not execution.run.is_test and not may_send_live(request):
+        return live_sending_refused("retry a live run's step")
     label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
     if retry_execution(execution):
         messages.success(request, f"Retrying {label} now.")
@@ -63,6 +79,8 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def replay(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run.objects.select_related("workflow"), request.tenant, pk=run_id)
+    if not run.is_test and not may_send_live(request):
+        return live_sending_refused("replay a live event")
     # A live event replays on what is live now; a test run replays on the version it tested.
     version = run.version if run.is_test else run.workflow.published_version
     if version is None:
@@ -123,6 +141,8 @@ def chosen_deliveries(request: HttpRequest) -> tuple[list[int], str]:
 @require_POST
 @login_required
 def release(request: HttpRequest) -> HttpResponse:
+    if not may_send_live(request):
+        return live_sending_refused("release held messages")
     ids, error = chosen_deliveries(request)
     if error:
         messages.error(request, error)

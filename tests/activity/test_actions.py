@@ -126,3 +126,46 @@ def test_replay_starts_a_new_run_on_the_current_published_version(
     assert again.version_id == workflow.published_version_id != run.version_id
     work(engine)
     assert [m["Subject"] for m in smtp.messages] == ["v1", "v2"]
+
+
+def test_members_cannot_send_to_real_recipients_but_can_stop_things_and_work_on_tests(
+    engine, smtp, tenant_a, member
+):
+    """Releasing, and retrying or replaying a live run, send real messages: admins and owners only."""
+    client = Client()
+    client.force_login(member)
+    sandboxed_runs(tenant_a)
+    smtp.refuse["ann@example.com"] = "550 no such mailbox"
+    workflow = build_workflow(tenant_a, webhook([email()]), name="Live")
+    live = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-live")
+    test = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-test", is_test=True)
+    work(engine)
+    held = list(Delivery.objects.filter(status="held").order_by("id"))
+    live_failure = StepExecution.objects.get(run=live, status="failed")
+
+    refusals = [
+        client.post(reverse("runs:release_messages"), {"all": "1"}),
+        client.post(reverse("runs:release_messages"), {"ids": [held[0].pk]}),
+        client.post(reverse("runs:retry_execution", args=[live_failure.pk])),
+        client.post(reverse("runs:replay_run", args=[live.pk])),
+    ]
+    assert [r.status_code for r in refusals] == [403] * 4
+    assert "Only admins and owners can release held messages" in refusals[0].content.decode()
+    assert smtp.messages == [] and Run.objects.count() == 6
+    assert Delivery.objects.filter(status="held").count() == 4
+    assert StepExecution.objects.get(pk=live_failure.pk).status == "failed"
+
+    messages_page = client.get(reverse("runs:message_list")).content.decode()
+    assert "Release all held" not in messages_page and "Release selected" not in messages_page
+    assert "An admin or owner releases them." in messages_page
+    live_page = client.get(reverse("runs:run_detail", args=[live.pk])).content.decode()
+    assert reverse("runs:retry_execution", args=[live_failure.pk]) not in live_page
+    assert reverse("runs:replay_run", args=[live.pk]) not in live_page
+
+    # Stopping things and working on test runs stay open to members.
+    assert client.post(reverse("runs:discard_messages"), {"ids": [held[0].pk]}).status_code == 302
+    assert Delivery.objects.get(pk=held[0].pk).status == "discarded"
+    test_page = client.get(reverse("runs:run_detail", args=[test.pk])).content.decode()
+    assert reverse("runs:replay_run", args=[test.pk]) in test_page
+    assert client.post(reverse("runs:replay_run", args=[test.pk])).status_code == 302
+    assert Run.objects.filter(is_test=True).count() == 2
