@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
+from integrations.datasources import published_workflows_using
 from integrations.models import DataSource, Schedule
 
 
@@ -18,8 +21,11 @@ class DataSourceAdmin(admin.ModelAdmin):
     search_fields = ["name", "tenant__name"]
     # The connection URL holds a password: operators see it masked and never edit it here.
     exclude = ["connection_url"]
+    # notify_enabled is read-only here: changing it must reinstall the trigger functions in the customer's
+    # database, which the tenant's edit page does (integrations/views.py) and a plain admin save would not.
     readonly_fields = [
         "masked_url",
+        "notify_enabled",
         "status",
         "last_error",
         "checked_at",
@@ -32,6 +38,24 @@ class DataSourceAdmin(admin.ModelAdmin):
     @admin.display(description="Connection")
     def masked_url(self, obj: DataSource) -> str:
         return obj.masked_url
+
+    def get_deleted_objects(self, objs, request):
+        """Protect data sources that published workflows use, in the delete page and the bulk action.
+
+        Deleting one would leave Rowbell's triggers in the customer's database and the workflows failing;
+        listing the workflows as protected makes the admin refuse with its standard page.
+        """
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for source in objs:
+            protected.extend(
+                _workflow_link(workflow, source) for workflow in published_workflows_using(source)
+            )
+        return deleted, model_count, perms_needed, protected
+
+
+def _workflow_link(workflow, source: DataSource) -> str:
+    url = reverse("admin:workflows_workflow_change", args=[workflow.pk])
+    return format_html('Published workflow: <a href="{}">{}</a> (uses {})', url, workflow, source)
 
 
 @admin.register(Schedule)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("datasources/", views.datasource_list, name="datasource_list"),
     path("datasources/new/", views.datasource_add, name="datasource_add"),
     path("datasources/<int:datasource_id>/", views.datasource_detail, name="datasource_detail"),
+    path("datasources/<int:datasource_id>/edit/", views.datasource_edit, name="datasource_edit"),
     path("datasources/<int:datasource_id>/test/", views.datasource_test, name="datasource_test"),
     path("datasources/<int:datasource_id>/tables/", views.datasource_tables, name="datasource_tables"),
     path("datasources/<int:datasource_id>/columns/", views.datasource_columns, name="datasource_columns"),

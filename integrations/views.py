@@ -1,4 +1,4 @@
-"""Data-source pages: list, add, test the connection, show the setup SQL, browse tables and columns."""
+"""Data-source pages: list, add, edit, test the connection, show the setup SQL, browse tables and columns."""
 
 from __future__ import annotations
 
@@ -9,17 +9,25 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from integrations.datasources import (
+    ConnectionCheck,
     DataSourceUnavailable,
     list_columns,
     list_tables,
+    published_workflows_using,
+    reinstall_triggers,
     setup_sql,
     test_connection,
+    triggers_up_to_date,
 )
 from integrations.models import DataSource
 from tenants.scoping import get_for_tenant_or_404
+from workflows.publishing import PublishError
+from workflows.steps.database_trigger import published_triggers
 
 
 class DataSourceForm(forms.ModelForm):
@@ -32,6 +40,14 @@ class DataSourceForm(forms.ModelForm):
     class Meta:
         model = DataSource
         fields = ["name", "connection_url", "notify_enabled"]
+        labels = {"notify_enabled": "Wake the listener with NOTIFY"}
+        help_texts = {
+            "notify_enabled": (
+                "Off by default: polling alone notices a new row within a fraction of a second. NOTIFY "
+                "wakes the listener at once, but PostgreSQL serialises the commits of every transaction that "
+                "sends one, which slows the writes of a busy table."
+            )
+        }
 
     def clean_connection_url(self) -> str:
         url = self.cleaned_data["connection_url"].strip()
@@ -41,6 +57,40 @@ class DataSourceForm(forms.ModelForm):
                 "Enter a PostgreSQL URL with a database name, like postgresql://user:password@host:5432/dbname."
             )
         return url
+
+
+class SecretTextInput(forms.PasswordInput):
+    """A visible text box that is never filled in from the server: what it holds is a secret."""
+
+    input_type = "text"
+
+
+class DataSourceEditForm(DataSourceForm):
+    """Rename, rotate the connection URL (an empty field keeps the current one), switch NOTIFY."""
+
+    connection_url = forms.CharField(
+        label="Connection URL",
+        required=False,
+        widget=SecretTextInput(
+            attrs={
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "placeholder": "Leave empty to keep the current URL",
+            }
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connection_url"].help_text = format_html(
+            "Currently <code>{}</code>. To change the password or the host, enter the whole new URL.",
+            self.instance.masked_url,
+        )
+
+    def clean_connection_url(self) -> str:
+        if not self.cleaned_data["connection_url"].strip():
+            return self.instance.connection_url
+        return super().clean_connection_url()
 
 
 def _admin_only(request: HttpRequest) -> HttpResponse | None:
@@ -72,10 +122,75 @@ def datasource_add(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
+    source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
+    if (denied := _admin_only(request)) is not None:
+        return denied
+    # Read before validation: a valid ModelForm has already copied the new values onto `source`.
+    old_url, old_notify = source.connection_url, source.notify_enabled
+    form = DataSourceEditForm(request.POST or None, instance=source)
+    if request.method == "POST" and form.is_valid():
+        url_changed = source.connection_url != old_url
+        # Only the edited fields: a full save would write the listener's and the last check's fields, read
+        # a moment ago, over what they recorded meanwhile. The URL only when it changed: every save
+        # encrypts it anew.
+        fields = ["name", "notify_enabled", *(["connection_url"] if url_changed else [])]
+        form.save(commit=False).save(update_fields=fields)
+        check = test_connection(source)
+        level = messages.SUCCESS if check.ok else messages.WARNING
+        messages.add_message(request, level, f"Saved {source.name}. {check.message}")
+        _reinstall_after_edit(request, source, check, url_changed or source.notify_enabled != old_notify)
+        return redirect("integrations:datasource_detail", source.pk)
+    return render(request, "integrations/datasource_form.html", {"form": form, "source": source})
+
+
+def _reinstall_after_edit(
+    request: HttpRequest, source: DataSource, check: ConnectionCheck, setting_changed: bool
+) -> None:
+    """Make the installed triggers match a new URL or NOTIFY setting, and say how that went.
+
+    The edit is saved whatever happens here. A reinstall that failed is retried by the next save that
+    reaches the database, because the installed triggers are compared with the setting first.
+    """
+    if not published_triggers(datasource_id=source.pk).exists():
+        return
+    if not check.server_version:
+        # The check could not even connect: do not wait out one more timeout per published workflow.
+        if setting_changed:
+            _warn_triggers_not_reinstalled(request, check.message)
+        return
+    try:
+        # A rename alone leaves the customer's tables alone: reinstalling locks each watched table.
+        if not setting_changed and triggers_up_to_date(source):
+            return
+        count = reinstall_triggers(source)
+    except PublishError as exc:
+        reasons = [message for fields in exc.step_errors.values() for message in fields.values()]
+        _warn_triggers_not_reinstalled(request, reasons[0] if reasons else str(exc))
+        return
+    except DataSourceUnavailable as exc:
+        _warn_triggers_not_reinstalled(request, str(exc))
+        return
+    messages.success(request, f"Reinstalled the triggers of {count} published workflow{pluralize(count)}.")
+
+
+def _warn_triggers_not_reinstalled(request: HttpRequest, reason: str) -> None:
+    messages.warning(
+        request,
+        "The triggers in the database still use the old setting, because Rowbell could not reinstall them: "
+        f"{reason} Save this page again once the database is reachable.",
+    )
+
+
+@login_required
 def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     database = urlsplit(source.connection_url).path.strip("/") or "your_database"
-    context = {"source": source, "setup_sql": setup_sql(database=database)}
+    context = {
+        "source": source,
+        "setup_sql": setup_sql(database=database),
+        "used_by": published_workflows_using(source),
+    }
     return render(request, "integrations/datasource_detail.html", context)
 
 
@@ -117,6 +232,16 @@ def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     if (denied := _admin_only(request)) is not None:
         return denied
+    # Deleting would leave Rowbell's triggers logging rows in the customer's database with nobody to
+    # remove them, and the workflows failing on a missing data source.
+    if used_by := published_workflows_using(source):
+        names = ", ".join(workflow.name for workflow in used_by)
+        messages.error(
+            request,
+            f"{source.name} is used by published workflows: {names}. "
+            "Unpublish them or point their steps at another data source first.",
+        )
+        return redirect("integrations:datasource_detail", source.pk)
     source.delete()
     messages.success(request, f"Deleted {source.name}.")
     return redirect("integrations:datasource_list")

@@ -8,7 +8,7 @@ from django.urls import reverse
 from integrations.models import DataSource
 from tenants.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERNAME
 from workflows.models import Step, Workflow
-from workflows.publishing import get_or_create_draft, publish
+from workflows.publishing import get_or_create_draft, publish, unpublish
 
 
 @pytest.fixture
@@ -79,3 +79,52 @@ def test_datasource_admin_never_shows_the_password(operator_client, tenant_a):
     page = operator_client.get(reverse("admin:integrations_datasource_change", args=[source.pk]))
     assert page.status_code == 200
     assert b"hunter2" not in page.content and "postgresql://u:••••••••@h/db".encode() in page.content
+
+
+def query_workflow(source: DataSource, name: str) -> Workflow:
+    """A published workflow whose data query reads the source (publishing it installs nothing)."""
+    workflow = Workflow.objects.create(tenant=source.tenant, name=name)
+    draft = get_or_create_draft(workflow)
+    root = Step.objects.create(tenant=source.tenant, version=draft, kind="webhook_trigger", config={})
+    Step.objects.create(
+        tenant=source.tenant,
+        version=draft,
+        parent=root,
+        kind="data_query",
+        config={"datasource": source.pk, "sql": "SELECT id FROM users"},
+    )
+    publish(workflow)
+    return workflow
+
+
+def test_datasource_admin_refuses_to_delete_a_source_published_workflows_use(operator_client, tenant_a):
+    source = DataSource.objects.create(tenant=tenant_a, name="app", connection_url="postgresql://u:pw@h/db")
+    workflow = query_workflow(source, "Digest")
+    delete_url = reverse("admin:integrations_datasource_delete", args=[source.pk])
+    workflow_url = reverse("admin:workflows_workflow_change", args=[workflow.pk])
+    protected = f'Published workflow: <a href="{workflow_url}">Digest</a> (uses app)'
+
+    page = operator_client.get(delete_url).content.decode()
+    assert "would require deleting the following protected related objects" in page and protected in page
+    operator_client.post(delete_url, {"post": "yes"})
+    bulk = {"action": "delete_selected", "_selected_action": [source.pk]}
+    changelist = reverse("admin:integrations_datasource_changelist")
+    page = operator_client.post(changelist, bulk).content.decode()
+    assert "would require deleting the following protected related objects" in page and protected in page
+    operator_client.post(changelist, {**bulk, "post": "yes"})
+    assert DataSource.objects.filter(pk=source.pk).exists()
+
+    unpublish(workflow)
+    assert operator_client.post(delete_url, {"post": "yes"}).status_code == 302
+    assert not DataSource.objects.filter(pk=source.pk).exists()
+
+
+def test_datasource_admin_shows_notify_read_only(operator_client, tenant_a):
+    source = DataSource.objects.create(tenant=tenant_a, name="app", connection_url="postgresql://u:pw@h/db")
+    url = reverse("admin:integrations_datasource_change", args=[source.pk])
+    page = operator_client.get(url).content.decode()
+    assert 'name="name"' in page and 'name="notify_enabled"' not in page
+    response = operator_client.post(url, {"name": "renamed", "tenant": tenant_a.pk, "notify_enabled": "on"})
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert source.name == "renamed" and not source.notify_enabled

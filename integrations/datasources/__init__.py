@@ -10,7 +10,10 @@ The small public API (the builder's pickers and the data-source pages call these
   `primary_key(ds, schema, table)`: introspection for pickers and for a trigger's item shape.
 - `install_trigger(ds, workflow_id, spec)` / `remove_trigger(ds, workflow_id)`: what publishing a
   database-trigger workflow does on the customer's side (integrations/datasources/triggers.py);
-  `reinstall_triggers(ds)` after changing `ds.notify_enabled` (the trigger function differs).
+  `reinstall_triggers(ds)` after changing `ds.notify_enabled` (the trigger function differs);
+  `triggers_up_to_date(ds)` says whether that is needed.
+- `published_workflows_using(ds)`: the published workflows with a step on this data source (it cannot be
+  deleted while there are any).
 """
 
 from integrations.datasources.connection import (
@@ -35,7 +38,9 @@ from integrations.datasources.triggers import (
     installed_triggers,
     reinstall_triggers,
     remove_trigger,
+    triggers_up_to_date,
 )
+from integrations.datasources.usage import published_workflows_using
 
 __all__ = [
     "ColumnInfo",
@@ -51,8 +56,10 @@ __all__ = [
     "list_schemas",
     "list_tables",
     "primary_key",
+    "published_workflows_using",
     "reinstall_triggers",
     "remove_trigger",
     "setup_sql",
     "test_connection",
+    "triggers_up_to_date",
 ]

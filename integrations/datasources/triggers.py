@@ -189,3 +189,32 @@ def reinstall_triggers(datasource) -> int:
     for step in steps:
         get_kind(step.kind).on_publish(step, step)
     return len(steps)
+
+
+def triggers_up_to_date(datasource) -> bool:
+    """Whether every published trigger on this data source is installed on its table, calling the function
+    its NOTIFY setting picks; false after a reinstall that could not reach the database, for instance.
+
+    Raises DataSourceUnavailable when the database cannot be reached.
+    """
+    from workflows.steps.database_trigger import published_triggers
+
+    function = "rowbell.capture_row_notify" if datasource.notify_enabled else "rowbell.capture_row"
+    expected = {
+        (name, step.config.get("schema", "public"), step.config.get("table", ""), function)
+        for step in published_triggers(datasource.pk)
+        for op, name in trigger_names(step.version.workflow_id).items()
+        if op in step.config.get("operations", ["insert"])
+    }
+    try:
+        with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
+            rows = conn.execute(
+                "SELECT t.tgname, n.nspname, c.relname, fn.nspname || '.' || f.proname FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_proc f ON f.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = f.pronamespace "
+                "WHERE t.tgname = ANY(%s)",
+                ([name for name, *_ in expected],),
+            ).fetchall()
+    except psycopg.Error as exc:
+        raise DataSourceUnavailable(describe_error(exc, datasource.connection_url)) from exc
+    return {tuple(row) for row in rows} == expected

@@ -51,10 +51,15 @@ def test_members_see_but_do_not_manage_and_outsiders_get_404(client, member, out
         == 403
     )
     assert client.post(f"/datasources/{datasource.pk}/delete/").status_code == 403
+    assert client.get(f"/datasources/{datasource.pk}/edit/").status_code == 403
+    edit = {"name": "Taken over", "connection_url": "postgresql://evil@example.com/x", "notify_enabled": "on"}
+    assert client.post(f"/datasources/{datasource.pk}/edit/", edit).status_code == 403
     client.logout()
     signed_in(client, outsider)
     for method, url in [
         ("get", f"/datasources/{datasource.pk}/"),
+        ("get", f"/datasources/{datasource.pk}/edit/"),
+        ("post", f"/datasources/{datasource.pk}/edit/"),
         ("post", f"/datasources/{datasource.pk}/test/"),
         ("get", f"/datasources/{datasource.pk}/tables/"),
         ("get", f"/datasources/{datasource.pk}/columns/?schema=public&table=users"),
@@ -63,3 +68,5 @@ def test_members_see_but_do_not_manage_and_outsiders_get_404(client, member, out
         assert getattr(client, method)(url).status_code == 404, url
     assert "App DB" not in client.get("/datasources/").content.decode()
     assert DataSource.objects.filter(pk=datasource.pk).exists()
+    datasource.refresh_from_db()
+    assert (datasource.name, datasource.notify_enabled) == ("App DB", False)
