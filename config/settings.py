@@ -209,6 +209,13 @@ LISTENER_MIN_BACKOFF = env.float("LISTENER_MIN_BACKOFF", default=0.2)
 LISTENER_MAX_BACKOFF = env.float("LISTENER_MAX_BACKOFF", default=30.0)
 # Log rows of workflows not published on their data source are deleted after this many seconds.
 LISTENER_ORPHAN_GRACE = env.int("LISTENER_ORPHAN_GRACE", default=60)
+# Each data source is served by its own thread; these bound how long one that hangs keeps its thread: the
+# server cancels a listener query after LISTENER_STATEMENT_TIMEOUT seconds (the source then reconnects),
+# and stopping the listener waits at most LISTENER_SHUTDOWN_GRACE seconds for the threads.
+LISTENER_STATEMENT_TIMEOUT = env.float("LISTENER_STATEMENT_TIMEOUT", default=30.0)
+LISTENER_SHUTDOWN_GRACE = env.float("LISTENER_SHUTDOWN_GRACE", default=5.0)
+# Connecting to a tenant's database gives up after this many seconds (whole seconds, at least 2).
+DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
 # Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)

@@ -12,10 +12,27 @@ each one it keeps a connection and, in a loop:
 A crash between 2 and 3 leaves the rows in the log; the next claim finds that their runs exist. There is
 no "last id seen" cursor: identity values commit out of order, and whatever is in the log is pending.
 
+Isolation: one thread per data source. `Listener.run()` gives every source its own `SourcePoller` thread,
+which connects, claims, waits and reconnects on its own; the main thread only follows publishing (starts a
+thread for a source that gained a trigger, stops the thread of one that lost it) and writes each source's
+`listener_status`. A customer host that never answers a connection attempt (a firewall dropping packets),
+or a server that hangs mid-query, therefore holds up its own thread and nobody else's events. Bounds on
+that one thread: the connect timeout (DATASOURCE_CONNECT_TIMEOUT), the server-side statement_timeout
+(LISTENER_STATEMENT_TIMEOUT) and TCP keepalives (integrations/datasources/connection.py), after which the
+source is "reconnecting" with the reason (only a frozen server process behind a live kernel escapes them,
+and then only its own thread waits). One thread per source is cheap at the scale of one process:
+threads spend their life in select/sleep, a few hundred of them cost a few MB of memory and no CPU, and
+Rowbell's database sees one connection per source only while it has events (a source that goes idle
+closes its connection). Several thousand sources would call for several listener processes instead.
+
+`run_once()` and `run(until_idle=True)` are the draining modes of tests, scripts and `listen --once`:
+passes over every source in the calling thread, in turn, until a pass finds nothing. They share the
+claim/start/delete code with the threads but not the isolation: an unreachable source delays the pass.
+
 Polling: every LISTENER_POLL_INTERVAL seconds when idle, every LISTENER_BUSY_POLL_INTERVAL for
 LISTENER_BUSY_WINDOW seconds after an event (so a steady stream sees milliseconds of latency while an
-idle database sees a few cheap queries a second). A data source with `notify_enabled` also wakes the
-listener by NOTIFY. A database that goes away is retried with exponential backoff (up to
+idle database sees a few cheap queries a second). A data source with `notify_enabled` also wakes its
+thread by NOTIFY. A database that goes away is retried with exponential backoff (up to
 LISTENER_MAX_BACKOFF seconds), its `listener_status` shown as "reconnecting" with the reason.
 """
 
@@ -27,12 +44,13 @@ import select
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
 from django.db import Error as RowbellDatabaseError
-from django.db import close_old_connections, transaction
-from django.db import connection as rowbell_db
+from django.db import connections, transaction
 from django.utils import timezone
 
 from integrations.datasources import DataSourceUnavailable, connect, describe_error
@@ -53,7 +71,9 @@ ORPHAN_SQL = (
     "DELETE FROM rowbell.event_log WHERE NOT (workflow_id = ANY(%s)) "
     "AND created_at < now() - make_interval(secs => %s)"
 )
-HEARTBEAT_SECONDS = 10
+HEARTBEAT = timedelta(seconds=10)
+# A stop request is noticed within this long by a thread waiting on its NOTIFY socket.
+SELECT_SLICE_SECONDS = 0.5
 
 
 def option(name: str, default: float) -> float:
@@ -68,26 +88,110 @@ def event_item(op: str, new_row: dict, old_row: dict | None) -> dict:
     return item
 
 
-class SourcePoller:
-    """One data source: its connection, its backoff, and the claim → start runs → delete cycle."""
+def close_rowbell_connections() -> None:
+    """Close this thread's connections to Rowbell's database (Django keeps one per thread)."""
+    connections.close_all()
 
-    def __init__(self, datasource: DataSource):
+
+def guard_rowbell(func: Callable[[], int | None], pause: threading.Event) -> int:
+    """Rowbell's own database or Redis going away must not kill a loop: retry on the next pass.
+
+    The customer-side transaction has been rolled back by then, so the claimed rows are still in the
+    log; the next claim finds the runs that did commit (event keys) and starts the others.
+    """
+    try:
+        return func() or 0
+    except RowbellDatabaseError as exc:
+        log.error("Rowbell's database failed (%s); retrying", exc)
+        close_rowbell_connections()
+    except Exception:
+        # e.g. Redis down while queueing the runs' first jobs (the sweeper re-queues them later).
+        log.exception("Listener pass failed; retrying")
+    pause.wait(1.0)
+    return 0
+
+
+class SourcePoller:
+    """One data source: its connection, backoff and health, and the claim → start runs → delete cycle.
+
+    Used by one thread at a time: its own (`serve`, started by `Listener.run()`), or the caller's in the
+    draining modes. Other threads only read `health` and `handled` and set `stopping`.
+    """
+
+    def __init__(self, datasource: DataSource, workflow_ids: list[int] | None = None):
         self.datasource = datasource
+        self.workflow_ids: list[int] = workflow_ids or []
         self.conn: psycopg.Connection | None = None
         self.backoff = 0.0
         self.retry_at = 0.0
         self.last_event_at = 0.0
-        self.status_written: tuple[str, str] | None = None
-        self.heartbeat_at = 0.0
-        self.workflow_ids: list[int] = []
         self.orphans_swept_at = time.monotonic()
+        self.handled = 0
+        # (status, error, when) of the latest poll; the listener's thread copies it to the DataSource row.
+        self.health: tuple[str, str, datetime] | None = None
+        self.status_written: tuple[str, str] | None = None
+        self.seen_written: datetime | None = None
+        # Set when the listener stops or drops this source; also what the thread sleeps on.
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
 
+    # -- the source's own thread ------------------------------------------------------------------------
+    def start_thread(self) -> None:
+        self.thread = threading.Thread(
+            target=self.serve, name=f"listener-source-{self.datasource.pk}", daemon=True
+        )
+        self.thread.start()
+
+    def serve(self) -> None:
+        """Poll, wait, repeat, until the listener stops or drops this source."""
+        try:
+            while not self.stopping.is_set():
+                if guard_rowbell(self.poll, self.stopping):
+                    continue  # there may be more: claim again at once
+                if not self.busy():
+                    # An idle source gives its connection to Rowbell's database back, so that the
+                    # process holds one per source with events, not one per source.
+                    close_rowbell_connections()
+                self.wait_for_events()
+        finally:
+            self.close()
+            close_rowbell_connections()
+
+    def wait_for_events(self) -> None:
+        """Sleep until the next poll is due: the backoff, the busy or idle interval, or a NOTIFY."""
+        now = time.monotonic()
+        if self.retry_at > now:
+            self.stopping.wait(self.retry_at - now)
+            return
+        interval = (
+            option("LISTENER_BUSY_POLL_INTERVAL", 0.01)
+            if self.busy()
+            else option("LISTENER_POLL_INTERVAL", 0.25)
+        )
+        if not self.wants_notify():
+            self.stopping.wait(interval)
+            return
+        if self.drain_notifications() or not self.wants_notify():
+            return
+        deadline = now + interval
+        while not self.stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self.conn.fileno()], [], [], min(remaining, SELECT_SLICE_SECONDS))
+            if ready:
+                self.drain_notifications()
+                return
+
+    def busy(self) -> bool:
+        return time.monotonic() - self.last_event_at < option("LISTENER_BUSY_WINDOW", 2.0)
+
+    # -- one poll ---------------------------------------------------------------------------------------
     def poll(self) -> int:
         """Process one batch; returns how many log rows were handled (0 when idle or unreachable)."""
         if time.monotonic() < self.retry_at:
             return 0
         try:
             self._ensure_connected()
+            if self.stopping.is_set():  # a slow connection attempt outlived the source
+                return 0
             handled = self._process_batch()
         except (psycopg.Error, DataSourceUnavailable) as exc:
             self._lost(exc)
@@ -95,6 +199,7 @@ class SourcePoller:
         self._healthy()
         if handled:
             self.last_event_at = time.monotonic()
+            self.handled += handled
         return handled
 
     def close(self) -> None:
@@ -120,7 +225,13 @@ class SourcePoller:
     def _ensure_connected(self) -> None:
         if self.conn is not None and not self.conn.closed:
             return
-        self.conn = connect(self.datasource, application_name="rowbell-listener")
+        self.conn = connect(
+            self.datasource,
+            application_name="rowbell-listener",
+            # The server cancels a claim stuck behind a lock or an overloaded server: the source is then
+            # "reconnecting" with the reason rather than silently stalled.
+            statement_timeout=option("LISTENER_STATEMENT_TIMEOUT", 30.0),
+        )
         if self.datasource.notify_enabled:
             self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             self.conn.commit()
@@ -152,7 +263,10 @@ class SourcePoller:
         self.orphans_swept_at = time.monotonic()
 
     def _lost(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, DataSourceUnavailable) else describe_error(exc)
+        if isinstance(exc, DataSourceUnavailable):
+            message = str(exc)
+        else:
+            message = describe_error(exc, self.datasource.connection_url or "")
         self.close()
         self.backoff = min(
             max(self.backoff * 2, option("LISTENER_MIN_BACKOFF", 0.2)), option("LISTENER_MAX_BACKOFF", 30)
@@ -161,22 +275,33 @@ class SourcePoller:
         log.warning(
             "Data source %s unreachable (retry in %.1fs): %s", self.datasource.pk, self.backoff, message
         )
-        self._write_status(DataSource.ListenerStatus.RECONNECTING, message)
+        self.health = (DataSource.ListenerStatus.RECONNECTING, message, timezone.now())
 
     def _healthy(self) -> None:
         self.backoff = 0.0
-        self._write_status(DataSource.ListenerStatus.LISTENING, "")
+        self.health = (DataSource.ListenerStatus.LISTENING, "", timezone.now())
 
-    def _write_status(self, status: str, error: str) -> None:
-        # Only on change, plus a heartbeat: a busy listener must not write a row per poll.
-        now = time.monotonic()
-        if self.status_written == (status, error) and now - self.heartbeat_at < HEARTBEAT_SECONDS:
+    # -- the listener's thread --------------------------------------------------------------------------
+    def write_status(self) -> None:
+        """Copy the latest poll's outcome to the DataSource row: on change, and as a heartbeat.
+
+        `listener_seen_at` is when the source was last polled, so it stops moving while the source's
+        thread is stuck (in a connection attempt, say), whatever the status says.
+        """
+        if self.health is None:
+            return
+        status, error, polled_at = self.health
+        if (
+            self.status_written == (status, error)
+            and self.seen_written is not None
+            and polled_at - self.seen_written < HEARTBEAT
+        ):
             return
         DataSource.objects.filter(pk=self.datasource.pk).update(
-            listener_status=status, listener_error=error, listener_seen_at=timezone.now()
+            listener_status=status, listener_error=error, listener_seen_at=polled_at
         )
         self.status_written = (status, error)
-        self.heartbeat_at = now
+        self.seen_written = polled_at
 
 
 def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int]:
@@ -209,16 +334,25 @@ def _start(workflow, version, events: list[tuple[dict, str]]) -> None:
     start_runs(workflow, events, version=version)
 
 
+def connection_changed(before: DataSource, after: DataSource) -> bool:
+    return (before.connection_url, before.notify_enabled) != (after.connection_url, after.notify_enabled)
+
+
 class Listener:
-    """The loop over all active data sources. `run_once()` is one pass; `run()` loops until stopped."""
+    """All active data sources. `run()` serves each in its own thread until stopped; `run_once()` and
+    `run(until_idle=True)` poll them in turn in the calling thread."""
 
     def __init__(self, stop: threading.Event | None = None):
         self.stop = stop or threading.Event()
         self.pollers: dict[int, SourcePoller] = {}
+        # Pollers of dropped sources whose thread may still be finishing a batch (or a connect attempt).
+        self.retiring: list[SourcePoller] = []
+        self.retired_handled = 0
+        self.threaded = False
         self.refreshed_at = 0.0
 
     def refresh_sources(self) -> None:
-        """Follow publishing: poll data sources that gained a trigger, drop those that lost theirs."""
+        """Follow publishing: serve data sources that gained a trigger, drop those that lost theirs."""
         from workflows.steps.database_trigger import published_triggers
 
         workflows_by_source: dict[int, list[int]] = defaultdict(list)
@@ -229,84 +363,115 @@ class Listener:
         current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=list(workflows_by_source))}
         for pk in list(self.pollers):
             if pk not in current:
-                self.pollers.pop(pk).close()
+                self._retire(self.pollers.pop(pk))
                 DataSource.objects.filter(pk=pk).update(listener_status=DataSource.ListenerStatus.IDLE)
         for pk, datasource in current.items():
+            workflow_ids = sorted(workflows_by_source[pk])
             poller = self.pollers.get(pk)
+            if poller is not None and connection_changed(poller.datasource, datasource):
+                # A new URL or NOTIFY option: a new connection (with or without LISTEN), a new thread.
+                self._retire(self.pollers.pop(pk))
+                poller = None
             if poller is None:
-                poller = self.pollers[pk] = SourcePoller(datasource)
-            else:
-                before = poller.datasource
-                if (before.connection_url, before.notify_enabled) != (
-                    datasource.connection_url,
-                    datasource.notify_enabled,
-                ):
-                    poller.close()  # reconnects to the new URL, with (or without) LISTEN
-                poller.datasource = datasource
-            poller.workflow_ids = sorted(workflows_by_source[pk])
+                poller = self.pollers[pk] = SourcePoller(datasource, workflow_ids)
+                if self.threaded:
+                    poller.start_thread()
+            poller.datasource = datasource
+            poller.workflow_ids = workflow_ids
+        self._reap()
         self.refreshed_at = time.monotonic()
 
+    def write_statuses(self) -> None:
+        for poller in list(self.pollers.values()):
+            poller.write_status()
+
     def run_once(self) -> int:
+        """One pass over every data source, in the calling thread."""
         if time.monotonic() - self.refreshed_at >= option("LISTENER_REFRESH_INTERVAL", 2.0):
-            self._guard_rowbell(self.refresh_sources)
+            guard_rowbell(self.refresh_sources, self.stop)
         handled = 0
         for poller in list(self.pollers.values()):
-            handled += self._guard_rowbell(poller.poll) or 0
+            handled += guard_rowbell(poller.poll, self.stop)
+        guard_rowbell(self.write_statuses, self.stop)
         return handled
 
     def run(self, until_idle: bool = False, max_seconds: float | None = None) -> int:
-        """Loop until stopped (or, for tests, until a pass finds nothing, or max_seconds pass)."""
-        deadline = time.monotonic() + max_seconds if max_seconds else None
-        total = 0
-        while not self.stop.is_set():
-            handled = self.run_once()
-            total += handled
-            if until_idle and handled == 0:
-                break
-            if deadline and time.monotonic() >= deadline:
-                break
-            if handled == 0:
-                self._wait()
-        for poller in self.pollers.values():
-            poller.close()
-        return total
+        """Serve until stopped (or max_seconds pass); returns how many events this call handled.
 
-    def _wait(self) -> None:
-        now = time.monotonic()
-        busy = any(now - p.last_event_at < option("LISTENER_BUSY_WINDOW", 2.0) for p in self.pollers.values())
-        interval = (
-            option("LISTENER_BUSY_POLL_INTERVAL", 0.01) if busy else option("LISTENER_POLL_INTERVAL", 0.25)
-        )
-        notifying = [p for p in self.pollers.values() if p.wants_notify()]
-        if any(p.drain_notifications() for p in notifying):
-            return
-        if not notifying:
-            self.stop.wait(interval)
-            return
-        deadline = now + interval
-        sockets = [p.conn.fileno() for p in notifying]
-        # In slices, so that a stop request is seen within half a second.
-        while not self.stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select(sockets, [], [], min(remaining, 0.5))
-            if ready:
-                for poller in notifying:
-                    poller.drain_notifications()
-                return
-
-    def _guard_rowbell(self, func):
-        """Rowbell's own database or Redis going away must not kill the loop: retry on the next pass.
-
-        The customer-side transaction has been rolled back by then, so the claimed rows are still in the
-        log; the next claim finds the runs that did commit (event keys) and starts the others.
+        until_idle=True drains instead: passes in the calling thread until one finds nothing.
         """
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        handled_before = self.handled_total()
         try:
-            return func()
-        except RowbellDatabaseError as exc:
-            log.error("Rowbell's database failed (%s); retrying", exc)
-            rowbell_db.close()
-            close_old_connections()
-        except Exception:
-            # e.g. Redis down while queueing the runs' first jobs (the sweeper re-queues them later).
-            log.exception("Listener pass failed; retrying")
-        self.stop.wait(1.0)
-        return 0
+            if until_idle:
+                self._drain(deadline)
+            else:
+                self._serve(deadline)
+        finally:
+            self.close()
+        return self.handled_total() - handled_before
+
+    def close(self) -> None:
+        """Stop the sources' threads, close the connections and record the sources' last outcomes.
+
+        Waits LISTENER_SHUTDOWN_GRACE seconds at most: a thread inside a connection attempt to a host that
+        does not answer cannot be interrupted. It is a daemon thread, so the process exits without it; it
+        holds no transaction then (and one stuck mid-claim has its transaction rolled back by the server).
+        A later `run()` starts new threads.
+        """
+        serving = [p for p in [*self.pollers.values(), *self.retiring] if p.thread is not None]
+        for poller in serving:
+            poller.stopping.set()
+        deadline = time.monotonic() + option("LISTENER_SHUTDOWN_GRACE", 5.0)
+        for poller in serving:
+            poller.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for poller in self.pollers.values():
+            if poller.thread is None:
+                poller.close()
+        guard_rowbell(self.write_statuses, self.stop)
+        self.pollers = {pk: p for pk, p in self.pollers.items() if p.thread is None}
+        self.retiring = serving
+        self._reap()
+        self.threaded = False
+        if self.retiring:
+            log.warning(
+                "Data source(s) %s still busy (in a connection attempt?); not waiting for them",
+                [p.datasource.pk for p in self.retiring],
+            )
+
+    def handled_total(self) -> int:
+        """Events handled so far, by every poller this listener has had."""
+        return self.retired_handled + sum(p.handled for p in [*self.pollers.values(), *self.retiring])
+
+    def _drain(self, deadline: float | None) -> None:
+        while not self.stop.is_set():
+            if self.run_once() == 0 or (deadline and time.monotonic() >= deadline):
+                break
+
+    def _serve(self, deadline: float | None) -> None:
+        self.threaded = True
+        for poller in self.pollers.values():  # sources known from an earlier run_once()
+            if poller.thread is None:
+                poller.start_thread()
+        while not self.stop.is_set():
+            guard_rowbell(self.refresh_sources, self.stop)
+            guard_rowbell(self.write_statuses, self.stop)
+            pause = option("LISTENER_REFRESH_INTERVAL", 2.0)
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
+                if pause <= 0:
+                    break
+            self.stop.wait(pause)
+
+    def _retire(self, poller: SourcePoller) -> None:
+        poller.stopping.set()
+        if poller.thread is None:
+            poller.close()
+            self.retired_handled += poller.handled
+        else:
+            self.retiring.append(poller)  # its thread closes the connection on its way out
+
+    def _reap(self) -> None:
+        for poller in [p for p in self.retiring if not p.thread.is_alive()]:
+            self.retiring.remove(poller)
+            self.retired_handled += poller.handled

@@ -7,10 +7,23 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from django.conf import settings
 from django.utils import timezone
 
 MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
-CONNECT_TIMEOUT_SECONDS = 5
+CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOUT
+# A host that vanishes mid-conversation (a firewall starts dropping packets, the machine dies) sends no
+# error: without these, a read waits for the operating system's defaults (two hours of silence before the
+# first keepalive probe). Keepalive probes after 15 s of silence, three unanswered 5 s apart, close the
+# connection; tcp_user_timeout does the same when data sent is not acknowledged for 30 s. libpq ignores
+# them for Unix-domain sockets.
+TCP_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 class DataSourceUnavailable(Exception):
@@ -25,19 +38,38 @@ class ConnectionCheck:
     server_version: str = ""
 
 
-def connect(datasource, *, autocommit: bool = False, application_name: str = "rowbell") -> psycopg.Connection:
-    """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason."""
+def connect_timeout() -> int:
+    """Seconds a connection attempt may take (whole seconds, at least 2, as libpq counts them)."""
+    return max(2, int(getattr(settings, "DATASOURCE_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS)))
+
+
+def connect(
+    datasource,
+    *,
+    autocommit: bool = False,
+    application_name: str = "rowbell",
+    statement_timeout: float | None = None,
+) -> psycopg.Connection:
+    """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason.
+
+    `statement_timeout` (seconds) makes the server cancel any statement that runs longer.
+    """
     url = datasource.connection_url or ""
     if not url.startswith(("postgres://", "postgresql://")):
         raise DataSourceUnavailable(
             "The connection URL cannot be used: write it as postgresql://user:password@host:5432/dbname."
         )
+    server_settings = {}
+    if statement_timeout:
+        server_settings["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
     try:
         return psycopg.connect(
             url,
             autocommit=autocommit,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            connect_timeout=connect_timeout(),
             application_name=application_name,
+            **TCP_KEEPALIVE,
+            **server_settings,
         )
     except psycopg.ProgrammingError as exc:  # a malformed URL fails before any network traffic
         raise DataSourceUnavailable(f"The connection URL cannot be used: {exc}") from exc
@@ -61,9 +93,19 @@ def describe_error(exc: BaseException, url: str = "") -> str:
             f"Nothing accepts connections at {host}:{port}. Check the host and port, and that PostgreSQL "
             "listens on that address (listen_addresses) and a firewall lets Rowbell in."
         )
+    if "statement timeout" in lowered:
+        return (
+            "The database cancelled a query of Rowbell's that ran too long (statement_timeout): it is "
+            "overloaded, or a lock holds up the table."
+        )
+    if "could not receive data" in lowered or "could not send data" in lowered:
+        return (
+            f"{host}:{port} stopped answering in the middle of a query ({text.strip().splitlines()[0]}). "
+            "The host may be down, or a firewall may be dropping Rowbell's connections."
+        )
     if "timeout" in lowered or "timed out" in lowered:
         return (
-            f"{host}:{port} did not answer within {CONNECT_TIMEOUT_SECONDS} s. A firewall may be dropping "
+            f"{host}:{port} did not answer within {connect_timeout()} s. A firewall may be dropping "
             "Rowbell's connections, or the host is down."
         )
     if "password authentication failed" in lowered or "no password supplied" in lowered:

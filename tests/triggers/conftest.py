@@ -30,6 +30,23 @@ def customer_db(tenant_database) -> str:
 
 
 @pytest.fixture
+def second_customer_db(pg_admin_url) -> str:
+    """Another customer's database with the same tables, for tests with two data sources; dropped after."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CUSTOMER_SCHEMA)
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def datasource(tenant_a, customer_db) -> DataSource:
     return DataSource.objects.create(tenant=tenant_a, name="Shop", connection_url=customer_db)
 

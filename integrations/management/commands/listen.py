@@ -27,8 +27,7 @@ class Command(BaseCommand):
         listener = Listener(stop=stop)
         if once:
             handled = listener.run_once()
-            for poller in listener.pollers.values():
-                poller.close()
+            listener.close()
         else:
             self.stdout.write("Listening for database events (Ctrl-C to stop)")
             handled = listener.run(until_idle=until_idle, max_seconds=max_seconds)
