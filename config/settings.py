@@ -209,6 +209,8 @@ LISTENER_MIN_BACKOFF = env.float("LISTENER_MIN_BACKOFF", default=0.2)
 LISTENER_MAX_BACKOFF = env.float("LISTENER_MAX_BACKOFF", default=30.0)
 # Log rows of workflows not published on their data source are deleted after this many seconds.
 LISTENER_ORPHAN_GRACE = env.int("LISTENER_ORPHAN_GRACE", default=60)
+# ...in slices of this many rows (each sweep stops after a second and leaves the rest for the next).
+LISTENER_ORPHAN_BATCH = env.int("LISTENER_ORPHAN_BATCH", default=10_000)
 # Each data source is served by its own thread; these bound how long one that hangs keeps its thread: the
 # server cancels a listener query after LISTENER_STATEMENT_TIMEOUT seconds (the source then reconnects),
 # and stopping the listener waits at most LISTENER_SHUTDOWN_GRACE seconds for the threads.

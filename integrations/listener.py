@@ -66,11 +66,15 @@ CLAIM_SQL = (
     "WHERE workflow_id = ANY(%s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 # Publishing installs the trigger before Rowbell's transaction commits, so a young row of an unknown
-# workflow may belong to a publish in progress; an old one belongs to a trigger that is gone.
+# workflow may belong to a publish in progress; an old one belongs to a trigger that is gone. They are
+# deleted in slices, within ORPHAN_SWEEP_SECONDS per sweep: a big backlog (a trigger left behind while
+# its database was unreachable) must neither exceed the statement timeout nor hold up the events.
 ORPHAN_SQL = (
-    "DELETE FROM rowbell.event_log WHERE NOT (workflow_id = ANY(%s)) "
-    "AND created_at < now() - make_interval(secs => %s)"
+    "WITH doomed AS MATERIALIZED (SELECT id FROM rowbell.event_log WHERE NOT (workflow_id = ANY(%s)) "
+    "AND created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s) "
+    "DELETE FROM rowbell.event_log e USING doomed WHERE e.id = doomed.id"
 )
+ORPHAN_SWEEP_SECONDS = 1.0
 HEARTBEAT = timedelta(seconds=10)
 # A stop request is noticed within this long by a thread waiting on its NOTIFY socket.
 SELECT_SLICE_SECONDS = 0.5
@@ -253,14 +257,28 @@ class SourcePoller:
     def _sweep_orphans(self, grace: float) -> None:
         from workflows.steps.database_trigger import published_triggers
 
+        # Marked first: a sweep that fails must not run again before every claim and starve the events.
+        self.orphans_swept_at = time.monotonic()
         active = list(published_triggers(self.datasource.pk).values_list("version__workflow_id", flat=True))
-        with self.conn.transaction():
-            dropped = self.conn.execute(ORPHAN_SQL, (active, grace)).rowcount
+        batch = int(option("LISTENER_ORPHAN_BATCH", 10_000))
+        dropped, started = 0, time.monotonic()
+        try:
+            while time.monotonic() - started < ORPHAN_SWEEP_SECONDS:
+                with self.conn.transaction():
+                    deleted = self.conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
+                dropped += deleted
+                if deleted < batch:
+                    break
+        except psycopg.errors.QueryCanceled as exc:
+            log.warning(
+                "Data source %s: sweeping old events timed out (%s); next sweep later",
+                self.datasource.pk,
+                exc,
+            )
         if dropped:
             log.warning(
                 "Data source %s: dropped %d event(s) of unpublished workflows", self.datasource.pk, dropped
             )
-        self.orphans_swept_at = time.monotonic()
 
     def _lost(self, exc: BaseException) -> None:
         if isinstance(exc, DataSourceUnavailable):

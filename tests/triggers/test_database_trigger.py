@@ -231,6 +231,32 @@ def test_events_of_unknown_workflows_neither_block_the_queue_nor_stay_forever(
     assert customer_execute(customer_db, "SELECT count(*) FROM rowbell.event_log") == [(0,)]
 
 
+def test_an_orphan_sweep_that_times_out_does_not_hold_up_events_and_big_backlogs_go_in_slices(
+    datasource, customer_db, settings
+):
+    from integrations.datasources import TriggerSpec, install_trigger
+
+    settings.LISTENER_ORPHAN_GRACE = 0
+    settings.LISTENER_STATEMENT_TIMEOUT = 1
+    settings.LISTENER_ORPHAN_BATCH = 2
+    install_trigger(datasource, 424242, TriggerSpec(schema="public", table="orders"))  # a leftover trigger
+    customer_execute(customer_db, "INSERT INTO orders (email) VALUES ('before')")  # its first orphan row
+    workflow = db_trigger_workflow(datasource)
+    customer_execute(customer_db, "INSERT INTO orders (email) SELECT 'u' || n FROM generate_series(1, 3) n")
+    locker = psycopg.connect(customer_db)  # holds an orphan row: the sweep's DELETE waits, then is cancelled
+    locker.execute(
+        "SELECT 1 FROM rowbell.event_log WHERE workflow_id = 424242 ORDER BY id LIMIT 1 FOR UPDATE"
+    )
+    try:
+        listen_until_idle()
+        assert len(payloads(workflow)) == 3
+    finally:
+        locker.close()
+    assert customer_execute(customer_db, "SELECT count(*) FROM rowbell.event_log") == [(4,)]
+    listen_until_idle()  # four orphans, two per slice: one sweep
+    assert customer_execute(customer_db, "SELECT count(*) FROM rowbell.event_log") == [(0,)]
+
+
 def test_listener_status_follows_publishing(datasource, customer_db):
     from integrations.models import DataSource
 
