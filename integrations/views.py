@@ -20,6 +20,8 @@ from integrations.datasources import (
     list_tables,
     published_workflows_using,
     reinstall_triggers,
+    remove_triggers_from,
+    same_database,
     setup_sql,
     test_connection,
     triggers_up_to_date,
@@ -127,7 +129,7 @@ def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
     if (denied := _admin_only(request)) is not None:
         return denied
     # Read before validation: a valid ModelForm has already copied the new values onto `source`.
-    old_url, old_notify = source.connection_url, source.notify_enabled
+    old_url, old_notify, old_status = source.connection_url, source.notify_enabled, source.status
     form = DataSourceEditForm(request.POST or None, instance=source)
     if request.method == "POST" and form.is_valid():
         url_changed = source.connection_url != old_url
@@ -139,39 +141,68 @@ def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
         check = test_connection(source)
         level = messages.SUCCESS if check.ok else messages.WARNING
         messages.add_message(request, level, f"Saved {source.name}. {check.message}")
-        _reinstall_after_edit(request, source, check, url_changed or source.notify_enabled != old_notify)
+        setting_changed = url_changed or source.notify_enabled != old_notify
+        installed = _reinstall_after_edit(request, source, check, setting_changed)
+        # Only once the triggers work in the new database (a typo in the new host must not leave no
+        # database logging events), and not from a previous URL that never worked.
+        moved = url_changed and not same_database(old_url, source.connection_url)
+        if installed and moved and old_status != DataSource.Status.ERROR:
+            _remove_triggers_from_previous_database(request, source, old_url)
         return redirect("integrations:datasource_detail", source.pk)
     return render(request, "integrations/datasource_form.html", {"form": form, "source": source})
 
 
+def _remove_triggers_from_previous_database(request: HttpRequest, source: DataSource, old_url: str) -> None:
+    """The source now points at another database: its triggers must not go on logging rows in the old one."""
+    workflow_ids = list(
+        published_triggers(datasource_id=source.pk).values_list("version__workflow_id", flat=True)
+    )
+    if not workflow_ids:
+        return
+    try:
+        removed = remove_triggers_from(old_url, workflow_ids)
+    except DataSourceUnavailable as exc:
+        messages.warning(
+            request,
+            f"Rowbell could not remove its triggers from the previous database, so they still log rows there. "
+            f"{str(exc).rstrip('.')}. Drop the triggers named rowbell_wf_… on the watched tables there, or "
+            f"point {source.name} back at it once it is reachable and move it again.",
+        )
+        return
+    if removed:
+        messages.info(request, f"Removed {removed} trigger{pluralize(removed)} from the previous database.")
+
+
 def _reinstall_after_edit(
     request: HttpRequest, source: DataSource, check: ConnectionCheck, setting_changed: bool
-) -> None:
-    """Make the installed triggers match a new URL or NOTIFY setting, and say how that went.
+) -> bool:
+    """Make the installed triggers match a new URL or NOTIFY setting, and say how that went; True when
+    they match (or there are none).
 
     The edit is saved whatever happens here. A reinstall that failed is retried by the next save that
     reaches the database, because the installed triggers are compared with the setting first.
     """
     if not published_triggers(datasource_id=source.pk).exists():
-        return
+        return True
     if not check.server_version:
         # The check could not even connect: do not wait out one more timeout per published workflow.
         if setting_changed:
             _warn_triggers_not_reinstalled(request, check.message)
-        return
+        return False
     try:
         # A rename alone leaves the customer's tables alone: reinstalling locks each watched table.
         if not setting_changed and triggers_up_to_date(source):
-            return
+            return True
         count = reinstall_triggers(source)
     except PublishError as exc:
         reasons = [message for fields in exc.step_errors.values() for message in fields.values()]
         _warn_triggers_not_reinstalled(request, reasons[0] if reasons else str(exc))
-        return
+        return False
     except DataSourceUnavailable as exc:
         _warn_triggers_not_reinstalled(request, str(exc))
-        return
+        return False
     messages.success(request, f"Reinstalled the triggers of {count} published workflow{pluralize(count)}.")
+    return True
 
 
 def _warn_triggers_not_reinstalled(request: HttpRequest, reason: str) -> None:

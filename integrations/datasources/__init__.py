@@ -11,7 +11,8 @@ The small public API (the builder's pickers and the data-source pages call these
 - `install_trigger(ds, workflow_id, spec)` / `remove_trigger(ds, workflow_id)`: what publishing a
   database-trigger workflow does on the customer's side (integrations/datasources/triggers.py);
   `reinstall_triggers(ds)` after changing `ds.notify_enabled` (the trigger function differs);
-  `triggers_up_to_date(ds)` says whether that is needed.
+  `triggers_up_to_date(ds)` says whether that is needed; `remove_triggers_from(url, workflow_ids)` cleans a
+  data source's previous database after it was pointed at another (`same_database(url, url)`).
 - `published_workflows_using(ds)`: the published workflows with a step on this data source (it cannot be
   deleted while there are any).
 """
@@ -21,6 +22,7 @@ from integrations.datasources.connection import (
     DataSourceUnavailable,
     connect,
     describe_error,
+    same_database,
     test_connection,
 )
 from integrations.datasources.introspection import (
@@ -38,6 +40,7 @@ from integrations.datasources.triggers import (
     installed_triggers,
     reinstall_triggers,
     remove_trigger,
+    remove_triggers_from,
     triggers_up_to_date,
 )
 from integrations.datasources.usage import published_workflows_using
@@ -59,6 +62,8 @@ __all__ = [
     "published_workflows_using",
     "reinstall_triggers",
     "remove_trigger",
+    "remove_triggers_from",
+    "same_database",
     "setup_sql",
     "test_connection",
     "triggers_up_to_date",

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from django.conf import settings
 from django.utils import timezone
+from psycopg.conninfo import conninfo_to_dict
 
 MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
 CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOUT
@@ -36,6 +37,22 @@ class ConnectionCheck:
     message: str
     problems: list[str] = field(default_factory=list)
     server_version: str = ""
+
+
+def same_database(first_url: str, second_url: str) -> bool:
+    """Whether two connection URLs name the same database (host, port, name; the credentials may differ).
+
+    Only a sure "same" counts: URLs that cannot be parsed, or spell one server two ways, count as two.
+    """
+    try:
+        first, second = conninfo_to_dict(first_url), conninfo_to_dict(second_url)
+    except psycopg.ProgrammingError:
+        return False
+
+    def where(info: dict) -> tuple:
+        return (info.get("host") or "", str(info.get("port") or 5432), info.get("dbname") or "")
+
+    return where(first) == where(second)
 
 
 def connect_timeout() -> int:

@@ -13,6 +13,7 @@ Installing is one transaction, idempotent, and replaces whatever the workflow ha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import psycopg
 from psycopg import sql
@@ -87,6 +88,13 @@ def remove_trigger(datasource, workflow_id: int) -> int:
         raise DataSourceUnavailable(
             f"Rowbell could not remove its trigger: {describe_error(exc, datasource.connection_url)}"
         ) from exc
+
+
+def remove_triggers_from(connection_url: str, workflow_ids: list[int]) -> int:
+    """Drop these workflows' triggers from the database at `connection_url`: a data source's previous
+    database, once it points elsewhere. Returns how many were dropped."""
+    previous = SimpleNamespace(connection_url=connection_url)
+    return sum(remove_trigger(previous, workflow_id) for workflow_id in workflow_ids)
 
 
 def installed_triggers(datasource, workflow_id: int | None = None) -> list[tuple[str, str, str]]:

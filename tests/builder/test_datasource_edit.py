@@ -338,3 +338,67 @@ def _version(url: str) -> str:
     with psycopg.connect(url) as conn:
         number = conn.info.server_version
     return f"{number // 10000}.{number % 10000}"
+
+
+@pytest.fixture
+def other_customer_db(pg_admin_url):
+    """A second customer database with the same tables, for a data source that moves."""
+    from tests.builder.conftest import CUSTOMER_SCHEMA
+
+    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CUSTOMER_SCHEMA)
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_moving_to_another_database_takes_the_triggers_along(
+    client, owner, datasource, customer_db, other_customer_db
+):
+    workflow = publish_trigger_workflow(datasource)
+    trigger = f"rowbell_wf_{workflow.pk}_insert"
+    signed_in(client, owner)
+
+    moved = edit(client, datasource, url=other_customer_db)
+
+    assert "Removed 1 trigger from the previous database." in flashed(moved)
+    assert trigger_functions(customer_db) == []
+    assert trigger_functions(other_customer_db) == [(trigger, "rowbell.capture_row")]
+
+
+def test_a_previous_database_that_cannot_be_reached_is_reported_with_what_to_do(
+    client, owner, datasource, customer_db, other_customer_db, pg_admin_url
+):
+    workflow = publish_trigger_workflow(datasource)
+    old_name = urlsplit(customer_db).path.lstrip("/")
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{old_name}" ALLOW_CONNECTIONS false')
+    signed_in(client, owner)
+    try:
+        moved = edit(client, datasource, url=other_customer_db)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{old_name}" ALLOW_CONNECTIONS true')
+
+    [warning] = [m for m in flashed(moved) if "previous database" in m]
+    assert "could not remove its triggers from the previous database" in warning
+    assert "rowbell_wf_" in warning and "is not currently accepting connections. Drop" in warning
+    assert trigger_functions(customer_db) == [(f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")]
+    assert trigger_functions(other_customer_db) == [
+        (f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")
+    ]
+    datasource.refresh_from_db()
+    assert datasource.connection_url == other_customer_db  # the move itself is kept
+
+
+def test_same_database_ignores_credentials_but_not_host_port_or_name():
+    base = "postgresql://rowbell:old@db.example.com:5432/app"
+    assert datasources.same_database(base, "postgresql://rowbell:new@db.example.com/app")
+    assert not datasources.same_database(base, "postgresql://rowbell:old@db.example.com:5432/other")
+    assert not datasources.same_database(base, "postgresql://rowbell:old@db2.example.com:5432/app")
+    assert not datasources.same_database(base, "postgresql://rowbell:old@db.example.com:6543/app")
+    assert not datasources.same_database(base, "postgresql://[not a url")
