@@ -7,13 +7,16 @@ connection (SMTP) opens it once:
         provider_id = channel.send(message)
 
 `send` returns the provider's id for the message (a Message-ID, a response id) or "" and raises
-`ChannelError(message, permanent=False)`. The engine retries transient errors with backoff and fails
+`ChannelError(message, permanent=False)`. `begin(message)` returns a Handover whose `complete()` sends it:
+email sends its SMTP envelope in `begin` and the message itself in `complete`, so that the engine can
+commit the message's Delivery row in between. The engine retries transient errors with backoff and fails
 permanent ones at once with the message shown to the user; it never decides by matching strings.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 
@@ -22,6 +25,14 @@ class ChannelError(Exception):
         self.message = message
         self.permanent = permanent
         super().__init__(message)
+
+
+class Handover:
+    """A message on its way to the provider: begun, then completed (it leaves) or abandoned (it does not)."""
+
+    def __init__(self, complete: Callable[[], str], abandon: Callable[[], None] = lambda: None):
+        self.complete = complete
+        self.abandon = abandon
 
 
 class Channel(ABC):
@@ -36,6 +47,12 @@ class Channel(ABC):
     @abstractmethod
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
         """Hand one message to the provider; return its id, or raise ChannelError."""
+
+    def begin(self, message: dict[str, Any], *, idempotency_key: str = "") -> Handover:
+        """Start handing a message over without delivering it, for the engine to overlap with its own
+        bookkeeping. A channel whose first exchange already delivers (one HTTP request) does everything
+        in `complete()`."""
+        return Handover(lambda: self.send(message, idempotency_key=idempotency_key))
 
     def __enter__(self) -> Channel:
         self.open()

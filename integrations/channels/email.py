@@ -13,8 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.mail.message import sanitize_address
 
-from integrations.channels.base import Channel, ChannelError
+from integrations.channels.base import Channel, ChannelError, Handover
 
 
 class EmailChannel(Channel):
@@ -33,25 +35,81 @@ class EmailChannel(Channel):
             self.connection = None
 
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
+        return self.begin(message, idempotency_key=idempotency_key).complete()
+
+    def begin(self, message: dict[str, Any], *, idempotency_key: str = "") -> Handover:
+        """MAIL FROM and RCPT TO now; DATA (the message itself) in `complete()`.
+
+        The envelope delivers nothing, so the engine sends it while the Delivery row is being committed.
+        A backend other than SMTP (console, file, locmem) gets the whole message in `complete()`.
+        """
         if self.connection is None:
             self.open()
-        message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
+        mail = self._compose(message, idempotency_key)
+        if not isinstance(self.connection, SMTPBackend):
+            return Handover(lambda: self._send_whole(mail))
+        with self._smtp_errors():
+            self.connection.open()  # a no-op while the batch's connection is open
+            smtp = self.connection.connection
+            encoding = mail.encoding or settings.DEFAULT_CHARSET
+            sender = sanitize_address(mail.from_email, encoding)
+            recipients = [sanitize_address(address, encoding) for address in mail.recipients()]
+            body = mail.message().as_bytes(linesep="\r\n")
+            # What smtplib's sendmail does before DATA, with Django's sanitised addresses and bytes.
+            smtp.ehlo_or_helo_if_needed()
+            size = [f"size={len(body)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+            code, reply = smtp.mail(sender, size)
+            if code != 250:
+                _reset(smtp)
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            for recipient in recipients:
+                code, reply = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    _reset(smtp)
+                    raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+
+        def complete() -> str:
+            with self._smtp_errors():
+                try:
+                    code, reply = smtp.data(body)
+                    if code != 250:
+                        raise smtplib.SMTPDataError(code, reply)
+                except smtplib.SMTPDataError:
+                    _reset(smtp)  # a refused DATA must not leave the envelope to the next message
+                    raise
+            return mail.extra_headers["Message-ID"]
+
+        return Handover(complete, abandon=lambda: _reset(smtp))
+
+    def _compose(self, message: dict[str, Any], idempotency_key: str) -> EmailMultiAlternatives:
         mail = EmailMultiAlternatives(
             subject=message["subject"],
             body=message.get("text") or "",
             from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
             to=[message["to"]],
             headers={
-                "Message-ID": message_id,
+                "Message-ID": make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN),
                 **({"X-Rowbell-Key": idempotency_key} if idempotency_key else {}),
             },
             connection=self.connection,
         )
         if message.get("html"):
             mail.attach_alternative(message["html"], "text/html")
-        try:
-            self.connection.open()  # a no-op while the batch's connection is open
+        return mail
+
+    def _send_whole(self, mail: EmailMultiAlternatives) -> str:
+        with self._smtp_errors():
+            self.connection.open()
             sent = self.connection.send_messages([mail])
+        if not sent:
+            raise ChannelError("The mail server did not accept the message.", permanent=False)
+        return mail.extra_headers["Message-ID"]
+
+    @contextlib.contextmanager
+    def _smtp_errors(self):
+        """The server's refusals and lost connections as ChannelErrors (4xx and network: transient)."""
+        try:
+            yield
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _smtp_error(code, reason) from exc
@@ -61,9 +119,6 @@ class EmailChannel(Channel):
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self.close()
             raise ChannelError(f"The mail server could not be reached: {exc}", permanent=False) from exc
-        if not sent:
-            raise ChannelError("The mail server did not accept the message.", permanent=False)
-        return message_id
 
     def _drop_connection_unless_alive(self, code: int) -> None:
         # 421 means the server is closing the connection: open a fresh one next time.
@@ -74,3 +129,9 @@ class EmailChannel(Channel):
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:
     text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
     return ChannelError(f"The mail server answered {code} {text}", permanent=not (400 <= code < 500))
+
+
+def _reset(smtp: smtplib.SMTP) -> None:
+    """Abandon the transaction begun on this connection (smtplib's sendmail does the same on refusals)."""
+    with contextlib.suppress(smtplib.SMTPServerDisconnected, OSError):
+        smtp.rset()

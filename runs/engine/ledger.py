@@ -6,15 +6,25 @@ one statement (`WITH marked AS (UPDATE ... 'sent') INSERT ... 'sending'`). Both 
 same commit, before that next message is sent, so the guarantee is unchanged: a worker killed
 between a provider's answer and the statement leaves exactly that one message `sending` (reported
 uncertain later), and nothing else. The last mark of a batch is flushed before the batch settles.
+
+`begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
+connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL,
+RCPT and DATA commands) while PostgreSQL commits; `PendingCreate.wait()` returns the id once the row is
+durable, and only then may the message itself leave. Nothing else may use the connection in between.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from psycopg import generators
 
 from runs.engine import clock
 
@@ -29,7 +39,24 @@ class DeliveryLedger:
     def __init__(self) -> None:
         self.unmarked: tuple[str, Any, int] | None = None  # (provider_id, sent_at, delivery id)
 
-    def create(
+    def create(self, **delivery: Any) -> int:
+        return self.begin_create(**delivery).wait()
+
+    def begin_create(self, **delivery: Any) -> PendingCreate:
+        """Send the insert (with the previous message's `sent` mark, if any) without waiting for it."""
+        sql, params, marked = self._statement(**delivery)
+        self.unmarked = None
+
+        def keep_mark() -> None:  # the statement failed: the mark rides on the next one instead
+            self.unmarked = marked
+
+        try:
+            return PendingCreate(sql, params, on_failure=keep_mark)
+        except BaseException:
+            keep_mark()
+            raise
+
+    def _statement(
         self,
         *,
         tenant_id: int,
@@ -39,7 +66,7 @@ class DeliveryLedger:
         recipient: str,
         status: str,
         content: dict[str, Any],
-    ) -> int:
+    ) -> tuple[str, list[Any], tuple[str, Any, int] | None]:
         params = [
             tenant_id,
             run_id,
@@ -50,13 +77,9 @@ class DeliveryLedger:
             json.dumps(content, cls=DjangoJSONEncoder),
             clock.now(),
         ]
-        with connection.cursor() as cur:
-            if self.unmarked is not None:
-                cur.execute(f"WITH marked AS ({MARK}) {INSERT}", [*self.unmarked, *params])
-                self.unmarked = None
-            else:
-                cur.execute(INSERT, params)
-            return cur.fetchone()[0]
+        if self.unmarked is None:
+            return INSERT, params, None
+        return f"WITH marked AS ({MARK}) {INSERT}", [*self.unmarked, *params], self.unmarked
 
     def sent(self, delivery_id: int, provider_id: str) -> None:
         """Record the provider's answer; written with the next insert or by flush()."""
@@ -75,3 +98,58 @@ class DeliveryLedger:
             with connection.cursor() as cur:
                 cur.execute(MARK, list(self.unmarked))
             self.unmarked = None
+
+
+class PendingCreate:
+    """A Delivery insert sent to PostgreSQL and not yet waited for.
+
+    `wait()` must be called before the connection is used again, also when the caller gives up (it is
+    what a `finally` does). The statement still goes through Django's execute wrappers and, when
+    queries are logged (tests, DEBUG), into connection.queries, so statement counts stay true.
+    """
+
+    def __init__(self, sql: str, params: list[Any], on_failure: Callable[[], None] = lambda: None):
+        connection.ensure_connection()
+        self.on_failure = on_failure
+        self.pgconn = connection.connection.pgconn
+        self.started = time.monotonic()
+        self.sql = sql
+        self.done: int | BaseException | None = None
+        with connection.cursor() as cursor:
+            cursor._execute_with_wrappers(sql, params, many=False, executor=self._send)
+
+    def _send(self, sql: str, params: list[Any], many: bool, context: dict) -> None:
+        self.pgconn.send_query_params(_numbered(sql).encode(), [_text(value) for value in params])
+        connection.connection.wait(generators.send(self.pgconn))
+
+    def wait(self) -> int:
+        """The new Delivery's id, once its row is committed; raises the database's error otherwise."""
+        if self.done is None:
+            try:
+                results = connection.connection.wait(generators.fetch_many(self.pgconn))
+                failed = [r for r in results if r.status != psycopg.pq.ExecStatus.TUPLES_OK]
+                if failed:
+                    raise psycopg.errors.error_from_result(failed[0])
+                self.done = int(results[0].get_value(0, 0))
+            except BaseException as exc:
+                self.done = exc
+                self.on_failure()
+            if connection.queries_logged:
+                took = time.monotonic() - self.started
+                connection.queries_log.append({"sql": self.sql, "time": f"{took:.3f}"})
+        if isinstance(self.done, BaseException):
+            raise self.done
+        return self.done
+
+
+def _numbered(sql: str) -> str:
+    """psycopg's %s placeholders as libpq's $1, $2, ..."""
+    parts = sql.split("%s")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+def _text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text format (the statement's columns give the types)."""
+    if value is None:
+        return None
+    return (value.isoformat() if isinstance(value, datetime) else str(value)).encode()

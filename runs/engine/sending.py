@@ -8,7 +8,9 @@ Per message (one execution of a send step):
   (runs/engine/deliveries.py);
 - otherwise the row is written as `sending`, the channel called, and the row marked `sent` (or
   `failed` with the provider's reason; transient failures are retried with backoff). The `sent` mark
-  rides on the next message's insert (runs/engine/ledger.py): one statement and one commit per message.
+  rides on the next message's insert (runs/engine/ledger.py): one statement and one commit per message,
+  and that commit overlaps the channel's envelope (SMTP's MAIL and RCPT), which delivers nothing: the
+  message itself (DATA) leaves only once the row is committed.
 A retry that finds the message `sent`, `held` or `captured` does not send again. One still `sending`
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
 re-sent on its own (an operator's retry_execution can choose to).
@@ -18,11 +20,12 @@ The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, NoReturn
 
 from integrations.channels.base import Channel, ChannelError
 from runs.engine.context import StepContext
-from runs.engine.ledger import DeliveryLedger
+from runs.engine.ledger import DeliveryLedger, PendingCreate
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
 from workflows.steps.results import StepFailed
@@ -109,30 +112,62 @@ def deliver(
         status = Delivery.Status.CAPTURED if mode == "capture" else Delivery.Status.HELD
         _create(ctx, kind, execution, content, status, ledger)
         return kind.result_items(ctx, item, content, None)
-    delivery_id = _create(ctx, kind, execution, content, Delivery.Status.SENDING, ledger)
-    return _send(ctx, kind, execution, delivery_id, content, transport, channel, ledger)
+    pending = ledger.begin_create(**_fields(ctx, kind, execution, content, Delivery.Status.SENDING))
+    return _send(ctx, kind, execution, pending, content, transport, channel, ledger)
 
 
 def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:
-    return ledger.create(
-        tenant_id=ctx.run.tenant_id,
-        run_id=ctx.run.pk,
-        execution_id=execution.pk,
-        channel=kind.channel,
-        recipient=kind.recipient(content),
-        status=status,
-        content=content,
-    )
+    return ledger.create(**_fields(ctx, kind, execution, content, status))
 
 
-def _send(ctx, kind, execution, delivery_id: int, content, transport, channel: LazyChannel, ledger):
+def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
+    return {
+        "tenant_id": ctx.run.tenant_id,
+        "run_id": ctx.run.pk,
+        "execution_id": execution.pk,
+        "channel": kind.channel,
+        "recipient": kind.recipient(content),
+        "status": status,
+        "content": content,
+    }
+
+
+def _send(
+    ctx, kind, execution, delivery: int | PendingCreate, content, transport, channel: LazyChannel, ledger
+):
+    """Hand the message over once its Delivery row is committed.
+
+    `delivery` is the row's id, or its insert still in flight: the channel's envelope (SMTP's MAIL and
+    RCPT, which deliver nothing) then overlaps the commit, and the message leaves only after it.
+    """
     try:
-        provider_id = channel.get().send(transport, idempotency_key=idempotency_key(execution))
+        handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
-        ledger.failed(delivery_id, exc.message)
-        raise StepFailed(exc.message, permanent=exc.permanent) from exc
+        _failed(ledger, _committed(delivery), exc)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _committed(delivery)  # the connection must be free again, whatever happens next
+        raise
+    try:
+        delivery_id = _committed(delivery)
+    except BaseException:
+        handover.abandon()
+        raise
+    try:
+        provider_id = handover.complete()
+    except ChannelError as exc:
+        _failed(ledger, delivery_id, exc)
     ledger.sent(delivery_id, provider_id)
     return kind.result_items(ctx, execution.input, content, channel.channel)
+
+
+def _committed(delivery: int | PendingCreate) -> int:
+    return delivery.wait() if isinstance(delivery, PendingCreate) else delivery
+
+
+def _failed(ledger: DeliveryLedger, delivery_id: int, exc: ChannelError) -> NoReturn:
+    ledger.failed(delivery_id, exc.message)
+    raise StepFailed(exc.message, permanent=exc.permanent) from exc
 
 
 def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledger) -> list[dict[str, Any]]:

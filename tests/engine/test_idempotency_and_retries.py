@@ -147,3 +147,51 @@ def test_transient_errors_give_up_after_max_attempts(engine, smtp, tenant_a):
     assert (send.status, send.attempts) == ("failed", 3)
     assert "gave up after 3 attempts" in send.error
     assert smtp.recipients() == []
+
+
+REFUSE_BOBS_DELIVERY = """
+CREATE FUNCTION test_refuse_bob() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.recipient = 'bob@example.com' THEN RAISE EXCEPTION 'disk full (test)'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_refuse_bob BEFORE INSERT ON runs_delivery FOR EACH ROW EXECUTE FUNCTION test_refuse_bob();
+"""
+
+
+def test_a_message_leaves_only_after_its_delivery_row_is_committed(engine, smtp, tenant_a, tenant_database):
+    """The SMTP envelope overlaps the Delivery insert; the message itself waits for the commit. Here
+    Rowbell's own database refuses Bob's row (a real trigger standing in for a failing disk)."""
+    from django.db import connection
+
+    customer_db(
+        tenant_database,
+        "CREATE TABLE people (id int PRIMARY KEY, email text, name text);"
+        "INSERT INTO people VALUES (1, 'ann@example.com', 'Ann'), (2, 'bob@example.com', 'Bob'),"
+        " (3, 'cid@example.com', 'Cid');",
+    )
+    source = data_source(tenant_a, tenant_database)
+    workflow = build_workflow(
+        tenant_a,
+        webhook([query(source, "SELECT id, email, name FROM people ORDER BY id", children=[email()])]),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(REFUSE_BOBS_DELIVERY)
+    run = start_run(workflow, {}, "evt-1")
+    work(engine)
+
+    assert sorted(smtp.recipients()) == ["ann@example.com", "cid@example.com"]  # Bob's never left
+    # Ann's `sent` mark rode on Bob's failed statement: it is written with Cid's instead.
+    assert dict(Delivery.objects.values_list("recipient", "status")) == {
+        "ann@example.com": "sent",
+        "cid@example.com": "sent",
+    }
+    bob = StepExecution.objects.get(run=run, step__kind="send_email", input__name="Bob")
+    assert bob.status == "pending" and "disk full (test)" in bob.error
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER test_refuse_bob ON runs_delivery; DROP FUNCTION test_refuse_bob()")
+    settle(engine, step_seconds=60)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert sorted(smtp.recipients()) == ["ann@example.com", "bob@example.com", "cid@example.com"]
