@@ -8,8 +8,8 @@ between a provider's answer and the statement leaves exactly that one message `s
 uncertain later), and nothing else. The last mark of a batch is flushed before the batch settles.
 
 `begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
-connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL,
-RCPT and DATA commands) while PostgreSQL commits; `PendingCreate.wait()` returns the id once the row is
+connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
+and RCPT commands) while PostgreSQL commits; `PendingCreate.wait()` returns the id once the row is
 durable, and only then may the message itself leave. Nothing else may use the connection in between.
 """
 
