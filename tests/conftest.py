@@ -74,15 +74,7 @@ def pg_admin_url() -> str:
 @pytest.fixture
 def tenant_database(pg_admin_url):
     """A real, empty PostgreSQL database standing in for a customer's; yields its URL, dropped after."""
-    import uuid
-    from urllib.parse import urlsplit, urlunsplit
+    from tests.support import scratch_database
 
-    import psycopg
-
-    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
-    yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_admin_url) as url:
+        yield url

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from integrations.models import DataSource
 from tenants.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERNAME
+from tests.support import publish_query_workflow
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft, publish, unpublish
 
@@ -81,25 +82,9 @@ def test_datasource_admin_never_shows_the_password(operator_client, tenant_a):
     assert b"hunter2" not in page.content and "postgresql://u:••••••••@h/db".encode() in page.content
 
 
-def query_workflow(source: DataSource, name: str) -> Workflow:
-    """A published workflow whose data query reads the source (publishing it installs nothing)."""
-    workflow = Workflow.objects.create(tenant=source.tenant, name=name)
-    draft = get_or_create_draft(workflow)
-    root = Step.objects.create(tenant=source.tenant, version=draft, kind="webhook_trigger", config={})
-    Step.objects.create(
-        tenant=source.tenant,
-        version=draft,
-        parent=root,
-        kind="data_query",
-        config={"datasource": source.pk, "sql": "SELECT id FROM users"},
-    )
-    publish(workflow)
-    return workflow
-
-
 def test_datasource_admin_refuses_to_delete_a_source_published_workflows_use(operator_client, tenant_a):
     source = DataSource.objects.create(tenant=tenant_a, name="app", connection_url="postgresql://u:pw@h/db")
-    workflow = query_workflow(source, "Digest")
+    workflow = publish_query_workflow(source, "Digest")
     delete_url = reverse("admin:integrations_datasource_delete", args=[source.pk])
     workflow_url = reverse("admin:workflows_workflow_change", args=[workflow.pk])
     protected = f'Published workflow: <a href="{workflow_url}">Digest</a> (uses app)'

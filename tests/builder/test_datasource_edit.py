@@ -16,7 +16,7 @@ from integrations.listener import Listener
 from integrations.models import DataSource
 from runs.models import Run
 from tests.builder.conftest import signed_in
-from tests.support import free_port
+from tests.support import customer_execute, free_port, publish_query_workflow, scratch_database
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft, publish, unpublish
 
@@ -34,32 +34,9 @@ def publish_trigger_workflow(source: DataSource, name: str = "Welcome") -> Workf
     return workflow
 
 
-def publish_query_workflow(source: DataSource, name: str = "Digest") -> Workflow:
-    """A published webhook workflow with a data query on the source (its id written as a string, as an
-    imported workflow may have it)."""
-    workflow = Workflow.objects.create(tenant=source.tenant, name=name)
-    draft = get_or_create_draft(workflow)
-    root = Step.objects.create(tenant=source.tenant, version=draft, kind="webhook_trigger", config={})
-    Step.objects.create(
-        tenant=source.tenant,
-        version=draft,
-        parent=root,
-        kind="data_query",
-        config={"datasource": str(source.pk), "sql": "SELECT id, email FROM users", "mode": "fanout"},
-    )
-    publish(workflow)
-    return workflow
-
-
-def customer_rows(url: str, statement: str, params=None) -> list[tuple]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(statement, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def trigger_functions(url: str) -> list[tuple[str, str]]:
     """(trigger, function it calls) of Rowbell's triggers in the customer's database, from pg_trigger."""
-    return customer_rows(
+    return customer_execute(
         url,
         "SELECT t.tgname, n.nspname || '.' || p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
         "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE t.tgname LIKE 'rowbell%%' ORDER BY 1",
@@ -68,7 +45,9 @@ def trigger_functions(url: str) -> list[tuple[str, str]]:
 
 def trigger_oids(url: str) -> list[int]:
     """Reinstalling drops and creates the triggers, which gives them new oids."""
-    return [row[0] for row in customer_rows(url, "SELECT oid FROM pg_trigger WHERE tgname LIKE 'rowbell%%'")]
+    return [
+        row[0] for row in customer_execute(url, "SELECT oid FROM pg_trigger WHERE tgname LIKE 'rowbell%%'")
+    ]
 
 
 def stored_ciphertext(source: DataSource) -> str:
@@ -137,7 +116,7 @@ def test_rotating_the_password_keeps_the_workflow_listening(
     source = DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=rowbell_role["url"])
     workflow = publish_trigger_workflow(source)
     new_password = f"new-secret-{uuid.uuid4().hex[:8]}"
-    customer_rows(customer_db, f"ALTER ROLE \"{rowbell_role['role']}\" PASSWORD '{new_password}'")
+    customer_execute(customer_db, f"ALTER ROLE \"{rowbell_role['role']}\" PASSWORD '{new_password}'")
     new_url = with_credentials(customer_db, rowbell_role["role"], new_password)
     signed_in(client, owner)
 
@@ -156,7 +135,7 @@ def test_rotating_the_password_keeps_the_workflow_listening(
     # checked is that Rowbell now uses the new URL, and the workflow still runs from an insert.
     assert datasources.test_connection(source).ok
     assert trigger_functions(customer_db) == [(f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")]
-    customer_rows(customer_db, "INSERT INTO users (email) VALUES ('ada@example.com')")
+    customer_execute(customer_db, "INSERT INTO users (email) VALUES ('ada@example.com')")
     Listener().run(until_idle=True)
     assert [run.payload["email"] for run in Run.objects.filter(workflow=workflow)] == ["ada@example.com"]
 
@@ -259,7 +238,7 @@ def test_a_reinstall_the_database_refuses_keeps_the_edit_and_says_why(
     source = DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=rowbell_role["url"])
     workflow = publish_trigger_workflow(source)
     trigger = f"rowbell_wf_{workflow.pk}_insert"
-    customer_rows(customer_db, f'REVOKE TRIGGER ON users FROM "{rowbell_role["role"]}"')
+    customer_execute(customer_db, f'REVOKE TRIGGER ON users FROM "{rowbell_role["role"]}"')
     signed_in(client, owner)
 
     saved, warning = flashed(edit(client, source, notify=True))
@@ -273,7 +252,7 @@ def test_a_reinstall_the_database_refuses_keeps_the_edit_and_says_why(
     assert source.notify_enabled
     assert trigger_functions(customer_db) == [(trigger, "rowbell.capture_row")]
 
-    customer_rows(customer_db, f'GRANT TRIGGER ON users TO "{rowbell_role["role"]}"')
+    customer_execute(customer_db, f'GRANT TRIGGER ON users TO "{rowbell_role["role"]}"')
     assert flashed(edit(client, source))[-1] == "Reinstalled the triggers of 1 published workflow."
     assert trigger_functions(customer_db) == [(trigger, "rowbell.capture_row_notify")]
 
@@ -345,15 +324,9 @@ def other_customer_db(pg_admin_url):
     """A second customer database with the same tables, for a data source that moves."""
     from tests.builder.conftest import CUSTOMER_SCHEMA
 
-    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(CUSTOMER_SCHEMA)
-    yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_admin_url) as url:
+        customer_execute(url, CUSTOMER_SCHEMA)
+        yield url
 
 
 def test_moving_to_another_database_takes_the_triggers_along(

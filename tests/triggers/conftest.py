@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from integrations.models import DataSource
+from tests.support import customer_execute, scratch_database
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft, publish
 
@@ -24,26 +24,16 @@ CREATE TABLE signups (id bigserial PRIMARY KEY, email text NOT NULL);
 @pytest.fixture
 def customer_db(tenant_database) -> str:
     """The customer's database, with an `orders` and a `signups` table; yields a superuser URL."""
-    with psycopg.connect(tenant_database, autocommit=True) as conn:
-        conn.execute(CUSTOMER_SCHEMA)
+    customer_execute(tenant_database, CUSTOMER_SCHEMA)
     return tenant_database
 
 
 @pytest.fixture
 def second_customer_db(pg_admin_url) -> str:
     """Another customer's database with the same tables, for tests with two data sources; dropped after."""
-    import uuid
-    from urllib.parse import urlsplit, urlunsplit
-
-    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(CUSTOMER_SCHEMA)
-    yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_admin_url) as url:
+        customer_execute(url, CUSTOMER_SCHEMA)
+        yield url
 
 
 @pytest.fixture
@@ -88,12 +78,6 @@ def db_trigger_workflow(datasource, table="orders", operations=("insert",), watc
     publish(workflow)
     workflow.refresh_from_db()
     return workflow
-
-
-def customer_execute(url: str, statement: str, params=None) -> list[tuple]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(statement, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 def pg_triggers(url: str) -> list[tuple[str, str]]:

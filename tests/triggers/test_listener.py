@@ -35,6 +35,13 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool:
     return predicate()
 
 
+def shows_reconnecting(source: DataSource) -> bool:
+    """The listener reports the data source as reconnecting within 10 s."""
+    return wait_for(
+        lambda: DataSource.objects.get(pk=source.pk).listener_status == "reconnecting", timeout=10
+    )
+
+
 class ListenerThread(threading.Thread):
     def __init__(self, **run_options):
         super().__init__(daemon=True)
@@ -95,9 +102,7 @@ def test_customer_database_outage_loses_no_event(datasource, customer_db, pg_adm
             )
             for n in range(30):
                 writer.execute("INSERT INTO orders (email) VALUES (%s)", (f"during{n}@x.org",))
-            assert wait_for(
-                lambda: DataSource.objects.get(pk=datasource.pk).listener_status == "reconnecting", timeout=10
-            )
+            assert shows_reconnecting(datasource)
             assert "connect" in DataSource.objects.get(pk=datasource.pk).listener_error.lower()
             admin.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
 
@@ -307,10 +312,7 @@ def test_a_host_that_never_answers_is_shown_reconnecting_with_the_reason(
     listener = ListenerThread()
     listener.start()
     try:
-        assert wait_for(
-            lambda: DataSource.objects.get(pk=other_tenant_source.pk).listener_status == "reconnecting",
-            timeout=10,
-        )
+        assert shows_reconnecting(other_tenant_source)
         error = DataSource.objects.get(pk=other_tenant_source.pk).listener_error
         assert f"127.0.0.1:{silent_server.port} did not answer within 2 s" in error
         assert wait_for(lambda: len(silent_server.accepted) >= 2, timeout=10)  # it keeps trying
@@ -373,10 +375,7 @@ def test_a_claim_that_runs_past_the_statement_timeout_is_cancelled_and_retried(
     listener = ListenerThread()
     listener.start()
     try:
-        assert wait_for(
-            lambda: DataSource.objects.get(pk=other_tenant_source.pk).listener_status == "reconnecting",
-            timeout=10,
-        )
+        assert shows_reconnecting(other_tenant_source)
         assert "statement_timeout" in DataSource.objects.get(pk=other_tenant_source.pk).listener_error
         locker.rollback()
         assert wait_for(lambda: Run.objects.filter(workflow__tenant=other_tenant_source.tenant).count() == 1)
