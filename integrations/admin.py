@@ -1,8 +1,9 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
 
-from integrations.datasources import published_workflows_using
+from integrations.datasources import delete_unless_used, published_workflows_using
 from integrations.models import DataSource, Schedule
 
 
@@ -51,6 +52,17 @@ class DataSourceAdmin(admin.ModelAdmin):
                 _workflow_link(workflow, source) for workflow in published_workflows_using(source)
             )
         return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request, obj: DataSource) -> None:
+        self.delete_queryset(request, [obj])
+
+    def delete_queryset(self, request, queryset) -> None:
+        # The confirmation page checked usage; a workflow published since then must still stop the delete.
+        refused = [str(source) for source in queryset if delete_unless_used(source)]
+        if refused:
+            raise PermissionDenied(
+                f"Not deleted: {', '.join(refused)}. A workflow using it was published while you confirmed."
+            )
 
 
 def _workflow_link(workflow, source: DataSource) -> str:

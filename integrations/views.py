@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from integrations.datasources import (
     ConnectionCheck,
     DataSourceUnavailable,
+    delete_unless_used,
     list_columns,
     list_tables,
     published_workflows_using,
@@ -265,7 +266,7 @@ def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
         return denied
     # Deleting would leave Rowbell's triggers logging rows in the customer's database with nobody to
     # remove them, and the workflows failing on a missing data source.
-    if used_by := published_workflows_using(source):
+    if used_by := delete_unless_used(source):
         names = ", ".join(workflow.name for workflow in used_by)
         messages.error(
             request,
@@ -273,6 +274,5 @@ def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
             "Unpublish them or point their steps at another data source first.",
         )
         return redirect("integrations:datasource_detail", source.pk)
-    source.delete()
     messages.success(request, f"Deleted {source.name}.")
     return redirect("integrations:datasource_list")

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -102,6 +103,18 @@ def test_datasource_admin_refuses_to_delete_a_source_published_workflows_use(ope
     unpublish(workflow)
     assert operator_client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not DataSource.objects.filter(pk=source.pk).exists()
+
+
+def test_datasource_admin_checks_usage_again_when_it_deletes(tenant_a, rf):
+    """The confirmation page's check runs before the delete; a publish in between must still stop it."""
+    source = DataSource.objects.create(tenant=tenant_a, name="app", connection_url="postgresql://u:pw@h/db")
+    publish_query_workflow(source, "Digest")
+    model_admin = admin.site._registry[DataSource]
+    with pytest.raises(PermissionDenied, match=r"Not deleted: app\. A workflow using it was published"):
+        model_admin.delete_queryset(rf.post("/"), DataSource.objects.filter(pk=source.pk))
+    with pytest.raises(PermissionDenied):
+        model_admin.delete_model(rf.post("/"), source)
+    assert DataSource.objects.filter(pk=source.pk).exists()
 
 
 def test_datasource_admin_shows_notify_read_only(operator_client, tenant_a):

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from integrations.datasources.usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
 
@@ -114,6 +115,8 @@ def publish(workflow: Workflow, user=None, sandbox: bool = False) -> WorkflowVer
         errors = validate_version(draft)
         if errors:
             raise PublishError(errors)
+        if missing := lock_datasources_of(draft):
+            raise PublishError(missing)
         previous = locked.published_version
         number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         WorkflowVersion.objects.filter(pk=draft.pk).update(

@@ -14,7 +14,8 @@ The small public API (the builder's pickers and the data-source pages call these
   `triggers_up_to_date(ds)` says whether that is needed; `remove_triggers_from(url, workflow_ids)` cleans a
   data source's previous database after it was pointed at another (`same_database(url, url)`).
 - `published_workflows_using(ds)`: the published workflows with a step on this data source (it cannot be
-  deleted while there are any).
+  deleted while there are any); `delete_unless_used(ds)` checks and deletes under a row lock, and
+  `lock_datasources_of(version)` is publishing's side of that lock.
 """
 
 from integrations.datasources.connection import (
@@ -43,7 +44,11 @@ from integrations.datasources.triggers import (
     remove_triggers_from,
     triggers_up_to_date,
 )
-from integrations.datasources.usage import published_workflows_using
+from integrations.datasources.usage import (
+    delete_unless_used,
+    lock_datasources_of,
+    published_workflows_using,
+)
 
 __all__ = [
     "ColumnInfo",
@@ -52,12 +57,14 @@ __all__ = [
     "TableInfo",
     "TriggerSpec",
     "connect",
+    "delete_unless_used",
     "describe_error",
     "install_trigger",
     "installed_triggers",
     "list_columns",
     "list_schemas",
     "list_tables",
+    "lock_datasources_of",
     "primary_key",
     "published_workflows_using",
     "reinstall_triggers",

@@ -17,8 +17,8 @@ from integrations.models import DataSource
 from runs.models import Run
 from tests.builder.conftest import signed_in
 from tests.support import customer_execute, free_port, publish_query_workflow, scratch_database
-from workflows.models import Step, Workflow
-from workflows.publishing import get_or_create_draft, publish, unpublish
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.publishing import PublishError, get_or_create_draft, publish, unpublish
 
 pytestmark = pytest.mark.django_db
 
@@ -309,7 +309,14 @@ def test_published_workflows_using_counts_only_published_versions_of_the_tenant(
         kind="data_query",
         config={"datasource": datasource.pk, "sql": "SELECT 1 AS id"},
     )
-    publish(other)
+    with pytest.raises(PublishError) as refused:
+        publish(other)
+    assert list(refused.value.step_errors.values()) == [
+        {"datasource": "This data source does not exist (any more): choose another one."}
+    ]
+    # Published anyway (as a Rowbell before that check allowed), it is still not a use of this tenant's source.
+    WorkflowVersion.objects.filter(pk=other_draft.pk).update(state=WorkflowVersion.State.PUBLISHED, number=1)
+    Workflow.objects.filter(pk=other.pk).update(published_version=other_draft)
     assert datasources.published_workflows_using(datasource) == [welcome]
 
 
