@@ -20,12 +20,13 @@ class DataSourceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "listener_status", "notify_enabled", "tenant"]
     search_fields = ["name", "tenant__name"]
-    # The connection URL holds a password: operators see it masked and never edit it here.
-    exclude = ["connection_url"]
+    # Connection URLs hold passwords: operators see them masked and never edit them here.
+    exclude = ["connection_url", "stale_trigger_urls"]
     # notify_enabled is read-only here: changing it must reinstall the trigger functions in the customer's
     # database, which the tenant's edit page does (integrations/views.py) and a plain admin save would not.
     readonly_fields = [
         "masked_url",
+        "masked_stale_databases",
         "notify_enabled",
         "status",
         "last_error",
@@ -39,6 +40,10 @@ class DataSourceAdmin(admin.ModelAdmin):
     @admin.display(description="Connection")
     def masked_url(self, obj: DataSource) -> str:
         return obj.masked_url
+
+    @admin.display(description="Previous databases with Rowbell's triggers")
+    def masked_stale_databases(self, obj: DataSource) -> str:
+        return ", ".join(obj.masked_stale_databases) or "-"
 
     def get_deleted_objects(self, objs, request):
         """Protect data sources that published workflows use, in the delete page and the bulk action.

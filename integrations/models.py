@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.db import models
 
 from integrations.crypto import mask
@@ -42,6 +44,10 @@ class DataSource(TenantOwned):
     listener_error = models.TextField(blank=True)
     # Last time a listener polled this database successfully (written at most every few seconds).
     listener_seen_at = models.DateTimeField(null=True, blank=True)
+    # Databases this source pointed at before whose Rowbell triggers are still installed, one URL per line.
+    # A move removes them once the triggers work in the new database; one that cannot be reached then stays
+    # here until a later save reaches it, so no trigger is forgotten in a database nobody listens to.
+    stale_trigger_urls = EncryptedTextField(blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "name"], name="datasource_tenant_name")]
@@ -52,13 +58,23 @@ class DataSource(TenantOwned):
     @property
     def masked_url(self) -> str:
         """The connection URL with its password hidden."""
-        from urllib.parse import urlsplit, urlunsplit
+        return mask_password(self.connection_url)
 
-        parts = urlsplit(self.connection_url)
-        if parts.password:
-            netloc = parts.netloc.replace(":" + parts.password + "@", ":" + mask(parts.password, 0) + "@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.connection_url
+    @property
+    def stale_databases(self) -> list[str]:
+        return self.stale_trigger_urls.split()
+
+    @property
+    def masked_stale_databases(self) -> list[str]:
+        return [mask_password(url) for url in self.stale_databases]
+
+
+def mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":" + mask(parts.password, 0) + "@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 class Schedule(TenantOwned):

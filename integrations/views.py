@@ -144,34 +144,51 @@ def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
         messages.add_message(request, level, f"Saved {source.name}. {check.message}")
         setting_changed = url_changed or source.notify_enabled != old_notify
         installed = _reinstall_after_edit(request, source, check, setting_changed)
-        # Only once the triggers work in the new database (a typo in the new host must not leave no
-        # database logging events), and not from a previous URL that never worked.
-        moved = url_changed and not same_database(old_url, source.connection_url)
-        if installed and moved and old_status != DataSource.Status.ERROR:
-            _remove_triggers_from_previous_database(request, source, old_url)
+        if url_changed:
+            # A previous URL that never worked has no triggers to remove.
+            worked = old_status != DataSource.Status.ERROR
+            _set_stale_databases(source, [*source.stale_databases, *([old_url] if worked else [])])
+        # Only once the triggers work here: a typo in the new host must not leave no database logging events.
+        if installed and source.stale_databases:
+            _remove_triggers_from_previous_databases(request, source)
         return redirect("integrations:datasource_detail", source.pk)
     return render(request, "integrations/datasource_form.html", {"form": form, "source": source})
 
 
-def _remove_triggers_from_previous_database(request: HttpRequest, source: DataSource, old_url: str) -> None:
-    """The source now points at another database: its triggers must not go on logging rows in the old one."""
+def _set_stale_databases(source: DataSource, urls: list[str]) -> None:
+    """Remember `urls` (one per database; not the current one, whose triggers are the live ones)."""
+    kept: list[str] = []
+    for url in urls:
+        if not same_database(url, source.connection_url) and not any(same_database(url, k) for k in kept):
+            kept.append(url)
+    source.stale_trigger_urls = "\n".join(kept)
+    source.save(update_fields=["stale_trigger_urls"])
+
+
+def _remove_triggers_from_previous_databases(request: HttpRequest, source: DataSource) -> None:
+    """The source points at another database now: its triggers must not go on logging rows in the old ones.
+    A database that cannot be reached stays remembered, and the next save that gets here tries again."""
     workflow_ids = list(
         published_triggers(datasource_id=source.pk).values_list("version__workflow_id", flat=True)
     )
-    if not workflow_ids:
-        return
-    try:
-        removed = remove_triggers_from(old_url, workflow_ids)
-    except DataSourceUnavailable as exc:
-        messages.warning(
-            request,
-            f"Rowbell could not remove its triggers from the previous database, so they still log rows there. "
-            f"{str(exc).rstrip('.')}. Drop the triggers named rowbell_wf_… on the watched tables there, or "
-            f"point {source.name} back at it once it is reachable and move it again.",
-        )
-        return
-    if removed:
-        messages.info(request, f"Removed {removed} trigger{pluralize(removed)} from the previous database.")
+    unreachable = []
+    for url in source.stale_databases:
+        try:
+            removed = remove_triggers_from(url, workflow_ids) if workflow_ids else 0
+        except DataSourceUnavailable as exc:
+            unreachable.append(url)
+            messages.warning(
+                request,
+                f"Rowbell could not remove its triggers from the previous database, so they still log rows "
+                f"there. {str(exc).rstrip('.')}. Rowbell tries again each time you save {source.name}; or drop "
+                "the triggers named rowbell_wf_… on the watched tables there yourself.",
+            )
+            continue
+        if removed:
+            messages.info(
+                request, f"Removed {removed} trigger{pluralize(removed)} from the previous database."
+            )
+    _set_stale_databases(source, unreachable)
 
 
 def _reinstall_after_edit(

@@ -76,11 +76,15 @@ def test_published_version_is_read_only_in_the_admin(operator_client, tenant_a, 
 
 def test_datasource_admin_never_shows_the_password(operator_client, tenant_a):
     source = DataSource.objects.create(
-        tenant=tenant_a, name="app", connection_url="postgresql://u:hunter2@h/db"
+        tenant=tenant_a,
+        name="app",
+        connection_url="postgresql://u:hunter2@h/db",
+        stale_trigger_urls="postgresql://u:old-pw@old-host/db",
     )
     page = operator_client.get(reverse("admin:integrations_datasource_change", args=[source.pk]))
     assert page.status_code == 200
     assert b"hunter2" not in page.content and "postgresql://u:••••••••@h/db".encode() in page.content
+    assert b"old-pw" not in page.content and "postgresql://u:••••••••@old-host/db".encode() in page.content
 
 
 def test_datasource_admin_refuses_to_delete_a_source_published_workflows_use(operator_client, tenant_a):

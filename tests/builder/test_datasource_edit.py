@@ -366,13 +366,63 @@ def test_a_previous_database_that_cannot_be_reached_is_reported_with_what_to_do(
 
     [warning] = [m for m in flashed(moved) if "previous database" in m]
     assert "could not remove its triggers from the previous database" in warning
-    assert "rowbell_wf_" in warning and "is not currently accepting connections. Drop" in warning
-    assert trigger_functions(customer_db) == [(f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")]
-    assert trigger_functions(other_customer_db) == [
-        (f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")
-    ]
+    assert "is not currently accepting connections. Rowbell tries again each time you save App DB" in warning
+    assert "rowbell_wf_" in warning
+    trigger = (f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")
+    assert trigger_functions(customer_db) == [trigger]
+    assert trigger_functions(other_customer_db) == [trigger]
     datasource.refresh_from_db()
     assert datasource.connection_url == other_customer_db  # the move itself is kept
+    assert datasource.stale_databases == [customer_db]
+    detail = client.get(f"/datasources/{datasource.pk}/").content.decode()
+    assert "still installed in a previous database of this data source" in detail
+    assert f"<code>{customer_db}</code>" in detail
+
+    # Reachable again: saving the page unchanged finishes the move.
+    assert "Removed 1 trigger from the previous database." in flashed(edit(client, datasource))
+    assert trigger_functions(customer_db) == []
+    assert trigger_functions(other_customer_db) == [trigger]
+    datasource.refresh_from_db()
+    assert datasource.stale_databases == []
+    assert "still installed" not in client.get(f"/datasources/{datasource.pk}/").content.decode()
+
+
+def test_a_move_through_an_unreachable_database_still_cleans_the_first_one(
+    client, owner, datasource, customer_db, other_customer_db
+):
+    workflow = publish_trigger_workflow(datasource)
+    trigger = (f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")
+    nowhere = urlunsplit(urlsplit(customer_db)._replace(netloc=f"postgres@127.0.0.1:{free_port()}"))
+    signed_in(client, owner)
+
+    edit(client, datasource, url=nowhere)  # a typo in the host: the triggers stay where they work
+    assert trigger_functions(customer_db) == [trigger]
+    datasource.refresh_from_db()
+    assert datasource.stale_databases == [customer_db]
+
+    moved = edit(client, datasource, url=other_customer_db)
+
+    assert "Removed 1 trigger from the previous database." in flashed(moved)
+    assert trigger_functions(customer_db) == []
+    assert trigger_functions(other_customer_db) == [trigger]
+    datasource.refresh_from_db()
+    assert datasource.stale_databases == []
+
+
+def test_moving_back_after_an_unreachable_database_forgets_nothing_and_removes_nothing(
+    client, owner, datasource, customer_db
+):
+    workflow = publish_trigger_workflow(datasource)
+    nowhere = urlunsplit(urlsplit(customer_db)._replace(netloc=f"postgres@127.0.0.1:{free_port()}"))
+    signed_in(client, owner)
+
+    edit(client, datasource, url=nowhere)
+    back = edit(client, datasource, url=customer_db)
+
+    assert not [m for m in flashed(back) if "previous database" in m]
+    assert trigger_functions(customer_db) == [(f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")]
+    datasource.refresh_from_db()
+    assert datasource.stale_databases == []
 
 
 def test_same_database_ignores_credentials_but_not_host_port_or_name():
