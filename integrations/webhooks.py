@@ -10,12 +10,9 @@ How to sign: workflows/steps/webhook_trigger.py.
 from __future__ import annotations
 
 import hmac
-import json
 import time
-import uuid
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -23,6 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from integrations.inbound import InboundRejected, event_key, parse_object, read_body
 from workflows.models import Workflow
 from workflows.steps.webhook_trigger import (
     IDEMPOTENCY_HEADER,
@@ -31,15 +29,6 @@ from workflows.steps.webhook_trigger import (
     WebhookTrigger,
     compute_signature,
 )
-
-MAX_IDEMPOTENCY_KEY = 200
-
-
-class WebhookRejected(Exception):
-    def __init__(self, status_code: int, detail: str):
-        self.status_code = status_code
-        self.detail = detail
-
 
 DETAIL = inline_serializer("WebhookError", {"detail": serializers.CharField()})
 HEADER = OpenApiParameter.HEADER
@@ -75,14 +64,14 @@ class WebhookView(APIView):
 
         try:
             workflow = _published_webhook_workflow(workflow_id)
-            body = _read_body(request)
+            body = read_body(request)
             _verify_signature(request, workflow.webhook_secret, body)
-            payload = _parse_object(body)
-            event_key = _event_key(request)
-        except WebhookRejected as rejected:
+            payload = parse_object(body)
+            key = event_key(request, "webhook")
+        except InboundRejected as rejected:
             return Response({"detail": rejected.detail}, status=rejected.status_code)
-        run = start_run(workflow, payload, event_key)
-        return Response({"run_id": run.pk, "event_key": event_key}, status=status.HTTP_202_ACCEPTED)
+        run = start_run(workflow, payload, key)
+        return Response({"run_id": run.pk, "event_key": key}, status=status.HTTP_202_ACCEPTED)
 
 
 def _published_webhook_workflow(workflow_id: int) -> Workflow:
@@ -95,66 +84,29 @@ def _published_webhook_workflow(workflow_id: int) -> Workflow:
     )
     root = workflow.published_version.root_step() if workflow else None
     if root is None or root.kind != WebhookTrigger.kind:
-        raise WebhookRejected(404, "No published workflow with a webhook trigger has this id.")
+        raise InboundRejected(404, "No published workflow with a webhook trigger has this id.")
     return workflow
-
-
-def _read_body(request) -> bytes:
-    limit = getattr(settings, "WEBHOOK_MAX_BODY_BYTES", 256 * 1024)
-    too_big = WebhookRejected(413, f"The body is larger than the limit of {limit} bytes.")
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise too_big
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise too_big from None
-    if len(body) > limit:
-        raise too_big
-    return body
 
 
 def _verify_signature(request, secret: str, body: bytes) -> None:
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not timestamp or not signature:
-        raise WebhookRejected(
+        raise InboundRejected(
             401, f"Missing signature: send the {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers."
         )
     try:
         age = abs(time.time() - int(timestamp))
     except ValueError:
-        raise WebhookRejected(401, f"{TIMESTAMP_HEADER} must be a Unix time in seconds.") from None
+        raise InboundRejected(401, f"{TIMESTAMP_HEADER} must be a Unix time in seconds.") from None
     tolerance = getattr(settings, "WEBHOOK_TIMESTAMP_TOLERANCE", 300)
     if age > tolerance:
-        raise WebhookRejected(
+        raise InboundRejected(
             401,
             f"The timestamp is {int(age)} s away from now (more than {tolerance} s): sign the request again.",
         )
     if not hmac.compare_digest(signature.encode(), compute_signature(secret, timestamp, body).encode()):
-        raise WebhookRejected(
+        raise InboundRejected(
             401,
             "Bad signature: HMAC-SHA256 the text '<timestamp>.<body>' with the workflow's webhook secret.",
         )
-
-
-def _parse_object(body: bytes) -> dict:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WebhookRejected(400, f"The body is not valid JSON: {exc}.") from None
-    if not isinstance(payload, dict):
-        raise WebhookRejected(
-            400, f"The body must be a JSON object ({{...}}), not a {type(payload).__name__}."
-        )
-    return payload
-
-
-def _event_key(request) -> str:
-    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY:
-        raise WebhookRejected(400, f"The Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.")
-    return f"webhook:{key}" if key else f"webhook:auto:{uuid.uuid4()}"
