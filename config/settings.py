@@ -142,6 +142,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Rowbell API",
     "DESCRIPTION": "Notification workflows driven by changes in your PostgreSQL database.",
     "VERSION": "0.1.0",
+    # Three models have a `status` with different choices: name each set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "WorkflowStatusEnum": "workflows.models.Workflow.Status",
+        "RunStatusEnum": "runs.models.Run.Status",
+        "ExecutionStatusEnum": "runs.models.StepExecution.Status",
+    },
 }
 
 LOGGING = {

@@ -6,6 +6,8 @@ urlpatterns = [
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/", include("workflows.api")),
+    path("api/v1/", include("runs.api")),
     path("", include("integrations.urls")),
     path("", include("runs.urls")),
     path("", include("tenants.urls")),

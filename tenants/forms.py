@@ -104,3 +104,8 @@ class AcceptInviteForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return cleaned
+
+
+class ApiKeyForm(forms.Form):
+    # Where the key will be used, so that people know which one to revoke.
+    name = forms.CharField(label="Name of the new key", max_length=100)

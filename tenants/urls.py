@@ -38,4 +38,6 @@ urlpatterns = [
     path("members/", views.members, name="members"),
     path("members/<int:membership_id>/role/", views.change_role, name="change_role"),
     path("members/<int:membership_id>/remove/", views.remove_member, name="remove_member"),
+    path("settings/api-keys/", views.api_keys, name="api_keys"),
+    path("settings/api-keys/<int:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
 ]

@@ -1,4 +1,4 @@
-"""Accounts: sign up, sign in (rate limited), invitations, members and switching tenants."""
+"""Accounts: sign up, sign in (rate limited), invitations, members, switching tenants, and API keys."""
 
 from __future__ import annotations
 
@@ -13,11 +13,20 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
-from tenants.forms import AcceptInviteForm, InviteForm, RateLimitedAuthenticationForm, SignUpForm, unique_slug
+from tenants.forms import (
+    AcceptInviteForm,
+    ApiKeyForm,
+    InviteForm,
+    RateLimitedAuthenticationForm,
+    SignUpForm,
+    unique_slug,
+)
 from tenants.middleware import switch_tenant
-from tenants.models import Membership, Role, Tenant
+from tenants.models import ApiKey, Membership, Role, Tenant
+from tenants.scoping import get_for_tenant_or_404
 
 INVITE_SALT = "rowbell.invite"
 
@@ -53,9 +62,9 @@ def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
     return redirect("workflows:dashboard")
 
 
-def _require_admin(request: HttpRequest) -> HttpResponse | None:
+def _require_admin(request: HttpRequest, what: str = "manage members") -> HttpResponse | None:
     if request.membership is None or not request.membership.can_publish:
-        return HttpResponseForbidden("Only admins and owners manage members.")
+        return HttpResponseForbidden(f"Only admins and owners {what}.")
     return None
 
 
@@ -178,3 +187,45 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
         messages.success(request, f"You joined {tenant.name}.")
         return redirect("workflows:dashboard")
     return render(request, "tenants/accept_invite.html", {"tenant": tenant, "invite": invite, "form": form})
+
+
+@login_required
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """Everyone sees the tenant's keys; admins and owners create them (the key is shown on this one answer,
+    never again) and revoke them."""
+    if request.tenant is None:
+        raise Http404("Not found")
+    form = ApiKeyForm(request.POST or None)
+    new_key = ""
+    if request.method == "POST":
+        if (denied := _require_admin(request, "create API keys")) is not None:
+            return denied
+        if form.is_valid():
+            _api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
+            form = ApiKeyForm()
+    keys = (
+        ApiKey.objects.for_tenant(request.tenant).select_related("created_by").order_by("-created_at", "-id")
+    )
+    context = {
+        "form": form,
+        "keys": keys,
+        "new_key": new_key,
+        "api_url": request.build_absolute_uri(reverse("api-workflow-list")),
+    }
+    response = render(request, "tenants/api_keys.html", context)
+    if new_key:
+        add_never_cache_headers(response)  # the page holding the key must not be kept anywhere
+    return response
+
+
+@login_required
+@require_POST
+def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    api_key = get_for_tenant_or_404(ApiKey, request.tenant, pk=key_id)
+    if (denied := _require_admin(request, "revoke API keys")) is not None:
+        return denied
+    if api_key.revoke():
+        messages.success(request, f"Revoked “{api_key.name}”: requests with it are now refused.")
+    else:
+        messages.info(request, f"“{api_key.name}” was already revoked.")
+    return redirect("tenants:api_keys")

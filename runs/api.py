@@ -1,0 +1,345 @@
+"""REST API for runs, all through the API key's tenant (another tenant's id answers 404):
+
+- `GET /api/v1/runs/`: newest first, keyset pages (`cursor`, `page_size` up to 200); filters `workflow`,
+  `status`, and `is_test` (false by default: live runs, like the activity log).
+- `GET /api/v1/runs/<id>/`: the run with its first executions and its messages counted by status.
+- `POST /api/v1/runs/<id>/cancel/`: the activity log's cancel (runs.engine.cancel_run); 409 once finished.
+- `POST /api/v1/workflows/<id>/runs/`: `{"payload": {...}}` starts a run of the published version,
+  with the webhook trigger's rules (integrations/inbound.py): 413 over WEBHOOK_MAX_BODY_BYTES, 400 for a
+  body that is not a JSON object, and an optional `Idempotency-Key` as the event key (`api:<key>`), so
+  the same key twice starts one run.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
+
+from integrations.inbound import InboundRejected, event_key, json_type, parse_object, read_body
+from runs.engine import WorkflowNotPublished, cancel_run, start_run
+from runs.models import Delivery, Run, StepExecution
+from runs.views.paging import BadCursor, keyset_page
+from tenants.api import API_ERROR, TenantApiMixin
+from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Workflow
+from workflows.steps.webhook_trigger import IDEMPOTENCY_HEADER
+
+# A run's detail lists this many executions (in the order they were created); a big fan-out has more.
+EXECUTIONS_SHOWN = 200
+
+
+class RunSerializer(serializers.ModelSerializer):
+    workflow_name = serializers.CharField(source="workflow.name", read_only=True)
+    version = serializers.IntegerField(
+        source="version.number", allow_null=True, read_only=True, help_text="Null for a test run of a draft."
+    )
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "workflow",
+            "workflow_name",
+            "version",
+            "event_key",
+            "status",
+            "is_test",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    step_name = serializers.CharField(source="step.name", read_only=True)
+    step_kind = serializers.CharField(source="step.kind", read_only=True)
+
+    class Meta:
+        model = StepExecution
+        fields = [
+            "id",
+            "step",
+            "step_name",
+            "step_kind",
+            "parent",
+            "item_key",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class RunDetailSerializer(RunSerializer):
+    payload = serializers.JSONField(read_only=True, help_text="The trigger's item.")
+    execution_count = serializers.IntegerField(read_only=True, help_text="All executions of the run.")
+    executions = ExecutionSerializer(
+        source="executions_shown",
+        many=True,
+        read_only=True,
+        help_text=f"The first {EXECUTIONS_SHOWN} executions, oldest first.",
+    )
+    deliveries = serializers.DictField(
+        source="delivery_counts",
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="The run's messages counted by status (every status, zeros included).",
+    )
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "payload", "execution_count", "executions", "deliveries"]
+        read_only_fields = fields
+
+
+def with_summary(run: Run) -> Run:
+    """The run with `executions`, `execution_count` and `deliveries` (counts by status) set, in 3 queries."""
+    executions = run.executions.select_related("step").order_by("id")
+    run.executions_shown = list(executions[:EXECUTIONS_SHOWN])
+    run.execution_count = executions.count()
+    counts = dict(run.deliveries.values_list("status").annotate(n=Count("id")).order_by())
+    run.delivery_counts = {value: counts.get(value, 0) for value in Delivery.Status.values}
+    return run
+
+
+class RunFilterSerializer(serializers.Serializer):
+    workflow = serializers.IntegerField(required=False, min_value=1, help_text="Only this workflow's runs.")
+    status = serializers.ChoiceField(choices=Run.Status.choices, required=False)
+    is_test = serializers.BooleanField(
+        default=False, help_text="false (default): live runs; true: test runs."
+    )
+
+
+class RunKeysetPagination(BasePagination):
+    """The activity log's keyset pages (runs/views/paging.py): page 1,000 costs what page 1 costs."""
+
+    page_size = 50
+    max_page_size = 200
+    cursor_query_param = "cursor"
+    page_size_query_param = "page_size"
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view=None) -> list:
+        try:
+            page = keyset_page(
+                queryset, request.query_params.get(self.cursor_query_param), self.size(request)
+            )
+        except BadCursor as exc:
+            raise ParseError(str(exc)) from None
+        url = request.build_absolute_uri()
+        self.next_url = page.next_cursor and replace_query_param(
+            url, self.cursor_query_param, page.next_cursor
+        )
+        return page.items
+
+    def size(self, request: Request) -> int:
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not value.isdigit() or int(value) < 1:
+            raise ParseError(f"page_size must be a whole number from 1 to {self.max_page_size}.")
+        return min(int(value), self.max_page_size)
+
+    def get_paginated_response(self, data: list) -> Response:
+        return Response({"next": self.next_url, "results": data})
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        return {
+            "type": "object",
+            "required": ["next", "results"],
+            "properties": {
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "uri",
+                    "description": "Null on the last page.",
+                },
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "in": "query",
+                "required": False,
+                "description": "The position to continue from: take it from the previous page's `next`.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "in": "query",
+                "required": False,
+                "description": f"Runs per page, {self.page_size} by default, at most {self.max_page_size}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+        ]
+
+
+CANCELLED = inline_serializer(
+    "RunCancelled",
+    {"run": RunSerializer(), "cancelled_executions": serializers.IntegerField()},
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List runs, newest first", parameters=[RunFilterSerializer]),
+    retrieve=extend_schema(
+        summary="One run, with its executions and messages",
+        responses={200: RunDetailSerializer, 404: OpenApiResponse(API_ERROR)},
+    ),
+)
+class RunViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
+    """A run: one event (`event_key`) through one published version of a workflow."""
+
+    serializer_class = RunSerializer
+    pagination_class = RunKeysetPagination
+
+    def get_queryset(self) -> QuerySet:
+        return self.tenant_rows(Run).select_related("workflow", "version")
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        if self.action != "list":
+            return queryset
+        filters = RunFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        queryset = queryset.filter(is_test=wanted["is_test"])
+        if "workflow" in wanted:
+            queryset = queryset.filter(workflow_id=wanted["workflow"])
+        if "status" in wanted:
+            queryset = queryset.filter(status=wanted["status"])
+        return queryset
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        return Response(RunDetailSerializer(with_summary(self.get_object())).data)
+
+    @extend_schema(
+        summary="Cancel a run",
+        description="Stops its pending and running executions; a message being sent finishes.",
+        request=None,
+        responses={
+            200: CANCELLED,
+            404: OpenApiResponse(API_ERROR),
+            409: OpenApiResponse(API_ERROR, description="The run has already finished"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        if run.status in Run.FINISHED:
+            detail = f"Run {run.pk} has already finished ({run.get_status_display().lower()})."
+            return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
+        stopped = cancel_run(run)
+        return Response({"run": RunSerializer(run).data, "cancelled_executions": stopped})
+
+
+START_RUN = inline_serializer(
+    "StartRun",
+    {"payload": serializers.DictField(help_text="The trigger's item: what the workflow's steps read.")},
+)
+RUN_STARTED = inline_serializer(
+    "RunStarted",
+    {
+        "run_id": serializers.IntegerField(),
+        "event_key": serializers.CharField(),
+        "created": serializers.BooleanField(help_text="False when this Idempotency-Key already had a run."),
+        "detail": serializers.CharField(),
+    },
+)
+
+
+class StartRunView(TenantApiMixin, APIView):
+    """The body's `payload` becomes the trigger's item, as a webhook's body or a database row would."""
+
+    @extend_schema(
+        summary="Start a run of a published workflow",
+        request=START_RUN,
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Your event id: the same key never starts two runs of a workflow.",
+            )
+        ],
+        responses={
+            202: OpenApiResponse(RUN_STARTED, description="The run was started"),
+            200: OpenApiResponse(RUN_STARTED, description="This Idempotency-Key already started a run"),
+            400: OpenApiResponse(API_ERROR, description='The body is not {"payload": {...}}'),
+            404: OpenApiResponse(API_ERROR, description="No such workflow, or it is not published"),
+            413: OpenApiResponse(API_ERROR, description="The body is over WEBHOOK_MAX_BODY_BYTES"),
+        },
+    )
+    def post(self, request: Request, workflow_id: int) -> Response:
+        workflow = get_for_tenant_or_404(
+            Workflow.objects.select_related("published_version"), request.tenant, pk=workflow_id
+        )
+        try:
+            payload = run_payload(parse_object(read_body(request)))
+            key = event_key(request, "api")
+        except InboundRejected as rejected:
+            return Response({"detail": rejected.detail}, status=rejected.status_code)
+        # A check before starting, for the answer only: two requests racing with one key still start
+        # one run (UNIQUE(workflow, event_key)); both may then say they created it.
+        existing = Run.objects.filter(workflow=workflow, event_key=key).first()
+        if existing is not None:
+            detail = (
+                f"Run {existing.pk} already exists for this {IDEMPOTENCY_HEADER}; no new run was started."
+            )
+            return Response(started(existing, created=False, detail=detail), status=status.HTTP_200_OK)
+        try:
+            run = start_run(workflow, payload, key)
+        except WorkflowNotPublished as exc:
+            return Response(
+                {"detail": f"{exc} Publish it, then start runs."}, status=status.HTTP_404_NOT_FOUND
+            )
+        return Response(
+            started(run, created=True, detail=f"Run {run.pk} started."), status=status.HTTP_202_ACCEPTED
+        )
+
+
+def run_payload(body: dict) -> dict:
+    """The `payload` object of the request body, or 400 saying what to send."""
+    unknown = sorted(set(body) - {"payload"})
+    if unknown:
+        names = ", ".join(f'"{name}"' for name in unknown)
+        raise InboundRejected(400, f'Unknown field {names}: send {{"payload": {{...}}}} and nothing else.')
+    if "payload" not in body:
+        raise InboundRejected(400, 'Send the trigger\'s item as {"payload": {...}}.')
+    if not isinstance(body["payload"], dict):
+        raise InboundRejected(
+            400, f'"payload" must be a JSON object ({{...}}), not {json_type(body["payload"])}.'
+        )
+    return body["payload"]
+
+
+def started(run: Run, *, created: bool, detail: str) -> dict:
+    return {"run_id": run.pk, "event_key": run.event_key, "created": created, "detail": detail}
+
+
+router = SimpleRouter()
+router.register("runs", RunViewSet, basename="api-run")
+urlpatterns = [
+    path("workflows/<int:workflow_id>/runs/", StartRunView.as_view(), name="api-workflow-start-run"),
+    *router.urls,
+]

@@ -1,0 +1,91 @@
+"""REST API: `GET /api/v1/workflows/` and `/api/v1/workflows/<id>/`, the key's tenant's workflows.
+
+Starting a run of one (`POST /api/v1/workflows/<id>/runs/`) lives with the runs, in runs/api.py.
+"""
+
+from __future__ import annotations
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.routers import SimpleRouter
+
+from tenants.api import API_ERROR, TenantApiMixin
+from workflows.models import Step, Workflow, WorkflowVersion
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    published_version = serializers.IntegerField(
+        source="published_version.number",
+        allow_null=True,
+        read_only=True,
+        help_text="The live version's number; null while the workflow is not published.",
+    )
+    trigger_kind = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text="The root step's kind (database_trigger, webhook_trigger, schedule_trigger) in the "
+        "published version, else in the draft; null when there is no trigger yet.",
+    )
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "id",
+            "name",
+            "description",
+            "status",
+            "published_version",
+            "trigger_kind",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class WorkflowPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def root_kind(version_filter: dict) -> Subquery:
+    roots = Step.objects.filter(parent__isnull=True, **version_filter).order_by("position", "id")
+    return Subquery(roots.values("kind")[:1])
+
+
+def workflows_with_trigger_kind(qs: QuerySet) -> QuerySet:
+    """Workflows annotated with `trigger_kind`, in one query whatever their number."""
+    draft = {"version__workflow": OuterRef("pk"), "version__state": WorkflowVersion.State.DRAFT}
+    # The webhook secret is never shown here: do not decrypt it for every row.
+    return (
+        qs.select_related("published_version")
+        .defer("webhook_secret")
+        .annotate(
+            trigger_kind=Coalesce(root_kind({"version": OuterRef("published_version")}), root_kind(draft))
+        )
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the workflows", description="Ordered by name; archived ones too."),
+    retrieve=extend_schema(
+        summary="One workflow", responses={200: WorkflowSerializer, 404: OpenApiResponse(API_ERROR)}
+    ),
+)
+class WorkflowViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
+    """A workflow: its name, whether it is live (`published_version`) and what starts it (`trigger_kind`)."""
+
+    serializer_class = WorkflowSerializer
+    pagination_class = WorkflowPagination
+
+    def get_queryset(self) -> QuerySet:
+        workflows = self.tenant_rows(Workflow).order_by("name", "id")
+        return workflows_with_trigger_kind(workflows)
+
+
+router = SimpleRouter()
+router.register("workflows", WorkflowViewSet, basename="api-workflow")
+urlpatterns = router.urls
