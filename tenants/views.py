@@ -82,7 +82,8 @@ def members(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
             return redirect("tenants:members")
     people = Membership.objects.filter(tenant=request.tenant).select_related("user").order_by("created_at")
-    return render(request, "tenants/members.html", {"form": form, "people": people, "can_manage": can_manage})
+    context = {"form": form, "people": people, "can_manage": can_manage, "roles": Role.choices}
+    return render(request, "tenants/members.html", context)
 
 
 def _managed_membership(request: HttpRequest, membership_id: int) -> Membership:

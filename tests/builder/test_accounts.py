@@ -121,6 +121,11 @@ def test_roles_are_managed_by_admins_and_a_team_keeps_an_owner(client, owner, me
     assert client.post(f"/members/{own.pk}/role/", {"role": "member"}).status_code == 403
     client.logout()
     signed_in(client, admin)
+    page = client.get("/members/").content.decode()
+    row = page[page.index(f'id="role-{members.pk}"') :].split("</select>")[0]
+    assert [value for value, _ in Role.choices] == ["owner", "admin", "member"]
+    assert '<option value="owner">Owner</option><option value="admin">Admin</option>' in row
+    assert '<option value="member" selected>Member</option>' in row
     client.post(f"/members/{members.pk}/role/", {"role": "admin"})
     members.refresh_from_db()
     assert members.role == Role.ADMIN
