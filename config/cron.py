@@ -7,6 +7,7 @@ Add one `cron.register(...)` line per periodic job.
 
 from rq import cron
 
+from integrations.events.delivery import requeue_due
 from integrations.schedules import fire_due_schedules
 from runs.jobs import sweep
 
@@ -14,3 +15,5 @@ from runs.jobs import sweep
 cron.register(fire_due_schedules, queue_name="default", interval=10)
 # The engine's recovery sweeper: re-queue due or orphaned executions, reclaim those of dead workers.
 cron.register(sweep, queue_name="default", interval=5)
+# Event webhooks: re-queue deliveries whose job was lost (Redis) or whose worker died mid-POST.
+cron.register(requeue_due, queue_name="default", interval=10)

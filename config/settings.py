@@ -227,3 +227,9 @@ DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
 # Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)
+
+# --- Outbound event webhooks (integrations/events/) ----------------------------------------------------
+# Seconds a POST to an endpoint may wait to connect or for each read; then it is retried.
+EVENT_WEBHOOK_TIMEOUT = env.float("EVENT_WEBHOOK_TIMEOUT", default=5.0)
+# Attempts before a delivery fails, with the engine's backoff (ENGINE_RETRY_*) in between.
+EVENT_WEBHOOK_MAX_ATTEMPTS = env.int("EVENT_WEBHOOK_MAX_ATTEMPTS", default=10)

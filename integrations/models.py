@@ -1,12 +1,16 @@
-"""Tenant connections: data sources (the customer's PostgreSQL) and their secrets."""
+"""Tenant connections: data sources (the customer's PostgreSQL) and their secrets, schedules, and the
+endpoints that hear about finished runs (integrations/events/)."""
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit, urlunsplit
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from integrations.crypto import mask
+from integrations.events import EVENT_TYPES
 from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned
 
@@ -99,3 +103,84 @@ class Schedule(TenantOwned):
 
     def __str__(self) -> str:
         return f"Schedule of {self.workflow_id}, next {self.next_fire_at:%Y-%m-%d %H:%M}Z"
+
+
+SIGNING_SECRET_PREFIX = "whsec_"
+
+
+def new_signing_secret() -> str:
+    return SIGNING_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+class EventEndpoint(TenantOwned):
+    """A URL of the tenant's program that Rowbell POSTs signed events to (integrations/events/)."""
+
+    url = models.URLField("URL", max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    events = ArrayField(models.CharField(max_length=30, choices=[(name, name) for name in EVENT_TYPES]))
+    # Encrypted, not hashed: Rowbell signs with it. People see it once, when it is created or rotated.
+    secret = EncryptedTextField(default=new_signing_secret)
+    # Cleared by a person, or by Rowbell when the endpoint answers 410 Gone; an inactive endpoint gets nothing.
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "created_at"], name="eventendpoint_tenant_created")]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def masked_secret(self) -> str:
+        return SIGNING_SECRET_PREFIX + mask(self.secret.removeprefix(SIGNING_SECRET_PREFIX), 0)
+
+    def rotate_secret(self) -> str:
+        """A new signing secret, in force from the next POST; the old one stops working at once."""
+        self.secret = new_signing_secret()
+        self.save(update_fields=["secret"])
+        return self.secret
+
+
+class EventDelivery(TenantOwned):
+    """One event on its way to one endpoint: written with the event (an outbox row), then POSTed by a job.
+
+    `next_attempt_at` is when the next attempt is due, and while a job is POSTing, the end of its lease.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed"
+
+    # No index of its own: the unique constraint and the recent-deliveries index both start with it.
+    endpoint = models.ForeignKey(
+        EventEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    event_type = models.CharField(max_length=30)
+    # The event's id, the same for every endpoint it goes to: receivers deduplicate on it.
+    event_id = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "event deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="eventdelivery_unique_event"),
+        ]
+        indexes = [
+            # The settings page: each endpoint's last deliveries.
+            models.Index(fields=["endpoint", "-created_at", "-id"], name="eventdelivery_endpoint_recent"),
+            # The periodic re-queue: pending deliveries whose job is overdue.
+            models.Index(
+                fields=["next_attempt_at"], name="eventdelivery_due", condition=models.Q(status="pending")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"

@@ -4,13 +4,15 @@
 - partial: some failed, and some path still reached its end (an execution of a leaf step succeeded);
 - failed: executions failed and no path reached its end.
 One conditional UPDATE: it changes nothing while any execution is open, so two workers finishing the
-last executions at the same time cannot both close the run, and neither closes it early.
+last executions at the same time cannot both close the run, and neither closes it early. The run's event
+for outbound webhooks is written in the same transaction (integrations/events/emit.py).
 """
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, transaction
 
+from integrations.events.emit import run_finished
 from runs.engine import clock
 
 CLOSE_SQL = """
@@ -29,7 +31,9 @@ RETURNING r.status
 
 def close_run_if_done(run_id: int) -> str | None:
     """The run's final status if this call closed it, else None."""
-    with connection.cursor() as cur:
+    with transaction.atomic(), connection.cursor() as cur:
         cur.execute(CLOSE_SQL, {"run": run_id, "now": clock.now()})
         row = cur.fetchone()
+        if row:
+            run_finished(run_id, row[0])
     return row[0] if row else None

@@ -54,14 +54,33 @@ def enqueue_batch(
     at: datetime | None = None,
 ) -> bool:
     """Queue (or schedule, with `at`) a batch job; False when that attempt is already queued."""
+    return enqueue_unique(
+        JOB,
+        run_id,
+        step_id,
+        lane,
+        ident=job_id(execution_id, attempt, lane),
+        queue=queue,
+        at=at,
+        job_timeout=settings.ENGINE_EXECUTION_TIMEOUT,
+        description=f"run {run_id} step {step_id}",
+    )
+
+
+def enqueue_unique(
+    func: str, *args, ident: str, queue: str, at: datetime | None, job_timeout: int, description: str
+) -> bool:
+    """Queue `func(*args)` as job `ident`, or schedule it for `at`; False when that id is already queued.
+
+    Batch jobs and event deliveries (integrations/events/delivery.py) both go through here.
+    """
     q = _queue(queue)
-    ident = job_id(execution_id, attempt, lane)
     kwargs = {
         "job_id": ident,
         "result_ttl": 0,
         "failure_ttl": 7 * 86400,
-        "job_timeout": settings.ENGINE_EXECUTION_TIMEOUT,
-        "description": f"run {run_id} step {step_id}",
+        "job_timeout": job_timeout,
+        "description": description,
     }
     try:
         if at is not None and at > clock.now():
@@ -70,9 +89,9 @@ def enqueue_batch(
             # RQ's scheduler keeps whole seconds, rounding down: round up, or the job runs before its
             # execution is due, claims nothing, and the work waits for the sweeper.
             at = at.replace(microsecond=0) + timedelta(seconds=1) if at.microsecond else at
-            q.enqueue_at(at, JOB, run_id, step_id, lane, **kwargs)
+            q.enqueue_at(at, func, *args, **kwargs)
         else:
-            q.enqueue(JOB, run_id, step_id, lane, unique=True, **kwargs)
+            q.enqueue(func, *args, unique=True, **kwargs)
     except DuplicateJobError:
         return False
     return True

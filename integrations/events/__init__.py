@@ -1,0 +1,24 @@
+"""Outbound event webhooks: Rowbell POSTs a signed JSON event to a tenant's endpoints when a run finishes.
+
+- emit.py: `run_finished(run_id, status)`, which the engine calls in the transaction that closes or cancels
+  a run, writes one `EventDelivery` per subscribed endpoint there (an outbox) and queues them on commit;
+- delivery.py: the RQ job that signs and POSTs one delivery, its retries, and the periodic re-queue;
+- views.py, forms.py, urls.py: the settings page, `/settings/event-webhooks/`.
+
+This module is the registry of event types, and imports nothing, so that models can use it for choices.
+"""
+
+# The events an endpoint can subscribe to: one per way a run finishes (runs.models.Run.FINISHED).
+EVENT_TYPES = {
+    "run.succeeded": "a run finished and no step failed",
+    "run.partial": "a run finished with some paths failed and others reaching their end",
+    "run.failed": "a run finished and no path reached its end",
+    "run.cancelled": "someone cancelled a run",
+}
+# What the page's "Send a test event" sends, whatever the endpoint subscribes to.
+PING = "ping"
+
+
+def run_event_type(status: str) -> str:
+    """The event of a run that finished with `status` (succeeded, partial, failed, cancelled)."""
+    return f"run.{status}"
