@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from integrations.datasources import delete_unless_used, published_workflows_using
-from integrations.models import DataSource, Schedule
+from integrations.models import DataSource, EventDelivery, EventEndpoint, Schedule
 
 
 @admin.register(DataSource)
@@ -86,4 +86,48 @@ class ScheduleAdmin(admin.ModelAdmin):
     readonly_fields = ["workflow", "step", "rule", "next_fire_at", "last_fired_at", "updated_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(EventEndpoint)
+class EventEndpointAdmin(admin.ModelAdmin):
+    """Operators see endpoints and can turn one off; tenants add and change them on their own page."""
+
+    list_display = ["url", "tenant", "events", "active", "created_at"]
+    list_filter = ["active", "tenant"]
+    search_fields = ["url", "description", "tenant__name"]
+    list_select_related = ["tenant"]
+    # The signing secret is never shown in clear here, nor editable.
+    fields = ["tenant", "url", "description", "events", "masked_secret", "active", "created_at"]
+    readonly_fields = ["tenant", "url", "description", "events", "masked_secret", "created_at"]
+
+    @admin.display(description="Signing secret")
+    def masked_secret(self, obj: EventEndpoint) -> str:
+        return obj.masked_secret
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(admin.ModelAdmin):
+    """The outbound event log, read-only: the delivery job and its retries own these rows."""
+
+    list_display = [
+        "event_type",
+        "endpoint",
+        "tenant",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type", "tenant"]
+    search_fields = ["event_id", "endpoint__url"]
+    list_select_related = ["endpoint", "tenant"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
