@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils.html import format_html
@@ -28,6 +28,7 @@ from integrations.datasources import (
     triggers_up_to_date,
 )
 from integrations.models import DataSource
+from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 from workflows.publishing import PublishError
 from workflows.steps.database_trigger import published_triggers
@@ -96,12 +97,6 @@ class DataSourceEditForm(DataSourceForm):
         return super().clean_connection_url()
 
 
-def _admin_only(request: HttpRequest) -> HttpResponse | None:
-    if request.membership is None or not request.membership.can_publish:
-        return HttpResponseForbidden("Only admins and owners manage data sources.")
-    return None
-
-
 @login_required
 def datasource_list(request: HttpRequest) -> HttpResponse:
     sources = DataSource.objects.for_tenant(request.tenant).order_by("name")
@@ -110,7 +105,7 @@ def datasource_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def datasource_add(request: HttpRequest) -> HttpResponse:
-    if (denied := _admin_only(request)) is not None:
+    if (denied := admins_only(request, "manage data sources")) is not None:
         return denied
     form = DataSourceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -127,7 +122,7 @@ def datasource_add(request: HttpRequest) -> HttpResponse:
 @login_required
 def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    if (denied := _admin_only(request)) is not None:
+    if (denied := admins_only(request, "manage data sources")) is not None:
         return denied
     # Read before validation: a valid ModelForm has already copied the new values onto `source`.
     old_url, old_notify, old_status = source.connection_url, source.notify_enabled, source.status
@@ -247,7 +242,7 @@ def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
 @require_POST
 def datasource_test(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    if (denied := _admin_only(request)) is not None:
+    if (denied := admins_only(request, "manage data sources")) is not None:
         return denied
     check = test_connection(source)
     return render(request, "integrations/_check.html", {"source": source, "check": check})
@@ -279,7 +274,7 @@ def datasource_columns(request: HttpRequest, datasource_id: int) -> HttpResponse
 @require_POST
 def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    if (denied := _admin_only(request)) is not None:
+    if (denied := admins_only(request, "manage data sources")) is not None:
         return denied
     # Deleting would leave Rowbell's triggers logging rows in the customer's database with nobody to
     # remove them, and the workflows failing on a missing data source.

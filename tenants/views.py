@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -26,6 +26,7 @@ from tenants.forms import (
 )
 from tenants.middleware import switch_tenant
 from tenants.models import ApiKey, Membership, Role, Tenant
+from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 
 INVITE_SALT = "rowbell.invite"
@@ -62,12 +63,6 @@ def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
     return redirect("workflows:dashboard")
 
 
-def _require_admin(request: HttpRequest, what: str = "manage members") -> HttpResponse | None:
-    if request.membership is None or not request.membership.can_publish:
-        return HttpResponseForbidden(f"Only admins and owners {what}.")
-    return None
-
-
 @login_required
 def members(request: HttpRequest) -> HttpResponse:
     if request.tenant is None:
@@ -75,7 +70,7 @@ def members(request: HttpRequest) -> HttpResponse:
     can_manage = request.membership.can_publish
     form = InviteForm(request.POST or None, inviter_role=request.membership.role)
     if request.method == "POST":
-        if (denied := _require_admin(request)) is not None:
+        if (denied := admins_only(request, "manage members")) is not None:
             return denied
         if form.is_valid():
             send_invite(request, form.cleaned_data["email"], form.cleaned_data["role"])
@@ -111,7 +106,7 @@ def _owner_rule_broken(request: HttpRequest, target: Membership, new_role: str |
 @require_POST
 def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
-    if (denied := _require_admin(request)) is not None:
+    if (denied := admins_only(request, "manage members")) is not None:
         return denied
     role = request.POST.get("role", "")
     if role not in Role.values:
@@ -129,7 +124,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 @require_POST
 def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
-    if (denied := _require_admin(request)) is not None:
+    if (denied := admins_only(request, "manage members")) is not None:
         return denied
     if problem := _owner_rule_broken(request, target, None):
         messages.error(request, problem)
@@ -199,7 +194,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     new_key = ""
     if request.method == "POST":
-        if (denied := _require_admin(request, "create API keys")) is not None:
+        if (denied := admins_only(request, "create API keys")) is not None:
             return denied
         if form.is_valid():
             _api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
@@ -223,7 +218,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key = get_for_tenant_or_404(ApiKey, request.tenant, pk=key_id)
-    if (denied := _require_admin(request, "revoke API keys")) is not None:
+    if (denied := admins_only(request, "revoke API keys")) is not None:
         return denied
     if api_key.revoke():
         messages.success(request, f"Revoked “{api_key.name}”: requests with it are now refused.")

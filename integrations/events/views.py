@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
@@ -18,6 +18,7 @@ from integrations.events import EVENT_TYPES
 from integrations.events.emit import send_test_event
 from integrations.events.forms import EventEndpointForm
 from integrations.models import EventDelivery, EventEndpoint
+from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 
 REVEAL_SESSION_KEY = "event_endpoint_reveal"
@@ -34,12 +35,6 @@ CROSS JOIN LATERAL (
 WHERE e.id = ANY(%(ids)s)
 ORDER BY d.created_at DESC, d.id DESC
 """
-
-
-def _admins_only(request: HttpRequest) -> HttpResponse | None:
-    if request.membership is None or not request.membership.can_publish:
-        return HttpResponseForbidden("Only admins and owners manage event webhooks.")
-    return None
 
 
 def attach_recent_deliveries(endpoints: list[EventEndpoint]) -> None:
@@ -71,7 +66,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def endpoint_add(request: HttpRequest) -> HttpResponse:
-    if (denied := _admins_only(request)) is not None:
+    if (denied := admins_only(request, "manage event webhooks")) is not None:
         return denied
     form = EventEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -87,7 +82,7 @@ def endpoint_add(request: HttpRequest) -> HttpResponse:
 @login_required
 def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := _admins_only(request)) is not None:
+    if (denied := admins_only(request, "manage event webhooks")) is not None:
         return denied
     form = EventEndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
@@ -101,7 +96,7 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @require_POST
 def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := _admins_only(request)) is not None:
+    if (denied := admins_only(request, "manage event webhooks")) is not None:
         return denied
     endpoint.delete()
     messages.success(request, f"Deleted {endpoint.url}: it receives no more events.")
@@ -112,7 +107,7 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @require_POST
 def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := _admins_only(request)) is not None:
+    if (denied := admins_only(request, "manage event webhooks")) is not None:
         return denied
     endpoint.rotate_secret()
     request.session[REVEAL_SESSION_KEY] = endpoint.pk
@@ -127,7 +122,7 @@ def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Send a `ping` now and show what the endpoint answered: in its card (htmx), or as a message."""
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := _admins_only(request)) is not None:
+    if (denied := admins_only(request, "manage event webhooks")) is not None:
         return denied
     test = send_test_event(endpoint)
     if not request.htmx:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest
 
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step, Workflow, WorkflowVersion
@@ -23,13 +23,6 @@ def get_version(request: HttpRequest, workflow: Workflow, version_id: int) -> Wo
     return get_for_tenant_or_404(
         WorkflowVersion.objects.filter(workflow=workflow), request.tenant, pk=version_id
     )
-
-
-def forbid_unless_publisher(request: HttpRequest) -> HttpResponse | None:
-    """Members edit drafts; publishing, unpublishing and archiving need an admin or owner."""
-    if request.membership is None or not request.membership.can_publish:
-        return HttpResponseForbidden("Only admins and owners can publish or unpublish workflows.")
-    return None
 
 
 def build_tree(steps: list[Step]) -> list[dict]:

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from tenants.permissions import admins_only
 from workflows.diff import diff_versions
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import (
@@ -20,7 +21,7 @@ from workflows.publishing import (
     validate_version,
 )
 from workflows.variables import describe_query
-from workflows.views.common import build_tree, forbid_unless_publisher, get_version, get_workflow
+from workflows.views.common import build_tree, get_version, get_workflow
 
 
 def publish_problems(request: HttpRequest, draft: WorkflowVersion) -> list[dict]:
@@ -52,7 +53,7 @@ def _dialog(request: HttpRequest, workflow: Workflow, problems: list[dict] | Non
 @login_required
 def publish_dialog(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := forbid_unless_publisher(request)) is not None:
+    if (denied := admins_only(request, "can publish or unpublish workflows")) is not None:
         return denied
     return _dialog(request, workflow)
 
@@ -61,7 +62,7 @@ def publish_dialog(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @require_POST
 def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := forbid_unless_publisher(request)) is not None:
+    if (denied := admins_only(request, "can publish or unpublish workflows")) is not None:
         return denied
     draft = get_draft(workflow)
     problems = publish_problems(request, draft) if draft is not None else []
@@ -85,7 +86,7 @@ def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @require_POST
 def unpublish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := forbid_unless_publisher(request)) is not None:
+    if (denied := admins_only(request, "can publish or unpublish workflows")) is not None:
         return denied
     try:
         unpublish(workflow)

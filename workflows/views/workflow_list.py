@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from tenants.permissions import admins_only
 from workflows.models import Workflow
 from workflows.publishing import (
     archive_or_delete,
@@ -17,7 +18,7 @@ from workflows.publishing import (
     get_or_create_draft,
     latest_published,
 )
-from workflows.views.common import forbid_unless_publisher, get_workflow
+from workflows.views.common import get_workflow
 
 
 def _name(request: HttpRequest) -> str:
@@ -83,7 +84,10 @@ def workflow_duplicate(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @require_POST
 def workflow_archive(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if workflow.is_published and (denied := forbid_unless_publisher(request)) is not None:
+    if (
+        workflow.is_published
+        and (denied := admins_only(request, "can publish or unpublish workflows")) is not None
+    ):
         return denied
     name = workflow.name
     outcome = archive_or_delete(workflow)
