@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.pgbench import admin, pgbench
 
 TABLES = {
     "minimal": (
@@ -77,11 +76,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def admin(admin_url: str, statement: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(statement)
-
-
 def set_trigger(url: str, variant: str) -> None:
     """Leave exactly one trigger (or none) on orders: the variant's."""
     from integrations.datasources import TriggerSpec, install_trigger, remove_trigger
@@ -99,20 +93,6 @@ def set_trigger(url: str, variant: str) -> None:
             )
     if variant == "Rowbell trigger":
         install_trigger(source, 1, TriggerSpec(schema="public", table="orders"))
-
-
-def pgbench(url: str, script: str, seconds: int) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
-        file.write(script + "\n")
-        file.flush()
-        parts = urlsplit(url)
-        command = [
-            "pgbench", "-n", "-c", "8", "-j", "2", "-T", str(seconds), "-f", file.name,
-            "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U", parts.username or "postgres",
-            parts.path.lstrip("/"),
-        ]  # fmt: skip
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"tps = ([\d.]+)", output).group(1))
 
 
 def measure(args: argparse.Namespace, table: str) -> dict[str, float]:

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -39,6 +37,10 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.pgbench import admin, pgbench  # noqa: E402
+
+INSERT_ORDER = "INSERT INTO orders (email, amount) VALUES ('someone@example.com', 12.50);"
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,11 +67,6 @@ def parse_args() -> argparse.Namespace:
 
 def database_url(admin_url: str, name: str) -> str:
     return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-
-
-def admin(admin_url: str, statement: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(statement)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -278,21 +275,8 @@ class Bench:
                 install_trigger(
                     source, 1, TriggerSpec(schema="public", table="orders", notify=label == "notify")
                 )
-            results[label].append(self._pgbench(url))
+            results[label].append(pgbench(url, INSERT_ORDER, int(self.args.cost_seconds)))
         return {label: statistics.median(values) for label, values in results.items()}
-
-    def _pgbench(self, url: str) -> float:
-        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-            script.write("INSERT INTO orders (email, amount) VALUES ('someone@example.com', 12.50);\n")
-        parts = urlsplit(url)
-        command = [
-            "pgbench", "-n", "-c", "8", "-j", "2", "-T", str(int(self.args.cost_seconds)), "-f", script.name,
-            "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U", parts.username or "postgres",
-            parts.path.lstrip("/"),
-        ]  # fmt: skip
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        os.unlink(script.name)
-        return float(re.search(r"tps = ([\d.]+)", output).group(1))
 
     @staticmethod
     def stop(processes: list[subprocess.Popen]) -> None:
