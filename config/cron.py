@@ -9,7 +9,7 @@ from rq import cron
 
 from integrations.events.delivery import requeue_due
 from integrations.schedules import fire_due_schedules
-from runs.jobs import sweep
+from runs.jobs import prune, sweep
 
 # Schedule triggers: start the runs whose firing time has passed (at most this many seconds late).
 cron.register(fire_due_schedules, queue_name="default", interval=10)
@@ -17,3 +17,5 @@ cron.register(fire_due_schedules, queue_name="default", interval=10)
 cron.register(sweep, queue_name="default", interval=5)
 # Event webhooks: re-queue deliveries whose job was lost (Redis) or whose worker died mid-POST.
 cron.register(requeue_due, queue_name="default", interval=10)
+# Retention: delete runs and event deliveries older than ACTIVITY_RETENTION_DAYS (off by default).
+cron.register(prune, queue_name="low", interval=3600)

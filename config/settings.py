@@ -233,3 +233,8 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 EVENT_WEBHOOK_TIMEOUT = env.float("EVENT_WEBHOOK_TIMEOUT", default=5.0)
 # Attempts before a delivery fails, with the engine's backoff (ENGINE_RETRY_*) in between.
 EVENT_WEBHOOK_MAX_ATTEMPTS = env.int("EVENT_WEBHOOK_MAX_ATTEMPTS", default=10)
+
+# --- Retention (runs/retention.py) ---------------------------------------------------------------------
+# Days a finished run (with its executions and messages) and a settled event delivery are kept; 0 keeps
+# everything. Runs with held, sending or uncertain messages are kept whatever their age.
+ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=0)

@@ -19,3 +19,15 @@ def sweep() -> dict:
     from runs.engine.sweeper import sweep as do_sweep
 
     return do_sweep().as_dict()
+
+
+def prune() -> dict:
+    """Retention as a job (RQ's cron, hourly): expired runs and event deliveries; nothing while
+    ACTIVITY_RETENTION_DAYS is 0."""
+    from integrations.events.delivery import prune_finished_deliveries
+    from runs.retention import prune_runs, retention_cutoff
+
+    cutoff = retention_cutoff()
+    if cutoff is None:
+        return {}
+    return {**prune_runs(cutoff).as_dict(), "event_deliveries": prune_finished_deliveries(cutoff)}

@@ -40,6 +40,10 @@ class Run(TenantOwned):
             models.Index(fields=["tenant", "status", "-created_at", "-id"], name="run_tenant_status_recent"),
             # Activity search by event key, without scanning the tenant's whole history.
             models.Index(fields=["tenant", "event_key"], name="run_tenant_event_key"),
+            # Retention (runs/retention.py) finds expired runs without reading the whole table.
+            models.Index(
+                fields=["finished_at"], name="run_finished_at", condition=models.Q(finished_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

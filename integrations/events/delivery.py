@@ -177,3 +177,11 @@ def requeue_due(limit: int = 1000) -> int:
     for pk, attempts in due:
         enqueue(pk, attempt=attempts + 1)
     return len(due)
+
+
+def prune_finished_deliveries(cutoff: datetime) -> int:
+    """Delete delivered and failed events created before `cutoff` (retention, runs/retention.py); pending
+    ones stay until they are settled. Returns how many went."""
+    finished = (EventDelivery.Status.SUCCEEDED, EventDelivery.Status.FAILED)
+    deleted, _ = EventDelivery.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+    return deleted

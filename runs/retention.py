@@ -1,0 +1,93 @@
+"""Retention: finished runs older than ACTIVITY_RETENTION_DAYS are deleted with their executions and
+messages, so a busy tenant's history does not grow without end. 0 (the default) keeps everything.
+
+A run is kept, whatever its age, while any of its messages still needs a person: held in the sandbox
+(waiting to be released), or sending/uncertain (an operator decides whether it went out). Deleting a run
+also forgets its event key, so a webhook re-sent with the same Idempotency-Key after the retention window
+starts a new run; keep the window longer than any sender retries.
+
+Deletes go in slices of whole runs, each one transaction of three DELETE statements (Django's cascade
+would load every execution of a 100,000-item run into memory first), for at most `budget` seconds a call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from runs.engine import clock
+from runs.models import Delivery, Run, StepExecution
+
+KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNCERTAIN)
+
+# Oldest first; SKIP LOCKED so that two prune jobs (or a replay that locks a run) never wait on each other.
+EXPIRED_RUNS = f"""
+SELECT r.id FROM {Run._meta.db_table} r
+WHERE r.status = ANY(%(finished)s) AND r.finished_at < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d WHERE d.run_id = r.id AND d.status = ANY(%(keep)s))
+ORDER BY r.finished_at, r.id
+LIMIT %(limit)s
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+
+@dataclass
+class PruneReport:
+    runs: int = 0
+    executions: int = 0
+    deliveries: int = 0
+    done: bool = True  # False when the budget ran out with expired runs left (the next call goes on)
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__}
+
+
+def retention_cutoff(now: datetime | None = None, days: int | None = None) -> datetime | None:
+    """Runs that finished before this are expired; None when retention is off."""
+    days = settings.ACTIVITY_RETENTION_DAYS if days is None else days
+    if days <= 0:
+        return None
+    return (now or clock.now()) - timedelta(days=days)
+
+
+def prune_runs(cutoff: datetime, slice_size: int = 500, budget: float = 30.0) -> PruneReport:
+    """Delete expired runs, slice by slice, until none is left or `budget` seconds have passed."""
+    report = PruneReport()
+    deadline = time.monotonic() + budget
+    while True:
+        deleted = _prune_slice(cutoff, slice_size, report)
+        if deleted < slice_size:
+            return report
+        if time.monotonic() >= deadline:
+            report.done = False
+            return report
+
+
+def count_expired(cutoff: datetime) -> int:
+    sql = EXPIRED_RUNS.replace("FOR UPDATE OF r SKIP LOCKED", "")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) expired", _params(cutoff, limit=None))
+        return cursor.fetchone()[0]
+
+
+def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(EXPIRED_RUNS, _params(cutoff, limit=slice_size))
+        run_ids = [row[0] for row in cursor.fetchall()]
+        if not run_ids:
+            return 0
+        # Children first: the foreign keys are checked at commit, but this keeps each DELETE on its index.
+        for model, counter in ((Delivery, "deliveries"), (StepExecution, "executions")):
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE run_id = ANY(%s)", [run_ids])
+            setattr(report, counter, getattr(report, counter) + cursor.rowcount)
+        cursor.execute(f"DELETE FROM {Run._meta.db_table} WHERE id = ANY(%s)", [run_ids])
+        report.runs += cursor.rowcount
+    return len(run_ids)
+
+
+def _params(cutoff: datetime, limit: int | None) -> dict:
+    return {"finished": list(Run.FINISHED), "cutoff": cutoff, "keep": list(KEEP_WHILE), "limit": limit}
