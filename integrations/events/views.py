@@ -39,9 +39,9 @@ ORDER BY d.created_at DESC, d.id DESC
 
 def attach_recent_deliveries(endpoints: list[EventEndpoint]) -> None:
     """Set `recent_deliveries` on each endpoint: its last few deliveries, newest first."""
-    by_endpoint: dict[int, list[EventDelivery]] = {endpoint.pk: [] for endpoint in endpoints}
     if not endpoints:
         return
+    by_endpoint: dict[int, list[EventDelivery]] = {endpoint.pk: [] for endpoint in endpoints}
     params = {"ids": list(by_endpoint), "per_endpoint": RECENT_DELIVERIES}
     for delivery in EventDelivery.objects.raw(RECENT_SQL, params):
         by_endpoint[delivery.endpoint_id].append(delivery)

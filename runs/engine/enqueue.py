@@ -125,10 +125,3 @@ def schedule_next(run_id: int, step_id: int, *, lane: int = 0, queue: str = "def
         queue=queue,
         at=due if due is not None and due > now else None,
     )
-
-
-def after_commit(fn, *args, **kwargs) -> None:
-    """Enqueue only once the rows the job will claim are committed."""
-    from django.db import transaction
-
-    transaction.on_commit(lambda: fn(*args, **kwargs))
