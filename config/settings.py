@@ -88,7 +88,8 @@ CACHES = {
         "KEY_PREFIX": "rowbell-cache",
     }
 }
-# Failed sign-ins allowed per username and IP address within SIGNIN_LOCKOUT_SECONDS.
+# Failed sign-ins allowed per username (stripped, NFKC, casefolded: as authentication reads it) and IP
+# address within SIGNIN_LOCKOUT_SECONDS.
 SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=5)
 SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
 # Invitation links stay valid this long.
