@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.audit import record
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant
 
 
 class MembershipInline(admin.TabularInline):
@@ -65,7 +66,101 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected API keys")
     def revoke(self, request, queryset) -> None:
-        revoked = sum(api_key.revoke() for api_key in queryset)
+        revoked = 0
+        for api_key in queryset.select_related("tenant"):
+            if api_key.revoke():
+                revoked += 1
+                record(api_key.tenant, request.user, "api_key.revoked", api_key, via=AuditEvent.Via.ADMIN)
         self.message_user(
             request, f"Revoked {revoked} API key{'s' if revoked != 1 else ''}.", messages.SUCCESS
         )
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Operators see invitations and revoke them; they are made on the tenant's Members page, which
+    emails the link (only its hash exists here)."""
+
+    list_display = [
+        "email",
+        "tenant",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["role", "tenant"]
+    search_fields = ["email", "tenant__name"]
+    list_select_related = ["tenant", "invited_by"]
+    readonly_fields = [
+        "tenant",
+        "email",
+        "role",
+        "token_hash",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected invitations")
+    def revoke(self, request, queryset) -> None:
+        revoked = 0
+        for invitation in queryset.select_related("tenant"):
+            if invitation.revoke():
+                revoked += 1
+                record(
+                    invitation.tenant,
+                    request.user,
+                    "invitation.revoked",
+                    invitation,
+                    via=AuditEvent.Via.ADMIN,
+                )
+        self.message_user(
+            request, f"Revoked {revoked} invitation{'s' if revoked != 1 else ''}.", messages.SUCCESS
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, read-only: nobody adds, changes or deletes an event here (nor anywhere else)."""
+
+    list_display = ["created_at", "tenant", "actor_label", "via", "action", "object_type", "object_label"]
+    list_filter = ["action", "via", "tenant"]
+    search_fields = ["actor_label", "object_label", "=object_id", "tenant__name"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [
+        "created_at",
+        "tenant",
+        "actor",
+        "actor_label",
+        "via",
+        "action",
+        "object_type",
+        "object_id",
+        "object_label",
+        "details",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -11,6 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.core.cache import cache
 from django.utils.text import slugify
 
+from tenants.invitations import existing_member
 from tenants.models import Role, Tenant
 
 
@@ -108,16 +109,34 @@ class InviteForm(forms.Form):
     email = forms.EmailField(label="Email of the person to invite")
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
 
-    def __init__(self, *args, inviter_role: str = Role.MEMBER, **kwargs):
+    def __init__(self, *args, inviter_role: str = Role.MEMBER, tenant: Tenant | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.tenant = tenant
         if inviter_role != Role.OWNER:
             # Only owners make owners.
             self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
+            self.fields["role"].error_messages["invalid_choice"] = (
+                "Only an owner can invite an owner: choose admin or member."
+            )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if self.tenant is not None and (member := existing_member(self.tenant, email)):
+            raise forms.ValidationError(
+                f"{email} is already a member of {self.tenant.name} (as {member.user.get_username()})."
+            )
+        return email
 
 
 class AcceptInviteForm(forms.Form):
+    """A new account for the invited address: the address itself is the invitation's, not a field."""
+
     username = forms.CharField(label="Username", max_length=150)
     password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+
+    def __init__(self, *args, email: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
@@ -128,8 +147,9 @@ class AcceptInviteForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("password"):
+            user = get_user_model()(username=cleaned.get("username", ""), email=self.email)
             try:
-                password_validation.validate_password(cleaned["password"])
+                password_validation.validate_password(cleaned["password"], user)
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return cleaned
