@@ -51,11 +51,12 @@ def record(
     *,
     label: str = "",
     object_type: str = "",
+    object_id: object = None,
     via: str | None = None,
     **details: Any,
 ) -> AuditEvent:
     """Append one event: `actor` is a user, an ApiKey or None; `target` the object acted on (its type, id
-    and `str()` are kept; `label` and `object_type` override them, for an action on many objects); keyword arguments are kept as JSON details.
+    and `str()` are kept; `label`, `object_type` and `object_id` override them, for an action on many objects or a deleted one); keyword arguments are kept as JSON details.
     `via` defaults to "api" for an API key and "web" otherwise (Django admin actions pass "admin")."""
     if action not in ACTIONS:
         raise ValueError(f"Unknown audit action {action!r}: add it to tenants.audit.ACTIONS.")
@@ -68,7 +69,25 @@ def record(
         via=via or (AuditEvent.Via.API if is_key else AuditEvent.Via.WEB),
         action=action,
         object_type=object_type or (target._meta.model_name if target is not None else ""),
-        object_id=str(target.pk) if target is not None else "",
+        object_id=str(object_id if object_id is not None else (target.pk if target is not None else ""))[:64],
         object_label=(label or (str(target) if target is not None else ""))[:300],
         details=details,
     )
+
+
+def record_for(request: Any, action: str, target: models.Model | None = None, **kwargs: Any) -> AuditEvent:
+    """`record` for a view: the request's tenant, and its user (or, in the REST API, its API key)."""
+    actor = request.auth if isinstance(getattr(request, "auth", None), ApiKey) else request.user
+    return record(request.tenant, actor, action, target, **kwargs)
+
+
+def record_bulk(
+    tenant: Tenant, actor: Any, action: str, ids: list[int], *, via: str | None = None, **details
+) -> None:
+    """One event for an action on many held messages (releasing 200 is one click, so one event), naming
+    their ids; nothing when there were none."""
+    if not ids:
+        return
+    count = len(ids)
+    label = f"{count} message{'s' if count != 1 else ''}"
+    record(tenant, actor, action, label=label, object_type="delivery", via=via, ids=list(ids), **details)

@@ -16,7 +16,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from tenants import invitations
-from tenants.audit import record
+from tenants.audit import record_for
 from tenants.forms import (
     AcceptInviteForm,
     ApiKeyForm,
@@ -149,7 +149,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     else:
         previous, target.role = target.role, role
         target.save(update_fields=["role"])
-        record(request.tenant, request.user, "member.role_changed", target.user, old=previous, new=role)
+        record_for(request, "member.role_changed", target.user, old=previous, new=role)
         messages.success(request, f"{target.user.get_username()} is now {target.get_role_display().lower()}.")
     return redirect("tenants:members")
 
@@ -166,7 +166,7 @@ def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
         with transaction.atomic():
             target.delete()
             killed = invitations.revoke_links_of(request.tenant, target.user)
-            record(request.tenant, request.user, "member.removed", target.user, revoked_invitations=killed)
+            record_for(request, "member.removed", target.user, revoked_invitations=killed)
         messages.success(request, f"Removed {target.user.get_username()} from {request.tenant.name}.")
     return redirect("tenants:members")
 
@@ -246,7 +246,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             return denied
         if form.is_valid():
             api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
-            record(request.tenant, request.user, "api_key.created", api_key)
+            record_for(request, "api_key.created", api_key)
             form = ApiKeyForm()
     keys = (
         ApiKey.objects.for_tenant(request.tenant).select_related("created_by").order_by("-created_at", "-id")
@@ -270,7 +270,7 @@ def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     if (denied := admins_only(request, "revoke API keys")) is not None:
         return denied
     if api_key.revoke():
-        record(request.tenant, request.user, "api_key.revoked", api_key)
+        record_for(request, "api_key.revoked", api_key)
         messages.success(request, f"Revoked “{api_key.name}”: requests with it are now refused.")
     else:
         messages.info(request, f"“{api_key.name}” was already revoked.")
