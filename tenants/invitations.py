@@ -194,4 +194,4 @@ def _join(invitation: Invitation, user) -> Membership:
 def _used_meanwhile(invitation: Invitation) -> str:
     invitation.refresh_from_db()
     unusable = why_unusable(invitation)
-    return unusable.message if unusable else "This invitation cannot be accepted now."
+    return f"{unusable.title}. {unusable.message}" if unusable else "This invitation cannot be accepted now."
