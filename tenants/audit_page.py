@@ -40,6 +40,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         rows = rows[:PAGE_SIZE]
         params["after"] = str(rows[-1].pk)
         next_query = params.urlencode()
+    for event in rows:
+        event.description = ACTIONS.get(event.action, event.action)
     context = {
         "events": rows,
         "actions": ACTIONS,

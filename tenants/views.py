@@ -1,4 +1,5 @@
-"""Accounts: sign up, sign in (rate limited), invitations, members, switching tenants, and API keys."""
+"""Accounts: sign up, sign in (rate limited), invitations (tenants/invitations.py), members, switching tenants,
+and API keys."""
 
 from __future__ import annotations
 
