@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from tenants.audit import record
+from tenants.invitations import revoke_links_of
 from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant
 
 
@@ -17,6 +18,35 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is Membership:
+            # Before saving: the deleted rows are gone after.
+            for member_form in formset.initial_forms:
+                if member_form in formset.deleted_forms:
+                    membership_removed(request, member_form.instance)
+                elif "role" in member_form.changed_data:
+                    role_changed(request, member_form.instance, member_form.initial.get("role"))
+        super().save_formset(request, form, formset, change)
+
+
+def role_changed(request, membership: Membership, old: str | None) -> None:
+    via, new = AuditEvent.Via.ADMIN, membership.role
+    record(membership.tenant, request.user, "member.role_changed", membership.user, via=via, old=old, new=new)
+
+
+def membership_removed(request, membership: Membership) -> None:
+    """An operator removes a member: like on the Members page, the links they held or sent stop working."""
+    revoked = revoke_links_of(membership.tenant, membership.user)
+    via = AuditEvent.Via.ADMIN
+    record(
+        membership.tenant,
+        request.user,
+        "member.removed",
+        membership.user,
+        via=via,
+        revoked_invitations=revoked,
+    )
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -24,6 +54,19 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__name"]
     autocomplete_fields = ["user", "tenant"]
+
+    def save_model(self, request, obj: Membership, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "role" in form.changed_data:
+            role_changed(request, obj, form.initial.get("role"))
+
+    def delete_model(self, request, obj: Membership) -> None:
+        membership_removed(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for membership in queryset.select_related("tenant", "user"):
+            self.delete_model(request, membership)
 
 
 class RevokedFilter(admin.SimpleListFilter):

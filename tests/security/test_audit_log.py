@@ -186,6 +186,64 @@ def test_django_admin_actions_record_the_operator_in_each_tenant(
 
 
 @pytest.mark.django_db
+def test_operators_changing_members_and_data_sources_in_the_django_admin(
+    tenant_a, owner, member, admin, operator, tenant_database
+):
+    client = client_for(operator)
+    membership = Membership.objects.get(user=member)
+    _held, token = Invitation.issue(tenant_a, "friend@example.com", Role.MEMBER, admin)
+
+    mark = last_id()
+    client.post(
+        reverse("admin:tenants_membership_change", args=[membership.pk]),
+        {"user": member.pk, "tenant": tenant_a.pk, "role": "admin"},
+    )
+    changed = one_event(mark, "member.role_changed", operator, tenant_a, via="admin", object_label="max")
+    assert changed.details == {"old": "member", "new": "admin"}
+
+    mark = last_id()
+    removal = reverse("admin:tenants_membership_delete", args=[Membership.objects.get(user=admin).pk])
+    client.post(removal, {"post": "yes"})
+    one_event(mark, "member.removed", operator, tenant_a, via="admin", object_label="ada")
+    assert Client().get(f"/accounts/invite/{token}/").status_code == 410  # the link ada sent
+
+    source = DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=tenant_database)
+    mark = last_id()
+    client.post(
+        reverse("admin:integrations_datasource_change", args=[source.pk]),
+        {"tenant": tenant_a.pk, "name": "Main"},
+    )
+    one_event(mark, "datasource.changed", operator, tenant_a, via="admin", object_label="Main")
+    mark = last_id()
+    client.post(reverse("admin:integrations_datasource_delete", args=[source.pk]), {"post": "yes"})
+    one_event(mark, "datasource.deleted", operator, tenant_a, via="admin", object_id=str(source.pk))
+
+
+@pytest.mark.django_db
+def test_operators_changing_members_inline_on_the_tenant(tenant_a, owner, member, admin, operator):
+    memberships = list(Membership.objects.filter(tenant=tenant_a).order_by("pk"))
+    form = {"name": "Acme", "slug": "acme", "memberships-INITIAL_FORMS": len(memberships)}
+    form.update({"memberships-TOTAL_FORMS": len(memberships), "memberships-MIN_NUM_FORMS": 0})
+    for n, membership in enumerate(memberships):
+        role = "admin" if membership.user == member else membership.role
+        form.update({f"memberships-{n}-id": membership.pk, f"memberships-{n}-tenant": tenant_a.pk})
+        form.update({f"memberships-{n}-user": membership.user_id, f"memberships-{n}-role": role})
+        if membership.user == admin:
+            form[f"memberships-{n}-DELETE"] = "on"
+
+    mark = last_id()
+    response = client_for(operator).post(reverse("admin:tenants_tenant_change", args=[tenant_a.pk]), form)
+
+    assert response.status_code == 302
+    events = {e.action: e for e in events_since(mark)}
+    assert sorted(events) == ["member.removed", "member.role_changed"] and len(events_since(mark)) == 2
+    assert events["member.role_changed"].object_label == "max"
+    assert events["member.role_changed"].details == {"old": "member", "new": "admin"}
+    assert events["member.removed"].object_label == "ada"
+    assert {e.actor for e in events.values()} == {operator}
+
+
+@pytest.mark.django_db
 def test_members_and_invitations(tenant_a, owner, member, admin):
     client = client_for(owner)
     membership = Membership.objects.get(user=member)
