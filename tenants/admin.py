@@ -18,6 +18,13 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def get_deleted_objects(self, objs, request):
+        """A tenant's audit events go with it (nobody deletes them one by one, so nobody has that
+        permission, which would otherwise make the admin refuse to delete any tenant that has events)."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(AuditEvent._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is Membership:
             # Before saving: the deleted rows are gone after.

@@ -205,6 +205,9 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
             )
         except invitations.InvitationRefused as exc:
             return _refused(request, context, str(exc))
+        except IntegrityError:  # the username was taken since the form checked it; the link is unused
+            form.add_error("username", "This username was just taken: choose another one.")
+            return render(request, "tenants/accept_invite.html", context)
         login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
         return _joined(request, membership)
     return render(request, "tenants/accept_invite.html", context)

@@ -455,5 +455,20 @@ def test_the_django_admin_shows_events_read_only(tenant_a, owner, operator):
     assert event.object_label == "Acme flow"
 
 
+@pytest.mark.django_db
+def test_an_operator_can_still_delete_a_tenant_and_its_events_go_with_it(
+    tenant_a, tenant_b, outsider, operator
+):
+    record(tenant_b, outsider, "workflow.published", label="Globex flow")
+    record(tenant_a, operator, "workflow.published", label="Acme flow")
+
+    response = client_for(operator).post(
+        reverse("admin:tenants_tenant_delete", args=[tenant_b.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert list(AuditEvent.objects.values_list("object_label", flat=True)) == ["Acme flow"]
+
+
 def test_every_action_has_a_description():
     assert all(name.count(".") == 1 and text for name, text in ACTIONS.items())
