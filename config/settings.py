@@ -88,10 +88,11 @@ CACHES = {
         "KEY_PREFIX": "rowbell-cache",
     }
 }
-# Failed sign-ins allowed per username and IP address within SIGNIN_LOCKOUT_SECONDS.
+# Sign-in attempts allowed per username (stripped, NFKC, casefolded: as authentication reads it) and IP
+# address within SIGNIN_LOCKOUT_SECONDS.
 SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=5)
 SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
-# Invitation links stay valid this long.
+# Invitation links stay valid this long (each works once, for the invited address).
 INVITE_MAX_AGE_SECONDS = env.int("INVITE_MAX_AGE_SECONDS", default=7 * 86400)
 
 # Two queues: `default` for step executions, `low` for bulk fan-out work, so that one tenant's huge

@@ -28,6 +28,7 @@ from integrations.datasources import (
     triggers_up_to_date,
 )
 from integrations.models import DataSource
+from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 from workflows.publishing import PublishError
@@ -112,6 +113,7 @@ def datasource_add(request: HttpRequest) -> HttpResponse:
         source = form.save(commit=False)
         source.tenant = request.tenant
         source.save()
+        record_for(request, "datasource.created", source)
         check = test_connection(source)
         level = messages.SUCCESS if check.ok else messages.WARNING
         messages.add_message(request, level, f"Saved {source.name}. {check.message}")
@@ -134,6 +136,9 @@ def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
         # encrypts it anew.
         fields = ["name", "notify_enabled", *(["connection_url"] if url_changed else [])]
         form.save(commit=False).save(update_fields=fields)
+        record_for(
+            request, "datasource.changed", source, url_changed=url_changed, notify=source.notify_enabled
+        )
         check = test_connection(source)
         level = messages.SUCCESS if check.ok else messages.WARNING
         messages.add_message(request, level, f"Saved {source.name}. {check.message}")
@@ -286,5 +291,6 @@ def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
             "Unpublish them or point their steps at another data source first.",
         )
         return redirect("integrations:datasource_detail", source.pk)
+    record_for(request, "datasource.deleted", source, object_id=datasource_id)
     messages.success(request, f"Deleted {source.name}.")
     return redirect("integrations:datasource_list")

@@ -13,6 +13,8 @@ from django.utils.html import format_html
 from runs.engine import cancel_run, discard_delivery, release_delivery, retry_execution
 from runs.models import Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
+from tenants.audit import record, record_bulk
+from tenants.models import AuditEvent, Tenant
 
 CHANGE_LIST = "runs/admin/change_list.html"
 
@@ -31,6 +33,24 @@ class HistoryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+def audited_retry(request: HttpRequest, execution: StepExecution) -> bool:
+    """Retry one execution; an audit event in its tenant when it was retried."""
+    if not retry_execution(execution):
+        return False
+    record(execution.tenant, request.user, "execution.retried", execution, via=AuditEvent.Via.ADMIN)
+    return True
+
+
+def record_per_tenant(request: HttpRequest, action: str, deliveries: list[tuple[int, int]]) -> None:
+    """One audit event per tenant for an action on messages of several tenants ((id, tenant id) pairs)."""
+    by_tenant: dict[int, list[int]] = {}
+    for pk, tenant_id in deliveries:
+        by_tenant.setdefault(tenant_id, []).append(pk)
+    tenants = Tenant.objects.in_bulk(by_tenant)
+    for tenant_id, ids in by_tenant.items():
+        record_bulk(tenants[tenant_id], request.user, action, ids, via=AuditEvent.Via.ADMIN)
 
 
 def link(url_name: str, pk, text) -> str:
@@ -72,8 +92,21 @@ class RunAdmin(HistoryAdmin):
 
     @admin.action(description="Cancel selected runs (stops pending and waiting executions)")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet) -> None:
-        runs = list(queryset.exclude(status__in=Run.FINISHED))
-        stopped = sum(cancel_run(run) for run in runs)
+        runs = list(queryset.exclude(status__in=Run.FINISHED).select_related("tenant"))
+        stopped = 0
+        for run in runs:
+            count = cancel_run(run)
+            stopped += count
+            label = f"Run #{run.pk}"
+            record(
+                run.tenant,
+                request.user,
+                "run.cancelled",
+                run,
+                label=label,
+                via=AuditEvent.Via.ADMIN,
+                stopped=count,
+            )
         self.message_user(
             request, f"Cancelled {len(runs)} runs ({stopped} executions stopped).", messages.SUCCESS
         )
@@ -81,7 +114,7 @@ class RunAdmin(HistoryAdmin):
     @admin.action(description="Retry every failed execution of selected runs")
     def retry_failed_executions(self, request: HttpRequest, queryset: QuerySet) -> None:
         failed = StepExecution.objects.filter(run__in=queryset, status=StepExecution.Status.FAILED)
-        retried = sum(retry_execution(execution) for execution in failed)
+        retried = sum(audited_retry(request, execution) for execution in failed.select_related("tenant"))
         self.message_user(request, f"Retrying {retried} failed executions.", messages.SUCCESS)
 
 
@@ -137,8 +170,8 @@ class StepExecutionAdmin(HistoryAdmin):
 
     @admin.action(description="Retry selected failed executions")
     def retry_executions(self, request: HttpRequest, queryset: QuerySet) -> None:
-        failed = list(queryset.filter(status=StepExecution.Status.FAILED))
-        retried = sum(retry_execution(execution) for execution in failed)
+        failed = list(queryset.filter(status=StepExecution.Status.FAILED).select_related("tenant"))
+        retried = sum(audited_retry(request, execution) for execution in failed)
         skipped = queryset.count() - retried
         self.message_user(
             request, f"Retrying {retried} executions; {skipped} were not failed.", messages.SUCCESS
@@ -159,14 +192,18 @@ class DeliveryAdmin(HistoryAdmin):
 
     @admin.action(description="Release selected held messages (each is sent once)")
     def release_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
-        held = list(queryset.filter(status=Delivery.Status.HELD).values_list("pk", flat=True))
+        held_rows = list(queryset.filter(status=Delivery.Status.HELD).values_list("pk", "tenant_id"))
+        held = [pk for pk, _tenant in held_rows]
         sent = sum(release_delivery(pk) for pk in held)
+        record_per_tenant(request, "messages.released", held_rows)
         level = messages.SUCCESS if sent == len(held) else messages.WARNING
         note = "" if sent == len(held) else f" {len(held) - sent} were not sent: see their error."
         self.message_user(request, f"Released {sent} of {len(held)} held messages.{note}", level)
 
     @admin.action(description="Discard selected held messages")
     def discard_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
-        held = queryset.filter(status=Delivery.Status.HELD).values_list("pk", flat=True)
-        dropped = sum(discard_delivery(pk) for pk in held)
+        held = queryset.filter(status=Delivery.Status.HELD).values_list("pk", "tenant_id")
+        discarded = [(pk, tenant_id) for pk, tenant_id in held if discard_delivery(pk)]
+        record_per_tenant(request, "messages.discarded", discarded)
+        dropped = len(discarded)
         self.message_user(request, f"Discarded {dropped} held messages.", messages.SUCCESS)

@@ -37,6 +37,7 @@ from runs.engine import WorkflowNotPublished, cancel_run, start_run
 from runs.models import Delivery, Run, StepExecution
 from runs.views.paging import BadCursor, keyset_page
 from tenants.api import API_ERROR, TenantApiMixin
+from tenants.audit import record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 from workflows.steps.webhook_trigger import IDEMPOTENCY_HEADER
@@ -250,6 +251,7 @@ class RunViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
             detail = f"Run {run.pk} has already finished ({run.get_status_display().lower()})."
             return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
         stopped = cancel_run(run)
+        record_for(request, "run.cancelled", run, label=f"Run #{run.pk}", stopped=stopped)
         return Response({"run": RunSerializer(run).data, "cancelled_executions": stopped})
 
 

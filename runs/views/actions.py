@@ -21,6 +21,7 @@ from runs.engine import cancel_run, clock, discard_delivery, release_delivery, r
 from runs.engine.enqueue import schedule_next
 from runs.models import Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
+from tenants.audit import record_bulk, record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
@@ -55,6 +56,7 @@ def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
         return live_sending_refused("retry a live run's step")
     label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
     if retry_execution(execution):
+        record_for(request, "execution.retried", execution, label=label, run=execution.run_id)
         messages.success(request, f"Retrying {label} now.")
     else:
         messages.error(
@@ -71,6 +73,7 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, f"Run #{run.pk} has already finished ({run.get_status_display().lower()}).")
     else:
         count = cancel_run(run)
+        record_for(request, "run.cancelled", run, label=f"Run #{run.pk}", stopped=count)
         messages.success(request, f"Run #{run.pk} cancelled; {count} pending or running executions stopped.")
     return back(request, reverse("runs:run_detail", args=[run.pk]))
 
@@ -87,6 +90,7 @@ def replay(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, f"“{run.workflow}” is not published: publish it, then replay the event.")
         return back(request, reverse("runs:run_detail", args=[run.pk]))
     again = replay_run(run, version=version)
+    record_for(request, "run.replayed", run, label=f"Run #{run.pk}", new_run=again.pk)
     messages.success(request, f"Replayed run #{run.pk}'s event as run #{again.pk}.")
     return HttpResponseRedirect(reverse("runs:run_detail", args=[again.pk]))
 
@@ -148,6 +152,7 @@ def release(request: HttpRequest) -> HttpResponse:
         messages.error(request, error)
         return back(request, reverse("runs:message_list"))
     sent = [pk for pk in ids if release_delivery(pk, tenant=request.tenant)]
+    record_bulk(request.tenant, request.user, "messages.released", ids, sent=sent)
     report_release(request, ids, sent)
     return back(request, reverse("runs:message_list"))
 
@@ -172,6 +177,7 @@ def discard(request: HttpRequest) -> HttpResponse:
     if error:
         messages.error(request, error)
         return back(request, reverse("runs:message_list"))
-    dropped = sum(discard_delivery(pk, tenant=request.tenant) for pk in ids)
-    messages.success(request, f"Discarded {dropped} held message{'s' if dropped != 1 else ''}.")
+    dropped = [pk for pk in ids if discard_delivery(pk, tenant=request.tenant)]
+    record_bulk(request.tenant, request.user, "messages.discarded", dropped)
+    messages.success(request, f"Discarded {len(dropped)} held message{'s' if len(dropped) != 1 else ''}.")
     return back(request, reverse("runs:message_list"))
