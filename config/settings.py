@@ -199,6 +199,9 @@ DATA_QUERY_ENRICH_MAX_ROWS = env.int("DATA_QUERY_ENRICH_MAX_ROWS", default=1000)
 EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="rowbell.localhost")
 # Outgoing HTTP (Slack and HTTP request steps).
 HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)
+# Networks (CIDRs) that HTTP steps, Slack and event webhooks may call although they are loopback, private,
+# link-local or otherwise not public (integrations/outbound.py refuses those). Empty: public addresses only.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
 # --- Triggers (integrations/listener.py, integrations/webhooks.py) ---------------------------------------
 # The listener polls each data source's event log every LISTENER_POLL_INTERVAL seconds when idle, and
