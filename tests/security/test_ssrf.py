@@ -8,6 +8,7 @@ cloud's metadata service. Each asserts the error AND that the local server recei
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 import pytest
@@ -224,6 +225,21 @@ def test_the_slack_step_refuses_an_inside_url_on_save():
     with pytest.raises(ConfigError) as caught:
         get_kind("slack_message").validate({"webhook_url": "http://[::1]:9/hook", "text": "hi"})
     assert "loopback" in caught.value.errors["webhook_url"]
+
+
+def test_the_builder_shows_the_refusal_under_the_url_field_on_save(client, tenant_a, owner):
+    from tests.builder.test_builder_views import add, save
+    from workflows.models import Workflow
+
+    client.force_login(owner)
+    workflow = Workflow.objects.create(tenant=tenant_a, name="Hook", created_by=owner)
+    step = add(client, workflow, "http_request", add(client, workflow, "webhook_trigger"))
+    url = "http://169.254.169.254/latest/meta-data/"
+    response = save(client, workflow, step, method="GET", url=url, response="merge")
+    error = re.search(r'id="err-url"[^>]*>([^<]+)</div>', response.content.decode())
+    assert error and "Refused to call 169.254.169.254: it is a cloud metadata address" in error.group(1)
+    step.refresh_from_db()
+    assert step.config["url"] == url  # kept, like any other invalid value, for the person to fix
 
 
 def test_the_event_endpoint_form_refuses_an_inside_url(db):
