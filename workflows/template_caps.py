@@ -272,10 +272,8 @@ def _center(limit, value, width=80):
 
 
 def _indent(limit, s, width=4, *rest, **kwargs):
-    prefix = (
-        width if isinstance(width, str) else " " * min(width, limit + 1) if isinstance(width, int) else ""
-    )
-    if len(str(s)) + (str(s).count("\n") + 1) * len(prefix) > limit:
+    prefix = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+    if len(str(s)) + (str(s).count("\n") + 1) * prefix > limit:
         raise too_big("a text (with indent)", limit)
 
 
