@@ -45,6 +45,10 @@ def too_big(what: str, limit: int) -> CapExceeded:
 
 def weight(value: Any, limit: int) -> int:
     """Characters of text plus items of containers in `value`, counted until more than `limit`."""
+    if value.__class__ is str:  # the common case, first
+        return len(value)
+    if value is None or value.__class__ in (bool, float):
+        return 1
     total = 0
     stack = [value]
     while stack:

@@ -57,8 +57,12 @@ class TemplateProblem:
         return f"Line {self.line}: {self.message}" if self.line else self.message
 
 
+_render_state = threading.local()
+
+
 def _max_output() -> int:
-    return settings.TEMPLATE_MAX_OUTPUT
+    """TEMPLATE_MAX_OUTPUT, read once per render (the checks ask for it at every operation)."""
+    return getattr(_render_state, "max_output", None) or settings.TEMPLATE_MAX_OUTPUT
 
 
 class _CappedCodeGenerator(CodeGenerator):
@@ -187,11 +191,13 @@ def _problem_from(exc: Exception) -> TemplateError:
 
 def _guarded(fn, *args):
     _watchdog.arm(settings.TEMPLATE_MAX_SECONDS)
+    _render_state.max_output = settings.TEMPLATE_MAX_OUTPUT
     try:
         try:
             return fn(*args)
         finally:
             _watchdog.disarm()
+            _render_state.max_output = None
     except RenderTimeout:
         raise _timeout_error() from None
     except TemplateError:
