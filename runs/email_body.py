@@ -19,10 +19,9 @@ import hashlib
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET
 
 EMAIL_BODY_TTL = 3600
 POLICY = (
@@ -42,13 +41,14 @@ def email_body_url(tenant_id: int, html: str) -> str:
     return reverse("runs:email_body", args=[key])
 
 
-@require_GET
 @login_required
 @xframe_options_sameorigin
 def email_body(request: HttpRequest, key: str) -> HttpResponse:
     stored = cache.get(_cache_key(key))
     if stored is None or request.tenant is None or stored[0] != request.tenant.pk:
         raise Http404("This preview has expired; reload the page.")
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     response = HttpResponse(stored[1], content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = POLICY  # django-csp leaves a policy that is already set
     response["Cache-Control"] = "private, no-store"
