@@ -4,6 +4,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,6 +17,54 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-rowbell-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS. Off by default so that development over plain http://127.0.0.1 works; production turns them on
+# (README "Running in production", config/production.env.example, checked by `manage.py check --deploy`).
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Paths (regular expressions, without the leading slash) served over plain HTTP anyway, e.g. a health check.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """ "HTTP_X_FORWARDED_PROTO,https" -> the (header, value) pair a TLS-terminating proxy sets; "" -> None."""
+    if not value.strip():
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header.startswith("HTTP_") or not expected:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO,https (the header as Django "
+            "names it in request.META, a comma, the value meaning HTTPS)."
+        )
+    return header, expected
+
+
+# Behind a proxy that terminates TLS: the header (and value) it sets on HTTPS requests. Set it ONLY when the
+# proxy always sets or strips that header, or clients could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env.str("SECURE_PROXY_SSL_HEADER", default=""))
+
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images, fonts and requests only
+# from Rowbell itself, and no inline script or style (pages load static/js and static/css files). Email HTML
+# is shown from its own URL with a policy of its own (runs/email_body.py); django-rq's dashboard alone may
+# use inline script and style (config/csp.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Fernet keys for secrets at rest. The first key encrypts; all of them decrypt, so keys can be rotated
 # by prepending a new one. When unset, a key is derived from SECRET_KEY (fine for development only).
@@ -28,6 +78,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "csp",
     "django_rq",
     "rest_framework",
     "drf_spectacular",
@@ -39,6 +90,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.csp.RelaxedPolicyForThirdPartyPages",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -200,6 +253,9 @@ DATA_QUERY_ENRICH_MAX_ROWS = env.int("DATA_QUERY_ENRICH_MAX_ROWS", default=1000)
 EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="rowbell.localhost")
 # Outgoing HTTP (Slack and HTTP request steps).
 HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)
+# Networks (CIDRs) that HTTP steps, Slack and event webhooks may call although they are loopback, private,
+# link-local or otherwise not public (integrations/outbound.py refuses those). Empty: public addresses only.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
 # --- Triggers (integrations/listener.py, integrations/webhooks.py) ---------------------------------------
 # The listener polls each data source's event log every LISTENER_POLL_INTERVAL seconds when idle, and

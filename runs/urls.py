@@ -1,5 +1,6 @@
 from django.urls import path
 
+from runs.email_body import email_body
 from runs.views import actions, messages, preview, run_detail, run_list, testing
 
 app_name = "runs"
@@ -19,4 +20,5 @@ urlpatterns = [
     path("activity/messages/discard/", actions.discard, name="discard_messages"),
     path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),
     path("steps/<int:step_id>/preview/", preview.step_preview, name="step_preview"),
+    path("email-body/<str:key>/", email_body, name="email_body"),
 ]

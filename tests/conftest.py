@@ -45,6 +45,17 @@ def outsider(tenant_b):
 
 
 @pytest.fixture
+def httpserver(httpserver, settings):
+    """pytest-httpserver's local server, with its loopback address allowed for outbound calls.
+
+    Rowbell refuses to call loopback addresses (integrations/outbound.py); tests that talk to a local
+    server allow 127.0.0.1 explicitly here. tests/security runs with the default, empty allowlist.
+    """
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    return httpserver
+
+
+@pytest.fixture
 def redis_conn():
     """A Redis connection to this test run's own database number, flushed before and after."""
     import django_rq

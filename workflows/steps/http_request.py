@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from integrations.channels.http import HttpChannel
+from integrations.outbound import check_url_at_save
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
@@ -57,6 +58,8 @@ class HttpRequest(SendKind):
         url = cleaned.get("url", "")
         if url and not url.lstrip().startswith(("http://", "https://", "{{")):
             errors["url"] = "The URL must start with http:// or https://."
+        elif url and (refused := check_url_at_save(url)):
+            errors["url"] = refused  # best effort: the address is checked again on every request
         headers = config.get("headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             errors["headers"] = 'Headers must be a JSON object of names to text, like {"X-Token": "abc"}.'
