@@ -181,8 +181,17 @@ ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)
 ENGINE_RETRY_FACTOR = env.float("ENGINE_RETRY_FACTOR", default=3.0)
 ENGINE_RETRY_MAX_SECONDS = env.float("ENGINE_RETRY_MAX_SECONDS", default=3600.0)
-# An execution `running` longer than this belongs to a dead worker: the sweeper makes it pending again.
+# The backstop for a worker that is alive but stuck: an execution `running` longer than this is made
+# pending again by the sweeper (it is also each batch job's RQ timeout). A worker that is gone is noticed
+# sooner, by its heartbeat (below).
 ENGINE_EXECUTION_TIMEOUT = env.int("ENGINE_EXECUTION_TIMEOUT", default=900)
+# Every Procfile process writes a heartbeat row every HEARTBEAT_INTERVAL seconds (runs/engine/liveness.py).
+# A worker whose heartbeat is older than WORKER_LEASE_SECONDS is gone: the sweeper returns what it had
+# claimed to `pending` at its next sweep, and a worker that wakes up after that long stops its batch.
+HEARTBEAT_INTERVAL = env.float("HEARTBEAT_INTERVAL", default=3.0)
+WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=15.0)
+# How many attempts (time, duration, outcome, error) each execution keeps for the run page.
+ENGINE_ATTEMPT_LOG_SIZE = env.int("ENGINE_ATTEMPT_LOG_SIZE", default=20)
 # Delays shorter than this go to RQ's scheduler too (lower latency); longer ones are left to the sweeper.
 ENGINE_SCHEDULE_HORIZON = env.int("ENGINE_SCHEDULE_HORIZON", default=3600)
 # The sweeper runs every SWEEPER_INTERVAL seconds and re-enqueues work due for longer than SWEEPER_GRACE.
