@@ -43,9 +43,12 @@ def process_env(smtp_port: int, **extra: str) -> dict[str, str]:
     }
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(
+    args: list[str], env: dict[str, str], log: Path, program: list[str] | None = None
+) -> subprocess.Popen:
+    """`manage.py <args>` (or `program + args`) in its own session, output to `log`."""
     return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
+        [*(program or [sys.executable, "manage.py"]), *args],
         cwd=ROOT,
         env=env,
         stdout=open(log, "w"),
@@ -86,7 +89,9 @@ def test_sigkill_of_every_worker_is_reclaimed_in_seconds_not_at_the_execution_ti
     env = process_env(smtp.port)
     workers = [worker(env, tmp_path / f"w{i}.log") for i in range(2)]
     wait_for(lambda: len(smtp.messages) >= 60, 60, "the first messages")
-    running = set(StepExecution.objects.filter(run=run, status="running").values_list("claimed_by", flat=True))
+    running = set(
+        StepExecution.objects.filter(run=run, status="running").values_list("claimed_by", flat=True)
+    )
     assert running and "" not in running, "claims carry their worker's name"
     for process in workers:
         process.send_signal(signal.SIGKILL)
@@ -154,7 +159,9 @@ def test_a_job_timeout_inside_the_pending_delivery_commit_fails_nothing_and_pois
     assert run.status == Run.Status.SUCCEEDED
     assert not StepExecution.objects.filter(run=run, status="failed").exists()
     assert sorted(Counter(smtp.recipients()).values()) == [1] * 20, "every recipient got exactly one email"
-    first_attempts = [e.attempt_log[0] for e in StepExecution.objects.filter(run=run, step__kind="send_email")]
+    first_attempts = [
+        e.attempt_log[0] for e in StepExecution.objects.filter(run=run, step__kind="send_email")
+    ]
     in_flight = [a for a in first_attempts if a["error"].startswith("Interrupted while this item ran")]
     released = [a for a in first_attempts if a["error"].startswith("The batch was interrupted")]
     assert len(in_flight) == 1 and "JobTimeoutException" in in_flight[0]["error"]
@@ -175,18 +182,14 @@ def test_no_procfile_process_leaves_a_child_behind_when_sigkilled(kind, redis_co
     env = process_env(smtp.port)
     if kind == "web":
         port = free_port()
-        process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            cwd=ROOT,
-            env=env,
-            stdout=open(tmp_path / "web.log", "w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        args = ["config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+        process = start(args, env, tmp_path / "web.log", program=[str(ROOT / ".venv/bin/gunicorn")])
         wait_for(lambda: len(psutil.Process(process.pid).children()) == 2, 30, "gunicorn's workers")
     else:
         process = start(PROCFILE_COMMANDS[kind], env, tmp_path / f"{kind}.log")
-        wait_for(lambda: ProcessHeartbeat.objects.filter(kind=kind, pid=process.pid).exists(), 30, "its heartbeat")
+        wait_for(
+            lambda: ProcessHeartbeat.objects.filter(kind=kind, pid=process.pid).exists(), 30, "its heartbeat"
+        )
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
