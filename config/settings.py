@@ -150,10 +150,24 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, tenant_id, run_id,
+# step_id, execution_id when known, exception); `text` (the default) is for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"engine_context": {"()": "config.logs.EngineContextFilter"}},
+    "formatters": {
+        "json": {"()": "config.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s %(context)s%(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["engine_context"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
@@ -242,6 +256,14 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 EVENT_WEBHOOK_TIMEOUT = env.float("EVENT_WEBHOOK_TIMEOUT", default=5.0)
 # Attempts before a delivery fails, with the engine's backoff (ENGINE_RETRY_*) in between.
 EVENT_WEBHOOK_MAX_ATTEMPTS = env.int("EVENT_WEBHOOK_MAX_ATTEMPTS", default=10)
+
+# --- Operations: /metrics, /healthz, /readyz (config/metrics.py, config/health.py), logs ----------------
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>` (empty: no token accepted), or
+# from an address in METRICS_ALLOWED_NETWORKS (comma-separated; behind a proxy REMOTE_ADDR is the proxy's).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# Each PostgreSQL count of a scrape gives up after this long (the metric is then left out of that scrape).
+METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=5000)
 
 # --- Retention (runs/retention.py) ---------------------------------------------------------------------
 # Days a finished run (with its executions and messages) and a settled event delivery are kept; 0 keeps

@@ -38,6 +38,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection
 from rq.timeouts import JobTimeoutException
 
+from config import logs as logcontext
 from runs.engine import clock, connections, fairness, liveness
 from runs.engine.completion import close_run_if_done
 from runs.engine.context import BatchResources, StepContext
@@ -101,8 +102,9 @@ def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") 
         return 0
     follow: list[int] = []
     try:
-        ran = _run_claimed(run, step_id, lane, queue, follow)
-        _follow(run, follow, queue)
+        with logcontext.bound(tenant_id=run.tenant_id, run_id=run_id):
+            ran = _run_claimed(run, step_id, lane, queue, follow)
+            _follow(run, follow, queue)
         return ran
     finally:
         fairness.release(run.tenant_id, slot)
@@ -130,6 +132,11 @@ def _follow(run: Run, follow: list[int], queue: str) -> None:
 
 
 def _run_claimed(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None = None) -> int:
+    with logcontext.bound(step_id=step_id):
+        return _run_claimed_step(run, step_id, lane, queue, follow)
+
+
+def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None) -> int:
     run_id = run.pk
     now = clock.now()
     ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
@@ -232,7 +239,8 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
 def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
     """Run `produce()` for one execution, write its children, and turn errors into an outcome."""
     started = time.monotonic()
-    outcome = _apply(ctx, execution, spawner, produce)
+    with logcontext.bound(execution_id=execution.pk):
+        outcome = _apply(ctx, execution, spawner, produce)
     outcome.took = time.monotonic() - started
     return outcome
 

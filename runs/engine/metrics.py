@@ -10,6 +10,7 @@ any counter reset. Writing a metric never fails a batch: Redis errors are logged
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 logger = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "rowbell:metrics:"
 LATENCY_KEY = PREFIX + "send_latency"
 RECLAIMS_KEY = PREFIX + "sweeper_reclaims"
+LISTENER_LAG_KEY = PREFIX + "listener_lag"  # data source id -> "<seconds> <unix time measured>"
 # Seconds: a local SMTP relay answers in milliseconds, a slow HTTP receiver in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -72,3 +74,21 @@ def read_send_latencies() -> dict[str, dict]:
 
 def read_reclaims() -> dict[str, int]:
     return {key.decode(): int(value) for key, value in _redis().hgetall(RECLAIMS_KEY).items()}
+
+
+def record_listener_lag(datasource_id: int, seconds: float) -> None:
+    try:
+        _redis().hset(LISTENER_LAG_KEY, str(datasource_id), f"{seconds:.3f} {time.time():.0f}")
+    except Exception:
+        logger.warning("Could not record the listener's lag", exc_info=True)
+
+
+def read_listener_lags(max_age: float = 300.0) -> dict[int, float]:
+    """{data source id: lag in seconds}, leaving out measurements older than `max_age` (stale sources)."""
+    now = time.time()
+    lags = {}
+    for key, value in _redis().hgetall(LISTENER_LAG_KEY).items():
+        seconds, measured = (float(part) for part in value.decode().split())
+        if now - measured <= max_age:
+            lags[int(key)] = seconds
+    return lags
