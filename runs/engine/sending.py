@@ -13,7 +13,8 @@ Per message (one execution of a send step):
   message itself (DATA) leaves only once the row is committed.
 A retry that finds the message `sent`, `held` or `captured` does not send again. One still `sending`
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
-re-sent on its own (an operator's retry_execution can choose to).
+re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
+de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
 
 The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages).
 """
@@ -212,18 +213,23 @@ def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledg
     done = (Delivery.Status.SENT, Delivery.Status.HELD, Delivery.Status.CAPTURED, Delivery.Status.DISCARDED)
     if delivery.status in done:
         return kind.result_items(ctx, execution.input, delivery.content, None)
-    if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN):
+    resend = kind.resends_uncertain(ctx.step.config)
+    if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN) and not resend:
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
             status=Delivery.Status.UNCERTAIN, error=UNCERTAIN
         )
         raise StepFailed(UNCERTAIN, permanent=True)
-    # `failed`: the provider refused it, so it was not sent. Claim it for this attempt, then send.
+    # `failed`: the provider refused it, so it was not sent; or uncertain, and the step's receiver
+    # de-duplicates by Idempotency-Key (the same on every attempt). Claim it for this attempt, then send.
     content, transport = kind.render(ctx, execution.input)
     if delivery_mode(ctx) == "override":
         content, transport = kind.override_recipient(
             content, transport, ctx.run.options["override_recipient"]
         )
-    claimed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.FAILED).update(
+    resendable = [Delivery.Status.FAILED]
+    if resend:
+        resendable += [Delivery.Status.SENDING, Delivery.Status.UNCERTAIN]
+    claimed = Delivery.objects.filter(pk=delivery.pk, status__in=resendable).update(
         status=Delivery.Status.SENDING
     )
     if not claimed:
