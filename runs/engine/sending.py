@@ -39,7 +39,8 @@ from workflows.steps.sending import SendKind
 
 UNCERTAIN = (
     "Uncertain: a worker stopped while this message was being handed to the provider, so it may or may "
-    "not have been sent. It is not re-sent automatically; retry the step to send it again."
+    "not have been sent. It is not re-sent automatically: mark it as sent, or send it again (it may then arrive "
+    "twice)."
 )
 
 

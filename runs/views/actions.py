@@ -62,6 +62,13 @@ def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
     if not execution.run.is_test and not may_send_live(request):
         return live_sending_refused("retry a live run's step")
     label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
+    uncertain = Delivery.objects.filter(step_execution=execution, status=Delivery.Status.UNCERTAIN)
+    if uncertain.exists() and request.POST.get("confirm") != "yes":
+        messages.error(
+            request,
+            f"The message of {label} is uncertain: use “Send again” (it may arrive twice) or “Mark as sent”.",
+        )
+        return back(request, reverse("runs:run_detail", args=[execution.run_id]))
     if retry_execution(execution):
         messages.success(request, f"Retrying {label} now.")
     else:

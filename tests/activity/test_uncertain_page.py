@@ -120,3 +120,12 @@ def test_retry_times_show_seconds(onboarding):
     )
     now = datetime(2026, 3, 2, 8, 16, 1, tzinfo=UTC)
     assert execution_state(execution, now).endswith("next at 08:16:07 (in 6 s)")
+
+
+def test_the_plain_retry_button_does_not_bypass_the_confirmation(owner_client, uncertain, redis_conn):
+    run, delivery = uncertain
+    html = owner_client.get(reverse("runs:run_detail", args=[run.pk])).content.decode()
+    assert reverse("runs:retry_execution", args=[delivery.step_execution_id]) not in html
+    owner_client.post(reverse("runs:retry_execution", args=[delivery.step_execution_id]))
+    delivery.refresh_from_db()
+    assert delivery.status == "uncertain"

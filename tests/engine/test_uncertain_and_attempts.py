@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -28,7 +29,11 @@ def crash_mid_send(run, clock) -> StepExecution:
     claimed and its Delivery `sending`. The sweeper then reclaims it, and the next attempt finds it."""
     step = run.version.steps.filter(kind__in=("send_email", "http_request")).order_by("id").first()
     execution = StepExecution.objects.get(run=run, step=step)
-    assert claim(run.pk, execution.step_id, clock.now, 10) == [execution.pk]
+    liveness.worker_name = "worker-7f3a"  # a worker that beat once and then died: its row is stale
+    try:
+        assert claim(run.pk, execution.step_id, clock.now, 10) == [execution.pk]
+    finally:
+        liveness.worker_name = ""
     DeliveryLedger().create(
         tenant_id=run.tenant_id,
         run_id=run.pk,
@@ -48,8 +53,8 @@ def uncertain_run(tenant, clock, spec=None):
     with override_settings(ENGINE_FOLLOW_MAX_STEPS=0):  # children are queued, not run in this job
         run_batch(run.pk, workflow.published_version.steps.get(parent=None).pk)
     execution = crash_mid_send(run, clock)
-    clock.travel(seconds=60)
-    sweep()
+    clock.travel(seconds=settings.WORKER_LEASE_SECONDS + 1)
+    assert sweep().reclaimed == 1, "reclaimed on the missing heartbeat, long before the timeout"
     settle_all(clock, step_seconds=60)
     run.refresh_from_db()
     return run, execution
