@@ -129,3 +129,24 @@ def test_the_plain_retry_button_does_not_bypass_the_confirmation(owner_client, u
     owner_client.post(reverse("runs:retry_execution", args=[delivery.step_execution_id]))
     delivery.refresh_from_db()
     assert delivery.status == "uncertain"
+
+
+def test_operators_mark_uncertain_messages_sent_and_see_heartbeats(uncertain, redis_conn):
+    from django.contrib.auth import get_user_model
+
+    from runs.engine.liveness import Heartbeat
+
+    _run, delivery = uncertain
+    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-op-123456")
+    operator = Client()
+    operator.force_login(user)
+    url = reverse("admin:runs_delivery_changelist")
+    done = operator.post(
+        url, {"action": "mark_uncertain_sent", "_selected_action": [delivery.pk]}, follow=True
+    )
+    assert "Marked 1 uncertain messages as sent" in done.content.decode()
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and "op" in delivery.error
+    Heartbeat("worker", name="worker-on-host-1").beat()
+    page = operator.get(reverse("admin:runs_processheartbeat_changelist")).content.decode()
+    assert "worker-on-host-1" in page and "icon-yes" in page
