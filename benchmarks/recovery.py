@@ -245,6 +245,8 @@ def run_benchmark(args, env, sink: TimedSink, customer_url: str, processes: list
         if first_after
         else "recovery after kill: never"
     )
+    if reclaimed_at:
+        print(f"dead workers' claims back to pending after: {reclaimed_at - killed_at:.1f} s")
     print(f"end to end: {min(last_message, finished) - started:.1f} s (run {run.status})")
     print(f"emails received: {sink.count}, distinct recipients: {len(received)}")
     print(f"duplicates: {duplicates}")
