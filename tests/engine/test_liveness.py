@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -190,6 +191,8 @@ def test_no_procfile_process_leaves_a_child_behind_when_sigkilled(kind, redis_co
         wait_for(
             lambda: ProcessHeartbeat.objects.filter(kind=kind, pid=process.pid).exists(), 30, "its heartbeat"
         )
+    time.sleep(1.5)  # past start-up: a process that crashed there would leave no child either
+    assert process.poll() is None, f"{kind} is not running: see its log"
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
@@ -203,3 +206,19 @@ def test_no_procfile_process_leaves_a_child_behind_when_sigkilled(kind, redis_co
     for child in alive:
         child.kill()
     assert not alive, f"{kind} left {[c.cmdline() for c in alive]} running"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduler_process_queues_jobs_when_they_are_due(redis_conn, smtp, tmp_path):
+    import django_rq
+
+    queue = django_rq.get_queue("default")
+    queue.enqueue_at(timezone.now() + timedelta(seconds=1), "runs.jobs.sweep", job_id="due-soon")
+    assert queue.count == 0
+    process = start(PROCFILE_COMMANDS["scheduler"], process_env(smtp.port), tmp_path / "scheduler.log")
+    try:
+        wait_for(lambda: "due-soon" in queue.job_ids, 30, "the scheduler to queue the due job")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert ProcessHeartbeat.objects.get(kind="scheduler", pid=process.pid).stopped_at is not None

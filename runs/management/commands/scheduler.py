@@ -21,9 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("queues", nargs="*", default=["default", "low"])
-        parser.add_argument("--interval", type=float, default=1.0, help="Seconds between checks.")
+        parser.add_argument("--interval", type=int, default=1, help="Whole seconds between checks.")
 
-    def handle(self, *args, queues: list[str], interval: float, **options) -> None:
+    def handle(self, *args, queues: list[str], interval: int, **options) -> None:
         connection = django_rq.get_connection(queues[0])
         scheduler = RQScheduler(queues, connection=connection, interval=interval)
         heartbeat = Heartbeat("scheduler").start()
