@@ -204,10 +204,24 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, tenant_id, run_id,
+# step_id, execution_id when known, exception); `text` (the default) is for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"engine_context": {"()": "config.logs.EngineContextFilter"}},
+    "formatters": {
+        "json": {"()": "config.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s %(context)s%(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["engine_context"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
@@ -235,8 +249,17 @@ ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)
 ENGINE_RETRY_FACTOR = env.float("ENGINE_RETRY_FACTOR", default=3.0)
 ENGINE_RETRY_MAX_SECONDS = env.float("ENGINE_RETRY_MAX_SECONDS", default=3600.0)
-# An execution `running` longer than this belongs to a dead worker: the sweeper makes it pending again.
+# The backstop for a worker that is alive but stuck: an execution `running` longer than this is made
+# pending again by the sweeper (it is also each batch job's RQ timeout). A worker that is gone is noticed
+# sooner, by its heartbeat (below).
 ENGINE_EXECUTION_TIMEOUT = env.int("ENGINE_EXECUTION_TIMEOUT", default=900)
+# Every Procfile process writes a heartbeat row every HEARTBEAT_INTERVAL seconds (runs/engine/liveness.py).
+# A worker whose heartbeat is older than WORKER_LEASE_SECONDS is gone: the sweeper returns what it had
+# claimed to `pending` at its next sweep, and a worker that wakes up after that long stops its batch.
+HEARTBEAT_INTERVAL = env.float("HEARTBEAT_INTERVAL", default=3.0)
+WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=15.0)
+# How many attempts (time, duration, outcome, error) each execution keeps for the run page.
+ENGINE_ATTEMPT_LOG_SIZE = env.int("ENGINE_ATTEMPT_LOG_SIZE", default=20)
 # Delays shorter than this go to RQ's scheduler too (lower latency); longer ones are left to the sweeper.
 ENGINE_SCHEDULE_HORIZON = env.int("ENGINE_SCHEDULE_HORIZON", default=3600)
 # The sweeper runs every SWEEPER_INTERVAL seconds and re-enqueues work due for longer than SWEEPER_GRACE.
@@ -290,6 +313,14 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 EVENT_WEBHOOK_TIMEOUT = env.float("EVENT_WEBHOOK_TIMEOUT", default=5.0)
 # Attempts before a delivery fails, with the engine's backoff (ENGINE_RETRY_*) in between.
 EVENT_WEBHOOK_MAX_ATTEMPTS = env.int("EVENT_WEBHOOK_MAX_ATTEMPTS", default=10)
+
+# --- Operations: /metrics, /healthz, /readyz (config/metrics.py, config/health.py), logs ----------------
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>` (empty: no token accepted), or
+# from an address in METRICS_ALLOWED_NETWORKS (comma-separated; behind a proxy REMOTE_ADDR is the proxy's).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# Each PostgreSQL count of a scrape gives up after this long (the metric is then left out of that scrape).
+METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=5000)
 
 # --- Retention (runs/retention.py) ---------------------------------------------------------------------
 # Days a finished run (with its executions and messages) and a settled event delivery are kept; 0 keeps

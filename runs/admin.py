@@ -4,14 +4,22 @@ A link on each list leads to the django-rq dashboard (/admin/rq/)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from runs.engine import cancel_run, discard_delivery, release_delivery, retry_execution
-from runs.models import Delivery, Run, StepExecution
+from runs.engine import (
+    cancel_run,
+    clock,
+    discard_delivery,
+    release_delivery,
+    resolve_uncertain,
+    retry_execution,
+)
+from runs.models import Delivery, ProcessHeartbeat, Run, StepExecution
 from runs.views.presenting import execution_state
 from tenants.audit import record, record_bulk
 from tenants.models import AuditEvent, Tenant
@@ -184,7 +192,7 @@ class DeliveryAdmin(HistoryAdmin):
     list_filter = ["status", "channel", "tenant"]
     search_fields = ["=id", "=recipient", "=provider_id", "=run__id"]
     list_select_related = ["tenant"]
-    actions = ["release_deliveries", "discard_deliveries"]
+    actions = ["release_deliveries", "discard_deliveries", "mark_uncertain_sent"]
 
     @admin.display(description="Run")
     def run_link(self, delivery: Delivery) -> str:
@@ -207,3 +215,28 @@ class DeliveryAdmin(HistoryAdmin):
         record_per_tenant(request, "messages.discarded", discarded)
         dropped = len(discarded)
         self.message_user(request, f"Discarded {dropped} held messages.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected uncertain messages as sent (the recipient got them)")
+    def mark_uncertain_sent(self, request: HttpRequest, queryset: QuerySet) -> None:
+        uncertain = queryset.filter(status=Delivery.Status.UNCERTAIN).values_list("pk", flat=True)
+        by = request.user.get_username()
+        marked = sum(resolve_uncertain(pk, "mark_sent", by=by) for pk in uncertain)
+        self.message_user(
+            request,
+            f"Marked {marked} uncertain messages as sent. To send one again (it may arrive twice), use its run page.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(ProcessHeartbeat)
+class ProcessHeartbeatAdmin(HistoryAdmin):
+    """Which Procfile processes are alive: a row per process, its last beat, and whether it is overdue."""
+
+    list_display = ["name", "kind", "host", "pid", "started_at", "beat_at", "alive", "stopped_at"]
+    list_filter = ["kind", "host"]
+    ordering = ["kind", "-beat_at"]
+
+    @admin.display(boolean=True, description="Alive")
+    def alive(self, heartbeat: ProcessHeartbeat) -> bool:
+        age = (clock.now() - heartbeat.beat_at).total_seconds()
+        return heartbeat.stopped_at is None and age <= settings.WORKER_LEASE_SECONDS

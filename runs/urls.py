@@ -17,6 +17,7 @@ urlpatterns = [
     path("activity/runs/<int:run_id>/replay/", actions.replay, name="replay_run"),
     path("activity/runs/<int:run_id>/skip-waits/", actions.skip_waits, name="skip_waits"),
     path("activity/messages/release/", actions.release, name="release_messages"),
+    path("activity/messages/<int:delivery_id>/resolve/", actions.resolve, name="resolve_uncertain"),
     path("activity/messages/discard/", actions.discard, name="discard_messages"),
     path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),
     path("steps/<int:step_id>/preview/", preview.step_preview, name="step_preview"),

@@ -17,7 +17,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from runs.engine import cancel_run, clock, discard_delivery, release_delivery, replay_run, retry_execution
+from runs.engine import (
+    cancel_run,
+    clock,
+    discard_delivery,
+    release_delivery,
+    replay_run,
+    resolve_uncertain,
+    retry_execution,
+)
 from runs.engine.enqueue import schedule_next
 from runs.models import Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
@@ -55,6 +63,13 @@ def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
     if not execution.run.is_test and not may_send_live(request):
         return live_sending_refused("retry a live run's step")
     label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
+    uncertain = Delivery.objects.filter(step_execution=execution, status=Delivery.Status.UNCERTAIN)
+    if uncertain.exists() and request.POST.get("confirm") != "yes":
+        messages.error(
+            request,
+            f"The message of {label} is uncertain: use “Send again” (it may arrive twice) or “Mark as sent”.",
+        )
+        return back(request, reverse("runs:run_detail", args=[execution.run_id]))
     if retry_execution(execution):
         record_for(request, "execution.retried", execution, label=label, run=execution.run_id)
         messages.success(request, f"Retrying {label} now.")
@@ -181,3 +196,31 @@ def discard(request: HttpRequest) -> HttpResponse:
     record_bulk(request.tenant, request.user, "messages.discarded", dropped)
     messages.success(request, f"Discarded {len(dropped)} held message{'s' if len(dropped) != 1 else ''}.")
     return back(request, reverse("runs:message_list"))
+
+
+@require_POST
+@login_required
+def resolve(request: HttpRequest, delivery_id: int) -> HttpResponse:
+    """An uncertain message: mark it as sent, or (confirmed: it may arrive twice) send it again."""
+    delivery = get_for_tenant_or_404(Delivery.objects.select_related("run"), request.tenant, pk=delivery_id)
+    default = reverse("runs:run_detail", args=[delivery.run_id])
+    if not delivery.run.is_test and not may_send_live(request):
+        return live_sending_refused("resolve a live run's uncertain message")
+    action = request.POST.get("action", "")
+    if action not in ("mark_sent", "resend"):
+        messages.error(request, "Choose “Mark as sent” or “Send again”.")
+        return back(request, default)
+    if action == "resend" and request.POST.get("confirm") != "yes":
+        messages.error(
+            request,
+            "Sending again may deliver the message twice: tick “I understand it may be a duplicate” first.",
+        )
+        return back(request, default)
+    label = f"the {delivery.channel} message to {delivery.recipient or 'its receiver'}"
+    if not resolve_uncertain(delivery.pk, action, tenant=request.tenant, by=request.user.get_username()):
+        messages.error(request, f"{label[0].upper()}{label[1:]} is no longer uncertain; nothing was changed.")
+    elif action == "mark_sent":
+        messages.success(request, f"Marked {label} as sent; the run goes on from there.")
+    else:
+        messages.success(request, f"Sending {label} again now.")
+    return back(request, default)

@@ -18,6 +18,7 @@ from runs.engine import clock
 from runs.models import Run
 from runs.views.presenting import run_duration
 from runs.views.tree import TreeFilter, build_tree, step_states
+from runs.views.uncertain import message_summary
 from tenants.scoping import get_for_tenant_or_404
 
 POLL_SECONDS = 2
@@ -70,6 +71,7 @@ def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict]) -
         "tree": build_tree(run, wanted, now, states),
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
+        **message_summary(run),
     }
 
 

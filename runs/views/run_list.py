@@ -17,7 +17,8 @@ from runs.views.presenting import run_duration
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
-COUNTED = [*StepExecution.Status.values, RETRYING]
+UNCERTAIN = "uncertain"
+COUNTED = [*StepExecution.Status.values, RETRYING, UNCERTAIN]
 
 
 def retrying_executions() -> QuerySet:
@@ -68,6 +69,20 @@ def execution_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
         if row["status"] == StepExecution.Status.PENDING and row["retrying"]:
             counts[row["run_id"]][RETRYING] = row["retrying"]
             counts[row["run_id"]][row["status"]] = row["n"] - row["retrying"]
+    # An execution that failed because its message is uncertain is counted as uncertain, not failed:
+    # it needs a person's decision, not a fix.
+    uncertain = (
+        Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.UNCERTAIN)
+        .values("run_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in uncertain:
+        by_status = counts[row["run_id"]]
+        by_status[UNCERTAIN] = row["n"]
+        by_status[StepExecution.Status.FAILED] = max(
+            0, by_status.get(StepExecution.Status.FAILED, 0) - row["n"]
+        )
     return counts
 
 

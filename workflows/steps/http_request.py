@@ -4,6 +4,10 @@ Every request carries `Idempotency-Key: rowbell-exec-<execution id>`, the same o
 receiver that honours it never acts twice. In the body, write values with `tojson`
 (`{"name": {{ item.name|tojson }}}`) so that quotes in data cannot break the JSON. Header values are
 stripped of CR/LF. Headers whose names look secret are masked in the stored Delivery content.
+
+`resend_uncertain` (off by default): a request whose worker died between sending it and recording the
+answer is `uncertain`. Email and Slack never resend those on their own; an HTTP step whose receiver
+honours `Idempotency-Key` may opt in, and the engine then sends it again with the same key.
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ class HttpRequest(SendKind):
         Field("headers", "Headers", widget="json", help='{"Authorization": "Bearer ..."}'),
         Field("body", "JSON body", widget="template", help='e.g. {"email": {{ item.email|tojson }}}'),
         Field("response", "Response", widget="select", choices=RESPONSE_CHOICES, default="keep"),
+        Field(
+            "resend_uncertain",
+            "Resend uncertain requests",
+            widget="checkbox",
+            help="Only if the receiver honours Idempotency-Key: a request a stopped worker may or may not have "
+            "sent is then sent again automatically, with the same key, instead of waiting for a person.",
+        ),
         *RETRY_FIELDS,
     )
 
@@ -76,6 +87,13 @@ class HttpRequest(SendKind):
         if response not in dict(RESPONSE_CHOICES):
             errors["response"] = "Choose keep, replace or merge."
         cleaned["response"] = response
+        resend = config.get("resend_uncertain", False)
+        if resend in ("", None):
+            resend = False
+        if not isinstance(resend, bool):
+            errors["resend_uncertain"] = "Resend uncertain requests must be true or false."
+        elif resend:
+            cleaned["resend_uncertain"] = True
         clean_retry(config, errors, cleaned)
         if errors:
             raise ConfigError(errors)
@@ -102,6 +120,9 @@ class HttpRequest(SendKind):
         transport = {"method": config.get("method", "POST"), "url": url, "headers": headers, "body": body}
         shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
         return {**transport, "headers": shown}, transport
+
+    def resends_uncertain(self, config: dict[str, Any]) -> bool:
+        return bool(config.get("resend_uncertain"))
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
