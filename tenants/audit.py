@@ -31,6 +31,15 @@ ACTIONS: dict[str, str] = {
     "datasource.created": "Added a data source",
     "datasource.changed": "Changed a data source",
     "datasource.deleted": "Deleted a data source",
+    "topic.created": "Added an email topic",
+    "topic.changed": "Changed an email topic",
+    "topic.deleted": "Deleted an email topic",
+    "layout.created": "Added an email layout",
+    "layout.changed": "Changed an email layout",
+    "layout.deleted": "Deleted an email layout",
+    "suppression.added": "Suppressed an email address",
+    "suppression.removed": "Removed an address from the suppression list",
+    "suppression.imported": "Imported suppressed addresses",
 }
 
 

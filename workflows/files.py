@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from consent.models import EmailLayout, Topic
 from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, publish
@@ -43,11 +44,15 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
     sources = dict(DataSource.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
+    named = {field: _names(model, workflow.tenant_id) for field, model in NAMED_BY_NAME.items()}
 
     def node(step: Step) -> dict[str, Any]:
         config = dict(step.config)
         if step.kind == "data_query" and config.get("datasource") in sources:
             config["datasource"] = {"name": sources[config["datasource"]]}
+        for field, names in named.items():
+            if step.kind == "send_email" and config.get(field) in names:
+                config[field] = {"name": names[config[field]]}
         return {
             "key": str(step.key),
             "kind": step.kind,
@@ -104,11 +109,42 @@ def import_workflow(
     return workflow
 
 
+# Email step fields that name a tenant's row: exported as {"name": ...}, imported by that name.
+NAMED_BY_NAME = {"topic": Topic, "layout": EmailLayout}
+
+
+def _names(model, tenant_id: int) -> dict[int, str]:
+    return dict(model.objects.filter(tenant_id=tenant_id).values_list("pk", "name"))
+
+
+def _resolve_named(config: dict[str, Any], tenant_id: int) -> dict[str, str]:
+    """Replace {"name": ...} topics and layouts with this tenant's ids; errors name what is missing."""
+    errors = {}
+    for field, model in NAMED_BY_NAME.items():
+        value = config.get(field)
+        if isinstance(value, dict):
+            name = value.get("name")
+            pk = model.objects.filter(tenant_id=tenant_id, name=name).values_list("pk", flat=True).first()
+            if pk is None:
+                what = model._meta.verbose_name
+                errors[field] = f"This tenant has no {what} named “{name}”; create it first."
+            else:
+                config[field] = pk
+        elif isinstance(value, int) and not model.objects.filter(tenant_id=tenant_id, pk=value).exists():
+            errors[field] = (
+                f'Name the {model._meta.verbose_name} as {{"name": ...}}; ids of other workspaces are refused.'
+            )
+    return errors
+
+
 def _add(node, draft, parent, position, path, sources, errors) -> None:
     if not isinstance(node, dict) or not isinstance(node.get("kind"), str):
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
     config = dict(node.get("config") or {})
+    if named_errors := _resolve_named(config, draft.tenant_id):
+        errors[path] = named_errors
+        return
     source = config.get("datasource")
     if isinstance(source, dict):
         name = source.get("name")

@@ -1,7 +1,9 @@
 """Email over SMTP with Django's mail machinery, one connection reused for a whole batch.
 
-Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional)}.
-SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason.
+Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional),
+"headers": {name: value} (optional, e.g. List-Unsubscribe)}.
+SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. A 5xx
+answer to RCPT names the refused address (`ChannelError.refused_address`): the engine suppresses it.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class EmailChannel(Channel):
             headers={
                 "Message-ID": make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN),
                 **({"X-Rowbell-Key": idempotency_key} if idempotency_key else {}),
+                **_clean_headers(message.get("headers") or {}),
             },
             connection=self.connection,
         )
@@ -111,8 +114,11 @@ class EmailChannel(Channel):
         try:
             yield
         except smtplib.SMTPRecipientsRefused as exc:
-            code, reason = next(iter(exc.recipients.values()))
-            raise _smtp_error(code, reason) from exc
+            address, (code, reason) = next(iter(exc.recipients.items()))
+            error = _smtp_error(code, reason)
+            if error.permanent:
+                error.refused_address = address
+            raise error from exc
         except smtplib.SMTPResponseException as exc:
             self._drop_connection_unless_alive(exc.smtp_code)
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
@@ -129,6 +135,14 @@ class EmailChannel(Channel):
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:
     text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
     return ChannelError(f"The mail server answered {code} {text}", permanent=not (400 <= code < 500))
+
+
+def _clean_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Extra headers without CR or LF (no header injection), whatever built them."""
+    return {
+        str(name).replace("\r", "").replace("\n", ""): str(value).replace("\r", " ").replace("\n", " ")
+        for name, value in headers.items()
+    }
 
 
 def _reset(smtp: smtplib.SMTP) -> None:

@@ -33,7 +33,7 @@ from runs.engine import clock
 
 INSERT = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
-    " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', '', %s) RETURNING id"
+    " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s) RETURNING id"
 )
 MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 
@@ -70,6 +70,7 @@ class DeliveryLedger:
         recipient: str,
         status: str,
         content: dict[str, Any],
+        error: str = "",
     ) -> tuple[str, list[Any], tuple[str, Any, int] | None]:
         params = [
             tenant_id,
@@ -79,6 +80,7 @@ class DeliveryLedger:
             recipient[:500],
             status,
             json.dumps(content, cls=DjangoJSONEncoder),
+            error,
             clock.now(),
         ]
         if self.unmarked is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import QueryDict
 
+from consent.choices import consent_options
 from integrations.datasources import DataSourceUnavailable, list_columns, list_tables
 from integrations.models import DataSource
 from workflows.models import Step
@@ -107,8 +108,10 @@ def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:
             errors[spec.name] = "Enter a number."
             return raw
         return int(number) if number.is_integer() else number
-    if spec.widget == "datasource":
+    if spec.widget in ("datasource", "topic"):
         return int(raw) if raw.isdigit() else None
+    if spec.widget == "layout":
+        return int(raw) if raw.isdigit() else (raw if raw == "none" else None)
     if spec.widget == "json":
         if not raw.strip():
             return None
@@ -139,6 +142,8 @@ def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
         if spec.widget == "datasource":
             sources = DataSource.objects.for_tenant(tenant).order_by("name")
             item.options = [(str(s.pk), s.name) for s in sources]
+        elif spec.widget in ("topic", "layout"):
+            item.options = consent_options(spec.widget, tenant)
         elif spec.widget in ("table", "columns"):
             _introspect(item, tenant, config)
         bound.append(item)
