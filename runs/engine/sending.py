@@ -160,11 +160,11 @@ def skipped(
 ) -> list[dict[str, Any]]:
     """A message that must not be sent: a `skipped` Delivery with the reason; the execution succeeds."""
     recipient, reason = skip
-    prefix = "Would be skipped" if ctx.run.is_test else "Skipped"
+    said = f"{'Would be skipped' if ctx.run.is_test else 'Skipped'}: {reason}"
     fields = {
-        **_fields(ctx, kind, execution, {"to": recipient, "skipped": reason}, Delivery.Status.SKIPPED),
+        **_fields(ctx, kind, execution, {"to": recipient, "skipped": said}, Delivery.Status.SKIPPED),
         "recipient": recipient,
-        "error": f"{prefix}: {reason}",
+        "error": said,
     }
     try:
         ledger.create(**fields)

@@ -18,7 +18,9 @@ from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
 UNCERTAIN = "uncertain"
-COUNTED = [*StepExecution.Status.values, RETRYING, UNCERTAIN]
+SKIPPED = "skipped"
+# (dict.fromkeys: an execution status of the same name is counted once.)
+COUNTED = list(dict.fromkeys([*StepExecution.Status.values, RETRYING, UNCERTAIN, SKIPPED]))
 
 
 def retrying_executions() -> QuerySet:
@@ -71,18 +73,27 @@ def execution_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
             counts[row["run_id"]][row["status"]] = row["n"] - row["retrying"]
     # An execution that failed because its message is uncertain is counted as uncertain, not failed:
     # it needs a person's decision, not a fix.
-    uncertain = (
-        Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.UNCERTAIN)
-        .values("run_id")
+    # Likewise a send that was skipped (recipient suppressed or unsubscribed) succeeded, but sent nothing:
+    # it is counted as skipped, not succeeded.
+    set_aside = (
+        Delivery.objects.filter(
+            run_id__in=run_ids, status__in=(Delivery.Status.UNCERTAIN, Delivery.Status.SKIPPED)
+        )
+        .values("run_id", "status")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for row in uncertain:
+    for row in set_aside:
         by_status = counts[row["run_id"]]
-        by_status[UNCERTAIN] = row["n"]
-        by_status[StepExecution.Status.FAILED] = max(
-            0, by_status.get(StepExecution.Status.FAILED, 0) - row["n"]
-        )
+        if row["status"] == Delivery.Status.UNCERTAIN:
+            by_status[UNCERTAIN] = row["n"]
+            moved_from = StepExecution.Status.FAILED
+        else:
+            by_status[SKIPPED] = by_status.get(SKIPPED, 0) + row["n"]
+            moved_from = StepExecution.Status.SUCCEEDED
+        by_status[moved_from] = max(0, by_status.get(moved_from, 0) - row["n"])
+        if not by_status[moved_from]:
+            del by_status[moved_from]
     return counts
 
 

@@ -167,7 +167,9 @@ def test_a_tampered_link_gets_a_clear_page_not_a_500(engine, tenant_a, tips, man
             assert response.status_code == 400, (method, base, token)
             assert "This link is not valid" in response.content.decode()
     one = Client().post(
-        f"/email/unsubscribe/{token}/", "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+        f"/email/unsubscribe/{token}/",
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
     )
     assert one.status_code == 400
     assert not Unsubscribe.objects.exists()

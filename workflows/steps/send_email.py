@@ -99,13 +99,14 @@ class SendEmail(SendKind):
             validate_email(to)
         except ValidationError:
             raise StepFailed(f"To: “{to}” is not an email address.", permanent=True) from None
+        subject = rendered("Subject", render_header, config["subject"], context)
         headers = consent.unsubscribe_headers(ctx, to, context)
         body_html = rendered("HTML body", render, config.get("html") or "", context, html=True)
         html = rendered("Layout", consent.compose_html, ctx, body_html, context)
         text = rendered("Text body", render, config.get("text") or "", context)
         content = {
             "to": to,
-            "subject": rendered("Subject", render_header, config["subject"], context),
+            "subject": subject,
             "text": text or consent.html_to_text(html),
             "html": html,
         }
