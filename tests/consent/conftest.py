@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consent.models import Topic
+from tests.api.conftest import api, api_key, outsider_api  # noqa: F401 (fixtures)
 from tests.engine.conftest import clock, engine, smtp  # noqa: F401 (fixtures)
 
 

@@ -12,7 +12,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from consent.models import EmailLayout, Suppression, Topic
 from consent.suppression import import_csv
 from tenants.models import AuditEvent
-from tests.api.conftest import api, api_key, outsider_api  # noqa: F401 (fixtures)
 from tests.engine.conftest import build_workflow, email, webhook
 from workflows.files import WorkflowFileError, export_workflow, import_workflow
 from workflows.steps import ConfigError, get_kind
