@@ -90,6 +90,10 @@ def run(n: int, sink: Sink, customer_url: str) -> None:
     from tests.engine.conftest import build_workflow, email, query, webhook, work
 
     call_command("migrate", verbosity=0)
+    from collections import deque
+
+    connection.queries_limit = 10_000_000  # Django keeps the last 9,000 by default: count them all
+    connection.queries_log = deque(maxlen=connection.queries_limit)
     django_rq.get_connection("default").flushdb()
     tenant = Tenant.objects.create(name="Bench", slug="bench")
     tips = Topic.objects.create(tenant=tenant, name="Tips")
