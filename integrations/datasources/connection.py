@@ -66,19 +66,25 @@ def connect(
     autocommit: bool = False,
     application_name: str = "rowbell",
     statement_timeout: float | None = None,
+    read_only: bool = False,
 ) -> psycopg.Connection:
     """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason.
 
-    `statement_timeout` (seconds) makes the server cancel any statement that runs longer.
+    `statement_timeout` (seconds) makes the server cancel any statement that runs longer; `read_only`
+    makes every transaction of the session read-only (default_transaction_read_only), for connections
+    that only look (introspection).
     """
     url = datasource.connection_url or ""
     if not url.startswith(("postgres://", "postgresql://")):
         raise DataSourceUnavailable(
             "The connection URL cannot be used: write it as postgresql://user:password@host:5432/dbname."
         )
-    server_settings = {}
+    options = []
     if statement_timeout:
-        server_settings["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+        options.append(f"-c statement_timeout={round(statement_timeout * 1000)}")
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    server_settings = {"options": " ".join(options)} if options else {}
     try:
         return psycopg.connect(
             url,

@@ -176,15 +176,18 @@ def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce)
             "succeeded", output=items[0] if len(items) == 1 else {"items": len(items)}, items=len(items)
         )
     except StepFailed as exc:
-        return failure(ctx, execution, exc.message, permanent=exc.permanent)
+        return failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         message = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
         return failure(ctx, execution, message, permanent=False)
 
 
-def failure(ctx: StepContext, execution: StepExecution, message: str, permanent: bool) -> Outcome:
-    limit = max_attempts(ctx.step.config)
+def failure(
+    ctx: StepContext, execution: StepExecution, message: str, permanent: bool, limit: int | None = None
+) -> Outcome:
+    """Failed for good (permanent, or out of attempts: the step's, or `limit` when lower), else retried."""
+    limit = min(max_attempts(ctx.step.config), limit or max_attempts(ctx.step.config))
     if permanent or execution.attempts >= limit:
         suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
         return Outcome("failed", error=message + suffix)

@@ -47,7 +47,7 @@ class DataQuery(StepKind):
         return {"mode": "fanout", "key_column": "id", "sql": ""}
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        from integrations.query import placeholders
+        from integrations.query import QueryError, check_tenant_sql, parametrized, placeholders
         from workflows.templating import validate_expression
 
         errors: dict[str, str] = {}
@@ -68,6 +68,11 @@ class DataQuery(StepKind):
                 problem = validate_expression(expression)
                 if problem:
                     errors["sql"] = f"The placeholder {{{{ {expression} }}}} is not valid: {problem.message}"
+            if "sql" not in errors:
+                try:
+                    check_tenant_sql(parametrized(sql.strip().rstrip(";")))
+                except QueryError as exc:
+                    errors["sql"] = exc.message
             cleaned["sql"] = sql.strip().rstrip(";").strip()
         mode = config.get("mode", "fanout")
         if mode not in dict(MODES):
@@ -92,7 +97,9 @@ class DataQuery(StepKind):
                 return FanOut(_keyed(_checked(rows), config.get("key_column") or "id"), {"mode": "fanout"})
             rows = fetch_rows(conn, sql, params)
         except QueryError as exc:
-            raise StepFailed(f"Data query: {exc.message}", permanent=exc.permanent) from exc
+            raise StepFailed(
+                f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
+            ) from exc
         if not rows:
             return []
         if config.get("mode") == "first":
@@ -106,7 +113,9 @@ def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     try:
         yield from rows
     except QueryError as exc:
-        raise StepFailed(f"Data query: {exc.message}", permanent=exc.permanent) from exc
+        raise StepFailed(
+            f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
+        ) from exc
 
 
 def _keyed(rows: Iterator[dict[str, Any]], key_column: str) -> Iterator[tuple[str, dict[str, Any]]]:
