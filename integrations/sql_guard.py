@@ -116,11 +116,11 @@ class _Inspector(Visitor):
     def visit(self, ancestors, node) -> None:
         if isinstance(node, ast.SelectStmt):
             if node.intoClause is not None:
-                raise UnsafeQuery("SELECT INTO creates a table; a data query only reads. Remove INTO.")
+                raise UnsafeQuery("Data queries are read-only: SELECT INTO creates a table. Remove INTO.")
             if node.lockingClause:
-                raise UnsafeQuery("FOR UPDATE / FOR SHARE lock rows; a data query only reads. Remove it.")
+                raise UnsafeQuery("Data queries are read-only: FOR UPDATE / FOR SHARE lock rows. Remove it.")
         elif isinstance(node, ast.IntoClause):
-            raise UnsafeQuery("SELECT INTO creates a table; a data query only reads. Remove INTO.")
+            raise UnsafeQuery("Data queries are read-only: SELECT INTO creates a table. Remove INTO.")
         elif type(node).__name__.endswith("Stmt") and not isinstance(node, ast.RawStmt):
             raise UnsafeQuery(
                 f"Data queries are read-only: {_statement_name(node)} (in a WITH clause or subquery) is not "
