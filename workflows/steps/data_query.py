@@ -6,8 +6,10 @@ Modes:
   server-side cursor, so the steps below run once per row;
 - `first`: the first row's columns are merged into the item;
 - `all`: the rows are put into the item under `into` (default `rows`).
-Zero rows ends the path in every mode. A fan-out past DATA_QUERY_MAX_ROWS fails the step with a clear
-error; the items already read (written in chunks as they stream) still run, so narrow the query.
+Zero rows ends the path in every mode. A fan-out over DATA_QUERY_MAX_ROWS creates nothing: the rows
+are counted (up to the cap + 1) before the first item is made, and the step fails with the reason. Rows
+that outgrow their count (volatile SQL) are read up to the cap and no further; the error then says how
+many items were made. A statement timeout is retried once, then fails (docs/security.md).
 """
 
 from __future__ import annotations
