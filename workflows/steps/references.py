@@ -13,7 +13,8 @@ from typing import Any
 from integrations.models import DataSource
 from workflows.steps import ConfigError, get_kind
 
-NOT_HERE = "Data source {value} does not exist in this workspace: choose one of yours."
+# The words database_trigger.on_publish uses for a data source deleted since.
+NOT_HERE = "This data source does not exist (any more): choose another one."
 
 
 def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dict[str, str]:
@@ -29,7 +30,7 @@ def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dic
             continue
         pk = _int(value)
         if pk is None or not DataSource.objects.filter(tenant_id=tenant_id, pk=pk).exists():
-            problems[spec.name] = NOT_HERE.format(value=value)
+            problems[spec.name] = NOT_HERE
     return problems
 
 
