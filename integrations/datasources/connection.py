@@ -11,6 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
+from integrations.datasources.privileges import role_risk
+
 MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
 CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOUT
 # A host that vanishes mid-conversation (a firewall starts dropping packets, the machine dies) sends no
@@ -37,6 +39,7 @@ class ConnectionCheck:
     message: str
     problems: list[str] = field(default_factory=list)
     server_version: str = ""
+    role_warnings: list[str] = field(default_factory=list)  # privileges.RoleRisk.warnings
 
 
 def same_database(first_url: str, second_url: str) -> bool:
@@ -179,14 +182,21 @@ def _check_server(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> Co
         )
         return ConnectionCheck(ok=False, message=message, problems=[message], server_version=version)
     problems = _missing_grants(conn, tables)
+    role_warnings = role_risk(conn).warnings
     if problems:
         return ConnectionCheck(
             ok=False,
             message="Connected, but Rowbell's role is missing grants: " + " ".join(problems),
             problems=problems,
             server_version=version,
+            role_warnings=role_warnings,
         )
-    return ConnectionCheck(ok=True, message=f"Connected to PostgreSQL {version}.", server_version=version)
+    return ConnectionCheck(
+        ok=True,
+        message=f"Connected to PostgreSQL {version}.",
+        server_version=version,
+        role_warnings=role_warnings,
+    )
 
 
 def _missing_grants(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> list[str]:
