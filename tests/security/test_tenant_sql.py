@@ -327,3 +327,38 @@ def test_the_parser_refuses_what_must_never_be_sent(sql):
     with pytest.raises(UnsafeQuery) as caught:
         check_select(sql)
     assert_clear(caught.value.message, sql)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("schema", "table", "search"),
+    [
+        ("app", "users", "'); delete from app.users; --"),
+        ("app", 'users"; delete from app.users; --', ""),
+        ("app; commit; delete from app.users; --", "users", ""),
+    ],
+)
+def test_live_and_sample_rows_keep_names_quoted_and_search_bound(
+    member_client, tenant_a, source, customer, tag, schema, table, search
+):
+    """The test page's live rows (and the sample item built from the table's columns) use the trigger's
+    schema and table, typed by the member, as quoted identifiers, and the search text as a parameter."""
+    before = state(customer, tag)
+    workflow = Workflow.objects.create(tenant=tenant_a, name="Signups")
+    draft = get_or_create_draft(workflow)
+    Step.objects.create(
+        tenant=tenant_a,
+        version=draft,
+        kind="database_trigger",
+        config={"datasource": source.pk, "schema": schema, "table": table, "operations": ["insert"]},
+    )
+    response = member_client.get(f"/workflows/{workflow.pk}/test/", {"search": search})
+    assert response.status_code == 200
+    page = html.unescape(response.content.decode())
+    if table == "users" and schema == "app":
+        assert "ada@example.com" not in page  # the search matched no row: it was data, not SQL
+        found = member_client.get(f"/workflows/{workflow.pk}/test/", {"search": "ada@"}).content.decode()
+        assert "ada@example.com" in found and "bob@example.com" not in found
+    else:
+        assert "Cannot read" in page and "does not exist" in page
+    assert state(customer, tag) == before
