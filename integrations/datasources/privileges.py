@@ -65,9 +65,9 @@ class RoleRisk:
             found.append(f"“{self.role}” can change rows of your tables ({shown}{more}).")
         if self.memberships:
             found.append(f"“{self.role}” is a member of {', '.join(self.memberships)}.")
-        if self.creates_roles_or_databases:
+        if self.creates_roles_or_databases and not self.superuser:
             found.append(f"“{self.role}” can create roles or databases.")
-        if self.bypasses_row_security:
+        if self.bypasses_row_security and not self.superuser:
             found.append(f"“{self.role}” bypasses row-level security.")
         return found
 

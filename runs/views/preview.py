@@ -90,8 +90,8 @@ def query_preview(ctx: StepContext, item: dict[str, Any]) -> tuple[list[dict[str
     sql, params = compile_sql(ctx.step.config["sql"], {"item": item, "run": ctx.run_context})
     check_tenant_sql(sql)
     conn = ctx.query_connection(ctx.step.config["datasource"])
-    total = fetch_rows(conn, f"SELECT count(*) AS total FROM ({sql}) AS preview", params)[0]["total"]
-    rows = fetch_rows(conn, f"SELECT * FROM ({sql}) AS preview LIMIT {PREVIEW_ROWS}", params)
+    total = fetch_rows(conn, f"SELECT count(*) AS total FROM ({sql}\n) AS preview", params)[0]["total"]
+    rows = fetch_rows(conn, f"SELECT * FROM ({sql}\n) AS preview LIMIT {PREVIEW_ROWS}", params)
     return rows, total
 
 

@@ -14,6 +14,7 @@ import pytest
 from integrations.datasources import test_connection
 from integrations.models import DataSource
 from tenants.models import Role
+from tests.builder.conftest import page  # noqa: F401 (fixture)
 from tests.conftest import PASSWORD, make_user
 from tests.triggers.conftest import customer_db  # noqa: F401 (fixture)
 from tests.triggers.test_datasources import least_privilege  # noqa: F401 (fixture)
@@ -36,11 +37,11 @@ def role_fragment(client, source: DataSource) -> str:
 def test_a_superuser_connection_is_named_as_such_with_the_reason(client, tenant_a, customer_db):  # noqa: F811
     source = DataSource.objects.create(tenant=tenant_a, name="As postgres", connection_url=customer_db)
     owner = signed_in(client, tenant_a, "olivia", Role.OWNER)
-    page = html.unescape(owner.post(f"/datasources/{source.pk}/test/").content.decode())
-    assert "Connected to PostgreSQL" in page
-    assert "“postgres” is a superuser" in page
-    assert "“postgres” can change rows of your tables (public.orders, public.signups)" in page
-    assert "the real boundary" in page and "setup SQL" in page
+    answer = html.unescape(owner.post(f"/datasources/{source.pk}/test/").content.decode())
+    assert "Connected to PostgreSQL" in answer
+    assert "“postgres” is a superuser" in answer
+    assert "“postgres” can change rows of your tables (public.orders, public.signups)" in answer
+    assert "the real boundary" in answer and "setup SQL" in answer
     detail = owner.get(f"/datasources/{source.pk}/").content.decode()
     assert f'hx-get="/datasources/{source.pk}/role/"' in detail
     client.logout()
@@ -83,3 +84,30 @@ def test_an_unreachable_database_shows_no_role_warning(client, tenant_a):
     )
     member = signed_in(client, tenant_a, "max", Role.MEMBER)
     assert role_fragment(member, source).strip() == ""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_data_source_page_shows_the_warning_in_a_browser(live_server, page, owner, tenant_a, customer_db):  # noqa: F811
+    """Headless Chromium; screenshot: docs/screenshots/datasource-role-warning.png."""
+    from pathlib import Path
+
+    from playwright.sync_api import expect
+
+    from tests.builder.test_browser_errors import sign_in
+
+    source = DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=customer_db)
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/datasources/{source.pk}/")
+    warning = page.locator("#role .role-warning")
+    expect(warning).to_contain_text("This connection has more power than Rowbell needs.")
+    expect(warning).to_contain_text("“postgres” is a superuser.")
+    expect(warning).to_contain_text("the real boundary")
+    expect(page.locator("#tables")).to_contain_text("public.orders")
+    page.screenshot(
+        path=Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "datasource-role-warning.png"
+    )
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#check")).to_contain_text("Connected to PostgreSQL")
+    expect(page.locator(".role-warning")).to_have_count(1)  # the check's answer replaced the block
+    expect(warning).to_contain_text("can change rows of your tables")
