@@ -115,11 +115,16 @@ def state(url: str, tag: str) -> dict:
             "large_objects": one("SELECT count(*) FROM pg_largeobject_metadata"),
             "roles": one(f"SELECT rolname FROM pg_roles WHERE rolname LIKE 'rowbell_pwned_{tag}%'"),
             "role_settings": one(
-                "SELECT setdatabase, setrole, setconfig FROM pg_db_role_setting ORDER BY 1, 2"
+                "SELECT setdatabase, setrole, setconfig FROM pg_db_role_setting "
+                "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "OR setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY 1, 2"
             ),
             "files": sorted(str(p) for p in Path("/tmp").glob(f"rowbell-pwned-{tag}*")),
             "victim_alive": one(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{VICTIM}'"),
-            "advisory_locks": one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+            "advisory_locks": one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
         }
 
 
