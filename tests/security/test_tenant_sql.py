@@ -10,6 +10,7 @@ files, roles, settings, other sessions.
 from __future__ import annotations
 
 import html
+import re
 import uuid
 from pathlib import Path
 
@@ -367,3 +368,22 @@ def test_live_and_sample_rows_keep_names_quoted_and_search_bound(
     else:
         assert "Cannot read" in page and "does not exist" in page
     assert state(customer, tag) == before
+
+
+def test_no_module_but_the_gate_runs_statements_on_a_query_connection():
+    """The describe hole was a module that opened the query connection and ran its own cursor. Modules
+    that take a connection from integrations.query may pass it on to the gate's functions, never run
+    SQL on it themselves."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    apps = ("config", "tenants", "workflows", "runs", "integrations")
+    for path in (p for app in apps for p in (root / app).rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative == "integrations/query.py":
+            continue
+        text = path.read_text()
+        if re.search(r"from integrations\.query import [^\n]*\bconnect\b", text) and re.search(
+            r"\.(execute|cursor|executemany|copy|pipeline)\(", text
+        ):
+            offenders.append(relative)
+    assert offenders == []
