@@ -183,7 +183,7 @@ def stream_rows(
 def _count_up_to(cur: psycopg.ServerCursor, sql: str, params: list[Any], max_rows: int) -> bool:
     """Whether the query has more than `max_rows` rows (reads at most max_rows + 1 of them)."""
     counting = f"SELECT count(*) AS n FROM (SELECT 1 FROM ({sql}\n) AS q LIMIT {int(max_rows) + 1}) AS c"
-    check_select(counting)
+    check_tenant_sql(counting)  # `sql` passed already; the wrapped text is checked like any other
     with cur.connection.cursor(name="rowbell_count", row_factory=dict_row) as counter:
         counter.execute(counting, params)
         return counter.fetchone()["n"] > max_rows
