@@ -13,6 +13,7 @@ urlpatterns = [
     path("datasources/<int:datasource_id>/edit/", views.datasource_edit, name="datasource_edit"),
     path("datasources/<int:datasource_id>/test/", views.datasource_test, name="datasource_test"),
     path("datasources/<int:datasource_id>/tables/", views.datasource_tables, name="datasource_tables"),
+    path("datasources/<int:datasource_id>/role/", views.datasource_role, name="datasource_role"),
     path("datasources/<int:datasource_id>/columns/", views.datasource_columns, name="datasource_columns"),
     path("datasources/<int:datasource_id>/delete/", views.datasource_delete, name="datasource_delete"),
 ]

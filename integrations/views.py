@@ -27,6 +27,7 @@ from integrations.datasources import (
     test_connection,
     triggers_up_to_date,
 )
+from integrations.datasources.privileges import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only
@@ -261,6 +262,17 @@ def datasource_tables(request: HttpRequest, datasource_id: int) -> HttpResponse:
     except DataSourceUnavailable as exc:
         tables, error = [], str(exc)
     return render(request, "integrations/_tables.html", {"source": source, "tables": tables, "error": error})
+
+
+@login_required
+def datasource_role(request: HttpRequest, datasource_id: int) -> HttpResponse:
+    """The warning block when the role can do more than Rowbell needs (empty when it cannot, or when the
+    database cannot be reached: the connection check says why)."""
+    source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
+    risk = check_role(source)
+    return render(
+        request, "integrations/_role_warning.html", {"role_warnings": risk.warnings if risk else []}
+    )
 
 
 @login_required

@@ -16,6 +16,7 @@ from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.references import foreign_references
 
 FORMAT = "rowbell.workflow/1"
 
@@ -121,6 +122,11 @@ def _add(node, draft, parent, position, path, sources, errors) -> None:
         cleaned = kind.validate(config)
     except ConfigError as exc:
         errors[path] = exc.errors
+        return
+    foreign = foreign_references(draft.tenant_id, node["kind"], cleaned)
+    if foreign:
+        label = str(node.get("name") or node["kind"])
+        errors[path] = {field: f"Step “{label}”: {message}" for field, message in foreign.items()}
         return
     if (parent is None) != kind.is_trigger:
         errors[path] = {

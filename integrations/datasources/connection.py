@@ -11,6 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
+from integrations.datasources.privileges import role_risk
+
 MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
 CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOUT
 # A host that vanishes mid-conversation (a firewall starts dropping packets, the machine dies) sends no
@@ -37,6 +39,7 @@ class ConnectionCheck:
     message: str
     problems: list[str] = field(default_factory=list)
     server_version: str = ""
+    role_warnings: list[str] = field(default_factory=list)  # privileges.RoleRisk.warnings
 
 
 def same_database(first_url: str, second_url: str) -> bool:
@@ -66,19 +69,25 @@ def connect(
     autocommit: bool = False,
     application_name: str = "rowbell",
     statement_timeout: float | None = None,
+    read_only: bool = False,
 ) -> psycopg.Connection:
     """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason.
 
-    `statement_timeout` (seconds) makes the server cancel any statement that runs longer.
+    `statement_timeout` (seconds) makes the server cancel any statement that runs longer; `read_only`
+    makes every transaction of the session read-only (default_transaction_read_only), for connections
+    that only look (introspection).
     """
     url = datasource.connection_url or ""
     if not url.startswith(("postgres://", "postgresql://")):
         raise DataSourceUnavailable(
             "The connection URL cannot be used: write it as postgresql://user:password@host:5432/dbname."
         )
-    server_settings = {}
+    options = []
     if statement_timeout:
-        server_settings["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+        options.append(f"-c statement_timeout={round(statement_timeout * 1000)}")
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    server_settings = {"options": " ".join(options)} if options else {}
     try:
         return psycopg.connect(
             url,
@@ -173,14 +182,21 @@ def _check_server(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> Co
         )
         return ConnectionCheck(ok=False, message=message, problems=[message], server_version=version)
     problems = _missing_grants(conn, tables)
+    role_warnings = role_risk(conn).warnings
     if problems:
         return ConnectionCheck(
             ok=False,
             message="Connected, but Rowbell's role is missing grants: " + " ".join(problems),
             problems=problems,
             server_version=version,
+            role_warnings=role_warnings,
         )
-    return ConnectionCheck(ok=True, message=f"Connected to PostgreSQL {version}.", server_version=version)
+    return ConnectionCheck(
+        ok=True,
+        message=f"Connected to PostgreSQL {version}.",
+        server_version=version,
+        role_warnings=role_warnings,
+    )
 
 
 def _missing_grants(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> list[str]:

@@ -16,6 +16,7 @@ from runs.views.samples import sample_item
 from workflows.forms.step_form import bind_fields, config_from_post
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.references import foreign_references
 from workflows.variables import available_fields, describe_query
 from workflows.views.common import get_draft_step, get_workflow
 
@@ -106,6 +107,10 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)
     posted, input_errors = config_from_post(step, request.POST)
+    refused = foreign_references(request.tenant.pk, step.kind, posted)
+    for field in refused:  # another workspace's id is never stored, not even as typed
+        posted[field] = step.config.get(field)
+    input_errors.update(refused)
     name = request.POST.get("name", step.name).strip()[:200]
     changed = {field for field in request.POST.get("changed", "").split(",") if field}
     with transaction.atomic():
