@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A NUL character in a URL, query or form is a 400 before any view can try to store it.
+    "config.input_guard.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -227,6 +229,9 @@ DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
 # Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)
+# JSON from outside (webhook and API bodies, the test page's item, a step's JSON fields) may nest at most
+# this many levels; deeper is a 400 (integrations/json_input.py). Real events nest a handful of levels.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
 # --- Outbound event webhooks (integrations/events/) ----------------------------------------------------
 # Seconds a POST to an endpoint may wait to connect or for each read; then it is retried.
