@@ -138,12 +138,19 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rowbell <rowbell@localhost>")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.RowbellAutoSchema",
+    # Every error body is {"detail": "..."}, as the schema says.
+    "EXCEPTION_HANDLER": "tenants.api.api_exception_handler",
 }
+from config.api_schema_components import JSON_COMPONENTS  # noqa: E402 (plain data, no Django import)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rowbell API",
     "DESCRIPTION": "Notification workflows driven by changes in your PostgreSQL database.",
     "VERSION": "0.1.0",
+    # 3.1: full JSON Schema, so the schema can say which JSON is accepted (config/api_schema.py).
+    "OAS_VERSION": "3.1.0",
+    "APPEND_COMPONENTS": {"schemas": JSON_COMPONENTS},
     # Three models have a `status` with different choices: name each set after its model.
     "ENUM_NAME_OVERRIDES": {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",

@@ -4,19 +4,24 @@ PostgreSQL refuses a NUL character (`\\u0000`) in JSONB and text, and Python's p
 nesting level (100,000 levels is a RecursionError). `load_json` parses and then walks the value once,
 without recursion, and raises `JsonInputError` naming where the problem is (`$.payload.tags[2]`):
 
-- a NUL in any key or string value,
-- nesting deeper than JSON_MAX_DEPTH (64 by default: real events nest a handful of levels).
+- a NUL in any key or string value, or half a UTF-16 surrogate pair (`\\ud800` alone: not text),
+- nesting deeper than JSON_MAX_DEPTH (64 by default: real events nest a handful of levels),
+- NaN, Infinity or a number too large for a float (1e400): JSON has no such numbers.
+
+The API's schema states the same (config/api_schema.py `JSON_COMPONENTS`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
 from django.conf import settings
 
 NUL = "\x00"
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -32,11 +37,22 @@ def load_json(text: str | bytes) -> Any:
     """The parsed value; JsonInputError when it cannot be stored. Text that is not JSON at all raises
     json's own ValueError (JSONDecodeError, UnicodeDecodeError), which callers word for their readers."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except RecursionError:
         raise JsonInputError(too_deep("$")) from None
     check_storable(value)
     return value
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise JsonInputError(f"The number {text[:40]} is too large: send it as a string.")
+    return number
+
+
+def _no_constant(name: str) -> None:
+    raise JsonInputError(f"{name} is not a JSON number: send null or a string.")
 
 
 def check_storable(value: Any, root: str = "$") -> None:
@@ -46,8 +62,8 @@ def check_storable(value: Any, root: str = "$") -> None:
     while stack:
         current, path, depth = stack.pop()
         if isinstance(current, str):
-            if NUL in current:
-                raise JsonInputError(has_nul(path))
+            if _NOT_TEXT.search(current):
+                raise JsonInputError(not_text(path, current))
             continue
         if not isinstance(current, dict | list):
             continue
@@ -56,8 +72,8 @@ def check_storable(value: Any, root: str = "$") -> None:
         if isinstance(current, dict):
             for key, child in current.items():
                 child_path = child_path_of(path, key)
-                if NUL in key:
-                    raise JsonInputError(has_nul(child_path, in_key=True))
+                if _NOT_TEXT.search(key):
+                    raise JsonInputError(not_text(child_path, key, in_key=True))
                 stack.append((child, child_path, depth + 1))
         else:
             stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(current))
@@ -68,9 +84,11 @@ def child_path_of(path: str, key: str) -> str:
     return f"{path}.{key}" if _PLAIN_KEY.match(key) else f"{path}[{json.dumps(key)}]"
 
 
-def has_nul(path: str, *, in_key: bool = False) -> str:
+def not_text(path: str, text: str, *, in_key: bool = False) -> str:
     where = f"The key {path}" if in_key else f"The value at {path}"
-    return f"{where} contains a NUL character (\\u0000), which cannot be stored: remove it."
+    if NUL in text:
+        return f"{where} contains a NUL character (\\u0000), which cannot be stored: remove it."
+    return f"{where} contains half a surrogate pair (\\ud800-\\udfff alone), which is not text: remove it."
 
 
 def too_deep(path: str) -> str:

@@ -15,13 +15,13 @@ import hmac
 import time
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
 from integrations.inbound import InboundRejected, event_key, parse_object, read_body
 from integrations.webhook_replay import remember_signature
 from workflows.models import Workflow
@@ -43,13 +43,15 @@ class WebhookView(APIView):
 
     @extend_schema(
         summary="Start a run of a webhook-triggered workflow",
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": JSON_OBJECT},
         parameters=[
             OpenApiParameter(TIMESTAMP_HEADER, str, HEADER, required=True, description="Unix time, seconds"),
             OpenApiParameter(
                 SIGNATURE_HEADER, str, HEADER, required=True, description='sha256=HMAC(secret, "<ts>.<body>")'
             ),
-            OpenApiParameter(IDEMPOTENCY_HEADER, str, HEADER, description="Your event id: one run per key"),
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, HEADER, description="Your event id: one run per key"
+            ),
         ],
         responses={
             202: inline_serializer(
