@@ -112,3 +112,29 @@ def test_every_operation_keeps_the_contract(schema, tenant_a_objects):
     # The run reached real rows and every kind of answer, not only refusals.
     assert {200, 202, 400, 401, 404, 409} <= set(statuses), statuses
     assert Run.objects.filter(event_key__startswith="api:").count() > 10
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here/", "/api/v1/runs/1/nothing/", "/api/nothing", "/hooks/abc/", "/hooks/"]
+)
+def test_an_unknown_api_or_webhook_address_is_a_json_404(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": f"Nothing is at {path}: check the address."}
+
+
+def test_an_unknown_page_is_still_an_html_404(client):
+    response = client.get("/nothing-here/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_wrong_method_on_the_api_is_a_json_405(client, tenant_a_objects):
+    api = {"HTTP_AUTHORIZATION": f"Bearer {tenant_a_objects['key']}"}
+    response = client.delete(f"/api/v1/runs/{tenant_a_objects['run'].pk}/", **api)
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "DELETE" not allowed.'}

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import html
 import json
+from types import SimpleNamespace
 
 import django_rq
 import pytest
 from django.test import Client
 
-from runs.models import Run
+from runs.engine import start_run
+from runs.models import Run, StepExecution
 from tenants.models import ApiKey
 from tests.builder.conftest import signed_in
-from tests.engine.conftest import build_workflow, email, webhook
+from tests.engine.conftest import build_workflow, clock, email, engine, smtp, webhook, work  # noqa: F401 (fixtures, used through `sink`)
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 from workflows.steps.webhook_trigger import signature_headers, webhook_path
@@ -248,3 +250,36 @@ def test_the_test_page_still_starts_a_run_on_a_good_item(person, draft_steps):
 
     assert response.status_code == 302
     assert Run.objects.get().payload == {"email": "a@b.c"}
+
+
+# --- JSON from outside that the engine stores: an HTTP step's response -----------------------------------
+
+
+@pytest.fixture
+def sink(request):
+    """The engine (real commits, clean Redis, test clock) and the SMTP sink."""
+    return SimpleNamespace(clock=request.getfixturevalue("engine"), smtp=request.getfixturevalue("smtp"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [('{"name": "Ann\\u0000"}', "$.name contains a NUL"), (nested(DEEP), "nests deeper than 64 levels")],
+)
+@pytest.mark.django_db(transaction=True)  # the engine commits
+def test_an_http_response_that_cannot_be_stored_fails_the_step_clearly(
+    sink, tenant_a, httpserver, answer, words
+):
+    httpserver.expect_request("/users").respond_with_data(answer, content_type="application/json")
+    http_step = {
+        "kind": "http_request",
+        "config": {"method": "GET", "url": httpserver.url_for("/users"), "response": "merge"},
+        "children": [email()],
+    }
+    run = start_run(build_workflow(tenant_a, webhook([http_step])), {"email": "a@b.co"}, "evt")
+
+    work(sink.clock)
+
+    execution = StepExecution.objects.get(run=run, step__kind="http_request")
+    assert execution.status == "failed", execution.error
+    assert words in execution.error and "cannot become the item" in execution.error
+    assert sink.smtp.recipients() == []
