@@ -58,7 +58,7 @@ class WebhookView(APIView):
                 "WebhookAccepted",
                 {"run_id": serializers.IntegerField(), "event_key": serializers.CharField()},
             ),
-            400: OpenApiResponse(DETAIL, description="The body is not a JSON object"),
+            400: OpenApiResponse(DETAIL, description="The body is not a JSON object Rowbell can store"),
             401: OpenApiResponse(DETAIL, description="Missing, bad or stale signature"),
             404: OpenApiResponse(DETAIL, description="No published webhook workflow with this id"),
             409: OpenApiResponse(DETAIL, description="This signature was already accepted (a replay)"),
