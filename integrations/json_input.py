@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any
 
+from django import forms
 from django.conf import settings
 
 NUL = "\x00"
@@ -98,3 +99,24 @@ def too_deep(path: str) -> str:
         f"The JSON nests deeper than {max_depth()} levels (at {path}): "
         f"flatten it (JSON_MAX_DEPTH is the limit)."
     )
+
+
+class StorableJSONFormField(forms.JSONField):
+    """Django's JSON form field (the admin's), with the same checks: a form error, not a 500."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError(too_deep("$")) from None
+        try:
+            check_storable(converted)
+        except JsonInputError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)  # shown back as typed, like any invalid JSON

@@ -283,3 +283,32 @@ def test_an_http_response_that_cannot_be_stored_fails_the_step_clearly(
     assert execution.status == "failed", execution.error
     assert words in execution.error and "cannot become the item" in execution.error
     assert sink.smtp.recipients() == []
+
+
+# --- The admin's JSON fields ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [('{"subject": "Hi\\u0000"}', "$.subject contains a NUL"), (nested(DEEP), "nests deeper than 64 levels")],
+)
+def test_the_admin_reports_step_config_it_cannot_store(client, admin_user, draft_steps, typed, words):
+    client.force_login(admin_user)
+    step = draft_steps[1]["send_email"]
+    before = dict(step.config)
+    form = {
+        "tenant": step.tenant_id,
+        "version": step.version_id,
+        "parent": step.parent_id,
+        "position": step.position,
+        "kind": step.kind,
+        "name": step.name,
+        "config": typed,
+    }
+
+    response = client.post(f"/admin/workflows/step/{step.pk}/change/", form)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert words in html.unescape(response.content.decode())
+    step.refresh_from_db()
+    assert step.config == before
