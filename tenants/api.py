@@ -116,6 +116,8 @@ class TenantApiMixin:
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        if getattr(self, request.method.lower(), None) is None:
+            return  # DRF answers 405 next: the method comes before its parameters
         # Only what the schema lists: a misspelt filter must not quietly return everything.
         allowed = self.query_parameters()
         unknown = sorted(set(request.query_params) - allowed)
