@@ -1,8 +1,10 @@
 import json
 
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 
+from integrations.json_input import StorableJSONFormField
 from workflows.models import Step, Workflow, WorkflowVersion
 
 
@@ -28,8 +30,13 @@ class WorkflowAdmin(admin.ModelAdmin):
     inlines = [VersionInline]
 
 
+# A draft step's config is edited as JSON here: a NUL or deep nesting is a form error, not a 500.
+STORABLE_JSON = {models.JSONField: {"form_class": StorableJSONFormField}}
+
+
 class StepInline(admin.TabularInline):
     model = Step
+    formfield_overrides = STORABLE_JSON
     extra = 0
     fields = ["parent", "position", "kind", "name", "config"]
     fk_name = "version"
@@ -69,6 +76,7 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
+    formfield_overrides = STORABLE_JSON
     list_display = ["__str__", "kind", "version", "tenant", "position"]
     list_filter = ["kind", "version__state", "tenant"]
     search_fields = ["name", "kind", "version__workflow__name"]

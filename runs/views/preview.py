@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from config.input_guard import checks_nul_itself
 from integrations.query import QueryError, check_tenant_sql, compile_sql, fetch_rows
 from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
@@ -108,6 +109,7 @@ def last_input(step: Step) -> dict[str, Any] | None:
     return execution.input if execution is not None else None
 
 
+@checks_nul_itself
 @login_required
 def step_preview(request: HttpRequest, step_id: int) -> HttpResponse:
     tenant = request.tenant

@@ -13,6 +13,7 @@ from typing import Any
 from django.http import QueryDict
 
 from integrations.datasources import DataSourceUnavailable, list_columns, list_tables
+from integrations.json_input import NUL, JsonInputError, load_json
 from integrations.models import DataSource
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
@@ -23,6 +24,8 @@ LIST_WIDGETS = {"multiselect", "columns"}
 TEXT_AREAS = {"textarea", "sql", "template", "json"}
 # Shown folded under "Retries": most steps never change them.
 ADVANCED_FIELDS = {spec.name for spec in RETRY_FIELDS}
+# PostgreSQL cannot store a NUL character: a field that has one keeps its saved value and says why.
+NUL_ERROR = "This contains a NUL character (\\0), which cannot be saved: remove it. The saved value is kept."
 
 
 @dataclass
@@ -83,7 +86,9 @@ def config_from_post(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[
     errors: dict[str, str] = {}
     for spec in get_kind(step.kind).fields:
         key = f"config-{spec.name}"
-        if spec.widget in LIST_WIDGETS:
+        if any(NUL in value for value in data.getlist(key)):
+            errors[spec.name] = NUL_ERROR
+        elif spec.widget in LIST_WIDGETS:
             config[spec.name] = [v for v in data.getlist(key) if v != ""]
         elif spec.widget == "checkbox":
             config[spec.name] = data.get(key) in ("on", "true", "1")
@@ -113,9 +118,12 @@ def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:
         if not raw.strip():
             return None
         try:
-            return json.loads(raw)
+            return load_json(raw)
         except json.JSONDecodeError as exc:
             errors[spec.name] = f"This is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
+            return raw
+        except JsonInputError as exc:
+            errors[spec.name] = str(exc)
             return raw
     return raw
 

@@ -11,9 +11,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
+from config.input_guard import checks_nul_itself
+from integrations.json_input import NUL
 from runs.views.preview import preview_step
 from runs.views.samples import sample_item
-from workflows.forms.step_form import bind_fields, config_from_post
+from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.references import foreign_references
@@ -100,6 +102,7 @@ def _cleaned(step: Step, config: dict[str, Any], input_errors: dict[str, str]) -
         return config  # keep exactly what was typed: nothing is lost while it is still wrong
 
 
+@checks_nul_itself
 @login_required
 @require_POST
 def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
@@ -112,6 +115,9 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
         posted[field] = step.config.get(field)
     input_errors.update(refused)
     name = request.POST.get("name", step.name).strip()[:200]
+    if NUL in name:
+        input_errors["name"] = NUL_ERROR
+        name = step.name
     changed = {field for field in request.POST.get("changed", "").split(",") if field}
     with transaction.atomic():
         version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)
