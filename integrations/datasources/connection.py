@@ -78,10 +78,12 @@ def connect(
     autocommit: bool = False,
     application_name: str = "rowbell",
     statement_timeout: float | None = None,
+    timeout: int | None = None,
 ) -> psycopg.Connection:
     """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason.
 
-    `statement_timeout` (seconds) makes the server cancel any statement that runs longer.
+    `statement_timeout` (seconds) makes the server cancel any statement that runs longer; `timeout`
+    (seconds, at least 2) replaces DATASOURCE_CONNECT_TIMEOUT for this connection attempt.
     """
     url = datasource.connection_url or ""
     if not url.startswith(("postgres://", "postgresql://")):
@@ -95,7 +97,7 @@ def connect(
         return psycopg.connect(
             url,
             autocommit=autocommit,
-            connect_timeout=connect_timeout(),
+            connect_timeout=max(2, timeout) if timeout else connect_timeout(),
             application_name=application_name,
             **TCP_KEEPALIVE,
             **server_settings,
