@@ -4,9 +4,8 @@ injected, and the connection check lists each missing grant with the statement t
 
 from __future__ import annotations
 
-import subprocess
 import uuid
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -16,68 +15,11 @@ from integrations.datasources.setup import plan_from_url
 from integrations.listener import Listener
 from integrations.models import DataSource
 from runs.models import Run
-from tests.support import customer_execute
+from tests.support import customer_execute, role_url, run_with_psql
 from tests.triggers.conftest import make_workflow, pg_triggers
 from workflows.publishing import publish, unpublish
 
 pytestmark = pytest.mark.django_db
-
-APP_SCHEMA = """
-CREATE SCHEMA app;
-CREATE TABLE app.users (id bigserial PRIMARY KEY, email text NOT NULL);
-CREATE TABLE app.orders (id bigserial PRIMARY KEY, user_id bigint, total numeric);
-CREATE TABLE public.unrelated (id int);
-"""
-
-
-def role_url(database_url: str, role: str, password: str) -> str:
-    """The URL a person would type for `role`: user and password percent-encoded."""
-    parts = urlsplit(database_url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{quote(role, safe='')}:{quote(password, safe='')}@{host}"))
-
-
-def run_with_psql(superuser_url: str, script: str) -> str:
-    """Run the script as a person would paste it into psql; stop at the first error."""
-    result = subprocess.run(
-        ["psql", superuser_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", "-"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stderr
-
-
-@pytest.fixture
-def app_db(tenant_database):
-    """A customer database whose tables live in schema `app`, owned by the customer's app role."""
-    app_role = f"app_{uuid.uuid4().hex[:8]}"
-    customer_execute(tenant_database, APP_SCHEMA)
-    customer_execute(tenant_database, f'CREATE ROLE "{app_role}" LOGIN')
-    customer_execute(tenant_database, f'GRANT USAGE ON SCHEMA app TO "{app_role}"')
-    for table in ("app.users", "app.orders"):
-        customer_execute(tenant_database, f'ALTER TABLE {table} OWNER TO "{app_role}"')
-    created = [app_role]
-    yield {"url": tenant_database, "app_url": role_url(tenant_database, app_role, ""), "roles": created}
-    with psycopg.connect(tenant_database, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY(%s)", (created,)
-        )
-        for role in created:
-            conn.execute(f"DROP OWNED BY {psycopg.sql.Identifier(role).as_string(conn)} CASCADE")
-    with psycopg.connect(
-        urlsplit(tenant_database)._replace(path="/postgres").geturl(), autocommit=True
-    ) as conn:
-        for role in created:
-            conn.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(psycopg.sql.Identifier(role)))
-
-
-def app_url_without_password(app_db) -> str:
-    parts = urlsplit(app_db["app_url"])
-    user = parts.username
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}"))
 
 
 def test_setup_sql_for_rowbell_ux_in_schema_app_works_end_to_end(tenant_a, app_db):
@@ -93,9 +35,7 @@ def test_setup_sql_for_rowbell_ux_in_schema_app_works_end_to_end(tenant_a, app_d
     check = datasources.test_connection(source)
     assert check.ok, check.message
     assert [t.qualified_name for t in datasources.list_tables(source)] == ["app.orders", "app.users"]
-    customer_execute(
-        app_url_without_password(app_db), "INSERT INTO app.users (email) VALUES ('a@example.com')"
-    )
+    customer_execute(app_db["app_url"], "INSERT INTO app.users (email) VALUES ('a@example.com')")
     assert customer_execute(url, "SELECT email FROM app.users") == [("a@example.com",)]
     for statement in (
         "INSERT INTO app.users (email) VALUES ('intruder@example.com')",
@@ -111,9 +51,7 @@ def test_setup_sql_for_rowbell_ux_in_schema_app_works_end_to_end(tenant_a, app_d
     workflow = make_workflow(tenant_a, "database_trigger", config, name="Welcome")
     publish(workflow)
     assert pg_triggers(app_db["url"]) == [("app.users", f"rowbell_wf_{workflow.pk}_insert")]
-    customer_execute(
-        app_url_without_password(app_db), "INSERT INTO app.users (email) VALUES ('b@example.com')"
-    )
+    customer_execute(app_db["app_url"], "INSERT INTO app.users (email) VALUES ('b@example.com')")
     Listener().run(until_idle=True)
     assert [run.payload["email"] for run in Run.objects.filter(workflow=workflow)] == ["b@example.com"]
     unpublish(workflow)  # the role does not own app.users: removal goes through rowbell.drop_trigger
