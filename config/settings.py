@@ -150,10 +150,18 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# LOG_HOUSEKEEPING=true also logs the periodic jobs' routine lines (config/logfilters.py), ~85 a minute.
+LOG_HOUSEKEEPING = env.bool("LOG_HOUSEKEEPING", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"housekeeping": {"()": "config.logfilters.QuietHousekeeping"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": [] if LOG_HOUSEKEEPING else ["housekeeping"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
