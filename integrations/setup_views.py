@@ -7,7 +7,7 @@ Each view reads the form as posted (an empty URL on the edit page means the save
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
@@ -23,6 +23,7 @@ from integrations.datasources import (
     test_connection,
     url_with,
 )
+from integrations.datasources.setup import PASSWORD_PLACEHOLDER
 from integrations.models import DataSource
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
@@ -46,6 +47,11 @@ class SetupForm:
         return parts.scheme in ("postgres", "postgresql") and bool(parts.path.strip("/"))
 
     def plan(self, tenant_slug: str) -> SetupPlan:
+        if not self.typed_url:  # the saved URL: nothing to propose, its password is never shown
+            plan = plan_from_url(
+                self.url, self.schemas, tenant_slug=tenant_slug, password=PASSWORD_PLACEHOLDER
+            )
+            return replace(plan, proposed=())
         return plan_from_url(self.url, self.schemas, tenant_slug=tenant_slug, password=self.password)
 
     def datasource(self, plan: SetupPlan | None = None) -> DataSource:

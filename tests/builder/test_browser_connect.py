@@ -27,7 +27,7 @@ def test_connect_a_database_from_what_the_page_says(live_server, page, admin, ap
     page.goto(f"{live_server.url}/datasources/")
     page.get_by_role("link", name="Add a data source").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Connect a database")
-    page.get_by_label("Name").fill("Shop")
+    page.get_by_label("Name", exact=True).fill("Shop")
     page.get_by_label("Connection URL").fill(url)
     page.get_by_label("Connection URL").press("Tab")  # leaving the box looks the server's schemas up
     picker = page.locator("#schema-picker")
