@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps.webhook_trigger import webhook_path
 
 
 class VersionInline(admin.TabularInline):
@@ -23,9 +24,19 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "status", "published_version", "updated_at"]
     list_filter = ["status", "tenant"]
     search_fields = ["name", "tenant__name"]
-    readonly_fields = ["published_version", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["published_version", "webhook", "created_by", "created_at", "updated_at"]
     exclude = ["webhook_secret"]
     inlines = [VersionInline]
+
+    @admin.display(description="Webhook")
+    def webhook(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        return format_html(
+            "<code>POST {}</code> (for a webhook trigger). The signing secret is revealed, copied and rotated "
+            "in the builder's trigger panel, by the tenant's admins and owners.",
+            webhook_path(obj.pk),
+        )
 
 
 class StepInline(admin.TabularInline):
