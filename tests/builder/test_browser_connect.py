@@ -32,7 +32,7 @@ def test_connect_a_database_from_what_the_page_says(live_server, page, admin, ap
     page.get_by_label("Connection URL").press("Tab")  # leaving the box looks the server's schemas up
     picker = page.locator("#schema-picker")
     expect(picker).to_contain_text("expected before the setup SQL has run")
-    page.get_by_label("Schema names, separated by commas").fill("app")
+    page.get_by_label("Schemas, separated by commas").fill("app")
     sql = page.locator("#setup-sql-text")
     expect(sql).to_contain_text('GRANT USAGE ON SCHEMA "app" TO "rowbell_ux"')
     expect(sql).to_contain_text("CREATE ROLE \"rowbell_ux\" LOGIN PASSWORD 'ux-Pass-123'")

@@ -140,3 +140,23 @@ def test_members_cannot_use_the_setup_helpers_and_other_tenants_sources_are_404(
     client.logout()
     signed_in(client, intruder)
     assert client.post(f"{path}?source={foreign.pk}", {}).status_code == 404
+
+
+def test_the_edit_page_changes_the_schemas_and_a_post_without_the_picker_keeps_them(
+    client, owner, tenant_a, tenant_database
+):
+    source = DataSource.objects.create(tenant=tenant_a, name="App", connection_url=tenant_database)
+    signed_in(client, owner)
+    edit = f"/datasources/{source.pk}/edit/"
+
+    client.post(
+        edit, {"name": "App", "connection_url": "", "schemas": ["app", "sales"], "schemas_shown": "1"}
+    )
+    source.refresh_from_db()
+    assert source.schemas == ["app", "sales"] and source.connection_url == tenant_database
+
+    client.post(edit, {"name": "Renamed", "connection_url": ""})
+    source.refresh_from_db()
+    assert source.name == "Renamed" and source.schemas == ["app", "sales"]
+    too_long = client.post(edit, {"name": "App", "schemas_typed": "x" * 64, "schemas_shown": "1"})
+    assert "longer than PostgreSQL" in too_long.content.decode()
