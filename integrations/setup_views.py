@@ -115,7 +115,10 @@ def setup_schemas(request: HttpRequest) -> HttpResponse:
         "error": error,
         "usable_url": form.usable_url,
     }
-    return render(request, "integrations/_schema_picker.html", context)
+    response = render(request, "integrations/_schema_picker.html", context)
+    # The ticked schemas may have changed (a first listing ticks those with tables): redraw the SQL.
+    response["HX-Trigger-After-Settle"] = "schemas-listed"
+    return response
 
 
 def _default_choice(schemas) -> list[str]:

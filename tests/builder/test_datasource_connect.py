@@ -74,8 +74,10 @@ def test_schemas_are_listed_from_the_server_with_those_holding_tables_ticked(cli
     )
     signed_in(client, owner)
 
-    html = client.post("/datasources/setup/schemas/", {"connection_url": tenant_database}).content.decode()
+    response = client.post("/datasources/setup/schemas/", {"connection_url": tenant_database})
+    html = response.content.decode()
 
+    assert response["HX-Trigger-After-Settle"] == "schemas-listed"  # the SQL panel redraws for the ticks
     assert re.search(r'value="app" checked> <code>app</code> <span class="muted small">1 table', html)
     assert re.search(r'value="empty"> <code>empty</code>', html)
     assert 'value="public">' in html  # no tables: offered, not ticked
