@@ -216,10 +216,15 @@ SPECTACULAR_SETTINGS = {
 # LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, tenant_id, run_id,
 # step_id, execution_id when known, exception); `text` (the default) is for people.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+# LOG_HOUSEKEEPING=true also logs the periodic jobs' routine lines (config/logfilters.py), ~85 a minute.
+LOG_HOUSEKEEPING = env.bool("LOG_HOUSEKEEPING", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"engine_context": {"()": "config.logs.EngineContextFilter"}},
+    "filters": {
+        "engine_context": {"()": "config.logs.EngineContextFilter"},
+        "housekeeping": {"()": "config.logfilters.QuietHousekeeping"},
+    },
     "formatters": {
         "json": {"()": "config.logs.JsonFormatter"},
         "text": {"format": "%(levelname)s %(name)s %(context)s%(message)s"},
@@ -227,7 +232,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["engine_context"],
+            "filters": ["engine_context"] if LOG_HOUSEKEEPING else ["engine_context", "housekeeping"],
             "formatter": "json" if LOG_FORMAT == "json" else "text",
         }
     },

@@ -6,6 +6,7 @@ from django.utils.html import format_html
 
 from integrations.json_input import StorableJSONFormField
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps.webhook_trigger import webhook_path
 
 
 class VersionInline(admin.TabularInline):
@@ -25,9 +26,19 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "status", "published_version", "updated_at"]
     list_filter = ["status", "tenant"]
     search_fields = ["name", "tenant__name"]
-    readonly_fields = ["published_version", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["published_version", "webhook", "created_by", "created_at", "updated_at"]
     exclude = ["webhook_secret"]
     inlines = [VersionInline]
+
+    @admin.display(description="Webhook")
+    def webhook(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        return format_html(
+            "<code>POST {}</code> (for a webhook trigger). The signing secret is revealed, copied and rotated "
+            "in the builder's trigger panel, by the tenant's admins and owners.",
+            webhook_path(obj.pk),
+        )
 
 
 # A draft step's config is edited as JSON here: a NUL or deep nesting is a form error, not a 500.

@@ -15,6 +15,7 @@ from rest_framework.routers import SimpleRouter
 
 from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin, query_whole_number
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps.webhook_trigger import webhook_path
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
@@ -31,6 +32,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
         "published version, else in the draft; null when there is no trigger yet.",
     )
 
+    webhook_url = serializers.SerializerMethodField(
+        help_text="For a webhook trigger, the URL to POST signed events to (the secret is in the builder, "
+        "for admins); null for other triggers."
+    )
+
     class Meta:
         model = Workflow
         fields = [
@@ -40,10 +46,16 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "status",
             "published_version",
             "trigger_kind",
+            "webhook_url",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_webhook_url(self, workflow: Workflow) -> str | None:
+        if getattr(workflow, "trigger_kind", None) != "webhook_trigger":
+            return None
+        return self.context["request"].build_absolute_uri(webhook_path(workflow.pk))
 
 
 class WorkflowPagination(PageNumberPagination):

@@ -42,6 +42,29 @@ def list_schemas(datasource) -> list[str]:
     return [row[0] for row in rows]
 
 
+@dataclass(frozen=True)
+class SchemaInfo:
+    name: str
+    tables: int  # ordinary and partitioned tables, whether or not the role may read them yet
+    usable: bool  # the role has USAGE on it
+
+
+def server_schemas(datasource, connect_timeout: int | None = None) -> list[SchemaInfo]:
+    """Every schema of the database, readable or not: PostgreSQL shows any role the catalog, so a role
+    that may not read a schema yet can still offer it to be picked (and granted by the setup SQL)."""
+    with connect(
+        datasource, autocommit=True, application_name="rowbell-introspect", timeout=connect_timeout
+    ) as conn:
+        rows = conn.execute(
+            "SELECT n.nspname, count(c.oid) FILTER (WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition), "
+            "has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n "
+            "LEFT JOIN pg_class c ON c.relnamespace = n.oid "
+            "WHERE n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%' GROUP BY n.oid, n.nspname ORDER BY 1",
+            (list(HIDDEN_SCHEMAS),),
+        ).fetchall()
+    return [SchemaInfo(name=row[0], tables=row[1], usable=row[2]) for row in rows]
+
+
 def list_tables(datasource, schema: str | None = None) -> list[TableInfo]:
     """Ordinary and partitioned tables the role can read, optionally in one schema."""
     with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from integrations.datasources import DataSourceUnavailable, list_columns, list_tables
+from integrations.datasources import DataSourceUnavailable, list_columns, list_schemas, list_tables
 from integrations.json_input import NUL, JsonInputError, load_json
 from integrations.models import DataSource
 from workflows.models import Step
@@ -147,7 +147,7 @@ def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
         if spec.widget == "datasource":
             sources = DataSource.objects.for_tenant(tenant).order_by("name")
             item.options = [(str(s.pk), s.name) for s in sources]
-        elif spec.widget in ("table", "columns"):
+        elif spec.widget in ("schema", "table", "columns"):
             _introspect(item, tenant, config)
         bound.append(item)
     return bound
@@ -160,7 +160,13 @@ def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:
         return
     schema = config.get("schema") or "public"
     try:
-        if item.widget == "table":
+        if item.widget == "schema":
+            # The source's watched schemas first (what its setup SQL granted), then any other it may use.
+            usable = list_schemas(source)
+            ordered = [name for name in source.schemas if name in usable]
+            ordered += [name for name in usable if name not in ordered]
+            item.options = [(name, name) for name in ordered]
+        elif item.widget == "table":
             item.options = [(t.name, t.qualified_name) for t in list_tables(source, schema)]
         elif config.get("table"):
             item.options = [
@@ -170,6 +176,22 @@ def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:
             item.options_error = "Choose a table first."
     except DataSourceUnavailable as exc:
         item.options_error = str(exc)
+
+
+def with_single_datasource(kind, config: dict[str, Any], tenant_id: int) -> dict[str, Any]:
+    """A new step of a kind with a data-source picker starts with the tenant's data source chosen when it
+    has exactly one (and, for a schema picker, its first watched schema)."""
+    names = {spec.name for spec in kind.fields}
+    if "datasource" not in names or config.get("datasource"):
+        return config
+    # only(): the connection URL is not needed, so it is not decrypted.
+    sources = list(DataSource.objects.filter(tenant_id=tenant_id).only("pk", "schemas")[:2])
+    if len(sources) != 1:
+        return config
+    config = {**config, "datasource": sources[0].pk}
+    if "schema" in names and sources[0].schemas:
+        config["schema"] = sources[0].schemas[0]
+    return config
 
 
 def _int(value: Any) -> int | None:

@@ -21,6 +21,7 @@ from workflows.steps import ConfigError, get_kind
 from workflows.steps.references import foreign_references
 from workflows.variables import available_fields, describe_query
 from workflows.views.common import get_draft_step, get_workflow
+from workflows.webhook_panel import curl_example, example_body, webhook_url
 
 # Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
 PICKER_SOURCES = ("datasource", "schema", "table", "mode")
@@ -69,6 +70,9 @@ def panel_context(
     }
     if step.kind == "send_email":
         context["preview"], context["sample"] = email_preview(request, workflow, step, steps, fields)
+    if step.kind == "webhook_trigger" and step.parent_id is None:
+        url = webhook_url(request, workflow.pk)
+        context["webhook"] = {"url": url, "curl": curl_example(url, example_body(step.config.get("sample")))}
     return context
 
 
