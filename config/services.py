@@ -110,6 +110,8 @@ def main() -> int:
     env = dict(os.environ)
     env["DATABASE_URL"] = postgres_url(keep)
     env["REDIS_URL"] = redis_url(keep, db=15 if args.test else 0)
+    # Development and test customer databases live on the same local server as Rowbell's own.
+    env.setdefault("DATA_SOURCE_ALLOW_ROWBELL_SERVER", "true")
     if args.record:
         record_choice(embedded=bool(keep) or bool(os.environ.get("ROWBELL_EMBEDDED")))
     return run_until_done(command, env)

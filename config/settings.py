@@ -318,6 +318,10 @@ LISTENER_STATEMENT_TIMEOUT = env.float("LISTENER_STATEMENT_TIMEOUT", default=30.
 LISTENER_SHUTDOWN_GRACE = env.float("LISTENER_SHUTDOWN_GRACE", default=5.0)
 # Connecting to a tenant's database gives up after this many seconds (whole seconds, at least 2).
 DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
+# A data source may not connect to the PostgreSQL server holding Rowbell's own data, nor through a local
+# socket (integrations/datasources/target.py); true allows it, for a single-team install (and the dev and
+# test runners, whose customer databases share the local server).
+DATA_SOURCE_ALLOW_ROWBELL_SERVER = env.bool("DATA_SOURCE_ALLOW_ROWBELL_SERVER", default=False)
 # Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)

@@ -37,6 +37,7 @@ from django.conf import settings
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
+from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 from integrations.sql_guard import UnsafeQuery, check_select
 from workflows.templating import TemplateError, evaluate
 
@@ -113,7 +114,13 @@ def connect(url: str) -> psycopg.Connection:
         "-c standard_conforming_strings=on"
     )
     try:
-        conn = psycopg.connect(url, connect_timeout=10, options=options, application_name="rowbell-query")
+        pinned = pinned_conninfo(url)
+    except DataSourceTargetRefused as exc:
+        raise QueryError(str(exc), permanent=True) from exc
+    try:
+        conn = psycopg.connect(
+            url, connect_timeout=10, options=options, application_name="rowbell-query", **pinned
+        )
     except psycopg.OperationalError as exc:
         raise QueryError(f"Cannot connect to the data source: {_first_line(exc)}", permanent=False) from exc
     conn.read_only = True

@@ -6,11 +6,16 @@ import os
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from tenants.models import Membership, Role, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
+# The customer databases tests create share the server with Rowbell's test database (workers the tests
+# start inherit this); tests/security/test_datasource_target.py turns it off to test the refusal.
+os.environ.setdefault("DATA_SOURCE_ALLOW_ROWBELL_SERVER", "true")
+settings.DATA_SOURCE_ALLOW_ROWBELL_SERVER = True  # pytest-django read the settings before this module
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from integrations.datasources.privileges import role_risk
 from integrations.datasources.setup import GrantFixes
+from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 
 MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
 CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOUT
@@ -101,6 +102,10 @@ def connect(
     if read_only:
         options.append("-c default_transaction_read_only=on")
     server_settings = {"options": " ".join(options)} if options else {}
+    try:
+        server_settings.update(pinned_conninfo(url))
+    except DataSourceTargetRefused as exc:
+        raise DataSourceUnavailable(str(exc)) from exc
     try:
         return psycopg.connect(
             url,
