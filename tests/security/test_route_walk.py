@@ -27,8 +27,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from integrations.models import DataSource, EventDelivery, EventEndpoint
 from runs.models import Delivery, Run, StepExecution
-from tenants.models import ApiKey, Membership
-from tenants.views import invite_token
+from tenants.models import ApiKey, Invitation, Membership
 from tests.engine.conftest import build_workflow, email, webhook
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft
@@ -50,7 +49,7 @@ PUBLIC = {
     "tenants:password_reset": "password reset by email: for people signed out",
     "tenants:password_reset_done": "password reset: 'sent' page",
     "tenants:password_reset_confirm": "password reset link: its token authenticates",
-    "tenants:accept_invite": "an invitation link: its signed token names the tenant",
+    "tenants:accept_invite": "an invitation link: its token is the secret that names the tenant",
 }
 
 
@@ -119,6 +118,7 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
     EventDelivery.objects.create(
         tenant=tenant_a, endpoint=endpoint, event_type="run.failed", event_id="evt_1", payload={"m": MARK}
     )
+    invitation, invitation_token = Invitation.issue(tenant_a, "new@acme.example", "member", invited_by=owner)
     return {
         "workflow_id": workflow.pk,
         "version_id": version.pk,
@@ -131,9 +131,10 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
         "endpoint_id": endpoint.pk,
         "membership_id": Membership.objects.get(user=member).pk,
         "tenant_id": tenant_a.pk,
-        # Tokens of links (public routes, walked for leaks). A valid invitation is a bearer secret that
-        # lets its holder join, so B walks a forged one: an invitation to A with a signature B made up.
-        "token": invite_token(tenant_a, "new@acme.example", "member")[:-4] + "AAAA",
+        "invitation_id": invitation.pk,
+        # Tokens of links (public routes, walked for leaks). A valid invitation's token is a bearer secret
+        # that lets its holder join, so B walks one it made up while A's invitation is pending.
+        "token": "B" * len(invitation_token),
         "uidb64": urlsafe_base64_encode(force_bytes(owner.pk)),
         # The admin's own ids, and the RQ dashboard's.
         "object_id": workflow.pk,
