@@ -8,74 +8,200 @@ Every change is recorded in the audit log, as the API key.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, viewsets
-from rest_framework.pagination import PageNumberPagination
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.routers import SimpleRouter
 
 from consent import service
 from consent.forms import clean_address, layout_problem
 from consent.models import ADDRESS_MAX, EmailLayout, Suppression, Topic, normalize_address
 from tenants.api import API_ERROR, TenantApiMixin
+from workflows.api import WorkflowPagination
+
+# Schema patterns that state what the serializers accept, so that a request valid by the schema is not
+# refused: no NUL character anywhere, and a name with something besides spaces.
+TEXT = "^[^\\u0000]*$"
+NAME = "^[^\\u0000]*[^\\u0000\\t\\n\\r ][^\\u0000]*$"
+LAYOUT_MAX = 100_000
 
 
-class ConsentPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+class ConsentPagination(WorkflowPagination):
+    """The workflows' numbered pages (a bad `page` or `page_size` is a 400), described for any rows."""
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        answer = super().get_paginated_response_schema(schema)
+        answer["properties"]["count"]["description"] = "Rows on all pages."
+        return answer
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["description"] = parameter["description"].replace("Workflows", "Rows")
+        return parameters
+
+
+class SuppressionFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(
+        required=False,
+        max_length=ADDRESS_MAX,
+        validators=[RegexValidator(TEXT, "No NUL characters.")],
+        help_text="Part of an address to search for (case-insensitive).",
+    )
+
+
+class StrictCharField(serializers.CharField):
+    """A string and nothing else: DRF's CharField would turn 0 or true into "0" or "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(StrictCharField, serializers.EmailField):
+    pass
+
+
+class TextField(StrictCharField):
+    """Any text without NUL, empty included. DRF's allow_blank is left off on purpose: drf-spectacular
+    describes a blank-allowed field with a pattern as `oneOf` [pattern, empty], which "" matches twice
+    (the pattern already allows it); the empty string is accepted here instead."""
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            return ""
+        return super().run_validation(data)
+
+
+def text_field(max_length: int, **kwargs) -> serializers.CharField:
+    return TextField(
+        max_length=max_length,
+        trim_whitespace=False,
+        validators=[RegexValidator(TEXT, "No NUL characters.")],
+        **kwargs,
+    )
+
+
+def name_field(max_length: int) -> serializers.CharField:
+    return StrictCharField(
+        max_length=max_length,
+        trim_whitespace=False,
+        validators=[RegexValidator(NAME, "Give a name (not only spaces), without NUL characters.")],
+    )
+
+
+class Conflict(exceptions.APIException):
+    """The request is well-formed but clashes with what the tenant has: a name taken, or a layout that
+    cannot be used (its template does not compile, or has no content block)."""
+
+    status_code = 409
+    default_detail = "This conflicts with the workspace's data."
+
+
+class _OnlyWritableFields:
+    """A body with a key this endpoint does not take (a read-only `id`, a misspelt name) is a 400: the
+    request schema says `additionalProperties: false`, so it must not be quietly ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = sorted(name for name, field in self.fields.items() if not field.read_only)
+            if set(data) - set(writable):
+                raise serializers.ValidationError(
+                    {"body": f"Only these fields can be written here: {', '.join(writable)}."}
+                )
+        return super().to_internal_value(data)
+
+
+def request_body(properties: dict, required: list[str]) -> dict:
+    """The request schema of a create (`required` given) or a partial update (nothing required)."""
+    body = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        body["required"] = required
+    return {"application/json": body}
+
+
+def _string(pattern: str, max_length: int, **extra) -> dict:
+    return {"type": "string", "pattern": pattern, "maxLength": max_length, **extra}
+
+
+TOPIC_FIELDS = {"name": _string(NAME, 100), "description": _string(TEXT, 300)}
+LAYOUT_FIELDS = {
+    "name": _string(NAME, 100),
+    "html": _string(TEXT, LAYOUT_MAX, description="HTML with {% block content %}{% endblock %}."),
+    "is_default": {"type": "boolean"},
+}
+SUPPRESSION_FIELDS = {
+    "address": {"type": "string", "format": "email", "maxLength": 254},
+    "reason": {"type": "string", "enum": [value for value, _ in Suppression.Reason.choices]},
+    "note": _string(TEXT, 2000),
+}
 
 
 class _UniqueName:
-    """A name unique (case-insensitively) among the tenant's rows of `Meta.model`."""
+    """A name unique (case-insensitively) among the tenant's rows of `Meta.model` (a 409 otherwise)."""
 
     def validate_name(self, value: str) -> str:
-        name = value.strip()
-        if not name:
-            raise serializers.ValidationError("A name is required.")
+        name = value.strip(" \t\n\r")
         rows = self.Meta.model.objects.filter(tenant=self.context["request"].tenant, name__iexact=name)
         if self.instance is not None:
             rows = rows.exclude(pk=self.instance.pk)
         if rows.exists():
-            raise serializers.ValidationError("This name is taken in this workspace.")
+            raise Conflict(f"name: “{name}” is taken in this workspace: choose another name.")
         return name
 
 
-class TopicSerializer(_UniqueName, serializers.ModelSerializer):
+class TopicSerializer(_OnlyWritableFields, _UniqueName, serializers.ModelSerializer):
+    name = name_field(100)
+    description = text_field(300, required=False)
+
     class Meta:
         model = Topic
         fields = ["id", "name", "description", "created_at"]
         read_only_fields = ["id", "created_at"]
 
 
-class LayoutSerializer(_UniqueName, serializers.ModelSerializer):
+class LayoutSerializer(_OnlyWritableFields, _UniqueName, serializers.ModelSerializer):
+    name = name_field(100)
+    html = text_field(
+        LAYOUT_MAX,
+        help_text="HTML with {% block content %}{% endblock %} where a message goes, rendered in the same "
+        "sandbox as step templates. A template error or a missing block is a 409 that says where.",
+    )
+
     class Meta:
         model = EmailLayout
         fields = ["id", "name", "html", "is_default", "updated_at"]
         read_only_fields = ["id", "updated_at"]
-        extra_kwargs = {
-            "html": {"help_text": "HTML with {% block content %}{% endblock %} where a message goes."}
-        }
 
     def validate_html(self, value: str) -> str:
         problem = layout_problem(value)
         if problem:
-            raise serializers.ValidationError(problem)
+            raise Conflict(f"html: {problem}")
         return value
 
 
-class SuppressionSerializer(serializers.ModelSerializer):
-    address = serializers.CharField(max_length=ADDRESS_MAX)
+class SuppressionSerializer(_OnlyWritableFields, serializers.ModelSerializer):
+    address = StrictEmailField(max_length=254, help_text="Kept lower-cased.")
+    # Not "detail": every error answer is {"detail": ...}, and a field of that name would look like one.
+    note = text_field(
+        2000,
+        source="detail",
+        required=False,
+        help_text="The provider's or server's words for an automatic entry, or a person's note.",
+    )
 
     class Meta:
         model = Suppression
-        fields = ["id", "address", "reason", "source", "detail", "delivery", "created_at"]
+        fields = ["id", "address", "reason", "source", "note", "delivery", "created_at"]
         read_only_fields = ["id", "source", "delivery", "created_at"]
 
     def validate_address(self, value: str) -> str:
         try:
             return clean_address(value)
-        except Exception as exc:  # django.forms ValidationError
+        except DjangoValidationError as exc:
             raise serializers.ValidationError("Enter a valid email address.") from exc
 
 
@@ -88,24 +214,38 @@ class _TenantCrud(TenantApiMixin):
         return self.tenant_rows(self.model).order_by(*self.ordering)
 
 
-NOT_FOUND = {404: OpenApiResponse(API_ERROR)}
+NOT_FOUND = {404: OpenApiResponse(API_ERROR, description="No such object for this API key's tenant")}
+CONFLICTS = {"layout": ", or the HTML is not a usable layout (the detail says why)"}
 
 
-def _crud_schema(noun: str, plural: str, serializer):
-    bad = {400: OpenApiResponse(API_ERROR)}
+def _crud_schema(noun: str, plural: str, serializer, fields: dict, required: list[str]):
+    bad = {
+        400: OpenApiResponse(API_ERROR, description="The request is malformed: the detail says which part"),
+        409: OpenApiResponse(API_ERROR, description=f"The name is taken{CONFLICTS.get(noun, '')}"),
+    }
     return extend_schema_view(
         list=extend_schema(summary=f"List the {plural}"),
-        create=extend_schema(summary=f"Add a {noun}", responses={201: serializer, **bad}),
+        create=extend_schema(
+            summary=f"Add a {noun}",
+            request=request_body(fields, required),
+            responses={201: serializer, **bad},
+        ),
         retrieve=extend_schema(summary=f"One {noun}", responses={200: serializer, **NOT_FOUND}),
-        update=extend_schema(summary=f"Replace a {noun}", responses={200: serializer, **bad, **NOT_FOUND}),
+        update=extend_schema(
+            summary=f"Replace a {noun}",
+            request=request_body(fields, required),
+            responses={200: serializer, **bad, **NOT_FOUND},
+        ),
         partial_update=extend_schema(
-            summary=f"Change a {noun}", responses={200: serializer, **bad, **NOT_FOUND}
+            summary=f"Change a {noun}",
+            request=request_body(fields, []),
+            responses={200: serializer, **bad, **NOT_FOUND},
         ),
         destroy=extend_schema(summary=f"Delete a {noun}", responses={204: None, **NOT_FOUND}),
     )
 
 
-@_crud_schema("topic", "email topics", TopicSerializer)
+@_crud_schema("topic", "email topics", TopicSerializer, TOPIC_FIELDS, ["name"])
 class TopicViewSet(_TenantCrud, viewsets.ModelViewSet):
     """An email topic: what recipients unsubscribe from."""
 
@@ -128,7 +268,7 @@ class TopicViewSet(_TenantCrud, viewsets.ModelViewSet):
         service.delete_topic(self.request.tenant, self.request.auth, instance)
 
 
-@_crud_schema("layout", "email layouts", LayoutSerializer)
+@_crud_schema("layout", "email layouts", LayoutSerializer, LAYOUT_FIELDS, ["name", "html"])
 class LayoutViewSet(_TenantCrud, viewsets.ModelViewSet):
     """An email layout: the HTML around a step's message (footer, unsubscribe link, postal address)."""
 
@@ -155,10 +295,12 @@ class LayoutViewSet(_TenantCrud, viewsets.ModelViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List suppressed addresses, newest first",
-        parameters=[OpenApiParameter("q", str, description="Part of an address to search for.")],
+        parameters=[SuppressionFilterSerializer],
     ),
     create=extend_schema(
-        summary="Suppress an address", responses={201: SuppressionSerializer, 400: OpenApiResponse(API_ERROR)}
+        summary="Suppress an address",
+        request=request_body(SUPPRESSION_FIELDS, ["address"]),
+        responses={201: SuppressionSerializer, 400: OpenApiResponse(API_ERROR)},
     ),
     retrieve=extend_schema(
         summary="One suppressed address", responses={200: SuppressionSerializer, **NOT_FOUND}
@@ -176,13 +318,17 @@ class SuppressionViewSet(
     """An address the tenant never sends to (hard bounce, complaint, refused by the server, or added)."""
 
     serializer_class = SuppressionSerializer
+    filter_serializer = SuppressionFilterSerializer
     model = Suppression
     ordering = ("-created_at", "-id")
 
-    def get_queryset(self) -> QuerySet:
-        rows = super().get_queryset()
-        search = self.request.query_params.get("q", "").replace("\x00", "").strip()[:ADDRESS_MAX]
-        return rows.filter(address__contains=normalize_address(search)) if search else rows
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        if self.action != "list":
+            return queryset
+        filters = SuppressionFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        search = normalize_address(filters.validated_data.get("q", ""))
+        return queryset.filter(address__contains=search) if search else queryset
 
     def perform_create(self, serializer) -> None:
         data = serializer.validated_data

@@ -146,9 +146,11 @@ def test_unsubscribe_url_on_a_step_without_unsubscribe_is_a_save_time_error():
 def test_api_topics_layouts_suppressions(api, outsider_api, tenant_a):
     topic = api.post("/api/v1/topics/", {"name": "Tips"}, content_type="application/json")
     assert topic.status_code == 201, topic.content
-    assert api.post("/api/v1/topics/", {"name": "TIPS"}, content_type="application/json").status_code == 400
+    assert api.post("/api/v1/topics/", {"name": "TIPS"}, content_type="application/json").status_code == 409
     layout = api.post("/api/v1/layouts/", {"name": "L", "html": "<p>x</p>"}, content_type="application/json")
-    assert layout.status_code == 400 and "block content" in layout.content.decode()
+    assert layout.status_code == 409 and "block content" in layout.content.decode()
+    extra = api.post("/api/v1/topics/", {"name": "X", "id": 5}, content_type="application/json")
+    assert extra.status_code == 400 and "Only these fields" in extra.json()["detail"]
     entry = api.post(
         "/api/v1/suppressions/",
         {"address": "Ada@Example.com", "reason": "complaint"},
