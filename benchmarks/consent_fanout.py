@@ -57,6 +57,8 @@ def main() -> None:
             "EMAIL_USE_TLS": "0",
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "LOG_LEVEL": "WARNING",
+            # The benchmark's customer database shares the server with Rowbell's own.
+            "DATA_SOURCE_ALLOW_ROWBELL_SERVER": "true",
         }
     )
     customer_url = urlunsplit(urlsplit(base)._replace(path=f"/{customer_db}", scheme="postgresql"))
@@ -114,6 +116,11 @@ def run(n: int, sink: Sink, customer_url: str) -> None:
     with CaptureQueriesContext(connection) as queries:
         work(rounds=200)
     took = time.monotonic() - started
+    failed = Delivery.objects.filter(run=run, status="failed").count()
+    if not deliveries_made(run):
+        raise SystemExit(
+            f"Nothing was sent: {run.executions.exclude(error='').values_list('error', flat=True).first()}"
+        )
     checks = sum("consent_suppression" in q["sql"] for q in queries)
     batches = sum(
         "SET status = 'running'" in q["sql"] and f"step_id = {email_step.pk}" in q["sql"] for q in queries
@@ -123,10 +130,15 @@ def run(n: int, sink: Sink, customer_url: str) -> None:
     print(f"sent (SMTP sink)      {sink.count:>10,}")
     print(f"sent (deliveries)     {deliveries.filter(status='sent').count():>10,}")
     print(f"skipped               {deliveries.filter(status='skipped').count():>10,}")
+    print(f"failed                {failed:>10,}")
     print(f"send batches          {batches:>10,}   (ENGINE_BATCH_SIZE {settings.ENGINE_BATCH_SIZE})")
     print(f"suppression checks    {checks:>10,}   ({checks / max(batches, 1):.2f} per batch)")
     print(f"statements per item   {len(queries) / n:>10.2f}")
     print(f"end to end            {took:>10.1f} s   ({n / took:,.0f} items/s, one in-process worker)")
+
+
+def deliveries_made(run) -> bool:
+    return run.deliveries.exists()
 
 
 if __name__ == "__main__":

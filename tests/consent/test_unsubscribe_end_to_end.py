@@ -316,3 +316,20 @@ def test_a_layout_wraps_the_body_and_its_css_is_inlined(engine, smtp, tenant_a, 
     assert "<style" not in tip
     # The receipt chose no layout, so it gets the default one, without the link (no unsubscribe allowed).
     assert "<p>Receipt</p>" in receipt and "Acme, 1 Road" in receipt and "Unsubscribe" not in receipt
+
+
+def test_a_held_message_released_after_the_recipient_unsubscribed_is_skipped(engine, smtp, tenant_a, tips):
+    from runs.engine import release_delivery
+
+    workflow = build_workflow(
+        tenant_a, webhook([email(allow_unsubscribe=True, topic=tips.pk)]), sandbox=True, name="Sandbox"
+    )
+    run = start_run(workflow, ADA, "e1")
+    work(engine)
+    held = Delivery.objects.get(run=run)
+    assert held.status == Delivery.Status.HELD
+    Unsubscribe.objects.create(tenant=tenant_a, address="ada@example.com", topic=tips)
+    assert release_delivery(held.pk) is False
+    held.refresh_from_db()
+    assert (held.status, held.error) == ("skipped", "Skipped: unsubscribed from Tips")
+    assert smtp.messages == []
