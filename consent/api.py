@@ -207,8 +207,8 @@ class SuppressionSerializer(_OnlyWritableFields, serializers.ModelSerializer):
 
 class _TenantCrud(TenantApiMixin):
     pagination_class = ConsentPagination
-    model = None
-    noun = ""
+    model: type = Topic  # each viewset names its own model and ordering
+    ordering: tuple[str, ...] = ("id",)
 
     def get_queryset(self) -> QuerySet:
         return self.tenant_rows(self.model).order_by(*self.ordering)
