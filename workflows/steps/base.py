@@ -61,6 +61,18 @@ class StepKind:
         """
         return [item]
 
+    def summary(self, config: dict[str, Any]) -> str:
+        """One short line saying what the step does with these settings, for the builder's nodes."""
+        return ""
+
+    def paths(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """The labelled paths a step's children sit on, as (id, label) in order (a branch's paths).
+
+        Empty for ordinary kinds, whose children are parallel branches that all get every item.
+        Each child of a step with paths carries its path's id in `Step.path`.
+        """
+        return []
+
     def on_publish(self, step, previous_step) -> None:
         """Called when a version whose tree holds this step is published (install triggers here)."""
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"))
 
@@ -44,6 +45,7 @@ class DatabaseTrigger(StepKind):
             help="For updates: leave empty to start a run whenever any column changes.",
             default=[],
         ),
+        RUN_LABEL_FIELD,
     )
 
     def default_config(self) -> dict[str, Any]:
@@ -69,6 +71,8 @@ class DatabaseTrigger(StepKind):
             errors["watch_columns"] = "Watched columns must be a list of column names."
         elif watch and "update" not in operations:
             errors["watch_columns"] = "Watched columns only apply to updates: add “update” or clear them."
+        labelled: dict[str, Any] = {}
+        clean_run_label(config, errors, labelled)
         if errors:
             raise ConfigError(errors)
         return {
@@ -77,6 +81,7 @@ class DatabaseTrigger(StepKind):
             "table": table,
             "operations": [value for value, _ in OPERATIONS if value in operations],
             "watch_columns": [c.strip() for c in watch],
+            **labelled,
         }
 
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
