@@ -14,6 +14,7 @@ from django.db import transaction
 
 from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.paths import path_problem
 from workflows.publishing import get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
 
@@ -48,13 +49,16 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
         config = dict(step.config)
         if step.kind == "data_query" and config.get("datasource") in sources:
             config["datasource"] = {"name": sources[config["datasource"]]}
-        return {
+        exported = {
             "key": str(step.key),
             "kind": step.kind,
             "name": step.name,
             "config": config,
             "children": [node(child) for child in by_parent.get(step.pk, [])],
         }
+        if step.path:
+            exported["path"] = step.path
+        return exported
 
     roots = by_parent.get(None, [])
     return {
@@ -127,6 +131,11 @@ def _add(node, draft, parent, position, path, sources, errors) -> None:
             "kind": "Only the first step is a trigger." if parent else "The first step must be a trigger."
         }
         return
+    on_path = str(node.get("path") or "")
+    problem = path_problem(parent, on_path)
+    if problem:
+        errors[path] = {"path": problem}
+        return
     fields = {
         "tenant_id": draft.tenant_id,
         "version": draft,
@@ -135,6 +144,7 @@ def _add(node, draft, parent, position, path, sources, errors) -> None:
         "kind": node["kind"],
         "name": str(node.get("name") or "")[:200],
         "config": cleaned,
+        "path": on_path,
     }
     if node.get("key"):
         fields["key"] = node["key"]

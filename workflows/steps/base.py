@@ -18,7 +18,9 @@ class ConfigError(Exception):
 class Field:
     """One config field, described once so the builder can draw its form and validation can name it.
 
-    widget: text, textarea, sql, template, number, checkbox, select, multiselect, json, secret,
+    widget: text, textarea, sql, template, expression (a condition over `item`: the variable chips insert
+    `item.name` into it), paths (a branch's ordered paths; `choices` are its operators), number,
+    checkbox, select, multiselect, json, secret,
     datasource (a DataSource id of the tenant), table (schema.table of the chosen data source),
     columns (column names of the chosen table).
     """

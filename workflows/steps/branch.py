@@ -53,7 +53,7 @@ class Branch(StepKind):
     label = "Branch"
     description = "Sends each item down exactly one path: the first whose condition holds, else “otherwise”."
     fields = (
-        Field("paths", "Paths", widget="paths", required=True),
+        Field("paths", "Paths, tried in order", widget="paths", required=True, choices=OPERATORS),
         Field("otherwise", "Add an “otherwise” path for items no path matches", widget="checkbox"),
         Field("otherwise_label", "Name of the otherwise path", default="Otherwise"),
     )

@@ -51,6 +51,11 @@ class DatabaseTrigger(StepKind):
     def default_config(self) -> dict[str, Any]:
         return {"schema": "public", "operations": ["insert"], "watch_columns": []}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        happened = {"insert": "inserted", "update": "updated"}
+        ops = " or ".join(happened.get(op, op) for op in config.get("operations") or ["insert"])
+        return f"when a row is {ops} in {config.get('schema') or 'public'}.{config.get('table') or '?'}"
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         datasource = config.get("datasource")

@@ -46,6 +46,12 @@ class ScheduleTrigger(StepKind):
     def default_config(self) -> dict[str, Any]:
         return {"frequency": "daily", "time": "09:00", "timezone": "UTC"}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        zone = config.get("timezone") or "UTC"
+        if config.get("frequency") == "cron":
+            return f"cron {config.get('cron') or '?'} ({zone})"
+        return f"{dict(FREQUENCIES).get(config.get('frequency'), '').lower()} at {config.get('time') or '?'} {zone}"
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         frequency = config.get("frequency") or "daily"

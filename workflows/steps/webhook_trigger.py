@@ -63,6 +63,9 @@ class WebhookTrigger(StepKind):
     def default_config(self) -> dict[str, Any]:
         return {"sample": {}}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        return "when a signed JSON body is POSTed"
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         sample = config.get("sample", {})

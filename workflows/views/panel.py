@@ -13,7 +13,7 @@ from django_htmx.http import reswap, retarget
 
 from runs.views.preview import preview_step
 from runs.views.samples import sample_item
-from workflows.forms.step_form import bind_fields, config_from_post
+from workflows.forms.step_form import bind_fields, config_from_post, field_warning
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
 from workflows.variables import available_fields, describe_query
@@ -54,6 +54,8 @@ def panel_context(
     errors = validation_errors(request, step) if errors is None else errors
     fields = available_fields(request.tenant, step, steps_by_id)
     bound = bind_fields(step, request.tenant, errors)
+    for f in bound:
+        f.warning = field_warning(f, fields)
     context = {
         "step": step,
         "kind": get_kind(step.kind),
@@ -83,8 +85,10 @@ def _merge_changed(step: Step, posted: dict[str, Any], changed: set[str], name: 
     tab's edits to other fields survive. The same field edited in both: the later write wins."""
     config = dict(step.config)
     for field in changed:
-        if field.startswith("config-") and field[7:] in posted:
-            config[field[7:]] = posted[field[7:]]
+        # A row of a paths widget posts config-paths-<n>-<key>: the whole "paths" setting changed.
+        key = field[7:].split("-", 1)[0]
+        if field.startswith("config-") and key in posted:
+            config[key] = posted[key]
     if "name" in changed:
         step.name = name
     return config
