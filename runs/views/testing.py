@@ -23,6 +23,7 @@ from runs.views.samples import live_rows, sample_item
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, validate_version
+from workflows.views.common import build_tree
 
 
 class ItemField(forms.CharField):
@@ -68,7 +69,7 @@ class TestRunForm(forms.Form):
 
 
 def draft_problems(draft: WorkflowVersion) -> list[str]:
-    names = {step.pk: step.name or step.kind for step in draft.steps.all()}
+    names = {step.pk: step.name or step.kind_class.label for step in draft.steps.all()}
     return [
         f"{names.get(step_id, 'Workflow')}: {field} — {message}"
         for step_id, fields in validate_version(draft).items()
@@ -107,7 +108,7 @@ def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
         "recent": Run.objects.for_tenant(tenant)
         .filter(workflow=workflow, is_test=True)
         .order_by("-created_at", "-id")[:10],
-        "steps": draft.steps.order_by("position", "id"),
+        "tree": build_tree(list(draft.steps.all())),
         "root": root,
     }
     if root is not None and root.kind == "database_trigger":

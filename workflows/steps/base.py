@@ -67,6 +67,10 @@ class StepKind:
         """One short line saying what the step does with these settings, for the builder's nodes."""
         return ""
 
+    def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A trigger's example item, typed by the person (test runs and previews start from it)."""
+        return {}
+
     def paths(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         """The labelled paths a step's children sit on, as (id, label) in order (a branch's paths).
 

@@ -77,5 +77,9 @@ class WebhookTrigger(StepKind):
             raise ConfigError(errors)
         return cleaned
 
+    def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
+        sample = config.get("sample")
+        return dict(sample) if isinstance(sample, dict) else {}
+
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
         return list((step.config.get("sample") or {}).keys())

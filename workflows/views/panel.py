@@ -64,6 +64,8 @@ def panel_context(
         "advanced_fields": [f for f in bound if f.is_advanced],
         "errors": errors,
         "variables": fields,
+        "step_paths": get_kind(step.kind).paths(step.config or {}),
+        "step_summary": get_kind(step.kind).summary(step.config or {}),
         "subtree_size": _subtree_size(step, steps),
     }
     if step.kind == "send_email":
