@@ -109,7 +109,8 @@ def skip_waits(request: HttpRequest, run_id: int) -> HttpResponse:
             next_attempt_at__gt=now,
         )
         steps = set(waiting.values_list("step_id", flat=True))
-        skipped = waiting.update(next_attempt_at=now)
+        # The mark lets the wait report itself "skipped" rather than "succeeded" when it runs.
+        skipped = waiting.update(next_attempt_at=now, output={"skip_requested": True})
         for step_id in steps:  # the engine's own enqueue, once the new due time is committed
             transaction.on_commit(lambda step_id=step_id: schedule_next(run.pk, step_id))
     if skipped:

@@ -242,3 +242,28 @@ def test_the_run_page_of_a_four_level_three_branch_run_fits_a_laptop_screen(
             box = failed.bounding_box()
             assert box is not None and box["x"] + box["width"] <= viewport["width"]  # on screen, not off it
             page.screenshot(path=SCREENSHOTS / name)
+
+
+def test_the_test_page_with_long_live_rows_fits_a_laptop_screen(
+    live_server, owner, tenant_a, monkeypatch, tenant_database
+):
+    """Live rows with long values wrap inside their column instead of widening the page."""
+    import psycopg
+
+    from integrations.models import DataSource
+
+    with psycopg.connect(tenant_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id bigserial PRIMARY KEY, email text, bio text)")
+        conn.execute("INSERT INTO users (email, bio) VALUES ('ada@example.com', repeat('x', 400))")
+    source = DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=tenant_database)
+    trigger = {
+        "kind": "database_trigger",
+        "config": {"datasource": source.pk, "schema": "public", "table": "users"},
+        "children": [email(name="Welcome")],
+    }
+    workflow = build_workflow(tenant_a, trigger, publish_it=False)
+    with signed_in_page(live_server, owner, monkeypatch) as page:
+        page.goto(f"{live_server.url}/workflows/{workflow.pk}/test/")
+        expect(page.locator(".live-rows")).to_contain_text("xxxxxxxxxxxxxxxx")
+        width = document_width(page)
+        assert width <= LAPTOP["width"], f"the test page is {width} px wide"

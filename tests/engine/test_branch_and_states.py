@@ -33,13 +33,13 @@ FINISHED = {"id": "done", "label": "Finished onboarding", "field": "onboarded", 
 PRO = {"id": "pro", "label": "Pro plan", "expression": "item.plan == 'pro'"}
 
 
+SUBJECTS = {"done": "Next steps", "pro": "Pro tips", "big": "Big spender perks", "x": "Trial ending"}
+
+
 def routed_workflow(tenant, otherwise: bool = True, paths=(FINISHED, PRO)):
-    children = [
-        on_path("done", email(subject="Next steps", name="Next steps")),
-        on_path("pro", email(subject="Pro tips", name="Pro tips")),
-    ]
+    children = [on_path(path["id"], email(subject=SUBJECTS[path["id"]], name=path["id"])) for path in paths]
     if otherwise:
-        children.append(on_path("otherwise", email(subject="Finish onboarding", name="Finish")))
+        children.append(on_path("otherwise", email(subject="Finish onboarding", name="otherwise")))
     return build_workflow(tenant, webhook([branch(list(paths), children, otherwise=otherwise)]))
 
 

@@ -100,7 +100,7 @@ class Wait(StepKind):
         # The engine already held the item until due_at (or skipped that in a test run); computing it
         # again surfaces an item without a usable time as this execution's error.
         due = self.due_at(ctx.step.config, item, ctx.now)
-        if (ctx.run.options or {}).get("skip_waits") and due > ctx.now:
+        if _skipping(ctx) and due > ctx.now:
             return Skipped(
                 [item], {"skipped": "test run: waits skipped", "would_wait_until": due.isoformat()}
             )
@@ -144,6 +144,14 @@ def _parse_time(value: Any, name: str) -> datetime:
     except ValueError:
         raise StepFailed(f"Wait: “{name}” is {value!r}, which is not a date and time.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _skipping(ctx) -> bool:
+    """A test run that skips waits, or a wait someone fast-forwarded ("Skip waits now" marks it)."""
+    if (ctx.run.options or {}).get("skip_waits"):
+        return True
+    output = ctx.execution.output if ctx.execution is not None else None
+    return isinstance(output, dict) and bool(output.get("skip_requested"))
 
 
 def _plain(number: Any) -> str:
