@@ -226,9 +226,24 @@ def test_the_run_page_of_a_four_level_three_branch_run_fits_a_laptop_screen(
     ):
         started = start_run(workflow, item, f"evt-{n}")
         run = started if item["plan"] == "team" else run
+    wait = {
+        "kind": "wait",
+        "config": {"mode": "duration", "amount": 3, "unit": "days"},
+        "children": [email()],
+    }
+    waiting = build_workflow(tenant_a, webhook([wait]), name="Nudge after three days")
+    start_run(waiting, {"email": "grace@example.com", "name": "Grace"}, "signup-7")
     work()
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
+    with signed_in_page(live_server, owner, monkeypatch) as page:
+        # The list says whom each run is about, and that a run waits, not that it has been "running".
+        page.goto(f"{live_server.url}/activity/")
+        row = page.locator("tr", has_text="grace@example.com")
+        expect(row.locator(".badge.waiting").first).to_contain_text("Waiting until")
+        expect(page.locator("tr", has_text="t@example.com").locator(".badge.failed").first).to_be_visible()
+        assert document_width(page) <= LAPTOP["width"]
+        page.screenshot(path=SCREENSHOTS / "activity-list.png")
     for viewport, name in ((LAPTOP, "run-page.png"), (WIDE, "run-page-wide.png")):
         with signed_in_page(live_server, owner, monkeypatch, viewport) as page:
             page.goto(f"{live_server.url}/activity/runs/{run.pk}/")
