@@ -139,6 +139,11 @@ def test_unknown_variables_are_flagged_in_templates_and_conditions(owner_client,
     ).content.decode()
     assert "Unknown variable item.nmae (did you mean item.name?)" in html
     assert "item.e mail" in html
+    # The trigger's run label reads the item the trigger produces.
+    html = save(
+        owner_client, workflow, trigger, sample='{"email": "a@b.c", "name": "A"}', run_label="{{ item.emal }}"
+    )
+    assert "Unknown variable item.emal (did you mean item.email?)" in html.content.decode()
     condition = add(owner_client, workflow, "condition", trigger)
     page = owner_client.get(f"/workflows/{workflow.pk}/steps/{condition.pk}/").content.decode()
     assert 'data-expression="item.email"' in page  # chips insert expressions into a condition

@@ -218,3 +218,78 @@ def test_a_branch_run_costs_the_same_statements_per_item_as_a_condition(engine, 
         costs.append(len(captured))
         settings.ENGINE_FOLLOW_MAX_STEPS = 20
     assert costs[0] == costs[1]
+
+
+def test_branch_settings_are_checked_before_anything_runs():
+    from workflows.steps import ConfigError, get_kind
+
+    kind = get_kind("branch")
+    bad = [
+        ({"paths": []}, "at least one path"),
+        ({"paths": "p1"}, "at least one path"),
+        (
+            {"paths": [{"id": 'a b"', "label": "X", "match": "rule", "field": "f", "operator": "is_true"}]},
+            "id of",
+        ),
+        (
+            {
+                "paths": [
+                    {"id": "otherwise", "label": "X", "match": "rule", "field": "f", "operator": "is_true"}
+                ]
+            },
+            "id of its own",
+        ),
+        ({"paths": [FINISHED, FINISHED]}, "id of its own"),
+        (
+            {"paths": [{"id": "a", "label": "X", "match": "rule", "field": "", "operator": "is_true"}]},
+            "choose the field",
+        ),
+        (
+            {"paths": [{"id": "a", "label": "X", "match": "rule", "field": "f", "operator": "rm -rf"}]},
+            "how to compare",
+        ),
+        (
+            {"paths": [{"id": "a", "label": "X", "match": "expression", "expression": "item.a =="}]},
+            "ends too early",
+        ),
+        ({"paths": [{"id": "a", "label": "X", "match": "magic"}]}, "a field"),
+        ({"paths": [dict(FINISHED, id=f"p{n}") for n in range(21)]}, "at most 20"),
+    ]
+    for config, message in bad:
+        try:
+            kind.validate(config)
+        except ConfigError as exc:
+            assert message in exc.errors["paths"], (config, exc.errors)
+        else:
+            raise AssertionError(f"accepted {config}")
+    cleaned = kind.validate({"paths": [{**FINISHED, "match": "rule"}], "otherwise": "on"})
+    assert cleaned["otherwise"] is True and kind.paths(cleaned) == [
+        ("done", "Finished onboarding"),
+        ("otherwise", "Otherwise"),
+    ]
+
+
+def test_rules_compare_numbers_times_text_and_lists():
+    from workflows.steps.branch import ConditionError, matches
+
+    def rule(operator, value="", field="v"):
+        return {"match": "rule", "field": field, "operator": operator, "value": value}
+
+    assert matches(rule("greater_than", "5"), {"v": 9}, {}) and not matches(
+        rule("greater_than", "10"), {"v": 9}, {}
+    )
+    assert matches(rule("less_than", "2026-03-01"), {"v": "2026-02-01T10:00:00+00:00"}, {})
+    assert matches(rule("equals", "pro"), {"v": "pro"}, {}) and matches(rule("equals", "3"), {"v": 3.0}, {})
+    assert matches(rule("contains", "ADM"), {"v": "an admin"}, {}) and matches(
+        rule("contains", "b"), {"v": ["a", "b"]}, {}
+    )
+    assert matches(rule("is_false"), {"v": "false"}, {}) and matches(rule("is_true"), {"v": "yes"}, {})
+    assert matches(rule("is_empty"), {}, {}) and not matches(rule("is_not_empty"), {"v": []}, {})
+    assert matches(rule("equals", "x", field="profile.plan"), {"profile": {"plan": "x"}}, {})
+    for hostile in ({"v": "abc"}, {"w": 1}):
+        try:
+            matches(rule("greater_than", "5"), hostile, {})
+        except ConditionError as exc:
+            assert str(exc)
+        else:
+            raise AssertionError(f"compared {hostile}")

@@ -16,6 +16,7 @@ with the path's name, and no path runs: running the next path instead could send
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from workflows.steps.results import Routed, StepFailed
 from workflows.templating import TemplateError, evaluate, validate_expression
 
 OTHERWISE = "otherwise"
+PATH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 MAX_PATHS = 20
 
 OPERATORS = (
@@ -231,8 +233,8 @@ def _clean_path(path: Any, index: int) -> tuple[dict[str, Any], str]:
     label = str(path.get("label") or "").strip()[:80] or f"Path {index + 1}"
     cleaned: dict[str, Any] = {"id": str(path.get("id") or "").strip()[:40], "label": label}
     name = f"Path “{label}”"
-    if not cleaned["id"]:
-        return cleaned, f"{name} needs an id."
+    if not cleaned["id"] or not PATH_ID.fullmatch(cleaned["id"]):
+        return cleaned, f"{name} needs an id of letters, digits, - or _."
     match = path.get("match") or "rule"
     cleaned["match"] = match
     if match == "expression":

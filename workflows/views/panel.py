@@ -16,7 +16,7 @@ from runs.views.samples import sample_item
 from workflows.forms.step_form import bind_fields, config_from_post, field_warning
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
-from workflows.variables import available_fields, describe_query
+from workflows.variables import available_fields, describe_query, fields_after
 from workflows.views.common import get_draft_step, get_workflow
 
 # Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
@@ -53,6 +53,9 @@ def panel_context(
     steps_by_id = {s.id: s for s in steps}
     errors = validation_errors(request, step) if errors is None else errors
     fields = available_fields(request.tenant, step, steps_by_id)
+    if step.parent_id is None and not fields:
+        # A trigger's own templates (its run label) read the item it produces.
+        fields = fields_after(request.tenant, step, [])
     bound = bind_fields(step, request.tenant, errors)
     for f in bound:
         f.warning = field_warning(f, fields)
