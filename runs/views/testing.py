@@ -17,9 +17,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from runs.engine import start_run
+from runs.engine import clock, start_run
 from runs.models import Run
 from runs.views.samples import live_rows, sample_item
+from runs.views.tree import run_tree, step_states
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, validate_version
@@ -77,6 +78,21 @@ def draft_problems(draft: WorkflowVersion) -> list[str]:
     ]
 
 
+def latest_test_tree(workflow: Workflow, draft: WorkflowVersion) -> dict[str, Any]:
+    """The latest test run of this draft drawn as its tree with counts, when there is one."""
+    run = (
+        Run.objects.filter(workflow=workflow, version=draft, is_test=True)
+        .select_related("version")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if run is None:
+        return {}
+    now = clock.now()
+    chains, _steps = run_tree(run, step_states(run, now), now)
+    return {"latest": run, "latest_tree": chains, "node_base": reverse("runs:run_detail", args=[run.pk])}
+
+
 @login_required
 def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     tenant = request.tenant
@@ -109,6 +125,7 @@ def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
         .filter(workflow=workflow, is_test=True)
         .order_by("-created_at", "-id")[:10],
         "tree": build_tree(list(draft.steps.all())),
+        **latest_test_tree(workflow, draft),
         "root": root,
     }
     if root is not None and root.kind == "database_trigger":

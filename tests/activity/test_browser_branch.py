@@ -145,7 +145,6 @@ def test_the_seed_example_with_one_branch_step_sends_the_right_email_per_item(
         page.get_by_role("link", name="Test", exact=True).click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("Test")
         assert document_width(page) <= LAPTOP["width"]
-        page.screenshot(path=SCREENSHOTS / "test-page.png")
         test_url = page.url
 
         people = [
@@ -161,6 +160,16 @@ def test_the_seed_example_with_one_branch_step_sends_the_right_email_per_item(
             expect(message).to_have_count(1)
             expect(message).to_contain_text(item["email"])
             expect(message).to_contain_text(subject)
+
+        # The test page draws the latest test run (Bob's) as the draft's tree, with counts.
+        page.goto(test_url)
+        latest = page.locator(".test-tree")
+        expect(
+            latest.locator(".run-node", has_text="Finish onboarding email").locator(".badge.succeeded")
+        ).to_have_text("1 succeeded")
+        expect(latest.locator(".run-node", has_text="Next steps email")).to_contain_text("not reached")
+        assert document_width(page) <= LAPTOP["width"]
+        page.screenshot(path=SCREENSHOTS / "test-page.png", full_page=True)
 
         # Ada's run: the branch's node says which path she took; the wait says it was skipped.
         ada = Run.objects.filter(is_test=True, label="ada@example.com").get()
