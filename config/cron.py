@@ -1,4 +1,4 @@
-"""Periodic jobs, run by RQ's cron scheduler: `python manage.py rqcron config/cron.py`.
+"""Periodic jobs, run by RQ's cron scheduler: `python manage.py cron config/cron.py` (django-rq's `rqcron` plus a heartbeat).
 
 RQ's cron evaluates expressions in UTC, so jobs here run on plain intervals; anything that must happen
 at a local time (schedule triggers) keeps its next instant in PostgreSQL and is only *checked* here.

@@ -4,6 +4,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,6 +17,54 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-rowbell-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS. Off by default so that development over plain http://127.0.0.1 works; production turns them on
+# (README "Running in production", config/production.env.example, checked by `manage.py check --deploy`).
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Paths (regular expressions, without the leading slash) served over plain HTTP anyway, e.g. a health check.
+SECURE_REDIRECT_EXEMPT = env.list("SECURE_REDIRECT_EXEMPT", default=[])
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """ "HTTP_X_FORWARDED_PROTO,https" -> the (header, value) pair a TLS-terminating proxy sets; "" -> None."""
+    if not value.strip():
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header.startswith("HTTP_") or not expected:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO,https (the header as Django "
+            "names it in request.META, a comma, the value meaning HTTPS)."
+        )
+    return header, expected
+
+
+# Behind a proxy that terminates TLS: the header (and value) it sets on HTTPS requests. Set it ONLY when the
+# proxy always sets or strips that header, or clients could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env.str("SECURE_PROXY_SSL_HEADER", default=""))
+
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images, fonts and requests only
+# from Rowbell itself, and no inline script or style (pages load static/js and static/css files). Email HTML
+# is shown from its own URL with a policy of its own (runs/email_body.py); django-rq's dashboard alone may
+# use inline script and style (config/csp.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Fernet keys for secrets at rest. The first key encrypts; all of them decrypt, so keys can be rotated
 # by prepending a new one. When unset, a key is derived from SECRET_KEY (fine for development only).
@@ -28,6 +78,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "csp",
     "django_rq",
     "rest_framework",
     "drf_spectacular",
@@ -39,6 +90,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.csp.RelaxedPolicyForThirdPartyPages",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -48,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A NUL character in a URL, query or form is a 400 before any view can try to store it.
+    "config.input_guard.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -88,10 +143,11 @@ CACHES = {
         "KEY_PREFIX": "rowbell-cache",
     }
 }
-# Failed sign-ins allowed per username and IP address within SIGNIN_LOCKOUT_SECONDS.
+# Sign-in attempts allowed per username (stripped, NFKC, casefolded: as authentication reads it) and IP
+# address within SIGNIN_LOCKOUT_SECONDS.
 SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=5)
 SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
-# Invitation links stay valid this long.
+# Invitation links stay valid this long (each works once, for the invited address).
 INVITE_MAX_AGE_SECONDS = env.int("INVITE_MAX_AGE_SECONDS", default=7 * 86400)
 
 # Two queues: `default` for step executions, `low` for bulk fan-out work, so that one tenant's huge
@@ -136,12 +192,19 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rowbell <rowbell@localhost>")
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.RowbellAutoSchema",
+    # Every error body is {"detail": "..."}, as the schema says.
+    "EXCEPTION_HANDLER": "tenants.api.api_exception_handler",
 }
+from config.api_schema_components import JSON_COMPONENTS  # noqa: E402 (plain data, no Django import)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rowbell API",
     "DESCRIPTION": "Notification workflows driven by changes in your PostgreSQL database.",
     "VERSION": "0.1.0",
+    # 3.1: full JSON Schema, so the schema can say which JSON is accepted (config/api_schema.py).
+    "OAS_VERSION": "3.1.0",
+    "APPEND_COMPONENTS": {"schemas": JSON_COMPONENTS},
     # Three models have a `status` with different choices: name each set after its model.
     "ENUM_NAME_OVERRIDES": {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",
@@ -150,10 +213,29 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, tenant_id, run_id,
+# step_id, execution_id when known, exception); `text` (the default) is for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+# LOG_HOUSEKEEPING=true also logs the periodic jobs' routine lines (config/logfilters.py), ~85 a minute.
+LOG_HOUSEKEEPING = env.bool("LOG_HOUSEKEEPING", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "engine_context": {"()": "config.logs.EngineContextFilter"},
+        "housekeeping": {"()": "config.logfilters.QuietHousekeeping"},
+    },
+    "formatters": {
+        "json": {"()": "config.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s %(context)s%(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["engine_context"] if LOG_HOUSEKEEPING else ["engine_context", "housekeeping"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
@@ -181,8 +263,17 @@ ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)
 ENGINE_RETRY_FACTOR = env.float("ENGINE_RETRY_FACTOR", default=3.0)
 ENGINE_RETRY_MAX_SECONDS = env.float("ENGINE_RETRY_MAX_SECONDS", default=3600.0)
-# An execution `running` longer than this belongs to a dead worker: the sweeper makes it pending again.
+# The backstop for a worker that is alive but stuck: an execution `running` longer than this is made
+# pending again by the sweeper (it is also each batch job's RQ timeout). A worker that is gone is noticed
+# sooner, by its heartbeat (below).
 ENGINE_EXECUTION_TIMEOUT = env.int("ENGINE_EXECUTION_TIMEOUT", default=900)
+# Every Procfile process writes a heartbeat row every HEARTBEAT_INTERVAL seconds (runs/engine/liveness.py).
+# A worker whose heartbeat is older than WORKER_LEASE_SECONDS is gone: the sweeper returns what it had
+# claimed to `pending` at its next sweep, and a worker that wakes up after that long stops its batch.
+HEARTBEAT_INTERVAL = env.float("HEARTBEAT_INTERVAL", default=3.0)
+WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=15.0)
+# How many attempts (time, duration, outcome, error) each execution keeps for the run page.
+ENGINE_ATTEMPT_LOG_SIZE = env.int("ENGINE_ATTEMPT_LOG_SIZE", default=20)
 # Delays shorter than this go to RQ's scheduler too (lower latency); longer ones are left to the sweeper.
 ENGINE_SCHEDULE_HORIZON = env.int("ENGINE_SCHEDULE_HORIZON", default=3600)
 # The sweeper runs every SWEEPER_INTERVAL seconds and re-enqueues work due for longer than SWEEPER_GRACE.
@@ -199,6 +290,9 @@ DATA_QUERY_ENRICH_MAX_ROWS = env.int("DATA_QUERY_ENRICH_MAX_ROWS", default=1000)
 EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="rowbell.localhost")
 # Outgoing HTTP (Slack and HTTP request steps).
 HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)
+# Networks (CIDRs) that HTTP steps, Slack and event webhooks may call although they are loopback, private,
+# link-local or otherwise not public (integrations/outbound.py refuses those). Empty: public addresses only.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
 # --- Triggers (integrations/listener.py, integrations/webhooks.py) ---------------------------------------
 # The listener polls each data source's event log every LISTENER_POLL_INTERVAL seconds when idle, and
@@ -224,15 +318,30 @@ LISTENER_STATEMENT_TIMEOUT = env.float("LISTENER_STATEMENT_TIMEOUT", default=30.
 LISTENER_SHUTDOWN_GRACE = env.float("LISTENER_SHUTDOWN_GRACE", default=5.0)
 # Connecting to a tenant's database gives up after this many seconds (whole seconds, at least 2).
 DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
+# A data source may not connect to the PostgreSQL server holding Rowbell's own data, nor through a local
+# socket (integrations/datasources/target.py); true allows it, for a single-team install (and the dev and
+# test runners, whose customer databases share the local server).
+DATA_SOURCE_ALLOW_ROWBELL_SERVER = env.bool("DATA_SOURCE_ALLOW_ROWBELL_SERVER", default=False)
 # Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)
+# JSON from outside (webhook and API bodies, the test page's item, a step's JSON fields) may nest at most
+# this many levels; deeper is a 400 (integrations/json_input.py). Real events nest a handful of levels.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
 # --- Outbound event webhooks (integrations/events/) ----------------------------------------------------
 # Seconds a POST to an endpoint may wait to connect or for each read; then it is retried.
 EVENT_WEBHOOK_TIMEOUT = env.float("EVENT_WEBHOOK_TIMEOUT", default=5.0)
 # Attempts before a delivery fails, with the engine's backoff (ENGINE_RETRY_*) in between.
 EVENT_WEBHOOK_MAX_ATTEMPTS = env.int("EVENT_WEBHOOK_MAX_ATTEMPTS", default=10)
+
+# --- Operations: /metrics, /healthz, /readyz (config/metrics.py, config/health.py), logs ----------------
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>` (empty: no token accepted), or
+# from an address in METRICS_ALLOWED_NETWORKS (comma-separated; behind a proxy REMOTE_ADDR is the proxy's).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# Each PostgreSQL count of a scrape gives up after this long (the metric is then left out of that scrape).
+METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=5000)
 
 # --- Retention (runs/retention.py) ---------------------------------------------------------------------
 # Days a finished run (with its executions and messages) and a settled event delivery are kept; 0 keeps

@@ -5,6 +5,7 @@ from django.utils.html import format_html
 
 from integrations.datasources import delete_unless_used, published_workflows_using
 from integrations.models import DataSource, EventDelivery, EventEndpoint, Schedule
+from tenants.audit import record
 
 
 @admin.register(DataSource)
@@ -24,9 +25,11 @@ class DataSourceAdmin(admin.ModelAdmin):
     exclude = ["connection_url", "stale_trigger_urls"]
     # notify_enabled is read-only here: changing it must reinstall the trigger functions in the customer's
     # database, which the tenant's edit page does (integrations/views.py) and a plain admin save would not.
+    # schemas too: the tenant's edit page shows the setup SQL the change needs.
     readonly_fields = [
         "masked_url",
         "masked_stale_databases",
+        "schemas",
         "notify_enabled",
         "status",
         "last_error",
@@ -58,12 +61,23 @@ class DataSourceAdmin(admin.ModelAdmin):
             )
         return deleted, model_count, perms_needed, protected
 
+    def save_model(self, request, obj: DataSource, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            record(obj.tenant, request.user, "datasource.changed", obj, via="admin", fields=form.changed_data)
+
     def delete_model(self, request, obj: DataSource) -> None:
         self.delete_queryset(request, [obj])
 
     def delete_queryset(self, request, queryset) -> None:
         # The confirmation page checked usage; a workflow published since then must still stop the delete.
-        refused = [str(source) for source in queryset if delete_unless_used(source)]
+        refused = []
+        for source in queryset:
+            pk = source.pk
+            if delete_unless_used(source):
+                refused.append(str(source))
+            else:
+                record(source.tenant, request.user, "datasource.deleted", source, object_id=pk, via="admin")
         if refused:
             raise PermissionDenied(
                 f"Not deleted: {', '.join(refused)}. A workflow using it was published while you confirmed."

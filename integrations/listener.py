@@ -61,6 +61,12 @@ log = logging.getLogger(__name__)
 
 # Only rows of workflows published on this data source: rows of any other workflow must not sit at the
 # head of the queue (they are swept separately, after LISTENER_ORPHAN_GRACE).
+# The listener's lag: how long the oldest row still in the log has waited (the id order is the insert order).
+LAG_SQL = (
+    "SELECT extract(epoch FROM clock_timestamp() - created_at) FROM rowbell.event_log ORDER BY id LIMIT 1"
+)
+LAG_SECONDS = 2.0
+
 CLAIM_SQL = (
     "SELECT id, workflow_id, op, new_row, old_row FROM rowbell.event_log "
     "WHERE workflow_id = ANY(%s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
@@ -135,6 +141,11 @@ class SourcePoller:
         self.health: tuple[str, str, datetime] | None = None
         self.status_written: tuple[str, str] | None = None
         self.seen_written: datetime | None = None
+        # Seconds the oldest row of the source's event log has waited (0: empty), measured at most every
+        # LAG_SECONDS by this source's thread, and published for /metrics by the listener's thread.
+        self.lag: float | None = None
+        self.lag_measured_at = 0.0
+        self.lag_published_at = 0.0
         # Set when the listener stops or drops this source; also what the thread sleeps on.
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -245,6 +256,11 @@ class SourcePoller:
         grace = option("LISTENER_ORPHAN_GRACE", 60)
         if time.monotonic() - self.orphans_swept_at > grace:
             self._sweep_orphans(grace)
+        if time.monotonic() - self.lag_measured_at > LAG_SECONDS:
+            self.lag_measured_at = time.monotonic()
+            with self.conn.transaction():
+                oldest = self.conn.execute(LAG_SQL).fetchone()
+            self.lag = float(oldest[0]) if oldest else 0.0
         with self.conn.transaction():
             rows = self.conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
@@ -308,6 +324,7 @@ class SourcePoller:
         """
         if self.health is None:
             return
+        self.publish_lag()
         status, error, polled_at = self.health
         if (
             self.status_written == (status, error)
@@ -320,6 +337,15 @@ class SourcePoller:
         )
         self.status_written = (status, error)
         self.seen_written = polled_at
+
+    def publish_lag(self) -> None:
+        """The lag of this source's event log, for /metrics (runs/engine/metrics.py), every LAG_SECONDS."""
+        if self.lag is None or time.monotonic() - self.lag_published_at < LAG_SECONDS:
+            return
+        from runs.engine import metrics
+
+        metrics.record_listener_lag(self.datasource.pk, self.lag)
+        self.lag_published_at = time.monotonic()
 
 
 def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int]:

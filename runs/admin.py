@@ -4,15 +4,25 @@ A link on each list leads to the django-rq dashboard (/admin/rq/)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from runs.engine import cancel_run, discard_delivery, release_delivery, retry_execution
-from runs.models import Delivery, Run, StepExecution
+from runs.engine import (
+    cancel_run,
+    clock,
+    discard_delivery,
+    release_delivery,
+    resolve_uncertain,
+    retry_execution,
+)
+from runs.models import Delivery, ProcessHeartbeat, Run, StepExecution
 from runs.views.presenting import execution_state
+from tenants.audit import record, record_bulk
+from tenants.models import AuditEvent, Tenant
 
 CHANGE_LIST = "runs/admin/change_list.html"
 
@@ -31,6 +41,24 @@ class HistoryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+def audited_retry(request: HttpRequest, execution: StepExecution) -> bool:
+    """Retry one execution; an audit event in its tenant when it was retried."""
+    if not retry_execution(execution):
+        return False
+    record(execution.tenant, request.user, "execution.retried", execution, via=AuditEvent.Via.ADMIN)
+    return True
+
+
+def record_per_tenant(request: HttpRequest, action: str, deliveries: list[tuple[int, int]]) -> None:
+    """One audit event per tenant for an action on messages of several tenants ((id, tenant id) pairs)."""
+    by_tenant: dict[int, list[int]] = {}
+    for pk, tenant_id in deliveries:
+        by_tenant.setdefault(tenant_id, []).append(pk)
+    tenants = Tenant.objects.in_bulk(by_tenant)
+    for tenant_id, ids in by_tenant.items():
+        record_bulk(tenants[tenant_id], request.user, action, ids, via=AuditEvent.Via.ADMIN)
 
 
 def link(url_name: str, pk, text) -> str:
@@ -73,8 +101,21 @@ class RunAdmin(HistoryAdmin):
 
     @admin.action(description="Cancel selected runs (stops pending and waiting executions)")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet) -> None:
-        runs = list(queryset.exclude(status__in=Run.FINISHED))
-        stopped = sum(cancel_run(run) for run in runs)
+        runs = list(queryset.exclude(status__in=Run.FINISHED).select_related("tenant"))
+        stopped = 0
+        for run in runs:
+            count = cancel_run(run)
+            stopped += count
+            label = f"Run #{run.pk}"
+            record(
+                run.tenant,
+                request.user,
+                "run.cancelled",
+                run,
+                label=label,
+                via=AuditEvent.Via.ADMIN,
+                stopped=count,
+            )
         self.message_user(
             request, f"Cancelled {len(runs)} runs ({stopped} executions stopped).", messages.SUCCESS
         )
@@ -82,7 +123,7 @@ class RunAdmin(HistoryAdmin):
     @admin.action(description="Retry every failed execution of selected runs")
     def retry_failed_executions(self, request: HttpRequest, queryset: QuerySet) -> None:
         failed = StepExecution.objects.filter(run__in=queryset, status=StepExecution.Status.FAILED)
-        retried = sum(retry_execution(execution) for execution in failed)
+        retried = sum(audited_retry(request, execution) for execution in failed.select_related("tenant"))
         self.message_user(request, f"Retrying {retried} failed executions.", messages.SUCCESS)
 
 
@@ -138,8 +179,8 @@ class StepExecutionAdmin(HistoryAdmin):
 
     @admin.action(description="Retry selected failed executions")
     def retry_executions(self, request: HttpRequest, queryset: QuerySet) -> None:
-        failed = list(queryset.filter(status=StepExecution.Status.FAILED))
-        retried = sum(retry_execution(execution) for execution in failed)
+        failed = list(queryset.filter(status=StepExecution.Status.FAILED).select_related("tenant"))
+        retried = sum(audited_retry(request, execution) for execution in failed)
         skipped = queryset.count() - retried
         self.message_user(
             request, f"Retrying {retried} executions; {skipped} were not failed.", messages.SUCCESS
@@ -152,7 +193,7 @@ class DeliveryAdmin(HistoryAdmin):
     list_filter = ["status", "channel", "tenant"]
     search_fields = ["=id", "=recipient", "=provider_id", "=run__id"]
     list_select_related = ["tenant"]
-    actions = ["release_deliveries", "discard_deliveries"]
+    actions = ["release_deliveries", "discard_deliveries", "mark_uncertain_sent"]
 
     @admin.display(description="Run")
     def run_link(self, delivery: Delivery) -> str:
@@ -160,14 +201,43 @@ class DeliveryAdmin(HistoryAdmin):
 
     @admin.action(description="Release selected held messages (each is sent once)")
     def release_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
-        held = list(queryset.filter(status=Delivery.Status.HELD).values_list("pk", flat=True))
+        held_rows = list(queryset.filter(status=Delivery.Status.HELD).values_list("pk", "tenant_id"))
+        held = [pk for pk, _tenant in held_rows]
         sent = sum(release_delivery(pk) for pk in held)
+        record_per_tenant(request, "messages.released", held_rows)
         level = messages.SUCCESS if sent == len(held) else messages.WARNING
         note = "" if sent == len(held) else f" {len(held) - sent} were not sent: see their error."
         self.message_user(request, f"Released {sent} of {len(held)} held messages.{note}", level)
 
     @admin.action(description="Discard selected held messages")
     def discard_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
-        held = queryset.filter(status=Delivery.Status.HELD).values_list("pk", flat=True)
-        dropped = sum(discard_delivery(pk) for pk in held)
+        held = queryset.filter(status=Delivery.Status.HELD).values_list("pk", "tenant_id")
+        discarded = [(pk, tenant_id) for pk, tenant_id in held if discard_delivery(pk)]
+        record_per_tenant(request, "messages.discarded", discarded)
+        dropped = len(discarded)
         self.message_user(request, f"Discarded {dropped} held messages.", messages.SUCCESS)
+
+    @admin.action(description="Mark selected uncertain messages as sent (the recipient got them)")
+    def mark_uncertain_sent(self, request: HttpRequest, queryset: QuerySet) -> None:
+        uncertain = queryset.filter(status=Delivery.Status.UNCERTAIN).values_list("pk", flat=True)
+        by = request.user.get_username()
+        marked = sum(resolve_uncertain(pk, "mark_sent", by=by) for pk in uncertain)
+        self.message_user(
+            request,
+            f"Marked {marked} uncertain messages as sent. To send one again (it may arrive twice), use its run page.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(ProcessHeartbeat)
+class ProcessHeartbeatAdmin(HistoryAdmin):
+    """Which Procfile processes are alive: a row per process, its last beat, and whether it is overdue."""
+
+    list_display = ["name", "kind", "host", "pid", "started_at", "beat_at", "alive", "stopped_at"]
+    list_filter = ["kind", "host"]
+    ordering = ["kind", "-beat_at"]
+
+    @admin.display(boolean=True, description="Alive")
+    def alive(self, heartbeat: ProcessHeartbeat) -> bool:
+        age = (clock.now() - heartbeat.beat_at).total_seconds()
+        return heartbeat.stopped_at is None and age <= settings.WORKER_LEASE_SECONDS

@@ -85,6 +85,11 @@ class StepExecution(TenantOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The worker process (runs.engine.liveness) that claimed it while `running`: the sweeper reclaims it
+    # as soon as that worker's heartbeat is older than WORKER_LEASE_SECONDS; empty for an unnamed claimer.
+    claimed_by = models.CharField(max_length=100, blank=True, default="")
+    # The last ATTEMPT_LOG_SIZE attempts, oldest first: {"at", "took" (seconds), "outcome", "error"}.
+    attempt_log = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -147,3 +152,27 @@ class Delivery(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient} ({self.status})"
+
+
+class ProcessHeartbeat(models.Model):
+    """A Procfile process saying it is alive: a worker's lease on what it claimed, and what operators see.
+
+    Each process upserts its row every HEARTBEAT_INTERVAL seconds (runs/engine/liveness.py). A row whose
+    `beat_at` is older than WORKER_LEASE_SECONDS belongs to a process that is gone (or frozen): the
+    sweeper returns a gone worker's running executions to `pending`. Rows of processes that stopped
+    cleanly carry `stopped_at`; old rows are pruned by the sweeper after a day.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20)  # worker, scheduler, cron, listener, sweeper
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "beat_at"], name="heartbeat_kind_beat")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from runs.email_body import email_body
 from runs.views import actions, messages, preview, run_detail, run_list, testing
 
 app_name = "runs"
@@ -16,7 +17,9 @@ urlpatterns = [
     path("activity/runs/<int:run_id>/replay/", actions.replay, name="replay_run"),
     path("activity/runs/<int:run_id>/skip-waits/", actions.skip_waits, name="skip_waits"),
     path("activity/messages/release/", actions.release, name="release_messages"),
+    path("activity/messages/<int:delivery_id>/resolve/", actions.resolve, name="resolve_uncertain"),
     path("activity/messages/discard/", actions.discard, name="discard_messages"),
     path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),
     path("steps/<int:step_id>/preview/", preview.step_preview, name="step_preview"),
+    path("email-body/<str:key>/", email_body, name="email_body"),
 ]

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.audit import record
+from tenants.invitations import revoke_links_of
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant
 
 
 class MembershipInline(admin.TabularInline):
@@ -16,6 +18,42 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def get_deleted_objects(self, objs, request):
+        """A tenant's audit events go with it (nobody deletes them one by one, so nobody has that
+        permission, which would otherwise make the admin refuse to delete any tenant that has events)."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(AuditEvent._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is Membership:
+            # Before saving: the deleted rows are gone after.
+            for member_form in formset.initial_forms:
+                if member_form in formset.deleted_forms:
+                    membership_removed(request, member_form.instance)
+                elif "role" in member_form.changed_data:
+                    role_changed(request, member_form.instance, member_form.initial.get("role"))
+        super().save_formset(request, form, formset, change)
+
+
+def role_changed(request, membership: Membership, old: str | None) -> None:
+    via, new = AuditEvent.Via.ADMIN, membership.role
+    record(membership.tenant, request.user, "member.role_changed", membership.user, via=via, old=old, new=new)
+
+
+def membership_removed(request, membership: Membership) -> None:
+    """An operator removes a member: like on the Members page, the links they held or sent stop working."""
+    revoked = revoke_links_of(membership.tenant, membership.user)
+    via = AuditEvent.Via.ADMIN
+    record(
+        membership.tenant,
+        request.user,
+        "member.removed",
+        membership.user,
+        via=via,
+        revoked_invitations=revoked,
+    )
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -23,6 +61,19 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__name"]
     autocomplete_fields = ["user", "tenant"]
+
+    def save_model(self, request, obj: Membership, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "role" in form.changed_data:
+            role_changed(request, obj, form.initial.get("role"))
+
+    def delete_model(self, request, obj: Membership) -> None:
+        membership_removed(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for membership in queryset.select_related("tenant", "user"):
+            self.delete_model(request, membership)
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -65,7 +116,101 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected API keys")
     def revoke(self, request, queryset) -> None:
-        revoked = sum(api_key.revoke() for api_key in queryset)
+        revoked = 0
+        for api_key in queryset.select_related("tenant"):
+            if api_key.revoke():
+                revoked += 1
+                record(api_key.tenant, request.user, "api_key.revoked", api_key, via=AuditEvent.Via.ADMIN)
         self.message_user(
             request, f"Revoked {revoked} API key{'s' if revoked != 1 else ''}.", messages.SUCCESS
         )
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Operators see invitations and revoke them; they are made on the tenant's Members page, which
+    emails the link (only its hash exists here)."""
+
+    list_display = [
+        "email",
+        "tenant",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["role", "tenant"]
+    search_fields = ["email", "tenant__name"]
+    list_select_related = ["tenant", "invited_by"]
+    readonly_fields = [
+        "tenant",
+        "email",
+        "role",
+        "token_hash",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected invitations")
+    def revoke(self, request, queryset) -> None:
+        revoked = 0
+        for invitation in queryset.select_related("tenant"):
+            if invitation.revoke():
+                revoked += 1
+                record(
+                    invitation.tenant,
+                    request.user,
+                    "invitation.revoked",
+                    invitation,
+                    via=AuditEvent.Via.ADMIN,
+                )
+        self.message_user(
+            request, f"Revoked {revoked} invitation{'s' if revoked != 1 else ''}.", messages.SUCCESS
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, read-only: nobody adds, changes or deletes an event here (nor anywhere else)."""
+
+    list_display = ["created_at", "tenant", "actor_label", "via", "action", "object_type", "object_label"]
+    list_filter = ["action", "via", "tenant"]
+    search_fields = ["actor_label", "object_label", "=object_id", "tenant__name"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = [
+        "created_at",
+        "tenant",
+        "actor",
+        "actor_label",
+        "via",
+        "action",
+        "object_type",
+        "object_id",
+        "object_label",
+        "details",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

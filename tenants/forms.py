@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.core.cache import cache
 from django.utils.text import slugify
 
+from tenants.invitations import existing_member
 from tenants.models import Role, Tenant
 
 
@@ -45,12 +48,39 @@ def unique_slug(name: str) -> str:
     return slug
 
 
-def _failure_key(username: str, ip: str) -> str:
-    return f"signin-failures:{username.lower()}:{ip}"
+def signin_key(username: str) -> str:
+    """The name sign-in counts failures under: the username as authentication sees it (the form's
+    UsernameField strips it and NFKC-normalises it, so "charlie " and fullwidth "ｃｈａｒｌｉｅ" sign in as
+    "charlie"), then casefolded, so that neither a case nor a whitespace variant starts a fresh count.
+    Authentication itself is case-sensitive and usernames are unique case-insensitively (sign-up checks
+    `iexact`), so folding the case here joins only names that are one account or none."""
+    normalised = UsernameField().to_python(username) or ""
+    return normalised.casefold()
+
+
+def _attempts_key(username: str, ip: str) -> str:
+    # Hashed: the username is whatever was typed, of any length and alphabet.
+    digest = hashlib.sha256(f"{signin_key(username)}\0{ip}".encode()).hexdigest()
+    return f"signin-attempts:{digest}"
+
+
+def _count_attempt(key: str) -> int:
+    """This attempt's number within the lockout window (which starts at the first attempt)."""
+    if cache.add(key, 1, settings.SIGNIN_LOCKOUT_SECONDS):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # the window ended between the two calls
+        cache.add(key, 1, settings.SIGNIN_LOCKOUT_SECONDS)
+        return 1
 
 
 class RateLimitedAuthenticationForm(AuthenticationForm):
-    """Refuses to check the password after too many failures for this username from this address."""
+    """Refuses to check the password after too many failures for this username from this address.
+
+    Each attempt is counted before the password is checked (an atomic INCR), so a burst of parallel
+    guesses cannot all pass the check before the first failure is recorded; a successful sign-in clears
+    the count."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
@@ -59,36 +89,54 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
 
     def clean(self):
         username = self.data.get("username", "")
+        if not isinstance(username, str):
+            username = ""
         ip = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        key = _failure_key(username, ip)
-        if cache.get(key, 0) >= settings.SIGNIN_MAX_FAILURES:
+        key = _attempts_key(username, ip)
+        attempts = _count_attempt(key)
+        if attempts > settings.SIGNIN_MAX_FAILURES:
             raise forms.ValidationError(
                 self.error_messages["rate_limited"],
                 code="rate_limited",
                 params={"minutes": max(1, settings.SIGNIN_LOCKOUT_SECONDS // 60)},
             )
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            if cache.add(key, 1, settings.SIGNIN_LOCKOUT_SECONDS) is False:
-                cache.incr(key)
-            raise
+        cleaned = super().clean()
+        cache.delete(key)
+        return cleaned
 
 
 class InviteForm(forms.Form):
     email = forms.EmailField(label="Email of the person to invite")
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
 
-    def __init__(self, *args, inviter_role: str = Role.MEMBER, **kwargs):
+    def __init__(self, *args, inviter_role: str = Role.MEMBER, tenant: Tenant | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.tenant = tenant
         if inviter_role != Role.OWNER:
             # Only owners make owners.
             self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
+            self.fields["role"].error_messages["invalid_choice"] = (
+                "Only an owner can invite an owner: choose admin or member."
+            )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if self.tenant is not None and (member := existing_member(self.tenant, email)):
+            raise forms.ValidationError(
+                f"{email} is already a member of {self.tenant.name} (as {member.user.get_username()})."
+            )
+        return email
 
 
 class AcceptInviteForm(forms.Form):
+    """A new account for the invited address: the address itself is the invitation's, not a field."""
+
     username = forms.CharField(label="Username", max_length=150)
     password = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+
+    def __init__(self, *args, email: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
@@ -99,8 +147,9 @@ class AcceptInviteForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("password"):
+            user = get_user_model()(username=cleaned.get("username", ""), email=self.email)
             try:
-                password_validation.validate_password(cleaned["password"])
+                password_validation.validate_password(cleaned["password"], user)
             except forms.ValidationError as exc:
                 self.add_error("password", exc)
         return cleaned

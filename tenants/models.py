@@ -136,3 +136,157 @@ class ApiKey(TenantOwned):
             last_used_at=now
         )
         self.last_used_at = now
+
+
+INVITATION_TOKEN_BYTES = 32
+
+
+def hash_invitation_token(token: str) -> str:
+    """SHA-256 of the link's token: like an API key, 256 random bits, so a fast hash is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationQuerySet(TenantQuerySet):
+    def open(self) -> InvitationQuerySet:
+        """Neither accepted nor revoked (possibly expired): at most one per address and tenant."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+    def pending(self, now: datetime | None = None) -> InvitationQuerySet:
+        """Open and not expired: the links that would work now."""
+        return self.open().filter(expires_at__gt=now or timezone.now())
+
+
+class Invitation(TenantOwned):
+    """One person invited to a tenant by email: single-use, bound to that address, expiring, revocable.
+    Only the hash of the link's token is stored; the link itself is in the email."""
+
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="invitation_tenant_recent")]
+        constraints = [
+            # Re-inviting an address revokes its open invitation first; this makes a race of two
+            # re-invites fail instead of leaving two live links.
+            models.UniqueConstraint(
+                "tenant",
+                models.functions.Lower("email"),
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_address",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role}"
+
+    @classmethod
+    def issue(cls, tenant: Tenant, email: str, role: str, invited_by=None) -> tuple[Invitation, str]:
+        """A new invitation row and the token for its link (never stored)."""
+        token = secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
+        invitation = cls.objects.create(
+            tenant=tenant,
+            email=email,
+            role=role,
+            token_hash=hash_invitation_token(token),
+            invited_by=invited_by,
+            expires_at=timezone.now() + timedelta(seconds=settings.INVITE_MAX_AGE_SECONDS),
+        )
+        return invitation, token
+
+    def state(self, now: datetime | None = None) -> str:
+        """ "accepted", "revoked", "expired" or "pending"."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return "pending"
+
+    def addressed_to(self, email: str) -> bool:
+        return bool(email) and email.strip().casefold() == self.email.strip().casefold()
+
+    def claim(self, now: datetime | None = None) -> bool:
+        """Mark it accepted now, if it is still pending: one conditional UPDATE, so of two people
+        accepting at once exactly one gets True (the other's UPDATE waits for the row, then finds it
+        accepted). Call it inside the transaction that creates the membership."""
+        now = now or timezone.now()
+        claimed = Invitation.objects.open().filter(pk=self.pk, expires_at__gt=now).update(accepted_at=now)
+        if claimed:
+            self.accepted_at = now
+        return bool(claimed)
+
+    def revoke(self) -> bool:
+        """Revoke it now if it is open; False when it was already accepted or revoked."""
+        now = timezone.now()
+        revoked = Invitation.objects.open().filter(pk=self.pk).update(revoked_at=now)
+        if revoked:
+            self.revoked_at = now
+        return bool(revoked)
+
+
+class AuditEditRefused(Exception):
+    """Audit events are written once and never changed or deleted one by one."""
+
+
+class AuditQuerySet(TenantQuerySet):
+    def update(self, **kwargs):
+        raise AuditEditRefused("Audit events are append-only: they cannot be updated.")
+
+    def delete(self):
+        raise AuditEditRefused("Audit events are append-only: they cannot be deleted.")
+
+
+class AuditEvent(TenantOwned):
+    """Who did what to which object, in one tenant. Written by `tenants.audit.record`; append-only (the
+    model refuses updates and deletes, and a PostgreSQL trigger refuses UPDATE, except the actor
+    becoming NULL when that user is deleted: the label keeps their name)."""
+
+    class Via(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API key"
+        ADMIN = "admin", "Django admin"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200)
+    via = models.CharField(max_length=10, choices=Via.choices, default=Via.WEB)
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_label = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-id"], name="auditevent_tenant_recent"),
+            models.Index(fields=["tenant", "action", "-id"], name="auditevent_tenant_action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.object_label}".strip()
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AuditEditRefused("Audit events are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditEditRefused("Audit events are append-only: they cannot be deleted.")

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from tenants import views
+from tenants import audit_page, views
 
 app_name = "tenants"
 
@@ -38,6 +38,10 @@ urlpatterns = [
     path("members/", views.members, name="members"),
     path("members/<int:membership_id>/role/", views.change_role, name="change_role"),
     path("members/<int:membership_id>/remove/", views.remove_member, name="remove_member"),
+    path(
+        "members/invitations/<int:invitation_id>/revoke/", views.revoke_invitation, name="revoke_invitation"
+    ),
+    path("settings/audit/", audit_page.audit_log, name="audit_log"),
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
 ]

@@ -1,4 +1,5 @@
-"""Accounts: sign up, sign in (rate limited), invitations, members, switching tenants, and API keys."""
+"""Accounts: sign up, sign in (rate limited), invitations (tenants/invitations.py), members, switching tenants,
+and API keys."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core import signing
-from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
+from tenants import invitations
+from tenants.audit import record_for
 from tenants.forms import (
     AcceptInviteForm,
     ApiKeyForm,
@@ -25,11 +27,9 @@ from tenants.forms import (
     unique_slug,
 )
 from tenants.middleware import switch_tenant
-from tenants.models import ApiKey, Membership, Role, Tenant
+from tenants.models import ApiKey, Invitation, Membership, Role, Tenant
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
-
-INVITE_SALT = "rowbell.invite"
 
 
 class SignInView(auth_views.LoginView):
@@ -68,17 +68,51 @@ def members(request: HttpRequest) -> HttpResponse:
     if request.tenant is None:
         raise Http404("Not found")
     can_manage = request.membership.can_publish
-    form = InviteForm(request.POST or None, inviter_role=request.membership.role)
+    form = InviteForm(request.POST or None, inviter_role=request.membership.role, tenant=request.tenant)
     if request.method == "POST":
         if (denied := admins_only(request, "manage members")) is not None:
             return denied
-        if form.is_valid():
-            send_invite(request, form.cleaned_data["email"], form.cleaned_data["role"])
-            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+        if form.is_valid() and _invite(request, form):
             return redirect("tenants:members")
     people = Membership.objects.filter(tenant=request.tenant).select_related("user").order_by("created_at")
-    context = {"form": form, "people": people, "can_manage": can_manage, "roles": Role.choices}
+    pending = (
+        Invitation.objects.for_tenant(request.tenant)
+        .open()
+        .select_related("invited_by")
+        .order_by("-created_at")
+    )
+    context = {
+        "form": form,
+        "people": people,
+        "invitations": pending,
+        "now": timezone.now(),
+        "invite_days": max(1, settings.INVITE_MAX_AGE_SECONDS // 86400),
+        "can_manage": can_manage,
+        "roles": Role.choices,
+    }
     return render(request, "tenants/members.html", context)
+
+
+def _invite(request: HttpRequest, form: InviteForm) -> bool:
+    """Issue and email the invitation; False (with the form's error) when a parallel one won."""
+    email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+    try:
+        invitation, token, replaced = invitations.invite(request.tenant, request.user, email, role)
+    except IntegrityError:
+        form.add_error(
+            "email", f"Another invitation to {email} was sent at the same moment; reload the page."
+        )
+        return False
+    if problem := invitations.email_link(request, invitation, token):
+        messages.error(
+            request,
+            f"The invitation to {email} is saved but its email could not be sent ({problem}). "
+            "Invite the address again once email works: that replaces this link.",
+        )
+    else:
+        again = " The earlier link to this address no longer works." if replaced else ""
+        messages.success(request, f"Invitation sent to {email}.{again}")
+    return True
 
 
 def _managed_membership(request: HttpRequest, membership_id: int) -> Membership:
@@ -114,8 +148,9 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     elif problem := _owner_rule_broken(request, target, role):
         messages.error(request, problem)
     else:
-        target.role = role
+        previous, target.role = target.role, role
         target.save(update_fields=["role"])
+        record_for(request, "member.role_changed", target.user, old=previous, new=role)
         messages.success(request, f"{target.user.get_username()} is now {target.get_role_display().lower()}.")
     return redirect("tenants:members")
 
@@ -129,60 +164,77 @@ def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
     if problem := _owner_rule_broken(request, target, None):
         messages.error(request, problem)
     else:
-        target.delete()
+        with transaction.atomic():
+            target.delete()
+            killed = invitations.revoke_links_of(request.tenant, target.user)
+            record_for(request, "member.removed", target.user, revoked_invitations=killed)
         messages.success(request, f"Removed {target.user.get_username()} from {request.tenant.name}.")
     return redirect("tenants:members")
 
 
-def invite_token(tenant: Tenant, email: str, role: str) -> str:
-    return signing.dumps({"tenant": tenant.pk, "email": email, "role": role}, salt=INVITE_SALT)
-
-
-def send_invite(request: HttpRequest, email: str, role: str) -> None:
-    token = invite_token(request.tenant, email, role)
-    link = request.build_absolute_uri(reverse("tenants:accept_invite", args=[token]))
-    send_mail(
-        f"{request.user.get_username()} invited you to {request.tenant.name} on Rowbell",
-        f"You are invited to join {request.tenant.name} as {role}.\n\n"
-        f"Set your password and join here (the link is valid for 7 days):\n{link}\n",
-        None,
-        [email],
-    )
-
-
-def _read_invite(token: str) -> dict:
-    try:
-        data = signing.loads(token, salt=INVITE_SALT, max_age=settings.INVITE_MAX_AGE_SECONDS)
-    except signing.BadSignature as exc:
-        raise Http404("This invitation link is invalid or has expired.") from exc
-    if not Tenant.objects.filter(pk=data["tenant"]).exists():
-        raise Http404("This invitation's team no longer exists.")
-    return data
+@login_required
+@require_POST
+def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_for_tenant_or_404(Invitation, request.tenant, pk=invitation_id)
+    if (denied := admins_only(request, "manage members")) is not None:
+        return denied
+    if invitation.role == Role.OWNER and request.membership.role != Role.OWNER:
+        messages.error(request, "Only an owner can revoke an invitation to become owner.")
+    elif invitations.revoke(invitation, request.user):
+        messages.success(request, f"Revoked the invitation to {invitation.email}: its link no longer works.")
+    else:
+        messages.info(request, f"The invitation to {invitation.email} was already used or revoked.")
+    return redirect("tenants:members")
 
 
 def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
-    invite = _read_invite(token)
-    tenant = Tenant.objects.get(pk=invite["tenant"])
+    invitation = invitations.find_by_token(token)
+    if (unusable := invitations.why_unusable(invitation)) is not None:
+        return render(request, "tenants/invite_unusable.html", {"unusable": unusable}, status=unusable.status)
+    context = {"tenant": invitation.tenant, "invitation": invitation}
     if request.user.is_authenticated:
-        if request.method == "POST":
-            membership, _ = Membership.objects.get_or_create(
-                user=request.user, tenant=tenant, defaults={"role": invite["role"]}
-            )
-            switch_tenant(request, membership)
-            return redirect("workflows:dashboard")
-        return render(request, "tenants/accept_invite.html", {"tenant": tenant, "invite": invite})
-    form = AcceptInviteForm(request.POST or None, initial={"username": invite["email"].split("@")[0]})
+        return _accept_signed_in(request, invitation, context)
+    form = AcceptInviteForm(
+        request.POST or None, email=invitation.email, initial={"username": invitation.email.split("@")[0]}
+    )
+    context["form"] = form
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            user = get_user_model().objects.create_user(
-                form.cleaned_data["username"], invite["email"], form.cleaned_data["password"]
+        try:
+            membership = invitations.accept_with_new_account(
+                invitation, form.cleaned_data["username"], form.cleaned_data["password"]
             )
-            membership = Membership.objects.create(user=user, tenant=tenant, role=invite["role"])
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        switch_tenant(request, membership)
-        messages.success(request, f"You joined {tenant.name}.")
-        return redirect("workflows:dashboard")
-    return render(request, "tenants/accept_invite.html", {"tenant": tenant, "invite": invite, "form": form})
+        except invitations.InvitationRefused as exc:
+            return _refused(request, context, str(exc))
+        except IntegrityError:  # the username was taken since the form checked it; the link is unused
+            form.add_error("username", "This username was just taken: choose another one.")
+            return render(request, "tenants/accept_invite.html", context)
+        login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+        return _joined(request, membership)
+    return render(request, "tenants/accept_invite.html", context)
+
+
+def _accept_signed_in(request: HttpRequest, invitation: Invitation, context: dict) -> HttpResponse:
+    if problem := invitations.refusal_for(invitation, request.user):
+        return _refused(request, context, problem)
+    if request.method == "POST":
+        try:
+            membership = invitations.accept_as(invitation, request.user)
+        except invitations.InvitationRefused as exc:
+            return _refused(request, context, str(exc))
+        return _joined(request, membership)
+    return render(request, "tenants/accept_invite.html", context)
+
+
+def _refused(request: HttpRequest, context: dict, problem: str) -> HttpResponse:
+    return render(request, "tenants/accept_invite.html", {**context, "refused": problem}, status=409)
+
+
+def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
+    switch_tenant(request, membership)
+    messages.success(
+        request, f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}."
+    )
+    return redirect("workflows:dashboard")
 
 
 @login_required
@@ -197,7 +249,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         if (denied := admins_only(request, "create API keys")) is not None:
             return denied
         if form.is_valid():
-            _api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
+            api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
+            record_for(request, "api_key.created", api_key)
             form = ApiKeyForm()
     keys = (
         ApiKey.objects.for_tenant(request.tenant).select_related("created_by").order_by("-created_at", "-id")
@@ -221,6 +274,7 @@ def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     if (denied := admins_only(request, "revoke API keys")) is not None:
         return denied
     if api_key.revoke():
+        record_for(request, "api_key.revoked", api_key)
         messages.success(request, f"Revoked “{api_key.name}”: requests with it are now refused.")
     else:
         messages.info(request, f"“{api_key.name}” was already revoked.")

@@ -15,8 +15,8 @@ def path_problem(parent: Step | None, on_path: str) -> str:
     except ConfigError:
         return ""  # the parent's own error is reported on the parent
     if not paths:
-        return f"“{parent.name or parent.kind}” has no paths; leave out “path”." if on_path else ""
+        return f"“{parent.display_name}” has no paths; leave out “path”." if on_path else ""
     if on_path not in paths:
         choices = ", ".join(f"{pid} ({label})" for pid, label in paths.items())
-        return f"Under “{parent.name or parent.kind}” every step is on one of its paths: {choices}."
+        return f"Under “{parent.display_name}” every step is on one of its paths: {choices}."
     return ""

@@ -11,16 +11,17 @@ Public contract (the builder and the test interface call these):
   violation, output or time cap). Its message says what to fix; the engine treats it as permanent.
 
 Why the caps: the sandbox stops attribute escapes (`__class__`, `__subclasses__`; Jinja2 >= 3.1.6) but
-not work: `'a' * 10**8` or nested loops would render for minutes. So `*`, `**` and `+` are intercepted
-and sized before they run, output is counted while it streams, and a watchdog thread raises
-`TemplateError` in the rendering thread when TEMPLATE_MAX_SECONDS passes.
+not work: `'a' * 10**8`, `ns.s ~ ns.s` in a loop or nested loops would render for minutes. So every
+operator, filter, method call, output and captured block that can build a value is sized before it runs
+(workflows/template_caps.py), output is counted while it streams, and a watchdog thread raises
+`TemplateError` in the rendering thread when TEMPLATE_MAX_SECONDS passes (between two Python steps: the
+size checks are what stop a single huge C-level operation).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import operator
 import re
 import threading
 import time
@@ -29,9 +30,12 @@ from typing import Any
 
 import jinja2
 from django.conf import settings
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import generate_lorem_ipsum
 
-MAX_POWER_RESULT_DIGITS = 1000
+from workflows import template_caps
 
 
 class TemplateError(Exception):
@@ -54,41 +58,76 @@ class TemplateProblem:
         return f"Line {self.line}: {self.message}" if self.line else self.message
 
 
+_render_state = threading.local()
+
+
 def _max_output() -> int:
-    return settings.TEMPLATE_MAX_OUTPUT
+    """TEMPLATE_MAX_OUTPUT, read once per render (the checks ask for it at every operation)."""
+    return getattr(_render_state, "max_output", None) or settings.TEMPLATE_MAX_OUTPUT
+
+
+class _CappedCodeGenerator(CodeGenerator):
+    """Compiles `a ~ b` so that its operands are weighed (template_caps.check_parts) before they are joined."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            func_name = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            func_name = "markup_join"
+        else:
+            func_name = "str_join"
+        self.write(f"{func_name}(environment.checked_parts((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
 
 
 class CappedSandbox(SandboxedEnvironment):
-    """A sandbox whose arithmetic refuses to build values bigger than the output cap."""
+    """A sandbox that refuses to build any value bigger than the output cap (see template_caps.py).
 
-    intercepted_binops = frozenset({"*", "**", "+"})
+    Constant folding is off (`optimized=False`): folding runs filters and `~` at compile time, outside
+    the render's time cap.
+    """
+
+    code_generator_class = _CappedCodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(optimized=False, finalize=self.checked_output, **options)
+        self.concat = template_caps.capped_concat(_max_output)
+        self.filters = {
+            name: template_caps.capped_filter(name, func, _max_output) for name, func in self.filters.items()
+        }
+        self.globals["lipsum"] = _short_lipsum
+
+    def checked_parts(self, parts: tuple) -> tuple:
+        return template_caps.check_parts(parts, _max_output())
+
+    def checked_output(self, value: Any) -> Any:
+        return template_caps.check_weight(value, _max_output(), "an output")
 
     def call_binop(self, context, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "*":
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-                if sized and len(seq) * times > _max_output():
-                    raise TemplateError(
-                        f"This template builds a value of {len(seq) * times:,} items; the limit is "
-                        f"{_max_output():,}. Repeat less."
-                    )
-            return operator.mul(left, right)
-        if operator_name == "**":
-            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
-                import math
+        cap = _max_output()
+        template_caps.check_binop(operator_name, left, right, cap)
+        result = super().call_binop(context, operator_name, left, right)
+        return template_caps.check_result(result, cap)
 
-                if right * math.log10(abs(left)) > MAX_POWER_RESULT_DIGITS:
-                    raise TemplateError("This template computes a number that is too large.")
-            return operator.pow(left, right)
-        concatenation = isinstance(left, str | list) and isinstance(right, str | list)
-        if operator_name == "+" and concatenation and len(left) + len(right) > _max_output():
-            raise TemplateError(f"This template builds a value longer than {_max_output():,} characters.")
-        return operator.add(left, right)
+    def call(__self, __context, __obj, /, *args: Any, **kwargs: Any) -> Any:
+        cap = _max_output()
+        args = template_caps.check_call(__obj, args, kwargs, cap)
+        return template_caps.check_result(super().call(__context, __obj, *args, **kwargs), cap)
+
+
+def _short_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """Jinja's lorem ipsum, with at most 100 paragraphs of at most 1000 words."""
+    if n > 100 or max > 1000:
+        raise template_caps.CapExceeded("lipsum() makes at most 100 paragraphs of 1000 words.")
+    return generate_lorem_ipsum(n, html, min, max)
 
 
 def _environment(autoescape: bool) -> CappedSandbox:
-    env = CappedSandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=True)
-    return env
+    return CappedSandbox(undefined=jinja2.StrictUndefined, autoescape=autoescape, keep_trailing_newline=True)
 
 
 TEXT_ENV = _environment(False)
@@ -193,6 +232,8 @@ def plain(message: str) -> str:
 def _problem_from(exc: Exception) -> TemplateError:
     if isinstance(exc, TemplateError):
         return exc
+    if isinstance(exc, template_caps.CapExceeded):
+        return TemplateError(str(exc))
     if isinstance(exc, jinja2.UndefinedError):
         return TemplateError(f"{plain(exc.message)}. Use a field the item has, or give it a default.")
     if isinstance(exc, jinja2.exceptions.SecurityError):
@@ -204,11 +245,13 @@ def _problem_from(exc: Exception) -> TemplateError:
 
 def _guarded(fn, *args):
     _watchdog.arm(settings.TEMPLATE_MAX_SECONDS)
+    _render_state.max_output = settings.TEMPLATE_MAX_OUTPUT
     try:
         try:
             return fn(*args)
         finally:
             _watchdog.disarm()
+            _render_state.max_output = None
     except RenderTimeout:
         raise _timeout_error() from None
     except TemplateError:

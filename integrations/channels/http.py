@@ -1,6 +1,8 @@
 """Outgoing HTTP requests (the HTTP request step), with an Idempotency-Key header.
 
 Message dict: {"method": str, "url": str, "headers": {str: str}, "body": str | None}.
+Requests go through `integrations.outbound` (no loopback, private or metadata addresses, also after a
+redirect, which is followed); a refused address is a permanent error.
 `send` returns the response's body text; `last_response` holds (status, headers, body) of the last
 call so that the step can turn response JSON into the item.
 """
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
+from integrations import outbound
 from integrations.channels.base import Channel, ChannelError, http_status_error
 
 MAX_RESPONSE_BYTES = 1_000_000
@@ -36,10 +39,12 @@ class HttpChannel(Channel):
         headers.setdefault("User-Agent", "Rowbell")
         request = urllib.request.Request(message["url"], data=data, headers=headers, method=message["method"])
         try:
-            with urllib.request.urlopen(request, timeout=settings.HTTP_STEP_TIMEOUT) as response:
+            with outbound.open_url(request, timeout=settings.HTTP_STEP_TIMEOUT) as response:
                 text = response.read(MAX_RESPONSE_BYTES).decode(errors="replace")
                 self.last_response = (response.status, dict(response.headers), text)
                 return response.headers.get("X-Request-Id", "")
+        except outbound.OutboundRefused as exc:
+            raise ChannelError(exc.message, permanent=True) from exc
         except urllib.error.HTTPError as exc:
             text = exc.read(MAX_RESPONSE_BYTES).decode(errors="replace") if exc.fp else ""
             raise http_status_error(exc.code, text, self.what) from exc

@@ -9,7 +9,8 @@ goes ahead of step batches on `default`, and a slow receiver delays nobody's mes
    nothing, so a delivery that succeeded is never POSTed again.
 2. POST the payload as JSON with `X-Rowbell-Event`, `X-Rowbell-Delivery`, `X-Rowbell-Timestamp` and
    `X-Rowbell-Signature: sha256=HMAC(secret, "<timestamp>.<body>")` (`signature_headers`, shared with the
-   webhook trigger). Redirects are not followed: a redirected POST arrives as a GET without its body.
+   webhook trigger), through `integrations.outbound` (a loopback, private or metadata address is refused:
+   failed at once). Redirects are not followed: a redirected POST arrives as a GET without its body.
 3. settle, only if the row is still at this attempt: 2xx succeeded; 410 Gone failed, and the endpoint is
    disabled; an inactive endpoint gets nothing (failed); any other answer, a timeout or a refused
    connection is retried with the engine's full-jitter backoff (runs/engine/retry.py) up to
@@ -33,6 +34,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from integrations import outbound
 from integrations.events import PING
 from integrations.models import EventDelivery, EventEndpoint
 from runs.engine import clock
@@ -68,14 +70,6 @@ class Answer:
 ENDPOINT_INACTIVE = Answer(None, "Not sent: the endpoint is disabled.", retry=False)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # the 3xx is then raised as an HTTPError, and retried like any other answer
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def deliver(delivery_id: int) -> str | None:
     """The job: POST one due delivery. The status it recorded, or None when there was nothing to claim."""
     delivery = claim(delivery_id, clock.now())
@@ -106,8 +100,13 @@ def post(delivery: EventDelivery) -> Answer:
     }
     request = urllib.request.Request(delivery.endpoint.url, data=body, headers=headers, method="POST")
     try:
-        with _opener.open(request, timeout=settings.EVENT_WEBHOOK_TIMEOUT) as response:
+        # Redirects are not followed: the 3xx is raised as an HTTPError, and retried like any other answer.
+        with outbound.open_url(
+            request, timeout=settings.EVENT_WEBHOOK_TIMEOUT, follow_redirects=False
+        ) as response:
             return Answer(response.status)
+    except outbound.OutboundRefused as exc:
+        return Answer(None, exc.message, retry=False)
     except urllib.error.HTTPError as exc:
         snippet = (exc.read(ERROR_SNIPPET).decode(errors="replace") if exc.fp else "").strip()
         return Answer(exc.code, f"HTTP {exc.code} {exc.reason}: {snippet}".rstrip(": "))

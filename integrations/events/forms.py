@@ -7,6 +7,7 @@ from django.core.validators import URLValidator
 
 from integrations.events import EVENT_TYPES
 from integrations.models import EventEndpoint
+from integrations.outbound import check_url_at_save
 
 
 class EventEndpointForm(forms.ModelForm):
@@ -39,3 +40,10 @@ class EventEndpointForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance._state.adding:
             del self.fields["active"]  # a new endpoint starts active
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        problem = check_url_at_save(url)  # best effort; each delivery is checked again when it is sent
+        if problem:
+            raise forms.ValidationError(problem)
+        return url

@@ -6,14 +6,22 @@
   Returns True when this call sent it. A transient provider error puts it back to `held` (release it
   again later); a permanent one marks it `failed`. Either way the reason is in `delivery.error`.
 - `discard_delivery(delivery_id, tenant=None) -> bool`: `held -> discarded`.
+- `resolve_uncertain(delivery_id, action, tenant=None, by="") -> bool`: a person's answer to an
+  `uncertain` message (a worker stopped while handing it over). `mark_sent`: it did arrive, so it becomes
+  `sent` and its execution runs again, which finds it sent, sends nothing, and goes on to the step's
+  children. `resend`: send it again (it may arrive twice): retry_execution resets it to `failed`, which
+  the next attempt sends. Either way only from `uncertain`, so a double click acts once.
 Pass `tenant` from views so another tenant's id does nothing (the caller turns False into a 404).
 """
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from integrations.channels.base import ChannelError
 from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
+from runs.engine.control import retry_execution
 from runs.engine.sending import idempotency_key
 from runs.models import Delivery
 from workflows.steps import get_kind
@@ -62,3 +70,26 @@ def discard_delivery(delivery_id: int, tenant=None) -> bool:
         .filter(status=Delivery.Status.HELD)
         .update(status=Delivery.Status.DISCARDED)
     )
+
+
+RESOLUTIONS = ("mark_sent", "resend")
+
+
+def resolve_uncertain(delivery_id: int, action: str, tenant=None, by: str = "") -> bool:
+    if action not in RESOLUTIONS:
+        raise ValueError(f"Unknown resolution {action!r}; expected one of {', '.join(RESOLUTIONS)}.")
+    delivery = _scoped(delivery_id, tenant).filter(status=Delivery.Status.UNCERTAIN).first()
+    if delivery is None:
+        return False
+    execution = delivery.step_execution
+    if action == "resend":
+        return retry_execution(execution)
+    with transaction.atomic():
+        marked = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.UNCERTAIN).update(
+            status=Delivery.Status.SENT,
+            sent_at=clock.now(),
+            error=f"Marked as sent by {by or 'an operator'}.",
+        )
+        if marked:
+            retry_execution(execution)
+    return bool(marked)

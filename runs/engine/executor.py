@@ -12,6 +12,15 @@ itself needs, e.g. two per email: the Delivery written before the send and marke
 5. queue the next batch of this step (the lane chains itself) and close the run if nothing is open;
 6. a batch that produced few items (ENGINE_FOLLOW_MAX_ITEMS) runs its child steps next in the same job
    (`_follow`), so a small run costs one RQ job rather than one per step.
+
+Claims carry the worker's name (`claimed_by`, runs/engine/liveness.py) and settle touches only rows this
+worker still holds, so a batch the sweeper handed to another worker is never settled twice. Each settle
+appends the attempt (time, duration, outcome, error) to `attempt_log` in the same statement.
+
+An interrupted batch (RQ's job timeout, a lost lease, its own database connection broken) is not a
+failure of its items: the connection is reset if a statement was left in flight, the items that
+finished keep their outcome, the one in flight counts a failed attempt, the rest go back to `pending`,
+due now, for another job (`_release_interrupted`), and the exception goes on to RQ.
 """
 
 from __future__ import annotations
@@ -26,9 +35,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
+from rq.timeouts import JobTimeoutException
 
-from runs.engine import clock, fairness
+from config import logs as logcontext
+from runs.engine import clock, connections, fairness, liveness
 from runs.engine.completion import close_run_if_done
 from runs.engine.context import BatchResources, StepContext
 from runs.engine.enqueue import schedule_next
@@ -48,7 +59,8 @@ WITH claimable AS MATERIALIZED (
     WHERE run_id = %(run)s AND step_id = %(step)s AND status = 'pending' AND next_attempt_at <= %(now)s
     ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )
-UPDATE runs_stepexecution e SET status = 'running', attempts = e.attempts + 1, started_at = %(now)s
+UPDATE runs_stepexecution e SET status = 'running', attempts = e.attempts + 1, started_at = %(now)s,
+    claimed_by = %(worker)s
 FROM claimable WHERE e.id = claimable.id
 RETURNING e.id
 """
@@ -61,6 +73,20 @@ class Outcome:
     error: str = ""
     next_attempt_at: datetime | None = None
     items: int = field(default=0)
+    took: float = 0.0  # seconds this attempt ran
+
+
+class LeaseLost(Exception):
+    """This worker was frozen past its lease: the sweeper may have given its claims to another worker."""
+
+
+def interrupts_batch(exc: BaseException) -> bool:
+    """Errors that stop the whole batch rather than fail one item."""
+    return (
+        not isinstance(exc, Exception)
+        or isinstance(exc, (JobTimeoutException, LeaseLost, OperationalError, InterfaceError))
+        or connections.is_busy()
+    )
 
 
 def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") -> int:
@@ -76,8 +102,9 @@ def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") 
         return 0
     follow: list[int] = []
     try:
-        ran = _run_claimed(run, step_id, lane, queue, follow)
-        _follow(run, follow, queue)
+        with logcontext.bound(tenant_id=run.tenant_id, run_id=run_id):
+            ran = _run_claimed(run, step_id, lane, queue, follow)
+            _follow(run, follow, queue)
         return ran
     finally:
         fairness.release(run.tenant_id, slot)
@@ -105,6 +132,11 @@ def _follow(run: Run, follow: list[int], queue: str) -> None:
 
 
 def _run_claimed(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None = None) -> int:
+    with logcontext.bound(step_id=step_id):
+        return _run_claimed_step(run, step_id, lane, queue, follow)
+
+
+def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None) -> int:
     run_id = run.pk
     now = clock.now()
     ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
@@ -118,14 +150,18 @@ def _run_claimed(run: Run, step_id: int, lane: int, queue: str, follow: list[int
     children = list(Step.objects.filter(parent_id=step_id).order_by("position", "id"))
     spawner = Spawner(run, children, now, follow=follow if lane == 0 else None)
     resources = BatchResources()
+    ctx = StepContext(run=run, step=step, now=now, resources=resources)
+    outcomes: dict[int, Outcome] = {}
     try:
-        outcomes = _run_step(run, step, executions, spawner, resources, now)
+        _run_step(ctx, executions, spawner, outcomes)
         spawner.finish()
-    except Exception as exc:
+    except BaseException as exc:
+        if interrupts_batch(exc):
+            _release_interrupted(ctx, executions, outcomes, spawner, exc, queue)
+            raise
         # A failure of the batch itself (not of one item): settle every execution as failed or retried
         # now, rather than leaving them `running` until the sweeper's timeout.
         logger.exception("Batch of run %s step %s failed", run_id, step_id)
-        ctx = StepContext(run=run, step=step, now=now, resources=resources)
         permanent = isinstance(exc, ConfigError)
         message = f"{'Step configuration' if permanent else 'Unexpected error'}: {exc}"
         outcomes = {e.pk: failure(ctx, e, message, permanent=permanent) for e in executions}
@@ -141,30 +177,78 @@ def _run_claimed(run: Run, step_id: int, lane: int, queue: str, follow: list[int
 # may run that subquery as the inner side of a nested-loop semi-join, once per outer row, and the
 # batch then claims far more than n rows (seen in tests: 40 claimed with a limit of 10).
 def claim(run_id: int, step_id: int, now: datetime, limit: int) -> list[int]:
+    params = {"run": run_id, "step": step_id, "now": now, "limit": limit, "worker": liveness.worker_name}
     with connection.cursor() as cur:
-        cur.execute(CLAIM_SQL, {"run": run_id, "step": step_id, "now": now, "limit": limit})
+        cur.execute(CLAIM_SQL, params)
         return [row[0] for row in cur.fetchall()]
 
 
-def _run_step(run, step, executions, spawner, resources, now) -> dict[int, Outcome]:
-    kind = get_kind(step.kind)
-    ctx = StepContext(run=run, step=step, now=now, resources=resources)
+def _run_step(ctx: StepContext, executions, spawner, outcomes: dict[int, Outcome]) -> None:
+    """Fill `outcomes` item by item (an interrupted batch keeps what finished)."""
+    kind = get_kind(ctx.step.kind)
     if isinstance(kind, SendKind):
         from runs.engine.sending import send_batch
 
-        return send_batch(ctx, kind, executions, spawner)
-    outcomes = {}
+        send_batch(ctx, kind, executions, spawner, outcomes)
+        return
     for execution in executions:
         ctx.execution = execution
         outcomes[execution.pk] = apply(
             ctx, execution, spawner, lambda e=execution: kind.execute(ctx, e.input)
         )
-    return outcomes
+
+
+def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException, queue: str) -> None:
+    """Settle what finished, count a failed attempt for the item in flight, put the rest back."""
+    reason = type(exc).__name__
+    logger.warning(
+        "Batch of run %s step %s interrupted (%s) after %d of %d items; the rest go back to pending",
+        ctx.run.pk,
+        ctx.step.pk,
+        reason,
+        len(outcomes),
+        len(executions),
+    )
+    connections.reset_if_busy()
+    try:
+        spawner.finish()  # children of the items that finished, or those items run again
+    except Exception:
+        connections.reset_if_busy()
+        outcomes = {}
+    in_flight = ctx.execution if isinstance(exc, Exception) and not isinstance(exc, LeaseLost) else None
+    released = {}
+    for execution in executions:
+        if execution.pk in outcomes:
+            released[execution.pk] = outcomes[execution.pk]
+        elif execution is in_flight:
+            message = f"Interrupted while this item ran ({reason}: {exc})"
+            released[execution.pk] = failure(ctx, execution, message, permanent=False)
+        else:
+            message = f"The batch was interrupted ({reason}) before this item ran; another worker takes it."
+            released[execution.pk] = Outcome("pending", error=message, next_attempt_at=ctx.now)
+    try:
+        settle(executions, released, ctx.now)
+        schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
+    except Exception:
+        # The database or Redis is gone too: the sweeper returns them once this worker stops beating,
+        # or after ENGINE_EXECUTION_TIMEOUT.
+        logger.warning("Could not release the interrupted batch of run %s", ctx.run.pk, exc_info=True)
+        connections.reset_if_busy()
 
 
 def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
     """Run `produce()` for one execution, write its children, and turn errors into an outcome."""
+    started = time.monotonic()
+    with logcontext.bound(execution_id=execution.pk):
+        outcome = _apply(ctx, execution, spawner, produce)
+    outcome.took = time.monotonic() - started
+    return outcome
+
+
+def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
     try:
+        if liveness.lease_lost():
+            raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
         result = produce()
         if isinstance(result, FanOut):
             count = spawner.add(execution, result.pairs)
@@ -184,15 +268,20 @@ def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce)
         output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
         return Outcome(status, output=output, items=len(items))
     except StepFailed as exc:
-        return failure(ctx, execution, exc.message, permanent=exc.permanent)
+        return failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
+        if interrupts_batch(exc):
+            raise
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         message = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
         return failure(ctx, execution, message, permanent=False)
 
 
-def failure(ctx: StepContext, execution: StepExecution, message: str, permanent: bool) -> Outcome:
-    limit = max_attempts(ctx.step.config)
+def failure(
+    ctx: StepContext, execution: StepExecution, message: str, permanent: bool, limit: int | None = None
+) -> Outcome:
+    """Failed for good (permanent, or out of attempts: the step's, or `limit` when lower), else retried."""
+    limit = min(max_attempts(ctx.step.config), limit or max_attempts(ctx.step.config))
     if permanent or execution.attempts >= limit:
         suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
         return Outcome("failed", error=message + suffix)
@@ -200,12 +289,36 @@ def failure(ctx: StepContext, execution: StepExecution, message: str, permanent:
     return Outcome("pending", error=message, next_attempt_at=ctx.now + delay)
 
 
+def append_attempt(column: str, entry: str) -> str:
+    """SQL: `column` (a JSON array) with `entry` appended, keeping the last ENGINE_ATTEMPT_LOG_SIZE."""
+    keep = max(1, int(settings.ENGINE_ATTEMPT_LOG_SIZE))
+    return (
+        f"(CASE WHEN jsonb_array_length({column}) >= {keep}"
+        f" THEN {column} - 0 ELSE {column} END) || jsonb_build_array({entry})"
+    )
+
+
+def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
+    started = execution.started_at
+    return json.dumps(
+        {
+            "at": started.isoformat() if started else None,
+            "took": round(outcome.took, 3),
+            "outcome": "retry" if outcome.status == "pending" else outcome.status,
+            "error": outcome.error[:500],
+        }
+    )
+
+
 def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: datetime) -> list[int]:
-    """Mark every outcome with one UPDATE; only executions still `running` change (cancel wins)."""
+    """Mark every outcome with one UPDATE; only executions still `running` and still claimed by this
+    worker change (a cancel wins, and so does the sweeper having handed them to another worker)."""
     values, params = [], []
     for execution in executions:
         outcome = outcomes[execution.pk]
-        values.append("(%s::bigint, %s::varchar, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz)")
+        values.append(
+            "(%s::bigint, %s::varchar, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::jsonb)"
+        )
         params += [
             execution.pk,
             outcome.status,
@@ -213,12 +326,16 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
             outcome.error,
             outcome.next_attempt_at,
             now if outcome.status != "pending" else None,
+            attempt_entry(execution, outcome),
         ]
+    params.append(liveness.worker_name)
     sql = (
         "UPDATE runs_stepexecution e SET status = v.status, output = v.output, error = v.error,"
-        " next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at), finished_at = v.finished_at"
-        f" FROM (VALUES {', '.join(values)}) AS v(id, status, output, error, next_attempt_at, finished_at)"
-        " WHERE e.id = v.id AND e.status = 'running' RETURNING e.id"
+        " next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at), finished_at = v.finished_at,"
+        f" claimed_by = '', attempt_log = {append_attempt('e.attempt_log', 'v.attempt')}"
+        f" FROM (VALUES {', '.join(values)})"
+        " AS v(id, status, output, error, next_attempt_at, finished_at, attempt)"
+        " WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by = %s RETURNING e.id"
     )
     with connection.cursor() as cur:
         cur.execute(sql, params)

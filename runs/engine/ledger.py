@@ -11,6 +11,9 @@ uncertain later), and nothing else. The last mark of a batch is flushed before t
 connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
 and RCPT commands) while PostgreSQL commits; `PendingCreate.wait()` returns the id once the row is
 durable, and only then may the message itself leave. Nothing else may use the connection in between.
+If `wait()` is interrupted (RQ's job timeout fires while PostgreSQL commits), the statement is still in
+flight on the connection: the batch's interruption path (runs/engine/connections.py) cancels it and
+closes the connection, so no later statement meets "another command is already in progress".
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s
 class DeliveryLedger:
     def __init__(self) -> None:
         self.unmarked: tuple[str, Any, int] | None = None  # (provider_id, sent_at, delivery id)
+        self.latencies: list[float] = []  # seconds from the channel's first command to its answer
 
     def create(self, **delivery: Any) -> int:
         return self.begin_create(**delivery).wait()

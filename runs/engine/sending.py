@@ -13,7 +13,8 @@ Per message (one execution of a send step):
   message itself (DATA) leaves only once the row is committed.
 A retry that finds the message `sent`, `held` or `captured` does not send again. One still `sending`
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
-re-sent on its own (an operator's retry_execution can choose to).
+re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
+de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
 
 The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages).
 """
@@ -21,9 +22,14 @@ The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from typing import Any, NoReturn
 
+from psycopg.errors import UniqueViolation
+
 from integrations.channels.base import Channel, ChannelError
+from runs.engine import connections, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger, PendingCreate
 from runs.engine.spawn import Spawner
@@ -33,8 +39,16 @@ from workflows.steps.sending import SendKind
 
 UNCERTAIN = (
     "Uncertain: a worker stopped while this message was being handed to the provider, so it may or may "
-    "not have been sent. It is not re-sent automatically; retry the step to send it again."
+    "not have been sent. It is not re-sent automatically: mark it as sent, or send it again (it may then arrive "
+    "twice)."
 )
+
+
+ALREADY_HANDLED = (
+    "Another worker already wrote this message (its batch was handed over); not sent again here."
+)
+
+logger = logging.getLogger(__name__)
 
 
 def idempotency_key(execution: StepExecution) -> str:
@@ -59,13 +73,15 @@ class LazyChannel:
             self.channel.close()
 
 
-def send_batch(ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner) -> dict:
+def send_batch(
+    ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner, outcomes: dict
+) -> None:
+    """Fill `outcomes` message by message; send latencies go to the metrics once per batch."""
     from runs.engine.executor import apply
 
     existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
     channel = LazyChannel(kind)
     ledger = DeliveryLedger()
-    outcomes = {}
     try:
         for execution in executions:
             ctx.execution = execution
@@ -75,10 +91,18 @@ def send_batch(ctx: StepContext, kind: SendKind, executions: list[StepExecution]
                 spawner,
                 lambda e=execution: deliver(ctx, kind, e, existing.get(e.pk), channel, ledger),
             )
+    except BaseException:
+        # Interrupted: keep the last `sent` mark if the connection can still (or again) take it.
+        with contextlib.suppress(Exception):
+            channel.close()
+        connections.reset_if_busy()
+        with contextlib.suppress(Exception):
+            ledger.flush()
+        raise
     finally:
-        channel.close()
-        ledger.flush()
-    return outcomes
+        metrics.record_send_latencies(kind.channel, ledger.latencies)
+    channel.close()
+    ledger.flush()
 
 
 def delivery_mode(ctx: StepContext) -> str:
@@ -110,7 +134,10 @@ def deliver(
             content, transport = redirected
     if mode in ("capture", "hold"):
         status = Delivery.Status.CAPTURED if mode == "capture" else Delivery.Status.HELD
-        _create(ctx, kind, execution, content, status, ledger)
+        try:
+            _create(ctx, kind, execution, content, status, ledger)
+        except UniqueViolation:
+            _already_handled(execution)
         return kind.result_items(ctx, item, content, None)
     pending = ledger.begin_create(**_fields(ctx, kind, execution, content, Delivery.Status.SENDING))
     return _send(ctx, kind, execution, pending, content, transport, channel, ledger)
@@ -140,6 +167,7 @@ def _send(
     `delivery` is the row's id, or its insert still in flight: the channel's envelope (SMTP's MAIL and
     RCPT, which deliver nothing) then overlaps the commit, and the message leaves only after it.
     """
+    started = time.monotonic()
     try:
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
@@ -150,6 +178,9 @@ def _send(
         raise
     try:
         delivery_id = _committed(delivery)
+    except UniqueViolation:
+        handover.abandon()
+        _already_handled(execution)
     except BaseException:
         handover.abandon()
         raise
@@ -157,8 +188,16 @@ def _send(
         provider_id = handover.complete()
     except ChannelError as exc:
         _failed(ledger, delivery_id, exc)
+    ledger.latencies.append(time.monotonic() - started)
     ledger.sent(delivery_id, provider_id)
     return kind.result_items(ctx, execution.input, content, channel.channel)
+
+
+def _already_handled(execution: StepExecution) -> NoReturn:
+    """A worker that lost its claim (frozen past its lease) meets the row its successor wrote: expected,
+    so one line, not a traceback; its settle will not touch the execution, which is no longer its own."""
+    logger.info("Execution %s: %s", execution.pk, ALREADY_HANDLED, extra={"execution_id": execution.pk})
+    raise StepFailed(ALREADY_HANDLED, permanent=False)
 
 
 def _committed(delivery: int | PendingCreate) -> int:
@@ -175,18 +214,23 @@ def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledg
     done = (Delivery.Status.SENT, Delivery.Status.HELD, Delivery.Status.CAPTURED, Delivery.Status.DISCARDED)
     if delivery.status in done:
         return kind.result_items(ctx, execution.input, delivery.content, None)
-    if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN):
+    resend = kind.resends_uncertain(ctx.step.config)
+    if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN) and not resend:
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
             status=Delivery.Status.UNCERTAIN, error=UNCERTAIN
         )
         raise StepFailed(UNCERTAIN, permanent=True)
-    # `failed`: the provider refused it, so it was not sent. Claim it for this attempt, then send.
+    # `failed`: the provider refused it, so it was not sent; or uncertain, and the step's receiver
+    # de-duplicates by Idempotency-Key (the same on every attempt). Claim it for this attempt, then send.
     content, transport = kind.render(ctx, execution.input)
     if delivery_mode(ctx) == "override":
         content, transport = kind.override_recipient(
             content, transport, ctx.run.options["override_recipient"]
         )
-    claimed = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.FAILED).update(
+    resendable = [Delivery.Status.FAILED]
+    if resend:
+        resendable += [Delivery.Status.SENDING, Delivery.Status.UNCERTAIN]
+    claimed = Delivery.objects.filter(pk=delivery.pk, status__in=resendable).update(
         status=Delivery.Status.SENDING
     )
     if not claimed:

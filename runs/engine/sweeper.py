@@ -1,34 +1,57 @@
 """The recovery sweeper: PostgreSQL is the source of truth, RQ only a way to get work done sooner.
 
 Every SWEEPER_INTERVAL seconds (`manage.py sweeper`, or `runs.jobs.sweep` from RQ's cron) it:
-1. returns executions `running` for longer than ENGINE_EXECUTION_TIMEOUT (their worker died) to
-   `pending`, due now; a send among them finds its Delivery `sending` and reports it uncertain;
+1. returns to `pending`, due now, the executions `running` under a worker that is gone (its heartbeat
+   is older than WORKER_LEASE_SECONDS, or it stopped: runs/engine/liveness.py), and, as the backstop
+   for a worker that is alive but stuck, any `running` longer than ENGINE_EXECUTION_TIMEOUT; a send
+   among them finds its Delivery `sending` and reports it uncertain;
 2. cancels what is still pending in cancelled runs;
 3. queues one batch job per (run, step) that has executions due for longer than SWEEPER_GRACE (their
    job was lost with Redis, or the wait was too long for RQ's scheduler), touching `next_attempt_at`
    so that the next sweep leaves them alone for another grace period;
 4. closes runs that have nothing open left (e.g. after a cancel).
-Each part is one statement, so two sweepers running at once do no harm.
+Each part is one statement, so two sweepers running at once do no harm. Reclaims are counted in Redis
+for /metrics (runs/engine/metrics.py), by reason: `worker_gone` or `timeout`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 
-from runs.engine import clock
+from runs.engine import clock, metrics
 from runs.engine.completion import close_run_if_done
 from runs.engine.enqueue import enqueue_batch
 
+# A claim is lost when its worker's heartbeat is older than the lease (or the worker stopped, or never
+# beat), or, whatever the worker, when it has run past ENGINE_EXECUTION_TIMEOUT. Claims younger than the
+# lease are left alone: their worker may have started after the sweep read the heartbeats.
 RECLAIM_SQL = """
-UPDATE runs_stepexecution SET status = 'pending', next_attempt_at = %(due_before)s,
-    error = 'The worker running this stopped; trying again.'
-WHERE status = 'running' AND started_at < %(stale)s
-RETURNING run_id
+WITH lost AS MATERIALIZED (
+    SELECT e.id, CASE WHEN e.started_at < %(stale)s THEN 'timeout' ELSE 'worker_gone' END AS reason
+    FROM runs_stepexecution e
+    WHERE e.status = 'running' AND (
+        e.started_at < %(stale)s
+        OR (e.claimed_by <> '' AND e.started_at < %(lease)s AND NOT EXISTS (
+            SELECT 1 FROM runs_processheartbeat h
+            WHERE h.name = e.claimed_by AND h.beat_at >= %(lease)s AND h.stopped_at IS NULL))
+    )
+    FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE runs_stepexecution e SET status = 'pending', next_attempt_at = %(due_before)s, claimed_by = '',
+    error = CASE WHEN lost.reason = 'timeout'
+        THEN 'Still running after ENGINE_EXECUTION_TIMEOUT; trying again.'
+        ELSE 'The worker running this (' || e.claimed_by || ') stopped; trying again.' END,
+    attempt_log = {append}
+FROM lost WHERE e.id = lost.id AND e.status = 'running'
+RETURNING lost.reason
 """
+
+PRUNE_HEARTBEATS_SQL = "DELETE FROM runs_processheartbeat WHERE beat_at < %(old)s"
 
 CANCEL_SQL = """
 UPDATE runs_stepexecution e SET status = 'cancelled', finished_at = %(now)s
@@ -74,9 +97,12 @@ def sweep(limit: int = 100_000) -> SweepReport:
     with connection.cursor() as cur:
         due_before = now - timedelta(seconds=settings.SWEEPER_GRACE)
         stale = now - timedelta(seconds=settings.ENGINE_EXECUTION_TIMEOUT)
+        lease = now - timedelta(seconds=settings.WORKER_LEASE_SECONDS)
         # Reclaimed executions count as long overdue, so step 3 of this same sweep re-queues them.
-        cur.execute(RECLAIM_SQL, {"due_before": due_before, "stale": stale})
-        report.reclaimed = cur.rowcount
+        cur.execute(reclaim_sql(), {"due_before": due_before, "stale": stale, "lease": lease, "now": now})
+        reasons = Counter(row[0] for row in cur.fetchall())
+        report.reclaimed = sum(reasons.values())
+        cur.execute(PRUNE_HEARTBEATS_SQL, {"old": now - timedelta(days=1)})
         cur.execute(CANCEL_SQL, {"now": now})
         report.cancelled = cur.rowcount
         cur.execute(
@@ -96,4 +122,18 @@ def sweep(limit: int = 100_000) -> SweepReport:
             )
     for run_id in idle_runs:
         report.runs_closed += close_run_if_done(run_id) is not None
+    for reason, n in reasons.items():
+        metrics.count_reclaims(n, reason)
     return report
+
+
+def reclaim_sql() -> str:
+    from runs.engine.executor import append_attempt
+
+    entry = (
+        "jsonb_build_object('at', e.started_at, 'took', round(extract(epoch FROM %(now)s - e.started_at)::numeric, 3),"
+        " 'outcome', 'reclaimed', 'error', CASE WHEN lost.reason = 'timeout'"
+        " THEN 'still running after ENGINE_EXECUTION_TIMEOUT'"
+        " ELSE 'worker ' || e.claimed_by || ' stopped (no heartbeat)' END)"
+    )
+    return RECLAIM_SQL.replace("{append}", append_attempt("e.attempt_log", entry))

@@ -26,3 +26,11 @@ def delivery_summary(content: dict[str, Any]) -> str:
     if content.get("method") and content.get("url"):
         return f"{content['method']} {content['url']}"
     return str(content.get("text") or "")
+
+
+@register.filter
+def attempt_history(execution) -> list[dict[str, Any]]:
+    """The execution's last attempts, newest first (runs/views/presenting.py `attempt_rows`)."""
+    from runs.views.presenting import attempt_rows
+
+    return attempt_rows(execution)

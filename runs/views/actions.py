@@ -17,10 +17,19 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from runs.engine import cancel_run, clock, discard_delivery, release_delivery, replay_run, retry_execution
+from runs.engine import (
+    cancel_run,
+    clock,
+    discard_delivery,
+    release_delivery,
+    replay_run,
+    resolve_uncertain,
+    retry_execution,
+)
 from runs.engine.enqueue import schedule_next
 from runs.models import Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
+from tenants.audit import record_bulk, record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
@@ -53,8 +62,16 @@ def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
     execution = get_for_tenant_or_404(qs, request.tenant, pk=execution_id)
     if not execution.run.is_test and not may_send_live(request):
         return live_sending_refused("retry a live run's step")
-    label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
+    label = f"item {execution.item_key} of “{execution.step.display_name}”"
+    uncertain = Delivery.objects.filter(step_execution=execution, status=Delivery.Status.UNCERTAIN)
+    if uncertain.exists() and request.POST.get("confirm") != "yes":
+        messages.error(
+            request,
+            f"The message of {label} is uncertain: use “Send again” (it may arrive twice) or “Mark as sent”.",
+        )
+        return back(request, reverse("runs:run_detail", args=[execution.run_id]))
     if retry_execution(execution):
+        record_for(request, "execution.retried", execution, label=label, run=execution.run_id)
         messages.success(request, f"Retrying {label} now.")
     else:
         messages.error(
@@ -71,6 +88,7 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, f"Run #{run.pk} has already finished ({run.get_status_display().lower()}).")
     else:
         count = cancel_run(run)
+        record_for(request, "run.cancelled", run, label=f"Run #{run.pk}", stopped=count)
         messages.success(request, f"Run #{run.pk} cancelled; {count} pending or running executions stopped.")
     return back(request, reverse("runs:run_detail", args=[run.pk]))
 
@@ -87,6 +105,7 @@ def replay(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, f"“{run.workflow}” is not published: publish it, then replay the event.")
         return back(request, reverse("runs:run_detail", args=[run.pk]))
     again = replay_run(run, version=version)
+    record_for(request, "run.replayed", run, label=f"Run #{run.pk}", new_run=again.pk)
     messages.success(request, f"Replayed run #{run.pk}'s event as run #{again.pk}.")
     return HttpResponseRedirect(reverse("runs:run_detail", args=[again.pk]))
 
@@ -149,6 +168,7 @@ def release(request: HttpRequest) -> HttpResponse:
         messages.error(request, error)
         return back(request, reverse("runs:message_list"))
     sent = [pk for pk in ids if release_delivery(pk, tenant=request.tenant)]
+    record_bulk(request.tenant, request.user, "messages.released", ids, sent=sent)
     report_release(request, ids, sent)
     return back(request, reverse("runs:message_list"))
 
@@ -173,6 +193,35 @@ def discard(request: HttpRequest) -> HttpResponse:
     if error:
         messages.error(request, error)
         return back(request, reverse("runs:message_list"))
-    dropped = sum(discard_delivery(pk, tenant=request.tenant) for pk in ids)
-    messages.success(request, f"Discarded {dropped} held message{'s' if dropped != 1 else ''}.")
+    dropped = [pk for pk in ids if discard_delivery(pk, tenant=request.tenant)]
+    record_bulk(request.tenant, request.user, "messages.discarded", dropped)
+    messages.success(request, f"Discarded {len(dropped)} held message{'s' if len(dropped) != 1 else ''}.")
     return back(request, reverse("runs:message_list"))
+
+
+@require_POST
+@login_required
+def resolve(request: HttpRequest, delivery_id: int) -> HttpResponse:
+    """An uncertain message: mark it as sent, or (confirmed: it may arrive twice) send it again."""
+    delivery = get_for_tenant_or_404(Delivery.objects.select_related("run"), request.tenant, pk=delivery_id)
+    default = reverse("runs:run_detail", args=[delivery.run_id])
+    if not delivery.run.is_test and not may_send_live(request):
+        return live_sending_refused("resolve a live run's uncertain message")
+    action = request.POST.get("action", "")
+    if action not in ("mark_sent", "resend"):
+        messages.error(request, "Choose “Mark as sent” or “Send again”.")
+        return back(request, default)
+    if action == "resend" and request.POST.get("confirm") != "yes":
+        messages.error(
+            request,
+            "Sending again may deliver the message twice: tick “I understand it may be a duplicate” first.",
+        )
+        return back(request, default)
+    label = f"the {delivery.channel} message to {delivery.recipient or 'its receiver'}"
+    if not resolve_uncertain(delivery.pk, action, tenant=request.tenant, by=request.user.get_username()):
+        messages.error(request, f"{label[0].upper()}{label[1:]} is no longer uncertain; nothing was changed.")
+    elif action == "mark_sent":
+        messages.success(request, f"Marked {label} as sent; the run goes on from there.")
+    else:
+        messages.success(request, f"Sending {label} again now.")
+    return back(request, default)

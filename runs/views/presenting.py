@@ -18,9 +18,21 @@ def max_attempts(step_config: dict[str, Any]) -> int:
 
 
 def short_time(when: datetime, now: datetime) -> str:
-    """14:05 today, otherwise Nov 25 14:05, in the site's time zone."""
+    """14:05:09 today, otherwise Nov 25 14:05:09, in the site's time zone (retries are seconds apart)."""
     local, today = timezone.localtime(when), timezone.localtime(now)
-    return local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%b %d %H:%M")
+    return local.strftime("%H:%M:%S") if local.date() == today.date() else local.strftime("%b %d %H:%M:%S")
+
+
+def from_now(when: datetime, now: datetime) -> str:
+    """ "in 4 s", "in 3 min", "in 2 h", "due now"."""
+    seconds = (when - now) / timedelta(seconds=1)
+    if seconds < 1:
+        return "due now"
+    if seconds < 60:
+        return f"in {seconds:.0f} s"
+    if seconds < 3600:
+        return f"in {seconds // 60:.0f} min"
+    return f"in {seconds // 3600:.0f} h"
 
 
 def is_retrying(execution: StepExecution) -> bool:
@@ -30,12 +42,12 @@ def is_retrying(execution: StepExecution) -> bool:
 
 
 def execution_state(execution: StepExecution, now: datetime | None = None) -> str:
-    """What an execution is doing, e.g. "retrying, attempt 3 of 10, next at 14:05"."""
+    """What an execution is doing, e.g. "retrying, attempt 3 of 10, next at 14:05:09 (in 4 s)"."""
     now = now or clock.now()
     due = execution.next_attempt_at
     if is_retrying(execution):
         text = f"retrying, attempt {execution.attempts + 1} of {max_attempts(execution.step.config)}"
-        return f"{text}, next at {short_time(due, now)}" if due else text
+        return f"{text}, next at {short_time(due, now)} ({from_now(due, now)})" if due else text
     if execution.status == StepExecution.Status.PENDING and due and due > now:
         return f"waiting until {short_time(due, now)}"
     return execution.get_status_display().lower()
@@ -67,3 +79,23 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
 
 def run_duration(run: Run, now: datetime | None = None) -> str:
     return duration(run.created_at, run.finished_at, now)
+
+
+def attempt_rows(execution: StepExecution) -> list[dict[str, Any]]:
+    """The execution's attempt history (`attempt_log`), newest first, for the run page."""
+    rows = []
+    entries = execution.attempt_log if isinstance(execution.attempt_log, list) else []
+    finished = execution.attempts - (1 if execution.status == StepExecution.Status.RUNNING else 0)
+    first = finished - len(entries) + 1
+    for number, entry in enumerate(entries, start=first):
+        at = entry.get("at")
+        rows.append(
+            {
+                "number": max(number, 1),
+                "at": datetime.fromisoformat(at) if isinstance(at, str) else None,
+                "took": f"{float(entry.get('took') or 0):.2f} s",
+                "outcome": entry.get("outcome", ""),
+                "error": entry.get("error", ""),
+            }
+        )
+    return rows[::-1]

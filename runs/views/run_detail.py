@@ -22,6 +22,7 @@ from runs.engine import clock
 from runs.models import Run
 from runs.views.presenting import run_duration
 from runs.views.tree import TreeFilter, run_tree, side_panel, step_states
+from runs.views.uncertain import message_summary
 from tenants.scoping import get_for_tenant_or_404
 
 POLL_SECONDS = 2
@@ -29,6 +30,8 @@ TEST_MESSAGES = 20
 STATUS_FILTERS = [
     ("", "All"),
     ("failed", "Failed"),
+    ("uncertain", "Uncertain"),
+    ("held", "Held"),
     ("retrying", "Retrying"),
     ("waiting", "Waiting"),
     ("pending", "Pending"),
@@ -84,6 +87,7 @@ def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], n
         "steps_by_id": steps,
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
+        **message_summary(run),
     }
 
 

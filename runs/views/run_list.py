@@ -18,7 +18,8 @@ from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
 WAITING = "waiting"
-COUNTED = [*StepExecution.Status.values, RETRYING, WAITING]
+UNCERTAIN = "uncertain"
+COUNTED = [*StepExecution.Status.values, RETRYING, WAITING, UNCERTAIN]
 
 
 def retrying_executions() -> QuerySet:
@@ -57,8 +58,8 @@ def searched_run_ids(tenant, query: str) -> QuerySet:
 
 
 def execution_counts(run_ids: list[int], now=None) -> tuple[dict[int, dict[str, int]], dict[int, object]]:
-    """{run id: {status: count, "retrying": n, "waiting": n}} for one page of runs, and when each run's
-    waiting executions are next due, in one query."""
+    """{run id: {status: count, "retrying": n, "waiting": n, "uncertain": n}} for one page of runs, and when
+    each run's waiting executions are next due, in two queries."""
     now = now or clock.now()
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     due: dict[int, object] = {}
@@ -83,6 +84,20 @@ def execution_counts(run_ids: list[int], now=None) -> tuple[dict[int, dict[str, 
             by_status[row["status"]] = row["n"] - row["retrying"] - row["waiting"]
             if row["next_due"]:
                 due[row["run_id"]] = row["next_due"]
+    # An execution that failed because its message is uncertain is counted as uncertain, not failed:
+    # it needs a person's decision, not a fix.
+    uncertain = (
+        Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.UNCERTAIN)
+        .values("run_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in uncertain:
+        by_status = counts[row["run_id"]]
+        by_status[UNCERTAIN] = row["n"]
+        by_status[StepExecution.Status.FAILED] = max(
+            0, by_status.get(StepExecution.Status.FAILED, 0) - row["n"]
+        )
     return counts, due
 
 

@@ -17,6 +17,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
+from config.input_guard import checks_nul_itself
+from integrations.json_input import JsonInputError, load_json
 from runs.engine import clock, start_run
 from runs.models import Run
 from runs.views.samples import live_rows, sample_item
@@ -35,7 +37,9 @@ class ItemField(forms.CharField):
     def to_python(self, value: Any) -> dict[str, Any]:
         text = super().to_python(value)
         try:
-            item = json.loads(text or "{}")
+            item = load_json(text or "{}")
+        except JsonInputError as exc:
+            raise forms.ValidationError(f"{exc} Fix it and run again.") from None
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}. Fix it and run again.") from None
         if not isinstance(item, dict):
@@ -70,7 +74,7 @@ class TestRunForm(forms.Form):
 
 
 def draft_problems(draft: WorkflowVersion) -> list[str]:
-    names = {step.pk: step.name or step.kind_class.label for step in draft.steps.all()}
+    names = {step.pk: step.display_name for step in draft.steps.all()}
     return [
         f"{names.get(step_id, 'Workflow')}: {field} — {message}"
         for step_id, fields in validate_version(draft).items()
@@ -93,6 +97,7 @@ def latest_test_tree(workflow: Workflow, draft: WorkflowVersion) -> dict[str, An
     return {"latest": run, "latest_tree": chains, "node_base": reverse("runs:run_detail", args=[run.pk])}
 
 
+@checks_nul_itself
 @login_required
 def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     tenant = request.tenant

@@ -3,7 +3,8 @@
 The page draws the version's steps exactly as the builder does (workflows/views/common.py build_tree:
 chains, parallel branches, a branch's labelled paths), and on each node the counts of its executions by
 state: running, retrying, waiting until …, pending, succeeded, filtered, skipped, failed, cancelled,
-and its messages that are uncertain or held. Clicking a node opens its items (one page, ordered by item
+and its messages that are uncertain or held. An execution whose message is uncertain counts as uncertain,
+not failed: it needs a person's decision (mark as sent, or send again), not a fix. Clicking a node opens its items (one page, ordered by item
 key from the UNIQUE(run, step, item_key) index) in the side panel, so a run with 100,000 items costs a
 few queries, not one per item or per step.
 """
@@ -78,6 +79,10 @@ def item_filter(item: str) -> Q:
 
 
 def status_filter(status: str, now: datetime | None = None) -> Q:
+    if status in DELIVERY_STATES:
+        return Q(delivery__status=status)
+    if status == "failed":
+        return Q(status=status) & ~Q(delivery__status="uncertain")
     if status == "retrying":
         return Q(status=StepExecution.Status.PENDING) & RETRYING
     if status == "waiting" and now is not None:
@@ -140,6 +145,8 @@ def step_counts(states: list[dict]) -> tuple[dict[int, dict[str, int]], dict[int
 
 def chips_for(counts: dict[str, int], deliveries: dict[str, int], due, now: datetime) -> list[Chip]:
     chips = []
+    if deliveries.get("uncertain"):
+        counts = {**counts, "failed": max(0, counts.get("failed", 0) - deliveries["uncertain"])}
     for state in COUNT_ORDER:
         n = counts.get(state)
         if n:
@@ -161,7 +168,7 @@ def run_tree(run: Run, states: list[dict], now: datetime) -> tuple[list[dict], d
     for step in steps:
         step.chips = chips_for(counts.get(step.pk, {}), deliveries.get(step.pk, {}), due.get(step.pk), now)
         step.reached = bool(counts.get(step.pk))
-        step.has_failures = bool(counts.get(step.pk, {}).get("failed"))
+        step.has_failures = any(chip.state in ("failed", "uncertain") for chip in step.chips)
     return build_step_tree(steps), {step.pk: step for step in steps}
 
 
@@ -181,8 +188,17 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
         execution.step = step  # already loaded: saves a query per row
         execution.state_text = execution_state(execution, now)
         execution.state_class = state_class(execution, now)
+        if _is_uncertain(execution):
+            execution.state_text = execution.state_class = "uncertain"
         execution.took = duration(execution.started_at, execution.finished_at, now)
     return rows, more
+
+
+def _is_uncertain(execution: StepExecution) -> bool:
+    try:
+        return execution.delivery.status == "uncertain"
+    except StepExecution.delivery.RelatedObjectDoesNotExist:
+        return False
 
 
 def side_panel(run: Run, steps: dict[int, Step], wanted: TreeFilter, now: datetime) -> SidePanel | None:

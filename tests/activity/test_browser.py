@@ -33,6 +33,8 @@ def worker(redis_conn, smtp, tmp_path):
         "REDIS_URL": settings.REDIS_URL,
         "EMAIL_HOST": "127.0.0.1",
         "EMAIL_PORT": str(settings.EMAIL_PORT),
+        # The HTTP step calls the test's local server: allowed only when the test allowed it (httpserver).
+        "OUTBOUND_ALLOWED_NETWORKS": ",".join(settings.OUTBOUND_ALLOWED_NETWORKS),
     }
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed below, after the process ends)
     process = subprocess.Popen(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.urls import reverse
 
 from runs.models import Delivery
@@ -31,23 +33,32 @@ def test_messages_list_filters_and_searches(owner_client, onboarding):
     assert owner_client.get(MESSAGES, {"channel": "slack"}).context["page"].items == []
 
 
-def test_email_html_renders_in_a_sandboxed_iframe_escaped(owner_client, onboarding):
+def test_email_html_renders_in_a_sandboxed_iframe_from_its_own_url(
+    owner_client, onboarding, client, outsider
+):
     run = make_run(onboarding, "h")
     content = {
         "to": "ann@example.com",
         "subject": "Hi",
         "text": "plain",
-        "html": '<p>Hi "Ann"</p><script>x()</script>',
+        "html": '<p style="color: red">Hi "Ann"</p><script>x()</script>',
     }
     delivery = add_delivery(
         add_execution(run, steps_of(onboarding)["Welcome"], "0"), "ann@example.com", content=content
     )
     html = owner_client.get(reverse("runs:message_detail", args=[delivery.pk])).content.decode()
-    assert (
-        '<iframe class="email-html" title="Email HTML body" sandbox srcdoc="&lt;p&gt;Hi &quot;Ann&quot;'
-        in html
+    src = re.search(r'<iframe class="email-html" title="Email HTML body" sandbox src="([^"]+)"', html).group(
+        1
     )
     assert "<script>x()" not in html and "plain" in html
+    body = owner_client.get(src)
+    assert body.content.decode() == content["html"]
+    assert body["Content-Security-Policy"].startswith(
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'"
+    )
+    assert body["X-Frame-Options"] == "SAMEORIGIN"
+    client.force_login(outsider)  # another tenant's member cannot read it, even with the URL
+    assert client.get(src).status_code == 404
 
 
 def test_the_messages_page_costs_the_same_queries_for_2_or_40_messages(owner_client, onboarding):

@@ -76,9 +76,9 @@ def test_retrying_execution_says_so_instead_of_looking_like_it_runs(onboarding):
         next_attempt_at=due,
     )
     now = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-    assert execution_state(execution, now) == "retrying, attempt 3 of 10, next at 14:05"
+    assert execution_state(execution, now) == "retrying, attempt 3 of 10, next at 14:05:00 (in 5 min)"
     execution.error, execution.attempts = "", 0
-    assert execution_state(execution, now) == "waiting until 14:05"
+    assert execution_state(execution, now) == "waiting until 14:05:00"
     execution.status = StepExecution.Status.RUNNING
     assert execution_state(execution, now) == "running"
 

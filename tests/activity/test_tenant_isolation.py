@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import URLPattern, reverse
 
 from runs import urls as run_urls
+from runs.email_body import email_body_url
 from runs.models import Delivery, Run, StepExecution
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 
@@ -23,6 +24,7 @@ def a_history(onboarding) -> dict[str, int]:
         "workflow_id": onboarding.pk,
     }
     ids["step_id"] = steps_of(onboarding)["Welcome"].pk
+    ids["key"] = email_body_url(onboarding.tenant_id, "<p>secret</p>").rstrip("/").rsplit("/", 1)[1]
     return ids
 
 

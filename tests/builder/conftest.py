@@ -111,7 +111,8 @@ def page(live_server, monkeypatch, redis_conn):
 
 def htmx_idle(page: Page) -> None:
     """Wait until htmx has swapped and settled every response (and wired up the step form)."""
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    # A locator, not wait_for_function: the pages' Content-Security-Policy forbids the eval that needs.
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
     expect(page.locator("#step-form[data-ready]")).to_have_count(1)
 
 

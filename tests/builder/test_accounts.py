@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from tenants.models import Membership, Role, Tenant
+from tenants.models import Invitation, Membership, Role, Tenant
 from tests.builder.conftest import signed_in
 from tests.conftest import PASSWORD, make_user
 
@@ -94,6 +94,9 @@ def test_invite_a_member_who_sets_a_password(client, owner, tenant_a, mailbox):
     assert user.email == "newbie@example.com"
     assert Membership.objects.get(user=user).tenant == tenant_a
     assert Membership.objects.get(user=user).role == Role.MEMBER
+    # The link worked once: it is now used, by this account.
+    assert Invitation.objects.get().accepted_by == user
+    assert client.get(link).status_code == 410
 
 
 def test_tampered_invite_is_404_and_members_cannot_invite(client, member, mailbox):

@@ -21,7 +21,8 @@ class Field:
     widget: text, textarea, sql, template, expression (a condition over `item`: the variable chips insert
     `item.name` into it), paths (a branch's ordered paths; `choices` are its operators), number,
     checkbox, select, multiselect, json, secret,
-    datasource (a DataSource id of the tenant), table (schema.table of the chosen data source),
+    datasource (a DataSource id of the tenant), schema (a schema of the chosen data source),
+    table (a table of the chosen data source, in the chosen schema),
     columns (column names of the chosen table).
     """
 

@@ -4,6 +4,10 @@ Every request carries `Idempotency-Key: rowbell-exec-<execution id>`, the same o
 receiver that honours it never acts twice. In the body, write values with `tojson`
 (`{"name": {{ item.name|tojson }}}`) so that quotes in data cannot break the JSON. Header values are
 stripped of CR/LF. Headers whose names look secret are masked in the stored Delivery content.
+
+`resend_uncertain` (off by default): a request whose worker died between sending it and recording the
+answer is `uncertain`. Email and Slack never resend those on their own; an HTTP step whose receiver
+honours `Idempotency-Key` may opt in, and the engine then sends it again with the same key.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import json
 from typing import Any
 
 from integrations.channels.http import HttpChannel
+from integrations.json_input import JsonInputError, load_json
+from integrations.outbound import check_url_at_save
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
@@ -40,6 +46,13 @@ class HttpRequest(SendKind):
         Field("headers", "Headers", widget="json", help='{"Authorization": "Bearer ..."}'),
         Field("body", "JSON body", widget="template", help='e.g. {"email": {{ item.email|tojson }}}'),
         Field("response", "Response", widget="select", choices=RESPONSE_CHOICES, default="keep"),
+        Field(
+            "resend_uncertain",
+            "Resend uncertain requests",
+            widget="checkbox",
+            help="Only if the receiver honours Idempotency-Key: a request a stopped worker may or may not have "
+            "sent is then sent again automatically, with the same key, instead of waiting for a person.",
+        ),
         *RETRY_FIELDS,
     )
 
@@ -60,6 +73,8 @@ class HttpRequest(SendKind):
         url = cleaned.get("url", "")
         if url and not url.lstrip().startswith(("http://", "https://", "{{")):
             errors["url"] = "The URL must start with http:// or https://."
+        elif url and (refused := check_url_at_save(url)):
+            errors["url"] = refused  # best effort: the address is checked again on every request
         headers = config.get("headers") or {}
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             errors["headers"] = 'Headers must be a JSON object of names to text, like {"X-Token": "abc"}.'
@@ -76,6 +91,13 @@ class HttpRequest(SendKind):
         if response not in dict(RESPONSE_CHOICES):
             errors["response"] = "Choose keep, replace or merge."
         cleaned["response"] = response
+        resend = config.get("resend_uncertain", False)
+        if resend in ("", None):
+            resend = False
+        if not isinstance(resend, bool):
+            errors["resend_uncertain"] = "Resend uncertain requests must be true or false."
+        elif resend:
+            cleaned["resend_uncertain"] = True
         clean_retry(config, errors, cleaned)
         if errors:
             raise ConfigError(errors)
@@ -103,6 +125,9 @@ class HttpRequest(SendKind):
         shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
         return {**transport, "headers": shown}, transport
 
+    def resends_uncertain(self, config: dict[str, Any]) -> bool:
+        return bool(config.get("resend_uncertain"))
+
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
 
@@ -115,7 +140,10 @@ class HttpRequest(SendKind):
             return [item]
         status, _headers, text = channel.last_response
         try:
-            data = json.loads(text)
+            data = load_json(text)
+        except JsonInputError as exc:
+            # A NUL or 100,000 levels would fail the children's insert (or recurse): say why here.
+            raise StepFailed(f"The response (HTTP {status}) cannot become the item: {exc}") from None
         except ValueError:
             raise StepFailed(
                 f"The response (HTTP {status}) is not JSON, so it cannot become the item."

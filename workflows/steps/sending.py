@@ -44,6 +44,11 @@ class SendKind(StepKind, ABC):
     ) -> list[dict[str, Any]]:
         return [item]
 
+    def resends_uncertain(self, config: dict[str, Any]) -> bool:
+        """True when a message that may or may not have left is safe to send again on its own (a step
+        whose receiver de-duplicates, e.g. an HTTP step opted in with `resend_uncertain`)."""
+        return False
+
     def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
         raise RuntimeError("Send steps run through runs.engine.sending, which records deliveries.")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from integrations.channels.slack import SlackChannel
 from integrations.crypto import decrypt, encrypt
+from integrations.outbound import check_url_at_save
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
@@ -47,6 +48,8 @@ class SlackMessage(SendKind):
             url = url.strip()
             if not url.startswith(("https://", "http://")):
                 errors["webhook_url"] = "Paste the webhook URL Slack gave you; it starts with https://."
+            elif refused := check_url_at_save(url):
+                errors["webhook_url"] = refused  # best effort: checked again on every message
             else:
                 cleaned["webhook_url_encrypted"] = encrypt(url)
         elif config.get("webhook_url_encrypted"):

@@ -34,9 +34,3 @@ def variable(name: str) -> str:
 def expression_variable(name: str) -> str:
     """What a chip inserts into a condition: the expression itself, without the braces."""
     return "item." + name if name.isidentifier() else "item[" + repr(name) + "]"
-
-
-@register.filter
-def step_title(step) -> str:
-    """A step as people read it: its name, else its kind's label ("Send email"), never `send_email`."""
-    return step.name or kind_label(step.kind)

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
@@ -123,7 +124,7 @@ def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str, path: 
         path = anchor.path  # a parallel step on the same path of the same branch
     siblings = draft.steps.filter(parent=parent)
     position = (siblings.aggregate(n=Max("position"))["n"] or 0) + 1 if siblings.exists() else 0
-    config = kind.default_config()
+    config = with_single_datasource(kind, kind.default_config(), draft.tenant_id)
     step = Step.objects.create(
         tenant_id=draft.tenant_id,
         version=draft,

@@ -32,7 +32,8 @@ def build_tree(steps: list[Step]) -> list[dict]:
     A chain runs on while each step has exactly one child, and splits into branches where a step has two
     or more, so templates recurse once per branching, not once per step (a long chain of steps would
     otherwise exhaust Python's recursion limit in nested includes). Each step gets `child_count`,
-    `kind_label`, `summary` and `paths` (its kind's labelled paths, if any).
+    `summary` and `paths` (its kind's labelled paths, if any); its `kind_label` and `display_name` are
+    the model's own.
 
     Below a step with paths (a branch) the branches are its paths, in order, each with its `label`,
     `path` id and `anchor` (the branch step, for the "+" that adds a step on that path); a path with no
@@ -76,8 +77,7 @@ def describe(step: Step, child_count: int) -> None:
     try:
         kind = get_kind(step.kind)
     except ConfigError:
-        step.kind_label, step.summary, step.paths = step.kind, "", []
+        step.summary, step.paths = "", []
         return
-    step.kind_label = kind.label
     step.summary = kind.summary(step.config or {})
     step.paths = kind.paths(step.config or {})

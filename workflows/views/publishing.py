@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from tenants.audit import record_for
 from tenants.permissions import admins_only
 from workflows.diff import diff_versions
 from workflows.models import Step, Workflow, WorkflowVersion
@@ -75,6 +76,7 @@ def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
         return _dialog(
             request, workflow, [{"step": steps.get(k), "errors": v} for k, v in exc.step_errors.items()]
         )
+    record_for(request, "workflow.published", workflow, version=version.number, sandbox=version.sandbox)
     mode = " in sandbox mode (messages are held until released)" if version.sandbox else ""
     messages.success(request, f"Published version {version.number} of {workflow.name}{mode}.")
     response = HttpResponse(status=204)
@@ -90,6 +92,7 @@ def unpublish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
         return denied
     try:
         unpublish(workflow)
+        record_for(request, "workflow.unpublished", workflow)
         messages.success(request, f"Unpublished {workflow.name}: new events no longer start runs.")
     except PublishError as exc:
         messages.error(request, "; ".join(m for errs in exc.step_errors.values() for m in errs.values()))

@@ -8,6 +8,7 @@ import threading
 from django.core.management.base import BaseCommand
 
 from integrations.listener import Listener
+from runs.engine.liveness import Heartbeat
 
 
 class Command(BaseCommand):
@@ -30,5 +31,9 @@ class Command(BaseCommand):
             listener.close()
         else:
             self.stdout.write("Listening for database events (Ctrl-C to stop)")
-            handled = listener.run(until_idle=until_idle, max_seconds=max_seconds)
+            heartbeat = Heartbeat("listener").start()
+            try:
+                handled = listener.run(until_idle=until_idle, max_seconds=max_seconds)
+            finally:
+                heartbeat.stop()
         self.stdout.write(f"Handled {handled} event(s)")

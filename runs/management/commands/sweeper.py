@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from runs.engine.liveness import Heartbeat
 from runs.engine.sweeper import sweep
 
 
@@ -23,6 +24,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool = False, interval: float | None = None, **options):
         interval = interval or settings.SWEEPER_INTERVAL
+        heartbeat = None if once else Heartbeat("sweeper").start()
+        try:
+            self.sweep_forever(once, interval)
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+
+    def sweep_forever(self, once: bool, interval: float) -> None:
         while True:
             close_old_connections()
             report = sweep()

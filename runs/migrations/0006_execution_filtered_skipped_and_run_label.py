@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0004_run_finished_at_index"),
+        ("runs", "0005_liveness_and_attempt_history"),
         ("tenants", "0002_api_key"),
         ("workflows", "0002_step_branch_path"),
     ]

@@ -1,0 +1,236 @@
+"""Every HTTP request Rowbell makes on a tenant's behalf goes through here, so that none reaches inside.
+
+A tenant chooses the URLs of HTTP request steps, Slack webhooks and event-webhook endpoints. Left
+unchecked, `http://169.254.169.254/...` reads the cloud's instance credentials and `http://127.0.0.1:...`
+reaches Rowbell's own services (server-side request forgery). So:
+
+- Only http and https. No proxy from the environment (the check would then apply to the proxy's address).
+- The host is resolved (getaddrinfo, which also reads `2130706433`, `0x7f.1` and `[::ffff:127.0.0.1]`), and
+  if ANY of its addresses is loopback, private, link-local, multicast, unspecified, reserved, shared
+  (100.64/10), otherwise not globally routable, or a cloud metadata address, the request is refused with
+  `OutboundRefused` (a permanent error that says why) unless the address is inside one of the networks of
+  OUTBOUND_ALLOWED_NETWORKS (CIDRs, empty by default).
+- The connection goes to the address that was checked (pinned): the name is not resolved a second time, so
+  a DNS answer that changes between check and connect (rebinding) cannot slip a private address through.
+  TLS still verifies the certificate against the host name.
+- Redirects are checked the same way: each hop opens its own pinned connection. `opener(follow_redirects=
+  False)` (event webhooks) does not follow them at all.
+
+`check_url_at_save(url)` is the builder's early, best-effort warning for a URL whose host is written out
+literally; the check at send time is the one that counts (a template or a DNS change can change the host).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import ipaddress
+import socket
+import threading
+import urllib.request
+from urllib.parse import urljoin, urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+SCHEMES = ("http", "https")
+# Instance-metadata services answer credentials on these (AWS/GCP/Azure/OpenStack, AWS IPv6, Alibaba).
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
+)
+# How long the builder waits for DNS when it checks a URL on save (the send-time check has no such limit).
+SAVE_CHECK_DNS_SECONDS = 2.0
+
+
+class OutboundRefused(Exception):
+    """A request Rowbell will not make; permanent, and its message says why and what to do."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs if cidr.strip())
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {exc}") from exc
+
+
+def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _parse_networks(tuple(settings.OUTBOUND_ALLOWED_NETWORKS))
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (::ffff:127.0.0.1, 6to4, Teredo), if any."""
+    if isinstance(address, ipaddress.IPv6Address):
+        return address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+    return None
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why Rowbell refuses to connect to `address` (a short class name), or None when it may."""
+    if any(address in network for network in allowed_networks()):
+        return None
+    inner = _embedded_ipv4(address)
+    if inner is not None:
+        return refusal(inner)
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    for name, denied in (
+        ("a loopback address", address.is_loopback),
+        ("an unspecified address", address.is_unspecified),
+        ("a link-local address", address.is_link_local),
+        ("a multicast address", address.is_multicast),
+        ("a private address", address.is_private),
+        ("a reserved address", address.is_reserved),
+    ):
+        if denied:
+            return name
+    if not address.is_global:
+        return "not a public address"
+    return None
+
+
+def _refused(host: str, address: IPAddress, why: str) -> OutboundRefused:
+    shown = host if host == str(address) else f"{host} ({address})"
+    return OutboundRefused(
+        f"Refused to call {shown}: it is {why}. Rowbell only calls public internet addresses; "
+        "an operator can allow a network with OUTBOUND_ALLOWED_NETWORKS."
+    )
+
+
+def _address(sockaddr: tuple) -> IPAddress:
+    return ipaddress.ip_address(sockaddr[0].split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
+
+
+def resolve_checked(host: str, port: int) -> list[tuple]:
+    """getaddrinfo for `host`, refused as a whole if any address is refused: [(family, type, proto, addr)]."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OSError(f"cannot resolve {host}: {exc}") from exc
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = _address(sockaddr)
+        why = refusal(address)
+        if why:
+            raise _refused(host, address, why)
+    return [(family, type_, proto, sockaddr) for family, type_, proto, _name, sockaddr in infos]
+
+
+def pinned_connection(address: tuple[str, int], timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+    """socket.create_connection, but to an address checked by `resolve_checked` (no second lookup)."""
+    host, port = address
+    error: OSError | None = None
+    for family, type_, proto, sockaddr in resolve_checked(host, port):
+        sock = socket.socket(family, type_, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"cannot resolve {host}")
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = pinned_connection
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = pinned_connection
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_PinnedHTTPConnection, req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_PinnedHTTPSConnection, req, context=self._context)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the 3xx is then raised as an HTTPError
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects (urllib's rules: at most 10, a POST only on 301-303, as a GET), each hop's scheme
+    checked here and its address when its pinned connection opens."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            check_scheme(urljoin(req.full_url, location))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def opener(*, follow_redirects: bool) -> urllib.request.OpenerDirector:
+    """An opener with only pinned http/https handlers: no file:, ftp:, data:, and no environment proxy."""
+    director = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.UnknownHandler(),
+        _PinnedHTTPHandler(),
+        _PinnedHTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        _CheckedRedirects() if follow_redirects else _NoRedirects(),
+    ):
+        director.add_handler(handler)
+    return director
+
+
+def check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise OutboundRefused(f"Refused to call {url[:100]}: only http:// and https:// URLs can be called.")
+
+
+def open_url(request: urllib.request.Request, *, timeout: float, follow_redirects: bool = True):
+    """Open `request` like urlopen, with every address checked; raises OutboundRefused when refused."""
+    check_scheme(request.full_url)
+    return opener(follow_redirects=follow_redirects).open(request, timeout=timeout)
+
+
+def check_url_at_save(url: str) -> str | None:
+    """A message when `url`'s host, written out literally, resolves to a refused address; else None.
+
+    Best effort: a host built by a template, or one DNS cannot answer now (within SAVE_CHECK_DNS_SECONDS),
+    passes here and is checked when the request is sent.
+    """
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None  # the field's own validation reports a malformed URL
+    if not host or "{" in parts.netloc or "}" in parts.netloc:
+        return None
+    answer: list = []
+
+    def lookup() -> None:
+        try:
+            resolve_checked(host, port or 443)
+        except OutboundRefused as exc:
+            answer.append(exc.message)
+        except OSError:
+            pass
+
+    worker = threading.Thread(target=lookup, daemon=True, name="outbound-save-check")
+    worker.start()
+    worker.join(SAVE_CHECK_DNS_SECONDS)
+    return answer[0] if answer else None
