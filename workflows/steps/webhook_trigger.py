@@ -82,4 +82,5 @@ class WebhookTrigger(StepKind):
         return dict(sample) if isinstance(sample, dict) else {}
 
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
-        return list((step.config.get("sample") or {}).keys())
+        # A sample that does not validate is kept as typed (a string): it has no fields yet.
+        return list(self.sample_item(step.config))
