@@ -96,16 +96,21 @@ def test_a_missing_id_gets_the_same_answer(member_client, tenant_a, ours, theirs
     assert answers == ["This data source does not exist (any more): choose another one."] * 2
 
 
+BARE_ID = 'Name the data source, like {"name": "App DB"}: ids differ between tenants and installations'
+
+
 @pytest.mark.parametrize("kind", ["data_query", "database_trigger"])
 @pytest.mark.parametrize("as_text", [False, True])
 def test_import_refuses_another_workspaces_data_source_naming_the_step(tenant_a, theirs, kind, as_text):
-    data = file_with(str(theirs.pk) if as_text else theirs.pk, kind)
-    with pytest.raises(WorkflowFileError) as caught:
-        import_workflow(data, tenant_a)
+    """Files name data sources; a bare id (another workspace's or not) and another's name are refused."""
     path = "trigger" if kind == "database_trigger" else "trigger/0"
-    step_name = "New user" if kind == "database_trigger" else "Find users"
-    message = caught.value.errors[path]["datasource"]
-    assert message == f"Step “{step_name}”: This data source does not exist (any more): choose another one."
+    for reference, refusal in [
+        (str(theirs.pk) if as_text else theirs.pk, BARE_ID),
+        ({"name": theirs.name}, "This tenant has no data source named “Theirs”"),
+    ]:
+        with pytest.raises(WorkflowFileError) as caught:
+            import_workflow(file_with(reference, kind), tenant_a)
+        assert caught.value.errors[path]["datasource"].startswith(refusal)
     assert not Workflow.objects.filter(tenant=tenant_a).exists()  # nothing imported
 
 
@@ -114,15 +119,15 @@ def test_import_command_says_which_step(tenant_a, theirs, tmp_path):
 
     path = tmp_path / "wf.json"
     path.write_text(json.dumps(file_with(theirs.pk)))
-    with pytest.raises(
-        CommandError, match="trigger/0: datasource: Step “Find users”: This data source does not exist"
-    ):
+    with pytest.raises(CommandError, match="trigger/0: datasource: Name the data source"):
         call_command("import_workflow", str(path), "--tenant", tenant_a.slug)
 
 
-def test_import_by_name_and_by_own_id_still_work(tenant_a, ours):
+def test_import_by_name_works_and_a_bare_own_id_is_refused(tenant_a, ours):
     assert import_workflow(file_with({"name": "Ours"}), tenant_a).versions.get().steps.count() == 2
-    assert import_workflow(file_with(ours.pk), tenant_a).versions.get().steps.count() == 2
+    with pytest.raises(WorkflowFileError) as caught:
+        import_workflow(file_with(ours.pk), tenant_a)
+    assert caught.value.errors["trigger/0"]["datasource"].startswith(BARE_ID)
 
 
 def test_publishing_refuses_a_draft_that_names_another_workspaces_data_source(tenant_a, theirs):
