@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0005_liveness_and_attempt_history"),
+        ("runs", "0006_execution_filtered_skipped_and_run_label"),
     ]
 
     operations = [
