@@ -261,8 +261,10 @@ def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce
             status, summary, result = "skipped", result.summary, result.items
         items = list(result)
         if not items:
-            # Nothing goes on: a false condition, an empty query, a branch with no matching path.
-            return Outcome("filtered", output=summary or {"items": 0})
+            # Nothing goes on: a false condition, an empty query, a branch with no matching path (a
+            # skipped step whose path ends, e.g. an email to an unsubscribed recipient, stays skipped).
+            ended = "skipped" if status == "skipped" else "filtered"
+            return Outcome(ended, output=summary or {"items": 0})
         pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
         spawner.add(execution, pairs, path=path)
         output = summary or (items[0] if len(items) == 1 else {"items": len(items)})

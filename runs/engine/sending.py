@@ -14,7 +14,8 @@ Per message (one execution of a send step):
 Before any of a batch is sent, the kind names the messages that must not be sent at all
 (`SendKind.skip_reasons`: for email, suppressed or unsubscribed recipients and empty addresses, found
 with one statement per batch): each gets a Delivery `skipped` with the reason (in a test run, "Would be
-skipped: ..."), its execution succeeds, and the path goes on only if the step says so.
+skipped: ..."), its execution reads `skipped` (not failed: the run is not partial), and the path goes
+on only if the step says so.
 A retry that finds the message `sent`, `held`, `captured` or `skipped` does not send again. One still `sending`
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
 re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
@@ -40,7 +41,7 @@ from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger, PendingCreate
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
-from workflows.steps.results import StepFailed
+from workflows.steps.results import Skipped, StepFailed
 from workflows.steps.sending import SendKind
 
 UNCERTAIN = (
@@ -170,7 +171,7 @@ def skipped(
         ledger.create(**fields)
     except UniqueViolation:
         _already_handled(execution)
-    return kind.result_items_when_skipped(ctx.step.config, execution.input)
+    return Skipped(kind.result_items_when_skipped(ctx.step.config, execution.input), {"skipped": said})
 
 
 def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:

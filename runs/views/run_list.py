@@ -19,9 +19,8 @@ from workflows.models import Workflow
 
 WAITING = "waiting"
 UNCERTAIN = "uncertain"
-SKIPPED = "skipped"
-# (dict.fromkeys: the execution status `skipped` and skipped messages share one count.)
-COUNTED = list(dict.fromkeys([*StepExecution.Status.values, RETRYING, WAITING, UNCERTAIN, SKIPPED]))
+# A send skipped for its recipient (suppressed, unsubscribed) is an execution `skipped`: counted there.
+COUNTED = [*StepExecution.Status.values, RETRYING, WAITING, UNCERTAIN]
 
 
 def retrying_executions() -> QuerySet:
@@ -88,27 +87,18 @@ def execution_counts(run_ids: list[int], now=None) -> tuple[dict[int, dict[str, 
                 due[row["run_id"]] = row["next_due"]
     # An execution that failed because its message is uncertain is counted as uncertain, not failed:
     # it needs a person's decision, not a fix.
-    # Likewise a send that was skipped (recipient suppressed or unsubscribed) succeeded, but sent nothing:
-    # it is counted as skipped, not succeeded.
-    set_aside = (
-        Delivery.objects.filter(
-            run_id__in=run_ids, status__in=(Delivery.Status.UNCERTAIN, Delivery.Status.SKIPPED)
-        )
-        .values("run_id", "status")
+    uncertain = (
+        Delivery.objects.filter(run_id__in=run_ids, status=Delivery.Status.UNCERTAIN)
+        .values("run_id")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for row in set_aside:
+    for row in uncertain:
         by_status = counts[row["run_id"]]
-        if row["status"] == Delivery.Status.UNCERTAIN:
-            by_status[UNCERTAIN] = row["n"]
-            moved_from = StepExecution.Status.FAILED
-        else:
-            by_status[SKIPPED] = by_status.get(SKIPPED, 0) + row["n"]
-            moved_from = StepExecution.Status.SUCCEEDED
-        by_status[moved_from] = max(0, by_status.get(moved_from, 0) - row["n"])
-        if not by_status[moved_from]:
-            del by_status[moved_from]
+        by_status[UNCERTAIN] = row["n"]
+        by_status[StepExecution.Status.FAILED] = max(
+            0, by_status.get(StepExecution.Status.FAILED, 0) - row["n"]
+        )
     return counts, due
 
 

@@ -83,7 +83,7 @@ def test_one_click_post_unsubscribes_and_the_next_run_skips_with_the_reason(engi
     assert delivery.recipient == "Ada@Example.com"
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED, "a skipped message is not a failure"
-    assert StepExecution.objects.get(run=run, step__kind="send_email").status == "succeeded"
+    assert StepExecution.objects.get(run=run, step__kind="send_email").status == "skipped"
 
 
 def test_a_second_one_click_is_harmless(engine, smtp, tenant_a, tips):
@@ -277,6 +277,8 @@ def test_an_empty_recipient_is_skipped_and_the_path_goes_on_only_if_the_step_say
     }
     conditions = StepExecution.objects.filter(run=run, step__kind="condition")
     assert conditions.count() == 1, "only the step with 'go on' continues"
+    sends = StepExecution.objects.filter(run=run, step__kind="send_email")
+    assert set(sends.values_list("status", flat=True)) == {"skipped"}
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED
 
