@@ -177,7 +177,13 @@ def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str, follow: lis
 # may run that subquery as the inner side of a nested-loop semi-join, once per outer row, and the
 # batch then claims far more than n rows (seen in tests: 40 claimed with a limit of 10).
 def claim(run_id: int, step_id: int, now: datetime, limit: int) -> list[int]:
-    params = {"run": run_id, "step": step_id, "now": now, "limit": limit, "worker": liveness.worker_name}
+    params: dict[str, Any] = {
+        "run": run_id,
+        "step": step_id,
+        "now": now,
+        "limit": limit,
+        "worker": liveness.worker_name,
+    }
     with connection.cursor() as cur:
         cur.execute(CLAIM_SQL, params)
         return [row[0] for row in cur.fetchall()]
@@ -263,7 +269,9 @@ def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce
         if not items:
             # Nothing goes on: a false condition, an empty query, a branch with no matching path.
             return Outcome("filtered", output=summary or {"items": 0})
-        pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+        pairs: list[tuple[str | None, Any]] = (
+            [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+        )
         spawner.add(execution, pairs, path=path)
         output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
         return Outcome(status, output=output, items=len(items))
@@ -313,7 +321,8 @@ def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
 def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: datetime) -> list[int]:
     """Mark every outcome with one UPDATE; only executions still `running` and still claimed by this
     worker change (a cancel wins, and so does the sweeper having handed them to another worker)."""
-    values, params = [], []
+    values: list[str] = []
+    params: list[Any] = []
     for execution in executions:
         outcome = outcomes[execution.pk]
         values.append(
