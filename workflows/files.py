@@ -12,12 +12,14 @@ from typing import Any
 
 from django.db import transaction
 
-from integrations.models import DataSource
+from integrations.models import DataSource, Sender
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
 
 FORMAT = "rowbell.workflow/1"
+# Senders are looked up by name like data sources; kept in the same lookup under a key no name can be.
+SENDERS = object()
 
 
 class WorkflowFileError(Exception):
@@ -43,11 +45,14 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
     sources = dict(DataSource.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
+    senders = dict(Sender.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
 
     def node(step: Step) -> dict[str, Any]:
         config = dict(step.config)
         if step.kind == "data_query" and config.get("datasource") in sources:
             config["datasource"] = {"name": sources[config["datasource"]]}
+        if step.kind == "send_email" and config.get("sender") in senders:
+            config["sender"] = {"name": senders[config["sender"]]}
         return {
             "key": str(step.key),
             "kind": step.kind,
@@ -83,6 +88,9 @@ def import_workflow(
     if not isinstance(data.get("trigger"), dict):
         raise WorkflowFileError({"file": {"trigger": "The file has no trigger step at the top."}})
     sources = {name: pk for pk, name in DataSource.objects.filter(tenant=tenant).values_list("pk", "name")}
+    sources[SENDERS] = {
+        name: pk for pk, name in Sender.objects.filter(tenant=tenant).values_list("pk", "name")
+    }
     errors: dict[str, dict[str, str]] = {}
     with transaction.atomic():
         if workflow is None:
@@ -116,6 +124,13 @@ def _add(node, draft, parent, position, path, sources, errors) -> None:
             errors[path] = {"datasource": f"This tenant has no data source named “{name}”; create it first."}
             return
         config["datasource"] = sources[name]
+    sender = config.get("sender")
+    if isinstance(sender, dict):
+        name = sender.get("name")
+        if name not in sources[SENDERS]:
+            errors[path] = {"sender": f"This tenant has no email sender named “{name}”; create it first."}
+            return
+        config["sender"] = sources[SENDERS][name]
     try:
         kind = get_kind(node["kind"])
         cleaned = kind.validate(config)
