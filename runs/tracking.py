@@ -87,7 +87,8 @@ def _fields(event, kind: str, kind_module) -> dict[str, Any]:
     return {
         "kind": kind,
         "bounce": kind_module.bounce_kind(event) if kind == DeliveryEvent.Kind.BOUNCED else "",
-        "event_key": f"{kind}:{key}"[:200],
+        # One provider event can name several recipients (SES): each is its own row.
+        "event_key": f"{kind}:{key}:{recipient}"[:200],
         "occurred_at": occurred,
         "recipient": recipient,
         "description": str(getattr(event, "description", None) or "")[:2000],

@@ -65,7 +65,11 @@ class AmazonSES(AnymailKind):
 
     def backend_kwargs(self, provider) -> dict:
         settings, secrets = provider.settings, provider.secret_values
-        client = {"region_name": settings.get("region") or "us-east-1"}
+        # One attempt: the engine retries transient errors itself, with its own backoff.
+        client = {
+            "region_name": settings.get("region") or "us-east-1",
+            "config": {"retries": {"total_max_attempts": 1}, "connect_timeout": 10, "read_timeout": 30},
+        }
         endpoint = (settings.get("endpoint_url") or "").strip()
         if endpoint:
             client["endpoint_url"] = endpoint
