@@ -11,6 +11,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from integrations.models import EmailProvider, Sender
+from tests.activity.conftest import add_delivery, add_execution, make_run, onboarding, owner_client, steps_of  # noqa: F401
+from tests.engine.conftest import clock, engine, smtp  # noqa: F401 (fixtures)
 from tests.support import free_port
 
 SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret-pass"
@@ -99,3 +101,12 @@ def auth_smtp(settings):
     controller.start()
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def sent_message(request):
+    """A sent email of a live run of the onboarding workflow (its provider id set by each test)."""
+    workflow = request.getfixturevalue("onboarding")
+    run = make_run(workflow, "signup-1")
+    execution = add_execution(run, steps_of(workflow)["Welcome"], "0")
+    return add_delivery(execution, "ada@example.com")
