@@ -110,3 +110,9 @@ def sent_message(request):
     run = make_run(workflow, "signup-1")
     execution = add_execution(run, steps_of(workflow)["Welcome"], "0")
     return add_delivery(execution, "ada@example.com")
+
+
+def smtp_provider_for(tenant, port: int, *, password: str = SMTP_PASSWORD, name: str = "Own SMTP"):
+    """An SMTP provider for the AUTH server on 127.0.0.1 (plain TCP)."""
+    settings = {"host": "127.0.0.1", "port": port, "tls": "none", "username": SMTP_USER}
+    return make_provider(tenant, "smtp", settings, {"password": password}, name=name)
