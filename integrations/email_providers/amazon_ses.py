@@ -51,7 +51,7 @@ class AmazonSES(AnymailKind):
     )
     tracking_view = AmazonSESTrackingWebhookView
     webhook_help = (
-        "In AWS: create an SNS topic with an HTTPS subscription to the URL below (raw message delivery "
+        "In AWS: create an SNS topic with an HTTPS subscription to the URL above (raw message delivery "
         "off), confirm the subscription in the SNS console, and in SES add an event destination for "
         "Deliveries, Bounces, Complaints, Rejects, Delivery delays, Opens and Clicks to your configuration "
         "set, publishing to that topic."

@@ -17,7 +17,7 @@ class Brevo(AnymailKind):
     fields = (ProviderField("api_key", "API key", secret=True), api_url_field(default_api_url))
     tracking_view = BrevoTrackingWebhookView
     webhook_help = (
-        "In Brevo: Transactional → Settings → Webhook → Add a new webhook, paste the URL below and tick "
+        "In Brevo: Transactional → Settings → Webhook → Add a new webhook, paste the URL above and tick "
         "Delivered, Deferred, Soft bounce, Hard bounce, Complaint, Blocked, Opened and Clicked."
     )
 

@@ -31,7 +31,7 @@ class Mailgun(AnymailKind):
     tracking_view = MailgunTrackingWebhookView
     webhook_help = (
         "In Mailgun: Sending → Webhooks, for each of Delivered, Temporary failure, Permanent failure, "
-        "Spam complaints, Opens and Clicks add the URL below; copy the HTTP webhook signing key into this "
+        "Spam complaints, Opens and Clicks add the URL above; copy the HTTP webhook signing key into this "
         "provider."
     )
 

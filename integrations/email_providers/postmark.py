@@ -21,7 +21,7 @@ class Postmark(AnymailKind):
     tracking_view = PostmarkTrackingWebhookView
     webhook_help = (
         "In Postmark: Servers → your server → your message stream → Webhooks → Add webhook, paste the "
-        "URL below (it carries the basic-auth user and password), tick Delivery, Bounce, Spam complaint, "
+        "URL above (it carries the basic-auth user and password), tick Delivery, Bounce, Spam complaint, "
         "Open and Click."
     )
 

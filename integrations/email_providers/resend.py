@@ -19,7 +19,7 @@ class Resend(AnymailKind):
     fields = (ProviderField("api_key", "API key", secret=True), api_url_field(default_api_url))
     tracking_view = ResendTrackingWebhookView
     webhook_help = (
-        "In Resend: Webhooks → Add endpoint, paste the URL below and choose the email.delivered, "
+        "In Resend: Webhooks → Add endpoint, paste the URL above and choose the email.delivered, "
         "email.delivery_delayed, email.bounced, email.complained, email.opened and email.clicked events."
     )
 

@@ -27,7 +27,7 @@ class SendGrid(AnymailKind):
     )
     tracking_view = SendGridTrackingWebhookView
     webhook_help = (
-        "In SendGrid: Settings → Mail Settings → Event Webhooks → Create new webhook, paste the URL below "
+        "In SendGrid: Settings → Mail Settings → Event Webhooks → Create new webhook, paste the URL above "
         "as the Post URL, select the Delivered, Deferred, Bounced, Dropped, Spam report, Opened and Clicked "
         "events. With Signed Event Webhook on, paste its verification key into this provider."
     )

@@ -152,10 +152,10 @@ def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
 def _sender_options(item: BoundField, tenant) -> None:
     """The tenant's senders; the empty choice names the default (the tenant's, or the platform's address)."""
     senders = list(Sender.objects.for_tenant(tenant).order_by("name"))
-    item.options = [(str(s.pk), f"{s.name} — {s.from_header}") for s in senders]
+    item.options = [(str(s.pk), f"{s.name} — {s.from_address}") for s in senders]
     default = next((s for s in senders if s.is_default), None)
-    shown = f"{default.name} — {default.from_header}" if default else settings.DEFAULT_FROM_EMAIL
-    item.default_label = f"Default sender ({shown})"
+    shown = f"{default.name} — {default.from_address}" if default else settings.DEFAULT_FROM_EMAIL
+    item.default_label = f"Default: {shown}"
 
 
 def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:

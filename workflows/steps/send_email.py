@@ -29,7 +29,7 @@ class SendEmail(SendKind):
     description = "Sends one email per item, rendered from templates over the item."
     channel = "email"
     fields = (
-        Field("sender", "From", widget="sender", help="Manage senders under Settings → Email."),
+        Field("sender", "From", widget="sender", help="Senders and their providers are on the Email page."),
         Field("to", "To", widget="template", required=True, help="e.g. {{ item.email }}"),
         Field("subject", "Subject", widget="template", required=True),
         Field("html", "HTML body", widget="template", help="Values are HTML-escaped."),
