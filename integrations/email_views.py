@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -161,7 +161,7 @@ def provider_delete(request: HttpRequest, provider_id: int) -> HttpResponse:
     try:
         with transaction.atomic():
             provider.delete()
-    except ProtectedError:
+    except RestrictedError:
         names = ", ".join(sorted(s.name for s in provider.senders.all()))
         messages.error(request, f"{provider.name} is used by these senders: {names}. Change them first.")
         return redirect("email:provider", provider.pk)

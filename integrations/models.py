@@ -251,9 +251,10 @@ class Sender(TenantOwned):
     from_name = models.CharField("display name", max_length=100, blank=True)
     from_address = models.EmailField("From address", max_length=254)
     reply_to = models.EmailField("Reply-To", max_length=254, blank=True)
+    # RESTRICT, not PROTECT: a provider in use cannot be deleted, but deleting the whole tenant still can.
     provider = models.ForeignKey(
         EmailProvider,
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="senders",

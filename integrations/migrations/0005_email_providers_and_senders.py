@@ -101,7 +101,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         help_text="Empty: Rowbell's own mail server.",
                         null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
+                        on_delete=django.db.models.deletion.RESTRICT,
                         related_name="senders",
                         to="integrations.emailprovider",
                     ),

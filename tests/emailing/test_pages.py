@@ -207,3 +207,10 @@ def test_workflow_files_name_the_sender_and_import_finds_it_by_name(tenant_a, te
     imported = import_workflow(data, tenant_b)
     step = imported.versions.get().steps.get(kind="send_email")
     assert step.config["sender"] == theirs.pk
+
+
+def test_an_operator_can_still_delete_a_tenant_with_providers_and_senders(tenant_a):
+    provider = make_provider(tenant_a, "postmark", {}, {"server_token": "t"})
+    make_sender(tenant_a, provider)
+    tenant_a.delete()  # the sender's PROTECT on its provider does not block: both go
+    assert not EmailProvider.objects.exists() and not Sender.objects.exists()
