@@ -8,7 +8,7 @@ app_name = "email"
 
 urlpatterns = [
     path("", views.email_settings, name="settings"),
-    path("providers/new/<str:kind_key>/", views.provider_add, name="provider_add"),
+    path("providers/new/", views.provider_add, name="provider_add"),
     path("providers/<int:provider_id>/", views.provider_detail, name="provider"),
     path("providers/<int:provider_id>/test/", views.provider_test, name="provider_test"),
     path("providers/<int:provider_id>/delete/", views.provider_delete, name="provider_delete"),

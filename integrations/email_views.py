@@ -60,9 +60,11 @@ def email_settings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def provider_add(request: HttpRequest, kind_key: str) -> HttpResponse:
+def provider_add(request: HttpRequest) -> HttpResponse:
+    """`?kind=postmark`: the form of that kind of provider."""
     if (denied := admins_only(request, MANAGE)) is not None:
         return denied
+    kind_key = request.GET.get("kind", "")
     if kind_key not in KINDS:
         raise Http404("No such provider kind")
     kind = get_kind(kind_key)

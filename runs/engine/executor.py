@@ -260,7 +260,7 @@ def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce
             "succeeded", output=items[0] if len(items) == 1 else {"items": len(items)}, items=len(items)
         )
     except StepFailed as exc:
-        return failure(ctx, execution, exc.message, permanent=exc.permanent)
+        return failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
         if interrupts_batch(exc):
             raise
@@ -269,8 +269,11 @@ def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce
         return failure(ctx, execution, message, permanent=False)
 
 
-def failure(ctx: StepContext, execution: StepExecution, message: str, permanent: bool) -> Outcome:
-    limit = max_attempts(ctx.step.config)
+def failure(
+    ctx: StepContext, execution: StepExecution, message: str, permanent: bool, limit: int | None = None
+) -> Outcome:
+    """Failed for good (permanent, or out of attempts: the step's, or `limit` when lower), else retried."""
+    limit = min(max_attempts(ctx.step.config), limit or max_attempts(ctx.step.config))
     if permanent or execution.attempts >= limit:
         suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
         return Outcome("failed", error=message + suffix)

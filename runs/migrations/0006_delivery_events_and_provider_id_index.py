@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("integrations", "0005_email_providers_and_senders"),
+        ("integrations", "0006_email_providers_and_senders"),
         ("runs", "0005_liveness_and_attempt_history"),
         ("tenants", "0003_invitations_and_audit_events"),
     ]

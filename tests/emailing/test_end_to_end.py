@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 
@@ -14,6 +15,7 @@ from runs.models import Delivery, DeliveryEvent
 from tests.emailing.conftest import esp_provider, make_sender, smtp_provider_for
 from tests.emailing.test_tracking import post, postmark_bounce
 from tests.engine.conftest import build_workflow, email, webhook, work
+from workflows.publishing import PublishError
 
 POSTMARK_ID = "b7bc2f4a-e38e-4336-af7d-e6c392c2f817"
 
@@ -107,10 +109,9 @@ def test_a_deleted_sender_fails_the_step_permanently_with_a_reason(engine, smtp,
     assert smtp.messages == []
 
 
-def test_another_tenants_sender_id_is_not_found(engine, smtp, tenant_a, tenant_b):
+def test_another_tenants_sender_id_is_refused_at_publish(engine, smtp, tenant_a, tenant_b):
     theirs = make_sender(tenant_b, address="ceo@globex.example")
-    workflow = build_workflow(tenant_a, webhook([email(sender=theirs.pk)]))
-    run = start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
-    work(engine)
-    assert run.executions.get(step__kind="send_email").status == "failed"
+    with pytest.raises(PublishError) as refused:
+        build_workflow(tenant_a, webhook([email(sender=theirs.pk)]))
+    assert "This sender does not exist" in str(refused.value.step_errors)
     assert smtp.messages == []

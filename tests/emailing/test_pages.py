@@ -26,7 +26,7 @@ POSTMARK = {"name": "Postmark", "server_token": "pm-token-0123456789abcdef", "ap
 
 
 def test_admin_adds_a_provider_whose_secret_is_encrypted_and_shown_masked(owner, tenant_a):
-    response = client_for(owner).post(reverse("email:provider_add", args=["postmark"]), POSTMARK)
+    response = client_for(owner).post(reverse("email:provider_add") + "?kind=postmark", POSTMARK)
     provider = EmailProvider.objects.get(tenant=tenant_a)
     assert response.status_code == 302 and provider.secret_values["server_token"] == POSTMARK["server_token"]
     with connection.cursor() as cursor:
@@ -53,7 +53,7 @@ def test_saving_with_an_empty_secret_keeps_the_saved_one(owner, tenant_a):
 def test_an_smtp_host_inside_the_network_is_refused_on_save(owner, tenant_a, host, settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     data = {"name": "Own", "host": host, "port": "587", "tls": "starttls", "username": "", "password": ""}
-    response = client_for(owner).post(reverse("email:provider_add", args=["smtp"]), data)
+    response = client_for(owner).post(reverse("email:provider_add") + "?kind=smtp", data)
     assert response.status_code == 200 and "Refused" in response.content.decode()
     assert not EmailProvider.objects.exists()
 
@@ -69,7 +69,7 @@ def test_an_smtp_host_inside_the_network_is_refused_on_save(owner, tenant_a, hos
 def test_bad_smtp_settings_are_form_errors(owner, field, value, words):
     data = {"name": "Own", "host": "smtp.example.com", "port": "587", "tls": "starttls"}
     data[field] = value
-    response = client_for(owner).post(reverse("email:provider_add", args=["smtp"]), data)
+    response = client_for(owner).post(reverse("email:provider_add") + "?kind=smtp", data)
     assert response.status_code == 200 and words in response.content.decode()
     assert not EmailProvider.objects.exists()
 
@@ -80,7 +80,7 @@ def test_members_read_but_do_not_manage_and_never_see_the_webhook_password(membe
     assert client.get(reverse("email:settings")).status_code == 200
     page = client.get(reverse("email:provider", args=[provider.pk])).content.decode()
     assert provider.webhook_credentials.split(":")[1] not in page
-    assert client.post(reverse("email:provider_add", args=["postmark"]), POSTMARK).status_code == 403
+    assert client.post(reverse("email:provider_add") + "?kind=postmark", POSTMARK).status_code == 403
     assert (
         client.post(reverse("email:provider_test", args=[provider.pk]), {"to": "a@b.example"}).status_code
         == 403

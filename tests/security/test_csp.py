@@ -118,7 +118,7 @@ def main_pages(site) -> dict[str, str]:
         "edit endpoint": reverse("events:endpoint_edit", args=[site["endpoint"].pk]),
         "email": reverse("email:settings"),
         "email provider": reverse("email:provider", args=[site["provider"].pk]),
-        "new email provider": reverse("email:provider_add", args=["smtp"]),
+        "new email provider": reverse("email:provider_add") + "?kind=smtp",
         "email sender": reverse("email:sender", args=[site["sender"].pk]),
         "admin": "/admin/",
         "admin runs": "/admin/runs/run/",

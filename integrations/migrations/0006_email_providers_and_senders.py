@@ -10,7 +10,7 @@ import integrations.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("integrations", "0004_event_endpoints"),
+        ("integrations", "0005_datasource_schemas"),
         ("tenants", "0003_invitations_and_audit_events"),
     ]
 
