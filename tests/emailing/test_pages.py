@@ -214,3 +214,25 @@ def test_an_operator_can_still_delete_a_tenant_with_providers_and_senders(tenant
     make_sender(tenant_a, provider)
     tenant_a.delete()  # the sender's PROTECT on its provider does not block: both go
     assert not EmailProvider.objects.exists() and not Sender.objects.exists()
+
+
+def test_the_builder_refuses_another_tenants_sender_like_a_missing_one(member, tenant_a, tenant_b):
+    from tests.security.test_cross_tenant_refs import draft_with
+    from workflows.models import WorkflowVersion
+
+    ours = make_sender(tenant_a)
+    theirs = make_sender(tenant_b, name="Globex", address="ceo@globex.example")
+    config = {"sender": ours.pk, "to": "{{ item.email }}", "subject": "Hi", "text": "Hi"}
+    workflow, step = draft_with(tenant_a, "send_email", config, name="Welcome")
+    client = client_for(member)
+    for foreign in (theirs.pk, theirs.pk + 1000):
+        revision = WorkflowVersion.objects.get(pk=step.version_id).revision
+        response = client.post(
+            f"/workflows/{workflow.pk}/steps/{step.pk}/save/",
+            {"name": step.name, "revision": revision, "config-sender": foreign},
+        )
+        page = response.content.decode()
+        assert response.status_code == 200 and "This sender does not exist" in page
+        assert "Globex" not in page and "ceo@globex.example" not in page
+        step.refresh_from_db()
+        assert step.config["sender"] == ours.pk
