@@ -236,3 +236,14 @@ def test_the_builder_refuses_another_tenants_sender_like_a_missing_one(member, t
         assert "Globex" not in page and "ceo@globex.example" not in page
         step.refresh_from_db()
         assert step.config["sender"] == ours.pk
+
+
+def test_operators_see_providers_in_the_admin_without_any_credential(tenant_a, owner):
+    owner.is_staff = owner.is_superuser = True
+    owner.save()
+    provider = make_provider(tenant_a, "postmark", {}, {"server_token": "pm-secret-token"})
+    client = client_for(owner)
+    page = client.get(reverse("admin:integrations_emailprovider_change", args=[provider.pk])).content.decode()
+    assert provider.name in page
+    assert "pm-secret-token" not in page and provider.webhook_credentials.split(":")[1] not in page
+    assert client.get(reverse("admin:integrations_sender_changelist")).status_code == 200
