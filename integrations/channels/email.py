@@ -50,7 +50,12 @@ class EmailChannel(Channel):
             else:
                 kind = provider.kind_module
                 with self._provider_errors(kind):
-                    self._backends[key] = (kind.open_backend(provider), kind)
+                    try:
+                        self._backends[key] = (kind.open_backend(provider), kind)
+                    except OSError as exc:  # e.g. SES's endpoint name does not resolve now
+                        raise ChannelError(
+                            f"The provider could not be reached: {exc}", permanent=False
+                        ) from exc
         self.connection, self.kind = self._backends[key]
 
     def _drop(self) -> None:

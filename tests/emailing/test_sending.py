@@ -343,3 +343,15 @@ def test_smtp_host_name_resolving_to_loopback_is_refused(auth_smtp, tenant_a, se
     with pytest.raises(ChannelError) as error:
         send(provider)
     assert error.value.permanent and "Refused" in error.value.message
+
+
+def test_an_ses_endpoint_that_does_not_resolve_is_a_transient_error(tenant_a, settings):
+    provider = make_provider(
+        tenant_a,
+        "amazon_ses",
+        {"region": "us-east-1", "access_key_id": "AKID", "endpoint_url": "https://no-such-host.invalid/"},
+        {"secret_access_key": "x"},
+    )
+    with pytest.raises(ChannelError) as error:
+        send(provider)
+    assert not error.value.permanent and "no-such-host.invalid" in error.value.message
