@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("integrations", "0006_email_providers_and_senders"),
-        ("runs", "0005_liveness_and_attempt_history"),
+        ("runs", "0006_execution_filtered_skipped_and_run_label"),
         ("tenants", "0003_invitations_and_audit_events"),
     ]
 
