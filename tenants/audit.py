@@ -31,6 +31,13 @@ ACTIONS: dict[str, str] = {
     "datasource.created": "Added a data source",
     "datasource.changed": "Changed a data source",
     "datasource.deleted": "Deleted a data source",
+    "email_provider.created": "Added an email provider",
+    "email_provider.changed": "Changed an email provider",
+    "email_provider.tested": "Sent a test email through a provider",
+    "email_provider.deleted": "Deleted an email provider",
+    "sender.created": "Added an email sender",
+    "sender.changed": "Changed an email sender",
+    "sender.deleted": "Deleted an email sender",
 }
 
 

@@ -1,6 +1,9 @@
-"""Email over SMTP with Django's mail machinery, one connection reused for a whole batch.
+"""Email with Django's mail machinery, one connection per provider reused for a whole batch.
 
-Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional)}.
+Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional), "reply_to": str,
+"cc": [str], "bcc": [str], "provider": EmailProvider | None (None: the platform's EMAIL_* server)}.
+A tenant's provider gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
+the id its tracking events will name (integrations/email_providers/).
 SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason.
 """
 
@@ -17,22 +20,51 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
 from integrations.channels.base import Channel, ChannelError, Handover
+from integrations.outbound import OutboundRefused
 
 
 class EmailChannel(Channel):
     name = "email"
 
     def __init__(self) -> None:
-        self.connection = None
+        self.connection = None  # the backend of the message being sent
+        self.kind = None  # its provider kind (None: the platform's server)
+        self._backends: dict[int | None, tuple[Any, Any]] = {}
 
     def open(self) -> None:
-        self.connection = get_connection(fail_silently=False)
+        """Nothing to do yet: each provider's connection opens with its batch's first message."""
 
     def close(self) -> None:
-        if self.connection is not None:
+        for backend, _kind in self._backends.values():
             with contextlib.suppress(Exception):
-                self.connection.close()
-            self.connection = None
+                backend.close()
+        self._backends.clear()
+        self.connection = None
+
+    def _use(self, provider) -> None:
+        """Make `provider`'s backend (built once per batch) the current one."""
+        key = provider.pk if provider is not None else None
+        if key not in self._backends:
+            if provider is None:
+                self._backends[key] = (get_connection(fail_silently=False), None)
+            else:
+                kind = provider.kind_module
+                with self._provider_errors(kind):
+                    try:
+                        self._backends[key] = (kind.open_backend(provider), kind)
+                    except OSError as exc:  # e.g. SES's endpoint name does not resolve now
+                        raise ChannelError(
+                            f"The provider could not be reached: {exc}", permanent=False
+                        ) from exc
+        self.connection, self.kind = self._backends[key]
+
+    def _drop(self) -> None:
+        """Close the current connection (lost or closing): the next message opens a fresh one."""
+        for key, (backend, _kind) in list(self._backends.items()):
+            if backend is self.connection:
+                with contextlib.suppress(Exception):
+                    backend.close()
+                del self._backends[key]
 
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
         return self.begin(message, idempotency_key=idempotency_key).complete()
@@ -43,11 +75,12 @@ class EmailChannel(Channel):
         The envelope delivers nothing, so the engine sends it while the Delivery row is being committed.
         A backend other than SMTP (console, file, locmem) gets the whole message in `complete()`.
         """
-        if self.connection is None:
-            self.open()
+        self._use(message.get("provider"))
         mail = self._compose(message, idempotency_key)
         if not isinstance(self.connection, SMTPBackend):
-            return Handover(lambda: self._send_whole(mail))
+            return Handover(
+                lambda backend=self.connection, kind=self.kind: self._send_whole(mail, backend, kind)
+            )
         with self._smtp_errors():
             self.connection.open()  # a no-op while the batch's connection is open
             smtp = self.connection.connection
@@ -87,6 +120,9 @@ class EmailChannel(Channel):
             body=message.get("text") or "",
             from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
             to=[message["to"]],
+            cc=message.get("cc") or [],
+            bcc=message.get("bcc") or [],
+            reply_to=[message["reply_to"]] if message.get("reply_to") else [],
             headers={
                 "Message-ID": make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN),
                 **({"X-Rowbell-Key": idempotency_key} if idempotency_key else {}),
@@ -97,19 +133,36 @@ class EmailChannel(Channel):
             mail.attach_alternative(message["html"], "text/html")
         return mail
 
-    def _send_whole(self, mail: EmailMultiAlternatives) -> str:
+    def _send_whole(self, mail: EmailMultiAlternatives, backend, kind) -> str:
+        self.connection, self.kind = backend, kind
         with self._smtp_errors():
-            self.connection.open()
-            sent = self.connection.send_messages([mail])
+            backend.open()
+            sent = backend.send_messages([mail])
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
-        return mail.extra_headers["Message-ID"]
+        return (kind.message_id(mail) if kind else "") or mail.extra_headers["Message-ID"]
+
+    @contextlib.contextmanager
+    def _provider_errors(self, kind):
+        """A provider's own errors (an ESP's API answer, a refused address) as its kind maps them."""
+        try:
+            yield
+        except ChannelError:
+            raise
+        except Exception as exc:
+            mapped = kind.map_error(exc) if kind is not None else None
+            if isinstance(exc, OutboundRefused) and mapped is None:
+                mapped = ChannelError(exc.message, permanent=True)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     @contextlib.contextmanager
     def _smtp_errors(self):
         """The server's refusals and lost connections as ChannelErrors (4xx and network: transient)."""
         try:
-            yield
+            with self._provider_errors(self.kind):
+                yield
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _smtp_error(code, reason) from exc
@@ -117,13 +170,13 @@ class EmailChannel(Channel):
             self._drop_connection_unless_alive(exc.smtp_code)
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            self.close()
+            self._drop()
             raise ChannelError(f"The mail server could not be reached: {exc}", permanent=False) from exc
 
     def _drop_connection_unless_alive(self, code: int) -> None:
         # 421 means the server is closing the connection: open a fresh one next time.
         if code == 421:
-            self.close()
+            self._drop()
 
 
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:

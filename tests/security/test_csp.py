@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
-from integrations.models import EventEndpoint
+from integrations.models import EmailProvider, EventEndpoint, Sender
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 from tests.builder.conftest import customer_db, datasource, page, saved  # noqa: F401 (fixtures)
 from tests.builder.test_browser import add_step
@@ -78,7 +78,15 @@ def site(tenant_a, owner, datasource):  # noqa: F811 (the fixture imported above
     endpoint = EventEndpoint.objects.create(
         tenant=tenant_a, url="https://example.com/hook", events=["run.failed"]
     )
+    provider = EmailProvider(tenant=tenant_a, kind="postmark", name="Postmark")
+    provider.secret_values = {"server_token": "pm-token"}
+    provider.save()
+    sender = Sender.objects.create(
+        tenant=tenant_a, name="Support", from_address="s@acme.example", provider=provider
+    )
     return {
+        "provider": provider,
+        "sender": sender,
         "workflow": workflow,
         "draft_step": draft_step,
         "run": run,
@@ -108,6 +116,10 @@ def main_pages(site) -> dict[str, str]:
         "event webhooks": reverse("events:endpoint_list"),
         "new endpoint": reverse("events:endpoint_add"),
         "edit endpoint": reverse("events:endpoint_edit", args=[site["endpoint"].pk]),
+        "email": reverse("email:settings"),
+        "email provider": reverse("email:provider", args=[site["provider"].pk]),
+        "new email provider": reverse("email:provider_add") + "?kind=smtp",
+        "email sender": reverse("email:sender", args=[site["sender"].pk]),
         "admin": "/admin/",
         "admin runs": "/admin/runs/run/",
         "admin run": f"/admin/runs/run/{site['run'].pk}/change/",

@@ -1,4 +1,4 @@
-"""A step's config may name only its own workspace's objects (today: data sources).
+"""A step's config may name only its own workspace's objects (data sources, email senders).
 
 Checked where a config is written or frozen: the builder's save (the other workspace's id is not
 stored), `import_workflow`, and publishing. Another workspace's id and a missing one get the same
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.models import DataSource
+from integrations.models import DataSource, Sender
 from workflows.steps import ConfigError, get_kind
 
 # The words database_trigger.on_publish uses for a data source deleted since.
 NOT_HERE = "This data source does not exist (any more): choose another one."
+SENDER_NOT_HERE = "This sender does not exist (any more): choose another one, or the default."
+REFERENCED = {"datasource": (DataSource, NOT_HERE), "sender": (Sender, SENDER_NOT_HERE)}
 
 
 def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dict[str, str]:
@@ -26,11 +28,12 @@ def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dic
     problems: dict[str, str] = {}
     for spec in fields:
         value = config.get(spec.name)
-        if spec.widget != "datasource" or value in (None, ""):
+        if spec.widget not in REFERENCED or value in (None, ""):
             continue
+        model, message = REFERENCED[spec.widget]
         pk = _int(value)
-        if pk is None or not DataSource.objects.filter(tenant_id=tenant_id, pk=pk).exists():
-            problems[spec.name] = NOT_HERE
+        if pk is None or not model.objects.filter(tenant_id=tenant_id, pk=pk).exists():
+            problems[spec.name] = message
     return problems
 
 

@@ -1,9 +1,12 @@
-"""Send email: recipient, subject, HTML and text bodies as sandboxed Jinja2 templates, sent over SMTP."""
+"""Send email: recipient, subject, HTML and text bodies as sandboxed Jinja2 templates, from one of the
+tenant's senders (integrations.models.Sender: From, Reply-To, and the provider that carries it), with
+optional Reply-To, CC and BCC templates. Header values never keep CR or LF (render_header)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -15,6 +18,9 @@ from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
 from workflows.templating import render, render_header
 
+MAX_COPY_ADDRESSES = 50
+DEFAULT = "default"
+
 
 @register
 class SendEmail(SendKind):
@@ -23,10 +29,14 @@ class SendEmail(SendKind):
     description = "Sends one email per item, rendered from templates over the item."
     channel = "email"
     fields = (
+        Field("sender", "From", widget="sender", help="Senders and their providers are on the Email page."),
         Field("to", "To", widget="template", required=True, help="e.g. {{ item.email }}"),
         Field("subject", "Subject", widget="template", required=True),
         Field("html", "HTML body", widget="template", help="Values are HTML-escaped."),
         Field("text", "Text body", widget="template"),
+        Field("reply_to", "Reply-To", widget="template", help="Empty: the sender's Reply-To, if any."),
+        Field("cc", "CC", widget="template", help="Addresses separated by commas."),
+        Field("bcc", "BCC", widget="template", help="Addresses separated by commas."),
         *RETRY_FIELDS,
     )
 
@@ -40,10 +50,19 @@ class SendEmail(SendKind):
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}
+        sender = config.get("sender")
+        if sender in (None, ""):
+            cleaned["sender"] = None
+        elif isinstance(sender, int) and not isinstance(sender, bool):
+            cleaned["sender"] = sender
+        else:
+            errors["sender"] = "Choose one of the workspace's senders."
         clean_template(config, "to", errors, cleaned, required=True)
         clean_template(config, "subject", errors, cleaned, required=True)
         clean_template(config, "html", errors, cleaned, required=False)
         clean_template(config, "text", errors, cleaned, required=False)
+        for name in ("reply_to", "cc", "bcc"):
+            clean_template(config, name, errors, cleaned, required=False)
         if not errors and not (cleaned["html"].strip() or cleaned["text"].strip()):
             errors["text"] = "Write a text body, an HTML body, or both."
         clean_retry(config, errors, cleaned)
@@ -55,17 +74,28 @@ class SendEmail(SendKind):
         config = ctx.step.config
         context = template_context(ctx, item)
         to = rendered("To", render_header, config["to"], context)
-        try:
-            validate_email(to)
-        except ValidationError:
-            raise StepFailed(f"To: “{to}” is not an email address.", permanent=True) from None
+        _check_address("To", to)
+        sender = resolve_sender(ctx, config.get("sender"))
+        reply_to = rendered("Reply-To", render_header, config.get("reply_to") or "", context)
+        if reply_to:
+            _check_address("Reply-To", reply_to)
         content = {
             "to": to,
             "subject": rendered("Subject", render_header, config["subject"], context),
             "text": rendered("Text body", render, config.get("text") or "", context),
             "html": rendered("HTML body", render, config.get("html") or "", context, html=True),
         }
-        return content, content
+        extra = {
+            "from": sender.from_header if sender else settings.DEFAULT_FROM_EMAIL,
+            "reply_to": reply_to or (sender.reply_to if sender else ""),
+            "cc": _address_list("CC", config.get("cc"), context),
+            "bcc": _address_list("BCC", config.get("bcc"), context),
+        }
+        content.update({key: value for key, value in extra.items() if value})
+        if sender is not None:
+            content["sender"] = sender.name
+        transport = {**content, "provider": sender.provider if sender else None}
+        return content, transport
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["to"]
@@ -74,5 +104,47 @@ class SendEmail(SendKind):
         return EmailChannel()
 
     def override_recipient(self, content, transport, recipient):
-        content = {**content, "to": recipient, "original_to": content["to"]}
-        return content, content
+        # A test run's override reaches the tester only: no copies to CC or BCC.
+        drop = ("cc", "bcc")
+        content = {k: v for k, v in content.items() if k not in drop}
+        content.update({"to": recipient, "original_to": content["to"]})
+        transport = {k: v for k, v in transport.items() if k not in drop}
+        transport.update({"to": recipient, "original_to": transport["to"]})
+        return content, transport
+
+
+def resolve_sender(ctx, sender_id: int | None):
+    """The step's sender (or the tenant's default; None: the platform's address and server), read once
+    per batch with its provider."""
+    from integrations.models import Sender
+
+    key = sender_id or DEFAULT
+    cache = ctx.resources.senders
+    if key not in cache:
+        senders = Sender.objects.filter(tenant_id=ctx.run.tenant_id).select_related("provider")
+        found = (senders.filter(pk=sender_id) if sender_id else senders.filter(is_default=True)).first()
+        if sender_id and found is None:
+            raise StepFailed(
+                "From: the sender chosen in this step no longer exists; choose another one.", permanent=True
+            )
+        cache[key] = found
+    return cache[key]
+
+
+def _check_address(label: str, address: str) -> None:
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise StepFailed(f"{label}: “{address}” is not an email address.", permanent=True) from None
+
+
+def _address_list(label: str, template: str | None, context: dict[str, Any]) -> list[str]:
+    if not template:
+        return []
+    text = rendered(label, render_header, template, context)
+    addresses = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if len(addresses) > MAX_COPY_ADDRESSES:
+        raise StepFailed(f"{label}: at most {MAX_COPY_ADDRESSES} addresses.", permanent=True)
+    for address in addresses:
+        _check_address(label, address)
+    return addresses
