@@ -285,4 +285,5 @@ def test_a_new_user_gets_from_sign_up_to_a_live_workflow_from_what_the_pages_sho
     ).to_have_text("1 succeeded")
     tree.locator(".run-node[data-kind=branch] .node-body").click()
     expect(page.locator("#run-side")).to_contain_text("took the path Otherwise")
+    tree.locator(".run-node", has_text="Finish onboarding email").scroll_into_view_if_needed()
     shot(page, "run")
