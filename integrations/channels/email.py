@@ -1,7 +1,12 @@
-"""Email over SMTP with Django's mail machinery, one connection reused for a whole batch.
+"""Email with Django's mail machinery: over SMTP, one connection reused for a whole batch, or through an
+ESP's HTTP API with django-anymail (EMAIL_BACKEND = "anymail.backends.<esp>.EmailBackend").
 
 Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional)}.
-SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason.
+SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. An ESP's
+429, 5xx and unreachable API are transient; its other refusals (4xx, rejected recipients) permanent,
+with the ESP's own message. Through an ESP the provider id is the ESP's message id (what its tracking
+events name), and sends are concurrent (`concurrent_sends`): each sending thread has its own backend
+(anymail's `requests` session is not shared between threads).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import smtplib
 from email.utils import make_msgid
 from typing import Any
 
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -19,11 +25,20 @@ from django.core.mail.message import sanitize_address
 from integrations.channels.base import Channel, ChannelError, Handover
 
 
+def is_http_backend(backend: str) -> bool:
+    """True for an email backend that sends each message as one HTTP request (django-anymail's ESPs)."""
+    return backend.startswith("anymail.backends.") and not backend.startswith("anymail.backends.test")
+
+
 class EmailChannel(Channel):
     name = "email"
 
     def __init__(self) -> None:
         self.connection = None
+
+    @property
+    def concurrent_sends(self) -> bool:  # type: ignore[override]
+        return is_http_backend(settings.EMAIL_BACKEND)
 
     def open(self) -> None:
         self.connection = get_connection(fail_silently=False)
@@ -103,13 +118,16 @@ class EmailChannel(Channel):
             sent = self.connection.send_messages([mail])
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
-        return mail.extra_headers["Message-ID"]
+        status = getattr(mail, "anymail_status", None)  # an ESP's own id, which its events refer to
+        return (status and status.message_id) or mail.extra_headers["Message-ID"]
 
     @contextlib.contextmanager
     def _smtp_errors(self):
         """The server's refusals and lost connections as ChannelErrors (4xx and network: transient)."""
         try:
             yield
+        except AnymailError as exc:
+            raise esp_error(exc) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _smtp_error(code, reason) from exc
@@ -124,6 +142,22 @@ class EmailChannel(Channel):
         # 421 means the server is closing the connection: open a fresh one next time.
         if code == 421:
             self.close()
+
+
+def esp_error(exc: AnymailError) -> ChannelError:
+    """An ESP's refusal (through django-anymail) as transient or permanent, keeping the ESP's message.
+
+    No status (the API could not be reached, a timeout), 429 and 5xx are worth retrying; rejected
+    recipients and other 4xx (bad credentials, an unverified sender, an invalid address) are not.
+    """
+    status = getattr(exc, "status_code", None)
+    text = " ".join(str(exc).split())[:500]
+    if isinstance(exc, AnymailRecipientsRefused):
+        return ChannelError(f"The email provider refused the recipient: {text}", permanent=True)
+    if status is None and isinstance(exc, AnymailAPIError):
+        return ChannelError(f"The email provider could not be reached: {text}", permanent=False)
+    transient = status is not None and (status == 429 or status >= 500)
+    return ChannelError(f"The email provider answered: {text}", permanent=not transient)
 
 
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:

@@ -246,27 +246,39 @@ def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce)
 
 
 def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
+    outcome, failed = guarded(ctx, execution, lambda: spawned(execution, spawner, produce()))
+    return failed or outcome
+
+
+def guarded(
+    ctx: StepContext, execution: StepExecution, fn, check_lease: bool = True
+) -> tuple[Any, Outcome | None]:
+    """(fn(), None), or (None, the outcome its error means); errors that stop the batch propagate."""
     try:
-        if liveness.lease_lost():
+        if check_lease and liveness.lease_lost():
             raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
-        result = produce()
-        if isinstance(result, FanOut):
-            count = spawner.add(execution, result.pairs)
-            return Outcome("succeeded", output={**result.summary, "items": count}, items=count)
-        items = list(result)
-        pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
-        spawner.add(execution, pairs)
-        return Outcome(
-            "succeeded", output=items[0] if len(items) == 1 else {"items": len(items)}, items=len(items)
-        )
+        return fn(), None
     except StepFailed as exc:
-        return failure(ctx, execution, exc.message, permanent=exc.permanent)
+        return None, failure(ctx, execution, exc.message, permanent=exc.permanent)
     except Exception as exc:
         if interrupts_batch(exc):
             raise
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         message = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-        return failure(ctx, execution, message, permanent=False)
+        return None, failure(ctx, execution, message, permanent=False)
+
+
+def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
+    """The step's result (items, or a fan-out) handed to the children; the execution's outcome."""
+    if isinstance(result, FanOut):
+        count = spawner.add(execution, result.pairs)
+        return Outcome("succeeded", output={**result.summary, "items": count}, items=count)
+    items = list(result)
+    pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+    spawner.add(execution, pairs)
+    return Outcome(
+        "succeeded", output=items[0] if len(items) == 1 else {"items": len(items)}, items=len(items)
+    )
 
 
 def failure(ctx: StepContext, execution: StepExecution, message: str, permanent: bool) -> Outcome:

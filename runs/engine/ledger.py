@@ -4,8 +4,11 @@ A message's Delivery is inserted as `sending` before the provider is called; aft
 answers, the `sent` mark is not written on its own but together with the next message's insert, in
 one statement (`WITH marked AS (UPDATE ... 'sent') INSERT ... 'sending'`). Both become durable in the
 same commit, before that next message is sent, so the guarantee is unchanged: a worker killed
-between a provider's answer and the statement leaves exactly that one message `sending` (reported
-uncertain later), and nothing else. The last mark of a batch is flushed before the batch settles.
+between a provider's answer and the statement leaves exactly the messages whose answers it had not
+written yet `sending` (reported uncertain later), and nothing else: one message for a channel that sends
+one at a time, at most the requests in flight plus the answers since the last insert for one that keeps
+several requests in flight (runs/engine/concurrent.py), whose answers all ride on the next insert.
+The last marks of a batch are flushed before the batch settles.
 
 `begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
 connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
@@ -36,11 +39,24 @@ INSERT = (
     " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', '', %s) RETURNING id"
 )
 MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
+MARK_MANY = (
+    "UPDATE runs_delivery d SET status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, error = ''"
+    " FROM (VALUES {values}) AS v(provider_id, sent_at, id) WHERE d.id = v.id"
+)
+Mark = tuple[str, Any, int]  # (provider_id, sent_at, delivery id)
+
+
+def mark_sql(marks: list[Mark]) -> tuple[str, list[Any]]:
+    """One UPDATE that marks every message of `marks` sent."""
+    if len(marks) == 1:
+        return MARK, list(marks[0])
+    values = ", ".join(["(%s::varchar, %s::timestamptz, %s::bigint)"] * len(marks))
+    return MARK_MANY.format(values=values), [value for mark in marks for value in mark]
 
 
 class DeliveryLedger:
     def __init__(self) -> None:
-        self.unmarked: tuple[str, Any, int] | None = None  # (provider_id, sent_at, delivery id)
+        self.unmarked: list[Mark] = []  # answers not written yet
         self.latencies: list[float] = []  # seconds from the channel's first command to its answer
 
     def create(self, **delivery: Any) -> int:
@@ -49,10 +65,10 @@ class DeliveryLedger:
     def begin_create(self, **delivery: Any) -> PendingCreate:
         """Send the insert (with the previous message's `sent` mark, if any) without waiting for it."""
         sql, params, marked = self._statement(**delivery)
-        self.unmarked = None
+        self.unmarked = []
 
-        def keep_mark() -> None:  # the statement failed: the mark rides on the next one instead
-            self.unmarked = marked
+        def keep_mark() -> None:  # the statement failed: the marks ride on the next one instead
+            self.unmarked = marked + self.unmarked
 
         try:
             return PendingCreate(sql, params, on_failure=keep_mark)
@@ -70,7 +86,7 @@ class DeliveryLedger:
         recipient: str,
         status: str,
         content: dict[str, Any],
-    ) -> tuple[str, list[Any], tuple[str, Any, int] | None]:
+    ) -> tuple[str, list[Any], list[Mark]]:
         params = [
             tenant_id,
             run_id,
@@ -81,14 +97,14 @@ class DeliveryLedger:
             json.dumps(content, cls=DjangoJSONEncoder),
             clock.now(),
         ]
-        if self.unmarked is None:
-            return INSERT, params, None
-        return f"WITH marked AS ({MARK}) {INSERT}", [*self.unmarked, *params], self.unmarked
+        if not self.unmarked:
+            return INSERT, params, []
+        mark, mark_params = mark_sql(self.unmarked)
+        return f"WITH marked AS ({mark}) {INSERT}", [*mark_params, *params], list(self.unmarked)
 
     def sent(self, delivery_id: int, provider_id: str) -> None:
         """Record the provider's answer; written with the next insert or by flush()."""
-        self.flush()
-        self.unmarked = (provider_id[:500], clock.now(), delivery_id)
+        self.unmarked.append((provider_id[:500], clock.now(), delivery_id))
 
     def failed(self, delivery_id: int, error: str) -> None:
         self.flush()
@@ -98,10 +114,11 @@ class DeliveryLedger:
             )
 
     def flush(self) -> None:
-        if self.unmarked is not None:
+        if self.unmarked:
+            sql, params = mark_sql(self.unmarked)
             with connection.cursor() as cur:
-                cur.execute(MARK, list(self.unmarked))
-            self.unmarked = None
+                cur.execute(sql, params)
+            self.unmarked = []
 
 
 class PendingCreate:

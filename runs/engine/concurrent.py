@@ -1,0 +1,217 @@
+"""Sending a batch with several requests in flight, for channels that declare `concurrent_sends`.
+
+A provider behind an HTTP API answers in 30-300 ms; one request at a time, a batch spends nearly all its
+time waiting. Here a batch keeps up to ENGINE_SEND_CONCURRENCY requests in flight (a thread pool per
+batch, that is per provider and batch), with the Delivery protocol of runs/engine/sending.py unchanged:
+
+- only the worker's main thread touches the database (Django's connections are per thread). For each
+  message it writes the `sending` Delivery row and waits for its commit, then submits the request: no
+  request leaves before its row is durable. The answers received so far ride, as `sent` marks, on that
+  same insert statement (runs/engine/ledger.py), so a message still costs one statement;
+- the pool's threads only call the provider, each through its own channel (opened on the thread's first
+  message, closed with the batch), so no connection or `last_response` is shared between threads;
+- answers are settled in whatever order they come (each carries its own execution and Delivery id): a
+  `sent` mark, or `failed` with the provider's reason and a retry for a transient error, which touches no
+  other message; the next message is prepared as soon as a place in the pool is free.
+
+A worker killed mid-batch leaves `sending` exactly the messages whose answers it had not written: the
+requests in flight and the answers since the last insert (reported uncertain, never re-sent on their
+own). An interrupted batch (RQ's job timeout, a lost lease, a broken connection) starts no new request,
+waits for the requests in flight (each bounded by its channel's timeout), writes their answers, and
+keeps their outcomes; the executor returns the items not begun to `pending` (executor._release_interrupted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from config import logs as logcontext
+from integrations.channels.base import Channel, ChannelError
+from runs.engine import connections, metrics
+from runs.engine.context import StepContext
+from runs.engine.ledger import DeliveryLedger
+from runs.engine.sending import Outgoing, committed, idempotency_key, prepare
+from runs.engine.spawn import Spawner
+from runs.models import StepExecution
+from workflows.steps.results import StepFailed
+from workflows.steps.sending import SendKind
+
+logger = logging.getLogger(__name__)
+
+# How long an interrupted batch waits for its requests in flight, beyond the channels' own timeouts.
+DRAIN_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class Answer:
+    """What the provider said to one request, carried back from the pool's thread."""
+
+    provider_id: str = ""
+    error: ChannelError | None = None
+    took: float = 0.0
+    last_response: Any = None  # the HTTP step's (status, headers, body), for result_items
+
+
+@dataclass
+class InFlight:
+    execution: StepExecution
+    delivery_id: int
+    content: dict[str, Any]
+    started: float  # monotonic, when this message's turn began
+
+
+class ChannelPerThread:
+    """One open channel per sending thread, all closed with the batch."""
+
+    def __init__(self, kind: SendKind):
+        self.kind = kind
+        self.local = threading.local()
+        self.opened: list[Channel] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> Channel:
+        channel = getattr(self.local, "channel", None)
+        if channel is None:
+            channel = self.kind.open_channel()
+            channel.open()
+            self.local.channel = channel
+            with self.lock:
+                self.opened.append(channel)
+        return channel
+
+    def close(self) -> None:
+        with self.lock:
+            opened, self.opened = self.opened, []
+        for channel in opened:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def request(channels: ChannelPerThread, transport: dict[str, Any], key: str) -> Answer:
+    """In a pool thread: hand one message to the provider (its Delivery row is already committed)."""
+    started = time.monotonic()
+    channel = channels.get()
+    try:
+        provider_id = channel.send(transport, idempotency_key=key)
+    except ChannelError as exc:
+        return Answer(error=exc, took=time.monotonic() - started)
+    return Answer(provider_id, None, time.monotonic() - started, getattr(channel, "last_response", None))
+
+
+class ConcurrentBatch:
+    def __init__(self, ctx: StepContext, kind: SendKind, spawner: Spawner, outcomes: dict, limit: int):
+        self.ctx, self.kind, self.spawner, self.outcomes, self.limit = ctx, kind, spawner, outcomes, limit
+        self.ledger = DeliveryLedger()
+        self.channels = ChannelPerThread(kind)
+        self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"send-{kind.channel}")
+        self.flights: dict[Future, InFlight] = {}
+
+    def run(self, executions: list[StepExecution], existing: dict) -> None:
+        try:
+            for execution in executions:
+                self._make_room()
+                self._begin(execution, existing.get(execution.pk))
+            self._settle(list(self.flights))
+            self.ledger.flush()
+        except BaseException:
+            self._interrupted()
+            raise
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.channels.close()
+            metrics.record_send_latencies(self.kind.channel, self.ledger.latencies)
+
+    def _make_room(self) -> None:
+        """Settle the answers already in; while the pool is full, wait for the next one."""
+        self._settle([future for future in self.flights if future.done()])
+        while len(self.flights) >= self.limit:
+            done, _ = wait(self.flights, return_when=FIRST_COMPLETED)
+            self._settle(list(done))
+
+    def _begin(self, execution: StepExecution, delivery) -> None:
+        from runs.engine.executor import guarded, spawned
+
+        ctx = self.ctx
+        ctx.execution = execution
+        started = time.monotonic()
+
+        def stage():
+            prepared = prepare(ctx, self.kind, execution, delivery, self.ledger)
+            if not isinstance(prepared, Outgoing):
+                return spawned(execution, self.spawner, prepared)
+            delivery_id = committed(prepared.delivery, execution)  # the row is durable before the request
+            future = self.pool.submit(request, self.channels, prepared.transport, idempotency_key(execution))
+            self.flights[future] = InFlight(execution, delivery_id, prepared.content, started)
+            return None
+
+        with logcontext.bound(execution_id=execution.pk):
+            outcome, failed = guarded(ctx, execution, stage)
+        if failed or outcome:
+            (failed or outcome).took = time.monotonic() - started
+            self.outcomes[execution.pk] = failed or outcome
+
+    def _settle(self, futures: list[Future]) -> None:
+        """Write each answer (sent or failed) and its execution's outcome, whatever the order they came in."""
+        for future in futures:
+            self._settle_one(future, self.flights.pop(future))
+
+    def _settle_one(self, future: Future, flight: InFlight) -> None:
+        from runs.engine.executor import guarded, spawned
+
+        execution = flight.execution
+        self.ctx.execution = execution
+
+        def produce():
+            answer: Answer = future.result()  # an unexpected error in the thread is raised here
+            if answer.error is not None:
+                self.ledger.failed(flight.delivery_id, answer.error.message)
+                raise StepFailed(answer.error.message, permanent=answer.error.permanent)
+            self.ledger.latencies.append(answer.took)
+            self.ledger.sent(flight.delivery_id, answer.provider_id)
+            items = self.kind.result_items(self.ctx, execution.input, flight.content, answer)
+            return spawned(execution, self.spawner, items)
+
+        with logcontext.bound(execution_id=execution.pk):
+            outcome, failed = guarded(self.ctx, execution, produce, check_lease=False)
+        result = failed or outcome
+        result.took = time.monotonic() - flight.started
+        self.outcomes[execution.pk] = result
+
+    def _interrupted(self) -> None:
+        """Start nothing new; wait for the requests in flight and write what they answered."""
+        connections.reset_if_busy()  # a Delivery insert left in flight by the interruption
+        current = self.ctx.execution  # the item the interruption struck counts a failed attempt
+        if self.flights:
+            timeout = max(settings.HTTP_STEP_TIMEOUT, settings.EMAIL_TIMEOUT) + DRAIN_GRACE_SECONDS
+            done, pending = wait(self.flights, timeout=timeout)
+            for future in pending:  # their rows stay `sending`: reported uncertain, never re-sent alone
+                self.flights.pop(future)
+            try:
+                self._settle(list(done))
+            except Exception:
+                logger.warning("Could not record the answers of an interrupted batch", exc_info=True)
+                connections.reset_if_busy()
+        with contextlib.suppress(Exception):
+            self.ledger.flush()
+        self.ctx.execution = current
+
+
+def send_concurrently(
+    ctx: StepContext,
+    kind: SendKind,
+    executions: list[StepExecution],
+    spawner: Spawner,
+    outcomes: dict,
+    existing: dict,
+    limit: int,
+) -> None:
+    """Fill `outcomes` for a batch of sends with up to `limit` requests in flight."""
+    ConcurrentBatch(ctx, kind, spawner, outcomes, limit).run(executions, existing)
