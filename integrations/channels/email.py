@@ -150,8 +150,12 @@ def esp_error(exc: AnymailError) -> ChannelError:
     No status (the API could not be reached, a timeout), 429 and 5xx are worth retrying; rejected
     recipients and other 4xx (bad credentials, an unverified sender, an invalid address) are not.
     """
-    status = getattr(exc, "status_code", None)
-    text = " ".join(str(exc).split())[:500]
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    text = str(exc)
+    if getattr(exc, "status_code", None) is None and response is not None:  # the ESP's own words
+        text += f": {getattr(response, 'text', '')[:300]}"
+    text = " ".join(text.split())[:500]
     if isinstance(exc, AnymailRecipientsRefused):
         return ChannelError(f"The email provider refused the recipient: {text}", permanent=True)
     if status is None and isinstance(exc, AnymailAPIError):

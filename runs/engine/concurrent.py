@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 # How long an interrupted batch waits for its requests in flight, beyond the channels' own timeouts.
 DRAIN_GRACE_SECONDS = 5.0
+NOT_SENT = "Not sent: the batch was interrupted before this request left; another attempt sends it."
 
 
 @dataclass
@@ -93,6 +94,16 @@ class ChannelPerThread:
         for channel in opened:
             with contextlib.suppress(Exception):
                 channel.close()
+
+
+def _fill(future: Future, channels: ChannelPerThread, transport: dict[str, Any], key: str) -> None:
+    """In a pool thread: the request, unless the batch was interrupted before this thread got to it."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(request(channels, transport, key))
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def request(channels: ChannelPerThread, transport: dict[str, Any], key: str) -> Answer:
@@ -148,8 +159,7 @@ class ConcurrentBatch:
             if not isinstance(prepared, Outgoing):
                 return spawned(execution, self.spawner, prepared)
             delivery_id = committed(prepared.delivery, execution)  # the row is durable before the request
-            future = self.pool.submit(request, self.channels, prepared.transport, idempotency_key(execution))
-            self.flights[future] = InFlight(execution, delivery_id, prepared.content, started)
+            self._submit(InFlight(execution, delivery_id, prepared.content, started), prepared.transport)
             return None
 
         with logcontext.bound(execution_id=execution.pk):
@@ -158,10 +168,17 @@ class ConcurrentBatch:
             (failed or outcome).took = time.monotonic() - started
             self.outcomes[execution.pk] = failed or outcome
 
+    def _submit(self, flight: InFlight, transport: dict[str, Any]) -> None:
+        """Track the request before the pool may send it, so an interruption can never lose sight of it."""
+        future: Future = Future()
+        self.flights[future] = flight
+        self.pool.submit(_fill, future, self.channels, transport, idempotency_key(flight.execution))
+
     def _settle(self, futures: list[Future]) -> None:
         """Write each answer (sent or failed) and its execution's outcome, whatever the order they came in."""
         for future in futures:
-            self._settle_one(future, self.flights.pop(future))
+            self._settle_one(future, self.flights[future])
+            del self.flights[future]  # only now: an interruption mid-settle leaves it to _interrupted
 
     def _settle_one(self, future: Future, flight: InFlight) -> None:
         from runs.engine.executor import guarded, spawned
@@ -189,6 +206,11 @@ class ConcurrentBatch:
         """Start nothing new; wait for the requests in flight and write what they answered."""
         connections.reset_if_busy()  # a Delivery insert left in flight by the interruption
         current = self.ctx.execution  # the item the interruption struck counts a failed attempt
+        for future, flight in list(self.flights.items()):
+            if future.cancel():  # never picked up by the pool: its request did not leave
+                del self.flights[future]
+                with contextlib.suppress(Exception):
+                    self.ledger.failed(flight.delivery_id, NOT_SENT)
         if self.flights:
             timeout = max(settings.HTTP_STEP_TIMEOUT, settings.EMAIL_TIMEOUT) + DRAIN_GRACE_SECONDS
             done, pending = wait(self.flights, timeout=timeout)

@@ -229,6 +229,8 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
     try:
         settle(executions, released, ctx.now)
         schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
+        # Concurrent sends may have finished every item while the interruption waited for their answers.
+        close_run_if_done(ctx.run.pk)
     except Exception:
         # The database or Redis is gone too: the sweeper returns them once this worker stops beating,
         # or after ENGINE_EXECUTION_TIMEOUT.
