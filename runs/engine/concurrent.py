@@ -4,10 +4,11 @@ A provider behind an HTTP API answers in 30-300 ms; one request at a time, a bat
 time waiting. Here a batch keeps up to ENGINE_SEND_CONCURRENCY requests in flight (a thread pool per
 batch, that is per provider and batch), with the Delivery protocol of runs/engine/sending.py unchanged:
 
-- only the worker's main thread touches the database (Django's connections are per thread). For each
-  message it writes the `sending` Delivery row and waits for its commit, then submits the request: no
-  request leaves before its row is durable. The answers received so far ride, as `sent` marks, on that
-  same insert statement (runs/engine/ledger.py), so a message still costs one statement;
+- only the worker's main thread touches the database (Django's connections are per thread). Whenever
+  places in the pool are free, it renders that many messages (a window), writes their `sending`
+  Delivery rows in one statement and waits for its commit, then submits their requests: no request
+  leaves before its row is durable. The answers received so far ride, as `sent` marks, on that same
+  insert (runs/engine/ledger.py), so a message costs at most one statement, and a window one commit;
 - the pool's threads only call the provider, each through its own channel (opened on the thread's first
   message, closed with the batch), so no connection or `last_response` is shared between threads;
 - answers are settled in whatever order they come (each carries its own execution and Delivery id): a
@@ -16,8 +17,9 @@ batch, that is per provider and batch), with the Delivery protocol of runs/engin
 
 A worker killed mid-batch leaves `sending` exactly the messages whose answers it had not written: the
 requests in flight and the answers since the last insert (reported uncertain, never re-sent on their
-own). An interrupted batch (RQ's job timeout, a lost lease, a broken connection) starts no new request,
-waits for the requests in flight (each bounded by its channel's timeout), writes their answers, and
+own). An interrupted batch (RQ's job timeout, a lost lease, a broken connection) starts no new request
+(a window whose rows were being committed, and requests the pool had not picked up yet, are marked
+`failed` "not sent", so that the next attempt sends them), waits for the requests in flight (each bounded by its channel's timeout), writes their answers, and
 keeps their outcomes; the executor returns the items not begun to `pending` (executor._release_interrupted).
 """
 
@@ -32,15 +34,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError
+from psycopg.errors import UniqueViolation
 
 from config import logs as logcontext
 from integrations.channels.base import Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.sending import Outgoing, committed, idempotency_key, prepare
+from runs.engine.sending import Outgoing, already_handled, idempotency_key, prepare
 from runs.engine.spawn import Spawner
-from runs.models import StepExecution
+from runs.models import Delivery, StepExecution
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind
 
@@ -124,12 +128,21 @@ class ConcurrentBatch:
         self.channels = ChannelPerThread(kind)
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"send-{kind.channel}")
         self.flights: dict[Future, InFlight] = {}
+        self.launching: list[tuple[Outgoing, float]] = []  # a window whose rows are being committed
 
     def run(self, executions: list[StepExecution], existing: dict) -> None:
         try:
-            for execution in executions:
+            position = 0
+            while position < len(executions):
                 self._make_room()
-                self._begin(execution, existing.get(execution.pk))
+                window: list[tuple[Outgoing, float]] = []
+                while position < len(executions) and len(window) < self.limit - len(self.flights):
+                    execution = executions[position]
+                    position += 1
+                    staged = self._stage(execution, existing.get(execution.pk))
+                    if staged is not None:
+                        window.append(staged)
+                self._launch(window)
             self._settle(list(self.flights))
             self.ledger.flush()
         except BaseException:
@@ -147,7 +160,8 @@ class ConcurrentBatch:
             done, _ = wait(self.flights, return_when=FIRST_COMPLETED)
             self._settle(list(done))
 
-    def _begin(self, execution: StepExecution, delivery) -> None:
+    def _stage(self, execution: StepExecution, delivery) -> tuple[Outgoing, float] | None:
+        """Render one message; a message that sends nothing (captured, held, already sent) ends here."""
         from runs.engine.executor import guarded, spawned
 
         ctx = self.ctx
@@ -155,18 +169,46 @@ class ConcurrentBatch:
         started = time.monotonic()
 
         def stage():
-            prepared = prepare(ctx, self.kind, execution, delivery, self.ledger)
-            if not isinstance(prepared, Outgoing):
-                return spawned(execution, self.spawner, prepared)
-            delivery_id = committed(prepared.delivery, execution)  # the row is durable before the request
-            self._submit(InFlight(execution, delivery_id, prepared.content, started), prepared.transport)
-            return None
+            prepared = prepare(ctx, self.kind, execution, delivery, self.ledger, begin=False)
+            return prepared if isinstance(prepared, Outgoing) else spawned(execution, self.spawner, prepared)
 
         with logcontext.bound(execution_id=execution.pk):
-            outcome, failed = guarded(ctx, execution, stage)
-        if failed or outcome:
-            (failed or outcome).took = time.monotonic() - started
-            self.outcomes[execution.pk] = failed or outcome
+            result, failed = guarded(ctx, execution, stage)
+        if isinstance(result, Outgoing):
+            return result, started
+        (failed or result).took = time.monotonic() - started
+        self.outcomes[execution.pk] = failed or result
+        return None
+
+    def _launch(self, window: list[tuple[Outgoing, float]]) -> None:
+        """Commit the window's Delivery rows in one statement, then send their requests."""
+        self.launching = window
+        new = [outgoing for outgoing, _ in window if outgoing.delivery is None]
+        ids = self._insert(new) if new else {}
+        for outgoing, started in window:
+            execution = outgoing.execution
+            delivery_id = outgoing.delivery if outgoing.delivery is not None else ids.get(execution.pk)
+            if delivery_id is not None:  # durable: its request may leave now
+                self._submit(InFlight(execution, delivery_id, outgoing.content, started), outgoing.transport)
+        self.launching = []
+
+    def _insert(self, new: list[Outgoing]) -> dict[int, int]:
+        """{execution id: Delivery id}; a message another worker already wrote ends as already handled."""
+        from runs.engine.executor import guarded
+
+        try:
+            return self.ledger.create_many([outgoing.fields for outgoing in new])
+        except IntegrityError:
+            pass  # one of them has a row already (its batch was handed over): insert them one by one
+        ids = {}
+        for outgoing in new:
+            execution = outgoing.execution
+            try:
+                ids[execution.pk] = self.ledger.create(**outgoing.fields)
+            except UniqueViolation:
+                _, failed = guarded(self.ctx, execution, lambda e=execution: already_handled(e))
+                self.outcomes[execution.pk] = failed
+        return ids
 
     def _submit(self, flight: InFlight, transport: dict[str, Any]) -> None:
         """Track the request before the pool may send it, so an interruption can never lose sight of it."""
@@ -206,6 +248,7 @@ class ConcurrentBatch:
         """Start nothing new; wait for the requests in flight and write what they answered."""
         connections.reset_if_busy()  # a Delivery insert left in flight by the interruption
         current = self.ctx.execution  # the item the interruption struck counts a failed attempt
+        self._not_sent([outgoing.execution.pk for outgoing, _ in self.launching])
         for future, flight in list(self.flights.items()):
             if future.cancel():  # never picked up by the pool: its request did not leave
                 del self.flights[future]
@@ -224,6 +267,17 @@ class ConcurrentBatch:
         with contextlib.suppress(Exception):
             self.ledger.flush()
         self.ctx.execution = current
+
+    def _not_sent(self, execution_ids: list[int]) -> None:
+        """Rows of a window interrupted before its requests were handed to the pool: not sent."""
+        submitted = {flight.execution.pk for flight in self.flights.values()}
+        ids = [pk for pk in execution_ids if pk not in submitted]
+        if ids:
+            with contextlib.suppress(Exception):
+                Delivery.objects.filter(step_execution_id__in=ids, status=Delivery.Status.SENDING).update(
+                    status=Delivery.Status.FAILED, error=NOT_SENT
+                )
+            connections.reset_if_busy()
 
 
 def send_concurrently(

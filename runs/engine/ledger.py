@@ -38,6 +38,11 @@ INSERT = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
     " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', '', %s) RETURNING id"
 )
+INSERT_MANY = (
+    "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
+    " provider_id, error, created_at)"
+)
+ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', '', %s)"
 MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 MARK_MANY = (
     "UPDATE runs_delivery d SET status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, error = ''"
@@ -76,31 +81,30 @@ class DeliveryLedger:
             keep_mark()
             raise
 
-    def _statement(
-        self,
-        *,
-        tenant_id: int,
-        run_id: int,
-        execution_id: int,
-        channel: str,
-        recipient: str,
-        status: str,
-        content: dict[str, Any],
-    ) -> tuple[str, list[Any], list[Mark]]:
-        params = [
-            tenant_id,
-            run_id,
-            execution_id,
-            channel,
-            recipient[:500],
-            status,
-            json.dumps(content, cls=DjangoJSONEncoder),
-            clock.now(),
-        ]
+    def _statement(self, **delivery: Any) -> tuple[str, list[Any], list[Mark]]:
+        params = _row(**delivery)
         if not self.unmarked:
             return INSERT, params, []
         mark, mark_params = mark_sql(self.unmarked)
         return f"WITH marked AS ({mark}) {INSERT}", [*mark_params, *params], list(self.unmarked)
+
+    def create_many(self, rows: list[dict[str, Any]]) -> dict[int, int]:
+        """Insert several Delivery rows (and the answers so far as `sent` marks) in one statement and
+        one commit; returns {execution id: delivery id} once they are durable."""
+        marks, self.unmarked = self.unmarked, []
+        values = ", ".join([ROW_VALUES] * len(rows))
+        sql = f"{INSERT_MANY} VALUES {values} RETURNING step_execution_id, id"
+        params = [value for row in rows for value in _row(**row)]
+        if marks:
+            mark, mark_params = mark_sql(marks)
+            sql, params = f"WITH marked AS ({mark}) {sql}", [*mark_params, *params]
+        try:
+            with connection.cursor() as cur:
+                cur.execute(sql, params)
+                return dict(cur.fetchall())
+        except BaseException:
+            self.unmarked = marks + self.unmarked
+            raise
 
     def sent(self, delivery_id: int, provider_id: str) -> None:
         """Record the provider's answer; written with the next insert or by flush()."""
@@ -161,6 +165,28 @@ class PendingCreate:
         if isinstance(self.done, BaseException):
             raise self.done
         return self.done
+
+
+def _row(
+    *,
+    tenant_id: int,
+    run_id: int,
+    execution_id: int,
+    channel: str,
+    recipient: str,
+    status: str,
+    content: dict[str, Any],
+) -> list[Any]:
+    return [
+        tenant_id,
+        run_id,
+        execution_id,
+        channel,
+        recipient[:500],
+        status,
+        json.dumps(content, cls=DjangoJSONEncoder),
+        clock.now(),
+    ]
 
 
 def _numbered(sql: str) -> str:

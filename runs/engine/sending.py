@@ -82,9 +82,10 @@ class Outgoing:
     """A message to hand to the channel once its Delivery row (an id, or its insert in flight) is committed."""
 
     execution: StepExecution
-    delivery: int | PendingCreate
+    delivery: int | PendingCreate | None  # None: not inserted yet (`fields` says what to insert)
     content: dict[str, Any]
     transport: dict[str, Any]
+    fields: dict[str, Any] | None = None
 
 
 def send_batch(
@@ -156,9 +157,11 @@ def prepare(
     execution: StepExecution,
     delivery: Delivery | None,
     ledger: DeliveryLedger,
+    begin: bool = True,
 ) -> list[dict[str, Any]] | Outgoing:
     """Everything before the hand-over: the items that go on (captured, held, already sent), or the
-    message to send with its `sending` Delivery row begun (the insert may still be in flight)."""
+    message to send with its `sending` Delivery row begun (the insert may still be in flight), or, with
+    `begin=False`, the row's fields for the caller to insert together with others."""
     item = execution.input
     if delivery is not None:
         ledger.flush()
@@ -176,10 +179,12 @@ def prepare(
         try:
             _create(ctx, kind, execution, content, status, ledger)
         except UniqueViolation:
-            _already_handled(execution)
+            already_handled(execution)
         return kind.result_items(ctx, item, content, None)
-    pending = ledger.begin_create(**_fields(ctx, kind, execution, content, Delivery.Status.SENDING))
-    return Outgoing(execution, pending, content, transport)
+    fields = _fields(ctx, kind, execution, content, Delivery.Status.SENDING)
+    if not begin:
+        return Outgoing(execution, None, content, transport, fields)
+    return Outgoing(execution, ledger.begin_create(**fields), content, transport)
 
 
 def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:
@@ -233,7 +238,7 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
     return kind.result_items(ctx, execution.input, content, channel.channel)
 
 
-def _already_handled(execution: StepExecution) -> NoReturn:
+def already_handled(execution: StepExecution) -> NoReturn:
     """A worker that lost its claim (frozen past its lease) meets the row its successor wrote: expected,
     so one line, not a traceback; its settle will not touch the execution, which is no longer its own."""
     logger.info("Execution %s: %s", execution.pk, ALREADY_HANDLED, extra={"execution_id": execution.pk})
@@ -249,7 +254,7 @@ def committed(delivery: int | PendingCreate, execution: StepExecution) -> int:
     try:
         return _committed(delivery)
     except UniqueViolation:
-        _already_handled(execution)
+        already_handled(execution)
 
 
 def _failed(ledger: DeliveryLedger, delivery_id: int, exc: ChannelError) -> NoReturn:

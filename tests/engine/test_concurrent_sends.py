@@ -129,12 +129,10 @@ def test_answers_out_of_order_settle_each_delivery_and_item_correctly(
     provider.check_rows = True
     workflow = http_fan_out(tenant_a, tenant_database, 8, provider.url(), response="merge")
     run = start_run(workflow, {}, "evt-order")
-    order: dict[int, int] = {}
 
-    def slower_first(execution_id: int) -> float:  # the first request answers last
+    def slower_first(execution_id: int) -> float:  # the first request to arrive answers last
         with provider.lock:
-            order.setdefault(execution_id, len(order))
-            return 0.05 * (8 - order[execution_id])
+            return 0.1 * (8 - provider.received.index(execution_id))
 
     provider.delay = slower_first
     settle(engine, step_seconds=60)
