@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError
 from psycopg.errors import UniqueViolation
 
 from config import logs as logcontext
@@ -134,7 +133,7 @@ class ConcurrentBatch:
         try:
             position = 0
             while position < len(executions):
-                self._make_room()
+                self._make_room(len(executions) - position)
                 window: list[tuple[Outgoing, float]] = []
                 while position < len(executions) and len(window) < self.limit - len(self.flights):
                     execution = executions[position]
@@ -153,10 +152,15 @@ class ConcurrentBatch:
             self.channels.close()
             metrics.record_send_latencies(self.kind.channel, self.ledger.latencies)
 
-    def _make_room(self) -> None:
-        """Settle the answers already in; while the pool is full, wait for the next one."""
+    def _make_room(self, remaining: int) -> None:
+        """Settle the answers already in; wait for more until a window's worth of places is free.
+
+        A window is at least a quarter of the pool (or what is left of the batch), so that one commit
+        serves several messages: one per answer would spend the pool's time waiting on commits.
+        """
         self._settle([future for future in self.flights if future.done()])
-        while len(self.flights) >= self.limit:
+        wanted = min(max(1, self.limit // 4), remaining)
+        while self.flights and self.limit - len(self.flights) < wanted:
             done, _ = wait(self.flights, return_when=FIRST_COMPLETED)
             self._settle(list(done))
 
@@ -198,7 +202,7 @@ class ConcurrentBatch:
 
         try:
             return self.ledger.create_many([outgoing.fields for outgoing in new])
-        except IntegrityError:
+        except UniqueViolation:
             pass  # one of them has a row already (its batch was handed over): insert them one by one
         ids = {}
         for outgoing in new:

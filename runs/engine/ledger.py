@@ -98,13 +98,16 @@ class DeliveryLedger:
         if marks:
             mark, mark_params = mark_sql(marks)
             sql, params = f"WITH marked AS ({mark}) {sql}", [*mark_params, *params]
-        try:
-            with connection.cursor() as cur:
-                cur.execute(sql, params)
-                return dict(cur.fetchall())
-        except BaseException:
+
+        def keep_marks() -> None:
             self.unmarked = marks + self.unmarked
+
+        try:
+            pending = PendingCreate(sql, params, on_failure=keep_marks, many=True)
+        except BaseException:
+            keep_marks()
             raise
+        return pending.wait()
 
     def sent(self, delivery_id: int, provider_id: str) -> None:
         """Record the provider's answer; written with the next insert or by flush()."""
@@ -133,13 +136,16 @@ class PendingCreate:
     queries are logged (tests, DEBUG), into connection.queries, so statement counts stay true.
     """
 
-    def __init__(self, sql: str, params: list[Any], on_failure: Callable[[], None] = lambda: None):
+    def __init__(
+        self, sql: str, params: list[Any], on_failure: Callable[[], None] = lambda: None, many: bool = False
+    ):
         connection.ensure_connection()
+        self.many = many  # several rows of (execution id, delivery id): wait() returns them as a dict
         self.on_failure = on_failure
         self.pgconn = connection.connection.pgconn
         self.started = time.monotonic()
         self.sql = sql
-        self.done: int | BaseException | None = None
+        self.done: Any = None
         with connection.cursor() as cursor:
             cursor._execute_with_wrappers(sql, params, many=False, executor=self._send)
 
@@ -147,15 +153,21 @@ class PendingCreate:
         self.pgconn.send_query_params(_numbered(sql).encode(), [_text(value) for value in params])
         connection.connection.wait(generators.send(self.pgconn))
 
-    def wait(self) -> int:
-        """The new Delivery's id, once its row is committed; raises the database's error otherwise."""
+    def wait(self) -> Any:
+        """The new Delivery's id (for `many`, {execution id: delivery id}), once committed; raises the
+        database's error otherwise."""
         if self.done is None:
             try:
                 results = connection.connection.wait(generators.fetch_many(self.pgconn))
                 failed = [r for r in results if r.status != psycopg.pq.ExecStatus.TUPLES_OK]
                 if failed:
                     raise psycopg.errors.error_from_result(failed[0])
-                self.done = int(results[0].get_value(0, 0))
+                result = results[0]
+                if self.many:
+                    rows = range(result.ntuples)
+                    self.done = {int(result.get_value(i, 0)): int(result.get_value(i, 1)) for i in rows}
+                else:
+                    self.done = int(result.get_value(0, 0))
             except BaseException as exc:
                 self.done = exc
                 self.on_failure()
