@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A NUL character in a URL, query or form is a 400 before any view can try to store it.
+    "config.input_guard.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -193,12 +195,19 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rowbell <rowbell@loc
 ANYMAIL = env.json("ANYMAIL", default={})
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.RowbellAutoSchema",
+    # Every error body is {"detail": "..."}, as the schema says.
+    "EXCEPTION_HANDLER": "tenants.api.api_exception_handler",
 }
+from config.api_schema_components import JSON_COMPONENTS  # noqa: E402 (plain data, no Django import)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rowbell API",
     "DESCRIPTION": "Notification workflows driven by changes in your PostgreSQL database.",
     "VERSION": "0.1.0",
+    # 3.1: full JSON Schema, so the schema can say which JSON is accepted (config/api_schema.py).
+    "OAS_VERSION": "3.1.0",
+    "APPEND_COMPONENTS": {"schemas": JSON_COMPONENTS},
     # Three models have a `status` with different choices: name each set after its model.
     "ENUM_NAME_OVERRIDES": {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",
@@ -210,10 +219,15 @@ SPECTACULAR_SETTINGS = {
 # LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, tenant_id, run_id,
 # step_id, execution_id when known, exception); `text` (the default) is for people.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+# LOG_HOUSEKEEPING=true also logs the periodic jobs' routine lines (config/logfilters.py), ~85 a minute.
+LOG_HOUSEKEEPING = env.bool("LOG_HOUSEKEEPING", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"engine_context": {"()": "config.logs.EngineContextFilter"}},
+    "filters": {
+        "engine_context": {"()": "config.logs.EngineContextFilter"},
+        "housekeeping": {"()": "config.logfilters.QuietHousekeeping"},
+    },
     "formatters": {
         "json": {"()": "config.logs.JsonFormatter"},
         "text": {"format": "%(levelname)s %(name)s %(context)s%(message)s"},
@@ -221,7 +235,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["engine_context"],
+            "filters": ["engine_context"] if LOG_HOUSEKEEPING else ["engine_context", "housekeeping"],
             "formatter": "json" if LOG_FORMAT == "json" else "text",
         }
     },
@@ -311,9 +325,16 @@ LISTENER_STATEMENT_TIMEOUT = env.float("LISTENER_STATEMENT_TIMEOUT", default=30.
 LISTENER_SHUTDOWN_GRACE = env.float("LISTENER_SHUTDOWN_GRACE", default=5.0)
 # Connecting to a tenant's database gives up after this many seconds (whole seconds, at least 2).
 DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
+# A data source may not connect to the PostgreSQL server holding Rowbell's own data, nor through a local
+# socket (integrations/datasources/target.py); true allows it, for a single-team install (and the dev and
+# test runners, whose customer databases share the local server).
+DATA_SOURCE_ALLOW_ROWBELL_SERVER = env.bool("DATA_SOURCE_ALLOW_ROWBELL_SERVER", default=False)
 # Inbound webhooks: largest accepted body, and how far the signed timestamp may be from now.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
 WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300)
+# JSON from outside (webhook and API bodies, the test page's item, a step's JSON fields) may nest at most
+# this many levels; deeper is a 400 (integrations/json_input.py). Real events nest a handful of levels.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
 # --- Outbound event webhooks (integrations/events/) ----------------------------------------------------
 # Seconds a POST to an endpoint may wait to connect or for each read; then it is retried.

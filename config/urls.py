@@ -4,6 +4,9 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import health, metrics
 
+handler404 = "config.error_views.not_found"
+handler500 = "config.error_views.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -25,9 +25,11 @@ class DataSourceAdmin(admin.ModelAdmin):
     exclude = ["connection_url", "stale_trigger_urls"]
     # notify_enabled is read-only here: changing it must reinstall the trigger functions in the customer's
     # database, which the tenant's edit page does (integrations/views.py) and a plain admin save would not.
+    # schemas too: the tenant's edit page shows the setup SQL the change needs.
     readonly_fields = [
         "masked_url",
         "masked_stale_databases",
+        "schemas",
         "notify_enabled",
         "status",
         "last_error",

@@ -1,18 +1,21 @@
 """What every inbound JSON request shares (the webhook trigger and the REST API's "start a run"): the body
-size limit, a body that must be a JSON object, and the optional `Idempotency-Key` that becomes the event key.
+size limit, a body that must be a JSON object Rowbell can store (no NUL character anywhere, nesting at
+most JSON_MAX_DEPTH levels: integrations/json_input.py), and the optional `Idempotency-Key` that becomes
+the event key.
 
 Each check raises `InboundRejected(status_code, detail)`; the view answers `{"detail": ...}` with that status.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
+from django.http.request import RawPostDataException
 
+from integrations.json_input import NUL, JsonInputError, load_json
 from workflows.steps.webhook_trigger import IDEMPOTENCY_HEADER
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -39,15 +42,20 @@ def read_body(request: HttpRequest) -> bytes:
         body = request.body
     except RequestDataTooBig:
         raise too_big from None
+    except RawPostDataException:
+        # Something read a multipart form before us: the raw body is gone, and it was not JSON anyway.
+        raise InboundRejected(400, "The body must be JSON (Content-Type: application/json).") from None
     if len(body) > limit:
         raise too_big
     return body
 
 
 def parse_object(body: bytes) -> dict:
-    """The body as a JSON object, or 400 saying why it is not one."""
+    """The body as a JSON object, or 400 saying why it is not one (or cannot be stored)."""
     try:
-        payload = json.loads(body)
+        payload = load_json(body)
+    except JsonInputError as exc:
+        raise InboundRejected(400, str(exc)) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise InboundRejected(400, f"The body is not valid JSON: {exc}.") from None
     if not isinstance(payload, dict):
@@ -68,4 +76,6 @@ def event_key(request: HttpRequest, source: str) -> str:
     key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise InboundRejected(400, f"The Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.")
+    if NUL in key:
+        raise InboundRejected(400, "The Idempotency-Key contains a NUL character (\\0): remove it.")
     return f"{source}:{key}" if key else f"{source}:auto:{uuid.uuid4()}"

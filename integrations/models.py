@@ -15,6 +15,10 @@ from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned
 
 
+def default_schemas() -> list[str]:
+    return ["public"]
+
+
 class DataSource(TenantOwned):
     """A tenant's PostgreSQL database: connection, health, and the listener's view of it.
 
@@ -33,6 +37,8 @@ class DataSource(TenantOwned):
 
     name = models.CharField(max_length=200)
     connection_url = EncryptedTextField(help_text="postgresql://user:password@host:5432/dbname")
+    # The schemas whose tables Rowbell watches: what the setup SQL grants and the connection check checks.
+    schemas = ArrayField(models.CharField(max_length=63), default=default_schemas)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNKNOWN)
     last_error = models.TextField(blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)

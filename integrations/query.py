@@ -5,15 +5,21 @@ over the item, e.g. `{{ item.post_id }}`). Each one is compiled to a bound param
 value sent separately; nothing from the item is ever pasted into the SQL text. A literal `%` in the SQL
 is escaped for psycopg by `compile_sql`.
 
-Safety, in layers (the least-privilege role the customer creates is the real boundary):
+Safety, in layers (the least-privilege role the customer creates is the real boundary). Every path that
+sends tenant SQL (the engine's runs, the step preview, the builder's describe check, the test page's
+rows) goes through `read_only_cursor`, which applies all of them:
+- integrations/sql_guard.py parses the text with PostgreSQL's own parser (pglast) and refuses anything
+  but one plain SELECT (no data-modifying CTE, INTO, FOR UPDATE, or functions that act outside the query);
 - one statement, sent with the extended protocol (a named server-side cursor is `DECLARE ... CURSOR FOR
-  <query>` with parameters), so `commit; insert ...` is a syntax error, not two statements;
-- a READ ONLY transaction, so INSERT/UPDATE/DELETE/DROP and data-modifying CTEs fail;
-- `statement_timeout` (DATA_QUERY_TIMEOUT_MS) and a row cap (DATA_QUERY_MAX_ROWS / ENRICH).
+  <query>`, which psycopg always sends that way), so `commit; insert ...` can never be two statements;
+- a transaction made READ ONLY (and REPEATABLE READ) by its first command, whatever the session's
+  defaults, so INSERT/UPDATE/DELETE, sequences and writing functions fail on the server too;
+- `statement_timeout` (DATA_QUERY_TIMEOUT_MS) set in that transaction, and a row cap
+  (DATA_QUERY_MAX_ROWS / ENRICH) checked before the first row is handed out.
 
 Public contract: `compile_sql(sql, context) -> (sql, params)`, `stream_rows(url, sql, params, ...)`
-(a generator of JSON-ready dicts from a server-side cursor), `fetch_rows(...)`, and `QueryError(message,
-permanent)`.
+(a generator of JSON-ready dicts from a server-side cursor), `fetch_rows(...)`, `describe_columns(...)`,
+`read_only_cursor(...)` and `QueryError(message, permanent)`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import decimal
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -30,18 +37,23 @@ from django.conf import settings
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
+from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
+from integrations.sql_guard import UnsafeQuery, check_select
 from workflows.templating import TemplateError, evaluate
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 FETCH_CHUNK = 2000
+TIMEOUT_MAX_ATTEMPTS = 2  # a statement timeout is retried once, then the step fails
 
 
 class QueryError(Exception):
-    """The query could not run. `permanent` errors (SQL, permissions, caps) are not retried."""
+    """The query could not run. `permanent` errors (SQL, permissions, caps) are not retried; a transient
+    one with `max_attempts` is tried at most that many times in all, whatever the step allows."""
 
-    def __init__(self, message: str, permanent: bool = True):
+    def __init__(self, message: str, permanent: bool = True, max_attempts: int | None = None):
         self.message = message
         self.permanent = permanent
+        self.max_attempts = max_attempts
         super().__init__(message)
 
 
@@ -60,6 +72,11 @@ def compile_sql(sql: str, context: dict[str, Any]) -> tuple[str, list[Any]]:
         last = match.end()
     parts.append(sql[last:].replace("%", "%%"))
     return "".join(parts), params
+
+
+def parametrized(sql: str) -> str:
+    """The SQL as sent, with every placeholder as `%s` (for checking and describing it without an item)."""
+    return PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
 
 
 def placeholders(sql: str) -> list[str]:
@@ -87,13 +104,22 @@ def jsonable(value: Any) -> Any:
 
 
 def connect(url: str) -> psycopg.Connection:
-    """A connection whose transactions are read-only and whose statements time out."""
+    """A connection for tenant SQL: read-only transactions, statements that time out, standard strings.
+
+    The startup options are a default; every query also sets them for its own transaction (_begin), so
+    nothing a previous query did to the session can make the next one writable or unlimited.
+    """
+    options = (
+        f"-c statement_timeout={int(settings.DATA_QUERY_TIMEOUT_MS)} -c default_transaction_read_only=on "
+        "-c standard_conforming_strings=on"
+    )
+    try:
+        pinned = pinned_conninfo(url)
+    except DataSourceTargetRefused as exc:
+        raise QueryError(str(exc), permanent=True) from exc
     try:
         conn = psycopg.connect(
-            url,
-            connect_timeout=10,
-            options=f"-c statement_timeout={int(settings.DATA_QUERY_TIMEOUT_MS)}",
-            application_name="rowbell-query",
+            url, connect_timeout=10, options=options, application_name="rowbell-query", **pinned
         )
     except psycopg.OperationalError as exc:
         raise QueryError(f"Cannot connect to the data source: {_first_line(exc)}", permanent=False) from exc
@@ -101,39 +127,82 @@ def connect(url: str) -> psycopg.Connection:
     return conn
 
 
+@contextmanager
+def read_only_cursor(
+    url_or_conn: str | psycopg.Connection, sql: str, params: list[Any], *, name: str = "rowbell_rows"
+) -> Iterator[psycopg.ServerCursor]:
+    """The one way tenant-written SQL reaches a customer's database.
+
+    `sql` must pass sql_guard.check_select (one plain SELECT); it is then sent as a server-side cursor,
+    which psycopg always sends with the extended protocol (one statement, parameters apart), inside a
+    transaction that is made READ ONLY and REPEATABLE READ, with statement_timeout, before it runs.
+    Errors come out as QueryError.
+    """
+    check_tenant_sql(sql)
+    own = isinstance(url_or_conn, str)
+    conn = connect(url_or_conn) if own else url_or_conn
+    try:
+        with _translated_errors(sql), conn.transaction():
+            _begin(conn)
+            with conn.cursor(name=name, row_factory=dict_row) as cur:
+                cur.execute(sql, params)
+                yield cur
+    finally:
+        if own:
+            conn.close()
+
+
+def _begin(conn: psycopg.Connection) -> None:
+    """First in every transaction: whatever the session's defaults, this transaction cannot write, runs
+    each statement for at most DATA_QUERY_TIMEOUT_MS, and reads strings as sql_guard's parser did."""
+    conn.execute(
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+        f"SET LOCAL statement_timeout = {int(settings.DATA_QUERY_TIMEOUT_MS)}; "
+        "SET LOCAL standard_conforming_strings = on"
+    )
+
+
 def stream_rows(
     url_or_conn: str | psycopg.Connection, sql: str, params: list[Any], *, max_rows: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """Yield rows as JSON-ready dicts from a server-side cursor in one read-only transaction.
 
-    Raises QueryError past `max_rows` (default DATA_QUERY_MAX_ROWS) after yielding that many.
+    A query over `max_rows` (default DATA_QUERY_MAX_ROWS) yields nothing: when the first chunk is full,
+    the rows are counted (up to max_rows + 1, in the same snapshot) before the first row is yielded,
+    and QueryError says the query is over the cap. A query whose rows change between the count and the
+    read (volatile functions) is stopped at the cap: the error then says how many rows were yielded.
     """
     max_rows = max_rows or settings.DATA_QUERY_MAX_ROWS
-    own = isinstance(url_or_conn, str)
-    conn = connect(url_or_conn) if own else url_or_conn
-    try:
-        with (
-            _translated_errors(sql),
-            conn.transaction(),
-            conn.cursor(name="rowbell_rows", row_factory=dict_row) as cur,
-        ):
-            cur.itersize = FETCH_CHUNK
-            cur.execute(sql, params)
-            count = 0
-            while True:
-                rows = cur.fetchmany(FETCH_CHUNK)
-                if not rows:
-                    break
-                for row in rows:
-                    count += 1
-                    if count > max_rows:
-                        raise QueryError(
-                            f"The query returned more than {max_rows:,} rows; add a LIMIT or narrow the WHERE."
-                        )
-                    yield {key: jsonable(value) for key, value in row.items()}
-    finally:
-        if own:
-            conn.close()
+    with read_only_cursor(url_or_conn, sql, params) as cur:
+        rows = cur.fetchmany(FETCH_CHUNK)
+        if len(rows) > max_rows or (len(rows) == FETCH_CHUNK and _count_up_to(cur, sql, params, max_rows)):
+            raise QueryError(over_cap(max_rows, 0))
+        count = 0
+        while rows:
+            for row in rows:
+                count += 1
+                if count > max_rows:
+                    raise QueryError(over_cap(max_rows, count - 1))
+                yield {key: jsonable(value) for key, value in row.items()}
+            rows = cur.fetchmany(FETCH_CHUNK)
+
+
+def _count_up_to(cur: psycopg.ServerCursor, sql: str, params: list[Any], max_rows: int) -> bool:
+    """Whether the query has more than `max_rows` rows (reads at most max_rows + 1 of them)."""
+    counting = f"SELECT count(*) AS n FROM (SELECT 1 FROM ({sql}\n) AS q LIMIT {int(max_rows) + 1}) AS c"
+    check_tenant_sql(counting)  # `sql` passed already; the wrapped text is checked like any other
+    with cur.connection.cursor(name="rowbell_count", row_factory=dict_row) as counter:
+        counter.execute(counting, params)
+        return counter.fetchone()["n"] > max_rows
+
+
+def over_cap(max_rows: int, yielded: int) -> str:
+    already = (
+        "nothing was created from it"
+        if not yielded
+        else f"the first {yielded:,} rows had already become items; nothing past the cap was created"
+    )
+    return f"The query returned more than {max_rows:,} rows ({already}); add a LIMIT or narrow the WHERE."
 
 
 def fetch_rows(
@@ -143,6 +212,23 @@ def fetch_rows(
     return list(
         stream_rows(url_or_conn, sql, params, max_rows=max_rows or settings.DATA_QUERY_ENRICH_MAX_ROWS)
     )
+
+
+def check_tenant_sql(sql: str) -> None:
+    """QueryError unless the tenant's own text is one plain SELECT (before Rowbell wraps it, so that the
+    message speaks of what they wrote; the wrapped text is checked again when it is sent)."""
+    try:
+        check_select(sql)
+    except UnsafeQuery as exc:
+        raise QueryError(exc.message) from exc
+
+
+def describe_columns(url_or_conn: str | psycopg.Connection, sql: str, params: list[Any]) -> list[str]:
+    """The column names of a query, from PostgreSQL itself (wrapped in LIMIT 0: no row is read)."""
+    check_tenant_sql(sql)
+    wrapped = f"SELECT * FROM ({sql}\n) AS rowbell_described LIMIT 0"
+    with read_only_cursor(url_or_conn, wrapped, params, name="rowbell_describe") as cur:
+        return [column.name for column in cur.description or []]
 
 
 WRITES = {"insert", "update", "delete", "drop", "alter", "create", "truncate", "grant", "commit", "merge"}
@@ -178,10 +264,13 @@ class _translated_errors:
                 f"({_first_line(exc)}). Use SELECT only."
             ) from exc
         if isinstance(exc, pg_errors.QueryCanceled):
+            # Usually the query itself is slow and will be again: one more try (a lock or a busy moment
+            # passes), not the step's full retry budget of a network error.
             raise QueryError(
                 f"The query ran longer than {settings.DATA_QUERY_TIMEOUT_MS} ms and was stopped; "
                 "add an index or narrow it.",
                 permanent=False,
+                max_attempts=TIMEOUT_MAX_ATTEMPTS,
             ) from exc
         if isinstance(exc, psycopg.OperationalError):
             raise QueryError(

@@ -19,14 +19,15 @@ from integrations.datasources import (
     delete_unless_used,
     list_columns,
     list_tables,
+    plan_from_url,
     published_workflows_using,
     reinstall_triggers,
     remove_triggers_from,
     same_database,
-    setup_sql,
     test_connection,
     triggers_up_to_date,
 )
+from integrations.datasources.privileges import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only
@@ -35,16 +36,51 @@ from workflows.publishing import PublishError
 from workflows.steps.database_trigger import published_triggers
 
 
+class SchemaChoices(forms.Widget):
+    """The schemas to watch: ticked boxes (name "schemas") plus a typed, comma-separated list
+    ("schemas_typed", offered while Rowbell cannot list the server's schemas yet). Drawn by the setup
+    panel (integrations/_schema_picker.html), not by the generic form fields."""
+
+    def value_from_datadict(self, data, files, name):
+        typed = [part for entry in data.getlist(f"{name}_typed") for part in entry.split(",")]
+        chosen = [*data.getlist(name), *typed]
+        # A post from a page (or program) without the picker keeps what the data source has.
+        return chosen if chosen or f"{name}_shown" in data else None
+
+
+class SchemaListField(forms.Field):
+    widget = SchemaChoices
+
+    def clean(self, value):
+        if value is None:
+            return None  # not on the form: DataSourceForm.clean_schemas keeps the current ones
+        names: list[str] = []
+        for name in value or []:
+            name = name.strip()
+            if name and name not in names:
+                names.append(name)
+        if not names:
+            raise forms.ValidationError("Choose at least one schema whose tables Rowbell should watch.")
+        for name in names:
+            if len(name.encode()) > 63:
+                raise forms.ValidationError(f"“{name[:70]}” is longer than PostgreSQL's 63-byte names.")
+        return names
+
+
 class DataSourceForm(forms.ModelForm):
     connection_url = forms.CharField(
         label="Connection URL",
-        help_text="postgresql://rowbell:password@db.example.com:5432/app — use the role the setup SQL creates.",
+        help_text=(
+            "postgresql://rowbell_app:password@db.example.com:5432/shop — the role and password Rowbell will "
+            "use. The setup SQL creates that role; leave out the user or password and Rowbell proposes them."
+        ),
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    schemas = SchemaListField(label="Schemas to watch", required=False)
 
     class Meta:
         model = DataSource
-        fields = ["name", "connection_url", "notify_enabled"]
+        fields = ["name", "connection_url", "schemas", "notify_enabled"]
         labels = {"notify_enabled": "Wake the listener with NOTIFY"}
         help_texts = {
             "notify_enabled": (
@@ -53,6 +89,14 @@ class DataSourceForm(forms.ModelForm):
                 "sends one, which slows the writes of a busy table."
             )
         }
+
+    def clean_schemas(self) -> list[str]:
+        return self.cleaned_data["schemas"] or list(self.instance.schemas)
+
+    @property
+    def main_fields(self) -> list:
+        """Drawn by the generic field list; the schemas by the setup panel."""
+        return [self[name] for name in ("name", "connection_url", "notify_enabled")]
 
     def clean_connection_url(self) -> str:
         url = self.cleaned_data["connection_url"].strip()
@@ -134,7 +178,7 @@ def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
         # Only the edited fields: a full save would write the listener's and the last check's fields, read
         # a moment ago, over what they recorded meanwhile. The URL only when it changed: every save
         # encrypts it anew.
-        fields = ["name", "notify_enabled", *(["connection_url"] if url_changed else [])]
+        fields = ["name", "notify_enabled", "schemas", *(["connection_url"] if url_changed else [])]
         form.save(commit=False).save(update_fields=fields)
         record_for(
             request, "datasource.changed", source, url_changed=url_changed, notify=source.notify_enabled
@@ -234,10 +278,12 @@ def _warn_triggers_not_reinstalled(request: HttpRequest, reason: str) -> None:
 @login_required
 def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    database = urlsplit(source.connection_url).path.strip("/") or "your_database"
+    # The saved password is never shown: the script names it by a placeholder (the role exists by now).
+    plan = plan_from_url(source.connection_url, source.schemas, tenant_slug=request.tenant.slug)
     context = {
         "source": source,
-        "setup_sql": setup_sql(database=database),
+        "plan": plan,
+        "setup_sql": plan.sql(show_password=False),
         "used_by": published_workflows_using(source),
     }
     return render(request, "integrations/datasource_detail.html", context)
@@ -260,7 +306,20 @@ def datasource_tables(request: HttpRequest, datasource_id: int) -> HttpResponse:
         tables, error = list_tables(source), ""
     except DataSourceUnavailable as exc:
         tables, error = [], str(exc)
-    return render(request, "integrations/_tables.html", {"source": source, "tables": tables, "error": error})
+    watched = [t for t in tables if t.schema in source.schemas]
+    context = {"source": source, "tables": watched, "others": len(tables) - len(watched), "error": error}
+    return render(request, "integrations/_tables.html", context)
+
+
+@login_required
+def datasource_role(request: HttpRequest, datasource_id: int) -> HttpResponse:
+    """The warning block when the role can do more than Rowbell needs (empty when it cannot, or when the
+    database cannot be reached: the connection check says why)."""
+    source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
+    risk = check_role(source)
+    return render(
+        request, "integrations/_role_warning.html", {"role_warnings": risk.warnings if risk else []}
+    )
 
 
 @login_required

@@ -1,8 +1,10 @@
 """`POST /hooks/<workflow id>/`: a signed JSON body starts a run of a published webhook workflow.
 
 Answers: 202 `{"run_id", "event_key"}`; 400 when the body is not a JSON object (or the idempotency key
-is too long); 401 for a missing, bad or stale signature; 404 for an unknown workflow, one that is not
-published, or one whose trigger is not a webhook; 413 when the body exceeds WEBHOOK_MAX_BODY_BYTES.
+is too long, or has a NUL character, or nests too deep); 401 for a missing, bad or stale signature; 404
+for an unknown workflow, one that is not published, or one whose trigger is not a webhook; 409 for a
+signature already accepted (a replay: integrations/webhook_replay.py); 413 when the body exceeds
+WEBHOOK_MAX_BODY_BYTES.
 The signature is checked before the body is parsed, and nothing is written unless every check passes.
 How to sign: workflows/steps/webhook_trigger.py.
 """
@@ -13,14 +15,15 @@ import hmac
 import time
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
 from integrations.inbound import InboundRejected, event_key, parse_object, read_body
+from integrations.webhook_replay import remember_signature
 from workflows.models import Workflow
 from workflows.steps.webhook_trigger import (
     IDEMPOTENCY_HEADER,
@@ -40,23 +43,27 @@ class WebhookView(APIView):
 
     @extend_schema(
         summary="Start a run of a webhook-triggered workflow",
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": JSON_OBJECT},
         parameters=[
             OpenApiParameter(TIMESTAMP_HEADER, str, HEADER, required=True, description="Unix time, seconds"),
             OpenApiParameter(
                 SIGNATURE_HEADER, str, HEADER, required=True, description='sha256=HMAC(secret, "<ts>.<body>")'
             ),
-            OpenApiParameter(IDEMPOTENCY_HEADER, str, HEADER, description="Your event id: one run per key"),
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, HEADER, description="Your event id: one run per key"
+            ),
         ],
         responses={
             202: inline_serializer(
                 "WebhookAccepted",
                 {"run_id": serializers.IntegerField(), "event_key": serializers.CharField()},
             ),
-            400: OpenApiResponse(DETAIL, description="The body is not a JSON object"),
+            400: OpenApiResponse(DETAIL, description="The body is not a JSON object Rowbell can store"),
             401: OpenApiResponse(DETAIL, description="Missing, bad or stale signature"),
             404: OpenApiResponse(DETAIL, description="No published webhook workflow with this id"),
+            409: OpenApiResponse(DETAIL, description="This signature was already accepted (a replay)"),
             413: OpenApiResponse(DETAIL, description="Body over WEBHOOK_MAX_BODY_BYTES"),
+            503: OpenApiResponse(DETAIL, description="Replays cannot be checked now (Redis): retry"),
         },
     )
     def post(self, request, workflow_id: int) -> Response:
@@ -65,9 +72,11 @@ class WebhookView(APIView):
         try:
             workflow = _published_webhook_workflow(workflow_id)
             body = read_body(request)
-            _verify_signature(request, workflow.webhook_secret, body)
+            signature, timestamp = _verify_signature(request, workflow.webhook_secret, body)
             payload = parse_object(body)
             key = event_key(request, "webhook")
+            keyed = bool(request.headers.get(IDEMPOTENCY_HEADER, "").strip())
+            remember_signature(workflow.pk, signature, timestamp, key, keyed)
         except InboundRejected as rejected:
             return Response({"detail": rejected.detail}, status=rejected.status_code)
         run = start_run(workflow, payload, key)
@@ -88,7 +97,8 @@ def _published_webhook_workflow(workflow_id: int) -> Workflow:
     return workflow
 
 
-def _verify_signature(request, secret: str, body: bytes) -> None:
+def _verify_signature(request, secret: str, body: bytes) -> tuple[str, int]:
+    """(signature, timestamp) when the request is signed with the secret, recently; else 401."""
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not timestamp or not signature:
@@ -105,8 +115,10 @@ def _verify_signature(request, secret: str, body: bytes) -> None:
             401,
             f"The timestamp is {int(age)} s away from now (more than {tolerance} s): sign the request again.",
         )
-    if not hmac.compare_digest(signature.encode(), compute_signature(secret, timestamp, body).encode()):
+    expected = compute_signature(secret, timestamp, body)
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
         raise InboundRejected(
             401,
             "Bad signature: HMAC-SHA256 the text '<timestamp>.<body>' with the workflow's webhook secret.",
         )
+    return expected, int(timestamp)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -32,11 +31,12 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from config.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
 from integrations.inbound import InboundRejected, event_key, json_type, parse_object, read_body
 from runs.engine import WorkflowNotPublished, cancel_run, start_run
 from runs.models import Delivery, Run, StepExecution
-from runs.views.paging import BadCursor, keyset_page
-from tenants.api import API_ERROR, TenantApiMixin
+from runs.views.paging import CURSOR_REGEX, BadCursor, keyset_page
+from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin, query_whole_number
 from tenants.audit import record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
@@ -139,10 +139,9 @@ class RunKeysetPagination(BasePagination):
     page_size_query_param = "page_size"
 
     def paginate_queryset(self, queryset: QuerySet, request: Request, view=None) -> list:
+        cursor = request.query_params.get(self.cursor_query_param)
         try:
-            page = keyset_page(
-                queryset, request.query_params.get(self.cursor_query_param), self.size(request)
-            )
+            page = keyset_page(queryset, cursor, self.size(request))
         except BadCursor as exc:
             raise ParseError(str(exc)) from None
         url = request.build_absolute_uri()
@@ -152,12 +151,7 @@ class RunKeysetPagination(BasePagination):
         return page.items
 
     def size(self, request: Request) -> int:
-        value = request.query_params.get(self.page_size_query_param)
-        if value is None:
-            return self.page_size
-        if not value.isdigit() or int(value) < 1:
-            raise ParseError(f"page_size must be a whole number from 1 to {self.max_page_size}.")
-        return min(int(value), self.max_page_size)
+        return query_whole_number(request, self.page_size_query_param, self.page_size, self.max_page_size)
 
     def get_paginated_response(self, data: list) -> Response:
         return Response({"next": self.next_url, "results": data})
@@ -168,8 +162,7 @@ class RunKeysetPagination(BasePagination):
             "required": ["next", "results"],
             "properties": {
                 "next": {
-                    "type": "string",
-                    "nullable": True,
+                    "type": ["string", "null"],
                     "format": "uri",
                     "description": "Null on the last page.",
                 },
@@ -184,14 +177,15 @@ class RunKeysetPagination(BasePagination):
                 "in": "query",
                 "required": False,
                 "description": "The position to continue from: take it from the previous page's `next`.",
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "pattern": CURSOR_REGEX},
             },
             {
                 "name": self.page_size_query_param,
                 "in": "query",
                 "required": False,
-                "description": f"Runs per page, {self.page_size} by default, at most {self.max_page_size}.",
-                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+                "description": f"Runs per page, {self.page_size} by default; more than {self.max_page_size} "
+                f"counts as {self.max_page_size}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
             },
         ]
 
@@ -214,6 +208,7 @@ class RunViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
 
     serializer_class = RunSerializer
     pagination_class = RunKeysetPagination
+    filter_serializer = RunFilterSerializer
 
     def get_queryset(self) -> QuerySet:
         return self.tenant_rows(Run).select_related("workflow", "version")
@@ -255,10 +250,14 @@ class RunViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
         return Response({"run": RunSerializer(run).data, "cancelled_executions": stopped})
 
 
-START_RUN = inline_serializer(
-    "StartRun",
-    {"payload": serializers.DictField(help_text="The trigger's item: what the workflow's steps read.")},
-)
+START_RUN = {
+    "type": "object",
+    "required": ["payload"],
+    "additionalProperties": False,
+    "properties": {
+        "payload": {**JSON_OBJECT, "description": "The trigger's item: what the workflow's steps read."}
+    },
+}
 RUN_STARTED = inline_serializer(
     "RunStarted",
     {
@@ -275,11 +274,11 @@ class StartRunView(TenantApiMixin, APIView):
 
     @extend_schema(
         summary="Start a run of a published workflow",
-        request=START_RUN,
+        request={"application/json": START_RUN},
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_HEADER,
-                OpenApiTypes.STR,
+                IDEMPOTENCY_KEY,
                 OpenApiParameter.HEADER,
                 description="Your event id: the same key never starts two runs of a workflow.",
             )

@@ -8,6 +8,8 @@ CSRF token. `TenantApiMixin` puts both on a view, and answers errors as `{"detai
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.db.models import QuerySet
@@ -21,6 +23,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
+from rest_framework.views import exception_handler
 
 from tenants.models import API_KEY_PREFIX, ApiKey, hash_api_key
 from tenants.scoping import tenant_queryset
@@ -82,6 +85,24 @@ class HasApiKey(BasePermission):
         )
 
 
+WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+# The largest whole number a query parameter takes (18 digits), as the schema states.
+MAX_WHOLE_NUMBER = 10**18 - 1
+
+
+def query_whole_number(request: Request, name: str, default: int, maximum: int | None = None) -> int:
+    """A query parameter that must be a whole number from 1 (ParseError, a 400, otherwise); values over
+    `maximum` count as `maximum`. The schema states the same: integer, minimum 1."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not WHOLE_NUMBER.fullmatch(value) or int(value) < 1:
+        raise exceptions.ParseError(
+            f"{name} must be a whole number from 1 to {MAX_WHOLE_NUMBER}, not “{value[:50]}”."
+        )
+    return min(int(value), maximum) if maximum else int(value)
+
+
 class TenantApiMixin:
     # For every /api/v1/ view (no docstring here: drf-spectacular would show it on every endpoint).
     authentication_classes = [ApiKeyAuthentication]
@@ -90,9 +111,59 @@ class TenantApiMixin:
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
 
+    # The serializer of a list's filters (query parameters), if it has any.
+    filter_serializer: type[serializers.Serializer] | None = None
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if getattr(self, request.method.lower(), None) is None:
+            return  # DRF answers 405 next: the method comes before its parameters
+        # Only what the schema lists: a misspelt filter must not quietly return everything.
+        allowed = self.query_parameters()
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            takes = ", ".join(sorted(allowed)) if allowed else "no query parameters"
+            names = ", ".join(f"“{name[:50]}”" for name in unknown[:5])
+            raise exceptions.ParseError(f"Unknown query parameter {names}: this endpoint takes {takes}.")
+        for name, values in request.query_params.lists():
+            if "" in values:
+                raise exceptions.ParseError(
+                    f"The query parameter “{name}” is empty: give a value or leave it out."
+                )
+            if len(values) > 1:
+                raise exceptions.ParseError(
+                    f"The query parameter “{name}” is given {len(values)} times: give it once."
+                )
+
+    def query_parameters(self) -> set[str]:
+        """The query parameters this request's endpoint documents: a list's filters and pages."""
+        if getattr(self, "action", None) != "list":
+            return set()
+        names = set(self.filter_serializer().fields) if self.filter_serializer else set()
+        if self.paginator is not None:
+            names |= {parameter["name"] for parameter in self.paginator.get_schema_operation_parameters(self)}
+        return names
+
     def tenant_rows(self, model_or_qs: type[models.Model] | QuerySet) -> QuerySet:
         """The key's tenant's rows (none while drf-spectacular builds the schema: it sends no key)."""
         return tenant_queryset(model_or_qs, getattr(self.request, "tenant", None))
+
+
+def api_exception_handler(exc: Exception, context: dict):
+    """DRF's answer to an exception, always as `{"detail": "..."}` (the schema's ApiError): a validation
+    error's per-field lists become one sentence, "workflow: A valid integer is required."."""
+    response = exception_handler(exc, context)
+    if response is not None and not (isinstance(response.data, dict) and set(response.data) == {"detail"}):
+        response.data = {"detail": flatten_errors(response.data)}
+    return response
+
+
+def flatten_errors(errors, prefix: str = "") -> str:
+    if isinstance(errors, dict):
+        return " ".join(flatten_errors(value, f"{prefix}{key}: ") for key, value in errors.items())
+    if isinstance(errors, list):
+        return " ".join(flatten_errors(value, prefix) for value in errors)
+    return f"{prefix}{errors}"
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -6,11 +6,16 @@ import os
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from tenants.models import Membership, Role, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
+# The customer databases tests create share the server with Rowbell's test database (workers the tests
+# start inherit this); tests/security/test_datasource_target.py turns it off to test the refusal.
+os.environ.setdefault("DATA_SOURCE_ALLOW_ROWBELL_SERVER", "true")
+settings.DATA_SOURCE_ALLOW_ROWBELL_SERVER = True  # pytest-django read the settings before this module
 
 
 @pytest.fixture
@@ -89,3 +94,22 @@ def tenant_database(pg_admin_url):
 
     with scratch_database(pg_admin_url) as url:
         yield url
+
+
+@pytest.fixture
+def app_db(tenant_database):
+    """A customer database whose tables live in schema `app`, owned by the customer's app role. Roles the
+    test appends to `roles` are dropped after it (role names are cluster-wide)."""
+    import uuid
+
+    from tests.support import APP_SCHEMA, customer_execute, drop_roles, role_url
+
+    app_role = f"app_{uuid.uuid4().hex[:8]}"
+    customer_execute(tenant_database, APP_SCHEMA)
+    customer_execute(tenant_database, f'CREATE ROLE "{app_role}" LOGIN')
+    customer_execute(tenant_database, f'GRANT USAGE ON SCHEMA app TO "{app_role}"')
+    for table in ("app.users", "app.orders"):
+        customer_execute(tenant_database, f'ALTER TABLE {table} OWNER TO "{app_role}"')
+    roles = [app_role]
+    yield {"url": tenant_database, "app_url": role_url(tenant_database, app_role), "roles": roles}
+    drop_roles(tenant_database, roles)

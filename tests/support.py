@@ -89,3 +89,52 @@ def publish_query_workflow(source, name: str = "Digest"):
     )
     publish(workflow)
     return workflow
+
+
+APP_SCHEMA = """
+CREATE SCHEMA app;
+CREATE TABLE app.users (id bigserial PRIMARY KEY, email text NOT NULL);
+CREATE TABLE app.orders (id bigserial PRIMARY KEY, user_id bigint, total numeric);
+CREATE TABLE public.unrelated (id int);
+"""
+
+
+def role_url(database_url: str, role: str, password: str = "") -> str:
+    """The database's URL for `role` (and password), percent-encoded as a person would write them."""
+    from urllib.parse import quote
+
+    parts = urlsplit(database_url)
+    host = parts.netloc.rpartition("@")[2]
+    auth = quote(role, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
+
+
+def run_with_psql(superuser_url: str, script: str) -> str:
+    """Run a script as a person would paste it into psql, stopping at the first error; psql's notices."""
+    import subprocess
+
+    result = subprocess.run(
+        ["psql", superuser_url, "-v", "ON_ERROR_STOP=1", "-q", "-f", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def drop_roles(database_url: str, roles: list[str]) -> None:
+    """Drop test roles (cluster-wide) and what they own in the database."""
+    from psycopg import sql
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY(%s)", (roles,)
+        )
+        for role in roles:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+    with psycopg.connect(urlsplit(database_url)._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        for role in roles:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -130,3 +130,14 @@ def test_datasource_admin_shows_notify_read_only(operator_client, tenant_a):
     assert response.status_code == 302
     source.refresh_from_db()
     assert source.name == "renamed" and not source.notify_enabled
+
+
+def test_the_workflow_admin_shows_the_webhook_path_never_the_secret(operator_client, tenant_a):
+    workflow = Workflow.objects.create(tenant=tenant_a, name="Onboarding")
+
+    page = operator_client.get(
+        reverse("admin:workflows_workflow_change", args=[workflow.pk])
+    ).content.decode()
+
+    assert f"POST /hooks/{workflow.pk}/" in page and "trigger panel" in page
+    assert workflow.webhook_secret not in page

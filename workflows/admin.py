@@ -1,9 +1,12 @@
 import json
 
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 
+from integrations.json_input import StorableJSONFormField
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps.webhook_trigger import webhook_path
 
 
 class VersionInline(admin.TabularInline):
@@ -23,13 +26,28 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "status", "published_version", "updated_at"]
     list_filter = ["status", "tenant"]
     search_fields = ["name", "tenant__name"]
-    readonly_fields = ["published_version", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["published_version", "webhook", "created_by", "created_at", "updated_at"]
     exclude = ["webhook_secret"]
     inlines = [VersionInline]
+
+    @admin.display(description="Webhook")
+    def webhook(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        return format_html(
+            "<code>POST {}</code> (for a webhook trigger). The signing secret is revealed, copied and rotated "
+            "in the builder's trigger panel, by the tenant's admins and owners.",
+            webhook_path(obj.pk),
+        )
+
+
+# A draft step's config is edited as JSON here: a NUL or deep nesting is a form error, not a 500.
+STORABLE_JSON = {models.JSONField: {"form_class": StorableJSONFormField}}
 
 
 class StepInline(admin.TabularInline):
     model = Step
+    formfield_overrides = STORABLE_JSON
     extra = 0
     fields = ["parent", "position", "kind", "name", "config"]
     fk_name = "version"
@@ -69,6 +87,7 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Step)
 class StepAdmin(admin.ModelAdmin):
+    formfield_overrides = STORABLE_JSON
     list_display = ["__str__", "kind", "version", "tenant", "position"]
     list_filter = ["kind", "version__state", "tenant"]
     search_fields = ["name", "kind", "version__workflow__name"]

@@ -2,8 +2,11 @@
 
 `export_workflow(workflow, version=None) -> dict` and `import_workflow(data, tenant, *, workflow=None,
 publish=False, user=None) -> Workflow`. The format is documented in docs/workflow-format.md. Import
-validates every step with its kind (errors name the step's path and field) and changes nothing when
-anything is wrong: it runs in one transaction.
+validates every step with its kind (errors name the step's path and field, publishing's too) and changes
+nothing when anything is wrong: it runs in one transaction.
+
+Files are portable between tenants and installations: every data source is written by its name, never its
+id, and export decrypts nothing (a Slack step's encrypted URL is carried as the token it is stored as).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from django.db import transaction
 
 from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
-from workflows.publishing import get_or_create_draft, publish
+from workflows.publishing import PublishError, get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.references import foreign_references
 
 FORMAT = "rowbell.workflow/1"
 
@@ -43,27 +47,54 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
     sources = dict(DataSource.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
+    errors: dict[str, dict[str, str]] = {}
 
-    def node(step: Step) -> dict[str, Any]:
+    def node(step: Step, path: str) -> dict[str, Any]:
         config = dict(step.config)
-        if step.kind == "data_query" and config.get("datasource") in sources:
-            config["datasource"] = {"name": sources[config["datasource"]]}
+        for name in datasource_fields(step.kind):
+            if config.get(name) in (None, ""):
+                continue
+            pk = _int(config[name])
+            if pk in sources:
+                config[name] = {"name": sources[pk]}
+            else:
+                errors[path] = {name: "This step's data source does not exist any more: choose another one."}
         return {
             "key": str(step.key),
             "kind": step.kind,
             "name": step.name,
             "config": config,
-            "children": [node(child) for child in by_parent.get(step.pk, [])],
+            "children": [
+                node(child, f"{path}/{index}") for index, child in enumerate(by_parent.get(step.pk, []))
+            ],
         }
 
     roots = by_parent.get(None, [])
+    trigger = node(roots[0], "trigger") if roots else None
+    if errors:
+        raise WorkflowFileError(errors)
     return {
         "format": FORMAT,
         "name": workflow.name,
         "description": workflow.description,
         "version": version.number,
-        "trigger": node(roots[0]) if roots else None,
+        "trigger": trigger,
     }
+
+
+def datasource_fields(kind_name: str) -> list[str]:
+    """The config fields of a kind that hold a data source (a tenant's id in the database, a name in files)."""
+    try:
+        return [spec.name for spec in get_kind(kind_name).fields if spec.widget == "datasource"]
+    except ConfigError:
+        return []
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def import_workflow(
@@ -82,8 +113,11 @@ def import_workflow(
         )
     if not isinstance(data.get("trigger"), dict):
         raise WorkflowFileError({"file": {"trigger": "The file has no trigger step at the top."}})
-    sources = {name: pk for pk, name in DataSource.objects.filter(tenant=tenant).values_list("pk", "name")}
+    sources: dict[str, list[int]] = {}
+    for pk, name in DataSource.objects.filter(tenant=tenant).values_list("pk", "name"):
+        sources.setdefault(name, []).append(pk)
     errors: dict[str, dict[str, str]] = {}
+    paths: dict[int, str] = {}
     with transaction.atomic():
         if workflow is None:
             workflow = Workflow.objects.create(
@@ -94,33 +128,42 @@ def import_workflow(
             )
         draft = get_or_create_draft(workflow)
         draft.steps.filter(parent__isnull=True).delete()
-        _add(data["trigger"], draft, None, 0, "trigger", sources, errors)
+        _add(data["trigger"], draft, None, 0, "trigger", sources, errors, paths)
         if errors:
             transaction.set_rollback(True)
             raise WorkflowFileError(errors)
         if publish_it:
-            publish(workflow, user=user, sandbox=sandbox)
+            try:
+                publish(workflow, user=user, sandbox=sandbox)
+            except PublishError as exc:
+                # Publishing names steps by id; the file's reader knows them by path.
+                raise WorkflowFileError(
+                    {paths.get(step_id, "workflow"): fields for step_id, fields in exc.step_errors.items()}
+                ) from exc
     workflow.refresh_from_db()
     return workflow
 
 
-def _add(node, draft, parent, position, path, sources, errors) -> None:
+def _add(node, draft, parent, position, path, sources, errors, paths) -> None:
     if not isinstance(node, dict) or not isinstance(node.get("kind"), str):
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
     config = dict(node.get("config") or {})
-    source = config.get("datasource")
-    if isinstance(source, dict):
-        name = source.get("name")
-        if name not in sources:
-            errors[path] = {"datasource": f"This tenant has no data source named “{name}”; create it first."}
+    for name in datasource_fields(node["kind"]):
+        problem = _resolve_datasource(config, name, sources)
+        if problem:
+            errors[path] = {name: problem}
             return
-        config["datasource"] = sources[name]
     try:
         kind = get_kind(node["kind"])
         cleaned = kind.validate(config)
     except ConfigError as exc:
         errors[path] = exc.errors
+        return
+    foreign = foreign_references(draft.tenant_id, node["kind"], cleaned)
+    if foreign:
+        label = str(node.get("name") or node["kind"])
+        errors[path] = {field: f"Step “{label}”: {message}" for field, message in foreign.items()}
         return
     if (parent is None) != kind.is_trigger:
         errors[path] = {
@@ -139,5 +182,26 @@ def _add(node, draft, parent, position, path, sources, errors) -> None:
     if node.get("key"):
         fields["key"] = node["key"]
     step = Step.objects.create(**fields)
+    paths[step.pk] = path
     for index, child in enumerate(node.get("children") or []):
-        _add(child, draft, step, index, f"{path}/{index}", sources, errors)
+        _add(child, draft, step, index, f"{path}/{index}", sources, errors, paths)
+
+
+def _resolve_datasource(config: dict[str, Any], field: str, sources: dict[str, list[int]]) -> str:
+    """Replace `{"name": …}` by the tenant's data source of that name; a message when there is none (or a
+    bare id, which means something else in another tenant or installation)."""
+    value = config.get(field)
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return (
+            'Name the data source, like {"name": "App DB"}: ids differ between tenants and installations '
+            "(export the workflow again to get names)."
+        )
+    matches = sources.get(value["name"], [])
+    if not matches:
+        return f"This tenant has no data source named “{value['name']}”; add it first (manage.py add_datasource)."
+    if len(matches) > 1:
+        return f"This tenant has {len(matches)} data sources named “{value['name']}”; rename all but one."
+    config[field] = matches[0]
+    return ""

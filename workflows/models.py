@@ -49,6 +49,18 @@ class Workflow(TenantOwned):
     def is_published(self) -> bool:
         return self.published_version_id is not None
 
+    def rotate_webhook_secret(self) -> str:
+        """A new signing secret, in force for the next POST; the old one stops verifying at once."""
+        self.webhook_secret = new_webhook_secret()
+        self.save(update_fields=["webhook_secret", "updated_at"])
+        return self.webhook_secret
+
+    @property
+    def masked_webhook_secret(self) -> str:
+        from integrations.crypto import mask
+
+        return mask(self.webhook_secret, 0)
+
 
 class WorkflowVersion(TenantOwned):
     class State(models.TextChoices):
@@ -154,7 +166,22 @@ class Step(TenantOwned):
         ordering = ["position", "id"]
 
     def __str__(self) -> str:
-        return self.name or self.kind
+        return self.display_name
+
+    @property
+    def kind_label(self) -> str:
+        """The kind as people read it ("Send email"), not its internal name ("send_email")."""
+        from workflows.steps import ConfigError, get_kind
+
+        try:
+            return get_kind(self.kind).label
+        except ConfigError:
+            return self.kind
+
+    @property
+    def display_name(self) -> str:
+        """The step's name, or its kind's label when it has none."""
+        return self.name or self.kind_label
 
     @property
     def kind_class(self):

@@ -9,6 +9,7 @@ from django.utils import timezone
 from integrations.datasources.usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.references import foreign_references
 
 
 class PublishError(Exception):
@@ -98,6 +99,8 @@ def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str
         except ConfigError as exc:
             errors[step.id] = exc.errors
             continue
+        for field, message in foreign_references(step.tenant_id, step.kind, step.config).items():
+            errors.setdefault(step.id, {})[field] = message
         if step.parent_id is None and not kind.is_trigger:
             errors.setdefault(step.id, {})["kind"] = "The first step must be a trigger."
         if step.parent_id is not None and kind.is_trigger:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows.views import builder, dashboard, panel, publishing, workflow_list
+from workflows.views import builder, dashboard, panel, publishing, webhook, workflow_list
 
 app_name = "workflows"
 
@@ -19,6 +19,9 @@ urlpatterns = [
     path("workflows/<int:workflow_id>/publish/", publishing.publish_dialog, name="publish_dialog"),
     path("workflows/<int:workflow_id>/publish/confirm/", publishing.publish_workflow, name="publish"),
     path("workflows/<int:workflow_id>/unpublish/", publishing.unpublish_workflow, name="unpublish"),
+    path("workflows/<int:workflow_id>/webhook/secret/", webhook.reveal_secret, name="webhook_secret"),
+    path("workflows/<int:workflow_id>/webhook/rotate/", webhook.rotate_secret, name="webhook_rotate"),
+    path("workflows/<int:workflow_id>/webhook/test/", webhook.send_test, name="webhook_test"),
     path("workflows/<int:workflow_id>/versions/", publishing.version_list, name="versions"),
     path("workflows/<int:workflow_id>/versions/<int:version_id>/", publishing.version_detail, name="version"),
     path(

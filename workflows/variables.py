@@ -1,7 +1,7 @@
 """What the builder knows about the items at a step: the fields above it, and data queries' columns.
 
 A data query's columns come from PostgreSQL itself: the SQL is described (wrapped in `LIMIT 0`, every
-placeholder bound as NULL) on the read-only query connection, which also catches SQL errors while the
+placeholder bound as NULL) through integrations.query.read_only_cursor, like every tenant query, which also catches SQL errors while the
 person is still typing, before anything runs.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.models import DataSource
-from integrations.query import PLACEHOLDER, QueryError, connect
+from integrations.query import PLACEHOLDER, QueryError, describe_columns, parametrized
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
 
@@ -32,11 +32,9 @@ def describe_query(tenant, config: dict[str, Any]) -> tuple[list[str], str]:
     if not sql or source is None:
         return [], ""
     count = len(PLACEHOLDER.findall(sql))
-    text = PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+    text = parametrized(sql)
     try:
-        with connect(source.connection_url) as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(f"SELECT * FROM ({text}\n) AS rowbell_described LIMIT 0", [None] * count)
-            return [column.name for column in cur.description or []], ""
+        return describe_columns(source.connection_url, text, [None] * count), ""
     except QueryError as exc:
         return [], exc.message
     except Exception as exc:  # psycopg's errors: the message is what the person needs to see

@@ -5,7 +5,9 @@ The small public API (the builder's pickers and the data-source pages call these
 - `test_connection(datasource) -> ConnectionCheck`: `.ok` and a `.message` a person can act on; also
   records the result on the data source (`status`, `last_error`, `checked_at`).
 - `setup_sql(role, password, database, schemas)`: the SQL a superuser runs once to create Rowbell's
-  least-privilege role.
+  least-privilege role; `plan_from_url(url, schemas)` takes the role, password and database from the URL
+  the person typed (proposing what it lacks). `test_connection` lists each missing grant with its fix.
+- `server_schemas(ds)`: every schema of the database with its table count (for the schema picker).
 - `list_schemas(ds)`, `list_tables(ds, schema=None)`, `list_columns(ds, schema, table)`,
   `primary_key(ds, schema, table)`: introspection for pickers and for a trigger's item shape.
 - `install_trigger(ds, workflow_id, spec)` / `remove_trigger(ds, workflow_id)`: what publishing a
@@ -28,13 +30,15 @@ from integrations.datasources.connection import (
 )
 from integrations.datasources.introspection import (
     ColumnInfo,
+    SchemaInfo,
     TableInfo,
     list_columns,
     list_schemas,
     list_tables,
     primary_key,
+    server_schemas,
 )
-from integrations.datasources.setup import setup_sql
+from integrations.datasources.setup import SetupPlan, plan_from_url, setup_sql, url_with
 from integrations.datasources.triggers import (
     TriggerSpec,
     install_trigger,
@@ -54,6 +58,8 @@ __all__ = [
     "ColumnInfo",
     "ConnectionCheck",
     "DataSourceUnavailable",
+    "SchemaInfo",
+    "SetupPlan",
     "TableInfo",
     "TriggerSpec",
     "connect",
@@ -65,13 +71,16 @@ __all__ = [
     "list_schemas",
     "list_tables",
     "lock_datasources_of",
+    "plan_from_url",
     "primary_key",
     "published_workflows_using",
     "reinstall_triggers",
     "remove_trigger",
     "remove_triggers_from",
     "same_database",
+    "server_schemas",
     "setup_sql",
     "test_connection",
     "triggers_up_to_date",
+    "url_with",
 ]

@@ -11,6 +11,10 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
+from integrations.datasources.privileges import role_risk
+from integrations.datasources.setup import GrantFixes
+from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
+
 MIN_SERVER_VERSION = 120000  # PostgreSQL 12: the oldest release Rowbell's trigger SQL is tested against
 CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOUT
 # A host that vanishes mid-conversation (a firewall starts dropping packets, the machine dies) sends no
@@ -31,12 +35,23 @@ class DataSourceUnavailable(Exception):
     """The customer's database cannot be used right now; the message says why and what to do."""
 
 
+@dataclass(frozen=True)
+class MissingGrant:
+    """Something Rowbell's role cannot do yet, and the SQL a superuser runs to fix it ("" when none)."""
+
+    problem: str
+    fix: str = ""
+
+
 @dataclass
 class ConnectionCheck:
     ok: bool
     message: str
     problems: list[str] = field(default_factory=list)
     server_version: str = ""
+    role_warnings: list[str] = field(default_factory=list)  # privileges.RoleRisk.warnings
+    # The problems that a statement fixes, with that statement (a subset of `problems`, in order).
+    missing: list[MissingGrant] = field(default_factory=list)
 
 
 def same_database(first_url: str, second_url: str) -> bool:
@@ -66,24 +81,36 @@ def connect(
     autocommit: bool = False,
     application_name: str = "rowbell",
     statement_timeout: float | None = None,
+    read_only: bool = False,
+    timeout: int | None = None,
 ) -> psycopg.Connection:
     """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason.
 
-    `statement_timeout` (seconds) makes the server cancel any statement that runs longer.
+    `statement_timeout` (seconds) makes the server cancel any statement that runs longer; `read_only`
+    makes every transaction of the session read-only (default_transaction_read_only), for connections
+    that only look (introspection); `timeout` (seconds, at least 2) replaces DATASOURCE_CONNECT_TIMEOUT
+    for this connection attempt.
     """
     url = datasource.connection_url or ""
     if not url.startswith(("postgres://", "postgresql://")):
         raise DataSourceUnavailable(
             "The connection URL cannot be used: write it as postgresql://user:password@host:5432/dbname."
         )
-    server_settings = {}
+    options = []
     if statement_timeout:
-        server_settings["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+        options.append(f"-c statement_timeout={round(statement_timeout * 1000)}")
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    server_settings = {"options": " ".join(options)} if options else {}
+    try:
+        server_settings.update(pinned_conninfo(url))
+    except DataSourceTargetRefused as exc:
+        raise DataSourceUnavailable(str(exc)) from exc
     try:
         return psycopg.connect(
             url,
             autocommit=autocommit,
-            connect_timeout=connect_timeout(),
+            connect_timeout=max(2, timeout) if timeout else connect_timeout(),
             application_name=application_name,
             **TCP_KEEPALIVE,
             **server_settings,
@@ -148,14 +175,17 @@ def test_connection(
 ) -> ConnectionCheck:
     """Connect, check the version and the grants Rowbell needs, and record the outcome on the data source.
 
-    `tables` are (schema, table) pairs that must be readable and accept triggers; by default the tables
-    of the data source's published database triggers.
+    The grants checked: every table of the data source's `schemas` readable and accepting triggers, the
+    `rowbell` schema, the trigger-removal helper, and `tables`, (schema, table) pairs that must exist too
+    (by default the tables of the data source's published database triggers). Each missing grant comes
+    with the statement that fixes it (`check.missing`).
     """
     if not tables and datasource.pk:
         tables = watched_tables(datasource)
+    schemas = list(getattr(datasource, "schemas", None) or ["public"])
     try:
         with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
-            check = _check_server(conn, list(tables))
+            check = _check_server(conn, schemas, list(tables))
     except DataSourceUnavailable as exc:
         check = ConnectionCheck(ok=False, message=str(exc), problems=[str(exc)])
     if save and datasource.pk:
@@ -163,7 +193,9 @@ def test_connection(
     return check
 
 
-def _check_server(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> ConnectionCheck:
+def _check_server(
+    conn: psycopg.Connection, schemas: list[str], tables: list[tuple[str, str]]
+) -> ConnectionCheck:
     version_num = conn.info.server_version
     version = f"{version_num // 10000}.{version_num % 10000}"
     if version_num < MIN_SERVER_VERSION:
@@ -172,45 +204,149 @@ def _check_server(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> Co
             f"{MIN_SERVER_VERSION // 10000} or newer."
         )
         return ConnectionCheck(ok=False, message=message, problems=[message], server_version=version)
-    problems = _missing_grants(conn, tables)
-    if problems:
+    missing = missing_grants(conn, schemas, tables)
+    role_warnings = role_risk(conn).warnings
+    if missing:
+        problems = [grant.problem for grant in missing]
         return ConnectionCheck(
             ok=False,
             message="Connected, but Rowbell's role is missing grants: " + " ".join(problems),
             problems=problems,
             server_version=version,
+            role_warnings=role_warnings,
+            missing=missing,
         )
-    return ConnectionCheck(ok=True, message=f"Connected to PostgreSQL {version}.", server_version=version)
+    return ConnectionCheck(
+        ok=True,
+        message=f"Connected to PostgreSQL {version}.",
+        server_version=version,
+        role_warnings=role_warnings,
+    )
 
 
-def _missing_grants(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> list[str]:
-    problems = []
+def missing_grants(
+    conn: psycopg.Connection, schemas: list[str], tables: list[tuple[str, str]] = ()
+) -> list[MissingGrant]:
+    """What the connected role still lacks to watch the tables of `schemas` (and `tables`), with fixes."""
     role = conn.execute("SELECT current_user").fetchone()[0]
-    schema_row = conn.execute(
-        "SELECT has_schema_privilege('rowbell', 'CREATE') FROM pg_namespace WHERE nspname = 'rowbell'"
-    ).fetchone()
-    if schema_row is None:
-        can_create = conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]
-        if not can_create:
-            problems.append(
-                f"There is no “rowbell” schema and “{role}” cannot create it (run the setup SQL)."
-            )
-    elif not schema_row[0]:
-        problems.append(f"“{role}” cannot create objects in the “rowbell” schema (run the setup SQL).")
+    fixes = GrantFixes(role)
+    missing = _rowbell_schema_problems(conn, role, fixes)
+    reported: set[str] = set()
+    for schema in schemas:
+        problems = _schema_problems(conn, role, schema, fixes)
+        if problems:
+            reported.add(schema)
+        missing += problems
     for schema, table in tables:
-        row = conn.execute(
-            "SELECT has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'TRIGGER') "
-            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s",
-            (schema, table),
-        ).fetchone()
-        if row is None:
-            problems.append(f"The table {schema}.{table} does not exist (or “{role}” cannot see its schema).")
-            continue
-        missing = [name for name, granted in zip(("SELECT", "TRIGGER"), row, strict=True) if not granted]
-        if missing:
-            problems.append(f"“{role}” lacks {' and '.join(missing)} on {schema}.{table}.")
-    return problems
+        missing += _table_problems(conn, role, schema, table, fixes, schema_reported=schema in reported)
+    if _needs_drop_helper(conn, schemas, tables):
+        missing += _helper_problems(conn, role, fixes)
+    return missing
+
+
+def _rowbell_schema_problems(conn: psycopg.Connection, role: str, fixes: GrantFixes) -> list[MissingGrant]:
+    row = conn.execute(
+        "SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = 'rowbell'"
+    ).fetchone()
+    if row is None:
+        if conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+            return []
+        problem = f"There is no “rowbell” schema and “{role}” cannot create it."
+    elif not row[0]:
+        problem = f"“{role}” cannot create objects in the “rowbell” schema (its event log lives there)."
+    else:
+        return []
+    return [MissingGrant(problem, fixes.rowbell_schema())]
+
+
+def _schema_problems(
+    conn: psycopg.Connection, role: str, schema: str, fixes: GrantFixes
+) -> list[MissingGrant]:
+    row = conn.execute(
+        "SELECT oid, has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s", (schema,)
+    ).fetchone()
+    if row is None:
+        return [
+            MissingGrant(
+                f"There is no schema “{schema}” in this database: choose the schemas your tables are in "
+                "on the data source's edit page."
+            )
+        ]
+    missing = []
+    if not row[1]:
+        missing.append(MissingGrant(f"“{role}” cannot use the schema “{schema}”.", fixes.usage(schema)))
+    lacking = [
+        name
+        for (name,) in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = %s AND relkind IN ('r', 'p') "
+            "AND NOT relispartition AND NOT (has_table_privilege(oid, 'SELECT') "
+            "AND has_table_privilege(oid, 'TRIGGER')) ORDER BY relname",
+            (row[0],),
+        )
+    ]
+    if lacking:
+        shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        count = f"{len(lacking)} table{'s' if len(lacking) != 1 else ''}"
+        missing.append(
+            MissingGrant(
+                f"“{role}” cannot read or put triggers on {count} in “{schema}”: {shown}.",
+                fixes.tables(schema),
+            )
+        )
+    return missing
+
+
+def _table_problems(
+    conn: psycopg.Connection, role: str, schema: str, table: str, fixes: GrantFixes, *, schema_reported: bool
+) -> list[MissingGrant]:
+    row = conn.execute(
+        "SELECT has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'TRIGGER') "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    if row is None:
+        return [
+            MissingGrant(f"The table {schema}.{table} does not exist (or “{role}” cannot see its schema).")
+        ]
+    lacking = [name for name, granted in zip(("SELECT", "TRIGGER"), row, strict=True) if not granted]
+    if not lacking or schema_reported:
+        return []
+    return [
+        MissingGrant(
+            f"“{role}” lacks {' and '.join(lacking)} on {schema}.{table}.", fixes.table(schema, table)
+        )
+    ]
+
+
+def _needs_drop_helper(conn: psycopg.Connection, schemas: list[str], tables: list[tuple[str, str]]) -> bool:
+    """Whether the role must remove triggers from tables it does not own (needing rowbell.drop_trigger)."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND NOT pg_has_role(c.relowner, 'USAGE') "
+        "AND (n.nspname = ANY(%s) OR (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))))",
+        (schemas, [s for s, _ in tables], [t for _, t in tables]),
+    ).fetchone()[0]
+
+
+def _helper_problems(conn: psycopg.Connection, role: str, fixes: GrantFixes) -> list[MissingGrant]:
+    oid, can_execute = conn.execute(
+        "SELECT p, p IS NOT NULL AND has_function_privilege(p, 'EXECUTE') "
+        "FROM to_regprocedure('rowbell.drop_trigger(regclass, name)') AS p"
+    ).fetchone()
+    if oid is not None and can_execute:
+        return []
+    problem = (
+        "The function rowbell.drop_trigger is missing"
+        if oid is None
+        else f"“{role}” may not call rowbell.drop_trigger"
+    )
+    return [
+        MissingGrant(
+            f"{problem}: without it Rowbell cannot remove its triggers from tables “{role}” does not own.",
+            fixes.helper(),
+        )
+    ]
 
 
 def watched_tables(datasource) -> list[tuple[str, str]]:

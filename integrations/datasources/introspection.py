@@ -1,6 +1,6 @@
 """What is in the customer's database: schemas, tables, columns with types, primary keys.
 
-Every function opens a short autocommit connection and returns plain dataclasses, so the builder can
+Every function opens a short autocommit connection whose transactions are read-only and returns plain dataclasses, so the builder can
 call them from a view (and cache them if it wants). Only objects the connected role can read are listed.
 """
 
@@ -33,7 +33,7 @@ class ColumnInfo:
 
 def list_schemas(datasource) -> list[str]:
     """Schemas the role may use, without PostgreSQL's own and Rowbell's."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect") as conn:
+    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
         rows = conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname <> ALL(%s) AND nspname NOT LIKE 'pg\\_%%' "
             "AND has_schema_privilege(oid, 'USAGE') ORDER BY nspname",
@@ -42,9 +42,32 @@ def list_schemas(datasource) -> list[str]:
     return [row[0] for row in rows]
 
 
+@dataclass(frozen=True)
+class SchemaInfo:
+    name: str
+    tables: int  # ordinary and partitioned tables, whether or not the role may read them yet
+    usable: bool  # the role has USAGE on it
+
+
+def server_schemas(datasource, connect_timeout: int | None = None) -> list[SchemaInfo]:
+    """Every schema of the database, readable or not: PostgreSQL shows any role the catalog, so a role
+    that may not read a schema yet can still offer it to be picked (and granted by the setup SQL)."""
+    with connect(
+        datasource, autocommit=True, application_name="rowbell-introspect", timeout=connect_timeout
+    ) as conn:
+        rows = conn.execute(
+            "SELECT n.nspname, count(c.oid) FILTER (WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition), "
+            "has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n "
+            "LEFT JOIN pg_class c ON c.relnamespace = n.oid "
+            "WHERE n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%' GROUP BY n.oid, n.nspname ORDER BY 1",
+            (list(HIDDEN_SCHEMAS),),
+        ).fetchall()
+    return [SchemaInfo(name=row[0], tables=row[1], usable=row[2]) for row in rows]
+
+
 def list_tables(datasource, schema: str | None = None) -> list[TableInfo]:
     """Ordinary and partitioned tables the role can read, optionally in one schema."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect") as conn:
+    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
         rows = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s) "
@@ -58,7 +81,7 @@ def list_tables(datasource, schema: str | None = None) -> list[TableInfo]:
 
 def list_columns(datasource, schema: str, table: str) -> list[ColumnInfo]:
     """The table's columns in order, with types; [] when the table is missing or unreadable."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect") as conn:
+    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
         rows = conn.execute(
             """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
@@ -78,7 +101,7 @@ def list_columns(datasource, schema: str, table: str) -> list[ColumnInfo]:
 
 def primary_key(datasource, schema: str, table: str) -> list[str]:
     """The primary key's columns in key order ([] when the table has none)."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect") as conn:
+    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
         rows = conn.execute(
             """
             SELECT a.attname

@@ -261,7 +261,7 @@ def guarded(
             raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
         return fn(), None
     except StepFailed as exc:
-        return None, failure(ctx, execution, exc.message, permanent=exc.permanent)
+        return None, failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
         if interrupts_batch(exc):
             raise
@@ -283,8 +283,11 @@ def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
     )
 
 
-def failure(ctx: StepContext, execution: StepExecution, message: str, permanent: bool) -> Outcome:
-    limit = max_attempts(ctx.step.config)
+def failure(
+    ctx: StepContext, execution: StepExecution, message: str, permanent: bool, limit: int | None = None
+) -> Outcome:
+    """Failed for good (permanent, or out of attempts: the step's, or `limit` when lower), else retried."""
+    limit = min(max_attempts(ctx.step.config), limit or max_attempts(ctx.step.config))
     if permanent or execution.attempts >= limit:
         suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
         return Outcome("failed", error=message + suffix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,11 +26,19 @@ class Page:
     next_cursor: str | None
 
 
+CURSOR_REGEX = r"^[0-9]{1,16}\.[0-9]{1,18}$"
+CURSOR_PATTERN = re.compile(CURSOR_REGEX.strip("^$"))
+
+
 def encode_cursor(created_at: datetime, pk: int) -> str:
     return f"{(created_at - EPOCH) // MICROSECOND}.{pk}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    # Exactly what encode_cursor writes (the API's schema states this pattern): int() alone would also
+    # take "+1", " 1", "1_0" or a bigint PostgreSQL refuses.
+    if not CURSOR_PATTERN.fullmatch(cursor):
+        raise BadCursor(f"“{cursor[:100]}” is not a page position; start again from the newest.")
     try:
         micros, pk = cursor.split(".", 1)
         when = EPOCH + int(micros) * MICROSECOND

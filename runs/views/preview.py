@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from integrations.query import QueryError, compile_sql, fetch_rows
+from config.input_guard import checks_nul_itself
+from integrations.query import QueryError, check_tenant_sql, compile_sql, fetch_rows
 from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
 from runs.models import Run, StepExecution
@@ -88,9 +89,10 @@ def preview_step(step: Step, item: dict[str, Any]) -> Preview:
 def query_preview(ctx: StepContext, item: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """The first rows and the total count of the step's query for this item (read-only)."""
     sql, params = compile_sql(ctx.step.config["sql"], {"item": item, "run": ctx.run_context})
+    check_tenant_sql(sql)
     conn = ctx.query_connection(ctx.step.config["datasource"])
-    total = fetch_rows(conn, f"SELECT count(*) AS total FROM ({sql}) AS preview", params)[0]["total"]
-    rows = fetch_rows(conn, f"SELECT * FROM ({sql}) AS preview LIMIT {PREVIEW_ROWS}", params)
+    total = fetch_rows(conn, f"SELECT count(*) AS total FROM ({sql}\n) AS preview", params)[0]["total"]
+    rows = fetch_rows(conn, f"SELECT * FROM ({sql}\n) AS preview LIMIT {PREVIEW_ROWS}", params)
     return rows, total
 
 
@@ -107,6 +109,7 @@ def last_input(step: Step) -> dict[str, Any] | None:
     return execution.input if execution is not None else None
 
 
+@checks_nul_itself
 @login_required
 def step_preview(request: HttpRequest, step_id: int) -> HttpResponse:
     tenant = request.tenant

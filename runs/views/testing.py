@@ -17,6 +17,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
+from config.input_guard import checks_nul_itself
+from integrations.json_input import JsonInputError, load_json
 from runs.engine import start_run
 from runs.models import Run
 from runs.views.samples import live_rows, sample_item
@@ -33,7 +35,9 @@ class ItemField(forms.CharField):
     def to_python(self, value: Any) -> dict[str, Any]:
         text = super().to_python(value)
         try:
-            item = json.loads(text or "{}")
+            item = load_json(text or "{}")
+        except JsonInputError as exc:
+            raise forms.ValidationError(f"{exc} Fix it and run again.") from None
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}. Fix it and run again.") from None
         if not isinstance(item, dict):
@@ -76,6 +80,7 @@ def draft_problems(draft: WorkflowVersion) -> list[str]:
     ]
 
 
+@checks_nul_itself
 @login_required
 def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     tenant = request.tenant

@@ -25,7 +25,7 @@ def test_schema_lists_every_endpoint(client):
     }
     assert paths["/api/v1/runs/"]["get"]["security"] == [{"apiKey": []}]
     start = paths["/api/v1/workflows/{workflow_id}/runs/"]["post"]
-    assert set(start["responses"]) == {"200", "202", "400", "404", "413"}
+    assert set(start["responses"]) == {"200", "202", "400", "401", "404", "413", "415"}
     assert list(start["requestBody"]["content"]) == ["application/json"]
 
 

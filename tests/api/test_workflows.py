@@ -26,12 +26,13 @@ def test_list_shows_each_workflows_state(api, welcome, draft, tenant_a):
         "status": "active",
         "published_version": 1,
         "trigger_kind": "webhook_trigger",
+        "webhook_url": f"http://testserver/hooks/{welcome.pk}/",
         "created_at": welcome.created_at.isoformat().replace("+00:00", "Z"),
         "updated_at": by_name["Welcome"]["updated_at"],
     }
     assert by_name["Draft only"]["published_version"] is None
     assert by_name["Draft only"]["trigger_kind"] == "webhook_trigger"  # from the draft
-    assert by_name["Empty"]["trigger_kind"] is None
+    assert by_name["Empty"]["trigger_kind"] is None and by_name["Empty"]["webhook_url"] is None
 
 
 def test_list_costs_the_same_queries_for_many_workflows(api, tenant_a, django_assert_num_queries):

@@ -31,6 +31,8 @@ def test_edit_page_switches_notify_on(live_server, page, owner, datasource, cust
     notify = page.get_by_label("Wake the listener with NOTIFY")
     expect(notify).not_to_be_checked()
     notify.check()
+    expect(page.locator("#schema-picker").get_by_role("checkbox", name="public")).to_be_checked()
+    expect(page.locator("#setup-sql-text")).to_contain_text("the-password-in-your-connection-url")
     page.screenshot(path=SCREENSHOTS / "datasource-edit.png")
     page.get_by_role("button", name="Save and test").click()
 

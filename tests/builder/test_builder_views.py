@@ -52,8 +52,9 @@ def test_build_a_tree_with_a_branch_and_an_insert(owner_client, workflow, dataso
 
 
 def test_trigger_table_and_columns_come_from_introspection(owner_client, workflow, datasource):
-    trigger = add(owner_client, workflow, "database_trigger")
-    response = save(owner_client, workflow, trigger, **{"datasource": datasource.pk, "schema": "public"})
+    trigger = add(owner_client, workflow, "database_trigger")  # the only data source: chosen already
+    assert trigger.config["datasource"] == datasource.pk and trigger.config["schema"] == "public"
+    response = owner_client.get(f"/workflows/{workflow.pk}/steps/{trigger.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
     assert '<option value="users">public.users</option>' in html

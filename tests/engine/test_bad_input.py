@@ -79,10 +79,12 @@ def test_a_data_query_that_writes_fails_clearly_and_changes_nothing(
         tenant_database,
         "CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'a@b.co')",
     )
-    workflow = build_workflow(
-        tenant_a, webhook([query(data_source(tenant_a, tenant_database), sql, children=[email()])])
-    )
-    run = start_run(workflow, {}, "evt")
+    step = query(data_source(tenant_a, tenant_database), sql, children=[email()])
+    with pytest.raises(ConfigError, match=r"read-only|one SELECT"):
+        get_kind("data_query").validate(step["config"])
+    # A draft saved before the check existed: the engine refuses it too.
+    workflow = build_workflow(tenant_a, webhook([step]), validate=False, publish_it=False)
+    run = start_run(workflow, {}, "evt", version=workflow.versions.get())
     work(engine)
     execution = StepExecution.objects.get(run=run, step__kind="data_query")
     assert execution.status == "failed"

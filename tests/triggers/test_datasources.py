@@ -121,11 +121,12 @@ def test_connection_check_names_the_missing_grant(tenant_a, least_privilege, cus
     check = datasources.test_connection(datasource, [("public", "orders"), ("public", "missing")])
 
     assert not check.ok
-    assert f"“{least_privilege['rowbell_role']}” lacks TRIGGER on public.orders." in check.problems
+    role = least_privilege["rowbell_role"]
+    assert f"“{role}” cannot read or put triggers on 1 table in “public”: orders." in check.problems
     assert "The table public.missing does not exist" in check.message
     datasource.refresh_from_db()
     assert datasource.status == DataSource.Status.ERROR
-    assert "lacks TRIGGER" in datasource.last_error
+    assert "cannot read or put triggers" in datasource.last_error
 
 
 def test_connection_check_ok_records_status(datasource):

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.http import QueryDict
 
-from integrations.datasources import DataSourceUnavailable, list_columns, list_tables
+from integrations.datasources import DataSourceUnavailable, list_columns, list_schemas, list_tables
+from integrations.json_input import NUL, JsonInputError, load_json
 from integrations.models import DataSource
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
@@ -23,6 +24,8 @@ LIST_WIDGETS = {"multiselect", "columns"}
 TEXT_AREAS = {"textarea", "sql", "template", "json"}
 # Shown folded under "Retries": most steps never change them.
 ADVANCED_FIELDS = {spec.name for spec in RETRY_FIELDS}
+# PostgreSQL cannot store a NUL character: a field that has one keeps its saved value and says why.
+NUL_ERROR = "This contains a NUL character (\\0), which cannot be saved: remove it. The saved value is kept."
 
 
 @dataclass
@@ -83,7 +86,9 @@ def config_from_post(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[
     errors: dict[str, str] = {}
     for spec in get_kind(step.kind).fields:
         key = f"config-{spec.name}"
-        if spec.widget in LIST_WIDGETS:
+        if any(NUL in value for value in data.getlist(key)):
+            errors[spec.name] = NUL_ERROR
+        elif spec.widget in LIST_WIDGETS:
             config[spec.name] = [v for v in data.getlist(key) if v != ""]
         elif spec.widget == "checkbox":
             config[spec.name] = data.get(key) in ("on", "true", "1")
@@ -113,9 +118,12 @@ def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:
         if not raw.strip():
             return None
         try:
-            return json.loads(raw)
+            return load_json(raw)
         except json.JSONDecodeError as exc:
             errors[spec.name] = f"This is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
+            return raw
+        except JsonInputError as exc:
+            errors[spec.name] = str(exc)
             return raw
     return raw
 
@@ -139,7 +147,7 @@ def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
         if spec.widget == "datasource":
             sources = DataSource.objects.for_tenant(tenant).order_by("name")
             item.options = [(str(s.pk), s.name) for s in sources]
-        elif spec.widget in ("table", "columns"):
+        elif spec.widget in ("schema", "table", "columns"):
             _introspect(item, tenant, config)
         bound.append(item)
     return bound
@@ -152,7 +160,13 @@ def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:
         return
     schema = config.get("schema") or "public"
     try:
-        if item.widget == "table":
+        if item.widget == "schema":
+            # The source's watched schemas first (what its setup SQL granted), then any other it may use.
+            usable = list_schemas(source)
+            ordered = [name for name in source.schemas if name in usable]
+            ordered += [name for name in usable if name not in ordered]
+            item.options = [(name, name) for name in ordered]
+        elif item.widget == "table":
             item.options = [(t.name, t.qualified_name) for t in list_tables(source, schema)]
         elif config.get("table"):
             item.options = [
@@ -162,6 +176,22 @@ def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:
             item.options_error = "Choose a table first."
     except DataSourceUnavailable as exc:
         item.options_error = str(exc)
+
+
+def with_single_datasource(kind, config: dict[str, Any], tenant_id: int) -> dict[str, Any]:
+    """A new step of a kind with a data-source picker starts with the tenant's data source chosen when it
+    has exactly one (and, for a schema picker, its first watched schema)."""
+    names = {spec.name for spec in kind.fields}
+    if "datasource" not in names or config.get("datasource"):
+        return config
+    # only(): the connection URL is not needed, so it is not decrypted.
+    sources = list(DataSource.objects.filter(tenant_id=tenant_id).only("pk", "schemas")[:2])
+    if len(sources) != 1:
+        return config
+    config = {**config, "datasource": sources[0].pk}
+    if "schema" in names and sources[0].schemas:
+        config["schema"] = sources[0].schemas[0]
+    return config
 
 
 def _int(value: Any) -> int | None:

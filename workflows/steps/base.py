@@ -19,7 +19,8 @@ class Field:
     """One config field, described once so the builder can draw its form and validation can name it.
 
     widget: text, textarea, sql, template, number, checkbox, select, multiselect, json, secret,
-    datasource (a DataSource id of the tenant), table (schema.table of the chosen data source),
+    datasource (a DataSource id of the tenant), schema (a schema of the chosen data source),
+    table (a table of the chosen data source, in the chosen schema),
     columns (column names of the chosen table).
     """
 

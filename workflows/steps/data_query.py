@@ -6,8 +6,10 @@ Modes:
   server-side cursor, so the steps below run once per row;
 - `first`: the first row's columns are merged into the item;
 - `all`: the rows are put into the item under `into` (default `rows`).
-Zero rows ends the path in every mode. A fan-out past DATA_QUERY_MAX_ROWS fails the step with a clear
-error; the items already read (written in chunks as they stream) still run, so narrow the query.
+Zero rows ends the path in every mode. A fan-out over DATA_QUERY_MAX_ROWS creates nothing: the rows
+are counted (up to the cap + 1) before the first item is made, and the step fails with the reason. Rows
+that outgrow their count (volatile SQL) are read up to the cap and no further; the error then says how
+many items were made. A statement timeout is retried once, then fails (docs/security.md).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class DataQuery(StepKind):
         return {"mode": "fanout", "key_column": "id", "sql": ""}
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        from integrations.query import placeholders
+        from integrations.query import QueryError, check_tenant_sql, parametrized, placeholders
         from workflows.templating import validate_expression
 
         errors: dict[str, str] = {}
@@ -68,6 +70,11 @@ class DataQuery(StepKind):
                 problem = validate_expression(expression)
                 if problem:
                     errors["sql"] = f"The placeholder {{{{ {expression} }}}} is not valid: {problem.message}"
+            if "sql" not in errors:
+                try:
+                    check_tenant_sql(parametrized(sql.strip().rstrip(";")))
+                except QueryError as exc:
+                    errors["sql"] = exc.message
             cleaned["sql"] = sql.strip().rstrip(";").strip()
         mode = config.get("mode", "fanout")
         if mode not in dict(MODES):
@@ -92,7 +99,9 @@ class DataQuery(StepKind):
                 return FanOut(_keyed(_checked(rows), config.get("key_column") or "id"), {"mode": "fanout"})
             rows = fetch_rows(conn, sql, params)
         except QueryError as exc:
-            raise StepFailed(f"Data query: {exc.message}", permanent=exc.permanent) from exc
+            raise StepFailed(
+                f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
+            ) from exc
         if not rows:
             return []
         if config.get("mode") == "first":
@@ -106,7 +115,9 @@ def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     try:
         yield from rows
     except QueryError as exc:
-        raise StepFailed(f"Data query: {exc.message}", permanent=exc.permanent) from exc
+        raise StepFailed(
+            f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
+        ) from exc
 
 
 def _keyed(rows: Iterator[dict[str, Any]], key_column: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -34,7 +34,7 @@ class DatabaseTrigger(StepKind):
     is_trigger = True
     fields = (
         Field("datasource", "Data source", widget="datasource", required=True),
-        Field("schema", "Schema", default="public", required=True),
+        Field("schema", "Schema", widget="schema", default="public", required=True),
         Field("table", "Table", widget="table", required=True),
         Field("operations", "When a row is", widget="multiselect", choices=OPERATIONS, default=["insert"]),
         Field(

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from integrations.channels.http import HttpChannel
+from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
@@ -136,7 +137,10 @@ class HttpRequest(SendKind):
             return [item]
         status, _headers, text = channel.last_response
         try:
-            data = json.loads(text)
+            data = load_json(text)
+        except JsonInputError as exc:
+            # A NUL or 100,000 levels would fail the children's insert (or recurse): say why here.
+            raise StepFailed(f"The response (HTTP {status}) cannot become the item: {exc}") from None
         except ValueError:
             raise StepFailed(
                 f"The response (HTTP {status}) is not JSON, so it cannot become the item."

@@ -16,9 +16,12 @@ from typing import Any
 
 
 class StepFailed(Exception):
-    def __init__(self, message: str, permanent: bool = True):
+    """`max_attempts`, when given, caps the attempts of a transient failure below the step's own limit."""
+
+    def __init__(self, message: str, permanent: bool = True, max_attempts: int | None = None):
         self.message = message
         self.permanent = permanent
+        self.max_attempts = max_attempts
         super().__init__(message)
 
 

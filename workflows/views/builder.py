@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind, kind_choices
@@ -121,7 +122,7 @@ def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str) -> Ste
         position=position,
         kind=kind.kind,
         name=kind.label,
-        config=kind.default_config(),
+        config=with_single_datasource(kind, kind.default_config(), draft.tenant_id),
     )
     if mode == "insert" and anchor is not None:
         # The new step takes the anchor's children: it sits on the connection between them.

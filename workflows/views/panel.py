@@ -11,13 +11,17 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
+from config.input_guard import checks_nul_itself
+from integrations.json_input import NUL
 from runs.views.preview import preview_step
 from runs.views.samples import sample_item
-from workflows.forms.step_form import bind_fields, config_from_post
+from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.references import foreign_references
 from workflows.variables import available_fields, describe_query
 from workflows.views.common import get_draft_step, get_workflow
+from workflows.webhook_panel import curl_example, example_body, webhook_url
 
 # Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
 PICKER_SOURCES = ("datasource", "schema", "table", "mode")
@@ -66,6 +70,9 @@ def panel_context(
     }
     if step.kind == "send_email":
         context["preview"], context["sample"] = email_preview(request, workflow, step, steps, fields)
+    if step.kind == "webhook_trigger" and step.parent_id is None:
+        url = webhook_url(request, workflow.pk)
+        context["webhook"] = {"url": url, "curl": curl_example(url, example_body(step.config.get("sample")))}
     return context
 
 
@@ -99,6 +106,7 @@ def _cleaned(step: Step, config: dict[str, Any], input_errors: dict[str, str]) -
         return config  # keep exactly what was typed: nothing is lost while it is still wrong
 
 
+@checks_nul_itself
 @login_required
 @require_POST
 def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
@@ -106,7 +114,14 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)
     posted, input_errors = config_from_post(step, request.POST)
+    refused = foreign_references(request.tenant.pk, step.kind, posted)
+    for field in refused:  # another workspace's id is never stored, not even as typed
+        posted[field] = step.config.get(field)
+    input_errors.update(refused)
     name = request.POST.get("name", step.name).strip()[:200]
+    if NUL in name:
+        input_errors["name"] = NUL_ERROR
+        name = step.name
     changed = {field for field in request.POST.get("changed", "").split(",") if field}
     with transaction.atomic():
         version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)

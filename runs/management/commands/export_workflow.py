@@ -19,7 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("-o", "--output", help="Write to this file instead of standard output.")
 
     def handle(self, *args, workflow_id: int, number: int | None, output: str | None, **options):
-        workflow = Workflow.objects.filter(pk=workflow_id).first()
+        # The webhook secret is not exported: not loading it means not decrypting it, so a file can still be
+        # written after ENCRYPTION_KEYS changed.
+        workflow = Workflow.objects.defer("webhook_secret").filter(pk=workflow_id).first()
         if workflow is None:
             raise CommandError(f"No workflow {workflow_id}.")
         chosen = None

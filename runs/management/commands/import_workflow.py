@@ -47,8 +47,9 @@ class Command(BaseCommand):
             )
         except WorkflowFileError as exc:
             raise CommandError(f"Nothing was imported; fix these first:\n{exc}") from exc
-        except PublishError as exc:
-            raise CommandError(f"Nothing was imported: it cannot be published: {exc.step_errors}") from exc
+        except PublishError as exc:  # the workflow as a whole (its steps' errors come as WorkflowFileError)
+            reasons = "; ".join(message for fields in exc.step_errors.values() for message in fields.values())
+            raise CommandError(f"Nothing was imported: it cannot be published: {reasons}") from exc
         state = (
             f"published as version {workflow.published_version.number}"
             if opts["publish"]

@@ -1,0 +1,52 @@
+"""The webhook trigger's panel in the builder: reveal and rotate the signing secret, send a test event.
+Admins and owners only: the secret lets anyone start live runs."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+
+from tenants.permissions import admins_only
+from workflows.models import Workflow
+from workflows.publishing import get_or_create_draft
+from workflows.steps.webhook_trigger import WebhookTrigger
+from workflows.views.common import get_workflow
+from workflows.webhook_panel import example_body, send_test_event
+
+
+def _secret_response(request: HttpRequest, workflow: Workflow, **extra) -> HttpResponse:
+    context = {"workflow": workflow, "revealed": True, "secret": workflow.webhook_secret, **extra}
+    return render(request, "workflows/_webhook_secret.html", context)
+
+
+@login_required
+@require_POST
+def reveal_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_workflow(request, workflow_id)
+    if (denied := admins_only(request, "see a webhook's signing secret")) is not None:
+        return denied
+    return _secret_response(request, workflow)
+
+
+@login_required
+@require_POST
+def rotate_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_workflow(request, workflow_id)
+    if (denied := admins_only(request, "rotate a webhook's signing secret")) is not None:
+        return denied
+    workflow.rotate_webhook_secret()
+    return _secret_response(request, workflow, rotated=True)
+
+
+@login_required
+@require_POST
+def send_test(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    workflow = get_workflow(request, workflow_id)
+    if (denied := admins_only(request, "send test events to a live workflow")) is not None:
+        return denied
+    root = get_or_create_draft(workflow).root_step()
+    sample = root.config.get("sample") if root is not None and root.kind == WebhookTrigger.kind else None
+    result = send_test_event(workflow, example_body(sample))
+    return render(request, "workflows/_webhook_test_result.html", {"result": result, "workflow": workflow})
