@@ -78,6 +78,7 @@ class RunAdmin(HistoryAdmin):
         "tenant",
         "status",
         "is_test",
+        "label",
         "event_key",
         "version",
         "created_at",

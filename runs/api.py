@@ -60,6 +60,7 @@ class RunSerializer(serializers.ModelSerializer):
             "workflow_name",
             "version",
             "event_key",
+            "label",
             "status",
             "is_test",
             "created_at",

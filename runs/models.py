@@ -23,6 +23,9 @@ class Run(TenantOwned):
     workflow = models.ForeignKey("workflows.Workflow", on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
     event_key = models.CharField(max_length=255)
+    # Whom the run is about, rendered from the trigger's `run_label` template (default: the item's
+    # email or name) when the run starts; shown and searched in the activity log.
+    label = models.CharField(max_length=200, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     is_test = models.BooleanField(default=False)
     payload = models.JSONField(default=dict, blank=True)
@@ -40,6 +43,9 @@ class Run(TenantOwned):
             models.Index(fields=["tenant", "status", "-created_at", "-id"], name="run_tenant_status_recent"),
             # Activity search by event key, without scanning the tenant's whole history.
             models.Index(fields=["tenant", "event_key"], name="run_tenant_event_key"),
+            # Activity search by run label (a case-insensitive prefix: "ada@" finds ada@example.com) uses
+            # run_tenant_label_prefix on (tenant_id, UPPER(label::text) text_pattern_ops), created with SQL
+            # in migration 0005 (Django cannot yet mix a column and an operator class in one index).
             # Retention (runs/retention.py) finds expired runs without reading the whole table.
             models.Index(
                 fields=["finished_at"], name="run_finished_at", condition=models.Q(finished_at__isnull=False)
@@ -57,6 +63,11 @@ class StepExecution(TenantOwned):
         PENDING = "pending", "Pending"  # due at next_attempt_at (a wait, or a retry's backoff)
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
+        # The step ran and ended the item's path on purpose: a false condition, a query with no rows,
+        # a branch where no path matched and there is no "otherwise".
+        FILTERED = "filtered", "Filtered"
+        # The step did not do its work, by request: a wait skipped in a test run.
+        SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 

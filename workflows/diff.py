@@ -9,9 +9,19 @@ from workflows.steps import ConfigError, get_kind
 
 
 @dataclass
+class SettingChange:
+    """One setting, old → new, as the builder labels it ("Subject", not `subject`)."""
+
+    label: str
+    old: str
+    new: str
+
+
+@dataclass
 class StepChange:
     step: Step
     what: list[str] = field(default_factory=list)  # for changed steps: "name", "settings: sql", "moved"
+    settings: list[SettingChange] = field(default_factory=list)  # each changed setting's old and new value
 
 
 @dataclass
@@ -50,10 +60,15 @@ def diff_versions(published: WorkflowVersion | None, draft: WorkflowVersion) -> 
         )
         if changed:
             what.append("settings: " + ", ".join(changed))
-        if old_parent[key] != new_parent[key] or before.position != step.position:
+        if old_parent[key] != new_parent[key] or before.position != step.position or before.path != step.path:
             what.append("moved")
         if what:
-            result.changed.append(StepChange(step, what))
+            settings = [
+                setting_change(step, name, before.config.get(name), step.config.get(name)) for name in changed
+            ]
+            if before.name != step.name:
+                settings.insert(0, SettingChange("Name", before.name or "—", step.name or "—"))
+            result.changed.append(StepChange(step, what, settings))
     _describe_triggers(result, _root(old), _root(new))
     return result
 
@@ -88,3 +103,28 @@ def _describe_triggers(result: VersionDiff, old: Step | None, new: Step | None) 
         result.install = describe_trigger(new)
     if old is not None and (new is None or describe_trigger(old) != describe_trigger(new)):
         result.remove = describe_trigger(old)
+
+
+MAX_SHOWN = 120
+
+
+def setting_change(step: Step, name: str, old, new) -> SettingChange:
+    """A setting's label from the step's kind, and both values as short text."""
+    try:
+        labels = {spec.name: spec.label for spec in get_kind(step.kind).fields}
+    except ConfigError:
+        labels = {}
+    return SettingChange(labels.get(name, name.replace("_", " ").capitalize()), _shown(old), _shown(new))
+
+
+def _shown(value) -> str:
+    """A value as one short line: empty as "—", lists and objects as compact JSON, long text cut."""
+    import json
+
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.paths import path_problem
 from workflows.publishing import PublishError, get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.references import foreign_references
@@ -59,7 +60,7 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
                 config[name] = {"name": sources[pk]}
             else:
                 errors[path] = {name: "This step's data source does not exist any more: choose another one."}
-        return {
+        exported = {
             "key": str(step.key),
             "kind": step.kind,
             "name": step.name,
@@ -68,6 +69,9 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
                 node(child, f"{path}/{index}") for index, child in enumerate(by_parent.get(step.pk, []))
             ],
         }
+        if step.path:
+            exported["path"] = step.path
+        return exported
 
     roots = by_parent.get(None, [])
     trigger = node(roots[0], "trigger") if roots else None
@@ -170,6 +174,11 @@ def _add(node, draft, parent, position, path, sources, errors, paths) -> None:
             "kind": "Only the first step is a trigger." if parent else "The first step must be a trigger."
         }
         return
+    on_path = str(node.get("path") or "")
+    problem = path_problem(parent, on_path)
+    if problem:
+        errors[path] = {"path": problem}
+        return
     fields = {
         "tenant_id": draft.tenant_id,
         "version": draft,
@@ -178,6 +187,7 @@ def _add(node, draft, parent, position, path, sources, errors, paths) -> None:
         "kind": node["kind"],
         "name": str(node.get("name") or "")[:200],
         "config": cleaned,
+        "path": on_path,
     }
     if node.get("key"):
         fields["key"] = node["key"]

@@ -149,6 +149,8 @@ class Step(TenantOwned):
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
     position = models.PositiveIntegerField(default=0)
+    # Under a step with labelled paths (a branch), the id of the path this step starts; blank elsewhere.
+    path = models.CharField(max_length=40, blank=True, default="")
     # The same step keeps its key across versions, so versions can be compared step by step.
     key = models.UUIDField(default=uuid.uuid4)
     kind = models.CharField(max_length=40)

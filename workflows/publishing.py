@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from integrations.datasources.usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.paths import path_problem
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.references import foreign_references
 
@@ -71,6 +72,7 @@ def copy_steps(source: WorkflowVersion, target: WorkflowVersion) -> None:
                 kind=step.kind,
                 name=step.name,
                 config=step.config,
+                path=step.path,
             )
             for step in level
         ]
@@ -83,6 +85,7 @@ def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str
     """Every problem that stops publishing, keyed by step id (None for problems of the tree itself)."""
     errors: dict[int | None, dict[str, str]] = {}
     steps = list(version.steps.all())
+    by_id = {step.id: step for step in steps}
     roots = [step for step in steps if step.parent_id is None]
     if not roots:
         errors[None] = {
@@ -105,6 +108,9 @@ def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str
             errors.setdefault(step.id, {})["kind"] = "The first step must be a trigger."
         if step.parent_id is not None and kind.is_trigger:
             errors.setdefault(step.id, {})["kind"] = "A trigger can only be the first step."
+        problem = path_problem(by_id.get(step.parent_id), step.path)
+        if problem:
+            errors.setdefault(step.id, {})["path"] = problem
     return errors
 
 

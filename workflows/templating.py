@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -175,17 +176,70 @@ def _timeout_error() -> TemplateError:
     )
 
 
+# Jinja2's parser speaks of chunks, tokens and print statements; people read these instead.
+PLAIN_WORDS: list[tuple[re.Pattern, str]] = [
+    (
+        re.compile(r"^chunk after expression$"),
+        "Something follows the expression that does not belong to it: a missing operator "
+        "(==, and, or) or quote, or an extra word?",
+    ),
+    (
+        re.compile(r"^unexpected 'end of template'$"),
+        "The expression ends too early: something is missing after the last operator.",
+    ),
+    (
+        re.compile(r"^unexpected end of template.*"),
+        "The template ends before a {{ … }} or {% … %} is closed.",
+    ),
+    (
+        re.compile(r"^expected token 'end of print statement', got '(.+)'$"),
+        r"Inside {{ … }}, “\1” does not belong after the value: close the braces, or add an operator or a quote.",
+    ),
+    (
+        re.compile(r"^expected token 'end of statement block', got '(.+)'$"),
+        r"Inside {% … %}, “\1” does not belong there: close the tag with %}.",
+    ),
+    (re.compile(r"^expected token '(.+)', got '(.+)'$"), r"Expected “\1” here, found “\2”."),
+    (
+        re.compile(r"^unexpected '(.)'$"),
+        r"There is a “\1” that closes or opens nothing here: check the brackets.",
+    ),
+    (re.compile(r"^unexpected char '(.+)' at \d+$"), r"The character “\1” cannot be used here."),
+    (
+        re.compile(r"^Encountered unknown tag '(.+?)'.*"),
+        r"“{% \1 %}” is not a template command (use if, for, set … with their end tags).",
+    ),
+    (
+        re.compile(
+            r"^Unexpected end of template. Jinja was looking for the following tags: .*'(end\w+)'.*", re.S
+        ),
+        r"A block is not closed: add {% \1 %}.",
+    ),
+    (re.compile(r"^'(?:dict object|item)' has no attribute '(.+)'$"), r"The item has no field “\1”"),
+    (re.compile(r"^'(.+)' is undefined$"), r"“\1” is not a variable here (use item.… or run.…)"),
+]
+
+
+def plain(message: str) -> str:
+    """A Jinja2 message in plain words, when we know a better way to say it."""
+    message = (message or "").strip()
+    for pattern, replacement in PLAIN_WORDS:
+        if pattern.match(message):
+            return pattern.sub(replacement, message)
+    return message
+
+
 def _problem_from(exc: Exception) -> TemplateError:
     if isinstance(exc, TemplateError):
         return exc
     if isinstance(exc, template_caps.CapExceeded):
         return TemplateError(str(exc))
     if isinstance(exc, jinja2.UndefinedError):
-        return TemplateError(f"{exc.message}. Use a variable the item has, or give it a default.")
+        return TemplateError(f"{plain(exc.message)}. Use a field the item has, or give it a default.")
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return TemplateError(f"Not allowed in templates: {str(exc).rstrip('.')}.")
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return TemplateError(exc.message or "Syntax error.", exc.lineno)
+        return TemplateError(plain(exc.message) or "Syntax error.", exc.lineno)
     return TemplateError(f"{type(exc).__name__}: {exc}")
 
 
@@ -224,7 +278,7 @@ def _compile(html: bool, text: str) -> jinja2.Template:
     try:
         return (HTML_ENV if html else TEXT_ENV).from_string(text)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(exc.message or "Syntax error.", exc.lineno) from exc
+        raise TemplateError(plain(exc.message) or "Syntax error.", exc.lineno) from exc
 
 
 @functools.lru_cache(maxsize=1024)
@@ -232,7 +286,7 @@ def _compile_expression(expression: str):
     try:
         return TEXT_ENV.compile_expression(expression, undefined_to_none=False)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(exc.message or "Syntax error.", exc.lineno) from exc
+        raise TemplateError(plain(exc.message) or "Syntax error.", exc.lineno) from exc
 
 
 def render(text: str, context: dict[str, Any], *, html: bool = False) -> str:
@@ -261,7 +315,7 @@ def validate_template(text: str) -> TemplateProblem | None:
     try:
         TEXT_ENV.parse(text or "")
     except jinja2.TemplateSyntaxError as exc:
-        return TemplateProblem(exc.lineno, exc.message or "Syntax error.")
+        return TemplateProblem(exc.lineno, plain(exc.message) or "Syntax error.")
     return None
 
 
@@ -272,5 +326,5 @@ def validate_expression(text: str) -> TemplateProblem | None:
     try:
         TEXT_ENV.compile_expression(text)
     except jinja2.TemplateSyntaxError as exc:
-        return TemplateProblem(exc.lineno, exc.message or "Syntax error.")
+        return TemplateProblem(exc.lineno, plain(exc.message) or "Syntax error.")
     return None

@@ -16,6 +16,7 @@ urlpatterns = [
     path("workflows/<int:workflow_id>/steps/<int:step_id>/", builder.step_panel, name="step_panel"),
     path("workflows/<int:workflow_id>/steps/<int:step_id>/save/", panel.save_step, name="save_step"),
     path("workflows/<int:workflow_id>/steps/<int:step_id>/delete/", builder.delete_step, name="delete_step"),
+    path("workflows/<int:workflow_id>/steps/<int:step_id>/paths/", builder.branch_path, name="branch_path"),
     path("workflows/<int:workflow_id>/publish/", publishing.publish_dialog, name="publish_dialog"),
     path("workflows/<int:workflow_id>/publish/confirm/", publishing.publish_workflow, name="publish"),
     path("workflows/<int:workflow_id>/unpublish/", publishing.unpublish_workflow, name="unpublish"),

@@ -1,7 +1,8 @@
 """Closing a run once nothing under it is pending or running: succeeded, partial or failed.
 
 - succeeded: no execution failed;
-- partial: some failed, and some path still reached its end (an execution of a leaf step succeeded);
+- partial: some failed, and some path still reached its end (an execution of a leaf step succeeded or
+  was skipped, or an item was filtered: its path ended where the workflow says it should);
 - failed: executions failed and no path reached its end.
 One conditional UPDATE: it changes nothing while any execution is open, so two workers finishing the
 last executions at the same time cannot both close the run, and neither closes it early. The run's event
@@ -19,8 +20,9 @@ CLOSE_SQL = """
 UPDATE runs_run r SET finished_at = %(now)s, status = CASE
     WHEN NOT EXISTS (SELECT 1 FROM runs_stepexecution WHERE run_id = r.id AND status = 'failed') THEN 'succeeded'
     WHEN EXISTS (
-        SELECT 1 FROM runs_stepexecution e WHERE e.run_id = r.id AND e.status = 'succeeded'
-        AND NOT EXISTS (SELECT 1 FROM workflows_step c WHERE c.parent_id = e.step_id)
+        SELECT 1 FROM runs_stepexecution e WHERE e.run_id = r.id AND (e.status = 'filtered' OR (
+            e.status IN ('succeeded', 'skipped')
+            AND NOT EXISTS (SELECT 1 FROM workflows_step c WHERE c.parent_id = e.step_id)))
     ) THEN 'partial'
     ELSE 'failed' END
 WHERE r.id = %(run)s AND r.status IN ('pending', 'running')

@@ -48,7 +48,7 @@ from runs.engine.spawn import Spawner
 from runs.models import Run, StepExecution
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
-from workflows.steps.results import FanOut, StepFailed
+from workflows.steps.results import FanOut, Routed, Skipped, StepFailed
 from workflows.steps.sending import SendKind
 
 logger = logging.getLogger(__name__)
@@ -271,16 +271,25 @@ def guarded(
 
 
 def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
-    """The step's result (items, or a fan-out) handed to the children; the execution's outcome."""
+    """The step's result (items, a fan-out, a routed or skipped result) handed to the children; the
+    execution's outcome."""
     if isinstance(result, FanOut):
         count = spawner.add(execution, result.pairs)
-        return Outcome("succeeded", output={**result.summary, "items": count}, items=count)
+        status = "succeeded" if count else "filtered"  # a query with no rows ends the path
+        return Outcome(status, output={**result.summary, "items": count}, items=count)
+    status, path, summary = "succeeded", None, None
+    if isinstance(result, Routed):
+        path, summary, result = result.path, result.summary, result.items
+    elif isinstance(result, Skipped):
+        status, summary, result = "skipped", result.summary, result.items
     items = list(result)
+    if not items:
+        # Nothing goes on: a false condition, an empty query, a branch with no matching path.
+        return Outcome("filtered", output=summary or {"items": 0})
     pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
-    spawner.add(execution, pairs)
-    return Outcome(
-        "succeeded", output=items[0] if len(items) == 1 else {"items": len(items)}, items=len(items)
-    )
+    spawner.add(execution, pairs, path=path)
+    output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
+    return Outcome(status, output=output, items=len(items))
 
 
 def failure(

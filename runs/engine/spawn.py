@@ -37,15 +37,28 @@ class Spawner:
         # When given, a few items' child steps are listed here for the same job to run next, not queued.
         self.follow = follow
         self.skip_waits = bool((run.options or {}).get("skip_waits"))
+        # The child steps that got executions (a branch feeds only one path's): only these are queued.
+        self.fed: dict[int, Step] = {}
 
-    def add(self, parent: StepExecution, pairs: Iterable[tuple[str | None, dict[str, Any]]]) -> int:
-        """Write one execution per (item, child step); returns how many items there were."""
+    def add(
+        self,
+        parent: StepExecution,
+        pairs: Iterable[tuple[str | None, dict[str, Any]]],
+        path: str | None = None,
+    ) -> int:
+        """Write one execution per (item, child step); returns how many items there were.
+
+        With `path` (a branch's choice), only the children on that path get the items.
+        """
+        children = self.children if path is None else [c for c in self.children if c.path == path]
+        for child in children:
+            self.fed.setdefault(child.pk, child)
         produced = 0
         for key, item in pairs:
             produced += 1
             self.count += 1
             item_key = parent.item_key if key is None else f"{parent.item_key}/{key}"
-            for child in self.children:
+            for child in children:
                 self.rows.append(
                     StepExecution(
                         tenant_id=self.run.tenant_id,
@@ -89,12 +102,12 @@ class Spawner:
         if self.queued_while_reading:
             # A lane stops when it finds nothing pending, which can happen while a slow query is still
             # being read; the job id makes this a no-op when the first lane is already queued.
-            for child in self.children:
+            for child in self.fed.values():
                 schedule_next(self.run.pk, child.pk, queue=self.queue)
 
     def queue_batches(self, reading: bool = False) -> None:
         """Queue up to ENGINE_FANOUT_PARALLELISM lanes per child step (each lane chains itself)."""
-        if not self.count or not self.children:
+        if not self.count or not self.fed:
             return
         self.queued_while_reading |= reading
         if (
@@ -103,12 +116,12 @@ class Spawner:
             and not self.queued_lanes
             and self.count <= settings.ENGINE_FOLLOW_MAX_ITEMS
         ):
-            self.follow.extend(child.pk for child in self.children)
+            self.follow.extend(self.fed)
             self.queued_lanes = 1
             return
         lanes = min(settings.ENGINE_FANOUT_PARALLELISM, math.ceil(self.count / settings.ENGINE_BATCH_SIZE))
         for lane in range(self.queued_lanes, max(lanes, 1)):
-            for child in self.children:
+            for child in self.fed.values():
                 schedule_next(self.run.pk, child.pk, lane=lane, queue=self.queue)
             self.queued_lanes = lane + 1
 

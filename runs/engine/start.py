@@ -19,6 +19,7 @@ from django.db import transaction
 
 from runs.engine import clock
 from runs.engine.enqueue import enqueue_batch
+from runs.engine.labels import run_label
 from runs.models import Run, StepExecution
 from workflows.models import Workflow, WorkflowVersion
 
@@ -58,6 +59,7 @@ def start_runs(
     if root is None:
         raise WorkflowNotPublished(f"“{workflow}” has no trigger step.")
     now = clock.now()
+    template = (root.config or {}).get("run_label") or ""
     with transaction.atomic():
         Run.objects.bulk_create(
             [
@@ -66,6 +68,7 @@ def start_runs(
                     workflow=workflow,
                     version=version,
                     event_key=key,
+                    label=run_label(template, payload),
                     payload=payload,
                     is_test=is_test,
                     options=options or {},

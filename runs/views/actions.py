@@ -62,7 +62,7 @@ def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
     execution = get_for_tenant_or_404(qs, request.tenant, pk=execution_id)
     if not execution.run.is_test and not may_send_live(request):
         return live_sending_refused("retry a live run's step")
-    label = f"item {execution.item_key} of “{execution.step.name or execution.step.kind}”"
+    label = f"item {execution.item_key} of “{execution.step.display_name}”"
     uncertain = Delivery.objects.filter(step_execution=execution, status=Delivery.Status.UNCERTAIN)
     if uncertain.exists() and request.POST.get("confirm") != "yes":
         messages.error(
@@ -128,7 +128,8 @@ def skip_waits(request: HttpRequest, run_id: int) -> HttpResponse:
             next_attempt_at__gt=now,
         )
         steps = set(waiting.values_list("step_id", flat=True))
-        skipped = waiting.update(next_attempt_at=now)
+        # The mark lets the wait report itself "skipped" rather than "succeeded" when it runs.
+        skipped = waiting.update(next_attempt_at=now, output={"skip_requested": True})
         for step_id in steps:  # the engine's own enqueue, once the new due time is committed
             transaction.on_commit(lambda step_id=step_id: schedule_next(run.pk, step_id))
     if skipped:

@@ -62,7 +62,7 @@ class RunFilterForm(ActivityFilterForm):
         max_length=500,
         label="Search",
         strip=True,
-        widget=forms.TextInput(attrs={"placeholder": "Exact event key or recipient"}),
+        widget=forms.TextInput(attrs={"placeholder": "Whom (label start), event key, recipient"}),
     )
 
     field_order = ["workflow", "status", "date_from", "date_to", "q"]

@@ -53,9 +53,14 @@ def execution_state(execution: StepExecution, now: datetime | None = None) -> st
     return execution.get_status_display().lower()
 
 
-def state_class(execution: StepExecution) -> str:
-    """A CSS class: retrying executions look different from running ones."""
-    return "retrying" if is_retrying(execution) else execution.status
+def state_class(execution: StepExecution, now: datetime | None = None) -> str:
+    """A CSS class: retrying and waiting executions look different from running or pending ones."""
+    if is_retrying(execution):
+        return "retrying"
+    due = execution.next_attempt_at
+    if execution.status == StepExecution.Status.PENDING and due and due > (now or clock.now()):
+        return "waiting"
+    return execution.status
 
 
 def duration(start: datetime | None, end: datetime | None, now: datetime | None = None) -> str:

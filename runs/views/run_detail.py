@@ -1,4 +1,8 @@
-"""A run's page: its tree, live while the run is in progress.
+"""A run's page: its workflow's tree with counts on every step, the selected step's items beside it,
+live while the run is in progress.
+
+Clicking a step asks for the same page with `?step=<id>` (htmx swaps #run-live and pushes the URL), so
+a link to a run's failing step can be shared, and the page works without JavaScript.
 
 htmx polls the same URL for the partial, passing `seen`, a fingerprint of the run's state when the
 page was drawn. While nothing has changed the answer is 204 (htmx swaps nothing), so opened details
@@ -17,18 +21,24 @@ from django.shortcuts import render
 from runs.engine import clock
 from runs.models import Run
 from runs.views.presenting import run_duration
-from runs.views.tree import TreeFilter, build_tree, step_states
+from runs.views.tree import TreeFilter, run_tree, side_panel, step_states
 from runs.views.uncertain import message_summary
 from tenants.scoping import get_for_tenant_or_404
 
 POLL_SECONDS = 2
+TEST_MESSAGES = 20
 STATUS_FILTERS = [
     ("", "All"),
     ("failed", "Failed"),
+    ("uncertain", "Uncertain"),
+    ("held", "Held"),
     ("retrying", "Retrying"),
+    ("waiting", "Waiting"),
     ("pending", "Pending"),
     ("running", "Running"),
     ("succeeded", "Succeeded"),
+    ("filtered", "Filtered"),
+    ("skipped", "Skipped"),
     ("cancelled", "Cancelled"),
 ]
 
@@ -59,16 +69,22 @@ def poll_url(request: HttpRequest, seen: str) -> str:
     return f"{request.path}?{params.urlencode()}"
 
 
-def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict]) -> dict:
-    now = clock.now()
+def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], now) -> dict:
     wanted = tree_filter(request)
+    chains, steps = run_tree(run, states, now)
     return {
         "run": run,
         "poll_url": poll_url(request, seen),
         "live": run.status not in Run.FINISHED,
         "poll_seconds": POLL_SECONDS,
         "duration": run_duration(run, now),
-        "tree": build_tree(run, wanted, now, states),
+        "tree": chains,
+        "side": side_panel(run, steps, wanted, now),
+        # A test run shows what it would have sent right under the tree: that is what a tester checks.
+        "test_messages": list(run.deliveries.select_related("step_execution").order_by("id")[:TEST_MESSAGES])
+        if run.is_test
+        else [],
+        "steps_by_id": steps,
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
         **message_summary(run),
@@ -78,12 +94,13 @@ def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict]) -
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run.objects.select_related("workflow", "version"), request.tenant, pk=run_id)
-    states = step_states(run)
+    now = clock.now()
+    states = step_states(run, now)
     seen = fingerprint(run, states)
     polled = request.htmx and request.htmx.target == "run-live"
     if polled and request.GET.get("seen") == seen:
         return HttpResponse(status=204)
-    context = run_context(request, run, seen, states)
+    context = run_context(request, run, seen, states, now)
     if polled:
         return render(request, "runs/_run_live.html", context)
     return render(request, "runs/run_detail.html", context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -13,12 +13,13 @@ from runs.engine import clock
 from runs.models import Delivery, Run, StepExecution
 from runs.views.forms import RETRYING, RunFilterForm
 from runs.views.paging import BadCursor, Page, keyset_page, pager_links
-from runs.views.presenting import run_duration
+from runs.views.presenting import run_duration, short_time
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
+WAITING = "waiting"
 UNCERTAIN = "uncertain"
-COUNTED = [*StepExecution.Status.values, RETRYING, UNCERTAIN]
+COUNTED = [*StepExecution.Status.values, RETRYING, WAITING, UNCERTAIN]
 
 
 def retrying_executions() -> QuerySet:
@@ -48,27 +49,41 @@ def filter_runs(tenant, form: RunFilterForm, workflow: Workflow | None = None) -
 
 
 def searched_run_ids(tenant, query: str) -> QuerySet:
-    """Runs whose event key is `query` or that messaged `query`: a UNION of two index lookups (an OR
-    across the two tables would scan the tenant's whole history)."""
+    """Runs whose label starts with `query` (any case), whose event key is `query`, or that messaged
+    `query`: a UNION of three index lookups (an OR across the tables would scan the tenant's history)."""
+    by_label = Run.objects.for_tenant(tenant).filter(label__istartswith=query).values("pk")
     by_event = Run.objects.for_tenant(tenant).filter(event_key=query).values("pk")
     by_recipient = Delivery.objects.for_tenant(tenant).filter(recipient=query).values("run_id")
-    return by_event.union(by_recipient)
+    return by_label.union(by_event, by_recipient)
 
 
-def execution_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
-    """{run id: {status: count, "retrying": count}} for one page of runs, in one query."""
+def execution_counts(run_ids: list[int], now=None) -> tuple[dict[int, dict[str, int]], dict[int, object]]:
+    """{run id: {status: count, "retrying": n, "waiting": n, "uncertain": n}} for one page of runs, and when
+    each run's waiting executions are next due, in two queries."""
+    now = now or clock.now()
     counts: dict[int, dict[str, int]] = defaultdict(dict)
+    due: dict[int, object] = {}
+    retrying = Q(attempts__gt=0) & ~Q(error="")
     rows = (
         StepExecution.objects.filter(run_id__in=run_ids)
         .values("run_id", "status")
-        .annotate(n=Count("id"), retrying=Count("id", filter=Q(attempts__gt=0) & ~Q(error="")))
+        .annotate(
+            n=Count("id"),
+            retrying=Count("id", filter=retrying),
+            waiting=Count("id", filter=Q(next_attempt_at__gt=now) & ~retrying),
+            next_due=Min("next_attempt_at", filter=Q(next_attempt_at__gt=now) & ~retrying),
+        )
         .order_by()
     )
     for row in rows:
-        counts[row["run_id"]][row["status"]] = row["n"]
-        if row["status"] == StepExecution.Status.PENDING and row["retrying"]:
-            counts[row["run_id"]][RETRYING] = row["retrying"]
-            counts[row["run_id"]][row["status"]] = row["n"] - row["retrying"]
+        by_status = counts[row["run_id"]]
+        by_status[row["status"]] = row["n"]
+        if row["status"] == StepExecution.Status.PENDING:
+            by_status[RETRYING] = row["retrying"]
+            by_status[WAITING] = row["waiting"]
+            by_status[row["status"]] = row["n"] - row["retrying"] - row["waiting"]
+            if row["next_due"]:
+                due[row["run_id"]] = row["next_due"]
     # An execution that failed because its message is uncertain is counted as uncertain, not failed:
     # it needs a person's decision, not a fix.
     uncertain = (
@@ -83,22 +98,40 @@ def execution_counts(run_ids: list[int]) -> dict[int, dict[str, int]]:
         by_status[StepExecution.Status.FAILED] = max(
             0, by_status.get(StepExecution.Status.FAILED, 0) - row["n"]
         )
-    return counts
+    return counts, due
+
+
+def run_state(run: Run, counts: dict[str, int], due, now) -> str:
+    """A run in words: "Waiting until Nov 29 09:00" for a run whose only open work is a wait."""
+    busy = counts.get(StepExecution.Status.RUNNING) or counts.get(StepExecution.Status.PENDING)
+    if (
+        run.status in (Run.Status.PENDING, Run.Status.RUNNING)
+        and due
+        and not busy
+        and not counts.get(RETRYING)
+    ):
+        return f"Waiting until {short_time(due, now)}"
+    return run.get_status_display()
 
 
 def run_rows(page: Page) -> list[dict]:
-    counts = execution_counts([run.pk for run in page.items])
     now = clock.now()
-    return [
-        {
-            "run": run,
-            "duration": run_duration(run, now),
-            "counts": [
-                (status, counts[run.pk].get(status)) for status in COUNTED if counts[run.pk].get(status)
-            ],
-        }
-        for run in page.items
-    ]
+    counts, due = execution_counts([run.pk for run in page.items], now)
+    rows = []
+    for run in page.items:
+        state = run_state(run, counts[run.pk], due.get(run.pk), now)
+        rows.append(
+            {
+                "run": run,
+                "state": state,
+                "state_class": "waiting" if state.startswith("Waiting") else run.status,
+                "duration": "" if state.startswith("Waiting") else run_duration(run, now),
+                "counts": [
+                    (status, counts[run.pk].get(status)) for status in COUNTED if counts[run.pk].get(status)
+                ],
+            }
+        )
+    return rows
 
 
 @login_required

@@ -17,6 +17,7 @@ from integrations.models import DataSource
 from integrations.query import QueryError, connect, fetch_rows
 from runs.models import Run
 from workflows.models import Step, Workflow
+from workflows.steps import ConfigError, get_kind
 
 LIVE_ROWS = 20
 # A placeholder per PostgreSQL type family, so a sample item has the right shape to edit.
@@ -57,7 +58,8 @@ def trigger_source(tenant, root: Step | None) -> DataSource | None:
 
 
 def sample_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]:
-    """The table's columns with placeholder values, else the latest event's payload, else {}."""
+    """The table's columns with placeholder values, else the trigger's own sample (a webhook's sample
+    body), else the latest event's payload, else {}."""
     source = trigger_source(tenant, root)
     if source is not None:
         try:
@@ -66,6 +68,13 @@ def sample_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]
             columns = []
         if columns:
             return {column.name: sample_value(column.name, column.type) for column in columns}
+    if root is not None:
+        try:
+            typed = get_kind(root.kind).sample_item(root.config or {})
+        except ConfigError:
+            typed = {}
+        if typed:
+            return typed
     latest = Run.objects.for_tenant(tenant).filter(workflow=workflow).order_by("-created_at", "-id").first()
     return latest.payload if latest is not None else {}
 

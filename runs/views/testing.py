@@ -19,12 +19,14 @@ from django.urls import reverse
 
 from config.input_guard import checks_nul_itself
 from integrations.json_input import JsonInputError, load_json
-from runs.engine import start_run
+from runs.engine import clock, start_run
 from runs.models import Run
 from runs.views.samples import live_rows, sample_item
+from runs.views.tree import run_tree, step_states
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, validate_version
+from workflows.views.common import build_tree
 
 
 class ItemField(forms.CharField):
@@ -72,12 +74,27 @@ class TestRunForm(forms.Form):
 
 
 def draft_problems(draft: WorkflowVersion) -> list[str]:
-    names = {step.pk: step.name or step.kind for step in draft.steps.all()}
+    names = {step.pk: step.display_name for step in draft.steps.all()}
     return [
         f"{names.get(step_id, 'Workflow')}: {field} — {message}"
         for step_id, fields in validate_version(draft).items()
         for field, message in fields.items()
     ]
+
+
+def latest_test_tree(workflow: Workflow, draft: WorkflowVersion) -> dict[str, Any]:
+    """The latest test run of this draft drawn as its tree with counts, when there is one."""
+    run = (
+        Run.objects.filter(workflow=workflow, version=draft, is_test=True)
+        .select_related("version")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if run is None:
+        return {}
+    now = clock.now()
+    chains, _steps = run_tree(run, step_states(run, now), now)
+    return {"latest": run, "latest_tree": chains, "node_base": reverse("runs:run_detail", args=[run.pk])}
 
 
 @checks_nul_itself
@@ -112,7 +129,8 @@ def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
         "recent": Run.objects.for_tenant(tenant)
         .filter(workflow=workflow, is_test=True)
         .order_by("-created_at", "-id")[:10],
-        "steps": draft.steps.order_by("position", "id"),
+        "tree": build_tree(list(draft.steps.all())),
+        **latest_test_tree(workflow, draft),
         "root": root,
     }
     if root is not None and root.kind == "database_trigger":

@@ -1,7 +1,12 @@
-"""A run drawn as its step tree: every branch, and under each step the executions of its items.
+"""A run drawn as its workflow: the builder's tree, each step with its items counted by state.
 
-Each step shows its counts by status and one page of executions (ordered by item key, read from the
-UNIQUE(run, step, item_key) index), so a run with 100,000 items costs a few queries per step, not per item.
+The page draws the version's steps exactly as the builder does (workflows/views/common.py build_tree:
+chains, parallel branches, a branch's labelled paths), and on each node the counts of its executions by
+state: running, retrying, waiting until …, pending, succeeded, filtered, skipped, failed, cancelled,
+and its messages that are uncertain or held. An execution whose message is uncertain counts as uncertain,
+not failed: it needs a person's decision (mark as sent, or send again), not a fix. Clicking a node opens its items (one page, ordered by item
+key from the UNIQUE(run, step, item_key) index) in the side panel, so a run with 100,000 items costs a
+few queries, not one per item or per step.
 """
 
 from __future__ import annotations
@@ -10,20 +15,34 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 
 from runs.models import Run, StepExecution
-from runs.views.presenting import duration, execution_state, state_class
+from runs.views.presenting import duration, execution_state, short_time, state_class
 from workflows.models import Step
-from workflows.steps import ConfigError, get_kind
+from workflows.views.common import build_tree as build_step_tree
 
 ITEMS_PER_STEP = 50
-COUNT_ORDER = ("running", "retrying", "pending", "succeeded", "failed", "cancelled")
+# The order of a node's chips: what is moving first, then how items ended, then what needs a person.
+COUNT_ORDER = (
+    "running",
+    "retrying",
+    "waiting",
+    "pending",
+    "succeeded",
+    "filtered",
+    "skipped",
+    "failed",
+    "cancelled",
+)
+# Message states shown on the node of the step that sent them (they need a person's decision).
+DELIVERY_STATES = ("uncertain", "held")
+RETRYING = Q(attempts__gt=0) & ~Q(error="")
 
 
 @dataclass
 class TreeFilter:
-    """Narrow the tree: one item's path (`item`), a status (`retrying` too), the page of one step."""
+    """Narrow the side panel: one item's path (`item`), a status (`retrying` too), a page (`after`)."""
 
     item: str = ""
     status: str = ""
@@ -32,34 +51,20 @@ class TreeFilter:
 
 
 @dataclass
-class StepNode:
+class Chip:
+    state: str  # a CSS class and a status filter
+    count: int
+    text: str
+
+
+@dataclass
+class SidePanel:
+    """The items of one step, for the side panel."""
+
     step: Step
-    counts: dict[str, int] = field(default_factory=dict)
     executions: list[StepExecution] = field(default_factory=list)
     more_after: str = ""
-    children: list[StepNode] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def title(self) -> str:
-        """The step's name, else its kind's label ("Send email"), else the raw kind."""
-        if self.step.name:
-            return self.step.name
-        try:
-            return get_kind(self.step.kind).label
-        except ConfigError:
-            return self.step.kind
-
-    @property
-    def count_items(self) -> list[tuple[str, int]]:
-        return ordered_counts(self.counts)
-
-
-def ordered_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
-    return [(status, counts[status]) for status in COUNT_ORDER if counts.get(status)]
+    chips: list[Chip] = field(default_factory=list)
 
 
 def item_path(item_key: str) -> list[str]:
@@ -73,43 +78,98 @@ def item_filter(item: str) -> Q:
     return Q(item_key__in=item_path(item)) | Q(item_key__startswith=item + "/")
 
 
-def status_filter(status: str) -> Q:
+def status_filter(status: str, now: datetime | None = None) -> Q:
+    if status in DELIVERY_STATES:
+        return Q(delivery__status=status)
+    if status == "failed":
+        return Q(status=status) & ~Q(delivery__status="uncertain")
     if status == "retrying":
-        return Q(status=StepExecution.Status.PENDING, attempts__gt=0) & ~Q(error="")
+        return Q(status=StepExecution.Status.PENDING) & RETRYING
+    if status == "waiting" and now is not None:
+        return Q(status=StepExecution.Status.PENDING, next_attempt_at__gt=now) & ~RETRYING
     return Q(status=status)
 
 
-def step_states(run: Run) -> list[dict]:
-    """Per (step, status): how many executions, how many retrying, and when they last moved.
+def step_states(run: Run, now: datetime) -> list[dict]:
+    """Per (step, status): how many executions, how many retrying or waiting, and when they last moved.
 
     One GROUP BY over the run's executions feeds both the counts on the tree and the page's change
     fingerprint (runs/views/run_detail.py), so a 100,000-item run is scanned once per request.
     """
+    waiting = Q(next_attempt_at__gt=now) & ~RETRYING
     return list(
         run.executions.values("step_id", "status")
         .annotate(
             n=Count("id"),
-            retrying=Count("id", filter=Q(attempts__gt=0) & ~Q(error="")),
+            retrying=Count("id", filter=RETRYING),
+            waiting=Count("id", filter=waiting),
+            next_due=Min("next_attempt_at", filter=waiting),
             attempts=Sum("attempts"),
             started=Max("started_at"),
             finished=Max("finished_at"),
-            due=Max("next_attempt_at"),
         )
         .order_by("step_id", "status")
     )
 
 
-def step_counts(states: list[dict]) -> dict[int, dict[str, int]]:
+def delivery_states(run: Run) -> dict[int, dict[str, int]]:
+    """Per step: how many of its messages are uncertain or held (one query)."""
     counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in states:
-        by_status = counts[row["step_id"]]
-        by_status[row["status"]] = row["n"]
-        if row["status"] == StepExecution.Status.PENDING and row["retrying"]:
-            by_status["retrying"] = row["retrying"]
-            by_status["pending"] = row["n"] - row["retrying"]
-            if not by_status["pending"]:
-                del by_status["pending"]
+    rows = (
+        run.deliveries.filter(status__in=DELIVERY_STATES)
+        .values("step_execution__step_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["step_execution__step_id"]][row["status"]] = row["n"]
     return counts
+
+
+def step_counts(states: list[dict]) -> tuple[dict[int, dict[str, int]], dict[int, datetime]]:
+    """{step id: {state: count}} with pending split into retrying, waiting and pending; and when each
+    step's waiting items are next due."""
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    due: dict[int, datetime] = {}
+    for row in states:
+        by_state = counts[row["step_id"]]
+        by_state[row["status"]] = row["n"]
+        if row["status"] == StepExecution.Status.PENDING:
+            by_state["retrying"] = row["retrying"]
+            by_state["waiting"] = row["waiting"]
+            by_state["pending"] = row["n"] - row["retrying"] - row["waiting"]
+            if row["next_due"]:
+                due[row["step_id"]] = row["next_due"]
+    return counts, due
+
+
+def chips_for(counts: dict[str, int], deliveries: dict[str, int], due, now: datetime) -> list[Chip]:
+    chips = []
+    if deliveries.get("uncertain"):
+        counts = {**counts, "failed": max(0, counts.get("failed", 0) - deliveries["uncertain"])}
+    for state in COUNT_ORDER:
+        n = counts.get(state)
+        if n:
+            text = (
+                f"{n} waiting until {short_time(due, now)}" if state == "waiting" and due else f"{n} {state}"
+            )
+            chips.append(Chip(state, n, text))
+    for state in DELIVERY_STATES:
+        if deliveries.get(state):
+            chips.append(Chip(state, deliveries[state], f"{deliveries[state]} {state}"))
+    return chips
+
+
+def run_tree(run: Run, states: list[dict], now: datetime) -> tuple[list[dict], dict[int, Step]]:
+    """The version's steps as the builder's chains, each step carrying `chips` and `reached`."""
+    steps = list(run.version.steps.order_by("position", "id"))
+    counts, due = step_counts(states)
+    deliveries = delivery_states(run)
+    for step in steps:
+        step.chips = chips_for(counts.get(step.pk, {}), deliveries.get(step.pk, {}), due.get(step.pk), now)
+        step.reached = bool(counts.get(step.pk))
+        step.has_failures = any(chip.state in ("failed", "uncertain") for chip in step.chips)
+    return build_step_tree(steps), {step.pk: step for step in steps}
 
 
 def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> tuple[list, str]:
@@ -118,7 +178,7 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
     if wanted.item:
         qs = qs.filter(item_filter(wanted.item))
     if wanted.status:
-        qs = qs.filter(status_filter(wanted.status))
+        qs = qs.filter(status_filter(wanted.status, now))
     if wanted.after and wanted.step_id == step.pk:
         qs = qs.filter(item_key__gt=wanted.after)
     rows = list(qs.order_by("item_key")[: ITEMS_PER_STEP + 1])
@@ -127,22 +187,27 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
     for execution in rows:
         execution.step = step  # already loaded: saves a query per row
         execution.state_text = execution_state(execution, now)
-        execution.state_class = state_class(execution)
+        execution.state_class = state_class(execution, now)
+        if _is_uncertain(execution):
+            execution.state_text = execution.state_class = "uncertain"
         execution.took = duration(execution.started_at, execution.finished_at, now)
     return rows, more
 
 
-def build_tree(
-    run: Run, wanted: TreeFilter, now: datetime, states: list[dict] | None = None
-) -> list[StepNode]:
-    """The version's steps as nested nodes (roots first), each with its counts and executions."""
-    steps = list(run.version.steps.order_by("position", "id"))
-    counts = step_counts(step_states(run) if states is None else states)
-    nodes = {step.pk: StepNode(step=step, counts=counts.get(step.pk, {})) for step in steps}
-    roots: list[StepNode] = []
-    for step in steps:
-        node = nodes[step.pk]
-        node.executions, node.more_after = step_executions(run, step, wanted, now)
-        parent = nodes.get(step.parent_id)
-        (parent.children if parent else roots).append(node)
-    return roots
+def _is_uncertain(execution: StepExecution) -> bool:
+    try:
+        return execution.delivery.status == "uncertain"
+    except StepExecution.delivery.RelatedObjectDoesNotExist:
+        return False
+
+
+def side_panel(run: Run, steps: dict[int, Step], wanted: TreeFilter, now: datetime) -> SidePanel | None:
+    """The selected step's items: the one asked for, else the first step with failures, else none."""
+    if wanted.step_id is None:
+        step = next((s for s in steps.values() if s.has_failures), None)
+    else:
+        step = steps.get(wanted.step_id)  # ?step=0 closes the panel
+    if step is None:
+        return None
+    executions, more = step_executions(run, step, wanted, now)
+    return SidePanel(step=step, executions=executions, more_after=more, chips=step.chips)

@@ -29,7 +29,15 @@
     if (chip) {
       const field = lastField && document.body.contains(lastField)
         ? lastField : document.querySelector("#panel [data-variables]");
-      if (field) insertAtCursor(field, chip.dataset.insert);
+      // A condition takes `item.name`, a field box the bare name, a template `{{ item.name }}`.
+      let text = chip.dataset.insert;
+      if (field && field.matches("[data-expression]")) text = chip.dataset.expression;
+      if (field && field.matches("[data-field-name]")) {
+        field.value = chip.dataset.name;
+        field.dispatchEvent(new Event("input", { bubbles: true }));
+        return;
+      }
+      if (field) insertAtCursor(field, text);
       return;
     }
     if (event.target.closest("[data-close]") || event.target.matches("[data-modal]")) {

@@ -95,20 +95,23 @@ def test_test_run_of_the_onboarding_draft_on_a_live_row(
 
     # The run page refreshes itself until the run is over: no reload from here on.
     expect(page.get_by_test_id("run-status")).to_have_text("Partially failed", timeout=40_000)
-    welcome = page.locator('li.step[data-step-name="Welcome"]')
-    expect(welcome.locator(".email-html")).to_have_count(1)
-    expect(welcome.frame_locator("iframe.email-html").first.locator("h1")).to_have_text("Hi Nia")
+    # The failing step's items open by themselves beside the tree.
+    side = page.locator("#run-side")
+    expect(side.locator("h2")).to_contain_text("Tell the team")
+    expect(side.locator("li.execution.failed .exec-error")).to_contain_text("company")
+    # What the test run captured is listed under the tree.
+    welcome = page.locator(".test-message", has_text="Welcome Nia")
+    welcome.locator("summary").first.click()
     expect(welcome.locator(".subject").first).to_have_text("Welcome Nia")
+    expect(welcome.frame_locator("iframe.email-html").first.locator("h1")).to_have_text("Hi Nia")
     # Both branches below the trigger ran; the wait was skipped and the nudge went (captured) too.
-    crm = page.locator('li.step[data-step-name="Add to CRM"]')
-    expect(crm.locator("tr.execution.succeeded")).to_have_count(1)
-    crm.locator("tr.execution details.output summary").click()
-    expect(crm.locator("tr.execution details.output pre")).to_contain_text("nia@example.com")
-    expect(page.locator(".subject", has_text="Finish onboarding")).to_have_count(1)
-    team = page.locator('li.step[data-step-name="Tell the team"]')
-    failed = team.locator("tr.execution.failed")
-    expect(failed.locator(".exec-error")).to_contain_text("company")
-    expect(failed.locator("td").nth(2)).to_have_text("1")  # attempts
+    expect(page.locator(".run-node[data-kind=wait] .badge.skipped")).to_have_text("1 skipped")
+    expect(page.locator(".test-message", has_text="Finish onboarding")).to_have_count(1)
+    page.locator('.run-node[data-step-name="Add to CRM"] .node-body').click()
+    expect(side.locator("h2")).to_contain_text("Add to CRM")
+    expect(side.locator("li.execution.succeeded")).to_have_count(1)
+    side.locator("li.execution details.output summary").click()
+    expect(side.locator("li.execution details.output pre")).to_contain_text("nia@example.com")
     assert smtp.messages == []
     run = Run.objects.get()
     assert run.is_test and set(Delivery.objects.values_list("status", flat=True)) == {"captured"}

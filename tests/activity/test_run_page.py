@@ -1,4 +1,5 @@
-"""A run's page: the tree with branches and items, retry state in words, live polling, item paths."""
+"""A run's page: the workflow's tree with counts per step, the selected step's items beside it, retry
+state in words, live polling, item paths."""
 
 from __future__ import annotations
 
@@ -29,10 +30,17 @@ def test_tree_shows_both_branches_with_items_errors_and_deliveries(owner_client,
     assert page.status_code == 200
     html = page.content.decode()
     roots = page.context["tree"]
-    assert len(roots) == 1 and [c.step.name for c in roots[0].children] == ["Welcome", "Tell the team"]
-    assert "SMTP 550: no such user" in html and "email to ann@example.com" in html
-    assert "&quot;sent&quot;: true" in html  # output as JSON
+    assert len(roots) == 1 and [b["steps"][0].name for b in roots[0]["branches"]] == [
+        "Welcome",
+        "Tell the team",
+    ]
+    # The failing step's items open by themselves; every node carries its counts.
+    assert page.context["side"].step == steps["Tell the team"]
+    assert "SMTP 550: no such user" in html and "1 failed" in html and "1 succeeded" in html
     assert 'hx-trigger="every' not in html  # finished: no polling
+    welcome_page = page_of(owner_client, run, step=steps["Welcome"].pk).content.decode()
+    assert "email to ann@example.com" in welcome_page
+    assert "&quot;sent&quot;: true" in welcome_page  # output as JSON
 
 
 def test_a_running_run_polls_and_the_partial_comes_back_only_when_something_changed(owner_client, onboarding):
@@ -80,11 +88,13 @@ def test_status_and_item_filters_narrow_the_tree(owner_client, onboarding):
     welcome = steps_of(onboarding)["Welcome"]
     for n in range(5):
         add_execution(run, welcome, f"0/{n}", status="failed" if n == 3 else "succeeded")
-    failed = page_of(owner_client, run, status="failed").context["tree"][0].children[0]
+    failed = page_of(owner_client, run, step=welcome.pk, status="failed").context["side"]
     assert [e.item_key for e in failed.executions] == ["0/3"]
-    one_item = page_of(owner_client, run, item="0/2").context["tree"][0]
+    trigger = steps_of(onboarding)[""]
+    one_item = page_of(owner_client, run, step=trigger.pk, item="0/2").context["side"]
     assert [e.item_key for e in one_item.executions] == ["0"]  # its ancestor, the trigger's item
-    assert [e.item_key for e in one_item.children[0].executions] == ["0/2"]
+    below = page_of(owner_client, run, step=welcome.pk, item="0/2").context["side"]
+    assert [e.item_key for e in below.executions] == ["0/2"]
 
 
 def test_a_big_fanout_is_paged_per_step_with_a_constant_number_of_queries(owner_client, onboarding):
@@ -95,15 +105,15 @@ def test_a_big_fanout_is_paged_per_step_with_a_constant_number_of_queries(owner_
         for n in range(130)
     )
     with CaptureQueriesContext(connection) as first:
-        page = page_of(owner_client, run)
-    node = page.context["tree"][0].children[0]
-    assert len(node.executions) == 50 and node.counts == {"pending": 130}
-    second = page_of(owner_client, run, step=welcome.pk, after=node.more_after).context["tree"][0].children[0]
+        page = page_of(owner_client, run, step=welcome.pk)
+    node = page.context["side"]
+    assert len(node.executions) == 50 and [(c.state, c.count) for c in node.chips] == [("pending", 130)]
+    second = page_of(owner_client, run, step=welcome.pk, after=node.more_after).context["side"]
     assert second.executions[0].item_key == "0/0050"
     StepExecution.objects.bulk_create(
         StepExecution(tenant_id=run.tenant_id, run=run, step=welcome, item_key=f"1/{n:04d}")
         for n in range(300)
     )
     with CaptureQueriesContext(connection) as more:
-        page_of(owner_client, run)
+        page_of(owner_client, run, step=welcome.pk)
     assert len(more) == len(first)

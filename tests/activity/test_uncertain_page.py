@@ -150,3 +150,28 @@ def test_operators_mark_uncertain_messages_sent_and_see_heartbeats(uncertain, re
     Heartbeat("worker", name="worker-on-host-1").beat()
     page = operator.get(reverse("admin:runs_processheartbeat_changelist")).content.decode()
     assert "worker-on-host-1" in page and "icon-yes" in page
+
+
+def test_the_tree_counts_uncertain_on_its_node_not_failed_and_opens_its_items(owner_client, uncertain):
+    run, delivery = uncertain
+    team = steps_of(run.workflow)["Tell the team"]
+    page = owner_client.get(reverse("runs:run_detail", args=[run.pk]))
+    chips = {chip.state: chip.count for chip in page.context["steps_by_id"][team.pk].chips}
+    assert chips == {"uncertain": 1}, "an uncertain message's execution is not also counted failed"
+    side = page.context["side"]
+    assert side.step.pk == team.pk, "the step that needs a person opens by itself"
+    (execution,) = side.executions
+    assert execution.state_class == "uncertain"
+    html = page.content.decode()
+    items = html[html.index('id="run-side"') :]
+    assert reverse("runs:resolve_uncertain", args=[delivery.pk]) in items, "resolve buttons beside the item"
+    assert 'data-testid="attempt-history"' in items and "worker w1 stopped" in items
+
+
+@pytest.mark.parametrize(("status", "listed"), [("uncertain", 1), ("failed", 0), ("held", 0)])
+def test_the_side_panel_filters_by_a_message_state(owner_client, uncertain, status, listed):
+    run, _delivery = uncertain
+    team = steps_of(run.workflow)["Tell the team"]
+    page = owner_client.get(reverse("runs:run_detail", args=[run.pk]), {"step": team.pk, "status": status})
+    assert page.context["wanted"].status == status
+    assert len(page.context["side"].executions) == listed

@@ -41,6 +41,7 @@ def test_list_is_live_runs_newest_first(api, history, welcome):
         "workflow_name": "Welcome",
         "version": 1,
         "event_key": "e-running",
+        "label": "",
         "status": "running",
         "is_test": False,
         "created_at": first["created_at"],

@@ -129,7 +129,8 @@ def settle(clock: Clock, *, step_seconds: float = 3600, rounds: int = 30) -> Non
 def build_workflow(
     tenant, spec: dict, *, name: str = "Test workflow", sandbox: bool = False, publish_it=True, validate=True
 ):
-    """spec: {"kind": ..., "config": {...}, "name": ..., "children": [spec, ...]} with the trigger at the top.
+    """spec: {"kind": ..., "config": {...}, "name": ..., "children": [spec, ...]} with the trigger at the top;
+    a child of a branch names its path with "path".
 
     `validate=False` stores the configs as given, like a draft saved before a check existed (publishing
     would refuse it: run its draft with `start_run(..., version=workflow.versions.get())`)."""
@@ -148,6 +149,7 @@ def build_workflow(
             kind=node["kind"],
             name=node.get("name", ""),
             config=config,
+            path=node.get("path", ""),
         )
         for index, child in enumerate(node.get("children", [])):
             add(child, step, index)
@@ -201,3 +203,17 @@ def query(source, sql: str, mode: str = "fanout", children=None, **extra) -> dic
         "config": {"datasource": source.pk, "sql": sql, "mode": mode, **extra},
         "children": children or [],
     }
+
+
+def branch(paths: list[dict], children=None, otherwise: bool = False) -> dict:
+    """A branch step; each path: {"id", "label", and "expression" or "field"/"operator"/"value"}."""
+    cleaned = [{"match": "expression" if "expression" in path else "rule", **path} for path in paths]
+    return {
+        "kind": "branch",
+        "config": {"paths": cleaned, "otherwise": otherwise},
+        "children": children or [],
+    }
+
+
+def on_path(path: str, spec: dict) -> dict:
+    return {**spec, "path": path}

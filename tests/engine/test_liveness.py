@@ -183,7 +183,15 @@ def test_no_procfile_process_leaves_a_child_behind_when_sigkilled(kind, redis_co
     env = process_env(smtp.port)
     if kind == "web":
         port = free_port()
-        args = ["config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+        args = [
+            "-c",
+            str(ROOT / "config/gunicorn.py"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ]
         process = start(args, env, tmp_path / "web.log", program=[str(ROOT / ".venv/bin/gunicorn")])
         wait_for(lambda: len(psutil.Process(process.pid).children()) == 2, 30, "gunicorn's workers")
     else:

@@ -35,6 +35,7 @@ class BoundField:
     error: str = ""
     options: list[tuple[str, str]] = field(default_factory=list)
     options_error: str = ""
+    warning: str = ""  # e.g. an unknown variable: saved anyway, but worth a look
 
     @property
     def widget(self) -> str:
@@ -77,7 +78,34 @@ class BoundField:
 
     @property
     def takes_variables(self) -> bool:
-        return self.widget in ("template", "sql")
+        return self.widget in ("template", "sql", "expression")
+
+    @property
+    def paths(self) -> list[dict[str, Any]]:
+        """A paths widget's rows, each with its index (the names its inputs post under)."""
+        rows = self.value if isinstance(self.value, list) else []
+        return [{**row, "index": index} for index, row in enumerate(rows) if isinstance(row, dict)]
+
+
+def field_warning(bound: BoundField, known: list[str]) -> str:
+    """What to point out about a field that saved fine: variables the item does not have here."""
+    from workflows.variables import unknown_variables_warning
+
+    if bound.widget in ("template", "sql"):
+        return unknown_variables_warning(bound.value, known)
+    if bound.widget == "expression":
+        return unknown_variables_warning(bound.value, known, expression=True)
+    if bound.widget == "paths" and known:
+        for row in bound.paths:
+            label = row.get("label") or f"Path {row['index'] + 1}"
+            if row.get("match") == "expression":
+                found = unknown_variables_warning(row.get("expression") or "", known, expression=True)
+            else:
+                name = str(row.get("field") or "").split(".")[0]
+                found = f"Unknown variable item.{name}." if name and name not in known else ""
+            if found:
+                return f"Path “{label}”: {found}"
+    return ""
 
 
 def config_from_post(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[str, str]]:
@@ -92,6 +120,9 @@ def config_from_post(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[
             config[spec.name] = [v for v in data.getlist(key) if v != ""]
         elif spec.widget == "checkbox":
             config[spec.name] = data.get(key) in ("on", "true", "1")
+        elif spec.widget == "paths":
+            if f"{key}-count" in data:
+                config[spec.name] = _paths_from_post(data, key)
         elif key not in data:
             continue
         elif spec.widget == "secret" and not data.get(key):
@@ -99,6 +130,21 @@ def config_from_post(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[
         else:
             config[spec.name] = _convert(spec, data.get(key, ""), errors)
     return config, errors
+
+
+PATH_KEYS = ("id", "label", "match", "field", "operator", "value", "expression")
+
+
+def _paths_from_post(data: QueryDict, key: str) -> list[dict[str, Any]]:
+    """Rows posted as config-paths-<n>-<key>, in order; a row's keys that were not posted stay out."""
+    raw = data.get(f"{key}-count", "")
+    count = min(int(raw), 50) if raw.isdigit() else 0
+    rows = []
+    for index in range(count):
+        row = {name: data[f"{key}-{index}-{name}"] for name in PATH_KEYS if f"{key}-{index}-{name}" in data}
+        if row.get("id"):
+            rows.append(row)
+    return rows
 
 
 def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:

@@ -16,6 +16,7 @@ KIND_MODULES = [
     "workflows.steps.wait",
     "workflows.steps.data_query",
     "workflows.steps.condition",
+    "workflows.steps.branch",
     "workflows.steps.send_email",
     "workflows.steps.slack_message",
     "workflows.steps.http_request",

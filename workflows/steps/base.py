@@ -18,7 +18,9 @@ class ConfigError(Exception):
 class Field:
     """One config field, described once so the builder can draw its form and validation can name it.
 
-    widget: text, textarea, sql, template, number, checkbox, select, multiselect, json, secret,
+    widget: text, textarea, sql, template, expression (a condition over `item`: the variable chips insert
+    `item.name` into it), paths (a branch's ordered paths; `choices` are its operators), number,
+    checkbox, select, multiselect, json, secret,
     datasource (a DataSource id of the tenant), schema (a schema of the chosen data source),
     table (a table of the chosen data source, in the chosen schema),
     columns (column names of the chosen table).
@@ -61,6 +63,22 @@ class StepKind:
         what a trigger does: its item is the event's payload.
         """
         return [item]
+
+    def summary(self, config: dict[str, Any]) -> str:
+        """One short line saying what the step does with these settings, for the builder's nodes."""
+        return ""
+
+    def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A trigger's example item, typed by the person (test runs and previews start from it)."""
+        return {}
+
+    def paths(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        """The labelled paths a step's children sit on, as (id, label) in order (a branch's paths).
+
+        Empty for ordinary kinds, whose children are parallel branches that all get every item.
+        Each child of a step with paths carries its path's id in `Step.path`.
+        """
+        return []
 
     def on_publish(self, step, previous_step) -> None:
         """Called when a version whose tree holds this step is published (install triggers here)."""

@@ -7,6 +7,14 @@ from typing import Any
 from workflows.steps.base import Field
 from workflows.templating import validate_expression, validate_template
 
+RUN_LABEL_FIELD = Field(
+    "run_label",
+    "Run label",
+    widget="template",
+    help="Whom a run is about, shown and searched in the activity log, e.g. {{ item.email }}. "
+    "Empty: the item's email, else its name.",
+)
+
 RETRY_FIELDS = (
     Field(
         "max_attempts",
@@ -72,3 +80,10 @@ def clean_expression(
         errors[field] = f"Expression error: {problem.message}"
     else:
         cleaned[field] = value.strip()
+
+
+def clean_run_label(config: dict[str, Any], errors: dict[str, str], cleaned: dict[str, Any]) -> None:
+    """A trigger's optional run label template; kept out of the config while empty (the default)."""
+    clean_template(config, "run_label", errors, cleaned, required=False)
+    if not cleaned.get("run_label"):
+        cleaned.pop("run_label", None)

@@ -20,6 +20,7 @@ class Condition(StepKind):
         Field(
             "expression",
             "Expression",
+            widget="expression",
             required=True,
             help="Jinja2 expression over `item`, e.g. item.onboarded_at is none or item.plan == 'pro'.",
         ),
@@ -27,6 +28,9 @@ class Condition(StepKind):
 
     def default_config(self) -> dict[str, Any]:
         return {"expression": "true"}
+
+    def summary(self, config: dict[str, Any]) -> str:
+        return f"only if {config.get('expression') or '?'}"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}

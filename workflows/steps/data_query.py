@@ -48,6 +48,11 @@ class DataQuery(StepKind):
     def default_config(self) -> dict[str, Any]:
         return {"mode": "fanout", "key_column": "id", "sql": ""}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        sql = " ".join((config.get("sql") or "").split())
+        mode = dict(MODES).get(config.get("mode", "fanout"), "")
+        return f"{mode}: {sql}" if sql else mode
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         from integrations.query import QueryError, check_tenant_sql, parametrized, placeholders
         from workflows.templating import validate_expression

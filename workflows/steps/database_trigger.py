@@ -22,6 +22,7 @@ from typing import Any
 
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"))
 
@@ -44,10 +45,16 @@ class DatabaseTrigger(StepKind):
             help="For updates: leave empty to start a run whenever any column changes.",
             default=[],
         ),
+        RUN_LABEL_FIELD,
     )
 
     def default_config(self) -> dict[str, Any]:
         return {"schema": "public", "operations": ["insert"], "watch_columns": []}
+
+    def summary(self, config: dict[str, Any]) -> str:
+        happened = {"insert": "inserted", "update": "updated"}
+        ops = " or ".join(happened.get(op, op) for op in config.get("operations") or ["insert"])
+        return f"when a row is {ops} in {config.get('schema') or 'public'}.{config.get('table') or '?'}"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
@@ -69,6 +76,8 @@ class DatabaseTrigger(StepKind):
             errors["watch_columns"] = "Watched columns must be a list of column names."
         elif watch and "update" not in operations:
             errors["watch_columns"] = "Watched columns only apply to updates: add “update” or clear them."
+        labelled: dict[str, Any] = {}
+        clean_run_label(config, errors, labelled)
         if errors:
             raise ConfigError(errors)
         return {
@@ -77,6 +86,7 @@ class DatabaseTrigger(StepKind):
             "table": table,
             "operations": [value for value, _ in OPERATIONS if value in operations],
             "watch_columns": [c.strip() for c in watch],
+            **labelled,
         }
 
     def output_fields(self, step, input_fields: list[str]) -> list[str]:

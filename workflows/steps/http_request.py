@@ -59,6 +59,9 @@ class HttpRequest(SendKind):
     def default_config(self) -> dict[str, Any]:
         return {"method": "POST", "url": "", "headers": {}, "body": "", "response": "keep"}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        return f"{config.get('method') or 'POST'} {config.get('url') or '?'}"
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}

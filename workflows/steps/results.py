@@ -4,6 +4,11 @@
   path, like a false condition or a query with no rows).
 - `FanOut(pairs)`: an iterable of `(key, item)`; each item gets the item key `<parent key>/<key>`. It may
   be a generator (a server-side cursor): the engine writes children in chunks as it reads.
+- `Routed(path, items)`: the items go on only to the children on that path (a branch's chosen path);
+  no items means the item's path ends here (filtered).
+- `Skipped(items, summary)`: the step passed the items on without doing its work (a wait skipped in a
+  test run); the execution reads "skipped".
+A step that produces no items ends as `filtered`, not `succeeded`: the run page then says so.
 - raise `StepFailed(message, permanent=False)`: transient failures are retried with backoff,
   permanent ones fail the execution at once with the message shown to the user.
 """
@@ -29,4 +34,17 @@ class StepFailed(Exception):
 class FanOut:
     pairs: Iterable[tuple[str, dict[str, Any]]]
     # What the execution's output shows (a fan-out's items are its children, not its output).
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Routed:
+    path: str
+    items: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Skipped:
+    items: list[dict[str, Any]]
     summary: dict[str, Any] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from croniter import croniter
 
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
 FREQUENCIES = (("daily", "Every day"), ("weekly", "Every week"), ("monthly", "Every month"), ("cron", "Cron"))
 WEEKDAY_CHOICES = tuple((day, day.capitalize()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
@@ -39,10 +40,17 @@ class ScheduleTrigger(StepKind):
         Field("weekdays", "On", widget="multiselect", choices=WEEKDAY_CHOICES, default=["mon"]),
         Field("day_of_month", "Day of the month", widget="number", default=1, help="-1 is the last day."),
         Field("cron", "Cron expression", help="Five fields, like 0 9 * * mon-fri, in the time zone above."),
+        RUN_LABEL_FIELD,
     )
 
     def default_config(self) -> dict[str, Any]:
         return {"frequency": "daily", "time": "09:00", "timezone": "UTC"}
+
+    def summary(self, config: dict[str, Any]) -> str:
+        zone = config.get("timezone") or "UTC"
+        if config.get("frequency") == "cron":
+            return f"cron {config.get('cron') or '?'} ({zone})"
+        return f"{dict(FREQUENCIES).get(config.get('frequency'), '').lower()} at {config.get('time') or '?'} {zone}"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
@@ -63,6 +71,7 @@ class ScheduleTrigger(StepKind):
             cleaned["weekdays"] = _weekdays(config.get("weekdays"), errors)
         if frequency == "monthly":
             cleaned["day_of_month"] = _day_of_month(config.get("day_of_month"), errors)
+        clean_run_label(config, errors, cleaned)
         if errors:
             raise ConfigError(errors)
         return cleaned

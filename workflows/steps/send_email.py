@@ -33,6 +33,10 @@ class SendEmail(SendKind):
     def default_config(self) -> dict[str, Any]:
         return {"to": "{{ item.email }}", "subject": "", "html": "", "text": ""}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        subject = (config.get("subject") or "").strip()
+        return f"“{subject}” to {config.get('to') or '?'}" if subject else f"to {config.get('to') or '?'}"
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}

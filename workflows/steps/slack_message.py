@@ -37,6 +37,9 @@ class SlackMessage(SendKind):
         *RETRY_FIELDS,
     )
 
+    def summary(self, config: dict[str, Any]) -> str:
+        return " ".join((config.get("text") or "").split())
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
-from workflows.steps.results import StepFailed
+from workflows.steps.results import Skipped, StepFailed
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
@@ -96,11 +96,28 @@ class Wait(StepKind):
         )
         return moment - offset if config.get("offset_direction", "before") == "before" else moment + offset
 
-    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped:
         # The engine already held the item until due_at (or skipped that in a test run); computing it
         # again surfaces an item without a usable time as this execution's error.
-        self.due_at(ctx.step.config, item, ctx.now)
+        due = self.due_at(ctx.step.config, item, ctx.now)
+        if _skipping(ctx) and due > ctx.now:
+            return Skipped(
+                [item], {"skipped": "test run: waits skipped", "would_wait_until": due.isoformat()}
+            )
         return [item]
+
+    def summary(self, config: dict[str, Any]) -> str:
+        if config.get("mode", "duration") == "duration":
+            amount = config.get("amount")
+            unit = config.get("unit", "days")
+            if amount == 1:
+                unit = unit.removesuffix("s")
+            return f"for {_plain(amount)} {unit}"
+        offset = config.get("offset_amount") or 0
+        field = config.get("field") or "?"
+        if not offset:
+            return f"until {field}"
+        return f"until {_plain(offset)} {config.get('offset_unit', 'days')} {config.get('offset_direction', 'before')} {field}"
 
 
 def _number(value: Any, field: str, errors: dict[str, str], required: bool = False) -> float:
@@ -127,3 +144,16 @@ def _parse_time(value: Any, name: str) -> datetime:
     except ValueError:
         raise StepFailed(f"Wait: “{name}” is {value!r}, which is not a date and time.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _skipping(ctx) -> bool:
+    """A test run that skips waits, or a wait someone fast-forwarded ("Skip waits now" marks it)."""
+    if (ctx.run.options or {}).get("skip_waits"):
+        return True
+    output = ctx.execution.output if ctx.execution is not None else None
+    return isinstance(output, dict) and bool(output.get("skip_requested"))
+
+
+def _plain(number: Any) -> str:
+    """3.0 -> "3", 1.5 -> "1.5"."""
+    return f"{number:g}" if isinstance(number, int | float) else str(number)

@@ -20,6 +20,7 @@ from typing import Any
 
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
 TIMESTAMP_HEADER = "X-Rowbell-Timestamp"
 SIGNATURE_HEADER = "X-Rowbell-Signature"
@@ -56,16 +57,30 @@ class WebhookTrigger(StepKind):
             default={},
             help='An example of what you will POST, like {"email": "a@b.c"}; used for test runs.',
         ),
+        RUN_LABEL_FIELD,
     )
 
     def default_config(self) -> dict[str, Any]:
         return {"sample": {}}
 
+    def summary(self, config: dict[str, Any]) -> str:
+        return "when a signed JSON body is POSTed"
+
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, str] = {}
         sample = config.get("sample", {})
         if not isinstance(sample, dict):
-            raise ConfigError({"sample": 'The sample body must be a JSON object, like {"email": "a@b.c"}.'})
-        return {"sample": sample}
+            errors["sample"] = 'The sample body must be a JSON object, like {"email": "a@b.c"}.'
+        cleaned: dict[str, Any] = {"sample": sample}
+        clean_run_label(config, errors, cleaned)
+        if errors:
+            raise ConfigError(errors)
+        return cleaned
+
+    def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
+        sample = config.get("sample")
+        return dict(sample) if isinstance(sample, dict) else {}
 
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
-        return list((step.config.get("sample") or {}).keys())
+        # A sample that does not validate is kept as typed (a string): it has no fields yet.
+        return list(self.sample_item(step.config))

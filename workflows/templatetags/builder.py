@@ -28,3 +28,9 @@ def lookup(mapping: dict, key: Any) -> Any:
 def variable(name: str) -> str:
     """The placeholder the variable picker inserts."""
     return "{{ item." + name + " }}" if name.isidentifier() else "{{ item[" + repr(name) + "] }}"
+
+
+@register.filter
+def expression_variable(name: str) -> str:
+    """What a chip inserts into a condition: the expression itself, without the braces."""
+    return "item." + name if name.isidentifier() else "item[" + repr(name) + "]"

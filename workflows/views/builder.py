@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.paths import path_problem
 from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind, kind_choices
 from workflows.views.common import build_tree, get_draft_step, get_workflow
@@ -102,19 +103,28 @@ def add_step(request: HttpRequest, workflow_id: int) -> HttpResponse:
             return HttpResponse("Add steps below a step of this draft.", status=400)
     if (anchor is None) != kind.is_trigger:
         return HttpResponse("A workflow starts with one trigger, and only the first step is one.", status=400)
+    path = request.POST.get("path", "")
+    if anchor is not None and mode != "branch":
+        problem = path_problem(anchor, path)
+        if problem:
+            return HttpResponse(problem, status=400)
     with transaction.atomic():
         WorkflowVersion.objects.select_for_update().get(pk=draft.pk)
         if anchor is None and draft.steps.exists():
             return HttpResponse("This workflow already has a trigger.", status=400)
-        step = _insert(draft, kind, anchor, mode)
+        step = _insert(draft, kind, anchor, mode, path)
         bump_revision(draft)
     return render(request, "workflows/_builder_body.html", builder_context(request, workflow, draft, step))
 
 
-def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str) -> Step:
+def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str, path: str = "") -> Step:
+    """Add the step. `path`: under a branch, the path it goes on (insert: at the top of that path)."""
     parent = anchor.parent if (anchor is not None and mode == "branch") else anchor
+    if mode == "branch" and anchor is not None:
+        path = anchor.path  # a parallel step on the same path of the same branch
     siblings = draft.steps.filter(parent=parent)
     position = (siblings.aggregate(n=Max("position"))["n"] or 0) + 1 if siblings.exists() else 0
+    config = with_single_datasource(kind, kind.default_config(), draft.tenant_id)
     step = Step.objects.create(
         tenant_id=draft.tenant_id,
         version=draft,
@@ -122,11 +132,17 @@ def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str) -> Ste
         position=position,
         kind=kind.kind,
         name=kind.label,
-        config=with_single_datasource(kind, kind.default_config(), draft.tenant_id),
+        config=config,
+        path=path,
     )
     if mode == "insert" and anchor is not None:
-        # The new step takes the anchor's children: it sits on the connection between them.
-        draft.steps.filter(parent=anchor).exclude(pk=step.pk).update(parent=step)
+        # The new step takes the anchor's children (on its path, under a branch): it sits on the
+        # connection between them. A new step with paths of its own puts them on its first path.
+        adopted = draft.steps.filter(parent=anchor).exclude(pk=step.pk)
+        if path:
+            adopted = adopted.filter(path=path)
+        own_paths = kind.paths(config)
+        adopted.update(parent=step, path=own_paths[0][0] if own_paths else "")
         Step.objects.filter(pk=step.pk).update(position=0)
     return step
 
@@ -145,3 +161,43 @@ def delete_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRes
     return render(
         request, "workflows/_builder_body.html", builder_context(request, workflow, draft, selected)
     )
+
+
+PATH_ACTIONS = ("add", "remove", "up")
+
+
+@login_required
+@require_POST
+def branch_path(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+    """Add a path to a step with paths, remove one (with the steps on it), or move one up."""
+    workflow = get_workflow(request, workflow_id)
+    step = get_draft_step(request, workflow, step_id)
+    action, path_id = request.POST.get("action", ""), request.POST.get("path", "")
+    if action not in PATH_ACTIONS or not any(spec.widget == "paths" for spec in step.kind_class.fields):
+        return HttpResponse("This step has no paths to change.", status=400)
+    draft = step.version
+    with transaction.atomic():
+        WorkflowVersion.objects.select_for_update().get(pk=draft.pk)
+        step.refresh_from_db(fields=["config"])
+        paths = [dict(p) for p in step.config.get("paths") or [] if isinstance(p, dict)]
+        index = next((i for i, p in enumerate(paths) if p.get("id") == path_id), None)
+        if action == "add":
+            taken = {p.get("id") for p in paths}
+            new_id = next(f"p{n}" for n in range(1, 1000) if f"p{n}" not in taken)
+            paths.append(
+                {"id": new_id, "label": f"Path {len(paths) + 1}", "match": "rule", "operator": "is_true"}
+            )
+        elif index is None:
+            return HttpResponse("That path is not on this step (any more): reload the builder.", status=400)
+        elif action == "up" and index > 0:
+            paths[index - 1], paths[index] = paths[index], paths[index - 1]
+        elif action == "remove":
+            if len(paths) == 1:
+                return HttpResponse("A branch keeps at least one path.", status=400)
+            paths.pop(index)
+            for child in draft.steps.filter(parent=step, path=path_id):
+                delete_draft_step(child)
+        step.config = {**step.config, "paths": paths}
+        step.save(update_fields=["config"])
+        bump_revision(draft)
+    return render(request, "workflows/_builder_body.html", builder_context(request, workflow, draft, step))

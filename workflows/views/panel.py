@@ -15,11 +15,11 @@ from config.input_guard import checks_nul_itself
 from integrations.json_input import NUL
 from runs.views.preview import preview_step
 from runs.views.samples import sample_item
-from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post
+from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post, field_warning
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.references import foreign_references
-from workflows.variables import available_fields, describe_query
+from workflows.variables import available_fields, describe_query, fields_after
 from workflows.views.common import get_draft_step, get_workflow
 from workflows.webhook_panel import curl_example, example_body, webhook_url
 
@@ -57,7 +57,12 @@ def panel_context(
     steps_by_id = {s.id: s for s in steps}
     errors = validation_errors(request, step) if errors is None else errors
     fields = available_fields(request.tenant, step, steps_by_id)
+    if step.parent_id is None and not fields:
+        # A trigger's own templates (its run label) read the item it produces.
+        fields = fields_after(request.tenant, step, [])
     bound = bind_fields(step, request.tenant, errors)
+    for f in bound:
+        f.warning = field_warning(f, fields)
     context = {
         "step": step,
         "kind": get_kind(step.kind),
@@ -66,6 +71,8 @@ def panel_context(
         "advanced_fields": [f for f in bound if f.is_advanced],
         "errors": errors,
         "variables": fields,
+        "step_paths": get_kind(step.kind).paths(step.config or {}),
+        "step_summary": get_kind(step.kind).summary(step.config or {}),
         "subtree_size": _subtree_size(step, steps),
     }
     if step.kind == "send_email":
@@ -90,8 +97,10 @@ def _merge_changed(step: Step, posted: dict[str, Any], changed: set[str], name: 
     tab's edits to other fields survive. The same field edited in both: the later write wins."""
     config = dict(step.config)
     for field in changed:
-        if field.startswith("config-") and field[7:] in posted:
-            config[field[7:]] = posted[field[7:]]
+        # A row of a paths widget posts config-paths-<n>-<key>: the whole "paths" setting changed.
+        key = field[7:].split("-", 1)[0]
+        if field.startswith("config-") and key in posted:
+            config[key] = posted[key]
     if "name" in changed:
         step.name = name
     return config

@@ -1,0 +1,259 @@
+"""Branch: ordered paths, each with a condition, plus an optional "otherwise"; exactly one path runs per item.
+
+Config:
+    {"paths": [{"id": "p1", "label": "Finished onboarding", "match": "rule",
+                "field": "onboarded", "operator": "is_true", "value": ""},
+               {"id": "p2", "label": "Pro plan", "match": "expression", "expression": "item.plan == 'pro'"}],
+     "otherwise": true, "otherwise_label": "Otherwise"}
+
+The paths are tried in order and the first that matches takes the item; when none does, the
+"otherwise" path takes it, or, without one, the item's path ends here (the execution reads
+"filtered"). Each child step sits on one path: its `Step.path` holds the path's id (`otherwise` for
+the otherwise path), and the engine hands the item only to the children on the chosen path. A path
+whose condition cannot be evaluated (a field the item lacks, a broken expression) fails the item
+with the path's name, and no path runs: running the next path instead could send the wrong message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from workflows.steps import register
+from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.results import Routed, StepFailed
+from workflows.templating import TemplateError, evaluate, validate_expression
+
+OTHERWISE = "otherwise"
+PATH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MAX_PATHS = 20
+
+OPERATORS = (
+    ("equals", "is"),
+    ("not_equals", "is not"),
+    ("contains", "contains"),
+    ("greater_than", "is greater than"),
+    ("less_than", "is less than"),
+    ("is_empty", "is empty"),
+    ("is_not_empty", "is not empty"),
+    ("is_true", "is true"),
+    ("is_false", "is false"),
+)
+# Operators that read no value, and those for which a missing field simply counts as empty.
+NO_VALUE = {"is_empty", "is_not_empty", "is_true", "is_false"}
+MATCHES = (("rule", "a field"), ("expression", "an expression"))
+
+
+class ConditionError(Exception):
+    """A path's condition could not be evaluated on this item; the message says why in plain words."""
+
+
+@register
+class Branch(StepKind):
+    kind = "branch"
+    label = "Branch"
+    description = "Sends each item down exactly one path: the first whose condition holds, else “otherwise”."
+    fields = (
+        Field("paths", "Paths, tried in order", widget="paths", required=True, choices=OPERATORS),
+        Field("otherwise", "Add an “otherwise” path for items no path matches", widget="checkbox"),
+        Field("otherwise_label", "Name of the otherwise path", default="Otherwise"),
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "paths": [{"id": "p1", "label": "Path 1", "match": "rule", "field": "", "operator": "is_true"}],
+            "otherwise": True,
+            "otherwise_label": "Otherwise",
+        }
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, str] = {}
+        paths = config.get("paths")
+        if not isinstance(paths, list) or not paths:
+            errors["paths"] = "Add at least one path with a condition."
+            paths = []
+        elif len(paths) > MAX_PATHS:
+            errors["paths"] = f"A branch can have at most {MAX_PATHS} paths."
+        cleaned_paths, seen = [], set()
+        for index, path in enumerate(paths if isinstance(paths, list) else []):
+            cleaned, problem = _clean_path(path, index)
+            if problem and "paths" not in errors:
+                errors["paths"] = problem
+            if cleaned["id"] in seen or cleaned["id"] == OTHERWISE:
+                errors.setdefault("paths", f"Path {index + 1} needs an id of its own.")
+            seen.add(cleaned["id"])
+            cleaned_paths.append(cleaned)
+        label = config.get("otherwise_label")
+        label = label.strip() if isinstance(label, str) and label.strip() else "Otherwise"
+        if errors:
+            raise ConfigError(errors)
+        return {
+            "paths": cleaned_paths,
+            "otherwise": bool(config.get("otherwise")),
+            "otherwise_label": label[:80],
+        }
+
+    def paths(self, config: dict[str, Any]) -> list[tuple[str, str]]:
+        found = [
+            (str(p.get("id")), str(p.get("label") or f"Path {i + 1}"))
+            for i, p in enumerate(config.get("paths") or [])
+            if isinstance(p, dict) and p.get("id")
+        ]
+        if config.get("otherwise"):
+            found.append((OTHERWISE, config.get("otherwise_label") or "Otherwise"))
+        return found
+
+    def summary(self, config: dict[str, Any]) -> str:
+        return " · ".join(label for _id, label in self.paths(config))
+
+    def execute(self, ctx, item: dict[str, Any]) -> Routed | list:
+        config = ctx.step.config
+        for index, path in enumerate(config.get("paths") or []):
+            label = path.get("label") or f"Path {index + 1}"
+            try:
+                matched = matches(path, item, ctx.run_context)
+            except ConditionError as exc:
+                raise StepFailed(f"Branch, path “{label}”: {exc}", permanent=True) from exc
+            if matched:
+                return Routed(path["id"], [item], {"path": label})
+        if config.get("otherwise"):
+            label = config.get("otherwise_label") or "Otherwise"
+            return Routed(OTHERWISE, [item], {"path": label})
+        return Routed("", [], {"path": None, "reason": "no path matched and there is no “otherwise”"})
+
+
+def describe(path: dict[str, Any]) -> str:
+    """A path's condition in words: "onboarded is true", "item.plan == 'pro'"."""
+    if path.get("match") == "expression":
+        return path.get("expression") or ""
+    words = dict(OPERATORS).get(path.get("operator"), path.get("operator") or "")
+    value = "" if path.get("operator") in NO_VALUE else f" {path.get('value', '')}"
+    return f"{path.get('field') or '?'} {words}{value}"
+
+
+def matches(path: dict[str, Any], item: dict[str, Any], run: dict[str, Any]) -> bool:
+    if path.get("match") == "expression":
+        try:
+            return bool(evaluate(path["expression"], {"item": item, "run": run}))
+        except TemplateError as exc:
+            raise ConditionError(str(exc)) from exc
+    operator = path.get("operator")
+    present, value = _lookup(item, path.get("field") or "")
+    if not present and operator not in ("is_empty", "is_not_empty"):
+        fields = ", ".join(sorted(item)) or "none"
+        raise ConditionError(f"the item has no field “{path.get('field')}” (its fields: {fields}).")
+    return _compare(operator, value, path.get("value", ""))
+
+
+def _lookup(item: dict[str, Any], dotted: str) -> tuple[bool, Any]:
+    """`plan` or `profile.plan`: whether the field exists, and its value."""
+    value: Any = item
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _compare(operator: str, actual: Any, wanted: str) -> bool:
+    if operator == "is_empty":
+        return actual in (None, "", [], {})
+    if operator == "is_not_empty":
+        return actual not in (None, "", [], {})
+    if operator == "is_true":
+        return _truthy(actual)
+    if operator == "is_false":
+        return not _truthy(actual)
+    if operator in ("equals", "not_equals"):
+        same = _same(actual, wanted)
+        return same if operator == "equals" else not same
+    if operator == "contains":
+        if isinstance(actual, list):
+            return any(_same(element, wanted) for element in actual)
+        return wanted.lower() in ("" if actual is None else str(actual)).lower()
+    if actual is None:
+        return False
+    left, right = _ordered(actual, wanted)
+    return left > right if operator == "greater_than" else left < right
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0", "no", "off", "null", "none")
+    return bool(value)
+
+
+def _same(actual: Any, wanted: str) -> bool:
+    if isinstance(actual, bool):
+        return actual == _truthy(wanted)
+    if isinstance(actual, int | float):
+        try:
+            return float(actual) == float(wanted)
+        except ValueError:
+            return False
+    if actual is None:
+        return wanted.strip().lower() in ("", "null", "none")
+    return str(actual) == wanted
+
+
+def _ordered(actual: Any, wanted: str) -> tuple[Any, Any]:
+    """Numbers compare as numbers and ISO times as times; anything else is an error in words."""
+    if isinstance(actual, int | float) and not isinstance(actual, bool):
+        try:
+            return float(actual), float(wanted)
+        except ValueError:
+            raise ConditionError(
+                f"“{wanted}” is not a number, so it cannot be compared with {actual}."
+            ) from None
+    try:
+        return _time(str(actual)), _time(wanted)
+    except ValueError:
+        pass
+    try:
+        return float(str(actual)), float(wanted)
+    except ValueError:
+        raise ConditionError(
+            f"{actual!r} and {wanted!r} are neither numbers nor dates, so neither is greater."
+        ) from None
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.now().astimezone().tzinfo)
+
+
+def _clean_path(path: Any, index: int) -> tuple[dict[str, Any], str]:
+    """A path's cleaned settings, and the first problem found (in words, naming the path) or ""."""
+    if not isinstance(path, dict):
+        return {
+            "id": f"#{index}",
+            "label": f"Path {index + 1}",
+        }, f"Path {index + 1} is not a set of settings."
+    label = str(path.get("label") or "").strip()[:80] or f"Path {index + 1}"
+    cleaned: dict[str, Any] = {"id": str(path.get("id") or "").strip()[:40], "label": label}
+    name = f"Path “{label}”"
+    if not cleaned["id"] or not PATH_ID.fullmatch(cleaned["id"]):
+        return cleaned, f"{name} needs an id of letters, digits, - or _."
+    match = path.get("match") or "rule"
+    cleaned["match"] = match
+    if match == "expression":
+        expression = str(path.get("expression") or "").strip()
+        cleaned["expression"] = expression
+        if not expression:
+            return cleaned, f"{name}: write a condition, like item.plan == 'pro'."
+        problem = validate_expression(expression)
+        if problem:
+            return cleaned, f"{name}: {problem.message}"
+        return cleaned, ""
+    if match != "rule":
+        return cleaned, f"{name}: choose “a field” or “an expression”."
+    field = str(path.get("field") or "").strip()
+    operator = path.get("operator") or "equals"
+    value = path.get("value")
+    cleaned.update(field=field, operator=operator, value="" if value is None else str(value))
+    if not field:
+        return cleaned, f"{name}: choose the field to test, like onboarded."
+    if operator not in dict(OPERATORS):
+        return cleaned, f"{name}: choose how to compare ({', '.join(w for _o, w in OPERATORS)})."
+    return cleaned, ""
