@@ -190,6 +190,9 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rowbell <rowbell@localhost>")
+# An ESP instead of SMTP: EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend (django-anymail) and its
+# settings as JSON, e.g. ANYMAIL='{"POSTMARK_SERVER_TOKEN": "..."}' (anymail's documentation lists them).
+ANYMAIL = env.json("ANYMAIL", default={})
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.RowbellAutoSchema",
@@ -258,6 +261,10 @@ ENGINE_FANOUT_LOW_QUEUE_AT = env.int("ENGINE_FANOUT_LOW_QUEUE_AT", default=20)
 ENGINE_FOLLOW_MAX_ITEMS = env.int("ENGINE_FOLLOW_MAX_ITEMS", default=20)
 ENGINE_FOLLOW_MAX_STEPS = env.int("ENGINE_FOLLOW_MAX_STEPS", default=10)
 ENGINE_FOLLOW_MAX_SECONDS = env.float("ENGINE_FOLLOW_MAX_SECONDS", default=2.0)
+# Sends through HTTP APIs (HTTP request and Slack steps, email through an ESP with django-anymail) keep up
+# to this many requests of a batch in flight at once (a thread pool per batch); 1 sends one at a time.
+# SMTP always sends one message at a time over the batch's connection.
+ENGINE_SEND_CONCURRENCY = env.int("ENGINE_SEND_CONCURRENCY", default=32)
 # Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)

@@ -1,10 +1,14 @@
 """Email with Django's mail machinery, one connection per provider reused for a whole batch.
 
 Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional), "reply_to": str,
-"cc": [str], "bcc": [str], "provider": EmailProvider | None (None: the platform's EMAIL_* server)}.
+"cc": [str], "bcc": [str], "provider": EmailProvider | None (None: the platform's EMAIL_* backend)}.
 A tenant's provider gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
 the id its tracking events will name (integrations/email_providers/).
-SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason.
+SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. An ESP's
+429, 5xx and unreachable API are transient; its other refusals (4xx, rejected recipients) permanent,
+with the ESP's own message. Sends through an ESP's HTTP API are concurrent (the engine asks the step,
+`SendEmail.sends_concurrently`): each sending thread has its own channel, so its own backends (anymail's
+`requests` session is not shared between threads).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import smtplib
 from email.utils import make_msgid
 from typing import Any
 
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -23,6 +28,11 @@ from integrations.channels.base import Channel, ChannelError, Handover
 from integrations.outbound import OutboundRefused
 
 
+def is_http_backend(backend: str) -> bool:
+    """True for an email backend that sends each message as one HTTP request (django-anymail's ESPs)."""
+    return backend.startswith("anymail.backends.") and not backend.startswith("anymail.backends.test")
+
+
 class EmailChannel(Channel):
     name = "email"
 
@@ -30,6 +40,10 @@ class EmailChannel(Channel):
         self.connection = None  # the backend of the message being sent
         self.kind = None  # its provider kind (None: the platform's server)
         self._backends: dict[int | None, tuple[Any, Any]] = {}
+
+    @property
+    def concurrent_sends(self) -> bool:  # type: ignore[override]
+        return is_http_backend(settings.EMAIL_BACKEND)
 
     def open(self) -> None:
         """Nothing to do yet: each provider's connection opens with its batch's first message."""
@@ -140,7 +154,9 @@ class EmailChannel(Channel):
             sent = backend.send_messages([mail])
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
-        return (kind.message_id(mail) if kind else "") or mail.extra_headers["Message-ID"]
+        status = getattr(mail, "anymail_status", None)  # an ESP's own id, which its events refer to
+        esp_id = (kind.message_id(mail) if kind else "") or (status and status.message_id)
+        return esp_id or mail.extra_headers["Message-ID"]
 
     @contextlib.contextmanager
     def _provider_errors(self, kind):
@@ -163,6 +179,8 @@ class EmailChannel(Channel):
         try:
             with self._provider_errors(self.kind):
                 yield
+        except AnymailError as exc:  # the platform's own anymail backend (no provider kind maps it)
+            raise esp_error(exc) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _smtp_error(code, reason) from exc
@@ -177,6 +195,26 @@ class EmailChannel(Channel):
         # 421 means the server is closing the connection: open a fresh one next time.
         if code == 421:
             self._drop()
+
+
+def esp_error(exc: AnymailError) -> ChannelError:
+    """An ESP's refusal (through django-anymail) as transient or permanent, keeping the ESP's message.
+
+    No status (the API could not be reached, a timeout), 429 and 5xx are worth retrying; rejected
+    recipients and other 4xx (bad credentials, an unverified sender, an invalid address) are not.
+    """
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    text = str(exc)
+    if getattr(exc, "status_code", None) is None and response is not None:  # the ESP's own words
+        text += f": {getattr(response, 'text', '')[:300]}"
+    text = " ".join(text.split())[:500]
+    if isinstance(exc, AnymailRecipientsRefused):
+        return ChannelError(f"The email provider refused the recipient: {text}", permanent=True)
+    if status is None and isinstance(exc, AnymailAPIError):
+        return ChannelError(f"The email provider could not be reached: {text}", permanent=False)
+    transient = status is not None and (status == 429 or status >= 500)
+    return ChannelError(f"The email provider answered: {text}", permanent=not transient)
 
 
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:

@@ -29,6 +29,8 @@ class ProviderKind:
     fields: ClassVar[tuple[ProviderField, ...]] = ()
     # How to point the ESP's event webhook at Rowbell (shown on the provider page and in the README).
     webhook_help: ClassVar[str] = ""
+    # One self-contained HTTP request per message: the engine may keep several in flight (not SMTP).
+    sends_over_http: ClassVar[bool] = False
 
     def clean(self, settings: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
         """Errors per field name (empty when fine); called on save, after required fields are checked."""

@@ -45,6 +45,7 @@ def outbound_refusal(exc: BaseException) -> OutboundRefused | None:
 class AnymailKind(ProviderKind):
     backend: ClassVar[str] = ""  # dotted path of anymail's backend
     default_api_url: ClassVar[str] = ""
+    sends_over_http = True
 
     def backend_kwargs(self, provider) -> dict[str, Any]:
         """The anymail settings this backend reads, from the provider's record."""

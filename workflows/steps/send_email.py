@@ -103,6 +103,17 @@ class SendEmail(SendKind):
     def open_channel(self) -> EmailChannel:
         return EmailChannel()
 
+    def sends_concurrently(self, ctx) -> bool:
+        """Concurrent when the step's sender goes through an ESP's HTTP API (without a provider, when the
+        platform's own backend is one); an SMTP server keeps one connection per batch."""
+        try:
+            sender = resolve_sender(ctx, ctx.step.config.get("sender"))
+        except StepFailed:
+            return False  # each message then fails with the reason, one at a time
+        if sender is None or sender.provider is None:
+            return EmailChannel().concurrent_sends
+        return sender.provider.kind_module.sends_over_http
+
     def override_recipient(self, content, transport, recipient):
         # A test run's override reaches the tester only: no copies to CC or BCC.
         drop = ("cc", "bcc")
