@@ -1,6 +1,17 @@
-"""Fan-out benchmark: one event, a data query returning N rows, one email per row.
+"""Fan-out benchmark: one event, a data query returning N rows, one message per row.
 
     .venv/bin/python benchmarks/fanout.py --n 10000
+    .venv/bin/python benchmarks/fanout.py --channel http --latency-ms 50 --n 2000
+    .venv/bin/python benchmarks/fanout.py --channel esp --latency-ms 50 --n 2000
+
+`--channel smtp` (the default) sends email to a local SMTP sink (`--latency-ms` delays each DATA);
+`--channel http` is an HTTP request step and `--channel esp` email through django-anymail's Postmark
+backend, both against a local API (benchmarks/latency_server.py, its own process) that answers each call
+after `--latency-ms` (default 50). For those two, the floor is one process with `--floor-concurrency`
+(32) requests in flight against the same server (urllib for http, one anymail backend per thread for
+esp), the engine's workers use ENGINE_SEND_CONCURRENCY (`--concurrency`, default: the setting's), and
+the last line is `engine/concurrent: X` (engine items/s over the floor's); `--compare-serial` also runs
+the engine once with ENGINE_SEND_CONCURRENCY=1 (one request at a time per batch, as before).
 
 Creates its own app database and customer database on the PostgreSQL server of DATABASE_URL (dropped
 at the end), uses REDIS_URL's server at database --redis-db (flushed), and starts a local SMTP sink.
@@ -35,14 +46,24 @@ sys.path.insert(0, str(ROOT))
 class Sink:
     """An SMTP server that only counts recipients (aiosmtpd, in a thread of this process)."""
 
-    def __init__(self):
+    poll_interval = 0.01
+
+    def __init__(self, latency: float = 0.0):
         self.recipients: list[str] = []
         self.lock = threading.Lock()
+        self.latency = latency
 
     async def handle_DATA(self, server, session, envelope):
+        if self.latency:
+            import asyncio
+
+            await asyncio.sleep(self.latency)
         with self.lock:
             self.recipients.extend(envelope.rcpt_tos)
         return "250 OK"
+
+    def duplicates(self) -> int:
+        return len(self.recipients) - len(set(self.recipients))
 
     def reset(self) -> None:
         with self.lock:
@@ -51,6 +72,54 @@ class Sink:
     @property
     def count(self) -> int:
         return len(self.recipients)
+
+
+class ApiServer:
+    """benchmarks/latency_server.py in its own process; counts come from its /stats."""
+
+    poll_interval = 0.05
+
+    def __init__(self, latency_ms: float):
+        import urllib.request
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "latency_server.py"), "--port", str(self.port),
+             "--latency-ms", str(latency_ms)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.stats()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("The latency server did not start.") from None
+                time.sleep(0.1)
+
+    def stats(self) -> dict:
+        import json
+
+        with self.opener.open(self.url + "stats", timeout=10) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        self.opener.open(self.url + "reset", data=b"", timeout=10).close()
+
+    @property
+    def count(self) -> int:
+        return self.stats()["count"]
+
+    def duplicates(self) -> int:
+        stats = self.stats()
+        return stats["count"] - stats["unique"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -70,10 +139,23 @@ def main() -> None:
         "--skip-naive", action="store_true", help="Only engine and floor (e.g. for N=100,000)."
     )
     parser.add_argument("--skip-floor", action="store_true", help="No floor measurement.")
+    parser.add_argument("--channel", choices=("smtp", "http", "esp"), default="smtp")
+    parser.add_argument(
+        "--latency-ms", type=float, default=None, help="Per call (default 50 for http/esp, 0 for smtp)."
+    )
+    parser.add_argument("--floor-concurrency", type=int, default=32, help="Requests in flight in the floor.")
+    parser.add_argument("--concurrency", type=int, default=None, help="ENGINE_SEND_CONCURRENCY for workers.")
+    parser.add_argument(
+        "--compare-serial",
+        action="store_true",
+        help="Also run the engine once with ENGINE_SEND_CONCURRENCY=1.",
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="Engine and floor runs, alternated; the medians are reported."
     )
     args = parser.parse_args()
+    if args.latency_ms is None:
+        args.latency_ms = 0.0 if args.channel == "smtp" else 50.0
 
     import psycopg
 
@@ -89,10 +171,12 @@ def main() -> None:
     )
     from aiosmtpd.controller import Controller
 
-    sink = Sink()
+    smtp_sink = Sink(args.latency_ms / 1000 if args.channel == "smtp" else 0.0)
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(smtp_sink, hostname="127.0.0.1", port=port)
     controller.start()
+    api = ApiServer(args.latency_ms) if args.channel != "smtp" else None
+    sink = api or smtp_sink
     env = {
         **os.environ,
         "DATABASE_URL": urlunsplit(urlsplit(base)._replace(path=f"/{app_db}")),
@@ -102,13 +186,23 @@ def main() -> None:
         "EMAIL_USE_TLS": "0",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
     }
+    if args.channel == "esp":
+        import json
+
+        env["EMAIL_BACKEND"] = "anymail.backends.postmark.EmailBackend"
+        env["ANYMAIL"] = json.dumps({"POSTMARK_SERVER_TOKEN": "bench", "POSTMARK_API_URL": api.url})
+    if args.concurrency is not None:
+        env["ENGINE_SEND_CONCURRENCY"] = str(args.concurrency)
     os.environ.update(env)
     customer_url = urlunsplit(urlsplit(base)._replace(path=f"/{customer_db}", scheme="postgresql"))
     try:
         run_benchmark(args, env, sink, customer_url)
     finally:
         controller.stop()
+        if api is not None:
+            api.stop()
         from django.db import connections
 
         connections.close_all()
@@ -136,10 +230,17 @@ def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
             f"FROM generate_series(1, {n}) g"
         )
 
+    from django.conf import settings
+
     print(
-        f"N = {n}, {args.workers} RQ workers, batch size {os.environ.get('ENGINE_BATCH_SIZE', 'default')}",
+        f"N = {n}, {args.workers} RQ workers, batch size {os.environ.get('ENGINE_BATCH_SIZE', 'default')}, "
+        f"channel {args.channel}, latency {args.latency_ms:g} ms, "
+        f"ENGINE_SEND_CONCURRENCY {settings.ENGINE_SEND_CONCURRENCY}",
         flush=True,
     )
+    if args.channel != "smtp":
+        run_api_benchmark(args, env, sink, customer_url, redis)
+        return
     # Engine and floor alternate for --rounds rounds and the medians count: this shared machine's speed
     # drifts by tens of percent within minutes, and a ratio of two runs minutes apart measures the drift.
     engines, floors = [], []
@@ -169,6 +270,93 @@ def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
     print(
         f"engine/floor: {engine['items_per_s'] / floor['items_per_s']:.2f}" if floor else "engine/floor: n/a"
     )
+
+
+def run_api_benchmark(args, env, api: ApiServer, customer_url: str, redis) -> None:
+    """--channel http|esp: the engine against one process with --floor-concurrency requests in flight."""
+    n = args.n
+    if args.compare_serial:
+        serial_env = {**env, "ENGINE_SEND_CONCURRENCY": "1"}
+        serial = measure_engine(args, serial_env, api, customer_url, redis, "bench-serial")
+        report("engine, one request at a time (ENGINE_SEND_CONCURRENCY=1)", n, serial)
+    engines, floors = [], []
+    for round_number in range(1, args.rounds + 1):
+        engines.append(measure_engine(args, env, api, customer_url, redis, f"bench-event-{round_number}"))
+        report(f"engine (round {round_number})", n, engines[-1])
+        floors.append(measure_api_floor(args, api))
+        print(f"floor (round {round_number}): {floors[-1]['items_per_s']:.0f} items/s", flush=True)
+    engine = median_by_rate(engines)
+    engine["peak_rss_mb"] = max(result["peak_rss_mb"] for result in engines)
+    report("engine", n, engine)
+    print(f"engine most requests in flight at the server: {max(e['max_in_flight'] for e in engines)}")
+    floor = median_by_rate(floors)
+    client = "urllib" if args.channel == "http" else "anymail's Postmark backend, one per thread"
+    print(
+        f"floor: {floor['items_per_s']:.0f} items/s ({floor['seconds']:.2f} s, one process, "
+        f"{args.floor_concurrency} requests in flight, {client})"
+    )
+    if args.compare_serial:
+        print(f"serial/floor: {serial['items_per_s'] / floor['items_per_s']:.2f}")
+    redis.flushdb()
+    print(f"engine/concurrent: {engine['items_per_s'] / floor['items_per_s']:.2f}")
+
+
+def send_step(channel: str, api_url: str) -> tuple[str, dict]:
+    """The workflow's send step for --channel: email (SMTP or an ESP, by EMAIL_BACKEND) or HTTP."""
+    if channel == "http":
+        return "http_request", {
+            "method": "POST",
+            "url": api_url + "hook",
+            "body": '{"email": {{ item.email|tojson }}, "text": "Hi {{ item.name }}, post {{ run.payload.post_id }}"}',
+        }
+    return "send_email", {
+        "to": "{{ item.email }}",
+        "subject": "Hello {{ item.name }}",
+        "text": "Hi {{ item.name }}, there is a new comment on post {{ run.payload.post_id }}.",
+    }
+
+
+def measure_api_floor(args, api: ApiServer) -> dict:
+    """The same N calls from one process with --floor-concurrency in flight, no engine."""
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core.mail import EmailMessage, get_connection
+
+    api.reset()
+    local = threading.local()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def http_call(i: int) -> None:
+        body = json.dumps({"email": f"user{i}@example.com", "text": f"Hi User {i}, post 7"}).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": f"rowbell-exec-{i}"}
+        request = urllib.request.Request(api.url + "hook", data=body, headers=headers, method="POST")
+        with opener.open(request, timeout=30) as response:
+            response.read()
+
+    def esp_call(i: int) -> None:
+        if not hasattr(local, "connection"):
+            local.connection = get_connection()
+            local.connection.open()
+        EmailMessage(
+            f"Hello User {i}",
+            f"Hi User {i}, there is a new comment on post 7.",
+            None,
+            [f"user{i}@example.com"],
+            headers={"X-Rowbell-Key": f"rowbell-exec-{i}"},
+            connection=local.connection,
+        ).send()
+
+    call = http_call if args.channel == "http" else esp_call
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.floor_concurrency) as pool:
+        for result in pool.map(call, range(1, args.n + 1)):
+            assert result is None
+    seconds = time.perf_counter() - started
+    if api.count != args.n:
+        raise SystemExit(f"The floor made {api.count} calls, not {args.n}.")
+    return {"seconds": seconds, "items_per_s": args.n / seconds}
 
 
 def median_by_rate(results: list[dict]) -> dict:
@@ -248,12 +436,12 @@ class Workers:
                 process.kill()
 
 
-def wait_for(sink: Sink, n: int, timeout: float = 3600) -> None:
+def wait_for(sink: Sink | ApiServer, n: int, timeout: float = 3600) -> None:
     deadline = time.monotonic() + timeout
     while sink.count < n:
         if time.monotonic() > deadline:
             raise SystemExit(f"Timed out with {sink.count} of {n} messages.")
-        time.sleep(0.01)
+        time.sleep(sink.poll_interval)
 
 
 def measure_engine(args, env, sink: Sink, customer_url: str, redis, event_key: str) -> dict:
@@ -286,15 +474,8 @@ def measure_engine(args, env, sink: Sink, customer_url: str, redis, event_key: s
             "mode": "fanout",
         },
     )
-    step(
-        "send_email",
-        query,
-        {
-            "to": "{{ item.email }}",
-            "subject": "Hello {{ item.name }}",
-            "text": "Hi {{ item.name }}, there is a new comment on post {{ run.payload.post_id }}.",
-        },
-    )
+    kind, config = send_step(args.channel, getattr(sink, "url", ""))
+    step(kind, query, config)
     publish(workflow)
     workflow.refresh_from_db()
 
@@ -313,9 +494,12 @@ def measure_engine(args, env, sink: Sink, customer_url: str, redis, event_key: s
     finally:
         workers.stop()
     run.refresh_from_db()
-    if len(set(sink.recipients)) != len(sink.recipients):
-        raise SystemExit("Duplicate emails in the engine run!")
+    if sink.duplicates():
+        raise SystemExit("Duplicate messages in the engine run!")
+    if run.status != Run.Status.SUCCEEDED:
+        raise SystemExit(f"The engine's run ended {run.status}.")
     return {
+        "max_in_flight": sink.stats()["max_in_flight"] if isinstance(sink, ApiServer) else 1,
         "seconds": seconds,
         "items_per_s": args.n / seconds,
         "peak_rss_mb": workers.peak_rss / 2**20,

@@ -199,6 +199,9 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 CONSENT_TRANSACTIONAL_IGNORES_UNSUBSCRIBES = env.bool(
     "CONSENT_TRANSACTIONAL_IGNORES_UNSUBSCRIBES", default=True
 )
+# An ESP instead of SMTP: EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend (django-anymail) and its
+# settings as JSON, e.g. ANYMAIL='{"POSTMARK_SERVER_TOKEN": "..."}' (anymail's documentation lists them).
+ANYMAIL = env.json("ANYMAIL", default={})
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.RowbellAutoSchema",
@@ -267,6 +270,10 @@ ENGINE_FANOUT_LOW_QUEUE_AT = env.int("ENGINE_FANOUT_LOW_QUEUE_AT", default=20)
 ENGINE_FOLLOW_MAX_ITEMS = env.int("ENGINE_FOLLOW_MAX_ITEMS", default=20)
 ENGINE_FOLLOW_MAX_STEPS = env.int("ENGINE_FOLLOW_MAX_STEPS", default=10)
 ENGINE_FOLLOW_MAX_SECONDS = env.float("ENGINE_FOLLOW_MAX_SECONDS", default=2.0)
+# Sends through HTTP APIs (HTTP request and Slack steps, email through an ESP with django-anymail) keep up
+# to this many requests of a batch in flight at once (a thread pool per batch); 1 sends one at a time.
+# SMTP always sends one message at a time over the batch's connection.
+ENGINE_SEND_CONCURRENCY = env.int("ENGINE_SEND_CONCURRENCY", default=32)
 # Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)

@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from integrations.datasources import delete_unless_used, published_workflows_using
-from integrations.models import DataSource, EventDelivery, EventEndpoint, Schedule
+from integrations.models import DataSource, EmailProvider, EventDelivery, EventEndpoint, Schedule, Sender
 from tenants.audit import record
 
 
@@ -145,3 +145,30 @@ class EventDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Operators look; tenants change these on their Email page, where addresses are checked and changes
+    audited."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(EmailProvider)
+class EmailProviderAdmin(_ReadOnly):
+    list_display = ["name", "kind", "tenant", "last_test_ok", "last_tested_at", "created_at"]
+    list_filter = ["kind", "last_test_ok", "tenant"]
+    search_fields = ["name", "tenant__name"]
+    # Credentials are never shown here, not even masked.
+    exclude = ["secrets", "webhook_credentials", "webhook_token"]
+
+
+@admin.register(Sender)
+class SenderAdmin(_ReadOnly):
+    list_display = ["name", "from_address", "provider", "is_default", "tenant"]
+    list_filter = ["is_default", "tenant"]
+    search_fields = ["name", "from_address", "tenant__name"]

@@ -3,6 +3,7 @@ endpoints that hear about finished runs (integrations/events/)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from urllib.parse import urlsplit, urlunsplit
 
@@ -190,3 +191,98 @@ class EventDelivery(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"
+
+
+def new_webhook_token() -> str:
+    """The unguessable part of a provider's tracking URL (it names the provider; basic auth proves the caller)."""
+    return secrets.token_urlsafe(18)
+
+
+def new_webhook_credentials() -> str:
+    """`user:password` for HTTP basic auth on a provider's tracking webhook, put in the URL given to the ESP."""
+    return f"rowbell:{secrets.token_urlsafe(24)}"
+
+
+class EmailProvider(TenantOwned):
+    """How a tenant's email leaves: its own SMTP server or an ESP through django-anymail.
+
+    `kind` names a module of integrations/email_providers/ (the registry), which says which `settings` (host,
+    port, region, API URL...) and `secrets` (password, API key, signing key) it needs. Secrets are one JSON
+    object, stored encrypted and never shown again in full.
+    """
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20)
+    settings = models.JSONField(default=dict, blank=True)
+    secrets = EncryptedTextField(blank=True, default="")
+    webhook_token = models.CharField(max_length=40, unique=True, default=new_webhook_token)
+    webhook_credentials = EncryptedTextField(default=new_webhook_credentials)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_message = models.TextField(blank=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="emailprovider_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def secret_values(self) -> dict[str, str]:
+        try:
+            values = json.loads(self.secrets or "{}")
+        except ValueError:
+            return {}
+        return values if isinstance(values, dict) else {}
+
+    @secret_values.setter
+    def secret_values(self, values: dict[str, str]) -> None:
+        self.secrets = json.dumps({k: v for k, v in values.items() if v})
+
+    @property
+    def kind_module(self):
+        from integrations.email_providers import get_kind
+
+        return get_kind(self.kind)
+
+
+class Sender(TenantOwned):
+    """An identity a tenant's email is sent from: a display name and From address, an optional Reply-To,
+    and the provider that carries it (none: the platform's EMAIL_* server). One sender may be the default."""
+
+    name = models.CharField(max_length=100, help_text="How people pick it in the email step, e.g. “Support”.")
+    from_name = models.CharField("display name", max_length=100, blank=True)
+    from_address = models.EmailField("From address", max_length=254)
+    reply_to = models.EmailField("Reply-To", max_length=254, blank=True)
+    # RESTRICT, not PROTECT: a provider in use cannot be deleted, but deleting the whole tenant still can.
+    provider = models.ForeignKey(
+        EmailProvider,
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="senders",
+        help_text="Empty: Rowbell's own mail server.",
+    )
+    is_default = models.BooleanField("default sender", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="sender_unique_name"),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(is_default=True), name="sender_one_default"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def from_header(self) -> str:
+        """`"Name" <address>` with the name quoted as RFC 5322 needs (commas, quotes)."""
+        from email.utils import formataddr
+
+        return formataddr((self.from_name, self.from_address)) if self.from_name else self.from_address

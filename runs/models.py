@@ -151,10 +151,60 @@ class Delivery(TenantOwned):
             models.Index(fields=["tenant", "-created_at", "-id"], name="delivery_tenant_recent"),
             models.Index(fields=["tenant", "status", "-created_at", "-id"], name="delivery_tenant_status"),
             models.Index(fields=["tenant", "recipient"], name="delivery_tenant_recipient"),
+            # Tracking webhooks find a message by the provider's id (runs/tracking.py).
+            models.Index(
+                fields=["tenant", "provider_id"],
+                name="delivery_tenant_provider_id",
+                condition=~models.Q(provider_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient} ({self.status})"
+
+
+class DeliveryEvent(TenantOwned):
+    """What an email provider told us about a message after it took it (anymail's normalised tracking event).
+
+    `event_key` is the provider's event id when it has one, else a digest of the event's type, time and
+    recipient: the same event posted twice (a provider's retry, a replay) is stored once.
+    """
+
+    class Kind(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        DEFERRED = "deferred", "Deferred"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        OPENED = "opened", "Opened"
+        CLICKED = "clicked", "Clicked"
+        REJECTED = "rejected", "Rejected"
+        SENT = "sent", "Sent by the provider"
+        FAILED = "failed", "Failed at the provider"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        OTHER = "other", "Other"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    provider = models.ForeignKey(
+        "integrations.EmailProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=15, choices=Kind.choices)
+    bounce = models.CharField(max_length=4, blank=True)  # "hard" or "soft" for bounces
+    event_key = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+    recipient = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    mta_response = models.TextField(blank=True)
+    click_url = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "event_key"], name="deliveryevent_unique_event"),
+        ]
+        indexes = [models.Index(fields=["tenant", "kind"], name="deliveryevent_tenant_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for delivery {self.delivery_id}"
 
 
 class ProcessHeartbeat(models.Model):

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from runs.engine import clock
-from runs.models import Delivery, Run, StepExecution
+from runs.models import Delivery, DeliveryEvent, Run, StepExecution
 
 KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNCERTAIN)
 
@@ -81,6 +81,11 @@ def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport) -> int:
         if not run_ids:
             return 0
         # Children first: the foreign keys are checked at commit, but this keeps each DELETE on its index.
+        cursor.execute(
+            f"DELETE FROM {DeliveryEvent._meta.db_table} WHERE delivery_id IN "
+            f"(SELECT id FROM {Delivery._meta.db_table} WHERE run_id = ANY(%s))",
+            [run_ids],
+        )
         for model, counter in ((Delivery, "deliveries"), (StepExecution, "executions")):
             cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE run_id = ANY(%s)", [run_ids])
             setattr(report, counter, getattr(report, counter) + cursor.rowcount)

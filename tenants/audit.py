@@ -40,6 +40,13 @@ ACTIONS: dict[str, str] = {
     "suppression.added": "Suppressed an email address",
     "suppression.removed": "Removed an address from the suppression list",
     "suppression.imported": "Imported suppressed addresses",
+    "email_provider.created": "Added an email provider",
+    "email_provider.changed": "Changed an email provider",
+    "email_provider.tested": "Sent a test email through a provider",
+    "email_provider.deleted": "Deleted an email provider",
+    "sender.created": "Added an email sender",
+    "sender.changed": "Changed an email sender",
+    "sender.deleted": "Deleted an email sender",
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from consent.models import EmailLayout, Topic
-from integrations.models import DataSource
+from integrations.models import DataSource, Sender
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.publishing import PublishError, get_or_create_draft, publish
@@ -50,6 +50,7 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
         by_parent.setdefault(step.parent_id, []).append(step)
     sources = dict(DataSource.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
     named = {field: _names(model, workflow.tenant_id) for field, model in NAMED_BY_NAME.items()}
+    senders = dict(Sender.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
     errors: dict[str, dict[str, str]] = {}
 
     def node(step: Step, path: str) -> dict[str, Any]:
@@ -65,6 +66,12 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
         for field, names in named.items():
             if step.kind == "send_email" and config.get(field) in names:
                 config[field] = {"name": names[config[field]]}
+        if step.kind == "send_email" and config.get("sender") not in (None, ""):
+            pk = _int(config["sender"])
+            if pk in senders:
+                config["sender"] = {"name": senders[pk]}
+            else:
+                errors[path] = {"sender": "This step's sender does not exist any more: choose another one."}
         exported = {
             "key": str(step.key),
             "kind": step.kind,
@@ -125,6 +132,7 @@ def import_workflow(
     sources: dict[str, list[int]] = {}
     for pk, name in DataSource.objects.filter(tenant=tenant).values_list("pk", "name"):
         sources.setdefault(name, []).append(pk)
+    senders = dict(Sender.objects.filter(tenant=tenant).values_list("name", "pk"))
     errors: dict[str, dict[str, str]] = {}
     paths: dict[int, str] = {}
     with transaction.atomic():
@@ -137,7 +145,7 @@ def import_workflow(
             )
         draft = get_or_create_draft(workflow)
         draft.steps.filter(parent__isnull=True).delete()
-        _add(data["trigger"], draft, None, 0, "trigger", sources, errors, paths)
+        _add(data["trigger"], draft, None, 0, "trigger", (sources, senders), errors, paths)
         if errors:
             transaction.set_rollback(True)
             raise WorkflowFileError(errors)
@@ -177,7 +185,9 @@ def _resolve_named(config: dict[str, Any], tenant_id: int) -> dict[str, str]:
     return errors
 
 
-def _add(node, draft, parent, position, path, sources, errors, paths) -> None:
+def _add(node, draft, parent, position, path, names, errors, paths) -> None:
+    """`names`: (the tenant's data sources by name, its senders by name)."""
+    sources, senders = names
     if not isinstance(node, dict) or not isinstance(node.get("kind"), str):
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
@@ -189,6 +199,11 @@ def _add(node, draft, parent, position, path, sources, errors, paths) -> None:
         problem = _resolve_datasource(config, name, sources)
         if problem:
             errors[path] = {name: problem}
+            return
+    if node["kind"] == "send_email":
+        problem = _resolve_sender(config, senders)
+        if problem:
+            errors[path] = {"sender": problem}
             return
     try:
         kind = get_kind(node["kind"])
@@ -226,7 +241,20 @@ def _add(node, draft, parent, position, path, sources, errors, paths) -> None:
     step = Step.objects.create(**fields)
     paths[step.pk] = path
     for index, child in enumerate(node.get("children") or []):
-        _add(child, draft, step, index, f"{path}/{index}", sources, errors, paths)
+        _add(child, draft, step, index, f"{path}/{index}", names, errors, paths)
+
+
+def _resolve_sender(config: dict[str, Any], senders: dict[str, int]) -> str:
+    """Replace `{"name": …}` by the tenant's sender of that name (none: the tenant's default sender)."""
+    value = config.get("sender")
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return 'Name the sender, like {"name": "Support"}: ids differ between tenants and installations.'
+    if value["name"] not in senders:
+        return f"This tenant has no email sender named “{value['name']}”; add it first (Settings → Email)."
+    config["sender"] = senders[value["name"]]
+    return ""
 
 
 def _resolve_datasource(config: dict[str, Any], field: str, sources: dict[str, list[int]]) -> str:

@@ -9,7 +9,13 @@ connection (SMTP) opens it once:
 `send` returns the provider's id for the message (a Message-ID, a response id) or "" and raises
 `ChannelError(message, permanent=False)`. `begin(message)` returns a Handover whose `complete()` sends it:
 email sends its SMTP envelope in `begin` and the message itself in `complete`, so that the engine can
-commit the message's Delivery row in between. The engine retries transient errors with backoff and fails
+commit the message's Delivery row in between.
+
+`concurrent_sends` says whether the engine may keep several messages of a batch in flight at once
+(runs/engine/concurrent.py): true for channels that make one self-contained HTTP request per message
+(the HTTP step, Slack, email through an HTTP API with django-anymail), false for SMTP, whose messages go
+one after another over the batch's connection. A concurrent channel is opened once per sending thread,
+so its state (a connection, `last_response`) is never shared between threads. The engine retries transient errors with backoff and fails
 permanent ones at once with the message shown to the user; it never decides by matching strings.
 """
 
@@ -41,6 +47,9 @@ class Handover:
 
 class Channel(ABC):
     name: str = ""
+    concurrent_sends: bool = (
+        False  # several sends of a batch may be in flight at once (one channel per thread)
+    )
 
     def open(self) -> None:  # noqa: B027 (an optional hook: most channels need no setup)
         """Set up what a batch shares (a connection). Called by __enter__."""

@@ -1,9 +1,16 @@
-"""Email over SMTP with Django's mail machinery, one connection reused for a whole batch.
+"""Email with Django's mail machinery, one connection per provider reused for a whole batch.
 
-Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional),
-"headers": {name: value} (optional, e.g. List-Unsubscribe)}.
+Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional), "reply_to": str,
+"cc": [str], "bcc": [str], "headers": {name: value} (optional, e.g. List-Unsubscribe),
+"provider": EmailProvider | None (None: the platform's EMAIL_* backend)}.
+A tenant's provider gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
+the id its tracking events will name (integrations/email_providers/).
 SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. A 5xx
 answer to RCPT names the refused address (`ChannelError.refused_address`): the engine suppresses it.
+An ESP's 429, 5xx and unreachable API are transient; its other refusals (4xx, rejected recipients)
+permanent, with the ESP's own message. Sends through an ESP's HTTP API are concurrent (the engine asks
+the step, `SendEmail.sends_concurrently`): each sending thread has its own channel, so its own backends
+(anymail's `requests` session is not shared between threads).
 """
 
 from __future__ import annotations
@@ -13,28 +20,67 @@ import smtplib
 from email.utils import make_msgid
 from typing import Any
 
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
 from integrations.channels.base import Channel, ChannelError, Handover
+from integrations.outbound import OutboundRefused
+
+
+def is_http_backend(backend: str) -> bool:
+    """True for an email backend that sends each message as one HTTP request (django-anymail's ESPs)."""
+    return backend.startswith("anymail.backends.") and not backend.startswith("anymail.backends.test")
 
 
 class EmailChannel(Channel):
     name = "email"
 
     def __init__(self) -> None:
-        self.connection = None
+        self.connection = None  # the backend of the message being sent
+        self.kind = None  # its provider kind (None: the platform's server)
+        self._backends: dict[int | None, tuple[Any, Any]] = {}
+
+    @property
+    def concurrent_sends(self) -> bool:  # type: ignore[override]
+        return is_http_backend(settings.EMAIL_BACKEND)
 
     def open(self) -> None:
-        self.connection = get_connection(fail_silently=False)
+        """Nothing to do yet: each provider's connection opens with its batch's first message."""
 
     def close(self) -> None:
-        if self.connection is not None:
+        for backend, _kind in self._backends.values():
             with contextlib.suppress(Exception):
-                self.connection.close()
-            self.connection = None
+                backend.close()
+        self._backends.clear()
+        self.connection = None
+
+    def _use(self, provider) -> None:
+        """Make `provider`'s backend (built once per batch) the current one."""
+        key = provider.pk if provider is not None else None
+        if key not in self._backends:
+            if provider is None:
+                self._backends[key] = (get_connection(fail_silently=False), None)
+            else:
+                kind = provider.kind_module
+                with self._provider_errors(kind):
+                    try:
+                        self._backends[key] = (kind.open_backend(provider), kind)
+                    except OSError as exc:  # e.g. SES's endpoint name does not resolve now
+                        raise ChannelError(
+                            f"The provider could not be reached: {exc}", permanent=False
+                        ) from exc
+        self.connection, self.kind = self._backends[key]
+
+    def _drop(self) -> None:
+        """Close the current connection (lost or closing): the next message opens a fresh one."""
+        for key, (backend, _kind) in list(self._backends.items()):
+            if backend is self.connection:
+                with contextlib.suppress(Exception):
+                    backend.close()
+                del self._backends[key]
 
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
         return self.begin(message, idempotency_key=idempotency_key).complete()
@@ -45,11 +91,12 @@ class EmailChannel(Channel):
         The envelope delivers nothing, so the engine sends it while the Delivery row is being committed.
         A backend other than SMTP (console, file, locmem) gets the whole message in `complete()`.
         """
-        if self.connection is None:
-            self.open()
+        self._use(message.get("provider"))
         mail = self._compose(message, idempotency_key)
         if not isinstance(self.connection, SMTPBackend):
-            return Handover(lambda: self._send_whole(mail))
+            return Handover(
+                lambda backend=self.connection, kind=self.kind: self._send_whole(mail, backend, kind)
+            )
         with self._smtp_errors():
             self.connection.open()  # a no-op while the batch's connection is open
             smtp = self.connection.connection
@@ -89,6 +136,9 @@ class EmailChannel(Channel):
             body=message.get("text") or "",
             from_email=message.get("from") or settings.DEFAULT_FROM_EMAIL,
             to=[message["to"]],
+            cc=message.get("cc") or [],
+            bcc=message.get("bcc") or [],
+            reply_to=[message["reply_to"]] if message.get("reply_to") else [],
             headers={
                 "Message-ID": make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN),
                 **({"X-Rowbell-Key": idempotency_key} if idempotency_key else {}),
@@ -100,19 +150,40 @@ class EmailChannel(Channel):
             mail.attach_alternative(message["html"], "text/html")
         return mail
 
-    def _send_whole(self, mail: EmailMultiAlternatives) -> str:
+    def _send_whole(self, mail: EmailMultiAlternatives, backend, kind) -> str:
+        self.connection, self.kind = backend, kind
         with self._smtp_errors():
-            self.connection.open()
-            sent = self.connection.send_messages([mail])
+            backend.open()
+            sent = backend.send_messages([mail])
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
-        return mail.extra_headers["Message-ID"]
+        status = getattr(mail, "anymail_status", None)  # an ESP's own id, which its events refer to
+        esp_id = (kind.message_id(mail) if kind else "") or (status and status.message_id)
+        return esp_id or mail.extra_headers["Message-ID"]
+
+    @contextlib.contextmanager
+    def _provider_errors(self, kind):
+        """A provider's own errors (an ESP's API answer, a refused address) as its kind maps them."""
+        try:
+            yield
+        except ChannelError:
+            raise
+        except Exception as exc:
+            mapped = kind.map_error(exc) if kind is not None else None
+            if isinstance(exc, OutboundRefused) and mapped is None:
+                mapped = ChannelError(exc.message, permanent=True)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     @contextlib.contextmanager
     def _smtp_errors(self):
         """The server's refusals and lost connections as ChannelErrors (4xx and network: transient)."""
         try:
-            yield
+            with self._provider_errors(self.kind):
+                yield
+        except AnymailError as exc:  # the platform's own anymail backend (no provider kind maps it)
+            raise esp_error(exc) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             address, (code, reason) = next(iter(exc.recipients.items()))
             error = _smtp_error(code, reason)
@@ -123,13 +194,33 @@ class EmailChannel(Channel):
             self._drop_connection_unless_alive(exc.smtp_code)
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            self.close()
+            self._drop()
             raise ChannelError(f"The mail server could not be reached: {exc}", permanent=False) from exc
 
     def _drop_connection_unless_alive(self, code: int) -> None:
         # 421 means the server is closing the connection: open a fresh one next time.
         if code == 421:
-            self.close()
+            self._drop()
+
+
+def esp_error(exc: AnymailError) -> ChannelError:
+    """An ESP's refusal (through django-anymail) as transient or permanent, keeping the ESP's message.
+
+    No status (the API could not be reached, a timeout), 429 and 5xx are worth retrying; rejected
+    recipients and other 4xx (bad credentials, an unverified sender, an invalid address) are not.
+    """
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    text = str(exc)
+    if getattr(exc, "status_code", None) is None and response is not None:  # the ESP's own words
+        text += f": {getattr(response, 'text', '')[:300]}"
+    text = " ".join(text.split())[:500]
+    if isinstance(exc, AnymailRecipientsRefused):
+        return ChannelError(f"The email provider refused the recipient: {text}", permanent=True)
+    if status is None and isinstance(exc, AnymailAPIError):
+        return ChannelError(f"The email provider could not be reached: {text}", permanent=False)
+    transient = status is not None and (status == 429 or status >= 500)
+    return ChannelError(f"The email provider answered: {text}", permanent=not transient)
 
 
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:

@@ -24,6 +24,7 @@ MAX_RESPONSE_BYTES = 1_000_000
 class HttpChannel(Channel):
     name = "http"
     what = "The server"
+    concurrent_sends = True  # one self-contained request per message
 
     def __init__(self) -> None:
         self.last_response: tuple[int, dict[str, str], str] | None = None

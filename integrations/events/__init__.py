@@ -14,6 +14,14 @@ EVENT_TYPES = {
     "run.partial": "a run finished with some paths failed and others reaching their end",
     "run.failed": "a run finished and no path reached its end",
     "run.cancelled": "someone cancelled a run",
+    # What an email provider reported about a message after taking it (runs/tracking.py).
+    "message.delivered": "a provider delivered an email to the recipient's server",
+    "message.deferred": "a provider could not deliver an email yet and will try again",
+    "message.bounced": "an email bounced",
+    "message.complained": "a recipient marked an email as spam",
+    "message.opened": "a recipient opened an email",
+    "message.clicked": "a recipient clicked a link in an email",
+    "message.rejected": "a provider refused to send an email",
 }
 # What the page's "Send a test event" sends, whatever the endpoint subscribes to.
 PING = "ping"

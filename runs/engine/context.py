@@ -19,6 +19,8 @@ class BatchResources:
     query_connections: dict[int, Any] = field(default_factory=dict)
     # What a step reads once per batch rather than once per message (e.g. an email's layout).
     cache: dict[Any, Any] = field(default_factory=dict)
+    # Email senders read once per batch (workflows/steps/send_email.py: resolve_sender).
+    senders: dict[Any, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         for conn in self.query_connections.values():

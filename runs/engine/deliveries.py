@@ -27,6 +27,7 @@ from runs.engine.sending import idempotency_key
 from runs.models import Delivery
 from workflows.steps import get_kind
 from workflows.steps.results import StepFailed
+from workflows.steps.sending import SendKind
 
 
 def _scoped(delivery_id: int, tenant):
@@ -44,6 +45,7 @@ def release_delivery(delivery_id: int, tenant=None) -> bool:
     delivery = Delivery.objects.select_related("step_execution__step", "run__version").get(pk=delivery_id)
     execution = delivery.step_execution
     kind = get_kind(execution.step.kind)
+    assert isinstance(kind, SendKind), "a delivery belongs to a sending step"
     ctx = StepContext(
         run=delivery.run,
         step=execution.step,

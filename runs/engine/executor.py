@@ -177,7 +177,13 @@ def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str, follow: lis
 # may run that subquery as the inner side of a nested-loop semi-join, once per outer row, and the
 # batch then claims far more than n rows (seen in tests: 40 claimed with a limit of 10).
 def claim(run_id: int, step_id: int, now: datetime, limit: int) -> list[int]:
-    params = {"run": run_id, "step": step_id, "now": now, "limit": limit, "worker": liveness.worker_name}
+    params: dict[str, Any] = {
+        "run": run_id,
+        "step": step_id,
+        "now": now,
+        "limit": limit,
+        "worker": liveness.worker_name,
+    }
     with connection.cursor() as cur:
         cur.execute(CLAIM_SQL, params)
         return [row[0] for row in cur.fetchall()]
@@ -229,6 +235,8 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
     try:
         settle(executions, released, ctx.now)
         schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
+        # Concurrent sends may have finished every item while the interruption waited for their answers.
+        close_run_if_done(ctx.run.pk)
     except Exception:
         # The database or Redis is gone too: the sweeper returns them once this worker stops beating,
         # or after ENGINE_EXECUTION_TIMEOUT.
@@ -246,37 +254,50 @@ def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce)
 
 
 def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
+    outcome, failed = guarded(ctx, execution, lambda: spawned(execution, spawner, produce()))
+    return failed or outcome
+
+
+def guarded(
+    ctx: StepContext, execution: StepExecution, fn, check_lease: bool = True
+) -> tuple[Any, Outcome | None]:
+    """(fn(), None), or (None, the outcome its error means); errors that stop the batch propagate."""
     try:
-        if liveness.lease_lost():
+        if check_lease and liveness.lease_lost():
             raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
-        result = produce()
-        if isinstance(result, FanOut):
-            count = spawner.add(execution, result.pairs)
-            status = "succeeded" if count else "filtered"  # a query with no rows ends the path
-            return Outcome(status, output={**result.summary, "items": count}, items=count)
-        status, path, summary = "succeeded", None, None
-        if isinstance(result, Routed):
-            path, summary, result = result.path, result.summary, result.items
-        elif isinstance(result, Skipped):
-            status, summary, result = "skipped", result.summary, result.items
-        items = list(result)
-        if not items:
-            # Nothing goes on: a false condition, an empty query, a branch with no matching path (a
-            # skipped step whose path ends, e.g. an email to an unsubscribed recipient, stays skipped).
-            ended = "skipped" if status == "skipped" else "filtered"
-            return Outcome(ended, output=summary or {"items": 0})
-        pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
-        spawner.add(execution, pairs, path=path)
-        output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
-        return Outcome(status, output=output, items=len(items))
+        return fn(), None
     except StepFailed as exc:
-        return failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
+        return None, failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
         if interrupts_batch(exc):
             raise
         logger.exception("Execution %s failed unexpectedly", execution.pk)
         message = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-        return failure(ctx, execution, message, permanent=False)
+        return None, failure(ctx, execution, message, permanent=False)
+
+
+def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
+    """The step's result (items, a fan-out, a routed or skipped result) handed to the children; the
+    execution's outcome."""
+    if isinstance(result, FanOut):
+        count = spawner.add(execution, result.pairs)
+        status = "succeeded" if count else "filtered"  # a query with no rows ends the path
+        return Outcome(status, output={**result.summary, "items": count}, items=count)
+    status, path, summary = "succeeded", None, None
+    if isinstance(result, Routed):
+        path, summary, result = result.path, result.summary, result.items
+    elif isinstance(result, Skipped):
+        status, summary, result = "skipped", result.summary, result.items
+    items = list(result)
+    if not items:
+        # Nothing goes on: a false condition, an empty query, a branch with no matching path (a
+        # skipped step whose path ends, e.g. an email to an unsubscribed recipient, stays skipped).
+        ended = "skipped" if status == "skipped" else "filtered"
+        return Outcome(ended, output=summary or {"items": 0})
+    pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+    spawner.add(execution, pairs, path=path)
+    output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
+    return Outcome(status, output=output, items=len(items))
 
 
 def failure(
@@ -315,7 +336,8 @@ def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
 def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: datetime) -> list[int]:
     """Mark every outcome with one UPDATE; only executions still `running` and still claimed by this
     worker change (a cancel wins, and so does the sweeper having handed them to another worker)."""
-    values, params = [], []
+    values: list[str] = []
+    params: list[Any] = []
     for execution in executions:
         outcome = outcomes[execution.pk]
         values.append(

@@ -4,8 +4,11 @@ A message's Delivery is inserted as `sending` before the provider is called; aft
 answers, the `sent` mark is not written on its own but together with the next message's insert, in
 one statement (`WITH marked AS (UPDATE ... 'sent') INSERT ... 'sending'`). Both become durable in the
 same commit, before that next message is sent, so the guarantee is unchanged: a worker killed
-between a provider's answer and the statement leaves exactly that one message `sending` (reported
-uncertain later), and nothing else. The last mark of a batch is flushed before the batch settles.
+between a provider's answer and the statement leaves exactly the messages whose answers it had not
+written yet `sending` (reported uncertain later), and nothing else: one message for a channel that sends
+one at a time, at most the requests in flight plus the answers since the last insert for one that keeps
+several requests in flight (runs/engine/concurrent.py), whose answers all ride on the next insert.
+The last marks of a batch are flushed before the batch settles.
 
 `begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
 connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
@@ -35,12 +38,30 @@ INSERT = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
     " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s) RETURNING id"
 )
+INSERT_MANY = (
+    "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
+    " provider_id, error, created_at)"
+)
+ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s)"
 MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
+MARK_MANY = (
+    "UPDATE runs_delivery d SET status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, error = ''"
+    " FROM (VALUES {values}) AS v(provider_id, sent_at, id) WHERE d.id = v.id"
+)
+Mark = tuple[str, Any, int]  # (provider_id, sent_at, delivery id)
+
+
+def mark_sql(marks: list[Mark]) -> tuple[str, list[Any]]:
+    """One UPDATE that marks every message of `marks` sent."""
+    if len(marks) == 1:
+        return MARK, list(marks[0])
+    values = ", ".join(["(%s::varchar, %s::timestamptz, %s::bigint)"] * len(marks))
+    return MARK_MANY.format(values=values), [value for mark in marks for value in mark]
 
 
 class DeliveryLedger:
     def __init__(self) -> None:
-        self.unmarked: tuple[str, Any, int] | None = None  # (provider_id, sent_at, delivery id)
+        self.unmarked: list[Mark] = []  # answers not written yet
         self.latencies: list[float] = []  # seconds from the channel's first command to its answer
 
     def create(self, **delivery: Any) -> int:
@@ -49,10 +70,10 @@ class DeliveryLedger:
     def begin_create(self, **delivery: Any) -> PendingCreate:
         """Send the insert (with the previous message's `sent` mark, if any) without waiting for it."""
         sql, params, marked = self._statement(**delivery)
-        self.unmarked = None
+        self.unmarked = []
 
-        def keep_mark() -> None:  # the statement failed: the mark rides on the next one instead
-            self.unmarked = marked
+        def keep_mark() -> None:  # the statement failed: the marks ride on the next one instead
+            self.unmarked = marked + self.unmarked
 
         try:
             return PendingCreate(sql, params, on_failure=keep_mark)
@@ -60,37 +81,37 @@ class DeliveryLedger:
             keep_mark()
             raise
 
-    def _statement(
-        self,
-        *,
-        tenant_id: int,
-        run_id: int,
-        execution_id: int,
-        channel: str,
-        recipient: str,
-        status: str,
-        content: dict[str, Any],
-        error: str = "",
-    ) -> tuple[str, list[Any], tuple[str, Any, int] | None]:
-        params = [
-            tenant_id,
-            run_id,
-            execution_id,
-            channel,
-            recipient[:500],
-            status,
-            json.dumps(content, cls=DjangoJSONEncoder),
-            error,
-            clock.now(),
-        ]
-        if self.unmarked is None:
-            return INSERT, params, None
-        return f"WITH marked AS ({MARK}) {INSERT}", [*self.unmarked, *params], self.unmarked
+    def _statement(self, **delivery: Any) -> tuple[str, list[Any], list[Mark]]:
+        params = _row(**delivery)
+        if not self.unmarked:
+            return INSERT, params, []
+        mark, mark_params = mark_sql(self.unmarked)
+        return f"WITH marked AS ({mark}) {INSERT}", [*mark_params, *params], list(self.unmarked)
+
+    def create_many(self, rows: list[dict[str, Any]]) -> dict[int, int]:
+        """Insert several Delivery rows (and the answers so far as `sent` marks) in one statement and
+        one commit; returns {execution id: delivery id} once they are durable."""
+        marks, self.unmarked = self.unmarked, []
+        values = ", ".join([ROW_VALUES] * len(rows))
+        sql = f"{INSERT_MANY} VALUES {values} RETURNING step_execution_id, id"
+        params = [value for row in rows for value in _row(**row)]
+        if marks:
+            mark, mark_params = mark_sql(marks)
+            sql, params = f"WITH marked AS ({mark}) {sql}", [*mark_params, *params]
+
+        def keep_marks() -> None:
+            self.unmarked = marks + self.unmarked
+
+        try:
+            pending = PendingCreate(sql, params, on_failure=keep_marks, many=True)
+        except BaseException:
+            keep_marks()
+            raise
+        return pending.wait()
 
     def sent(self, delivery_id: int, provider_id: str) -> None:
         """Record the provider's answer; written with the next insert or by flush()."""
-        self.flush()
-        self.unmarked = (provider_id[:500], clock.now(), delivery_id)
+        self.unmarked.append((provider_id[:500], clock.now(), delivery_id))
 
     def failed(self, delivery_id: int, error: str) -> None:
         self.flush()
@@ -100,10 +121,11 @@ class DeliveryLedger:
             )
 
     def flush(self) -> None:
-        if self.unmarked is not None:
+        if self.unmarked:
+            sql, params = mark_sql(self.unmarked)
             with connection.cursor() as cur:
-                cur.execute(MARK, list(self.unmarked))
-            self.unmarked = None
+                cur.execute(sql, params)
+            self.unmarked = []
 
 
 class PendingCreate:
@@ -114,13 +136,16 @@ class PendingCreate:
     queries are logged (tests, DEBUG), into connection.queries, so statement counts stay true.
     """
 
-    def __init__(self, sql: str, params: list[Any], on_failure: Callable[[], None] = lambda: None):
+    def __init__(
+        self, sql: str, params: list[Any], on_failure: Callable[[], None] = lambda: None, many: bool = False
+    ):
         connection.ensure_connection()
+        self.many = many  # several rows of (execution id, delivery id): wait() returns them as a dict
         self.on_failure = on_failure
         self.pgconn = connection.connection.pgconn
         self.started = time.monotonic()
         self.sql = sql
-        self.done: int | BaseException | None = None
+        self.done: Any = None
         with connection.cursor() as cursor:
             cursor._execute_with_wrappers(sql, params, many=False, executor=self._send)
 
@@ -128,15 +153,21 @@ class PendingCreate:
         self.pgconn.send_query_params(_numbered(sql).encode(), [_text(value) for value in params])
         connection.connection.wait(generators.send(self.pgconn))
 
-    def wait(self) -> int:
-        """The new Delivery's id, once its row is committed; raises the database's error otherwise."""
+    def wait(self) -> Any:
+        """The new Delivery's id (for `many`, {execution id: delivery id}), once committed; raises the
+        database's error otherwise."""
         if self.done is None:
             try:
                 results = connection.connection.wait(generators.fetch_many(self.pgconn))
                 failed = [r for r in results if r.status != psycopg.pq.ExecStatus.TUPLES_OK]
                 if failed:
                     raise psycopg.errors.error_from_result(failed[0])
-                self.done = int(results[0].get_value(0, 0))
+                result = results[0]
+                if self.many:
+                    rows = range(result.ntuples)
+                    self.done = {int(result.get_value(i, 0)): int(result.get_value(i, 1)) for i in rows}
+                else:
+                    self.done = int(result.get_value(0, 0))
             except BaseException as exc:
                 self.done = exc
                 self.on_failure()
@@ -146,6 +177,30 @@ class PendingCreate:
         if isinstance(self.done, BaseException):
             raise self.done
         return self.done
+
+
+def _row(
+    *,
+    tenant_id: int,
+    run_id: int,
+    execution_id: int,
+    channel: str,
+    recipient: str,
+    status: str,
+    content: dict[str, Any],
+    error: str = "",
+) -> list[Any]:
+    return [
+        tenant_id,
+        run_id,
+        execution_id,
+        channel,
+        recipient[:500],
+        status,
+        json.dumps(content, cls=DjangoJSONEncoder),
+        error,
+        clock.now(),
+    ]
 
 
 def _numbered(sql: str) -> str:

@@ -21,7 +21,9 @@ means a worker died between the provider call and the mark: it becomes `uncertai
 re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
 de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
 
-The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages).
+The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages). A
+channel that declares `concurrent_sends` (HTTP APIs) keeps up to ENGINE_SEND_CONCURRENCY messages of a
+batch in flight instead, with the same guarantee for each (runs/engine/concurrent.py).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from django.conf import settings
 from psycopg.errors import UniqueViolation
 
 from consent.models import Suppression
@@ -80,13 +84,34 @@ class LazyChannel:
             self.channel.close()
 
 
+@dataclass
+class Outgoing:
+    """A message to hand to the channel once its Delivery row (an id, or its insert in flight) is committed."""
+
+    execution: StepExecution
+    delivery: int | PendingCreate | None  # None: not inserted yet (`fields` says what to insert)
+    content: dict[str, Any]
+    transport: dict[str, Any]
+    fields: dict[str, Any] | None = None
+
+
 def send_batch(
     ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner, outcomes: dict
 ) -> None:
     """Fill `outcomes` message by message; send latencies go to the metrics once per batch."""
+    existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
+    limit = settings.ENGINE_SEND_CONCURRENCY
+    if limit > 1 and len(executions) > 1 and kind.sends_concurrently(ctx):
+        from runs.engine.concurrent import send_concurrently
+
+        send_concurrently(ctx, kind, executions, spawner, outcomes, existing, limit)
+        return
+    _send_serially(ctx, kind, executions, spawner, outcomes, existing)
+
+
+def _send_serially(ctx, kind: SendKind, executions, spawner: Spawner, outcomes: dict, existing: dict) -> None:
     from runs.engine.executor import apply
 
-    existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
     skips = kind.skip_reasons(ctx, [(e.pk, e.input) for e in executions if e.pk not in existing])
     channel = LazyChannel(kind)
     ledger = DeliveryLedger()
@@ -133,10 +158,27 @@ def deliver(
     channel: LazyChannel,
     ledger: DeliveryLedger,
 ) -> list[dict[str, Any]]:
+    prepared = prepare(ctx, kind, execution, delivery, ledger)
+    if isinstance(prepared, Outgoing):
+        return _send(ctx, kind, prepared, channel, ledger)
+    return prepared
+
+
+def prepare(
+    ctx: StepContext,
+    kind: SendKind,
+    execution: StepExecution,
+    delivery: Delivery | None,
+    ledger: DeliveryLedger,
+    begin: bool = True,
+) -> list[dict[str, Any]] | Outgoing:
+    """Everything before the hand-over: the items that go on (captured, held, already sent), or the
+    message to send with its `sending` Delivery row begun (the insert may still be in flight), or, with
+    `begin=False`, the row's fields for the caller to insert together with others."""
     item = execution.input
     if delivery is not None:
         ledger.flush()
-        return _resume(ctx, kind, execution, delivery, channel, ledger)
+        return _resume(ctx, kind, execution, delivery)
     content, transport = kind.render(ctx, item)
     mode = delivery_mode(ctx)
     if mode == "override":
@@ -150,10 +192,12 @@ def deliver(
         try:
             _create(ctx, kind, execution, content, status, ledger)
         except UniqueViolation:
-            _already_handled(execution)
+            already_handled(execution)
         return kind.result_items(ctx, item, content, None)
-    pending = ledger.begin_create(**_fields(ctx, kind, execution, content, Delivery.Status.SENDING))
-    return _send(ctx, kind, execution, pending, content, transport, channel, ledger)
+    fields = _fields(ctx, kind, execution, content, Delivery.Status.SENDING)
+    if not begin:
+        return Outgoing(execution, None, content, transport, fields)
+    return Outgoing(execution, ledger.begin_create(**fields), content, transport)
 
 
 def skipped(
@@ -170,7 +214,7 @@ def skipped(
     try:
         ledger.create(**fields)
     except UniqueViolation:
-        _already_handled(execution)
+        already_handled(execution)
     return Skipped(kind.result_items_when_skipped(ctx.step.config, execution.input), {"skipped": said})
 
 
@@ -190,14 +234,18 @@ def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
     }
 
 
-def _send(
-    ctx, kind, execution, delivery: int | PendingCreate, content, transport, channel: LazyChannel, ledger
-):
+def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
     """Hand the message over once its Delivery row is committed.
 
-    `delivery` is the row's id, or its insert still in flight: the channel's envelope (SMTP's MAIL and
-    RCPT, which deliver nothing) then overlaps the commit, and the message leaves only after it.
+    `outgoing.delivery` is the row's id, or its insert still in flight: the channel's envelope (SMTP's
+    MAIL and RCPT, which deliver nothing) then overlaps the commit, and the message leaves only after it.
     """
+    execution, delivery, content, transport = (
+        outgoing.execution,
+        outgoing.delivery,
+        outgoing.content,
+        outgoing.transport,
+    )
     started = time.monotonic()
     try:
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
@@ -219,10 +267,7 @@ def _send(
             _committed(delivery)  # the connection must be free again, whatever happens next
         raise
     try:
-        delivery_id = _committed(delivery)
-    except UniqueViolation:
-        handover.abandon()
-        _already_handled(execution)
+        delivery_id = committed(delivery, execution)
     except BaseException:
         handover.abandon()
         raise
@@ -235,7 +280,7 @@ def _send(
     return kind.result_items(ctx, execution.input, content, channel.channel)
 
 
-def _already_handled(execution: StepExecution) -> NoReturn:
+def already_handled(execution: StepExecution) -> NoReturn:
     """A worker that lost its claim (frozen past its lease) meets the row its successor wrote: expected,
     so one line, not a traceback; its settle will not touch the execution, which is no longer its own."""
     logger.info("Execution %s: %s", execution.pk, ALREADY_HANDLED, extra={"execution_id": execution.pk})
@@ -246,12 +291,20 @@ def _committed(delivery: int | PendingCreate) -> int:
     return delivery.wait() if isinstance(delivery, PendingCreate) else delivery
 
 
+def committed(delivery: int | PendingCreate, execution: StepExecution) -> int:
+    """The Delivery row's id once it is committed; another worker's row for it ends this message here."""
+    try:
+        return _committed(delivery)
+    except UniqueViolation:
+        already_handled(execution)
+
+
 def _failed(ledger: DeliveryLedger, delivery_id: int, exc: ChannelError) -> NoReturn:
     ledger.failed(delivery_id, exc.message)
     raise StepFailed(exc.message, permanent=exc.permanent) from exc
 
 
-def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledger) -> list[dict[str, Any]]:
+def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | Outgoing:
     """A later attempt of an execution that already has its Delivery: never send twice."""
     done = (
         Delivery.Status.SENT,
@@ -283,4 +336,4 @@ def _resume(ctx, kind, execution, delivery: Delivery, channel: LazyChannel, ledg
     )
     if not claimed:
         raise StepFailed("Another worker is handling this message.", permanent=False)
-    return _send(ctx, kind, execution, delivery.pk, content, transport, channel, ledger)
+    return Outgoing(execution, delivery.pk, content, transport)

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from runs.models import Delivery
+from runs.tracking import COUNTED, counts_for_workflow
 from runs.views.forms import MessageFilterForm
 from runs.views.paging import BadCursor, keyset_page, pager_links
 from tenants.scoping import get_for_tenant_or_404
@@ -55,6 +56,8 @@ def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRe
         "cursor_error": cursor_error,
         **pager_links(request, page),
         "held_count": held.count(),
+        "tracking_counts": counts_for_workflow(tenant.pk, workflow.pk) if workflow is not None else [],
+        "tracking_columns": COUNTED,
     }
     return render(request, "runs/message_list.html", context)
 
@@ -66,6 +69,6 @@ def message_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
         request.tenant,
         pk=delivery_id,
     )
-    return render(
-        request, "runs/message_detail.html", {"delivery": delivery, "content": delivery.content or {}}
-    )
+    timeline = list(delivery.events.order_by("occurred_at", "id"))
+    context = {"delivery": delivery, "content": delivery.content or {}, "timeline": timeline}
+    return render(request, "runs/message_detail.html", context)

@@ -68,3 +68,27 @@ def test_connect_a_database_from_what_the_page_says(live_server, page, admin, ap
     run_with_psql(app_db["url"], page.evaluate("navigator.clipboard.readText()"))
     page.get_by_role("button", name="Test connection").click()
     expect(check).to_contain_text("Connected to PostgreSQL")
+
+
+def test_a_schema_typed_while_the_picker_redraws_is_kept(live_server, page, admin, app_db):
+    """Typing the schema right after leaving the URL box: the redraw the URL asked for (which carried an
+    empty box) must not wipe what was typed, and the setup SQL follows the typed schema."""
+    sign_in(page, live_server, admin)
+    page.goto(f"{live_server.url}/datasources/new/")
+    expect(page.locator("#schemas-typed")).to_have_count(1)  # the first look-up (no URL yet) has drawn it
+    page.get_by_label("Connection URL").fill(role_url(app_db["url"], "rowbell_ux_race", "pw-123"))
+    app_db["roles"].append("rowbell_ux_race")
+    # The URL's change sends the picker's request, then the schema is typed before its answer arrives.
+    page.evaluate(
+        """() => {
+            document.getElementById("id_connection_url").dispatchEvent(new Event("change", {bubbles: true}));
+            const box = document.getElementById("schemas-typed");
+            box.value = "app";
+            box.dispatchEvent(new Event("input", {bubbles: true}));
+        }"""
+    )
+    expect(page.locator("#schema-picker")).to_contain_text("expected before the setup SQL has run")
+    expect(page.get_by_label("Schemas, separated by commas")).to_have_value("app")
+    expect(page.locator("#setup-sql-text")).to_contain_text(
+        'GRANT USAGE ON SCHEMA "app" TO "rowbell_ux_race"'
+    )

@@ -80,6 +80,7 @@ def test_the_suppression_list(live_server, page, tenant_a, owner):
     sign_in(page, live_server, owner)
     page.goto(f"{live_server.url}/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Email").click()
+    page.get_by_role("navigation", name="Email settings").get_by_role("link", name="Suppression list").click()
     page.get_by_label("Address", exact=True).fill("asked-by-phone@example.com")
     page.get_by_label("Note").fill("Asked us by phone")
     page.get_by_role("button", name="Suppress", exact=True).click()

@@ -14,7 +14,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from consent.tokens import make_token
-from integrations.models import EventEndpoint
+from integrations.models import EmailProvider, EventEndpoint, Sender
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 from tests.builder.conftest import customer_db, datasource, page, saved  # noqa: F401 (fixtures)
 from tests.builder.test_browser import add_step
@@ -79,7 +79,15 @@ def site(tenant_a, owner, datasource):  # noqa: F811 (the fixture imported above
     endpoint = EventEndpoint.objects.create(
         tenant=tenant_a, url="https://example.com/hook", events=["run.failed"]
     )
+    provider = EmailProvider(tenant=tenant_a, kind="postmark", name="Postmark")
+    provider.secret_values = {"server_token": "pm-token"}
+    provider.save()
+    sender = Sender.objects.create(
+        tenant=tenant_a, name="Support", from_address="s@acme.example", provider=provider
+    )
     return {
+        "provider": provider,
+        "sender": sender,
         "workflow": workflow,
         "draft_step": draft_step,
         "run": run,
@@ -113,6 +121,10 @@ def main_pages(site) -> dict[str, str]:
         "email layouts": reverse("consent:layouts"),
         "new email layout": reverse("consent:new_layout"),
         "suppression list": reverse("consent:suppressions"),
+        "email": reverse("email:settings"),
+        "email provider": reverse("email:provider", args=[site["provider"].pk]),
+        "new email provider": reverse("email:provider_add") + "?kind=smtp",
+        "email sender": reverse("email:sender", args=[site["sender"].pk]),
         "admin": "/admin/",
         "admin runs": "/admin/runs/run/",
         "admin run": f"/admin/runs/run/{site['run'].pk}/change/",

@@ -26,7 +26,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from consent.models import EmailLayout, Suppression, Topic, Unsubscribe
-from integrations.models import DataSource, EventDelivery, EventEndpoint
+from integrations.models import DataSource, EmailProvider, EventDelivery, EventEndpoint, Sender
 from runs.models import Delivery, Run, StepExecution
 from tenants.models import ApiKey, Invitation, Membership
 from tests.engine.conftest import build_workflow, email, webhook
@@ -44,6 +44,7 @@ PUBLIC = {
     "django_rq": "RQ dashboard under the admin: staff only",
     "api-schema": "the OpenAPI schema: public, no tenant data",
     "webhook": "inbound webhooks authenticate by the workflow's signature, not by a session",
+    "email_tracking": "an ESP's tracking webhook: its token names the provider, basic auth authenticates it",
     "tenants:signup": "creates a new tenant: for people signed out",
     "tenants:login": "sign-in page",
     "tenants:logout": "signs out whoever is signed in",
@@ -121,6 +122,12 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
     EventDelivery.objects.create(
         tenant=tenant_a, endpoint=endpoint, event_type="run.failed", event_id="evt_1", payload={"m": MARK}
     )
+    provider = EmailProvider(tenant=tenant_a, kind="postmark", name=f"{MARK} Postmark")
+    provider.secret_values = {"server_token": f"{MARK}-token"}
+    provider.save()
+    sender = Sender.objects.create(
+        tenant=tenant_a, name=f"{MARK} support", from_address="support@acme-secret.example", provider=provider
+    )
     invitation, invitation_token = Invitation.issue(tenant_a, "new@acme.example", "member", invited_by=owner)
     topic = Topic.objects.create(tenant=tenant_a, name=f"{MARK} tips")
     layout = EmailLayout.objects.create(
@@ -144,6 +151,8 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
         "membership_id": Membership.objects.get(user=member).pk,
         "tenant_id": tenant_a.pk,
         "invitation_id": invitation.pk,
+        "provider_id": provider.pk,
+        "sender_id": sender.pk,
         # Tokens of links (public routes, walked for leaks). A valid invitation's token is a bearer secret
         # that lets its holder join, so B walks one it made up while A's invitation is pending.
         "token": "B" * len(invitation_token),
@@ -214,6 +223,8 @@ def snapshot(tenant) -> list:
         ApiKey: ("name", "revoked_at"),
         EventEndpoint: ("url", "active", "secret"),
         EventDelivery: ("status",),
+        EmailProvider: ("name", "settings", "secrets", "last_tested_at"),
+        Sender: ("name", "from_address", "provider", "is_default"),
         Membership: ("user", "role"),
         Topic: ("name", "description"),
         EmailLayout: ("name", "html", "is_default"),

@@ -10,12 +10,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.http import QueryDict
 
 from consent.choices import consent_options
 from integrations.datasources import DataSourceUnavailable, list_columns, list_schemas, list_tables
 from integrations.json_input import NUL, JsonInputError, load_json
-from integrations.models import DataSource
+from integrations.models import DataSource, Sender
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.base import Field
@@ -36,6 +37,7 @@ class BoundField:
     error: str = ""
     options: list[tuple[str, str]] = field(default_factory=list)
     options_error: str = ""
+    default_label: str = ""  # a sender picker's empty choice: what "the default" is
     warning: str = ""  # e.g. an unknown variable: saved anyway, but worth a look
 
     @property
@@ -159,7 +161,7 @@ def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:
             errors[spec.name] = "Enter a number."
             return raw
         return int(number) if number.is_integer() else number
-    if spec.widget in ("datasource", "topic"):
+    if spec.widget in ("datasource", "sender", "topic"):
         return int(raw) if raw.isdigit() else None
     if spec.widget == "layout":
         return int(raw) if raw.isdigit() else (raw if raw == "none" else None)
@@ -196,12 +198,23 @@ def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
         if spec.widget == "datasource":
             sources = DataSource.objects.for_tenant(tenant).order_by("name")
             item.options = [(str(s.pk), s.name) for s in sources]
+        elif spec.widget == "sender":
+            _sender_options(item, tenant)
         elif spec.widget in ("topic", "layout"):
             item.options = consent_options(spec.widget, tenant)
         elif spec.widget in ("schema", "table", "columns"):
             _introspect(item, tenant, config)
         bound.append(item)
     return bound
+
+
+def _sender_options(item: BoundField, tenant) -> None:
+    """The tenant's senders; the empty choice names the default (the tenant's, or the platform's address)."""
+    senders = list(Sender.objects.for_tenant(tenant).order_by("name"))
+    item.options = [(str(s.pk), f"{s.name} — {s.from_address}") for s in senders]
+    default = next((s for s in senders if s.is_default), None)
+    shown = f"{default.name} — {default.from_address}" if default else settings.DEFAULT_FROM_EMAIL
+    item.default_label = f"Default: {shown}"
 
 
 def _introspect(item: BoundField, tenant, config: dict[str, Any]) -> None:

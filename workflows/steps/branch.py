@@ -127,7 +127,8 @@ def describe(path: dict[str, Any]) -> str:
     """A path's condition in words: "onboarded is true", "item.plan == 'pro'"."""
     if path.get("match") == "expression":
         return path.get("expression") or ""
-    words = dict(OPERATORS).get(path.get("operator"), path.get("operator") or "")
+    operator = str(path.get("operator") or "")
+    words = dict(OPERATORS).get(operator, operator)
     value = "" if path.get("operator") in NO_VALUE else f" {path.get('value', '')}"
     return f"{path.get('field') or '?'} {words}{value}"
 
@@ -138,7 +139,7 @@ def matches(path: dict[str, Any], item: dict[str, Any], run: dict[str, Any]) -> 
             return bool(evaluate(path["expression"], {"item": item, "run": run}))
         except TemplateError as exc:
             raise ConditionError(str(exc)) from exc
-    operator = path.get("operator")
+    operator = str(path.get("operator") or "")
     present, value = _lookup(item, path.get("field") or "")
     if not present and operator not in ("is_empty", "is_not_empty"):
         fields = ", ".join(sorted(item)) or "none"

@@ -102,16 +102,16 @@ class DataQuery(StepKind):
             if config.get("mode", "fanout") == "fanout":
                 rows = stream_rows(conn, sql, params)
                 return FanOut(_keyed(_checked(rows), config.get("key_column") or "id"), {"mode": "fanout"})
-            rows = fetch_rows(conn, sql, params)
+            fetched = fetch_rows(conn, sql, params)
         except QueryError as exc:
             raise StepFailed(
                 f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
             ) from exc
-        if not rows:
+        if not fetched:
             return []
         if config.get("mode") == "first":
-            return [{**item, **rows[0]}]
-        return [{**item, config.get("into") or "rows": rows}]
+            return [{**item, **fetched[0]}]
+        return [{**item, config.get("into") or "rows": fetched}]
 
 
 def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -60,7 +60,7 @@ class DatabaseTrigger(StepKind):
         errors: dict[str, str] = {}
         datasource = config.get("datasource")
         try:
-            datasource = int(datasource)
+            datasource = int(datasource)  # type: ignore[arg-type]  # None and junk raise TypeError/ValueError
         except (TypeError, ValueError):
             errors["datasource"] = "Choose the data source whose table this workflow watches."
         schema = _name(config.get("schema") or "public", "schema", errors, "Enter the table's schema.")

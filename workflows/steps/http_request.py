@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from integrations.channels.base import Channel
 from integrations.channels.http import HttpChannel
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
@@ -134,9 +135,9 @@ class HttpRequest(SendKind):
     def open_channel(self) -> HttpChannel:
         return HttpChannel()
 
-    def result_items(self, ctx, item, content, channel: HttpChannel | None) -> list[dict[str, Any]]:
+    def result_items(self, ctx, item, content, channel: Channel | None) -> list[dict[str, Any]]:
         mode = ctx.step.config.get("response") or "keep"
-        if mode == "keep" or channel is None or channel.last_response is None:
+        if mode == "keep" or not isinstance(channel, HttpChannel) or channel.last_response is None:
             return [item]
         status, _headers, text = channel.last_response
         try:

@@ -1,4 +1,5 @@
-"""A step's config may name only its own workspace's objects (data sources; an email's topic and layout).
+"""A step's config may name only its own workspace's objects (data sources, email senders; an email's
+topic and layout).
 
 Checked where a config is written or frozen: the builder's save (the other workspace's id is not
 stored), `import_workflow`, and publishing. Another workspace's id and a missing one get the same
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.models import DataSource
+from integrations.models import DataSource, Sender
 from workflows.steps import ConfigError, get_kind
 
 # The words database_trigger.on_publish uses for a data source deleted since.
 NOT_HERE = "This data source does not exist (any more): choose another one."
+SENDER_NOT_HERE = "This sender does not exist (any more): choose another one, or the default."
+REFERENCED = {"datasource": (DataSource, NOT_HERE), "sender": (Sender, SENDER_NOT_HERE)}
 
 
 def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dict[str, str]:
@@ -26,12 +29,17 @@ def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dic
     problems: dict[str, str] = {}
     for spec in fields:
         value = config.get(spec.name)
-        model = _referenced_model(spec.widget)
-        if model is None or value in (None, "") or (spec.widget == "layout" and value == "none"):
+        referenced = _referenced()
+        if (
+            spec.widget not in referenced
+            or value in (None, "")
+            or (spec.widget == "layout" and value == "none")
+        ):
             continue
+        model, message = referenced[spec.widget]
         pk = _int(value)
         if pk is None or not model.objects.filter(tenant_id=tenant_id, pk=pk).exists():
-            problems[spec.name] = NOT_HERE if model is DataSource else NOT_HERE_EMAIL[spec.widget]
+            problems[spec.name] = message
     return problems
 
 
@@ -42,10 +50,15 @@ NOT_HERE_EMAIL = {
 }
 
 
-def _referenced_model(widget: str):
+def _referenced() -> dict[str, tuple[Any, str]]:
+    """{widget: (the model its value names, the message when this tenant has no such row)}."""
     from consent.models import EmailLayout, Topic
 
-    return {"datasource": DataSource, "topic": Topic, "layout": EmailLayout}.get(widget)
+    return {
+        **REFERENCED,
+        "topic": (Topic, NOT_HERE_EMAIL["topic"]),
+        "layout": (EmailLayout, NOT_HERE_EMAIL["layout"]),
+    }
 
 
 def _int(value: Any) -> int | None:

@@ -50,7 +50,7 @@ class ScheduleTrigger(StepKind):
         zone = config.get("timezone") or "UTC"
         if config.get("frequency") == "cron":
             return f"cron {config.get('cron') or '?'} ({zone})"
-        return f"{dict(FREQUENCIES).get(config.get('frequency'), '').lower()} at {config.get('time') or '?'} {zone}"
+        return f"{dict(FREQUENCIES).get(str(config.get('frequency')), '').lower()} at {config.get('time') or '?'} {zone}"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}

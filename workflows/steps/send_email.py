@@ -1,4 +1,6 @@
-"""Send email: recipient, subject, HTML and text bodies as sandboxed Jinja2 templates, sent over SMTP.
+"""Send email: recipient, subject, HTML and text bodies as sandboxed Jinja2 templates, from one of the
+tenant's senders (integrations.models.Sender: From, Reply-To, and the provider that carries it), with
+optional Reply-To, CC and BCC templates. Header values never keep CR or LF (render_header).
 
 Consent (consent/): a step with "allow unsubscribe" carries `List-Unsubscribe` and
 `List-Unsubscribe-Post: List-Unsubscribe=One-Click` and gives templates `{{ unsubscribe_url }}`, for
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -26,6 +29,9 @@ from workflows.templating import render, render_header, template_variables
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
 
+MAX_COPY_ADDRESSES = 50
+DEFAULT = "default"
+
 
 @register
 class SendEmail(SendKind):
@@ -34,6 +40,7 @@ class SendEmail(SendKind):
     description = "Sends one email per item, rendered from templates over the item."
     channel = "email"
     fields = (
+        Field("sender", "From", widget="sender", help="Senders and their providers are on the Email page."),
         Field("to", "To", widget="template", required=True, help="e.g. {{ item.email }}"),
         Field("subject", "Subject", widget="template", required=True),
         Field(
@@ -43,6 +50,9 @@ class SendEmail(SendKind):
             help="Values are HTML-escaped. <style> blocks are inlined for mail clients.",
         ),
         Field("text", "Text body", widget="template", help="Left empty, it is made from the HTML body."),
+        Field("reply_to", "Reply-To", widget="template", help="Empty: the sender's Reply-To, if any."),
+        Field("cc", "CC", widget="template", help="Addresses separated by commas."),
+        Field("bcc", "BCC", widget="template", help="Addresses separated by commas."),
         Field("layout", "Layout", widget="layout", help="The HTML around the body (footer, address)."),
         Field(
             "allow_unsubscribe",
@@ -69,10 +79,19 @@ class SendEmail(SendKind):
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}
+        sender = config.get("sender")
+        if sender in (None, ""):
+            cleaned["sender"] = None
+        elif isinstance(sender, int) and not isinstance(sender, bool):
+            cleaned["sender"] = sender
+        else:
+            errors["sender"] = "Choose one of the workspace's senders."
         clean_template(config, "to", errors, cleaned, required=True)
         clean_template(config, "subject", errors, cleaned, required=True)
         clean_template(config, "html", errors, cleaned, required=False)
         clean_template(config, "text", errors, cleaned, required=False)
+        for name in ("reply_to", "cc", "bcc"):
+            clean_template(config, name, errors, cleaned, required=False)
         if not errors and not (cleaned["html"].strip() or cleaned["text"].strip()):
             errors["text"] = "Write a text body, an HTML body, or both."
         consent.clean_consent(config, errors, cleaned)
@@ -99,10 +118,11 @@ class SendEmail(SendKind):
         config = ctx.step.config
         context = template_context(ctx, item)
         to = rendered("To", render_header, config["to"], context)
-        try:
-            validate_email(to)
-        except ValidationError:
-            raise StepFailed(f"To: “{to}” is not an email address.", permanent=True) from None
+        _check_address("To", to)
+        sender = resolve_sender(ctx, config.get("sender"))
+        reply_to = rendered("Reply-To", render_header, config.get("reply_to") or "", context)
+        if reply_to:
+            _check_address("Reply-To", reply_to)
         subject = rendered("Subject", render_header, config["subject"], context)
         headers = consent.unsubscribe_headers(ctx, to, context)
         body_html = rendered("HTML body", render, config.get("html") or "", context, html=True)
@@ -114,9 +134,18 @@ class SendEmail(SendKind):
             "text": text or consent.html_to_text(html),
             "html": html,
         }
-        if headers:
-            content["headers"] = headers
-        return content, content
+        extra = {
+            "from": sender.from_header if sender else settings.DEFAULT_FROM_EMAIL,
+            "reply_to": reply_to or (sender.reply_to if sender else ""),
+            "cc": _address_list("CC", config.get("cc"), context),
+            "bcc": _address_list("BCC", config.get("bcc"), context),
+            "headers": headers,
+        }
+        content.update({key: value for key, value in extra.items() if value})
+        if sender is not None:
+            content["sender"] = sender.name
+        transport = {**content, "provider": sender.provider if sender else None}
+        return content, transport
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["to"]
@@ -127,6 +156,59 @@ class SendEmail(SendKind):
     def open_channel(self) -> EmailChannel:
         return EmailChannel()
 
+    def sends_concurrently(self, ctx) -> bool:
+        """Concurrent when the step's sender goes through an ESP's HTTP API (without a provider, when the
+        platform's own backend is one); an SMTP server keeps one connection per batch."""
+        try:
+            sender = resolve_sender(ctx, ctx.step.config.get("sender"))
+        except StepFailed:
+            return False  # each message then fails with the reason, one at a time
+        if sender is None or sender.provider is None:
+            return EmailChannel().concurrent_sends
+        return sender.provider.kind_module.sends_over_http
+
     def override_recipient(self, content, transport, recipient):
-        content = {**content, "to": recipient, "original_to": content["to"]}
-        return content, content
+        # A test run's override reaches the tester only: no copies to CC or BCC.
+        drop = ("cc", "bcc")
+        content = {k: v for k, v in content.items() if k not in drop}
+        content.update({"to": recipient, "original_to": content["to"]})
+        transport = {k: v for k, v in transport.items() if k not in drop}
+        transport.update({"to": recipient, "original_to": transport["to"]})
+        return content, transport
+
+
+def resolve_sender(ctx, sender_id: int | None):
+    """The step's sender (or the tenant's default; None: the platform's address and server), read once
+    per batch with its provider."""
+    from integrations.models import Sender
+
+    key = sender_id or DEFAULT
+    cache = ctx.resources.senders
+    if key not in cache:
+        senders = Sender.objects.filter(tenant_id=ctx.run.tenant_id).select_related("provider")
+        found = (senders.filter(pk=sender_id) if sender_id else senders.filter(is_default=True)).first()
+        if sender_id and found is None:
+            raise StepFailed(
+                "From: the sender chosen in this step no longer exists; choose another one.", permanent=True
+            )
+        cache[key] = found
+    return cache[key]
+
+
+def _check_address(label: str, address: str) -> None:
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise StepFailed(f"{label}: “{address}” is not an email address.", permanent=True) from None
+
+
+def _address_list(label: str, template: str | None, context: dict[str, Any]) -> list[str]:
+    if not template:
+        return []
+    text = rendered(label, render_header, template, context)
+    addresses = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if len(addresses) > MAX_COPY_ADDRESSES:
+        raise StepFailed(f"{label}: at most {MAX_COPY_ADDRESSES} addresses.", permanent=True)
+    for address in addresses:
+        _check_address(label, address)
+    return addresses

@@ -33,6 +33,10 @@ class SendKind(StepKind, ABC):
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
 
+    def sends_concurrently(self, ctx) -> bool:
+        """Whether this step's batch may keep several messages in flight (its channel speaks HTTP)."""
+        return self.open_channel().concurrent_sends
+
     def override_recipient(
         self, content: dict[str, Any], transport: dict[str, Any], recipient: str
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0006_execution_filtered_skipped_and_run_label"),
+        ("runs", "0007_delivery_events_and_provider_id_index"),
     ]
 
     operations = [

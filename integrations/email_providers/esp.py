@@ -1,0 +1,151 @@
+"""What the ESP kinds share: an anymail backend built from the provider's own record (never from settings),
+its HTTP through the checked, pinned session, and the answer of the ESP's API mapped to transient/permanent.
+
+Errors: no answer (network, timeout), 429 and 5xx are transient; bad credentials (401, 403), an unverified
+sender, an invalid or suppressed recipient (other 4xx, anymail's AnymailRecipientsRefused) are permanent. The
+ESP's own message is kept in the error, which the run page and the provider page show.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from django.utils.module_loading import import_string
+
+from integrations.channels.base import ChannelError
+from integrations.email_providers.base import ProviderField, ProviderKind
+from integrations.outbound import OutboundRefused, check_scheme
+from integrations.outbound_requests import checked_session
+
+CREDENTIAL_STATUSES = (401, 403)
+
+
+def api_url_field(default: str) -> ProviderField:
+    return ProviderField(
+        "api_url",
+        "API URL",
+        required=False,
+        help=f"Leave empty for {default} (a region's or a proxy's URL otherwise).",
+    )
+
+
+def outbound_refusal(exc: BaseException) -> OutboundRefused | None:
+    """The OutboundRefused behind `exc` (raised inside requests or anymail), if that is what it is."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OutboundRefused):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+class AnymailKind(ProviderKind):
+    backend: ClassVar[str] = ""  # dotted path of anymail's backend
+    default_api_url: ClassVar[str] = ""
+    sends_over_http = True
+
+    def backend_kwargs(self, provider) -> dict[str, Any]:
+        """The anymail settings this backend reads, from the provider's record."""
+        raise NotImplementedError
+
+    def clean(self, settings: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
+        url = (settings.get("api_url") or "").strip()
+        if url:
+            try:
+                check_scheme(url)
+            except OutboundRefused as exc:
+                return {"api_url": exc.message}
+            from integrations.outbound import check_url_at_save
+
+            problem = check_url_at_save(url)
+            if problem:
+                return {"api_url": problem}
+        return {}
+
+    def open_backend(self, provider) -> Any:
+        backend_class = import_string(self.backend)
+        pinned = type(f"Checked{backend_class.__name__}", (_CheckedSessionMixin, backend_class), {})
+        return pinned(fail_silently=False, **self.backend_kwargs(provider))
+
+    def api_url(self, provider) -> str:
+        return (provider.settings.get("api_url") or "").strip() or self.default_api_url
+
+    def message_id(self, mail) -> str:
+        status = getattr(mail, "anymail_status", None)
+        return (status.message_id or "") if status is not None else ""
+
+    def map_error(self, exc: Exception) -> ChannelError | None:
+        refused = outbound_refusal(exc)
+        if refused is not None:
+            return ChannelError(refused.message, permanent=True)
+        if isinstance(exc, AnymailRecipientsRefused):
+            return ChannelError(
+                f"{self.label} refused the recipient: {_recipient_statuses(exc)}", permanent=True
+            )
+        if isinstance(exc, AnymailAPIError):
+            return self.api_error(exc)
+        if isinstance(exc, AnymailError):
+            return ChannelError(f"{self.label}: {_first_line(exc)}", permanent=True)
+        return None
+
+    def api_error(self, exc: AnymailAPIError) -> ChannelError:
+        status = exc.status_code
+        if status is None:
+            return ChannelError(f"{self.label} could not be reached: {_cause(exc)}", permanent=False)
+        said = self.provider_message(exc.response) or _first_line(exc)
+        if status in CREDENTIAL_STATUSES:
+            return ChannelError(
+                f"{self.label} refused the credentials (HTTP {status}): {said}", permanent=True
+            )
+        transient = status == 429 or status >= 500
+        return ChannelError(f"{self.label} answered HTTP {status}: {said}", permanent=not transient)
+
+    def provider_message(self, response) -> str:
+        """The ESP's own words from its error response (most put them under "message")."""
+        body = _json(response)
+        if isinstance(body, dict):
+            for key in ("message", "Message", "error", "detail"):
+                if isinstance(body.get(key), str):
+                    return body[key]
+        return _text(response)
+
+
+class _CheckedSessionMixin:
+    """Every request of the anymail backend through integrations/outbound.py (address checked and pinned)."""
+
+    def create_session(self):
+        return checked_session(super().create_session())
+
+
+def _json(response) -> Any:
+    try:
+        return json.loads(response.text)
+    except (AttributeError, ValueError, TypeError):
+        return None
+
+
+def _text(response) -> str:
+    try:
+        return (response.text or "").strip()[:300]
+    except AttributeError:
+        return ""
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _cause(exc: Exception) -> str:
+    cause = exc.__cause__
+    return _first_line(cause) if cause is not None else _first_line(exc)
+
+
+def _recipient_statuses(exc: AnymailRecipientsRefused) -> str:
+    message = getattr(exc, "email_message", None)
+    status = getattr(message, "anymail_status", None)
+    recipients = getattr(status, "recipients", None) or {}
+    parts = [f"{email} {getattr(s, 'status', '')}".strip() for email, s in recipients.items()]
+    return ", ".join(parts) or _first_line(exc)

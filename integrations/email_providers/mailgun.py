@@ -1,0 +1,55 @@
+"""Mailgun (anymail's Mailgun backend and webhook: basic auth and Mailgun's HMAC signature)."""
+
+from __future__ import annotations
+
+from anymail.webhooks.mailgun import MailgunTrackingWebhookView
+
+from integrations.email_providers import register
+from integrations.email_providers.base import ProviderField
+from integrations.email_providers.esp import AnymailKind, api_url_field
+
+
+class Mailgun(AnymailKind):
+    key = "mailgun"
+    label = "Mailgun"
+    backend = "anymail.backends.mailgun.EmailBackend"
+    default_api_url = "https://api.mailgun.net/v3"
+    fields = (
+        ProviderField("api_key", "API key", secret=True),
+        ProviderField(
+            "webhook_signing_key",
+            "HTTP webhook signing key",
+            secret=True,
+            required=False,
+            help="Mailgun → Sending → Webhooks. Empty: the API key (Mailgun's older accounts sign with it).",
+        ),
+        ProviderField(
+            "sender_domain", "Sending domain", required=False, help="Empty: the domain of the From address."
+        ),
+        api_url_field(default_api_url + " (https://api.eu.mailgun.net/v3 for the EU region)"),
+    )
+    tracking_view = MailgunTrackingWebhookView
+    webhook_help = (
+        "In Mailgun: Sending → Webhooks, for each of Delivered, Temporary failure, Permanent failure, "
+        "Spam complaints, Opens and Clicks add the URL above; copy the HTTP webhook signing key into this "
+        "provider."
+    )
+
+    def backend_kwargs(self, provider) -> dict:
+        kwargs = {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
+        if provider.settings.get("sender_domain"):
+            kwargs["sender_domain"] = provider.settings["sender_domain"]
+        return kwargs
+
+    def tracking_kwargs(self, provider) -> dict:
+        secrets = provider.secret_values
+        key = secrets.get("webhook_signing_key") or secrets.get("api_key", "")
+        return {**super().tracking_kwargs(provider), "webhook_signing_key": key}
+
+    def bounce_kind(self, event) -> str:
+        esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
+        data = esp_event.get("event-data", {}) if isinstance(esp_event.get("event-data"), dict) else {}
+        return "soft" if data.get("severity") == "temporary" else "hard"
+
+
+register(Mailgun())

@@ -1,0 +1,33 @@
+"""Resend (anymail's Resend backend and webhook). Resend signs webhooks with Svix; verifying that signature
+needs the `svix` package (pydantic, httpx...), which Rowbell does not install: the webhook URL's basic auth,
+which anymail supports for Resend too, authenticates it."""
+
+from __future__ import annotations
+
+from anymail.webhooks.resend import ResendTrackingWebhookView
+
+from integrations.email_providers import register
+from integrations.email_providers.base import ProviderField
+from integrations.email_providers.esp import AnymailKind, api_url_field
+
+
+class Resend(AnymailKind):
+    key = "resend"
+    label = "Resend"
+    backend = "anymail.backends.resend.EmailBackend"
+    default_api_url = "https://api.resend.com/"
+    fields = (ProviderField("api_key", "API key", secret=True), api_url_field(default_api_url))
+    tracking_view = ResendTrackingWebhookView
+    webhook_help = (
+        "In Resend: Webhooks → Add endpoint, paste the URL above and choose the email.delivered, "
+        "email.delivery_delayed, email.bounced, email.complained, email.opened and email.clicked events."
+    )
+
+    def backend_kwargs(self, provider) -> dict:
+        return {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
+
+    def tracking_kwargs(self, provider) -> dict:
+        return {**super().tracking_kwargs(provider), "signing_secret": None}
+
+
+register(Resend())

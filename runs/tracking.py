@@ -1,0 +1,203 @@
+"""Delivery events after the hand-off: what a provider's tracking webhook reported, stored against the message.
+
+`record_events(provider, events)` takes anymail's normalised tracking events (parsed from the provider's own
+payload by anymail's view for that ESP, integrations/email_tracking.py) and stores each one against the
+Delivery whose `provider_id` is the event's message id, within the provider's tenant. An event for a message
+Rowbell does not know (another system's mail on the same ESP account, or one already pruned) and an event it
+already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
+webhooks as `message.<kind>` in the same transaction (the outbox of integrations/events/).
+A new hard bounce or complaint also puts its recipient on the tenant's suppression list
+(`consent.suppression.suppress_address`, reason `hard_bounce` or `complaint`, with the provider's words and
+the message), so that no step sends to that address again, on any topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+
+from consent.models import Suppression
+from consent.suppression import suppress_address
+from runs.engine import clock
+from runs.models import Delivery, DeliveryEvent
+
+# anymail's event types Rowbell keeps (queued, autoresponded, inbound... are not about delivery).
+KINDS = {
+    "sent": DeliveryEvent.Kind.SENT,
+    "delivered": DeliveryEvent.Kind.DELIVERED,
+    "deferred": DeliveryEvent.Kind.DEFERRED,
+    "bounced": DeliveryEvent.Kind.BOUNCED,
+    "complained": DeliveryEvent.Kind.COMPLAINED,
+    "opened": DeliveryEvent.Kind.OPENED,
+    "clicked": DeliveryEvent.Kind.CLICKED,
+    "rejected": DeliveryEvent.Kind.REJECTED,
+    "failed": DeliveryEvent.Kind.FAILED,
+    "unsubscribed": DeliveryEvent.Kind.UNSUBSCRIBED,
+}
+# The kinds outbound event webhooks announce (integrations/events/__init__.py lists them).
+ANNOUNCED = {"delivered", "deferred", "bounced", "complained", "opened", "clicked", "rejected"}
+# What the message page and the per-step counts show, in this order.
+COUNTED = ("sent", "delivered", "bounced", "complained", "opened", "clicked")
+
+
+@dataclass
+class Outcome:
+    stored: int = 0
+    unknown: int = 0
+    duplicate: int = 0
+    ignored: int = 0
+
+
+def record_events(provider, events: list[Any]) -> Outcome:
+    outcome = Outcome()
+    kind_module = provider.kind_module
+    for event in events:
+        kind = KINDS.get(getattr(event, "event_type", None) or "")
+        message_id = (getattr(event, "message_id", None) or "").strip()
+        if kind is None or not message_id:
+            outcome.ignored += 1
+            continue
+        delivery = _find_delivery(provider.tenant_id, message_id)
+        if delivery is None:
+            outcome.unknown += 1
+            continue
+        fields = _fields(event, kind, kind_module)
+        if _store(provider, delivery, fields):
+            outcome.stored += 1
+        else:
+            outcome.duplicate += 1
+    return outcome
+
+
+def _find_delivery(tenant_id: int, message_id: str) -> Delivery | None:
+    bare = message_id.strip("<>")
+    candidates = {message_id, bare, f"<{bare}>"}
+    return (
+        Delivery.objects.filter(tenant_id=tenant_id, channel="email", provider_id__in=candidates)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def _fields(event, kind: str, kind_module) -> dict[str, Any]:
+    occurred = getattr(event, "timestamp", None) or clock.now()
+    recipient = (getattr(event, "recipient", None) or "")[:500]
+    click_url = getattr(event, "click_url", None) or ""
+    event_id = getattr(event, "event_id", None)
+    key = str(event_id) if event_id else _digest(kind, occurred.isoformat(), recipient, click_url)
+    return {
+        "kind": kind,
+        "bounce": kind_module.bounce_kind(event) if kind == DeliveryEvent.Kind.BOUNCED else "",
+        # One provider event can name several recipients (SES): each is its own row.
+        "event_key": f"{kind}:{key}:{recipient}"[:200],
+        "occurred_at": occurred,
+        "recipient": recipient,
+        "description": str(getattr(event, "description", None) or "")[:2000],
+        "mta_response": str(getattr(event, "mta_response", None) or "")[:2000],
+        "click_url": click_url[:2000],
+    }
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _store(provider, delivery: Delivery, fields: dict[str, Any]) -> bool:
+    """True when the event is new (and then announced); False when it was already stored."""
+    try:
+        with transaction.atomic():
+            event = DeliveryEvent.objects.create(
+                tenant_id=delivery.tenant_id, delivery=delivery, provider=provider, **fields
+            )
+            if event.kind in ANNOUNCED and not delivery.run.is_test:
+                announce(delivery, event)
+            suppress_if_undeliverable(delivery, event)
+    except IntegrityError:
+        return False
+    return True
+
+
+def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
+    """A hard bounce or a complaint: the address goes on the suppression list (a soft bounce does not)."""
+    if event.kind == DeliveryEvent.Kind.BOUNCED and event.bounce == "hard":
+        reason = Suppression.Reason.HARD_BOUNCE
+    elif event.kind == DeliveryEvent.Kind.COMPLAINED:
+        reason = Suppression.Reason.COMPLAINT
+    else:
+        return
+    suppress_address(
+        delivery.tenant_id,
+        event.recipient or delivery.recipient,
+        reason,
+        delivery=delivery,
+        source=Suppression.Source.EVENT,
+        detail=event.mta_response or event.description,
+    )
+
+
+def announce(delivery: Delivery, event: DeliveryEvent) -> None:
+    """Write `message.<kind>` for each subscribed endpoint (queued when the transaction commits)."""
+    from integrations.events.emit import _queue_all, write_event
+    from integrations.models import EventEndpoint
+
+    event_type = f"message.{event.kind}"
+    endpoint_ids = list(
+        EventEndpoint.objects.filter(
+            tenant_id=delivery.tenant_id, active=True, events__contains=[event_type]
+        ).values_list("pk", flat=True)
+    )
+    if not endpoint_ids:
+        return
+    data = {
+        "message": {
+            "id": delivery.pk,
+            "run_id": delivery.run_id,
+            "recipient": delivery.recipient,
+            "provider_id": delivery.provider_id,
+        },
+        "event": {
+            "kind": event.kind,
+            "bounce": event.bounce or None,
+            "occurred_at": event.occurred_at.isoformat(),
+            "recipient": event.recipient,
+            "description": event.description,
+            "mta_response": event.mta_response,
+            "click_url": event.click_url or None,
+        },
+    }
+    deliveries = write_event(delivery.tenant_id, endpoint_ids, event_type, data)
+    transaction.on_commit(lambda: _queue_all(deliveries))
+
+
+def counts_for_workflow(tenant_id: int, workflow_id: int) -> list[dict[str, Any]]:
+    """Per email step of a workflow (by its key, across versions): messages sent, and messages with at
+    least one delivered / bounced / complained / opened / clicked event; a "total" row last when several."""
+    scope = {"tenant_id": tenant_id, "run__workflow_id": workflow_id, "channel": "email"}
+    rows: dict[Any, dict[str, Any]] = {}
+    sent = (
+        Delivery.objects.filter(**scope, status=Delivery.Status.SENT)
+        .values_list("step_execution__step__key", "step_execution__step__name")
+        .annotate(n=Count("pk"))
+    )
+    for key, name, n in sent:
+        row = rows.setdefault(key, {"step": name or "Send email", **dict.fromkeys(COUNTED, 0)})
+        row["sent"] += n
+    events = (
+        DeliveryEvent.objects.filter(**{f"delivery__{k}": v for k, v in scope.items()})
+        .exclude(kind="sent")
+        .values_list("delivery__step_execution__step__key", "delivery__step_execution__step__name", "kind")
+        .annotate(n=Count("delivery_id", distinct=True))
+    )
+    for key, name, kind, n in events:
+        row = rows.setdefault(key, {"step": name or "Send email", **dict.fromkeys(COUNTED, 0)})
+        if kind in row:
+            row[kind] += n
+    result = sorted(rows.values(), key=lambda row: row["step"])
+    if len(result) > 1:
+        total = {"step": "All email steps", **{k: sum(row[k] for row in result) for k in COUNTED}}
+        result.append(total)
+    return result

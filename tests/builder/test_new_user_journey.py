@@ -1,0 +1,289 @@
+"""A new user's whole path in headless Chromium at 1366×768, using only what the pages show.
+
+Sign up; connect a customer database whose tables live in schema `app`, with a URL for a role the user
+names (`rowbell_ux`); run exactly the setup SQL the page shows, as a superuser; build the seed example
+(database trigger on new users → wait 3 days → branch "Finished onboarding" → "Next steps" email, otherwise
+→ "Finish onboarding" email); test it on a live row; publish; insert a row as the customer's app would;
+`manage.py listen` (a real process) starts the run, real RQ burst workers run it, the 3-day wait passes on
+the test's clock, and the email arrives at a real SMTP server (aiosmtpd); the run page draws the tree.
+
+The listener process keeps the real clock; the run's steps run in this process on a clock the test moves.
+Screenshots: docs/screenshots/new-user-journey-*.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import django_rq
+import psycopg
+import pytest
+from django.conf import settings
+from playwright.sync_api import Page, expect
+
+from runs.engine.sweeper import sweep
+from runs.models import Run
+from tests.activity.test_browser_branch import add_below, document_width, idle, saved
+from tests.engine.conftest import Clock, smtp, work  # noqa: F401 (smtp: a fixture)
+from tests.support import customer_execute, role_url, subprocess_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+LAPTOP = {"width": 1366, "height": 768}
+ROLE, ROLE_PASSWORD = "rowbell_ux", "ux-Pass-123"
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CUSTOMER_COLUMNS = """
+ALTER TABLE app.users ADD COLUMN name text, ADD COLUMN finished_onboarding boolean NOT NULL DEFAULT false,
+                      ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
+"""
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def shot(page: Page, name: str, **options) -> None:
+    assert document_width(page) <= LAPTOP["width"], f"{name}: the page is wider than the screen"
+    page.screenshot(path=SCREENSHOTS / f"new-user-journey-{name}.png", **options)
+
+
+def nav(page: Page, name: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+
+
+def sign_up(page: Page, base: str) -> None:
+    page.goto(base)
+    page.get_by_role("link", name="Sign up").first.click()
+    page.get_by_label("Organisation").fill("Tiny SaaS")
+    page.get_by_label("Username").fill("founder")
+    page.get_by_label("Email").fill("founder@example.com")
+    page.get_by_label("Password").fill("a-long-enough-password-1")
+    page.get_by_role("button", name="Create team").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tiny SaaS")
+
+
+def connect_database(page: Page, customer: dict) -> None:
+    """The connect page: the URL names the role; the SQL the page shows is copied and run as superuser."""
+    nav(page, "Data sources")
+    page.get_by_role("link", name="Add a data source").click()
+    page.get_by_label("Name", exact=True).fill("Shop")
+    page.get_by_label("Connection URL").fill(role_url(customer["url"], ROLE, ROLE_PASSWORD))
+    page.get_by_label("Connection URL").press("Tab")  # leaving the box looks the server's schemas up
+    # The role does not exist yet, so the page asks for the schema by name (and says why).
+    expect(page.locator("#schema-picker")).to_contain_text("expected before the setup SQL has run")
+    page.get_by_label("Schemas, separated by commas").fill("app")
+    sql = page.locator("#setup-sql-text")
+    expect(sql).to_contain_text(f'GRANT USAGE ON SCHEMA "app" TO "{ROLE}"')
+    shot(page, "connect", full_page=True)
+
+    page.get_by_role("button", name="Copy the SQL").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == sql.text_content()
+    with psycopg.connect(customer["url"], autocommit=True) as superuser:
+        superuser.execute(copied)  # exactly what the page showed, as one script
+
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#setup-check")).to_contain_text("Connected to PostgreSQL")
+    page.get_by_role("button", name="Save and test").click()
+    expect(page.locator(".flash-success")).to_contain_text("Saved Shop. Connected to PostgreSQL")
+    expect(page.locator("#tables")).to_contain_text("app.users")
+
+
+def build_seed_example(page: Page) -> None:
+    nav(page, "Workflows")
+    page.get_by_label("Name of the new workflow").fill("Onboarding follow-up")
+    page.get_by_role("button", name="New workflow").click()
+    page.wait_for_url(re.compile(r"/workflows/\d+/$"), wait_until="load")
+    with page.expect_response(lambda r: r.url.endswith("/steps/add/") and r.status == 200):
+        page.get_by_role("button", name="Database trigger").click()
+    idle(page)
+    saved(page, lambda: page.fill("#step-name", "New user"))
+    # The only data source is chosen already; its schema and then its table are picked from lists.
+    expect(page.locator("#f-datasource option:checked")).to_have_text("Shop")
+    saved(page, lambda: page.get_by_label("Schema").select_option("app"))
+    saved(page, lambda: page.get_by_label("Table").select_option("users"))
+    expect(page.locator(".node.selected .node-summary")).to_contain_text("app.users")
+
+    add_below(page, page.locator("summary[title='Add a step below']").first, "wait")
+    saved(page, lambda: page.fill("#step-name", "Wait 3 days"))
+    saved(page, lambda: page.fill("#f-amount", "3"))
+    expect(page.locator(".node.selected .node-summary")).to_have_text("for 3 days")
+
+    add_below(
+        page, page.locator(".node-wrap", has=page.locator(".node.selected")).locator("summary"), "branch"
+    )
+    saved(page, lambda: page.fill("#step-name", "Finished onboarding?"))
+    saved(page, lambda: page.fill("input[name=config-paths-0-label]", "Finished onboarding"))
+    page.locator("input[name=config-paths-0-field]").click()
+    saved(page, lambda: page.locator(".chips .chip", has_text=re.compile("^finished_onboarding$")).click())
+    expect(page.locator("input[name=config-paths-0-field]")).to_have_value("finished_onboarding")
+    expect(page.locator("#warn-paths")).to_be_empty()
+
+    first_path = page.locator(".branch.path", has=page.locator("[data-path=p1]"))
+    add_below(page, first_path.locator("summary").first, "send_email")
+    saved(page, lambda: page.fill("#step-name", "Next steps email"))
+    saved(page, lambda: page.fill("#f-subject", "Next steps for {{ item.name }}"))
+    saved(page, lambda: page.fill("#f-text", "You are all set up; here is what to try next."))
+
+    otherwise = page.locator(".branch.path", has=page.locator("[data-path=otherwise]"))
+    add_below(page, otherwise.locator("summary").first, "send_email")
+    saved(page, lambda: page.fill("#step-name", "Finish onboarding email"))
+    saved(page, lambda: page.fill("#f-subject", "Finish onboarding, {{ item.name }}"))
+    saved(page, lambda: page.fill("#f-text", "Three steps left to set up your account."))
+    expect(page.locator(".node-warn:not(:empty)")).to_have_count(0)
+    shot(page, "builder")
+
+
+def try_on_a_live_row(page: Page, clock: Clock) -> None:
+    """The test page lists the table's live rows: use Ada's (finished), waits skipped; the right email."""
+    page.get_by_role("link", name="Test", exact=True).click()
+    rows = page.locator(".live-rows")
+    expect(rows).to_contain_text("ada@example.com")
+    rows.locator("tr", has_text="ada@example.com").get_by_role("link", name="Use this row").click()
+    expect(page.get_by_label("Trigger item (JSON)")).to_contain_text("ada@example.com")
+    expect(page.get_by_label("Skip waits")).to_be_checked()
+    page.get_by_role("button", name="Run the draft").click()
+    page.wait_for_url(re.compile(r"/activity/runs/\d+/$"))
+    work(clock)
+    expect(page.get_by_test_id("run-status")).to_have_text("Succeeded", timeout=30_000)
+    message = page.locator(".test-message")
+    expect(message).to_have_count(1)
+    expect(message).to_contain_text("ada@example.com")
+    expect(message).to_contain_text("Next steps for Ada")
+
+
+def publish(page: Page) -> None:
+    # The test run's page leads back to the builder, where Publish is.
+    page.get_by_role("link", name="back to the builder").click()
+    page.get_by_role("button", name="Publish…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("app.users")
+    dialog.get_by_role("button", name="Publish version 1").click()
+    expect(page.locator("h1 .badge-ok")).to_have_text("Live v1")
+
+
+def start_listener(tmp_path: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": subprocess_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "DB_CONN_MAX_AGE": "0",
+    }
+    log = open(tmp_path / "listener.log", "w")  # noqa: SIM115 (the process holds it; closed with it)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "listen"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def queued() -> int:
+    return sum(django_rq.get_queue(name).count for name in ("default", "low"))
+
+
+class RunningClock(Clock):
+    """The real time plus however far the test travelled: the listener process stamps the runs it starts
+    with the real time, and the steps run here must not find them in their future."""
+
+    def __init__(self):
+        super().__init__(datetime.now(UTC))
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    @property
+    def now(self) -> datetime:  # what the engine fixtures' work() promotes scheduled jobs by
+        return self()
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        pass
+
+    def travel(self, **delta) -> None:
+        self.offset += timedelta(**delta)
+
+
+@pytest.fixture
+def running_clock(monkeypatch) -> RunningClock:
+    fake = RunningClock()
+    monkeypatch.setattr("runs.engine.clock.now", fake)
+    return fake
+
+
+def test_a_new_user_gets_from_sign_up_to_a_live_workflow_from_what_the_pages_show(
+    live_server,
+    page,
+    app_db,
+    smtp,  # noqa: F811 (a fixture)
+    running_clock,
+    tmp_path,
+):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(LAPTOP)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    app_db["roles"].append(ROLE)
+    customer_execute(app_db["url"], CUSTOMER_COLUMNS)
+    customer_execute(
+        app_db["app_url"],
+        "INSERT INTO app.users (email, name, finished_onboarding) VALUES ('ada@example.com', 'Ada', true)",
+    )
+
+    sign_up(page, live_server.url)
+    connect_database(page, app_db)
+    build_seed_example(page)
+    try_on_a_live_row(page, running_clock)
+    publish(page)
+    assert not smtp.messages, "a test run captures its messages instead of sending them"
+
+    listener = start_listener(tmp_path)
+    try:
+        customer_execute(
+            app_db["app_url"],
+            "INSERT INTO app.users (email, name, finished_onboarding) VALUES ('bob@example.com', 'Bob', false)",
+        )
+        # The listener starts the run and queues its first step for the workers.
+        started = wait_for(lambda: Run.objects.filter(is_test=False).exists() and queued() > 0)
+        assert started, (tmp_path / "listener.log").read_text()
+    finally:
+        listener.send_signal(signal.SIGTERM)
+        listener.wait(timeout=20)
+    work(running_clock)
+    run = Run.objects.get(is_test=False)
+    assert run.label == "bob@example.com"
+    assert not smtp.messages, "the email waits three days"
+
+    # Three days later the sweeper (a scheduled job in production) queues the wait's due items.
+    running_clock.travel(days=3, minutes=1)
+    sweep()
+    work(running_clock)
+    assert wait_for(lambda: len(smtp.messages) == 1)
+    message = smtp.messages[0]
+    assert message["To"] == "bob@example.com"
+    assert message["Subject"] == "Finish onboarding, Bob"
+
+    nav(page, "Activity")
+    page.locator("tr", has_text="bob@example.com").get_by_role("link").first.click()
+    expect(page.get_by_test_id("run-status")).to_have_text("Succeeded")
+    tree = page.locator(".run-flow")
+    expect(tree.locator(".run-node[data-kind=wait] .badge.succeeded")).to_have_text("1 succeeded")
+    expect(tree.locator(".path-label", has_text="Finished onboarding")).to_have_count(1)
+    expect(tree.locator(".run-node", has_text="Next steps email")).to_contain_text("not reached")
+    expect(
+        tree.locator(".run-node", has_text="Finish onboarding email").locator(".badge.succeeded")
+    ).to_have_text("1 succeeded")
+    tree.locator(".run-node[data-kind=branch] .node-body").click()
+    expect(page.locator("#run-side")).to_contain_text("took the path Otherwise")
+    tree.locator(".run-node", has_text="Finish onboarding email").scroll_into_view_if_needed()
+    shot(page, "run")
