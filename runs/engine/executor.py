@@ -292,7 +292,9 @@ def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
     if not items:
         # Nothing goes on: a false condition, an empty query, a branch with no matching path.
         return Outcome("filtered", output=summary or {"items": 0})
-    pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+    pairs: list[tuple[str | None, Any]] = (
+        [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+    )
     spawner.add(execution, pairs, path=path)
     output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
     return Outcome(status, output=output, items=len(items))

@@ -215,6 +215,7 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         outgoing.content,
         outgoing.transport,
     )
+    assert delivery is not None, "a serial send begins its row's insert before the hand-over"
     started = time.monotonic()
     try:
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
