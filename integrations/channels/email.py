@@ -16,6 +16,7 @@ the step, `SendEmail.sends_concurrently`): each sending thread has its own chann
 from __future__ import annotations
 
 import contextlib
+import functools
 import smtplib
 from email.utils import make_msgid
 from typing import Any
@@ -39,8 +40,8 @@ class EmailChannel(Channel):
     name = "email"
 
     def __init__(self) -> None:
-        self.connection = None  # the backend of the message being sent
-        self.kind = None  # its provider kind (None: the platform's server)
+        self.connection: Any = None  # the backend of the message being sent
+        self.kind: Any = None  # its provider kind (None: the platform's server)
         self._backends: dict[int | None, tuple[Any, Any]] = {}
 
     @property
@@ -94,12 +95,11 @@ class EmailChannel(Channel):
         self._use(message.get("provider"))
         mail = self._compose(message, idempotency_key)
         if not isinstance(self.connection, SMTPBackend):
-            return Handover(
-                lambda backend=self.connection, kind=self.kind: self._send_whole(mail, backend, kind)
-            )
+            return Handover(functools.partial(self._send_whole, mail, self.connection, self.kind))
         with self._smtp_errors():
             self.connection.open()  # a no-op while the batch's connection is open
             smtp = self.connection.connection
+            assert smtp is not None, "open() connected it"
             encoding = mail.encoding or settings.DEFAULT_CHARSET
             sender = sanitize_address(mail.from_email, encoding)
             recipients = [sanitize_address(address, encoding) for address in mail.recipients()]

@@ -198,7 +198,7 @@ class ConcurrentBatch:
         ids = self._insert(new) if new else {}
         for outgoing, started in window:
             execution = outgoing.execution
-            delivery_id = outgoing.delivery if outgoing.delivery is not None else ids.get(execution.pk)
+            delivery_id = outgoing.delivery if isinstance(outgoing.delivery, int) else ids.get(execution.pk)
             if delivery_id is not None:  # durable: its request may leave now
                 self._submit(InFlight(execution, delivery_id, outgoing.content, started), outgoing.transport)
         self.launching = []
@@ -208,14 +208,14 @@ class ConcurrentBatch:
         from runs.engine.executor import guarded
 
         try:
-            return self.ledger.create_many([outgoing.fields for outgoing in new])
+            return self.ledger.create_many([_fields(outgoing) for outgoing in new])
         except UniqueViolation:
             pass  # one of them has a row already (its batch was handed over): insert them one by one
         ids = {}
         for outgoing in new:
             execution = outgoing.execution
             try:
-                ids[execution.pk] = self.ledger.create(**outgoing.fields)
+                ids[execution.pk] = self.ledger.create(**_fields(outgoing))
             except UniqueViolation:
                 _, failed = guarded(self.ctx, execution, lambda e=execution: already_handled(e))
                 self.outcomes[execution.pk] = failed
@@ -302,3 +302,8 @@ def send_concurrently(
 ) -> None:
     """Fill `outcomes` for a batch of sends with up to `limit` requests in flight."""
     ConcurrentBatch(ctx, kind, spawner, outcomes, limit).run(executions, existing)
+
+
+def _fields(outgoing: Outgoing) -> dict[str, Any]:
+    assert outgoing.fields is not None, "a concurrent send's row is inserted with its window"
+    return outgoing.fields

@@ -294,7 +294,9 @@ def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
         # skipped step whose path ends, e.g. an email to an unsubscribed recipient, stays skipped).
         ended = "skipped" if status == "skipped" else "filtered"
         return Outcome(ended, output=summary or {"items": 0})
-    pairs = [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+    pairs: list[tuple[str | None, Any]] = (
+        [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
+    )
     spawner.add(execution, pairs, path=path)
     output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
     return Outcome(status, output=output, items=len(items))

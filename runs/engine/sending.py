@@ -202,7 +202,7 @@ def prepare(
 
 def skipped(
     ctx: StepContext, kind: SendKind, execution: StepExecution, skip: tuple[str, str], ledger: DeliveryLedger
-) -> list[dict[str, Any]]:
+) -> Skipped:
     """A message that must not be sent: a `skipped` Delivery with the reason; the execution succeeds."""
     recipient, reason = skip
     said = f"{'Would be skipped' if ctx.run.is_test else 'Skipped'}: {reason}"
@@ -246,6 +246,7 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         outgoing.content,
         outgoing.transport,
     )
+    assert delivery is not None, "a serial send begins its row's insert before the hand-over"
     started = time.monotonic()
     try:
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))

@@ -268,6 +268,30 @@ def test_email_through_an_esp_with_anymail_sends_concurrently(
     assert Counter(provider.received)[retried.step_execution_id] == 2
 
 
+def test_a_tenants_own_esp_provider_sends_concurrently(engine, tenant_a, tenant_database, provider, settings):
+    """The step's sender goes through the tenant's Postmark provider (not the platform's backend)."""
+    from tests.emailing.conftest import make_provider, make_sender
+
+    settings.ENGINE_SEND_CONCURRENCY = 8
+    provider.check_rows = True
+    postmark = make_provider(tenant_a, "postmark", {"api_url": provider.url("/")}, {"server_token": "t"})
+    make_sender(tenant_a, postmark)
+    recipients_table(tenant_database, 12)
+    source = data_source(tenant_a, tenant_database)
+    workflow = build_workflow(
+        tenant_a,
+        webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
+    )
+    run = start_run(workflow, {}, "evt-tenant-esp")
+    settle(engine, step_seconds=60)
+
+    assert provider.max_in_flight > 1, "the tenant's ESP requests were sent one at a time"
+    assert set(provider.row_on_arrival.values()) == {"sending"}
+    deliveries = list(Delivery.objects.filter(run=run))
+    assert len(deliveries) == 12
+    assert all(d.status == "sent" and d.provider_id == f"pm-{d.step_execution_id}" for d in deliveries)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_of_every_worker_with_requests_in_flight_sends_nothing_twice(
     redis_conn, tenant_a, tenant_database, provider, monkeypatch, settings, tmp_path

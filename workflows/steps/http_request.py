@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from integrations.channels.base import Channel
 from integrations.channels.http import HttpChannel
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
@@ -135,11 +134,12 @@ class HttpRequest(SendKind):
     def open_channel(self) -> HttpChannel:
         return HttpChannel()
 
-    def result_items(self, ctx, item, content, channel: Channel | None) -> list[dict[str, Any]]:
+    def result_items(self, ctx, item, content, sent: Any) -> list[dict[str, Any]]:
         mode = ctx.step.config.get("response") or "keep"
-        if mode == "keep" or not isinstance(channel, HttpChannel) or channel.last_response is None:
+        last_response = getattr(sent, "last_response", None)
+        if mode == "keep" or last_response is None:
             return [item]
-        status, _headers, text = channel.last_response
+        status, _headers, text = last_response
         try:
             data = load_json(text)
         except JsonInputError as exc:

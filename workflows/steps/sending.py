@@ -44,8 +44,10 @@ class SendKind(StepKind, ABC):
         return None
 
     def result_items(
-        self, ctx, item: dict[str, Any], content: dict[str, Any], channel: Channel | None
+        self, ctx, item: dict[str, Any], content: dict[str, Any], sent: Any
     ) -> list[dict[str, Any]]:
+        """The items that go on after a send. `sent` is the channel that sent it (serial sends) or the
+        concurrent path's answer; both carry what the provider said (`last_response` for HTTP)."""
         return [item]
 
     def skip_reasons(self, ctx, pairs: list[tuple[int, dict[str, Any]]]) -> dict[int, tuple[str, str]]:
