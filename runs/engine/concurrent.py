@@ -9,6 +9,8 @@ batch, that is per provider and batch), with the Delivery protocol of runs/engin
   Delivery rows in one statement and waits for its commit, then submits their requests: no request
   leaves before its row is durable. The answers received so far ride, as `sent` marks, on that same
   insert (runs/engine/ledger.py), so a message costs at most one statement, and a window one commit;
+- recipients the kind says must not be sent to (`SendKind.skip_reasons`: suppressed or unsubscribed, one
+  statement for the batch, as on the serial path) get their `skipped` Delivery and never reach the pool;
 - the pool's threads only call the provider, each through its own channel (opened on the thread's first
   message, closed with the batch), so no connection or `last_response` is shared between threads;
 - answers are settled in whatever order they come (each carries its own execution and Delivery id): a
