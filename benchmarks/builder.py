@@ -48,7 +48,13 @@ def setup_django(admin_url: str) -> None:
         conn.execute(f'CREATE DATABASE "{DB_NAME}"')
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{DB_NAME}"))
     os.environ.update(
-        {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
+        {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "LOG_LEVEL": "WARNING",
+            # Its customer databases share Rowbell's local server.
+            "DATA_SOURCE_ALLOW_ROWBELL_SERVER": "true",
+        }
     )
     import django
 

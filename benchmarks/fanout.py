@@ -187,6 +187,8 @@ def main() -> None:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",
         "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
+        # The customer database is a second database on Rowbell's own server here.
+        "DATA_SOURCE_ALLOW_ROWBELL_SERVER": "true",
     }
     if args.channel == "esp":
         import json

@@ -90,6 +90,8 @@ def main() -> None:
         "EMAIL_PORT": str(port),
         "EMAIL_USE_TLS": "0",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The customer database is a second database on Rowbell's own server here.
+        "DATA_SOURCE_ALLOW_ROWBELL_SERVER": "true",
         "LOG_LEVEL": "WARNING",
     }
     os.environ.update(env)

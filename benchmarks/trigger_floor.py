@@ -116,6 +116,7 @@ def measure(args: argparse.Namespace, table: str) -> dict[str, float]:
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DATA_SOURCE_ALLOW_ROWBELL_SERVER", "true")  # customer databases share the server
     import django
 
     django.setup()  # install_trigger reads Rowbell's connection settings

@@ -95,6 +95,7 @@ class Bench:
             "DATABASE_URL": self.urls["app"],
             "REDIS_URL": args.redis_url,
             "LOG_LEVEL": "WARNING",
+            "DATA_SOURCE_ALLOW_ROWBELL_SERVER": "true",  # customer databases share the server
         }
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -105,6 +106,9 @@ class Bench:
             {"DATABASE_URL": self.urls["app"], "REDIS_URL": self.args.redis_url, "LOG_LEVEL": "WARNING"}
         )
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        os.environ.setdefault(
+            "DATA_SOURCE_ALLOW_ROWBELL_SERVER", "true"
+        )  # customer databases share the server
         import django
 
         django.setup()
