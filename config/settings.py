@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "workflows",
     "runs",
     "integrations",
+    "consent",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +191,14 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Rowbell <rowbell@localhost>")
+# The address recipients reach Rowbell at, for absolute links in emails (unsubscribe pages): scheme and
+# host, no trailing slash, e.g. https://notify.example.com.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Steps without "allow unsubscribe" (receipts, password resets) ignore unsubscribes, even "from
+# everything"; false makes them honour unsubscribes too. Suppressions (bounces, complaints) always apply.
+CONSENT_TRANSACTIONAL_IGNORES_UNSUBSCRIBES = env.bool(
+    "CONSENT_TRANSACTIONAL_IGNORES_UNSUBSCRIBES", default=True
+)
 # An ESP instead of SMTP: EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend (django-anymail) and its
 # settings as JSON, e.g. ANYMAIL='{"POSTMARK_SERVER_TOKEN": "..."}' (anymail's documentation lists them).
 ANYMAIL = env.json("ANYMAIL", default={})

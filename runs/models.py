@@ -130,6 +130,9 @@ class Delivery(TenantOwned):
         UNCERTAIN = "uncertain", "Uncertain"
         DISCARDED = "discarded", "Discarded"
         CAPTURED = "captured", "Captured (test run)"
+        # Not sent on purpose: the recipient is suppressed or unsubscribed, or there is no address.
+        # The execution succeeds; the reason is in `error`.
+        SKIPPED = "skipped", "Skipped"
 
     step_execution = models.OneToOneField(StepExecution, on_delete=models.CASCADE, related_name="delivery")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries")

@@ -6,7 +6,7 @@ A run is kept, whatever its age, while any of its messages still needs a person:
 also forgets its event key, so a webhook re-sent with the same Idempotency-Key after the retention window
 starts a new run; keep the window longer than any sender retries.
 
-Deletes go in slices of whole runs, each one transaction of three DELETE statements (Django's cascade
+Deletes go in slices of whole runs, each one transaction of a few DELETE statements (Django's cascade
 would load every execution of a 100,000-item run into memory first), for at most `budget` seconds a call.
 """
 
@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 
+from consent.models import Suppression
 from runs.engine import clock
 from runs.models import Delivery, DeliveryEvent, Run, StepExecution
 
@@ -83,6 +84,13 @@ def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport) -> int:
         # Children first: the foreign keys are checked at commit, but this keeps each DELETE on its index.
         cursor.execute(
             f"DELETE FROM {DeliveryEvent._meta.db_table} WHERE delivery_id IN "
+            f"(SELECT id FROM {Delivery._meta.db_table} WHERE run_id = ANY(%s))",
+            [run_ids],
+        )
+        # A suppression outlives the message that caused it (a bounce, a complaint, a refusal): it only
+        # forgets which message that was (the raw DELETE below does not run Django's SET_NULL).
+        cursor.execute(
+            f"UPDATE {Suppression._meta.db_table} SET delivery_id = NULL WHERE delivery_id IN "
             f"(SELECT id FROM {Delivery._meta.db_table} WHERE run_id = ANY(%s))",
             [run_ids],
         )

@@ -6,6 +6,9 @@ Delivery whose `provider_id` is the event's message id, within the provider's te
 Rowbell does not know (another system's mail on the same ESP account, or one already pruned) and an event it
 already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
 webhooks as `message.<kind>` in the same transaction (the outbox of integrations/events/).
+A new hard bounce or complaint also puts its recipient on the tenant's suppression list
+(`consent.suppression.suppress_address`, reason `hard_bounce` or `complaint`, with the provider's words and
+the message), so that no step sends to that address again, on any topic.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
+from consent.models import Suppression
+from consent.suppression import suppress_address
 from runs.engine import clock
 from runs.models import Delivery, DeliveryEvent
 
@@ -110,9 +115,28 @@ def _store(provider, delivery: Delivery, fields: dict[str, Any]) -> bool:
             )
             if event.kind in ANNOUNCED and not delivery.run.is_test:
                 announce(delivery, event)
+            suppress_if_undeliverable(delivery, event)
     except IntegrityError:
         return False
     return True
+
+
+def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
+    """A hard bounce or a complaint: the address goes on the suppression list (a soft bounce does not)."""
+    if event.kind == DeliveryEvent.Kind.BOUNCED and event.bounce == "hard":
+        reason = Suppression.Reason.HARD_BOUNCE
+    elif event.kind == DeliveryEvent.Kind.COMPLAINED:
+        reason = Suppression.Reason.COMPLAINT
+    else:
+        return
+    suppress_address(
+        delivery.tenant_id,
+        event.recipient or delivery.recipient,
+        reason,
+        delivery=delivery,
+        source=Suppression.Source.EVENT,
+        detail=event.mta_response or event.description,
+    )
 
 
 def announce(delivery: Delivery, event: DeliveryEvent) -> None:

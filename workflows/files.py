@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
+from consent.models import EmailLayout, Topic
 from integrations.models import DataSource, Sender
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
@@ -48,6 +49,7 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
     sources = dict(DataSource.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
+    named = {field: _names(model, workflow.tenant_id) for field, model in NAMED_BY_NAME.items()}
     senders = dict(Sender.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
     errors: dict[str, dict[str, str]] = {}
 
@@ -61,6 +63,9 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
                 config[name] = {"name": sources[pk]}
             else:
                 errors[path] = {name: "This step's data source does not exist any more: choose another one."}
+        for field, names in named.items():
+            if step.kind == "send_email" and config.get(field) in names:
+                config[field] = {"name": names[config[field]]}
         if step.kind == "send_email" and config.get("sender") not in (None, ""):
             pk = _int(config["sender"])
             if pk in senders:
@@ -156,6 +161,30 @@ def import_workflow(
     return workflow
 
 
+# Email step fields that name a tenant's row: exported as {"name": ...}, imported by that name.
+NAMED_BY_NAME = {"topic": Topic, "layout": EmailLayout}
+
+
+def _names(model, tenant_id: int) -> dict[int, str]:
+    return dict(model.objects.filter(tenant_id=tenant_id).values_list("pk", "name"))
+
+
+def _resolve_named(config: dict[str, Any], tenant_id: int) -> dict[str, str]:
+    """Replace {"name": ...} topics and layouts with this tenant's ids; errors name what is missing."""
+    errors = {}
+    for field, model in NAMED_BY_NAME.items():
+        value = config.get(field)
+        if isinstance(value, dict):
+            name = value.get("name")
+            pk = model.objects.filter(tenant_id=tenant_id, name=name).values_list("pk", flat=True).first()
+            if pk is None:
+                what = model._meta.verbose_name
+                errors[field] = f"This tenant has no {what} named “{name}”; create it first."
+            else:
+                config[field] = pk
+    return errors
+
+
 def _add(node, draft, parent, position, path, names, errors, paths) -> None:
     """`names`: (the tenant's data sources by name, its senders by name)."""
     sources, senders = names
@@ -163,6 +192,9 @@ def _add(node, draft, parent, position, path, names, errors, paths) -> None:
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
     config = dict(node.get("config") or {})
+    if named_errors := _resolve_named(config, draft.tenant_id):
+        errors[path] = named_errors
+        return
     for name in datasource_fields(node["kind"]):
         problem = _resolve_datasource(config, name, sources)
         if problem:

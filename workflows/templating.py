@@ -7,6 +7,9 @@ Public contract (the builder and the test interface call these):
 - `evaluate(expression, context) -> Any`: evaluates a sandboxed expression such as `item.plan == "pro"`.
 - `validate_template(text) -> TemplateProblem | None` and `validate_expression(text)`: syntax and
   sandbox problems found before saving, with the line number and the reason.
+- `render_layout(layout, content_html, context) -> str` and `validate_layout(text)`: an email layout, the
+  HTML around a message with `{% block content %}{% endblock %}` where the message goes (same sandbox,
+  same caps).
 - `TemplateError(message, line=None)`: every failure while rendering (unknown variable, sandbox
   violation, output or time cap). Its message says what to fix; the engine treats it as permanent.
 
@@ -317,6 +320,52 @@ def validate_template(text: str) -> TemplateProblem | None:
     except jinja2.TemplateSyntaxError as exc:
         return TemplateProblem(exc.lineno, plain(exc.message) or "Syntax error.")
     return None
+
+
+LAYOUT_CONTENT = "rowbell_layout_content"
+LAYOUT_NEEDS_BLOCK = "A layout needs one {% block content %}{% endblock %} where the message goes."
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_layout(text: str) -> jinja2.Template:
+    """The layout with its content block's body replaced by the message (compiled from the parsed tree,
+    so no loader and no `extends` are needed, and the sandbox and caps apply as to any template)."""
+    try:
+        tree = HTML_ENV.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(exc.message or "Syntax error.", exc.lineno) from exc
+    blocks = [block for block in tree.find_all(nodes.Block) if block.name == "content"]
+    if len(blocks) != 1:
+        raise TemplateError(LAYOUT_NEEDS_BLOCK)
+    blocks[0].body = [nodes.Output([nodes.Name(LAYOUT_CONTENT, "load")])]
+    return HTML_ENV.from_string(tree)
+
+
+def render_layout(layout: str, content_html: str, context: dict[str, Any]) -> str:
+    """The already rendered (and escaped) message HTML inside the layout, rendered with `context`."""
+    from markupsafe import Markup
+
+    template = _compile_layout(layout)
+    return _guarded(_stream, template, {**context, LAYOUT_CONTENT: Markup(content_html)})
+
+
+def validate_layout(text: str) -> TemplateProblem | None:
+    """A layout's syntax problem, or a missing content block, or None."""
+    try:
+        _compile_layout(text or "")
+    except TemplateError as exc:
+        return TemplateProblem(exc.line, exc.message)
+    return None
+
+
+def template_variables(text: str) -> set[str]:
+    """The top-level names a template reads (e.g. {"item", "unsubscribe_url"}); empty when it does not parse."""
+    from jinja2 import meta
+
+    try:
+        return set(meta.find_undeclared_variables(TEXT_ENV.parse(text or "")))
+    except jinja2.TemplateSyntaxError:
+        return set()
 
 
 def validate_expression(text: str) -> TemplateProblem | None:

@@ -27,9 +27,13 @@ from typing import Any
 
 
 class ChannelError(Exception):
-    def __init__(self, message: str, permanent: bool = False):
+    """`refused_address`: set when the provider permanently refused that recipient address itself (SMTP
+    5xx at RCPT), which puts it on the tenant's suppression list (consent.suppression)."""
+
+    def __init__(self, message: str, permanent: bool = False, refused_address: str = ""):
         self.message = message
         self.permanent = permanent
+        self.refused_address = refused_address
         super().__init__(message)
 
 

@@ -1,14 +1,16 @@
 """Email with Django's mail machinery, one connection per provider reused for a whole batch.
 
 Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional), "reply_to": str,
-"cc": [str], "bcc": [str], "provider": EmailProvider | None (None: the platform's EMAIL_* backend)}.
+"cc": [str], "bcc": [str], "headers": {name: value} (optional, e.g. List-Unsubscribe),
+"provider": EmailProvider | None (None: the platform's EMAIL_* backend)}.
 A tenant's provider gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
 the id its tracking events will name (integrations/email_providers/).
-SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. An ESP's
-429, 5xx and unreachable API are transient; its other refusals (4xx, rejected recipients) permanent,
-with the ESP's own message. Sends through an ESP's HTTP API are concurrent (the engine asks the step,
-`SendEmail.sends_concurrently`): each sending thread has its own channel, so its own backends (anymail's
-`requests` session is not shared between threads).
+SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. A 5xx
+answer to RCPT names the refused address (`ChannelError.refused_address`): the engine suppresses it.
+An ESP's 429, 5xx and unreachable API are transient; its other refusals (4xx, rejected recipients)
+permanent, with the ESP's own message. Sends through an ESP's HTTP API are concurrent (the engine asks
+the step, `SendEmail.sends_concurrently`): each sending thread has its own channel, so its own backends
+(anymail's `requests` session is not shared between threads).
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class EmailChannel(Channel):
             headers={
                 "Message-ID": make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN),
                 **({"X-Rowbell-Key": idempotency_key} if idempotency_key else {}),
+                **_clean_headers(message.get("headers") or {}),
             },
             connection=self.connection,
         )
@@ -182,8 +185,11 @@ class EmailChannel(Channel):
         except AnymailError as exc:  # the platform's own anymail backend (no provider kind maps it)
             raise esp_error(exc) from exc
         except smtplib.SMTPRecipientsRefused as exc:
-            code, reason = next(iter(exc.recipients.values()))
-            raise _smtp_error(code, reason) from exc
+            address, (code, reason) = next(iter(exc.recipients.items()))
+            error = _smtp_error(code, reason)
+            if error.permanent:
+                error.refused_address = address
+            raise error from exc
         except smtplib.SMTPResponseException as exc:
             self._drop_connection_unless_alive(exc.smtp_code)
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
@@ -220,6 +226,14 @@ def esp_error(exc: AnymailError) -> ChannelError:
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:
     text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
     return ChannelError(f"The mail server answered {code} {text}", permanent=not (400 <= code < 500))
+
+
+def _clean_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Extra headers without CR or LF (no header injection), whatever built them."""
+    return {
+        str(name).replace("\r", "").replace("\n", ""): str(value).replace("\r", " ").replace("\n", " ")
+        for name, value in headers.items()
+    }
 
 
 def _reset(smtp: smtplib.SMTP) -> None:

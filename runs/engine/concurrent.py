@@ -9,6 +9,8 @@ batch, that is per provider and batch), with the Delivery protocol of runs/engin
   Delivery rows in one statement and waits for its commit, then submits their requests: no request
   leaves before its row is durable. The answers received so far ride, as `sent` marks, on that same
   insert (runs/engine/ledger.py), so a message costs at most one statement, and a window one commit;
+- recipients the kind says must not be sent to (`SendKind.skip_reasons`: suppressed or unsubscribed, one
+  statement for the batch, as on the serial path) get their `skipped` Delivery and never reach the pool;
 - the pool's threads only call the provider, each through its own channel (opened on the thread's first
   message, closed with the batch), so no connection or `last_response` is shared between threads;
 - answers are settled in whatever order they come (each carries its own execution and Delivery id): a
@@ -41,7 +43,7 @@ from integrations.channels.base import Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.sending import Outgoing, already_handled, idempotency_key, prepare
+from runs.engine.sending import Outgoing, already_handled, idempotency_key, prepare, skipped
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
 from workflows.steps.results import StepFailed
@@ -128,8 +130,13 @@ class ConcurrentBatch:
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"send-{kind.channel}")
         self.flights: dict[Future, InFlight] = {}
         self.launching: list[tuple[Outgoing, float]] = []  # a window whose rows are being committed
+        self.skips: dict[int, tuple[str, str]] = {}  # execution id: (recipient, reason) not to send to
 
     def run(self, executions: list[StepExecution], existing: dict) -> None:
+        # Suppressed or unsubscribed recipients: one statement for the whole batch, as on the serial path.
+        self.skips = self.kind.skip_reasons(
+            self.ctx, [(e.pk, e.input) for e in executions if e.pk not in existing]
+        )
         try:
             position = 0
             while position < len(executions):
@@ -138,7 +145,7 @@ class ConcurrentBatch:
                 while position < len(executions) and len(window) < self.limit - len(self.flights):
                     execution = executions[position]
                     position += 1
-                    staged = self._stage(execution, existing.get(execution.pk))
+                    staged = self._stage(execution, existing.get(execution.pk), self.skips.get(execution.pk))
                     if staged is not None:
                         window.append(staged)
                 self._launch(window)
@@ -164,8 +171,8 @@ class ConcurrentBatch:
             done, _ = wait(self.flights, return_when=FIRST_COMPLETED)
             self._settle(list(done))
 
-    def _stage(self, execution: StepExecution, delivery) -> tuple[Outgoing, float] | None:
-        """Render one message; a message that sends nothing (captured, held, already sent) ends here."""
+    def _stage(self, execution: StepExecution, delivery, skip=None) -> tuple[Outgoing, float] | None:
+        """Render one message; a message that sends nothing (captured, held, already sent, skipped) ends here."""
         from runs.engine.executor import guarded, spawned
 
         ctx = self.ctx
@@ -173,6 +180,8 @@ class ConcurrentBatch:
         started = time.monotonic()
 
         def stage():
+            if skip:
+                return spawned(execution, self.spawner, skipped(ctx, self.kind, execution, skip, self.ledger))
             prepared = prepare(ctx, self.kind, execution, delivery, self.ledger, begin=False)
             return prepared if isinstance(prepared, Outgoing) else spawned(execution, self.spawner, prepared)
 

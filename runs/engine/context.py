@@ -17,6 +17,8 @@ class BatchResources:
     """Connections shared by the executions of one batch, closed when the batch ends."""
 
     query_connections: dict[int, Any] = field(default_factory=dict)
+    # What a step reads once per batch rather than once per message (e.g. an email's layout).
+    cache: dict[Any, Any] = field(default_factory=dict)
     # Email senders read once per batch (workflows/steps/send_email.py: resolve_sender).
     senders: dict[Any, Any] = field(default_factory=dict)
 

@@ -3,7 +3,8 @@
 - `release_delivery(delivery_id, tenant=None) -> bool`: claims the delivery `held -> sending` with one
   conditional UPDATE, so of two concurrent calls only one sends; renders the message again from the
   execution's item (the same templates and item, so the same message), sends it, marks it `sent`.
-  Returns True when this call sent it. A transient provider error puts it back to `held` (release it
+  Returns True when this call sent it. A recipient suppressed or unsubscribed since it was held makes
+  it `skipped` instead (nothing is sent). A transient provider error puts it back to `held` (release it
   again later); a permanent one marks it `failed`. Either way the reason is in `delivery.error`.
 - `discard_delivery(delivery_id, tenant=None) -> bool`: `held -> discarded`.
 - `resolve_uncertain(delivery_id, action, tenant=None, by="") -> bool`: a person's answer to an
@@ -52,6 +53,13 @@ def release_delivery(delivery_id: int, tenant=None) -> bool:
         resources=BatchResources(),
         execution=execution,
     )
+    skip = kind.skip_reasons(ctx, [(execution.pk, execution.input)]).get(execution.pk)
+    if skip:
+        # Held before the recipient unsubscribed or bounced: releasing it now must not send it.
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=Delivery.Status.SKIPPED, error=f"Skipped: {skip[1]}"
+        )
+        return False
     try:
         _content, transport = kind.render(ctx, execution.input)
         with kind.open_channel() as channel:

@@ -290,8 +290,10 @@ def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
         status, summary, result = "skipped", result.summary, result.items
     items = list(result)
     if not items:
-        # Nothing goes on: a false condition, an empty query, a branch with no matching path.
-        return Outcome("filtered", output=summary or {"items": 0})
+        # Nothing goes on: a false condition, an empty query, a branch with no matching path (a
+        # skipped step whose path ends, e.g. an email to an unsubscribed recipient, stays skipped).
+        ended = "skipped" if status == "skipped" else "filtered"
+        return Outcome(ended, output=summary or {"items": 0})
     pairs: list[tuple[str | None, Any]] = (
         [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
     )

@@ -36,13 +36,13 @@ from runs.engine import clock
 
 INSERT = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
-    " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', '', %s) RETURNING id"
+    " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s) RETURNING id"
 )
 INSERT_MANY = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
     " provider_id, error, created_at)"
 )
-ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', '', %s)"
+ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s)"
 MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 MARK_MANY = (
     "UPDATE runs_delivery d SET status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, error = ''"
@@ -188,6 +188,7 @@ def _row(
     recipient: str,
     status: str,
     content: dict[str, Any],
+    error: str = "",
 ) -> list[Any]:
     return [
         tenant_id,
@@ -197,6 +198,7 @@ def _row(
         recipient[:500],
         status,
         json.dumps(content, cls=DjangoJSONEncoder),
+        error,
         clock.now(),
     ]
 

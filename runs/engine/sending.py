@@ -11,7 +11,12 @@ Per message (one execution of a send step):
   rides on the next message's insert (runs/engine/ledger.py): one statement and one commit per message,
   and that commit overlaps the channel's envelope (SMTP's MAIL and RCPT), which delivers nothing: the
   message itself (DATA) leaves only once the row is committed.
-A retry that finds the message `sent`, `held` or `captured` does not send again. One still `sending`
+Before any of a batch is sent, the kind names the messages that must not be sent at all
+(`SendKind.skip_reasons`: for email, suppressed or unsubscribed recipients and empty addresses, found
+with one statement per batch): each gets a Delivery `skipped` with the reason (in a test run, "Would be
+skipped: ..."), its execution reads `skipped` (not failed: the run is not partial), and the path goes
+on only if the step says so.
+A retry that finds the message `sent`, `held`, `captured` or `skipped` does not send again. One still `sending`
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
 re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
 de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
@@ -32,13 +37,15 @@ from typing import Any, NoReturn
 from django.conf import settings
 from psycopg.errors import UniqueViolation
 
+from consent.models import Suppression
+from consent.suppression import suppress_address
 from integrations.channels.base import Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger, PendingCreate
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
-from workflows.steps.results import StepFailed
+from workflows.steps.results import Skipped, StepFailed
 from workflows.steps.sending import SendKind
 
 UNCERTAIN = (
@@ -105,16 +112,22 @@ def send_batch(
 def _send_serially(ctx, kind: SendKind, executions, spawner: Spawner, outcomes: dict, existing: dict) -> None:
     from runs.engine.executor import apply
 
+    skips = kind.skip_reasons(ctx, [(e.pk, e.input) for e in executions if e.pk not in existing])
     channel = LazyChannel(kind)
     ledger = DeliveryLedger()
     try:
         for execution in executions:
             ctx.execution = execution
+            skip = skips.get(execution.pk)
             outcomes[execution.pk] = apply(
                 ctx,
                 execution,
                 spawner,
-                lambda e=execution: deliver(ctx, kind, e, existing.get(e.pk), channel, ledger),
+                lambda e=execution, skip=skip: (
+                    skipped(ctx, kind, e, skip, ledger)
+                    if skip
+                    else deliver(ctx, kind, e, existing.get(e.pk), channel, ledger)
+                ),
             )
     except BaseException:
         # Interrupted: keep the last `sent` mark if the connection can still (or again) take it.
@@ -187,6 +200,24 @@ def prepare(
     return Outgoing(execution, ledger.begin_create(**fields), content, transport)
 
 
+def skipped(
+    ctx: StepContext, kind: SendKind, execution: StepExecution, skip: tuple[str, str], ledger: DeliveryLedger
+) -> Skipped:
+    """A message that must not be sent: a `skipped` Delivery with the reason; the execution succeeds."""
+    recipient, reason = skip
+    said = f"{'Would be skipped' if ctx.run.is_test else 'Skipped'}: {reason}"
+    fields = {
+        **_fields(ctx, kind, execution, {"to": recipient, "skipped": said}, Delivery.Status.SKIPPED),
+        "recipient": recipient,
+        "error": said,
+    }
+    try:
+        ledger.create(**fields)
+    except UniqueViolation:
+        already_handled(execution)
+    return Skipped(kind.result_items_when_skipped(ctx.step.config, execution.input), {"skipped": said})
+
+
 def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:
     return ledger.create(**_fields(ctx, kind, execution, content, status))
 
@@ -220,7 +251,18 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
     try:
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
-        _failed(ledger, _committed(delivery), exc)
+        delivery_id = _committed(delivery)
+        if exc.refused_address:
+            # The server refused the recipient itself (5xx at RCPT): never send to it again.
+            suppress_address(
+                ctx.run.tenant_id,
+                exc.refused_address,
+                Suppression.Reason.REJECTED,
+                delivery=delivery_id,
+                source=Suppression.Source.SMTP,
+                detail=exc.message,
+            )
+        _failed(ledger, delivery_id, exc)
     except BaseException:
         with contextlib.suppress(Exception):
             _committed(delivery)  # the connection must be free again, whatever happens next
@@ -265,7 +307,13 @@ def _failed(ledger: DeliveryLedger, delivery_id: int, exc: ChannelError) -> NoRe
 
 def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | Outgoing:
     """A later attempt of an execution that already has its Delivery: never send twice."""
-    done = (Delivery.Status.SENT, Delivery.Status.HELD, Delivery.Status.CAPTURED, Delivery.Status.DISCARDED)
+    done = (
+        Delivery.Status.SENT,
+        Delivery.Status.HELD,
+        Delivery.Status.CAPTURED,
+        Delivery.Status.DISCARDED,
+        Delivery.Status.SKIPPED,
+    )
     if delivery.status in done:
         return kind.result_items(ctx, execution.input, delivery.content, None)
     resend = kind.resends_uncertain(ctx.step.config)

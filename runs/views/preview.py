@@ -69,6 +69,9 @@ def preview_step(step: Step, item: dict[str, Any]) -> Preview:
         if shows == "message":
             result.channel = kind.channel
             result.content, _transport = kind.render(ctx, item)
+            skip = kind.skip_reasons(ctx, [(0, item)]).get(0)
+            if skip:
+                result.content = {**result.content, "skipped": f"Would be skipped: {skip[1]}"}
         elif shows == "rows":
             result.rows, result.total = query_preview(ctx, item)
         elif shows == "condition":

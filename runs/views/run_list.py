@@ -19,6 +19,7 @@ from workflows.models import Workflow
 
 WAITING = "waiting"
 UNCERTAIN = "uncertain"
+# A send skipped for its recipient (suppressed, unsubscribed) is an execution `skipped`: counted there.
 COUNTED = [*StepExecution.Status.values, RETRYING, WAITING, UNCERTAIN]
 
 

@@ -8,7 +8,7 @@ from django.db.models import Count
 from runs.models import Delivery, Run
 
 # The order statuses are shown in; uncertain right after sent, because it is the one that needs a person.
-MESSAGE_ORDER = ("sent", "uncertain", "sending", "failed", "held", "captured", "discarded")
+MESSAGE_ORDER = ("sent", "uncertain", "sending", "failed", "skipped", "held", "captured", "discarded")
 UNCERTAIN_LISTED = 50
 
 

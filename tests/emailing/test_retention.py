@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from consent.models import Suppression
 from runs.jobs import prune
 from runs.models import Delivery, DeliveryEvent
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
@@ -30,3 +31,7 @@ def test_expired_runs_go_with_their_messages_delivery_events(onboarding, tenant_
 
     assert report["runs"] == 1 and report["deliveries"] == 1
     assert list(DeliveryEvent.objects.values_list("delivery__provider_id", flat=True)) == ["recent-id"]
+    # The hard bounce put the address on the suppression list (with the old message): it stays suppressed,
+    # without the message it no longer has.
+    entry = Suppression.objects.get(tenant=tenant_a, address="ada@example.com")
+    assert (entry.reason, entry.delivery_id) == ("hard_bounce", None)

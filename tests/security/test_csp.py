@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
+from consent.tokens import make_token
 from integrations.models import EmailProvider, EventEndpoint, Sender
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 from tests.builder.conftest import customer_db, datasource, page, saved  # noqa: F401 (fixtures)
@@ -116,6 +117,10 @@ def main_pages(site) -> dict[str, str]:
         "event webhooks": reverse("events:endpoint_list"),
         "new endpoint": reverse("events:endpoint_add"),
         "edit endpoint": reverse("events:endpoint_edit", args=[site["endpoint"].pk]),
+        "email topics": reverse("consent:topics"),
+        "email layouts": reverse("consent:layouts"),
+        "new email layout": reverse("consent:new_layout"),
+        "suppression list": reverse("consent:suppressions"),
         "email": reverse("email:settings"),
         "email provider": reverse("email:provider", args=[site["provider"].pk]),
         "new email provider": reverse("email:provider_add") + "?kind=smtp",
@@ -133,6 +138,10 @@ def test_every_main_page_loads_without_a_policy_violation(live_server, page, own
     found = {}
     for name in ("login", "signup", "password_reset"):  # signed out
         page.goto(f"{live_server.url}{reverse(f'tenants:{name}')}", wait_until="networkidle")
+        found[name] = violations.collect()
+    token = make_token(site["workflow"].tenant_id, "ann@example.com", None)
+    for name in ("unsubscribe", "preferences"):  # a recipient's pages, from an email's link
+        page.goto(f"{live_server.url}{reverse(f'consent:{name}', args=[token])}", wait_until="networkidle")
         found[name] = violations.collect()
     sign_in(page, live_server, owner)
     for name, path in main_pages(site).items():

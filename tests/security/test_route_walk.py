@@ -25,6 +25,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from consent.models import EmailLayout, Suppression, Topic, Unsubscribe
 from integrations.models import DataSource, EmailProvider, EventDelivery, EventEndpoint, Sender
 from runs.models import Delivery, Run, StepExecution
 from tenants.models import ApiKey, Invitation, Membership
@@ -51,6 +52,8 @@ PUBLIC = {
     "tenants:password_reset_done": "password reset: 'sent' page",
     "tenants:password_reset_confirm": "password reset link: its token authenticates",
     "tenants:accept_invite": "an invitation link: its token is the secret that names the tenant",
+    "consent:unsubscribe": "an email's unsubscribe link: its signed token names the tenant and recipient",
+    "consent:preferences": "an email's preference link: its signed token names the tenant and recipient",
 }
 
 
@@ -126,7 +129,16 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
         tenant=tenant_a, name=f"{MARK} support", from_address="support@acme-secret.example", provider=provider
     )
     invitation, invitation_token = Invitation.issue(tenant_a, "new@acme.example", "member", invited_by=owner)
+    topic = Topic.objects.create(tenant=tenant_a, name=f"{MARK} tips")
+    layout = EmailLayout.objects.create(
+        tenant=tenant_a, name=f"{MARK} layout", html="{% block content %}{% endblock %}"
+    )
+    suppression = Suppression.objects.create(tenant=tenant_a, address="gone@acme-secret.example", detail=MARK)
+    Unsubscribe.objects.create(tenant=tenant_a, address="ann@acme-secret.example", topic=topic)
     return {
+        "topic_id": topic.pk,
+        "layout_id": layout.pk,
+        "suppression_id": suppression.pk,
         "workflow_id": workflow.pk,
         "version_id": version.pk,
         "step_id": draft_step.pk,
@@ -163,7 +175,13 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
 
 
 # A `pk` means the object of the router's resource.
-PK_BY_ROUTE = {"api-workflow-": "workflow_id", "api-run-": "run_id"}
+PK_BY_ROUTE = {
+    "api-workflow-": "workflow_id",
+    "api-run-": "run_id",
+    "api-topic-": "topic_id",
+    "api-layout-": "layout_id",
+    "api-suppression-": "suppression_id",
+}
 
 
 def kwargs_for(route: Route, ids: dict) -> dict:
@@ -208,6 +226,10 @@ def snapshot(tenant) -> list:
         EmailProvider: ("name", "settings", "secrets", "last_tested_at"),
         Sender: ("name", "from_address", "provider", "is_default"),
         Membership: ("user", "role"),
+        Topic: ("name", "description"),
+        EmailLayout: ("name", "html", "is_default"),
+        Suppression: ("address", "reason"),
+        Unsubscribe: ("address", "topic"),
     }
     return [
         list(model.objects.filter(tenant=tenant).order_by("pk").values_list("pk", *names))
@@ -251,7 +273,8 @@ def test_tenant_b_reaches_nothing_of_tenant_a_on_any_route(client, outsider, ten
                 response = person.post(url, post_data(acme))
             else:  # a list filtered by A's workflow shows nothing of A's
                 response = person.get(url, {} if names_an_object else {"workflow": acme["workflow_id"]})
-            body = response.content.decode(errors="replace").lower()
+            raw = b"".join(response.streaming_content) if response.streaming else response.content
+            body = raw.decode(errors="replace").lower()
             where = f"{method.upper()} {url} ({route.name or route.pattern})"
             assert response.status_code < 500, where
             assert MARK not in body, f"{where} shows tenant A's data"

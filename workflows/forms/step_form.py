@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.http import QueryDict
 
+from consent.choices import consent_options
 from integrations.datasources import DataSourceUnavailable, list_columns, list_schemas, list_tables
 from integrations.json_input import NUL, JsonInputError, load_json
 from integrations.models import DataSource, Sender
@@ -160,8 +161,10 @@ def _convert(spec: Field, raw: str, errors: dict[str, str]) -> Any:
             errors[spec.name] = "Enter a number."
             return raw
         return int(number) if number.is_integer() else number
-    if spec.widget in ("datasource", "sender"):
+    if spec.widget in ("datasource", "sender", "topic"):
         return int(raw) if raw.isdigit() else None
+    if spec.widget == "layout":
+        return int(raw) if raw.isdigit() else (raw if raw == "none" else None)
     if spec.widget == "json":
         if not raw.strip():
             return None
@@ -197,6 +200,8 @@ def bind_fields(step: Step, tenant, errors: dict[str, str]) -> list[BoundField]:
             item.options = [(str(s.pk), s.name) for s in sources]
         elif spec.widget == "sender":
             _sender_options(item, tenant)
+        elif spec.widget in ("topic", "layout"):
+            item.options = consent_options(spec.widget, tenant)
         elif spec.widget in ("schema", "table", "columns"):
             _introspect(item, tenant, config)
         bound.append(item)

@@ -1,4 +1,5 @@
-"""A step's config may name only its own workspace's objects (data sources, email senders).
+"""A step's config may name only its own workspace's objects (data sources, email senders; an email's
+topic and layout).
 
 Checked where a config is written or frozen: the builder's save (the other workspace's id is not
 stored), `import_workflow`, and publishing. Another workspace's id and a missing one get the same
@@ -28,13 +29,36 @@ def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dic
     problems: dict[str, str] = {}
     for spec in fields:
         value = config.get(spec.name)
-        if spec.widget not in REFERENCED or value in (None, ""):
+        referenced = _referenced()
+        if (
+            spec.widget not in referenced
+            or value in (None, "")
+            or (spec.widget == "layout" and value == "none")
+        ):
             continue
-        model, message = REFERENCED[spec.widget]
+        model, message = referenced[spec.widget]
         pk = _int(value)
         if pk is None or not model.objects.filter(tenant_id=tenant_id, pk=pk).exists():
             problems[spec.name] = message
     return problems
+
+
+# An email step's topic or layout deleted since (or another workspace's id).
+NOT_HERE_EMAIL = {
+    "topic": "This topic does not exist (any more): choose another one.",
+    "layout": "This layout does not exist (any more): choose another one.",
+}
+
+
+def _referenced() -> dict[str, tuple[Any, str]]:
+    """{widget: (the model its value names, the message when this tenant has no such row)}."""
+    from consent.models import EmailLayout, Topic
+
+    return {
+        **REFERENCED,
+        "topic": (Topic, NOT_HERE_EMAIL["topic"]),
+        "layout": (EmailLayout, NOT_HERE_EMAIL["layout"]),
+    }
 
 
 def _int(value: Any) -> int | None:

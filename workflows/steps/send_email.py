@@ -1,6 +1,14 @@
 """Send email: recipient, subject, HTML and text bodies as sandboxed Jinja2 templates, from one of the
 tenant's senders (integrations.models.Sender: From, Reply-To, and the provider that carries it), with
-optional Reply-To, CC and BCC templates. Header values never keep CR or LF (render_header)."""
+optional Reply-To, CC and BCC templates. Header values never keep CR or LF (render_header).
+
+Consent (consent/): a step with "allow unsubscribe" carries `List-Unsubscribe` and
+`List-Unsubscribe-Post: List-Unsubscribe=One-Click` and gives templates `{{ unsubscribe_url }}`, for
+its topic. Before a batch is sent, one statement finds which of its recipients are suppressed or
+unsubscribed (`skip_reasons`); those, and empty addresses, get a `skipped` delivery instead.
+The HTML goes through the step's layout (or the tenant's default), CSS is inlined, and a text part is
+made from the HTML when the step has no text body.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +18,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from consent import sending as consent
 from integrations.channels.email import EmailChannel
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
-from workflows.templating import render, render_header
+from workflows.templating import render, render_header, template_variables
+
+TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
 
 MAX_COPY_ADDRESSES = 50
 DEFAULT = "default"
@@ -32,11 +43,29 @@ class SendEmail(SendKind):
         Field("sender", "From", widget="sender", help="Senders and their providers are on the Email page."),
         Field("to", "To", widget="template", required=True, help="e.g. {{ item.email }}"),
         Field("subject", "Subject", widget="template", required=True),
-        Field("html", "HTML body", widget="template", help="Values are HTML-escaped."),
-        Field("text", "Text body", widget="template"),
+        Field(
+            "html",
+            "HTML body",
+            widget="template",
+            help="Values are HTML-escaped. <style> blocks are inlined for mail clients.",
+        ),
+        Field("text", "Text body", widget="template", help="Left empty, it is made from the HTML body."),
         Field("reply_to", "Reply-To", widget="template", help="Empty: the sender's Reply-To, if any."),
         Field("cc", "CC", widget="template", help="Addresses separated by commas."),
         Field("bcc", "BCC", widget="template", help="Addresses separated by commas."),
+        Field("layout", "Layout", widget="layout", help="The HTML around the body (footer, address)."),
+        Field(
+            "allow_unsubscribe",
+            "Allow unsubscribe",
+            widget="checkbox",
+            help="Off for transactional mail (receipts, password resets, security alerts).",
+        ),
+        Field("topic", "Topic", widget="topic", help="What recipients unsubscribe from."),
+        Field(
+            "continue_when_skipped",
+            "Go on to the next steps when the recipient is skipped",
+            widget="checkbox",
+        ),
         *RETRY_FIELDS,
     )
 
@@ -65,10 +94,25 @@ class SendEmail(SendKind):
             clean_template(config, name, errors, cleaned, required=False)
         if not errors and not (cleaned["html"].strip() or cleaned["text"].strip()):
             errors["text"] = "Write a text body, an HTML body, or both."
+        consent.clean_consent(config, errors, cleaned)
+        if not cleaned.get("allow_unsubscribe"):
+            for name, label in TEMPLATE_FIELDS:
+                if name in cleaned and "unsubscribe_url" in template_variables(cleaned[name]):
+                    errors[name] = (
+                        f"{label} uses {{{{ unsubscribe_url }}}}, but this step does not allow unsubscribe: "
+                        "tick “Allow unsubscribe” or remove the link."
+                    )
         clean_retry(config, errors, cleaned)
         if errors:
             raise ConfigError(errors)
         return cleaned
+
+    def address(self, ctx, item: dict[str, Any]) -> str:
+        """The rendered recipient (may be empty: such a message is skipped, not failed)."""
+        return rendered("To", render_header, ctx.step.config["to"], template_context(ctx, item))
+
+    def skip_reasons(self, ctx, pairs) -> dict[int, tuple[str, str]]:
+        return consent.batch_skip_reasons(ctx, self, pairs)
 
     def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         config = ctx.step.config
@@ -79,17 +123,23 @@ class SendEmail(SendKind):
         reply_to = rendered("Reply-To", render_header, config.get("reply_to") or "", context)
         if reply_to:
             _check_address("Reply-To", reply_to)
+        subject = rendered("Subject", render_header, config["subject"], context)
+        headers = consent.unsubscribe_headers(ctx, to, context)
+        body_html = rendered("HTML body", render, config.get("html") or "", context, html=True)
+        html = rendered("Layout", consent.compose_html, ctx, body_html, context)
+        text = rendered("Text body", render, config.get("text") or "", context)
         content = {
             "to": to,
-            "subject": rendered("Subject", render_header, config["subject"], context),
-            "text": rendered("Text body", render, config.get("text") or "", context),
-            "html": rendered("HTML body", render, config.get("html") or "", context, html=True),
+            "subject": subject,
+            "text": text or consent.html_to_text(html),
+            "html": html,
         }
         extra = {
             "from": sender.from_header if sender else settings.DEFAULT_FROM_EMAIL,
             "reply_to": reply_to or (sender.reply_to if sender else ""),
             "cc": _address_list("CC", config.get("cc"), context),
             "bcc": _address_list("BCC", config.get("bcc"), context),
+            "headers": headers,
         }
         content.update({key: value for key, value in extra.items() if value})
         if sender is not None:
@@ -99,6 +149,9 @@ class SendEmail(SendKind):
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["to"]
+
+    def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
+        return [item] if config.get("continue_when_skipped") else []
 
     def open_channel(self) -> EmailChannel:
         return EmailChannel()

@@ -50,6 +50,15 @@ class SendKind(StepKind, ABC):
         concurrent path's answer; both carry what the provider said (`last_response` for HTTP)."""
         return [item]
 
+    def skip_reasons(self, ctx, pairs: list[tuple[int, dict[str, Any]]]) -> dict[int, tuple[str, str]]:
+        """{key: (recipient, reason)} for the (key, item) pairs of a batch that must not be sent at all
+        (e.g. an email recipient who unsubscribed). Called once per batch; at most one statement."""
+        return {}
+
+    def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+        """What goes on after a skipped message (default: nothing; the path ends there)."""
+        return []
+
     def resends_uncertain(self, config: dict[str, Any]) -> bool:
         """True when a message that may or may not have left is safe to send again on its own (a step
         whose receiver de-duplicates, e.g. an HTTP step opted in with `resend_uncertain`)."""
