@@ -447,39 +447,18 @@ def wait_for(sink: Sink | ApiServer, n: int, timeout: float = 3600) -> None:
 
 
 def measure_engine(args, env, sink: Sink, customer_url: str, redis, event_key: str) -> dict:
-    from benchmarks.support import STATEMENTS_KEY
-    from integrations.models import DataSource
+    from benchmarks.support import STATEMENTS_KEY, publish_fanout_workflow
     from runs.engine import start_run
     from runs.models import Run
-    from tenants.models import Tenant
-    from workflows.models import Step, Workflow
-    from workflows.publishing import get_or_create_draft, publish
-    from workflows.steps import get_kind
 
-    tenant = Tenant.objects.create(name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}")
-    source = DataSource.objects.create(tenant=tenant, name="customer", connection_url=customer_url)
-    workflow = Workflow.objects.create(tenant=tenant, name="Fan-out")
-    draft = get_or_create_draft(workflow)
-
-    def step(kind, parent, config):
-        return Step.objects.create(
-            tenant=tenant, version=draft, parent=parent, kind=kind, config=get_kind(kind).validate(config)
-        )
-
-    root = step("webhook_trigger", None, {})
-    query = step(
-        "data_query",
-        root,
-        {
-            "datasource": source.pk,
-            "sql": "SELECT id, email, name FROM commenters WHERE id <> {{ item.author_id }}",
-            "mode": "fanout",
-        },
-    )
     kind, config = send_step(args.channel, getattr(sink, "url", ""))
-    step(kind, query, config)
-    publish(workflow)
-    workflow.refresh_from_db()
+    workflow = publish_fanout_workflow(
+        customer_url,
+        "Fan-out",
+        "SELECT id, email, name FROM commenters WHERE id <> {{ item.author_id }}",
+        kind,
+        config,
+    )
 
     redis.delete(STATEMENTS_KEY)
     sink.reset()

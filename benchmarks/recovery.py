@@ -136,30 +136,15 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def build_workflow(customer_url: str):
-    from integrations.models import DataSource
-    from tenants.models import Tenant
-    from workflows.models import Step, Workflow
-    from workflows.publishing import get_or_create_draft, publish
-    from workflows.steps import get_kind
+    from benchmarks.support import publish_fanout_workflow
 
-    tenant = Tenant.objects.create(name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}")
-    source = DataSource.objects.create(tenant=tenant, name="customer", connection_url=customer_url)
-    workflow = Workflow.objects.create(tenant=tenant, name="Recovery")
-    draft = get_or_create_draft(workflow)
-
-    def step(kind, parent, config):
-        return Step.objects.create(
-            tenant=tenant, version=draft, parent=parent, kind=kind, config=get_kind(kind).validate(config)
-        )
-
-    root = step("webhook_trigger", None, {})
-    query = step(
-        "data_query", root, {"datasource": source.pk, "sql": "SELECT id, email FROM people", "mode": "fanout"}
+    return publish_fanout_workflow(
+        customer_url,
+        "Recovery",
+        "SELECT id, email FROM people",
+        "send_email",
+        {"to": "{{ item.email }}", "subject": "Hello", "text": "Hi {{ item.id }}"},
     )
-    step("send_email", query, {"to": "{{ item.email }}", "subject": "Hello", "text": "Hi {{ item.id }}"})
-    publish(workflow)
-    workflow.refresh_from_db()
-    return workflow
 
 
 def wait_workers(redis, count: int) -> None:

@@ -34,3 +34,32 @@ class CountingWorker(EngineWorker):
 def naive_send(item: dict) -> None:
     """The baseline: one plain job per recipient that renders and sends with send_mail."""
     send_mail(_subject.render(item=item), _text.render(item=item), None, [item["email"]])
+
+
+def publish_fanout_workflow(customer_url: str, name: str, sql: str, send_kind: str, send_config: dict):
+    """A new tenant's published workflow: webhook trigger → fan-out query over the customer database →
+    one send step per row."""
+    import uuid
+
+    from integrations.models import DataSource
+    from tenants.models import Tenant
+    from workflows.models import Step, Workflow
+    from workflows.publishing import get_or_create_draft, publish
+    from workflows.steps import get_kind
+
+    tenant = Tenant.objects.create(name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}")
+    source = DataSource.objects.create(tenant=tenant, name="customer", connection_url=customer_url)
+    workflow = Workflow.objects.create(tenant=tenant, name=name)
+    draft = get_or_create_draft(workflow)
+
+    def step(kind, parent, config):
+        return Step.objects.create(
+            tenant=tenant, version=draft, parent=parent, kind=kind, config=get_kind(kind).validate(config)
+        )
+
+    root = step("webhook_trigger", None, {})
+    query = step("data_query", root, {"datasource": source.pk, "sql": sql, "mode": "fanout"})
+    step(send_kind, query, send_config)
+    publish(workflow)
+    workflow.refresh_from_db()
+    return workflow
