@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/fanout.py --channel http --latency-ms 50 --n 2000
     .venv/bin/python benchmarks/fanout.py --channel esp --latency-ms 50 --n 2000
 
-`--channel smtp` (the default) sends email to a local SMTP sink (`--latency-ms` delays each DATA);
+`--channel smtp` (the default) sends email to a local SMTP sink (`--latency-ms` delays each DATA) over
+EMAIL_SMTP_CONNECTIONS connections per batch (`--smtp-connections`);
 `--channel http` is an HTTP request step and `--channel esp` email through django-anymail's Postmark
 backend, both against a local API (benchmarks/latency_server.py, its own process) that answers each call
 after `--latency-ms` (default 50). For those two, the floor is one process with `--floor-concurrency`
@@ -146,6 +147,9 @@ def main() -> None:
     parser.add_argument("--floor-concurrency", type=int, default=32, help="Requests in flight in the floor.")
     parser.add_argument("--concurrency", type=int, default=None, help="ENGINE_SEND_CONCURRENCY for workers.")
     parser.add_argument(
+        "--smtp-connections", type=int, default=None, help="EMAIL_SMTP_CONNECTIONS (per batch) for workers."
+    )
+    parser.add_argument(
         "--compare-serial",
         action="store_true",
         help="Also run the engine once with ENGINE_SEND_CONCURRENCY=1.",
@@ -197,6 +201,8 @@ def main() -> None:
         env["ANYMAIL"] = json.dumps({"POSTMARK_SERVER_TOKEN": "bench", "POSTMARK_API_URL": api.url})
     if args.concurrency is not None:
         env["ENGINE_SEND_CONCURRENCY"] = str(args.concurrency)
+    if args.smtp_connections is not None:
+        env["EMAIL_SMTP_CONNECTIONS"] = str(args.smtp_connections)
     os.environ.update(env)
     customer_url = urlunsplit(urlsplit(base)._replace(path=f"/{customer_db}", scheme="postgresql"))
     try:
@@ -237,7 +243,8 @@ def run_benchmark(args, env, sink: Sink, customer_url: str) -> None:
     print(
         f"N = {n}, {args.workers} RQ workers, batch size {os.environ.get('ENGINE_BATCH_SIZE', 'default')}, "
         f"channel {args.channel}, latency {args.latency_ms:g} ms, "
-        f"ENGINE_SEND_CONCURRENCY {settings.ENGINE_SEND_CONCURRENCY}",
+        f"ENGINE_SEND_CONCURRENCY {settings.ENGINE_SEND_CONCURRENCY}, "
+        f"EMAIL_SMTP_CONNECTIONS {settings.EMAIL_SMTP_CONNECTIONS}",
         flush=True,
     )
     if args.channel != "smtp":

@@ -272,8 +272,10 @@ ENGINE_FOLLOW_MAX_STEPS = env.int("ENGINE_FOLLOW_MAX_STEPS", default=10)
 ENGINE_FOLLOW_MAX_SECONDS = env.float("ENGINE_FOLLOW_MAX_SECONDS", default=2.0)
 # Sends through HTTP APIs (HTTP request and Slack steps, email through an ESP with django-anymail) keep up
 # to this many requests of a batch in flight at once (a thread pool per batch); 1 sends one at a time.
-# SMTP always sends one message at a time over the batch's connection.
 ENGINE_SEND_CONCURRENCY = env.int("ENGINE_SEND_CONCURRENCY", default=32)
+# Email through an SMTP server: this many connections per batch, each sending one message at a time
+# (a mail server limits a client's connections: Postfix allows 50 by default); 1 sends one at a time.
+EMAIL_SMTP_CONNECTIONS = env.int("EMAIL_SMTP_CONNECTIONS", default=4)
 # Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)

@@ -1,4 +1,4 @@
-"""Sending a batch with several requests in flight, for channels that declare `concurrent_sends`.
+"""Sending a batch with several messages in flight, when the step's `messages_in_flight` is over 1.
 
 A provider behind an HTTP API answers in 30-300 ms; one request at a time, a batch spends nearly all its
 time waiting. Here a batch keeps up to ENGINE_SEND_CONCURRENCY requests in flight (a thread pool per

@@ -21,9 +21,10 @@ means a worker died between the provider call and the mark: it becomes `uncertai
 re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
 de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
 
-The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages). A
-channel that declares `concurrent_sends` (HTTP APIs) keeps up to ENGINE_SEND_CONCURRENCY messages of a
-batch in flight instead, with the same guarantee for each (runs/engine/concurrent.py).
+The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages). When
+the step says several messages may be in flight (`SendKind.messages_in_flight`: ENGINE_SEND_CONCURRENCY
+for HTTP APIs, EMAIL_SMTP_CONNECTIONS for SMTP), the batch keeps that many in flight instead, each
+thread with its own channel, with the same guarantee for each (runs/engine/concurrent.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from django.conf import settings
 from psycopg.errors import UniqueViolation
 
 from consent.models import Suppression
@@ -100,8 +100,8 @@ def send_batch(
 ) -> None:
     """Fill `outcomes` message by message; send latencies go to the metrics once per batch."""
     existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
-    limit = settings.ENGINE_SEND_CONCURRENCY
-    if limit > 1 and len(executions) > 1 and kind.sends_concurrently(ctx):
+    limit = kind.messages_in_flight(ctx)
+    if limit > 1 and len(executions) > 1:
         from runs.engine.concurrent import send_concurrently
 
         send_concurrently(ctx, kind, executions, spawner, outcomes, existing, limit)

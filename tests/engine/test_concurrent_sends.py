@@ -9,6 +9,7 @@ requests in flight, and looks the request's Delivery row up in PostgreSQL (its o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -16,10 +17,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from email import message_from_bytes
 
 import django_rq
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 from rq import SimpleWorker
@@ -29,10 +33,19 @@ from runs.engine import start_run
 from runs.engine.executor import claim
 from runs.engine.sweeper import sweep
 from runs.models import Delivery, Run, StepExecution
-from tests.engine.conftest import build_workflow, data_source, email, query, settle, webhook, work
+from tests.engine.conftest import (
+    SinkHandler,
+    build_workflow,
+    data_source,
+    email,
+    query,
+    settle,
+    webhook,
+    work,
+)
 from tests.engine.test_liveness import LEASE, process_env, wait_for, worker
 from tests.engine.test_recovery import real_clock, recipients_table
-from tests.support import subprocess_database_url
+from tests.support import free_port, subprocess_database_url
 
 KEY = re.compile(r"rowbell-exec-(\d+)")
 
@@ -290,6 +303,66 @@ def test_a_tenants_own_esp_provider_sends_concurrently(engine, tenant_a, tenant_
     deliveries = list(Delivery.objects.filter(run=run))
     assert len(deliveries) == 12
     assert all(d.status == "sent" and d.provider_id == f"pm-{d.step_execution_id}" for d in deliveries)
+
+
+class ConnectionCountingSink(SinkHandler):
+    """An SMTP sink that counts its open sessions and reads each message's Delivery row at DATA."""
+
+    def __init__(self):
+        super().__init__()
+        self.sessions = self.max_sessions = 0
+        self.row_at_data: dict[str, str | None] = {}
+
+    async def handle_DATA(self, server, session, envelope):
+        key = message_from_bytes(envelope.content)["X-Rowbell-Key"]
+        execution_id = int(KEY.search(key).group(1))
+        self.row_at_data[key] = await asyncio.to_thread(delivery_status, execution_id)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_smtp_sends_over_several_connections_each_message_after_its_row(
+    engine, tenant_a, tenant_database, settings
+):
+    """EMAIL_SMTP_CONNECTIONS: a batch keeps that many SMTP sessions, one message in flight on each."""
+    settings.EMAIL_SMTP_CONNECTIONS = 3
+    sink = ConnectionCountingSink()
+    sink.delay = 0.02
+    port = free_port()
+
+    class Counting(SMTP):
+        def connection_made(self, transport):
+            sink.sessions += 1
+            sink.max_sessions = max(sink.max_sessions, sink.sessions)
+            super().connection_made(transport)
+
+        def connection_lost(self, exc):
+            sink.sessions -= 1
+            super().connection_lost(exc)
+
+    class CountingController(Controller):
+        def factory(self):
+            return Counting(self.handler, **self.SMTP_kwargs)
+
+    controller = CountingController(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
+    try:
+        recipients_table(tenant_database, 30)
+        source = data_source(tenant_a, tenant_database)
+        workflow = build_workflow(
+            tenant_a,
+            webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
+        )
+        run = start_run(workflow, {}, "evt-smtp-connections")
+        settle(engine, step_seconds=60)
+    finally:
+        controller.stop()
+
+    assert sink.max_sessions == 3, "the batch kept EMAIL_SMTP_CONNECTIONS sessions"
+    assert sorted(Counter(sink.recipients()).values()) == [1] * 30
+    assert set(sink.row_at_data.values()) == {"sending"}, "a message left before its row was committed"
+    assert set(Delivery.objects.filter(run=run).values_list("status", flat=True)) == {"sent"}
 
 
 @pytest.mark.django_db(transaction=True)

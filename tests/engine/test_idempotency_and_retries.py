@@ -159,10 +159,15 @@ CREATE TRIGGER test_refuse_bob BEFORE INSERT ON runs_delivery FOR EACH ROW EXECU
 """
 
 
-def test_a_message_leaves_only_after_its_delivery_row_is_committed(engine, smtp, tenant_a, tenant_database):
-    """The SMTP envelope overlaps the Delivery insert; the message itself waits for the commit. Here
-    Rowbell's own database refuses Bob's row (a real trigger standing in for a failing disk)."""
+def test_a_message_leaves_only_after_its_delivery_row_is_committed(
+    engine, smtp, tenant_a, tenant_database, settings
+):
+    """Over one SMTP connection, the envelope overlaps the Delivery insert; the message itself waits for
+    the commit. Here Rowbell's own database refuses Bob's row (a real trigger standing in for a failing
+    disk). (Several connections: tests/engine/test_concurrent_sends.py.)"""
     from django.db import connection
+
+    settings.EMAIL_SMTP_CONNECTIONS = 1
 
     customer_db(
         tenant_database,

@@ -23,7 +23,7 @@ from runs.engine import start_run
 from runs.engine.sweeper import sweep
 from runs.models import Delivery, ProcessHeartbeat, Run, StepExecution
 from tests.engine.conftest import build_workflow, data_source, email, query, settle, webhook
-from tests.engine.test_recovery import real_clock, recipients_table
+from tests.engine.test_recovery import real_clock, recipients_table, uncertain_per_killed_worker
 from tests.support import free_port, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,15 +79,16 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("connections", [1, 4])
 def test_sigkill_of_every_worker_is_reclaimed_in_seconds_not_at_the_execution_timeout(
-    redis_conn, smtp, tenant_a, tenant_database, monkeypatch, settings, tmp_path
+    connections, redis_conn, smtp, tenant_a, tenant_database, monkeypatch, settings, tmp_path
 ):
     settings.WORKER_LEASE_SECONDS = LEASE
     clock = real_clock(monkeypatch)
     workflow = fan_out(tenant_a, tenant_database, 400)
     smtp.delay = 0.01
     run = start_run(workflow, {}, "evt-kill-all")
-    env = process_env(smtp.port)
+    env = process_env(smtp.port, EMAIL_SMTP_CONNECTIONS=str(connections))
     workers = [worker(env, tmp_path / f"w{i}.log") for i in range(2)]
     wait_for(lambda: len(smtp.messages) >= 60, 60, "the first messages")
     running = set(
@@ -124,8 +125,10 @@ def test_sigkill_of_every_worker_is_reclaimed_in_seconds_not_at_the_execution_ti
     statuses = Counter(Delivery.objects.filter(run=run).values_list("status", flat=True))
     sent_to = Counter(smtp.recipients())
     assert max(sent_to.values()) == 1, "a recipient got two emails"
-    # A worker killed between a provider's answer and its mark leaves that one message uncertain.
-    assert statuses["uncertain"] <= 2 and statuses["sent"] + statuses["uncertain"] == 400, statuses
+    # A worker killed between a provider's answer and its mark leaves that one message uncertain; with
+    # several connections, its messages in flight and the answers not written yet (runs/engine/concurrent.py).
+    most = 2 * uncertain_per_killed_worker(connections)
+    assert statuses["uncertain"] <= most and statuses["sent"] + statuses["uncertain"] == 400, statuses
     assert run.status in (Run.Status.SUCCEEDED, Run.Status.PARTIAL)
 
 
@@ -139,10 +142,11 @@ def test_a_job_timeout_inside_the_pending_delivery_commit_fails_nothing_and_pois
     run = start_run(workflow, {}, "evt-timeout")
     log = tmp_path / "worker.log"
     # Every Delivery insert waits on this lock, so the worker's job timeout (3 s) fires inside
-    # PendingCreate.wait, with the insert in flight on the worker's connection.
+    # PendingCreate.wait, with the insert in flight on the worker's connection (one SMTP connection: the
+    # path that overlaps each insert with its message's envelope).
     blocker = psycopg.connect(subprocess_database_url())
     blocker.execute("LOCK TABLE runs_delivery IN SHARE MODE")
-    process = worker(process_env(smtp.port, ENGINE_EXECUTION_TIMEOUT="3"), log)
+    process = worker(process_env(smtp.port, ENGINE_EXECUTION_TIMEOUT="3", EMAIL_SMTP_CONNECTIONS="1"), log)
     try:
         interrupted = StepExecution.objects.filter(run=run, error__startswith="The batch was interrupted")
         wait_for(interrupted.exists, 60, "the job timeout inside the pending commit")

@@ -156,16 +156,19 @@ class SendEmail(SendKind):
     def open_channel(self) -> EmailChannel:
         return EmailChannel()
 
-    def sends_concurrently(self, ctx) -> bool:
-        """Concurrent when the step's sender goes through an ESP's HTTP API (without a provider, when the
-        platform's own backend is one); an SMTP server keeps one connection per batch."""
+    def messages_in_flight(self, ctx) -> int:
+        """ENGINE_SEND_CONCURRENCY when the step's sender goes through an ESP's HTTP API (without a
+        provider, when the platform's own backend is one); EMAIL_SMTP_CONNECTIONS for an SMTP server,
+        each message in flight having its own connection for the batch."""
         try:
             sender = resolve_sender(ctx, ctx.step.config.get("sender"))
         except StepFailed:
-            return False  # each message then fails with the reason, one at a time
+            return 1  # each message then fails with the reason, one at a time
         if sender is None or sender.provider is None:
-            return EmailChannel().concurrent_sends
-        return sender.provider.kind_module.sends_over_http
+            over_http = EmailChannel().concurrent_sends
+        else:
+            over_http = sender.provider.kind_module.sends_over_http
+        return settings.ENGINE_SEND_CONCURRENCY if over_http else settings.EMAIL_SMTP_CONNECTIONS
 
     def override_recipient(self, content, transport, recipient):
         # A test run's override reaches the tester only: no copies to CC or BCC.

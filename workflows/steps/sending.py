@@ -14,6 +14,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from django.conf import settings
+
 from integrations.channels.base import Channel
 from workflows.steps.base import StepKind
 from workflows.templating import TemplateError
@@ -33,9 +35,10 @@ class SendKind(StepKind, ABC):
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
 
-    def sends_concurrently(self, ctx) -> bool:
-        """Whether this step's batch may keep several messages in flight (its channel speaks HTTP)."""
-        return self.open_channel().concurrent_sends
+    def messages_in_flight(self, ctx) -> int:
+        """How many messages of this step's batch may be in flight at once: ENGINE_SEND_CONCURRENCY for
+        a channel that speaks HTTP (one request per message), else 1 (one at a time)."""
+        return settings.ENGINE_SEND_CONCURRENCY if self.open_channel().concurrent_sends else 1
 
     def override_recipient(
         self, content: dict[str, Any], transport: dict[str, Any], recipient: str
