@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 
-from integrations.datasources import DataSourceUnavailable, connect
+from integrations.datasources import DataSourceUnavailable, connect_datasource
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 from integrations.models import DataSource
 from integrations.query import QueryError, fetch_rows
@@ -75,7 +75,7 @@ def test_every_connection_path_refuses_rowbells_server(production, db, tenant_a,
     """Triggers, the listener, introspection (connect) and tenant SQL (fetch_rows) all refuse it."""
     source = DataSource.objects.create(tenant=tenant_a, name="Rowbell's own", connection_url=tenant_database)
     with pytest.raises(DataSourceUnavailable, match="holds Rowbell's own data"):
-        connect(source)
+        connect_datasource(source)
     with pytest.raises(QueryError, match="holds Rowbell's own data") as refused:
         fetch_rows(tenant_database, "SELECT 1 AS one", [])
     assert refused.value.permanent

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from integrations.models import DataSource
-from integrations.query import QueryError, connect, fetch_rows, stream_rows
+from integrations.query import QueryError, connect_for_tenant_sql, fetch_rows, stream_rows
 from integrations.sql_guard import UnsafeQuery, check_select
 from runs.engine import start_run
 from runs.models import StepExecution
@@ -272,7 +272,7 @@ def test_a_poisoned_reused_connection_is_still_read_only_for_the_next_query(sour
     """Whatever happened to the session before (here: made writable from outside the gate), each query
     makes its own transaction read-only and time-limited."""
     before = state(customer, tag)
-    conn = connect(customer)
+    conn = connect_for_tenant_sql(customer)
     try:
         with pytest.raises(QueryError, match="set_config"):
             fetch_rows(conn, "SELECT set_config('default_transaction_read_only', 'off', false) AS x", [])
@@ -382,7 +382,7 @@ def test_no_module_but_the_gate_runs_statements_on_a_query_connection():
         if relative == "integrations/query.py":
             continue
         text = path.read_text()
-        if re.search(r"from integrations\.query import [^\n]*\bconnect\b", text) and re.search(
+        if re.search(r"from integrations\.query import [^\n]*\bconnect_for_tenant_sql\b", text) and re.search(
             r"\.(execute|cursor|executemany|copy|pipeline)\(", text
         ):
             offenders.append(relative)
