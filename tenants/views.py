@@ -56,7 +56,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
-    membership = Membership.objects.filter(user=request.user, tenant_id=tenant_id).first()
+    membership = next((m for m in request.memberships if m.tenant_id == tenant_id), None)
     if membership is None:
         raise Http404("Not found")
     switch_tenant(request, membership)
