@@ -22,9 +22,7 @@ from integrations.query import QueryError, connect_for_tenant_sql, fetch_rows, s
 from integrations.sql_guard import UnsafeQuery, check_select
 from runs.engine import start_run
 from runs.models import StepExecution
-from tenants.models import Role
-from tests.conftest import PASSWORD, make_user
-from tests.engine.conftest import build_workflow, clock, engine, query, webhook, work  # noqa: F401 (fixtures)
+from tests.engine.conftest import build_workflow, clock, query, webhook, work  # noqa: F401 (fixtures)
 from tests.support import customer_execute
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft
@@ -156,13 +154,6 @@ def source(tenant_a, customer):
     return DataSource.objects.create(tenant=tenant_a, name="App DB (as postgres)", connection_url=customer)
 
 
-@pytest.fixture
-def member_client(client, tenant_a):
-    user = make_user("max", tenant_a, Role.MEMBER)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
 def draft_query_step(tenant, source, sql="SELECT id, email FROM app.users") -> tuple[Workflow, Step]:
     workflow = Workflow.objects.create(tenant=tenant, name="Digest")
     draft = get_or_create_draft(workflow)
@@ -236,14 +227,14 @@ def test_builder_save_preview_and_test_page_refuse_the_corpus(member_client, ten
     assert not StepExecution.objects.exists()
 
 
-def test_the_engine_refuses_the_corpus_on_rq_workers(engine, tenant_a, source, customer, tag):  # noqa: F811
+def test_the_engine_refuses_the_corpus_on_rq_workers(clock, tenant_a, source, customer, tag):  # noqa: F811
     """A draft stored before these checks existed: every query is its own branch of one run."""
     before = state(customer, tag)
     sqls = corpus(tag, customer.rsplit("/", 1)[1])
     steps = [{**query(source, sql), "name": f"q{index}"} for index, sql in enumerate(sqls)]
     workflow = build_workflow(tenant_a, webhook(steps), validate=False, publish_it=False)
     run = start_run(workflow, {}, "evt", version=workflow.versions.get())
-    work(engine)
+    work(clock)
     executions = {
         e.step.name: e
         for e in StepExecution.objects.filter(run=run, step__kind="data_query").select_related("step")
