@@ -60,10 +60,9 @@ def email_settings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only(MANAGE)
 def provider_add(request: HttpRequest) -> HttpResponse:
     """`?kind=postmark`: the form of that kind of provider."""
-    if (denied := admins_only(request, MANAGE)) is not None:
-        return denied
     kind_key = request.GET.get("kind", "")
     if kind_key not in KINDS:
         raise Http404("No such provider kind")
@@ -78,25 +77,23 @@ def provider_add(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only(MANAGE, writes_only=True)
 def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
     provider = get_for_tenant_or_404(EmailProvider, request.tenant, pk=provider_id)
     kind = provider.kind_module
     can_manage = request.membership is not None and request.membership.can_publish
     form = ProviderForm(kind, request.tenant, request.POST or None, provider=provider)
-    if request.method == "POST":
-        if (denied := admins_only(request, MANAGE)) is not None:
-            return denied
-        if form.is_valid():
-            changed = sorted(set(form.changed_data) - {spec.name for spec in kind.fields if spec.secret})
-            secrets_changed = sorted(
-                spec.name for spec in kind.fields if spec.secret and form.cleaned_data.get(spec.name)
-            )
-            form.save()
-            record_for(
-                request, "email_provider.changed", provider, fields=changed, secrets_replaced=secrets_changed
-            )
-            messages.success(request, f"Saved {provider.name}.")
-            return redirect("email:provider", provider.pk)
+    if request.method == "POST" and form.is_valid():
+        changed = sorted(set(form.changed_data) - {spec.name for spec in kind.fields if spec.secret})
+        secrets_changed = sorted(
+            spec.name for spec in kind.fields if spec.secret and form.cleaned_data.get(spec.name)
+        )
+        form.save()
+        record_for(
+            request, "email_provider.changed", provider, fields=changed, secrets_replaced=secrets_changed
+        )
+        messages.success(request, f"Saved {provider.name}.")
+        return redirect("email:provider", provider.pk)
     context = {
         "provider": provider,
         "kind": kind,
@@ -110,11 +107,10 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only(MANAGE)
 def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
     """Send one email through the provider now and say, in words, what it answered."""
     provider = get_for_tenant_or_404(EmailProvider, request.tenant, pk=provider_id)
-    if (denied := admins_only(request, MANAGE)) is not None:
-        return denied
     form = TestSendForm(provider, request.POST)
     if not form.is_valid():
         error = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
@@ -156,10 +152,9 @@ def send_test_email(provider: EmailProvider, sender: Sender | None, to: str) -> 
 
 @login_required
 @require_POST
+@admins_only(MANAGE)
 def provider_delete(request: HttpRequest, provider_id: int) -> HttpResponse:
     provider = get_for_tenant_or_404(EmailProvider, request.tenant, pk=provider_id)
-    if (denied := admins_only(request, MANAGE)) is not None:
-        return denied
     try:
         with transaction.atomic():
             provider.delete()
@@ -179,9 +174,8 @@ def provider_delete(request: HttpRequest, provider_id: int) -> HttpResponse:
 
 
 @login_required
+@admins_only(MANAGE)
 def sender_form(request: HttpRequest, sender_id: int | None = None) -> HttpResponse:
-    if (denied := admins_only(request, MANAGE)) is not None:
-        return denied
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id) if sender_id else None
     form = SenderForm(request.tenant, request.POST or None, instance=sender)
     if request.method == "POST" and form.is_valid():
@@ -200,10 +194,9 @@ def sender_form(request: HttpRequest, sender_id: int | None = None) -> HttpRespo
 
 @login_required
 @require_POST
+@admins_only(MANAGE)
 def sender_delete(request: HttpRequest, sender_id: int) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id)
-    if (denied := admins_only(request, MANAGE)) is not None:
-        return denied
     sender.delete()
     record_for(request, "sender.deleted", label=sender.name, object_type="sender", object_id=sender_id)
     messages.success(

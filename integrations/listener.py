@@ -53,7 +53,7 @@ from django.db import Error as RowbellDatabaseError
 from django.db import connections, transaction
 from django.utils import timezone
 
-from integrations.datasources import DataSourceUnavailable, connect, describe_error
+from integrations.datasources import DataSourceUnavailable, connect_datasource, describe_error
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
 
@@ -240,7 +240,7 @@ class SourcePoller:
     def _ensure_connected(self) -> None:
         if self.conn is not None and not self.conn.closed:
             return
-        self.conn = connect(
+        self.conn = connect_datasource(
             self.datasource,
             application_name="rowbell-listener",
             # The server cancels a claim stuck behind a lock or an overloaded server: the source is then

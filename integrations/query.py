@@ -103,7 +103,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def connect(url: str) -> psycopg.Connection:
+def connect_for_tenant_sql(url: str) -> psycopg.Connection:
     """A connection for tenant SQL: read-only transactions, statements that time out, standard strings.
 
     The startup options are a default; every query also sets them for its own transaction (_begin), so
@@ -140,7 +140,7 @@ def read_only_cursor(
     """
     check_tenant_sql(sql)
     own = isinstance(url_or_conn, str)
-    conn = connect(url_or_conn) if own else url_or_conn
+    conn = connect_for_tenant_sql(url_or_conn) if own else url_or_conn
     try:
         with _translated_errors(sql), conn.transaction():
             _begin(conn)

@@ -77,10 +77,9 @@ def read_form(request: HttpRequest) -> SetupForm:
 
 @login_required
 @require_POST
+@admins_only("manage data sources")
 def setup_sql_panel(request: HttpRequest) -> HttpResponse:
     """The setup SQL for the form's URL and schemas, with what Rowbell proposes when the URL lacks it."""
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     form = read_form(request)
     context: dict = {"form_state": form}
     if form.usable_url:
@@ -95,10 +94,9 @@ def setup_sql_panel(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage data sources")
 def setup_schemas(request: HttpRequest) -> HttpResponse:
     """The server's schemas as boxes to tick, or a box to type them in while Rowbell cannot connect yet."""
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     form = read_form(request)
     schemas, error = [], ""
     if form.usable_url:
@@ -129,10 +127,9 @@ def _default_choice(schemas) -> list[str]:
 
 @login_required
 @require_POST
+@admins_only("manage data sources")
 def setup_check(request: HttpRequest) -> HttpResponse:
     """Test the connection the form describes, before saving: what works, and what is still missing."""
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     form = read_form(request)
     if not form.usable_url:
         return render(request, "integrations/_check.html", {"url_missing": True})

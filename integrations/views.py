@@ -149,9 +149,8 @@ def datasource_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only("manage data sources")
 def datasource_add(request: HttpRequest) -> HttpResponse:
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     form = DataSourceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         source = form.save(commit=False)
@@ -166,10 +165,9 @@ def datasource_add(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only("manage data sources")
 def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     # Read before validation: a valid ModelForm has already copied the new values onto `source`.
     old_url, old_notify, old_status = source.connection_url, source.notify_enabled, source.status
     form = DataSourceEditForm(request.POST or None, instance=source)
@@ -291,10 +289,9 @@ def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage data sources")
 def datasource_test(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     check = test_connection(source)
     return render(request, "integrations/_check.html", {"source": source, "check": check})
 
@@ -336,10 +333,9 @@ def datasource_columns(request: HttpRequest, datasource_id: int) -> HttpResponse
 
 @login_required
 @require_POST
+@admins_only("manage data sources")
 def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    if (denied := admins_only(request, "manage data sources")) is not None:
-        return denied
     # Deleting would leave Rowbell's triggers logging rows in the customer's database with nobody to
     # remove them, and the workflows failing on a missing data source.
     if used_by := delete_unless_used(source):

@@ -56,7 +56,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
-    membership = Membership.objects.filter(user=request.user, tenant_id=tenant_id).first()
+    membership = next((m for m in request.memberships if m.tenant_id == tenant_id), None)
     if membership is None:
         raise Http404("Not found")
     switch_tenant(request, membership)
@@ -64,16 +64,12 @@ def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
 
 
 @login_required
+@admins_only("manage members", writes_only=True)
 def members(request: HttpRequest) -> HttpResponse:
-    if request.tenant is None:
-        raise Http404("Not found")
     can_manage = request.membership.can_publish
     form = InviteForm(request.POST or None, inviter_role=request.membership.role, tenant=request.tenant)
-    if request.method == "POST":
-        if (denied := admins_only(request, "manage members")) is not None:
-            return denied
-        if form.is_valid() and _invite(request, form):
-            return redirect("tenants:members")
+    if request.method == "POST" and form.is_valid() and _invite(request, form):
+        return redirect("tenants:members")
     people = Membership.objects.filter(tenant=request.tenant).select_related("user").order_by("created_at")
     pending = (
         Invitation.objects.for_tenant(request.tenant)
@@ -138,10 +134,9 @@ def _owner_rule_broken(request: HttpRequest, target: Membership, new_role: str |
 
 @login_required
 @require_POST
+@admins_only("manage members")
 def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
-    if (denied := admins_only(request, "manage members")) is not None:
-        return denied
     role = request.POST.get("role", "")
     if role not in Role.values:
         messages.error(request, "Choose owner, admin or member.")
@@ -157,10 +152,9 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage members")
 def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
-    if (denied := admins_only(request, "manage members")) is not None:
-        return denied
     if problem := _owner_rule_broken(request, target, None):
         messages.error(request, problem)
     else:
@@ -174,10 +168,9 @@ def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage members")
 def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
     invitation = get_for_tenant_or_404(Invitation, request.tenant, pk=invitation_id)
-    if (denied := admins_only(request, "manage members")) is not None:
-        return denied
     if invitation.role == Role.OWNER and request.membership.role != Role.OWNER:
         messages.error(request, "Only an owner can revoke an invitation to become owner.")
     elif invitations.revoke(invitation, request.user):
@@ -238,20 +231,16 @@ def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 
 @login_required
+@admins_only("create API keys", writes_only=True)
 def api_keys(request: HttpRequest) -> HttpResponse:
     """Everyone sees the tenant's keys; admins and owners create them (the key is shown on this one answer,
     never again) and revoke them."""
-    if request.tenant is None:
-        raise Http404("Not found")
     form = ApiKeyForm(request.POST or None)
     new_key = ""
-    if request.method == "POST":
-        if (denied := admins_only(request, "create API keys")) is not None:
-            return denied
-        if form.is_valid():
-            api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
-            record_for(request, "api_key.created", api_key)
-            form = ApiKeyForm()
+    if request.method == "POST" and form.is_valid():
+        api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
+        record_for(request, "api_key.created", api_key)
+        form = ApiKeyForm()
     keys = (
         ApiKey.objects.for_tenant(request.tenant).select_related("created_by").order_by("-created_at", "-id")
     )
@@ -269,10 +258,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("revoke API keys")
 def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key = get_for_tenant_or_404(ApiKey, request.tenant, pk=key_id)
-    if (denied := admins_only(request, "revoke API keys")) is not None:
-        return denied
     if api_key.revoke():
         record_for(request, "api_key.revoked", api_key)
         messages.success(request, f"Revoked “{api_key.name}”: requests with it are now refused.")

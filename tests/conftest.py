@@ -1,4 +1,5 @@
-"""Shared fixtures: three people in every test module (owner and member of tenant A, an outsider of B)."""
+"""Shared fixtures: three people in every test module (owner and member of tenant A, an outsider of B), an
+admin of A, and a signed-in client for each of the three."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from tenants.models import Membership, Role, Tenant
+from tests.support import signed_in
 
 PASSWORD = "correct-horse-battery-staple"
 # The customer databases tests create share the server with Rowbell's test database (workers the tests
@@ -47,6 +50,26 @@ def member(tenant_a):
 @pytest.fixture
 def outsider(tenant_b):
     return make_user("eve", tenant_b, Role.OWNER)
+
+
+@pytest.fixture
+def admin(tenant_a):
+    return make_user("ada", tenant_a, Role.ADMIN)
+
+
+@pytest.fixture
+def owner_client(owner) -> Client:
+    return signed_in(Client(), owner)
+
+
+@pytest.fixture
+def member_client(member) -> Client:
+    return signed_in(Client(), member)
+
+
+@pytest.fixture
+def outsider_client(outsider) -> Client:
+    return signed_in(Client(), outsider)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from django.test import Client
 
 # Debian's Chromium, headless, as root, on a machine with no network but loopback.
 CHROMIUM_PATH = "/usr/bin/chromium"
@@ -20,6 +21,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def signed_in(client: Client, user) -> Client:
+    """`client`, signed in as `user` (the owner/member/outsider client fixtures are made with it)."""
+    client.force_login(user)
+    return client
 
 
 def launch_chromium(playwright):

@@ -1,11 +1,14 @@
 """Tenant scoping: two tenants' rows never mix, and another tenant's id is a 404."""
 
 import pytest
+from django.db import connection
 from django.http import Http404
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from tenants.middleware import TenantMiddleware, switch_tenant
-from tenants.models import Membership, Role
+from tenants.models import Membership, Role, Tenant
 from tenants.scoping import get_for_tenant_or_404, tenant_queryset
 from workflows.models import Workflow
 
@@ -67,3 +70,18 @@ def test_anonymous_request_has_no_tenant():
     seen = {}
     TenantMiddleware(lambda r: seen.setdefault("tenant", r.tenant))(request)
     assert seen["tenant"] is None
+
+
+def test_the_tenant_switcher_reads_the_memberships_the_middleware_loaded(client, owner, tenant_a, tenant_b):
+    """One query for the user's memberships per page, however many tenants the switcher lists."""
+    Membership.objects.create(user=owner, tenant=tenant_b, role=Role.MEMBER)
+    initech = Tenant.objects.create(name="Initech", slug="initech")
+    Membership.objects.create(user=owner, tenant=initech, role=Role.ADMIN)
+    client.force_login(owner)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/").content.decode()
+    for tenant in (tenant_a, tenant_b, initech):
+        assert f'action="{reverse("tenants:switch", args=[tenant.pk])}"' in page
+        assert f">{tenant.name}</button>" in page
+    membership_queries = [q["sql"] for q in queries if 'FROM "tenants_membership"' in q["sql"]]
+    assert len(membership_queries) == 1, membership_queries  # the middleware's; the switcher adds none

@@ -30,27 +30,24 @@ def _tenant(request: HttpRequest):
 
 
 @login_required
+@admins_only("manage email topics", writes_only=True)
 def topics(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
     form = TopicForm(request.POST or None, tenant=tenant)
-    if request.method == "POST":
-        if (denied := admins_only(request, "manage email topics")) is not None:
-            return denied
-        if form.is_valid():
-            topic = service.save_topic(tenant, request.user, form.save(commit=False), created=True)
-            messages.success(request, f"Added the topic “{topic.name}”.")
-            return redirect("consent:topics")
+    if request.method == "POST" and form.is_valid():
+        topic = service.save_topic(tenant, request.user, form.save(commit=False), created=True)
+        messages.success(request, f"Added the topic “{topic.name}”.")
+        return redirect("consent:topics")
     rows = Topic.objects.for_tenant(tenant).order_by("name")
     return render(request, "consent/topics.html", {"form": form, "topics": rows, "tab": "topics"})
 
 
 @login_required
 @require_POST
+@admins_only("manage email topics")
 def delete_topic(request: HttpRequest, topic_id: int) -> HttpResponse:
     tenant = _tenant(request)
     topic = get_for_tenant_or_404(Topic, tenant, pk=topic_id)
-    if (denied := admins_only(request, "manage email topics")) is not None:
-        return denied
     service.delete_topic(tenant, request.user, topic)
     messages.success(request, f"Deleted the topic “{topic.name}”.")
     return redirect("consent:topics")
@@ -64,6 +61,7 @@ def layouts(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only("manage email layouts", writes_only=True)
 def edit_layout(request: HttpRequest, layout_id: int | None = None) -> HttpResponse:
     tenant = _tenant(request)
     layout = (
@@ -75,39 +73,32 @@ def edit_layout(request: HttpRequest, layout_id: int | None = None) -> HttpRespo
         else {"html": STARTER_LAYOUT, "is_default": not EmailLayout.objects.for_tenant(tenant).exists()}
     )
     form = LayoutForm(request.POST or None, instance=layout, tenant=tenant, initial=initial)
-    if request.method == "POST":
-        if (denied := admins_only(request, "manage email layouts")) is not None:
-            return denied
-        if form.is_valid():
-            saved = service.save_layout(
-                tenant, request.user, form.save(commit=False), created=layout_id is None
-            )
-            messages.success(request, f"Saved the layout “{saved.name}”.")
-            return redirect("consent:layouts")
+    if request.method == "POST" and form.is_valid():
+        saved = service.save_layout(tenant, request.user, form.save(commit=False), created=layout_id is None)
+        messages.success(request, f"Saved the layout “{saved.name}”.")
+        return redirect("consent:layouts")
     return render(request, "consent/layout_form.html", {"form": form, "layout": layout, "tab": "layouts"})
 
 
 @login_required
 @require_POST
+@admins_only("manage email layouts")
 def delete_layout(request: HttpRequest, layout_id: int) -> HttpResponse:
     tenant = _tenant(request)
     layout = get_for_tenant_or_404(EmailLayout, tenant, pk=layout_id)
-    if (denied := admins_only(request, "manage email layouts")) is not None:
-        return denied
     service.delete_layout(tenant, request.user, layout)
     messages.success(request, f"Deleted the layout “{layout.name}”.")
     return redirect("consent:layouts")
 
 
 @login_required
+@admins_only("manage the suppression list", writes_only=True)
 def suppressions(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
     form = SuppressionForm(prefix="add")
     import_form = ImportForm(prefix="import")
     report = None
     if request.method == "POST":
-        if (denied := admins_only(request, "manage the suppression list")) is not None:
-            return denied
         if "import-file" in request.FILES or request.POST.get("form") == "import":
             import_form = ImportForm(request.POST, request.FILES, prefix="import")
             if import_form.is_valid():
@@ -150,11 +141,10 @@ ADDRESS_SEARCH_MAX = 320
 
 @login_required
 @require_POST
+@admins_only("manage the suppression list")
 def delete_suppression(request: HttpRequest, suppression_id: int) -> HttpResponse:
     tenant = _tenant(request)
     entry = get_for_tenant_or_404(Suppression, tenant, pk=suppression_id)
-    if (denied := admins_only(request, "manage the suppression list")) is not None:
-        return denied
     service.remove_suppression(tenant, request.user, entry)
     messages.success(request, f"{entry.address} can receive email again.")
     return redirect("consent:suppressions")

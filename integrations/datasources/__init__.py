@@ -23,7 +23,7 @@ The small public API (the builder's pickers and the data-source pages call these
 from integrations.datasources.connection import (
     ConnectionCheck,
     DataSourceUnavailable,
-    connect,
+    connect_datasource,
     describe_error,
     same_database,
     test_connection,
@@ -62,7 +62,7 @@ __all__ = [
     "SetupPlan",
     "TableInfo",
     "TriggerSpec",
-    "connect",
+    "connect_datasource",
     "delete_unless_used",
     "describe_error",
     "install_trigger",

@@ -75,7 +75,7 @@ def connect_timeout() -> int:
     return max(2, int(getattr(settings, "DATASOURCE_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS)))
 
 
-def connect(
+def connect_datasource(
     datasource,
     *,
     autocommit: bool = False,
@@ -184,7 +184,7 @@ def test_connection(
         tables = watched_tables(datasource)
     schemas = list(getattr(datasource, "schemas", None) or ["public"])
     try:
-        with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
+        with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as conn:
             check = _check_server(conn, schemas, list(tables))
     except DataSourceUnavailable as exc:
         check = ConnectionCheck(ok=False, message=str(exc), problems=[str(exc)])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from integrations.datasources.connection import connect
+from integrations.datasources.connection import connect_datasource
 
 HIDDEN_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "rowbell")
 
@@ -33,7 +33,9 @@ class ColumnInfo:
 
 def list_schemas(datasource) -> list[str]:
     """Schemas the role may use, without PostgreSQL's own and Rowbell's."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
+    with connect_datasource(
+        datasource, autocommit=True, application_name="rowbell-introspect", read_only=True
+    ) as conn:
         rows = conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname <> ALL(%s) AND nspname NOT LIKE 'pg\\_%%' "
             "AND has_schema_privilege(oid, 'USAGE') ORDER BY nspname",
@@ -52,7 +54,7 @@ class SchemaInfo:
 def server_schemas(datasource, connect_timeout: int | None = None) -> list[SchemaInfo]:
     """Every schema of the database, readable or not: PostgreSQL shows any role the catalog, so a role
     that may not read a schema yet can still offer it to be picked (and granted by the setup SQL)."""
-    with connect(
+    with connect_datasource(
         datasource, autocommit=True, application_name="rowbell-introspect", timeout=connect_timeout
     ) as conn:
         rows = conn.execute(
@@ -67,7 +69,9 @@ def server_schemas(datasource, connect_timeout: int | None = None) -> list[Schem
 
 def list_tables(datasource, schema: str | None = None) -> list[TableInfo]:
     """Ordinary and partitioned tables the role can read, optionally in one schema."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
+    with connect_datasource(
+        datasource, autocommit=True, application_name="rowbell-introspect", read_only=True
+    ) as conn:
         rows = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s) "
@@ -81,7 +85,9 @@ def list_tables(datasource, schema: str | None = None) -> list[TableInfo]:
 
 def list_columns(datasource, schema: str, table: str) -> list[ColumnInfo]:
     """The table's columns in order, with types; [] when the table is missing or unreadable."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
+    with connect_datasource(
+        datasource, autocommit=True, application_name="rowbell-introspect", read_only=True
+    ) as conn:
         rows = conn.execute(
             """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
@@ -101,7 +107,9 @@ def list_columns(datasource, schema: str, table: str) -> list[ColumnInfo]:
 
 def primary_key(datasource, schema: str, table: str) -> list[str]:
     """The primary key's columns in key order ([] when the table has none)."""
-    with connect(datasource, autocommit=True, application_name="rowbell-introspect", read_only=True) as conn:
+    with connect_datasource(
+        datasource, autocommit=True, application_name="rowbell-introspect", read_only=True
+    ) as conn:
         rows = conn.execute(
             """
             SELECT a.attname

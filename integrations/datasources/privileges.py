@@ -89,10 +89,12 @@ def role_risk(conn: psycopg.Connection) -> RoleRisk:
 
 def check_role(datasource) -> RoleRisk | None:
     """The role's risk, or None when the database cannot be reached (the connection check says why)."""
-    from integrations.datasources.connection import DataSourceUnavailable, connect
+    from integrations.datasources.connection import DataSourceUnavailable, connect_datasource
 
     try:
-        with connect(datasource, autocommit=True, application_name="rowbell-check", read_only=True) as conn:
+        with connect_datasource(
+            datasource, autocommit=True, application_name="rowbell-check", read_only=True
+        ) as conn:
             return role_risk(conn)
     except (DataSourceUnavailable, psycopg.Error):
         return None

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import psycopg
 from psycopg import sql
 
-from integrations.datasources.connection import DataSourceUnavailable, connect, describe_error
+from integrations.datasources.connection import DataSourceUnavailable, connect_datasource, describe_error
 
 NOTIFY_CHANNEL = "rowbell_events"
 # Bump when the SQL below changes, so installs replace functions written by an older Rowbell.
@@ -67,7 +67,7 @@ def trigger_names(workflow_id: int) -> dict[str, str]:
 def install_trigger(datasource, workflow_id: int, spec: TriggerSpec) -> None:
     """Create (or replace) the workflow's triggers on spec's table, removing any it had elsewhere."""
     try:
-        with connect(datasource, application_name="rowbell-install") as conn, conn.transaction():
+        with connect_datasource(datasource, application_name="rowbell-install") as conn, conn.transaction():
             _prepare(conn)
             _drop_workflow_triggers(conn, workflow_id)
             _create_triggers(conn, workflow_id, spec)
@@ -81,7 +81,7 @@ def install_trigger(datasource, workflow_id: int, spec: TriggerSpec) -> None:
 def remove_trigger(datasource, workflow_id: int) -> int:
     """Drop the workflow's triggers wherever they are; returns how many were dropped. Idempotent."""
     try:
-        with connect(datasource, application_name="rowbell-install") as conn, conn.transaction():
+        with connect_datasource(datasource, application_name="rowbell-install") as conn, conn.transaction():
             conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
             return _drop_workflow_triggers(conn, workflow_id)
     except psycopg.Error as exc:
@@ -100,7 +100,7 @@ def remove_triggers_from(connection_url: str, workflow_ids: list[int]) -> int:
 def installed_triggers(datasource, workflow_id: int | None = None) -> list[tuple[str, str, str]]:
     """(schema, table, trigger name) of Rowbell's triggers in the database, optionally one workflow's."""
     names = list(trigger_names(workflow_id).values()) if workflow_id is not None else None
-    with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
+    with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as conn:
         rows = conn.execute(
             "SELECT n.nspname, c.relname, t.tgname FROM pg_trigger t "
             "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -215,7 +215,7 @@ def triggers_up_to_date(datasource) -> bool:
         if op in step.config.get("operations", ["insert"])
     }
     try:
-        with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
+        with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as conn:
             rows = conn.execute(
                 "SELECT t.tgname, n.nspname, c.relname, fn.nspname || '.' || f.proname FROM pg_trigger t "
                 "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -65,9 +65,8 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only("manage event webhooks")
 def endpoint_add(request: HttpRequest) -> HttpResponse:
-    if (denied := admins_only(request, "manage event webhooks")) is not None:
-        return denied
     form = EventEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
@@ -80,10 +79,9 @@ def endpoint_add(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@admins_only("manage event webhooks")
 def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := admins_only(request, "manage event webhooks")) is not None:
-        return denied
     form = EventEndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -94,10 +92,9 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage event webhooks")
 def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := admins_only(request, "manage event webhooks")) is not None:
-        return denied
     endpoint.delete()
     messages.success(request, f"Deleted {endpoint.url}: it receives no more events.")
     return redirect("events:endpoint_list")
@@ -105,10 +102,9 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage event webhooks")
 def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := admins_only(request, "manage event webhooks")) is not None:
-        return denied
     endpoint.rotate_secret()
     request.session[REVEAL_SESSION_KEY] = endpoint.pk
     messages.success(
@@ -119,11 +115,10 @@ def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("manage event webhooks")
 def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Send a `ping` now and show what the endpoint answered: in its card (htmx), or as a message."""
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
-    if (denied := admins_only(request, "manage event webhooks")) is not None:
-        return denied
     test = send_test_event(endpoint)
     if not request.htmx:
         level = messages.SUCCESS if test.status == EventDelivery.Status.SUCCEEDED else messages.ERROR

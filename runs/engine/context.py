@@ -50,13 +50,13 @@ class StepContext:
     def query_connection(self, datasource_id: int):
         """One read-only connection per data source per batch (connecting costs more than a query)."""
         from integrations.models import DataSource
-        from integrations.query import connect
+        from integrations.query import connect_for_tenant_sql
 
         conn = self.resources.query_connections.get(datasource_id)
         if conn is None or conn.closed:
             source = DataSource.objects.filter(tenant_id=self.run.tenant_id, pk=datasource_id).first()
             if source is None:
                 raise StepFailed(f"Data query: data source {datasource_id} does not exist in this workspace.")
-            conn = connect(source.connection_url)
+            conn = connect_for_tenant_sql(source.connection_url)
             self.resources.query_connections[datasource_id] = conn
         return conn

@@ -14,7 +14,7 @@ from psycopg import sql
 from integrations.datasources.connection import DataSourceUnavailable
 from integrations.datasources.introspection import list_columns, primary_key
 from integrations.models import DataSource
-from integrations.query import QueryError, connect, fetch_rows
+from integrations.query import QueryError, connect_for_tenant_sql, fetch_rows
 from runs.models import Run
 from workflows.models import Step, Workflow
 from workflows.steps import ConfigError, get_kind
@@ -87,7 +87,7 @@ def live_rows(tenant, root: Step | None, search: str = "") -> LiveRows:
     schema, table = root.config.get("schema") or "public", root.config["table"]
     try:
         key = primary_key(source, schema, table)
-        with connect(source.connection_url) as conn:
+        with connect_for_tenant_sql(source.connection_url) as conn:
             query = sql.SQL("SELECT * FROM {}.{} AS t").format(sql.Identifier(schema), sql.Identifier(table))
             params: list[Any] = []
             if search:

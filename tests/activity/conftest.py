@@ -1,31 +1,15 @@
-"""Activity-log fixtures: signed-in clients for the three people, and runs written straight to the tables
-(list and tree tests need shapes of history, not an engine run; engine-driven tests use tests/engine's helpers).
-"""
+"""Activity-log fixtures: runs written straight to the tables (list and tree tests need shapes of history,
+not an engine run; engine-driven tests use tests/engine's helpers)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from runs.models import Delivery, Run, StepExecution
-from tests.engine.conftest import build_workflow, clock, email, engine, smtp, webhook  # noqa: F401 (fixtures)
-
-
-@pytest.fixture
-def owner_client(owner) -> Client:
-    client = Client()
-    client.force_login(owner)
-    return client
-
-
-@pytest.fixture
-def outsider_client(outsider) -> Client:
-    client = Client()
-    client.force_login(outsider)
-    return client
+from tests.engine.conftest import build_workflow, clock, email, smtp, webhook  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ def sandboxed_runs(tenant):
     return workflow
 
 
-def test_sandbox_holds_messages_and_release_all_twice_at_once_sends_each_once(engine, smtp, tenant_a, owner):
+def test_sandbox_holds_messages_and_release_all_twice_at_once_sends_each_once(clock, smtp, tenant_a, owner):
     sandboxed_runs(tenant_a)
-    work(engine)
+    work(clock)
     assert smtp.messages == []
     assert Delivery.objects.filter(status="held").count() == 4
     barrier, responses = threading.Barrier(2), []
@@ -49,9 +49,9 @@ def test_sandbox_holds_messages_and_release_all_twice_at_once_sends_each_once(en
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_release_a_selection_and_discard_one(engine, smtp, tenant_a, owner_client):
+def test_release_a_selection_and_discard_one(clock, smtp, tenant_a, owner_client):
     sandboxed_runs(tenant_a)
-    work(engine)
+    work(clock)
     held = list(Delivery.objects.order_by("id"))
     page = owner_client.get(reverse("runs:message_list"))
     assert page.context["held_count"] == 4 and 'name="ids"' in page.content.decode()
@@ -68,11 +68,11 @@ def test_release_a_selection_and_discard_one(engine, smtp, tenant_a, owner_clien
     assert "Select at least one held message first." in empty.content.decode()
 
 
-def test_retry_a_failed_execution_after_the_cause_is_fixed_sends_once(engine, smtp, tenant_a, owner_client):
+def test_retry_a_failed_execution_after_the_cause_is_fixed_sends_once(clock, smtp, tenant_a, owner_client):
     smtp.refuse["ann@example.com"] = "550 no such mailbox"
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     failed = StepExecution.objects.get(run=run, step__kind="send_email")
     page = owner_client.get(reverse("runs:run_detail", args=[run.pk])).content.decode()
     assert failed.status == "failed" and "550 no such mailbox" in page
@@ -82,12 +82,12 @@ def test_retry_a_failed_execution_after_the_cause_is_fixed_sends_once(engine, sm
     assert owner_client.post(url).status_code == 302
     again = owner_client.post(url, follow=True).content.decode()  # a second click before the worker ran
     assert "Only a failed execution can be retried" in again
-    work(engine)
+    work(clock)
     run.refresh_from_db()
     assert run.status == "succeeded" and smtp.recipients() == ["ann@example.com"]
 
 
-def test_cancel_stops_pending_and_waiting_executions(engine, smtp, tenant_a, owner_client):
+def test_cancel_stops_pending_and_waiting_executions(clock, smtp, tenant_a, owner_client):
     wait = {
         "kind": "wait",
         "config": {"mode": "duration", "amount": 3, "unit": "days"},
@@ -95,25 +95,23 @@ def test_cancel_stops_pending_and_waiting_executions(engine, smtp, tenant_a, own
     }
     workflow = build_workflow(tenant_a, webhook([wait, email(subject="now")]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     waiting = StepExecution.objects.get(run=run, step__kind="wait")
-    assert waiting.status == "pending" and waiting.next_attempt_at > engine.now
+    assert waiting.status == "pending" and waiting.next_attempt_at > clock.now
     page = owner_client.get(reverse("runs:run_detail", args=[run.pk])).content.decode()
     assert "waiting until" in page and 'hx-trigger="every 2s"' in page
     owner_client.post(reverse("runs:cancel_run", args=[run.pk]))
-    settle(engine, step_seconds=86400)
+    settle(clock, step_seconds=86400)
     run.refresh_from_db()
     assert run.status == "cancelled"
     assert not StepExecution.objects.filter(run=run, status__in=StepExecution.OPEN).exists()
     assert [m["Subject"] for m in smtp.messages] == ["now"]
 
 
-def test_replay_starts_a_new_run_on_the_current_published_version(
-    engine, smtp, tenant_a, owner, owner_client
-):
+def test_replay_starts_a_new_run_on_the_current_published_version(clock, smtp, tenant_a, owner, owner_client):
     workflow = build_workflow(tenant_a, webhook([email(subject="v1")]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     draft = get_or_create_draft(workflow)
     send = draft.steps.get(kind="send_email")
     send.config = {**send.config, "subject": "v2"}
@@ -124,12 +122,12 @@ def test_replay_starts_a_new_run_on_the_current_published_version(
     again = Run.objects.exclude(pk=run.pk).get()
     assert response["Location"] == reverse("runs:run_detail", args=[again.pk])
     assert again.version_id == workflow.published_version_id != run.version_id
-    work(engine)
+    work(clock)
     assert [m["Subject"] for m in smtp.messages] == ["v1", "v2"]
 
 
 def test_members_cannot_send_to_real_recipients_but_can_stop_things_and_work_on_tests(
-    engine, smtp, tenant_a, member
+    clock, smtp, tenant_a, member
 ):
     """Releasing, and retrying or replaying a live run, send real messages: admins and owners only."""
     client = Client()
@@ -139,7 +137,7 @@ def test_members_cannot_send_to_real_recipients_but_can_stop_things_and_work_on_
     workflow = build_workflow(tenant_a, webhook([email()]), name="Live")
     live = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-live")
     test = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-test", is_test=True)
-    work(engine)
+    work(clock)
     held = list(Delivery.objects.filter(status="held").order_by("id"))
     live_failure = StepExecution.objects.get(run=live, status="failed")
 

@@ -27,10 +27,10 @@ def act(operator: Client, model: str, action: str, ids: list[int]):
     return operator.post(url, {"action": action, "_selected_action": ids}, follow=True)
 
 
-def test_lists_and_pages_load_read_only_with_the_rq_link(engine, smtp, operator, tenant_a):
+def test_lists_and_pages_load_read_only_with_the_rq_link(clock, smtp, operator, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     execution = StepExecution.objects.get(run=run, step__kind="send_email")
     for model, pk in (("run", run.pk), ("stepexecution", execution.pk), ("delivery", execution.delivery.pk)):
         changelist = operator.get(reverse(f"admin:runs_{model}_changelist"), {"status__exact": "succeeded"})
@@ -46,7 +46,7 @@ def test_lists_and_pages_load_read_only_with_the_rq_link(engine, smtp, operator,
     assert b"retrying, attempt 3 of 10" in retrying.content
 
 
-def test_release_retry_and_cancel_actions(engine, smtp, operator, tenant_a):
+def test_release_retry_and_cancel_actions(clock, smtp, operator, tenant_a):
     sandboxed = build_workflow(tenant_a, webhook([email()]), name="Sandboxed", sandbox=True)
     start_run(sandboxed, {"email": "held@example.com", "name": "H"}, "evt-h")
     smtp.refuse["bad@example.com"] = "550 no such mailbox"
@@ -60,7 +60,7 @@ def test_release_retry_and_cancel_actions(engine, smtp, operator, tenant_a):
     waiting = start_run(
         build_workflow(tenant_a, webhook([wait]), name="Slow"), {"email": "w@example.com"}, "evt-w"
     )
-    work(engine)
+    work(clock)
 
     held = Delivery.objects.get(status="held")
     released = act(operator, "delivery", "release_deliveries", [held.pk])
@@ -71,7 +71,7 @@ def test_release_retry_and_cancel_actions(engine, smtp, operator, tenant_a):
     failed = StepExecution.objects.get(run=failing, status="failed")
     del smtp.refuse["bad@example.com"]
     assert b"Retrying 1 executions" in act(operator, "stepexecution", "retry_executions", [failed.pk]).content
-    work(engine)
+    work(clock)
     assert smtp.recipients() == ["held@example.com", "bad@example.com"]
 
     assert (

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_uncertain_message_on_the_run_page(live_server, browser_page, engine, smtp, tenant_a):  # noqa: F811
-    engine.now = timezone.now()  # times on the page read like a real run's
+def test_an_uncertain_message_on_the_run_page(live_server, browser_page, clock, smtp, tenant_a):  # noqa: F811
+    clock.now = timezone.now()  # times on the page read like a real run's
     spec = webhook([email(name="Welcome"), email(name="Tell the team", to="team@example.com")])
-    run, execution = uncertain_run(tenant_a, engine, spec)
+    run, execution = uncertain_run(tenant_a, clock, spec)
     delivery = Delivery.objects.get(step_execution=execution)
     assert delivery.status == "uncertain"
 

@@ -22,7 +22,7 @@ def labelled_workflow(tenant, template: str = "", children=None):
     return build_workflow(tenant, trigger, name="Labelled")
 
 
-def test_the_default_label_is_the_items_email_else_its_name(engine, tenant_a):
+def test_the_default_label_is_the_items_email_else_its_name(clock, tenant_a):
     workflow = labelled_workflow(tenant_a)
     by_email = start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
     by_name = start_run(workflow, {"name": "Grace Hopper"}, "e2")
@@ -30,7 +30,7 @@ def test_the_default_label_is_the_items_email_else_its_name(engine, tenant_a):
     assert (by_email.label, by_name.label, neither.label) == ("ada@example.com", "Grace Hopper", "")
 
 
-def test_a_custom_label_renders_and_a_failing_one_falls_back(engine, tenant_a):
+def test_a_custom_label_renders_and_a_failing_one_falls_back(clock, tenant_a):
     workflow = labelled_workflow(tenant_a, "{{ item.first }} {{ item.last }} (#{{ item.id }})")
     run = start_run(workflow, {"first": "Ada", "last": "Lovelace", "id": 42, "email": "a@x.org"}, "e1")
     assert run.label == "Ada Lovelace (#42)"
@@ -49,14 +49,12 @@ def test_a_broken_label_template_is_refused_when_saved():
         raise AssertionError("an unclosed template was accepted")
 
 
-def test_the_activity_list_shows_the_label_escaped_and_finds_runs_by_its_start(
-    engine, tenant_a, owner_client
-):
+def test_the_activity_list_shows_the_label_escaped_and_finds_runs_by_its_start(clock, tenant_a, owner_client):
     workflow = labelled_workflow(tenant_a, "{{ item.name }}")
     ada = start_run(workflow, {"name": "Ada <b>Lovelace</b>"}, "e1")
     grace = start_run(workflow, {"name": "Grace Hopper"}, "e2")
     percent = start_run(workflow, {"name": "100% Ada"}, "e3")
-    work(engine)
+    work(clock)
     page = owner_client.get(RUNS).content.decode()
     assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in page and "Grace Hopper" in page
 
@@ -69,7 +67,7 @@ def test_the_activity_list_shows_the_label_escaped_and_finds_runs_by_its_start(
     assert found("100%") == [percent.pk] and found("%") == []  # wildcards are text
 
 
-def test_a_run_that_only_waits_reads_waiting_until(engine, tenant_a, owner_client):
+def test_a_run_that_only_waits_reads_waiting_until(clock, tenant_a, owner_client):
     wait = {
         "kind": "wait",
         "config": {"mode": "duration", "amount": 3, "unit": "days"},
@@ -77,7 +75,7 @@ def test_a_run_that_only_waits_reads_waiting_until(engine, tenant_a, owner_clien
     }
     workflow = labelled_workflow(tenant_a, children=[wait])
     run = start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
-    work(engine)
+    work(clock)
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING
     row = owner_client.get(RUNS).context["rows"][0]

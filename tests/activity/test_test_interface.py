@@ -35,7 +35,7 @@ def test_bad_json_is_explained_and_starts_nothing(owner_client, onboarding_draft
 
 
 def test_a_test_run_of_the_draft_captures_messages_and_skips_waits(
-    engine, smtp, owner_client, onboarding_draft
+    clock, smtp, owner_client, onboarding_draft
 ):
     row = {"id": 2, "email": "nia@example.com", "name": "Nia", "onboarded_at": None}
     response = owner_client.post(
@@ -45,7 +45,7 @@ def test_a_test_run_of_the_draft_captures_messages_and_skips_waits(
     run = Run.objects.get()
     assert response["Location"] == reverse("runs:run_detail", args=[run.pk])
     assert run.is_test and run.version_id == get_draft(onboarding_draft).pk
-    settle(engine, step_seconds=1)  # one second of travel: only skipped waits can be over
+    settle(clock, step_seconds=1)  # one second of travel: only skipped waits can be over
     assert smtp.messages == []
     captured = {(d.channel, d.content.get("subject", "")) for d in Delivery.objects.filter(status="captured")}
     assert captured == {("email", "Welcome Nia"), ("email", "Finish onboarding"), ("http", "")}
@@ -63,13 +63,13 @@ def test_a_test_run_of_the_draft_captures_messages_and_skips_waits(
     assert owner_client.get(reverse("runs:run_list")).context["rows"] == []  # not in the activity log
 
 
-def test_send_to_me_delivers_emails_to_the_tester_only(engine, smtp, owner, owner_client, onboarding_draft):
+def test_send_to_me_delivers_emails_to_the_tester_only(clock, smtp, owner, owner_client, onboarding_draft):
     row = {"id": 1, "email": "old@example.com", "name": "Olga", "onboarded_at": "2026-01-01T00:00:00+00:00"}
     owner_client.post(
         reverse("runs:test_workflow", args=[onboarding_draft.pk]),
         {"item": json.dumps(row), "skip_waits": "on", "send_to_me": "on"},
     )
-    settle(engine, step_seconds=1)
+    settle(clock, step_seconds=1)
     assert sorted(m["Subject"] for m in smtp.messages) == ["Next steps", "Welcome Olga"]
     assert set(smtp.recipients()) == {owner.email}
 
@@ -108,19 +108,19 @@ def test_step_preview_renders_queries_and_decides_conditions(owner_client, onboa
 
 
 def test_a_test_runs_waits_can_be_skipped_while_it_runs(
-    engine, smtp, owner_client, onboarding_draft, onboarding
+    clock, smtp, owner_client, onboarding_draft, onboarding
 ):
     row = {"id": 2, "email": "nia@example.com", "name": "Nia", "onboarded_at": None}
     owner_client.post(reverse("runs:test_workflow", args=[onboarding_draft.pk]), {"item": json.dumps(row)})
     run = Run.objects.get()
-    settle(engine, step_seconds=1, rounds=3)
+    settle(clock, step_seconds=1, rounds=3)
     waiting = StepExecution.objects.get(run=run, step__kind="wait")
-    assert waiting.status == "pending" and waiting.next_attempt_at > engine.now
+    assert waiting.status == "pending" and waiting.next_attempt_at > clock.now
     page = owner_client.get(reverse("runs:run_detail", args=[run.pk])).content.decode()
     assert "waiting until" in page and reverse("runs:skip_waits", args=[run.pk]) in page
     done = owner_client.post(reverse("runs:skip_waits", args=[run.pk]), follow=True)
     assert "Skipped 1 wait;" in done.content.decode()
-    settle(engine, step_seconds=1, rounds=3)
+    settle(clock, step_seconds=1, rounds=3)
     waiting.refresh_from_db()
     assert waiting.status == "skipped"  # says what happened, not "succeeded 0.0 s"
     assert Delivery.objects.filter(run=run, content__subject="Finish onboarding", status="captured").exists()

@@ -14,13 +14,6 @@ from tests.activity.conftest import add_delivery, add_execution, make_run, steps
 
 
 @pytest.fixture
-def member_client(member) -> Client:
-    client = Client()
-    client.force_login(member)
-    return client
-
-
-@pytest.fixture
 def uncertain(onboarding):
     run = make_run(onboarding, "u-1", status=Run.Status.PARTIAL)
     steps = steps_of(onboarding)

@@ -8,7 +8,7 @@ from django.test import Client
 
 from tenants.models import ApiKey
 from tests.builder.conftest import page  # noqa: F401 (fixture)
-from tests.engine.conftest import build_workflow, clock, email, engine, smtp, webhook  # noqa: F401 (fixtures)
+from tests.engine.conftest import build_workflow, clock, email, smtp, webhook  # noqa: F401 (fixtures)
 
 
 def key_client(key: str) -> Client:

@@ -9,28 +9,17 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tenants.models import ApiKey, Role
+from tenants.models import ApiKey
 from tests.api.conftest import key_client
-from tests.conftest import make_user
+from tests.support import signed_in
 
 pytestmark = pytest.mark.django_db
 
 PAGE = "/settings/api-keys/"
 
 
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def admin(tenant_a):
-    return make_user("ada", tenant_a, Role.ADMIN)
-
-
 def test_empty_page_says_what_a_key_is_for_with_a_curl_example(owner):
-    page = signed_in(owner).get(PAGE).content.decode()
+    page = signed_in(Client(), owner).get(PAGE).content.decode()
 
     assert "No API key yet" in page
     assert "start workflows and follow their runs without signing in" in page
@@ -39,7 +28,7 @@ def test_empty_page_says_what_a_key_is_for_with_a_curl_example(owner):
 
 
 def test_an_admin_creates_a_key_shown_once_and_only_its_hash_is_kept(admin):
-    client = signed_in(admin)
+    client = signed_in(Client(), admin)
 
     response = client.post(PAGE, {"name": "Billing service"})
 
@@ -65,7 +54,7 @@ def test_an_admin_creates_a_key_shown_once_and_only_its_hash_is_kept(admin):
 
 
 def test_a_key_needs_a_name(owner):
-    response = signed_in(owner).post(PAGE, {"name": ""})
+    response = signed_in(Client(), owner).post(PAGE, {"name": ""})
 
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
@@ -74,7 +63,7 @@ def test_a_key_needs_a_name(owner):
 
 def test_a_member_sees_the_keys_but_cannot_create_or_revoke(member, api_key):
     api_key, _key = api_key
-    client = signed_in(member)
+    client = signed_in(Client(), member)
 
     page = client.get(PAGE).content.decode()
     assert "Billing service" in page and f"{api_key.prefix}…" in page
@@ -90,7 +79,7 @@ def test_a_member_sees_the_keys_but_cannot_create_or_revoke(member, api_key):
 
 def test_an_owner_revokes_a_key_and_programs_are_refused_at_once(owner, api_key):
     api_key, key = api_key
-    client = signed_in(owner)
+    client = signed_in(Client(), owner)
 
     response = client.post(reverse("tenants:revoke_api_key", args=[api_key.pk]), follow=True)
 
@@ -109,7 +98,7 @@ def test_an_owner_revokes_a_key_and_programs_are_refused_at_once(owner, api_key)
 
 def test_the_outsider_neither_sees_nor_revokes_another_tenants_keys(outsider, api_key):
     api_key, _key = api_key
-    client = signed_in(outsider)
+    client = signed_in(Client(), outsider)
 
     assert "Billing service" not in client.get(PAGE).content.decode()
     assert client.post(reverse("tenants:revoke_api_key", args=[api_key.pk])).status_code == 404
@@ -124,7 +113,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(db):
 
 
 def test_the_nav_links_to_the_page(member):
-    assert f'href="{PAGE}">API keys</a>' in signed_in(member).get("/").content.decode()
+    assert f'href="{PAGE}">API keys</a>' in signed_in(Client(), member).get("/").content.decode()
 
 
 def test_admin_shows_the_hash_read_only_and_revokes(admin_client, api_key):

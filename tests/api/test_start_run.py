@@ -21,7 +21,7 @@ def start(client, workflow_id: int, body, headers: dict | None = None):
     )
 
 
-def test_starts_a_run_that_workers_carry_to_the_email(engine, smtp, api, welcome):
+def test_starts_a_run_that_workers_carry_to_the_email(clock, smtp, api, welcome):
     response = start(api, welcome.pk, {"payload": {"email": "ada@example.com", "name": "Ada"}})
 
     assert response.status_code == 202, response.content
@@ -30,7 +30,7 @@ def test_starts_a_run_that_workers_carry_to_the_email(engine, smtp, api, welcome
     run = Run.objects.get(pk=body["run_id"])
     assert (run.workflow_id, run.version.number, run.is_test) == (welcome.pk, 1, False)
     assert run.payload == {"email": "ada@example.com", "name": "Ada"}
-    work(engine)
+    work(clock)
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED
     assert smtp.recipients() == ["ada@example.com"]

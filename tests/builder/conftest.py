@@ -1,4 +1,4 @@
-"""Builder test helpers: a real SMTP sink, a customer database with a `users` table, signed-in clients."""
+"""Builder test helpers: a real SMTP sink, a customer database with a `users` table, a browser page."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 from integrations.models import DataSource
-from tenants.models import Role
-from tests.conftest import PASSWORD, make_user
 from tests.support import free_port, launch_chromium
 
 CUSTOMER_SCHEMA = """
@@ -68,21 +66,6 @@ def customer_db(tenant_database) -> str:
 @pytest.fixture
 def datasource(tenant_a, customer_db) -> DataSource:
     return DataSource.objects.create(tenant=tenant_a, name="App DB", connection_url=customer_db)
-
-
-@pytest.fixture
-def admin(tenant_a):
-    return make_user("ada", tenant_a, Role.ADMIN)
-
-
-def signed_in(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    return signed_in(client, owner)
 
 
 @pytest.fixture

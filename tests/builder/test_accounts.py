@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
 from tenants.models import Invitation, Membership, Role, Tenant
-from tests.builder.conftest import signed_in
 from tests.conftest import PASSWORD, make_user
+from tests.support import signed_in
 
 pytestmark = pytest.mark.django_db
 

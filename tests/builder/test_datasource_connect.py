@@ -9,8 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from integrations.models import DataSource
-from tests.builder.conftest import signed_in
-from tests.support import customer_execute
+from tests.support import customer_execute, signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ import pytest
 from django.db import connection
 
 from integrations.models import DataSource
-from tests.builder.conftest import signed_in
-from tests.support import subprocess_database_url
+from tests.support import signed_in, subprocess_database_url
 from workflows.models import Step, Workflow
 from workflows.publishing import PublishError, get_or_create_draft, publish
 

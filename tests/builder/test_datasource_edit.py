@@ -15,8 +15,7 @@ from integrations import datasources, views
 from integrations.listener import Listener
 from integrations.models import DataSource
 from runs.models import Run
-from tests.builder.conftest import signed_in
-from tests.support import customer_execute, free_port, publish_query_workflow, scratch_database
+from tests.support import customer_execute, free_port, publish_query_workflow, scratch_database, signed_in
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import PublishError, get_or_create_draft, publish, unpublish
 

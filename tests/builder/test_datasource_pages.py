@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.models import DataSource
-from tests.builder.conftest import signed_in
+from tests.support import signed_in
 
 pytestmark = pytest.mark.django_db
 

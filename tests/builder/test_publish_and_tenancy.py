@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builder.conftest import signed_in
+from tests.support import signed_in
 from workflows.diff import diff_versions
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, publish

@@ -13,8 +13,8 @@ import pytest
 from django.test import Client
 
 from runs.models import Run
-from tests.builder.conftest import signed_in
 from tests.conftest import make_user
+from tests.support import signed_in
 from tests.triggers.conftest import make_workflow
 from workflows.publishing import publish
 from workflows.steps.webhook_trigger import signature_headers, webhook_path

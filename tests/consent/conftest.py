@@ -6,7 +6,7 @@ import pytest
 
 from consent.models import Topic
 from tests.api.conftest import api, api_key, outsider_api  # noqa: F401 (fixtures)
-from tests.engine.conftest import clock, engine, smtp  # noqa: F401 (fixtures)
+from tests.engine.conftest import clock, smtp  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ RECIPIENTS = "SELECT g AS id, 'user' || g || '@example.com' AS email, 'User ' ||
 
 
 def test_fan_out_skips_suppressed_and_unsubscribed_with_one_check_per_batch(
-    engine, smtp, tenant_a, tips, tenant_database, settings
+    clock, smtp, tenant_a, tips, tenant_database, settings
 ):
     settings.ENGINE_BATCH_SIZE = 200
     customer_db(tenant_database, "SELECT 1")
@@ -37,7 +37,7 @@ def test_fan_out_skips_suppressed_and_unsubscribed_with_one_check_per_batch(
     email_step = workflow.published_version.steps.get(kind="send_email")
     run = start_run(workflow, {}, "tips-1")
     with CaptureQueriesContext(connection) as queries:
-        work(engine)
+        work(clock)
     run.refresh_from_db()
     from runs.models import StepExecution
 

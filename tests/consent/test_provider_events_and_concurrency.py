@@ -32,18 +32,18 @@ def receipts_workflow(tenant):
     return build_workflow(tenant, webhook([email(subject="Receipt")]), name="Receipts")
 
 
-def sent_to_ada(engine, tenant, topic) -> Delivery:
+def sent_to_ada(clock, tenant, topic) -> Delivery:
     run = start_run(tips_workflow(tenant, topic), ADA, "first")
-    work(engine)
+    work(clock)
     delivery = Delivery.objects.get(run=run)
     assert delivery.status == "sent" and delivery.provider_id
     return delivery
 
 
 def test_a_postmark_hard_bounce_suppresses_the_address_and_later_runs_skip_it(
-    engine, smtp, tenant_a, tips, updates
+    clock, smtp, tenant_a, tips, updates
 ):
-    delivery = sent_to_ada(engine, tenant_a, tips)
+    delivery = sent_to_ada(clock, tenant_a, tips)
     postmark = provider_for(tenant_a, "postmark")
     response = post(postmark, postmark_bounce(delivery.provider_id))
     assert response.status_code == 200, response.content
@@ -59,7 +59,7 @@ def test_a_postmark_hard_bounce_suppresses_the_address_and_later_runs_skip_it(
         start_run(tips_workflow(tenant_a, updates), ADA, "third"),
         start_run(receipts_workflow(tenant_a), ADA, "fourth"),
     ]
-    work(engine)
+    work(clock)
     assert len(smtp.messages) == 1
     for run in runs:
         run.refresh_from_db()
@@ -72,8 +72,8 @@ def test_a_postmark_hard_bounce_suppresses_the_address_and_later_runs_skip_it(
     assert Suppression.objects.filter(tenant=tenant_a).count() == 1
 
 
-def test_a_spam_complaint_suppresses_as_complaint(engine, smtp, tenant_a, tips):
-    delivery = sent_to_ada(engine, tenant_a, tips)
+def test_a_spam_complaint_suppresses_as_complaint(clock, smtp, tenant_a, tips):
+    delivery = sent_to_ada(clock, tenant_a, tips)
     postmark = provider_for(tenant_a, "postmark")
     complaint = {
         "RecordType": "SpamComplaint",
@@ -95,12 +95,12 @@ def test_a_spam_complaint_suppresses_as_complaint(engine, smtp, tenant_a, tips):
     assert (entry.reason, entry.source, entry.delivery_id) == ("complaint", "event", delivery.pk)
 
     run = start_run(tips_workflow(tenant_a, tips), ADA, "again")
-    work(engine)
+    work(clock)
     assert Delivery.objects.get(run=run).error == "Skipped: suppressed (spam complaint)"
 
 
-def test_a_soft_bounce_suppresses_nothing(engine, smtp, tenant_a, tips):
-    delivery = sent_to_ada(engine, tenant_a, tips)
+def test_a_soft_bounce_suppresses_nothing(clock, smtp, tenant_a, tips):
+    delivery = sent_to_ada(clock, tenant_a, tips)
     _provider_id, payload, _kind, bounce = CASES["brevo"]
     assert bounce == "soft"
     brevo = provider_for(tenant_a, "brevo")
@@ -110,7 +110,7 @@ def test_a_soft_bounce_suppresses_nothing(engine, smtp, tenant_a, tips):
 
 
 def test_concurrent_esp_sends_skip_suppressed_and_unsubscribed_with_one_check_per_batch(
-    engine,
+    clock,
     tenant_a,
     tips,
     tenant_database,
@@ -131,7 +131,7 @@ def test_concurrent_esp_sends_skip_suppressed_and_unsubscribed_with_one_check_pe
     email_step = workflow.published_version.steps.get(kind="send_email")
     run = start_run(workflow, {}, "evt-concurrent-skips")
     with CaptureQueriesContext(connection) as queries:
-        settle(engine, step_seconds=60)
+        settle(clock, step_seconds=60)
 
     assert provider.max_in_flight > 1, "the ESP's requests were sent one at a time: not the concurrent path"
     run.refresh_from_db()

@@ -19,12 +19,6 @@ from workflows.steps import ConfigError, get_kind
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
-
-
 def test_csv_import_of_10000_suppressions_in_bulk(tenant_a, django_assert_max_num_queries):
     rows = "address,reason,note\n" + "".join(
         f"user{i}@example.com,hard_bounce,from old ESP\n" for i in range(10_000)
@@ -64,8 +58,8 @@ def test_csv_import_reports_bad_rows_by_line_and_keeps_the_good_ones(tenant_a):
     }
 
 
-def test_suppression_page_adds_searches_removes_imports_and_exports(signed_in, tenant_a):
-    response = signed_in.post(
+def test_suppression_page_adds_searches_removes_imports_and_exports(owner_client, tenant_a):
+    response = owner_client.post(
         "/settings/email/suppressions/",
         {
             "form": "add",
@@ -78,17 +72,19 @@ def test_suppression_page_adds_searches_removes_imports_and_exports(signed_in, t
     entry = Suppression.objects.get(tenant=tenant_a)
     assert entry.address == "ada@example.com" and entry.source == "admin"
     upload = SimpleUploadedFile("old.csv", b"bob@example.com,hard_bounce\nnope,manual\n", "text/csv")
-    page = signed_in.post("/settings/email/suppressions/", {"form": "import", "import-file": upload})
+    page = owner_client.post("/settings/email/suppressions/", {"form": "import", "import-file": upload})
     assert page.status_code == 200
     assert "1 added" in page.content.decode() and "Line 2" in page.content.decode()
-    assert "bob@example.com" not in signed_in.get("/settings/email/suppressions/?q=ADA").content.decode()
-    exported = b"".join(signed_in.get("/settings/email/suppressions/export.csv").streaming_content).decode()
+    assert "bob@example.com" not in owner_client.get("/settings/email/suppressions/?q=ADA").content.decode()
+    exported = b"".join(
+        owner_client.get("/settings/email/suppressions/export.csv").streaming_content
+    ).decode()
     assert [row[0] for row in csv.reader(io.StringIO(exported))] == [
         "address",
         "ada@example.com",
         "bob@example.com",
     ]
-    signed_in.post(f"/settings/email/suppressions/{entry.pk}/delete/")
+    owner_client.post(f"/settings/email/suppressions/{entry.pk}/delete/")
     assert not Suppression.objects.filter(pk=entry.pk).exists()
     actions = list(AuditEvent.objects.filter(tenant=tenant_a).order_by("id").values_list("action", flat=True))
     assert actions == ["suppression.added", "suppression.imported", "suppression.removed"]
@@ -103,29 +99,31 @@ def test_members_see_but_do_not_change_the_list(client, member, tenant_a):
     assert response.status_code == 403 and not Suppression.objects.exists()
 
 
-def test_another_tenants_entry_is_a_404(signed_in, tenant_b):
+def test_another_tenants_entry_is_a_404(owner_client, tenant_b):
     theirs = Suppression.objects.create(tenant=tenant_b, address="x@example.com")
-    assert signed_in.post(f"/settings/email/suppressions/{theirs.pk}/delete/").status_code == 404
+    assert owner_client.post(f"/settings/email/suppressions/{theirs.pk}/delete/").status_code == 404
     assert Suppression.objects.filter(pk=theirs.pk).exists()
 
 
-def test_a_bad_upload_is_a_form_error(signed_in):
+def test_a_bad_upload_is_a_form_error(owner_client):
     upload = SimpleUploadedFile("x.csv", b"\xff\xfe\x00bad", "text/csv")
-    page = signed_in.post("/settings/email/suppressions/", {"form": "import", "import-file": upload})
+    page = owner_client.post("/settings/email/suppressions/", {"form": "import", "import-file": upload})
     assert page.status_code == 400 and "not UTF-8" in page.content.decode()
 
 
-def test_topics_and_layouts_pages(signed_in, tenant_a):
-    signed_in.post("/settings/email/topics/", {"name": "Tips", "description": "How to"})
-    assert signed_in.post("/settings/email/topics/", {"name": "tips"}).status_code == 200  # taken: form error
+def test_topics_and_layouts_pages(owner_client, tenant_a):
+    owner_client.post("/settings/email/topics/", {"name": "Tips", "description": "How to"})
+    assert (
+        owner_client.post("/settings/email/topics/", {"name": "tips"}).status_code == 200
+    )  # taken: form error
     assert Topic.objects.filter(tenant=tenant_a).count() == 1
-    bad = signed_in.post("/settings/email/layouts/new/", {"name": "Plain", "html": "<p>no slot</p>"})
+    bad = owner_client.post("/settings/email/layouts/new/", {"name": "Plain", "html": "<p>no slot</p>"})
     assert "block content" in bad.content.decode() and not EmailLayout.objects.exists()
-    signed_in.post(
+    owner_client.post(
         "/settings/email/layouts/new/",
         {"name": "A", "html": "{% block content %}{% endblock %}", "is_default": "on"},
     )
-    signed_in.post(
+    owner_client.post(
         "/settings/email/layouts/new/",
         {"name": "B", "html": "{% block content %}{% endblock %}", "is_default": "on"},
     )

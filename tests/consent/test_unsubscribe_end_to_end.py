@@ -45,10 +45,10 @@ def one_click(url: str):
     )
 
 
-def test_email_carries_both_headers_with_an_absolute_signed_url(engine, smtp, tenant_a, tips, settings):
+def test_email_carries_both_headers_with_an_absolute_signed_url(clock, smtp, tenant_a, tips, settings):
     settings.PUBLIC_BASE_URL = "https://notify.acme.test"
     start_run(tips_workflow(tenant_a, tips), ADA, "e1")
-    work(engine)
+    work(clock)
     [message] = smtp.messages
     url = header_url(message)
     assert url.startswith("https://notify.acme.test/email/unsubscribe/")
@@ -59,23 +59,23 @@ def test_email_carries_both_headers_with_an_absolute_signed_url(engine, smtp, te
     assert b"Hello Ada" in text and url.encode() in text  # made from the HTML, link written out
 
 
-def test_a_step_without_unsubscribe_sends_no_headers(engine, smtp, tenant_a):
+def test_a_step_without_unsubscribe_sends_no_headers(clock, smtp, tenant_a):
     start_run(build_workflow(tenant_a, webhook([email()])), ADA, "e1")
-    work(engine)
+    work(clock)
     [message] = smtp.messages
     assert message["List-Unsubscribe"] is None and message["List-Unsubscribe-Post"] is None
 
 
-def test_one_click_post_unsubscribes_and_the_next_run_skips_with_the_reason(engine, smtp, tenant_a, tips):
+def test_one_click_post_unsubscribes_and_the_next_run_skips_with_the_reason(clock, smtp, tenant_a, tips):
     workflow = tips_workflow(tenant_a, tips)
     start_run(workflow, ADA, "e1")
-    work(engine)
+    work(clock)
     response = one_click(header_url(smtp.messages[0]))
     assert response.status_code == 200
     assert Unsubscribe.objects.filter(tenant=tenant_a, address="ada@example.com", topic=tips).exists()
 
     run = start_run(workflow, ADA, "e2")
-    work(engine)
+    work(clock)
     assert len(smtp.messages) == 1, "the unsubscribed recipient must not get the second email"
     delivery = Delivery.objects.get(run=run)
     assert delivery.status == Delivery.Status.SKIPPED
@@ -86,18 +86,18 @@ def test_one_click_post_unsubscribes_and_the_next_run_skips_with_the_reason(engi
     assert StepExecution.objects.get(run=run, step__kind="send_email").status == "skipped"
 
 
-def test_a_second_one_click_is_harmless(engine, smtp, tenant_a, tips):
+def test_a_second_one_click_is_harmless(clock, smtp, tenant_a, tips):
     start_run(tips_workflow(tenant_a, tips), ADA, "e1")
-    work(engine)
+    work(clock)
     url = header_url(smtp.messages[0])
     assert one_click(url).status_code == 200
     assert one_click(url).status_code == 200
     assert Unsubscribe.objects.filter(tenant=tenant_a).count() == 1
 
 
-def test_a_get_of_the_link_never_unsubscribes(engine, smtp, tenant_a, tips):
+def test_a_get_of_the_link_never_unsubscribes(clock, smtp, tenant_a, tips):
     start_run(tips_workflow(tenant_a, tips), ADA, "e1")
-    work(engine)
+    work(clock)
     path = urlsplit(header_url(smtp.messages[0])).path
     for _ in range(3):  # link scanners fetch links, sometimes several times
         response = Client().get(path)
@@ -109,7 +109,7 @@ def test_a_get_of_the_link_never_unsubscribes(engine, smtp, tenant_a, tips):
     assert Client().head(path).status_code == 405 or not Unsubscribe.objects.exists()
 
 
-def test_the_page_buttons_unsubscribe_from_the_topic_or_from_everything(engine, tenant_a, tips, updates):
+def test_the_page_buttons_unsubscribe_from_the_topic_or_from_everything(clock, tenant_a, tips, updates):
     client = Client(enforce_csrf_checks=True)
     path = urlsplit(make_url(tenant_a, "ada@example.com", tips)).path
     response = client.post(path, {"action": "unsubscribe"})
@@ -127,7 +127,7 @@ def make_url(tenant, address, topic):
     return unsubscribe_url(tenant.pk, address, topic.pk if topic else None)
 
 
-def test_preferences_switch_a_topic_back_on(engine, tenant_a, tips, updates):
+def test_preferences_switch_a_topic_back_on(clock, tenant_a, tips, updates):
     Unsubscribe.objects.create(tenant=tenant_a, address="ada@example.com", topic=tips)
     Unsubscribe.objects.create(tenant=tenant_a, address="ada@example.com", topic=None)
     token = make_token(tenant_a.pk, "ada@example.com", tips.pk)
@@ -139,7 +139,7 @@ def test_preferences_switch_a_topic_back_on(engine, tenant_a, tips, updates):
     assert not Unsubscribe.objects.exists()
 
 
-def test_a_topic_of_another_tenant_cannot_be_switched_from_a_link(engine, tenant_a, tenant_b, tips):
+def test_a_topic_of_another_tenant_cannot_be_switched_from_a_link(clock, tenant_a, tenant_b, tips):
     from consent.models import Topic
 
     foreign = Topic.objects.create(tenant=tenant_b, name="Globex news")
@@ -159,7 +159,7 @@ def test_a_topic_of_another_tenant_cannot_be_switched_from_a_link(engine, tenant
         lambda t: "..:::",
     ],
 )
-def test_a_tampered_link_gets_a_clear_page_not_a_500(engine, tenant_a, tips, mangle):
+def test_a_tampered_link_gets_a_clear_page_not_a_500(clock, tenant_a, tips, mangle):
     token = mangle(make_token(tenant_a.pk, "ada@example.com", tips.pk))
     for method in ("get", "post"):
         for base in ("/email/unsubscribe/", "/email/preferences/"):
@@ -175,7 +175,7 @@ def test_a_tampered_link_gets_a_clear_page_not_a_500(engine, tenant_a, tips, man
     assert not Unsubscribe.objects.exists()
 
 
-def test_a_link_signed_for_another_address_cannot_be_edited_into_one_for_mine(engine, tenant_a, tips):
+def test_a_link_signed_for_another_address_cannot_be_edited_into_one_for_mine(clock, tenant_a, tips):
     import base64
 
     token = make_token(tenant_a.pk, "ada@example.com", tips.pk)
@@ -185,7 +185,7 @@ def test_a_link_signed_for_another_address_cannot_be_edited_into_one_for_mine(en
     assert Client().get(f"/email/unsubscribe/{forged}/").status_code == 400
 
 
-def test_a_hard_bounce_event_suppresses_the_address_across_topics(engine, smtp, tenant_a, tips, updates):
+def test_a_hard_bounce_event_suppresses_the_address_across_topics(clock, smtp, tenant_a, tips, updates):
     """Written against consent.suppression.suppress_address, which the providers' tracking webhook
     (issue #14's delivery events) calls for a hard bounce: the address is then skipped on every topic and
     by transactional steps too."""
@@ -200,7 +200,7 @@ def test_a_hard_bounce_event_suppresses_the_address_across_topics(engine, smtp, 
         ),
     )
     first = start_run(workflow, ADA, "e1")
-    work(engine)
+    work(clock)
     assert len(smtp.messages) == 3
     bounced = Delivery.objects.filter(run=first).first()
     suppress_address(
@@ -212,7 +212,7 @@ def test_a_hard_bounce_event_suppresses_the_address_across_topics(engine, smtp, 
         detail="550 5.1.1 mailbox does not exist",
     )
     run = start_run(workflow, ADA, "e2")
-    work(engine)
+    work(clock)
     assert len(smtp.messages) == 3
     errors = sorted(Delivery.objects.filter(run=run).values_list("status", "error"))
     assert errors == [("skipped", "Skipped: suppressed (hard bounce)")] * 3
@@ -220,18 +220,18 @@ def test_a_hard_bounce_event_suppresses_the_address_across_topics(engine, smtp, 
     assert entry.delivery_id == bounced.pk and entry.source == "event"
 
 
-def test_suppress_address_keeps_the_first_entry(engine, tenant_a):
+def test_suppress_address_keeps_the_first_entry(clock, tenant_a):
     first = suppress_address(tenant_a, " Ada@Example.com ", Suppression.Reason.COMPLAINT, source="event")
     again = suppress_address(tenant_a.pk, "ada@example.com", Suppression.Reason.HARD_BOUNCE, source="event")
     assert again.pk == first.pk and again.reason == "complaint"
     assert suppress_address(tenant_a, "  ", Suppression.Reason.MANUAL) is None
 
 
-def test_a_5xx_at_rcpt_fails_the_message_and_suppresses_the_address(engine, smtp, tenant_a, tips):
+def test_a_5xx_at_rcpt_fails_the_message_and_suppresses_the_address(clock, smtp, tenant_a, tips):
     smtp.refuse["gone@example.com"] = "550 5.1.1 <gone@example.com>: Recipient address rejected"
     workflow = tips_workflow(tenant_a, tips)
     run = start_run(workflow, {"email": "gone@example.com", "name": "Gone"}, "e1")
-    work(engine)
+    work(clock)
     delivery = Delivery.objects.get(run=run)
     assert delivery.status == Delivery.Status.FAILED and "550" in delivery.error
     entry = Suppression.objects.get(tenant=tenant_a, address="gone@example.com")
@@ -239,38 +239,38 @@ def test_a_5xx_at_rcpt_fails_the_message_and_suppresses_the_address(engine, smtp
     assert entry.delivery_id == delivery.pk and "Recipient address rejected" in entry.detail
 
     run = start_run(workflow, {"email": "gone@example.com", "name": "Gone"}, "e2")
-    work(engine)
+    work(clock)
     assert Delivery.objects.get(run=run).status == Delivery.Status.SKIPPED
 
 
-def test_a_4xx_at_rcpt_suppresses_nothing(engine, smtp, tenant_a, tips):
+def test_a_4xx_at_rcpt_suppresses_nothing(clock, smtp, tenant_a, tips):
     smtp.refuse["busy@example.com"] = "450 4.2.1 Mailbox busy, try later"
     start_run(tips_workflow(tenant_a, tips, max_attempts=1), {"email": "busy@example.com", "name": "B"}, "e1")
-    work(engine)
+    work(clock)
     assert not Suppression.objects.exists()
 
 
 def test_transactional_steps_ignore_unsubscribes_unless_the_operator_says_otherwise(
-    engine, smtp, tenant_a, tips, settings
+    clock, smtp, tenant_a, tips, settings
 ):
     Unsubscribe.objects.create(tenant=tenant_a, address="ada@example.com", topic=None)
     workflow = build_workflow(tenant_a, webhook([email(subject="Receipt", topic=tips.pk)]))
     start_run(workflow, ADA, "e1")
-    work(engine)
+    work(clock)
     assert [m["Subject"] for m in smtp.messages] == ["Receipt"]
     settings.CONSENT_TRANSACTIONAL_IGNORES_UNSUBSCRIBES = False
     run = start_run(workflow, ADA, "e2")
-    work(engine)
+    work(clock)
     assert Delivery.objects.get(run=run).error == "Skipped: unsubscribed from everything"
 
 
-def test_an_empty_recipient_is_skipped_and_the_path_goes_on_only_if_the_step_says_so(engine, smtp, tenant_a):
+def test_an_empty_recipient_is_skipped_and_the_path_goes_on_only_if_the_step_says_so(clock, smtp, tenant_a):
     wait_child = {"kind": "condition", "config": {"expression": "true"}}
     stops = email(to="{{ item.email }}", children=[wait_child])
     goes_on = email(to="{{ item.email }}", continue_when_skipped=True, children=[dict(wait_child)])
     workflow = build_workflow(tenant_a, webhook([stops, goes_on]))
     run = start_run(workflow, {"email": "", "name": "Nobody"}, "e1")
-    work(engine)
+    work(clock)
     assert smtp.messages == []
     assert set(Delivery.objects.filter(run=run).values_list("status", "error")) == {
         ("skipped", "Skipped: no recipient address")
@@ -283,16 +283,16 @@ def test_an_empty_recipient_is_skipped_and_the_path_goes_on_only_if_the_step_say
     assert run.status == Run.Status.SUCCEEDED
 
 
-def test_a_test_run_says_would_be_skipped(engine, smtp, tenant_a, tips):
+def test_a_test_run_says_would_be_skipped(clock, smtp, tenant_a, tips):
     Unsubscribe.objects.create(tenant=tenant_a, address="ada@example.com", topic=tips)
     workflow = tips_workflow(tenant_a, tips)
     run = start_run(workflow, ADA, "t1", is_test=True, options={"override_recipient": "me@acme.test"})
-    work(engine)
+    work(clock)
     assert smtp.messages == []
     assert Delivery.objects.get(run=run).error == "Would be skipped: unsubscribed from Tips"
 
 
-def test_a_layout_wraps_the_body_and_its_css_is_inlined(engine, smtp, tenant_a, tips):
+def test_a_layout_wraps_the_body_and_its_css_is_inlined(clock, smtp, tenant_a, tips):
     EmailLayout.objects.create(
         tenant=tenant_a,
         name="Brand",
@@ -306,7 +306,7 @@ def test_a_layout_wraps_the_body_and_its_css_is_inlined(engine, smtp, tenant_a, 
     )
     start_run(tips_workflow(tenant_a, tips), ADA, "e1")
     start_run(build_workflow(tenant_a, webhook([email(text="", html="<p>Receipt</p>")])), ADA, "e2")
-    work(engine)
+    work(clock)
     htmls = [
         next(p for p in m.walk() if p.get_content_type() == "text/html").get_payload(decode=True).decode()
         for m in smtp.messages
@@ -320,14 +320,14 @@ def test_a_layout_wraps_the_body_and_its_css_is_inlined(engine, smtp, tenant_a, 
     assert "<p>Receipt</p>" in receipt and "Acme, 1 Road" in receipt and "Unsubscribe" not in receipt
 
 
-def test_a_held_message_released_after_the_recipient_unsubscribed_is_skipped(engine, smtp, tenant_a, tips):
+def test_a_held_message_released_after_the_recipient_unsubscribed_is_skipped(clock, smtp, tenant_a, tips):
     from runs.engine import release_delivery
 
     workflow = build_workflow(
         tenant_a, webhook([email(allow_unsubscribe=True, topic=tips.pk)]), sandbox=True, name="Sandbox"
     )
     run = start_run(workflow, ADA, "e1")
-    work(engine)
+    work(clock)
     held = Delivery.objects.get(run=run)
     assert held.status == Delivery.Status.HELD
     Unsubscribe.objects.create(tenant=tenant_a, address="ada@example.com", topic=tips)

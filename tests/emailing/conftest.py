@@ -11,9 +11,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from integrations.models import EmailProvider, Sender
-from tests.activity.conftest import add_delivery, add_execution, make_run, onboarding, owner_client, steps_of  # noqa: F401
+from tests.activity.conftest import add_delivery, add_execution, make_run, onboarding, steps_of  # noqa: F401
 from tests.builder.conftest import page  # noqa: F401 (fixture)
-from tests.engine.conftest import clock, engine, smtp  # noqa: F401 (fixtures)
+from tests.engine.conftest import clock, smtp  # noqa: F401 (fixtures)
 from tests.support import free_port
 
 SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret-pass"

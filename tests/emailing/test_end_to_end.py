@@ -32,7 +32,7 @@ def postmark_accepts(httpserver) -> None:
     )
 
 
-def test_a_run_through_postmark_then_its_bounce_on_the_message_page(engine, httpserver, tenant_a, owner):
+def test_a_run_through_postmark_then_its_bounce_on_the_message_page(clock, httpserver, tenant_a, owner):
     postmark_accepts(httpserver)
     provider = esp_provider(tenant_a, "postmark", httpserver)
     sender = make_sender(tenant_a, provider, reply_to="replies@acme.example")
@@ -44,7 +44,7 @@ def test_a_run_through_postmark_then_its_bounce_on_the_message_page(engine, http
     start_run(
         workflow, {"email": "ada@example.com", "name": "Ada", "manager": "boss@acme.example"}, "signup-1"
     )
-    work(engine)
+    work(clock)
 
     delivery = Delivery.objects.get()
     assert delivery.status == "sent" and delivery.provider_id == POSTMARK_ID
@@ -68,48 +68,48 @@ def test_a_run_through_postmark_then_its_bounce_on_the_message_page(engine, http
     assert re.findall(r"<td>(\d+)</td>", row) == ["1", "0", "1", "0", "0", "0"]  # sent, delivered, bounced...
 
 
-def test_the_tenants_default_sender_is_used_when_the_step_chooses_none(engine, auth_smtp, tenant_a):
+def test_the_tenants_default_sender_is_used_when_the_step_chooses_none(clock, auth_smtp, tenant_a):
     provider = smtp_provider_for(tenant_a, auth_smtp.port)
     make_sender(tenant_a, provider, name="Hello", address="hello@acme.example", from_name="Acme")
     workflow = build_workflow(tenant_a, webhook([email()]))
     start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
-    work(engine)
+    work(clock)
     (mail,) = auth_smtp.messages
     assert mail["From"] == "Acme <hello@acme.example>"
     assert Delivery.objects.get().provider_id == mail["Message-ID"]
 
 
-def test_without_senders_the_platform_server_and_address_send(engine, smtp, tenant_a, settings):
+def test_without_senders_the_platform_server_and_address_send(clock, smtp, tenant_a, settings):
     workflow = build_workflow(tenant_a, webhook([email()]))
     start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
-    work(engine)
+    work(clock)
     (mail,) = smtp.messages
     assert mail["From"] == settings.DEFAULT_FROM_EMAIL
 
 
-def test_headers_from_templates_keep_no_line_breaks(engine, smtp, tenant_a):
+def test_headers_from_templates_keep_no_line_breaks(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email(reply_to="{{ item.reply }}")]))
     payload = {"email": "ada@example.com", "name": "Ada", "reply": "a@acme.example\r\nBcc: x@evil.example"}
     run = start_run(workflow, payload, "e1")
-    work(engine)
+    work(clock)
     # The CR/LF became spaces, which leaves no valid address: refused before anything is written or sent.
     execution = run.executions.get(step__kind="send_email")
     assert execution.status == "failed" and execution.error.startswith("Reply-To:")
     assert "\n" not in execution.error and smtp.messages == [] and not Delivery.objects.exists()
 
 
-def test_a_deleted_sender_fails_the_step_permanently_with_a_reason(engine, smtp, tenant_a):
+def test_a_deleted_sender_fails_the_step_permanently_with_a_reason(clock, smtp, tenant_a):
     sender = make_sender(tenant_a)
     workflow = build_workflow(tenant_a, webhook([email(sender=sender.pk)]))
     sender.delete()
     run = start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
-    work(engine)
+    work(clock)
     execution = run.executions.get(step__kind="send_email")
     assert execution.status == "failed" and "no longer exists" in execution.error
     assert smtp.messages == []
 
 
-def test_another_tenants_sender_id_is_refused_at_publish(engine, smtp, tenant_a, tenant_b):
+def test_another_tenants_sender_id_is_refused_at_publish(clock, smtp, tenant_a, tenant_b):
     theirs = make_sender(tenant_b, address="ceo@globex.example")
     with pytest.raises(PublishError) as refused:
         build_workflow(tenant_a, webhook([email(sender=theirs.pk)]))

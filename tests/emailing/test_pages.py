@@ -13,34 +13,28 @@ from django.urls import reverse
 from integrations.models import EmailProvider, Sender
 from tenants.models import AuditEvent
 from tests.emailing.conftest import esp_provider, make_provider, make_sender, smtp_provider_for
+from tests.support import signed_in
 from workflows.files import WorkflowFileError, export_workflow, import_workflow
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
 
 POSTMARK = {"name": "Postmark", "server_token": "pm-token-0123456789abcdef", "api_url": ""}
 
 
 def test_admin_adds_a_provider_whose_secret_is_encrypted_and_shown_masked(owner, tenant_a):
-    response = client_for(owner).post(reverse("email:provider_add") + "?kind=postmark", POSTMARK)
+    response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=postmark", POSTMARK)
     provider = EmailProvider.objects.get(tenant=tenant_a)
     assert response.status_code == 302 and provider.secret_values["server_token"] == POSTMARK["server_token"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT secrets FROM integrations_emailprovider WHERE id = %s", [provider.pk])
         (stored,) = cursor.fetchone()
     assert "pm-token" not in stored
-    page = client_for(owner).get(reverse("email:provider", args=[provider.pk])).content.decode()
+    page = signed_in(Client(), owner).get(reverse("email:provider", args=[provider.pk])).content.decode()
     assert POSTMARK["server_token"] not in page and "cdef" in page  # masked: only the end shows
     assert AuditEvent.objects.filter(action="email_provider.created", tenant=tenant_a).exists()
 
 
 def test_saving_with_an_empty_secret_keeps_the_saved_one(owner, tenant_a):
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "keep-me"}, name="PM")
-    client_for(owner).post(
+    signed_in(Client(), owner).post(
         reverse("email:provider", args=[provider.pk]), {"name": "PM renamed", "server_token": ""}
     )
     provider.refresh_from_db()
@@ -53,7 +47,7 @@ def test_saving_with_an_empty_secret_keeps_the_saved_one(owner, tenant_a):
 def test_an_smtp_host_inside_the_network_is_refused_on_save(owner, tenant_a, host, settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
     data = {"name": "Own", "host": host, "port": "587", "tls": "starttls", "username": "", "password": ""}
-    response = client_for(owner).post(reverse("email:provider_add") + "?kind=smtp", data)
+    response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=smtp", data)
     assert response.status_code == 200 and "Refused" in response.content.decode()
     assert not EmailProvider.objects.exists()
 
@@ -69,14 +63,14 @@ def test_an_smtp_host_inside_the_network_is_refused_on_save(owner, tenant_a, hos
 def test_bad_smtp_settings_are_form_errors(owner, field, value, words):
     data = {"name": "Own", "host": "smtp.example.com", "port": "587", "tls": "starttls"}
     data[field] = value
-    response = client_for(owner).post(reverse("email:provider_add") + "?kind=smtp", data)
+    response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=smtp", data)
     assert response.status_code == 200 and words in response.content.decode()
     assert not EmailProvider.objects.exists()
 
 
 def test_members_read_but_do_not_manage_and_never_see_the_webhook_password(member, tenant_a):
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "t"})
-    client = client_for(member)
+    client = signed_in(Client(), member)
     assert client.get(reverse("email:settings")).status_code == 200
     page = client.get(reverse("email:provider", args=[provider.pk])).content.decode()
     assert provider.webhook_credentials.split(":")[1] not in page
@@ -92,14 +86,14 @@ def test_members_read_but_do_not_manage_and_never_see_the_webhook_password(membe
 
 def test_another_tenants_provider_is_a_404(outsider, tenant_a):
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "t"})
-    client = client_for(outsider)
+    client = signed_in(Client(), outsider)
     for name in ("email:provider", "email:provider_test", "email:provider_delete"):
         assert client.post(reverse(name, args=[provider.pk]), {"to": "a@b.example"}).status_code == 404
 
 
 def test_the_admin_sees_the_tracking_url_with_its_credentials(owner, tenant_a):
     provider = make_provider(tenant_a, "mailgun", {}, {"api_key": "k"})
-    page = client_for(owner).get(reverse("email:provider", args=[provider.pk])).content.decode()
+    page = signed_in(Client(), owner).get(reverse("email:provider", args=[provider.pk])).content.decode()
     assert f"://{provider.webhook_credentials}@testserver/hooks/email/{provider.webhook_token}/" in page
 
 
@@ -112,7 +106,7 @@ def test_a_failed_test_send_says_what_the_provider_answered(owner, tenant_a, htt
         status=401,
     )
     provider = esp_provider(tenant_a, "postmark", httpserver)
-    response = client_for(owner).post(
+    response = signed_in(Client(), owner).post(
         reverse("email:provider_test", args=[provider.pk]), {"to": "me@acme.example"}, follow=True
     )
     page = response.content.decode()
@@ -125,7 +119,7 @@ def test_a_failed_test_send_says_what_the_provider_answered(owner, tenant_a, htt
 def test_a_test_send_to_an_unreachable_smtp_host_is_an_answer_not_a_500(owner, tenant_a, settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     provider = smtp_provider_for(tenant_a, 9)  # nothing listens on the discard port
-    response = client_for(owner).post(
+    response = signed_in(Client(), owner).post(
         reverse("email:provider_test", args=[provider.pk]), {"to": "me@acme.example"}, follow=True
     )
     assert response.status_code == 200 and "could not be reached" in response.content.decode()
@@ -135,7 +129,9 @@ def test_a_successful_test_send_names_the_message_id(owner, tenant_a, auth_smtp)
     provider = smtp_provider_for(tenant_a, auth_smtp.port)
     sender = make_sender(tenant_a, provider)
     data = {"to": "me@acme.example", "sender": sender.pk}
-    response = client_for(owner).post(reverse("email:provider_test", args=[provider.pk]), data, follow=True)
+    response = signed_in(Client(), owner).post(
+        reverse("email:provider_test", args=[provider.pk]), data, follow=True
+    )
     (mail,) = auth_smtp.messages
     assert mail["From"] == "Acme Support <support@acme.example>" and mail["To"] == "me@acme.example"
     assert "Accepted by SMTP server" in response.content.decode()
@@ -144,13 +140,15 @@ def test_a_successful_test_send_names_the_message_id(owner, tenant_a, auth_smtp)
 def test_a_provider_in_use_is_not_deleted(owner, tenant_a):
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "t"})
     make_sender(tenant_a, provider)
-    response = client_for(owner).post(reverse("email:provider_delete", args=[provider.pk]), follow=True)
+    response = signed_in(Client(), owner).post(
+        reverse("email:provider_delete", args=[provider.pk]), follow=True
+    )
     assert "used by these senders: Support" in response.content.decode()
     assert EmailProvider.objects.filter(pk=provider.pk).exists()
 
 
 def test_one_default_sender_and_header_values_on_one_line(owner, tenant_a):
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
     first = {
         "name": "Support",
         "from_name": "Acme",
@@ -175,7 +173,7 @@ def test_one_default_sender_and_header_values_on_one_line(owner, tenant_a):
 def test_a_sender_cannot_use_another_tenants_provider(owner, tenant_a, tenant_b):
     theirs = make_provider(tenant_b, "postmark", {}, {"server_token": "t"})
     data = {"name": "S", "from_address": "s@acme.example", "provider": theirs.pk}
-    response = client_for(owner).post(reverse("email:sender_add"), data)
+    response = signed_in(Client(), owner).post(reverse("email:sender_add"), data)
     assert response.status_code == 200 and not Sender.objects.exists()
 
 
@@ -187,7 +185,9 @@ def test_the_email_step_offers_the_tenants_senders(owner, tenant_a, tenant_b):
     workflow = build_workflow(tenant_a, webhook([email()]), publish_it=False)
     step = workflow.versions.get().steps.get(kind="send_email")
     page = (
-        client_for(owner).get(reverse("workflows:step_panel", args=[workflow.pk, step.pk])).content.decode()
+        signed_in(Client(), owner)
+        .get(reverse("workflows:step_panel", args=[workflow.pk, step.pk]))
+        .content.decode()
     )
     select = re.search(r'<select id="f-sender".*?</select>', page, re.S).group(0)
     assert "Default: Support — support@acme.example" in select
@@ -224,7 +224,7 @@ def test_the_builder_refuses_another_tenants_sender_like_a_missing_one(member, t
     theirs = make_sender(tenant_b, name="Globex", address="ceo@globex.example")
     config = {"sender": ours.pk, "to": "{{ item.email }}", "subject": "Hi", "text": "Hi"}
     workflow, step = draft_with(tenant_a, "send_email", config, name="Welcome")
-    client = client_for(member)
+    client = signed_in(Client(), member)
     for foreign in (theirs.pk, theirs.pk + 1000):
         revision = WorkflowVersion.objects.get(pk=step.version_id).revision
         response = client.post(
@@ -242,7 +242,7 @@ def test_operators_see_providers_in_the_admin_without_any_credential(tenant_a, o
     owner.is_staff = owner.is_superuser = True
     owner.save()
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "pm-secret-token"})
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
     page = client.get(reverse("admin:integrations_emailprovider_change", args=[provider.pk])).content.decode()
     assert provider.name in page
     assert "pm-secret-token" not in page and provider.webhook_credentials.split(":")[1] not in page

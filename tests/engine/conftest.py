@@ -79,13 +79,6 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    fake = Clock()
-    monkeypatch.setattr("runs.engine.clock.now", fake)
-    return fake
-
-
 def promote_scheduled(now: datetime) -> int:
     """RQ's scheduler, but on the test's clock: queue scheduled jobs whose time has come."""
     moved = 0
@@ -178,9 +171,12 @@ def email(to="{{ item.email }}", subject="Hello {{ item.name }}", text="Hi {{ it
 
 
 @pytest.fixture
-def engine(transactional_db, redis_conn, clock):
-    """Everything an engine test needs: real DB commits, a clean Redis, a patchable clock."""
-    return clock
+def clock(transactional_db, redis_conn, monkeypatch) -> Clock:
+    """The engine's clock, stopped at a fixed instant that the test moves with `travel`; with what every
+    engine test needs besides: real DB commits and a clean Redis."""
+    fake = Clock()
+    monkeypatch.setattr("runs.engine.clock.now", fake)
+    return fake
 
 
 def customer_db(url: str, sql: str) -> None:

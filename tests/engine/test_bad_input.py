@@ -73,7 +73,7 @@ def test_slack_webhook_is_stored_encrypted():
     ],
 )
 def test_a_data_query_that_writes_fails_clearly_and_changes_nothing(
-    engine, smtp, tenant_a, tenant_database, sql
+    clock, smtp, tenant_a, tenant_database, sql
 ):
     customer_db(
         tenant_database,
@@ -85,7 +85,7 @@ def test_a_data_query_that_writes_fails_clearly_and_changes_nothing(
     # A draft saved before the check existed: the engine refuses it too.
     workflow = build_workflow(tenant_a, webhook([step]), validate=False, publish_it=False)
     run = start_run(workflow, {}, "evt", version=workflow.versions.get())
-    work(engine)
+    work(clock)
     execution = StepExecution.objects.get(run=run, step__kind="data_query")
     assert execution.status == "failed"
     assert "read-only" in execution.error or "one SELECT" in execution.error, execution.error
@@ -96,7 +96,7 @@ def test_a_data_query_that_writes_fails_clearly_and_changes_nothing(
     assert smtp.recipients() == []
 
 
-def test_an_item_value_reaches_the_query_as_data(engine, smtp, tenant_a, tenant_database):
+def test_an_item_value_reaches_the_query_as_data(clock, smtp, tenant_a, tenant_database):
     customer_db(
         tenant_database,
         "CREATE TABLE users (id int PRIMARY KEY, email text, name text); "
@@ -116,7 +116,7 @@ def test_an_item_value_reaches_the_query_as_data(engine, smtp, tenant_a, tenant_
         ),
     )
     start_run(workflow, {"name": "'; DROP TABLE users; --"}, "evt")
-    work(engine)
+    work(clock)
     assert smtp.recipients() == ["a@b.co"]
     import psycopg
 
@@ -153,19 +153,19 @@ def test_template_errors_give_the_line():
     assert problem is not None and problem.line == 2
 
 
-def test_an_unknown_variable_fails_the_execution_with_its_name(engine, smtp, tenant_a):
+def test_an_unknown_variable_fails_the_execution_with_its_name(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email(subject="Hi {{ item.first_name }}")]))
     run = start_run(workflow, {"email": "a@b.co"}, "evt")
-    work(engine)
+    work(clock)
     send = StepExecution.objects.get(run=run, step__kind="send_email")
     assert send.status == "failed" and send.attempts == 1
     assert "Subject" in send.error and "first_name" in send.error
     assert smtp.recipients() == []
 
 
-def test_header_values_lose_cr_and_lf(engine, smtp, tenant_a):
+def test_header_values_lose_cr_and_lf(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email(subject="Hi {{ item.name }}")]))
     start_run(workflow, {"email": "a@b.co", "name": "Ann\r\nBcc: victim@example.com"}, "evt")
-    work(engine)
+    work(clock)
     assert smtp.messages[0]["Subject"] == "Hi Ann  Bcc: victim@example.com"
     assert smtp.messages[0]["Bcc"] is None

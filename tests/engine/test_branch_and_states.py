@@ -50,7 +50,7 @@ def subjects_by_recipient(smtp) -> dict[str, list[str]]:
     return found
 
 
-def test_each_item_takes_exactly_one_path_the_first_that_matches(engine, smtp, tenant_a):
+def test_each_item_takes_exactly_one_path_the_first_that_matches(clock, smtp, tenant_a):
     workflow = routed_workflow(tenant_a)
     events = [
         ({"email": "both@example.com", "name": "B", "onboarded": True, "plan": "pro"}, "e1"),
@@ -58,7 +58,7 @@ def test_each_item_takes_exactly_one_path_the_first_that_matches(engine, smtp, t
         ({"email": "none@example.com", "name": "N", "onboarded": False, "plan": "free"}, "e3"),
     ]
     runs = start_runs(workflow, events)
-    work(engine)
+    work(clock)
     assert subjects_by_recipient(smtp) == {
         "both@example.com": ["Next steps"],  # both paths hold; the first in order wins
         "pro@example.com": ["Pro tips"],
@@ -71,10 +71,10 @@ def test_each_item_takes_exactly_one_path_the_first_that_matches(engine, smtp, t
     assert {r.status for r in Run.objects.all()} == {Run.Status.SUCCEEDED}
 
 
-def test_no_path_and_no_otherwise_ends_the_item_as_filtered(engine, smtp, tenant_a):
+def test_no_path_and_no_otherwise_ends_the_item_as_filtered(clock, smtp, tenant_a):
     workflow = routed_workflow(tenant_a, otherwise=False)
     run = start_run(workflow, {"email": "n@example.com", "name": "N", "onboarded": False, "plan": "x"}, "e1")
-    work(engine)
+    work(clock)
     run.refresh_from_db()
     execution = StepExecution.objects.get(run=run, step__kind="branch")
     assert execution.status == StepExecution.Status.FILTERED
@@ -84,7 +84,7 @@ def test_no_path_and_no_otherwise_ends_the_item_as_filtered(engine, smtp, tenant
     assert not StepExecution.objects.filter(run=run, step__kind="send_email").exists()
 
 
-def test_an_error_in_one_paths_condition_fails_that_item_only(engine, smtp, tenant_a):
+def test_an_error_in_one_paths_condition_fails_that_item_only(clock, smtp, tenant_a):
     numeric = {
         "id": "big",
         "label": "Big spender",
@@ -99,7 +99,7 @@ def test_an_error_in_one_paths_condition_fails_that_item_only(engine, smtp, tena
         ({"email": "b@example.com", "name": "B", "plan": "pro", "spent": 5}, "e2"),
     ]
     first, second = start_runs(workflow, events)
-    work(engine)
+    work(clock)
     failed = StepExecution.objects.get(run=first, step__kind="branch")
     assert failed.status == "failed"
     assert "Branch, path “Big spender”" in failed.error and "no field “spent”" in failed.error
@@ -109,27 +109,27 @@ def test_an_error_in_one_paths_condition_fails_that_item_only(engine, smtp, tena
     assert first.status == Run.Status.FAILED and second.status == Run.Status.SUCCEEDED
 
 
-def test_a_broken_expression_at_run_time_names_its_path(engine, smtp, tenant_a):
+def test_a_broken_expression_at_run_time_names_its_path(clock, smtp, tenant_a):
     broken = {"id": "x", "label": "Trial ending", "expression": "item.trial.days < 3"}
     workflow = routed_workflow(tenant_a, paths=(broken, PRO))
     run = start_run(workflow, {"email": "a@example.com", "name": "A", "plan": "pro"}, "e1")
-    work(engine)
+    work(clock)
     failed = StepExecution.objects.get(run=run, step__kind="branch")
     assert failed.status == "failed" and "Branch, path “Trial ending”" in failed.error
     assert smtp.messages == []
 
 
-def test_a_false_condition_is_filtered_and_the_run_succeeds(engine, smtp, tenant_a):
+def test_a_false_condition_is_filtered_and_the_run_succeeds(clock, smtp, tenant_a):
     condition = {"kind": "condition", "config": {"expression": "item.plan == 'pro'"}, "children": [email()]}
     workflow = build_workflow(tenant_a, webhook([condition]))
     run = start_run(workflow, {"email": "a@example.com", "name": "A", "plan": "free"}, "e1")
-    work(engine)
+    work(clock)
     run.refresh_from_db()
     assert StepExecution.objects.get(run=run, step__kind="condition").status == "filtered"
     assert run.status == Run.Status.SUCCEEDED and smtp.messages == []
 
 
-def test_a_query_with_no_rows_is_filtered_in_every_mode(engine, smtp, tenant_a, tenant_database):
+def test_a_query_with_no_rows_is_filtered_in_every_mode(clock, smtp, tenant_a, tenant_database):
     customer_db(tenant_database, "CREATE TABLE users (id int primary key, email text)")
     source = data_source(tenant_a, tenant_database)
     steps = [
@@ -138,7 +138,7 @@ def test_a_query_with_no_rows_is_filtered_in_every_mode(engine, smtp, tenant_a, 
     ]
     workflow = build_workflow(tenant_a, webhook(steps))
     run = start_run(workflow, {"email": "a@example.com", "name": "A"}, "e1")
-    work(engine)
+    work(clock)
     statuses = list(
         StepExecution.objects.filter(run=run, step__kind="data_query").values_list("status", flat=True)
     )
@@ -147,7 +147,7 @@ def test_a_query_with_no_rows_is_filtered_in_every_mode(engine, smtp, tenant_a, 
     assert run.status == Run.Status.SUCCEEDED
 
 
-def test_a_wait_skipped_in_a_test_run_reads_skipped(engine, smtp, tenant_a):
+def test_a_wait_skipped_in_a_test_run_reads_skipped(clock, smtp, tenant_a):
     wait = {
         "kind": "wait",
         "config": {"mode": "duration", "amount": 3, "unit": "days"},
@@ -161,17 +161,15 @@ def test_a_wait_skipped_in_a_test_run_reads_skipped(engine, smtp, tenant_a):
         is_test=True,
         options={"skip_waits": True},
     )
-    work(engine)
+    work(clock)
     execution = StepExecution.objects.get(run=run, step__kind="wait")
     assert execution.status == "skipped"
-    assert execution.output["would_wait_until"].startswith(
-        (engine.now + timedelta(days=3)).date().isoformat()
-    )
+    assert execution.output["would_wait_until"].startswith((clock.now + timedelta(days=3)).date().isoformat())
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED
 
 
-def test_a_live_wait_is_pending_until_its_time_then_succeeds(engine, smtp, tenant_a):
+def test_a_live_wait_is_pending_until_its_time_then_succeeds(clock, smtp, tenant_a):
     from runs.views.presenting import execution_state
 
     wait = {
@@ -181,16 +179,16 @@ def test_a_live_wait_is_pending_until_its_time_then_succeeds(engine, smtp, tenan
     }
     workflow = build_workflow(tenant_a, webhook([wait]))
     run = start_run(workflow, {"email": "a@example.com", "name": "A"}, "e1")
-    work(engine)
+    work(clock)
     waiting = StepExecution.objects.select_related("step").get(run=run, step__kind="wait")
     assert waiting.status == "pending"
-    assert execution_state(waiting, engine.now).startswith("waiting until")
-    settle(engine, step_seconds=86400)
+    assert execution_state(waiting, clock.now).startswith("waiting until")
+    settle(clock, step_seconds=86400)
     waiting.refresh_from_db()
     assert waiting.status == "succeeded" and smtp.recipients() == ["a@example.com"]
 
 
-def test_a_branch_run_costs_the_same_statements_per_item_as_a_condition(engine, smtp, tenant_a, settings):
+def test_a_branch_run_costs_the_same_statements_per_item_as_a_condition(clock, smtp, tenant_a, settings):
     """The branch adds no query: a batch of items costs what a condition's batch costs."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -210,7 +208,7 @@ def test_a_branch_run_costs_the_same_statements_per_item_as_a_condition(engine, 
         run_batch(run.pk, root.pk)  # the trigger (follows into the step below with few items)
         StepExecution.objects.filter(run=run).exclude(step=root).delete()
         StepExecution.objects.create(
-            tenant=tenant_a, run=run, step=step, item_key="0", input=run.payload, next_attempt_at=engine.now
+            tenant=tenant_a, run=run, step=step, item_key="0", input=run.payload, next_attempt_at=clock.now
         )
         settings.ENGINE_FOLLOW_MAX_STEPS = 0
         with CaptureQueriesContext(connection) as captured:

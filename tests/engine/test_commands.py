@@ -13,7 +13,7 @@ from workflows.models import Workflow
 
 
 def test_export_then_import_into_another_tenant_and_run_it(
-    engine, smtp, tenant_a, tenant_b, tenant_database, tmp_path, capsys
+    clock, smtp, tenant_a, tenant_b, tenant_database, tmp_path, capsys
 ):
     customer_db(
         tenant_database, "CREATE TABLE u (id int, email text); INSERT INTO u VALUES (1, 'x@example.com')"
@@ -48,12 +48,12 @@ def test_export_then_import_into_another_tenant_and_run_it(
 
     call_command("trigger_workflow", imported.pk, "--payload", '{"id": 1}', "--event-key", "cli-1")
     assert "run " in capsys.readouterr().out
-    work(engine)
+    work(clock)
     assert Run.objects.get(workflow=imported).status == "succeeded"
     assert smtp.recipients() == ["x@example.com"]
 
 
-def test_a_bad_file_is_refused_naming_the_step_and_field_and_imports_nothing(engine, tenant_a, tmp_path):
+def test_a_bad_file_is_refused_naming_the_step_and_field_and_imports_nothing(clock, tenant_a, tmp_path):
     bad = {
         "format": "rowbell.workflow/1",
         "name": "Bad",
@@ -70,7 +70,7 @@ def test_a_bad_file_is_refused_naming_the_step_and_field_and_imports_nothing(eng
     assert not Workflow.objects.exists()
 
 
-def test_trigger_workflow_refuses_bad_payloads_and_unpublished_workflows(engine, tenant_a):
+def test_trigger_workflow_refuses_bad_payloads_and_unpublished_workflows(clock, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email()]), publish_it=False)
     with pytest.raises(CommandError, match="JSON object"):
         call_command("trigger_workflow", workflow.pk, "--payload", "[1]")
@@ -80,6 +80,6 @@ def test_trigger_workflow_refuses_bad_payloads_and_unpublished_workflows(engine,
         call_command("trigger_workflow", workflow.pk, "--tenant", "someone-else")
 
 
-def test_sweeper_command_runs_once(engine, capsys):
+def test_sweeper_command_runs_once(clock, capsys):
     call_command("sweeper", "--once")
     assert "reclaimed=0" in capsys.readouterr().out

@@ -136,7 +136,7 @@ def sends(run) -> list[StepExecution]:
 
 @pytest.mark.django_db(transaction=True)
 def test_answers_out_of_order_settle_each_delivery_and_item_correctly(
-    engine, tenant_a, tenant_database, provider, settings
+    clock, tenant_a, tenant_database, provider, settings
 ):
     settings.ENGINE_SEND_CONCURRENCY = 8
     provider.check_rows = True
@@ -148,7 +148,7 @@ def test_answers_out_of_order_settle_each_delivery_and_item_correctly(
             return 0.1 * (8 - provider.received.index(execution_id))
 
     provider.delay = slower_first
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
 
     assert provider.answered != provider.received, "the answers came back in another order"
     assert provider.answered[0] == provider.received[-1] and provider.answered[-1] == provider.received[0]
@@ -165,14 +165,14 @@ def test_answers_out_of_order_settle_each_delivery_and_item_correctly(
 
 @pytest.mark.django_db(transaction=True)
 def test_every_delivery_row_is_committed_before_its_request_arrives(
-    engine, tenant_a, tenant_database, provider, settings
+    clock, tenant_a, tenant_database, provider, settings
 ):
     settings.ENGINE_SEND_CONCURRENCY = 16
     provider.check_rows = True
     provider.delay = lambda execution_id: 0.0  # answers as fast as it can: the tightest race
     workflow = http_fan_out(tenant_a, tenant_database, 60, provider.url())
     run = start_run(workflow, {}, "evt-commit")
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
 
     assert len(provider.row_on_arrival) == 60
     assert Counter(provider.row_on_arrival.values()) == {"sending": 60}
@@ -180,12 +180,12 @@ def test_every_delivery_row_is_committed_before_its_request_arrives(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_pool_bound_is_respected(engine, tenant_a, tenant_database, provider, settings):
+def test_the_pool_bound_is_respected(clock, tenant_a, tenant_database, provider, settings):
     settings.ENGINE_SEND_CONCURRENCY = 4
     provider.delay = lambda execution_id: 0.1
     workflow = http_fan_out(tenant_a, tenant_database, 30, provider.url())
     run = start_run(workflow, {}, "evt-bound")
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
 
     assert provider.max_in_flight == 4, provider.max_in_flight
     assert Counter(provider.received) == {e.pk: 1 for e in sends(run)}
@@ -195,7 +195,7 @@ def test_the_pool_bound_is_respected(engine, tenant_a, tenant_database, provider
 
 @pytest.mark.django_db(transaction=True)
 def test_one_transient_failure_in_flight_does_not_affect_the_others(
-    engine, tenant_a, tenant_database, provider, settings
+    clock, tenant_a, tenant_database, provider, settings
 ):
     settings.ENGINE_SEND_CONCURRENCY = 8
     workflow = http_fan_out(tenant_a, tenant_database, 12, provider.url())
@@ -214,7 +214,7 @@ def test_one_transient_failure_in_flight_does_not_affect_the_others(
 
     provider.server.clear()
     provider.server.expect_request(re.compile(".*")).respond_with_handler(handle)
-    work(engine)  # the first round: every request once, one answered 503
+    work(clock)  # the first round: every request once, one answered 503
     (failed_id,) = flaky
     after_first = {e.pk: e for e in sends(run)}
     assert after_first[failed_id].status == "pending" and "HTTP 503" in after_first[failed_id].error
@@ -225,7 +225,7 @@ def test_one_transient_failure_in_flight_does_not_affect_the_others(
         "sent"
     }
 
-    settle(engine, step_seconds=60)  # the retry
+    settle(clock, step_seconds=60)  # the retry
     counts = Counter(provider.received)
     assert counts[failed_id] == 2 and all(counts[e.pk] == 1 for e in others)
     assert Delivery.objects.get(step_execution_id=failed_id).status == "sent"
@@ -235,7 +235,7 @@ def test_one_transient_failure_in_flight_does_not_affect_the_others(
 
 @pytest.mark.django_db(transaction=True)
 def test_email_through_an_esp_with_anymail_sends_concurrently(
-    engine, tenant_a, tenant_database, provider, settings
+    clock, tenant_a, tenant_database, provider, settings
 ):
     """anymail's real Postmark backend against the local server playing Postmark's API."""
     settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
@@ -265,7 +265,7 @@ def test_email_through_an_esp_with_anymail_sends_concurrently(
 
     provider.server.clear()
     provider.server.expect_request("/email", method="POST").respond_with_handler(handle)
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
 
     assert provider.max_in_flight > 1, "the ESP's requests were sent one at a time"
     assert set(provider.row_on_arrival.values()) == {"sending"}
@@ -281,7 +281,7 @@ def test_email_through_an_esp_with_anymail_sends_concurrently(
     assert Counter(provider.received)[retried.step_execution_id] == 2
 
 
-def test_a_tenants_own_esp_provider_sends_concurrently(engine, tenant_a, tenant_database, provider, settings):
+def test_a_tenants_own_esp_provider_sends_concurrently(clock, tenant_a, tenant_database, provider, settings):
     """The step's sender goes through the tenant's Postmark provider (not the platform's backend)."""
     from tests.emailing.conftest import make_provider, make_sender
 
@@ -296,7 +296,7 @@ def test_a_tenants_own_esp_provider_sends_concurrently(engine, tenant_a, tenant_
         webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
     )
     run = start_run(workflow, {}, "evt-tenant-esp")
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
 
     assert provider.max_in_flight > 1, "the tenant's ESP requests were sent one at a time"
     assert set(provider.row_on_arrival.values()) == {"sending"}
@@ -321,7 +321,7 @@ class ConnectionCountingSink(SinkHandler):
 
 
 def test_smtp_sends_over_several_connections_each_message_after_its_row(
-    engine, tenant_a, tenant_database, settings
+    clock, tenant_a, tenant_database, settings
 ):
     """EMAIL_SMTP_CONNECTIONS: a batch keeps that many SMTP sessions, one message in flight on each."""
     settings.EMAIL_SMTP_CONNECTIONS = 3
@@ -355,7 +355,7 @@ def test_smtp_sends_over_several_connections_each_message_after_its_row(
             webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
         )
         run = start_run(workflow, {}, "evt-smtp-connections")
-        settle(engine, step_seconds=60)
+        settle(clock, step_seconds=60)
     finally:
         controller.stop()
 

@@ -22,7 +22,7 @@ from tests.engine.conftest import (
 
 
 def test_a_big_fan_out_does_not_starve_another_tenants_welcome_email(
-    engine, smtp, tenant_a, tenant_b, tenant_database, settings, redis_conn
+    clock, smtp, tenant_a, tenant_b, tenant_database, settings, redis_conn
 ):
     settings.ENGINE_BATCH_SIZE = 50
     customer_db(
@@ -54,12 +54,12 @@ def test_a_big_fan_out_does_not_starve_another_tenants_welcome_email(
     recipients = smtp.recipients()
     assert "new@small.example" in recipients
     assert recipients.index("new@small.example") <= 250, "the welcome email waited behind the fan-out"
-    work(engine)
+    work(clock)
     assert Run.objects.get(pk=big_run.pk).status == "succeeded"
     assert len(smtp.messages) == 1001
 
 
-def test_wait_until_a_time_in_the_item_with_an_offset(engine, smtp, tenant_a):
+def test_wait_until_a_time_in_the_item_with_an_offset(clock, smtp, tenant_a):
     workflow = build_workflow(
         tenant_a,
         webhook(
@@ -78,20 +78,20 @@ def test_wait_until_a_time_in_the_item_with_an_offset(engine, smtp, tenant_a):
             ]
         ),
     )
-    ends = engine.now + timedelta(days=14)
+    ends = clock.now + timedelta(days=14)
     run = start_run(workflow, {"email": "t@example.com", "name": "T", "trial_ends_at": ends.isoformat()}, "t")
-    work(engine)
+    work(clock)
     wait = StepExecution.objects.get(run=run, step__kind="wait")
     assert wait.next_attempt_at == ends - timedelta(days=1)
-    engine.travel(days=12, hours=23)
-    settle(engine, step_seconds=60, rounds=2)
+    clock.travel(days=12, hours=23)
+    settle(clock, step_seconds=60, rounds=2)
     assert smtp.recipients() == []
-    engine.travel(hours=1, minutes=1)
-    settle(engine)
+    clock.travel(hours=1, minutes=1)
+    settle(clock)
     assert smtp.recipients() == ["t@example.com"]
 
 
-def test_wait_on_a_missing_field_fails_with_its_name(engine, smtp, tenant_a):
+def test_wait_on_a_missing_field_fails_with_its_name(clock, smtp, tenant_a):
     workflow = build_workflow(
         tenant_a,
         webhook(
@@ -105,12 +105,12 @@ def test_wait_on_a_missing_field_fails_with_its_name(engine, smtp, tenant_a):
         ),
     )
     run = start_run(workflow, {"email": "t@example.com"}, "t")
-    work(engine)
+    work(clock)
     wait = StepExecution.objects.get(run=run, step__kind="wait")
     assert wait.status == "failed" and "trial_ends_at" in wait.error
 
 
-def test_enrich_modes_and_zero_rows_end_the_path(engine, smtp, tenant_a, tenant_database):
+def test_enrich_modes_and_zero_rows_end_the_path(clock, smtp, tenant_a, tenant_database):
     customer_db(
         tenant_database,
         "CREATE TABLE orders (id int, user_id int, total numeric); "
@@ -138,7 +138,7 @@ def test_enrich_modes_and_zero_rows_end_the_path(engine, smtp, tenant_a, tenant_
     )
     run = start_run(workflow, {"user_id": 5, "email": "u5@example.com", "name": "U"}, "u5")
     empty = start_run(workflow, {"user_id": 99, "email": "u99@example.com", "name": "U"}, "u99")
-    work(engine)
+    work(clock)
     assert smtp.recipients() == ["u5@example.com"]
     assert smtp.messages[0]["Subject"] == "2 orders"
     assert Delivery.objects.get(run=run).content["text"] == "10.5;20;"
@@ -147,7 +147,7 @@ def test_enrich_modes_and_zero_rows_end_the_path(engine, smtp, tenant_a, tenant_
 
 
 def test_row_cap_and_statement_timeout_stop_a_query_with_a_clear_error(
-    engine, smtp, tenant_a, tenant_database, settings
+    clock, smtp, tenant_a, tenant_database, settings
 ):
     settings.DATA_QUERY_MAX_ROWS = 100
     settings.DATA_QUERY_TIMEOUT_MS = 300
@@ -162,13 +162,13 @@ def test_row_cap_and_statement_timeout_stop_a_query_with_a_clear_error(
         ),
     )
     run = start_run(workflow, {}, "caps")
-    work(engine)
+    work(clock)
     many, slow = StepExecution.objects.filter(run=run, step__kind="data_query").order_by("step__position")
     assert many.status == "failed" and "more than 100 rows" in many.error
     assert slow.status == "failed" and "longer than 300 ms" in slow.error
 
 
-def test_a_false_condition_ends_the_path(engine, smtp, tenant_a):
+def test_a_false_condition_ends_the_path(clock, smtp, tenant_a):
     workflow = build_workflow(
         tenant_a,
         webhook(
@@ -179,12 +179,12 @@ def test_a_false_condition_ends_the_path(engine, smtp, tenant_a):
     )
     start_run(workflow, {"email": "free@example.com", "name": "F", "plan": "free"}, "a")
     start_run(workflow, {"email": "pro@example.com", "name": "P", "plan": "pro"}, "b")
-    work(engine)
+    work(clock)
     assert smtp.recipients() == ["pro@example.com"]
     assert set(Run.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
-def test_a_tenant_at_its_concurrency_limit_is_deferred_not_run(engine, smtp, tenant_a, settings):
+def test_a_tenant_at_its_concurrency_limit_is_deferred_not_run(clock, smtp, tenant_a, settings):
     from runs.engine import fairness
 
     settings.ENGINE_TENANT_CONCURRENCY = 1
@@ -192,11 +192,11 @@ def test_a_tenant_at_its_concurrency_limit_is_deferred_not_run(engine, smtp, ten
     held = fairness.acquire(tenant_a.pk)  # another batch of this tenant is running
     assert held is not None and fairness.acquire(tenant_a.pk) is None
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     assert StepExecution.objects.get(run=run).status == "pending"
     assert django_rq.get_queue("default").scheduled_job_registry.count == 1
 
     fairness.release(tenant_a.pk, held)
-    engine.travel(seconds=2)
-    work(engine)
+    clock.travel(seconds=2)
+    work(clock)
     assert smtp.recipients() == ["ann@example.com"]

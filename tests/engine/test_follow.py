@@ -21,7 +21,7 @@ def one_job() -> None:
     SimpleWorker(queues, connection=queues[0].connection).work(burst=True, max_jobs=1)
 
 
-def test_trigger_condition_and_email_run_in_one_job(engine, smtp, tenant_a):
+def test_trigger_condition_and_email_run_in_one_job(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([condition("true", [email()])]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
     one_job()
@@ -31,21 +31,21 @@ def test_trigger_condition_and_email_run_in_one_job(engine, smtp, tenant_a):
     assert django_rq.get_queue("default").count == 0
 
 
-def test_a_wait_below_is_scheduled_not_run(engine, smtp, tenant_a):
+def test_a_wait_below_is_scheduled_not_run(clock, smtp, tenant_a):
     wait = {"kind": "wait", "config": {"mode": "duration", "amount": 30, "unit": "minutes"}}
     workflow = build_workflow(tenant_a, webhook([{**wait, "children": [email()]}]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
     one_job()
     waiting = StepExecution.objects.get(run=run, step__kind="wait")
-    assert waiting.status == "pending" and waiting.next_attempt_at == engine.now + timedelta(minutes=30)
+    assert waiting.status == "pending" and waiting.next_attempt_at == clock.now + timedelta(minutes=30)
     assert django_rq.get_queue("default").scheduled_job_registry.count == 1
     assert smtp.recipients() == []
-    engine.travel(minutes=30, seconds=1)
-    settle(engine, step_seconds=60)
+    clock.travel(minutes=30, seconds=1)
+    settle(clock, step_seconds=60)
     assert smtp.recipients() == ["ann@example.com"]
 
 
-def test_steps_beyond_the_limit_are_queued(engine, smtp, tenant_a, settings):
+def test_steps_beyond_the_limit_are_queued(clock, smtp, tenant_a, settings):
     settings.ENGINE_FOLLOW_MAX_STEPS = 1
     workflow = build_workflow(tenant_a, webhook([condition("true", [email()])]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
@@ -53,5 +53,5 @@ def test_steps_beyond_the_limit_are_queued(engine, smtp, tenant_a, settings):
     assert StepExecution.objects.get(run=run, step__kind="condition").status == "succeeded"
     assert StepExecution.objects.get(run=run, step__kind="send_email").status == "pending"
     assert django_rq.get_queue("default").count == 1
-    settle(engine)
+    settle(clock)
     assert smtp.recipients() == ["ann@example.com"]

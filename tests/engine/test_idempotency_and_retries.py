@@ -21,33 +21,33 @@ from tests.engine.conftest import (
 )
 
 
-def test_the_same_job_enqueued_twice_sends_once(engine, smtp, tenant_a):
+def test_the_same_job_enqueued_twice_sends_once(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     send = StepExecution.objects.get(run=run, step__kind="send_email")
     # A second copy of a job that already ran (another path, a re-delivery): it finds nothing to claim.
     django_rq.get_queue("default").enqueue(JOB, run.pk, send.step_id, 0)
     django_rq.get_queue("default").enqueue(JOB, run.pk, send.step_id, 0)
-    work(engine)
+    work(clock)
     assert smtp.recipients() == ["ann@example.com"]
     assert StepExecution.objects.filter(run=run).count() == 2
 
 
-def test_a_run_started_twice_with_one_event_key_runs_once(engine, smtp, tenant_a):
+def test_a_run_started_twice_with_one_event_key_runs_once(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email()]))
     first = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
     second = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     third = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     assert first.pk == second.pk == third.pk
     assert Run.objects.count() == 1
     assert smtp.recipients() == ["ann@example.com"]
 
 
 def test_a_fan_out_executed_again_after_its_children_exist_creates_nothing_twice(
-    engine, smtp, tenant_a, tenant_database
+    clock, smtp, tenant_a, tenant_database
 ):
     customer_db(
         tenant_database,
@@ -60,38 +60,38 @@ def test_a_fan_out_executed_again_after_its_children_exist_creates_nothing_twice
         webhook([query(source, "SELECT id, email FROM u", children=[email(subject="Hi", text="Hi")])]),
     )
     run = start_run(workflow, {}, "evt-1")
-    work(engine)
+    work(clock)
     fan_out = StepExecution.objects.get(run=run, step__kind="data_query")
     # As if its worker died after writing the children but before marking it done.
-    StepExecution.objects.filter(pk=fan_out.pk).update(status="pending", next_attempt_at=engine.now)
+    StepExecution.objects.filter(pk=fan_out.pk).update(status="pending", next_attempt_at=clock.now)
     Run.objects.filter(pk=run.pk).update(status="running")
     assert run_batch(run.pk, fan_out.step_id) == 1
-    work(engine)
+    work(clock)
     assert StepExecution.objects.filter(run=run, step__kind="send_email").count() == 30
     assert sorted(smtp.recipients()) == sorted(f"u{i}@x.io" for i in range(1, 31))
 
 
-def test_451_twice_then_250_sends_one_email_after_two_retries_with_growing_delays(engine, smtp, tenant_a):
+def test_451_twice_then_250_sends_one_email_after_two_retries_with_growing_delays(clock, smtp, tenant_a):
     smtp.script = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     send = StepExecution.objects.get(run=run, step__kind="send_email")
     assert (send.status, send.attempts) == ("pending", 1)
     assert "451" in send.error
-    first_delay = (send.next_attempt_at - engine.now).total_seconds()
+    first_delay = (send.next_attempt_at - clock.now).total_seconds()
     assert 0 <= first_delay <= backoff_bound(1, {}) == 2
 
-    engine.travel(seconds=2.5)
-    work(engine)
+    clock.travel(seconds=2.5)
+    work(clock)
     send.refresh_from_db()
     assert (send.status, send.attempts) == ("pending", 2)
-    second_delay = (send.next_attempt_at - engine.now).total_seconds()
+    second_delay = (send.next_attempt_at - clock.now).total_seconds()
     assert 0 <= second_delay <= backoff_bound(2, {}) == 6
     assert backoff_bound(3, {}) == 18 and backoff_bound(20, {}) == 3600
 
-    engine.travel(seconds=6.5)
-    work(engine)
+    clock.travel(seconds=6.5)
+    work(clock)
     send.refresh_from_db()
     run.refresh_from_db()
     assert (send.status, send.attempts) == ("succeeded", 3)
@@ -100,11 +100,11 @@ def test_451_twice_then_250_sends_one_email_after_two_retries_with_growing_delay
     assert run.status == "succeeded"
 
 
-def test_550_fails_at_once_with_the_servers_reason(engine, smtp, tenant_a):
+def test_550_fails_at_once_with_the_servers_reason(clock, smtp, tenant_a):
     smtp.refuse["gone@example.com"] = "550 5.1.1 No such user here"
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "gone@example.com", "name": "G"}, "evt-1")
-    work(engine)
+    work(clock)
     send = StepExecution.objects.get(run=run, step__kind="send_email")
     run.refresh_from_db()
     assert (send.status, send.attempts) == ("failed", 1)
@@ -114,7 +114,7 @@ def test_550_fails_at_once_with_the_servers_reason(engine, smtp, tenant_a):
     assert run.status == "failed"
 
 
-def test_a_failing_branch_leaves_its_sibling_running_to_success(engine, smtp, tenant_a):
+def test_a_failing_branch_leaves_its_sibling_running_to_success(clock, smtp, tenant_a):
     smtp.refuse["gone@example.com"] = "550 5.1.1 No such user here"
     workflow = build_workflow(
         tenant_a,
@@ -132,17 +132,17 @@ def test_a_failing_branch_leaves_its_sibling_running_to_success(engine, smtp, te
         ),
     )
     run = start_run(workflow, {}, "evt-1")
-    settle(engine, step_seconds=600)
+    settle(clock, step_seconds=600)
     run.refresh_from_db()
     assert smtp.recipients() == ["ok@example.com"]
     assert run.status == Run.Status.PARTIAL
 
 
-def test_transient_errors_give_up_after_max_attempts(engine, smtp, tenant_a):
+def test_transient_errors_give_up_after_max_attempts(clock, smtp, tenant_a):
     smtp.script = ["451 busy"] * 3
     workflow = build_workflow(tenant_a, webhook([email(max_attempts=3)]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
     send = StepExecution.objects.get(run=run, step__kind="send_email")
     assert (send.status, send.attempts) == ("failed", 3)
     assert "gave up after 3 attempts" in send.error
@@ -160,7 +160,7 @@ CREATE TRIGGER test_refuse_bob BEFORE INSERT ON runs_delivery FOR EACH ROW EXECU
 
 
 def test_a_message_leaves_only_after_its_delivery_row_is_committed(
-    engine, smtp, tenant_a, tenant_database, settings
+    clock, smtp, tenant_a, tenant_database, settings
 ):
     """Over one SMTP connection, the envelope overlaps the Delivery insert; the message itself waits for
     the commit. Here Rowbell's own database refuses Bob's row (a real trigger standing in for a failing
@@ -183,7 +183,7 @@ def test_a_message_leaves_only_after_its_delivery_row_is_committed(
     with connection.cursor() as cursor:
         cursor.execute(REFUSE_BOBS_DELIVERY)
     run = start_run(workflow, {}, "evt-1")
-    work(engine)
+    work(clock)
 
     assert sorted(smtp.recipients()) == ["ann@example.com", "cid@example.com"]  # Bob's never left
     # Ann's `sent` mark rode on Bob's failed statement: it is written with Cid's instead.
@@ -196,7 +196,7 @@ def test_a_message_leaves_only_after_its_delivery_row_is_committed(
 
     with connection.cursor() as cursor:
         cursor.execute("DROP TRIGGER test_refuse_bob ON runs_delivery; DROP FUNCTION test_refuse_bob()")
-    settle(engine, step_seconds=60)
+    settle(clock, step_seconds=60)
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert sorted(smtp.recipients()) == ["ann@example.com", "bob@example.com", "cid@example.com"]

@@ -15,20 +15,20 @@ from tests.engine.conftest import build_workflow, email, webhook, work
 from tests.test_operations import sample
 
 
-def test_metrics_after_real_work(engine, smtp, tenant_a, settings):
+def test_metrics_after_real_work(clock, smtp, tenant_a, settings):
     workflow = build_workflow(tenant_a, webhook([email(), email(to="team@example.com")]))
     for n in range(3):
         start_run(workflow, {"email": f"a{n}@example.com", "name": "A"}, f"evt-{n}")
-    work(engine)
+    work(clock)
     # A worker that claimed and died: the sweeper reclaims on its missing heartbeat.
     stuck = start_run(workflow, {"email": "b@example.com", "name": "B"}, "evt-stuck")
     liveness.worker_name = "dead-worker"
     try:
-        claimed = claim(stuck.pk, workflow.published_version.steps.get(parent=None).pk, engine.now, 10)
+        claimed = claim(stuck.pk, workflow.published_version.steps.get(parent=None).pk, clock.now, 10)
     finally:
         liveness.worker_name = ""
     assert claimed
-    engine.travel(seconds=settings.WORKER_LEASE_SECONDS + 1)
+    clock.travel(seconds=settings.WORKER_LEASE_SECONDS + 1)
     assert sweep().reclaimed == 1
     heartbeat = Heartbeat("cron", name="cron-test")
     heartbeat.beat()

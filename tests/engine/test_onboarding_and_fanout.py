@@ -69,37 +69,37 @@ def onboarding(tenant, source):
     )
 
 
-def test_onboarding_user_who_did_not_finish_gets_the_nudge(engine, smtp, tenant_a, tenant_database):
+def test_onboarding_user_who_did_not_finish_gets_the_nudge(clock, smtp, tenant_a, tenant_database):
     customer_db(tenant_database, USERS)
     workflow = onboarding(tenant_a, data_source(tenant_a, tenant_database))
     run = start_run(workflow, {"id": 1, "email": "new@example.com", "name": "Nia"}, "user-1")
-    work(engine)
+    work(clock)
     assert [m["Subject"] for m in smtp.messages] == ["Welcome Nia"]
     wait = StepExecution.objects.get(run=run, step__kind="wait")
-    assert wait.status == "pending" and wait.next_attempt_at == engine.now + __import__("datetime").timedelta(
+    assert wait.status == "pending" and wait.next_attempt_at == clock.now + __import__("datetime").timedelta(
         days=3
     )
 
-    engine.travel(days=2)
-    settle(engine, step_seconds=60, rounds=3)
+    clock.travel(days=2)
+    settle(clock, step_seconds=60, rounds=3)
     assert len(smtp.messages) == 1, "nothing may happen before the three days are over"
 
-    engine.travel(days=1, minutes=1)
-    settle(engine)
+    clock.travel(days=1, minutes=1)
+    settle(clock)
     run.refresh_from_db()
     assert [m["Subject"] for m in smtp.messages] == ["Welcome Nia", "Finish onboarding"]
     assert run.status == Run.Status.SUCCEEDED
 
 
-def test_onboarding_reads_the_row_after_the_wait(engine, smtp, tenant_a, tenant_database):
+def test_onboarding_reads_the_row_after_the_wait(clock, smtp, tenant_a, tenant_database):
     customer_db(tenant_database, USERS)
     workflow = onboarding(tenant_a, data_source(tenant_a, tenant_database))
     run = start_run(workflow, {"id": 1, "email": "new@example.com", "name": "Nia"}, "user-1")
-    work(engine)
+    work(clock)
     # The user finishes onboarding during the wait: the query after the wait must see it.
     customer_db(tenant_database, "UPDATE users SET onboarded_at = now() WHERE id = 1")
-    engine.travel(days=3, minutes=1)
-    settle(engine)
+    clock.travel(days=3, minutes=1)
+    settle(clock)
     run.refresh_from_db()
     assert [m["Subject"] for m in smtp.messages] == ["Welcome Nia", "Next steps"]
     assert run.status == Run.Status.SUCCEEDED
@@ -120,7 +120,7 @@ WHERE c.post_id = {{ item.post_id }} AND c.author_id <> {{ item.author_id }}
 """
 
 
-def test_comment_fans_out_to_every_other_commenter_once(engine, smtp, tenant_a, tenant_database, settings):
+def test_comment_fans_out_to_every_other_commenter_once(clock, smtp, tenant_a, tenant_database, settings):
     customer_db(tenant_database, COMMENTS)
     source = data_source(tenant_a, tenant_database)
     workflow = build_workflow(
@@ -139,7 +139,7 @@ def test_comment_fans_out_to_every_other_commenter_once(engine, smtp, tenant_a, 
     from django.db import connection
 
     with CaptureQueriesContext(connection) as queries:
-        work(engine)
+        work(clock)
     run.refresh_from_db()
     recipients = smtp.recipients()
     assert run.status == Run.Status.SUCCEEDED
@@ -154,7 +154,7 @@ def test_comment_fans_out_to_every_other_commenter_once(engine, smtp, tenant_a, 
     assert len(queries) / 1000 <= 1.5, f"{len(queries)} statements for 1000 items"
 
 
-def test_a_big_fan_out_is_sent_while_its_rows_are_still_being_read(engine, smtp, tenant_a, settings):
+def test_a_big_fan_out_is_sent_while_its_rows_are_still_being_read(clock, smtp, tenant_a, settings):
     """Batches start after the first chunk of rows. Lanes that catch up with a slow reader stop; the end
     of the reading queues them again, so the rest does not wait for the sweeper."""
     settings.ENGINE_FANOUT_CHUNK = 100
@@ -162,19 +162,19 @@ def test_a_big_fan_out_is_sent_while_its_rows_are_still_being_read(engine, smtp,
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {}, "slow-reader")
     root = StepExecution.objects.get(run=run, step__parent=None)
-    assert claim(run.pk, root.step_id, engine.now, 1) == [root.pk]  # the fan-out step is running
-    spawner = Spawner(run, list(root.step.children.all()), engine.now)
+    assert claim(run.pk, root.step_id, clock.now, 1) == [root.pk]  # the fan-out step is running
+    spawner = Spawner(run, list(root.step.children.all()), clock.now)
     sent_while_reading = []
 
     def rows():
         for i in range(1, 301):
             if i == 151:
-                work(engine)  # the lanes queued after the first chunk run now, and stop when caught up
+                work(clock)  # the lanes queued after the first chunk run now, and stop when caught up
                 sent_while_reading.append(len(smtp.recipients()))
             yield str(i), {"email": f"user{i}@example.com", "name": f"User {i}"}
 
     spawner.add(root, rows())
     spawner.finish()
-    work(engine)
+    work(clock)
     assert sent_while_reading == [100]
     assert sorted(smtp.recipients()) == sorted(f"user{i}@example.com" for i in range(1, 301))

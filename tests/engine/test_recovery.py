@@ -187,10 +187,10 @@ def test_redis_lost_while_executions_wait_and_run_the_run_completes_from_postgre
     assert Delivery.objects.filter(run=run, status="sent").count() == 41
 
 
-def test_the_sweeper_leaves_fresh_work_to_its_jobs(engine, smtp, tenant_a):
+def test_the_sweeper_leaves_fresh_work_to_its_jobs(clock, smtp, tenant_a):
     workflow = build_workflow(tenant_a, webhook([email()]))
     start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
     report = sweep()
     assert report.jobs_queued == 0 and report.reclaimed == 0
-    engine.travel(seconds=settings.SWEEPER_GRACE + 1)
+    clock.travel(seconds=settings.SWEEPER_GRACE + 1)
     assert sweep().jobs_queued == 0, "the job for it is already queued"

@@ -60,20 +60,20 @@ def uncertain_run(tenant, clock, spec=None):
     return run, execution
 
 
-def test_an_uncertain_message_is_never_resent_on_its_own(engine, smtp, tenant_a):
-    run, execution = uncertain_run(tenant_a, engine)
+def test_an_uncertain_message_is_never_resent_on_its_own(clock, smtp, tenant_a):
+    run, execution = uncertain_run(tenant_a, clock)
     assert Delivery.objects.get(step_execution=execution).status == "uncertain"
     assert run.status == Run.Status.FAILED and smtp.messages == []
     attempts = StepExecution.objects.get(pk=execution.pk).attempt_log
     assert [a["outcome"] for a in attempts] == ["reclaimed", "failed"], attempts
 
 
-def test_mark_as_sent_sends_nothing_and_lets_the_run_go_on(engine, smtp, tenant_a):
-    run, execution = uncertain_run(tenant_a, engine)
+def test_mark_as_sent_sends_nothing_and_lets_the_run_go_on(clock, smtp, tenant_a):
+    run, execution = uncertain_run(tenant_a, clock)
     delivery = Delivery.objects.get(step_execution=execution)
     assert resolve_uncertain(delivery.pk, "mark_sent", tenant=tenant_a, by="olive")
     assert not resolve_uncertain(delivery.pk, "mark_sent", tenant=tenant_a), "a double click acts once"
-    settle_all(engine, step_seconds=60)
+    settle_all(clock, step_seconds=60)
     delivery.refresh_from_db()
     run.refresh_from_db()
     assert delivery.status == "sent" and "olive" in delivery.error
@@ -81,19 +81,19 @@ def test_mark_as_sent_sends_nothing_and_lets_the_run_go_on(engine, smtp, tenant_
     assert run.status == Run.Status.SUCCEEDED
 
 
-def test_send_again_sends_it_once_more(engine, smtp, tenant_a):
-    run, execution = uncertain_run(tenant_a, engine)
+def test_send_again_sends_it_once_more(clock, smtp, tenant_a):
+    run, execution = uncertain_run(tenant_a, clock)
     delivery = Delivery.objects.get(step_execution=execution)
     assert resolve_uncertain(delivery.pk, "resend")
-    settle_all(engine, step_seconds=60)
+    settle_all(clock, step_seconds=60)
     run.refresh_from_db()
     assert sorted(smtp.recipients()) == ["ann@example.com", "boss@example.com"]
     assert run.status == Run.Status.SUCCEEDED
     assert not resolve_uncertain(delivery.pk, "resend"), "no longer uncertain"
 
 
-def test_resolving_another_tenants_or_a_sent_message_does_nothing(engine, smtp, tenant_a, tenant_b):
-    _run, execution = uncertain_run(tenant_a, engine)
+def test_resolving_another_tenants_or_a_sent_message_does_nothing(clock, smtp, tenant_a, tenant_b):
+    _run, execution = uncertain_run(tenant_a, clock)
     delivery = Delivery.objects.get(step_execution=execution)
     assert not resolve_uncertain(delivery.pk, "mark_sent", tenant=tenant_b)
     with pytest.raises(ValueError, match="Unknown resolution"):
@@ -107,12 +107,12 @@ def http_step(url: str, **config) -> dict:
 
 @pytest.mark.parametrize("opted_in", [True, False])
 def test_an_http_step_that_opted_in_resends_uncertain_requests_with_the_same_key(
-    engine, tenant_a, httpserver, opted_in
+    clock, tenant_a, httpserver, opted_in
 ):
     httpserver.expect_request("/hook", method="POST").respond_with_json({"ok": True})
     config = {"resend_uncertain": True} if opted_in else {}
     run, execution = uncertain_run(
-        tenant_a, engine, webhook([http_step(httpserver.url_for("/hook"), **config)])
+        tenant_a, clock, webhook([http_step(httpserver.url_for("/hook"), **config)])
     )
     delivery = Delivery.objects.get(step_execution=execution)
     requests = [r for r, _ in httpserver.log]
@@ -133,16 +133,16 @@ def test_resend_uncertain_must_be_a_boolean():
     assert "resend_uncertain" not in kind.validate({"url": "https://example.com", "resend_uncertain": False})
 
 
-def test_attempt_history_keeps_the_last_20_and_settling_stays_one_statement(engine, tenant_a, settings):
+def test_attempt_history_keeps_the_last_20_and_settling_stays_one_statement(clock, tenant_a, settings):
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "a@example.com", "name": "A"}, "evt-h")
     execution = StepExecution.objects.get(run=run)
     for n in range(25):
-        claim(run.pk, execution.step_id, engine.now, 1)
+        claim(run.pk, execution.step_id, clock.now, 1)
         execution.refresh_from_db()
-        outcome = Outcome("pending", error=f"try {n}", next_attempt_at=engine.now, took=0.5)
+        outcome = Outcome("pending", error=f"try {n}", next_attempt_at=clock.now, took=0.5)
         with CaptureQueriesContext(connection) as queries:
-            assert settle([execution], {execution.pk: outcome}, engine.now) == [execution.pk]
+            assert settle([execution], {execution.pk: outcome}, clock.now) == [execution.pk]
         assert len(queries) == 1
     execution.refresh_from_db()
     log = execution.attempt_log
@@ -151,21 +151,19 @@ def test_attempt_history_keeps_the_last_20_and_settling_stays_one_statement(engi
     assert log[-1]["took"] == 0.5 and log[-1]["outcome"] == "retry" and log[-1]["at"]
 
 
-def test_settle_leaves_executions_another_worker_now_holds(engine, tenant_a, monkeypatch):
+def test_settle_leaves_executions_another_worker_now_holds(clock, tenant_a, monkeypatch):
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "a@example.com", "name": "A"}, "evt-o")
     execution = StepExecution.objects.get(run=run)
     monkeypatch.setattr(liveness, "worker_name", "worker-a")
-    claim(run.pk, execution.step_id, engine.now, 1)
+    claim(run.pk, execution.step_id, clock.now, 1)
     execution.refresh_from_db()
     StepExecution.objects.filter(pk=execution.pk).update(claimed_by="worker-b")  # the sweeper handed it over
-    assert settle([execution], {execution.pk: Outcome("succeeded")}, engine.now) == []
+    assert settle([execution], {execution.pk: Outcome("succeeded")}, clock.now) == []
     assert StepExecution.objects.get(pk=execution.pk).status == "running"
 
 
-def test_a_worker_frozen_past_its_lease_stops_its_batch_and_sends_nothing(
-    engine, smtp, tenant_a, monkeypatch
-):
+def test_a_worker_frozen_past_its_lease_stops_its_batch_and_sends_nothing(clock, smtp, tenant_a, monkeypatch):
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "a@example.com", "name": "A"}, "evt-f")
     monkeypatch.setattr(liveness, "worker_name", "frozen-worker")
@@ -178,14 +176,14 @@ def test_a_worker_frozen_past_its_lease_stops_its_batch_and_sends_nothing(
     assert smtp.messages == []
 
 
-def test_meeting_the_message_another_worker_wrote_is_one_log_line(engine, smtp, tenant_a, caplog):
+def test_meeting_the_message_another_worker_wrote_is_one_log_line(clock, smtp, tenant_a, caplog):
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "a@example.com", "name": "A"}, "evt-dup")
-    work(engine)
+    work(clock)
     execution = StepExecution.objects.select_related("step").get(run=run, step__kind="send_email")
     assert Delivery.objects.filter(step_execution=execution, status="sent").exists()
     kind = get_kind("send_email")
-    ctx = StepContext(run=run, step=execution.step, now=engine.now, resources=BatchResources())
+    ctx = StepContext(run=run, step=execution.step, now=clock.now, resources=BatchResources())
     channel = LazyChannel(kind)
     with caplog.at_level(logging.INFO, logger="runs.engine.sending"), pytest.raises(StepFailed) as failed:
         # A resumed worker read "no Delivery yet" before the other worker wrote it.

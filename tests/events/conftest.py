@@ -1,16 +1,15 @@
 """Event-webhook fixtures: endpoints on a real local HTTP server (pytest-httpserver), published workflows
-that succeed or fail against the real SMTP sink, and signed-in clients for the three people."""
+that succeed or fail against the real SMTP sink."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from django.test import Client
 
 from integrations.models import EventDelivery, EventEndpoint
 from tests.builder.conftest import page  # noqa: F401 (fixture)
-from tests.engine.conftest import build_workflow, clock, email, engine, smtp, webhook  # noqa: F401 (fixtures)
+from tests.engine.conftest import build_workflow, clock, email, smtp, webhook  # noqa: F401 (fixtures)
 
 ALL_RUN_EVENTS = ["run.succeeded", "run.partial", "run.failed", "run.cancelled"]
 REFUSED = "nobody@example.com"
@@ -50,24 +49,3 @@ def body(request) -> dict:
 def only_delivery() -> EventDelivery:
     (delivery,) = EventDelivery.objects.all()
     return delivery
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def owner_client(owner) -> Client:
-    return signed_in(owner)
-
-
-@pytest.fixture
-def member_client(member) -> Client:
-    return signed_in(member)
-
-
-@pytest.fixture
-def outsider_client(outsider) -> Client:
-    return signed_in(outsider)

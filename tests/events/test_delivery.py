@@ -1,5 +1,5 @@
 """Runs that finish send signed events through real RQ workers (burst mode) to a real local HTTP server.
-Only the clock is patched (the `engine` fixture), to make retry delays come due."""
+Only the clock is patched (the `clock` fixture), to make retry delays come due."""
 
 from __future__ import annotations
 
@@ -29,19 +29,19 @@ from workflows.steps.webhook_trigger import compute_signature
     ],
 )
 def test_a_finished_run_sends_one_signed_event(
-    engine, welcome, endpoint, httpserver, address, event, executions, deliveries
+    clock, welcome, endpoint, httpserver, address, event, executions, deliveries
 ):
     httpserver.expect_request("/events", method="POST").respond_with_data("thanks")
 
     run = start_run(welcome, item(address), "signup-7")
-    work(engine)
+    work(clock)
 
     run.refresh_from_db()
     (request,) = posts(httpserver)
     sent = request.get_data()
     timestamp = request.headers["X-Rowbell-Timestamp"]
     assert request.headers["X-Rowbell-Signature"] == compute_signature(endpoint.secret, timestamp, sent)
-    assert int(timestamp) == int(engine.now.timestamp())
+    assert int(timestamp) == int(clock.now.timestamp())
     assert request.headers["X-Rowbell-Event"] == event
     assert request.headers["Content-Type"] == "application/json"
     delivery = only_delivery()
@@ -66,60 +66,60 @@ def test_a_finished_run_sends_one_signed_event(
         }
     }
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 1, 200)
-    assert delivery.delivered_at == engine.now
+    assert delivery.delivered_at == clock.now
 
 
-def test_an_event_the_endpoint_does_not_subscribe_to_sends_nothing(engine, welcome, tenant_a, httpserver):
+def test_an_event_the_endpoint_does_not_subscribe_to_sends_nothing(clock, welcome, tenant_a, httpserver):
     make_endpoint(tenant_a, httpserver.url_for("/events"), events=["run.failed"])
     httpserver.expect_request("/events").respond_with_data("thanks")
 
     run = start_run(welcome, item(), "signup-1")
-    work(engine)
+    work(clock)
 
     assert Run.objects.get(pk=run.pk).status == "succeeded"
     assert posts(httpserver) == []
     assert not EventDelivery.objects.exists()
 
 
-def test_test_runs_send_nothing(engine, welcome, endpoint, httpserver):
+def test_test_runs_send_nothing(clock, welcome, endpoint, httpserver):
     httpserver.expect_request("/events").respond_with_data("thanks")
 
     run = start_run(welcome, item(), "try-1", version=welcome.published_version, is_test=True)
-    work(engine)
+    work(clock)
 
     assert Run.objects.get(pk=run.pk).status == "succeeded"
     assert posts(httpserver) == []
 
 
-def test_another_tenants_endpoint_never_hears_of_my_runs(engine, welcome, endpoint, tenant_b, httpserver):
+def test_another_tenants_endpoint_never_hears_of_my_runs(clock, welcome, endpoint, tenant_b, httpserver):
     make_endpoint(tenant_b, httpserver.url_for("/globex"))
     httpserver.expect_request("/events").respond_with_data("thanks")
     httpserver.expect_request("/globex").respond_with_data("thanks")
 
     start_run(welcome, item(), "signup-2")
-    work(engine)
+    work(clock)
 
     assert len(posts(httpserver)) == 1
     assert posts(httpserver, "/globex") == []
     assert list(EventDelivery.objects.values_list("endpoint_id", flat=True)) == [endpoint.pk]
 
 
-def test_cancelling_a_run_sends_run_cancelled(engine, tenant_a, endpoint, httpserver):
+def test_cancelling_a_run_sends_run_cancelled(clock, tenant_a, endpoint, httpserver):
     waiting = build_workflow(tenant_a, webhook([{"kind": "wait", "config": {"amount": 3, "unit": "days"}}]))
     httpserver.expect_request("/events").respond_with_data("thanks")
     run = start_run(waiting, {}, "trial-ends")
-    work(engine)
+    work(clock)
     assert posts(httpserver) == []  # waiting
 
     cancel_run(run)
-    work(engine)
+    work(clock)
 
     (request,) = posts(httpserver)
     assert body(request)["type"] == "run.cancelled"
     assert body(request)["data"]["run"]["executions"] == {"cancelled": 1, "succeeded": 1}
 
 
-def test_a_close_that_rolls_back_leaves_no_event_and_queues_no_job(engine, welcome, endpoint):
+def test_a_close_that_rolls_back_leaves_no_event_and_queues_no_job(clock, welcome, endpoint):
     run = start_run(welcome, item(), "signup-3")
     run.executions.update(status="succeeded")
 
@@ -133,7 +133,7 @@ def test_a_close_that_rolls_back_leaves_no_event_and_queues_no_job(engine, welco
     assert django_rq.get_queue(QUEUE).count == 0  # its job is queued on commit only
 
 
-def test_closing_a_run_costs_one_query_more_and_only_when_it_closes(engine, welcome, endpoint):
+def test_closing_a_run_costs_one_query_more_and_only_when_it_closes(clock, welcome, endpoint):
     endpoint.events = ["run.failed"]  # listens, but not to what this run will do
     endpoint.save()
     run = start_run(welcome, item(), "signup-4")
@@ -151,24 +151,24 @@ def test_closing_a_run_costs_one_query_more_and_only_when_it_closes(engine, welc
     assert Run.objects.get(pk=run.pk).status == "succeeded"
 
 
-def test_a_500_is_retried_with_backoff_then_delivered_once(engine, welcome, endpoint, httpserver):
+def test_a_500_is_retried_with_backoff_then_delivered_once(clock, welcome, endpoint, httpserver):
     httpserver.expect_ordered_request("/events").respond_with_data("busy", status=500)
     httpserver.expect_ordered_request("/events").respond_with_data("thanks")
 
     start_run(welcome, item(), "signup-5")
-    work(engine)
+    work(clock)
 
     delivery = only_delivery()
     assert len(posts(httpserver)) == 1
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
     assert "HTTP 500" in delivery.last_error and "busy" in delivery.last_error
     # The engine's full-jitter backoff after a first failure: at most ENGINE_RETRY_BASE_SECONDS (2 s).
-    assert engine.now < delivery.next_attempt_at <= engine.now + timedelta(seconds=2)
+    assert clock.now < delivery.next_attempt_at <= clock.now + timedelta(seconds=2)
 
-    engine.travel(seconds=2)
-    work(engine)
-    engine.travel(minutes=10)
-    work(engine)
+    clock.travel(seconds=2)
+    work(clock)
+    clock.travel(minutes=10)
+    work(clock)
 
     delivery.refresh_from_db()
     assert len(posts(httpserver)) == 2
@@ -178,14 +178,14 @@ def test_a_500_is_retried_with_backoff_then_delivered_once(engine, welcome, endp
     assert first.get_data() == second.get_data()
 
 
-def test_a_delivery_fails_after_the_last_attempt(engine, welcome, endpoint, httpserver, settings):
+def test_a_delivery_fails_after_the_last_attempt(clock, welcome, endpoint, httpserver, settings):
     settings.EVENT_WEBHOOK_MAX_ATTEMPTS = 3
     httpserver.expect_request("/events").respond_with_data("down", status=503)
 
     start_run(welcome, item(), "signup-6")
     for _ in range(6):
-        work(engine)
-        engine.travel(hours=1)
+        work(clock)
+        clock.travel(hours=1)
 
     delivery = only_delivery()
     assert len(posts(httpserver)) == 3
@@ -194,13 +194,13 @@ def test_a_delivery_fails_after_the_last_attempt(engine, welcome, endpoint, http
     assert django_rq.get_queue(QUEUE).count == 0
 
 
-def test_410_gone_disables_the_endpoint(engine, welcome, endpoint, httpserver):
+def test_410_gone_disables_the_endpoint(clock, welcome, endpoint, httpserver):
     httpserver.expect_request("/events").respond_with_data("unsubscribed", status=410)
 
     start_run(welcome, item(), "signup-8")
-    work(engine)
+    work(clock)
     start_run(welcome, item(), "signup-9")
-    work(engine)
+    work(clock)
 
     endpoint.refresh_from_db()
     assert endpoint.active is False
@@ -208,16 +208,16 @@ def test_410_gone_disables_the_endpoint(engine, welcome, endpoint, httpserver):
     assert (only_delivery().status, only_delivery().last_status_code) == ("failed", 410)
 
 
-def test_the_same_job_run_twice_posts_once(engine, welcome, endpoint, httpserver):
+def test_the_same_job_run_twice_posts_once(clock, welcome, endpoint, httpserver):
     httpserver.expect_request("/events").respond_with_data("thanks")
     start_run(welcome, item(), "signup-10")
-    work(engine)
+    work(clock)
     delivery = only_delivery()
 
     queue = django_rq.get_queue(QUEUE)
     queue.enqueue(JOB, delivery.pk, job_id="duplicate-1")
     queue.enqueue(JOB, delivery.pk, job_id="duplicate-2")
-    work(engine)
+    work(clock)
 
     assert len(posts(httpserver)) == 1
     assert deliver(delivery.pk) is None
@@ -226,7 +226,7 @@ def test_the_same_job_run_twice_posts_once(engine, welcome, endpoint, httpserver
 
 
 def test_a_delivery_whose_job_was_lost_is_queued_again(
-    engine, welcome, endpoint, httpserver, redis_conn, settings
+    clock, welcome, endpoint, httpserver, redis_conn, settings
 ):
     httpserver.expect_request("/events").respond_with_data("thanks")
     start_run(welcome, item(), "signup-11")
@@ -235,10 +235,10 @@ def test_a_delivery_whose_job_was_lost_is_queued_again(
     assert only_delivery().status == "pending"
 
     assert requeue_due() == 0  # not overdue yet
-    engine.travel(seconds=settings.SWEEPER_GRACE + 1)
+    clock.travel(seconds=settings.SWEEPER_GRACE + 1)
     assert requeue_due() == 1
     assert requeue_due() == 0  # touched: left alone for another grace period
-    work(engine)
+    work(clock)
 
     assert len(posts(httpserver)) == 1
     assert only_delivery().status == "succeeded"

@@ -16,7 +16,7 @@ from tests.builder.test_browser_errors import sign_in
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-page, mailbox, admin = builder.page, builder.mailbox, builder.admin  # fixtures
+page, mailbox = builder.page, builder.mailbox  # fixtures
 
 
 def fits_the_width(page) -> bool:

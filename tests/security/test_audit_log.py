@@ -17,22 +17,15 @@ from tenants.audit import ACTIONS, record
 from tenants.models import ApiKey, AuditEditRefused, AuditEvent, Invitation, Membership, Role
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 from tests.api.conftest import key_client
-from tests.builder import conftest as builder
 from tests.builder.test_publish_and_tenancy import webhook_workflow
 from tests.conftest import PASSWORD, make_user
 from tests.engine import conftest as engine_fixtures
 from tests.engine.conftest import build_workflow, email, webhook, work
+from tests.support import signed_in
 
-admin = builder.admin  # fixtures
-engine, clock, smtp = engine_fixtures.engine, engine_fixtures.clock, engine_fixtures.smtp
+clock, smtp = engine_fixtures.clock, engine_fixtures.smtp
 
 AUDIT = "/settings/audit/"
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def last_id() -> int:
@@ -65,7 +58,7 @@ def one_event(mark: int, action: str, actor, tenant, **expected) -> AuditEvent:
 @pytest.mark.django_db
 def test_publishing_and_unpublishing(admin, tenant_a):
     workflow = webhook_workflow(tenant_a)
-    client = client_for(admin)
+    client = signed_in(Client(), admin)
 
     mark = last_id()
     assert client.post(f"/workflows/{workflow.pk}/publish/confirm/", {"sandbox": "on"}).status_code == 204
@@ -77,12 +70,12 @@ def test_publishing_and_unpublishing(admin, tenant_a):
     one_event(mark, "workflow.unpublished", admin, tenant_a, object_type="workflow")
 
 
-def test_activity_log_actions(engine, smtp, tenant_a, owner):
+def test_activity_log_actions(clock, smtp, tenant_a, owner):
     workflow = build_workflow(tenant_a, webhook([email()]), name="Sandboxed", sandbox=True)
     runs = [start_run(workflow, {"email": f"p{n}@example.com", "name": "P"}, f"evt-{n}") for n in range(3)]
-    work(engine)
+    work(clock)
     held = list(Delivery.objects.order_by("id").values_list("pk", flat=True))
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
 
     mark = last_id()
     client.post(reverse("runs:release_messages"), {"ids": [held[0]]})
@@ -99,15 +92,15 @@ def test_activity_log_actions(engine, smtp, tenant_a, owner):
     assert Run.objects.filter(pk=replayed.details["new_run"], event_key__contains=":replay:").exists()
 
 
-def test_retrying_a_failed_step(engine, smtp, tenant_a, owner):
+def test_retrying_a_failed_step(clock, smtp, tenant_a, owner):
     smtp.refuse["ann@example.com"] = "550 no such mailbox"
     workflow = build_workflow(tenant_a, webhook([email()]))
     run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
-    work(engine)
+    work(clock)
     failed = StepExecution.objects.get(run=run, step__kind="send_email", status="failed")
 
     mark = last_id()
-    client_for(owner).post(reverse("runs:retry_execution", args=[failed.pk]))
+    signed_in(Client(), owner).post(reverse("runs:retry_execution", args=[failed.pk]))
 
     event = one_event(mark, "execution.retried", owner, tenant_a, object_id=str(failed.pk))
     assert event.details == {"run": run.pk}
@@ -124,7 +117,7 @@ def test_cancelling_from_the_activity_log_and_the_api(onboarding, tenant_a, owne
     api_key, key = ApiKey.issue(tenant_a, "Billing service", owner)
 
     mark = last_id()
-    client_for(owner).post(reverse("runs:cancel_run", args=[by_person.pk]))
+    signed_in(Client(), owner).post(reverse("runs:cancel_run", args=[by_person.pk]))
     one_event(mark, "run.cancelled", owner, tenant_a, object_id=str(by_person.pk), via="web")
 
     mark = last_id()
@@ -133,7 +126,7 @@ def test_cancelling_from_the_activity_log_and_the_api(onboarding, tenant_a, owne
     assert event.actor_label == f"API key “Billing service” ({api_key.prefix}…)"
 
     mark = last_id()  # already cancelled: nothing happens, nothing is recorded
-    client_for(owner).post(reverse("runs:cancel_run", args=[by_person.pk]))
+    signed_in(Client(), owner).post(reverse("runs:cancel_run", args=[by_person.pk]))
     assert key_client(key).post(f"/api/v1/runs/{by_program.pk}/cancel/").status_code == 409
     assert events_since(mark) == []
 
@@ -155,7 +148,7 @@ def test_django_admin_actions_record_the_operator_in_each_tenant(
     globex_flow = build_workflow(tenant_b, webhook([email(name="Welcome")]), name="Globex onboarding")
     acme_run = make_run(onboarding, "a-1", status=Run.Status.RUNNING)
     globex_run = make_run(globex_flow, "b-1", status=Run.Status.RUNNING)
-    client = client_for(operator)
+    client = signed_in(Client(), operator)
 
     mark = last_id()
     admin_action(client, "run", "cancel_runs", [acme_run.pk, globex_run.pk])
@@ -189,7 +182,7 @@ def test_django_admin_actions_record_the_operator_in_each_tenant(
 def test_operators_changing_members_and_data_sources_in_the_django_admin(
     tenant_a, owner, member, admin, operator, tenant_database
 ):
-    client = client_for(operator)
+    client = signed_in(Client(), operator)
     membership = Membership.objects.get(user=member)
     _held, token = Invitation.issue(tenant_a, "friend@example.com", Role.MEMBER, admin)
 
@@ -232,7 +225,9 @@ def test_operators_changing_members_inline_on_the_tenant(tenant_a, owner, member
             form[f"memberships-{n}-DELETE"] = "on"
 
     mark = last_id()
-    response = client_for(operator).post(reverse("admin:tenants_tenant_change", args=[tenant_a.pk]), form)
+    response = signed_in(Client(), operator).post(
+        reverse("admin:tenants_tenant_change", args=[tenant_a.pk]), form
+    )
 
     assert response.status_code == 302
     events = {e.action: e for e in events_since(mark)}
@@ -245,7 +240,7 @@ def test_operators_changing_members_inline_on_the_tenant(tenant_a, owner, member
 
 @pytest.mark.django_db
 def test_members_and_invitations(tenant_a, owner, member, admin):
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
     membership = Membership.objects.get(user=member)
 
     mark = last_id()
@@ -276,7 +271,7 @@ def test_members_and_invitations(tenant_a, owner, member, admin):
 
 @pytest.mark.django_db
 def test_api_keys(tenant_a, owner, operator):
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
 
     mark = last_id()
     client.post("/settings/api-keys/", {"name": "Billing service"})
@@ -290,7 +285,7 @@ def test_api_keys(tenant_a, owner, operator):
 
     other, _key = ApiKey.issue(tenant_a, "Cron", owner)
     mark = last_id()
-    client_for(operator).post(
+    signed_in(Client(), operator).post(
         reverse("admin:tenants_apikey_changelist"), {"action": "revoke", "_selected_action": [other.pk]}
     )
     one_event(mark, "api_key.revoked", operator, tenant_a, object_id=str(other.pk), via="admin")
@@ -298,7 +293,7 @@ def test_api_keys(tenant_a, owner, operator):
 
 @pytest.mark.django_db
 def test_data_sources(tenant_a, owner, tenant_database):
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
 
     mark = last_id()
     client.post("/datasources/new/", {"name": "App DB", "connection_url": tenant_database})
@@ -322,10 +317,12 @@ def test_refused_actions_record_nothing(tenant_a, owner, member, outsider):
     workflow = webhook_workflow(tenant_a)
     mark = last_id()
 
-    client_for(member).post(f"/workflows/{workflow.pk}/publish/confirm/")
-    client_for(member).post("/members/", {"email": "x@example.com", "role": "member"})
-    client_for(outsider).post(f"/members/{Membership.objects.get(user=member).pk}/role/", {"role": "owner"})
-    client_for(owner).post(reverse("runs:discard_messages"), {"ids": ["999999"]})
+    signed_in(Client(), member).post(f"/workflows/{workflow.pk}/publish/confirm/")
+    signed_in(Client(), member).post("/members/", {"email": "x@example.com", "role": "member"})
+    signed_in(Client(), outsider).post(
+        f"/members/{Membership.objects.get(user=member).pk}/role/", {"role": "owner"}
+    )
+    signed_in(Client(), owner).post(reverse("runs:discard_messages"), {"ids": ["999999"]})
 
     assert events_since(mark) == []
 
@@ -349,24 +346,24 @@ def test_admins_and_owners_read_their_tenant_only(tenant_a, tenant_b, owner, adm
     record(tenant_b, outsider, "workflow.published", label="Globex flow")
 
     for person in (owner, admin):
-        page = client_for(person).get(AUDIT)
+        page = signed_in(Client(), person).get(AUDIT)
         text = page.content.decode()
         assert page.status_code == 200
         assert "Acme flow" in text and "olivia" in text and "Globex flow" not in text
         assert f'href="{AUDIT}"' in text  # in the nav
-    globex = client_for(outsider).get(AUDIT).content.decode()
+    globex = signed_in(Client(), outsider).get(AUDIT).content.decode()
     assert "Globex flow" in globex and "Acme flow" not in globex
 
 
 @pytest.mark.django_db
 def test_members_are_refused_and_strangers_get_404(tenant_a, owner, member):
     record(tenant_a, owner, "workflow.published", label="Acme flow")
-    refused = client_for(member).get(AUDIT)
+    refused = signed_in(Client(), member).get(AUDIT)
     assert refused.status_code == 403 and "Acme flow" not in refused.content.decode()
-    assert f'href="{AUDIT}"' not in client_for(member).get("/members/").content.decode()
+    assert f'href="{AUDIT}"' not in signed_in(Client(), member).get("/members/").content.decode()
 
     nobody = get_user_model().objects.create_user("drifter", "d@example.com", PASSWORD)
-    assert client_for(nobody).get(AUDIT).status_code == 404
+    assert signed_in(Client(), nobody).get(AUDIT).status_code == 404
     anonymous = Client().get(AUDIT)
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
 
@@ -375,7 +372,7 @@ def test_members_are_refused_and_strangers_get_404(tenant_a, owner, member):
 def test_filter_by_action_and_pages(tenant_a, owner):
     some_events(tenant_a, owner, 55)
     record(tenant_a, owner, "run.cancelled", label="Run #7")
-    client = client_for(owner)
+    client = signed_in(Client(), owner)
 
     first = client.get(AUDIT).content.decode()
     assert first.count("<tr>") == 51  # the header and 50 events, newest first
@@ -437,7 +434,7 @@ def test_deleting_the_actor_keeps_the_event_with_their_name(tenant_a):
 @pytest.mark.django_db
 def test_the_django_admin_shows_events_read_only(tenant_a, owner, operator):
     event = record(tenant_a, owner, "workflow.published", label="Acme flow")
-    client = client_for(operator)
+    client = signed_in(Client(), operator)
     change_url = reverse("admin:tenants_auditevent_change", args=[event.pk])
 
     listing = client.get(reverse("admin:tenants_auditevent_changelist")).content.decode()
@@ -462,7 +459,7 @@ def test_an_operator_can_still_delete_a_tenant_and_its_events_go_with_it(
     record(tenant_b, outsider, "workflow.published", label="Globex flow")
     record(tenant_a, operator, "workflow.published", label="Acme flow")
 
-    response = client_for(operator).post(
+    response = signed_in(Client(), operator).post(
         reverse("admin:tenants_tenant_delete", args=[tenant_b.pk]), {"post": "yes"}
     )
 

@@ -15,8 +15,8 @@ from django.test import Client
 from runs.engine import start_run
 from runs.models import Run, StepExecution
 from tenants.models import ApiKey
-from tests.builder.conftest import signed_in
-from tests.engine.conftest import build_workflow, clock, email, engine, smtp, webhook, work  # noqa: F401 (fixtures, used through `sink`)
+from tests.engine.conftest import build_workflow, clock, email, smtp, webhook, work  # noqa: F401 (fixtures, used through `sink`)
+from tests.support import signed_in
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 from workflows.steps.webhook_trigger import signature_headers, webhook_path
@@ -258,7 +258,7 @@ def test_the_test_page_still_starts_a_run_on_a_good_item(person, draft_steps):
 @pytest.fixture
 def sink(request):
     """The engine (real commits, clean Redis, test clock) and the SMTP sink."""
-    return SimpleNamespace(clock=request.getfixturevalue("engine"), smtp=request.getfixturevalue("smtp"))
+    return SimpleNamespace(clock=request.getfixturevalue("clock"), smtp=request.getfixturevalue("smtp"))
 
 
 @pytest.mark.parametrize(

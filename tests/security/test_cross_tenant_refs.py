@@ -12,8 +12,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.models import DataSource
-from tenants.models import Role
-from tests.conftest import PASSWORD, make_user
 from workflows.files import WorkflowFileError, import_workflow
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import PublishError, get_or_create_draft, publish
@@ -31,13 +29,6 @@ def ours(tenant_a):
 @pytest.fixture
 def theirs(tenant_b):
     return DataSource.objects.create(tenant=tenant_b, name="Theirs", connection_url=URL)
-
-
-@pytest.fixture
-def member_client(client, tenant_a):
-    user = make_user("max", tenant_a, Role.MEMBER)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def draft_with(tenant, kind: str, config: dict, name: str = "Find users") -> tuple[Workflow, Step]:

@@ -12,14 +12,14 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 
-from integrations.datasources import DataSourceUnavailable, connect
+from integrations.datasources import DataSourceUnavailable, connect_datasource
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 from integrations.models import DataSource
 from integrations.query import QueryError, fetch_rows
 from runs.engine import start_run
 from runs.models import StepExecution
 from tests.conftest import PASSWORD
-from tests.engine.conftest import build_workflow, clock, engine, query, webhook, work  # noqa: F401 (fixtures)
+from tests.engine.conftest import build_workflow, clock, query, webhook, work  # noqa: F401 (fixtures)
 
 SERVER_PORT = 5432
 
@@ -75,7 +75,7 @@ def test_every_connection_path_refuses_rowbells_server(production, db, tenant_a,
     """Triggers, the listener, introspection (connect) and tenant SQL (fetch_rows) all refuse it."""
     source = DataSource.objects.create(tenant=tenant_a, name="Rowbell's own", connection_url=tenant_database)
     with pytest.raises(DataSourceUnavailable, match="holds Rowbell's own data"):
-        connect(source)
+        connect_datasource(source)
     with pytest.raises(QueryError, match="holds Rowbell's own data") as refused:
         fetch_rows(tenant_database, "SELECT 1 AS one", [])
     assert refused.value.permanent
@@ -95,13 +95,13 @@ def test_test_connection_page_says_why(production, db, tenant_a, owner, tenant_d
     assert source.status != "ok"
 
 
-def test_a_run_fails_permanently_and_reads_nothing(production, engine, tenant_a, tenant_database):  # noqa: F811
+def test_a_run_fails_permanently_and_reads_nothing(production, clock, tenant_a, tenant_database):  # noqa: F811
     source = DataSource.objects.create(tenant=tenant_a, name="Rowbell's own", connection_url=tenant_database)
     workflow = build_workflow(
         tenant_a, webhook([query(source, "SELECT 1 AS id")]), validate=False, publish_it=False
     )
     run = start_run(workflow, {}, "evt", version=workflow.versions.get())
-    work(engine)
+    work(clock)
     execution = StepExecution.objects.get(run=run, step__kind="data_query")
     assert execution.status == "failed" and execution.attempts == 1
     assert "holds Rowbell's own data" in execution.error

@@ -19,10 +19,9 @@ from django.utils import timezone
 from tenants import invitations
 from tenants.models import Invitation, Membership, Role
 from tests.builder import conftest as builder
-from tests.builder.conftest import signed_in
-from tests.support import free_port
+from tests.support import free_port, signed_in
 
-admin, mailbox = builder.admin, builder.mailbox  # fixtures
+mailbox = builder.mailbox  # fixture
 
 pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "fresh-and-long-99"

@@ -20,7 +20,6 @@ from tests.engine.conftest import (  # noqa: F401 (fixtures)
     customer_db,
     data_source,
     email,
-    engine,
     query,
     settle,
     smtp,
@@ -51,7 +50,7 @@ def query_execution(run: Run) -> StepExecution:
 
 @pytest.mark.parametrize("rows", [CAP + 1, 1000])
 def test_a_fan_out_over_the_cap_creates_and_sends_nothing(
-    engine,  # noqa: F811
+    clock,  # noqa: F811
     smtp,  # noqa: F811
     tenant_a,
     tenant_database,
@@ -59,7 +58,7 @@ def test_a_fan_out_over_the_cap_creates_and_sends_nothing(
     rows,
 ):
     run = fan_out(tenant_a, tenant_database, ROWS.format(n=rows))
-    work(engine)
+    work(clock)
     execution = query_execution(run)
     assert execution.status == "failed" and execution.attempts == 1
     assert f"more than {CAP:,} rows (nothing was created from it)" in execution.error
@@ -70,15 +69,15 @@ def test_a_fan_out_over_the_cap_creates_and_sends_nothing(
 
 
 @pytest.mark.parametrize("rows", [CHUNK, CAP])
-def test_a_fan_out_at_the_cap_runs_every_row(engine, smtp, tenant_a, tenant_database, capped, rows):  # noqa: F811
+def test_a_fan_out_at_the_cap_runs_every_row(clock, smtp, tenant_a, tenant_database, capped, rows):  # noqa: F811
     run = fan_out(tenant_a, tenant_database, ROWS.format(n=rows))
-    work(engine)
+    work(clock)
     assert query_execution(run).status == "succeeded"
     assert len(set(smtp.recipients())) == rows
 
 
 def test_rows_that_outgrow_their_count_stop_at_the_cap_and_are_reported_exactly(
-    engine,  # noqa: F811
+    clock,  # noqa: F811
     smtp,  # noqa: F811
     tenant_a,
     tenant_database,
@@ -88,7 +87,7 @@ def test_rows_that_outgrow_their_count_stop_at_the_cap_and_are_reported_exactly(
     when read, like SQL whose rows depend on volatile functions."""
     sql = ROWS.format(n="CASE WHEN current_query() LIKE '%rowbell_rows%' THEN 300 ELSE 100 END")
     run = fan_out(tenant_a, tenant_database, sql)
-    work(engine)
+    work(clock)
     execution = query_execution(run)
     assert execution.status == "failed" and execution.attempts == 1
     assert (
@@ -100,7 +99,7 @@ def test_rows_that_outgrow_their_count_stop_at_the_cap_and_are_reported_exactly(
     assert sorted(smtp.recipients()) == sorted(f"user{i}@example.com" for i in range(1, CAP + 1))
 
 
-def test_a_statement_timeout_is_retried_once_then_fails(engine, smtp, tenant_a, tenant_database, settings):  # noqa: F811
+def test_a_statement_timeout_is_retried_once_then_fails(clock, smtp, tenant_a, tenant_database, settings):  # noqa: F811
     settings.DATA_QUERY_TIMEOUT_MS = 200
     workflow = build_workflow(
         tenant_a,
@@ -115,14 +114,14 @@ def test_a_statement_timeout_is_retried_once_then_fails(engine, smtp, tenant_a, 
         ),
     )
     run = start_run(workflow, {}, "slow")
-    settle(engine)
+    settle(clock)
     execution = query_execution(run)
     assert execution.status == "failed"
     assert execution.attempts == 2  # the step allows 10 (ENGINE_MAX_ATTEMPTS) for network errors
     assert "longer than 200 ms" in execution.error and "gave up after 2 attempts" in execution.error
 
 
-def test_a_lost_connection_still_gets_the_full_retry_budget(engine, smtp, tenant_a, settings):  # noqa: F811
+def test_a_lost_connection_still_gets_the_full_retry_budget(clock, smtp, tenant_a, settings):  # noqa: F811
     """Only the timeout is capped: an unreachable database is retried like any network error."""
     from integrations.models import DataSource
 
@@ -133,7 +132,7 @@ def test_a_lost_connection_still_gets_the_full_retry_budget(engine, smtp, tenant
         tenant_a, webhook([query(source, "SELECT 1 AS id", max_attempts=4, children=[email()])])
     )
     run = start_run(workflow, {}, "gone")
-    settle(engine)
+    settle(clock)
     execution = query_execution(run)
     assert execution.status == "failed" and execution.attempts == 4
     assert "Cannot connect" in execution.error

@@ -13,19 +13,11 @@ import pytest
 
 from integrations.datasources import test_connection
 from integrations.models import DataSource
-from tenants.models import Role
 from tests.builder.conftest import page  # noqa: F401 (fixture)
-from tests.conftest import PASSWORD, make_user
 from tests.triggers.conftest import customer_db  # noqa: F401 (fixture)
 from tests.triggers.test_datasources import least_privilege  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(client, tenant, username: str, role: str):
-    user = make_user(username, tenant, role)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def role_fragment(client, source: DataSource) -> str:
@@ -34,33 +26,34 @@ def role_fragment(client, source: DataSource) -> str:
     return html.unescape(response.content.decode())
 
 
-def test_a_superuser_connection_is_named_as_such_with_the_reason(client, tenant_a, customer_db):  # noqa: F811
+def test_a_superuser_connection_is_named_as_such_with_the_reason(
+    owner_client,
+    member_client,
+    tenant_a,
+    customer_db,  # noqa: F811
+):
     source = DataSource.objects.create(tenant=tenant_a, name="As postgres", connection_url=customer_db)
-    owner = signed_in(client, tenant_a, "olivia", Role.OWNER)
-    answer = html.unescape(owner.post(f"/datasources/{source.pk}/test/").content.decode())
+    answer = html.unescape(owner_client.post(f"/datasources/{source.pk}/test/").content.decode())
     assert "Connected to PostgreSQL" in answer
     assert "“postgres” is a superuser" in answer
     assert "“postgres” can change rows of your tables (public.orders, public.signups)" in answer
     assert "the real boundary" in answer and "setup SQL" in answer
-    detail = owner.get(f"/datasources/{source.pk}/").content.decode()
+    detail = owner_client.get(f"/datasources/{source.pk}/").content.decode()
     assert f'hx-get="/datasources/{source.pk}/role/"' in detail
-    client.logout()
-    member = signed_in(client, tenant_a, "max", Role.MEMBER)
-    fragment = role_fragment(member, source)
+    fragment = role_fragment(member_client, source)
     assert "This connection has more power than Rowbell needs" in fragment and "is a superuser" in fragment
 
 
-def test_the_setup_sqls_role_gets_no_warning(client, tenant_a, least_privilege):  # noqa: F811
+def test_the_setup_sqls_role_gets_no_warning(member_client, tenant_a, least_privilege):  # noqa: F811
     source = DataSource.objects.create(
         tenant=tenant_a, name="Least", connection_url=least_privilege["rowbell_url"]
     )
     check = test_connection(source)
     assert check.ok and check.role_warnings == []
-    member = signed_in(client, tenant_a, "max", Role.MEMBER)
-    assert "more power" not in role_fragment(member, source)
+    assert "more power" not in role_fragment(member_client, source)
 
 
-def test_a_role_with_write_grants_is_told_which_tables(client, tenant_a, customer_db, least_privilege):  # noqa: F811
+def test_a_role_with_write_grants_is_told_which_tables(tenant_a, customer_db, least_privilege):  # noqa: F811
     role = least_privilege["rowbell_role"]
     with psycopg.connect(customer_db, autocommit=True) as conn:
         conn.execute(f'GRANT UPDATE ON orders TO "{role}"')
@@ -78,12 +71,11 @@ def test_a_role_with_write_grants_is_told_which_tables(client, tenant_a, custome
         conn.execute(f'REVOKE pg_signal_backend FROM "{role}"')
 
 
-def test_an_unreachable_database_shows_no_role_warning(client, tenant_a):
+def test_an_unreachable_database_shows_no_role_warning(member_client, tenant_a):
     source = DataSource.objects.create(
         tenant=tenant_a, name="Gone", connection_url="postgresql://postgres@127.0.0.1:1/nowhere"
     )
-    member = signed_in(client, tenant_a, "max", Role.MEMBER)
-    assert role_fragment(member, source).strip() == ""
+    assert role_fragment(member_client, source).strip() == ""
 
 
 @pytest.mark.browser

@@ -24,7 +24,7 @@ from integrations.events.forms import EventEndpointForm
 from integrations.models import EventDelivery, EventEndpoint
 from runs.engine import start_run
 from runs.models import Delivery, Run, StepExecution
-from tests.engine.conftest import build_workflow, clock, email, engine, smtp, webhook, work  # noqa: F401 (fixtures)
+from tests.engine.conftest import build_workflow, clock, email, smtp, webhook, work  # noqa: F401 (fixtures)
 from tests.support import free_port
 from workflows.steps import get_kind
 from workflows.steps.base import ConfigError
@@ -252,7 +252,7 @@ def test_the_event_endpoint_form_refuses_an_inside_url(db):
 
 
 def test_a_live_run_calling_loopback_fails_permanently_and_the_server_gets_nothing(
-    engine,  # noqa: F811 (the fixture imported above)
+    clock,  # noqa: F811 (the fixture imported above)
     smtp,  # noqa: F811
     tenant_a,
     inside,
@@ -271,7 +271,7 @@ def test_a_live_run_calling_loopback_fails_permanently_and_the_server_gets_nothi
         ),
     )
     run = start_run(workflow, {"host": f"127.0.0.1:{inside.port}", "email": "eve@example.com"}, "evt-1")
-    work(engine)
+    work(clock)
     run.refresh_from_db()
     execution = StepExecution.objects.get(run=run, step__kind="http_request")
     assert run.status == Run.Status.FAILED

@@ -18,13 +18,11 @@ import psycopg
 import pytest
 
 from integrations.models import DataSource
-from integrations.query import QueryError, connect, fetch_rows, stream_rows
+from integrations.query import QueryError, connect_for_tenant_sql, fetch_rows, stream_rows
 from integrations.sql_guard import UnsafeQuery, check_select
 from runs.engine import start_run
 from runs.models import StepExecution
-from tenants.models import Role
-from tests.conftest import PASSWORD, make_user
-from tests.engine.conftest import build_workflow, clock, engine, query, webhook, work  # noqa: F401 (fixtures)
+from tests.engine.conftest import build_workflow, clock, query, webhook, work  # noqa: F401 (fixtures)
 from tests.support import customer_execute
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft
@@ -156,13 +154,6 @@ def source(tenant_a, customer):
     return DataSource.objects.create(tenant=tenant_a, name="App DB (as postgres)", connection_url=customer)
 
 
-@pytest.fixture
-def member_client(client, tenant_a):
-    user = make_user("max", tenant_a, Role.MEMBER)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
 def draft_query_step(tenant, source, sql="SELECT id, email FROM app.users") -> tuple[Workflow, Step]:
     workflow = Workflow.objects.create(tenant=tenant, name="Digest")
     draft = get_or_create_draft(workflow)
@@ -236,14 +227,14 @@ def test_builder_save_preview_and_test_page_refuse_the_corpus(member_client, ten
     assert not StepExecution.objects.exists()
 
 
-def test_the_engine_refuses_the_corpus_on_rq_workers(engine, tenant_a, source, customer, tag):  # noqa: F811
+def test_the_engine_refuses_the_corpus_on_rq_workers(clock, tenant_a, source, customer, tag):  # noqa: F811
     """A draft stored before these checks existed: every query is its own branch of one run."""
     before = state(customer, tag)
     sqls = corpus(tag, customer.rsplit("/", 1)[1])
     steps = [{**query(source, sql), "name": f"q{index}"} for index, sql in enumerate(sqls)]
     workflow = build_workflow(tenant_a, webhook(steps), validate=False, publish_it=False)
     run = start_run(workflow, {}, "evt", version=workflow.versions.get())
-    work(engine)
+    work(clock)
     executions = {
         e.step.name: e
         for e in StepExecution.objects.filter(run=run, step__kind="data_query").select_related("step")
@@ -272,7 +263,7 @@ def test_a_poisoned_reused_connection_is_still_read_only_for_the_next_query(sour
     """Whatever happened to the session before (here: made writable from outside the gate), each query
     makes its own transaction read-only and time-limited."""
     before = state(customer, tag)
-    conn = connect(customer)
+    conn = connect_for_tenant_sql(customer)
     try:
         with pytest.raises(QueryError, match="set_config"):
             fetch_rows(conn, "SELECT set_config('default_transaction_read_only', 'off', false) AS x", [])
@@ -382,7 +373,7 @@ def test_no_module_but_the_gate_runs_statements_on_a_query_connection():
         if relative == "integrations/query.py":
             continue
         text = path.read_text()
-        if re.search(r"from integrations\.query import [^\n]*\bconnect\b", text) and re.search(
+        if re.search(r"from integrations\.query import [^\n]*\bconnect_for_tenant_sql\b", text) and re.search(
             r"\.(execute|cursor|executemany|copy|pipeline)\(", text
         ):
             offenders.append(relative)

@@ -52,19 +52,17 @@ def _dialog(request: HttpRequest, workflow: Workflow, problems: list[dict] | Non
 
 
 @login_required
+@admins_only("can publish or unpublish workflows")
 def publish_dialog(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := admins_only(request, "can publish or unpublish workflows")) is not None:
-        return denied
     return _dialog(request, workflow)
 
 
 @login_required
 @require_POST
+@admins_only("can publish or unpublish workflows")
 def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := admins_only(request, "can publish or unpublish workflows")) is not None:
-        return denied
     draft = get_draft(workflow)
     problems = publish_problems(request, draft) if draft is not None else []
     if problems:
@@ -86,10 +84,9 @@ def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@admins_only("can publish or unpublish workflows")
 def unpublish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := admins_only(request, "can publish or unpublish workflows")) is not None:
-        return denied
     try:
         unpublish(workflow)
         record_for(request, "workflow.unpublished", workflow)

@@ -23,29 +23,26 @@ def _secret_response(request: HttpRequest, workflow: Workflow, **extra) -> HttpR
 
 @login_required
 @require_POST
+@admins_only("see a webhook's signing secret")
 def reveal_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := admins_only(request, "see a webhook's signing secret")) is not None:
-        return denied
     return _secret_response(request, workflow)
 
 
 @login_required
 @require_POST
+@admins_only("rotate a webhook's signing secret")
 def rotate_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := admins_only(request, "rotate a webhook's signing secret")) is not None:
-        return denied
     workflow.rotate_webhook_secret()
     return _secret_response(request, workflow, rotated=True)
 
 
 @login_required
 @require_POST
+@admins_only("send test events to a live workflow")
 def send_test(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    if (denied := admins_only(request, "send test events to a live workflow")) is not None:
-        return denied
     root = get_or_create_draft(workflow).root_step()
     sample = root.config.get("sample") if root is not None and root.kind == WebhookTrigger.kind else None
     result = send_test_event(workflow, example_body(sample))

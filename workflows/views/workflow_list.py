@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from tenants.permissions import admins_only
+from tenants.permissions import admin_refusal
 from workflows.models import Workflow
 from workflows.publishing import (
     archive_or_delete,
@@ -86,7 +86,7 @@ def workflow_archive(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     if (
         workflow.is_published
-        and (denied := admins_only(request, "can publish or unpublish workflows")) is not None
+        and (denied := admin_refusal(request, "can publish or unpublish workflows")) is not None
     ):
         return denied
     name = workflow.name
