@@ -310,7 +310,7 @@ HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)
 # link-local or otherwise not public (integrations/outbound.py refuses those). Empty: public addresses only.
 OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
-# --- Triggers (integrations/listener.py, integrations/webhooks.py) ---------------------------------------
+# --- Triggers (runs/listener.py, runs/webhooks.py) ---------------------------------------
 # The listener polls each data source's event log every LISTENER_POLL_INTERVAL seconds when idle, and
 # every LISTENER_BUSY_POLL_INTERVAL for LISTENER_BUSY_WINDOW seconds after it saw an event.
 LISTENER_POLL_INTERVAL = env.float("LISTENER_POLL_INTERVAL", default=0.25)

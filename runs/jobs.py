@@ -24,7 +24,7 @@ def sweep() -> dict:
 def prune() -> dict:
     """Retention as a job (RQ's cron, hourly): expired runs and event deliveries; nothing while
     ACTIVITY_RETENTION_DAYS is 0."""
-    from integrations.events.delivery import prune_finished_deliveries
+    from runs.events.delivery import prune_finished_deliveries
     from runs.retention import prune_runs, retention_cutoff
 
     cutoff = retention_cutoff()

@@ -41,8 +41,8 @@ def preload() -> None:
     import runs.engine.executor
     import runs.engine.sending
     import runs.jobs  # noqa: F401
+    from integrations.templating import render
     from workflows.steps import load_kinds
-    from workflows.templating import render
 
     load_kinds()
     render("{{ warm }}", {"warm": "up"}, html=True)

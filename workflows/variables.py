@@ -84,7 +84,7 @@ def referenced_fields(text: str, expression: bool = False) -> list[str]:
     """The item fields a template (or an expression) reads: `item.name`, `item['name']`, in order."""
     from jinja2 import TemplateSyntaxError, nodes
 
-    from workflows.templating import TEXT_ENV
+    from integrations.templating import TEXT_ENV
 
     source = "{{ " + text + " }}" if expression else text
     try:

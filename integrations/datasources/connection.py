@@ -177,11 +177,10 @@ def test_connection(
 
     The grants checked: every table of the data source's `schemas` readable and accepting triggers, the
     `rowbell` schema, the trigger-removal helper, and `tables`, (schema, table) pairs that must exist too
-    (by default the tables of the data source's published database triggers). Each missing grant comes
-    with the statement that fixes it (`check.missing`).
+    (the pages pass the tables of the data source's published database triggers:
+    workflows.database_triggers.watched_tables). Each missing grant comes with the statement that fixes
+    it (`check.missing`).
     """
-    if not tables and datasource.pk:
-        tables = watched_tables(datasource)
     schemas = list(getattr(datasource, "schemas", None) or ["public"])
     try:
         with connect(datasource, autocommit=True, application_name="rowbell-check") as conn:
@@ -347,18 +346,6 @@ def _helper_problems(conn: psycopg.Connection, role: str, fixes: GrantFixes) -> 
             fixes.helper(),
         )
     ]
-
-
-def watched_tables(datasource) -> list[tuple[str, str]]:
-    """(schema, table) of every published database trigger on this data source."""
-    from workflows.steps.database_trigger import published_triggers
-
-    seen = []
-    for step in published_triggers(datasource_id=datasource.pk):
-        pair = (step.config.get("schema", "public"), step.config.get("table", ""))
-        if pair not in seen:
-            seen.append(pair)
-    return seen
 
 
 def _record(datasource, check: ConnectionCheck) -> None:

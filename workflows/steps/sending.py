@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from integrations.channels.base import Channel
+from integrations.templating import TemplateError
 from workflows.steps.base import StepKind
-from workflows.templating import TemplateError
 
 
 class SendKind(StepKind, ABC):
