@@ -23,7 +23,7 @@ from integrations.datasources import (
     same_database,
     test_connection,
 )
-from integrations.datasources.privileges import check_role
+from integrations.datasources.connection import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
-from integrations.datasources.privileges import role_risk
+from integrations.datasources.privileges import RoleRisk, role_risk
 from integrations.datasources.setup import GrantFixes
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 
@@ -190,6 +190,15 @@ def test_connection(
     if save and datasource.pk:
         _record(datasource, check)
     return check
+
+
+def check_role(datasource) -> RoleRisk | None:
+    """The role's risk, or None when the database cannot be reached (the connection check says why)."""
+    try:
+        with connect(datasource, autocommit=True, application_name="rowbell-check", read_only=True) as conn:
+            return role_risk(conn)
+    except (DataSourceUnavailable, psycopg.Error):
+        return None
 
 
 def _check_server(
