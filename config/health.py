@@ -16,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from runs.engine.enqueue import redis_connection
+from runs.engine import enqueue
 
 logger = logging.getLogger(__name__)
 _migrated = False  # once every migration is applied, it stays so for this process's code
@@ -35,7 +35,7 @@ def check_database() -> str:
 
 
 def check_redis() -> str:
-    redis_connection().ping()
+    enqueue.redis_connection().ping()
     return "ok"
 
 

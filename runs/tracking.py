@@ -5,7 +5,7 @@ payload by anymail's view for that ESP, runs/email_tracking.py) and stores each 
 Delivery whose `provider_id` is the event's message id, within the provider's tenant. An event for a message
 Rowbell does not know (another system's mail on the same ESP account, or one already pruned) and an event it
 already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
-webhooks as `message.<kind>` in the same transaction (the outbox of integrations/events/).
+webhooks as `message.<kind>` in the same transaction (the outbox of runs/events/emit.py).
 A new hard bounce or complaint also puts its recipient on the tenant's suppression list
 (`consent.suppression.suppress_address`, reason `hard_bounce` or `complaint`, with the provider's words and
 the message), so that no step sends to that address again, on any topic.
