@@ -30,6 +30,8 @@ from runs.engine.liveness import Heartbeat
 
 
 def preload() -> None:
+    """Import and warm what jobs use before the first job, so that it does not pay for them (the imports
+    are the point of this function, hence inside it)."""
     import email.mime.multipart
     import email.mime.text  # noqa: F401
 
