@@ -7,9 +7,9 @@ Add one `cron.register(...)` line per periodic job.
 
 from rq import cron
 
-from integrations.events.delivery import requeue_due
-from integrations.schedules import fire_due_schedules
+from runs.events.delivery import requeue_due
 from runs.jobs import prune, sweep
+from runs.schedules import fire_due_schedules
 
 # Schedule triggers: start the runs whose firing time has passed (at most this many seconds late).
 cron.register(fire_due_schedules, queue_name="default", interval=10)

@@ -16,6 +16,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from runs.engine import enqueue
+
 logger = logging.getLogger(__name__)
 _migrated = False  # once every migration is applied, it stays so for this process's code
 
@@ -33,9 +35,7 @@ def check_database() -> str:
 
 
 def check_redis() -> str:
-    from runs.engine.enqueue import redis_connection
-
-    redis_connection().ping()
+    enqueue.redis_connection().ping()
     return "ok"
 
 

@@ -10,9 +10,9 @@ import re
 from collections import deque
 
 HOUSEKEEPING_JOBS = (
-    "integrations.schedules.fire_due_schedules",
+    "runs.schedules.fire_due_schedules",
     "runs.jobs.sweep",
-    "integrations.events.delivery.requeue_due",
+    "runs.events.delivery.requeue_due",
     "runs.jobs.prune",
 )
 JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -312,7 +312,7 @@ HTTP_STEP_TIMEOUT = env.float("HTTP_STEP_TIMEOUT", default=15.0)
 # link-local or otherwise not public (integrations/outbound.py refuses those). Empty: public addresses only.
 OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 
-# --- Triggers (integrations/listener.py, integrations/webhooks.py) ---------------------------------------
+# --- Triggers (runs/listener.py, runs/webhooks.py) -----------------------------------------------------
 # The listener polls each data source's event log every LISTENER_POLL_INTERVAL seconds when idle, and
 # every LISTENER_BUSY_POLL_INTERVAL for LISTENER_BUSY_WINDOW seconds after it saw an event.
 LISTENER_POLL_INTERVAL = env.float("LISTENER_POLL_INTERVAL", default=0.25)
@@ -347,7 +347,7 @@ WEBHOOK_TIMESTAMP_TOLERANCE = env.int("WEBHOOK_TIMESTAMP_TOLERANCE", default=300
 # this many levels; deeper is a 400 (integrations/json_input.py). Real events nest a handful of levels.
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
-# --- Outbound event webhooks (integrations/events/) ----------------------------------------------------
+# --- Outbound event webhooks (runs/events/) ------------------------------------------------------------
 # Seconds a POST to an endpoint may wait to connect or for each read; then it is retried.
 EVENT_WEBHOOK_TIMEOUT = env.float("EVENT_WEBHOOK_TIMEOUT", default=5.0)
 # Attempts before a delivery fails, with the engine's backoff (ENGINE_RETRY_*) in between.

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("workflows.api")),
     path("api/v1/", include("runs.api")),
     path("api/v1/", include("consent.api")),
+    path("", include("runs.hook_urls")),
     path("", include("integrations.urls")),
     path("", include("consent.urls")),
     path("", include("runs.urls")),

@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from consent.models import ADDRESS_MAX, EmailLayout, Suppression, Topic, normalize_address
-from workflows.templating import validate_layout
+from integrations.templating import validate_layout
 
 
 class TopicForm(forms.ModelForm):

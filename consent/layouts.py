@@ -14,7 +14,7 @@ import css_inline
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 
-from workflows.templating import render_layout
+from integrations.templating import render_layout
 
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
 _TEXT_CONFIG = ParserConfig(display_links=True)

@@ -104,7 +104,7 @@ class Suppression(TenantOwned):
 class EmailLayout(TenantOwned):
     """HTML around a step's email body: `{% block content %}{% endblock %}` marks where the body goes.
 
-    Rendered in the same sandbox, with the same caps, as step templates (workflows/templating.py).
+    Rendered in the same sandbox, with the same caps, as step templates (integrations/templating.py).
     At most one layout per tenant is the default (used by steps that choose none).
     """
 

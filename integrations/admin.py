@@ -3,9 +3,9 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.html import format_html
 
-from integrations.datasources import delete_unless_used, published_workflows_using
 from integrations.models import DataSource, EmailProvider, EventDelivery, EventEndpoint, Schedule, Sender
 from tenants.audit import record
+from workflows.datasource_usage import delete_unless_used, published_workflows_using
 
 
 @admin.register(DataSource)

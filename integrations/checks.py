@@ -6,11 +6,11 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from integrations.outbound import allowed_networks
+
 
 @register(Tags.security)
 def check_outbound_allowed_networks(app_configs, **kwargs) -> list:
-    from integrations.outbound import allowed_networks
-
     try:
         allowed_networks()
     except ImproperlyConfigured as exc:

@@ -16,8 +16,9 @@ from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
 from integrations.json_input import NUL, JsonInputError, load_json
-from workflows.steps.webhook_trigger import IDEMPOTENCY_HEADER
 
+# Sent by a caller that may retry: the same key twice starts one run.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 200
 
 

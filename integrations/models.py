@@ -11,6 +11,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from integrations.crypto import mask
+from integrations.email_providers import get_kind
 from integrations.events import EVENT_TYPES
 from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned
@@ -244,8 +245,6 @@ class EmailProvider(TenantOwned):
 
     @property
     def kind_module(self):
-        from integrations.email_providers import get_kind
-
         return get_kind(self.kind)
 
 

@@ -39,7 +39,7 @@ from psycopg.rows import dict_row
 
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 from integrations.sql_guard import UnsafeQuery, check_select
-from workflows.templating import TemplateError, evaluate
+from integrations.templating import TemplateError, evaluate
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 FETCH_CHUNK = 2000

@@ -16,22 +16,20 @@ from django.views.decorators.http import require_POST
 from integrations.datasources import (
     ConnectionCheck,
     DataSourceUnavailable,
-    delete_unless_used,
     list_columns,
     list_tables,
     plan_from_url,
-    published_workflows_using,
-    reinstall_triggers,
     remove_triggers_from,
     same_database,
     test_connection,
-    triggers_up_to_date,
 )
-from integrations.datasources.privileges import check_role
+from integrations.datasources.connection import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
+from workflows.database_triggers import reinstall_triggers, triggers_up_to_date, watched_tables
+from workflows.datasource_usage import delete_unless_used, published_workflows_using
 from workflows.publishing import PublishError
 from workflows.steps.database_trigger import published_triggers
 
@@ -181,7 +179,7 @@ def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
         record_for(
             request, "datasource.changed", source, url_changed=url_changed, notify=source.notify_enabled
         )
-        check = test_connection(source)
+        check = test_connection(source, watched_tables(source))
         level = messages.SUCCESS if check.ok else messages.WARNING
         messages.add_message(request, level, f"Saved {source.name}. {check.message}")
         setting_changed = url_changed or source.notify_enabled != old_notify
@@ -292,7 +290,7 @@ def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
 @admins_only("manage data sources")
 def datasource_test(request: HttpRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
-    check = test_connection(source)
+    check = test_connection(source, watched_tables(source))
     return render(request, "integrations/_check.html", {"source": source, "check": check})
 
 

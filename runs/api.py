@@ -32,7 +32,14 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from config.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
-from integrations.inbound import InboundRejected, event_key, json_type, parse_object, read_body
+from integrations.inbound import (
+    IDEMPOTENCY_HEADER,
+    InboundRejected,
+    event_key,
+    json_type,
+    parse_object,
+    read_body,
+)
 from runs.engine import WorkflowNotPublished, cancel_run, start_run
 from runs.models import Delivery, Run, StepExecution
 from runs.views.paging import CURSOR_REGEX, BadCursor, keyset_page
@@ -40,7 +47,6 @@ from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin, query_whole
 from tenants.audit import record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
-from workflows.steps.webhook_trigger import IDEMPOTENCY_HEADER
 
 # A run's detail lists this many executions (in the order they were created); a big fan-out has more.
 EXECUTIONS_SHOWN = 200

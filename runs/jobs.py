@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from runs.engine.executor import run_batch as execute
+from runs.engine.sweeper import sweep as do_sweep
+from runs.events.delivery import prune_finished_deliveries
+from runs.retention import prune_runs, retention_cutoff
+
 
 def run_batch(run_id: int, step_id: int, lane: int = 0) -> int:
     """Claim and run the due executions of one run's step (a duplicate job finds nothing and returns 0)."""
-    from runs.engine.executor import run_batch as execute
-
     job = get_current_job()
     queue = job.origin if job is not None else "default"
     return execute(run_id, step_id, lane=lane, queue=queue)
@@ -16,17 +19,12 @@ def run_batch(run_id: int, step_id: int, lane: int = 0) -> int:
 
 def sweep() -> dict:
     """The recovery sweep as a job (for RQ's cron); `manage.py sweeper` runs the same in a loop."""
-    from runs.engine.sweeper import sweep as do_sweep
-
     return do_sweep().as_dict()
 
 
 def prune() -> dict:
     """Retention as a job (RQ's cron, hourly): expired runs and event deliveries; nothing while
     ACTIVITY_RETENTION_DAYS is 0."""
-    from integrations.events.delivery import prune_finished_deliveries
-    from runs.retention import prune_runs, retention_cutoff
-
     cutoff = retention_cutoff()
     if cutoff is None:
         return {}

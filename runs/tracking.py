@@ -1,11 +1,11 @@
 """Delivery events after the hand-off: what a provider's tracking webhook reported, stored against the message.
 
 `record_events(provider, events)` takes anymail's normalised tracking events (parsed from the provider's own
-payload by anymail's view for that ESP, integrations/email_tracking.py) and stores each one against the
+payload by anymail's view for that ESP, runs/email_tracking.py) and stores each one against the
 Delivery whose `provider_id` is the event's message id, within the provider's tenant. An event for a message
 Rowbell does not know (another system's mail on the same ESP account, or one already pruned) and an event it
 already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
-webhooks as `message.<kind>` in the same transaction (the outbox of integrations/events/).
+webhooks as `message.<kind>` in the same transaction (the outbox of runs/events/emit.py).
 A new hard bounce or complaint also puts its recipient on the tenant's suppression list
 (`consent.suppression.suppress_address`, reason `hard_bounce` or `complaint`, with the provider's words and
 the message), so that no step sends to that address again, on any topic.
@@ -22,7 +22,9 @@ from django.db.models import Count
 
 from consent.models import Suppression
 from consent.suppression import suppress_address
+from integrations.models import EventEndpoint
 from runs.engine import clock
+from runs.events.emit import queue_deliveries, write_event
 from runs.models import Delivery, DeliveryEvent
 
 # anymail's event types Rowbell keeps (queued, autoresponded, inbound... are not about delivery).
@@ -141,9 +143,6 @@ def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
 
 def announce(delivery: Delivery, event: DeliveryEvent) -> None:
     """Write `message.<kind>` for each subscribed endpoint (queued when the transaction commits)."""
-    from integrations.events.emit import _queue_all, write_event
-    from integrations.models import EventEndpoint
-
     event_type = f"message.{event.kind}"
     endpoint_ids = list(
         EventEndpoint.objects.filter(
@@ -170,7 +169,7 @@ def announce(delivery: Delivery, event: DeliveryEvent) -> None:
         },
     }
     deliveries = write_event(delivery.tenant_id, endpoint_ids, event_type, data)
-    transaction.on_commit(lambda: _queue_all(deliveries))
+    transaction.on_commit(lambda: queue_deliveries(deliveries))
 
 
 def counts_for_workflow(tenant_id: int, workflow_id: int) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ from runs.engine.liveness import Heartbeat
 
 
 def preload() -> None:
+    """Import and warm what jobs use before the first job, so that it does not pay for them (the imports
+    are the point of this function, hence inside it)."""
     import email.mime.multipart
     import email.mime.text  # noqa: F401
 
@@ -41,8 +43,8 @@ def preload() -> None:
     import runs.engine.executor
     import runs.engine.sending
     import runs.jobs  # noqa: F401
+    from integrations.templating import render
     from workflows.steps import load_kinds
-    from workflows.templating import render
 
     load_kinds()
     render("{{ warm }}", {"warm": "up"}, html=True)

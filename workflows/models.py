@@ -8,6 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from integrations.crypto import mask
 from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned, TenantQuerySet
 
@@ -57,8 +58,6 @@ class Workflow(TenantOwned):
 
     @property
     def masked_webhook_secret(self) -> str:
-        from integrations.crypto import mask
-
         return mask(self.webhook_secret, 0)
 
 

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from integrations.datasources.usage import lock_datasources_of
+from workflows.datasource_usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.steps import ConfigError, get_kind
@@ -157,11 +157,12 @@ def unpublish(workflow: Workflow) -> None:
 
 
 def archive_or_delete(workflow: Workflow) -> str:
-    """Delete a workflow that never ran; archive one that has runs, so its history stays readable."""
-    from runs.models import Run
+    """Delete a workflow that never ran; archive one that has runs, so its history stays readable.
 
+    Runs are read through their foreign key's reverse name (`runs`): publishing sits below runs and
+    imports nothing of it."""
     unpublish(workflow)
-    if Run.objects.filter(workflow=workflow).exists():
+    if workflow.runs.exists():
         Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.ARCHIVED)
         return "archived"
     workflow.delete()
@@ -171,10 +172,8 @@ def archive_or_delete(workflow: Workflow) -> str:
 def discard_test_runs(draft: WorkflowVersion) -> None:
     """Delete the draft's test runs before its steps go: they pin those steps, and they tested a shape
     that no longer exists."""
-    from runs.models import Run
-
     draft.ensure_editable()
-    Run.objects.filter(version=draft, is_test=True).delete()
+    draft.runs.filter(is_test=True).delete()
 
 
 def delete_draft_step(step: Step) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from jinja2 import TemplateSyntaxError, nodes
+
 from integrations.models import DataSource
 from integrations.query import PLACEHOLDER, QueryError, describe_columns, parametrized
+from integrations.templating import TEXT_ENV
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
 
@@ -82,10 +85,6 @@ def _first_line(exc: Exception) -> str:
 
 def referenced_fields(text: str, expression: bool = False) -> list[str]:
     """The item fields a template (or an expression) reads: `item.name`, `item['name']`, in order."""
-    from jinja2 import TemplateSyntaxError, nodes
-
-    from workflows.templating import TEXT_ENV
-
     source = "{{ " + text + " }}" if expression else text
     try:
         tree = TEXT_ENV.parse(source or "")

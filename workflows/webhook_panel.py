@@ -1,23 +1,16 @@
 """What the builder shows for a webhook trigger: the URL to POST to, the signing secret (revealed, copied and
-rotated by admins), a curl example that signs its body, and a test event sent through the real endpoint."""
+rotated by admins) and a curl example that signs its body. The test event goes through the real endpoint
+(runs/webhooks.py `send_test_event`)."""
 
 from __future__ import annotations
 
 import json
 import shlex
-import uuid
-from dataclasses import dataclass
 
 from django.http import HttpRequest
 
-from workflows.models import Workflow
-from workflows.steps.webhook_trigger import (
-    IDEMPOTENCY_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    signature_headers,
-    webhook_path,
-)
+from integrations.inbound import IDEMPOTENCY_HEADER
+from workflows.steps.webhook_trigger import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_path
 
 SECRET_VARIABLE = "ROWBELL_WEBHOOK_SECRET"
 EXAMPLE_BODY = {"email": "ada@example.com", "name": "Ada"}
@@ -48,27 +41,3 @@ def curl_example(url: str, body: str) -> str:
             '  --data-binary "$BODY"',
         ]
     )
-
-
-@dataclass
-class TestEventResult:
-    status: int
-    detail: str
-    run_id: int | None = None
-
-
-def send_test_event(workflow: Workflow, body: str) -> TestEventResult:
-    """POST `body`, signed with the workflow's secret, through the webhook endpoint's own code (in this
-    process: an HTTP request to ourselves could wait for the very worker that is serving this one)."""
-    from django.test import RequestFactory
-
-    from integrations.webhooks import WebhookView
-
-    raw = body.encode()
-    headers = {**signature_headers(workflow.webhook_secret, raw), IDEMPOTENCY_HEADER: f"test-{uuid.uuid4()}"}
-    request = RequestFactory().post(
-        webhook_path(workflow.pk), data=raw, content_type="application/json", headers=headers
-    )
-    response = WebhookView.as_view()(request, workflow_id=workflow.pk)
-    data = getattr(response, "data", {}) or {}
-    return TestEventResult(response.status_code, str(data.get("detail", "")), data.get("run_id"))

@@ -12,12 +12,11 @@ The small public API (the builder's pickers and the data-source pages call these
   `primary_key(ds, schema, table)`: introspection for pickers and for a trigger's item shape.
 - `install_trigger(ds, workflow_id, spec)` / `remove_trigger(ds, workflow_id)`: what publishing a
   database-trigger workflow does on the customer's side (integrations/datasources/triggers.py);
-  `reinstall_triggers(ds)` after changing `ds.notify_enabled` (the trigger function differs);
-  `triggers_up_to_date(ds)` says whether that is needed; `remove_triggers_from(url, workflow_ids)` cleans a
-  data source's previous database after it was pointed at another (`same_database(url, url)`).
-- `published_workflows_using(ds)`: the published workflows with a step on this data source (it cannot be
-  deleted while there are any); `delete_unless_used(ds)` checks and deletes under a row lock, and
-  `lock_datasources_of(version)` is publishing's side of that lock.
+  `triggers_installed(ds, {workflow_id: spec})` checks them; `remove_triggers_from(url, workflow_ids)`
+  cleans a data source's previous database after it was pointed at another (`same_database(url, url)`).
+
+Which triggers should exist, and which workflows use a data source, are workflows' questions:
+workflows/database_triggers.py and workflows/datasource_usage.py.
 """
 
 from integrations.datasources.connection import (
@@ -43,15 +42,9 @@ from integrations.datasources.triggers import (
     TriggerSpec,
     install_trigger,
     installed_triggers,
-    reinstall_triggers,
     remove_trigger,
     remove_triggers_from,
-    triggers_up_to_date,
-)
-from integrations.datasources.usage import (
-    delete_unless_used,
-    lock_datasources_of,
-    published_workflows_using,
+    triggers_installed,
 )
 
 __all__ = [
@@ -63,24 +56,20 @@ __all__ = [
     "TableInfo",
     "TriggerSpec",
     "connect_datasource",
-    "delete_unless_used",
     "describe_error",
     "install_trigger",
     "installed_triggers",
     "list_columns",
     "list_schemas",
     "list_tables",
-    "lock_datasources_of",
     "plan_from_url",
     "primary_key",
-    "published_workflows_using",
-    "reinstall_triggers",
     "remove_trigger",
     "remove_triggers_from",
     "same_database",
     "server_schemas",
     "setup_sql",
     "test_connection",
-    "triggers_up_to_date",
+    "triggers_installed",
     "url_with",
 ]

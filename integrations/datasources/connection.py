@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
-from integrations.datasources.privileges import role_risk
+from integrations.datasources.privileges import RoleRisk, role_risk
 from integrations.datasources.setup import GrantFixes
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 
@@ -177,11 +177,10 @@ def test_connection(
 
     The grants checked: every table of the data source's `schemas` readable and accepting triggers, the
     `rowbell` schema, the trigger-removal helper, and `tables`, (schema, table) pairs that must exist too
-    (by default the tables of the data source's published database triggers). Each missing grant comes
-    with the statement that fixes it (`check.missing`).
+    (the pages pass the tables of the data source's published database triggers:
+    workflows.database_triggers.watched_tables). Each missing grant comes with the statement that fixes
+    it (`check.missing`).
     """
-    if not tables and datasource.pk:
-        tables = watched_tables(datasource)
     schemas = list(getattr(datasource, "schemas", None) or ["public"])
     try:
         with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as conn:
@@ -191,6 +190,17 @@ def test_connection(
     if save and datasource.pk:
         _record(datasource, check)
     return check
+
+
+def check_role(datasource) -> RoleRisk | None:
+    """The role's risk, or None when the database cannot be reached (the connection check says why)."""
+    try:
+        with connect_datasource(
+            datasource, autocommit=True, application_name="rowbell-check", read_only=True
+        ) as conn:
+            return role_risk(conn)
+    except (DataSourceUnavailable, psycopg.Error):
+        return None
 
 
 def _check_server(
@@ -347,18 +357,6 @@ def _helper_problems(conn: psycopg.Connection, role: str, fixes: GrantFixes) -> 
             fixes.helper(),
         )
     ]
-
-
-def watched_tables(datasource) -> list[tuple[str, str]]:
-    """(schema, table) of every published database trigger on this data source."""
-    from workflows.steps.database_trigger import published_triggers
-
-    seen = []
-    for step in published_triggers(datasource_id=datasource.pk):
-        pair = (step.config.get("schema", "public"), step.config.get("table", ""))
-        if pair not in seen:
-            seen.append(pair)
-    return seen
 
 
 def _record(datasource, check: ConnectionCheck) -> None:

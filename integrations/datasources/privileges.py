@@ -85,16 +85,3 @@ def role_risk(conn: psycopg.Connection) -> RoleRisk:
         memberships=[] if superuser else list(memberships),
         writable_tables=writable,
     )
-
-
-def check_role(datasource) -> RoleRisk | None:
-    """The role's risk, or None when the database cannot be reached (the connection check says why)."""
-    from integrations.datasources.connection import DataSourceUnavailable, connect_datasource
-
-    try:
-        with connect_datasource(
-            datasource, autocommit=True, application_name="rowbell-check", read_only=True
-        ) as conn:
-            return role_risk(conn)
-    except (DataSourceUnavailable, psycopg.Error):
-        return None

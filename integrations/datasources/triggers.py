@@ -156,7 +156,7 @@ def _drop_workflow_triggers(conn: psycopg.Connection, workflow_id: int) -> int:
 
 def _create_triggers(conn: psycopg.Connection, workflow_id: int, spec: TriggerSpec) -> None:
     table = sql.Identifier(spec.schema, spec.table)
-    function = sql.SQL("rowbell.capture_row_notify" if spec.notify else "rowbell.capture_row")
+    function = sql.SQL(_function_name(spec.notify))
     argument = sql.Literal(str(int(workflow_id)))
     names = trigger_names(workflow_id)
     if "insert" in spec.operations:
@@ -188,31 +188,17 @@ def _changed_condition(columns: tuple[str, ...]) -> sql.Composable:
     )
 
 
-def reinstall_triggers(datasource) -> int:
-    """Install again every published trigger on this data source (after its NOTIFY option changed)."""
-    from workflows.steps import get_kind
-    from workflows.steps.database_trigger import published_triggers
-
-    steps = list(published_triggers(datasource.pk))
-    for step in steps:
-        get_kind(step.kind).on_publish(step, step)
-    return len(steps)
-
-
-def triggers_up_to_date(datasource) -> bool:
-    """Whether every published trigger on this data source is installed on its table, calling the function
-    its NOTIFY setting picks; false after a reinstall that could not reach the database, for instance.
+def triggers_installed(datasource, specs: dict[int, TriggerSpec]) -> bool:
+    """Whether each workflow's triggers (`specs`, by workflow id) are installed on its table, calling the
+    function its spec's `notify` picks; false after a reinstall that could not reach the database, say.
 
     Raises DataSourceUnavailable when the database cannot be reached.
     """
-    from workflows.steps.database_trigger import published_triggers
-
-    function = "rowbell.capture_row_notify" if datasource.notify_enabled else "rowbell.capture_row"
     expected = {
-        (name, step.config.get("schema", "public"), step.config.get("table", ""), function)
-        for step in published_triggers(datasource.pk)
-        for op, name in trigger_names(step.version.workflow_id).items()
-        if op in step.config.get("operations", ["insert"])
+        (name, spec.schema, spec.table, _function_name(spec.notify))
+        for workflow_id, spec in specs.items()
+        for op, name in trigger_names(workflow_id).items()
+        if op in spec.operations
     }
     try:
         with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as conn:
@@ -226,3 +212,7 @@ def triggers_up_to_date(datasource) -> bool:
     except psycopg.Error as exc:
         raise DataSourceUnavailable(describe_error(exc, datasource.connection_url)) from exc
     return {tuple(row) for row in rows} == expected
+
+
+def _function_name(notify: bool) -> str:
+    return "rowbell.capture_row_notify" if notify else "rowbell.capture_row"

@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
 from integrations.email_providers.base import ProviderField, ProviderKind
-from integrations.outbound import OutboundRefused, check_scheme
+from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save
 from integrations.outbound_requests import checked_session
 
 CREDENTIAL_STATUSES = (401, 403)
@@ -58,8 +58,6 @@ class AnymailKind(ProviderKind):
                 check_scheme(url)
             except OutboundRefused as exc:
                 return {"api_url": exc.message}
-            from integrations.outbound import check_url_at_save
-
             problem = check_url_at_save(url)
             if problem:
                 return {"api_url": problem}

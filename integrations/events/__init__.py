@@ -1,8 +1,6 @@
-"""Outbound event webhooks: Rowbell POSTs a signed JSON event to a tenant's endpoints when a run finishes.
+"""Outbound event webhooks' settings: Rowbell POSTs a signed JSON event to a tenant's endpoints when a run
+finishes or a provider reports on a message (writing and sending them: runs/events/).
 
-- emit.py: `run_finished(run_id, status)`, which the engine calls in the transaction that closes or cancels
-  a run, writes one `EventDelivery` per subscribed endpoint there (an outbox) and queues them on commit;
-- delivery.py: the RQ job that signs and POSTs one delivery, its retries, and the periodic re-queue;
 - views.py, forms.py, urls.py: the settings page, `/settings/event-webhooks/`.
 
 This module is the registry of event types, and imports nothing, so that models can use it for choices.

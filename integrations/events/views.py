@@ -15,9 +15,9 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from integrations.events import EVENT_TYPES
-from integrations.events.emit import send_test_event
 from integrations.events.forms import EventEndpointForm
 from integrations.models import EventDelivery, EventEndpoint
+from runs.events.emit import send_test_event
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 

@@ -6,15 +6,16 @@
 - failed: executions failed and no path reached its end.
 One conditional UPDATE: it changes nothing while any execution is open, so two workers finishing the
 last executions at the same time cannot both close the run, and neither closes it early. The run's event
-for outbound webhooks is written in the same transaction (integrations/events/emit.py).
+for outbound webhooks is written in the same transaction (`runs.signals.run_finished`: runs/events/emit.py).
 """
 
 from __future__ import annotations
 
 from django.db import connection, transaction
 
-from integrations.events.emit import run_finished
+from runs import signals
 from runs.engine import clock
+from runs.models import Run
 
 CLOSE_SQL = """
 UPDATE runs_run r SET finished_at = %(now)s, status = CASE
@@ -37,5 +38,5 @@ def close_run_if_done(run_id: int) -> str | None:
         cur.execute(CLOSE_SQL, {"run": run_id, "now": clock.now()})
         row = cur.fetchone()
         if row:
-            run_finished(run_id, row[0])
+            signals.run_finished.send(Run, run_id=run_id, status=row[0])
     return row[0] if row else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Q
 
-from integrations.events.emit import run_finished
+from runs import signals
 from runs.engine import clock
 from runs.engine.enqueue import enqueue_batch
 from runs.models import Delivery, Run, StepExecution
@@ -35,7 +35,7 @@ def cancel_run(run: Run) -> int:
         count = StepExecution.objects.filter(run_id=run.pk, status__in=StepExecution.OPEN).update(
             status=StepExecution.Status.CANCELLED, finished_at=now
         )
-        run_finished(run.pk, Run.Status.CANCELLED)
+        signals.run_finished.send(Run, run_id=run.pk, status=Run.Status.CANCELLED)
     run.refresh_from_db()
     return count
 

@@ -72,7 +72,7 @@ def enqueue_unique(
 ) -> bool:
     """Queue `func(*args)` as job `ident`, or schedule it for `at`; False when that id is already queued.
 
-    Batch jobs and event deliveries (integrations/events/delivery.py) both go through here.
+    Batch jobs and event deliveries (runs/events/delivery.py) both go through here.
     """
     q = _queue(queue)
     kwargs = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows.templating import TemplateError, render
+from integrations.templating import TemplateError, render
 
 MAX_LABEL = 200
 DEFAULT_FIELDS = ("email", "name")

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 
+from runs.views.presenting import attempt_rows
+
 register = template.Library()
 
 
@@ -31,6 +33,4 @@ def delivery_summary(content: dict[str, Any]) -> str:
 @register.filter
 def attempt_history(execution) -> list[dict[str, Any]]:
     """The execution's last attempts, newest first (runs/views/presenting.py `attempt_rows`)."""
-    from runs.views.presenting import attempt_rows
-
     return attempt_rows(execution)

@@ -18,6 +18,7 @@ from django.shortcuts import render
 
 from config.input_guard import checks_nul_itself
 from integrations.query import QueryError, check_tenant_sql, compile_sql, fetch_rows
+from integrations.templating import TemplateError, evaluate
 from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
 from runs.models import Run, StepExecution
@@ -28,7 +29,6 @@ from workflows.models import Step
 from workflows.steps import ConfigError
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind
-from workflows.templating import TemplateError, evaluate
 
 PREVIEW_ROWS = 10
 

@@ -12,10 +12,12 @@ from django.contrib.messages import get_messages
 from django.db import connection
 
 from integrations import datasources, views
-from integrations.listener import Listener
 from integrations.models import DataSource
+from runs.listener import Listener
 from runs.models import Run
 from tests.support import customer_execute, free_port, publish_query_workflow, scratch_database, signed_in
+from workflows.database_triggers import watched_tables
+from workflows.datasource_usage import published_workflows_using
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import PublishError, get_or_create_draft, publish, unpublish
 
@@ -132,7 +134,7 @@ def test_rotating_the_password_keeps_the_workflow_listening(
     assert new_password not in client.get(f"/datasources/{source.pk}/").content.decode()
     # This test server trusts local connections, so the old password would still be accepted: what is
     # checked is that Rowbell now uses the new URL, and the workflow still runs from an insert.
-    assert datasources.test_connection(source).ok
+    assert datasources.test_connection(source, watched_tables(source)).ok
     assert trigger_functions(customer_db) == [(f"rowbell_wf_{workflow.pk}_insert", "rowbell.capture_row")]
     customer_execute(customer_db, "INSERT INTO users (email) VALUES ('ada@example.com')")
     Listener().run(until_idle=True)
@@ -292,11 +294,11 @@ def test_delete_is_refused_while_published_workflows_use_the_source(client, owne
 
 def test_published_workflows_using_counts_only_published_versions_of_the_tenant(datasource, tenant_b):
     welcome = publish_trigger_workflow(datasource)
-    assert datasources.published_workflows_using(datasource) == [welcome]
+    assert published_workflows_using(datasource) == [welcome]
     # A new draft pointing elsewhere does not count until it is published.
     draft = get_or_create_draft(welcome)
     Step.objects.filter(version=draft).update(config={"datasource": datasource.pk + 1000, "table": "users"})
-    assert datasources.published_workflows_using(datasource) == [welcome]
+    assert published_workflows_using(datasource) == [welcome]
     # Another tenant's published step naming the same id is not a use of this tenant's data source.
     other = Workflow.objects.create(tenant=tenant_b, name="Other")
     other_draft = get_or_create_draft(other)
@@ -316,7 +318,7 @@ def test_published_workflows_using_counts_only_published_versions_of_the_tenant(
     # Published anyway (as a Rowbell before that check allowed), it is still not a use of this tenant's source.
     WorkflowVersion.objects.filter(pk=other_draft.pk).update(state=WorkflowVersion.State.PUBLISHED, number=1)
     Workflow.objects.filter(pk=other.pk).update(published_version=other_draft)
-    assert datasources.published_workflows_using(datasource) == [welcome]
+    assert published_workflows_using(datasource) == [welcome]
 
 
 def _version(url: str) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from integrations.templating import TemplateError, render, validate_template
 from runs.engine import start_run
 from runs.models import StepExecution
 from tests.engine.conftest import build_workflow, customer_db, data_source, email, query, webhook, work
 from workflows.steps import ConfigError, get_kind
-from workflows.templating import TemplateError, render, validate_template
 
 
 @pytest.mark.parametrize(

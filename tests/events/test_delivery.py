@@ -11,10 +11,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rq import SimpleWorker
 
-from integrations.events.delivery import JOB, QUEUE, deliver, requeue_due
 from integrations.models import EventDelivery
 from runs.engine import cancel_run, start_run
 from runs.engine.completion import close_run_if_done
+from runs.events.delivery import JOB, QUEUE, deliver, requeue_due
 from runs.models import Run
 from tests.engine.conftest import build_workflow, webhook, work
 from tests.events.conftest import REFUSED, body, item, make_endpoint, only_delivery, posts

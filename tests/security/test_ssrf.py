@@ -19,10 +19,10 @@ from integrations import outbound
 from integrations.channels import ChannelError
 from integrations.channels.http import HttpChannel
 from integrations.channels.slack import SlackChannel
-from integrations.events.delivery import deliver
 from integrations.events.forms import EventEndpointForm
 from integrations.models import EventDelivery, EventEndpoint
 from runs.engine import start_run
+from runs.events.delivery import deliver
 from runs.models import Delivery, Run, StepExecution
 from tests.engine.conftest import build_workflow, clock, email, smtp, webhook, work  # noqa: F401 (fixtures)
 from tests.support import free_port

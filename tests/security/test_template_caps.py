@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.templating import TemplateError, render
+from integrations.templating import TemplateError, render
 
 BIG = '{% set big = "x" * 900 %}'  # just under the test's 1,000-character cap
 LIST_OF_BIG = BIG + "{% set many = [big] * 1000 %}"  # a thousand references, cheap until turned into text

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from integrations.datasources import installed_triggers
-from integrations.listener import Listener
+from runs.listener import Listener
 from runs.models import Run
 from tests.triggers.conftest import customer_execute, db_trigger_workflow, pg_triggers, set_root_config
 from workflows.publishing import PublishError, archive_or_delete, publish, unpublish
@@ -118,7 +118,7 @@ def test_two_workflows_on_one_table_each_get_every_event(datasource, customer_db
 
 def test_a_log_row_processed_twice_starts_one_run(datasource, customer_db):
     """A crash after the runs committed but before the delete: the next claim must not start them again."""
-    from integrations.listener import start_runs_for_events
+    from runs.listener import start_runs_for_events
 
     workflow = db_trigger_workflow(datasource)
     customer_execute(customer_db, "INSERT INTO orders (email) VALUES ('a@example.com')")

@@ -10,8 +10,8 @@ import pytest
 
 from integrations import datasources
 from integrations.datasources import connection as connection_module
-from integrations.listener import Listener
 from integrations.models import DataSource
+from runs.listener import Listener
 from runs.models import Run
 from tests.support import free_port
 from tests.triggers.conftest import customer_execute, db_trigger_workflow, pg_triggers, set_root_config

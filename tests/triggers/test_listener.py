@@ -16,11 +16,12 @@ import psycopg
 import pytest
 from django.db import connection
 
-from integrations.listener import Listener
 from integrations.models import DataSource
+from runs.listener import Listener
 from runs.models import Run
 from tests.support import subprocess_database_url
 from tests.triggers.conftest import customer_execute, db_trigger_workflow
+from workflows.database_triggers import reinstall_triggers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,8 +156,6 @@ def test_manage_py_listen_runs_as_a_process_and_stops_on_sigterm(datasource, cus
 def test_notify_option_wakes_the_listener_without_waiting_for_the_poll(
     datasource, customer_db, fast_listener
 ):
-    from integrations.datasources import reinstall_triggers
-
     workflow = db_trigger_workflow(datasource)
     trigger_function = "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgname LIKE 'rowbell%%'"
     assert customer_execute(customer_db, trigger_function) == [("rowbell.capture_row",)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.listener import Listener
 from runs.engine import metrics
+from runs.listener import Listener
 from tests.triggers.conftest import customer_execute, db_trigger_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,8 @@ import pytest
 
 from integrations.models import Schedule
 from integrations.schedule_rules import next_firing, previous_firing
-from integrations.schedules import fire_due_schedules
 from runs.models import Run
+from runs.schedules import fire_due_schedules
 from tests.triggers.conftest import make_workflow, set_root_config
 from workflows.publishing import publish, unpublish
 from workflows.steps import ConfigError, get_kind
@@ -187,7 +187,7 @@ def test_the_periodic_job_is_on_rq_cron_and_runs_on_a_worker(scheduled, redis_co
 
     scheduler = DjangoCronScheduler()
     scheduler.load_config_from_file("config/cron.py")
-    assert "integrations.schedules.fire_due_schedules" in [job.func_name for job in scheduler.get_jobs()]
+    assert "runs.schedules.fire_due_schedules" in [job.func_name for job in scheduler.get_jobs()]
 
     monkeypatch.undo()  # the worker runs the job at the real time
     Schedule.objects.filter(workflow=scheduled).update(next_fire_at=datetime.now(UTC) - timedelta(minutes=1))

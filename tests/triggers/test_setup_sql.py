@@ -12,8 +12,8 @@ import pytest
 
 from integrations import datasources
 from integrations.datasources.setup import plan_from_url
-from integrations.listener import Listener
 from integrations.models import DataSource
+from runs.listener import Listener
 from runs.models import Run
 from tests.support import customer_execute, role_url, run_with_psql
 from tests.triggers.conftest import make_workflow, pg_triggers

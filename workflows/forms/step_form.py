@@ -21,6 +21,7 @@ from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.base import Field
 from workflows.steps.common import RETRY_FIELDS
+from workflows.variables import unknown_variables_warning
 
 LIST_WIDGETS = {"multiselect", "columns"}
 TEXT_AREAS = {"textarea", "sql", "template", "json"}
@@ -92,8 +93,6 @@ class BoundField:
 
 def field_warning(bound: BoundField, known: list[str]) -> str:
     """What to point out about a field that saved fine: variables the item does not have here."""
-    from workflows.variables import unknown_variables_warning
-
     if bound.widget in ("template", "sql"):
         return unknown_variables_warning(bound.value, known)
     if bound.widget == "expression":

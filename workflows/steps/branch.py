@@ -20,10 +20,10 @@ import re
 from datetime import datetime
 from typing import Any
 
+from integrations.templating import TemplateError, evaluate, validate_expression
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.results import Routed, StepFailed
-from workflows.templating import TemplateError, evaluate, validate_expression
 
 OTHERWISE = "otherwise"
 PATH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")

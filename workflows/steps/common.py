@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.templating import validate_expression, validate_template
 from workflows.steps.base import Field
-from workflows.templating import validate_expression, validate_template
 
 RUN_LABEL_FIELD = Field(
     "run_label",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.templating import TemplateError, evaluate
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import clean_expression
 from workflows.steps.results import StepFailed
-from workflows.templating import TemplateError, evaluate
 
 
 @register

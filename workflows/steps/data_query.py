@@ -55,7 +55,7 @@ class DataQuery(StepKind):
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         from integrations.query import QueryError, check_tenant_sql, parametrized, placeholders
-        from workflows.templating import validate_expression
+        from integrations.templating import validate_expression
 
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}

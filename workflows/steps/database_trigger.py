@@ -20,6 +20,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import F
+
+from integrations.datasources import (
+    DataSourceUnavailable,
+    TriggerSpec,
+    install_trigger,
+    list_columns,
+    remove_trigger,
+)
+from integrations.models import DataSource
+from workflows.models import Step
+from workflows.publishing import PublishError
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
@@ -91,8 +103,6 @@ class DatabaseTrigger(StepKind):
 
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
         """The watched table's columns (plus `_old` for updates); falls back to nothing when unreachable."""
-        from integrations.datasources import DataSourceUnavailable, list_columns
-
         datasource = _datasource(step)
         if datasource is None:
             return []
@@ -106,13 +116,6 @@ class DatabaseTrigger(StepKind):
         return [*names, "_old"] if "update" in step.config.get("operations", []) else names
 
     def on_publish(self, step, previous_step) -> None:
-        from integrations.datasources import (
-            DataSourceUnavailable,
-            TriggerSpec,
-            install_trigger,
-            remove_trigger,
-        )
-
         config = self.validate(step.config)
         datasource = _datasource(step)
         if datasource is None:
@@ -133,8 +136,6 @@ class DatabaseTrigger(StepKind):
             _fail(step, "table", str(exc))
 
     def on_unpublish(self, step) -> None:
-        from integrations.datasources import DataSourceUnavailable, remove_trigger
-
         datasource = _datasource(step)
         if datasource is None:  # deleted data source: nothing left for Rowbell to remove
             return
@@ -146,10 +147,6 @@ class DatabaseTrigger(StepKind):
 
 def published_triggers(datasource_id: int | None = None):
     """Root database-trigger steps of currently published versions (optionally of one data source)."""
-    from django.db.models import F
-
-    from workflows.models import Step
-
     steps = Step.objects.filter(
         kind=DatabaseTrigger.kind,
         parent__isnull=True,
@@ -168,8 +165,6 @@ def _name(value: Any, field: str, errors: dict[str, str], message: str) -> str:
 
 
 def _datasource(step):
-    from integrations.models import DataSource
-
     try:
         return DataSource.objects.filter(tenant_id=step.tenant_id).get(pk=int(step.config.get("datasource")))
     except (DataSource.DoesNotExist, TypeError, ValueError):
@@ -177,6 +172,4 @@ def _datasource(step):
 
 
 def _fail(step, field: str, message: str) -> None:
-    from workflows.publishing import PublishError
-
     raise PublishError({step.id: {field: message}})

@@ -18,12 +18,12 @@ from typing import Any
 from integrations.channels.http import HttpChannel
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
+from integrations.templating import render, render_header, validate_template
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
-from workflows.templating import render, render_header, validate_template
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_CHOICES = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from consent.models import EmailLayout, Topic
 from integrations.models import DataSource, Sender
 from workflows.steps import ConfigError, get_kind
 
@@ -52,8 +53,6 @@ NOT_HERE_EMAIL = {
 
 def _referenced() -> dict[str, tuple[Any, str]]:
     """{widget: (the model its value names, the message when this tenant has no such row)}."""
-    from consent.models import EmailLayout, Topic
-
     return {
         **REFERENCED,
         "topic": (Topic, NOT_HERE_EMAIL["topic"]),

@@ -6,7 +6,7 @@ Config (see integrations/schedule_rules.py for the exact rules, including daylig
 counted from the end, -1 being the last day), `cron` (cron: five fields, evaluated in `timezone`).
 
 Publishing stores the workflow's Schedule row with its next firing (integrations.models.Schedule);
-unpublishing deletes it. The periodic job `integrations.schedules.fire_due_schedules` starts due runs.
+unpublishing deletes it. The periodic job `runs.schedules.fire_due_schedules` starts due runs.
 The item is `{"scheduled_at": "<UTC ISO instant>", "local_time": "<local ISO time>", "timezone": ...}`
 and the event key is `schedule:<UTC ISO instant>`, so a firing never starts two runs.
 """
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from integrations.schedules import clear_schedule, register_schedule
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
@@ -80,13 +81,9 @@ class ScheduleTrigger(StepKind):
         return ["scheduled_at", "local_time", "timezone"]
 
     def on_publish(self, step, previous_step) -> None:
-        from integrations.schedules import register_schedule
-
         register_schedule(step, self.validate(step.config))
 
     def on_unpublish(self, step) -> None:
-        from integrations.schedules import clear_schedule
-
         clear_schedule(step.version.workflow_id)
 
 

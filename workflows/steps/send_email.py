@@ -20,12 +20,12 @@ from django.core.validators import validate_email
 
 from consent import sending as consent
 from integrations.channels.email import EmailChannel
+from integrations.templating import render, render_header, template_variables
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
-from workflows.templating import render, render_header, template_variables
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
 

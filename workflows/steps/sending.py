@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 from django.conf import settings
 
 from integrations.channels.base import Channel
+from integrations.templating import TemplateError
 from workflows.steps.base import StepKind
-from workflows.templating import TemplateError
 
 
 class SendKind(StepKind, ABC):

@@ -11,12 +11,12 @@ from typing import Any
 from integrations.channels.slack import SlackChannel
 from integrations.crypto import decrypt, encrypt
 from integrations.outbound import check_url_at_save
+from integrations.templating import render
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
-from workflows.templating import render
 
 
 @register

@@ -1,6 +1,6 @@
 """Webhook trigger: a signed POST to /hooks/<workflow id>/ starts a run with the JSON body as the item.
 
-Signing (integrations/webhooks.py checks it): send the headers
+Signing (runs/webhooks.py checks it): send the headers
 
     X-Rowbell-Timestamp: <unix time in seconds>
     X-Rowbell-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body, keyed by the workflow's secret>
@@ -24,7 +24,6 @@ from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
 TIMESTAMP_HEADER = "X-Rowbell-Timestamp"
 SIGNATURE_HEADER = "X-Rowbell-Signature"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def webhook_path(workflow_id: int) -> str:

@@ -8,12 +8,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from runs.webhooks import send_test_event
 from tenants.permissions import admins_only
 from workflows.models import Workflow
 from workflows.publishing import get_or_create_draft
 from workflows.steps.webhook_trigger import WebhookTrigger
 from workflows.views.common import get_workflow
-from workflows.webhook_panel import example_body, send_test_event
+from workflows.webhook_panel import example_body
 
 
 def _secret_response(request: HttpRequest, workflow: Workflow, **extra) -> HttpResponse:

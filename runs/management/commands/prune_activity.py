@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.events.delivery import prune_finished_deliveries
+from runs.events.delivery import prune_finished_deliveries
 from runs.retention import count_expired, prune_runs, retention_cutoff
 
 

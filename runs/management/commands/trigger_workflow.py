@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runs.engine import WorkflowNotPublished, start_run
 from workflows.models import Workflow
+from workflows.publishing import get_draft
 
 
 class Command(BaseCommand):
@@ -34,8 +35,6 @@ class Command(BaseCommand):
         payload = self._payload(opts)
         version = None
         if opts["test"]:
-            from workflows.publishing import get_draft
-
             version = get_draft(workflow) or workflow.published_version
         options = {}
         if opts["skip_waits"]:

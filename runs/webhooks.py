@@ -6,15 +6,18 @@ for an unknown workflow, one that is not published, or one whose trigger is not 
 signature already accepted (a replay: integrations/webhook_replay.py); 413 when the body exceeds
 WEBHOOK_MAX_BODY_BYTES.
 The signature is checked before the body is parsed, and nothing is written unless every check passes.
-How to sign: workflows/steps/webhook_trigger.py.
+How to sign: workflows/steps/webhook_trigger.py. `send_test_event` is the builder's "send a test event".
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.test import RequestFactory
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -22,15 +25,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
-from integrations.inbound import InboundRejected, event_key, parse_object, read_body
+from integrations.inbound import IDEMPOTENCY_HEADER, InboundRejected, event_key, parse_object, read_body
 from integrations.webhook_replay import remember_signature
+from runs.engine import start_run
 from workflows.models import Workflow
 from workflows.steps.webhook_trigger import (
-    IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookTrigger,
     compute_signature,
+    signature_headers,
+    webhook_path,
 )
 
 DETAIL = inline_serializer("WebhookError", {"detail": serializers.CharField()})
@@ -67,8 +72,6 @@ class WebhookView(APIView):
         },
     )
     def post(self, request, workflow_id: int) -> Response:
-        from runs.engine import start_run
-
         try:
             workflow = _published_webhook_workflow(workflow_id)
             body = read_body(request)
@@ -122,3 +125,23 @@ def _verify_signature(request, secret: str, body: bytes) -> tuple[str, int]:
             "Bad signature: HMAC-SHA256 the text '<timestamp>.<body>' with the workflow's webhook secret.",
         )
     return expected, int(timestamp)
+
+
+@dataclass
+class TestEventResult:
+    status: int
+    detail: str
+    run_id: int | None = None
+
+
+def send_test_event(workflow: Workflow, body: str) -> TestEventResult:
+    """POST `body`, signed with the workflow's secret, through the webhook endpoint's own code (in this
+    process: an HTTP request to ourselves could wait for the very worker that is serving this one)."""
+    raw = body.encode()
+    headers = {**signature_headers(workflow.webhook_secret, raw), IDEMPOTENCY_HEADER: f"test-{uuid.uuid4()}"}
+    request = RequestFactory().post(
+        webhook_path(workflow.pk), data=raw, content_type="application/json", headers=headers
+    )
+    response = WebhookView.as_view()(request, workflow_id=workflow.pk)
+    data = getattr(response, "data", {}) or {}
+    return TestEventResult(response.status_code, str(data.get("detail", "")), data.get("run_id"))

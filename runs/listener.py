@@ -56,6 +56,8 @@ from django.utils import timezone
 from integrations.datasources import DataSourceUnavailable, connect_datasource, describe_error
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
+from runs.engine import metrics, start_runs
+from workflows.steps.database_trigger import published_triggers
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +273,6 @@ class SourcePoller:
         return len(done)
 
     def _sweep_orphans(self, grace: float) -> None:
-        from workflows.steps.database_trigger import published_triggers
-
         # Marked first: a sweep that fails must not run again before every claim and starve the events.
         self.orphans_swept_at = time.monotonic()
         active = list(published_triggers(self.datasource.pk).values_list("version__workflow_id", flat=True))
@@ -342,8 +342,6 @@ class SourcePoller:
         """The lag of this source's event log, for /metrics (runs/engine/metrics.py), every LAG_SECONDS."""
         if self.lag is None or time.monotonic() - self.lag_published_at < LAG_SECONDS:
             return
-        from runs.engine import metrics
-
         metrics.record_listener_lag(self.datasource.pk, self.lag)
         self.lag_published_at = time.monotonic()
 
@@ -354,8 +352,6 @@ def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int
     Rows of a workflow that stopped being published since the claim are left in the log (the orphan
     sweep removes them later).
     """
-    from workflows.steps.database_trigger import published_triggers
-
     versions = {step.version.workflow_id: step.version for step in published_triggers(datasource.pk)}
     by_workflow: dict[int, list[tuple[dict, str]]] = defaultdict(list)
     done = []
@@ -368,14 +364,8 @@ def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int
     with transaction.atomic():
         for workflow_id, events in by_workflow.items():
             version = versions[workflow_id]
-            _start(version.workflow, version, events)
+            start_runs(version.workflow, events, version=version)
     return done
-
-
-def _start(workflow, version, events: list[tuple[dict, str]]) -> None:
-    from runs.engine import start_runs
-
-    start_runs(workflow, events, version=version)
 
 
 def connection_changed(before: DataSource, after: DataSource) -> bool:
@@ -397,8 +387,6 @@ class Listener:
 
     def refresh_sources(self) -> None:
         """Follow publishing: serve data sources that gained a trigger, drop those that lost theirs."""
-        from workflows.steps.database_trigger import published_triggers
-
         workflows_by_source: dict[int, list[int]] = defaultdict(list)
         for datasource_id, workflow_id in published_triggers().values_list(
             "config__datasource", "version__workflow_id"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import connection, transaction
 from django.db.models import F, Q
 
-if TYPE_CHECKING:
-    from integrations.models import DataSource
-    from workflows.models import Step, Workflow, WorkflowVersion
+from integrations.models import DataSource
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps import STEP_KINDS, load_kinds
 
 
 def datasource_step_kinds() -> list[str]:
@@ -17,8 +15,6 @@ def datasource_step_kinds() -> list[str]:
 
     Read from the kinds' field lists, so a new kind that reads a data source is counted without a change here.
     """
-    from workflows.steps import STEP_KINDS, load_kinds
-
     load_kinds()
     return sorted(
         name
@@ -33,8 +29,6 @@ def published_workflows_using(source: DataSource) -> list[Workflow]:
     Only the published version counts: a draft or an old version does nothing in the customer's database
     and can be pointed elsewhere before it is published.
     """
-    from workflows.models import Step, Workflow
-
     # The builder stores the id as a number; an imported or API-written config may hold it as a string.
     points_at_source = Q(config__datasource=source.pk) | Q(config__datasource=str(source.pk))
     workflow_ids = Step.objects.filter(
@@ -53,8 +47,6 @@ def delete_unless_used(source: DataSource) -> list[Workflow]:
     the data sources it installs on (`lock_datasources_of`): a publish in flight finishes first and is
     then seen by the check, and a publish that starts later waits and finds the source gone.
     """
-    from integrations.models import DataSource
-
     with transaction.atomic():
         if not DataSource.objects.select_for_update().filter(pk=source.pk).exists():
             return []  # deleted meanwhile by someone else: the outcome asked for
@@ -68,8 +60,6 @@ def lock_datasources_of(version: WorkflowVersion) -> dict[int, dict[str, str]]:
     """Share-lock the data sources the version's steps point at, until the transaction ends, so none is
     deleted while publishing installs on it. Returns field errors for steps whose source is gone (or was
     never this tenant's)."""
-    from integrations.models import DataSource
-
     steps = [step for step in version.steps.filter(kind__in=datasource_step_kinds())]
     wanted = {step.id: _datasource_id(step) for step in steps}
     ids = sorted({pk for pk in wanted.values() if pk is not None})

@@ -1,4 +1,5 @@
-"""Emitting events: the engine calls `run_finished` inside the transaction that closes or cancels a run.
+"""Emitting events: `run_finished` receives the engine's `runs.signals.run_finished`, sent inside the
+transaction that closes or cancels a run.
 
 The deliveries are written in that same transaction (a transactional outbox): a run never finishes without
 its events, and no event is sent for a close that rolled back. Their jobs are queued once it commits.
@@ -18,15 +19,18 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Subquery
+from django.dispatch import receiver
 
 from integrations.events import PING, run_event_type
-from integrations.events.delivery import deliver, enqueue
 from integrations.models import EventDelivery, EventEndpoint
+from runs import signals
 from runs.engine import clock
+from runs.events.delivery import deliver, enqueue
 from runs.models import Delivery, Run, StepExecution
 
 
-def run_finished(run_id: int, status: str) -> list[EventDelivery]:
+@receiver(signals.run_finished, dispatch_uid="runs.events.emit.run_finished")
+def run_finished(run_id: int, status: str, **signal_kwargs: Any) -> list[EventDelivery]:
     """Write the run's `run.<status>` event for each active endpoint of its tenant that subscribes to it.
 
     One query when no endpoint listens (the common case), never one per item. Test runs emit nothing: they
@@ -44,7 +48,7 @@ def run_finished(run_id: int, status: str) -> list[EventDelivery]:
         return []
     run = Run.objects.select_related("workflow", "version").get(pk=run_id)
     deliveries = write_event(run.tenant_id, endpoint_ids, event_type, {"run": run_summary(run)})
-    transaction.on_commit(lambda: _queue_all(deliveries))
+    transaction.on_commit(lambda: queue_deliveries(deliveries))
     return deliveries
 
 
@@ -101,6 +105,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _queue_all(deliveries: list[EventDelivery]) -> None:
+def queue_deliveries(deliveries: list[EventDelivery]) -> None:
+    """Queue each delivery's first attempt (call it once the transaction that wrote them commits)."""
     for delivery in deliveries:
         enqueue(delivery.pk, attempt=1)

@@ -42,7 +42,7 @@ from runs.engine.enqueue import enqueue_unique
 from runs.engine.retry import backoff, max_attempts
 from workflows.steps.webhook_trigger import signature_headers
 
-JOB = "integrations.events.delivery.deliver"
+JOB = "runs.events.delivery.deliver"
 QUEUE = "low"
 EVENT_HEADER = "X-Rowbell-Event"
 DELIVERY_HEADER = "X-Rowbell-Delivery"

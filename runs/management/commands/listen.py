@@ -7,8 +7,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from integrations.listener import Listener
 from runs.engine.liveness import Heartbeat
+from runs.listener import Listener
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ Public contract (the builder and the test interface call these):
 Why the caps: the sandbox stops attribute escapes (`__class__`, `__subclasses__`; Jinja2 >= 3.1.6) but
 not work: `'a' * 10**8`, `ns.s ~ ns.s` in a loop or nested loops would render for minutes. So every
 operator, filter, method call, output and captured block that can build a value is sized before it runs
-(workflows/template_caps.py), output is counted while it streams, and a watchdog thread raises
+(integrations/template_caps.py), output is counted while it streams, and a watchdog thread raises
 `TemplateError` in the rendering thread when TEMPLATE_MAX_SECONDS passes (between two Python steps: the
 size checks are what stop a single huge C-level operation).
 """
@@ -38,7 +38,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
-from workflows import template_caps
+from integrations import template_caps
 
 
 class TemplateError(Exception):

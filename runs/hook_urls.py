@@ -1,0 +1,12 @@
+"""The inbound hooks that start runs or record what happened to messages (no namespace: `webhook`,
+`email_tracking`): a workflow's webhook trigger and an email provider's tracking webhook."""
+
+from django.urls import path
+
+from runs.email_tracking import tracking_webhook
+from runs.webhooks import WebhookView
+
+urlpatterns = [
+    path("hooks/<int:workflow_id>/", WebhookView.as_view(), name="webhook"),
+    path("hooks/email/<str:token>/", tracking_webhook, name="email_tracking"),
+]

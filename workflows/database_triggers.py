@@ -1,0 +1,51 @@
+"""Which row triggers should exist in a data source: those of its published database-trigger workflows.
+
+integrations.datasources installs, removes and inspects triggers from plain data (a workflow id and a
+TriggerSpec); what to ask it for is decided here, from the published versions.
+"""
+
+from __future__ import annotations
+
+from integrations.datasources import TriggerSpec, triggers_installed
+from integrations.models import DataSource
+from workflows.models import Step
+from workflows.steps import get_kind
+from workflows.steps.database_trigger import published_triggers
+
+
+def watched_tables(datasource: DataSource) -> list[tuple[str, str]]:
+    """(schema, table) of every published database trigger on this data source."""
+    seen = []
+    for step in published_triggers(datasource_id=datasource.pk):
+        pair = (step.config.get("schema", "public"), step.config.get("table", ""))
+        if pair not in seen:
+            seen.append(pair)
+    return seen
+
+
+def reinstall_triggers(datasource: DataSource) -> int:
+    """Install again every published trigger on this data source (after its NOTIFY option changed)."""
+    steps = list(published_triggers(datasource.pk))
+    for step in steps:
+        get_kind(step.kind).on_publish(step, step)
+    return len(steps)
+
+
+def triggers_up_to_date(datasource: DataSource) -> bool:
+    """Whether every published trigger on this data source is installed on its table, calling the function
+    its NOTIFY setting picks. Raises DataSourceUnavailable when the database cannot be reached."""
+    specs = {
+        step.version.workflow_id: _installed_spec(step, datasource.notify_enabled)
+        for step in published_triggers(datasource.pk)
+    }
+    return triggers_installed(datasource, specs)
+
+
+def _installed_spec(step: Step, notify: bool) -> TriggerSpec:
+    config = step.config
+    return TriggerSpec(
+        schema=config.get("schema", "public"),
+        table=config.get("table", ""),
+        operations=tuple(config.get("operations", ["insert"])),
+        notify=notify,
+    )
