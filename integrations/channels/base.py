@@ -7,7 +7,7 @@ connection (SMTP) opens it once:
         provider_id = channel.send(message)
 
 `send` returns the provider's id for the message (a Message-ID, a response id) or "" and raises
-`ChannelError(message, permanent=False)`. `begin(message)` returns a Handover whose `complete()` sends it:
+`ChannelError(message, permanent=...)`, the engine's one failure type (integrations/failures.py). `begin(message)` returns a Handover whose `complete()` sends it:
 email sends its SMTP envelope in `begin` and the message itself in `complete`, so that the engine can
 commit the message's Delivery row in between.
 
@@ -25,16 +25,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from integrations.failures import Failure
 
-class ChannelError(Exception):
+
+class ChannelError(Failure):
     """`refused_address`: set when the provider permanently refused that recipient address itself (SMTP
     5xx at RCPT), which puts it on the tenant's suppression list (consent.suppression)."""
 
-    def __init__(self, message: str, permanent: bool = False, refused_address: str = ""):
-        self.message = message
-        self.permanent = permanent
+    def __init__(self, message: str, *, permanent: bool, refused_address: str = "") -> None:
+        super().__init__(message, permanent=permanent)
         self.refused_address = refused_address
-        super().__init__(message)
 
 
 class Handover:

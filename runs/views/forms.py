@@ -71,7 +71,7 @@ class RunFilterForm(ActivityFilterForm):
 def channel_choices() -> list[tuple[str, str]]:
     """Channels of the registered send steps (the registry, not a list kept here)."""
     from workflows.steps import STEP_KINDS, load_kinds
-    from workflows.steps.sending import SendKind
+    from workflows.steps.send_kind import SendKind
 
     load_kinds()
     kinds = [kind for kind in STEP_KINDS.values() if isinstance(kind, SendKind)]

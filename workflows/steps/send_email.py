@@ -18,13 +18,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from consent import sending as consent
+from consent import email_step as consent
 from integrations.channels.email import EmailChannel
+from integrations.failures import Failure
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind, rendered, template_context
+from workflows.steps.send_kind import SendKind, rendered, template_context
 from workflows.templating import render, render_header, template_variables
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
@@ -161,7 +161,7 @@ class SendEmail(SendKind):
         platform's own backend is one); an SMTP server keeps one connection per batch."""
         try:
             sender = resolve_sender(ctx, ctx.step.config.get("sender"))
-        except StepFailed:
+        except Failure:
             return False  # each message then fails with the reason, one at a time
         if sender is None or sender.provider is None:
             return EmailChannel().concurrent_sends
@@ -188,7 +188,7 @@ def resolve_sender(ctx, sender_id: int | None):
         senders = Sender.objects.filter(tenant_id=ctx.run.tenant_id).select_related("provider")
         found = (senders.filter(pk=sender_id) if sender_id else senders.filter(is_default=True)).first()
         if sender_id and found is None:
-            raise StepFailed(
+            raise Failure(
                 "From: the sender chosen in this step no longer exists; choose another one.", permanent=True
             )
         cache[key] = found
@@ -199,7 +199,7 @@ def _check_address(label: str, address: str) -> None:
     try:
         validate_email(address)
     except ValidationError:
-        raise StepFailed(f"{label}: “{address}” is not an email address.", permanent=True) from None
+        raise Failure(f"{label}: “{address}” is not an email address.", permanent=True) from None
 
 
 def _address_list(label: str, template: str | None, context: dict[str, Any]) -> list[str]:
@@ -208,7 +208,7 @@ def _address_list(label: str, template: str | None, context: dict[str, Any]) -> 
     text = rendered(label, render_header, template, context)
     addresses = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
     if len(addresses) > MAX_COPY_ADDRESSES:
-        raise StepFailed(f"{label}: at most {MAX_COPY_ADDRESSES} addresses.", permanent=True)
+        raise Failure(f"{label}: at most {MAX_COPY_ADDRESSES} addresses.", permanent=True)
     for address in addresses:
         _check_address(label, address)
     return addresses

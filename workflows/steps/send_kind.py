@@ -1,6 +1,6 @@
 """The shared shape of steps that send (email, Slack, HTTP): render, then hand to a channel.
 
-The engine (runs/engine/sending.py) owns the delivery protocol: a Delivery row written before the
+The engine (runs/engine/delivery_protocol.py) owns the delivery protocol: a Delivery row written before the
 provider is called and marked after, held in sandbox, captured in test runs. A send kind only says
 how to render one item (`render` -> (content, transport)), who the recipient is, which channel to open,
 and what items go on after a send (`result_items`, default: the item unchanged).
@@ -65,7 +65,7 @@ class SendKind(StepKind, ABC):
         return False
 
     def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
-        raise RuntimeError("Send steps run through runs.engine.sending, which records deliveries.")
+        raise RuntimeError("Send steps run through runs.engine.delivery_protocol, which records deliveries.")
 
 
 def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
@@ -74,9 +74,9 @@ def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
 
 def rendered(label: str, fn, *args, **kwargs) -> str:
     """Render one field, naming it in the error so the person knows which template to fix."""
-    from workflows.steps.results import StepFailed
+    from integrations.failures import Failure
 
     try:
         return fn(*args, **kwargs)
     except TemplateError as exc:
-        raise StepFailed(f"{label}: {exc}", permanent=True) from exc
+        raise Failure(f"{label}: {exc}", permanent=True) from exc
