@@ -274,7 +274,7 @@ ENGINE_FOLLOW_MAX_SECONDS = env.float("ENGINE_FOLLOW_MAX_SECONDS", default=2.0)
 # to this many requests of a batch in flight at once (a thread pool per batch); 1 sends one at a time.
 # SMTP always sends one message at a time over the batch's connection.
 ENGINE_SEND_CONCURRENCY = env.int("ENGINE_SEND_CONCURRENCY", default=32)
-# Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
+# Retries (a step may set its own max_attempts and retry_base_seconds; the factor and the cap are global).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)
 ENGINE_RETRY_FACTOR = env.float("ENGINE_RETRY_FACTOR", default=3.0)

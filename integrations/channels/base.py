@@ -46,10 +46,14 @@ class Handover:
 
 
 class Channel(ABC):
-    name: str = ""
+    """One transport, registered by name in integrations/channels/registry.py."""
+
     concurrent_sends: bool = (
         False  # several sends of a batch may be in flight at once (one channel per thread)
     )
+    # Whether a sent message may later get events from the provider (delivered, bounced, opened...)
+    # through a tracking webhook: the message page then has a place for them.
+    reports_events: bool = False
 
     def open(self) -> None:  # noqa: B027 (an optional hook: most channels need no setup)
         """Set up what a batch shares (a connection). Called by __enter__."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from integrations.channels.http import HttpChannel
 from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
@@ -131,9 +130,6 @@ class HttpRequest(SendKind):
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
-
-    def open_channel(self) -> HttpChannel:
-        return HttpChannel()
 
     def result_items(self, ctx, item, content, sent: Any) -> list[dict[str, Any]]:
         mode = ctx.step.config.get("response") or "keep"

@@ -19,7 +19,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from consent import email_step as consent
-from integrations.channels.email import EmailChannel
 from integrations.failures import Failure
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
@@ -153,9 +152,6 @@ class SendEmail(SendKind):
     def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
         return [item] if config.get("continue_when_skipped") else []
 
-    def open_channel(self) -> EmailChannel:
-        return EmailChannel()
-
     def sends_concurrently(self, ctx) -> bool:
         """Concurrent when the step's sender goes through an ESP's HTTP API (without a provider, when the
         platform's own backend is one); an SMTP server keeps one connection per batch."""
@@ -164,7 +160,7 @@ class SendEmail(SendKind):
         except Failure:
             return False  # each message then fails with the reason, one at a time
         if sender is None or sender.provider is None:
-            return EmailChannel().concurrent_sends
+            return self.open_channel().concurrent_sends
         return sender.provider.kind_module.sends_over_http
 
     def override_recipient(self, content, transport, recipient):

@@ -1,9 +1,10 @@
 """The shared shape of steps that send (email, Slack, HTTP): render, then hand to a channel.
 
-The engine (runs/engine/delivery_protocol.py) owns the delivery protocol: a Delivery row written before the
-provider is called and marked after, held in sandbox, captured in test runs. A send kind only says
-how to render one item (`render` -> (content, transport)), who the recipient is, which channel to open,
-and what items go on after a send (`result_items`, default: the item unchanged).
+The engine (runs/engine/delivery_protocol.py) owns the delivery protocol: a Delivery row written before
+the provider is called and marked after, held in sandbox, captured in test runs. A send kind only says
+how to render one item (`render` -> (content, transport)), who the recipient is, which channel it sends
+through (`channel`, a name in integrations/channels/registry.py), and what items go on after a send
+(`result_items`, default: the item unchanged).
 
 `content` is what Delivery.content keeps and the activity log shows (no secrets); `transport` is what
 the channel needs to send (it may add secrets such as a webhook URL).
@@ -15,12 +16,14 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from integrations.channels.base import Channel
+from integrations.channels.registry import CHANNELS
+from integrations.failures import Failure
 from workflows.steps.base import StepKind
 from workflows.templating import TemplateError
 
 
 class SendKind(StepKind, ABC):
-    channel: ClassVar[str] = ""
+    channel: ClassVar[str] = ""  # the channel's name in integrations.channels.registry.CHANNELS
 
     @abstractmethod
     def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -29,9 +32,9 @@ class SendKind(StepKind, ABC):
     def recipient(self, content: dict[str, Any]) -> str:
         return ""
 
-    @abstractmethod
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
+        return CHANNELS[self.channel]()
 
     def sends_concurrently(self, ctx) -> bool:
         """Whether this step's batch may keep several messages in flight (its channel speaks HTTP)."""
@@ -74,8 +77,6 @@ def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
 
 def rendered(label: str, fn, *args, **kwargs) -> str:
     """Render one field, naming it in the error so the person knows which template to fix."""
-    from integrations.failures import Failure
-
     try:
         return fn(*args, **kwargs)
     except TemplateError as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.channels.slack import SlackChannel
 from integrations.crypto import decrypt, encrypt
 from integrations.failures import Failure
 from integrations.outbound import check_url_at_save
@@ -78,6 +77,3 @@ class SlackMessage(SendKind):
 
     def recipient(self, content: dict[str, Any]) -> str:
         return "slack webhook"
-
-    def open_channel(self) -> SlackChannel:
-        return SlackChannel()
