@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from integrations.channels.base import ChannelError
 from integrations.failures import Failure
 from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
@@ -64,7 +63,7 @@ def release_delivery(delivery_id: int, tenant=None) -> bool:
         _content, transport = kind.render(ctx, execution.input)
         with kind.open_channel() as channel:
             provider_id = channel.send(transport, idempotency_key=idempotency_key(execution))
-    except (ChannelError, Failure) as exc:
+    except Failure as exc:
         status = Delivery.Status.HELD if not exc.permanent else Delivery.Status.FAILED
         Delivery.objects.filter(pk=delivery_id).update(status=status, error=exc.message)
         return False

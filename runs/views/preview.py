@@ -18,7 +18,7 @@ from django.shortcuts import render
 
 from config.input_guard import checks_nul_itself
 from integrations.failures import Failure
-from integrations.query import QueryError, check_tenant_sql, compile_sql, fetch_rows
+from integrations.query import check_tenant_sql, compile_sql, fetch_rows
 from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
 from runs.models import Run, StepExecution
@@ -80,7 +80,7 @@ def preview_step(step: Step, item: dict[str, Any]) -> Preview:
             result.due = kind.due_at(step.config, item, ctx.now)
         else:
             result.content = item
-    except (Failure, QueryError, TemplateError) as exc:
+    except (Failure, TemplateError) as exc:
         result.error = exc.message
     except KeyError as exc:
         result.error = f"The step's settings are incomplete ({exc.args[0]} is missing); fix the step first."
