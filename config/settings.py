@@ -276,7 +276,7 @@ ENGINE_SEND_CONCURRENCY = env.int("ENGINE_SEND_CONCURRENCY", default=32)
 # Email through an SMTP server: this many connections per batch, each sending one message at a time
 # (a mail server limits a client's connections: Postfix allows 50 by default); 1 sends one at a time.
 EMAIL_SMTP_CONNECTIONS = env.int("EMAIL_SMTP_CONNECTIONS", default=4)
-# Retries (per step overridable with max_attempts / retry_base_seconds / retry_factor / retry_max_seconds).
+# Retries (a step may set its own max_attempts and retry_base_seconds; the factor and the cap are global).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)
 ENGINE_RETRY_FACTOR = env.float("ENGINE_RETRY_FACTOR", default=3.0)

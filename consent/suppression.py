@@ -1,7 +1,7 @@
 """The suppression list: addresses a tenant never sends to, on any topic, whatever a step says.
 
 `suppress_address` is the one way an address enters the list, so every source behaves the same:
-- the engine, when a mail server refuses a recipient at RCPT with a 5xx (runs/engine/sending.py);
+- the engine, when a mail server refuses a recipient at RCPT with a 5xx (runs/engine/delivery_protocol.py);
 - delivery events from email providers (hard bounces and spam complaints): the tracking-webhook
   handler calls it with `reason=Suppression.Reason.HARD_BOUNCE` or `COMPLAINT`, `source=EVENT` and the
   Delivery the event was matched to;

@@ -19,12 +19,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from integrations import clock
 from integrations.channels.base import ChannelError
 from integrations.channels.email import EmailChannel
 from integrations.email_forms import ProviderForm, SenderForm, TestSendForm
 from integrations.email_providers import KINDS, get_kind
 from integrations.models import EmailProvider, Sender
-from runs.engine import clock
 from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404

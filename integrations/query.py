@@ -19,7 +19,7 @@ rows) goes through `read_only_cursor`, which applies all of them:
 
 Public contract: `compile_sql(sql, context) -> (sql, params)`, `stream_rows(url, sql, params, ...)`
 (a generator of JSON-ready dicts from a server-side cursor), `fetch_rows(...)`, `describe_columns(...)`,
-`read_only_cursor(...)` and `QueryError(message, permanent)`.
+`read_only_cursor(...)` and `QueryError(message, permanent=...)` (an integrations.failures.Failure).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
+from integrations.failures import Failure
 from integrations.sql_guard import UnsafeQuery, check_select
 from integrations.templating import TemplateError, evaluate
 
@@ -46,15 +47,10 @@ FETCH_CHUNK = 2000
 TIMEOUT_MAX_ATTEMPTS = 2  # a statement timeout is retried once, then the step fails
 
 
-class QueryError(Exception):
-    """The query could not run. `permanent` errors (SQL, permissions, caps) are not retried; a transient
-    one with `max_attempts` is tried at most that many times in all, whatever the step allows."""
-
-    def __init__(self, message: str, permanent: bool = True, max_attempts: int | None = None):
-        self.message = message
-        self.permanent = permanent
-        self.max_attempts = max_attempts
-        super().__init__(message)
+class QueryError(Failure):
+    """The tenant's query could not run, in the data source's own words: the data query step names
+    itself before them. `permanent` errors (SQL, permissions, caps) are not retried; a transient one with
+    `max_attempts` is tried at most that many times in all, whatever the step allows."""
 
 
 def compile_sql(sql: str, context: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -67,7 +63,7 @@ def compile_sql(sql: str, context: dict[str, Any]) -> tuple[str, list[Any]]:
         try:
             params.append(evaluate(match.group(1).strip(), context))
         except TemplateError as exc:
-            raise QueryError(f"In the placeholder {match.group(0)}: {exc}") from exc
+            raise QueryError(f"In the placeholder {match.group(0)}: {exc}", permanent=True) from exc
         parts.append("%s")
         last = match.end()
     parts.append(sql[last:].replace("%", "%%"))
@@ -176,13 +172,13 @@ def stream_rows(
     with read_only_cursor(url_or_conn, sql, params) as cur:
         rows = cur.fetchmany(FETCH_CHUNK)
         if len(rows) > max_rows or (len(rows) == FETCH_CHUNK and _count_up_to(cur, sql, params, max_rows)):
-            raise QueryError(over_cap(max_rows, 0))
+            raise QueryError(over_cap(max_rows, 0), permanent=True)
         count = 0
         while rows:
             for row in rows:
                 count += 1
                 if count > max_rows:
-                    raise QueryError(over_cap(max_rows, count - 1))
+                    raise QueryError(over_cap(max_rows, count - 1), permanent=True)
                 yield {key: jsonable(value) for key, value in row.items()}
             rows = cur.fetchmany(FETCH_CHUNK)
 
@@ -220,7 +216,7 @@ def check_tenant_sql(sql: str) -> None:
     try:
         check_select(sql)
     except UnsafeQuery as exc:
-        raise QueryError(exc.message) from exc
+        raise QueryError(exc.message, permanent=True) from exc
 
 
 def describe_columns(url_or_conn: str | psycopg.Connection, sql: str, params: list[Any]) -> list[str]:
@@ -261,7 +257,8 @@ class _translated_errors:
         if isinstance(exc, pg_errors.ReadOnlySqlTransaction) or changes_data:
             raise QueryError(
                 "Data queries are read-only: this one tries to change data "
-                f"({_first_line(exc)}). Use SELECT only."
+                f"({_first_line(exc)}). Use SELECT only.",
+                permanent=True,
             ) from exc
         if isinstance(exc, pg_errors.QueryCanceled):
             # Usually the query itself is slow and will be again: one more try (a lock or a busy moment
@@ -278,6 +275,7 @@ class _translated_errors:
             ) from exc
         if isinstance(exc, pg_errors.SyntaxError):
             raise QueryError(
-                f"SQL error: {_first_line(exc)}. A data query is one SELECT statement, without `;`."
+                f"SQL error: {_first_line(exc)}. A data query is one SELECT statement, without `;`.",
+                permanent=True,
             ) from exc
-        raise QueryError(f"SQL error: {_first_line(exc)}") from exc
+        raise QueryError(f"SQL error: {_first_line(exc)}", permanent=True) from exc

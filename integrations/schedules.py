@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from integrations import clock
 from integrations.models import Schedule
 from integrations.schedule_rules import next_firing
-from runs.engine import clock
 
 
 def register_schedule(step, rule: dict, now: datetime | None = None) -> Schedule:

@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from integrations import clock
 from runs.engine import (
     cancel_run,
-    clock,
     discard_delivery,
     release_delivery,
     resolve_uncertain,

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from consent.models import Suppression
-from runs.engine import clock
+from integrations import clock
 from runs.models import Delivery, DeliveryEvent, Run, StepExecution
 
 KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNCERTAIN)

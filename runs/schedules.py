@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
+from integrations import clock
 from integrations.models import Schedule
 from integrations.schedule_rules import next_firing, previous_firing
-from runs.engine import clock, start_run
+from runs.engine import start_run
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -22,8 +22,8 @@ from django.db.models import Count
 
 from consent.models import Suppression
 from consent.suppression import suppress_address
+from integrations import clock
 from integrations.models import EventEndpoint
-from runs.engine import clock
 from runs.events.emit import queue_deliveries, write_event
 from runs.models import Delivery, DeliveryEvent
 

@@ -40,8 +40,8 @@ def preload() -> None:
     import integrations.channels.email
     import integrations.channels.http
     import integrations.query  # noqa: F401
+    import runs.engine.delivery_protocol
     import runs.engine.executor
-    import runs.engine.sending
     import runs.jobs  # noqa: F401
     from integrations.templating import render
     from workflows.steps import load_kinds

@@ -7,7 +7,7 @@ connection (SMTP) opens it once:
         provider_id = channel.send(message)
 
 `send` returns the provider's id for the message (a Message-ID, a response id) or "" and raises
-`ChannelError(message, permanent=False)`. `begin(message)` returns a Handover whose `complete()` sends it:
+`ChannelError(message, permanent=...)`, the engine's one failure type (integrations/failures.py). `begin(message)` returns a Handover whose `complete()` sends it:
 email sends its SMTP envelope in `begin` and the message itself in `complete`, so that the engine can
 commit the message's Delivery row in between.
 
@@ -25,16 +25,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from integrations.failures import Failure
 
-class ChannelError(Exception):
+
+class ChannelError(Failure):
     """`refused_address`: set when the provider permanently refused that recipient address itself (SMTP
     5xx at RCPT), which puts it on the tenant's suppression list (consent.suppression)."""
 
-    def __init__(self, message: str, permanent: bool = False, refused_address: str = ""):
-        self.message = message
-        self.permanent = permanent
+    def __init__(self, message: str, *, permanent: bool, refused_address: str = "") -> None:
+        super().__init__(message, permanent=permanent)
         self.refused_address = refused_address
-        super().__init__(message)
 
 
 class Handover:
@@ -46,10 +46,14 @@ class Handover:
 
 
 class Channel(ABC):
-    name: str = ""
+    """One transport, registered by name in integrations/channels/registry.py."""
+
     concurrent_sends: bool = (
         False  # several sends of a batch may be in flight at once (one channel per thread)
     )
+    # Whether a sent message may later get events from the provider (delivered, bounced, opened...)
+    # through a tracking webhook: the message page then has a place for them.
+    reports_events: bool = False
 
     def open(self) -> None:  # noqa: B027 (an optional hook: most channels need no setup)
         """Set up what a batch shares (a connection). Called by __enter__."""

@@ -38,7 +38,7 @@ def is_http_backend(backend: str) -> bool:
 
 
 class EmailChannel(Channel):
-    name = "email"
+    reports_events = True  # providers with a tracking webhook (integrations/email_tracking.py)
 
     def __init__(self) -> None:
         self.connection: Any = None  # the backend of the message being sent

@@ -3,8 +3,9 @@
 Message dict: {"method": str, "url": str, "headers": {str: str}, "body": str | None}.
 Requests go through `integrations.outbound` (no loopback, private or metadata addresses, also after a
 redirect, which is followed); a refused address is a permanent error.
-`send` returns the response's body text; `last_response` holds (status, headers, body) of the last
-call so that the step can turn response JSON into the item.
+`send` returns the response's `X-Request-Id` header (the receiver's id for the request) or ""; the body
+is in `last_response`, which holds (status, headers, body text) of the last call so that the step can
+turn response JSON into the item.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ MAX_RESPONSE_BYTES = 1_000_000
 
 
 class HttpChannel(Channel):
-    name = "http"
     what = "The server"
     concurrent_sends = True  # one self-contained request per message
 

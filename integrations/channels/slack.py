@@ -12,7 +12,6 @@ from integrations.channels.http import HttpChannel
 
 
 class SlackChannel(HttpChannel):
-    name = "slack"
     what = "Slack"
 
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:

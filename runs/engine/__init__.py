@@ -8,7 +8,7 @@ Public entry points (stable contracts; see each module's docstring):
 - resolve_uncertain(delivery_id, "mark_sent" | "resend", tenant=None, by="") -> bool (deliveries.py)
 - sweep() -> SweepReport                                                          (sweeper.py)
 Run options (test runs): {"skip_waits": bool, "override_recipient": "tester@example.com"}.
-Time: everything reads runs.engine.clock.now(), which tests patch to travel.
+Time: everything reads integrations.clock.now(), which tests patch to travel.
 """
 
 from runs.engine.control import cancel_run, replay_run, retry_execution

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from django.db import connection, transaction
 
+from integrations import clock
 from runs import signals
-from runs.engine import clock
 from runs.models import Run
 
 CLOSE_SQL = """

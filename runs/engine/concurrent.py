@@ -2,7 +2,7 @@
 
 A provider behind an HTTP API answers in 30-300 ms; one request at a time, a batch spends nearly all its
 time waiting. Here a batch keeps up to ENGINE_SEND_CONCURRENCY requests in flight (a thread pool per
-batch, that is per provider and batch), with the Delivery protocol of runs/engine/sending.py unchanged:
+batch, that is per provider and batch), with the Delivery protocol of runs/engine/delivery_protocol.py unchanged:
 
 - only the worker's main thread touches the database (Django's connections are per thread). Whenever
   places in the pool are free, it renders that many messages (a window), writes their `sending`
@@ -28,6 +28,7 @@ keeps their outcomes; the executor returns the items not begun to `pending` (exe
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -42,12 +43,12 @@ from config import logs as logcontext
 from integrations.channels.base import Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
+from runs.engine.delivery_protocol import Outgoing, already_handled, idempotency_key, prepare, skipped
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.sending import Outgoing, already_handled, idempotency_key, prepare, skipped
+from runs.engine.outcome import guarded, spawned
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind
+from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +174,6 @@ class ConcurrentBatch:
 
     def _stage(self, execution: StepExecution, delivery, skip=None) -> tuple[Outgoing, float] | None:
         """Render one message; a message that sends nothing (captured, held, already sent, skipped) ends here."""
-        from runs.engine.executor import guarded, spawned
-
         ctx = self.ctx
         ctx.execution = execution
         started = time.monotonic()
@@ -207,8 +206,6 @@ class ConcurrentBatch:
 
     def _insert(self, new: list[Outgoing]) -> dict[int, int]:
         """{execution id: Delivery id}; a message another worker already wrote ends as already handled."""
-        from runs.engine.executor import guarded
-
         try:
             return self.ledger.create_many([_fields(outgoing) for outgoing in new])
         except UniqueViolation:
@@ -219,7 +216,7 @@ class ConcurrentBatch:
             try:
                 ids[execution.pk] = self.ledger.create(**_fields(outgoing))
             except UniqueViolation:
-                _, failed = guarded(self.ctx, execution, lambda e=execution: already_handled(e))
+                _, failed = guarded(self.ctx, execution, functools.partial(already_handled, execution))
                 self.outcomes[execution.pk] = failed
         return ids
 
@@ -236,8 +233,6 @@ class ConcurrentBatch:
             del self.flights[future]  # only now: an interruption mid-settle leaves it to _interrupted
 
     def _settle_one(self, future: Future, flight: InFlight) -> None:
-        from runs.engine.executor import guarded, spawned
-
         execution = flight.execution
         self.ctx.execution = execution
 
@@ -245,7 +240,7 @@ class ConcurrentBatch:
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
                 self.ledger.failed(flight.delivery_id, answer.error.message)
-                raise StepFailed(answer.error.message, permanent=answer.error.permanent)
+                raise answer.error
             self.ledger.latencies.append(answer.took)
             self.ledger.sent(flight.delivery_id, answer.provider_id)
             items = self.kind.result_items(self.ctx, execution.input, flight.content, answer)

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from integrations.failures import Failure
+from integrations.models import DataSource
+from integrations.query import connect_for_tenant_sql
 from runs.models import Run, StepExecution
 from workflows.models import Step
-from workflows.steps.results import StepFailed
 
 
 @dataclass
@@ -49,14 +51,14 @@ class StepContext:
 
     def query_connection(self, datasource_id: int):
         """One read-only connection per data source per batch (connecting costs more than a query)."""
-        from integrations.models import DataSource
-        from integrations.query import connect_for_tenant_sql
-
         conn = self.resources.query_connections.get(datasource_id)
         if conn is None or conn.closed:
             source = DataSource.objects.filter(tenant_id=self.run.tenant_id, pk=datasource_id).first()
             if source is None:
-                raise StepFailed(f"Data query: data source {datasource_id} does not exist in this workspace.")
+                raise Failure(
+                    f"Data query: data source {datasource_id} does not exist in this workspace.",
+                    permanent=True,
+                )
             conn = connect_for_tenant_sql(source.connection_url)
             self.resources.query_connections[datasource_id] = conn
         return conn

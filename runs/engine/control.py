@@ -16,9 +16,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Q
 
+from integrations import clock
 from runs import signals
-from runs.engine import clock
 from runs.engine.enqueue import enqueue_batch
+from runs.engine.start import start_run
 from runs.models import Delivery, Run, StepExecution
 
 
@@ -65,8 +66,6 @@ def retry_execution(execution: StepExecution) -> bool:
 
 
 def replay_run(run: Run, *, is_test: bool | None = None, version=None) -> Run:
-    from runs.engine.start import start_run
-
     base = f"{run.event_key}:replay:"
     number = Run.objects.filter(workflow_id=run.workflow_id, event_key__startswith=base).count() + 1
     return start_run(

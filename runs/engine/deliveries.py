@@ -19,15 +19,14 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from integrations.channels.base import ChannelError
-from runs.engine import clock
+from integrations import clock
+from integrations.failures import Failure
 from runs.engine.context import BatchResources, StepContext
 from runs.engine.control import retry_execution
-from runs.engine.sending import idempotency_key
+from runs.engine.delivery_protocol import idempotency_key
 from runs.models import Delivery
 from workflows.steps import get_kind
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind
+from workflows.steps.send_kind import SendKind
 
 
 def _scoped(delivery_id: int, tenant):
@@ -64,7 +63,7 @@ def release_delivery(delivery_id: int, tenant=None) -> bool:
         _content, transport = kind.render(ctx, execution.input)
         with kind.open_channel() as channel:
             provider_id = channel.send(transport, idempotency_key=idempotency_key(execution))
-    except (ChannelError, StepFailed) as exc:
+    except Failure as exc:
         status = Delivery.Status.HELD if not exc.permanent else Delivery.Status.FAILED
         Delivery.objects.filter(pk=delivery_id).update(status=status, error=exc.message)
         return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from datetime import datetime, timedelta
 
 import django_rq
@@ -20,7 +21,7 @@ from django.db import connection
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
-from runs.engine import clock
+from integrations import clock
 
 logger = logging.getLogger(__name__)
 JOB = "runs.jobs.run_batch"
@@ -95,6 +96,30 @@ def enqueue_unique(
     except DuplicateJobError:
         return False
     return True
+
+
+def defer_batch(run_id: int, step_id: int, *, lane: int, queue: str) -> None:
+    """Run this batch again in a second, behind the jobs queued meanwhile (its tenant is at its
+    concurrency limit). Not unique: the job that defers is still running under the id it would take."""
+    _queue(queue).enqueue_at(
+        clock.now() + timedelta(seconds=1),
+        JOB,
+        run_id,
+        step_id,
+        lane,
+        result_ttl=0,
+        job_timeout=settings.ENGINE_EXECUTION_TIMEOUT,
+        description=f"run {run_id} step {step_id} (deferred)",
+    )
+
+
+def lanes_for(items: int) -> tuple[str, int]:
+    """(queue, lanes) for a step with `items` executions to run: one lane per ENGINE_BATCH_SIZE, at most
+    ENGINE_FANOUT_PARALLELISM; more than ENGINE_FANOUT_LOW_QUEUE_AT items go to the `low` queue, so that
+    a big fan-out never delays small runs. Used by new children (spawn.py) and the sweeper alike."""
+    queue = "low" if items > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"
+    lanes = min(settings.ENGINE_FANOUT_PARALLELISM, math.ceil(items / settings.ENGINE_BATCH_SIZE))
+    return queue, max(lanes, 1)
 
 
 def schedule_next(run_id: int, step_id: int, *, lane: int = 0, queue: str = "default") -> bool:

@@ -4,7 +4,7 @@ The steps, in SQL terms (a batch of B executions costs a handful of statements, 
 itself needs, e.g. two per email: the Delivery written before the send and marked after):
 1. claim: one UPDATE from a MATERIALIZED CTE (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED), which moves
    due `pending` executions to `running` and counts the attempt; a job that claims nothing does nothing;
-2. run each execution's step (sends go through runs/engine/sending.py and its Delivery protocol);
+2. run each execution's step (sends go through runs/engine/delivery_protocol.py and its Delivery protocol);
 3. children: bulk inserts ignoring conflicts (runs/engine/spawn.py), written before the parent is
    marked done so that the run never looks finished in between;
 4. settle: one UPDATE ... FROM (VALUES ...) marks every execution succeeded, failed, or pending again
@@ -25,31 +25,31 @@ due now, for another job (`_release_interrupted`), and the exception goes on to 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-import traceback
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import InterfaceError, OperationalError, connection
-from rq.timeouts import JobTimeoutException
+from django.db import connection
 
 from config import logs as logcontext
-from runs.engine import clock, connections, fairness, liveness
+from integrations import clock
+from runs.engine import connections, fairness, liveness
 from runs.engine.completion import close_run_if_done
+from runs.engine.concurrent import send_concurrently
 from runs.engine.context import BatchResources, StepContext
-from runs.engine.enqueue import schedule_next
-from runs.engine.retry import backoff, max_attempts
+from runs.engine.delivery_protocol import send_serially
+from runs.engine.enqueue import defer_batch, schedule_next
+from runs.engine.outcome import LeaseLost, Outcome, append_attempt, apply, failure, interrupts_batch
 from runs.engine.spawn import Spawner
-from runs.models import Run, StepExecution
+from runs.models import Delivery, Run, StepExecution
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
-from workflows.steps.results import FanOut, Routed, Skipped, StepFailed
-from workflows.steps.sending import SendKind
+from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
 
@@ -66,29 +66,6 @@ RETURNING e.id
 """
 
 
-@dataclass
-class Outcome:
-    status: str
-    output: Any = None
-    error: str = ""
-    next_attempt_at: datetime | None = None
-    items: int = field(default=0)
-    took: float = 0.0  # seconds this attempt ran
-
-
-class LeaseLost(Exception):
-    """This worker was frozen past its lease: the sweeper may have given its claims to another worker."""
-
-
-def interrupts_batch(exc: BaseException) -> bool:
-    """Errors that stop the whole batch rather than fail one item."""
-    return (
-        not isinstance(exc, Exception)
-        or isinstance(exc, (JobTimeoutException, LeaseLost, OperationalError, InterfaceError))
-        or connections.is_busy()
-    )
-
-
 def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") -> int:
     """Claim and run up to ENGINE_BATCH_SIZE due executions of one run's step; returns how many ran."""
     run = Run.objects.select_related("version").filter(pk=run_id).first()
@@ -98,19 +75,19 @@ def run_batch(run_id: int, step_id: int, lane: int = 0, queue: str = "default") 
         return 0
     slot = fairness.acquire(run.tenant_id)
     if slot is None:
-        defer(run_id, step_id, lane, queue)
+        # The tenant is at its concurrency limit: try again in a second, behind other tenants' jobs.
+        defer_batch(run_id, step_id, lane=lane, queue=queue)
         return 0
-    follow: list[int] = []
     try:
         with logcontext.bound(tenant_id=run.tenant_id, run_id=run_id):
-            ran = _run_claimed(run, step_id, lane, queue, follow)
-            _follow(run, follow, queue)
+            ran, follow_ups = _run_claimed(run, step_id, lane, queue)
+            _follow(run, follow_ups, queue)
         return ran
     finally:
         fairness.release(run.tenant_id, slot)
 
 
-def _follow(run: Run, follow: list[int], queue: str) -> None:
+def _follow(run: Run, follow_ups: list[int], queue: str) -> None:
     """Run the child steps of a small batch in this job, instead of one queued job per step.
 
     A run with a few items (a trigger, a condition, a send per event) then costs one RQ job, not one
@@ -120,41 +97,46 @@ def _follow(run: Run, follow: list[int], queue: str) -> None:
     """
     started = time.monotonic()
     steps = 0
-    while follow:
-        step_id = follow.pop(0)
+    waiting = list(follow_ups)
+    while waiting:
+        step_id = waiting.pop(0)
         elapsed = time.monotonic() - started
         if steps >= settings.ENGINE_FOLLOW_MAX_STEPS or elapsed >= settings.ENGINE_FOLLOW_MAX_SECONDS:
             schedule_next(run.pk, step_id, queue=queue)
             continue
         steps += 1
-        if not _run_claimed(run, step_id, 0, queue, follow):
+        ran, more = _run_claimed(run, step_id, 0, queue)
+        if not ran:
             schedule_next(run.pk, step_id, queue=queue)
+        waiting.extend(more)
 
 
-def _run_claimed(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None = None) -> int:
+def _run_claimed(run: Run, step_id: int, lane: int, queue: str) -> tuple[int, list[int]]:
+    """(how many executions ran, the child steps this job should run next: see _follow)."""
     with logcontext.bound(step_id=step_id):
-        return _run_claimed_step(run, step_id, lane, queue, follow)
+        return _run_claimed_step(run, step_id, lane, queue)
 
 
-def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str, follow: list[int] | None) -> int:
+def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str) -> tuple[int, list[int]]:
     run_id = run.pk
     now = clock.now()
     ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
     if not ids:
-        return 0
+        return 0, []
     if run.status == Run.Status.PENDING:
         Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(status=Run.Status.RUNNING)
         run.status = Run.Status.RUNNING
     step = Step.objects.get(pk=step_id)
     executions = list(StepExecution.objects.filter(pk__in=ids).order_by("next_attempt_at", "id"))
     children = list(Step.objects.filter(parent_id=step_id).order_by("position", "id"))
-    spawner = Spawner(run, children, now, follow=follow if lane == 0 else None)
+    spawner = Spawner(run, children, now, may_follow=lane == 0)
     resources = BatchResources()
     ctx = StepContext(run=run, step=step, now=now, resources=resources)
     outcomes: dict[int, Outcome] = {}
+    follow_ups: list[int] = []
     try:
         _run_step(ctx, executions, spawner, outcomes)
-        spawner.finish()
+        follow_ups = spawner.finish()
     except BaseException as exc:
         if interrupts_batch(exc):
             _release_interrupted(ctx, executions, outcomes, spawner, exc, queue)
@@ -170,7 +152,7 @@ def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str, follow: lis
     settle(executions, outcomes, now)
     _chain(run_id, step_id, lane, queue, full=len(ids) >= settings.ENGINE_BATCH_SIZE)
     close_run_if_done(run_id)
-    return len(ids)
+    return len(ids), follow_ups
 
 
 # Why a materialized CTE and not `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`: the planner
@@ -193,15 +175,26 @@ def _run_step(ctx: StepContext, executions, spawner, outcomes: dict[int, Outcome
     """Fill `outcomes` item by item (an interrupted batch keeps what finished)."""
     kind = get_kind(ctx.step.kind)
     if isinstance(kind, SendKind):
-        from runs.engine.sending import send_batch
-
-        send_batch(ctx, kind, executions, spawner, outcomes)
+        _send_batch(ctx, kind, executions, spawner, outcomes)
         return
     for execution in executions:
         ctx.execution = execution
         outcomes[execution.pk] = apply(
-            ctx, execution, spawner, lambda e=execution: kind.execute(ctx, e.input)
+            ctx, execution, spawner, functools.partial(kind.execute, ctx, execution.input)
         )
+
+
+def _send_batch(
+    ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner, outcomes: dict
+) -> None:
+    """Send a batch through the Delivery protocol: one message at a time, or several in flight when the
+    step allows it (`SendKind.messages_in_flight`, runs/engine/concurrent.py)."""
+    existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
+    limit = kind.messages_in_flight(ctx)
+    if limit > 1 and len(executions) > 1:
+        send_concurrently(ctx, kind, executions, spawner, outcomes, existing, limit)
+    else:
+        send_serially(ctx, kind, executions, spawner, outcomes, existing)
 
 
 def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException, queue: str) -> None:
@@ -231,7 +224,9 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
             released[execution.pk] = failure(ctx, execution, message, permanent=False)
         else:
             message = f"The batch was interrupted ({reason}) before this item ran; another worker takes it."
-            released[execution.pk] = Outcome("pending", error=message, next_attempt_at=ctx.now)
+            released[execution.pk] = Outcome(
+                StepExecution.Status.PENDING, error=message, next_attempt_at=ctx.now
+            )
     try:
         settle(executions, released, ctx.now)
         schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
@@ -244,92 +239,13 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
         connections.reset_if_busy()
 
 
-def apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
-    """Run `produce()` for one execution, write its children, and turn errors into an outcome."""
-    started = time.monotonic()
-    with logcontext.bound(execution_id=execution.pk):
-        outcome = _apply(ctx, execution, spawner, produce)
-    outcome.took = time.monotonic() - started
-    return outcome
-
-
-def _apply(ctx: StepContext, execution: StepExecution, spawner: Spawner, produce) -> Outcome:
-    outcome, failed = guarded(ctx, execution, lambda: spawned(execution, spawner, produce()))
-    return failed or outcome
-
-
-def guarded(
-    ctx: StepContext, execution: StepExecution, fn, check_lease: bool = True
-) -> tuple[Any, Outcome | None]:
-    """(fn(), None), or (None, the outcome its error means); errors that stop the batch propagate."""
-    try:
-        if check_lease and liveness.lease_lost():
-            raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
-        return fn(), None
-    except StepFailed as exc:
-        return None, failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
-    except Exception as exc:
-        if interrupts_batch(exc):
-            raise
-        logger.exception("Execution %s failed unexpectedly", execution.pk)
-        message = f"Unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-        return None, failure(ctx, execution, message, permanent=False)
-
-
-def spawned(execution: StepExecution, spawner: Spawner, result) -> Outcome:
-    """The step's result (items, a fan-out, a routed or skipped result) handed to the children; the
-    execution's outcome."""
-    if isinstance(result, FanOut):
-        count = spawner.add(execution, result.pairs)
-        status = "succeeded" if count else "filtered"  # a query with no rows ends the path
-        return Outcome(status, output={**result.summary, "items": count}, items=count)
-    status, path, summary = "succeeded", None, None
-    if isinstance(result, Routed):
-        path, summary, result = result.path, result.summary, result.items
-    elif isinstance(result, Skipped):
-        status, summary, result = "skipped", result.summary, result.items
-    items = list(result)
-    if not items:
-        # Nothing goes on: a false condition, an empty query, a branch with no matching path (a
-        # skipped step whose path ends, e.g. an email to an unsubscribed recipient, stays skipped).
-        ended = "skipped" if status == "skipped" else "filtered"
-        return Outcome(ended, output=summary or {"items": 0})
-    pairs: list[tuple[str | None, Any]] = (
-        [(None, items[0])] if len(items) == 1 else [(str(i), item) for i, item in enumerate(items)]
-    )
-    spawner.add(execution, pairs, path=path)
-    output = summary or (items[0] if len(items) == 1 else {"items": len(items)})
-    return Outcome(status, output=output, items=len(items))
-
-
-def failure(
-    ctx: StepContext, execution: StepExecution, message: str, permanent: bool, limit: int | None = None
-) -> Outcome:
-    """Failed for good (permanent, or out of attempts: the step's, or `limit` when lower), else retried."""
-    limit = min(max_attempts(ctx.step.config), limit or max_attempts(ctx.step.config))
-    if permanent or execution.attempts >= limit:
-        suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
-        return Outcome("failed", error=message + suffix)
-    delay = backoff(execution.attempts, ctx.step.config)
-    return Outcome("pending", error=message, next_attempt_at=ctx.now + delay)
-
-
-def append_attempt(column: str, entry: str) -> str:
-    """SQL: `column` (a JSON array) with `entry` appended, keeping the last ENGINE_ATTEMPT_LOG_SIZE."""
-    keep = max(1, int(settings.ENGINE_ATTEMPT_LOG_SIZE))
-    return (
-        f"(CASE WHEN jsonb_array_length({column}) >= {keep}"
-        f" THEN {column} - 0 ELSE {column} END) || jsonb_build_array({entry})"
-    )
-
-
 def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
     started = execution.started_at
     return json.dumps(
         {
             "at": started.isoformat() if started else None,
             "took": round(outcome.took, 3),
-            "outcome": "retry" if outcome.status == "pending" else outcome.status,
+            "outcome": "retry" if outcome.status == StepExecution.Status.PENDING else outcome.status,
             "error": outcome.error[:500],
         }
     )
@@ -351,7 +267,7 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
             json.dumps(outcome.output, cls=DjangoJSONEncoder) if outcome.output is not None else None,
             outcome.error,
             outcome.next_attempt_at,
-            now if outcome.status != "pending" else None,
+            now if outcome.status != StepExecution.Status.PENDING else None,
             attempt_entry(execution, outcome),
         ]
     params.append(liveness.worker_name)
@@ -372,22 +288,6 @@ def _chain(run_id: int, step_id: int, lane: int, queue: str, full: bool) -> None
     """Keep this lane going while work is due; lane 0 also schedules retries and waits that are due soon."""
     if lane == 0 or full:
         schedule_next(run_id, step_id, lane=lane, queue=queue)
-
-
-def defer(run_id: int, step_id: int, lane: int, queue: str) -> None:
-    """The tenant is at its concurrency limit: try again in a second, behind other tenants' jobs."""
-    from runs.engine.enqueue import JOB, _queue
-
-    _queue(queue).enqueue_at(
-        clock.now() + timedelta(seconds=1),
-        JOB,
-        run_id,
-        step_id,
-        lane,
-        result_ttl=0,
-        job_timeout=settings.ENGINE_EXECUTION_TIMEOUT,
-        description=f"run {run_id} step {step_id} (deferred)",
-    )
 
 
 def cancel_open_executions(run_id: int) -> int:

@@ -21,6 +21,7 @@ closes the connection, so no later statement meets "another command is already i
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from psycopg import generators
 
-from runs.engine import clock
+from integrations import clock
 
 INSERT = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
@@ -132,7 +133,8 @@ class PendingCreate:
     """A Delivery insert sent to PostgreSQL and not yet waited for.
 
     `wait()` must be called before the connection is used again, also when the caller gives up (it is
-    what a `finally` does). The statement still goes through Django's execute wrappers and, when
+    what a `finally` does). The statement still goes through the connection's execute wrappers (those
+    installed with `connection.execute_wrapper()`, e.g. the benchmarks' statement counter) and, when
     queries are logged (tests, DEBUG), into connection.queries, so statement counts stay true.
     """
 
@@ -147,7 +149,10 @@ class PendingCreate:
         self.sql = sql
         self.done: Any = None
         with connection.cursor() as cursor:
-            cursor._execute_with_wrappers(sql, params, many=False, executor=self._send)
+            send: Callable[..., None] = self._send
+            for wrapper in reversed(connection.execute_wrappers):  # the outermost wrapper was installed first
+                send = functools.partial(wrapper, send)
+            send(sql, params, False, {"connection": connection, "cursor": cursor})
 
     def _send(self, sql: str, params: list[Any], many: bool, context: dict) -> None:
         self.pgconn.send_query_params(_numbered(sql).encode(), [_text(value) for value in params])

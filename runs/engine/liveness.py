@@ -9,7 +9,7 @@ backstop for a worker that beats but whose job is stuck).
 
 A worker that was frozen past its lease (SIGSTOP, a paused VM) and wakes up must not go on with a
 batch the sweeper may have handed to another worker: `lease_lost()` is checked before each item and
-aborts the batch (runs/engine/executor.py), and its settle touches only rows still claimed by it.
+aborts the batch (runs/engine/outcome.py `guarded`), and its settle touches only rows still claimed by it.
 
 Why PostgreSQL and not Redis keys with a TTL: a Redis FLUSHALL would then look like every worker dying,
 and their live batches would be reclaimed under them. PostgreSQL is already the source of truth.
@@ -26,7 +26,7 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from runs.engine import clock
+from integrations import clock
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Iterable
 
+from runs.engine.enqueue import redis_connection
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "rowbell:metrics:"
@@ -23,18 +25,12 @@ LISTENER_LAG_KEY = PREFIX + "listener_lag"  # data source id -> "<seconds> <unix
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _redis():
-    from runs.engine.enqueue import redis_connection
-
-    return redis_connection()
-
-
 def record_send_latencies(channel: str, latencies: Iterable[float]) -> None:
     latencies = list(latencies)
     if not latencies:
         return
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = redis_connection().pipeline(transaction=False)
         for bound in LATENCY_BUCKETS:
             n = sum(1 for value in latencies if value <= bound)
             if n:
@@ -49,14 +45,14 @@ def record_send_latencies(channel: str, latencies: Iterable[float]) -> None:
 def count_reclaims(n: int, reason: str) -> None:
     if n:
         try:
-            _redis().hincrby(RECLAIMS_KEY, reason, n)
+            redis_connection().hincrby(RECLAIMS_KEY, reason, n)
         except Exception:
             logger.warning("Could not count reclaims", exc_info=True)
 
 
 def read_send_latencies() -> dict[str, dict]:
     """{channel: {"buckets": [(bound, cumulative count), ...], "count": n, "sum": s}}."""
-    raw = _redis().hgetall(LATENCY_KEY)
+    raw = redis_connection().hgetall(LATENCY_KEY)
     by_channel: dict[str, dict[str, float]] = {}
     for key, value in raw.items():
         channel, _, field = key.decode().partition("|")
@@ -73,12 +69,12 @@ def read_send_latencies() -> dict[str, dict]:
 
 
 def read_reclaims() -> dict[str, int]:
-    return {key.decode(): int(value) for key, value in _redis().hgetall(RECLAIMS_KEY).items()}
+    return {key.decode(): int(value) for key, value in redis_connection().hgetall(RECLAIMS_KEY).items()}
 
 
 def record_listener_lag(datasource_id: int, seconds: float) -> None:
     try:
-        _redis().hset(LISTENER_LAG_KEY, str(datasource_id), f"{seconds:.3f} {time.time():.0f}")
+        redis_connection().hset(LISTENER_LAG_KEY, str(datasource_id), f"{seconds:.3f} {time.time():.0f}")
     except Exception:
         logger.warning("Could not record the listener's lag", exc_info=True)
 
@@ -87,7 +83,7 @@ def read_listener_lags(max_age: float = 300.0) -> dict[int, float]:
     """{data source id: lag in seconds}, leaving out measurements older than `max_age` (stale sources)."""
     now = time.time()
     lags = {}
-    for key, value in _redis().hgetall(LISTENER_LAG_KEY).items():
+    for key, value in redis_connection().hgetall(LISTENER_LAG_KEY).items():
         seconds, measured = (float(part) for part in value.decode().split())
         if now - measured <= max_age:
             lags[int(key)] = seconds

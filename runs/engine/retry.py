@@ -21,9 +21,8 @@ def max_attempts(config: dict[str, Any]) -> int:
 def backoff_bound(attempt: int, config: dict[str, Any]) -> float:
     """The longest wait before retrying after failed attempt number `attempt` (1-based)."""
     base = float(config.get("retry_base_seconds") or settings.ENGINE_RETRY_BASE_SECONDS)
-    factor = float(config.get("retry_factor") or settings.ENGINE_RETRY_FACTOR)
-    cap = float(config.get("retry_max_seconds") or settings.ENGINE_RETRY_MAX_SECONDS)
-    return min(cap, base * factor ** max(0, attempt - 1))
+    factor = settings.ENGINE_RETRY_FACTOR
+    return min(settings.ENGINE_RETRY_MAX_SECONDS, base * factor ** max(0, attempt - 1))
 
 
 def backoff(attempt: int, config: dict[str, Any], rng: random.Random | None = None) -> timedelta:

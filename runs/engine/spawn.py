@@ -11,22 +11,21 @@ repeated step creates nothing twice. A wait's execution is created already holdi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 
-from runs.engine.enqueue import schedule_next
+from integrations.failures import Failure
+from runs.engine.enqueue import lanes_for, schedule_next
 from runs.models import Run, StepExecution
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
-from workflows.steps.results import StepFailed
 
 
 class Spawner:
-    def __init__(self, run: Run, children: list[Step], now: datetime, follow: list[int] | None = None):
+    def __init__(self, run: Run, children: list[Step], now: datetime, may_follow: bool = False):
         self.run = run
         self.children = children
         self.now = now
@@ -34,8 +33,10 @@ class Spawner:
         self.count = 0  # items produced (each makes one execution per child step)
         self.queued_lanes = 0
         self.queued_while_reading = False
-        # When given, a few items' child steps are listed here for the same job to run next, not queued.
-        self.follow = follow
+        # With `may_follow`, a few items' child steps are not queued: finish() returns them for the same
+        # job to run next (runs/engine/executor.py `_follow`).
+        self.may_follow = may_follow
+        self.follow_ups: list[int] = []
         self.skip_waits = bool((run.options or {}).get("skip_waits"))
         # The child steps that got executions (a branch feeds only one path's): only these are queued.
         self.fed: dict[int, Step] = {}
@@ -86,7 +87,7 @@ class Spawner:
             return self.now
         try:
             return max(self.now, kind.due_at(step.config, item, self.now))
-        except StepFailed:
+        except Failure:
             return self.now  # the wait's execution will fail with the reason, where it can be seen
 
     def flush(self) -> None:
@@ -96,7 +97,9 @@ class Spawner:
             )
             self.rows = []
 
-    def finish(self) -> None:
+    def finish(self) -> list[int]:
+        """Write what is left and queue the children's batches; returns the child steps left for this
+        job to run next (none unless `may_follow` and few items)."""
         self.flush()
         self.queue_batches()
         if self.queued_while_reading:
@@ -104,6 +107,7 @@ class Spawner:
             # being read; the job id makes this a no-op when the first lane is already queued.
             for child in self.fed.values():
                 schedule_next(self.run.pk, child.pk, queue=self.queue)
+        return self.follow_ups
 
     def queue_batches(self, reading: bool = False) -> None:
         """Queue up to ENGINE_FANOUT_PARALLELISM lanes per child step (each lane chains itself)."""
@@ -112,19 +116,19 @@ class Spawner:
         self.queued_while_reading |= reading
         if (
             not reading
-            and self.follow is not None
+            and self.may_follow
             and not self.queued_lanes
             and self.count <= settings.ENGINE_FOLLOW_MAX_ITEMS
         ):
-            self.follow.extend(self.fed)
+            self.follow_ups = list(self.fed)
             self.queued_lanes = 1
             return
-        lanes = min(settings.ENGINE_FANOUT_PARALLELISM, math.ceil(self.count / settings.ENGINE_BATCH_SIZE))
-        for lane in range(self.queued_lanes, max(lanes, 1)):
+        _, lanes = lanes_for(self.count)
+        for lane in range(self.queued_lanes, lanes):
             for child in self.fed.values():
                 schedule_next(self.run.pk, child.pk, lane=lane, queue=self.queue)
             self.queued_lanes = lane + 1
 
     @property
     def queue(self) -> str:
-        return "low" if self.count > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"
+        return lanes_for(self.count)[0]

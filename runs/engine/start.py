@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import transaction
 
-from runs.engine import clock
+from integrations import clock
 from runs.engine.enqueue import enqueue_batch
 from runs.engine.labels import run_label
 from runs.models import Run, StepExecution

@@ -23,9 +23,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection
 
-from runs.engine import clock, metrics
+from integrations import clock
+from runs.engine import metrics
 from runs.engine.completion import close_run_if_done
-from runs.engine.enqueue import enqueue_batch
+from runs.engine.enqueue import enqueue_batch, lanes_for
+from runs.engine.outcome import append_attempt
 
 # A claim is lost when its worker's heartbeat is older than the lease (or the worker stopped, or never
 # beat), or, whatever the worker, when it has run past ENGINE_EXECUTION_TIMEOUT. Claims younger than the
@@ -114,8 +116,7 @@ def sweep(limit: int = 100_000) -> SweepReport:
         idle_runs = [row[0] for row in cur.fetchall()]
     for execution_id, run_id, step_id, attempts, count in groups:
         report.requeued_executions += count
-        queue = "low" if count > settings.ENGINE_FANOUT_LOW_QUEUE_AT else "default"
-        lanes = 1 if count <= settings.ENGINE_BATCH_SIZE else settings.ENGINE_FANOUT_PARALLELISM
+        queue, lanes = lanes_for(count)
         for lane in range(lanes):
             report.jobs_queued += enqueue_batch(
                 run_id, step_id, execution_id=execution_id, attempt=attempts + 1, lane=lane, queue=queue
@@ -128,8 +129,6 @@ def sweep(limit: int = 100_000) -> SweepReport:
 
 
 def reclaim_sql() -> str:
-    from runs.engine.executor import append_attempt
-
     entry = (
         "jsonb_build_object('at', e.started_at, 'took', round(extract(epoch FROM %(now)s - e.started_at)::numeric, 3),"
         " 'outcome', 'reclaimed', 'error', CASE WHEN lost.reason = 'timeout'"

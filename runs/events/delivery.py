@@ -34,10 +34,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from integrations import outbound
+from integrations import clock, outbound
 from integrations.events import PING
 from integrations.models import EventDelivery, EventEndpoint
-from runs.engine import clock
 from runs.engine.enqueue import enqueue_unique
 from runs.engine.retry import backoff, max_attempts
 from workflows.steps.webhook_trigger import signature_headers

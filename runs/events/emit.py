@@ -21,10 +21,10 @@ from django.db import transaction
 from django.db.models import Count, Subquery
 from django.dispatch import receiver
 
+from integrations import clock
 from integrations.events import PING, run_event_type
 from integrations.models import EventDelivery, EventEndpoint
 from runs import signals
-from runs.engine import clock
 from runs.events.delivery import deliver, enqueue
 from runs.models import Delivery, Run, StepExecution
 

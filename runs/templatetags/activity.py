@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 
+from integrations.channels.registry import CHANNELS
 from runs.views.presenting import attempt_rows
 
 register = template.Library()
@@ -28,6 +29,20 @@ def delivery_summary(content: dict[str, Any]) -> str:
     if content.get("method") and content.get("url"):
         return f"{content['method']} {content['url']}"
     return str(content.get("text") or "")
+
+
+@register.filter
+def delivery_content_templates(channel: str) -> list[str]:
+    """How a message of this channel is shown: runs/delivery_content/<channel>.html by convention,
+    else its content as JSON (a channel without a template of its own)."""
+    return [f"runs/delivery_content/{channel}.html", "runs/delivery_content/any.html"]
+
+
+@register.filter
+def reports_events(channel: str) -> bool:
+    """Whether the provider may report what happened to a sent message of this channel (a timeline)."""
+    registered = CHANNELS.get(channel)
+    return registered is not None and registered.reports_events
 
 
 @register.filter

@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from integrations import clock
 from runs.engine import (
     cancel_run,
-    clock,
     discard_delivery,
     release_delivery,
     replay_run,

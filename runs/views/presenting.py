@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from runs.engine import clock
+from integrations import clock
 from runs.models import Run, StepExecution
 
 

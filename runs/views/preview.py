@@ -17,9 +17,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from config.input_guard import checks_nul_itself
-from integrations.query import QueryError, check_tenant_sql, compile_sql, fetch_rows
+from integrations import clock
+from integrations.failures import Failure
+from integrations.query import check_tenant_sql, compile_sql, fetch_rows
 from integrations.templating import TemplateError, evaluate
-from runs.engine import clock
 from runs.engine.context import BatchResources, StepContext
 from runs.models import Run, StepExecution
 from runs.views.samples import live_rows, sample_item
@@ -27,8 +28,7 @@ from runs.views.testing import ItemField
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step
 from workflows.steps import ConfigError
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind
+from workflows.steps.send_kind import SendKind
 
 PREVIEW_ROWS = 10
 
@@ -80,7 +80,7 @@ def preview_step(step: Step, item: dict[str, Any]) -> Preview:
             result.due = kind.due_at(step.config, item, ctx.now)
         else:
             result.content = item
-    except (StepFailed, QueryError, TemplateError) as exc:
+    except (Failure, TemplateError) as exc:
         result.error = exc.message
     except KeyError as exc:
         result.error = f"The step's settings are incomplete ({exc.args[0]} is missing); fix the step first."

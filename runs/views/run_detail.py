@@ -18,7 +18,7 @@ from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from runs.engine import clock
+from integrations import clock
 from runs.models import Run
 from runs.views.presenting import run_duration
 from runs.views.tree import TreeFilter, run_tree, side_panel, step_states

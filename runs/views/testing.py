@@ -18,8 +18,9 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from config.input_guard import checks_nul_itself
+from integrations import clock
 from integrations.json_input import JsonInputError, load_json
-from runs.engine import clock, start_run
+from runs.engine import start_run
 from runs.models import Run
 from runs.views.samples import live_rows, sample_item
 from runs.views.tree import run_tree, step_states

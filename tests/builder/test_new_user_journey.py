@@ -218,7 +218,7 @@ class RunningClock(Clock):
 @pytest.fixture
 def running_clock(monkeypatch) -> RunningClock:
     fake = RunningClock()
-    monkeypatch.setattr("runs.engine.clock.now", fake)
+    monkeypatch.setattr("integrations.clock.now", fake)
     return fake
 
 

@@ -175,7 +175,7 @@ def clock(transactional_db, redis_conn, monkeypatch) -> Clock:
     """The engine's clock, stopped at a fixed instant that the test moves with `travel`; with what every
     engine test needs besides: real DB commits and a clean Redis."""
     fake = Clock()
-    monkeypatch.setattr("runs.engine.clock.now", fake)
+    monkeypatch.setattr("integrations.clock.now", fake)
     return fake
 
 

@@ -46,7 +46,7 @@ def recipients_table(url: str, n: int) -> None:
 
 def real_clock(monkeypatch) -> Clock:
     clock = Clock(timezone.now())
-    monkeypatch.setattr("runs.engine.clock.now", clock)
+    monkeypatch.setattr("integrations.clock.now", clock)
     return clock
 
 

@@ -11,17 +11,18 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from integrations.failures import Failure
 from runs.engine import liveness, resolve_uncertain, start_run
 from runs.engine.context import BatchResources, StepContext
-from runs.engine.executor import Outcome, claim, run_batch, settle
+from runs.engine.delivery_protocol import ALREADY_HANDLED, LazyChannel, send_message
+from runs.engine.executor import claim, run_batch, settle
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.sending import ALREADY_HANDLED, LazyChannel, deliver
+from runs.engine.outcome import Outcome
 from runs.engine.sweeper import sweep
 from runs.models import Delivery, Run, StepExecution
 from tests.engine.conftest import build_workflow, email, webhook, work
 from tests.engine.conftest import settle as settle_all
 from workflows.steps import get_kind
-from workflows.steps.results import StepFailed
 
 
 def crash_mid_send(run, clock) -> StepExecution:
@@ -140,7 +141,7 @@ def test_attempt_history_keeps_the_last_20_and_settling_stays_one_statement(cloc
     for n in range(25):
         claim(run.pk, execution.step_id, clock.now, 1)
         execution.refresh_from_db()
-        outcome = Outcome("pending", error=f"try {n}", next_attempt_at=clock.now, took=0.5)
+        outcome = Outcome(StepExecution.Status.PENDING, error=f"try {n}", next_attempt_at=clock.now, took=0.5)
         with CaptureQueriesContext(connection) as queries:
             assert settle([execution], {execution.pk: outcome}, clock.now) == [execution.pk]
         assert len(queries) == 1
@@ -159,7 +160,7 @@ def test_settle_leaves_executions_another_worker_now_holds(clock, tenant_a, monk
     claim(run.pk, execution.step_id, clock.now, 1)
     execution.refresh_from_db()
     StepExecution.objects.filter(pk=execution.pk).update(claimed_by="worker-b")  # the sweeper handed it over
-    assert settle([execution], {execution.pk: Outcome("succeeded")}, clock.now) == []
+    assert settle([execution], {execution.pk: Outcome(StepExecution.Status.SUCCEEDED)}, clock.now) == []
     assert StepExecution.objects.get(pk=execution.pk).status == "running"
 
 
@@ -185,12 +186,15 @@ def test_meeting_the_message_another_worker_wrote_is_one_log_line(clock, smtp, t
     kind = get_kind("send_email")
     ctx = StepContext(run=run, step=execution.step, now=clock.now, resources=BatchResources())
     channel = LazyChannel(kind)
-    with caplog.at_level(logging.INFO, logger="runs.engine.sending"), pytest.raises(StepFailed) as failed:
+    with (
+        caplog.at_level(logging.INFO, logger="runs.engine.delivery_protocol"),
+        pytest.raises(Failure) as failed,
+    ):
         # A resumed worker read "no Delivery yet" before the other worker wrote it.
-        deliver(ctx, kind, execution, None, channel, DeliveryLedger())
+        send_message(ctx, kind, execution, None, channel, DeliveryLedger())
     channel.close()
     assert failed.value.message == ALREADY_HANDLED and not failed.value.permanent
-    lines = [r for r in caplog.records if r.name == "runs.engine.sending"]
+    lines = [r for r in caplog.records if r.name == "runs.engine.delivery_protocol"]
     assert len(lines) == 1 and lines[0].exc_info is None and ALREADY_HANDLED in lines[0].getMessage()
     assert len(smtp.messages) == 1, "nothing was sent a second time"
     assert connection.connection.info.transaction_status == 0, "the connection is idle and usable"

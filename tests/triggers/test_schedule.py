@@ -114,7 +114,7 @@ DAILY_NINE_BERLIN = {"frequency": "daily", "time": "09:00", "timezone": "Europe/
 @pytest.fixture
 def scheduled(tenant_a, monkeypatch):
     """A published daily 09:00 Berlin workflow, published 'at' 2026-03-27 12:00 UTC."""
-    monkeypatch.setattr("runs.engine.clock.now", lambda: utc(2026, 3, 27, 12))
+    monkeypatch.setattr("integrations.clock.now", lambda: utc(2026, 3, 27, 12))
     workflow = make_workflow(tenant_a, "schedule_trigger", DAILY_NINE_BERLIN, name="Daily digest")
     publish(workflow)
     workflow.refresh_from_db()

@@ -59,7 +59,7 @@ class StepKind:
         """Run the step on one item; return a list of items (see workflows/steps/results.py).
 
         `ctx` is a runs.engine.context.StepContext (run, step, execution, now, per-batch resources).
-        Raise StepFailed(message, permanent) for errors. The default passes the item through, which is
+        Raise integrations.failures.Failure(message, permanent=...) for errors. The default passes the item through, which is
         what a trigger does: its item is the event's payload.
         """
         return [item]

@@ -20,10 +20,11 @@ import re
 from datetime import datetime
 from typing import Any
 
+from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate, validate_expression
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
-from workflows.steps.results import Routed, StepFailed
+from workflows.steps.results import Routed
 
 OTHERWISE = "otherwise"
 PATH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -114,7 +115,7 @@ class Branch(StepKind):
             try:
                 matched = matches(path, item, ctx.run_context)
             except ConditionError as exc:
-                raise StepFailed(f"Branch, path “{label}”: {exc}", permanent=True) from exc
+                raise Failure(f"Branch, path “{label}”: {exc}", permanent=True) from exc
             if matched:
                 return Routed(path["id"], [item], {"path": label})
         if config.get("otherwise"):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import clean_expression
-from workflows.steps.results import StepFailed
 
 
 @register
@@ -44,5 +44,5 @@ class Condition(StepKind):
         try:
             passed = evaluate(ctx.step.config["expression"], {"item": item, "run": ctx.run_context})
         except TemplateError as exc:
-            raise StepFailed(f"Condition: {exc}", permanent=True) from exc
+            raise Failure(f"Condition: {exc}", permanent=True) from exc
         return [item] if passed else []

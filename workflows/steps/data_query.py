@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from integrations.failures import Failure
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import RETRY_FIELDS, clean_retry
-from workflows.steps.results import FanOut, StepFailed
+from workflows.steps.results import FanOut
 
 MODES = (("fanout", "One item per row"), ("first", "Add the first row to the item"), ("all", "Add all rows"))
 
@@ -104,7 +105,7 @@ class DataQuery(StepKind):
                 return FanOut(_keyed(_checked(rows), config.get("key_column") or "id"), {"mode": "fanout"})
             fetched = fetch_rows(conn, sql, params)
         except QueryError as exc:
-            raise StepFailed(
+            raise Failure(
                 f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
             ) from exc
         if not fetched:
@@ -120,7 +121,7 @@ def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     try:
         yield from rows
     except QueryError as exc:
-        raise StepFailed(
+        raise Failure(
             f"Data query: {exc.message}", permanent=exc.permanent, max_attempts=exc.max_attempts
         ) from exc
 
@@ -128,9 +129,10 @@ def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def _keyed(rows: Iterator[dict[str, Any]], key_column: str) -> Iterator[tuple[str, dict[str, Any]]]:
     for index, row in enumerate(rows):
         if key_column not in row:
-            raise StepFailed(
+            raise Failure(
                 f"Data query: the rows have no “{key_column}” column to key items by; "
-                f"select it or set the key column to one of: {', '.join(row)}."
+                f"select it or set the key column to one of: {', '.join(row)}.",
+                permanent=True,
             )
         key = row[key_column]
         yield (str(key) if key is not None else f"#{index}"), row

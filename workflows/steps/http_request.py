@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from integrations.channels.http import HttpChannel
+from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
 from integrations.templating import render, render_header, validate_template
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind, rendered, template_context
+from workflows.steps.send_kind import SendKind, rendered, template_context
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_CHOICES = (
@@ -118,8 +117,9 @@ class HttpRequest(SendKind):
             try:
                 json.loads(body)
             except ValueError as exc:
-                raise StepFailed(
-                    f"JSON body: the rendered body is not JSON ({exc}). Use |tojson for values."
+                raise Failure(
+                    f"JSON body: the rendered body is not JSON ({exc}). Use |tojson for values.",
+                    permanent=True,
                 ) from exc
         transport = {"method": config.get("method", "POST"), "url": url, "headers": headers, "body": body}
         shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
@@ -131,9 +131,6 @@ class HttpRequest(SendKind):
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
 
-    def open_channel(self) -> HttpChannel:
-        return HttpChannel()
-
     def result_items(self, ctx, item, content, sent: Any) -> list[dict[str, Any]]:
         mode = ctx.step.config.get("response") or "keep"
         last_response = getattr(sent, "last_response", None)
@@ -144,10 +141,13 @@ class HttpRequest(SendKind):
             data = load_json(text)
         except JsonInputError as exc:
             # A NUL or 100,000 levels would fail the children's insert (or recurse): say why here.
-            raise StepFailed(f"The response (HTTP {status}) cannot become the item: {exc}") from None
+            raise Failure(
+                f"The response (HTTP {status}) cannot become the item: {exc}", permanent=True
+            ) from None
         except ValueError:
-            raise StepFailed(
-                f"The response (HTTP {status}) is not JSON, so it cannot become the item."
+            raise Failure(
+                f"The response (HTTP {status}) is not JSON, so it cannot become the item.",
+                permanent=True,
             ) from None
         if not isinstance(data, dict):
             data = {"response": data}

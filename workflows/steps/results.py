@@ -9,8 +9,8 @@
 - `Skipped(items, summary)`: the step passed the items on without doing its work (a wait skipped in a
   test run); the execution reads "skipped".
 A step that produces no items ends as `filtered`, not `succeeded`: the run page then says so.
-- raise `StepFailed(message, permanent=False)`: transient failures are retried with backoff,
-  permanent ones fail the execution at once with the message shown to the user.
+- raise `integrations.failures.Failure(message, permanent=...)`: transient failures are retried with
+  backoff, permanent ones fail the execution at once with the message shown to the user.
 """
 
 from __future__ import annotations
@@ -18,16 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-
-class StepFailed(Exception):
-    """`max_attempts`, when given, caps the attempts of a transient failure below the step's own limit."""
-
-    def __init__(self, message: str, permanent: bool = True, max_attempts: int | None = None):
-        self.message = message
-        self.permanent = permanent
-        self.max_attempts = max_attempts
-        super().__init__(message)
 
 
 @dataclass

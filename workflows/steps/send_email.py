@@ -18,14 +18,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from consent import sending as consent
-from integrations.channels.email import EmailChannel
+from consent import email_step as consent
+from integrations.failures import Failure
 from integrations.templating import render, render_header, template_variables
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind, rendered, template_context
+from workflows.steps.send_kind import SendKind, rendered, template_context
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
 
@@ -153,19 +152,16 @@ class SendEmail(SendKind):
     def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
         return [item] if config.get("continue_when_skipped") else []
 
-    def open_channel(self) -> EmailChannel:
-        return EmailChannel()
-
     def messages_in_flight(self, ctx) -> int:
         """ENGINE_SEND_CONCURRENCY when the step's sender goes through an ESP's HTTP API (without a
         provider, when the platform's own backend is one); EMAIL_SMTP_CONNECTIONS for an SMTP server,
         each message in flight having its own connection for the batch."""
         try:
             sender = resolve_sender(ctx, ctx.step.config.get("sender"))
-        except StepFailed:
+        except Failure:
             return 1  # each message then fails with the reason, one at a time
         if sender is None or sender.provider is None:
-            over_http = EmailChannel().concurrent_sends
+            over_http = self.open_channel().concurrent_sends
         else:
             over_http = sender.provider.kind_module.sends_over_http
         return settings.ENGINE_SEND_CONCURRENCY if over_http else settings.EMAIL_SMTP_CONNECTIONS
@@ -191,7 +187,7 @@ def resolve_sender(ctx, sender_id: int | None):
         senders = Sender.objects.filter(tenant_id=ctx.run.tenant_id).select_related("provider")
         found = (senders.filter(pk=sender_id) if sender_id else senders.filter(is_default=True)).first()
         if sender_id and found is None:
-            raise StepFailed(
+            raise Failure(
                 "From: the sender chosen in this step no longer exists; choose another one.", permanent=True
             )
         cache[key] = found
@@ -202,7 +198,7 @@ def _check_address(label: str, address: str) -> None:
     try:
         validate_email(address)
     except ValidationError:
-        raise StepFailed(f"{label}: “{address}” is not an email address.", permanent=True) from None
+        raise Failure(f"{label}: “{address}” is not an email address.", permanent=True) from None
 
 
 def _address_list(label: str, template: str | None, context: dict[str, Any]) -> list[str]:
@@ -211,7 +207,7 @@ def _address_list(label: str, template: str | None, context: dict[str, Any]) -> 
     text = rendered(label, render_header, template, context)
     addresses = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
     if len(addresses) > MAX_COPY_ADDRESSES:
-        raise StepFailed(f"{label}: at most {MAX_COPY_ADDRESSES} addresses.", permanent=True)
+        raise Failure(f"{label}: at most {MAX_COPY_ADDRESSES} addresses.", permanent=True)
     for address in addresses:
         _check_address(label, address)
     return addresses

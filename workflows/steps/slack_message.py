@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.channels.slack import SlackChannel
 from integrations.crypto import decrypt, encrypt
+from integrations.failures import Failure
 from integrations.outbound import check_url_at_save
 from integrations.templating import render
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
-from workflows.steps.results import StepFailed
-from workflows.steps.sending import SendKind, rendered, template_context
+from workflows.steps.send_kind import SendKind, rendered, template_context
 
 
 @register
@@ -71,11 +70,10 @@ class SlackMessage(SendKind):
         try:
             url = decrypt(ctx.step.config["webhook_url_encrypted"])
         except (KeyError, ValueError):
-            raise StepFailed("Slack: the webhook URL is missing or unreadable; paste it again.") from None
+            raise Failure(
+                "Slack: the webhook URL is missing or unreadable; paste it again.", permanent=True
+            ) from None
         return {"text": text}, {"text": text, "webhook_url": url}
 
     def recipient(self, content: dict[str, Any]) -> str:
         return "slack webhook"
-
-    def open_channel(self) -> SlackChannel:
-        return SlackChannel()

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from integrations.failures import Failure
 from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
-from workflows.steps.results import Skipped, StepFailed
+from workflows.steps.results import Skipped
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
@@ -82,13 +83,14 @@ class Wait(StepKind):
         return cleaned
 
     def due_at(self, config: dict[str, Any], item: dict[str, Any], now: datetime) -> datetime:
-        """When the item may go on. Raises StepFailed when the item has no usable time."""
+        """When the item may go on. Raises Failure when the item has no usable time."""
         if config.get("mode", "duration") == "duration":
             return now + timedelta(seconds=float(config["amount"]) * UNITS[config.get("unit", "days")])
         name = config["field"]
         if name not in item or item[name] in (None, ""):
-            raise StepFailed(
-                f"Wait: the item has no “{name}” to wait for (fields: {', '.join(item) or 'none'})."
+            raise Failure(
+                f"Wait: the item has no “{name}” to wait for (fields: {', '.join(item) or 'none'}).",
+                permanent=True,
             )
         moment = _parse_time(item[name], name)
         offset = timedelta(
@@ -142,7 +144,7 @@ def _parse_time(value: Any, name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
-        raise StepFailed(f"Wait: “{name}” is {value!r}, which is not a date and time.") from None
+        raise Failure(f"Wait: “{name}” is {value!r}, which is not a date and time.", permanent=True) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -15,7 +15,7 @@ from consent.checks import skip_reasons
 from consent.layouts import compose, html_to_text
 from consent.models import EmailLayout
 from consent.tokens import unsubscribe_url
-from workflows.steps.results import StepFailed
+from integrations.failures import Failure
 
 NO_LAYOUT = "none"
 NO_ADDRESS = "no recipient address"
@@ -75,7 +75,7 @@ def batch_skip_reasons(ctx, kind, pairs: list[tuple[int, dict[str, Any]]]) -> di
     for key, item in pairs:
         try:
             address = kind.address(ctx, item)
-        except StepFailed:
+        except Failure:
             continue
         if address:
             addresses[key] = address
@@ -124,7 +124,9 @@ def _load_layout(tenant_id: int, choice: Any) -> str | None:
         return layouts.filter(is_default=True).values_list("html", flat=True).first()
     html = layouts.filter(pk=choice).values_list("html", flat=True).first()
     if html is None:
-        raise StepFailed("Layout: the layout chosen for this step no longer exists; choose another.")
+        raise Failure(
+            "Layout: the layout chosen for this step no longer exists; choose another.", permanent=True
+        )
     return html
 
 

@@ -1,4 +1,4 @@
-"""The engine's one source of time. Tests travel in time by patching `runs.engine.clock.now`."""
+"""Rowbell's one source of time. Tests travel in time by patching `integrations.clock.now`."""
 
 from __future__ import annotations
 

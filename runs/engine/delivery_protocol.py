@@ -30,8 +30,10 @@ thread with its own channel, with the same guarantee for each (runs/engine/concu
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -40,13 +42,15 @@ from psycopg.errors import UniqueViolation
 from consent.models import Suppression
 from consent.suppression import suppress_address
 from integrations.channels.base import Channel, ChannelError
+from integrations.failures import Failure
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger, PendingCreate
+from runs.engine.outcome import apply
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
-from workflows.steps.results import Skipped, StepFailed
-from workflows.steps.sending import SendKind
+from workflows.steps.results import Skipped
+from workflows.steps.send_kind import SendKind
 
 UNCERTAIN = (
     "Uncertain: a worker stopped while this message was being handed to the provider, so it may or may "
@@ -95,23 +99,16 @@ class Outgoing:
     fields: dict[str, Any] | None = None
 
 
-def send_batch(
-    ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner, outcomes: dict
+def send_serially(
+    ctx: StepContext,
+    kind: SendKind,
+    executions: list[StepExecution],
+    spawner: Spawner,
+    outcomes: dict,
+    existing: dict[int, Delivery],
 ) -> None:
-    """Fill `outcomes` message by message; send latencies go to the metrics once per batch."""
-    existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
-    limit = kind.messages_in_flight(ctx)
-    if limit > 1 and len(executions) > 1:
-        from runs.engine.concurrent import send_concurrently
-
-        send_concurrently(ctx, kind, executions, spawner, outcomes, existing, limit)
-        return
-    _send_serially(ctx, kind, executions, spawner, outcomes, existing)
-
-
-def _send_serially(ctx, kind: SendKind, executions, spawner: Spawner, outcomes: dict, existing: dict) -> None:
-    from runs.engine.executor import apply
-
+    """Fill `outcomes` message by message over one channel; send latencies go to the metrics once per
+    batch. `existing`: the Delivery rows earlier attempts wrote, by execution id."""
     skips = kind.skip_reasons(ctx, [(e.pk, e.input) for e in executions if e.pk not in existing])
     channel = LazyChannel(kind)
     ledger = DeliveryLedger()
@@ -119,16 +116,13 @@ def _send_serially(ctx, kind: SendKind, executions, spawner: Spawner, outcomes: 
         for execution in executions:
             ctx.execution = execution
             skip = skips.get(execution.pk)
-            outcomes[execution.pk] = apply(
-                ctx,
-                execution,
-                spawner,
-                lambda e=execution, skip=skip: (
-                    skipped(ctx, kind, e, skip, ledger)
-                    if skip
-                    else deliver(ctx, kind, e, existing.get(e.pk), channel, ledger)
-                ),
-            )
+            produce: Callable[[], Any]
+            if skip:
+                produce = functools.partial(skipped, ctx, kind, execution, skip, ledger)
+            else:
+                delivery = existing.get(execution.pk)
+                produce = functools.partial(send_message, ctx, kind, execution, delivery, channel, ledger)
+            outcomes[execution.pk] = apply(ctx, execution, spawner, produce)
     except BaseException:
         # Interrupted: keep the last `sent` mark if the connection can still (or again) take it.
         with contextlib.suppress(Exception):
@@ -150,7 +144,7 @@ def delivery_mode(ctx: StepContext) -> str:
     return "hold" if run.version.sandbox else "send"
 
 
-def deliver(
+def send_message(
     ctx: StepContext,
     kind: SendKind,
     execution: StepExecution,
@@ -285,7 +279,7 @@ def already_handled(execution: StepExecution) -> NoReturn:
     """A worker that lost its claim (frozen past its lease) meets the row its successor wrote: expected,
     so one line, not a traceback; its settle will not touch the execution, which is no longer its own."""
     logger.info("Execution %s: %s", execution.pk, ALREADY_HANDLED, extra={"execution_id": execution.pk})
-    raise StepFailed(ALREADY_HANDLED, permanent=False)
+    raise Failure(ALREADY_HANDLED, permanent=False)
 
 
 def _committed(delivery: int | PendingCreate) -> int:
@@ -301,8 +295,10 @@ def committed(delivery: int | PendingCreate, execution: StepExecution) -> int:
 
 
 def _failed(ledger: DeliveryLedger, delivery_id: int, exc: ChannelError) -> NoReturn:
+    """The provider refused the message: its Delivery says why, and the error goes on to the executor
+    (retried when transient)."""
     ledger.failed(delivery_id, exc.message)
-    raise StepFailed(exc.message, permanent=exc.permanent) from exc
+    raise exc
 
 
 def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | Outgoing:
@@ -321,7 +317,7 @@ def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | 
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
             status=Delivery.Status.UNCERTAIN, error=UNCERTAIN
         )
-        raise StepFailed(UNCERTAIN, permanent=True)
+        raise Failure(UNCERTAIN, permanent=True)
     # `failed`: the provider refused it, so it was not sent; or uncertain, and the step's receiver
     # de-duplicates by Idempotency-Key (the same on every attempt). Claim it for this attempt, then send.
     content, transport = kind.render(ctx, execution.input)
@@ -336,5 +332,5 @@ def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | 
         status=Delivery.Status.SENDING
     )
     if not claimed:
-        raise StepFailed("Another worker is handling this message.", permanent=False)
+        raise Failure("Another worker is handling this message.", permanent=False)
     return Outgoing(execution, delivery.pk, content, transport)

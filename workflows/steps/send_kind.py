@@ -1,9 +1,10 @@
 """The shared shape of steps that send (email, Slack, HTTP): render, then hand to a channel.
 
-The engine (runs/engine/sending.py) owns the delivery protocol: a Delivery row written before the
-provider is called and marked after, held in sandbox, captured in test runs. A send kind only says
-how to render one item (`render` -> (content, transport)), who the recipient is, which channel to open,
-and what items go on after a send (`result_items`, default: the item unchanged).
+The engine (runs/engine/delivery_protocol.py) owns the delivery protocol: a Delivery row written before
+the provider is called and marked after, held in sandbox, captured in test runs. A send kind only says
+how to render one item (`render` -> (content, transport)), who the recipient is, which channel it sends
+through (`channel`, a name in integrations/channels/registry.py), and what items go on after a send
+(`result_items`, default: the item unchanged).
 
 `content` is what Delivery.content keeps and the activity log shows (no secrets); `transport` is what
 the channel needs to send (it may add secrets such as a webhook URL).
@@ -17,12 +18,14 @@ from typing import Any, ClassVar
 from django.conf import settings
 
 from integrations.channels.base import Channel
+from integrations.channels.registry import CHANNELS
+from integrations.failures import Failure
 from integrations.templating import TemplateError
 from workflows.steps.base import StepKind
 
 
 class SendKind(StepKind, ABC):
-    channel: ClassVar[str] = ""
+    channel: ClassVar[str] = ""  # the channel's name in integrations.channels.registry.CHANNELS
 
     @abstractmethod
     def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -31,9 +34,9 @@ class SendKind(StepKind, ABC):
     def recipient(self, content: dict[str, Any]) -> str:
         return ""
 
-    @abstractmethod
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
+        return CHANNELS[self.channel]()
 
     def messages_in_flight(self, ctx) -> int:
         """How many messages of this step's batch may be in flight at once: ENGINE_SEND_CONCURRENCY for
@@ -68,7 +71,7 @@ class SendKind(StepKind, ABC):
         return False
 
     def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
-        raise RuntimeError("Send steps run through runs.engine.sending, which records deliveries.")
+        raise RuntimeError("Send steps run through runs.engine.delivery_protocol, which records deliveries.")
 
 
 def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +80,7 @@ def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
 
 def rendered(label: str, fn, *args, **kwargs) -> str:
     """Render one field, naming it in the error so the person knows which template to fix."""
-    from workflows.steps.results import StepFailed
-
     try:
         return fn(*args, **kwargs)
     except TemplateError as exc:
-        raise StepFailed(f"{label}: {exc}", permanent=True) from exc
+        raise Failure(f"{label}: {exc}", permanent=True) from exc
