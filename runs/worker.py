@@ -41,10 +41,9 @@ def preload() -> None:
     import runs.engine.executor
     import runs.engine.sending
     import runs.jobs  # noqa: F401
-    from workflows.steps import load_kinds
+    import workflows.steps  # noqa: F401  (every step kind)
     from workflows.templating import render
 
-    load_kinds()
     render("{{ warm }}", {"warm": "up"}, html=True)
 
 

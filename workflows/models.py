@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 
 from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned, TenantQuerySet
+
+if TYPE_CHECKING:
+    from workflows.steps.base import StepKind
 
 
 class PublishedVersionImmutable(Exception):
@@ -186,7 +190,8 @@ class Step(TenantOwned):
         return self.name or self.kind_label
 
     @property
-    def kind_class(self):
+    def step_kind(self) -> StepKind:
+        """The registered kind this step is (raises ConfigError for an unknown one)."""
         from workflows.steps import get_kind
 
         return get_kind(self.kind)

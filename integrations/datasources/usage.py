@@ -17,9 +17,8 @@ def datasource_step_kinds() -> list[str]:
 
     Read from the kinds' field lists, so a new kind that reads a data source is counted without a change here.
     """
-    from workflows.steps import STEP_KINDS, load_kinds
+    from workflows.steps import STEP_KINDS
 
-    load_kinds()
     return sorted(
         name
         for name, kind in STEP_KINDS.items()

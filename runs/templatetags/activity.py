@@ -29,6 +29,13 @@ def delivery_summary(content: dict[str, Any]) -> str:
 
 
 @register.filter
+def delivery_templates(channel: str) -> list[str]:
+    """The template that draws a message of this channel, runs/delivery/<channel>.html, else the
+    plain JSON one (for `{% include %}`, which takes the first that exists)."""
+    return [f"runs/delivery/{channel}.html", "runs/delivery/other.html"]
+
+
+@register.filter
 def attempt_history(execution) -> list[dict[str, Any]]:
     """The execution's last attempts, newest first (runs/views/presenting.py `attempt_rows`)."""
     from runs.views.presenting import attempt_rows

@@ -70,10 +70,9 @@ class RunFilterForm(ActivityFilterForm):
 
 def channel_choices() -> list[tuple[str, str]]:
     """Channels of the registered send steps (the registry, not a list kept here)."""
-    from workflows.steps import STEP_KINDS, load_kinds
+    from workflows.steps import STEP_KINDS
     from workflows.steps.sending import SendKind
 
-    load_kinds()
     kinds = [kind for kind in STEP_KINDS.values() if isinstance(kind, SendKind)]
     return sorted({(kind.channel, kind.label) for kind in kinds})
 

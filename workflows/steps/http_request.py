@@ -18,9 +18,9 @@ from typing import Any
 from integrations.channels.http import HttpChannel
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.context import StepContext
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
 from workflows.templating import render, render_header, validate_template
@@ -34,7 +34,6 @@ RESPONSE_CHOICES = (
 SECRET_HINTS = ("authorization", "token", "secret", "key", "cookie", "password")
 
 
-@register
 class HttpRequest(SendKind):
     kind = "http_request"
     label = "HTTP request"
@@ -103,7 +102,7 @@ class HttpRequest(SendKind):
             raise ConfigError(errors)
         return cleaned
 
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         config = ctx.step.config
         context = template_context(ctx, item)
         url = rendered("URL", render_header, config["url"], context)
@@ -134,7 +133,7 @@ class HttpRequest(SendKind):
     def open_channel(self) -> HttpChannel:
         return HttpChannel()
 
-    def result_items(self, ctx, item, content, sent: Any) -> list[dict[str, Any]]:
+    def result_items(self, ctx: StepContext, item, content, sent: Any) -> list[dict[str, Any]]:
         mode = ctx.step.config.get("response") or "keep"
         last_response = getattr(sent, "last_response", None)
         if mode == "keep" or last_response is None:

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
@@ -27,7 +26,6 @@ FREQUENCIES = (("daily", "Every day"), ("weekly", "Every week"), ("monthly", "Ev
 WEEKDAY_CHOICES = tuple((day, day.capitalize()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
 
 
-@register
 class ScheduleTrigger(StepKind):
     kind = "schedule_trigger"
     label = "Schedule"

@@ -15,7 +15,8 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from integrations.channels.base import Channel
-from workflows.steps.base import StepKind
+from workflows.steps.base import StepKind, StepPreview
+from workflows.steps.context import StepContext
 from workflows.templating import TemplateError
 
 
@@ -23,7 +24,7 @@ class SendKind(StepKind, ABC):
     channel: ClassVar[str] = ""
 
     @abstractmethod
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The message for one item: (content kept on the Delivery, transport the channel needs)."""
 
     def recipient(self, content: dict[str, Any]) -> str:
@@ -33,7 +34,7 @@ class SendKind(StepKind, ABC):
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
 
-    def sends_concurrently(self, ctx) -> bool:
+    def sends_concurrently(self, ctx: StepContext) -> bool:
         """Whether this step's batch may keep several messages in flight (its channel speaks HTTP)."""
         return self.open_channel().concurrent_sends
 
@@ -50,7 +51,9 @@ class SendKind(StepKind, ABC):
         concurrent path's answer; both carry what the provider said (`last_response` for HTTP)."""
         return [item]
 
-    def skip_reasons(self, ctx, pairs: list[tuple[int, dict[str, Any]]]) -> dict[int, tuple[str, str]]:
+    def skip_reasons(
+        self, ctx: StepContext, pairs: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, tuple[str, str]]:
         """{key: (recipient, reason)} for the (key, item) pairs of a batch that must not be sent at all
         (e.g. an email recipient who unsubscribed). Called once per batch; at most one statement."""
         return {}
@@ -64,11 +67,19 @@ class SendKind(StepKind, ABC):
         whose receiver de-duplicates, e.g. an HTTP step opted in with `resend_uncertain`)."""
         return False
 
-    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        """The rendered message, and why it would be skipped (nothing is sent)."""
+        content, _transport = self.render(ctx, item)
+        skip = self.skip_reasons(ctx, [(0, item)]).get(0)
+        if skip:
+            content = {**content, "skipped": f"Would be skipped: {skip[1]}"}
+        return StepPreview(shows="message", channel=self.channel, content=content)
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         raise RuntimeError("Send steps run through runs.engine.sending, which records deliveries.")
 
 
-def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
+def template_context(ctx: StepContext, item: dict[str, Any]) -> dict[str, Any]:
     return {"item": item, "run": ctx.run_context}
 
 

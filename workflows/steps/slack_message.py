@@ -11,15 +11,14 @@ from typing import Any
 from integrations.channels.slack import SlackChannel
 from integrations.crypto import decrypt, encrypt
 from integrations.outbound import check_url_at_save
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.context import StepContext
 from workflows.steps.results import StepFailed
 from workflows.steps.sending import SendKind, rendered, template_context
 from workflows.templating import render
 
 
-@register
 class SlackMessage(SendKind):
     kind = "slack_message"
     label = "Slack message"
@@ -66,7 +65,7 @@ class SlackMessage(SendKind):
             raise ConfigError(errors)
         return cleaned
 
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         text = rendered("Message", render, ctx.step.config["text"], template_context(ctx, item))
         try:
             url = decrypt(ctx.step.config["webhook_url_encrypted"])
