@@ -56,8 +56,10 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
     names = {
-        widget: dict(model._default_manager.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
-        for widget, (model, _) in REFERENCED.items()
+        widget: dict(
+            reference.model._default_manager.filter(tenant_id=workflow.tenant_id).values_list("pk", "name")
+        )
+        for widget, reference in REFERENCED.items()
     }
     errors: dict[str, dict[str, str]] = {}
 
@@ -70,7 +72,7 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
             if name is not None:
                 config[spec.name] = {"name": name}
             else:
-                what = REFERENCED[spec.widget][0]._meta.verbose_name
+                what = REFERENCED[spec.widget].what
                 errors[path] = {spec.name: f"This step's {what} does not exist any more: choose another one."}
         exported = {
             "key": str(step.key),
@@ -115,8 +117,8 @@ def import_workflow(
     if not isinstance(data.get("trigger"), dict):
         raise WorkflowFileError({"file": {"trigger": "The file has no trigger step at the top."}})
     ids_by_name: dict[str, dict[str, list[int]]] = {widget: {} for widget in REFERENCED}
-    for widget, (model, _) in REFERENCED.items():
-        for pk, name in model._default_manager.filter(tenant=tenant).values_list("pk", "name"):
+    for widget, reference in REFERENCED.items():
+        for pk, name in reference.model._default_manager.filter(tenant=tenant).values_list("pk", "name"):
             ids_by_name[widget].setdefault(name, []).append(pk)
     errors: dict[str, dict[str, str]] = {}
     paths: dict[int, str] = {}
@@ -152,11 +154,14 @@ def _add(node, draft, parent, position, path, ids_by_name, errors, paths) -> Non
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
     config = dict(node.get("config") or {})
-    for spec in reference_fields(node["kind"]):
-        problem = _resolve_reference(config, spec, ids_by_name[spec.widget])
-        if problem:
-            errors[path] = {spec.name: problem}
-            return
+    unresolved = {
+        spec.name: problem
+        for spec in reference_fields(node["kind"])
+        if (problem := _resolve_reference(config, spec, ids_by_name[spec.widget]))
+    }
+    if unresolved:
+        errors[path] = unresolved
+        return
     try:
         kind = get_kind(node["kind"])
         cleaned = kind.validate(config)
@@ -196,23 +201,14 @@ def _add(node, draft, parent, position, path, ids_by_name, errors, paths) -> Non
         _add(child, draft, step, index, f"{path}/{index}", ids_by_name, errors, paths)
 
 
-# How a file names each kind of row, and where a person adds a missing one (import's messages).
-NAMING = {
-    "datasource": ("App DB", "add it first (manage.py add_datasource)"),
-    "sender": ("Support", "add it first (Settings → Email)"),
-    "topic": ("Product news", "create it first"),
-    "layout": ("Brand", "create it first"),
-}
-
-
 def _resolve_reference(config: dict[str, Any], spec: Field, ids_by_name: dict[str, list[int]]) -> str:
     """Replace `{"name": …}` by the tenant's row of that name; a message when there is none (or a bare
     id, which means something else in another tenant or installation)."""
     value = config.get(spec.name)
     if names_nothing(spec, value):
         return ""
-    what = REFERENCED[spec.widget][0]._meta.verbose_name
-    example, add_it = NAMING[spec.widget]
+    reference = REFERENCED[spec.widget]
+    what, example, add_it = reference.what, reference.example, reference.add_it
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         return (
             f'Name the {what}, like {{"name": "{example}"}}: ids differ between tenants and installations '

@@ -10,6 +10,7 @@ Workflow files (workflows/files.py) write these fields by the row's name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Model
@@ -28,12 +29,30 @@ NOT_HERE_EMAIL = {
     "topic": "This topic does not exist (any more): choose another one.",
     "layout": "This layout does not exist (any more): choose another one.",
 }
-# {widget: (the model a field with this widget names, the message when this tenant has no such row)}.
-REFERENCED: dict[str, tuple[type[Model], str]] = {
-    "datasource": (DataSource, NOT_HERE),
-    "sender": (Sender, SENDER_NOT_HERE),
-    "topic": (Topic, NOT_HERE_EMAIL["topic"]),
-    "layout": (EmailLayout, NOT_HERE_EMAIL["layout"]),
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a field with a reference widget names. `what`, `example` and `add_it` word the messages of
+    workflow files (a row named in a file: "Name the data source, like {"name": "App DB"}")."""
+
+    model: type[Model]
+    not_here: str  # this tenant has no such row
+    what: str
+    example: str
+    add_it: str
+
+
+# {widget: what a field with this widget names}.
+REFERENCED: dict[str, Reference] = {
+    "datasource": Reference(
+        DataSource, NOT_HERE, "data source", "App DB", "add it first (manage.py add_datasource)"
+    ),
+    "sender": Reference(
+        Sender, SENDER_NOT_HERE, "email sender", "Support", "add it first (Settings → Email)"
+    ),
+    "topic": Reference(Topic, NOT_HERE_EMAIL["topic"], "topic", "Product news", "create it first"),
+    "layout": Reference(EmailLayout, NOT_HERE_EMAIL["layout"], "email layout", "Brand", "create it first"),
 }
 
 
@@ -58,10 +77,10 @@ def foreign_references(tenant_id: int, kind: str, config: dict[str, Any]) -> dic
         value = config.get(spec.name)
         if names_nothing(spec, value):
             continue
-        model, message = REFERENCED[spec.widget]
+        reference = REFERENCED[spec.widget]
         pk = reference_id(value)
-        if pk is None or not model._default_manager.filter(tenant_id=tenant_id, pk=pk).exists():
-            problems[spec.name] = message
+        if pk is None or not reference.model._default_manager.filter(tenant_id=tenant_id, pk=pk).exists():
+            problems[spec.name] = reference.not_here
     return problems
 
 
