@@ -32,7 +32,6 @@ from workflows.models import Workflow
 from workflows.steps.webhook_trigger import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WebhookTrigger,
     compute_signature,
     signature_headers,
     webhook_path,
@@ -95,7 +94,7 @@ def _published_webhook_workflow(workflow_id: int) -> Workflow:
         .first()
     )
     root = workflow.published_version.root_step() if workflow else None
-    if root is None or root.kind != WebhookTrigger.kind:
+    if root is None or not root.step_kind.receives_webhooks:
         raise InboundRejected(404, "No published workflow with a webhook trigger has this id.")
     return workflow
 

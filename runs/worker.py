@@ -43,10 +43,9 @@ def preload() -> None:
     import runs.engine.delivery_protocol
     import runs.engine.executor
     import runs.jobs  # noqa: F401
+    import workflows.steps  # noqa: F401  (every step kind)
     from integrations.templating import render
-    from workflows.steps import load_kinds
 
-    load_kinds()
     render("{{ warm }}", {"warm": "up"}, html=True)
 
 

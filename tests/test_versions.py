@@ -5,13 +5,13 @@ import pytest
 from runs.engine import start_run
 from workflows.models import PublishedVersionImmutable, Step, Workflow, WorkflowVersion
 from workflows.publishing import (
-    PublishError,
     archive_or_delete,
     get_or_create_draft,
     publish,
     restore_as_draft,
     unpublish,
 )
+from workflows.steps.base import PublishError
 
 
 def add_step(version, kind="webhook_trigger", parent=None, name="", config=None, position=0):

@@ -15,6 +15,7 @@ from rest_framework.routers import SimpleRouter
 
 from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin, query_whole_number
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.steps import STEP_KINDS
 from workflows.steps.webhook_trigger import webhook_path
 
 
@@ -53,7 +54,8 @@ class WorkflowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_webhook_url(self, workflow: Workflow) -> str | None:
-        if getattr(workflow, "trigger_kind", None) != "webhook_trigger":
+        kind = STEP_KINDS.get(getattr(workflow, "trigger_kind", None) or "")
+        if kind is None or not kind.receives_webhooks:
             return None
         return self.context["request"].build_absolute_uri(webhook_path(workflow.pk))
 

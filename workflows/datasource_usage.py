@@ -7,7 +7,7 @@ from django.db.models import F, Q
 
 from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
-from workflows.steps import STEP_KINDS, load_kinds
+from workflows.steps import STEP_KINDS
 
 
 def datasource_step_kinds() -> list[str]:
@@ -15,7 +15,7 @@ def datasource_step_kinds() -> list[str]:
 
     Read from the kinds' field lists, so a new kind that reads a data source is counted without a change here.
     """
-    load_kinds()
+
     return sorted(
         name
         for name, kind in STEP_KINDS.items()

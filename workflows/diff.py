@@ -84,15 +84,10 @@ def _root(steps: dict) -> Step | None:
 
 
 def describe_trigger(step: Step) -> str:
-    config = step.config
-    if step.kind == "database_trigger":
-        ops = " and ".join(config.get("operations") or ["insert"])
-        return f"a row trigger ({ops}) on {config.get('schema') or 'public'}.{config.get('table', '?')}"
     try:
-        label = get_kind(step.kind).label
+        return get_kind(step.kind).describe_trigger(step.config)
     except ConfigError:
-        label = step.kind
-    return label.lower()
+        return step.kind.lower()
 
 
 def _describe_triggers(result: VersionDiff, old: Step | None, new: Step | None) -> None:

@@ -5,8 +5,10 @@ publish=False, user=None) -> Workflow`. The format is documented in docs/workflo
 validates every step with its kind (errors name the step's path and field, publishing's too) and changes
 nothing when anything is wrong: it runs in one transaction.
 
-Files are portable between tenants and installations: every data source is written by its name, never its
-id, and export decrypts nothing (a Slack step's encrypted URL is carried as the token it is stored as).
+Files are portable between tenants and installations: every field that names a row of the tenant (a data
+source, sender, topic or layout: workflows/steps/references.py, by the field's widget, for every kind) is
+written by the row's name, never its id, and export decrypts nothing (a Slack step's encrypted URL is
+carried as the token it is stored as).
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from typing import Any
 
 from django.db import transaction
 
-from consent.models import EmailLayout, Topic
-from integrations.models import DataSource, Sender
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
-from workflows.publishing import PublishError, get_or_create_draft, publish
+from workflows.publishing import get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
-from workflows.steps.references import foreign_references
+from workflows.steps.base import Field, PublishError
+from workflows.steps.references import (
+    REFERENCED,
+    foreign_references,
+    names_nothing,
+    reference_fields,
+    reference_id,
+)
 
 FORMAT = "rowbell.workflow/1"
 
@@ -48,30 +55,25 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     by_parent: dict[int | None, list[Step]] = {}
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
-    sources = dict(DataSource.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
-    named = {field: _names(model, workflow.tenant_id) for field, model in NAMED_BY_NAME.items()}
-    senders = dict(Sender.objects.filter(tenant_id=workflow.tenant_id).values_list("pk", "name"))
+    names = {
+        widget: dict(
+            reference.model._default_manager.filter(tenant_id=workflow.tenant_id).values_list("pk", "name")
+        )
+        for widget, reference in REFERENCED.items()
+    }
     errors: dict[str, dict[str, str]] = {}
 
     def node(step: Step, path: str) -> dict[str, Any]:
         config = dict(step.config)
-        for name in datasource_fields(step.kind):
-            if config.get(name) in (None, ""):
+        for spec in reference_fields(step.kind):
+            if names_nothing(spec, config.get(spec.name)):
                 continue
-            pk = _int(config[name])
-            if pk in sources:
-                config[name] = {"name": sources[pk]}
+            name = names[spec.widget].get(reference_id(config[spec.name]))
+            if name is not None:
+                config[spec.name] = {"name": name}
             else:
-                errors[path] = {name: "This step's data source does not exist any more: choose another one."}
-        for field, names in named.items():
-            if step.kind == "send_email" and config.get(field) in names:
-                config[field] = {"name": names[config[field]]}
-        if step.kind == "send_email" and config.get("sender") not in (None, ""):
-            pk = _int(config["sender"])
-            if pk in senders:
-                config["sender"] = {"name": senders[pk]}
-            else:
-                errors[path] = {"sender": "This step's sender does not exist any more: choose another one."}
+                what = REFERENCED[spec.widget].what
+                errors[path] = {spec.name: f"This step's {what} does not exist any more: choose another one."}
         exported = {
             "key": str(step.key),
             "kind": step.kind,
@@ -98,21 +100,6 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     }
 
 
-def datasource_fields(kind_name: str) -> list[str]:
-    """The config fields of a kind that hold a data source (a tenant's id in the database, a name in files)."""
-    try:
-        return [spec.name for spec in get_kind(kind_name).fields if spec.widget == "datasource"]
-    except ConfigError:
-        return []
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def import_workflow(
     data: dict[str, Any],
     tenant,
@@ -129,10 +116,10 @@ def import_workflow(
         )
     if not isinstance(data.get("trigger"), dict):
         raise WorkflowFileError({"file": {"trigger": "The file has no trigger step at the top."}})
-    sources: dict[str, list[int]] = {}
-    for pk, name in DataSource.objects.filter(tenant=tenant).values_list("pk", "name"):
-        sources.setdefault(name, []).append(pk)
-    senders = dict(Sender.objects.filter(tenant=tenant).values_list("name", "pk"))
+    ids_by_name: dict[str, dict[str, list[int]]] = {widget: {} for widget in REFERENCED}
+    for widget, reference in REFERENCED.items():
+        for pk, name in reference.model._default_manager.filter(tenant=tenant).values_list("pk", "name"):
+            ids_by_name[widget].setdefault(name, []).append(pk)
     errors: dict[str, dict[str, str]] = {}
     paths: dict[int, str] = {}
     with transaction.atomic():
@@ -145,7 +132,7 @@ def import_workflow(
             )
         draft = get_or_create_draft(workflow)
         draft.steps.filter(parent__isnull=True).delete()
-        _add(data["trigger"], draft, None, 0, "trigger", (sources, senders), errors, paths)
+        _add(data["trigger"], draft, None, 0, "trigger", ids_by_name, errors, paths)
         if errors:
             transaction.set_rollback(True)
             raise WorkflowFileError(errors)
@@ -161,50 +148,20 @@ def import_workflow(
     return workflow
 
 
-# Email step fields that name a tenant's row: exported as {"name": ...}, imported by that name.
-NAMED_BY_NAME = {"topic": Topic, "layout": EmailLayout}
-
-
-def _names(model, tenant_id: int) -> dict[int, str]:
-    return dict(model.objects.filter(tenant_id=tenant_id).values_list("pk", "name"))
-
-
-def _resolve_named(config: dict[str, Any], tenant_id: int) -> dict[str, str]:
-    """Replace {"name": ...} topics and layouts with this tenant's ids; errors name what is missing."""
-    errors = {}
-    for field, model in NAMED_BY_NAME.items():
-        value = config.get(field)
-        if isinstance(value, dict):
-            name = value.get("name")
-            pk = model.objects.filter(tenant_id=tenant_id, name=name).values_list("pk", flat=True).first()
-            if pk is None:
-                what = model._meta.verbose_name
-                errors[field] = f"This tenant has no {what} named “{name}”; create it first."
-            else:
-                config[field] = pk
-    return errors
-
-
-def _add(node, draft, parent, position, path, names, errors, paths) -> None:
-    """`names`: (the tenant's data sources by name, its senders by name)."""
-    sources, senders = names
+def _add(node, draft, parent, position, path, ids_by_name, errors, paths) -> None:
+    """`ids_by_name`: {widget: {name: [ids]}} of the tenant's rows that reference fields name."""
     if not isinstance(node, dict) or not isinstance(node.get("kind"), str):
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
     config = dict(node.get("config") or {})
-    if named_errors := _resolve_named(config, draft.tenant_id):
-        errors[path] = named_errors
+    unresolved = {
+        spec.name: problem
+        for spec in reference_fields(node["kind"])
+        if (problem := _resolve_reference(config, spec, ids_by_name[spec.widget]))
+    }
+    if unresolved:
+        errors[path] = unresolved
         return
-    for name in datasource_fields(node["kind"]):
-        problem = _resolve_datasource(config, name, sources)
-        if problem:
-            errors[path] = {name: problem}
-            return
-    if node["kind"] == "send_email":
-        problem = _resolve_sender(config, senders)
-        if problem:
-            errors[path] = {"sender": problem}
-            return
     try:
         kind = get_kind(node["kind"])
         cleaned = kind.validate(config)
@@ -241,37 +198,26 @@ def _add(node, draft, parent, position, path, names, errors, paths) -> None:
     step = Step.objects.create(**fields)
     paths[step.pk] = path
     for index, child in enumerate(node.get("children") or []):
-        _add(child, draft, step, index, f"{path}/{index}", names, errors, paths)
+        _add(child, draft, step, index, f"{path}/{index}", ids_by_name, errors, paths)
 
 
-def _resolve_sender(config: dict[str, Any], senders: dict[str, int]) -> str:
-    """Replace `{"name": …}` by the tenant's sender of that name (none: the tenant's default sender)."""
-    value = config.get("sender")
-    if value in (None, ""):
+def _resolve_reference(config: dict[str, Any], spec: Field, ids_by_name: dict[str, list[int]]) -> str:
+    """Replace `{"name": …}` by the tenant's row of that name; a message when there is none (or a bare
+    id, which means something else in another tenant or installation)."""
+    value = config.get(spec.name)
+    if names_nothing(spec, value):
         return ""
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        return 'Name the sender, like {"name": "Support"}: ids differ between tenants and installations.'
-    if value["name"] not in senders:
-        return f"This tenant has no email sender named “{value['name']}”; add it first (Settings → Email)."
-    config["sender"] = senders[value["name"]]
-    return ""
-
-
-def _resolve_datasource(config: dict[str, Any], field: str, sources: dict[str, list[int]]) -> str:
-    """Replace `{"name": …}` by the tenant's data source of that name; a message when there is none (or a
-    bare id, which means something else in another tenant or installation)."""
-    value = config.get(field)
-    if value in (None, ""):
-        return ""
+    reference = REFERENCED[spec.widget]
+    what, example, add_it = reference.what, reference.example, reference.add_it
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         return (
-            'Name the data source, like {"name": "App DB"}: ids differ between tenants and installations '
+            f'Name the {what}, like {{"name": "{example}"}}: ids differ between tenants and installations '
             "(export the workflow again to get names)."
         )
-    matches = sources.get(value["name"], [])
+    matches = ids_by_name.get(value["name"], [])
     if not matches:
-        return f"This tenant has no data source named “{value['name']}”; add it first (manage.py add_datasource)."
+        return f"This tenant has no {what} named “{value['name']}”; {add_it}."
     if len(matches) > 1:
-        return f"This tenant has {len(matches)} data sources named “{value['name']}”; rename all but one."
-    config[field] = matches[0]
+        return f"This tenant has {len(matches)} {what}s named “{value['name']}”; rename all but one."
+    config[spec.name] = matches[0]
     return ""

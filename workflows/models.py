@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,9 @@ from django.db import models
 from integrations.crypto import mask
 from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned, TenantQuerySet
+
+if TYPE_CHECKING:
+    from workflows.steps.base import StepKind
 
 
 class PublishedVersionImmutable(Exception):
@@ -185,7 +189,8 @@ class Step(TenantOwned):
         return self.name or self.kind_label
 
     @property
-    def kind_class(self):
+    def step_kind(self) -> StepKind:
+        """The registered kind this step is (raises ConfigError for an unknown one)."""
         from workflows.steps import get_kind
 
         return get_kind(self.kind)

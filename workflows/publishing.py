@@ -10,15 +10,8 @@ from workflows.datasource_usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.base import PublishError
 from workflows.steps.references import foreign_references
-
-
-class PublishError(Exception):
-    """The draft cannot be published. `step_errors` maps step id (or None for the tree) to field errors."""
-
-    def __init__(self, step_errors: dict[int | None, dict[str, str]]):
-        self.step_errors = step_errors
-        super().__init__(f"{len(step_errors)} step(s) need fixing before publishing")
 
 
 def latest_published(workflow: Workflow) -> WorkflowVersion | None:

@@ -1,18 +1,13 @@
-"""What the builder knows about the items at a step: the fields above it, and data queries' columns.
+"""What the builder knows about the items at a step: the fields the steps above it produce.
 
-A data query's columns come from PostgreSQL itself: the SQL is described (wrapped in `LIMIT 0`, every
-placeholder bound as NULL) through integrations.query.read_only_cursor, like every tenant query, which also catches SQL errors while the
-person is still typing, before anything runs.
+Each kind says what it adds (`StepKind.output_fields`): a trigger its table's columns or sample's keys,
+a data query the columns PostgreSQL describes for its SQL.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from jinja2 import TemplateSyntaxError, nodes
 
-from integrations.models import DataSource
-from integrations.query import PLACEHOLDER, QueryError, describe_columns, parametrized
 from integrations.templating import TEXT_ENV
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
@@ -28,59 +23,19 @@ def ancestors(step: Step, steps_by_id: dict[int, Step]) -> list[Step]:
     return list(reversed(chain))
 
 
-def describe_query(tenant, config: dict[str, Any]) -> tuple[list[str], str]:
-    """(column names, error message) of a data query's SQL; the error is "" when it is fine."""
-    sql = (config.get("sql") or "").strip().rstrip(";")
-    source = DataSource.objects.for_tenant(tenant).filter(pk=_int(config.get("datasource"))).first()
-    if not sql or source is None:
-        return [], ""
-    count = len(PLACEHOLDER.findall(sql))
-    text = parametrized(sql)
-    try:
-        return describe_columns(source.connection_url, text, [None] * count), ""
-    except QueryError as exc:
-        return [], exc.message
-    except Exception as exc:  # psycopg's errors: the message is what the person needs to see
-        return [], _first_line(exc)
-
-
-def fields_after(tenant, step: Step, input_fields: list[str]) -> list[str]:
-    if step.kind == "data_query":
-        columns, _ = describe_query(tenant, step.config)
-        mode = step.config.get("mode", "fanout")
-        if mode == "fanout":
-            return columns
-        if mode == "first":
-            return _merge(input_fields, columns)
-        return _merge(input_fields, [step.config.get("into") or "rows"])
+def fields_after(step: Step, input_fields: list[str]) -> list[str]:
     try:
         return get_kind(step.kind).output_fields(step, input_fields)
     except (ConfigError, KeyError, TypeError, ValueError):
         return input_fields
 
 
-def available_fields(tenant, step: Step, steps_by_id: dict[int, Step]) -> list[str]:
+def available_fields(step: Step, steps_by_id: dict[int, Step]) -> list[str]:
     """Item fields a template at `step` can use (the trigger's columns, data queries' columns above)."""
     fields: list[str] = []
     for above in ancestors(step, steps_by_id):
-        fields = fields_after(tenant, above, fields)
+        fields = fields_after(above, fields)
     return fields
-
-
-def _merge(first: list[str], second: list[str]) -> list[str]:
-    return first + [name for name in second if name not in first]
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def referenced_fields(text: str, expression: bool = False) -> list[str]:

@@ -83,8 +83,6 @@ class Spawner:
             kind = get_kind(step.kind)
         except ConfigError:
             return self.now  # the child's own execution reports the unknown kind
-        if not hasattr(kind, "due_at"):
-            return self.now
         try:
             return max(self.now, kind.due_at(step.config, item, self.now))
         except Failure:

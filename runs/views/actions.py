@@ -32,6 +32,7 @@ from runs.views.presenting import execution_state
 from tenants.audit import record_bulk, record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
+from workflows.steps import STEP_KINDS
 
 # Messages released per click: each is sent inside the request, so "release all" works in slices.
 RELEASE_LIMIT = 200
@@ -122,7 +123,7 @@ def skip_waits(request: HttpRequest, run_id: int) -> HttpResponse:
     with transaction.atomic():
         waiting = StepExecution.objects.filter(
             run=run,
-            step__kind="wait",
+            step__kind__in=[name for name, kind in STEP_KINDS.items() if kind.holds_items],
             status=StepExecution.Status.PENDING,
             attempts=0,
             next_attempt_at__gt=now,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from runs.models import Delivery, Run
 from workflows.models import Workflow
-from workflows.steps import STEP_KINDS, load_kinds
+from workflows.steps import STEP_KINDS
 
 RETRYING = "retrying"
 
@@ -73,7 +73,6 @@ def channel_choices() -> list[tuple[str, str]]:
     """Channels of the registered send steps (the registry, not a list kept here)."""
     from workflows.steps.send_kind import SendKind
 
-    load_kinds()
     kinds = [kind for kind in STEP_KINDS.values() if isinstance(kind, SendKind)]
     return sorted({(kind.channel, kind.label) for kind in kinds})
 

@@ -18,6 +18,7 @@ from integrations.query import QueryError, connect_for_tenant_sql, fetch_rows
 from runs.models import Run
 from workflows.models import Step, Workflow
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.base import WatchedTable
 
 LIVE_ROWS = 20
 # A placeholder per PostgreSQL type family, so a sample item has the right shape to edit.
@@ -50,20 +51,31 @@ def sample_value(column_name: str, column_type: str) -> Any:
     return ""
 
 
-def trigger_source(tenant, root: Step | None) -> DataSource | None:
-    """The data source of a database trigger (None for other triggers or an unset one)."""
-    if root is None or root.kind != "database_trigger" or not root.config.get("table"):
+def watched_table(root: Step | None) -> WatchedTable | None:
+    """The table whose rows start runs of this trigger (None when its kind watches no table)."""
+    if root is None:
         return None
-    return DataSource.objects.for_tenant(tenant).filter(pk=root.config.get("datasource")).first()
+    try:
+        return get_kind(root.kind).watched_table(root.config or {})
+    except ConfigError:
+        return None
+
+
+def trigger_source(tenant, watched: WatchedTable | None) -> DataSource | None:
+    """The data source of a watched table (None for triggers without one or an unset table)."""
+    if watched is None or not watched.table:
+        return None
+    return DataSource.objects.for_tenant(tenant).filter(pk=watched.datasource).first()
 
 
 def sample_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]:
     """The table's columns with placeholder values, else the trigger's own sample (a webhook's sample
     body), else the latest event's payload, else {}."""
-    source = trigger_source(tenant, root)
-    if source is not None:
+    watched = watched_table(root)
+    source = trigger_source(tenant, watched)
+    if source is not None and watched is not None:
         try:
-            columns = list_columns(source, root.config.get("schema") or "public", root.config["table"])
+            columns = list_columns(source, watched.schema, watched.table)
         except DataSourceUnavailable:
             columns = []
         if columns:
@@ -81,10 +93,11 @@ def sample_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]
 
 def live_rows(tenant, root: Step | None, search: str = "") -> LiveRows:
     """Recent rows of a database trigger's table (optionally only rows containing `search`)."""
-    source = trigger_source(tenant, root)
-    if source is None:
+    watched = watched_table(root)
+    source = trigger_source(tenant, watched)
+    if source is None or watched is None:
         return LiveRows(error="Live rows come from a database trigger's table; this workflow has none.")
-    schema, table = root.config.get("schema") or "public", root.config["table"]
+    schema, table = watched.schema, watched.table
     try:
         key = primary_key(source, schema, table)
         with connect_for_tenant_sql(source.connection_url) as conn:

@@ -22,7 +22,7 @@ from integrations import clock
 from integrations.json_input import JsonInputError, load_json
 from runs.engine import start_run
 from runs.models import Run
-from runs.views.samples import live_rows, sample_item
+from runs.views.samples import live_rows, sample_item, watched_table
 from runs.views.tree import run_tree, step_states
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion
@@ -134,6 +134,6 @@ def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
         **latest_test_tree(workflow, draft),
         "root": root,
     }
-    if root is not None and root.kind == "database_trigger":
+    if watched_table(root) is not None:
         context["live"] = live_rows(tenant, root, context["search"])
     return render(request, "runs/test_workflow.html", context)

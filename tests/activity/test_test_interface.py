@@ -11,6 +11,7 @@ from django.utils.html import escape
 from runs.models import Delivery, Run, StepExecution
 from tests.activity.conftest import make_run
 from tests.engine.conftest import settle
+from tests.triggers.conftest import make_workflow
 from workflows.publishing import get_draft
 
 
@@ -138,3 +139,13 @@ def test_preview_of_an_unknown_kind_or_an_unreadable_item_is_explained(owner_cli
     draft.steps.filter(pk=step.pk).update(kind="carrier_pigeon")
     unknown = preview(owner_client, draft.steps.get(pk=step.pk), {"id": 2})
     assert "Unknown step kind “carrier_pigeon”" in unknown.error
+
+
+def test_a_webhook_triggers_sample_body_is_where_test_runs_and_previews_start(owner_client, tenant_a):
+    """The sample body's help says test runs start from it: the test page and the step preview do."""
+    workflow = make_workflow(tenant_a, "webhook_trigger", {"sample": {"email": "a@b.c", "plan": "pro"}})
+    page = owner_client.get(reverse("runs:test_workflow", args=[workflow.pk]))
+    assert json.loads(page.context["form"].initial["item"]) == {"email": "a@b.c", "plan": "pro"}
+    root = get_draft(workflow).root_step()
+    preview = owner_client.get(reverse("runs:step_preview", args=[root.pk]))
+    assert json.loads(preview.context["item_text"]) == {"email": "a@b.c", "plan": "pro"}

@@ -39,7 +39,7 @@ def test_build_a_tree_with_a_branch_and_an_insert(owner_client, workflow, dataso
     email = add(owner_client, workflow, "send_email", trigger)
     wait = add(owner_client, workflow, "wait", email)
     first = add(owner_client, workflow, "data_query", wait)
-    second = add(owner_client, workflow, "data_query", first, mode="branch")
+    second = add(owner_client, workflow, "data_query", wait)  # "+ branch" on the wait: a parallel child
     inserted = add(owner_client, workflow, "condition", trigger, mode="insert")
     for step in (email, wait, first, second, inserted):
         step.refresh_from_db()

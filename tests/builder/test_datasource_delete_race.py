@@ -17,7 +17,8 @@ from django.db import connection
 from integrations.models import DataSource
 from tests.support import signed_in, subprocess_database_url
 from workflows.models import Step, Workflow
-from workflows.publishing import PublishError, get_or_create_draft, publish
+from workflows.publishing import get_or_create_draft, publish
+from workflows.steps.base import PublishError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,8 @@ from tests.support import customer_execute, free_port, publish_query_workflow, s
 from workflows.database_triggers import watched_tables
 from workflows.datasource_usage import published_workflows_using
 from workflows.models import Step, Workflow, WorkflowVersion
-from workflows.publishing import PublishError, get_or_create_draft, publish, unpublish
+from workflows.publishing import get_or_create_draft, publish, unpublish
+from workflows.steps.base import PublishError
 
 pytestmark = pytest.mark.django_db
 

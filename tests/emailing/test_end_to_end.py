@@ -15,7 +15,7 @@ from runs.models import Delivery, DeliveryEvent
 from tests.emailing.conftest import esp_provider, make_sender, smtp_provider_for
 from tests.emailing.test_tracking import post, postmark_bounce
 from tests.engine.conftest import build_workflow, email, webhook, work
-from workflows.publishing import PublishError
+from workflows.steps.base import PublishError
 
 POSTMARK_ID = "b7bc2f4a-e38e-4336-af7d-e6c392c2f817"
 

@@ -14,7 +14,8 @@ from django.core.management import CommandError, call_command
 from integrations.models import DataSource
 from workflows.files import WorkflowFileError, import_workflow
 from workflows.models import Step, Workflow, WorkflowVersion
-from workflows.publishing import PublishError, get_or_create_draft, publish
+from workflows.publishing import get_or_create_draft, publish
+from workflows.steps.base import PublishError
 
 pytestmark = pytest.mark.django_db
 

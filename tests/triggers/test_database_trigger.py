@@ -9,7 +9,8 @@ from integrations.datasources import installed_triggers
 from runs.listener import Listener
 from runs.models import Run
 from tests.triggers.conftest import customer_execute, db_trigger_workflow, pg_triggers, set_root_config
-from workflows.publishing import PublishError, archive_or_delete, publish, unpublish
+from workflows.publishing import archive_or_delete, publish, unpublish
+from workflows.steps.base import PublishError
 
 pytestmark = pytest.mark.django_db
 

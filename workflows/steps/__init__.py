@@ -1,44 +1,41 @@
 """The registry of step kinds: one mapping drives validation, the builder's menu and dispatch.
 
-Adding a kind is one module under this package plus one line in KIND_MODULES.
+Adding a kind is one module under this package plus one line in STEP_KINDS.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from workflows.steps.base import ConfigError, StepKind
+from workflows.steps.branch import Branch
+from workflows.steps.condition import Condition
+from workflows.steps.data_query import DataQuery
+from workflows.steps.database_trigger import DatabaseTrigger
+from workflows.steps.http_request import HttpRequest
+from workflows.steps.schedule_trigger import ScheduleTrigger
+from workflows.steps.send_email import SendEmail
+from workflows.steps.slack_message import SlackMessage
+from workflows.steps.wait import Wait
+from workflows.steps.webhook_trigger import WebhookTrigger
 
-KIND_MODULES = [
-    "workflows.steps.webhook_trigger",
-    "workflows.steps.database_trigger",
-    "workflows.steps.schedule_trigger",
-    "workflows.steps.wait",
-    "workflows.steps.data_query",
-    "workflows.steps.condition",
-    "workflows.steps.branch",
-    "workflows.steps.send_email",
-    "workflows.steps.slack_message",
-    "workflows.steps.http_request",
-]
-
-STEP_KINDS: dict[str, StepKind] = {}
-
-
-def register(cls: type[StepKind]) -> type[StepKind]:
-    STEP_KINDS[cls.kind] = cls()
-    return cls
-
-
-def load_kinds() -> None:
-    for module in KIND_MODULES:
-        importlib.import_module(module)
+# Kind name -> the kind, in the order of the builder's menu (triggers first).
+STEP_KINDS: dict[str, StepKind] = {
+    kind.kind: kind
+    for kind in (
+        WebhookTrigger(),
+        DatabaseTrigger(),
+        ScheduleTrigger(),
+        Wait(),
+        DataQuery(),
+        Condition(),
+        Branch(),
+        SendEmail(),
+        SlackMessage(),
+        HttpRequest(),
+    )
+}
 
 
 def get_kind(kind: str) -> StepKind:
-    # Not "if not STEP_KINDS": importing one kind's module directly registers only that kind.
-    if kind not in STEP_KINDS:
-        load_kinds()
     try:
         return STEP_KINDS[kind]
     except KeyError:
@@ -46,7 +43,6 @@ def get_kind(kind: str) -> StepKind:
 
 
 def kind_choices(triggers: bool | None = None) -> list[tuple[str, str]]:
-    load_kinds()
     return [
         (name, kind.label)
         for name, kind in STEP_KINDS.items()
@@ -54,4 +50,4 @@ def kind_choices(triggers: bool | None = None) -> list[tuple[str, str]]:
     ]
 
 
-__all__ = ["STEP_KINDS", "ConfigError", "StepKind", "get_kind", "kind_choices", "load_kinds", "register"]
+__all__ = ["STEP_KINDS", "ConfigError", "StepKind", "get_kind", "kind_choices"]

@@ -1,9 +1,16 @@
-"""What every step kind shares: its name, config validation, and how it runs one item."""
+"""What every step kind shares: its name, config validation, how it runs one item, and the hooks through
+which the builder, preview, test page, files, diff and engine ask a kind about itself (never its name)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from workflows.steps.context import StepContext
+
+if TYPE_CHECKING:
+    from workflows.models import Step
 
 
 class ConfigError(Exception):
@@ -12,6 +19,14 @@ class ConfigError(Exception):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+class PublishError(Exception):
+    """The draft cannot be published (a kind's `on_publish` raises it too). `step_errors` maps step id (or None for the tree) to field errors."""
+
+    def __init__(self, step_errors: dict[int | None, dict[str, str]]):
+        self.step_errors = step_errors
+        super().__init__(f"{len(step_errors)} step(s) need fixing before publishing")
 
 
 @dataclass(frozen=True)
@@ -35,14 +50,50 @@ class Field:
     default: Any = None
 
 
+@dataclass(frozen=True)
+class WatchedTable:
+    """The table whose rows start runs: the data source's id as configured, schema and table ("" unset)."""
+
+    datasource: Any
+    schema: str
+    table: str
+
+
+@dataclass
+class StepPreview:
+    """One step applied to one item without side effects (the step preview page).
+
+    `shows` names the template that draws it, runs/preview/<shows>.html: "message" (content, channel),
+    "rows" (rows and total), "condition" (passed), "wait" (due) or "item" (content).
+    """
+
+    shows: str
+    error: str = ""
+    channel: str = ""
+    content: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    passed: bool | None = None
+    due: datetime | None = None
+
+
 class StepKind:
-    """One kind of step. Subclasses live one per module under workflows/steps/ and register themselves."""
+    """One kind of step. Subclasses live one per module under workflows/steps/, listed in STEP_KINDS."""
 
     kind: ClassVar[str]
     label: ClassVar[str]
     description: ClassVar[str] = ""
     is_trigger: ClassVar[bool] = False
     fields: ClassVar[tuple[Field, ...]] = ()
+    # Children sit on labelled paths (see `paths`): the builder offers to add, remove and reorder them.
+    has_paths: ClassVar[bool] = False
+    # A trigger started by signed POSTs to the workflow's webhook URL: the builder shows the URL, the
+    # secret and a curl example, and can send a test event.
+    receives_webhooks: ClassVar[bool] = False
+    # The step holds each item until `due_at`: a test run's "Skip waits" makes its executions due now.
+    holds_items: ClassVar[bool] = False
+    # The builder's panel shows the step's message rendered against a sample item.
+    previews_in_panel: ClassVar[bool] = False
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         """Return the cleaned config, or raise ConfigError naming each bad field."""
@@ -51,18 +102,34 @@ class StepKind:
     def default_config(self) -> dict[str, Any]:
         return {}
 
-    def output_fields(self, step, input_fields: list[str]) -> list[str]:
+    def output_fields(self, step: Step, input_fields: list[str]) -> list[str]:
         """Names available to the steps below this one (the builder's variable picker)."""
         return input_fields
 
-    def execute(self, ctx, item: dict[str, Any]) -> Any:
+    def live_problems(self, step: Step) -> dict[str, str]:
+        """Problems only the step's data source can tell (SQL that does not describe), {field: message}.
+
+        The builder asks as the person types, after `validate` passed for those fields.
+        """
+        return {}
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> Any:
         """Run the step on one item; return a list of items (see workflows/steps/results.py).
 
-        `ctx` is a runs.engine.context.StepContext (run, step, execution, now, per-batch resources).
-        Raise integrations.failures.Failure(message, permanent=...) for errors. The default passes the item through, which is
+        `ctx` is the engine's context as a step sees it (workflows/steps/context.py: run, step, execution,
+        now, per-batch resources). Raise integrations.failures.Failure(message, permanent=...) for errors.
+        The default passes the item through, which is
         what a trigger does: its item is the event's payload.
         """
         return [item]
+
+    def due_at(self, config: dict[str, Any], item: dict[str, Any], now: datetime) -> datetime:
+        """When an execution of this step for `item` may run (a wait holds the item until then)."""
+        return now
+
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        """What the step would do with `item`, without side effects. The default shows the item."""
+        return StepPreview(shows="item", content=item)
 
     def summary(self, config: dict[str, Any]) -> str:
         """One short line saying what the step does with these settings, for the builder's nodes."""
@@ -72,6 +139,14 @@ class StepKind:
         """A trigger's example item, typed by the person (test runs and previews start from it)."""
         return {}
 
+    def watched_table(self, config: dict[str, Any]) -> WatchedTable | None:
+        """A trigger's table whose rows start runs (test items and previews can be its live rows)."""
+        return None
+
+    def describe_trigger(self, config: dict[str, Any]) -> str:
+        """What publishing installs for this trigger, in words (the publish dialog's diff)."""
+        return self.label.lower()
+
     def paths(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         """The labelled paths a step's children sit on, as (id, label) in order (a branch's paths).
 
@@ -80,16 +155,8 @@ class StepKind:
         """
         return []
 
-    def on_publish(self, step, previous_step) -> None:
+    def on_publish(self, step: Step, previous_step: Step | None) -> None:
         """Called when a version whose tree holds this step is published (install triggers here)."""
 
-    def on_unpublish(self, step) -> None:
+    def on_unpublish(self, step: Step) -> None:
         """Called when the version holding this step stops being the published one."""
-
-
-def require(config: dict[str, Any], field: str, errors: dict[str, str], message: str | None = None) -> Any:
-    """Read a required, non-blank field, recording a message when it is missing."""
-    value = config.get(field)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        errors[field] = message or "This field is required."
-    return value

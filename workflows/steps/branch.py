@@ -22,8 +22,8 @@ from typing import Any
 
 from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate, validate_expression
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.context import StepContext
 from workflows.steps.results import Routed
 
 OTHERWISE = "otherwise"
@@ -50,11 +50,11 @@ class ConditionError(Exception):
     """A path's condition could not be evaluated on this item; the message says why in plain words."""
 
 
-@register
 class Branch(StepKind):
     kind = "branch"
     label = "Branch"
     description = "Sends each item down exactly one path: the first whose condition holds, else “otherwise”."
+    has_paths = True
     fields = (
         Field("paths", "Paths, tried in order", widget="paths", required=True, choices=OPERATORS),
         Field("otherwise", "Add an “otherwise” path for items no path matches", widget="checkbox"),
@@ -108,7 +108,7 @@ class Branch(StepKind):
     def summary(self, config: dict[str, Any]) -> str:
         return " · ".join(label for _id, label in self.paths(config))
 
-    def execute(self, ctx, item: dict[str, Any]) -> Routed | list:
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> Routed | list:
         config = ctx.step.config
         for index, path in enumerate(config.get("paths") or []):
             label = path.get("label") or f"Path {index + 1}"

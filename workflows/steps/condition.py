@@ -6,12 +6,11 @@ from typing import Any
 
 from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate
-from workflows.steps import register
-from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
 from workflows.steps.common import clean_expression
+from workflows.steps.context import StepContext
 
 
-@register
 class Condition(StepKind):
     kind = "condition"
     label = "Condition"
@@ -40,7 +39,11 @@ class Condition(StepKind):
             raise ConfigError(errors)
         return cleaned
 
-    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        passed = bool(evaluate(ctx.step.config["expression"], {"item": item, "run": ctx.run_context}))
+        return StepPreview(shows="condition", passed=passed)
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             passed = evaluate(ctx.step.config["expression"], {"item": item, "run": ctx.run_context})
         except TemplateError as exc:

@@ -15,18 +15,32 @@ many items were made. A statement timeout is retried once, then fails (docs/secu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from integrations.failures import Failure
-from workflows.steps import register
-from workflows.steps.base import ConfigError, Field, StepKind
+from integrations.models import DataSource
+from integrations.query import (
+    PLACEHOLDER,
+    QueryError,
+    check_tenant_sql,
+    compile_sql,
+    describe_columns,
+    fetch_rows,
+    parametrized,
+)
+from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
 from workflows.steps.common import RETRY_FIELDS, clean_retry
+from workflows.steps.context import StepContext
 from workflows.steps.results import FanOut
 
+if TYPE_CHECKING:
+    from workflows.models import Step
+
+# Rows a preview shows (the total is counted in full).
+PREVIEW_ROWS = 10
 MODES = (("fanout", "One item per row"), ("first", "Add the first row to the item"), ("all", "Add all rows"))
 
 
-@register
 class DataQuery(StepKind):
     kind = "data_query"
     label = "Data query"
@@ -93,7 +107,29 @@ class DataQuery(StepKind):
             raise ConfigError(errors)
         return cleaned
 
-    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]] | FanOut:
+    def output_fields(self, step: Step, input_fields: list[str]) -> list[str]:
+        columns, _ = describe_query(step.tenant_id, step.config)
+        mode = step.config.get("mode", "fanout")
+        if mode == "fanout":
+            return columns
+        if mode == "first":
+            return _merge(input_fields, columns)
+        return _merge(input_fields, [step.config.get("into") or "rows"])
+
+    def live_problems(self, step: Step) -> dict[str, str]:
+        _, problem = describe_query(step.tenant_id, step.config)
+        return {"sql": problem} if problem else {}
+
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        """The first rows and the total count of the step's query for this item (read-only)."""
+        sql, params = compile_sql(ctx.step.config["sql"], {"item": item, "run": ctx.run_context})
+        check_tenant_sql(sql)
+        conn = ctx.query_connection(ctx.step.config["datasource"])
+        total = fetch_rows(conn, f"SELECT count(*) AS total FROM ({sql}\n) AS preview", params)[0]["total"]
+        rows = fetch_rows(conn, f"SELECT * FROM ({sql}\n) AS preview LIMIT {PREVIEW_ROWS}", params)
+        return StepPreview(shows="rows", rows=rows, total=total)
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | FanOut:
         from integrations.query import QueryError, compile_sql, fetch_rows, stream_rows
 
         config = ctx.step.config
@@ -113,6 +149,44 @@ class DataQuery(StepKind):
         if config.get("mode") == "first":
             return [{**item, **fetched[0]}]
         return [{**item, config.get("into") or "rows": fetched}]
+
+
+def describe_query(tenant_id: int, config: dict[str, Any]) -> tuple[list[str], str]:
+    """(column names, error message) of a data query's SQL; the error is "" when it is fine.
+
+    The columns come from PostgreSQL itself: the SQL is described (wrapped in `LIMIT 0`, every
+    placeholder bound as NULL) through integrations.query's read-only connection, like every tenant
+    query, which also catches SQL errors while the person is still typing, before anything runs.
+    """
+    sql = (config.get("sql") or "").strip().rstrip(";")
+    pk = _int(config.get("datasource"))
+    source = DataSource.objects.filter(tenant_id=tenant_id, pk=pk).first() if pk is not None else None
+    if not sql or source is None:
+        return [], ""
+    count = len(PLACEHOLDER.findall(sql))
+    text = parametrized(sql)
+    try:
+        return describe_columns(source.connection_url, text, [None] * count), ""
+    except QueryError as exc:
+        return [], exc.message
+    except Exception as exc:  # psycopg's errors: the message is what the person needs to see
+        return [], _first_line(exc)
+
+
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    return first + [name for name in second if name not in first]
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -31,15 +31,12 @@ from integrations.datasources import (
 )
 from integrations.models import DataSource
 from workflows.models import Step
-from workflows.publishing import PublishError
-from workflows.steps import register
-from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.base import ConfigError, Field, PublishError, StepKind, WatchedTable
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"))
 
 
-@register
 class DatabaseTrigger(StepKind):
     kind = "database_trigger"
     label = "Database trigger"
@@ -67,6 +64,15 @@ class DatabaseTrigger(StepKind):
         happened = {"insert": "inserted", "update": "updated"}
         ops = " or ".join(happened.get(op, op) for op in config.get("operations") or ["insert"])
         return f"when a row is {ops} in {config.get('schema') or 'public'}.{config.get('table') or '?'}"
+
+    def watched_table(self, config: dict[str, Any]) -> WatchedTable:
+        return WatchedTable(
+            config.get("datasource"), config.get("schema") or "public", config.get("table") or ""
+        )
+
+    def describe_trigger(self, config: dict[str, Any]) -> str:
+        ops = " and ".join(config.get("operations") or ["insert"])
+        return f"a row trigger ({ops}) on {config.get('schema') or 'public'}.{config.get('table', '?')}"
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
         errors: dict[str, str] = {}

@@ -19,9 +19,9 @@ from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
 from integrations.templating import render, render_header, validate_template
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.context import StepContext
 from workflows.steps.send_kind import SendKind, rendered, template_context
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -33,7 +33,6 @@ RESPONSE_CHOICES = (
 SECRET_HINTS = ("authorization", "token", "secret", "key", "cookie", "password")
 
 
-@register
 class HttpRequest(SendKind):
     kind = "http_request"
     label = "HTTP request"
@@ -102,7 +101,7 @@ class HttpRequest(SendKind):
             raise ConfigError(errors)
         return cleaned
 
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         config = ctx.step.config
         context = template_context(ctx, item)
         url = rendered("URL", render_header, config["url"], context)
@@ -131,7 +130,7 @@ class HttpRequest(SendKind):
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
 
-    def result_items(self, ctx, item, content, sent: Any) -> list[dict[str, Any]]:
+    def result_items(self, ctx: StepContext, item, content, sent: Any) -> list[dict[str, Any]]:
         mode = ctx.step.config.get("response") or "keep"
         last_response = getattr(sent, "last_response", None)
         if mode == "keep" or last_response is None:

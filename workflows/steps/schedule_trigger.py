@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from integrations.schedules import clear_schedule, register_schedule
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
@@ -28,7 +27,6 @@ FREQUENCIES = (("daily", "Every day"), ("weekly", "Every week"), ("monthly", "Ev
 WEEKDAY_CHOICES = tuple((day, day.capitalize()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
 
 
-@register
 class ScheduleTrigger(StepKind):
     kind = "schedule_trigger"
     label = "Schedule"

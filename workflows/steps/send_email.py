@@ -21,9 +21,9 @@ from django.core.validators import validate_email
 from consent import email_step as consent
 from integrations.failures import Failure
 from integrations.templating import render, render_header, template_variables
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.context import StepContext
 from workflows.steps.send_kind import SendKind, rendered, template_context
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
@@ -32,12 +32,12 @@ MAX_COPY_ADDRESSES = 50
 DEFAULT = "default"
 
 
-@register
 class SendEmail(SendKind):
     kind = "send_email"
     label = "Send email"
     description = "Sends one email per item, rendered from templates over the item."
     channel = "email"
+    previews_in_panel = True
     fields = (
         Field("sender", "From", widget="sender", help="Senders and their providers are on the Email page."),
         Field("to", "To", widget="template", required=True, help="e.g. {{ item.email }}"),
@@ -106,14 +106,14 @@ class SendEmail(SendKind):
             raise ConfigError(errors)
         return cleaned
 
-    def address(self, ctx, item: dict[str, Any]) -> str:
+    def address(self, ctx: StepContext, item: dict[str, Any]) -> str:
         """The rendered recipient (may be empty: such a message is skipped, not failed)."""
         return rendered("To", render_header, ctx.step.config["to"], template_context(ctx, item))
 
-    def skip_reasons(self, ctx, pairs) -> dict[int, tuple[str, str]]:
+    def skip_reasons(self, ctx: StepContext, pairs) -> dict[int, tuple[str, str]]:
         return consent.batch_skip_reasons(ctx, self, pairs)
 
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         config = ctx.step.config
         context = template_context(ctx, item)
         to = rendered("To", render_header, config["to"], context)
@@ -152,7 +152,7 @@ class SendEmail(SendKind):
     def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
         return [item] if config.get("continue_when_skipped") else []
 
-    def messages_in_flight(self, ctx) -> int:
+    def messages_in_flight(self, ctx: StepContext) -> int:
         """ENGINE_SEND_CONCURRENCY when the step's sender goes through an ESP's HTTP API (without a
         provider, when the platform's own backend is one); EMAIL_SMTP_CONNECTIONS for an SMTP server,
         each message in flight having its own connection for the batch."""
@@ -176,7 +176,7 @@ class SendEmail(SendKind):
         return content, transport
 
 
-def resolve_sender(ctx, sender_id: int | None):
+def resolve_sender(ctx: StepContext, sender_id: int | None):
     """The step's sender (or the tenant's default; None: the platform's address and server), read once
     per batch with its provider."""
     from integrations.models import Sender

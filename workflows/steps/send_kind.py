@@ -21,14 +21,15 @@ from integrations.channels.base import Channel
 from integrations.channels.registry import CHANNELS
 from integrations.failures import Failure
 from integrations.templating import TemplateError
-from workflows.steps.base import StepKind
+from workflows.steps.base import StepKind, StepPreview
+from workflows.steps.context import StepContext
 
 
 class SendKind(StepKind, ABC):
     channel: ClassVar[str] = ""  # the channel's name in integrations.channels.registry.CHANNELS
 
     @abstractmethod
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The message for one item: (content kept on the Delivery, transport the channel needs)."""
 
     def recipient(self, content: dict[str, Any]) -> str:
@@ -38,7 +39,7 @@ class SendKind(StepKind, ABC):
         """A channel for one batch of sends (opened and closed by the engine)."""
         return CHANNELS[self.channel]()
 
-    def messages_in_flight(self, ctx) -> int:
+    def messages_in_flight(self, ctx: StepContext) -> int:
         """How many messages of this step's batch may be in flight at once: ENGINE_SEND_CONCURRENCY for
         a channel that speaks HTTP (one request per message), else 1 (one at a time)."""
         return settings.ENGINE_SEND_CONCURRENCY if self.open_channel().concurrent_sends else 1
@@ -56,7 +57,9 @@ class SendKind(StepKind, ABC):
         concurrent path's answer; both carry what the provider said (`last_response` for HTTP)."""
         return [item]
 
-    def skip_reasons(self, ctx, pairs: list[tuple[int, dict[str, Any]]]) -> dict[int, tuple[str, str]]:
+    def skip_reasons(
+        self, ctx: StepContext, pairs: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, tuple[str, str]]:
         """{key: (recipient, reason)} for the (key, item) pairs of a batch that must not be sent at all
         (e.g. an email recipient who unsubscribed). Called once per batch; at most one statement."""
         return {}
@@ -70,11 +73,19 @@ class SendKind(StepKind, ABC):
         whose receiver de-duplicates, e.g. an HTTP step opted in with `resend_uncertain`)."""
         return False
 
-    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]]:
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        """The rendered message, and why it would be skipped (nothing is sent)."""
+        content, _transport = self.render(ctx, item)
+        skip = self.skip_reasons(ctx, [(0, item)]).get(0)
+        if skip:
+            content = {**content, "skipped": f"Would be skipped: {skip[1]}"}
+        return StepPreview(shows="message", channel=self.channel, content=content)
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         raise RuntimeError("Send steps run through runs.engine.delivery_protocol, which records deliveries.")
 
 
-def template_context(ctx, item: dict[str, Any]) -> dict[str, Any]:
+def template_context(ctx: StepContext, item: dict[str, Any]) -> dict[str, Any]:
     return {"item": item, "run": ctx.run_context}
 
 

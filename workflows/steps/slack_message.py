@@ -12,13 +12,12 @@ from integrations.crypto import decrypt, encrypt
 from integrations.failures import Failure
 from integrations.outbound import check_url_at_save
 from integrations.templating import render
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.context import StepContext
 from workflows.steps.send_kind import SendKind, rendered, template_context
 
 
-@register
 class SlackMessage(SendKind):
     kind = "slack_message"
     label = "Slack message"
@@ -65,7 +64,7 @@ class SlackMessage(SendKind):
             raise ConfigError(errors)
         return cleaned
 
-    def render(self, ctx, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         text = rendered("Message", render, ctx.step.config["text"], template_context(ctx, item))
         try:
             url = decrypt(ctx.step.config["webhook_url_encrypted"])

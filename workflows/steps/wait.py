@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integrations.failures import Failure
-from workflows.steps import register
-from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
+from workflows.steps.context import StepContext
 from workflows.steps.results import Skipped
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -20,10 +20,10 @@ UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
 MAX_WAIT_DAYS = 400
 
 
-@register
 class Wait(StepKind):
     kind = "wait"
     label = "Wait"
+    holds_items = True
     description = "Waits a fixed time, or until a time taken from the item (e.g. 1 day before trial_ends_at)."
     fields = (
         Field(
@@ -98,7 +98,10 @@ class Wait(StepKind):
         )
         return moment - offset if config.get("offset_direction", "before") == "before" else moment + offset
 
-    def execute(self, ctx, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped:
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        return StepPreview(shows="wait", due=self.due_at(ctx.step.config, item, ctx.now))
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped:
         # The engine already held the item until due_at (or skipped that in a test run); computing it
         # again surfaces an item without a usable time as this execution's error.
         due = self.due_at(ctx.step.config, item, ctx.now)
@@ -148,7 +151,7 @@ def _parse_time(value: Any, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _skipping(ctx) -> bool:
+def _skipping(ctx: StepContext) -> bool:
     """A test run that skips waits, or a wait someone fast-forwarded ("Skip waits now" marks it)."""
     if (ctx.run.options or {}).get("skip_waits"):
         return True

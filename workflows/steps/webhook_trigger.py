@@ -7,8 +7,8 @@ Signing (runs/webhooks.py checks it): send the headers
 
 and optionally `Idempotency-Key: <your event id>` (the run's event key becomes `webhook:<key>`, so the
 same key twice starts one run). `signature_headers(secret, body)` below builds the headers; the secret
-is `Workflow.webhook_secret`. Config: `sample`, an example body the builder uses for the variable picker
-and for test runs.
+is `Workflow.webhook_secret`. Config: `sample`, an example body: the builder's variable picker and curl
+example, "Send test event", and the first item of the test page and of step previews (`sample_item`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import hmac
 import time
 from typing import Any
 
-from workflows.steps import register
 from workflows.steps.base import ConfigError, Field, StepKind
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
@@ -42,19 +41,19 @@ def signature_headers(secret: str, body: bytes, timestamp: int | None = None) ->
     return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: compute_signature(secret, stamp, body)}
 
 
-@register
 class WebhookTrigger(StepKind):
     kind = "webhook_trigger"
     label = "Webhook trigger"
     description = "Starts a run when a signed JSON body is POSTed to the workflow's webhook URL."
     is_trigger = True
+    receives_webhooks = True
     fields = (
         Field(
             "sample",
             "Sample body",
             widget="json",
             default={},
-            help='An example of what you will POST, like {"email": "a@b.c"}; used for test runs.',
+            help='An example of what you will POST, like {"email": "a@b.c"}; test runs and previews start from it.',
         ),
         RUN_LABEL_FIELD,
     )

@@ -18,7 +18,7 @@ from workflows.steps import ConfigError, get_kind, kind_choices
 from workflows.views.common import build_tree, get_draft_step, get_workflow
 from workflows.views.panel import panel_context
 
-ADD_MODES = ("child", "branch", "insert")
+ADD_MODES = ("child", "insert")
 
 
 def bump_revision(version: WorkflowVersion) -> int:
@@ -88,7 +88,8 @@ def step_panel(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResp
 @login_required
 @require_POST
 def add_step(request: HttpRequest, workflow_id: int) -> HttpResponse:
-    """Add a step of `kind`: as the trigger, as a child, as a sibling branch, or between a step and its children."""
+    """Add a step of `kind`: as the trigger, as a child (a parallel branch below the anchor when it has
+    children already), or between a step and its children ("insert")."""
     workflow = get_workflow(request, workflow_id)
     draft = get_or_create_draft(workflow)
     kind_name, mode = request.POST.get("kind", ""), request.POST.get("mode", "child")
@@ -104,7 +105,7 @@ def add_step(request: HttpRequest, workflow_id: int) -> HttpResponse:
     if (anchor is None) != kind.is_trigger:
         return HttpResponse("A workflow starts with one trigger, and only the first step is one.", status=400)
     path = request.POST.get("path", "")
-    if anchor is not None and mode != "branch":
+    if anchor is not None:
         problem = path_problem(anchor, path)
         if problem:
             return HttpResponse(problem, status=400)
@@ -119,16 +120,13 @@ def add_step(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str, path: str = "") -> Step:
     """Add the step. `path`: under a branch, the path it goes on (insert: at the top of that path)."""
-    parent = anchor.parent if (anchor is not None and mode == "branch") else anchor
-    if mode == "branch" and anchor is not None:
-        path = anchor.path  # a parallel step on the same path of the same branch
-    siblings = draft.steps.filter(parent=parent)
+    siblings = draft.steps.filter(parent=anchor)
     position = (siblings.aggregate(n=Max("position"))["n"] or 0) + 1 if siblings.exists() else 0
     config = with_single_datasource(kind, kind.default_config(), draft.tenant_id)
     step = Step.objects.create(
         tenant_id=draft.tenant_id,
         version=draft,
-        parent=parent,
+        parent=anchor,
         position=position,
         kind=kind.kind,
         name=kind.label,
@@ -173,7 +171,7 @@ def branch_path(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRes
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)
     action, path_id = request.POST.get("action", ""), request.POST.get("path", "")
-    if action not in PATH_ACTIONS or not any(spec.widget == "paths" for spec in step.kind_class.fields):
+    if action not in PATH_ACTIONS or not step.step_kind.has_paths:
         return HttpResponse("This step has no paths to change.", status=400)
     draft = step.version
     with transaction.atomic():

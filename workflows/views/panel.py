@@ -18,8 +18,9 @@ from runs.views.samples import sample_item
 from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post, field_warning
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.base import StepPreview
 from workflows.steps.references import foreign_references
-from workflows.variables import available_fields, describe_query, fields_after
+from workflows.variables import available_fields, fields_after
 from workflows.views.common import get_draft_step, get_workflow
 from workflows.webhook_panel import curl_example, example_body, webhook_url
 
@@ -27,21 +28,19 @@ from workflows.webhook_panel import curl_example, example_body, webhook_url
 PICKER_SOURCES = ("datasource", "schema", "table", "mode")
 
 
-def validation_errors(request: HttpRequest, step: Step) -> dict[str, str]:
+def validation_errors(step: Step) -> dict[str, str]:
     try:
-        get_kind(step.kind).validate(step.config)
-        errors: dict[str, str] = {}
+        kind = get_kind(step.kind)
+        kind.validate(step.config)
     except ConfigError as exc:
-        errors = dict(exc.errors)
-    if step.kind == "data_query" and "sql" not in errors:
-        _, problem = describe_query(request.tenant, step.config)
-        if problem:
-            errors["sql"] = problem
-    return errors
+        return dict(exc.errors)
+    return kind.live_problems(step)
 
 
-def email_preview(request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]):
-    """The email rendered against a sample item: the trigger's sample plus placeholders for query columns."""
+def message_preview(
+    request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]
+) -> tuple[StepPreview, dict[str, Any]]:
+    """The message rendered against a sample item: the trigger's sample plus placeholders for query columns."""
     root = next((s for s in steps if s.parent_id is None), None)
     item: dict[str, Any] = sample_item(request.tenant, workflow, root)
     # Blank text columns would vanish from the preview: show where they go instead.
@@ -55,31 +54,35 @@ def panel_context(
     request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], errors: dict | None = None
 ) -> dict[str, Any]:
     steps_by_id = {s.id: s for s in steps}
-    errors = validation_errors(request, step) if errors is None else errors
-    fields = available_fields(request.tenant, step, steps_by_id)
+    errors = validation_errors(step) if errors is None else errors
+    fields = available_fields(step, steps_by_id)
     if step.parent_id is None and not fields:
         # A trigger's own templates (its run label) read the item it produces.
-        fields = fields_after(request.tenant, step, [])
+        fields = fields_after(step, [])
     bound = bind_fields(step, request.tenant, errors)
     for f in bound:
         f.warning = field_warning(f, fields)
+    kind = get_kind(step.kind)
     context = {
         "step": step,
-        "kind": get_kind(step.kind),
+        "kind": kind,
         "fields": bound,
         "basic_fields": [f for f in bound if not f.is_advanced],
         "advanced_fields": [f for f in bound if f.is_advanced],
         "errors": errors,
         "variables": fields,
-        "step_paths": get_kind(step.kind).paths(step.config or {}),
-        "step_summary": get_kind(step.kind).summary(step.config or {}),
+        "step_paths": kind.paths(step.config or {}),
+        "step_summary": kind.summary(step.config or {}),
         "subtree_size": _subtree_size(step, steps),
     }
-    if step.kind == "send_email":
-        context["preview"], context["sample"] = email_preview(request, workflow, step, steps, fields)
-    if step.kind == "webhook_trigger" and step.parent_id is None:
+    if kind.previews_in_panel:
+        context["preview"], context["sample"] = message_preview(request, workflow, step, steps, fields)
+    if kind.receives_webhooks and step.parent_id is None:
         url = webhook_url(request, workflow.pk)
-        context["webhook"] = {"url": url, "curl": curl_example(url, example_body(step.config.get("sample")))}
+        context["webhook"] = {
+            "url": url,
+            "curl": curl_example(url, example_body(kind.sample_item(step.config))),
+        }
     return context
 
 
@@ -145,7 +148,7 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
         step.save(update_fields=["name", "config"])
         version.revision += 1
         version.save(update_fields=["revision"])
-    errors = {**validation_errors(request, step), **input_errors}
+    errors = {**validation_errors(step), **input_errors}
     context = panel_context(request, workflow, step, list(version.steps.all()), errors)
     context.update({"workflow": workflow, "draft": version, "stale": stale, "saved": True})
     if stale or any(step.config.get(key) != value for key, value in before.items()):

@@ -13,7 +13,6 @@ from tenants.permissions import admins_only
 from workflows.diff import diff_versions
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import (
-    PublishError,
     get_draft,
     latest_published,
     publish,
@@ -21,26 +20,24 @@ from workflows.publishing import (
     unpublish,
     validate_version,
 )
-from workflows.variables import describe_query
+from workflows.steps.base import PublishError
 from workflows.views.common import build_tree, get_version, get_workflow
 
 
-def publish_problems(request: HttpRequest, draft: WorkflowVersion) -> list[dict]:
+def publish_problems(draft: WorkflowVersion) -> list[dict]:
     """Each step that stops publishing, with its name and messages (the SQL is checked by PostgreSQL too)."""
     errors = validate_version(draft)
-    for step in draft.steps.filter(kind="data_query"):
-        if step.id not in errors:
-            _, problem = describe_query(request.tenant, step.config)
-            if problem:
-                errors[step.id] = {"sql": problem}
     steps = {s.id: s for s in draft.steps.all()}
+    for step in steps.values():
+        if step.id not in errors and (problems := step.step_kind.live_problems(step)):
+            errors[step.id] = problems
     return [{"step": steps.get(step_id), "errors": field_errors} for step_id, field_errors in errors.items()]
 
 
 def _dialog(request: HttpRequest, workflow: Workflow, problems: list[dict] | None = None) -> HttpResponse:
     draft = get_draft(workflow)
     if problems is None:
-        problems = publish_problems(request, draft) if draft is not None else []
+        problems = publish_problems(draft) if draft is not None else []
     context = {
         "workflow": workflow,
         "draft": draft,
@@ -64,7 +61,7 @@ def publish_dialog(request: HttpRequest, workflow_id: int) -> HttpResponse:
 def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     draft = get_draft(workflow)
-    problems = publish_problems(request, draft) if draft is not None else []
+    problems = publish_problems(draft) if draft is not None else []
     if problems:
         return _dialog(request, workflow, problems)
     try:

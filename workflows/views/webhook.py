@@ -12,7 +12,6 @@ from runs.webhooks import send_test_event
 from tenants.permissions import admins_only
 from workflows.models import Workflow
 from workflows.publishing import get_or_create_draft
-from workflows.steps.webhook_trigger import WebhookTrigger
 from workflows.views.common import get_workflow
 from workflows.webhook_panel import example_body
 
@@ -45,6 +44,8 @@ def rotate_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
 def send_test(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     root = get_or_create_draft(workflow).root_step()
-    sample = root.config.get("sample") if root is not None and root.kind == WebhookTrigger.kind else None
+    sample = None
+    if root is not None and root.step_kind.receives_webhooks:
+        sample = root.step_kind.sample_item(root.config)
     result = send_test_event(workflow, example_body(sample))
     return render(request, "workflows/_webhook_test_result.html", {"result": result, "workflow": workflow})

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tenants.models import Tenant
 from workflows.files import WorkflowFileError, import_workflow
 from workflows.models import Workflow
-from workflows.publishing import PublishError
+from workflows.steps.base import PublishError
 
 
 class Command(BaseCommand):

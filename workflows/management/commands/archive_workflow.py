@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from workflows.management.commands._lookup import workflow_by_id
 from workflows.management.commands.unpublish_workflow import publish_error_text
 from workflows.models import Workflow
-from workflows.publishing import PublishError, archive_or_delete
+from workflows.publishing import archive_or_delete
+from workflows.steps.base import PublishError
 
 
 class Command(BaseCommand):

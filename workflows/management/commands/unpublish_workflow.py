@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows.management.commands._lookup import workflow_by_id
-from workflows.publishing import PublishError, unpublish
+from workflows.publishing import unpublish
+from workflows.steps.base import PublishError
 
 
 def publish_error_text(exc: PublishError) -> str:

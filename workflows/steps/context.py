@@ -1,0 +1,67 @@
+"""What a step sees while it runs, as the step side declares it.
+
+runs.engine.context.StepContext (the engine's concrete context) satisfies this Protocol; the kinds are
+typed against it so that workflows/steps/ does not import runs, which sits above workflows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from workflows.models import Step
+
+
+class StepRun(Protocol):
+    """The run a step executes in (runs.models.Run)."""
+
+    @property
+    def tenant_id(self) -> int: ...
+
+    @property
+    def is_test(self) -> bool: ...
+
+    @property
+    def options(self) -> Any: ...
+
+
+class StepExecutionState(Protocol):
+    """The execution being run (runs.models.StepExecution): its output so far (a wait's skip request)."""
+
+    @property
+    def output(self) -> Any: ...
+
+
+class StepResources(Protocol):
+    """What the executions of one batch share (runs.engine.context.BatchResources)."""
+
+    @property
+    def cache(self) -> dict[Any, Any]: ...
+
+    @property
+    def senders(self) -> dict[Any, Any]: ...
+
+
+class StepContext(Protocol):
+    """The run, step and execution, the time, per-batch resources, and what templates see as `run`."""
+
+    @property
+    def run(self) -> StepRun: ...
+
+    @property
+    def step(self) -> Step: ...
+
+    @property
+    def now(self) -> datetime: ...
+
+    @property
+    def resources(self) -> StepResources: ...
+
+    @property
+    def execution(self) -> StepExecutionState | None: ...
+
+    @property
+    def run_context(self) -> dict[str, Any]: ...
+
+    def query_connection(self, datasource_id: int) -> Any: ...
