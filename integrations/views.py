@@ -28,10 +28,14 @@ from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
-from workflows.database_triggers import reinstall_triggers, triggers_up_to_date, watched_tables
+from workflows.database_triggers import (
+    published_triggers,
+    reinstall_triggers,
+    triggers_up_to_date,
+    watched_tables,
+)
 from workflows.datasource_usage import delete_unless_used, published_workflows_using
 from workflows.steps.base import PublishError
-from workflows.steps.database_trigger import published_triggers
 
 
 class SchemaChoices(forms.Widget):

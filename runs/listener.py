@@ -57,7 +57,7 @@ from integrations.datasources import DataSourceUnavailable, connect_datasource, 
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
 from runs.engine import metrics, start_runs
-from workflows.steps.database_trigger import published_triggers
+from workflows.database_triggers import published_triggers
 
 log = logging.getLogger(__name__)
 

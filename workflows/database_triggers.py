@@ -6,11 +6,25 @@ TriggerSpec); what to ask it for is decided here, from the published versions.
 
 from __future__ import annotations
 
+from django.db.models import F, QuerySet
+
 from integrations.datasources import TriggerSpec, triggers_installed
 from integrations.models import DataSource
 from workflows.models import Step
 from workflows.steps import get_kind
-from workflows.steps.database_trigger import published_triggers
+from workflows.steps.database_trigger import DatabaseTrigger
+
+
+def published_triggers(datasource_id: int | None = None) -> QuerySet[Step]:
+    """Root database-trigger steps of currently published versions (optionally of one data source)."""
+    steps = Step.objects.filter(
+        kind=DatabaseTrigger.kind,
+        parent__isnull=True,
+        version__workflow__published_version=F("version"),
+    ).select_related("version__workflow")
+    if datasource_id is not None:
+        steps = steps.filter(config__datasource=datasource_id)
+    return steps
 
 
 def watched_tables(datasource: DataSource) -> list[tuple[str, str]]:

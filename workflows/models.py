@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -12,9 +11,8 @@ from django.db import models
 from integrations.crypto import mask
 from integrations.fields import EncryptedTextField
 from tenants.models import TenantOwned, TenantQuerySet
-
-if TYPE_CHECKING:
-    from workflows.steps.base import StepKind
+from workflows.steps import ConfigError, get_kind
+from workflows.steps.base import StepKind
 
 
 class PublishedVersionImmutable(Exception):
@@ -176,8 +174,6 @@ class Step(TenantOwned):
     @property
     def kind_label(self) -> str:
         """The kind as people read it ("Send email"), not its internal name ("send_email")."""
-        from workflows.steps import ConfigError, get_kind
-
         try:
             return get_kind(self.kind).label
         except ConfigError:
@@ -191,8 +187,6 @@ class Step(TenantOwned):
     @property
     def step_kind(self) -> StepKind:
         """The registered kind this step is (raises ConfigError for an unknown one)."""
-        from workflows.steps import get_kind
-
         return get_kind(self.kind)
 
     def save(self, *args, **kwargs):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from runs.models import Delivery, Run
 from workflows.models import Workflow
 from workflows.steps import STEP_KINDS
+from workflows.steps.send_kind import SendKind
 
 RETRYING = "retrying"
 
@@ -71,7 +72,6 @@ class RunFilterForm(ActivityFilterForm):
 
 def channel_choices() -> list[tuple[str, str]]:
     """Channels of the registered send steps (the registry, not a list kept here)."""
-    from workflows.steps.send_kind import SendKind
 
     kinds = [kind for kind in STEP_KINDS.values() if isinstance(kind, SendKind)]
     return sorted({(kind.channel, kind.label) for kind in kinds})

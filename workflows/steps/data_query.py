@@ -27,7 +27,10 @@ from integrations.query import (
     describe_columns,
     fetch_rows,
     parametrized,
+    placeholders,
+    stream_rows,
 )
+from integrations.templating import validate_expression
 from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
 from workflows.steps.common import RETRY_FIELDS, clean_retry
 from workflows.steps.context import StepContext
@@ -69,9 +72,6 @@ class DataQuery(StepKind):
         return f"{mode}: {sql}" if sql else mode
 
     def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        from integrations.query import QueryError, check_tenant_sql, parametrized, placeholders
-        from integrations.templating import validate_expression
-
         errors: dict[str, str] = {}
         cleaned: dict[str, Any] = {}
         source = config.get("datasource")
@@ -130,8 +130,6 @@ class DataQuery(StepKind):
         return StepPreview(shows="rows", rows=rows, total=total)
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | FanOut:
-        from integrations.query import QueryError, compile_sql, fetch_rows, stream_rows
-
         config = ctx.step.config
         try:
             sql, params = compile_sql(config["sql"], {"item": item, "run": ctx.run_context})
@@ -190,7 +188,6 @@ def _first_line(exc: Exception) -> str:
 
 
 def _checked(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    from integrations.query import QueryError
 
     try:
         yield from rows

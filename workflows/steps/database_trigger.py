@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F
-
 from integrations.datasources import (
     DataSourceUnavailable,
     TriggerSpec,
@@ -30,7 +28,6 @@ from integrations.datasources import (
     remove_trigger,
 )
 from integrations.models import DataSource
-from workflows.models import Step
 from workflows.steps.base import ConfigError, Field, PublishError, StepKind, WatchedTable
 from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
 
@@ -149,18 +146,6 @@ class DatabaseTrigger(StepKind):
             remove_trigger(datasource, step.version.workflow_id)
         except DataSourceUnavailable as exc:
             _fail(step, "datasource", f"{exc} The workflow stays published; try again later.")
-
-
-def published_triggers(datasource_id: int | None = None):
-    """Root database-trigger steps of currently published versions (optionally of one data source)."""
-    steps = Step.objects.filter(
-        kind=DatabaseTrigger.kind,
-        parent__isnull=True,
-        version__workflow__published_version=F("version"),
-    ).select_related("version__workflow")
-    if datasource_id is not None:
-        steps = steps.filter(config__datasource=datasource_id)
-    return steps
 
 
 def _name(value: Any, field: str, errors: dict[str, str], message: str) -> str:

@@ -20,6 +20,7 @@ from django.core.validators import validate_email
 
 from consent import email_step as consent
 from integrations.failures import Failure
+from integrations.models import Sender
 from integrations.templating import render, render_header, template_variables
 from workflows.steps.base import ConfigError, Field
 from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
@@ -179,7 +180,6 @@ class SendEmail(SendKind):
 def resolve_sender(ctx: StepContext, sender_id: int | None):
     """The step's sender (or the tenant's default; None: the platform's address and server), read once
     per batch with its provider."""
-    from integrations.models import Sender
 
     key = sender_id or DEFAULT
     cache = ctx.resources.senders
