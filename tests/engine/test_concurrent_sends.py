@@ -43,7 +43,7 @@ from tests.engine.conftest import (
     webhook,
     work,
 )
-from tests.engine.test_liveness import LEASE, process_env, wait_for, worker
+from tests.engine.test_liveness import LEASE, fan_out, process_env, wait_for, worker
 from tests.engine.test_recovery import real_clock, recipients_table
 from tests.support import free_port, subprocess_database_url
 
@@ -348,13 +348,7 @@ def test_smtp_sends_over_several_connections_each_message_after_its_row(
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
     try:
-        recipients_table(tenant_database, 30)
-        source = data_source(tenant_a, tenant_database)
-        workflow = build_workflow(
-            tenant_a,
-            webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
-        )
-        run = start_run(workflow, {}, "evt-smtp-connections")
+        run = start_run(fan_out(tenant_a, tenant_database, 30), {}, "evt-smtp-connections")
         settle(clock, step_seconds=60)
     finally:
         controller.stop()
