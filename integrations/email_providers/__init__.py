@@ -8,14 +8,19 @@ Adding a provider is adding a module here and a line in `KINDS`.
 
 from __future__ import annotations
 
+from integrations.email_providers.amazon_ses import AmazonSES
 from integrations.email_providers.base import ProviderField, ProviderKind
+from integrations.email_providers.brevo import Brevo
+from integrations.email_providers.mailgun import Mailgun
+from integrations.email_providers.postmark import Postmark
+from integrations.email_providers.resend import Resend
+from integrations.email_providers.sendgrid import SendGrid
+from integrations.email_providers.smtp import SMTP
 
-KINDS: dict[str, ProviderKind] = {}
-
-
-def register(kind: ProviderKind) -> ProviderKind:
-    KINDS[kind.key] = kind
-    return kind
+# Kind key -> the kind, in the order of the provider page's menu.
+KINDS: dict[str, ProviderKind] = {
+    kind.key: kind for kind in (AmazonSES(), Brevo(), Mailgun(), Postmark(), Resend(), SendGrid(), SMTP())
+}
 
 
 def get_kind(key: str) -> ProviderKind:
@@ -29,28 +34,4 @@ def kind_choices() -> list[tuple[str, str]]:
     return [(kind.key, kind.label) for kind in KINDS.values()]
 
 
-from integrations.email_providers import (  # noqa: E402  (the modules register themselves)
-    amazon_ses,
-    brevo,
-    mailgun,
-    postmark,
-    resend,
-    sendgrid,
-    smtp,
-)
-
-__all__ = [
-    "KINDS",
-    "ProviderField",
-    "ProviderKind",
-    "amazon_ses",
-    "brevo",
-    "get_kind",
-    "kind_choices",
-    "mailgun",
-    "postmark",
-    "register",
-    "resend",
-    "sendgrid",
-    "smtp",
-]
+__all__ = ["KINDS", "ProviderField", "ProviderKind", "get_kind", "kind_choices"]

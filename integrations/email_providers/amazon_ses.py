@@ -18,7 +18,6 @@ from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField
 from integrations.email_providers.esp import AnymailKind, outbound_refusal
 from integrations.outbound import check_scheme, resolve_checked
@@ -120,6 +119,3 @@ class AmazonSES(AnymailKind):
 
     def tracking_kwargs(self, provider) -> dict:
         return {**super().tracking_kwargs(provider), "auto_confirm_sns_subscriptions": False}
-
-
-register(AmazonSES())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from anymail.webhooks.brevo import BrevoTrackingWebhookView
 
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField
 from integrations.email_providers.esp import AnymailKind, api_url_field
 
@@ -27,6 +26,3 @@ class Brevo(AnymailKind):
     def bounce_kind(self, event) -> str:
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
         return "soft" if esp_event.get("event") == "soft_bounce" else "hard"
-
-
-register(Brevo())

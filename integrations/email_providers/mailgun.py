@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField
 from integrations.email_providers.esp import AnymailKind, api_url_field
 
@@ -50,6 +49,3 @@ class Mailgun(AnymailKind):
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
         data = esp_event.get("event-data", {}) if isinstance(esp_event.get("event-data"), dict) else {}
         return "soft" if data.get("severity") == "temporary" else "hard"
-
-
-register(Mailgun())

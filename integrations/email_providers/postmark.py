@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField
 from integrations.email_providers.esp import AnymailKind, _json, api_url_field
 
@@ -40,6 +39,3 @@ class Postmark(AnymailKind):
     def bounce_kind(self, event) -> str:
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
         return "soft" if esp_event.get("Type") == "SoftBounce" else "hard"
-
-
-register(Postmark())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from anymail.webhooks.resend import ResendTrackingWebhookView
 
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField
 from integrations.email_providers.esp import AnymailKind, api_url_field
 
@@ -28,6 +27,3 @@ class Resend(AnymailKind):
 
     def tracking_kwargs(self, provider) -> dict:
         return {**super().tracking_kwargs(provider), "signing_secret": None}
-
-
-register(Resend())

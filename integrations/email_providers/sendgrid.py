@@ -7,7 +7,6 @@ import warnings
 from anymail.exceptions import AnymailNotSupportedWarning
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField
 from integrations.email_providers.esp import AnymailKind, _json, api_url_field
 
@@ -54,6 +53,3 @@ class SendGrid(AnymailKind):
         if isinstance(body, dict) and isinstance(body.get("errors"), list):
             return "; ".join(str(e.get("message", e)) for e in body["errors"] if isinstance(e, dict))
         return super().provider_message(response)
-
-
-register(SendGrid())

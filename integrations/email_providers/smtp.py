@@ -12,7 +12,6 @@ from django.conf import settings as django_settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers import register
 from integrations.email_providers.base import ProviderField, ProviderKind
 from integrations.outbound import OutboundRefused, check_url_at_save, pinned_connection
 
@@ -95,6 +94,3 @@ class SMTP(ProviderKind):
 def _literal_refusal(host: str) -> str | None:
     """The builder-style early warning (best effort, DNS within a short wait); connecting checks again."""
     return check_url_at_save(f"http://{host}/")
-
-
-register(SMTP())
