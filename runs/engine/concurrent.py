@@ -15,7 +15,7 @@ batch, that is per provider and batch), with the Delivery protocol of runs/engin
   message, closed with the batch), so no connection or `last_response` is shared between threads;
 - answers are settled in whatever order they come (each carries its own execution and Delivery id): a
   `sent` mark, or `failed` with the provider's reason and a retry for a transient error, which touches no
-  other message; the next message is prepared as soon as a place in the pool is free.
+  other message (a recipient the server refused outright is suppressed, as on the serial path); the next message is prepared as soon as a place in the pool is free.
 
 A worker killed mid-batch leaves `sending` exactly the messages whose answers it had not written: the
 requests in flight and the answers since the last insert (reported uncertain, never re-sent on their
@@ -43,7 +43,14 @@ from config import logs as logcontext
 from integrations.channels.base import Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
-from runs.engine.delivery_protocol import Outgoing, already_handled, idempotency_key, prepare, skipped
+from runs.engine.delivery_protocol import (
+    Outgoing,
+    already_handled,
+    idempotency_key,
+    prepare,
+    skipped,
+    suppress_refused,
+)
 from runs.engine.ledger import DeliveryLedger
 from runs.engine.outcome import guarded, spawned
 from runs.engine.spawn import Spawner
@@ -239,6 +246,7 @@ class ConcurrentBatch:
         def produce():
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
+                suppress_refused(self.ctx, answer.error, flight.delivery_id)
                 self.ledger.failed(flight.delivery_id, answer.error.message)
                 raise answer.error
             self.ledger.latencies.append(answer.took)

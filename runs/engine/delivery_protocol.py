@@ -246,16 +246,7 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
         delivery_id = _committed(delivery)
-        if exc.refused_address:
-            # The server refused the recipient itself (5xx at RCPT): never send to it again.
-            suppress_address(
-                ctx.run.tenant_id,
-                exc.refused_address,
-                Suppression.Reason.REJECTED,
-                delivery=delivery_id,
-                source=Suppression.Source.SMTP,
-                detail=exc.message,
-            )
+        suppress_refused(ctx, exc, delivery_id)
         _failed(ledger, delivery_id, exc)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -273,6 +264,19 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
     ledger.latencies.append(time.monotonic() - started)
     ledger.sent(delivery_id, provider_id)
     return kind.result_items(ctx, execution.input, content, channel.channel)
+
+
+def suppress_refused(ctx: StepContext, exc: ChannelError, delivery_id: int) -> None:
+    """The server refused the recipient itself (5xx at RCPT): never send to that address again."""
+    if exc.refused_address:
+        suppress_address(
+            ctx.run.tenant_id,
+            exc.refused_address,
+            Suppression.Reason.REJECTED,
+            delivery=delivery_id,
+            source=Suppression.Source.SMTP,
+            detail=exc.message,
+        )
 
 
 def already_handled(execution: StepExecution) -> NoReturn:

@@ -29,6 +29,7 @@ from pytest_httpserver import HTTPServer
 from rq import SimpleWorker
 from werkzeug import Request, Response
 
+from consent.models import Suppression
 from runs.engine import start_run
 from runs.engine.executor import claim
 from runs.engine.sweeper import sweep
@@ -357,6 +358,24 @@ def test_smtp_sends_over_several_connections_each_message_after_its_row(
     assert sorted(Counter(sink.recipients()).values()) == [1] * 30
     assert set(sink.row_at_data.values()) == {"sending"}, "a message left before its row was committed"
     assert set(Delivery.objects.filter(run=run).values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_recipient_refused_at_rcpt_in_a_fan_out_is_suppressed(
+    connections, clock, smtp, tenant_a, tenant_database, settings
+):
+    """Over one connection or several, a 5xx at RCPT fails that message alone and suppresses its address."""
+    settings.EMAIL_SMTP_CONNECTIONS = connections
+    smtp.refuse["r2@example.com"] = "550 5.1.1 <r2@example.com>: Recipient address rejected"
+    run = start_run(fan_out(tenant_a, tenant_database, 6), {}, "evt-refused")
+    settle(clock, step_seconds=60)
+
+    statuses = dict(Delivery.objects.filter(run=run).values_list("recipient", "status"))
+    assert statuses.pop("r2@example.com") == "failed" and set(statuses.values()) == {"sent"}
+    entry = Suppression.objects.get(tenant=tenant_a, address="r2@example.com")
+    assert entry.reason == Suppression.Reason.REJECTED and entry.source == Suppression.Source.SMTP
+    assert "Recipient address rejected" in entry.detail
+    assert sorted(smtp.recipients()) == [f"r{i}@example.com" for i in (1, 3, 4, 5, 6)]
 
 
 @pytest.mark.django_db(transaction=True)
