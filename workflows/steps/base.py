@@ -118,8 +118,7 @@ class StepKind:
 
         `ctx` is the engine's context as a step sees it (workflows/steps/context.py: run, step, execution,
         now, per-batch resources). Raise integrations.failures.Failure(message, permanent=...) for errors.
-        The default passes the item through, which is
-        what a trigger does: its item is the event's payload.
+        The default passes the item through, which is what a trigger does: its item is the event's payload.
         """
         return [item]
 
