@@ -3,6 +3,7 @@ its tracking webhook. ESPs share most of it through `AnymailKind` (integrations/
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ class ProviderField:
     integer: bool = False
 
 
-class ProviderKind:
+class ProviderKind(ABC):
     key: ClassVar[str] = ""
     label: ClassVar[str] = ""
     fields: ClassVar[tuple[ProviderField, ...]] = ()
@@ -36,9 +37,9 @@ class ProviderKind:
         """Errors per field name (empty when fine); called on save, after required fields are checked."""
         return {}
 
+    @abstractmethod
     def open_backend(self, provider) -> Any:
         """A Django email backend (a connection) that sends through `provider`; not opened yet."""
-        raise NotImplementedError
 
     def message_id(self, mail) -> str:
         """The provider's id of a message it accepted (what its tracking events name)."""

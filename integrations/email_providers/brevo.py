@@ -20,9 +20,6 @@ class Brevo(AnymailKind):
         "Delivered, Deferred, Soft bounce, Hard bounce, Complaint, Blocked, Opened and Clicked."
     )
 
-    def backend_kwargs(self, provider) -> dict:
-        return {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
-
     def bounce_kind(self, event) -> str:
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
         return "soft" if esp_event.get("event") == "soft_bounce" else "hard"

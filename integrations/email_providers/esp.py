@@ -48,8 +48,8 @@ class AnymailKind(ProviderKind):
     sends_over_http = True
 
     def backend_kwargs(self, provider) -> dict[str, Any]:
-        """The anymail settings this backend reads, from the provider's record."""
-        raise NotImplementedError
+        """The anymail settings this backend reads, from the provider's record (most ESPs: an API key)."""
+        return {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
 
     def clean(self, settings: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
         url = (settings.get("api_url") or "").strip()

@@ -35,7 +35,7 @@ class Mailgun(AnymailKind):
     )
 
     def backend_kwargs(self, provider) -> dict:
-        kwargs = {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
+        kwargs = super().backend_kwargs(provider)
         if provider.settings.get("sender_domain"):
             kwargs["sender_domain"] = provider.settings["sender_domain"]
         return kwargs

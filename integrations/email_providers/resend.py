@@ -22,8 +22,5 @@ class Resend(AnymailKind):
         "email.delivery_delayed, email.bounced, email.complained, email.opened and email.clicked events."
     )
 
-    def backend_kwargs(self, provider) -> dict:
-        return {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
-
     def tracking_kwargs(self, provider) -> dict:
         return {**super().tracking_kwargs(provider), "signing_secret": None}

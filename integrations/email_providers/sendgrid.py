@@ -41,9 +41,6 @@ class SendGrid(AnymailKind):
             warnings.simplefilter("ignore", AnymailNotSupportedWarning)
             return super().open_backend(provider)
 
-    def backend_kwargs(self, provider) -> dict:
-        return {"api_key": provider.secret_values.get("api_key", ""), "api_url": self.api_url(provider)}
-
     def tracking_kwargs(self, provider) -> dict:
         key = provider.secret_values.get("verification_key") or None
         return {**super().tracking_kwargs(provider), "tracking_webhook_verification_key": key}
