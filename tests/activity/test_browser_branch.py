@@ -66,6 +66,26 @@ def saved(page: Page, action) -> None:
     idle(page)
 
 
+def add_wait_and_branch(page: Page, field: str) -> None:
+    """Below the trigger: "Wait 3 days", then a branch whose first path ("Finished onboarding") is taken
+    when the item's `field` is true, chosen by clicking its variable chip."""
+    add_below(page, page.locator("summary[title='Add a step below']").first, "wait")
+    saved(page, lambda: page.fill("#step-name", "Wait 3 days"))
+    saved(page, lambda: page.fill("#f-amount", "3"))
+    expect(page.locator(".node.selected .node-summary")).to_have_text("for 3 days")
+
+    add_below(
+        page, page.locator(".node-wrap", has=page.locator(".node.selected")).locator("summary"), "branch"
+    )
+    saved(page, lambda: page.fill("#step-name", "Finished onboarding?"))
+    saved(page, lambda: page.fill("input[name=config-paths-0-label]", "Finished onboarding"))
+    # Point and click: the field box takes a variable chip's name; "is true" is the default comparison.
+    page.locator("input[name=config-paths-0-field]").click()
+    saved(page, lambda: page.locator(".chips .chip", has_text=re.compile(f"^{field}$")).click())
+    expect(page.locator("input[name=config-paths-0-field]")).to_have_value(field)
+    expect(page.locator("#warn-paths")).to_be_empty()
+
+
 def add_below(page: Page, summary, kind: str) -> None:
     summary.click()
     with page.expect_response(lambda r: r.url.endswith("/steps/add/") and r.status == 200):
@@ -89,21 +109,7 @@ def build_seed_example(page: Page, base: str) -> None:
     sample = {"email": "ada@example.com", "name": "Ada", "onboarded": False}
     saved(page, lambda: page.fill("#f-sample", json.dumps(sample)))
 
-    add_below(page, page.locator("summary[title='Add a step below']").first, "wait")
-    saved(page, lambda: page.fill("#step-name", "Wait 3 days"))
-    saved(page, lambda: page.fill("#f-amount", "3"))
-    expect(page.locator(".node.selected .node-summary")).to_have_text("for 3 days")
-
-    add_below(
-        page, page.locator(".node-wrap", has=page.locator(".node.selected")).locator("summary"), "branch"
-    )
-    saved(page, lambda: page.fill("#step-name", "Finished onboarding?"))
-    saved(page, lambda: page.fill("input[name=config-paths-0-label]", "Finished onboarding"))
-    # Point and click: the field box takes a variable chip's name; "is true" is the default comparison.
-    page.locator("input[name=config-paths-0-field]").click()
-    saved(page, lambda: page.locator(".chips .chip", has_text=re.compile("^onboarded$")).click())
-    expect(page.locator("input[name=config-paths-0-field]")).to_have_value("onboarded")
-    expect(page.locator("#warn-paths")).to_be_empty()
+    add_wait_and_branch(page, "onboarded")
     expect(page.locator(".path-label", has_text="Finished onboarding")).to_have_count(1)  # the tree follows
 
     add_below(

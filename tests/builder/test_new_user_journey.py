@@ -30,7 +30,7 @@ from playwright.sync_api import Page, expect
 
 from runs.engine.sweeper import sweep
 from runs.models import Run
-from tests.activity.test_browser_branch import add_below, document_width, idle, saved
+from tests.activity.test_browser_branch import add_below, add_wait_and_branch, document_width, idle, saved
 from tests.engine.conftest import Clock, smtp, work  # noqa: F401 (smtp: a fixture)
 from tests.support import customer_execute, role_url, subprocess_database_url
 
@@ -117,20 +117,7 @@ def build_seed_example(page: Page) -> None:
     saved(page, lambda: page.get_by_label("Table").select_option("users"))
     expect(page.locator(".node.selected .node-summary")).to_contain_text("app.users")
 
-    add_below(page, page.locator("summary[title='Add a step below']").first, "wait")
-    saved(page, lambda: page.fill("#step-name", "Wait 3 days"))
-    saved(page, lambda: page.fill("#f-amount", "3"))
-    expect(page.locator(".node.selected .node-summary")).to_have_text("for 3 days")
-
-    add_below(
-        page, page.locator(".node-wrap", has=page.locator(".node.selected")).locator("summary"), "branch"
-    )
-    saved(page, lambda: page.fill("#step-name", "Finished onboarding?"))
-    saved(page, lambda: page.fill("input[name=config-paths-0-label]", "Finished onboarding"))
-    page.locator("input[name=config-paths-0-field]").click()
-    saved(page, lambda: page.locator(".chips .chip", has_text=re.compile("^finished_onboarding$")).click())
-    expect(page.locator("input[name=config-paths-0-field]")).to_have_value("finished_onboarding")
-    expect(page.locator("#warn-paths")).to_be_empty()
+    add_wait_and_branch(page, "finished_onboarding")
 
     first_path = page.locator(".branch.path", has=page.locator("[data-path=p1]"))
     add_below(page, first_path.locator("summary").first, "send_email")
