@@ -38,7 +38,6 @@ from tests.engine.conftest import (
     SinkHandler,
     build_workflow,
     data_source,
-    email,
     query,
     settle,
     webhook,
@@ -243,13 +242,7 @@ def test_email_through_an_esp_with_anymail_sends_concurrently(
     settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": provider.url("/")}
     settings.ENGINE_SEND_CONCURRENCY = 8
     provider.check_rows = True
-    recipients_table(tenant_database, 20)
-    source = data_source(tenant_a, tenant_database)
-    workflow = build_workflow(
-        tenant_a,
-        webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
-    )
-    run = start_run(workflow, {}, "evt-esp")
+    run = start_run(fan_out(tenant_a, tenant_database, 20), {}, "evt-esp")
     refusals = {
         "r3@example.com": (422, {"ErrorCode": 300, "Message": "Invalid 'To' address: 'r3@example.com'."}),
         "r4@example.com": (500, {"ErrorCode": 500, "Message": "Internal server error"}),
@@ -290,13 +283,7 @@ def test_a_tenants_own_esp_provider_sends_concurrently(clock, tenant_a, tenant_d
     provider.check_rows = True
     postmark = make_provider(tenant_a, "postmark", {"api_url": provider.url("/")}, {"server_token": "t"})
     make_sender(tenant_a, postmark)
-    recipients_table(tenant_database, 12)
-    source = data_source(tenant_a, tenant_database)
-    workflow = build_workflow(
-        tenant_a,
-        webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
-    )
-    run = start_run(workflow, {}, "evt-tenant-esp")
+    run = start_run(fan_out(tenant_a, tenant_database, 12), {}, "evt-tenant-esp")
     settle(clock, step_seconds=60)
 
     assert provider.max_in_flight > 1, "the tenant's ESP requests were sent one at a time"
