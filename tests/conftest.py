@@ -13,6 +13,9 @@ from django.test import Client
 
 from tenants.models import Membership, Role, Tenant
 from tests.support import signed_in
+from tests.workers import use_worker_redis
+
+use_worker_redis(settings)  # before anything connects to Redis: one database per xdist worker
 
 PASSWORD = "correct-horse-battery-staple"
 # The customer databases tests create share the server with Rowbell's test database (workers the tests
@@ -85,7 +88,7 @@ def httpserver(httpserver, settings):
 
 @pytest.fixture
 def redis_conn():
-    """A Redis connection to this test run's own database number, flushed before and after."""
+    """A Redis connection to this test worker's own database number, flushed before and after."""
     import django_rq
 
     conn = django_rq.get_connection("default")

@@ -116,6 +116,12 @@ def role_url(database_url: str, role: str, password: str = "") -> str:
     return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
+def unique_role(prefix: str = "rowbell_ux") -> str:
+    """A role name no other test (or xdist worker, or test run on the same server) uses: roles are
+    cluster-wide, so two tests creating `rowbell_ux` at once would break each other."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
 def run_with_psql(superuser_url: str, script: str) -> str:
     """Run a script as a person would paste it into psql, stopping at the first error; psql's notices."""
     import subprocess

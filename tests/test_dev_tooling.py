@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from config import services
 from config.logfilters import QuietHousekeeping
 
@@ -51,6 +53,7 @@ def test_manage_uses_embedded_servers_when_dev_last_did(tmp_path, monkeypatch):
     assert not services.dev_used_embedded()
 
 
+@pytest.mark.slow
 def test_the_scripts_pass_the_flags():
     assert "config.services --record" in (ROOT / "scripts/dev").read_text()
     assert "config.services --like-dev" in (ROOT / "scripts/manage").read_text()

@@ -21,7 +21,7 @@ from tests.activity.conftest import build_workflow, email, webhook
 from tests.support import launch_chromium, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Headless Chromium: a new admin connects a database whose tables live in schema `app`, with a URL for a role
-named `rowbell_ux`, using only what the page shows: the setup SQL is copied with its button and run as
-superuser, the check passes, the schema list appears, and after a grant is revoked the check says what is
-missing and how to fix it. Screenshots: docs/screenshots/datasource-connect.png (the connect page with the
+named like `rowbell_ux` (unique per test: roles are cluster-wide), using only what the page shows: the setup
+SQL is copied with its button and run as superuser, the check passes, the schema list appears, and after a
+grant is revoked the check says what is missing and how to fix it. Screenshots: docs/screenshots/datasource-connect.png (the connect page with the
 setup SQL) and datasource-check-missing.png (the check listing a missing grant with its fix)."""
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.builder.test_browser_errors import sign_in
-from tests.support import customer_execute, role_url, run_with_psql
+from tests.support import customer_execute, role_url, run_with_psql, unique_role
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_connect_a_database_from_what_the_page_says(live_server, page, admin, app_db):
-    app_db["roles"].append("rowbell_ux")
-    url = role_url(app_db["url"], "rowbell_ux", "ux-Pass-123")
+    role = unique_role()
+    app_db["roles"].append(role)
+    url = role_url(app_db["url"], role, "ux-Pass-123")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     sign_in(page, live_server, admin)
 
@@ -34,8 +35,8 @@ def test_connect_a_database_from_what_the_page_says(live_server, page, admin, ap
     expect(picker).to_contain_text("expected before the setup SQL has run")
     page.get_by_label("Schemas, separated by commas").fill("app")
     sql = page.locator("#setup-sql-text")
-    expect(sql).to_contain_text('GRANT USAGE ON SCHEMA "app" TO "rowbell_ux"')
-    expect(sql).to_contain_text("CREATE ROLE \"rowbell_ux\" LOGIN PASSWORD 'ux-Pass-123'")
+    expect(sql).to_contain_text(f'GRANT USAGE ON SCHEMA "app" TO "{role}"')
+    expect(sql).to_contain_text(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'ux-Pass-123'")
     page.screenshot(path=SCREENSHOTS / "datasource-connect.png", full_page=True)
 
     page.get_by_role("button", name="Copy the SQL").click()
@@ -54,13 +55,13 @@ def test_connect_a_database_from_what_the_page_says(live_server, page, admin, ap
     expect(page.locator("#tables")).to_contain_text("app.orders")
     expect(page.locator("#tables")).to_contain_text("app.users")
 
-    customer_execute(app_db["url"], 'REVOKE TRIGGER ON app.orders FROM "rowbell_ux"')
+    customer_execute(app_db["url"], f'REVOKE TRIGGER ON app.orders FROM "{role}"')
     page.get_by_role("button", name="Test connection").click()
     check = page.locator("#check")
     expect(check).to_contain_text("1 thing is still missing")
-    expect(check).to_contain_text("“rowbell_ux” cannot read or put triggers on 1 table in “app”: orders.")
+    expect(check).to_contain_text(f"“{role}” cannot read or put triggers on 1 table in “app”: orders.")
     fix = check.locator("pre")
-    expect(fix).to_have_text('GRANT SELECT, TRIGGER ON ALL TABLES IN SCHEMA "app" TO "rowbell_ux";')
+    expect(fix).to_have_text(f'GRANT SELECT, TRIGGER ON ALL TABLES IN SCHEMA "app" TO "{role}";')
     check.locator("pre").scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "datasource-check-missing.png", full_page=True)
 
@@ -76,8 +77,9 @@ def test_a_schema_typed_while_the_picker_redraws_is_kept(live_server, page, admi
     sign_in(page, live_server, admin)
     page.goto(f"{live_server.url}/datasources/new/")
     expect(page.locator("#schemas-typed")).to_have_count(1)  # the first look-up (no URL yet) has drawn it
-    page.get_by_label("Connection URL").fill(role_url(app_db["url"], "rowbell_ux_race", "pw-123"))
-    app_db["roles"].append("rowbell_ux_race")
+    role = unique_role("rowbell_ux_race")
+    page.get_by_label("Connection URL").fill(role_url(app_db["url"], role, "pw-123"))
+    app_db["roles"].append(role)
     # The URL's change sends the picker's request, then the schema is typed before its answer arrives.
     page.evaluate(
         """() => {
@@ -89,6 +91,4 @@ def test_a_schema_typed_while_the_picker_redraws_is_kept(live_server, page, admi
     )
     expect(page.locator("#schema-picker")).to_contain_text("expected before the setup SQL has run")
     expect(page.get_by_label("Schemas, separated by commas")).to_have_value("app")
-    expect(page.locator("#setup-sql-text")).to_contain_text(
-        'GRANT USAGE ON SCHEMA "app" TO "rowbell_ux_race"'
-    )
+    expect(page.locator("#setup-sql-text")).to_contain_text(f'GRANT USAGE ON SCHEMA "app" TO "{role}"')

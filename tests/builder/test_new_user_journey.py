@@ -1,7 +1,7 @@
 """A new user's whole path in headless Chromium at 1366×768, using only what the pages show.
 
 Sign up; connect a customer database whose tables live in schema `app`, with a URL for a role the user
-names (`rowbell_ux`); run exactly the setup SQL the page shows, as a superuser; build the seed example
+names (`rowbell_ux_…`, unique per run: roles are cluster-wide); run exactly the setup SQL the page shows, as a superuser; build the seed example
 (database trigger on new users → wait 3 days → branch "Finished onboarding" → "Next steps" email, otherwise
 → "Finish onboarding" email); test it on a live row; publish; insert a row as the customer's app would;
 `manage.py listen` (a real process) starts the run, real RQ burst workers run it, the 3-day wait passes on
@@ -32,13 +32,13 @@ from runs.engine.sweeper import sweep
 from runs.models import Run
 from tests.activity.test_browser_branch import add_below, add_wait_and_branch, document_width, idle, saved
 from tests.engine.conftest import Clock, smtp, work  # noqa: F401 (smtp: a fixture)
-from tests.support import customer_execute, role_url, subprocess_database_url
+from tests.support import customer_execute, role_url, subprocess_database_url, unique_role
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
-ROLE, ROLE_PASSWORD = "rowbell_ux", "ux-Pass-123"
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ROLE, ROLE_PASSWORD = unique_role(), "ux-Pass-123"
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CUSTOMER_COLUMNS = """
 ALTER TABLE app.users ADD COLUMN name text, ADD COLUMN finished_onboarding boolean NOT NULL DEFAULT false,

@@ -365,6 +365,7 @@ def test_a_recipient_refused_at_rcpt_in_a_fan_out_is_suppressed(
     assert sorted(smtp.recipients()) == [f"r{i}@example.com" for i in (1, 3, 4, 5, 6)]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_of_every_worker_with_requests_in_flight_sends_nothing_twice(
     redis_conn, tenant_a, tenant_database, provider, monkeypatch, settings, tmp_path
@@ -433,6 +434,7 @@ def test_redis_lost_mid_fan_out_with_concurrent_sends_completes_from_postgres(
     assert Delivery.objects.filter(run=run, status="sent").count() == 40
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_job_timeout_with_requests_in_flight_records_them_and_releases_the_rest(
     redis_conn, tenant_a, tenant_database, provider, monkeypatch, settings, tmp_path

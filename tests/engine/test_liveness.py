@@ -26,6 +26,7 @@ from tests.engine.conftest import build_workflow, data_source, email, query, set
 from tests.engine.test_recovery import real_clock, recipients_table, uncertain_per_killed_worker
 from tests.support import free_port, subprocess_database_url
 
+pytestmark = pytest.mark.slow  # every test here starts real worker, web or scheduler processes
 ROOT = Path(__file__).resolve().parents[2]
 LEASE = 3.0
 

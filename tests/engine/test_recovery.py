@@ -57,7 +57,7 @@ def uncertain_per_killed_worker(smtp_connections: int) -> int:
     return 1 if smtp_connections == 1 else 2 * smtp_connections
 
 
-def start_worker_process(smtp_port: int, smtp_connections: int) -> subprocess.Popen:
+def start_worker_process(smtp_port: int, smtp_connections: int, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": subprocess_database_url(),
@@ -80,7 +80,7 @@ def start_worker_process(smtp_port: int, smtp_connections: int) -> subprocess.Po
         ],
         cwd=ROOT,
         env=env,
-        stdout=open("/tmp/worker.log", "w"),
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -93,10 +93,11 @@ def kill_tree(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("connections", [1, 4])
 def test_a_worker_killed_mid_fan_out_sends_no_email_twice(
-    connections, redis_conn, smtp, tenant_a, tenant_database, monkeypatch
+    connections, redis_conn, smtp, tenant_a, tenant_database, monkeypatch, tmp_path
 ):
     clock = real_clock(monkeypatch)
     recipients_table(tenant_database, 500)
@@ -114,7 +115,7 @@ def test_a_worker_killed_mid_fan_out_sends_no_email_twice(
     )
     smtp.delay = 0.004
     run = start_run(workflow, {}, "evt-crash")
-    worker = start_worker_process(smtp.port, connections)
+    worker = start_worker_process(smtp.port, connections, tmp_path / "worker.log")
     deadline = time.monotonic() + 90
     while len(smtp.messages) < 120 and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.02)

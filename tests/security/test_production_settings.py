@@ -53,6 +53,7 @@ def read_settings(env: dict[str, str]) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_development_defaults_leave_https_off():
     assert read_settings({}) == {
         "SESSION_COOKIE_SECURE": False,
@@ -67,6 +68,7 @@ def test_development_defaults_leave_https_off():
     }
 
 
+@pytest.mark.slow
 def test_the_documented_production_environment_turns_everything_on():
     values = read_settings({**production_env(), "SECURE_REDIRECT_EXEMPT": "^healthz/$"})
     assert values == {
@@ -82,6 +84,7 @@ def test_the_documented_production_environment_turns_everything_on():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "value", ["X_FORWARDED_PROTO,https", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PROTO,"]
 )
@@ -99,6 +102,7 @@ def deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
     return run_python(env, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
 
 
+@pytest.mark.slow
 def test_check_deploy_passes_under_the_documented_environment_with_real_secrets():
     from cryptography.fernet import Fernet
 
@@ -108,6 +112,7 @@ def test_check_deploy_passes_under_the_documented_environment_with_real_secrets(
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_deploy_fails_on_the_development_defaults_and_on_missing_secrets():
     development = deploy_check({})
     assert development.returncode != 0

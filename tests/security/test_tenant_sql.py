@@ -43,7 +43,12 @@ REPORTED = (
     "select 1 as id) q; commit; insert into app.users (email, full_name) values ('x@pwn','p'); "
     "select * from (select 1 as id"
 )
-VICTIM = "rowbell-victim"
+
+
+def victim(tag: str) -> str:
+    """application_name of the customer session the corpus tries to kill: unique to the test, since
+    pg_stat_activity is server-wide and another test (or xdist worker) has a victim of its own."""
+    return f"rowbell-victim-{tag}"
 
 
 def corpus(tag: str, database: str) -> list[str]:
@@ -80,8 +85,8 @@ def corpus(tag: str, database: str) -> list[str]:
         "do $$ begin " + insert.format("do") + "; end $$",
         "select set_config('default_transaction_read_only', 'off', false) as id",
         "select 1 as id, set_config('statement_timeout', '0', false)",
-        f"select pg_terminate_backend(pid) as id from pg_stat_activity where application_name = '{VICTIM}'",
-        f"select pg_cancel_backend(pid) as id from pg_stat_activity where application_name = '{VICTIM}'",
+        f"select pg_terminate_backend(pid) as id from pg_stat_activity where application_name = '{victim(tag)}'",
+        f"select pg_cancel_backend(pid) as id from pg_stat_activity where application_name = '{victim(tag)}'",
         "select pg_advisory_lock(42) as id",
         "select pg_read_file('/etc/hostname') as id",
         "select * from pg_ls_dir('.') as id",
@@ -119,7 +124,9 @@ def state(url: str, tag: str) -> dict:
                 "OR setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY 1, 2"
             ),
             "files": sorted(str(p) for p in Path("/tmp").glob(f"rowbell-pwned-{tag}*")),
-            "victim_alive": one(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{VICTIM}'"),
+            "victim_alive": one(
+                f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{victim(tag)}'"
+            ),
             "advisory_locks": one(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
@@ -135,13 +142,13 @@ def assert_clear(message: str, sql: str) -> None:
 
 
 @pytest.fixture
-def customer(tenant_database):
+def customer(tenant_database, tag):
     customer_execute(tenant_database, CUSTOMER_SCHEMA)
     # Another session on the customer's database, which pg_terminate_backend / pg_cancel_backend aim at.
-    victim = psycopg.connect(tenant_database, autocommit=True, application_name=VICTIM)
+    session = psycopg.connect(tenant_database, autocommit=True, application_name=victim(tag))
     yield tenant_database
-    victim.execute("SELECT 1")  # still connected: nothing terminated it
-    victim.close()
+    session.execute("SELECT 1")  # still connected: nothing terminated it
+    session.close()
 
 
 @pytest.fixture

@@ -118,6 +118,7 @@ def test_customer_database_outage_loses_no_event(datasource, customer_db, pg_adm
     assert DataSource.objects.get(pk=datasource.pk).listener_status == "listening"
 
 
+@pytest.mark.slow
 def test_manage_py_listen_runs_as_a_process_and_stops_on_sigterm(datasource, customer_db):
     workflow = db_trigger_workflow(datasource)
     env = {

@@ -15,7 +15,7 @@ from integrations.datasources.setup import plan_from_url
 from integrations.models import DataSource
 from runs.listener import Listener
 from runs.models import Run
-from tests.support import customer_execute, role_url, run_with_psql
+from tests.support import customer_execute, role_url, run_with_psql, unique_role
 from tests.triggers.conftest import make_workflow, pg_triggers
 from workflows.publishing import publish, unpublish
 
@@ -24,10 +24,11 @@ pytestmark = pytest.mark.django_db
 
 def test_setup_sql_for_rowbell_ux_in_schema_app_works_end_to_end(tenant_a, app_db):
     password = "s3cret 'quoted' $$ \\ pass"
-    url = role_url(app_db["url"], "rowbell_ux", password)
-    app_db["roles"].append("rowbell_ux")
+    role = unique_role()
+    url = role_url(app_db["url"], role, password)
+    app_db["roles"].append(role)
     plan = plan_from_url(url, ["app"])
-    assert (plan.role, plan.password, plan.proposed) == ("rowbell_ux", password, ())
+    assert (plan.role, plan.password, plan.proposed) == (role, password, ())
 
     run_with_psql(app_db["url"], plan.sql())
 
@@ -59,7 +60,7 @@ def test_setup_sql_for_rowbell_ux_in_schema_app_works_end_to_end(tenant_a, app_d
 
     # Running the script again is safe and leaves the role's password alone.
     notices = run_with_psql(
-        app_db["url"], plan_from_url(role_url(app_db["url"], "rowbell_ux", "other"), ["app"]).sql()
+        app_db["url"], plan_from_url(role_url(app_db["url"], role, "other"), ["app"]).sql()
     )
     assert "exists already" in notices
     assert datasources.test_connection(source).ok
