@@ -337,6 +337,9 @@ STRINGIFYING = frozenset(
 
 def capped_filter(name: str, func: Callable, limit: Callable[[], int]) -> Callable:
     """`func` (a Jinja filter) with its input checked before and its result checked after it runs."""
+    # _PassArg is private: how Jinja2 marks a filter that receives the context, eval context or environment
+    # first (set by the public pass_context & co.), with no public reader. tests/test_library_canaries.py
+    # fails when an upgrade changes it.
     passes_something = _PassArg.from_obj(func) is not None
     check = FILTER_CHECKS.get(name)
 

@@ -70,7 +70,12 @@ def _max_output() -> int:
 
 
 class _CappedCodeGenerator(CodeGenerator):
-    """Compiles `a ~ b` so that its operands are weighed (template_caps.check_parts) before they are joined."""
+    """Compiles `a ~ b` so that its operands are weighed (template_caps.check_parts) before they are joined.
+
+    Jinja2 has no public hook for `~` (the sandbox intercepts binary operators, and `~` is not one), so
+    this overrides the compiler's internal `visit_Concat` with a copy of Jinja's own plus that one call.
+    tests/test_library_canaries.py fails when an upgrade changes Jinja's version: port the change here.
+    """
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         if frame.eval_ctx.volatile:
