@@ -96,7 +96,10 @@ def test_a_worker_that_wakes_after_losing_its_lease_writes_nothing(
             assert execution.status == "succeeded" and received[recipient] == 1, (execution, delivery)
         else:
             # Not known to have arrived: listed as uncertain on a failed item, for a person to resolve.
-            assert delivery.status == "uncertain" and execution.status == "failed", (delivery.status, execution)
+            assert delivery.status == "uncertain" and execution.status == "failed", (
+                delivery.status,
+                execution,
+            )
             assert received[recipient] <= 1
     statuses = Counter(d.status for d in deliveries.values())
     assert statuses["uncertain"] <= 2 * connections + 1, statuses
