@@ -52,7 +52,7 @@ from runs.engine.delivery_protocol import (
     suppress_refused,
 )
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.outcome import guarded, spawned
+from runs.engine.outcome import ClaimLost, guarded, spawned
 from runs.engine.spawn import Spawner
 from runs.models import StepExecution
 from workflows.steps.send_kind import SendKind
@@ -280,6 +280,8 @@ class ConcurrentBatch:
                 self.flights.pop(future)
             try:
                 self._settle(list(done))
+            except ClaimLost:
+                pass  # refused and logged where it was refused; the rest of the batch is not ours either
             except Exception:
                 logger.warning("Could not record the answers of an interrupted batch", exc_info=True)
                 connections.reset_if_busy()

@@ -49,6 +49,7 @@ from runs.engine.delivery_protocol import send_serially
 from runs.engine.enqueue import defer_batch, schedule_next
 from runs.engine.outcome import (
     DATABASE_GONE,
+    ClaimLost,
     LeaseLost,
     Outcome,
     append_attempt,
@@ -236,15 +237,18 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
 
     def release() -> None:
         for write in resources.release_writes:
-            write()
+            with contextlib.suppress(ClaimLost):  # refused and logged: the rest is refused too
+                write()
         ledger.set_status(
             resources.unsent, Delivery.Status.FAILED, ledger.NOT_SENT, [Delivery.Status.SENDING]
         )
+        spawner.keep_children_of(still_held(executions))
         finished = outcomes if _children_written(spawner) else {}
-        settle(executions, _released(ctx, executions, finished, in_flight, exc), ctx.now)
+        settled.extend(settle(executions, _released(ctx, executions, finished, in_flight, exc), ctx.now))
 
-    if not until_written(release, f"the interrupted batch of run {ctx.run.pk}"):
-        return
+    settled: list[int] = []
+    if not until_written(release, f"the interrupted batch of run {ctx.run.pk}") or not settled:
+        return  # nothing of it was this worker's any more: the sweeper queued it again
     try:
         schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
         # Concurrent sends may have finished every item while the interruption waited for their answers.
@@ -253,6 +257,18 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
         # Redis is gone too: the sweeper queues the released executions (they are due now).
         logger.warning("Could not queue the rest of run %s", ctx.run.pk, exc_info=True)
         connections.reset_if_busy()
+
+
+def still_held(executions: list[StepExecution]) -> set[int]:
+    """The executions this worker still holds under the attempt it claimed (one statement, on the
+    interruption path only): a worker that lost its claim must not write children for them either."""
+    held = StepExecution.objects.filter(
+        pk__in=[e.pk for e in executions],
+        status=StepExecution.Status.RUNNING,
+        claimed_by=liveness.worker_name,
+    ).values_list("pk", "attempts")
+    attempts = {e.pk: e.attempts for e in executions}
+    return {pk for pk, attempt in held if attempts[pk] == attempt}
 
 
 def _children_written(spawner: Spawner) -> bool:

@@ -192,6 +192,8 @@ class DeliveryLedger:
         return bool(set_status([execution], "failed", error, ["sending"]))
 
     def flush(self) -> None:
+        """Write the answers not written yet; ClaimLost (after one log line) if the claim they were made
+        under is gone, so that the batch goes no further (no children, no settle of its own)."""
         if self.unmarked:
             marks = self.unmarked
             sql, params = mark_sql(marks)
@@ -200,6 +202,10 @@ class DeliveryLedger:
                 marked = cur.rowcount
             self.unmarked = []
             refused_marks(marked, marks)
+            if marked < len(marks):
+                raise ClaimLost(
+                    f"worker {liveness.worker_name!r} no longer holds the executions it answered for"
+                )
 
 
 class PendingCreate:
