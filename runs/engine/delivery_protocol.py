@@ -20,6 +20,10 @@ A retry that finds the message `sent`, `held`, `captured` or `skipped` does not 
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
 re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
 de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
+Every write to a Delivery is made under the execution's claim (runs/engine/ledger.py): a worker that lost
+it (frozen past its lease) inserts nothing, so sends nothing, and its marks change nothing (ClaimLost
+stops its batch). A message whose insert failed or whose hand-over was abandoned never left: an
+interrupted batch marks it `failed` "not sent" (BatchResources.unsent) when it releases the batch.
 
 The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages). When
 the step says several messages may be in flight (`SendKind.messages_in_flight`: ENGINE_SEND_CONCURRENCY
@@ -282,8 +286,9 @@ def suppress_refused(ctx: StepContext, exc: ChannelError, delivery_id: int) -> N
 
 
 def already_handled(execution: StepExecution) -> NoReturn:
-    """A worker that lost its claim (frozen past its lease) meets the row its successor wrote: expected,
-    so one line, not a traceback; its settle will not touch the execution, which is no longer its own."""
+    """This attempt meets a row it did not read when its batch began: one written by a worker whose
+    insert was in flight while the sweeper took its claim (the fence read the claim just before). Expected,
+    so one line, not a traceback; the row is reported as it is by the item's next attempt."""
     logger.info("Execution %s: %s", execution.pk, ALREADY_HANDLED, extra={"execution_id": execution.pk})
     raise Failure(ALREADY_HANDLED, permanent=False)
 

@@ -13,14 +13,16 @@ itself needs, e.g. two per email: the Delivery written before the send and marke
 6. a batch that produced few items (ENGINE_FOLLOW_MAX_ITEMS) runs its child steps next in the same job
    (`_follow`), so a small run costs one RQ job rather than one per step.
 
-Claims carry the worker's name (`claimed_by`, runs/engine/liveness.py) and settle touches only rows this
-worker still holds, so a batch the sweeper handed to another worker is never settled twice. Each settle
-appends the attempt (time, duration, outcome, error) to `attempt_log` in the same statement.
+Claims carry the worker's name (`claimed_by`, runs/engine/liveness.py) and the attempt they count;
+settle touches only rows this worker still holds under that attempt, so a batch the sweeper handed to
+another worker is never settled twice, nor by a worker that wakes after losing it. Each settle appends
+the attempt (time, duration, outcome, error) to `attempt_log` in the same statement.
 
-An interrupted batch (RQ's job timeout, a lost lease, its own database connection broken) is not a
-failure of its items: the connection is reset if a statement was left in flight, the items that
-finished keep their outcome, the one in flight counts a failed attempt, the rest go back to `pending`,
-due now, for another job (`_release_interrupted`), and the exception goes on to RQ.
+An interrupted batch (RQ's job timeout, a lost lease or claim, a database error from Django or from
+psycopg itself) is not a failure of its items: the connection is reset if a statement was left in
+flight, the items that finished keep their outcome, the one in flight counts a failed attempt, the rest
+go back to `pending`, due now, for another job (`_release_interrupted`, retried until the database takes
+it), and the exception goes on to RQ (a lost lease or claim ends the job quietly: logged, not failed).
 """
 
 from __future__ import annotations

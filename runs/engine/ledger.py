@@ -8,7 +8,8 @@ between a provider's answer and the statement leaves exactly the messages whose 
 written yet `sending` (reported uncertain later), and nothing else: one message for a channel that sends
 one at a time, at most the requests in flight plus the answers since the last insert for one that keeps
 several requests in flight (runs/engine/concurrent.py), whose answers all ride on the next insert.
-The last marks of a batch are flushed before the batch settles.
+The last marks of a batch are flushed before the batch settles. Every statement here is fenced by the
+claim its execution was made under (see CLAIMED below).
 
 `begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
 connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
