@@ -52,16 +52,15 @@ from runs.engine.delivery_protocol import (
     suppress_refused,
 )
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.outcome import guarded, spawned
+from runs.engine.outcome import ClaimLost, guarded, spawned
 from runs.engine.spawn import Spawner
-from runs.models import Delivery, StepExecution
+from runs.models import StepExecution
 from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
 
 # How long an interrupted batch waits for its requests in flight, beyond the channels' own timeouts.
 DRAIN_GRACE_SECONDS = 5.0
-NOT_SENT = "Not sent: the batch was interrupted before this request left; another attempt sends it."
 
 
 @dataclass
@@ -247,10 +246,10 @@ class ConcurrentBatch:
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
                 suppress_refused(self.ctx, answer.error, flight.delivery_id)
-                self.ledger.failed(flight.delivery_id, answer.error.message)
+                self.ledger.failed(execution, answer.error.message)
                 raise answer.error
             self.ledger.latencies.append(answer.took)
-            self.ledger.sent(flight.delivery_id, answer.provider_id)
+            self.ledger.sent(flight.delivery_id, answer.provider_id, execution)
             items = self.kind.result_items(self.ctx, execution.input, flight.content, answer)
             return spawned(execution, self.spawner, items)
 
@@ -261,15 +260,19 @@ class ConcurrentBatch:
         self.outcomes[execution.pk] = result
 
     def _interrupted(self) -> None:
-        """Start nothing new; wait for the requests in flight and write what they answered."""
+        """Start nothing new; wait for the requests in flight and note what they answered.
+
+        The answers, and the messages that never left (`failed`, "not sent"), are written when the
+        executor releases the batch, retried until the database takes them (it may be what broke)."""
         connections.reset_if_busy()  # a Delivery insert left in flight by the interruption
         current = self.ctx.execution  # the item the interruption struck counts a failed attempt
-        self._not_sent([outgoing.execution.pk for outgoing, _ in self.launching])
+        unsent = self.ctx.resources.unsent
+        submitted = {flight.execution.pk for flight in self.flights.values()}
+        unsent += [o.execution for o, _ in self.launching if o.execution.pk not in submitted]
         for future, flight in list(self.flights.items()):
             if future.cancel():  # never picked up by the pool: its request did not leave
                 del self.flights[future]
-                with contextlib.suppress(Exception):
-                    self.ledger.failed(flight.delivery_id, NOT_SENT)
+                unsent.append(flight.execution)
         if self.flights:
             timeout = max(settings.HTTP_STEP_TIMEOUT, settings.EMAIL_TIMEOUT) + DRAIN_GRACE_SECONDS
             done, pending = wait(self.flights, timeout=timeout)
@@ -277,23 +280,13 @@ class ConcurrentBatch:
                 self.flights.pop(future)
             try:
                 self._settle(list(done))
+            except ClaimLost:
+                pass  # refused and logged where it was refused; the rest of the batch is not ours either
             except Exception:
                 logger.warning("Could not record the answers of an interrupted batch", exc_info=True)
                 connections.reset_if_busy()
-        with contextlib.suppress(Exception):
-            self.ledger.flush()
+        self.ctx.resources.release_writes.append(self.ledger.flush)
         self.ctx.execution = current
-
-    def _not_sent(self, execution_ids: list[int]) -> None:
-        """Rows of a window interrupted before its requests were handed to the pool: not sent."""
-        submitted = {flight.execution.pk for flight in self.flights.values()}
-        ids = [pk for pk in execution_ids if pk not in submitted]
-        if ids:
-            with contextlib.suppress(Exception):
-                Delivery.objects.filter(step_execution_id__in=ids, status=Delivery.Status.SENDING).update(
-                    status=Delivery.Status.FAILED, error=NOT_SENT
-                )
-            connections.reset_if_busy()
 
 
 def send_concurrently(

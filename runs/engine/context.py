@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,11 @@ class BatchResources:
     cache: dict[Any, Any] = field(default_factory=dict)
     # Email senders read once per batch (workflows/steps/send_email.py: resolve_sender).
     senders: dict[Any, Any] = field(default_factory=dict)
+    # What an interrupted batch still has to write before its claims go back (runs/engine/executor.py
+    # `_release_interrupted` retries them until the database takes them): the send paths' answers not
+    # written yet (their ledgers' `flush`), and the executions whose message surely never left.
+    release_writes: list[Callable[[], None]] = field(default_factory=list)
+    unsent: list[StepExecution] = field(default_factory=list)
 
     def close(self) -> None:
         for conn in self.query_connections.values():

@@ -20,6 +20,10 @@ A retry that finds the message `sent`, `held`, `captured` or `skipped` does not 
 means a worker died between the provider call and the mark: it becomes `uncertain` and is never
 re-sent on its own (a person resolves it: mark as sent, or send again), except by a step whose receiver
 de-duplicates and which opted in (`SendKind.resends_uncertain`: an HTTP step with `resend_uncertain`).
+Every write to a Delivery is made under the execution's claim (runs/engine/ledger.py): a worker that lost
+it (frozen past its lease) inserts nothing, so sends nothing, and its marks change nothing (ClaimLost
+stops its batch). A message whose insert failed or whose hand-over was abandoned never left: an
+interrupted batch marks it `failed` "not sent" (BatchResources.unsent) when it releases the batch.
 
 The channel is opened once per batch (one SMTP connection for up to ENGINE_BATCH_SIZE messages). When
 the step says several messages may be in flight (`SendKind.messages_in_flight`: ENGINE_SEND_CONCURRENCY
@@ -33,7 +37,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -43,10 +47,10 @@ from consent.models import Suppression
 from consent.suppression import suppress_address
 from integrations.channels.base import Channel, ChannelError
 from integrations.failures import Failure
-from runs.engine import connections, metrics
+from runs.engine import liveness, metrics
 from runs.engine.context import StepContext
-from runs.engine.ledger import DeliveryLedger, PendingCreate
-from runs.engine.outcome import apply
+from runs.engine.ledger import DeliveryLedger, PendingCreate, set_status
+from runs.engine.outcome import ClaimLost, apply
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
 from workflows.steps.results import Skipped
@@ -124,12 +128,11 @@ def send_serially(
                 produce = functools.partial(send_message, ctx, kind, execution, delivery, channel, ledger)
             outcomes[execution.pk] = apply(ctx, execution, spawner, produce)
     except BaseException:
-        # Interrupted: keep the last `sent` mark if the connection can still (or again) take it.
+        # Interrupted: the answers not written yet are written when the batch is released (retried
+        # until the database takes them), before the claims go back.
         with contextlib.suppress(Exception):
             channel.close()
-        connections.reset_if_busy()
-        with contextlib.suppress(Exception):
-            ledger.flush()
+        ctx.resources.release_writes.append(ledger.flush)
         raise
     finally:
         metrics.record_send_latencies(kind.channel, ledger.latencies)
@@ -225,6 +228,7 @@ def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
         "recipient": kind.recipient(content),
         "status": status,
         "content": content,
+        "attempt": execution.attempts,  # the claim this row is written under (runs/engine/ledger.py)
     }
 
 
@@ -247,8 +251,9 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
     except ChannelError as exc:
         delivery_id = _committed(delivery)
         suppress_refused(ctx, exc, delivery_id)
-        _failed(ledger, delivery_id, exc)
+        _failed(ledger, execution, exc)
     except BaseException:
+        ctx.resources.unsent.append(execution)  # its message never left
         with contextlib.suppress(Exception):
             _committed(delivery)  # the connection must be free again, whatever happens next
         raise
@@ -256,13 +261,14 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         delivery_id = committed(delivery, execution)
     except BaseException:
         handover.abandon()
+        ctx.resources.unsent.append(execution)
         raise
     try:
         provider_id = handover.complete()
     except ChannelError as exc:
-        _failed(ledger, delivery_id, exc)
+        _failed(ledger, execution, exc)
     ledger.latencies.append(time.monotonic() - started)
-    ledger.sent(delivery_id, provider_id)
+    ledger.sent(delivery_id, provider_id, execution)
     return kind.result_items(ctx, execution.input, content, channel.channel)
 
 
@@ -280,8 +286,9 @@ def suppress_refused(ctx: StepContext, exc: ChannelError, delivery_id: int) -> N
 
 
 def already_handled(execution: StepExecution) -> NoReturn:
-    """A worker that lost its claim (frozen past its lease) meets the row its successor wrote: expected,
-    so one line, not a traceback; its settle will not touch the execution, which is no longer its own."""
+    """This attempt meets a row it did not read when its batch began: one written by a worker whose
+    insert was in flight while the sweeper took its claim (the fence read the claim just before). Expected,
+    so one line, not a traceback; the row is reported as it is by the item's next attempt."""
     logger.info("Execution %s: %s", execution.pk, ALREADY_HANDLED, extra={"execution_id": execution.pk})
     raise Failure(ALREADY_HANDLED, permanent=False)
 
@@ -298,15 +305,20 @@ def committed(delivery: int | PendingCreate, execution: StepExecution) -> int:
         already_handled(execution)
 
 
-def _failed(ledger: DeliveryLedger, delivery_id: int, exc: ChannelError) -> NoReturn:
+def _failed(ledger: DeliveryLedger, execution: StepExecution, exc: ChannelError) -> NoReturn:
     """The provider refused the message: its Delivery says why, and the error goes on to the executor
     (retried when transient)."""
-    ledger.failed(delivery_id, exc.message)
+    ledger.failed(execution, exc.message)
     raise exc
 
 
-def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | Outgoing:
-    """A later attempt of an execution that already has its Delivery: never send twice."""
+def _resume(ctx, kind, execution, delivery: Delivery, again: bool = True) -> list[dict[str, Any]] | Outgoing:
+    """A later attempt of an execution that already has its Delivery: never send twice.
+
+    Its writes are fenced by this attempt's claim (runs/engine/ledger.py). One that changes nothing while
+    the claim holds met a late write of a worker that lost this execution before this attempt claimed
+    it (e.g. its `sent` mark): the Delivery is read again and resumed from what it says now.
+    """
     done = (
         Delivery.Status.SENT,
         Delivery.Status.HELD,
@@ -318,9 +330,10 @@ def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | 
         return kind.result_items(ctx, execution.input, delivery.content, None)
     resend = kind.resends_uncertain(ctx.step.config)
     if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN) and not resend:
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.UNCERTAIN, error=UNCERTAIN
-        )
+        if delivery.status == Delivery.Status.SENDING and not _guarded(
+            execution, Delivery.Status.UNCERTAIN, UNCERTAIN, [Delivery.Status.SENDING]
+        ):
+            return _resume_again(ctx, kind, execution, delivery, again)
         raise Failure(UNCERTAIN, permanent=True)
     # `failed`: the provider refused it, so it was not sent; or uncertain, and the step's receiver
     # de-duplicates by Idempotency-Key (the same on every attempt). Claim it for this attempt, then send.
@@ -332,9 +345,18 @@ def _resume(ctx, kind, execution, delivery: Delivery) -> list[dict[str, Any]] | 
     resendable = [Delivery.Status.FAILED]
     if resend:
         resendable += [Delivery.Status.SENDING, Delivery.Status.UNCERTAIN]
-    claimed = Delivery.objects.filter(pk=delivery.pk, status__in=resendable).update(
-        status=Delivery.Status.SENDING
-    )
-    if not claimed:
-        raise Failure("Another worker is handling this message.", permanent=False)
+    if not _guarded(execution, Delivery.Status.SENDING, None, resendable):
+        return _resume_again(ctx, kind, execution, delivery, again)
     return Outgoing(execution, delivery.pk, content, transport)
+
+
+def _guarded(execution: StepExecution, status: str, error: str | None, only_from: Sequence[str]) -> bool:
+    return bool(set_status([execution], status, error, only_from))
+
+
+def _resume_again(ctx, kind, execution, delivery: Delivery, again: bool):
+    before = delivery.status
+    delivery.refresh_from_db()
+    if again and delivery.status != before:
+        return _resume(ctx, kind, execution, delivery, again=False)
+    raise ClaimLost(f"execution {execution.pk} is no longer held by worker {liveness.worker_name!r}")

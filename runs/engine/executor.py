@@ -13,38 +13,52 @@ itself needs, e.g. two per email: the Delivery written before the send and marke
 6. a batch that produced few items (ENGINE_FOLLOW_MAX_ITEMS) runs its child steps next in the same job
    (`_follow`), so a small run costs one RQ job rather than one per step.
 
-Claims carry the worker's name (`claimed_by`, runs/engine/liveness.py) and settle touches only rows this
-worker still holds, so a batch the sweeper handed to another worker is never settled twice. Each settle
-appends the attempt (time, duration, outcome, error) to `attempt_log` in the same statement.
+Claims carry the worker's name (`claimed_by`, runs/engine/liveness.py) and the attempt they count;
+settle touches only rows this worker still holds under that attempt, so a batch the sweeper handed to
+another worker is never settled twice, nor by a worker that wakes after losing it. Each settle appends
+the attempt (time, duration, outcome, error) to `attempt_log` in the same statement.
 
-An interrupted batch (RQ's job timeout, a lost lease, its own database connection broken) is not a
-failure of its items: the connection is reset if a statement was left in flight, the items that
-finished keep their outcome, the one in flight counts a failed attempt, the rest go back to `pending`,
-due now, for another job (`_release_interrupted`), and the exception goes on to RQ.
+An interrupted batch (RQ's job timeout, a lost lease or claim, a database error from Django or from
+psycopg itself) is not a failure of its items: the connection is reset if a statement was left in
+flight, the items that finished keep their outcome, the one in flight counts a failed attempt, the rest
+go back to `pending`, due now, for another job (`_release_interrupted`, retried until the database takes
+it), and the exception goes on to RQ (a lost lease or claim ends the job quietly: logged, not failed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
+from rq.timeouts import JobTimeoutException
 
 from config import logs as logcontext
 from integrations import clock
-from runs.engine import connections, fairness, liveness
+from runs.engine import connections, fairness, ledger, liveness
 from runs.engine.completion import close_run_if_done
 from runs.engine.concurrent import send_concurrently
 from runs.engine.context import BatchResources, StepContext
 from runs.engine.delivery_protocol import send_serially
 from runs.engine.enqueue import defer_batch, schedule_next
-from runs.engine.outcome import LeaseLost, Outcome, append_attempt, apply, failure, interrupts_batch
+from runs.engine.outcome import (
+    DATABASE_GONE,
+    ClaimLost,
+    LeaseLost,
+    Outcome,
+    append_attempt,
+    apply,
+    failure,
+    interrupts_batch,
+)
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, Run, StepExecution
 from workflows.models import Step
@@ -52,6 +66,8 @@ from workflows.steps import ConfigError, get_kind
 from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
+
+RELEASE_RETRY_MAX_DELAY = 5.0  # seconds between tries to write an interrupted batch's release
 
 CLAIM_SQL = """
 WITH claimable AS MATERIALIZED (
@@ -140,6 +156,8 @@ def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str) -> tuple[in
     except BaseException as exc:
         if interrupts_batch(exc):
             _release_interrupted(ctx, executions, outcomes, spawner, exc, queue)
+            if isinstance(exc, LeaseLost):
+                return len(ids), []  # expected of a worker that was frozen: logged, not a failed job
             raise
         # A failure of the batch itself (not of one item): settle every execution as failed or retried
         # now, rather than leaving them `running` until the sweeper's timeout.
@@ -149,7 +167,7 @@ def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str) -> tuple[in
         outcomes = {e.pk: failure(ctx, e, message, permanent=permanent) for e in executions}
     finally:
         resources.close()
-    settle(executions, outcomes, now)
+    until_written(lambda: settle(executions, outcomes, now), f"the outcomes of run {run_id}")
     _chain(run_id, step_id, lane, queue, full=len(ids) >= settings.ENGINE_BATCH_SIZE)
     close_run_if_done(run_id)
     return len(ids), follow_ups
@@ -198,7 +216,14 @@ def _send_batch(
 
 
 def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException, queue: str) -> None:
-    """Settle what finished, count a failed attempt for the item in flight, put the rest back."""
+    """Settle what finished, count a failed attempt for the item in flight, put the rest back.
+
+    The database may be what broke: the writes are retried with backoff until it takes them
+    (`until_written`), so the claims go back to `pending` as soon as it returns, not after
+    ENGINE_EXECUTION_TIMEOUT. First the answers the send paths had not written and the messages that
+    never left (BatchResources.release_writes, unsent), then the children, then the outcomes: all
+    fenced by this worker's claims, so a worker that lost them writes nothing.
+    """
     reason = type(exc).__name__
     logger.warning(
         "Batch of run %s step %s interrupted (%s) after %d of %d items; the rest go back to pending",
@@ -209,12 +234,60 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
         len(executions),
     )
     connections.reset_if_busy()
-    try:
-        spawner.finish()  # children of the items that finished, or those items run again
-    except Exception:
-        connections.reset_if_busy()
-        outcomes = {}
     in_flight = ctx.execution if isinstance(exc, Exception) and not isinstance(exc, LeaseLost) else None
+    resources: BatchResources = ctx.resources
+
+    def release() -> None:
+        for write in resources.release_writes:
+            with contextlib.suppress(ClaimLost):  # refused and logged: the rest is refused too
+                write()
+        ledger.set_status(
+            resources.unsent, Delivery.Status.FAILED, ledger.NOT_SENT, [Delivery.Status.SENDING]
+        )
+        spawner.keep_children_of(still_held(executions))
+        finished = outcomes if _children_written(spawner) else {}
+        settled.extend(settle(executions, _released(ctx, executions, finished, in_flight, exc), ctx.now))
+
+    settled: list[int] = []
+    if not until_written(release, f"the interrupted batch of run {ctx.run.pk}") or not settled:
+        return  # nothing of it was this worker's any more: the sweeper queued it again
+    try:
+        schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
+        # Concurrent sends may have finished every item while the interruption waited for their answers.
+        close_run_if_done(ctx.run.pk)
+    except Exception:
+        # Redis is gone too: the sweeper queues the released executions (they are due now).
+        logger.warning("Could not queue the rest of run %s", ctx.run.pk, exc_info=True)
+        connections.reset_if_busy()
+
+
+def still_held(executions: list[StepExecution]) -> set[int]:
+    """The executions this worker still holds under the attempt it claimed (one statement, on the
+    interruption path only): a worker that lost its claim must not write children for them either."""
+    held = StepExecution.objects.filter(
+        pk__in=[e.pk for e in executions],
+        status=StepExecution.Status.RUNNING,
+        claimed_by=liveness.worker_name,
+    ).values_list("pk", "attempts")
+    attempts = {e.pk: e.attempts for e in executions}
+    return {pk for pk, attempt in held if attempts[pk] == attempt}
+
+
+def _children_written(spawner: Spawner) -> bool:
+    """Write the children of the items that finished (or say they could not be, and those items run
+    again); a database error goes on to `until_written`, which retries."""
+    try:
+        spawner.finish()
+        return True
+    except Exception as exc:
+        if isinstance(exc, DATABASE_GONE) or connections.is_busy():
+            raise
+        logger.warning("Could not write the children of an interrupted batch", exc_info=True)
+        return False
+
+
+def _released(ctx, executions, outcomes, in_flight, exc: BaseException) -> dict[int, Outcome]:
+    reason = type(exc).__name__
     released = {}
     for execution in executions:
         if execution.pk in outcomes:
@@ -227,16 +300,40 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
             released[execution.pk] = Outcome(
                 StepExecution.Status.PENDING, error=message, next_attempt_at=ctx.now
             )
-    try:
-        settle(executions, released, ctx.now)
-        schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
-        # Concurrent sends may have finished every item while the interruption waited for their answers.
-        close_run_if_done(ctx.run.pk)
-    except Exception:
-        # The database or Redis is gone too: the sweeper returns them once this worker stops beating,
-        # or after ENGINE_EXECUTION_TIMEOUT.
-        logger.warning("Could not release the interrupted batch of run %s", ctx.run.pk, exc_info=True)
-        connections.reset_if_busy()
+    return released
+
+
+def until_written(write: Callable[[], Any], what: str) -> bool:
+    """Run `write` until the database takes it: on a database error, reconnect and retry with backoff
+    (0.5 s doubling to RELEASE_RETRY_MAX_DELAY), for up to ENGINE_EXECUTION_TIMEOUT, after which the
+    sweeper's backstop takes the claims anyway. False if it gave up (logged)."""
+    deadline = time.monotonic() + settings.ENGINE_EXECUTION_TIMEOUT
+    delay, failures = 0.5, 0
+    while True:
+        try:
+            write()
+            if failures:
+                logger.warning("Wrote %s after %d failed tries: the database is back", what, failures)
+            return True
+        except Exception as exc:  # JobTimeoutException too: the batch's own timeout must not strand it
+            retry = isinstance(exc, (*DATABASE_GONE, JobTimeoutException)) or connections.is_busy()
+            connections.reset_if_busy()
+            if not retry or time.monotonic() + delay > deadline:
+                logger.warning("Could not write %s; the sweeper takes it over", what, exc_info=True)
+                return False
+            if not failures:
+                logger.warning("Could not write %s (%s); retrying until the database takes it", what, exc)
+            failures += 1
+            with contextlib.suppress(Exception):
+                connection.close()
+            _sleep(delay)
+            delay = min(delay * 2, RELEASE_RETRY_MAX_DELAY)
+
+
+def _sleep(seconds: float) -> None:
+    """A sleep that RQ's job timeout may interrupt: the retry goes on."""
+    with contextlib.suppress(JobTimeoutException):
+        time.sleep(seconds)
 
 
 def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
@@ -252,17 +349,20 @@ def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
 
 
 def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: datetime) -> list[int]:
-    """Mark every outcome with one UPDATE; only executions still `running` and still claimed by this
-    worker change (a cancel wins, and so does the sweeper having handed them to another worker)."""
+    """Mark every outcome with one UPDATE; only executions still `running`, still claimed by this worker
+    under the attempt it claimed (a cancel wins, and so does the sweeper having reclaimed them, whoever
+    ran them since). What was refused is one log line."""
     values: list[str] = []
     params: list[Any] = []
     for execution in executions:
         outcome = outcomes[execution.pk]
         values.append(
-            "(%s::bigint, %s::varchar, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::jsonb)"
+            "(%s::bigint, %s::integer, %s::varchar, %s::jsonb, %s::text, %s::timestamptz,"
+            " %s::timestamptz, %s::jsonb)"
         )
         params += [
             execution.pk,
+            execution.attempts,
             outcome.status,
             json.dumps(outcome.output, cls=DjangoJSONEncoder) if outcome.output is not None else None,
             outcome.error,
@@ -276,12 +376,22 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
         " next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at), finished_at = v.finished_at,"
         f" claimed_by = '', attempt_log = {append_attempt('e.attempt_log', 'v.attempt')}"
         f" FROM (VALUES {', '.join(values)})"
-        " AS v(id, status, output, error, next_attempt_at, finished_at, attempt)"
-        " WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by = %s RETURNING e.id"
+        " AS v(id, attempts, status, output, error, next_attempt_at, finished_at, attempt)"
+        " WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by = %s AND e.attempts = v.attempts"
+        " RETURNING e.id"
     )
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        return [row[0] for row in cur.fetchall()]
+        settled = [row[0] for row in cur.fetchall()]
+    if len(settled) < len(executions):
+        logger.info(
+            "Settled %d of %d executions: worker %r no longer holds the others (reclaimed, or cancelled); "
+            "their outcomes here were not written",
+            len(settled),
+            len(executions),
+            liveness.worker_name,
+        )
+    return settled
 
 
 def _chain(run_id: int, step_id: int, lane: int, queue: str, full: bool) -> None:

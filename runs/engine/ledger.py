@@ -8,7 +8,8 @@ between a provider's answer and the statement leaves exactly the messages whose 
 written yet `sending` (reported uncertain later), and nothing else: one message for a channel that sends
 one at a time, at most the requests in flight plus the answers since the last insert for one that keeps
 several requests in flight (runs/engine/concurrent.py), whose answers all ride on the next insert.
-The last marks of a batch are flushed before the batch settles.
+The last marks of a batch are flushed before the batch settles. Every statement here is fenced by the
+claim its execution was made under (see CLAIMED below).
 
 `begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
 connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,30 +36,109 @@ from django.db import connection
 from psycopg import generators
 
 from integrations import clock
+from runs.engine import liveness
+from runs.engine.outcome import ClaimLost
+from runs.models import StepExecution
 
+logger = logging.getLogger(__name__)
+
+# Every write below is fenced by the claim it was made under: it changes a row only while the row's
+# execution is still `running`, held by this worker (`claimed_by`) under the same attempt (`attempts`,
+# counted by each claim). A worker that lost its claim (frozen past its lease, its batch reclaimed by the
+# sweeper and perhaps settled by another worker) writes nothing: its Delivery insert adds no row (and its
+# message is not sent), its marks change no row (the message stays `sending`, reported uncertain by the
+# attempt that finds it), and each refusal is one log line. The fence is a join in the same statement,
+# so it costs no statement of its own.
+CLAIMED = "e.status = 'running' AND e.claimed_by = %s AND e.attempts = v.attempt"
+COLUMNS = "tenant_id, run_id, step_execution_id, channel, recipient, status, content, provider_id, error, created_at"
+ROW_VALUES = (
+    "(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s::jsonb, %s::text,"
+    " %s::timestamptz, %s::integer)"
+)
 INSERT = (
-    "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
-    " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s) RETURNING id"
+    f"inserted AS (INSERT INTO runs_delivery ({COLUMNS})"
+    " SELECT v.tenant_id, v.run_id, v.execution_id, v.channel, v.recipient, v.status, v.content, '', v.error,"
+    " v.created_at FROM (VALUES {values})"
+    " AS v(tenant_id, run_id, execution_id, channel, recipient, status, content, error, created_at, attempt)"
+    f" JOIN runs_stepexecution e ON e.id = v.execution_id AND {CLAIMED}"
+    " RETURNING step_execution_id, id)"
 )
-INSERT_MANY = (
-    "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
-    " provider_id, error, created_at)"
+# One row per inserted Delivery, or one row of NULLs when none was; each row also says how many of the
+# marks that rode on the statement were written.
+INSERTED = (
+    "SELECT i.step_execution_id, i.id, {marked} FROM (VALUES (1)) AS one(x) LEFT JOIN inserted i ON true"
 )
-ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s)"
-MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 MARK_MANY = (
     "UPDATE runs_delivery d SET status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, error = ''"
-    " FROM (VALUES {values}) AS v(provider_id, sent_at, id) WHERE d.id = v.id"
+    " FROM (VALUES {values}) AS v(provider_id, sent_at, id, attempt), runs_stepexecution e"
+    f" WHERE d.id = v.id AND d.status = 'sending' AND e.id = d.step_execution_id AND {CLAIMED}"
+    " RETURNING d.id"
 )
-Mark = tuple[str, Any, int]  # (provider_id, sent_at, delivery id)
+MARK_VALUES = "(%s::text, %s::timestamptz, %s::bigint, %s::integer)"
+# Deliveries whose executions this worker holds: failed (with the provider's reason, or "not sent"),
+# uncertain, or taken back to `sending` for a resend.
+SET_STATUS = (
+    "UPDATE runs_delivery d SET status = %s, error = COALESCE(%s, d.error)"
+    " FROM (VALUES {values}) AS v(execution_id, attempt), runs_stepexecution e"
+    f" WHERE d.step_execution_id = v.execution_id AND d.status = ANY(%s) AND e.id = v.execution_id AND {CLAIMED}"
+)
+NOT_SENT = (
+    "Not sent: the batch was interrupted before this message left; a retry of this item sends it "
+    "(the item's own state says whether one is due)."
+)
+Mark = tuple[str, Any, int, int]  # (provider_id, sent_at, delivery id, attempt of its execution's claim)
 
 
 def mark_sql(marks: list[Mark]) -> tuple[str, list[Any]]:
-    """One UPDATE that marks every message of `marks` sent."""
-    if len(marks) == 1:
-        return MARK, list(marks[0])
-    values = ", ".join(["(%s::varchar, %s::timestamptz, %s::bigint)"] * len(marks))
-    return MARK_MANY.format(values=values), [value for mark in marks for value in mark]
+    """One UPDATE that marks every message of `marks` sent, where this worker still holds its execution."""
+    values = ", ".join([MARK_VALUES] * len(marks))
+    params = [value for mark in marks for value in mark]
+    return MARK_MANY.format(values=values), [*params, liveness.worker_name]
+
+
+def refused_marks(marked: int, marks: list[Mark]) -> None:
+    if marked < len(marks):
+        logger.warning(
+            "%d of %d 'sent' marks refused: worker %r no longer holds their executions (its claim was "
+            "reclaimed); those deliveries stay 'sending' and are reported uncertain",
+            len(marks) - marked,
+            len(marks),
+            liveness.worker_name,
+        )
+
+
+def set_status(
+    executions: list[StepExecution], status: str, error: str | None, only_from: Sequence[str]
+) -> int:
+    """Move the Deliveries of `executions` (from one of `only_from`) to `status`, where this worker still
+    holds the execution under its current attempt; how many changed (a refusal is one log line)."""
+    if not executions:
+        return 0
+    values = ", ".join(["(%s::bigint, %s::integer)"] * len(executions))
+    params: list[Any] = [status, error]
+    params += [value for e in executions for value in (e.pk, e.attempts)]
+    params += [list(only_from), liveness.worker_name]
+    with connection.cursor() as cur:
+        cur.execute(SET_STATUS.format(values=values), params)
+        changed = cur.rowcount
+    if changed < len(executions):
+        lost = [e.pk for e in executions if not _still_claimed(e)]
+        if lost:
+            logger.warning(
+                "Worker %r no longer holds execution(s) %s (their claim was reclaimed): their Delivery "
+                "is left as it is, not %s",
+                liveness.worker_name,
+                ", ".join(map(str, lost)),
+                status,
+            )
+    return changed
+
+
+def _still_claimed(execution: StepExecution) -> bool:
+    """Only on the rare path where a guarded write changed nothing: was it the claim, or the row's status?"""
+    return StepExecution.objects.filter(
+        pk=execution.pk, status="running", claimed_by=liveness.worker_name, attempts=execution.attempts
+    ).exists()
 
 
 class DeliveryLedger:
@@ -69,64 +150,63 @@ class DeliveryLedger:
         return self.begin_create(**delivery).wait()
 
     def begin_create(self, **delivery: Any) -> PendingCreate:
-        """Send the insert (with the previous message's `sent` mark, if any) without waiting for it."""
-        sql, params, marked = self._statement(**delivery)
-        self.unmarked = []
-
-        def keep_mark() -> None:  # the statement failed: the marks ride on the next one instead
-            self.unmarked = marked + self.unmarked
-
-        try:
-            return PendingCreate(sql, params, on_failure=keep_mark)
-        except BaseException:
-            keep_mark()
-            raise
-
-    def _statement(self, **delivery: Any) -> tuple[str, list[Any], list[Mark]]:
-        params = _row(**delivery)
-        if not self.unmarked:
-            return INSERT, params, []
-        mark, mark_params = mark_sql(self.unmarked)
-        return f"WITH marked AS ({mark}) {INSERT}", [*mark_params, *params], list(self.unmarked)
+        """Send the insert (with the answers so far as `sent` marks, if any) without waiting for it."""
+        return self._begin([delivery], many=False)
 
     def create_many(self, rows: list[dict[str, Any]]) -> dict[int, int]:
         """Insert several Delivery rows (and the answers so far as `sent` marks) in one statement and
-        one commit; returns {execution id: delivery id} once they are durable."""
+        one commit; returns {execution id: delivery id} once they are durable. A row whose execution
+        this worker no longer holds is not inserted (ClaimLost after the others are durable)."""
+        return self._begin(rows, many=True).wait()
+
+    def _begin(self, rows: list[dict[str, Any]], many: bool) -> PendingCreate:
         marks, self.unmarked = self.unmarked, []
         values = ", ".join([ROW_VALUES] * len(rows))
-        sql = f"{INSERT_MANY} VALUES {values} RETURNING step_execution_id, id"
         params = [value for row in rows for value in _row(**row)]
+        params.append(liveness.worker_name)
+        insert = INSERT.format(values=values)
         if marks:
             mark, mark_params = mark_sql(marks)
-            sql, params = f"WITH marked AS ({mark}) {sql}", [*mark_params, *params]
+            sql = (
+                f"WITH marked AS ({mark}), {insert} {INSERTED.format(marked='(SELECT count(*) FROM marked)')}"
+            )
+            params = [*mark_params, *params]
+        else:
+            sql = f"WITH {insert} {INSERTED.format(marked='0')}"
 
-        def keep_marks() -> None:
+        def keep_marks() -> None:  # the statement failed: the marks ride on the next one instead
             self.unmarked = marks + self.unmarked
 
         try:
-            pending = PendingCreate(sql, params, on_failure=keep_marks, many=True)
+            return PendingCreate(sql, params, marks, [row["execution_id"] for row in rows], keep_marks, many)
         except BaseException:
             keep_marks()
             raise
-        return pending.wait()
 
-    def sent(self, delivery_id: int, provider_id: str) -> None:
+    def sent(self, delivery_id: int, provider_id: str, execution: StepExecution) -> None:
         """Record the provider's answer; written with the next insert or by flush()."""
-        self.unmarked.append((provider_id[:500], clock.now(), delivery_id))
+        self.unmarked.append((provider_id[:500], clock.now(), delivery_id, execution.attempts))
 
-    def failed(self, delivery_id: int, error: str) -> None:
+    def failed(self, execution: StepExecution, error: str) -> bool:
+        """The message of `execution` was refused by the provider, or never left: `failed`, with why."""
         self.flush()
-        with connection.cursor() as cur:
-            cur.execute(
-                "UPDATE runs_delivery SET status = 'failed', error = %s WHERE id = %s", [error, delivery_id]
-            )
+        return bool(set_status([execution], "failed", error, ["sending"]))
 
     def flush(self) -> None:
+        """Write the answers not written yet; ClaimLost (after one log line) if the claim they were made
+        under is gone, so that the batch goes no further (no children, no settle of its own)."""
         if self.unmarked:
-            sql, params = mark_sql(self.unmarked)
+            marks = self.unmarked
+            sql, params = mark_sql(marks)
             with connection.cursor() as cur:
                 cur.execute(sql, params)
+                marked = cur.rowcount
             self.unmarked = []
+            refused_marks(marked, marks)
+            if marked < len(marks):
+                raise ClaimLost(
+                    f"worker {liveness.worker_name!r} no longer holds the executions it answered for"
+                )
 
 
 class PendingCreate:
@@ -139,10 +219,18 @@ class PendingCreate:
     """
 
     def __init__(
-        self, sql: str, params: list[Any], on_failure: Callable[[], None] = lambda: None, many: bool = False
+        self,
+        sql: str,
+        params: list[Any],
+        marks: list[Mark],
+        execution_ids: list[int],
+        on_failure: Callable[[], None] = lambda: None,
+        many: bool = False,
     ):
         connection.ensure_connection()
         self.many = many  # several rows of (execution id, delivery id): wait() returns them as a dict
+        self.marks = marks
+        self.execution_ids = execution_ids
         self.on_failure = on_failure
         self.pgconn = connection.connection.pgconn
         self.started = time.monotonic()
@@ -160,19 +248,12 @@ class PendingCreate:
 
     def wait(self) -> Any:
         """The new Delivery's id (for `many`, {execution id: delivery id}), once committed; raises the
-        database's error otherwise."""
+        database's error otherwise, and ClaimLost when this worker no longer holds an execution."""
         if self.done is None:
             try:
-                results = connection.connection.wait(generators.fetch_many(self.pgconn))
-                failed = [r for r in results if r.status != psycopg.pq.ExecStatus.TUPLES_OK]
-                if failed:
-                    raise psycopg.errors.error_from_result(failed[0])
-                result = results[0]
-                if self.many:
-                    rows = range(result.ntuples)
-                    self.done = {int(result.get_value(i, 0)): int(result.get_value(i, 1)) for i in rows}
-                else:
-                    self.done = int(result.get_value(0, 0))
+                self.done = self._result(connection.connection.wait(generators.fetch_many(self.pgconn)))
+            except ClaimLost as exc:  # the statement itself went through: its marks are written
+                self.done = exc
             except BaseException as exc:
                 self.done = exc
                 self.on_failure()
@@ -182,6 +263,28 @@ class PendingCreate:
         if isinstance(self.done, BaseException):
             raise self.done
         return self.done
+
+    def _result(self, results: list[Any]) -> Any:
+        failed = [r for r in results if r.status != psycopg.pq.ExecStatus.TUPLES_OK]
+        if failed:
+            raise psycopg.errors.error_from_result(failed[0])
+        result = results[0]
+        rows = [
+            (result.get_value(i, 0), result.get_value(i, 1), int(result.get_value(i, 2)))
+            for i in range(result.ntuples)
+        ]
+        refused_marks(rows[0][2], self.marks)
+        ids = {int(execution): int(delivery) for execution, delivery, _ in rows if delivery is not None}
+        lost = [pk for pk in self.execution_ids if pk not in ids]
+        if lost:
+            logger.warning(
+                "Worker %r no longer holds execution(s) %s (their claim was reclaimed): no Delivery "
+                "written and nothing sent for them",
+                liveness.worker_name,
+                ", ".join(map(str, lost)),
+            )
+            raise ClaimLost(f"worker {liveness.worker_name!r} no longer holds execution(s) {lost}")
+        return ids if self.many else ids[self.execution_ids[0]]
 
 
 def _row(
@@ -193,6 +296,7 @@ def _row(
     recipient: str,
     status: str,
     content: dict[str, Any],
+    attempt: int,
     error: str = "",
 ) -> list[Any]:
     return [
@@ -205,6 +309,7 @@ def _row(
         json.dumps(content, cls=DjangoJSONEncoder),
         error,
         clock.now(),
+        attempt,
     ]
 
 

@@ -9,7 +9,10 @@ backstop for a worker that beats but whose job is stuck).
 
 A worker that was frozen past its lease (SIGSTOP, a paused VM) and wakes up must not go on with a
 batch the sweeper may have handed to another worker: `lease_lost()` is checked before each item and
-aborts the batch (runs/engine/outcome.py `guarded`), and its settle touches only rows still claimed by it.
+aborts the batch (runs/engine/outcome.py `guarded`). That check alone cannot be enough (the worker may
+beat again before it looks, or freeze right after): every settle and Delivery write is also fenced, in
+its own statement, by the claim it was made under, `claimed_by` = this worker and `attempts` = the
+attempt it claimed (runs/engine/ledger.py, executor.py `settle`), so a late write changes 0 rows.
 
 Why PostgreSQL and not Redis keys with a TTL: a Redis FLUSHALL would then look like every worker dying,
 and their live batches would be reclaimed under them. PostgreSQL is already the source of truth.

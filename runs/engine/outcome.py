@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from rq.timeouts import JobTimeoutException
@@ -52,11 +53,22 @@ class LeaseLost(Exception):
     """This worker was frozen past its lease: the sweeper may have given its claims to another worker."""
 
 
+class ClaimLost(LeaseLost):
+    """A guarded write found that this worker no longer holds the execution it was made for (the
+    sweeper reclaimed it, and another worker may have run it): the batch stops and writes nothing more."""
+
+
+# The database went away under the batch, whichever layer noticed: Django's wrappers, or psycopg's own
+# errors where the engine talks to libpq directly (the pipelined Delivery insert, runs/engine/ledger.py),
+# e.g. psycopg.errors.AdminShutdown when PostgreSQL is restarted.
+DATABASE_GONE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+
+
 def interrupts_batch(exc: BaseException) -> bool:
     """Errors that stop the whole batch rather than fail one item."""
     return (
         not isinstance(exc, Exception)
-        or isinstance(exc, (JobTimeoutException, LeaseLost, OperationalError, InterfaceError))
+        or isinstance(exc, (JobTimeoutException, LeaseLost, *DATABASE_GONE))
         or connections.is_busy()
     )
 

@@ -95,6 +95,11 @@ class Spawner:
             )
             self.rows = []
 
+    def keep_children_of(self, parents: set[int]) -> None:
+        """Forget the children not written yet of every parent but `parents` (an interrupted batch whose
+        worker lost some claims writes children only for the executions it still holds)."""
+        self.rows = [row for row in self.rows if row.parent_id in parents]
+
     def finish(self) -> list[int]:
         """Write what is left and queue the children's batches; returns the child steps left for this
         job to run next (none unless `may_follow` and few items)."""
