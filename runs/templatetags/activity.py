@@ -20,6 +20,25 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
+def cell_text(value: Any) -> str:
+    """A value in a table cell: text as it is, objects and lists as compact JSON."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "" if value is None else str(value)
+
+
+@register.filter
+def short_text(text: str, limit: int = 60) -> str:
+    """At most `limit` characters, cut after a whole word (or mid-word only when one word is longer)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+@register.filter
 def delivery_summary(content: dict[str, Any]) -> str:
     """One line of a message: an email's subject, a Slack text, an HTTP call."""
     if not isinstance(content, dict):

@@ -18,7 +18,7 @@ from datetime import datetime
 from django.db.models import Count, Max, Min, Q, Sum
 
 from runs.models import Run, StepExecution
-from runs.views.presenting import duration, execution_state, short_time, state_class
+from runs.views.presenting import duration, execution_state, item_summary, short_time, state_class
 from workflows.models import Step
 from workflows.views.common import build_tree as build_step_tree
 
@@ -191,6 +191,8 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
         if _is_uncertain(execution):
             execution.state_text = execution.state_class = "uncertain"
         execution.took = duration(execution.started_at, execution.finished_at, now)
+        # The trigger's item is what the run's label (its own template) names; others say it themselves.
+        execution.who = (run.label if execution.item_key == "0" else "") or item_summary(execution.input)
     return rows, more
 
 
