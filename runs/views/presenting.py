@@ -35,7 +35,15 @@ def from_now(when: datetime, now: datetime) -> str:
         return f"in {seconds:.0f} s"
     if seconds < 3600:
         return f"in {seconds // 60:.0f} min"
-    return f"in {seconds // 3600:.0f} h"
+    if seconds < 36 * 3600:
+        return f"in {seconds // 3600:.0f} h"
+    days = round(seconds / 86400)
+    return f"in {days} day{'s' if days != 1 else ''}"
+
+
+def waiting_until(due: datetime, now: datetime) -> str:
+    """A run or an item that only waits: "Waiting until Dec 10 15:52 (in 3 days)", in the site's zone."""
+    return f"Waiting until {timezone.localtime(due).strftime('%b %d %H:%M')} ({from_now(due, now)})"
 
 
 def is_retrying(execution: StepExecution) -> bool:

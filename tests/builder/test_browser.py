@@ -89,7 +89,7 @@ def build_onboarding(page: Page) -> None:
     saved(page, lambda: page.fill("#f-subject", "Tips for {{ item.team_name }}"))
     saved(page, lambda: page.fill("#f-text", "Invite your team."))
 
-    add_step(page, "Add a parallel branch: Wait 3 days", "data_query")
+    add_step(page, "Add a parallel path (every path runs): Wait 3 days", "data_query")
     name_step(page, "Find admins")
     saved(page, lambda: page.select_option("#f-datasource", label="App DB"))
     saved(page, lambda: page.fill("#f-sql", "SELECT id, email FROM users WHERE plan = 'admin'"))
