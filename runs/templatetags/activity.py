@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from integrations.channels.registry import CHANNELS
+from integrations.failures import DETAILS
 from runs.views.presenting import attempt_rows
 
 register = template.Library()
@@ -17,6 +18,14 @@ register = template.Library()
 def pretty_json(value: Any) -> str:
     """Indented JSON (autoescaped by the template), as a person would write it."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def error_words(text: str) -> tuple[str, str]:
+    """(plain words, raw text) of a failure's message (integrations/failures.py DETAILS); a message
+    without raw text is its own words."""
+    words, _, raw = str(text or "").partition(DETAILS)
+    return words, raw
 
 
 @register.filter
