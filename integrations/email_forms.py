@@ -114,7 +114,7 @@ class SenderForm(forms.ModelForm):
         return _one_line(self.cleaned_data["from_name"]).strip()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         name, address = cleaned.get("from_name", ""), cleaned.get("from_address", "")
         if address:
             others = Sender.objects.for_tenant(self.tenant).exclude(pk=self.instance.pk)
