@@ -45,6 +45,9 @@ def sign_up_and_connect(page: Page, base: str, customer_db: str) -> None:
     page.get_by_role("link", name="Add a data source").click()
     page.get_by_label("Name").fill("App DB")
     page.get_by_label("Connection URL").fill(customer_db)
+    # Leaving the box lists the server's schemas; the one holding `users` is ticked (never assumed).
+    page.get_by_label("Connection URL").press("Tab")
+    expect(page.locator("#schema-picker input[value=public]")).to_be_checked()
     page.get_by_role("button", name="Save and test").click()
     expect(page.locator("#check .badge-ok")).to_have_text("Connected")
     expect(page.locator("#tables")).to_contain_text("public.users")
