@@ -41,9 +41,9 @@ function showLoadError(event, reason) {
     note.className = "load-error";
     note.setAttribute("role", "alert");
     target.prepend(note);
+    note.scrollIntoView({ block: "nearest" }); // once: a failing poll must not keep moving the page
   }
   note.textContent = `Could not load ${what} (${reason}). Try again, or reload the page.`;
-  note.scrollIntoView({ block: "nearest" });
 }
 
 document.addEventListener("htmx:responseError", (event) => {
