@@ -91,11 +91,15 @@ class ProviderForm(forms.Form):
 
 
 class SenderForm(forms.ModelForm):
+    """One name for a sender: the name its email is from ("Acme Support"), which is also how email steps
+    list it (`Sender.name`, made unique with the address when two senders share a name)."""
+
     class Meta:
         model = Sender
-        fields = ["name", "from_name", "from_address", "reply_to", "provider", "is_default"]
+        fields = ["from_name", "from_address", "reply_to", "provider", "is_default"]
+        labels = {"from_name": "Name"}
         help_texts = {
-            "from_name": "Shown as the sender's name, e.g. “Acme Support”.",
+            "from_name": "Who the email is from, e.g. “Acme Support”; email steps list the sender by it.",
             "from_address": "Your provider must allow this address (a verified sender or domain).",
             "reply_to": "Where replies go, when not the From address.",
         }
@@ -106,15 +110,21 @@ class SenderForm(forms.ModelForm):
         self.fields["provider"].queryset = EmailProvider.objects.for_tenant(tenant).order_by("name")
         self.fields["provider"].empty_label = "Rowbell's mail server"
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        others = Sender.objects.for_tenant(self.tenant).filter(name=name).exclude(pk=self.instance.pk)
-        if others.exists():
-            raise forms.ValidationError("Another sender has this name.")
-        return name
-
     def clean_from_name(self) -> str:
-        return _one_line(self.cleaned_data["from_name"])
+        return _one_line(self.cleaned_data["from_name"]).strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        name, address = cleaned.get("from_name", ""), cleaned.get("from_address", "")
+        if address:
+            others = Sender.objects.for_tenant(self.tenant).exclude(pk=self.instance.pk)
+            choices = [name, f"{name} <{address}>"] if name else [address]
+            free = [c for c in choices if len(c) <= 100 and not others.filter(name=c).exists()]
+            if not free:
+                self.add_error("from_address", "Another sender has this name and address.")
+            else:
+                self.instance.name = free[0]
+        return cleaned
 
 
 def _one_line(value: str) -> str:

@@ -8,6 +8,9 @@ decides by matching strings. Subclasses add only what they say more (ChannelErro
 
 from __future__ import annotations
 
+import socket
+import ssl
+
 
 class Failure(Exception):
     def __init__(self, message: str, *, permanent: bool, max_attempts: int | None = None) -> None:
@@ -15,3 +18,27 @@ class Failure(Exception):
         self.permanent = permanent
         self.max_attempts = max_attempts
         super().__init__(message)
+
+
+# A failure's message may carry the raw text below the plain words, after this marker: the pages show the
+# words and keep the raw text one click away (runs/templatetags/activity.py `error_words`).
+DETAILS = "\nDetails: "
+
+
+def unreachable(address: str, exc: BaseException, raw: str) -> str:
+    """A network failure in plain words, "Nothing answers at 127.0.0.1:9 (connection refused)", with
+    `raw` (what the library said) kept as the details."""
+    reason = getattr(exc, "reason", exc)  # urllib wraps the socket's error
+    if isinstance(reason, ConnectionRefusedError):
+        words = f"Nothing answers at {address} (connection refused)"
+    elif isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        words = f"{address} did not answer in time"
+    elif isinstance(reason, socket.gaierror):
+        words = f"There is no server called {address.rsplit(':', 1)[0]} (the name does not resolve)"
+    elif isinstance(reason, ssl.SSLError):
+        words = f"{address} refused the secure (TLS) connection"
+    elif isinstance(reason, ConnectionResetError):
+        words = f"{address} closed the connection"
+    else:
+        words = f"{address} could not be reached"
+    return f"{words}.{DETAILS}{raw}"

@@ -28,6 +28,12 @@ from integrations.models import DataSource
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 
+# Shown on the connect page: where the customer's tables are, in one line any database user can run.
+SCHEMAS_QUERY = (
+    "SELECT table_schema, count(*) AS tables FROM information_schema.tables "
+    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') GROUP BY 1 ORDER BY 2 DESC;"
+)
+
 CHECK_TIMEOUT_SECONDS = 2  # the picker probes while the person types: an unreachable host answers fast
 
 
@@ -83,6 +89,7 @@ def setup_sql_panel(request: HttpRequest) -> HttpResponse:
     form = read_form(request)
     context: dict = {"form_state": form}
     if form.usable_url:
+        context["schemas_missing"] = not form.schemas
         plan = form.plan(request.tenant.slug)
         context.update(
             plan=plan,
@@ -112,6 +119,7 @@ def setup_schemas(request: HttpRequest) -> HttpResponse:
         "typed": ", ".join(name for name in chosen if name not in {s.name for s in schemas}),
         "error": error,
         "usable_url": form.usable_url,
+        "SCHEMAS_QUERY": SCHEMAS_QUERY,
     }
     response = render(request, "integrations/_schema_picker.html", context)
     # The ticked schemas may have changed (a first listing ticks those with tables): redraw the SQL.
@@ -120,9 +128,9 @@ def setup_schemas(request: HttpRequest) -> HttpResponse:
 
 
 def _default_choice(schemas) -> list[str]:
-    """Nothing chosen yet: the schemas that hold tables (public when none does)."""
-    with_tables = [schema.name for schema in schemas if schema.tables]
-    return with_tables or ["public"]
+    """Nothing chosen yet: the schemas that hold tables. None (or a server Rowbell cannot list yet): the
+    page asks where the tables are rather than guessing `public`."""
+    return [schema.name for schema in schemas if schema.tables]
 
 
 @login_required
@@ -133,6 +141,8 @@ def setup_check(request: HttpRequest) -> HttpResponse:
     form = read_form(request)
     if not form.usable_url:
         return render(request, "integrations/_check.html", {"url_missing": True})
+    if not form.schemas:
+        return render(request, "integrations/_check.html", {"schemas_missing": True})
     plan = form.plan(request.tenant.slug)
     check = test_connection(form.datasource(plan), save=False)
     response = render(request, "integrations/_check.html", {"check": check})

@@ -66,7 +66,9 @@ class StepExecution(TenantOwned):
         # The step ran and ended the item's path on purpose: a false condition, a query with no rows,
         # a branch where no path matched and there is no "otherwise".
         FILTERED = "filtered", "Filtered"
-        # The step did not do its work, by request: a wait skipped in a test run.
+        # The step did not do its work, on purpose and not as a failure: a message whose recipient is
+        # suppressed, unsubscribed or empty (its Delivery is `skipped` with the reason), a wait a test
+        # run skipped.
         SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"

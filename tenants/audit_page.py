@@ -3,15 +3,65 @@ keyset pages on the id (ids only grow, so "older than id N" is one index range s
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
 
 from tenants.audit import ACTIONS
 from tenants.models import AuditEvent
 from tenants.permissions import admins_only
 
 PAGE_SIZE = 50
+# Where each kind of object is seen (by URL name and id): the page links the object an event names.
+OBJECT_PAGES = {
+    "workflow": "workflows:builder",
+    "run": "runs:run_detail",
+    "delivery": "runs:message_detail",
+    "datasource": "integrations:datasource_detail",
+    "emailprovider": "email:provider",
+    "sender": "email:sender",
+    "layout": "consent:edit_layout",
+}
+# Pages that list every object of a kind, for kinds without a page of their own.
+LIST_PAGES = {
+    "apikey": "tenants:api_keys",
+    "user": "tenants:members",
+    "membership": "tenants:members",
+    "invitation": "tenants:members",
+    "topic": "consent:topics",
+    "suppression": "consent:suppressions",
+}
+
+
+def sentence(action: str, details: dict[str, Any]) -> str:
+    """The event in words: "Published v3 (live)", "Changed a member's role from member to admin"."""
+    if action == "workflow.published" and "version" in details:
+        return f"Published v{details['version']} ({'sandbox' if details.get('sandbox') else 'live'})"
+    if action == "member.role_changed" and details.get("old") and details.get("new"):
+        return f"Changed a member's role from {details['old']} to {details['new']}"
+    return ACTIONS.get(action, action)
+
+
+def object_link(event: AuditEvent) -> str:
+    """The page of the object an event names ("" when it was deleted or has no page)."""
+    if event.action.endswith(".deleted") or event.action.endswith(".removed"):
+        return ""
+    details = event.details if isinstance(event.details, dict) else {}
+    try:
+        if event.object_type == "stepexecution" and str(details.get("run", "")).isdigit():
+            return reverse("runs:run_detail", args=[int(details["run"])])  # a retried step: its run
+        if event.object_type == "delivery" and not event.object_id.isdigit():
+            return reverse("runs:message_list")  # many messages at once
+        if event.object_type in OBJECT_PAGES and event.object_id.isdigit():
+            return reverse(OBJECT_PAGES[event.object_type], args=[int(event.object_id)])
+        if event.object_type in LIST_PAGES:
+            return reverse(LIST_PAGES[event.object_type])
+    except NoReverseMatch:
+        return ""
+    return ""
 
 
 @login_required
@@ -38,7 +88,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         params["after"] = str(rows[-1].pk)
         next_query = params.urlencode()
     for event in rows:
-        event.description = ACTIONS.get(event.action, event.action)
+        details = event.details if isinstance(event.details, dict) else {}
+        event.description = sentence(event.action, details)
+        event.link = object_link(event)
     context = {
         "events": rows,
         "actions": ACTIONS,

@@ -57,7 +57,8 @@ def delete_topic(request: HttpRequest, topic_id: int) -> HttpResponse:
 def layouts(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
     rows = EmailLayout.objects.for_tenant(tenant).order_by("-is_default", "name")
-    return render(request, "consent/layouts.html", {"layouts": rows, "tab": "layouts"})
+    context = {"layouts": rows, "tab": "layouts", "starter": STARTER_LAYOUT}
+    return render(request, "consent/layouts.html", context)
 
 
 @login_required

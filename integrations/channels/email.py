@@ -29,6 +29,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
 from integrations.channels.base import Channel, ChannelError, Handover
+from integrations.failures import unreachable
 from integrations.outbound import OutboundRefused
 
 
@@ -204,7 +205,10 @@ class EmailChannel(Channel):
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self._drop()
-            raise ChannelError(f"The mail server could not be reached: {exc}", permanent=False) from exc
+            raw = f"The mail server could not be reached: {exc}"
+            host, port = getattr(self.connection, "host", None), getattr(self.connection, "port", None)
+            message = unreachable(f"{host}:{port}", exc, raw) if host and isinstance(exc, OSError) else raw
+            raise ChannelError(message, permanent=False) from exc
 
     def _drop_connection_unless_alive(self, code: int) -> None:
         # 421 means the server is closing the connection: open a fresh one next time.

@@ -11,6 +11,7 @@ turn response JSON into the item.
 from __future__ import annotations
 
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -18,8 +19,19 @@ from django.conf import settings
 
 from integrations import outbound
 from integrations.channels.base import Channel, ChannelError, http_status_error
+from integrations.failures import unreachable
 
 MAX_RESPONSE_BYTES = 1_000_000
+
+
+def address_of(url: str) -> str:
+    """host:port of a URL, as a person would look for it ("127.0.0.1:9", "crm.example.com:443")."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return parts.netloc
+    return f"{parts.hostname}:{port}"
 
 
 class HttpChannel(Channel):
@@ -51,6 +63,7 @@ class HttpChannel(Channel):
             raise http_status_error(exc.code, text, self.what) from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ChannelError(f"{self.what} could not be reached: {reason}", permanent=False) from exc
+            raw = f"{self.what} could not be reached: {reason}"
+            raise ChannelError(unreachable(address_of(request.full_url), exc, raw), permanent=False) from exc
         except ValueError as exc:
             raise ChannelError(f"The URL is not valid: {exc}", permanent=True) from exc

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from integrations.channels.registry import CHANNELS
+from integrations.failures import DETAILS
 from runs.views.presenting import attempt_rows
 
 register = template.Library()
@@ -17,6 +18,33 @@ register = template.Library()
 def pretty_json(value: Any) -> str:
     """Indented JSON (autoescaped by the template), as a person would write it."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def error_words(text: str) -> tuple[str, str]:
+    """(plain words, raw text) of a failure's message (integrations/failures.py DETAILS); a message
+    without raw text is its own words."""
+    words, _, raw = str(text or "").partition(DETAILS)
+    return words, raw
+
+
+@register.filter
+def cell_text(value: Any) -> str:
+    """A value in a table cell: text as it is, objects and lists as compact JSON."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "" if value is None else str(value)
+
+
+@register.filter
+def short_text(text: str, limit: int = 60) -> str:
+    """At most `limit` characters, cut after a whole word (or mid-word only when one word is longer)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 @register.filter

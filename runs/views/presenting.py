@@ -9,7 +9,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from integrations import clock
+from runs.engine.labels import default_label, is_plain
 from runs.models import Run, StepExecution
+
+SUMMARY_CHARS = 80
 
 
 def max_attempts(step_config: dict[str, Any]) -> int:
@@ -32,7 +35,15 @@ def from_now(when: datetime, now: datetime) -> str:
         return f"in {seconds:.0f} s"
     if seconds < 3600:
         return f"in {seconds // 60:.0f} min"
-    return f"in {seconds // 3600:.0f} h"
+    if seconds < 36 * 3600:
+        return f"in {seconds // 3600:.0f} h"
+    days = round(seconds / 86400)
+    return f"in {days} day{'s' if days != 1 else ''}"
+
+
+def waiting_until(due: datetime, now: datetime) -> str:
+    """A run or an item that only waits: "Waiting until Dec 10 15:52 (in 3 days)", in the site's zone."""
+    return f"Waiting until {timezone.localtime(due).strftime('%b %d %H:%M')} ({from_now(due, now)})"
 
 
 def is_retrying(execution: StepExecution) -> bool:
@@ -84,18 +95,52 @@ def run_duration(run: Run, now: datetime | None = None) -> str:
 def attempt_rows(execution: StepExecution) -> list[dict[str, Any]]:
     """The execution's attempt history (`attempt_log`), newest first, for the run page."""
     rows = []
-    entries = execution.attempt_log if isinstance(execution.attempt_log, list) else []
+    entries = (
+        [e for e in execution.attempt_log if isinstance(e, dict)]
+        if isinstance(execution.attempt_log, list)
+        else []
+    )
     finished = execution.attempts - (1 if execution.status == StepExecution.Status.RUNNING else 0)
     first = finished - len(entries) + 1
     for number, entry in enumerate(entries, start=first):
-        at = entry.get("at")
+        took = entry.get("took")
         rows.append(
             {
                 "number": max(number, 1),
-                "at": datetime.fromisoformat(at) if isinstance(at, str) else None,
-                "took": f"{float(entry.get('took') or 0):.2f} s",
+                "at": _moment(entry.get("at")),
+                "took": f"{took:.2f} s" if isinstance(took, int | float) else "",
                 "outcome": entry.get("outcome", ""),
                 "error": entry.get("error", ""),
             }
         )
     return rows[::-1]
+
+
+def _moment(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def item_summary(item: Any) -> str:
+    """Whom or what an item is about, in one short line, whatever its shape: its email or name (the run
+    label's default), else a field whose name says it names someone (`full_name`, `work_email`), else
+    its first plain field as "key: value"; a list or a bare value says what it is."""
+    if isinstance(item, dict):
+        text = default_label(item) or _first_plain_field(item)
+    elif isinstance(item, list):
+        text = f"a list of {len(item)}"
+    elif item is None:
+        text = ""
+    else:
+        text = str(item)
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def _first_plain_field(item: dict[str, Any]) -> str:
+    for key, value in item.items():
+        if is_plain(value):
+            return f"{key}: {value}"
+    return ""

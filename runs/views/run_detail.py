@@ -19,11 +19,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from integrations import clock
-from runs.models import Run
-from runs.views.presenting import run_duration
+from runs.models import Run, StepExecution
+from runs.views.presenting import run_duration, waiting_until
 from runs.views.tree import TreeFilter, run_tree, side_panel, step_states
 from runs.views.uncertain import message_summary
 from tenants.scoping import get_for_tenant_or_404
+from workflows.models import Step
 
 POLL_SECONDS = 2
 TEST_MESSAGES = 20
@@ -69,15 +70,37 @@ def poll_url(request: HttpRequest, seen: str) -> str:
     return f"{request.path}?{params.urlencode()}"
 
 
+def only_waiting(run: Run, states: list[dict], steps: dict[int, Step], now) -> dict | None:
+    """A run whose only open work is a wait: when it goes on, the waiting step and the step after it.
+    Such a run is not "running" for three days, so the page shows no running duration."""
+    if run.status in Run.FINISHED:
+        return None
+    open_rows = [row for row in states if row["status"] in StepExecution.OPEN]
+    if not open_rows or any(
+        row["status"] != StepExecution.Status.PENDING or row["waiting"] != row["n"] for row in open_rows
+    ):
+        return None
+    first = min(open_rows, key=lambda row: row["next_due"])
+    step = steps.get(first["step_id"])
+    after = sorted((s for s in steps.values() if step and s.parent_id == step.pk), key=lambda s: s.position)
+    return {
+        "words": waiting_until(first["next_due"], now),
+        "step": step,
+        "next_steps": [s.display_name for s in after],
+    }
+
+
 def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], now) -> dict:
     wanted = tree_filter(request)
     chains, steps = run_tree(run, states, now)
+    waiting = only_waiting(run, states, steps, now)
     return {
         "run": run,
         "poll_url": poll_url(request, seen),
         "live": run.status not in Run.FINISHED,
         "poll_seconds": POLL_SECONDS,
-        "duration": run_duration(run, now),
+        "waiting": waiting,
+        "duration": "" if waiting else run_duration(run, now),
         "tree": chains,
         "side": side_panel(run, steps, wanted, now),
         # A test run shows what it would have sent right under the tree: that is what a tester checks.

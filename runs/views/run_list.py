@@ -13,7 +13,7 @@ from integrations import clock
 from runs.models import Delivery, Run, StepExecution
 from runs.views.forms import RETRYING, RunFilterForm
 from runs.views.paging import BadCursor, Page, keyset_page, pager_links
-from runs.views.presenting import run_duration, short_time
+from runs.views.presenting import run_duration, waiting_until
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
@@ -103,7 +103,7 @@ def execution_counts(run_ids: list[int], now=None) -> tuple[dict[int, dict[str, 
 
 
 def run_state(run: Run, counts: dict[str, int], due, now) -> str:
-    """A run in words: "Waiting until Nov 29 09:00" for a run whose only open work is a wait."""
+    """A run in words: "Waiting until Nov 29 09:00 (in 3 days)" for a run whose only open work is a wait."""
     busy = counts.get(StepExecution.Status.RUNNING) or counts.get(StepExecution.Status.PENDING)
     if (
         run.status in (Run.Status.PENDING, Run.Status.RUNNING)
@@ -111,7 +111,7 @@ def run_state(run: Run, counts: dict[str, int], due, now) -> str:
         and not busy
         and not counts.get(RETRYING)
     ):
-        return f"Waiting until {short_time(due, now)}"
+        return waiting_until(due, now)
     return run.get_status_display()
 
 

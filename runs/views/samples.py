@@ -41,6 +41,16 @@ class LiveRows:
     error: str = ""
     table: str = ""
 
+    @property
+    def columns(self) -> list[str]:
+        """The rows' columns in the table's order (every row of one SELECT * has the same keys)."""
+        return list(self.rows[0]) if self.rows else []
+
+    @property
+    def cells(self) -> list[tuple[dict[str, Any], list[Any]]]:
+        """Each row with its values in column order, for the page's table."""
+        return [(row, [row.get(column) for column in self.columns]) for row in self.rows]
+
 
 def sample_value(column_name: str, column_type: str) -> Any:
     if "email" in column_name:

@@ -18,7 +18,7 @@ from datetime import datetime
 from django.db.models import Count, Max, Min, Q, Sum
 
 from runs.models import Run, StepExecution
-from runs.views.presenting import duration, execution_state, short_time, state_class
+from runs.views.presenting import duration, execution_state, item_summary, short_time, state_class
 from workflows.models import Step
 from workflows.views.common import build_tree as build_step_tree
 
@@ -161,7 +161,8 @@ def chips_for(counts: dict[str, int], deliveries: dict[str, int], due, now: date
 
 
 def run_tree(run: Run, states: list[dict], now: datetime) -> tuple[list[dict], dict[int, Step]]:
-    """The version's steps as the builder's chains, each step carrying `chips` and `reached`."""
+    """The version's steps as the builder's chains, each step carrying `chips` and `reached`, and each
+    reached path of a branch its `count` of items."""
     steps = list(run.version.steps.order_by("position", "id"))
     counts, due = step_counts(states)
     deliveries = delivery_states(run)
@@ -169,7 +170,36 @@ def run_tree(run: Run, states: list[dict], now: datetime) -> tuple[list[dict], d
         step.chips = chips_for(counts.get(step.pk, {}), deliveries.get(step.pk, {}), due.get(step.pk), now)
         step.reached = bool(counts.get(step.pk))
         step.has_failures = any(chip.state in ("failed", "uncertain") for chip in step.chips)
-    return build_step_tree(steps), {step.pk: step for step in steps}
+    chains = build_step_tree(steps)
+    choosers = [step.pk for step in steps if step.paths and step.reached]
+    if choosers:
+        count_paths(chains, path_counts(run, choosers))
+    return chains, {step.pk: step for step in steps}
+
+
+def path_counts(run: Run, step_ids: list[int]) -> dict[tuple[int, str], int]:
+    """{(branch step id, path label): items that took it}, from the branches' outputs (one query)."""
+    rows = (
+        run.executions.filter(step_id__in=step_ids, status=StepExecution.Status.SUCCEEDED)
+        .values("step_id", "output__path")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        (row["step_id"], row["output__path"]): row["n"]
+        for row in rows
+        if isinstance(row["output__path"], str)
+    }
+
+
+def count_paths(chains: list[dict], counts: dict[tuple[int, str], int]) -> None:
+    """Put each reached branch path's count on its chain (`count`), all the way down."""
+    for chain in chains:
+        for branch in chain["branches"]:
+            anchor = branch.get("anchor")
+            if anchor is not None and anchor.reached:
+                branch["count"] = counts.get((anchor.pk, branch["label"]), 0)
+        count_paths(chain["branches"], counts)
 
 
 def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> tuple[list, str]:
@@ -191,6 +221,8 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
         if _is_uncertain(execution):
             execution.state_text = execution.state_class = "uncertain"
         execution.took = duration(execution.started_at, execution.finished_at, now)
+        # The trigger's item is what the run's label (its own template) names; others say it themselves.
+        execution.who = (run.label if execution.item_key == "0" else "") or item_summary(execution.input)
     return rows, more
 
 

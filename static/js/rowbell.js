@@ -24,3 +24,34 @@ document.addEventListener("click", async (event) => {
   }
   button.textContent = "Copied";
 });
+
+// An htmx request that fails (a server error, a 404, no connection) says so where the answer would
+// have gone, "Could not load this step (error id 3f9c0a1b)", instead of leaving the click unanswered
+// or swapping an error page into the page. The error id (config/error_views.py) finds the log line.
+// What was being loaded is named by the nearest [data-load-what] around the element that asked.
+function showLoadError(event, reason) {
+  const asker = event.detail.elt;
+  const target = event.detail.target || asker;
+  if (!target || !target.isConnected) return;
+  const named = (asker && asker.closest("[data-load-what]")) || target.closest("[data-load-what]");
+  const what = named ? named.dataset.loadWhat : "this part of the page";
+  let note = target.querySelector(":scope > .load-error");
+  if (!note) {
+    note = document.createElement("p");
+    note.className = "load-error";
+    note.setAttribute("role", "alert");
+    target.prepend(note);
+    note.scrollIntoView({ block: "nearest" }); // once: a failing poll must not keep moving the page
+  }
+  note.textContent = `Could not load ${what} (${reason}). Try again, or reload the page.`;
+}
+
+document.addEventListener("htmx:responseError", (event) => {
+  const xhr = event.detail.xhr;
+  const errorId = xhr.getResponseHeader("X-Error-Id");
+  showLoadError(event, errorId ? `error id ${errorId}` : `the server answered ${xhr.status}`);
+});
+
+document.addEventListener("htmx:sendError", (event) => {
+  showLoadError(event, "Rowbell could not be reached");
+});

@@ -27,7 +27,10 @@ def test_the_default_label_is_the_items_email_else_its_name(clock, tenant_a):
     by_email = start_run(workflow, {"email": "ada@example.com", "name": "Ada"}, "e1")
     by_name = start_run(workflow, {"name": "Grace Hopper"}, "e2")
     neither = start_run(workflow, {"id": 7}, "e3")
-    assert (by_email.label, by_name.label, neither.label) == ("ada@example.com", "Grace Hopper", "")
+    full_name = start_run(workflow, {"id": 8, "email": None, "full_name": "Ada Lovelace"}, "e4")
+    odd = start_run(workflow, {"name": {"first": "Ann"}, "email": True}, "e5")  # not text: no label
+    labels = (by_email.label, by_name.label, neither.label, full_name.label, odd.label)
+    assert labels == ("ada@example.com", "Grace Hopper", "", "Ada Lovelace", "")
 
 
 def test_a_custom_label_renders_and_a_failing_one_falls_back(clock, tenant_a):

@@ -45,6 +45,9 @@ def sign_up_and_connect(page: Page, base: str, customer_db: str) -> None:
     page.get_by_role("link", name="Add a data source").click()
     page.get_by_label("Name").fill("App DB")
     page.get_by_label("Connection URL").fill(customer_db)
+    # Leaving the box lists the server's schemas; the one holding `users` is ticked (never assumed).
+    page.get_by_label("Connection URL").press("Tab")
+    expect(page.locator("#schema-picker input[value=public]")).to_be_checked()
     page.get_by_role("button", name="Save and test").click()
     expect(page.locator("#check .badge-ok")).to_have_text("Connected")
     expect(page.locator("#tables")).to_contain_text("public.users")
@@ -89,7 +92,7 @@ def build_onboarding(page: Page) -> None:
     saved(page, lambda: page.fill("#f-subject", "Tips for {{ item.team_name }}"))
     saved(page, lambda: page.fill("#f-text", "Invite your team."))
 
-    add_step(page, "Add a parallel branch: Wait 3 days", "data_query")
+    add_step(page, "Add a parallel path (every path runs): Wait 3 days", "data_query")
     name_step(page, "Find admins")
     saved(page, lambda: page.select_option("#f-datasource", label="App DB"))
     saved(page, lambda: page.fill("#f-sql", "SELECT id, email FROM users WHERE plan = 'admin'"))

@@ -41,7 +41,8 @@ def test_a_url_without_user_or_password_gets_a_proposal_that_stays_the_same(clie
     first = client.post("/datasources/setup/sql/", {"connection_url": url}).content.decode()
     password = re.search(r'name="proposed_password" value="([^"]+)"', first).group(1)
     again = client.post(
-        "/datasources/setup/sql/", {"connection_url": url, "proposed_password": password}
+        "/datasources/setup/sql/",
+        {"connection_url": url, "proposed_password": password, "schemas_typed": "app"},
     ).content.decode()
 
     assert "the role <code>rowbell_acme</code> and a new password" in first
@@ -89,8 +90,28 @@ def test_schemas_of_a_role_that_does_not_exist_yet_are_typed(client, owner, tena
 
     html = client.post("/datasources/setup/schemas/", {"connection_url": url}).content.decode()
 
-    assert 'name="schemas_typed" type="text" value="public"' in html
+    assert 'name="schemas_typed" type="text" value=""' in html  # asked, not guessed as `public`
+    assert "Where are your tables?" in html and "SELECT table_schema, count(*)" in html
     assert "expected before the setup SQL has run" in html
+
+
+def test_the_connect_page_asks_where_the_tables_are_instead_of_assuming_public(
+    client, owner, tenant_database
+):
+    """A server whose schemas hold no table yet: nothing is ticked, and neither the setup SQL nor the check
+    goes on with `public` behind the person's back; Save comes after the Test step."""
+    customer_execute(tenant_database, "CREATE SCHEMA empty")
+    signed_in(client, owner)
+
+    picker = client.post("/datasources/setup/schemas/", {"connection_url": tenant_database}).content.decode()
+    assert " checked" not in picker and "Where are your tables?" in picker
+    assert "information_schema.tables" in picker  # the one-line query that says where the tables are
+    sql = client.post("/datasources/setup/sql/", {"connection_url": tenant_database}).content.decode()
+    assert "Say where your tables are" in sql and "GRANT" not in sql
+    check = client.post("/datasources/setup/check/", {"connection_url": tenant_database}).content.decode()
+    assert "Say where your tables are first" in check
+    page = client.get("/datasources/new/").content.decode()
+    assert page.index("Test connection") < page.index("Save and test")
 
 
 def test_checking_the_typed_connection_lists_what_is_missing(client, owner, tenant_database):

@@ -274,3 +274,133 @@ def test_a_new_user_gets_from_sign_up_to_a_live_workflow_from_what_the_pages_sho
     expect(page.locator("#run-side")).to_contain_text("took the path Otherwise")
     tree.locator(".run-node", has_text="Finish onboarding email").scroll_into_view_if_needed()
     shot(page, "run")
+
+
+# ---- a customer table whose people have a `full_name`, not a `name` (#21) -------------------------------
+
+CUSTOMERS = """
+CREATE TABLE app.customers (id bigserial PRIMARY KEY, email text, full_name text);
+INSERT INTO app.customers (email, full_name) VALUES ('grace@example.com', 'Grace Hopper');
+"""
+
+
+def shot_fullname(page: Page, name: str, **options) -> None:
+    assert document_width(page) <= LAPTOP["width"], f"{name}: the page is wider than the screen"
+    page.screenshot(path=SCREENSHOTS / f"full-name-journey-{name}.png", **options)
+
+
+def build_customer_welcome(page: Page) -> None:
+    """Database trigger on app.customers → wait → branch on full_name → a welcome email whose subject
+    says `item.name`, as a new user writes it first (the table has no `name`)."""
+    nav(page, "Workflows")
+    page.get_by_label("Name of the new workflow").fill("Welcome customers")
+    page.get_by_role("button", name="New workflow").click()
+    page.wait_for_url(re.compile(r"/workflows/\d+/$"), wait_until="load")
+    with page.expect_response(lambda r: r.url.endswith("/steps/add/") and r.status == 200):
+        page.get_by_role("button", name="Database trigger").click()
+    idle(page)
+    saved(page, lambda: page.fill("#step-name", "New customer"))
+    saved(page, lambda: page.get_by_label("Schema").select_option("app"))
+    saved(page, lambda: page.get_by_label("Table").select_option("customers"))
+    add_wait_and_branch(page, "full_name")
+    first_path = page.locator(".branch.path", has=page.locator("[data-path=p1]"))
+    add_below(page, first_path.locator("summary").first, "send_email")
+    saved(page, lambda: page.fill("#step-name", "Welcome email"))
+    saved(page, lambda: page.fill("#f-subject", "Welcome, {{ item.name }}"))
+    saved(page, lambda: page.fill("#f-text", "Glad you are here."))
+    # "+ parallel path" (every path runs) is not the Branch step (one path runs): its own words.
+    expect(page.locator(".add-menu summary", has_text="+ parallel path")).not_to_have_count(0)
+    expect(page.locator(".add-menu summary", has_text="+ branch")).to_have_count(0)
+
+
+def open_every_step(page: Page) -> None:
+    """Click each node of the run: its items open beside the tree, never an error."""
+    nodes = page.locator(".run-flow .run-node")
+    for index in range(nodes.count()):
+        node = nodes.nth(index)
+        name = node.get_attribute("data-step-name") or ""
+        with page.expect_response(lambda r: "step=" in r.url) as answer:
+            node.locator(".node-body").click()
+        assert answer.value.status == 200, f"step {index} ({name}) answered {answer.value.status}"
+        idle(page)
+        expect(page.locator("#run-side")).to_be_visible()
+        expect(page.locator(".load-error")).to_have_count(0)
+
+
+def run_the_draft_on_grace(page: Page, clock: Clock) -> None:
+    page.get_by_role("link", name="Test", exact=True).click()
+    rows = page.locator(".live-rows")
+    # The live rows are a table of the table's columns, not JSON cut mid-word.
+    expect(rows.locator("thead th")).to_have_text(["", "id", "email", "full_name"])
+    rows.locator("tr", has_text="Grace Hopper").get_by_role("link", name="Use this row").click()
+    page.get_by_role("button", name="Run the draft").click()
+    page.wait_for_url(re.compile(r"/activity/runs/\d+/$"))
+    work(clock)
+
+
+def test_a_new_user_whose_customers_have_a_full_name_opens_every_run_and_step(
+    live_server,
+    page,
+    app_db,
+    smtp,  # noqa: F811 (a fixture)
+    running_clock,
+):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(LAPTOP)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    app_db["roles"].append(ROLE)
+    customer_execute(app_db["url"], CUSTOMERS)
+    customer_execute(app_db["url"], f'ALTER TABLE app.customers OWNER TO "{app_db["roles"][0]}"')
+
+    sign_up(page, live_server.url)
+    connect_database(page, app_db)
+    build_customer_welcome(page)
+    shot_fullname(page, "builder")
+
+    # First try: the subject names item.name, which these rows do not have. The run fails, and its page
+    # opens on the failed step (it answered 500 before #21) with the reason in words.
+    run_the_draft_on_grace(page, running_clock)
+    expect(page.get_by_test_id("run-status")).to_have_text("Failed", timeout=30_000)
+    side = page.locator("#run-side")
+    expect(side).to_contain_text("Welcome email")
+    expect(side.locator(".item-who")).to_have_text("grace@example.com")
+    expect(side.locator(".exec-error")).to_contain_text("name")
+    shot_fullname(page, "failed-run")
+    failed_run_url = page.url
+    open_every_step(page)
+    branch = page.locator(".run-flow .run-node[data-kind=branch]")
+    branch.locator(".node-body").click()
+    idle(page)
+    expect(page.locator("#run-side .took-path")).to_contain_text(
+        "took the path Finished onboarding: full_name is true"
+    )
+    expect(page.locator(".path-label[data-path=p1] .path-count")).to_have_text("· 1")
+
+    # The branch's preview says which path and why.
+    page.get_by_role("link", name="back to testing").click()
+    page.locator(".previews summary").click()
+    page.locator(".previews .node[data-kind=branch] a").click()
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("branch-decision")).to_contain_text(
+        "takes Finished onboarding: full_name is true"
+    )
+    shot_fullname(page, "branch-preview")
+
+    # Fixed as the error says; every step's panel in the builder opens; the run succeeds.
+    page.goto(failed_run_url)
+    page.get_by_role("link", name="back to the builder").click()
+    builder_nodes = page.locator("#builder-body .node .node-body")
+    for index in range(builder_nodes.count()):
+        with page.expect_response(lambda r: "/steps/" in r.url and r.request.method == "GET") as answer:
+            builder_nodes.nth(index).click()
+        assert answer.value.status == 200
+        idle(page)
+        expect(page.locator("#step-form[data-ready]")).to_have_count(1)
+    page.locator(".node .node-body", has_text="Welcome email").click()
+    idle(page)
+    saved(page, lambda: page.fill("#f-subject", "Welcome, {{ item.full_name }}"))
+    run_the_draft_on_grace(page, running_clock)
+    expect(page.get_by_test_id("run-status")).to_have_text("Succeeded", timeout=30_000)
+    expect(page.locator(".test-message")).to_contain_text("Welcome, Grace Hopper")
+    open_every_step(page)
+    shot_fullname(page, "run")

@@ -163,11 +163,17 @@ def test_one_default_sender_and_header_values_on_one_line(owner, tenant_a):
     }
     assert client.post(reverse("email:sender_add"), first).status_code == 302
     assert client.post(reverse("email:sender_add"), second).status_code == 302
-    assert list(Sender.objects.filter(is_default=True).values_list("name", flat=True)) == ["Billing"]
+    assert list(Sender.objects.filter(is_default=True).values_list("name", flat=True)) == ["Acme Billing"]
+    # One name field: the sender is listed by the name its email is from; a second "Acme" gets its address.
+    page = client.get(reverse("email:sender_add")).content.decode()
+    assert 'name="name"' not in page and page.count('name="from_name"') == 1
+    again = {"from_name": "Acme", "from_address": "hello@acme.example"}
+    assert client.post(reverse("email:sender_add"), again).status_code == 302
+    assert Sender.objects.filter(name="Acme <hello@acme.example>").exists()
     bad = {"name": "Evil", "from_name": "Acme\r\nBcc: x@evil.example", "from_address": "a@acme.example"}
     response = client.post(reverse("email:sender_add"), bad)
     assert response.status_code == 200 and "One line only" in response.content.decode()
-    assert AuditEvent.objects.filter(action="sender.created").count() == 2
+    assert AuditEvent.objects.filter(action="sender.created").count() == 3
 
 
 def test_a_sender_cannot_use_another_tenants_provider(owner, tenant_a, tenant_b):

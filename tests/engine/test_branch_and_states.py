@@ -65,7 +65,10 @@ def test_each_item_takes_exactly_one_path_the_first_that_matches(clock, smtp, te
         "none@example.com": ["Finish onboarding"],  # no path holds: otherwise
     }
     branch_exec = StepExecution.objects.get(run=runs[0], step__kind="branch")
-    assert branch_exec.status == "succeeded" and branch_exec.output == {"path": "Finished onboarding"}
+    assert branch_exec.status == "succeeded" and branch_exec.output == {
+        "path": "Finished onboarding",
+        "why": "onboarded is true",
+    }
     # Only the chosen path's step got an execution: the others are "not reached", not filtered.
     assert StepExecution.objects.filter(run=runs[0]).count() == 3
     assert {r.status for r in Run.objects.all()} == {Run.Status.SUCCEEDED}

@@ -469,3 +469,19 @@ def test_an_operator_can_still_delete_a_tenant_and_its_events_go_with_it(
 
 def test_every_action_has_a_description():
     assert all(name.count(".") == 1 and text for name, text in ACTIONS.items())
+
+
+@pytest.mark.django_db
+def test_the_audit_page_says_each_event_in_words_and_links_its_object(admin, tenant_a):
+    """#21: "Published v3 (live)", and each object a link to its page (none for a deleted one)."""
+    workflow = webhook_workflow(tenant_a)
+    source = DataSource.objects.create(tenant=tenant_a, name="Shop", connection_url="postgresql://x@h/db")
+    record(tenant_a, admin, "workflow.published", workflow, version=3, sandbox=False)
+    record(tenant_a, admin, "workflow.published", workflow, version=4, sandbox=True)
+    record(tenant_a, admin, "datasource.changed", source)
+    record(tenant_a, admin, "datasource.deleted", label="Old DB", object_type="datasource", object_id=99)
+    html = signed_in(Client(), admin).get(reverse("tenants:audit_log")).content.decode()
+    assert "Published v3 (live)" in html and "Published v4 (sandbox)" in html
+    assert f'<a href="/workflows/{workflow.pk}/">' in html
+    assert f'<a href="/datasources/{source.pk}/">' in html
+    assert 'href="/datasources/99/"' not in html  # deleted: named, not linked

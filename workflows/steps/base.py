@@ -64,7 +64,8 @@ class StepPreview:
     """One step applied to one item without side effects (the step preview page).
 
     `shows` names the template that draws it, runs/preview/<shows>.html: "message" (content, channel),
-    "rows" (rows and total), "condition" (passed), "wait" (due) or "item" (content).
+    "rows" (rows and total), "condition" (passed), "wait" (due), "branch" (path, decision) or "item"
+    (content).
     """
 
     shows: str
@@ -75,6 +76,9 @@ class StepPreview:
     total: int = 0
     passed: bool | None = None
     due: datetime | None = None
+    # A branch: the path the item takes ("" for none) and the decision in words, with the reason.
+    path: str = ""
+    decision: str = ""
 
 
 class StepKind:

@@ -17,12 +17,13 @@ with the path's name, and no path runs: running the next path instead could send
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate, validate_expression
-from workflows.steps.base import ConfigError, Field, StepKind
+from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
 from workflows.steps.context import StepContext
 from workflows.steps.results import Routed
 
@@ -109,19 +110,75 @@ class Branch(StepKind):
         return " · ".join(label for _id, label in self.paths(config))
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> Routed | list:
-        config = ctx.step.config
-        for index, path in enumerate(config.get("paths") or []):
-            label = path.get("label") or f"Path {index + 1}"
-            try:
-                matched = matches(path, item, ctx.run_context)
-            except ConditionError as exc:
-                raise Failure(f"Branch, path “{label}”: {exc}", permanent=True) from exc
-            if matched:
-                return Routed(path["id"], [item], {"path": label})
-        if config.get("otherwise"):
-            label = config.get("otherwise_label") or "Otherwise"
-            return Routed(OTHERWISE, [item], {"path": label})
-        return Routed("", [], {"path": None, "reason": "no path matched and there is no “otherwise”"})
+        try:
+            chosen = choose(ctx.step.config, item, ctx.run_context)
+        except ConditionError as exc:
+            raise Failure(str(exc), permanent=True) from exc
+        if chosen.path_id is None:
+            return Routed("", [], {"path": None, "reason": chosen.why})
+        return Routed(chosen.path_id, [item], {"path": chosen.label, "why": chosen.why})
+
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        """Which path the item takes and why: "takes Not onboarded yet: onboarded_now is empty"."""
+        try:
+            chosen = choose(ctx.step.config, item, ctx.run_context)
+        except ConditionError as exc:
+            return StepPreview(shows="branch", error=f"No path can be chosen: {exc}")
+        if chosen.path_id is None:
+            return StepPreview(shows="branch", decision=f"takes no path: {chosen.why}")
+        return StepPreview(shows="branch", decision=f"takes {chosen.label}: {chosen.why}", path=chosen.label)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The path an item takes (None: no path, its path ends here), its label, and why, in words."""
+
+    path_id: str | None
+    label: str
+    why: str
+
+
+def choose(config: dict[str, Any], item: dict[str, Any], run: dict[str, Any]) -> Choice:
+    """The first path whose condition holds, else "otherwise", else none; raises ConditionError (naming
+    the path) when a condition cannot be evaluated on this item."""
+    missed = []
+    for index, path in enumerate(config.get("paths") or []):
+        label = path.get("label") or f"Path {index + 1}"
+        try:
+            matched = matches(path, item, run)
+        except ConditionError as exc:
+            raise ConditionError(f"Branch, path “{label}”: {exc}") from exc
+        if matched:
+            return Choice(path["id"], label, f"{describe(path)}{' holds' if _is_expression(path) else ''}")
+        missed.append(f"not {describe(path)}" if _is_expression(path) else _negated(path))
+    why = "; ".join(missed) or "no path has a condition"
+    if config.get("otherwise"):
+        return Choice(OTHERWISE, config.get("otherwise_label") or "Otherwise", why)
+    return Choice(None, "", f"no path matched ({why}), and there is no “otherwise”")
+
+
+def _is_expression(path: dict[str, Any]) -> bool:
+    return path.get("match") == "expression"
+
+
+NEGATED = {
+    "equals": "is not",
+    "not_equals": "is",
+    "contains": "does not contain",
+    "greater_than": "is not greater than",
+    "less_than": "is not less than",
+    "is_empty": "is not empty",
+    "is_not_empty": "is empty",
+    "is_true": "is not true",
+    "is_false": "is not false",
+}
+
+
+def _negated(path: dict[str, Any]) -> str:
+    """Why a rule did not take the item: "finished_onboarding is not true"."""
+    operator = str(path.get("operator") or "")
+    value = "" if operator in NO_VALUE else f" {path.get('value', '')}"
+    return f"{path.get('field') or '?'} {NEGATED.get(operator, 'does not match')}{value}"
 
 
 def describe(path: dict[str, Any]) -> str:

@@ -6,8 +6,8 @@
   be a generator (a server-side cursor): the engine writes children in chunks as it reads.
 - `Routed(path, items)`: the items go on only to the children on that path (a branch's chosen path);
   no items means the item's path ends here (filtered).
-- `Skipped(items, summary)`: the step passed the items on without doing its work (a wait skipped in a
-  test run); the execution reads "skipped".
+- `Skipped(items, summary)`: the step did not do its work, on purpose (a wait skipped in a test run, a
+  message whose recipient is suppressed or unsubscribed); the execution reads "skipped".
 A step that produces no items ends as `filtered`, not `succeeded`: the run page then says so.
 - raise `integrations.failures.Failure(message, permanent=...)`: transient failures are retried with
   backoff, permanent ones fail the execution at once with the message shown to the user.
