@@ -71,6 +71,10 @@ def stop_all(processes: dict[str, subprocess.Popen]) -> None:
             process.kill()
 
 
+def logs(folder: Path) -> str:
+    return "\n".join(f"== {log.name}\n{log.read_text()[-1500:]}" for log in sorted(folder.glob("*.log")))
+
+
 def dead(processes: dict[str, subprocess.Popen], logs: Path) -> dict[str, str]:
     return {
         name: (logs / f"{name}.log").read_text()[-2000:]
@@ -82,7 +86,7 @@ def dead(processes: dict[str, subprocess.Popen], logs: Path) -> dict[str, str]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("restart", [True, False], ids=["scheduler-restarted", "scheduler-not-restarted"])
 def test_a_sigkilled_scheduler_delays_waits_by_at_most_30_s(restart, redis_server, smtp, tenant_a, tmp_path):
-    workflow = build_workflow(tenant_a, webhook([wait_spec([email(to="{{ item.email }}")])]))
+    workflow = build_workflow(tenant_a, webhook([wait_spec([email(subject="later", text="x")])]))
     env = process_env(smtp.port, REDIS_URL=redis_server.url)
     processes = {
         "worker": start(PROCFILE_COMMANDS["worker"], env, tmp_path / "worker.log"),
@@ -105,7 +109,11 @@ def test_a_sigkilled_scheduler_delays_waits_by_at_most_30_s(restart, redis_serve
         if restart:
             processes["scheduler"] = start(PROCFILE_COMMANDS["scheduler"], env, tmp_path / "scheduler-2.log")
 
-        wait_until(lambda: len(smtp.messages) >= 40, 60, "the 40 follow-ups")
+        try:
+            wait_until(lambda: len(smtp.messages) >= 40, 60, "the 40 follow-ups")
+        except AssertionError:
+            states = Counter(StepExecution.objects.values_list("step__kind", "status", "error"))
+            raise AssertionError(f"{len(smtp.messages)} follow-ups; executions: {states}") from None
         late = (timezone.now() - due).total_seconds()
         assert late <= 30, f"the follow-ups ran {late:.0f} s late"
         assert sorted(Counter(smtp.recipients()).values()) == [1] * 40
@@ -121,22 +129,24 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
     redis_server, smtp, tenant_a, tenant_database, tmp_path
 ):
     """Redis away for 20 s (the issue's 60 s takes the same code path: the clients retry forever with a
-    backoff capped at 2 s) during a 2,000-recipient fan-out. Its restart loses every key: whatever was
-    queued or scheduled comes back from PostgreSQL through the sweeper."""
+    backoff capped at 2 s) during a 1,000-recipient fan-out: big enough for several batches of 100 to be
+    in flight and their follow-ups to fail, small enough that finishing it after the return measures the
+    recovery, not the shared 2-core machine's throughput. Redis returns empty: whatever was queued or
+    scheduled comes back from PostgreSQL through the sweeper."""
     outage = 20.0
-    recipients_table(tenant_database, 2000)
+    recipients_table(tenant_database, 1000)
     source = data_source(tenant_a, tenant_database)
     fan_out = build_workflow(
         tenant_a,
         webhook(
             [
                 query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")]),
-                wait_spec([email(to="waited@example.com")]),
+                wait_spec([email(to="waited@example.com", subject="later", text="x")]),
             ]
         ),
         name="fan-out and wait",
     )
-    retried = build_workflow(tenant_a, webhook([email(to="retried@example.com")]), name="retried")
+    retried = build_workflow(tenant_a, webhook([email(to="retried@example.com", subject="again", text="x")]), name="retried")
     env = process_env(smtp.port, REDIS_URL=redis_server.url, ENGINE_RETRY_BASE_SECONDS="20")
     processes = {
         name: start(PROCFILE_COMMANDS[kind], env, tmp_path / f"{name}.log")
@@ -158,12 +168,14 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
 
         wait_due = timezone.now() + timedelta(seconds=outage + 15)
         run = start_run(fan_out, {"at": wait_due.isoformat()}, "evt-fan-out")
-        wait_until(lambda: len(smtp.messages) >= 200, 60, "the fan-out's first messages")
+        wait_until(lambda: len(smtp.messages) >= 150, 60, "the fan-out's first messages")
         redis_server.stop()
         stopped_at = time.monotonic()
         sent_at_stop = len(smtp.messages)
         time.sleep(3)
+        asked = time.monotonic()
         status, body = readyz(port)
+        print(f"/readyz during the outage: {status} in {time.monotonic() - asked:.2f} s")
         assert status == 503 and body["redis"].startswith("failed") and body["database"] == "ok", body
         time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))
         assert not dead(processes, tmp_path), "a process exited while Redis was away"
@@ -172,17 +184,20 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
 
         wait_until(lambda: readyz(port)[0] == 200, 30, "/readyz to answer 200 again")
         fan_out_done = StepExecution.objects.filter(run=run, step__kind="send_email", status="succeeded")
-        took = wait_until(lambda: fan_out_done.count() >= 2001, 60, "the fan-out to finish", step=0.5)
-        assert took <= 30, f"the fan-out finished {took:.0f} s after Redis returned"
+        took = wait_until(lambda: fan_out_done.count() >= 1001, 90, "the fan-out to finish", step=0.5)
+        print(f"sent when Redis stopped: {sent_at_stop}; fan-out finished {took:.1f} s after Redis returned")
+        assert took <= 30, f"the fan-out finished {took:.0f} s after Redis returned: {logs(tmp_path)}"
         wait_until(lambda: retry.filter(status="succeeded").exists(), 60, "the retry")
         waited = Delivery.objects.get(run=run, recipient="waited@example.com")
-        assert abs((waited.created_at - wait_due).total_seconds()) <= 30, (waited.created_at, wait_due)
+        late = (waited.created_at - wait_due).total_seconds()
+        print(f"the wait's follow-up ran {late:.1f} s after its due time")
+        assert abs(late) <= 30, (waited.created_at, wait_due)
         assert (timezone.now() - returned).total_seconds() < 60
 
         assert not dead(processes, tmp_path), "a process exited after Redis returned"
         sent_to = Counter(smtp.recipients())
         assert max(sent_to.values()) == 1, "a recipient got two emails"
-        assert len(sent_to) == 2002 and sent_at_stop < 2000
+        assert len(sent_to) == 1002 and sent_at_stop < 1000
         run.refresh_from_db()
         assert run.status == Run.Status.SUCCEEDED
     finally:
