@@ -13,6 +13,7 @@ stops it if this supervisor is SIGKILLed (no process left behind).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import signal
 import subprocess
@@ -44,10 +45,8 @@ def supervised_procfile(procfile: Path) -> str:
 
 
 def _die_with_parent() -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to ask the kernel
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux
-        pass
 
 
 class Supervisor:
@@ -76,7 +75,9 @@ class Supervisor:
                 return code
             if time.monotonic() - started > STEADY_AFTER:
                 pause = RESTART_PAUSE[0]
-            print(f"[supervise] {self.name} exited with {code}; starting it again in {pause:.0f} s", flush=True)
+            print(
+                f"[supervise] {self.name} exited with {code}; starting it again in {pause:.0f} s", flush=True
+            )
             deadline = time.monotonic() + pause
             while not self.stopping and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", help="the Procfile process to keep running")
     parser.add_argument("--procfile", type=Path, default=Path("Procfile"))
-    parser.add_argument("--print-procfile", action="store_true", help="print a Procfile that supervises each line")
+    parser.add_argument(
+        "--print-procfile", action="store_true", help="print a Procfile that supervises each line"
+    )
     args = parser.parse_args(argv)
     if args.print_procfile:
         sys.stdout.write(supervised_procfile(args.procfile))

@@ -94,7 +94,9 @@ class RideOutRetry(Retry):
             result = fail(error, *count) if with_failure_count else fail(error)
             if self.stopping.is_set():
                 raise error
-            if failures > 1:  # not a pooled connection that a restarted server closed: reconnecting fixes that
+            if (
+                failures > 1
+            ):  # not a pooled connection that a restarted server closed: reconnecting fixes that
                 self.outage.down(error)
             return result
 

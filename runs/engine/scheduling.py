@@ -38,8 +38,9 @@ class EngineScheduler(RQScheduler):
     @property
     def connection(self):
         if self._connection is None:
-            self._connection = super().connection
-            self._connection.set_retry(self.redis_retry)
+            client = super().connection
+            client.set_retry(self.redis_retry)
+            self._connection = client
         return self._connection
 
     @property
@@ -63,7 +64,9 @@ class EngineScheduler(RQScheduler):
             return
         holder = holder.decode() if isinstance(holder, bytes) else str(holder)
         if holder != self.name and holder_is_dead(holder) and release_lock(self.connection, key, holder):
-            logger.warning("Scheduler %s holding the lock of queue %s is gone; taking over", holder, queue_name)
+            logger.warning(
+                "Scheduler %s holding the lock of queue %s is gone; taking over", holder, queue_name
+            )
 
     def request_stop(self, signum=None, frame=None):
         super().request_stop(signum, frame)

@@ -124,7 +124,9 @@ def sweep(limit: int = 100_000) -> SweepReport:
     for execution_id, run_id, step_id, attempts, count in groups:
         queue, lanes = lanes_for(count)
         jobs = sum(
-            enqueue_batch(run_id, step_id, execution_id=execution_id, attempt=attempts + 1, lane=lane, queue=queue)
+            enqueue_batch(
+                run_id, step_id, execution_id=execution_id, attempt=attempts + 1, lane=lane, queue=queue
+            )
             for lane in range(lanes)
         )
         if jobs:
@@ -133,8 +135,9 @@ def sweep(limit: int = 100_000) -> SweepReport:
             report.jobs_queued += jobs
     if queued:
         with connection.cursor() as cur:
-            runs, steps = zip(*queued)
-            cur.execute(TOUCH_SQL, {"now": now, "due_before": due_before, "runs": list(runs), "steps": list(steps)})
+            runs = [run_id for run_id, _ in queued]
+            steps = [step_id for _, step_id in queued]
+            cur.execute(TOUCH_SQL, {"now": now, "due_before": due_before, "runs": runs, "steps": steps})
     for run_id in idle_runs:
         report.runs_closed += close_run_if_done(run_id) is not None
     for reason, n in reasons.items():

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,17 +91,19 @@ def pg_bin(name: str) -> str:
 class PostgresServer:
     """A PostgreSQL cluster of the test's own (initdb in a temp dir, a free port, trust auth)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self):
         self.port = free_port()
-        self.data = workdir / "pgdata"
-        self.log = workdir / "postgres.log"
+        # Its own temp dir, not the test's: as root the server runs as `postgres`, who must reach it.
+        self.folder = Path(tempfile.mkdtemp(prefix="rowbell-test-pg-"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "postgres.log"
         self.admin_url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def init(self) -> None:
         run = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
         as_postgres = _as_postgres_user()
         if as_postgres:
-            os.chown(self.data.parent, *as_postgres)
+            os.chown(self.folder, *as_postgres)
         subprocess.run(
             [pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"],
             **run,
@@ -155,10 +158,11 @@ def _user_kwargs(ids: tuple[int, int] | None) -> dict:
 
 
 @contextmanager
-def own_postgres(workdir: Path) -> Iterator[PostgresServer]:
-    server = PostgresServer(workdir)
-    server.init()
+def own_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
     try:
+        server.init()
         yield server
     finally:
         server.stop("immediate")
+        shutil.rmtree(server.folder, ignore_errors=True)

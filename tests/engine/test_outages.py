@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,14 +16,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import django_rq
+import psycopg
 import pytest
 from django.utils import timezone
 
 from runs.engine import enqueue, start_run
 from runs.models import Delivery, Run, StepExecution
 from tests.engine.conftest import build_workflow, data_source, email, query, webhook
-from tests.engine.outage_support import own_redis, wait_until
-from tests.engine.test_liveness import PROCFILE_COMMANDS, ROOT, process_env, start
+from tests.engine.outage_support import own_postgres, own_redis, wait_until
+from tests.engine.test_liveness import LEASE, PROCFILE_COMMANDS, ROOT, process_env, start
 from tests.engine.test_recovery import recipients_table
 from tests.support import free_port
 
@@ -42,7 +44,15 @@ def redis_server(tmp_path, monkeypatch):
 
 def web(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    args = ["-c", str(ROOT / "config/gunicorn.py"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    args = [
+        "-c",
+        str(ROOT / "config/gunicorn.py"),
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+    ]
     return start(args, env, log, program=[str(ROOT / ".venv/bin/gunicorn")]), port
 
 
@@ -146,7 +156,9 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
         ),
         name="fan-out and wait",
     )
-    retried = build_workflow(tenant_a, webhook([email(to="retried@example.com", subject="again", text="x")]), name="retried")
+    retried = build_workflow(
+        tenant_a, webhook([email(to="retried@example.com", subject="again", text="x")]), name="retried"
+    )
     env = process_env(smtp.port, REDIS_URL=redis_server.url, ENGINE_RETRY_BASE_SECONDS="20")
     processes = {
         name: start(PROCFILE_COMMANDS[kind], env, tmp_path / f"{name}.log")
@@ -204,5 +216,52 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
         stop_all(processes)
     for name in ("worker-1", "worker-2", "scheduler", "cron"):
         log = (tmp_path / f"{name}.log").read_text()
-        assert log.count("Redis is unreachable") == 1, f"{name} logged the outage {log.count('Redis is unreachable')} times"
+        assert log.count("Redis is unreachable") == 1, (
+            f"{name} logged the outage {log.count('Redis is unreachable')} times"
+        )
         assert "Redis is back" in log, name
+
+
+def test_postgresql_stopped_and_restarted_no_process_exits_and_a_worker_started_meanwhile_joins(tmp_path):
+    """PostgreSQL (the test's own cluster) stopped for 15 s under every Procfile process, and a worker
+    started while it is away: all alive afterwards, the new worker beats once the database is back, and
+    `/readyz` says 503 for the database during the outage and 200 after."""
+    with own_postgres() as postgres, own_redis(tmp_path) as redis_server:
+        with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE rowbell")
+        env = {**process_env(0, REDIS_URL=redis_server.url), "DATABASE_URL": postgres.url("rowbell")}
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        processes = {
+            name: start(PROCFILE_COMMANDS[name], env, tmp_path / f"{name}.log") for name in PROCFILE_COMMANDS
+        }
+        processes["web"], port = web(env, tmp_path / "web.log")
+        beats = "SELECT kind, count(*) FROM runs_processheartbeat WHERE stopped_at IS NULL GROUP BY kind"
+        try:
+            with psycopg.connect(postgres.url("rowbell"), autocommit=True) as conn:
+                wait_until(lambda: len(conn.execute(beats).fetchall()) == 4, 60, "every process's heartbeat")
+            wait_until(lambda: readyz(port)[0] == 200, 60, "/readyz to answer 200")
+            postgres.stop()
+            time.sleep(2)
+            status, body = readyz(port)
+            assert status == 503 and body["database"].startswith("failed") and body["redis"] == "ok", body
+            processes["late-worker"] = start(PROCFILE_COMMANDS["worker"], env, tmp_path / "late-worker.log")
+            time.sleep(13)
+            assert not dead(processes, tmp_path), "a process exited while PostgreSQL was away"
+            postgres.start()
+
+            with psycopg.connect(postgres.url("rowbell"), autocommit=True) as conn:
+                workers = (
+                    "SELECT count(*) FROM runs_processheartbeat WHERE kind = 'worker' AND stopped_at IS NULL"
+                )
+                wait_until(
+                    lambda: conn.execute(workers).fetchone()[0] == 2, 60, "the late worker's heartbeat"
+                )
+            wait_until(lambda: readyz(port)[0] == 200, 30, "/readyz to answer 200 again")
+            time.sleep(2 * LEASE)
+            assert not dead(processes, tmp_path), (
+                f"a process exited after PostgreSQL returned: {logs(tmp_path)}"
+            )
+        finally:
+            stop_all(processes)
+        late = (tmp_path / "late-worker.log").read_text()
+        assert "PostgreSQL is unreachable" in late and "PostgreSQL is back" in late
