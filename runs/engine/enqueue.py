@@ -72,8 +72,8 @@ def enqueue_batch(
 def enqueue_unique(
     func: str, *args, ident: str, queue: str, at: datetime | None, job_timeout: int, description: str
 ) -> bool:
-    """Queue `func(*args)` as job `ident`, or schedule it for `at`; True when job `ident` is in the queue
-    (or scheduled) afterwards because of this call or was already queued, False when it is not.
+    """Queue `func(*args)` as job `ident`, or schedule it for `at`; True when this call did, False when
+    that job was already queued (or running, or scheduled) or Redis is unreachable.
 
     A due job that already exists under that id but is not queued (waiting in RQ's scheduled registry
     behind a dead scheduler's lock, failed during an outage, started by a worker that is gone) is moved
@@ -105,11 +105,11 @@ def enqueue_unique(
         except DuplicateJobError:
             existing = _existing_job(q, ident)
         if existing != "move":
-            return existing == "queued"
+            return False
         q.enqueue(func, *args, unique=True, **kwargs)
         return True
     except DuplicateJobError:  # queued by another path between our delete and enqueue
-        return True
+        return False
     except REDIS_ERRORS as error:
         logger.warning("Could not queue %s (Redis: %s); the sweeper will", ident, error)
         return False
