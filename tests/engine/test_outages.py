@@ -106,13 +106,14 @@ def test_a_sigkilled_scheduler_delays_waits_by_at_most_30_s(restart, redis_serve
     try:
         redis = redis_server.client()
         wait_until(lambda: redis.exists("rq:scheduler-lock:default"), 60, "the scheduler's lock")
-        due = timezone.now() + timedelta(seconds=15)
+        # A 20 s wait (the issue's 15 s, plus room for 40 runs to reach it on a busy 2-core machine).
+        due = timezone.now() + timedelta(seconds=20)
         for i in range(40):
             start_run(workflow, {"email": f"w{i}@example.com", "at": due.isoformat()}, f"evt-wait-{i}")
         waiting = StepExecution.objects.filter(step__kind="wait", status="pending")
         wait_until(lambda: waiting.count() == 40, 30, "40 runs in their wait")
         wait_until(lambda: redis.zcard("rq:scheduled:default") >= 40, 30, "the waits' scheduled jobs")
-        assert timezone.now() < due - timedelta(seconds=5), "the runs took too long to reach their wait"
+        assert timezone.now() < due - timedelta(seconds=3), "the runs took too long to reach their wait"
 
         processes.pop("scheduler").send_signal(signal.SIGKILL)
         assert redis.exists("rq:scheduler-lock:default"), "the dead scheduler still holds its lock"
@@ -139,12 +140,12 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
     redis_server, smtp, tenant_a, tenant_database, tmp_path
 ):
     """Redis away for 20 s (the issue's 60 s takes the same code path: the clients retry forever with a
-    backoff capped at 2 s) during a 1,000-recipient fan-out: big enough for several batches of 100 to be
+    backoff capped at 2 s) during a 600-recipient fan-out: big enough for several batches of 100 to be
     in flight and their follow-ups to fail, small enough that finishing it after the return measures the
-    recovery, not the shared 2-core machine's throughput. Redis returns empty: whatever was queued or
+    recovery, not the throughput of a shared 2-core machine (about 30 messages/s with seven processes). Redis returns empty: whatever was queued or
     scheduled comes back from PostgreSQL through the sweeper."""
     outage = 20.0
-    recipients_table(tenant_database, 1000)
+    recipients_table(tenant_database, 600)
     source = data_source(tenant_a, tenant_database)
     fan_out = build_workflow(
         tenant_a,
@@ -180,7 +181,7 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
 
         wait_due = timezone.now() + timedelta(seconds=outage + 15)
         run = start_run(fan_out, {"at": wait_due.isoformat()}, "evt-fan-out")
-        wait_until(lambda: len(smtp.messages) >= 150, 60, "the fan-out's first messages")
+        wait_until(lambda: len(smtp.messages) >= 100, 60, "the fan-out's first messages")
         redis_server.stop()
         stopped_at = time.monotonic()
         sent_at_stop = len(smtp.messages)
@@ -196,7 +197,7 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
 
         wait_until(lambda: readyz(port)[0] == 200, 30, "/readyz to answer 200 again")
         fan_out_done = StepExecution.objects.filter(run=run, step__kind="send_email", status="succeeded")
-        took = wait_until(lambda: fan_out_done.count() >= 1001, 90, "the fan-out to finish", step=0.5)
+        took = wait_until(lambda: fan_out_done.count() >= 601, 90, "the fan-out to finish", step=0.5)
         print(f"sent when Redis stopped: {sent_at_stop}; fan-out finished {took:.1f} s after Redis returned")
         assert took <= 30, f"the fan-out finished {took:.0f} s after Redis returned: {logs(tmp_path)}"
         wait_until(lambda: retry.filter(status="succeeded").exists(), 60, "the retry")
@@ -209,7 +210,7 @@ def test_redis_stopped_during_a_fan_out_with_a_wait_and_a_retry_pending(
         assert not dead(processes, tmp_path), "a process exited after Redis returned"
         sent_to = Counter(smtp.recipients())
         assert max(sent_to.values()) == 1, "a recipient got two emails"
-        assert len(sent_to) == 1002 and sent_at_stop < 1000
+        assert len(sent_to) == 602 and sent_at_stop < 600
         run.refresh_from_db()
         assert run.status == Run.Status.SUCCEEDED
     finally:
@@ -297,8 +298,7 @@ def test_postgresql_stopped_during_a_fan_out_no_process_exits_and_a_worker_start
             wait_until(lambda: rowbell.execute(workers).fetchone()[0] == 3, 60, "the late worker's heartbeat")
             wait_until(lambda: readyz(port)[0] == 200, 30, "/readyz to answer 200 again")
             # Every execution that no interrupted batch holds is done soon after the return. The batches in
-            # flight when the database went away (one per busy worker, ENGINE_BATCH_SIZE=100 here) give
-            # their claims back once it returns: that is issue #20's item 2, with its own test
+            # flight when the database went away give their claims back once it returns: that is issue #20's item 2, with its own test
             # (test_database_outage.py); with it, this run finished 9.4 s after the return.
             open_executions = "SELECT status, count(*) FROM runs_stepexecution WHERE status IN ('pending', 'running') GROUP BY 1"
             try:
@@ -330,5 +330,7 @@ def test_postgresql_stopped_during_a_fan_out_no_process_exits_and_a_worker_start
         assert max(sent_to.values()) == 1, "a recipient got two emails"
         assert statuses.get("sent", 0) + statuses.get("uncertain", 0) + held >= 1000, statuses
         assert len(sent_to) >= statuses.get("sent", 0)
-        late = (tmp_path / "late-worker.log").read_text()
-        assert "PostgreSQL is unreachable" in late and "PostgreSQL is back" in late
+        for name in ("worker-1", "worker-2", "late-worker", "scheduler", "cron", "listener"):
+            log = (tmp_path / f"{name}.log").read_text()
+            assert log.count("PostgreSQL is unreachable") == 1, f"{name} did not log the outage once:\n{log}"
+            assert "PostgreSQL is back" in log, name
