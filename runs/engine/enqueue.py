@@ -18,13 +18,15 @@ from datetime import datetime, timedelta
 import django_rq
 from django.conf import settings
 from django.db import connection
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from integrations import clock
 from runs.engine.outages import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
+# Seconds a job may stay overdue in RQ's scheduled registry before the sweeper moves it itself.
+SCHEDULED_JOB_GRACE = 5
 JOB = "runs.jobs.run_batch"
 
 
@@ -140,6 +142,34 @@ def _worker_alive(name: str) -> bool:
             [name, lease],
         )
         return cur.fetchone() is not None
+
+
+def move_overdue_scheduled_jobs(now: datetime) -> int:
+    """Move to their queues the jobs in RQ's scheduled registries that are overdue by more than
+    SCHEDULED_JOB_GRACE (a live scheduler moves them within a second): the backstop for a scheduler that
+    died holding its lock, or for no scheduler at all. How many were moved.
+
+    RQ's registry `requeue` removes the entry first and refuses if it is gone, so a scheduler moving the
+    same job at the same moment does not queue it twice (and a duplicate would claim nothing anyway).
+    """
+    cutoff = int((now - timedelta(seconds=SCHEDULED_JOB_GRACE)).timestamp())
+    moved = 0
+    try:
+        for name in settings.RQ_QUEUES:
+            registry = _queue(name).scheduled_job_registry
+            for ident in registry.get_jobs_to_schedule(cutoff):
+                try:
+                    registry.requeue(ident)
+                    moved += 1
+                except NoSuchJobError:
+                    registry.remove(ident)  # the job's data is gone: nothing to run
+                except InvalidJobOperation:
+                    pass  # the scheduler moved it meanwhile
+    except REDIS_ERRORS as error:
+        logger.warning("Could not look at the scheduled jobs (Redis: %s); the next sweep will", error)
+    if moved:
+        logger.warning("Moved %d overdue scheduled job(s) to their queues: is the scheduler running?", moved)
+    return moved
 
 
 def defer_batch(run_id: int, step_id: int, *, lane: int, queue: str) -> None:

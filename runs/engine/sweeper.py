@@ -11,8 +11,10 @@ Every SWEEPER_INTERVAL seconds (`manage.py sweeper`, or `runs.jobs.sweep` from R
    behind a dead scheduler, or the wait was too long for RQ's scheduler; enqueue.py moves a due job
    that exists under the same id to the queue), and touches `next_attempt_at` of those it queued, so
    that the next sweep leaves them alone for another grace period (and tries the others again);
-4. closes runs that have nothing open left (e.g. after a cancel).
-Each part is one statement, so two sweepers running at once do no harm. Reclaims are counted in Redis
+4. moves jobs overdue by more than a few seconds in RQ's scheduled registries to their queues (a
+   scheduler that died holding its lock, or none running: enqueue.py `move_overdue_scheduled_jobs`);
+5. closes runs that have nothing open left (e.g. after a cancel).
+Each part is idempotent, so two sweepers running at once do no harm. Reclaims are counted in Redis
 for /metrics (runs/engine/metrics.py), by reason: `worker_gone` or `timeout`.
 """
 
@@ -28,7 +30,7 @@ from django.db import connection
 from integrations import clock
 from runs.engine import metrics
 from runs.engine.completion import close_run_if_done
-from runs.engine.enqueue import enqueue_batch, lanes_for
+from runs.engine.enqueue import enqueue_batch, lanes_for, move_overdue_scheduled_jobs
 from runs.engine.outcome import append_attempt
 
 # A claim is lost when its worker's heartbeat is older than the lease (or the worker stopped, or never
@@ -96,6 +98,7 @@ class SweepReport:
     cancelled: int = 0
     requeued_executions: int = 0
     jobs_queued: int = 0
+    scheduled_jobs_moved: int = 0
     runs_closed: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -120,6 +123,7 @@ def sweep(limit: int = 100_000) -> SweepReport:
         groups = cur.fetchall()
         cur.execute(ORPHAN_RUNS_SQL)
         idle_runs = [row[0] for row in cur.fetchall()]
+    report.scheduled_jobs_moved = move_overdue_scheduled_jobs(now)
     queued = []
     for execution_id, run_id, step_id, attempts, count in groups:
         queue, lanes = lanes_for(count)

@@ -31,22 +31,40 @@ def due_trigger(clock, tenant_a):
     return run, execution
 
 
-def test_a_due_job_held_in_the_scheduled_registry_is_moved_to_the_queue(clock, due_trigger, smtp):
+def test_a_job_overdue_in_the_scheduled_registry_is_moved_within_seconds(clock, due_trigger, smtp):
     run, execution = due_trigger
     queue = django_rq.get_queue("default")
     ident = enqueue.job_id(execution.pk, 1)
-    # As if RQ's scheduler had it and died: scheduled for a time long past, nobody to move it.
+    # As if RQ's scheduler had it and died: due in a second, and nobody to move it.
     assert enqueue.enqueue_batch(
         run.pk, execution.step_id, execution_id=execution.pk, attempt=1, at=clock.now + timedelta(seconds=1)
     )
-    assert ident in queue.scheduled_job_registry.get_job_ids()
+    clock.travel(seconds=enqueue.SCHEDULED_JOB_GRACE)
+    assert sweep().scheduled_jobs_moved == 0, "a live scheduler has a few seconds to move it"
+    clock.travel(seconds=2)
+
+    report = sweep()
+
+    assert report.scheduled_jobs_moved == 1 and report.jobs_queued == 0
+    assert ident in queue.job_ids and ident not in queue.scheduled_job_registry.get_job_ids()
+    settle(clock)
+    assert [m["To"] for m in smtp.messages] == ["ann@example.com"]
+
+
+def test_a_due_execution_whose_job_waits_under_its_id_for_a_later_time_is_queued(clock, due_trigger, smtp):
+    run, execution = due_trigger
+    queue = django_rq.get_queue("default")
+    ident = enqueue.job_id(execution.pk, 1)
+    # The job under its id is scheduled for later than the execution is due (a retry made sooner).
+    later = clock.now + timedelta(hours=1)
+    assert enqueue.enqueue_batch(run.pk, execution.step_id, execution_id=execution.pk, attempt=1, at=later)
     clock.travel(seconds=settings.SWEEPER_GRACE + 5)
 
     report = sweep()
 
-    assert report.jobs_queued == 1
+    assert report.jobs_queued == 1 and report.scheduled_jobs_moved == 0
     assert ident in queue.job_ids and ident not in queue.scheduled_job_registry.get_job_ids()
-    settle(clock)
+    settle(clock, step_seconds=60)
     assert [m["To"] for m in smtp.messages] == ["ann@example.com"]
 
 
