@@ -296,7 +296,8 @@ ENGINE_ATTEMPT_LOG_SIZE = env.int("ENGINE_ATTEMPT_LOG_SIZE", default=20)
 ENGINE_SCHEDULE_HORIZON = env.int("ENGINE_SCHEDULE_HORIZON", default=3600)
 # The sweeper runs every SWEEPER_INTERVAL seconds and re-enqueues work due for longer than SWEEPER_GRACE.
 SWEEPER_INTERVAL = env.float("SWEEPER_INTERVAL", default=5.0)
-SWEEPER_GRACE = env.int("SWEEPER_GRACE", default=30)
+# Work whose job was lost, or is held by a dead scheduler, runs at most about GRACE + INTERVAL (20 s) late.
+SWEEPER_GRACE = env.int("SWEEPER_GRACE", default=15)
 # User templates: output and time caps (the Jinja2 sandbox does not bound work by itself).
 TEMPLATE_MAX_OUTPUT = env.int("TEMPLATE_MAX_OUTPUT", default=1_000_000)
 TEMPLATE_MAX_SECONDS = env.float("TEMPLATE_MAX_SECONDS", default=2.0)

@@ -56,7 +56,7 @@ from django.utils import timezone
 from integrations.datasources import DataSourceUnavailable, connect_datasource, describe_error
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
-from runs.engine import metrics, start_runs
+from runs.engine import metrics, outages, start_runs
 from workflows.database_triggers import published_triggers
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,10 @@ def guard_rowbell(func: Callable[[], int | None], pause: threading.Event) -> int
     try:
         return func() or 0
     except RowbellDatabaseError as exc:
-        log.error("Rowbell's database failed (%s); retrying", exc)
+        if outages.is_database_outage(exc):
+            outages.DATABASE.down(exc)  # one line per outage (the heartbeat logs its end), not one per pass
+        else:
+            log.error("Rowbell's database failed (%s); retrying", exc)
         close_rowbell_connections()
     except Exception:
         # e.g. Redis down while queueing the runs' first jobs (the sweeper re-queues them later).

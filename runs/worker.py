@@ -18,15 +18,26 @@ What the fork used to give, and where it is now:
 - a job interrupted mid-statement (its timeout) leaves no busy connection: it is reset after the job;
 - imports: the engine, every step kind, Jinja2's sandbox and the mail backend are imported once,
   before the first job (`preload`).
+
+Outages (runs/engine/outages.py): RQ's own Redis clients in this worker retry forever, so its work loop,
+its bookkeeping around a job and its failure handling wait for Redis instead of quitting; a worker
+started while PostgreSQL or Redis is away waits for it. A job that failed because PostgreSQL went
+away is put back in the queue once the database answers, instead of the worker failing every job
+behind it meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
+
 from django.db import close_old_connections
+from rq.exceptions import InvalidJobOperation
 from rq.worker import SimpleWorker
 
-from runs.engine import connections
+from runs.engine import connections, outages
 from runs.engine.liveness import Heartbeat
+
+logger = logging.getLogger(__name__)
 
 
 def preload() -> None:
@@ -50,9 +61,17 @@ def preload() -> None:
 
 
 class EngineWorker(SimpleWorker):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, queues, *args, **kwargs):
         preload()
-        super().__init__(*args, **kwargs)
+        # Before RQ's __init__, which already talks to Redis (CLIENT SETNAME): a worker started while
+        # Redis is away waits for it there.
+        queues = queues if isinstance(queues, (list, tuple)) else [queues]
+        clients = [kwargs.get("connection"), *(getattr(queue, "connection", None) for queue in queues)]
+        self.redis_retry = outages.ride_out_redis(*(client for client in clients if client is not None))
+        super().__init__(queues, *args, **kwargs)
+        for client in (self.connection, *(queue.connection for queue in self.queues)):
+            client.set_retry(self.redis_retry)
+        self.failed_on_database = False
 
     def register_birth(self):
         super().register_birth()
@@ -64,10 +83,36 @@ class EngineWorker(SimpleWorker):
             heartbeat.stop()
         super().register_death()
 
+    def teardown(self):
+        # Stopping (SIGTERM) during an outage: one try each, not a wait, so that the process does stop.
+        self.redis_retry.stopping.set()
+        try:
+            super().teardown()
+        except outages.REDIS_ERRORS as error:
+            logger.warning("Redis unreachable while stopping (%s): RQ's record of this worker expires", error)
+
     def execute_job(self, job, queue):
         close_old_connections()
+        self.failed_on_database = False
         try:
             return super().execute_job(job, queue)
         finally:
             connections.reset_if_busy()
             close_old_connections()
+            if self.failed_on_database:
+                self.requeue_after_database_outage(job, queue)
+
+    def handle_exception(self, job, *exc_info):
+        self.failed_on_database = outages.is_database_outage(exc_info[1])
+        super().handle_exception(job, *exc_info)
+
+    def requeue_after_database_outage(self, job, queue) -> None:
+        """The job failed because PostgreSQL went away: wait for it, then put the job back. Waiting here,
+        not in the next jobs, keeps the worker from failing every job in the queue meanwhile."""
+        if not outages.wait_for_database(stop=lambda: self._stop_requested):
+            return  # stopping: the sweeper queues the work again
+        try:
+            queue.failed_job_registry.requeue(job)
+        except InvalidJobOperation:
+            return  # not in the failed registry (requeued elsewhere, or Redis lost it): the sweeper's
+        logger.info("Job %s failed while PostgreSQL was away; queued again", job.id)

@@ -61,3 +61,43 @@ def test_the_scripts_pass_the_flags():
         [sys.executable, "-m", "config.services", "--help"], capture_output=True, text=True, cwd=ROOT
     )
     assert "--like-dev" in result.stdout and "--record" in result.stdout
+
+
+def test_under_scripts_dev_a_process_that_exits_is_restarted_and_the_others_keep_running(tmp_path):
+    import os
+    import signal
+    import time
+
+    procfile = tmp_path / "Procfile"
+    starts = tmp_path / "starts"
+    procfile.write_text(f"steady: sleep 60\ncrash: sh -c 'echo started >> {starts}; exit 3'\n")
+    supervised = tmp_path / "Procfile.supervised"
+    supervised.write_text(
+        subprocess.run(
+            [sys.executable, "-m", "config.supervise", "--print-procfile", "--procfile", str(procfile)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    honcho = subprocess.Popen(
+        [str(ROOT / ".venv/bin/honcho"), "start", "-f", str(supervised), "-d", str(ROOT)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (starts.exists() and len(starts.read_text().split()) >= 3):
+            assert honcho.poll() is None, "honcho stopped everything when one process exited"
+            assert time.monotonic() < deadline, "the exiting process was not started again"
+            time.sleep(0.2)
+        assert honcho.poll() is None
+    finally:
+        honcho.send_signal(signal.SIGINT)
+        output = honcho.communicate(timeout=30)[0]
+    assert "crash exited with 3; starting it again" in output
+    assert "steady" in output

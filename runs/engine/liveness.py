@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import connection
 
 from integrations import clock
+from runs.engine import outages
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ class Heartbeat:
         self.thread: threading.Thread | None = None
 
     def start(self, *, claims: bool = False) -> Heartbeat:
-        """Beat once now (so a worker holds a lease before its first claim), then in a thread."""
+        """Beat once now (so a worker holds a lease before its first claim), then in a thread. A process
+        started while PostgreSQL is away waits here for it, instead of exiting."""
         global worker_name
-        self.beat()
+        outages.retry_database(self.beat)
         if claims:
             worker_name = self.name
         self.thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.kind}", daemon=True)
@@ -93,8 +95,12 @@ class Heartbeat:
             while not self.stopping.wait(settings.HEARTBEAT_INTERVAL):
                 try:
                     self.beat()
-                except Exception:
-                    logger.warning("Heartbeat of %s failed; retrying", self.name, exc_info=True)
+                    outages.DATABASE.up()
+                except Exception as error:
+                    if outages.is_database_outage(error):
+                        outages.DATABASE.down(error)  # logged once per outage, not once a beat
+                    else:
+                        logger.warning("Heartbeat of %s failed; retrying", self.name, exc_info=True)
                     connection.close()
         finally:
             connection.close()

@@ -7,10 +7,14 @@ Every SWEEPER_INTERVAL seconds (`manage.py sweeper`, or `runs.jobs.sweep` from R
    among them finds its Delivery `sending` and reports it uncertain;
 2. cancels what is still pending in cancelled runs;
 3. queues one batch job per (run, step) that has executions due for longer than SWEEPER_GRACE (their
-   job was lost with Redis, or the wait was too long for RQ's scheduler), touching `next_attempt_at`
-   so that the next sweep leaves them alone for another grace period;
-4. closes runs that have nothing open left (e.g. after a cancel).
-Each part is one statement, so two sweepers running at once do no harm. Reclaims are counted in Redis
+   job was lost with Redis, could not be queued while Redis was away, waits in RQ's scheduled registry
+   behind a dead scheduler, or the wait was too long for RQ's scheduler; enqueue.py moves a due job
+   that exists under the same id to the queue), and touches `next_attempt_at` of those it queued, so
+   that the next sweep leaves them alone for another grace period (and tries the others again);
+4. moves jobs overdue by more than a few seconds in RQ's scheduled registries to their queues (a
+   scheduler that died holding its lock, or none running: enqueue.py `move_overdue_scheduled_jobs`);
+5. closes runs that have nothing open left (e.g. after a cancel).
+Each part is idempotent, so two sweepers running at once do no harm. Reclaims are counted in Redis
 for /metrics (runs/engine/metrics.py), by reason: `worker_gone` or `timeout`.
 """
 
@@ -26,7 +30,7 @@ from django.db import connection
 from integrations import clock
 from runs.engine import metrics
 from runs.engine.completion import close_run_if_done
-from runs.engine.enqueue import enqueue_batch, lanes_for
+from runs.engine.enqueue import enqueue_batch, lanes_for, move_overdue_scheduled_jobs
 from runs.engine.outcome import append_attempt
 
 # A claim is lost when its worker's heartbeat is older than the lease (or the worker stopped, or never
@@ -60,18 +64,25 @@ UPDATE runs_stepexecution e SET status = 'cancelled', finished_at = %(now)s
 FROM runs_run r WHERE r.id = e.run_id AND r.status = 'cancelled' AND e.status = 'pending'
 """
 
-# One row per (run, step): its first due execution. Touching next_attempt_at marks them as re-queued.
-REQUEUE_SQL = """
-WITH due AS MATERIALIZED (
-    SELECT e.id FROM runs_stepexecution e JOIN runs_run r ON r.id = e.run_id
-    WHERE e.status = 'pending' AND e.next_attempt_at <= %(due_before)s AND r.status IN ('pending', 'running')
-    ORDER BY e.next_attempt_at LIMIT %(limit)s FOR UPDATE OF e SKIP LOCKED
-), touched AS (
-    UPDATE runs_stepexecution e SET next_attempt_at = %(now)s FROM due WHERE e.id = due.id
-    RETURNING e.id, e.run_id, e.step_id, e.attempts
-)
+# One row per (run, step): its first due execution, and how many are due.
+DUE_SQL = """
 SELECT DISTINCT ON (run_id, step_id) id, run_id, step_id, attempts, count(*) OVER (PARTITION BY run_id, step_id)
-FROM touched ORDER BY run_id, step_id, id
+FROM (
+    SELECT e.id, e.run_id, e.step_id, e.attempts FROM runs_stepexecution e JOIN runs_run r ON r.id = e.run_id
+    WHERE e.status = 'pending' AND e.next_attempt_at <= %(due_before)s AND r.status IN ('pending', 'running')
+    ORDER BY e.next_attempt_at LIMIT %(limit)s
+) due
+ORDER BY run_id, step_id, id
+"""
+
+# Touching next_attempt_at marks the due executions of the (run, step)s whose job is queued, so that the
+# next sweeps leave them alone for another grace period. Only those: a job that could not be queued
+# (Redis away) must be tried again by the next sweep.
+TOUCH_SQL = """
+UPDATE runs_stepexecution e SET next_attempt_at = %(now)s
+FROM unnest(%(runs)s::bigint[], %(steps)s::bigint[]) AS queued(run_id, step_id)
+WHERE e.run_id = queued.run_id AND e.step_id = queued.step_id
+AND e.status = 'pending' AND e.next_attempt_at <= %(due_before)s
 """
 
 ORPHAN_RUNS_SQL = """
@@ -87,6 +98,7 @@ class SweepReport:
     cancelled: int = 0
     requeued_executions: int = 0
     jobs_queued: int = 0
+    scheduled_jobs_moved: int = 0
     runs_closed: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -107,20 +119,29 @@ def sweep(limit: int = 100_000) -> SweepReport:
         cur.execute(PRUNE_HEARTBEATS_SQL, {"old": now - timedelta(days=1)})
         cur.execute(CANCEL_SQL, {"now": now})
         report.cancelled = cur.rowcount
-        cur.execute(
-            REQUEUE_SQL,
-            {"now": now, "due_before": due_before, "limit": limit},
-        )
+        cur.execute(DUE_SQL, {"due_before": due_before, "limit": limit})
         groups = cur.fetchall()
         cur.execute(ORPHAN_RUNS_SQL)
         idle_runs = [row[0] for row in cur.fetchall()]
+    report.scheduled_jobs_moved = move_overdue_scheduled_jobs(now)
+    queued = []
     for execution_id, run_id, step_id, attempts, count in groups:
-        report.requeued_executions += count
         queue, lanes = lanes_for(count)
-        for lane in range(lanes):
-            report.jobs_queued += enqueue_batch(
+        jobs = sum(
+            enqueue_batch(
                 run_id, step_id, execution_id=execution_id, attempt=attempts + 1, lane=lane, queue=queue
             )
+            for lane in range(lanes)
+        )
+        if jobs:
+            queued.append((run_id, step_id))
+            report.requeued_executions += count
+            report.jobs_queued += jobs
+    if queued:
+        with connection.cursor() as cur:
+            runs = [run_id for run_id, _ in queued]
+            steps = [step_id for _, step_id in queued]
+            cur.execute(TOUCH_SQL, {"now": now, "due_before": due_before, "runs": runs, "steps": steps})
     for run_id in idle_runs:
         report.runs_closed += close_run_if_done(run_id) is not None
     for reason, n in reasons.items():

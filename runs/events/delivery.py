@@ -160,21 +160,21 @@ def job_timeout() -> int:
 
 
 def requeue_due(limit: int = 1000) -> int:
-    """Queue again deliveries overdue by more than SWEEPER_GRACE; how many. Each is touched (due now), so the
-    next pass leaves it alone for another grace period. Runs every few seconds on RQ's cron."""
+    """Queue again deliveries overdue by more than SWEEPER_GRACE; how many. Each one queued is touched (due
+    now), so the next pass leaves it alone for another grace period; one that could not be queued (Redis
+    away) keeps its due time for the next pass. Runs every few seconds on RQ's cron."""
     now = clock.now()
     overdue = now - timedelta(seconds=settings.SWEEPER_GRACE)
-    with transaction.atomic():
-        due = list(
-            EventDelivery.objects.select_for_update(skip_locked=True)
-            .filter(status=EventDelivery.Status.PENDING, next_attempt_at__lte=overdue)
-            .order_by("next_attempt_at")
-            .values_list("pk", "attempts")[:limit]
-        )
-        EventDelivery.objects.filter(pk__in=[pk for pk, _ in due]).update(next_attempt_at=now)
-    for pk, attempts in due:
-        enqueue(pk, attempt=attempts + 1)
-    return len(due)
+    due = list(
+        EventDelivery.objects.filter(status=EventDelivery.Status.PENDING, next_attempt_at__lte=overdue)
+        .order_by("next_attempt_at")
+        .values_list("pk", "attempts")[:limit]
+    )
+    queued = [pk for pk, attempts in due if enqueue(pk, attempt=attempts + 1)]
+    EventDelivery.objects.filter(
+        pk__in=queued, status=EventDelivery.Status.PENDING, next_attempt_at__lte=overdue
+    ).update(next_attempt_at=now)
+    return len(queued)
 
 
 def prune_finished_deliveries(cutoff: datetime) -> int:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from runs.engine import outages
 from runs.engine.liveness import Heartbeat
 from runs.engine.sweeper import sweep
 
@@ -34,7 +35,9 @@ class Command(BaseCommand):
     def sweep_forever(self, once: bool, interval: float) -> None:
         while True:
             close_old_connections()
-            report = sweep()
+            report = outages.retry_database(sweep)  # waits for PostgreSQL if it is away
+            if report is None:
+                return
             if once or any(report.as_dict().values()):
                 self.stdout.write(" ".join(f"{k}={v}" for k, v in report.as_dict().items()))
             if once:
