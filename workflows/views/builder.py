@@ -15,7 +15,7 @@ from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind, kind_choices
-from workflows.views.common import build_tree, get_draft_step, get_workflow
+from workflows.views.common import build_tree, get_draft_step, get_shown_step, get_workflow, shown_version
 from workflows.views.panel import panel_context
 
 ADD_MODES = ("child", "insert")
@@ -68,19 +68,19 @@ def _hide_blank_error(field):
 @login_required
 def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    draft = get_or_create_draft(workflow)
+    version = shown_version(workflow)
     selected = (
-        draft.steps.filter(pk=request.GET.get("step") or 0).first() if request.GET.get("step") else None
+        version.steps.filter(pk=request.GET.get("step") or 0).first() if request.GET.get("step") else None
     )
     if selected is None:
-        selected = draft.root_step()
-    return render(request, "workflows/builder.html", builder_context(request, workflow, draft, selected))
+        selected = version.root_step()
+    return render(request, "workflows/builder.html", builder_context(request, workflow, version, selected))
 
 
 @login_required
 def step_panel(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    step = get_draft_step(request, workflow, step_id)
+    step = get_shown_step(request, workflow, step_id)
     context = builder_context(request, workflow, step.version, step)
     return render(request, "workflows/_builder_body.html", context)
 
