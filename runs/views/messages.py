@@ -7,6 +7,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from integrations import clock
+from runs.charts.queries import messages_per_day
 from runs.models import Delivery
 from runs.tracking import COUNTED, counts_for_workflow
 from runs.views.forms import MessageFilterForm
@@ -58,6 +60,7 @@ def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRe
         "held_count": held.count(),
         "tracking_counts": counts_for_workflow(tenant.pk, workflow.pk) if workflow is not None else [],
         "tracking_columns": COUNTED,
+        "messages_chart": messages_per_day(tenant, clock.now(), workflow),
     }
     return render(request, "runs/message_list.html", context)
 

@@ -10,7 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from integrations import clock
 from integrations.models import DataSource
+from runs.charts.queries import runs_per_hour
 from workflows.models import Workflow
 
 
@@ -35,5 +37,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "live_count": sum(1 for w in workflows if w.published_version_id),
         "runs_24h": sum(w.runs_24h for w in workflows),
         "source_count": DataSource.objects.for_tenant(request.tenant).count(),
+        "runs_chart": runs_per_hour(request.tenant, clock.now()),
     }
     return render(request, "workflows/dashboard.html", context)
