@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404, HttpRequest
 
+from integrations.templating import TemplateError, render_header
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_draft, get_or_create_draft, latest_published
@@ -105,6 +108,40 @@ def build_tree(steps: list[Step]) -> list[dict]:
         return branches
 
     return [chain(root) for root in children.get(None, [])]
+
+
+# The states a node counts across recent runs, in the order its badges read, with their words.
+RECENT_COLUMNS = [
+    ("succeeded", "done"),
+    ("filtered", "filtered"),
+    ("skipped", "skipped"),
+    ("pending", "waiting"),
+    ("running", "running"),
+    ("failed", "failed"),
+    ("cancelled", "cancelled"),
+]
+
+
+def recent_counts(by_status: dict[str, int]) -> list[tuple[str, str, int]]:
+    """A node's counts as (status, words, n), the states with none left out."""
+    return [(status, words, by_status[status]) for status, words in RECENT_COLUMNS if by_status.get(status)]
+
+
+def speak_with_item(steps: list[Step], item: dict[str, Any]) -> None:
+    """Node summaries rendered with an example item ("“Welcome to Acme, Grace Hopper” to grace@…"), through
+    the engine's sandboxed templating; a summary that does not render (a field the example lacks, an
+    error in the template) stays as written."""
+    item = item if isinstance(item, dict) else {}
+    context = {"item": item, "run": {"id": 0, "event_key": "example", "is_test": True, "payload": item}}
+    for step in steps:
+        summary = getattr(step, "summary", "")
+        if "{{" not in summary and "{%" not in summary:
+            continue
+        try:
+            step.summary = render_header(summary, context)
+        except TemplateError:
+            continue
+        step.summary_source = summary
 
 
 def describe(step: Step, child_count: int) -> None:
