@@ -7,7 +7,8 @@ dropped at the end unless --keep), migrates it and seeds ONE tenant with set-bas
 generate_series): a published workflow webhook → [Welcome email, Team email], runs of three executions
 each over 90 days (2% failed, a few retrying) with a delivery per Welcome email and its tracking events
 (delivered, opened, bounced, complained), plus one run that fanned
-out to --big-run items. Then it requests each page through Django's test client as a signed-in member
+out to --big-run items. Then it requests each page (the activity pages, and the pages with charts: dashboard, a workflow's runs and
+messages, the builder) through Django's test client as a signed-in member
 (middleware, views, queries and templates: the whole server side, no network) and prints the median
 and worst of --repeat timings after one warm-up request, with the number of SQL queries. Target: each
 under 200 ms.
@@ -117,7 +118,9 @@ def seed(executions: int, big_run: int):
     with connection.cursor() as cur:
         for statement in SEED_SQL:
             cur.execute(statement, params)
-        cur.execute("ANALYZE runs_run; ANALYZE runs_stepexecution; ANALYZE runs_delivery; ANALYZE runs_deliveryevent")
+        cur.execute(
+            "ANALYZE runs_run; ANALYZE runs_stepexecution; ANALYZE runs_delivery; ANALYZE runs_deliveryevent"
+        )
         cur.execute("SELECT count(*) FROM runs_stepexecution WHERE tenant_id = %s", [tenant.pk])
         total = cur.fetchone()[0]
         cur.execute("SELECT id FROM runs_run WHERE event_key = 'big-fanout'")
@@ -218,16 +221,21 @@ def main() -> None:
             break
         deep_cursor = client.get(runs, {"after": after})
     deep_cursor = deep_cursor or first
+    workflow_id = first.context["rows"][0]["run"].workflow_id
     cases = [
         ("runs list, newest page", runs, {}),
-        ("runs list, 10,000 runs deep (keyset)", runs, {"after": deep_cursor.context["page"].next_cursor or ""}),
+        (
+            "runs list, 10,000 runs deep (keyset)",
+            runs,
+            {"after": deep_cursor.context["page"].next_cursor or ""},
+        ),
         ("runs filtered: status=partial", runs, {"status": "partial"}),
         ("runs filtered: retrying", runs, {"status": "retrying"}),
         (
             "runs filtered: workflow + date range",
             runs,
             {
-                "workflow": deep_cursor.context["rows"][0]["run"].workflow_id,
+                "workflow": workflow_id,
                 "date_from": "2000-01-01",
                 "date_to": "2100-01-01",
             },
@@ -242,6 +250,11 @@ def main() -> None:
         ),
         ("messages list, newest page", messages, {}),
         ("messages filtered: failed", messages, {"status": "failed"}),
+        # Pages with charts (runs per hour, messages per day, per-node counts): one aggregate query each.
+        ("dashboard (runs chart)", reverse("workflows:dashboard"), {}),
+        ("workflow's runs (runs chart)", reverse("runs:workflow_runs", args=[workflow_id]), {}),
+        ("workflow's messages (messages chart)", reverse("runs:workflow_messages", args=[workflow_id]), {}),
+        ("builder (node counts, 7 days)", reverse("workflows:builder", args=[workflow_id]), {}),
     ]
     print(f"server time per page, {args.repeat} requests each (target < 200 ms):")
     worst = max(measure(client, label, url, params, args.repeat) for label, url, params in cases)
