@@ -155,7 +155,9 @@ def test_axis_tops_are_round_numbers():
 
 
 @pytest.mark.parametrize("url", ["/", "/activity/", "/activity/messages/"])
-def test_pages_with_charts_cost_the_same_queries_for_few_or_many_rows(owner_client, onboarding, url, fixed_now):
+def test_pages_with_charts_cost_the_same_queries_for_few_or_many_rows(
+    owner_client, onboarding, url, fixed_now
+):
     def seed(n, start):
         for i in range(start, start + n):
             message_at(onboarding, f"q{i}", NOW - timedelta(hours=i % 30), events=["delivered"])
