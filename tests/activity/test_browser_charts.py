@@ -16,6 +16,7 @@ from django.db import connections
 from django.test import Client
 from playwright.sync_api import Page, expect, sync_playwright
 
+from runs.charts.queries import MESSAGE_DAYS
 from runs.models import Delivery, Run
 from tests.activity.test_charts import message_at, run_at
 from tests.engine.conftest import build_workflow, email, webhook
@@ -172,7 +173,7 @@ def test_messages_per_day_on_the_messages_pages(live_server, page, workflows):
     expect(chart.locator("svg g.line")).to_have_count(6)
     page.screenshot(path=str(SCREENSHOTS / "messages-chart.png"))
     table = read_table(page, "messages-chart")
-    assert len(table) == 14
+    assert len(table) == MESSAGE_DAYS
     everything = {
         "Dec 5": {"sent": 2, "delivered": 2, "opened": 1, "bounced": 1, "skipped": 1},
         "Dec 7": {"sent": 2, "delivered": 2, "opened": 1, "complained": 1},
@@ -183,7 +184,9 @@ def test_messages_per_day_on_the_messages_pages(live_server, page, workflows):
     assert {key: values[-1] for key, values in lines.items() if values[-1]} == everything["Dec 7"]
 
     page.goto(f"{live_server.url}/activity/workflows/{onboarding.pk}/messages/")
-    expect(page.locator("#messages-chart h2")).to_have_text("Messages of Onboarding per day, last 14 days")
+    expect(page.locator("#messages-chart h2")).to_have_text(
+        f"Messages of Onboarding per day, last {MESSAGE_DAYS} days"
+    )
     page.screenshot(path=str(SCREENSHOTS / "workflow-messages-chart.png"))
     assert nonzero(read_table(page, "messages-chart")) == {
         "Dec 5": everything["Dec 5"],

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs.charts.drawing import Chart, nice_ceiling
-from runs.charts.queries import messages_per_day, node_counts, runs_per_hour
+from runs.charts.queries import MESSAGE_DAYS, messages_per_day, node_counts, runs_per_hour
 from runs.models import Delivery, DeliveryEvent, Run, StepExecution
 from tests.activity.conftest import add_delivery, add_execution, steps_of
 from tests.engine.conftest import build_workflow, email, webhook
@@ -110,17 +110,21 @@ def test_runs_per_hour_by_outcome_in_one_query(onboarding, other, tenant_a, tena
 
 def test_messages_per_day_count_each_message_once_per_kind(onboarding, other, tenant_a):
     day = timedelta(days=1)
+    # A run that started long ago (a long wait) and sends today: the lowest run id of the window's messages.
+    waited = run_at(onboarding, "waited", NOW - 30 * day)
     message_at(onboarding, "m1", NOW - 3 * day, events=["delivered", "opened", "opened"])
     message_at(onboarding, "m2", NOW - 3 * day, events=["delivered", "bounced"])
     message_at(onboarding, "m3", NOW - 3 * day, status=Delivery.Status.SKIPPED)
     message_at(onboarding, "m4", NOW, events=["delivered", "complained"])
     message_at(other, "m5", NOW, events=["delivered"])
     message_at(onboarding, "m6", NOW, status=Delivery.Status.CAPTURED, is_test=True)
-    message_at(onboarding, "m7", NOW - 14 * day, events=["delivered"])  # before the window
+    message_at(onboarding, "m7", NOW - MESSAGE_DAYS * day, events=["delivered"])  # before the window
+    late = add_delivery(add_execution(waited, steps_of(onboarding)["Welcome"], "0"), "late@example.com")
+    Delivery.objects.filter(pk=late.pk).update(created_at=NOW)
 
     chart = one_query(lambda: messages_per_day(tenant_a, NOW))
     values = series(chart)
-    assert len(chart.buckets) == 14 and chart.buckets[-1].label == "Dec 7"
+    assert len(chart.buckets) == MESSAGE_DAYS and chart.buckets[-1].label == "Dec 7"
     assert [values[k][-4] for k in ("sent", "delivered", "opened", "bounced", "complained", "skipped")] == [
         2,
         2,
@@ -129,11 +133,11 @@ def test_messages_per_day_count_each_message_once_per_kind(onboarding, other, te
         0,
         1,
     ]
-    assert values["sent"][-1] == 2 and values["delivered"][-1] == 2 and values["complained"][-1] == 1
-    assert sum(values["sent"]) == 4
+    assert values["sent"][-1] == 3 and values["delivered"][-1] == 2 and values["complained"][-1] == 1
+    assert sum(values["sent"]) == 5
 
     scoped = one_query(lambda: messages_per_day(tenant_a, NOW, onboarding))
-    assert series(scoped)["sent"][-1] == 1 and series(scoped)["delivered"][-1] == 1
+    assert series(scoped)["sent"][-1] == 2 and series(scoped)["delivered"][-1] == 1
 
 
 def test_node_counts_follow_the_step_across_versions_in_one_query(onboarding, tenant_a):
@@ -148,6 +152,15 @@ def test_node_counts_follow_the_step_across_versions_in_one_query(onboarding, te
 
     counts = one_query(lambda: node_counts(tenant_a, onboarding, NOW))
     assert counts == {str(welcome.key): {"succeeded": 2, "failed": 1}}
+
+
+def test_node_counts_read_only_the_latest_runs(onboarding, tenant_a, monkeypatch):
+    welcome = steps_of(onboarding)["Welcome"]
+    for n in range(3):  # the oldest (n = 2) failed
+        run = run_at(onboarding, f"r{n}", NOW - timedelta(hours=n))
+        add_execution(run, welcome, "0", status=StepExecution.Status.FAILED if n == 2 else "succeeded")
+    monkeypatch.setattr("runs.charts.queries.NODE_RUNS", 2)
+    assert node_counts(tenant_a, onboarding, NOW) == {str(welcome.key): {"succeeded": 2}}
 
 
 def test_axis_tops_are_round_numbers():

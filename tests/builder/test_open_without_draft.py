@@ -72,3 +72,17 @@ def test_another_tenant_cannot_reach_a_published_step(outsider_client, live):
     response = save(outsider_client, live, welcome, subject="x", changed="config-subject")
     assert response.status_code == 404
     assert WorkflowVersion.objects.count() == before
+
+
+def test_opening_the_test_page_creates_no_version_and_a_test_run_starts_the_draft(
+    owner_client, live, redis_conn
+):
+    before = WorkflowVersion.objects.count()
+    page = owner_client.get(f"/workflows/{live.pk}/test/")
+    assert page.status_code == 200 and WorkflowVersion.objects.count() == before
+    response = owner_client.post(
+        f"/workflows/{live.pk}/test/",
+        {"item": '{"email": "ada@example.com", "name": "Ada"}'},
+    )
+    assert response.status_code == 302, response.content
+    assert live.versions.filter(state=WorkflowVersion.State.DRAFT).count() == 1

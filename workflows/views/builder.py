@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from integrations import clock
-from runs.charts.queries import NODE_DAYS, node_counts
+from runs.charts.queries import NODE_DAYS, NODE_RUNS, node_counts
 from runs.views.samples import remembered_item
 from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
@@ -59,6 +59,7 @@ def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVer
         "tree": tree,
         "recent_steps": [step for step in steps if step.recent],
         "recent_days": NODE_DAYS,
+        "recent_runs": NODE_RUNS,
         "recent_columns": RECENT_COLUMNS,
         "invalid": invalid,
         "step_kinds": kind_choices(triggers=False),
