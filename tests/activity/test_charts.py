@@ -182,3 +182,19 @@ def test_pages_with_charts_cost_the_same_queries_for_few_or_many_rows(
     with CaptureQueriesContext(connection) as many:
         page = owner_client.get(url)
     assert page.status_code == 200 and len(many) == len(few)
+
+
+def test_the_dashboard_counts_each_workflows_live_runs_of_the_last_day(owner_client, onboarding, other):
+    from django.utils import timezone
+
+    now = timezone.now()
+    run_at(onboarding, "new", now - timedelta(hours=1))
+    run_at(onboarding, "newer", now - timedelta(minutes=5))
+    run_at(onboarding, "old", now - timedelta(hours=30))
+    run_at(onboarding, "test", now, is_test=True)  # newest, but a test run
+    run_at(other, "other", now - timedelta(hours=40))
+    page = owner_client.get("/")
+    rows = {w.name: (w.runs_24h, w.last_run) for w in page.context["workflows"]}
+    assert rows["Onboarding"] == (2, now - timedelta(minutes=5))
+    assert rows["Digest"] == (0, now - timedelta(hours=40))
+    assert page.context["runs_24h"] == 2

@@ -13,9 +13,10 @@ from playwright.sync_api import expect
 
 from runs.models import Run, StepExecution
 from tests.activity.conftest import add_execution
-from tests.builder.conftest import page  # noqa: F401 (fixture)
+from tests.builder.conftest import page, saved  # noqa: F401 (fixture)
 from tests.engine.conftest import branch, build_workflow, email, on_path
 from workflows.models import WorkflowVersion
+from workflows.publishing import get_or_create_draft
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -191,3 +192,19 @@ def test_nodes_count_what_each_step_did_in_recent_runs(live_server, page, owner,
     expect(page.locator(".node", has_text="Tips").locator(".node-counts")).to_have_count(0)
     expect(table.locator("tbody tr")).to_have_count(len(plan))
     page.screenshot(path=str(SCREENSHOTS / "builder-node-counts.png"))
+
+
+def test_a_saved_summary_is_spoken_too(live_server, page, owner, onboarding):  # noqa: F811
+    draft = get_or_create_draft(onboarding)  # editing an existing draft: the page names its steps
+    welcome = draft.steps.get(name="Welcome")
+    signed_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/workflows/{onboarding.pk}/?step={welcome.pk}")
+    subject = page.get_by_label("Subject")
+    saved(page, lambda: subject.fill("Hi {{ item.name }} from {{ item.company }}"))
+    expect(page.locator(f"#node-summary-{welcome.pk}")).to_have_text(
+        "“Hi Grace Hopper from Acme” to grace@example.com"
+    )
+    saved(page, lambda: subject.fill("Hi {{ item.missing }}"))
+    expect(page.locator(f"#node-summary-{welcome.pk}")).to_have_text(
+        "“Hi {{ item.missing }}” to {{ item.email }}"
+    )

@@ -127,21 +127,24 @@ def recent_counts(by_status: dict[str, int]) -> list[tuple[str, str, int]]:
     return [(status, words, by_status[status]) for status, words in RECENT_COLUMNS if by_status.get(status)]
 
 
-def speak_with_item(steps: list[Step], item: dict[str, Any]) -> None:
-    """Node summaries rendered with an example item ("“Welcome to Acme, Grace Hopper” to grace@…"), through
-    the engine's sandboxed templating; a summary that does not render (a field the example lacks, an
+def spoken(summary: str, item: dict[str, Any]) -> str:
+    """A node's summary rendered with an example item ("“Welcome to Acme, Grace Hopper” to grace@…"),
+    through the engine's sandboxed templating; one that does not render (a field the example lacks, an
     error in the template) stays as written."""
+    if "{{" not in summary and "{%" not in summary:
+        return summary
     item = item if isinstance(item, dict) else {}
     context = {"item": item, "run": {"id": 0, "event_key": "example", "is_test": True, "payload": item}}
+    try:
+        return render_header(summary, context)
+    except TemplateError:
+        return summary
+
+
+def speak_with_item(steps: list[Step], item: dict[str, Any]) -> None:
+    """Every node's summary spoken with the example item (see `spoken`)."""
     for step in steps:
-        summary = getattr(step, "summary", "")
-        if "{{" not in summary and "{%" not in summary:
-            continue
-        try:
-            step.summary = render_header(summary, context)
-        except TemplateError:
-            continue
-        step.summary_source = summary
+        step.summary = spoken(getattr(step, "summary", ""), item)
 
 
 def describe(step: Step, child_count: int) -> None:
