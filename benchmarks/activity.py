@@ -253,7 +253,9 @@ def main() -> None:
         # Pages with charts (runs per hour, messages per day, per-node counts): one aggregate query each.
         ("dashboard (runs chart)", reverse("workflows:dashboard"), {}),
         ("workflow's runs (runs chart)", reverse("runs:workflow_runs", args=[workflow_id]), {}),
-        ("workflow's messages (messages chart)", reverse("runs:workflow_messages", args=[workflow_id]), {}),
+        ("workflow's messages", reverse("runs:workflow_messages", args=[workflow_id]), {}),
+        ("messages chart (fetched by the page)", reverse("runs:messages_chart"), {}),
+        ("workflow's messages chart", reverse("runs:workflow_messages_chart", args=[workflow_id]), {}),
         ("builder (node counts, 7 days)", reverse("workflows:builder", args=[workflow_id]), {}),
     ]
     print(f"server time per page, {args.repeat} requests each (target < 200 ms):")

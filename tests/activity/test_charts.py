@@ -167,7 +167,7 @@ def test_axis_tops_are_round_numbers():
     assert [nice_ceiling(v) for v in (0, 1, 3, 7, 10, 11, 180, 4321)] == [0, 1, 5, 10, 10, 20, 200, 5000]
 
 
-@pytest.mark.parametrize("url", ["/", "/activity/", "/activity/messages/"])
+@pytest.mark.parametrize("url", ["/", "/activity/", "/activity/messages/", "/activity/messages/chart/"])
 def test_pages_with_charts_cost_the_same_queries_for_few_or_many_rows(
     owner_client, onboarding, url, fixed_now
 ):
@@ -198,3 +198,15 @@ def test_the_dashboard_counts_each_workflows_live_runs_of_the_last_day(owner_cli
     assert rows["Onboarding"] == (2, now - timedelta(minutes=5))
     assert rows["Digest"] == (0, now - timedelta(hours=40))
     assert page.context["runs_24h"] == 2
+
+
+def test_the_messages_chart_is_fetched_by_the_page_and_scoped_to_the_tenant(
+    owner_client, outsider_client, onboarding, fixed_now
+):
+    message_at(onboarding, "m1", NOW, events=["delivered"])
+    page = owner_client.get(f"/activity/workflows/{onboarding.pk}/messages/").content.decode()
+    assert f'hx-get="/activity/workflows/{onboarding.pk}/messages/chart/"' in page
+    chart = owner_client.get(f"/activity/workflows/{onboarding.pk}/messages/chart/")
+    assert chart.status_code == 200 and chart.context["chart"].total == 2  # one sent, one delivered
+    assert outsider_client.get(f"/activity/workflows/{onboarding.pk}/messages/chart/").status_code == 404
+    assert outsider_client.get("/activity/messages/chart/").context["chart"].total == 0
