@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/activity.py [--executions 1000000] [--big-run 100000] [--repeat 7] [--keep]
 
-It creates its own database (`rowbell_bench_activity` on the server of --pg-admin-url; dropped at the
-end unless --keep), migrates it and seeds ONE tenant with set-based SQL (INSERT ... SELECT
+It creates its own database (`rowbell_bench_activity`, or $BENCH_DB_NAME, on the server of --pg-admin-url;
+dropped at the end unless --keep), migrates it and seeds ONE tenant with set-based SQL (INSERT ... SELECT
 generate_series): a published workflow webhook → [Welcome email, Team email], runs of three executions
-each over 90 days (2% failed, a few retrying) with a delivery per Welcome email, plus one run that fanned
-out to --big-run items. Then it requests each page through Django's test client as a signed-in member
+each over 90 days (2% failed, a few retrying) with a delivery per Welcome email and its tracking events
+(delivered, opened, bounced, complained), plus one run that fanned
+out to --big-run items. Then it requests each page (the activity pages, and the pages with charts: dashboard, a workflow's runs and
+messages, the builder) through Django's test client as a signed-in member
 (middleware, views, queries and templates: the whole server side, no network) and prints the median
 and worst of --repeat timings after one warm-up request, with the number of SQL queries. Target: each
 under 200 ms.
@@ -26,7 +28,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DB_NAME = "rowbell_bench_activity"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "rowbell_bench_activity")
 
 
 def parse_args() -> argparse.Namespace:
@@ -116,7 +118,9 @@ def seed(executions: int, big_run: int):
     with connection.cursor() as cur:
         for statement in SEED_SQL:
             cur.execute(statement, params)
-        cur.execute("ANALYZE runs_run; ANALYZE runs_stepexecution; ANALYZE runs_delivery")
+        cur.execute(
+            "ANALYZE runs_run; ANALYZE runs_stepexecution; ANALYZE runs_delivery; ANALYZE runs_deliveryevent"
+        )
         cur.execute("SELECT count(*) FROM runs_stepexecution WHERE tenant_id = %s", [tenant.pk])
         total = cur.fetchone()[0]
         cur.execute("SELECT id FROM runs_run WHERE event_key = 'big-fanout'")
@@ -128,15 +132,16 @@ def seed(executions: int, big_run: int):
 # Run n is created (n seconds) before now, so 90 days hold ~ 300,000 runs; every 50th failed, every
 # 997th is still retrying its Team email.
 SEED_SQL = [
-    """INSERT INTO runs_run (tenant_id, workflow_id, version_id, event_key, status, is_test, payload, options,
-                             created_at, finished_at)
-       SELECT %(t)s, %(w)s, %(v)s, 'signup-' || n,
+    """INSERT INTO runs_run (tenant_id, workflow_id, version_id, event_key, label, status, is_test, payload,
+                             options, created_at, finished_at)
+       SELECT %(t)s, %(w)s, %(v)s, 'signup-' || n, 'user' || n || '@example.com',
               CASE WHEN n %% 997 = 0 THEN 'running' WHEN n %% 50 = 0 THEN 'partial' ELSE 'succeeded' END,
               false, jsonb_build_object('email', 'user' || n || '@example.com'), '{}',
               now() - make_interval(secs => n * 26), now() - make_interval(secs => n * 26 - 2)
        FROM generate_series(1, %(runs)s) AS n""",
     """INSERT INTO runs_stepexecution (tenant_id, run_id, step_id, item_key, input, output, status, attempts,
-                                      next_attempt_at, started_at, finished_at, error, created_at)
+                                      next_attempt_at, started_at, finished_at, error, created_at, claimed_by,
+                                      attempt_log)
        SELECT r.tenant_id, r.id, s.step_id, '0', r.payload, r.payload,
               CASE WHEN s.step_id = %(team)s AND r.status = 'running' THEN 'pending'
                    WHEN s.step_id = %(welcome)s AND r.status = 'partial' THEN 'failed' ELSE 'succeeded' END,
@@ -146,7 +151,7 @@ SEED_SQL = [
               CASE WHEN s.step_id = %(team)s AND r.status = 'running' THEN 'SMTP 451: try again later'
                    WHEN s.step_id = %(welcome)s AND r.status = 'partial' THEN 'SMTP 550: no such mailbox'
                    ELSE '' END,
-              r.created_at
+              r.created_at, '', '[]'
        FROM runs_run r CROSS JOIN (VALUES (%(root)s), (%(welcome)s), (%(team)s)) AS s(step_id)
        WHERE r.tenant_id = %(t)s""",
     """INSERT INTO runs_delivery (tenant_id, step_execution_id, run_id, channel, recipient, status, content,
@@ -156,16 +161,25 @@ SEED_SQL = [
               jsonb_build_object('to', e.input->>'email', 'subject', 'Welcome!', 'text', 'Hi', 'html', '<p>Hi</p>'),
               '', e.error, e.created_at, e.finished_at
        FROM runs_stepexecution e WHERE e.tenant_id = %(t)s AND e.step_id = %(welcome)s""",
-    """INSERT INTO runs_run (tenant_id, workflow_id, version_id, event_key, status, is_test, payload, options,
-                             created_at)
-       VALUES (%(t)s, %(w)s, %(v)s, 'big-fanout', 'running', false, '{}', '{}', now() - interval '1 hour')""",
+    # Tracking events for the messages charts: every sent message delivered, every third opened, every
+    # 100th bounced, every 500th complained (a minute after it was sent).
+    """INSERT INTO runs_deliveryevent (tenant_id, delivery_id, kind, bounce, event_key, occurred_at, recipient,
+                                      description, mta_response, click_url, created_at)
+       SELECT d.tenant_id, d.id, k.kind, CASE WHEN k.kind = 'bounced' THEN 'hard' ELSE '' END,
+              k.kind || '-' || d.id, d.created_at + interval '1 minute', d.recipient, '', '', '', d.created_at
+       FROM runs_delivery d
+       CROSS JOIN (VALUES ('delivered', 1), ('opened', 3), ('bounced', 100), ('complained', 500)) AS k(kind, every)
+       WHERE d.tenant_id = %(t)s AND d.status = 'sent' AND d.id %% k.every = 0""",
+    """INSERT INTO runs_run (tenant_id, workflow_id, version_id, event_key, label, status, is_test, payload,
+                             options, created_at)
+       VALUES (%(t)s, %(w)s, %(v)s, 'big-fanout', '', 'running', false, '{}', '{}', now() - interval '1 hour')""",
     """INSERT INTO runs_stepexecution (tenant_id, run_id, step_id, item_key, input, output, status, attempts,
-                                      error, created_at, started_at, finished_at)
+                                      error, created_at, started_at, finished_at, claimed_by, attempt_log)
        SELECT %(t)s, r.id, CASE WHEN n = 0 THEN %(root)s ELSE %(welcome)s END,
               CASE WHEN n = 0 THEN '0' ELSE '0/' || n END, jsonb_build_object('n', n), NULL,
               CASE WHEN n %% 10 = 0 THEN 'pending' WHEN n %% 101 = 0 THEN 'failed' ELSE 'succeeded' END,
               1, CASE WHEN n %% 101 = 0 AND n %% 10 <> 0 THEN 'timeout' ELSE '' END,
-              r.created_at, r.created_at, r.created_at + interval '1 second'
+              r.created_at, r.created_at, r.created_at + interval '1 second', '', '[]'
        FROM runs_run r CROSS JOIN generate_series(0, %(big)s - 1) AS n
        WHERE r.event_key = 'big-fanout' AND r.tenant_id = %(t)s""",
 ]
@@ -201,18 +215,27 @@ def main() -> None:
     runs, messages = reverse("runs:run_list"), reverse("runs:message_list")
     first = client.get(runs)
     deep_cursor = None
-    for _ in range(200):  # walk 200 pages to get a cursor 10,000 runs deep
-        deep_cursor = client.get(runs, {"after": (deep_cursor or first).context["page"].next_cursor})
+    for _ in range(200):  # walk 200 pages to get a cursor 10,000 runs deep (or as deep as a small seed goes)
+        after = (deep_cursor or first).context["page"].next_cursor
+        if not after:
+            break
+        deep_cursor = client.get(runs, {"after": after})
+    deep_cursor = deep_cursor or first
+    workflow_id = first.context["rows"][0]["run"].workflow_id
     cases = [
         ("runs list, newest page", runs, {}),
-        ("runs list, 10,000 runs deep (keyset)", runs, {"after": deep_cursor.context["page"].next_cursor}),
+        (
+            "runs list, 10,000 runs deep (keyset)",
+            runs,
+            {"after": deep_cursor.context["page"].next_cursor or ""},
+        ),
         ("runs filtered: status=partial", runs, {"status": "partial"}),
         ("runs filtered: retrying", runs, {"status": "retrying"}),
         (
             "runs filtered: workflow + date range",
             runs,
             {
-                "workflow": deep_cursor.context["rows"][0]["run"].workflow_id,
+                "workflow": workflow_id,
                 "date_from": "2000-01-01",
                 "date_to": "2100-01-01",
             },
@@ -227,6 +250,13 @@ def main() -> None:
         ),
         ("messages list, newest page", messages, {}),
         ("messages filtered: failed", messages, {"status": "failed"}),
+        # Pages with charts (runs per hour, messages per day, per-node counts): one aggregate query each.
+        ("dashboard (runs chart)", reverse("workflows:dashboard"), {}),
+        ("workflow's runs (runs chart)", reverse("runs:workflow_runs", args=[workflow_id]), {}),
+        ("workflow's messages", reverse("runs:workflow_messages", args=[workflow_id]), {}),
+        ("messages chart (fetched by the page)", reverse("runs:messages_chart"), {}),
+        ("workflow's messages chart", reverse("runs:workflow_messages_chart", args=[workflow_id]), {}),
+        ("builder (node counts, 7 days)", reverse("workflows:builder", args=[workflow_id]), {}),
     ]
     print(f"server time per page, {args.repeat} requests each (target < 200 ms):")
     worst = max(measure(client, label, url, params, args.repeat) for label, url, params in cases)

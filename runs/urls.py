@@ -11,6 +11,12 @@ urlpatterns = [
     path("activity/runs/<int:run_id>/", run_detail.run_detail, name="run_detail"),
     path("activity/messages/", messages.message_list, name="message_list"),
     path("activity/workflows/<int:workflow_id>/messages/", messages.message_list, name="workflow_messages"),
+    path("activity/messages/chart/", messages.messages_chart, name="messages_chart"),
+    path(
+        "activity/workflows/<int:workflow_id>/messages/chart/",
+        messages.messages_chart,
+        name="workflow_messages_chart",
+    ),
     path("activity/messages/<int:delivery_id>/", messages.message_detail, name="message_detail"),
     path("activity/executions/<int:execution_id>/retry/", actions.retry, name="retry_execution"),
     path("activity/runs/<int:run_id>/cancel/", actions.cancel, name="cancel_run"),

@@ -30,8 +30,12 @@ def get_or_create_draft(workflow: Workflow) -> WorkflowVersion:
     source = latest_published(workflow)
     try:
         with transaction.atomic():
+            # The copy keeps the revision the builder showed, so the edit that starts it is not stale.
             draft = WorkflowVersion.objects.create(
-                tenant_id=workflow.tenant_id, workflow=workflow, based_on=source
+                tenant_id=workflow.tenant_id,
+                workflow=workflow,
+                based_on=source,
+                revision=source.revision if source is not None else 0,
             )
             if source is not None:
                 copy_steps(source, draft)

@@ -6,7 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
+from integrations import clock
+from runs.charts.queries import messages_per_day
 from runs.models import Delivery
 from runs.tracking import COUNTED, counts_for_workflow
 from runs.views.forms import MessageFilterForm
@@ -58,8 +61,20 @@ def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRe
         "held_count": held.count(),
         "tracking_counts": counts_for_workflow(tenant.pk, workflow.pk) if workflow is not None else [],
         "tracking_columns": COUNTED,
+        "chart_url": reverse("runs:workflow_messages_chart", args=[workflow.pk])
+        if workflow is not None
+        else reverse("runs:messages_chart"),
     }
     return render(request, "runs/message_list.html", context)
+
+
+@login_required
+def messages_chart(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+    """The messages-per-day chart, fetched by the Messages page once it shows: reading a week of a busy
+    tenant's messages and their tracking events costs more than the list itself, which need not wait."""
+    workflow = get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id) if workflow_id else None
+    chart = messages_per_day(request.tenant, clock.now(), workflow)
+    return render(request, "charts/_chart.html", {"chart": chart, "chart_id": "messages-chart"})
 
 
 @login_required

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from integrations import clock
+from runs.charts.queries import runs_per_hour
 from runs.models import Delivery, Run, StepExecution
 from runs.views.forms import RETRYING, RunFilterForm
 from runs.views.paging import BadCursor, Page, keyset_page, pager_links
@@ -154,5 +155,6 @@ def run_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRespon
         "page": page,
         "cursor_error": cursor_error,
         **pager_links(request, page),
+        "runs_chart": runs_per_hour(tenant, clock.now(), workflow),
     }
     return render(request, "runs/run_list.html", context)

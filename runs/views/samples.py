@@ -90,6 +90,12 @@ def sample_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]
             columns = []
         if columns:
             return {column.name: sample_value(column.name, column.type) for column in columns}
+    return remembered_item(tenant, workflow, root)
+
+
+def remembered_item(tenant, workflow: Workflow, root: Step | None) -> dict[str, Any]:
+    """An item Rowbell already has, without asking the customer's database: the trigger's own sample,
+    else the latest event's payload, else {}."""
     if root is not None:
         try:
             typed = get_kind(root.kind).sample_item(root.config or {})

@@ -27,7 +27,7 @@ from runs.views.tree import run_tree, step_states
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, validate_version
-from workflows.views.common import build_tree
+from workflows.views.common import build_tree, shown_version
 
 
 class ItemField(forms.CharField):
@@ -103,7 +103,8 @@ def latest_test_tree(workflow: Workflow, draft: WorkflowVersion) -> dict[str, An
 def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
     tenant = request.tenant
     workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id)
-    draft = get_or_create_draft(workflow)
+    # Opening the page writes nothing: it shows the live version until a test run starts the draft.
+    draft = get_or_create_draft(workflow) if request.method == "POST" else shown_version(workflow)
     root = draft.root_step()
     problems: list[str] = []
     if request.method == "POST":

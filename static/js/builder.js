@@ -96,4 +96,48 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("#panel textarea").forEach(grow);
   });
+
+  // Zoom: the flow is drawn at a scale (CSS zoom, so the canvas scrolls the scaled size). "Fit" (the
+  // default) shrinks it, never enlarges it, until the whole workflow shows in the canvas and the window.
+  // The choice survives htmx redrawing the builder after each click.
+  const ZOOM_STEPS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5];
+  let zoom = null; // null: fit
+  function fitScale(canvas, flow) {
+    flow.style.zoom = 1;
+    const style = getComputedStyle(canvas);
+    const width = canvas.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const top = canvas.getBoundingClientRect().top + window.scrollY;
+    const height = Math.max(window.innerHeight - top - 48, 240);
+    return Math.max(ZOOM_STEPS[0], Math.min(1, width / flow.scrollWidth, height / flow.scrollHeight));
+  }
+  function applyZoom() {
+    const canvas = document.querySelector("[data-canvas]");
+    const flow = canvas && canvas.querySelector(".flow");
+    if (!flow) return;
+    const scale = zoom === null ? fitScale(canvas, flow) : zoom;
+    flow.style.zoom = scale;
+    flow.dataset.scale = scale.toFixed(2);
+    const level = canvas.querySelector("[data-zoom-level]");
+    if (level) level.textContent = Math.round(scale * 100) + "%" + (zoom === null ? " (fit)" : "");
+  }
+  function current() {
+    const flow = document.querySelector("[data-canvas] .flow");
+    return flow ? parseFloat(flow.dataset.scale || "1") : 1;
+  }
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("button[data-zoom]");
+    if (!button) return;
+    const now = current();
+    if (button.dataset.zoom === "fit") zoom = null;
+    else if (button.dataset.zoom === "in") zoom = ZOOM_STEPS.find((z) => z > now + 0.001) || ZOOM_STEPS.at(-1);
+    else zoom = ZOOM_STEPS.slice().reverse().find((z) => z < now - 0.001) || ZOOM_STEPS[0];
+    applyZoom();
+  });
+  document.addEventListener("DOMContentLoaded", applyZoom);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail.target && event.detail.target.id === "builder-body") applyZoom();
+  });
+  window.addEventListener("resize", function () {
+    if (zoom === null) applyZoom();
+  });
 })();

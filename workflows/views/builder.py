@@ -10,12 +10,24 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from integrations import clock
+from runs.charts.queries import NODE_DAYS, NODE_RUNS, node_counts
+from runs.views.samples import remembered_item
 from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind, kind_choices
-from workflows.views.common import build_tree, get_draft_step, get_workflow
+from workflows.views.common import (
+    RECENT_COLUMNS,
+    build_tree,
+    get_draft_step,
+    get_shown_step,
+    get_workflow,
+    recent_counts,
+    shown_version,
+    speak_with_item,
+)
 from workflows.views.panel import panel_context
 
 ADD_MODES = ("child", "insert")
@@ -35,10 +47,20 @@ def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVer
             get_kind(step.kind).validate(step.config)
         except ConfigError as exc:
             invalid[step.id] = exc.errors
+    tree = build_tree(steps)
+    root = next((step for step in steps if step.parent_id is None), None)
+    speak_with_item(steps, remembered_item(request.tenant, workflow, root))
+    recent = node_counts(request.tenant, workflow, clock.now())
+    for step in steps:
+        step.recent = recent_counts(recent.get(str(step.key), {}))
     context = {
         "workflow": workflow,
         "draft": draft,
-        "tree": build_tree(steps),
+        "tree": tree,
+        "recent_steps": [step for step in steps if step.recent],
+        "recent_days": NODE_DAYS,
+        "recent_runs": NODE_RUNS,
+        "recent_columns": RECENT_COLUMNS,
         "invalid": invalid,
         "step_kinds": kind_choices(triggers=False),
         "trigger_kinds": kind_choices(triggers=True),
@@ -68,19 +90,19 @@ def _hide_blank_error(field):
 @login_required
 def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    draft = get_or_create_draft(workflow)
+    version = shown_version(workflow)
     selected = (
-        draft.steps.filter(pk=request.GET.get("step") or 0).first() if request.GET.get("step") else None
+        version.steps.filter(pk=request.GET.get("step") or 0).first() if request.GET.get("step") else None
     )
     if selected is None:
-        selected = draft.root_step()
-    return render(request, "workflows/builder.html", builder_context(request, workflow, draft, selected))
+        selected = version.root_step()
+    return render(request, "workflows/builder.html", builder_context(request, workflow, version, selected))
 
 
 @login_required
 def step_panel(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
-    step = get_draft_step(request, workflow, step_id)
+    step = get_shown_step(request, workflow, step_id)
     context = builder_context(request, workflow, step.version, step)
     return render(request, "workflows/_builder_body.html", context)
 

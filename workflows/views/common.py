@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from typing import Any
 
+from django.http import Http404, HttpRequest
+
+from integrations.templating import TemplateError, render_header
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.publishing import get_draft, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind
 
 
@@ -13,11 +17,46 @@ def get_workflow(request: HttpRequest, workflow_id: int) -> Workflow:
     return get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id)
 
 
-def get_draft_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+def shown_version(workflow: Workflow) -> WorkflowVersion:
+    """What the builder shows: the draft, else the live version (read until the first change starts a
+    draft: opening a page writes nothing), else a new empty draft (a workflow with no version at all)."""
+    return get_draft(workflow) or latest_published(workflow) or get_or_create_draft(workflow)
+
+
+def _workflow_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+    """A step of the workflow's draft or of one of its published versions (a page drawn before the draft
+    existed names the published step)."""
     steps = Step.objects.select_related("version").filter(
-        version__workflow=workflow, version__state=WorkflowVersion.State.DRAFT
+        version__workflow=workflow,
+        version__state__in=[WorkflowVersion.State.DRAFT, WorkflowVersion.State.PUBLISHED],
     )
     return get_for_tenant_or_404(steps, request.tenant, pk=step_id)
+
+
+def _same_step_in(version: WorkflowVersion, step: Step) -> Step:
+    """The step of `version` with `step`'s key (a copy keeps its key); 404 when the draft dropped it."""
+    found = Step.objects.select_related("version").filter(version=version, key=step.key).first()
+    if found is None:
+        raise Http404("This step is no longer in the draft: reload the builder.")
+    return found
+
+
+def get_draft_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+    """The draft step to change. A published step's id (the builder showed the live version) starts the
+    draft now and answers its copy of that step: the first change is what creates a draft."""
+    step = _workflow_step(request, workflow, step_id)
+    if step.version.state == WorkflowVersion.State.DRAFT:
+        return step
+    return _same_step_in(get_or_create_draft(workflow), step)
+
+
+def get_shown_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+    """The step to show, without writing: the draft's copy when there is a draft, else the published one."""
+    step = _workflow_step(request, workflow, step_id)
+    if step.version.state == WorkflowVersion.State.DRAFT:
+        return step
+    draft = get_draft(workflow)
+    return step if draft is None else _same_step_in(draft, step)
 
 
 def get_version(request: HttpRequest, workflow: Workflow, version_id: int) -> WorkflowVersion:
@@ -69,6 +108,43 @@ def build_tree(steps: list[Step]) -> list[dict]:
         return branches
 
     return [chain(root) for root in children.get(None, [])]
+
+
+# The states a node counts across recent runs, in the order its badges read, with their words.
+RECENT_COLUMNS = [
+    ("succeeded", "done"),
+    ("filtered", "filtered"),
+    ("skipped", "skipped"),
+    ("pending", "waiting"),
+    ("running", "running"),
+    ("failed", "failed"),
+    ("cancelled", "cancelled"),
+]
+
+
+def recent_counts(by_status: dict[str, int]) -> list[tuple[str, str, int]]:
+    """A node's counts as (status, words, n), the states with none left out."""
+    return [(status, words, by_status[status]) for status, words in RECENT_COLUMNS if by_status.get(status)]
+
+
+def spoken(summary: str, item: dict[str, Any]) -> str:
+    """A node's summary rendered with an example item ("“Welcome to Acme, Grace Hopper” to grace@…"),
+    through the engine's sandboxed templating; one that does not render (a field the example lacks, an
+    error in the template) stays as written."""
+    if "{{" not in summary and "{%" not in summary:
+        return summary
+    item = item if isinstance(item, dict) else {}
+    context = {"item": item, "run": {"id": 0, "event_key": "example", "is_test": True, "payload": item}}
+    try:
+        return render_header(summary, context)
+    except TemplateError:
+        return summary
+
+
+def speak_with_item(steps: list[Step], item: dict[str, Any]) -> None:
+    """Every node's summary spoken with the example item (see `spoken`)."""
+    for step in steps:
+        step.summary = spoken(getattr(step, "summary", ""), item)
 
 
 def describe(step: Step, child_count: int) -> None:

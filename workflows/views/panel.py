@@ -14,14 +14,14 @@ from django_htmx.http import reswap, retarget
 from config.input_guard import checks_nul_itself
 from integrations.json_input import NUL
 from runs.views.preview import preview_step
-from runs.views.samples import sample_item
+from runs.views.samples import remembered_item, sample_item
 from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post, field_warning
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.base import StepPreview
 from workflows.steps.references import foreign_references
 from workflows.variables import available_fields, fields_after
-from workflows.views.common import get_draft_step, get_workflow
+from workflows.views.common import get_draft_step, get_workflow, spoken
 from workflows.webhook_panel import curl_example, example_body, webhook_url
 
 # Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
@@ -77,6 +77,9 @@ def panel_context(
     }
     if kind.previews_in_panel:
         context["preview"], context["sample"] = message_preview(request, workflow, step, steps, fields)
+    # The node's summary as the canvas draws it: spoken with the same example item.
+    root = next((s for s in steps if s.parent_id is None), None)
+    context["step_summary"] = spoken(context["step_summary"], remembered_item(request.tenant, workflow, root))
     if kind.receives_webhooks and step.parent_id is None:
         url = webhook_url(request, workflow.pk)
         context["webhook"] = {
