@@ -5,6 +5,7 @@ reclaimed it, another worker may have run it since) changes no row, and says so 
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 import pytest
@@ -171,3 +172,41 @@ def test_a_database_error_from_any_layer_interrupts_the_batch(error, db):
 def test_an_item_error_does_not_interrupt_the_batch(db):
     assert not interrupts_batch(ValueError("bad item"))
     assert not interrupts_batch(psycopg.errors.UniqueViolation("duplicate key"))
+
+
+def test_a_batch_that_loses_its_claim_mid_send_writes_no_children_and_no_outcome(
+    clock, smtp, tenant_a, monkeypatch
+):
+    """The claim is taken away while the message is with the SMTP server (the sweeper reclaimed it and
+    another worker holds it now): the answer's mark is refused, the batch stops, and neither the step's
+    children nor its outcome are written by the worker that lost it."""
+    from django.test import override_settings
+
+    from runs.engine.executor import run_batch
+    from tests.support import subprocess_database_url
+
+    workflow = build_workflow(tenant_a, webhook([email(children=[email(to="boss@example.com")])]))
+    run = start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-midsend")
+    with override_settings(ENGINE_FOLLOW_MAX_STEPS=0):
+        run_batch(run.pk, workflow.published_version.steps.get(parent=None).pk)
+    first = StepExecution.objects.get(run=run, step__kind="send_email")  # only the first email so far
+    monkeypatch.setattr(liveness, "worker_name", ZOMBIE)
+    monkeypatch.setattr(liveness, "_last_beat", time.monotonic())  # it beats: its lease looks fine
+    accept = smtp.handle_DATA
+
+    async def handle_data(server, session, envelope):
+        with psycopg.connect(subprocess_database_url(), autocommit=True) as other:
+            other.execute(
+                "UPDATE runs_stepexecution SET claimed_by = 'worker-b', attempts = attempts + 1 WHERE id = %s",
+                [first.pk],
+            )
+        return await accept(server, session, envelope)
+
+    smtp.handle_DATA = handle_data
+    run_batch(run.pk, first.step_id)  # ends quietly: not a failed job
+
+    assert len(smtp.messages) == 1
+    first.refresh_from_db()
+    assert (first.status, first.claimed_by, first.attempts) == ("running", "worker-b", 2)
+    assert Delivery.objects.get(step_execution=first).status == "sending", "the next attempt reports it"
+    assert not StepExecution.objects.filter(run=run, parent=first).exists(), "no children of a lost claim"
