@@ -174,7 +174,6 @@ def test_nodes_count_what_each_step_did_in_recent_runs(live_server, page, owner,
     page.goto(f"{live_server.url}/workflows/{onboarding.pk}/")
     words = {"succeeded": "done", "failed": "failed", "pending": "waiting"}
     table = page.locator("#recent-counts")
-    page.screenshot(path="/tmp/charts/dbg.png")
     table.locator("summary").click()
     for name, counts in plan.items():
         node = page.locator(".node", has_text=name if name != "trigger" else "Webhook").first
