@@ -101,7 +101,8 @@ class RideOutRetry(Retry):
             return result
 
         result = super().call_with_retry(do, failed, is_retryable, with_failure_count)
-        self.outage.up()
+        if failures > 1:  # only a call that waited out the outage knows it ended (some calls touch no socket)
+            self.outage.up()
         return result
 
 
