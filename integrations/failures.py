@@ -28,7 +28,7 @@ DETAILS = "\nDetails: "
 def unreachable(address: str, exc: BaseException, raw: str) -> str:
     """A network failure in plain words, "Nothing answers at 127.0.0.1:9 (connection refused)", with
     `raw` (what the library said) kept as the details."""
-    reason = getattr(exc, "reason", exc)  # urllib wraps the socket's error
+    reason = _socket_error(exc)
     if isinstance(reason, ConnectionRefusedError):
         words = f"Nothing answers at {address} (connection refused)"
     elif isinstance(reason, TimeoutError) or "timed out" in str(reason):
@@ -42,3 +42,20 @@ def unreachable(address: str, exc: BaseException, raw: str) -> str:
     else:
         words = f"{address} could not be reached"
     return f"{words}.{DETAILS}{raw}"
+
+
+def _socket_error(exc: BaseException) -> BaseException:
+    """The socket's own error inside the wrappers of urllib, requests and urllib3 (whose connection
+    error is also a TimeoutError, so the refusal underneath has to be found first)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        error = stack.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectionRefusedError | ConnectionResetError | socket.gaierror | ssl.SSLError):
+            return error
+        linked = [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+        stack.extend(e for e in linked if isinstance(e, BaseException))
+    return getattr(exc, "reason", exc)

@@ -13,8 +13,12 @@ reaches Rowbell's own services (server-side request forgery). So:
 - The connection goes to the address that was checked (pinned): the name is not resolved a second time, so
   a DNS answer that changes between check and connect (rebinding) cannot slip a private address through.
   TLS still verifies the certificate against the host name.
-- Redirects are checked the same way: each hop opens its own pinned connection. `opener(follow_redirects=
-  False)` (event webhooks) does not follow them at all.
+- Redirects are checked the same way: each hop's scheme here and its address when its pinned connection
+  opens. Event webhooks (`follow_redirects=False`) do not follow them at all.
+
+One HTTP client for all of it: a `requests` session whose connections are pinned (`checked_session`). The
+HTTP request step, Slack and event webhooks call `request()`; django-anymail's ESP backends, which speak
+requests themselves, get the same session class. Environment proxies and .netrc are ignored.
 
 `check_url_at_save(url)` is the builder's early, best-effort warning for a URL whose host is written out
 literally; the check at send time is the one that counts (a template or a DNS change can change the host).
@@ -23,15 +27,19 @@ literally; the check at send time is the one that counts (a template or a DNS ch
 from __future__ import annotations
 
 import functools
-import http.client
 import ipaddress
 import socket
 import threading
-import urllib.request
-from urllib.parse import urljoin, urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SCHEMES = ("http", "https")
@@ -139,76 +147,118 @@ def pinned_connection(address: tuple[str, int], timeout=socket._GLOBAL_DEFAULT_T
     raise error or OSError(f"cannot resolve {host}")
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._create_connection = pinned_connection
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._create_connection = pinned_connection
-
-
-class _PinnedHTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req):
-        return self.do_open(_PinnedHTTPConnection, req)
-
-
-class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req):
-        return self.do_open(_PinnedHTTPSConnection, req, context=self._context)
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # the 3xx is then raised as an HTTPError
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects (urllib's rules: at most 10, a POST only on 301-303, as a GET), each hop's scheme
-    checked here and its address when its pinned connection opens."""
-
-    def http_error_302(self, req, fp, code, msg, headers):
-        location = headers.get("location") or headers.get("uri")
-        if location:
-            check_scheme(urljoin(req.full_url, location))
-        return super().http_error_302(req, fp, code, msg, headers)
-
-    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
-
-
-@functools.cache
-def opener(*, follow_redirects: bool) -> urllib.request.OpenerDirector:
-    """An opener with only pinned http/https handlers: no file:, ftp:, data:, and no environment proxy.
-
-    Built once and shared, like urllib's own global opener: its handlers keep no per-request state (a
-    redirect's history lives on the request), and building one per request cost a third of a request's
-    CPU when many are in flight. Every address is still checked when each connection opens."""
-    director = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.UnknownHandler(),
-        _PinnedHTTPHandler(),
-        _PinnedHTTPSHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPErrorProcessor(),
-        _CheckedRedirects() if follow_redirects else _NoRedirects(),
-    ):
-        director.add_handler(handler)
-    return director
-
-
 def check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
         raise OutboundRefused(f"Refused to call {url[:100]}: only http:// and https:// URLs can be called.")
 
 
-def open_url(request: urllib.request.Request, *, timeout: float, follow_redirects: bool = True):
-    """Open `request` like urlopen, with every address checked; raises OutboundRefused when refused."""
-    check_scheme(request.full_url)
-    return opener(follow_redirects=follow_redirects).open(request, timeout=timeout)
+def _new_pinned_conn(conn: HTTPConnection) -> socket.socket:
+    """urllib3's new connection, to an address `pinned_connection` checked, with urllib3's own errors."""
+    timeout = conn.timeout
+    if not (timeout is None or isinstance(timeout, int | float)):
+        timeout = socket._GLOBAL_DEFAULT_TIMEOUT  # urllib3's "default" sentinel
+    try:
+        sock = pinned_connection((conn._dns_host, conn.port), timeout, conn.source_address)
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out.") from exc
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
+    for option in conn.socket_options or ():
+        sock.setsockopt(*option)
+    return sock
+
+
+class _PinnedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _new_pinned_conn(self)
+
+
+class _PinnedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _new_pinned_conn(self)
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
+
+
+class PinnedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+
+
+def checked_session(session: requests.Session | None = None) -> requests.Session:
+    """`session` (or a new one) with only the pinned adapter mounted, for http and https (a redirect to
+    another scheme finds no adapter), and environment proxies off. A refusal is raised as
+    `OutboundRefused` through requests, untouched."""
+    session = session or requests.Session()
+    session.trust_env = False
+    session.adapters.clear()
+    adapter = PinnedAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+_sessions = threading.local()
+
+
+def _session() -> requests.Session:
+    """This thread's checked session: its pinned connections are kept alive between requests."""
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = checked_session()
+    return session
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a server answered: any status (a 4xx or 5xx too), headers, and at most `max_bytes` of body."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+    text: str
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    follow_redirects: bool = True,
+    max_bytes: int = 1_000_000,
+) -> Reply:
+    """Call `url` with every address checked, also after each redirect (requests' rules: at most 30, a
+    POST becomes a GET on 301-303). Raises OutboundRefused when refused, and requests' RequestException
+    when no answer came (its InvalidURL, a ValueError too, for a malformed URL)."""
+    check_scheme(url)
+    try:
+        response = _session().request(
+            method,
+            url,
+            data=data,
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=follow_redirects,
+            stream=True,
+        )
+    except requests.exceptions.InvalidSchema as exc:  # a redirect to file:, ftp:...
+        raise OutboundRefused(
+            f"Refused to follow a redirect from {url[:100]}: only http:// and https:// URLs can be called."
+        ) from exc
+    with response:
+        body = response.raw.read(max_bytes, decode_content=True) or b""
+        text = body.decode(errors="replace")
+        return Reply(response.status_code, response.reason or "", dict(response.headers), text)
 
 
 def check_url_at_save(url: str) -> str | None:

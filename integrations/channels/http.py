@@ -10,11 +10,10 @@ turn response JSON into the item.
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
+import requests
 from django.conf import settings
 
 from integrations import outbound
@@ -50,20 +49,25 @@ class HttpChannel(Channel):
         if data is not None:
             headers.setdefault("Content-Type", "application/json")
         headers.setdefault("User-Agent", "Rowbell")
-        request = urllib.request.Request(message["url"], data=data, headers=headers, method=message["method"])
         try:
-            with outbound.open_url(request, timeout=settings.HTTP_STEP_TIMEOUT) as response:
-                text = response.read(MAX_RESPONSE_BYTES).decode(errors="replace")
-                self.last_response = (response.status, dict(response.headers), text)
-                return response.headers.get("X-Request-Id", "")
+            reply = outbound.request(
+                message["method"],
+                message["url"],
+                data=data,
+                headers=headers,
+                timeout=settings.HTTP_STEP_TIMEOUT,
+                max_bytes=MAX_RESPONSE_BYTES,
+            )
         except outbound.OutboundRefused as exc:
             raise ChannelError(exc.message, permanent=True) from exc
-        except urllib.error.HTTPError as exc:
-            text = exc.read(MAX_RESPONSE_BYTES).decode(errors="replace") if exc.fp else ""
-            raise http_status_error(exc.code, text, self.what) from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raw = f"{self.what} could not be reached: {reason}"
-            raise ChannelError(unreachable(address_of(request.full_url), exc, raw), permanent=False) from exc
-        except ValueError as exc:
+        except (requests.exceptions.InvalidURL, ValueError) as exc:
             raise ChannelError(f"The URL is not valid: {exc}", permanent=True) from exc
+        except requests.exceptions.TooManyRedirects as exc:
+            raise ChannelError(f"{self.what} redirected too many times: {exc}", permanent=True) from exc
+        except (requests.RequestException, OSError) as exc:
+            raw = f"{self.what} could not be reached: {exc}"
+            raise ChannelError(unreachable(address_of(message["url"]), exc, raw), permanent=False) from exc
+        if reply.status >= 300:  # a redirect is followed: a 3xx left is one that cannot be
+            raise http_status_error(reply.status, reply.text, self.what)
+        self.last_response = (reply.status, reply.headers, reply.text)
+        return reply.headers.get("X-Request-Id", "")

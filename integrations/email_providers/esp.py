@@ -16,8 +16,7 @@ from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
 from integrations.email_providers.base import ProviderField, ProviderKind
-from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save
-from integrations.outbound_requests import checked_session
+from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save, checked_session
 
 CREDENTIAL_STATUSES = (401, 403)
 

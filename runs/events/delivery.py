@@ -23,13 +23,11 @@ may therefore see a delivery twice (same `X-Rowbell-Delivery`, same event id), b
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -97,22 +95,27 @@ def post(delivery: EventDelivery) -> Answer:
         DELIVERY_HEADER: str(delivery.pk),
         **signature_headers(delivery.endpoint.secret, body, int(clock.now().timestamp())),
     }
-    request = urllib.request.Request(delivery.endpoint.url, data=body, headers=headers, method="POST")
     try:
-        # Redirects are not followed: the 3xx is raised as an HTTPError, and retried like any other answer.
-        with outbound.open_url(
-            request, timeout=settings.EVENT_WEBHOOK_TIMEOUT, follow_redirects=False
-        ) as response:
-            return Answer(response.status)
+        # Redirects are not followed: the 3xx is the answer, retried like any other.
+        reply = outbound.request(
+            "POST",
+            delivery.endpoint.url,
+            data=body,
+            headers=headers,
+            timeout=settings.EVENT_WEBHOOK_TIMEOUT,
+            follow_redirects=False,
+            max_bytes=ERROR_SNIPPET,
+        )
     except outbound.OutboundRefused as exc:
         return Answer(None, exc.message, retry=False)
-    except urllib.error.HTTPError as exc:
-        snippet = (exc.read(ERROR_SNIPPET).decode(errors="replace") if exc.fp else "").strip()
-        return Answer(exc.code, f"HTTP {exc.code} {exc.reason}: {snippet}".rstrip(": "))
-    except (OSError, http.client.HTTPException) as exc:  # refused, timed out, reset, not HTTP
-        return Answer(None, f"No answer: {getattr(exc, 'reason', exc) or type(exc).__name__}")
-    except ValueError as exc:
+    except (requests.exceptions.InvalidURL, ValueError) as exc:
         return Answer(None, f"The URL is not valid: {exc}", retry=False)
+    except (requests.RequestException, OSError) as exc:  # refused, timed out, reset, not HTTP
+        return Answer(None, f"No answer: {exc or type(exc).__name__}")
+    if reply.status >= 300:
+        snippet = reply.text.strip()
+        return Answer(reply.status, f"HTTP {reply.status} {reply.reason}: {snippet}".rstrip(": "))
+    return Answer(reply.status)
 
 
 def settle(delivery: EventDelivery, answer: Answer) -> str | None:

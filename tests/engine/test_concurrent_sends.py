@@ -143,11 +143,20 @@ def test_answers_out_of_order_settle_each_delivery_and_item_correctly(
     workflow = http_fan_out(tenant_a, tenant_database, 8, provider.url(), response="merge")
     run = start_run(workflow, {}, "evt-order")
 
-    def slower_first(execution_id: int) -> float:  # the first request to arrive answers last
+    def in_reverse(execution_id: int) -> float:
+        """The first request to arrive answers last: once all 8 are in, each waits for the one that came
+        after it to be answered (not for a time, which a busy machine stretches past the arrivals' gaps)."""
+        deadline = time.monotonic() + 30
+        while len(provider.received) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
         with provider.lock:
-            return 0.1 * (8 - provider.received.index(execution_id))
+            index = provider.received.index(execution_id)
+            successor = provider.received[index + 1] if index + 1 < len(provider.received) else None
+        while successor is not None and successor not in provider.answered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0.0
 
-    provider.delay = slower_first
+    provider.delay = in_reverse
     settle(clock, step_seconds=60)
 
     assert provider.answered != provider.received, "the answers came back in another order"
