@@ -131,6 +131,10 @@ class StepKind:
         """One short line saying what the step does with these settings, for the builder's nodes."""
         return ""
 
+    def node_summary(self, step: Step) -> str:
+        """What the step's node on the canvas says (its summary, unless the kind knows more from the step)."""
+        return self.summary(step.config or {})
+
     def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
         """A trigger's example item, typed by the person (test runs and previews start from it)."""
         return {}

@@ -86,6 +86,10 @@ class WebhookTrigger(StepKind):
     def summary(self, config: dict[str, Any]) -> str:
         return "when a signed JSON body is POSTed"
 
+    def node_summary(self, step) -> str:
+        # Where to POST, at a glance; the full URL, secret and curl are in the panel.
+        return f"POST {webhook_path(step.version.workflow_id)}"
+
     def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
         sample = config.get("sample")
         return dict(sample) if isinstance(sample, dict) else {}

@@ -66,7 +66,7 @@ def panel_context(
         "errors": errors,
         "variables": fields,
         "step_paths": kind.paths(step.config or {}),
-        "step_summary": kind.summary(step.config or {}),
+        "step_summary": kind.node_summary(step),
         "subtree_size": _subtree_size(step, steps),
     }
     if kind.previews_in_panel:
