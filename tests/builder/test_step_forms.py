@@ -190,5 +190,5 @@ def test_the_webhook_panel_starts_with_how_to_call_it_and_the_node_shows_the_pat
     page = owner_client.get(f"/workflows/{workflow.pk}/?step={trigger.pk}").content.decode()
     panel = page[page.index('id="panel"') :]
     assert panel.index("Calling this webhook") < panel.index('id="step-form"')
-    node = re.search(r'id="node-summary-%d"[^>]*>([^<]*)<' % trigger.pk, page)
+    node = re.search(rf'id="node-summary-{trigger.pk}"[^>]*>([^<]*)<', page)
     assert node and node.group(1) == f"POST /hooks/{workflow.pk}/"

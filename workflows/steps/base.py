@@ -9,18 +9,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workflows.steps.context import StepContext
+from workflows.steps.errors import ConfigError
 from workflows.steps.forms import StepForm
 
 if TYPE_CHECKING:
     from workflows.models import Step
 
-
-class ConfigError(Exception):
-    """A step's config is not usable. `errors` maps each field to a message a person can act on."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+__all__ = ["ConfigError", "PublishError", "StepKind", "StepPreview", "WatchedTable"]
 
 
 class PublishError(Exception):
@@ -95,6 +90,14 @@ class StepKind:
     def settings(self, config: Mapping[str, Any]) -> Any:
         """A stored config as the kind's typed settings (what `execute` reads)."""
         return self.form_class.settings_class.from_json(config)
+
+    def step_settings(self, ctx: StepContext) -> Any:
+        """The running step's typed settings, read once per batch (the batch's items share them)."""
+        key = ("settings", ctx.step.pk)
+        cache = ctx.resources.cache
+        if key not in cache:
+            cache[key] = self.settings(ctx.step.config)
+        return cache[key]
 
     def default_config(self) -> dict[str, Any]:
         return {}

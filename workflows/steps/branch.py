@@ -27,9 +27,11 @@ from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate, validate_expression
 from workflows.steps.base import StepKind
 from workflows.steps.context import StepContext
-from workflows.steps.forms import FlagField, PathsWidget, StepForm, StepSettings, TextField
+from workflows.steps.fields import FlagField, TextField
+from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.item_variables import unknown_variables_warning
 from workflows.steps.results import Routed
+from workflows.steps.widgets import PathsWidget
 
 OTHERWISE = "otherwise"
 PATH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -145,8 +147,8 @@ class Branch(StepKind):
         return " · ".join(label for _id, label in self.paths(config))
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> Routed | list:
-        config = ctx.step.config
-        for index, path in enumerate(config.get("paths") or []):
+        settings = self.step_settings(ctx)
+        for index, path in enumerate(settings.paths):
             label = path.get("label") or f"Path {index + 1}"
             try:
                 matched = matches(path, item, ctx.run_context)
@@ -154,8 +156,8 @@ class Branch(StepKind):
                 raise Failure(f"Branch, path “{label}”: {exc}", permanent=True) from exc
             if matched:
                 return Routed(path["id"], [item], {"path": label})
-        if config.get("otherwise"):
-            label = config.get("otherwise_label") or "Otherwise"
+        if settings.otherwise:
+            label = settings.otherwise_label or "Otherwise"
             return Routed(OTHERWISE, [item], {"path": label})
         return Routed("", [], {"path": None, "reason": "no path matched and there is no “otherwise”"})
 

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from django import forms
 
-from workflows.steps.forms import NumberField, StepSettings, TemplateField
+from workflows.steps.fields import NumberField, TemplateField
+from workflows.steps.forms import StepSettings
 
 RETRY_NAMES = ("max_attempts", "retry_base_seconds")
 

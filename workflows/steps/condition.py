@@ -9,7 +9,8 @@ from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.forms import ExpressionField, StepForm, StepSettings
+from workflows.steps.fields import ExpressionField
+from workflows.steps.forms import StepForm, StepSettings
 
 
 @dataclass
@@ -39,13 +40,13 @@ class Condition(StepKind):
         return f"only if {config.get('expression') or '?'}"
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
-        expression = self.settings(ctx.step.config).expression
+        expression = self.step_settings(ctx).expression
         passed = bool(evaluate(expression, {"item": item, "run": ctx.run_context}))
         return StepPreview(shows="condition", passed=passed)
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         try:
-            expression = self.settings(ctx.step.config).expression
+            expression = self.step_settings(ctx).expression
             passed = evaluate(expression, {"item": item, "run": ctx.run_context})
         except TemplateError as exc:
             raise Failure(f"Condition: {exc}", permanent=True) from exc

@@ -37,9 +37,11 @@ from integrations.templating import validate_expression
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
-from workflows.steps.forms import ChoiceField, SqlArea, StepForm, TemplateField, TextField
+from workflows.steps.fields import ChoiceField, TemplateField, TextField
+from workflows.steps.forms import StepForm
 from workflows.steps.references import DataSourceField
 from workflows.steps.results import FanOut
+from workflows.steps.widgets import SqlArea
 
 if TYPE_CHECKING:
     from workflows.models import Step
@@ -154,7 +156,7 @@ class DataQuery(StepKind):
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         """The first rows and the total count of the step's query for this item (read-only)."""
-        settings = self.settings(ctx.step.config)
+        settings = self.step_settings(ctx)
         sql, params = compile_sql(settings.sql, {"item": item, "run": ctx.run_context})
         check_tenant_sql(sql)
         conn = ctx.query_connection(settings.datasource)
@@ -163,7 +165,7 @@ class DataQuery(StepKind):
         return StepPreview(shows="rows", rows=rows, total=total)
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | FanOut:
-        settings = self.settings(ctx.step.config)
+        settings = self.step_settings(ctx)
         try:
             sql, params = compile_sql(settings.sql, {"item": item, "run": ctx.run_context})
             conn = ctx.query_connection(settings.datasource)

@@ -35,8 +35,10 @@ from integrations.datasources import (
 from integrations.models import DataSource
 from workflows.steps.base import PublishError, StepKind, WatchedTable
 from workflows.steps.common import run_label_field
-from workflows.steps.forms import CheckboxList, PickerField, PickerListField, StepForm, StepSettings
+from workflows.steps.fields import PickerField, PickerListField
+from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
+from workflows.steps.widgets import CheckboxList
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"))
 
@@ -98,9 +100,10 @@ class DatabaseTriggerForm(StepForm):
 
     def load_options(self) -> None:
         """The schemas, tables and columns of the chosen data source (asked of its database)."""
-        source = DataSource.objects.filter(
-            tenant_id=self.tenant_id, pk=reference_id(self.raw("datasource"))
-        ).first()
+        pk = reference_id(self.raw("datasource"))
+        source = None
+        if self.tenant_id is not None and pk is not None:
+            source = DataSource.objects.filter(tenant_id=self.tenant_id, pk=pk).first()
         if source is None:
             for name in ("schema", "table", "watch_columns"):
                 self.options_errors[name] = "Choose a data source first."
@@ -164,16 +167,16 @@ class DatabaseTrigger(StepKind):
         return [*names, "_old"] if "update" in step.config.get("operations", []) else names
 
     def on_publish(self, step, previous_step) -> None:
-        config = self.validate(step.config)
+        settings = self.settings(self.validate(step.config))
         datasource = _datasource(step)
         if datasource is None:
             _fail(step, "datasource", "This data source does not exist (any more): choose another one.")
         previous_ds = _datasource(previous_step) if previous_step is not None else None
         spec = TriggerSpec(
-            schema=config["schema"],
-            table=config["table"],
-            operations=tuple(config["operations"]),
-            watch_columns=tuple(config["watch_columns"]),
+            schema=settings.schema,
+            table=settings.table,
+            operations=tuple(settings.operations),
+            watch_columns=tuple(settings.watch_columns),
             notify=datasource.notify_enabled,
         )
         try:

@@ -12,17 +12,13 @@ tenant's rows, so another workspace's id is refused like a missing one.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django import forms
 from django.forms.renderers import TemplatesSetting
-from django.utils.datastructures import MultiValueDict
 
-from integrations.json_input import JsonInputError, check_storable, load_json
-from integrations.templating import validate_expression, validate_template
-from workflows.steps.item_variables import unknown_variables_warning
+from workflows.steps.errors import ConfigError
 
 PREFIX = "config"
 
@@ -36,8 +32,19 @@ class StepSettings:
 
     @classmethod
     def from_json(cls, config: Mapping[str, Any] | None) -> Any:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{key: value for key, value in (config or {}).items() if key in names})
+        """The settings of a stored config; ConfigError names a setting it lacks (an unfinished draft's)."""
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        given = {f.name: config[f.name] for f in fields if config and f.name in config}
+        missing = [
+            f.name
+            for f in fields
+            if f.name not in given
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise ConfigError({name: "This setting is not set yet." for name in missing})
+        return cls(**given)
 
     def to_json(self) -> dict[str, Any]:
         stored = dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -45,279 +52,6 @@ class StepSettings:
             if stored.get(key) in (None, "", False, []):
                 stored.pop(key, None)
         return stored
-
-
-# ---- widgets: each draws itself from its own template ----
-
-
-class TextInput(forms.TextInput):
-    template_name = "workflows/widgets/text.html"
-
-
-class NumberInput(forms.NumberInput):
-    template_name = "workflows/widgets/number.html"
-
-
-class Select(forms.Select):
-    """A select that keeps a saved value the options no longer offer visible, marked "(not found)"."""
-
-    template_name = "workflows/widgets/select.html"
-    empty_label = "Choose…"
-
-    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
-        context = super().get_context(name, value, attrs)
-        offered = {str(option["value"]) for group in context["widget"]["optgroups"] for option in group[1]}
-        shown = [str(v) for v in context["widget"]["value"] if v not in (None, "")]
-        context["widget"]["missing"] = next((v for v in shown if v not in offered), "")
-        context["widget"]["has_empty"] = "" in offered
-        return context
-
-
-class CheckboxList(forms.CheckboxSelectMultiple):
-    template_name = "workflows/widgets/checkbox_list.html"
-    layout = "workflows/fields/choices.html"
-
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
-        if isinstance(data, MultiValueDict):
-            return data.getlist(name)
-        value = data.get(name)
-        return value if isinstance(value, list | tuple) or value is None else [value]
-
-
-class Checkbox(forms.CheckboxInput):
-    """Ticked: True, or "on", "true", "1" from a form or a file; anything else reaches the field as is,
-    which says that it wants true or false."""
-
-    template_name = "workflows/widgets/checkbox.html"
-    layout = "workflows/fields/checkbox.html"
-
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
-        return data.get(name)
-
-
-class TemplateArea(forms.Textarea):
-    """A Jinja2 template over the item: monospace, and the variable chips insert into it."""
-
-    template_name = "workflows/widgets/template.html"
-    minimum_rows = 1
-
-    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
-        context = super().get_context(name, value, attrs)
-        text = context["widget"]["value"] or ""
-        context["widget"]["rows"] = min(14, max(self.minimum_rows, str(text).count("\n") + 1))
-        return context
-
-
-class SqlArea(TemplateArea):
-    template_name = "workflows/widgets/sql.html"
-    minimum_rows = 4
-
-
-class JsonArea(TemplateArea):
-    template_name = "workflows/widgets/json.html"
-    minimum_rows = 4
-
-
-class ExpressionInput(forms.TextInput):
-    template_name = "workflows/widgets/expression.html"
-
-
-class SecretInput(forms.PasswordInput):
-    """Never shows the saved secret; an empty box keeps it (the value counts as not posted)."""
-
-    template_name = "workflows/widgets/secret.html"
-
-    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
-        return not data.get(name)
-
-
-class PathsWidget(forms.Widget):
-    """A branch's paths: rows posted as <name>-<n>-<key> with <name>-count (or a list, from a file)."""
-
-    # Drawn by its field layout, which needs the panel's context (the branch's add/remove/move URLs).
-    layout = "workflows/fields/paths.html"
-    KEYS = ("id", "label", "match", "field", "operator", "value", "expression")
-    MAX_ROWS = 50
-
-    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
-        return f"{name}-count" not in data and name not in data
-
-    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
-        if f"{name}-count" not in data:
-            return data.get(name)
-        raw = str(data.get(f"{name}-count", ""))
-        count = min(int(raw), self.MAX_ROWS) if raw.isdigit() else 0
-        rows = []
-        for index in range(count):
-            prefix = f"{name}-{index}-"
-            row = {key: data[prefix + key] for key in self.KEYS if prefix + key in data}
-            if row.get("id"):
-                rows.append(row)
-        return rows
-
-
-# ---- fields ----
-
-
-class TextField(forms.CharField):
-    """Text from a form or a file: anything that is not text is refused, not turned into text."""
-
-    widget = TextInput
-    not_text = "This must be text."
-
-    def to_python(self, value: Any) -> Any:
-        if value is not None and not isinstance(value, str):
-            raise forms.ValidationError(self.not_text)
-        return super().to_python(value)
-
-
-class TemplateField(TextField):
-    """A Jinja2 template: checked for syntax when saved, the error naming its line."""
-
-    widget = TemplateArea
-
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("required", False)
-        super().__init__(strip=False, **kwargs)
-
-    def variables_warning(self, value: Any, known: list[str]) -> str:
-        """Variables the template uses that the item does not have at this step (saved anyway)."""
-        return unknown_variables_warning(value, known)
-
-    def to_python(self, value: Any) -> str:
-        text = super().to_python(value)
-        return "" if not text.strip() else text
-
-    def validate(self, value: Any) -> None:
-        super().validate(value)
-        problem = validate_template(value) if value else None
-        if problem:
-            raise forms.ValidationError(f"Template error on line {problem.line}: {problem.message}")
-
-
-class ExpressionField(TextField):
-    """A sandboxed Jinja2 expression over `item` (a condition)."""
-
-    def variables_warning(self, value: Any, known: list[str]) -> str:
-        return unknown_variables_warning(value, known, expression=True)
-
-    widget = ExpressionInput
-    missing = "Write an expression over the item, like item.plan == 'pro'."
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(error_messages={"required": self.missing}, **kwargs)
-
-    def validate(self, value: Any) -> None:
-        super().validate(value)
-        problem = validate_expression(value) if value else None
-        if problem:
-            raise forms.ValidationError(f"Expression error: {problem.message}")
-
-
-class NumberField(forms.FloatField):
-    """A number kept as the person wrote it: 3 stays 3, 1.5 stays 1.5 (a float field would store 3.0)."""
-
-    widget = NumberInput
-
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("required", False)
-        super().__init__(**kwargs)
-        self.widget.attrs.setdefault("step", "any")
-
-    def to_python(self, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-        number = super().to_python(value)
-        return int(number) if number is not None and number.is_integer() else number
-
-
-class FlagField(forms.Field):
-    """A tick box: true or false. From a file, only true/false (or on/off, 1/0) is accepted."""
-
-    widget = Checkbox
-    TRUE = ("on", "true", "1", "yes")
-    FALSE = ("", "off", "false", "0", "no")
-
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("required", False)
-        super().__init__(**kwargs)
-
-    def to_python(self, value: Any) -> bool:
-        if value is None or isinstance(value, bool):
-            return bool(value)
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in self.TRUE + self.FALSE:
-            return value.strip().lower() in self.TRUE
-        raise forms.ValidationError(f"{self.label} must be true or false.")
-
-
-class ChoiceField(forms.ChoiceField):
-    widget = Select
-
-
-class MultipleChoiceField(forms.MultipleChoiceField):
-    widget = CheckboxList
-
-
-class JsonField(forms.JSONField):
-    """JSON typed in the panel (a string) or given by a file (already parsed); NUL characters, lone
-    surrogates and deep nesting are refused with where they are (integrations/json_input.py)."""
-
-    widget = JsonArea
-
-    def to_python(self, value: Any) -> Any:
-        if not isinstance(value, str):
-            parsed = value
-        elif not value.strip():
-            return None
-        else:
-            try:
-                parsed = load_json(value)
-            except json.JSONDecodeError as exc:
-                raise forms.ValidationError(
-                    f"This is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
-                ) from None
-            except JsonInputError as exc:
-                raise forms.ValidationError(str(exc)) from None
-        try:
-            check_storable(parsed)
-        except JsonInputError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return parsed
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        # A saved config holds the parsed value, not its text: it is drawn as JSON again; text is
-        # shown back as typed, valid or not.
-        return data if not isinstance(data, str) else forms.fields.InvalidJSONInput(data)
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-class SecretField(TextField):
-    widget = SecretInput
-
-
-class PickerField(TextField):
-    """A name chosen from what the tenant's data source offers (schema, table); the options are read
-    when the panel is drawn (`StepForm.load_options`), not when a config is checked."""
-
-    widget = Select
-
-
-class PickerListField(forms.MultipleChoiceField):
-    """Names chosen from the data source (a table's columns), options read when drawn."""
-
-    widget = CheckboxList
-
-    def valid_value(self, value: Any) -> bool:
-        return True
-
-
-# ---- the form ----
 
 
 class StepBoundField(forms.BoundField):
@@ -337,22 +71,28 @@ class StepBoundField(forms.BoundField):
         return shown
 
     @property
+    def step_form(self) -> StepForm:
+        return cast("StepForm", self.form)
+
+    @property
     def error(self) -> str:
-        if self.name in self.form.hidden_errors:
+        """The field's one line of error: the panel's (`extra_errors`), hidden while the field is blank on
+        a freshly opened step (`hidden_errors`)."""
+        if self.name in self.step_form.hidden_errors:
             return ""
-        return self.form.extra_errors.get(self.name) or (self.errors[0] if self.errors else "")
+        return self.step_form.extra_errors.get(self.name, "")
 
     @property
     def warning(self) -> str:
-        return self.form.warnings.get(self.name, "")
+        return self.step_form.warnings.get(self.name, "")
 
     @property
     def options_error(self) -> str:
-        return self.form.options_errors.get(self.name, "")
+        return self.step_form.options_errors.get(self.name, "")
 
     @property
     def is_advanced(self) -> bool:
-        return self.name in self.form.advanced
+        return self.name in self.step_form.advanced
 
     @property
     def layout(self) -> str:
@@ -368,7 +108,7 @@ class StepBoundField(forms.BoundField):
 
     @property
     def raw(self) -> Any:
-        return self.form.raw(self.name)
+        return self.step_form.raw(self.name)
 
 
 class StepForm(forms.Form):
@@ -423,11 +163,11 @@ class StepForm(forms.Form):
         draft = dict(saved)
         for name, field in self.fields.items():
             if name in self.cleaned_data:
-                draft[name] = getattr(field, "stored_value", lambda v: v)(self.cleaned_data[name])
+                draft[name] = self.cleaned_data[name]
             elif getattr(field, "refuses_as_typed", False):
                 draft[name] = saved.get(name)
             elif not field.widget.value_omitted_from_data(self.data, {}, self.add_prefix(name)):
-                draft[name] = self[name].raw
+                draft[name] = self.raw(name)
         return draft
 
     def load_options(self) -> None:

@@ -24,16 +24,10 @@ from integrations.outbound import check_url_at_save
 from integrations.templating import render, render_header, validate_template
 from workflows.steps.common import RETRY_NAMES, RetryForm, RetrySettings
 from workflows.steps.context import StepContext
-from workflows.steps.forms import (
-    ChoiceField,
-    FlagField,
-    JsonField,
-    Select,
-    StepForm,
-    TemplateField,
-    TextField,
-)
+from workflows.steps.fields import ChoiceField, FlagField, JsonField, TemplateField, TextField
+from workflows.steps.forms import StepForm
 from workflows.steps.send_kind import SendKind, rendered, template_context
+from workflows.steps.widgets import Select
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_CHOICES = (
@@ -122,7 +116,7 @@ class HttpRequest(SendKind):
         return f"{config.get('method') or 'POST'} {config.get('url') or '?'}"
 
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        settings = self.settings(ctx.step.config)
+        settings = self.step_settings(ctx)
         context = template_context(ctx, item)
         url = rendered("URL", render_header, settings.url, context)
         headers = {
@@ -149,7 +143,7 @@ class HttpRequest(SendKind):
         return content["url"][:500]
 
     def result_items(self, ctx: StepContext, item, content, sent: Any) -> list[dict[str, Any]]:
-        mode = self.settings(ctx.step.config).response or "keep"
+        mode = self.step_settings(ctx).response or "keep"
         last_response = getattr(sent, "last_response", None)
         if mode == "keep" or last_response is None:
             return [item]

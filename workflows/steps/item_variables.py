@@ -22,6 +22,8 @@ def referenced_fields(text: str, expression: bool = False) -> list[str]:
     found: list[str] = []
     methods = {id(call.node) for call in tree.find_all(nodes.Call)}  # item.get('x'), item.items()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
         if not (isinstance(node.node, nodes.Name) and node.node.name == "item") or id(node) in methods:
             continue
         name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)

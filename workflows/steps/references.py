@@ -24,7 +24,7 @@ from django.forms.models import ModelChoiceIterator
 from consent.email_step import NO_LAYOUT
 from consent.models import EmailLayout, Topic
 from integrations.models import DataSource, Sender
-from workflows.steps.forms import Select
+from workflows.steps.widgets import Select
 
 # The words database_trigger.on_publish uses for a data source deleted since.
 NOT_HERE = "This data source does not exist (any more): choose another one."
@@ -71,13 +71,11 @@ class ReferenceField(forms.ModelChoiceField):
             raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
         if not self.tenant_bound:
             return pk  # no tenant to look in (an engine-side check of the shape): the id as is
-        return super().to_python(pk).pk
+        row = super().to_python(pk)
+        return row.pk if row is not None else None
 
     def validate(self, value: Any) -> None:
         forms.Field.validate(self, value)
-
-    def stored_value(self, value: Any) -> Any:
-        return value
 
     # ---- files: by name ----
 
@@ -138,7 +136,8 @@ class SenderField(ReferenceField):
     @property
     def empty_label(self) -> str:
         """What "the default" is: the tenant's default sender, or the platform's address (read when drawn)."""
-        default = self.queryset.filter(is_default=True).first() if self.tenant_bound else None
+        rows = self.queryset if self.tenant_bound else None
+        default = rows.filter(is_default=True).first() if rows is not None else None
         shown = f"{default.name} — {default.from_address}" if default else settings.DEFAULT_FROM_EMAIL
         return f"Default: {shown}"
 

@@ -13,6 +13,7 @@ and the event key is `schedule:<UTC ISO instant>`, so a firing never starts two 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,14 +25,9 @@ from django import forms
 from integrations.schedules import clear_schedule, register_schedule
 from workflows.steps.base import StepKind
 from workflows.steps.common import run_label_field
-from workflows.steps.forms import (
-    CheckboxList,
-    ChoiceField,
-    NumberInput,
-    StepForm,
-    StepSettings,
-    TextField,
-)
+from workflows.steps.fields import ChoiceField, TextField
+from workflows.steps.forms import StepForm, StepSettings
+from workflows.steps.widgets import CheckboxList, NumberInput
 
 FREQUENCIES = (("daily", "Every day"), ("weekly", "Every week"), ("monthly", "Every month"), ("cron", "Cron"))
 WEEKDAY_CHOICES = tuple((day, day.capitalize()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
@@ -91,7 +87,7 @@ class ScheduleForm(StepForm):
         frequency = data.get("frequency") or "daily"
         data["frequency"] = frequency
         kept = {"frequency", "timezone", "run_label"}
-        checks = {"cron": _cron} if frequency == "cron" else {"time": _time}
+        checks: dict[str, Callable[[Any], Any]] = {"cron": _cron} if frequency == "cron" else {"time": _time}
         if frequency == "weekly":
             checks["weekdays"] = _weekdays
         if frequency == "monthly":

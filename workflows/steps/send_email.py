@@ -25,7 +25,8 @@ from integrations.models import Sender
 from integrations.templating import render, render_header, template_variables
 from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
-from workflows.steps.forms import FlagField, StepForm, TemplateField
+from workflows.steps.fields import FlagField, TemplateField
+from workflows.steps.forms import StepForm
 from workflows.steps.references import LayoutField, SenderField, TopicField
 from workflows.steps.send_kind import SendKind, rendered, template_context
 
@@ -104,13 +105,13 @@ class SendEmail(SendKind):
 
     def address(self, ctx: StepContext, item: dict[str, Any]) -> str:
         """The rendered recipient (may be empty: such a message is skipped, not failed)."""
-        return rendered("To", render_header, self.settings(ctx.step.config).to, template_context(ctx, item))
+        return rendered("To", render_header, self.step_settings(ctx).to, template_context(ctx, item))
 
     def skip_reasons(self, ctx: StepContext, pairs) -> dict[int, tuple[str, str]]:
         return consent.batch_skip_reasons(ctx, self, pairs)
 
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        step = self.settings(ctx.step.config)
+        step = self.step_settings(ctx)
         context = template_context(ctx, item)
         to = rendered("To", render_header, step.to, context)
         _check_address("To", to)
@@ -153,7 +154,7 @@ class SendEmail(SendKind):
         provider, when the platform's own backend is one); EMAIL_SMTP_CONNECTIONS for an SMTP server,
         each message in flight having its own connection for the batch."""
         try:
-            sender = resolve_sender(ctx, self.settings(ctx.step.config).sender)
+            sender = resolve_sender(ctx, self.step_settings(ctx).sender)
         except Failure:
             return 1  # each message then fails with the reason, one at a time
         if sender is None or sender.provider is None:

@@ -17,7 +17,8 @@ from integrations.outbound import check_url_at_save
 from integrations.templating import render
 from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
-from workflows.steps.forms import SecretField, StepForm, TemplateField
+from workflows.steps.fields import SecretField, TemplateField
+from workflows.steps.forms import StepForm
 from workflows.steps.send_kind import SendKind, rendered, template_context
 
 
@@ -74,11 +75,11 @@ class SlackMessage(SendKind):
         return " ".join((config.get("text") or "").split())
 
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        config = ctx.step.config
-        text = rendered("Message", render, config["text"], template_context(ctx, item))
+        settings = self.step_settings(ctx)
+        text = rendered("Message", render, settings.text, template_context(ctx, item))
         try:
-            url = decrypt(config["webhook_url_encrypted"])
-        except (KeyError, ValueError):
+            url = decrypt(settings.webhook_url_encrypted)
+        except ValueError:
             raise Failure(
                 "Slack: the webhook URL is missing or unreadable; paste it again.", permanent=True
             ) from None

@@ -14,7 +14,8 @@ from typing import Any
 from integrations.failures import Failure
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.forms import ChoiceField, NumberField, StepForm, StepSettings, TextField
+from workflows.steps.fields import ChoiceField, NumberField, TextField
+from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Skipped
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}

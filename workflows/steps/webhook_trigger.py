@@ -23,7 +23,8 @@ from django import forms
 
 from workflows.steps.base import StepKind
 from workflows.steps.common import run_label_field
-from workflows.steps.forms import JsonField, StepForm, StepSettings
+from workflows.steps.fields import JsonField
+from workflows.steps.forms import StepForm, StepSettings
 
 TIMESTAMP_HEADER = "X-Rowbell-Timestamp"
 SIGNATURE_HEADER = "X-Rowbell-Signature"
