@@ -34,8 +34,11 @@ def posted_values(step: Step, data: QueryDict) -> tuple[dict[str, Any], dict[str
 
 
 def panel_form(step: Step, tenant_id: int, errors: dict[str, str]) -> StepForm:
-    """The step's form bound to its saved config, showing `errors` (and its options, drawn now)."""
-    form = get_kind(step.kind).form(step.config or {}, tenant_id)
+    """The step's form bound to its saved config, showing `errors` (and its options, drawn now). A setting
+    the config does not hold shows its field's initial value (what saving the form then stores)."""
+    kind = get_kind(step.kind)
+    initial = {name: f.initial for name, f in kind.form_class.base_fields.items() if f.initial is not None}
+    form = kind.form({**initial, **(step.config or {})}, tenant_id)
     form.extra_errors = errors
     form.load_options()
     return form

@@ -113,7 +113,7 @@ class BranchForm(StepForm):
 
     paths = PathsField(label="Paths, tried in order")
     otherwise = FlagField(label="Add an “otherwise” path for items no path matches")
-    otherwise_label = TextField(label="Name of the otherwise path", required=False)
+    otherwise_label = TextField(label="Name of the otherwise path", initial="Otherwise", required=False)
 
     def clean_otherwise_label(self) -> str:
         return (self.cleaned_data["otherwise_label"] or "Otherwise")[:80]

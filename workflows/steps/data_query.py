@@ -81,7 +81,7 @@ class NameField(TextField):
     """A column or item field name; empty means the default."""
 
     def __init__(self, default: str, **kwargs: Any):
-        super().__init__(required=False, **kwargs)
+        super().__init__(required=False, initial=default, **kwargs)
         self.default = default
 
     def clean(self, value: Any) -> str:
@@ -112,6 +112,7 @@ class DataQueryForm(RetryForm, StepForm):
     )
     mode = ChoiceField(
         label="Result",
+        initial="fanout",
         choices=MODES,
         required=False,
         error_messages={"invalid_choice": "Choose fanout, first or all."},

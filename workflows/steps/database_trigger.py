@@ -63,9 +63,11 @@ class DatabaseTriggerForm(StepForm):
         required=True,
         missing="Choose the data source whose table this workflow watches.",
     )
-    schema = PickerField(label="Schema", required=False)
+    schema = PickerField(label="Schema", initial="public", required=False)
     table = PickerField(label="Table", error_messages={"required": "Choose the table to watch."})
-    operations = forms.Field(label="When a row is", required=False, widget=CheckboxList(choices=OPERATIONS))
+    operations = forms.Field(
+        label="When a row is", initial=["insert"], required=False, widget=CheckboxList(choices=OPERATIONS)
+    )
     watch_columns = PickerListField(
         label="Only when these columns change",
         required=False,

@@ -53,12 +53,15 @@ class HttpSettings(RetrySettings):
 class HttpForm(RetryForm, StepForm):
     settings_class = HttpSettings
 
-    method = TextField(label="Method", required=False, widget=Select(choices=[(m, m) for m in METHODS]))
+    method = TextField(
+        label="Method", initial="POST", required=False, widget=Select(choices=[(m, m) for m in METHODS])
+    )
     url = TemplateField(label="URL", required=True)
     headers = JsonField(label="Headers", required=False, help_text='{"Authorization": "Bearer ..."}')
     body = TemplateField(label="JSON body", help_text='e.g. {"email": {{ item.email|tojson }}}')
     response = ChoiceField(
         label="Response",
+        initial="keep",
         choices=RESPONSE_CHOICES,
         required=False,
         error_messages={"invalid_choice": "Choose keep, replace or merge."},

@@ -54,16 +54,27 @@ class ScheduleForm(StepForm):
 
     frequency = ChoiceField(
         label="Repeat",
+        initial="daily",
         choices=FREQUENCIES,
         required=False,
         error_messages={"invalid_choice": "Choose daily, weekly, monthly or cron."},
     )
-    time = TextField(label="At (local time)", required=False, help_text="24-hour clock, like 09:30.")
-    timezone = TextField(label="Time zone", required=False, help_text="IANA name, like Europe/Berlin.")
+    time = TextField(
+        label="At (local time)", initial="09:00", required=False, help_text="24-hour clock, like 09:30."
+    )
+    timezone = TextField(
+        label="Time zone", initial="UTC", required=False, help_text="IANA name, like Europe/Berlin."
+    )
     # Checked in clean() only for the frequency that reads them, as typed (files give numbers and lists).
-    weekdays = forms.Field(label="On", required=False, widget=CheckboxList(choices=WEEKDAY_CHOICES))
+    weekdays = forms.Field(
+        label="On", initial=["mon"], required=False, widget=CheckboxList(choices=WEEKDAY_CHOICES)
+    )
     day_of_month = forms.Field(
-        label="Day of the month", required=False, widget=NumberInput, help_text="-1 is the last day."
+        initial=1,
+        label="Day of the month",
+        required=False,
+        widget=NumberInput,
+        help_text="-1 is the last day.",
     )
     cron = TextField(
         label="Cron expression",

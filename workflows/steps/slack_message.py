@@ -40,6 +40,11 @@ class SlackForm(RetryForm, StepForm):
     )
     text = TemplateField(label="Message", required=True)
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.raw("webhook_url_encrypted"):
+            self.fields["webhook_url"].widget.attrs["placeholder"] = "saved — type to replace"
+
     def clean_webhook_url(self) -> str:
         url = (self.cleaned_data["webhook_url"] or "").strip()
         if url:

@@ -64,6 +64,7 @@ class WaitSettings(StepSettings):
 def unit_field(label: str) -> ChoiceField:
     return ChoiceField(
         label=label,
+        initial="days",
         choices=UNIT_CHOICES,
         required=False,
         error_messages={"invalid_choice": "Choose minutes, hours or days."},
@@ -75,6 +76,7 @@ class WaitForm(StepForm):
 
     mode = ChoiceField(
         label="Wait",
+        initial="duration",
         choices=MODES,
         required=False,
         error_messages={"invalid_choice": "Choose “duration” or “until”."},
@@ -84,10 +86,11 @@ class WaitForm(StepForm):
     field = TextField(
         label="Time field", required=False, help_text="The item field holding the time, e.g. trial_ends_at."
     )
-    offset_amount = NumberField(label="Offset", help_text="e.g. 1 for “1 day before”.")
+    offset_amount = NumberField(label="Offset", initial=0, help_text="e.g. 1 for “1 day before”.")
     offset_unit = unit_field("Offset unit")
     offset_direction = ChoiceField(
         label="Before or after",
+        initial="before",
         choices=DIRECTIONS,
         required=False,
         error_messages={"invalid_choice": "Choose “before” or “after”."},
