@@ -147,8 +147,13 @@ def _add(node, draft, parent, position, path, errors, paths) -> None:
         kind = get_kind(node["kind"])
         cleaned = kind.validate(config, draft.tenant_id)
     except ConfigError as exc:
+        # A row the tenant does not have is named with the step (the reader looks for it by name).
         label = str(node.get("name") or node["kind"])
-        errors[path] = {field: _named(label, message) for field, message in exc.errors.items()}
+        references = _references(node["kind"])
+        errors[path] = {
+            field: f"Step “{label}”: {message}" if field in references else message
+            for field, message in exc.errors.items()
+        }
         return
     if (parent is None) != kind.is_trigger:
         errors[path] = {
@@ -183,9 +188,3 @@ def _references(kind: str) -> dict[str, ReferenceField]:
         return reference_fields(get_kind(kind).form_class)
     except ConfigError:
         return {}
-
-
-def _named(label: str, message: str) -> str:
-    """A refused reference names the step (the file's reader looks for it by name)."""
-    refusals = {field.not_here for field in ReferenceField.__subclasses__()}
-    return f"Step “{label}”: {message}" if message in refusals else message

@@ -192,3 +192,32 @@ def test_the_webhook_panel_starts_with_how_to_call_it_and_the_node_shows_the_pat
     assert panel.index("Calling this webhook") < panel.index('id="step-form"')
     node = re.search(rf'id="node-summary-{trigger.pk}"[^>]*>([^<]*)<', page)
     assert node and node.group(1) == f"POST /hooks/{workflow.pk}/"
+
+
+def test_a_slack_url_is_never_stored_in_the_clear_not_even_in_an_unfinished_draft(owner_client, workflow):
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    slack = add(owner_client, workflow, "slack_message", trigger)
+    url = "https://hooks.slack.com/services/T0/B0/secret-part"
+
+    save(owner_client, workflow, slack, webhook_url=url, text="Hi {{ item.email ")  # the text is wrong
+    slack.refresh_from_db()
+    assert url not in json.dumps(slack.config) and "webhook_url" not in slack.config
+    assert slack.config["text"] == "Hi {{ item.email "  # kept as typed
+
+    save(owner_client, workflow, slack, webhook_url="", text="Hi {{ item.email }}")  # the box stays empty
+    slack.refresh_from_db()
+    assert get_kind("slack_message").validate(slack.config) == slack.config
+    assert get_kind("slack_message").settings(slack.config).webhook_url_encrypted
+
+
+def test_the_schedule_panel_shows_only_what_its_frequency_reads(owner_client, workflow):
+    trigger = add(owner_client, workflow, "schedule_trigger")
+    page = owner_client.get(f"/workflows/{workflow.pk}/?step={trigger.pk}").content.decode()
+    assert 'id="f-time"' in page and 'id="f-cron"' not in page and 'name="config-weekdays"' not in page
+
+    response = save(owner_client, workflow, trigger, frequency="cron", cron="0 9 * * 1-5", timezone="UTC")
+    panel = response.content.decode()
+    assert response["HX-Retarget"] == "#panel"
+    assert 'id="f-cron"' in panel and 'id="f-time"' not in panel
+    trigger.refresh_from_db()
+    assert trigger.config == {"frequency": "cron", "cron": "0 9 * * 1-5", "timezone": "UTC"}

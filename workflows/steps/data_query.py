@@ -102,6 +102,7 @@ class DataQuerySettings(RetrySettings):
 
 class DataQueryForm(RetryForm, StepForm):
     settings_class = DataQuerySettings
+    redraw_on = ("datasource", "mode")
 
     datasource = DataSourceField(
         label="Data source", required=True, missing="Choose the data source to query."

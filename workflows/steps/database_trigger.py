@@ -57,6 +57,7 @@ class DatabaseTriggerSettings(StepSettings):
 
 class DatabaseTriggerForm(StepForm):
     settings_class = DatabaseTriggerSettings
+    redraw_on = ("datasource", "schema", "table")
 
     datasource = DataSourceField(
         label="Data source",

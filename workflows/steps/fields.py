@@ -121,10 +121,6 @@ class ChoiceField(forms.ChoiceField):
     widget = Select
 
 
-class MultipleChoiceField(forms.MultipleChoiceField):
-    widget = CheckboxList
-
-
 class JsonField(forms.JSONField):
     """JSON typed in the panel (a string) or given by a file (already parsed); NUL characters, lone
     surrogates and deep nesting are refused with where they are (integrations/json_input.py)."""

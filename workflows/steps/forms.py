@@ -117,13 +117,14 @@ class StepForm(forms.Form):
 
     settings_class: ClassVar[type[StepSettings]]
     advanced: ClassVar[tuple[str, ...]] = ()  # folded under "Retries"
+    # Changing one of these changes what the other fields offer or which apply: the panel is drawn again.
+    redraw_on: ClassVar[tuple[str, ...]] = ()
     default_renderer = TemplatesSetting()
     bound_field_class = StepBoundField
     use_required_attribute = False  # the panel saves as the person types: it never blocks a submit
 
     def __init__(self, config: Mapping[str, Any], *, tenant_id: int | None = None):
         super().__init__(data={f"{PREFIX}-{key}": value for key, value in config.items()}, prefix=PREFIX)
-        self.stored = config
         self.tenant_id = tenant_id
         self.hidden_errors: set[str] = set()
         self.extra_errors: dict[str, str] = {}

@@ -49,8 +49,61 @@ class ScheduleSettings(StepSettings):
         return {key: value for key, value in super().to_json().items() if value not in (None, "")}
 
 
+# What each frequency reads (and the panel shows), beside the time zone and run label.
+FREQUENCY_FIELDS = {
+    "daily": ("time",),
+    "weekly": ("time", "weekdays"),
+    "monthly": ("time", "day_of_month"),
+    "cron": ("cron",),
+}
+
+
+def _time(value: Any) -> str:
+    try:
+        parsed = datetime.strptime(str(value or "").strip(), "%H:%M")
+    except ValueError:
+        raise forms.ValidationError("Enter a time like 09:00 or 17:30 (24-hour clock).") from None
+    return parsed.strftime("%H:%M")
+
+
+def _cron(value: Any) -> str:
+    expression = " ".join(str(value or "").split())
+    if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
+        raise forms.ValidationError(
+            "Enter five cron fields: minute hour day-of-month month day-of-week, like 0 9 * * 1-5."
+        )
+    return expression
+
+
+def _weekdays(value: Any) -> list[str]:
+    names = [str(day).strip().lower()[:3] for day in (value or [])] if isinstance(value, list) else []
+    valid = [day for day, _ in WEEKDAY_CHOICES]
+    if not names or not set(names) <= set(valid):
+        raise forms.ValidationError("Choose at least one weekday (mon, tue, wed, thu, fri, sat, sun).")
+    return [day for day in valid if day in names]
+
+
+def _day_of_month(value: Any) -> int:
+    try:
+        day = int(value)
+    except (TypeError, ValueError):
+        day = 0
+    if not (1 <= day <= 31 or -28 <= day <= -1):
+        raise forms.ValidationError("Enter a day from 1 to 31, or -1 (last day) to -28 counted from the end.")
+    return day
+
+
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "time": _time,
+    "cron": _cron,
+    "weekdays": _weekdays,
+    "day_of_month": _day_of_month,
+}
+
+
 class ScheduleForm(StepForm):
     settings_class = ScheduleSettings
+    redraw_on = ("frequency",)
 
     frequency = ChoiceField(
         label="Repeat",
@@ -93,22 +146,26 @@ class ScheduleForm(StepForm):
             ) from None
         return zone
 
+    def frequency_chosen(self) -> str:
+        frequency = self.raw("frequency") or "daily"
+        return frequency if frequency in FREQUENCY_FIELDS else "daily"
+
+    def panel_fields(self) -> list[str]:
+        return ["frequency", *FREQUENCY_FIELDS[self.frequency_chosen()], "timezone", "run_label"]
+
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data
         frequency = data.get("frequency") or "daily"
-        data["frequency"] = frequency
-        kept = {"frequency", "timezone", "run_label"}
-        checks: dict[str, Callable[[Any], Any]] = {"cron": _cron} if frequency == "cron" else {"time": _time}
-        if frequency == "weekly":
-            checks["weekdays"] = _weekdays
-        if frequency == "monthly":
-            checks["day_of_month"] = _day_of_month
-        for name, check in checks.items():
+        if "frequency" not in self.errors:
+            data["frequency"] = frequency
+        used = FREQUENCY_FIELDS.get(frequency, FREQUENCY_FIELDS["daily"])
+        for name in used:
             try:
-                data[name] = check(data.get(name))
+                data[name] = CHECKS[name](data.get(name))
             except forms.ValidationError as exc:
                 self.add_error(name, exc)
-        for name in set(self.fields) - kept - set(checks):
+        for name in set(CHECKS) - set(used):  # another frequency's settings are neither checked nor stored
+            self.errors.pop(name, None)
             data[name] = None
         return data
 
@@ -137,38 +194,3 @@ class ScheduleTrigger(StepKind):
 
     def on_unpublish(self, step) -> None:
         clear_schedule(step.version.workflow_id)
-
-
-def _time(value: Any) -> str:
-    try:
-        parsed = datetime.strptime(str(value or "").strip(), "%H:%M")
-    except ValueError:
-        raise forms.ValidationError("Enter a time like 09:00 or 17:30 (24-hour clock).") from None
-    return parsed.strftime("%H:%M")
-
-
-def _cron(value: Any) -> str:
-    expression = " ".join(str(value or "").split())
-    if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
-        raise forms.ValidationError(
-            "Enter five cron fields: minute hour day-of-month month day-of-week, like 0 9 * * 1-5."
-        )
-    return expression
-
-
-def _weekdays(value: Any) -> list[str]:
-    names = [str(day).strip().lower()[:3] for day in (value or [])] if isinstance(value, list) else []
-    valid = [day for day, _ in WEEKDAY_CHOICES]
-    if not names or not set(names) <= set(valid):
-        raise forms.ValidationError("Choose at least one weekday (mon, tue, wed, thu, fri, sat, sun).")
-    return [day for day in valid if day in names]
-
-
-def _day_of_month(value: Any) -> int:
-    try:
-        day = int(value)
-    except (TypeError, ValueError):
-        day = 0
-    if not (1 <= day <= 31 or -28 <= day <= -1):
-        raise forms.ValidationError("Enter a day from 1 to 31, or -1 (last day) to -28 counted from the end.")
-    return day

@@ -6,6 +6,7 @@ Fernet token), so the step's config never holds the URL in the clear and can be 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,15 @@ class SlackForm(RetryForm, StepForm):
         except ValueError:
             raise forms.ValidationError("The stored webhook URL cannot be read; paste it again.") from None
         return saved
+
+    def draft_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """A draft never holds the URL in the clear: a good one is kept encrypted, a refused one is not kept
+        (the person pastes it again)."""
+        draft = super().draft_config(saved)
+        draft.pop("webhook_url", None)
+        if "webhook_url" in self.cleaned_data:
+            draft["webhook_url_encrypted"] = self.cleaned_data["webhook_url"]
+        return draft
 
     def settings_kwargs(self) -> dict[str, Any]:
         kwargs = super().settings_kwargs()

@@ -73,6 +73,7 @@ def unit_field(label: str) -> ChoiceField:
 
 class WaitForm(StepForm):
     settings_class = WaitSettings
+    redraw_on = ("mode",)
 
     mode = ChoiceField(
         label="Wait",

@@ -23,9 +23,6 @@ from workflows.variables import available_fields, fields_after
 from workflows.views.common import get_draft_step, get_workflow
 from workflows.webhook_panel import curl_example, example_body, webhook_url
 
-# Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
-PICKER_SOURCES = ("datasource", "schema", "table", "mode")
-
 
 def message_preview(
     request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]
@@ -130,7 +127,8 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
     with transaction.atomic():
         version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)
         step.refresh_from_db(fields=["name", "config"])
-        before = {key: step.config.get(key) for key in PICKER_SOURCES}
+        redraw_on = get_kind(step.kind).form_class.redraw_on
+        before = {key: step.config.get(key) for key in redraw_on}
         stale = request.POST.get("revision", "") != str(version.revision)
         if stale:
             values = _changed_values(step, posted, changed, name)
