@@ -221,3 +221,15 @@ def test_the_schedule_panel_shows_only_what_its_frequency_reads(owner_client, wo
     assert 'id="f-cron"' in panel and 'id="f-time"' not in panel
     trigger.refresh_from_db()
     assert trigger.config == {"frequency": "cron", "cron": "0 9 * * 1-5", "timezone": "UTC"}
+
+
+def test_a_template_box_is_as_tall_as_its_text(owner_client, workflow):
+    trigger = add(owner_client, workflow, "webhook_trigger")
+    email = add(owner_client, workflow, "send_email", trigger)
+    save(owner_client, workflow, email, to="{{ item.email }}", subject="Hi", text="one\ntwo\nthree")
+    page = owner_client.get(f"/workflows/{workflow.pk}/?step={email.pk}").content.decode()
+
+    def rows(name: str) -> str:
+        return re.search(rf'<textarea id="f-{name}" rows="(\d+)"', page).group(1)
+
+    assert (rows("subject"), rows("html"), rows("text")) == ("1", "1", "3")

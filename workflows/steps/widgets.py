@@ -61,10 +61,15 @@ class TemplateArea(forms.Textarea):
     template_name = "workflows/widgets/template.html"
     minimum_rows = 1
 
+    def __init__(self, attrs: dict[str, Any] | None = None):
+        forms.Widget.__init__(self, attrs)  # not Textarea's 40×10: the panel's width, the text's height
+
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
         text = context["widget"]["value"] or ""
-        context["widget"]["rows"] = min(14, max(self.minimum_rows, str(text).count("\n") + 1))
+        shown = context["widget"]["attrs"]
+        # As tall as its text (within bounds), so a one-line subject stays one line.
+        shown["rows"] = min(14, max(self.minimum_rows, str(text).count("\n") + 1))
         return context
 
 
