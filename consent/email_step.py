@@ -1,4 +1,4 @@
-"""What a send email step asks of consent: its settings, who to skip, unsubscribe links, and layouts.
+"""What a send email step asks of consent: who to skip, unsubscribe links, and layouts.
 
 Kept out of workflows/steps/send_email.py so that the step reads as what it sends, and so that the
 engine's statement budget is visible in one place: `batch_skip_reasons` is one statement per batch,
@@ -20,41 +20,7 @@ from integrations.failures import Failure
 NO_LAYOUT = "none"
 NO_ADDRESS = "no recipient address"
 
-__all__ = ["batch_skip_reasons", "clean_consent", "compose_html", "html_to_text", "unsubscribe_headers"]
-
-
-def _flag(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() in ("on", "true", "1"))
-
-
-def _id(value: Any) -> int | str | None:
-    """An id from the form or a file: an int, a string of digits, or empty; anything else is returned as is."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value
-
-
-def clean_consent(config: dict[str, Any], errors: dict[str, str], cleaned: dict[str, Any]) -> None:
-    """Copy the step's unsubscribe, topic, layout and skip settings into `cleaned`, naming bad ones."""
-    cleaned["allow_unsubscribe"] = _flag(config.get("allow_unsubscribe"))
-    cleaned["continue_when_skipped"] = _flag(config.get("continue_when_skipped"))
-    topic = _id(config.get("topic"))
-    if topic is not None and (not isinstance(topic, int) or isinstance(topic, bool)):
-        errors["topic"] = "Choose one of the workspace's topics."
-    else:
-        cleaned["topic"] = topic
-    layout = config.get("layout")
-    layout = NO_LAYOUT if layout == NO_LAYOUT else _id(layout)
-    if layout not in (None, NO_LAYOUT) and (not isinstance(layout, int) or isinstance(layout, bool)):
-        errors["layout"] = "Choose one of the workspace's layouts, the default, or none."
-    else:
-        cleaned["layout"] = layout
+__all__ = ["batch_skip_reasons", "compose_html", "html_to_text", "unsubscribe_headers"]
 
 
 def unsubscribes_apply(config: dict[str, Any]) -> bool:

@@ -8,18 +8,19 @@ from django.db.models import F, Q
 from integrations.models import DataSource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import STEP_KINDS
+from workflows.steps.references import DataSourceField
 
 
 def datasource_step_kinds() -> list[str]:
     """Step kinds with a data-source field (today the database trigger and the data query).
 
-    Read from the kinds' field lists, so a new kind that reads a data source is counted without a change here.
+    Read from the kinds' forms, so a new kind that reads a data source is counted without a change here.
     """
 
     return sorted(
         name
         for name, kind in STEP_KINDS.items()
-        if any(field.widget == "datasource" for field in kind.fields)
+        if any(isinstance(field, DataSourceField) for field in kind.form_class.base_fields.values())
     )
 
 

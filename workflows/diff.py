@@ -106,7 +106,9 @@ MAX_SHOWN = 120
 def setting_change(step: Step, name: str, old, new) -> SettingChange:
     """A setting's label from the step's kind, and both values as short text."""
     try:
-        labels = {spec.name: spec.label for spec in get_kind(step.kind).fields}
+        labels = {
+            name: str(field.label) for name, field in get_kind(step.kind).form_class.base_fields.items()
+        }
     except ConfigError:
         labels = {}
     return SettingChange(labels.get(name, name.replace("_", " ").capitalize()), _shown(old), _shown(new))

@@ -6,7 +6,7 @@ validates every step with its kind (errors name the step's path and field, publi
 nothing when anything is wrong: it runs in one transaction.
 
 Files are portable between tenants and installations: every field that names a row of the tenant (a data
-source, sender, topic or layout: workflows/steps/references.py, by the field's widget, for every kind) is
+source, sender, topic or layout: a `ReferenceField` of the kind's form, workflows/steps/references.py) is
 written by the row's name, never its id, and export decrypts nothing (a Slack step's encrypted URL is
 carried as the token it is stored as).
 """
@@ -21,14 +21,8 @@ from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.publishing import get_or_create_draft, publish
 from workflows.steps import ConfigError, get_kind
-from workflows.steps.base import Field, PublishError
-from workflows.steps.references import (
-    REFERENCED,
-    foreign_references,
-    names_nothing,
-    reference_fields,
-    reference_id,
-)
+from workflows.steps.base import PublishError
+from workflows.steps.references import ReferenceField, reference_fields
 
 FORMAT = "rowbell.workflow/1"
 
@@ -55,25 +49,17 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     by_parent: dict[int | None, list[Step]] = {}
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
-    names = {
-        widget: dict(
-            reference.model._default_manager.filter(tenant_id=workflow.tenant_id).values_list("pk", "name")
-        )
-        for widget, reference in REFERENCED.items()
-    }
+    names: dict[type[ReferenceField], dict[int, str]] = {}  # read once per kind of row
     errors: dict[str, dict[str, str]] = {}
 
     def node(step: Step, path: str) -> dict[str, Any]:
         config = dict(step.config)
-        for spec in reference_fields(step.kind):
-            if names_nothing(spec, config.get(spec.name)):
-                continue
-            name = names[spec.widget].get(reference_id(config[spec.name]))
-            if name is not None:
-                config[spec.name] = {"name": name}
-            else:
-                what = REFERENCED[spec.widget].what
-                errors[path] = {spec.name: f"This step's {what} does not exist any more: choose another one."}
+        for name, field in _references(step.kind).items():
+            if type(field) not in names:
+                names[type(field)] = field.names(workflow.tenant_id)
+            config[name], problem = field.export_value(config.get(name), names[type(field)])
+            if problem:
+                errors[path] = {name: problem}
         exported = {
             "key": str(step.key),
             "kind": step.kind,
@@ -116,10 +102,6 @@ def import_workflow(
         )
     if not isinstance(data.get("trigger"), dict):
         raise WorkflowFileError({"file": {"trigger": "The file has no trigger step at the top."}})
-    ids_by_name: dict[str, dict[str, list[int]]] = {widget: {} for widget in REFERENCED}
-    for widget, reference in REFERENCED.items():
-        for pk, name in reference.model._default_manager.filter(tenant=tenant).values_list("pk", "name"):
-            ids_by_name[widget].setdefault(name, []).append(pk)
     errors: dict[str, dict[str, str]] = {}
     paths: dict[int, str] = {}
     with transaction.atomic():
@@ -132,7 +114,7 @@ def import_workflow(
             )
         draft = get_or_create_draft(workflow)
         draft.steps.filter(parent__isnull=True).delete()
-        _add(data["trigger"], draft, None, 0, "trigger", ids_by_name, errors, paths)
+        _add(data["trigger"], draft, None, 0, "trigger", errors, paths)
         if errors:
             transaction.set_rollback(True)
             raise WorkflowFileError(errors)
@@ -148,30 +130,30 @@ def import_workflow(
     return workflow
 
 
-def _add(node, draft, parent, position, path, ids_by_name, errors, paths) -> None:
-    """`ids_by_name`: {widget: {name: [ids]}} of the tenant's rows that reference fields name."""
+def _add(node, draft, parent, position, path, errors, paths) -> None:
     if not isinstance(node, dict) or not isinstance(node.get("kind"), str):
         errors[path] = {"kind": 'Each step needs a kind, like "send_email".'}
         return
     config = dict(node.get("config") or {})
-    unresolved = {
-        spec.name: problem
-        for spec in reference_fields(node["kind"])
-        if (problem := _resolve_reference(config, spec, ids_by_name[spec.widget]))
-    }
+    unresolved = {}
+    for name, field in _references(node["kind"]).items():
+        config[name], problem = field.import_value(config.get(name), draft.tenant_id)
+        if problem:
+            unresolved[name] = problem
     if unresolved:
         errors[path] = unresolved
         return
     try:
         kind = get_kind(node["kind"])
-        cleaned = kind.validate(config)
+        cleaned = kind.validate(config, draft.tenant_id)
     except ConfigError as exc:
-        errors[path] = exc.errors
-        return
-    foreign = foreign_references(draft.tenant_id, node["kind"], cleaned)
-    if foreign:
+        # A row the tenant does not have is named with the step (the reader looks for it by name).
         label = str(node.get("name") or node["kind"])
-        errors[path] = {field: f"Step “{label}”: {message}" for field, message in foreign.items()}
+        references = _references(node["kind"])
+        errors[path] = {
+            field: f"Step “{label}”: {message}" if field in references else message
+            for field, message in exc.errors.items()
+        }
         return
     if (parent is None) != kind.is_trigger:
         errors[path] = {
@@ -198,26 +180,11 @@ def _add(node, draft, parent, position, path, ids_by_name, errors, paths) -> Non
     step = Step.objects.create(**fields)
     paths[step.pk] = path
     for index, child in enumerate(node.get("children") or []):
-        _add(child, draft, step, index, f"{path}/{index}", ids_by_name, errors, paths)
+        _add(child, draft, step, index, f"{path}/{index}", errors, paths)
 
 
-def _resolve_reference(config: dict[str, Any], spec: Field, ids_by_name: dict[str, list[int]]) -> str:
-    """Replace `{"name": …}` by the tenant's row of that name; a message when there is none (or a bare
-    id, which means something else in another tenant or installation)."""
-    value = config.get(spec.name)
-    if names_nothing(spec, value):
-        return ""
-    reference = REFERENCED[spec.widget]
-    what, example, add_it = reference.what, reference.example, reference.add_it
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        return (
-            f'Name the {what}, like {{"name": "{example}"}}: ids differ between tenants and installations '
-            "(export the workflow again to get names)."
-        )
-    matches = ids_by_name.get(value["name"], [])
-    if not matches:
-        return f"This tenant has no {what} named “{value['name']}”; {add_it}."
-    if len(matches) > 1:
-        return f"This tenant has {len(matches)} {what}s named “{value['name']}”; rename all but one."
-    config[spec.name] = matches[0]
-    return ""
+def _references(kind: str) -> dict[str, ReferenceField]:
+    try:
+        return reference_fields(get_kind(kind).form_class)
+    except ConfigError:
+        return {}

@@ -47,6 +47,11 @@ def preview_step(step: Step, item: dict[str, Any]) -> StepPreview:
         return kind.preview(ctx, item)
     except (Failure, TemplateError) as exc:
         return StepPreview(shows="item", error=exc.message)
+    except ConfigError as exc:  # an unfinished draft: its typed settings lack what the step needs
+        error = (
+            f"The step's settings are incomplete ({', '.join(exc.errors)} is missing); fix the step first."
+        )
+        return StepPreview(shows="item", error=error)
     except KeyError as exc:
         error = f"The step's settings are incomplete ({exc.args[0]} is missing); fix the step first."
         return StepPreview(shows="item", error=error)

@@ -3,22 +3,19 @@ which the builder, preview, test page, files, diff and engine ask a kind about i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workflows.steps.context import StepContext
+from workflows.steps.errors import ConfigError
+from workflows.steps.forms import StepForm
 
 if TYPE_CHECKING:
     from workflows.models import Step
 
-
-class ConfigError(Exception):
-    """A step's config is not usable. `errors` maps each field to a message a person can act on."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+__all__ = ["ConfigError", "PublishError", "StepKind", "StepPreview", "WatchedTable"]
 
 
 class PublishError(Exception):
@@ -27,27 +24,6 @@ class PublishError(Exception):
     def __init__(self, step_errors: dict[int | None, dict[str, str]]):
         self.step_errors = step_errors
         super().__init__(f"{len(step_errors)} step(s) need fixing before publishing")
-
-
-@dataclass(frozen=True)
-class Field:
-    """One config field, described once so the builder can draw its form and validation can name it.
-
-    widget: text, textarea, sql, template, expression (a condition over `item`: the variable chips insert
-    `item.name` into it), paths (a branch's ordered paths; `choices` are its operators), number,
-    checkbox, select, multiselect, json, secret,
-    datasource (a DataSource id of the tenant), schema (a schema of the chosen data source),
-    table (a table of the chosen data source, in the chosen schema),
-    columns (column names of the chosen table).
-    """
-
-    name: str
-    label: str
-    widget: str = "text"
-    required: bool = False
-    help: str = ""
-    choices: tuple[tuple[str, str], ...] = ()
-    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +64,8 @@ class StepKind:
     label: ClassVar[str]
     description: ClassVar[str] = ""
     is_trigger: ClassVar[bool] = False
-    fields: ClassVar[tuple[Field, ...]] = ()
+    # The kind's settings as a Django form; a valid form's cleaned data builds the kind's typed settings.
+    form_class: ClassVar[type[StepForm]]
     # Children sit on labelled paths (see `paths`): the builder offers to add, remove and reorder them.
     has_paths: ClassVar[bool] = False
     # A trigger started by signed POSTs to the workflow's webhook URL: the builder shows the URL, the
@@ -99,9 +76,32 @@ class StepKind:
     # The builder's panel shows the step's message rendered against a sample item.
     previews_in_panel: ClassVar[bool] = False
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Return the cleaned config, or raise ConfigError naming each bad field."""
-        return dict(config)
+    def form(self, config: Mapping[str, Any], tenant_id: int | None = None) -> StepForm:
+        """The kind's form bound to a config (a file's, the API's, a saved step's)."""
+        return self.form_class(config, tenant_id=tenant_id)
+
+    def validate(self, config: Mapping[str, Any], tenant_id: int | None = None) -> dict[str, Any]:
+        """Return the config to store, or raise ConfigError naming each bad field.
+
+        With `tenant_id`, fields that name the tenant's rows (data sources, senders, topics, layouts)
+        must name one of that tenant's; without, they must hold an id.
+        """
+        form = self.form(config, tenant_id)
+        if not form.is_valid():
+            raise ConfigError(form.error_messages())
+        return form.stored_config()
+
+    def settings(self, config: Mapping[str, Any]) -> Any:
+        """A stored config as the kind's typed settings (what `execute` reads)."""
+        return self.form_class.settings_class.from_json(config)
+
+    def step_settings(self, ctx: StepContext) -> Any:
+        """The running step's typed settings, read once per batch (the batch's items share them)."""
+        key = ("settings", ctx.step.pk)
+        cache = ctx.resources.cache
+        if key not in cache:
+            cache[key] = self.settings(ctx.step.config)
+        return cache[key]
 
     def default_config(self) -> dict[str, Any]:
         return {}
@@ -137,6 +137,10 @@ class StepKind:
     def summary(self, config: dict[str, Any]) -> str:
         """One short line saying what the step does with these settings, for the builder's nodes."""
         return ""
+
+    def node_summary(self, step: Step) -> str:
+        """What the step's node on the canvas says (its summary, unless the kind knows more from the step)."""
+        return self.summary(step.config or {})
 
     def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
         """A trigger's example item, typed by the person (test runs and previews start from it)."""

@@ -17,15 +17,21 @@ with the path's name, and no path runs: running the next path instead could send
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django import forms
+
 from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate, validate_expression
-from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
+from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
+from workflows.steps.fields import FlagField, TextField
+from workflows.steps.forms import StepForm, StepSettings
+from workflows.steps.item_variables import unknown_variables_warning
 from workflows.steps.results import Routed
+from workflows.steps.widgets import PathsWidget
 
 OTHERWISE = "otherwise"
 PATH_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -51,49 +57,80 @@ class ConditionError(Exception):
     """A path's condition could not be evaluated on this item; the message says why in plain words."""
 
 
+@dataclass
+class BranchSettings(StepSettings):
+    paths: list[dict[str, Any]] = field(default_factory=list)
+    otherwise: bool = False
+    otherwise_label: str = "Otherwise"
+
+
+class PathsField(forms.Field):
+    """A branch's ordered paths (rows of settings), checked row by row; the first problem names its path."""
+
+    widget = PathsWidget
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(required=False, **kwargs)
+        self.operators = OPERATORS
+
+    def variables_warning(self, value: Any, known: list[str]) -> str:
+        """The first path that reads a field the item lacks here, named."""
+        if not known or not isinstance(value, list):
+            return ""
+        for index, row in enumerate(value):
+            if not isinstance(row, dict):
+                continue
+            label = row.get("label") or f"Path {index + 1}"
+            if row.get("match") == "expression":
+                found = unknown_variables_warning(row.get("expression") or "", known, expression=True)
+            else:
+                name = str(row.get("field") or "").split(".")[0]
+                found = f"Unknown variable item.{name}." if name and name not in known else ""
+            if found:
+                return f"Path “{label}”: {found}"
+        return ""
+
+    def clean(self, value: Any) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not value:
+            raise forms.ValidationError("Add at least one path with a condition.")
+        if len(value) > MAX_PATHS:
+            raise forms.ValidationError(f"A branch can have at most {MAX_PATHS} paths.")
+        cleaned_paths, seen, first_problem = [], set(), ""
+        for index, path in enumerate(value):
+            cleaned, problem = _clean_path(path, index)
+            first_problem = first_problem or problem
+            if not first_problem and (cleaned["id"] in seen or cleaned["id"] == OTHERWISE):
+                first_problem = f"Path {index + 1} needs an id of its own."
+            seen.add(cleaned["id"])
+            cleaned_paths.append(cleaned)
+        if first_problem:
+            raise forms.ValidationError(first_problem)
+        return cleaned_paths
+
+
+class BranchForm(StepForm):
+    settings_class = BranchSettings
+
+    paths = PathsField(label="Paths, tried in order")
+    otherwise = FlagField(label="Add an “otherwise” path for items no path matches")
+    otherwise_label = TextField(label="Name of the otherwise path", initial="Otherwise", required=False)
+
+    def clean_otherwise_label(self) -> str:
+        return (self.cleaned_data["otherwise_label"] or "Otherwise")[:80]
+
+
 class Branch(StepKind):
     kind = "branch"
     label = "Branch"
     description = "Sends each item down exactly one path: the first whose condition holds, else “otherwise”."
     has_paths = True
-    fields = (
-        Field("paths", "Paths, tried in order", widget="paths", required=True, choices=OPERATORS),
-        Field("otherwise", "Add an “otherwise” path for items no path matches", widget="checkbox"),
-        Field("otherwise_label", "Name of the otherwise path", default="Otherwise"),
-    )
+    form_class = BranchForm
 
     def default_config(self) -> dict[str, Any]:
         return {
             "paths": [{"id": "p1", "label": "Path 1", "match": "rule", "field": "", "operator": "is_true"}],
             "otherwise": True,
             "otherwise_label": "Otherwise",
-        }
-
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        paths = config.get("paths")
-        if not isinstance(paths, list) or not paths:
-            errors["paths"] = "Add at least one path with a condition."
-            paths = []
-        elif len(paths) > MAX_PATHS:
-            errors["paths"] = f"A branch can have at most {MAX_PATHS} paths."
-        cleaned_paths, seen = [], set()
-        for index, path in enumerate(paths if isinstance(paths, list) else []):
-            cleaned, problem = _clean_path(path, index)
-            if problem and "paths" not in errors:
-                errors["paths"] = problem
-            if cleaned["id"] in seen or cleaned["id"] == OTHERWISE:
-                errors.setdefault("paths", f"Path {index + 1} needs an id of its own.")
-            seen.add(cleaned["id"])
-            cleaned_paths.append(cleaned)
-        label = config.get("otherwise_label")
-        label = label.strip() if isinstance(label, str) and label.strip() else "Otherwise"
-        if errors:
-            raise ConfigError(errors)
-        return {
-            "paths": cleaned_paths,
-            "otherwise": bool(config.get("otherwise")),
-            "otherwise_label": label[:80],
         }
 
     def paths(self, config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -111,7 +148,7 @@ class Branch(StepKind):
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> Routed | list:
         try:
-            chosen = choose(ctx.step.config, item, ctx.run_context)
+            chosen = choose(self.step_settings(ctx), item, ctx.run_context)
         except ConditionError as exc:
             raise Failure(str(exc), permanent=True) from exc
         if chosen.path_id is None:
@@ -121,7 +158,7 @@ class Branch(StepKind):
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         """Which path the item takes and why: "takes Not onboarded yet: onboarded_now is empty"."""
         try:
-            chosen = choose(ctx.step.config, item, ctx.run_context)
+            chosen = choose(self.step_settings(ctx), item, ctx.run_context)
         except ConditionError as exc:
             return StepPreview(shows="branch", error=f"No path can be chosen: {exc}")
         if chosen.path_id is None:
@@ -138,11 +175,11 @@ class Choice:
     why: str
 
 
-def choose(config: dict[str, Any], item: dict[str, Any], run: dict[str, Any]) -> Choice:
+def choose(settings: BranchSettings, item: dict[str, Any], run: dict[str, Any]) -> Choice:
     """The first path whose condition holds, else "otherwise", else none; raises ConditionError (naming
     the path) when a condition cannot be evaluated on this item."""
     missed = []
-    for index, path in enumerate(config.get("paths") or []):
+    for index, path in enumerate(settings.paths):
         label = path.get("label") or f"Path {index + 1}"
         try:
             matched = matches(path, item, run)
@@ -152,8 +189,8 @@ def choose(config: dict[str, Any], item: dict[str, Any], run: dict[str, Any]) ->
             return Choice(path["id"], label, f"{describe(path)}{' holds' if _is_expression(path) else ''}")
         missed.append(f"not {describe(path)}" if _is_expression(path) else _negated(path))
     why = "; ".join(missed) or "no path has a condition"
-    if config.get("otherwise"):
-        return Choice(OTHERWISE, config.get("otherwise_label") or "Otherwise", why)
+    if settings.otherwise:
+        return Choice(OTHERWISE, settings.otherwise_label or "Otherwise", why)
     return Choice(None, "", f"no path matched ({why}), and there is no “otherwise”")
 
 

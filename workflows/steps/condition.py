@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate
-from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
-from workflows.steps.common import clean_expression
+from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
+from workflows.steps.fields import ExpressionField
+from workflows.steps.forms import StepForm, StepSettings
+
+
+@dataclass
+class ConditionSettings(StepSettings):
+    expression: str = "true"
+
+
+class ConditionForm(StepForm):
+    settings_class = ConditionSettings
+
+    expression = ExpressionField(
+        label="Expression",
+        help_text="Jinja2 expression over `item`, e.g. item.onboarded_at is none or item.plan == 'pro'.",
+    )
 
 
 class Condition(StepKind):
     kind = "condition"
     label = "Condition"
     description = "Continues only for items where the expression is true."
-    fields = (
-        Field(
-            "expression",
-            "Expression",
-            widget="expression",
-            required=True,
-            help="Jinja2 expression over `item`, e.g. item.onboarded_at is none or item.plan == 'pro'.",
-        ),
-    )
+    form_class = ConditionForm
 
     def default_config(self) -> dict[str, Any]:
         return {"expression": "true"}
@@ -31,21 +39,15 @@ class Condition(StepKind):
     def summary(self, config: dict[str, Any]) -> str:
         return f"only if {config.get('expression') or '?'}"
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        cleaned: dict[str, Any] = {}
-        clean_expression(config, "expression", errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
-
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
-        passed = bool(evaluate(ctx.step.config["expression"], {"item": item, "run": ctx.run_context}))
+        expression = self.step_settings(ctx).expression
+        passed = bool(evaluate(expression, {"item": item, "run": ctx.run_context}))
         return StepPreview(shows="condition", passed=passed)
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]]:
         try:
-            passed = evaluate(ctx.step.config["expression"], {"item": item, "run": ctx.run_context})
+            expression = self.step_settings(ctx).expression
+            passed = evaluate(expression, {"item": item, "run": ctx.run_context})
         except TemplateError as exc:
             raise Failure(f"Condition: {exc}", permanent=True) from exc
         return [item] if passed else []

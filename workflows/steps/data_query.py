@@ -15,7 +15,10 @@ many items were made. A statement timeout is retried once, then fails (docs/secu
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from django import forms
 
 from integrations.failures import Failure
 from integrations.models import DataSource
@@ -31,10 +34,14 @@ from integrations.query import (
     stream_rows,
 )
 from integrations.templating import validate_expression
-from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
-from workflows.steps.common import RETRY_FIELDS, clean_retry
+from workflows.steps.base import StepKind, StepPreview
+from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
+from workflows.steps.fields import ChoiceField, TemplateField, TextField
+from workflows.steps.forms import StepForm
+from workflows.steps.references import DataSourceField
 from workflows.steps.results import FanOut
+from workflows.steps.widgets import SqlArea
 
 if TYPE_CHECKING:
     from workflows.models import Step
@@ -44,24 +51,89 @@ PREVIEW_ROWS = 10
 MODES = (("fanout", "One item per row"), ("first", "Add the first row to the item"), ("all", "Add all rows"))
 
 
+class SqlField(TemplateField):
+    """One read-only SELECT whose {{ placeholders }} become bound parameters."""
+
+    widget = SqlArea
+    missing = "Write the SELECT to run, e.g. SELECT id, email FROM users WHERE id = {{ item.user_id }}."
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(required=True, error_messages={"required": self.missing}, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        return super().to_python(value).strip().rstrip(";").strip()
+
+    def validate(self, value: Any) -> None:
+        forms.CharField.validate(self, value)
+        for expression in placeholders(value):
+            problem = validate_expression(expression)
+            if problem:
+                raise forms.ValidationError(
+                    f"The placeholder {{{{ {expression} }}}} is not valid: {problem.message}"
+                )
+        try:
+            check_tenant_sql(parametrized(value))
+        except QueryError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class NameField(TextField):
+    """A column or item field name; empty means the default."""
+
+    def __init__(self, default: str, **kwargs: Any):
+        super().__init__(required=False, initial=default, **kwargs)
+        self.default = default
+
+    def clean(self, value: Any) -> str:
+        name = super().clean(value) or self.default
+        if "/" in name:
+            raise forms.ValidationError("Give a column or field name (letters, digits, underscores).")
+        return name
+
+
+@dataclass(kw_only=True)
+class DataQuerySettings(RetrySettings):
+    datasource: int
+    sql: str
+    mode: str = "fanout"
+    key_column: str = "id"
+    into: str = "rows"
+
+
+class DataQueryForm(RetryForm, StepForm):
+    settings_class = DataQuerySettings
+    redraw_on = ("datasource", "mode")
+
+    datasource = DataSourceField(
+        label="Data source", required=True, missing="Choose the data source to query."
+    )
+    sql = SqlField(
+        label="SQL",
+        help_text="One SELECT. Use {{ item.field }} for values from the item; they are sent as parameters.",
+    )
+    mode = ChoiceField(
+        label="Result",
+        initial="fanout",
+        choices=MODES,
+        required=False,
+        error_messages={"invalid_choice": "Choose fanout, first or all."},
+    )
+    key_column = NameField(
+        label="Key column", default="id", help_text="Fan-out: the column that identifies a row."
+    )
+    into = NameField(
+        label="Put rows into", default="rows", help_text="Mode “all”: the item field that gets the rows."
+    )
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data["mode"] or "fanout"
+
+
 class DataQuery(StepKind):
     kind = "data_query"
     label = "Data query"
     description = "Runs a read-only SQL query on a data source: fan out over the rows, or enrich the item."
-    fields = (
-        Field("datasource", "Data source", widget="datasource", required=True),
-        Field(
-            "sql",
-            "SQL",
-            widget="sql",
-            required=True,
-            help="One SELECT. Use {{ item.field }} for values from the item; they are sent as parameters.",
-        ),
-        Field("mode", "Result", widget="select", choices=MODES, default="fanout"),
-        Field("key_column", "Key column", default="id", help="Fan-out: the column that identifies a row."),
-        Field("into", "Put rows into", default="rows", help="Mode “all”: the item field that gets the rows."),
-        *RETRY_FIELDS,
-    )
+    form_class = DataQueryForm
 
     def default_config(self) -> dict[str, Any]:
         return {"mode": "fanout", "key_column": "id", "sql": ""}
@@ -70,42 +142,6 @@ class DataQuery(StepKind):
         sql = " ".join((config.get("sql") or "").split())
         mode = dict(MODES).get(config.get("mode", "fanout"), "")
         return f"{mode}: {sql}" if sql else mode
-
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        cleaned: dict[str, Any] = {}
-        source = config.get("datasource")
-        if isinstance(source, str) and source.isdigit():
-            source = int(source)
-        if not isinstance(source, int) or isinstance(source, bool):
-            errors["datasource"] = "Choose the data source to query."
-        cleaned["datasource"] = source
-        sql = config.get("sql")
-        if not isinstance(sql, str) or not sql.strip():
-            errors["sql"] = (
-                "Write the SELECT to run, e.g. SELECT id, email FROM users WHERE id = {{ item.user_id }}."
-            )
-        else:
-            for expression in placeholders(sql):
-                problem = validate_expression(expression)
-                if problem:
-                    errors["sql"] = f"The placeholder {{{{ {expression} }}}} is not valid: {problem.message}"
-            if "sql" not in errors:
-                try:
-                    check_tenant_sql(parametrized(sql.strip().rstrip(";")))
-                except QueryError as exc:
-                    errors["sql"] = exc.message
-            cleaned["sql"] = sql.strip().rstrip(";").strip()
-        mode = config.get("mode", "fanout")
-        if mode not in dict(MODES):
-            errors["mode"] = "Choose fanout, first or all."
-        cleaned["mode"] = mode
-        cleaned["key_column"] = _name(config.get("key_column") or "id", "key_column", errors)
-        cleaned["into"] = _name(config.get("into") or "rows", "into", errors)
-        clean_retry(config, errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
 
     def output_fields(self, step: Step, input_fields: list[str]) -> list[str]:
         columns, _ = describe_query(step.tenant_id, step.config)
@@ -122,21 +158,22 @@ class DataQuery(StepKind):
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         """The first rows and the total count of the step's query for this item (read-only)."""
-        sql, params = compile_sql(ctx.step.config["sql"], {"item": item, "run": ctx.run_context})
+        settings = self.step_settings(ctx)
+        sql, params = compile_sql(settings.sql, {"item": item, "run": ctx.run_context})
         check_tenant_sql(sql)
-        conn = ctx.query_connection(ctx.step.config["datasource"])
+        conn = ctx.query_connection(settings.datasource)
         total = fetch_rows(conn, f"SELECT count(*) AS total FROM ({sql}\n) AS preview", params)[0]["total"]
         rows = fetch_rows(conn, f"SELECT * FROM ({sql}\n) AS preview LIMIT {PREVIEW_ROWS}", params)
         return StepPreview(shows="rows", rows=rows, total=total)
 
     def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | FanOut:
-        config = ctx.step.config
+        settings = self.step_settings(ctx)
         try:
-            sql, params = compile_sql(config["sql"], {"item": item, "run": ctx.run_context})
-            conn = ctx.query_connection(config["datasource"])
-            if config.get("mode", "fanout") == "fanout":
+            sql, params = compile_sql(settings.sql, {"item": item, "run": ctx.run_context})
+            conn = ctx.query_connection(settings.datasource)
+            if settings.mode == "fanout":
                 rows = stream_rows(conn, sql, params)
-                return FanOut(_keyed(_checked(rows), config.get("key_column") or "id"), {"mode": "fanout"})
+                return FanOut(_keyed(_checked(rows), settings.key_column or "id"), {"mode": "fanout"})
             fetched = fetch_rows(conn, sql, params)
         except QueryError as exc:
             raise Failure(
@@ -144,9 +181,9 @@ class DataQuery(StepKind):
             ) from exc
         if not fetched:
             return []
-        if config.get("mode") == "first":
+        if settings.mode == "first":
             return [{**item, **fetched[0]}]
-        return [{**item, config.get("into") or "rows": fetched}]
+        return [{**item, settings.into or "rows": fetched}]
 
 
 def describe_query(tenant_id: int, config: dict[str, Any]) -> tuple[list[str], str]:
@@ -207,10 +244,3 @@ def _keyed(rows: Iterator[dict[str, Any]], key_column: str) -> Iterator[tuple[st
             )
         key = row[key_column]
         yield (str(key) if key is not None else f"#{index}"), row
-
-
-def _name(value: Any, field: str, errors: dict[str, str]) -> str:
-    if not isinstance(value, str) or not value.strip() or "/" in value:
-        errors[field] = "Give a column or field name (letters, digits, underscores)."
-        return ""
-    return value.strip()

@@ -18,20 +18,117 @@ so the workflow's published state always matches what is installed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+from django import forms
 
 from integrations.datasources import (
     DataSourceUnavailable,
     TriggerSpec,
     install_trigger,
     list_columns,
+    list_schemas,
+    list_tables,
     remove_trigger,
 )
 from integrations.models import DataSource
-from workflows.steps.base import ConfigError, Field, PublishError, StepKind, WatchedTable
-from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
+from workflows.steps.base import PublishError, StepKind, WatchedTable
+from workflows.steps.common import run_label_field
+from workflows.steps.fields import PickerField, PickerListField
+from workflows.steps.forms import StepForm, StepSettings
+from workflows.steps.references import DataSourceField, reference_id
+from workflows.steps.widgets import CheckboxList
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"))
+
+
+@dataclass(kw_only=True)
+class DatabaseTriggerSettings(StepSettings):
+    omitted_when_empty = ("run_label",)
+
+    datasource: int
+    schema: str = "public"
+    table: str
+    operations: list[str] = field(default_factory=lambda: ["insert"])
+    watch_columns: list[str] = field(default_factory=list)
+    run_label: str = ""
+
+
+class DatabaseTriggerForm(StepForm):
+    settings_class = DatabaseTriggerSettings
+    redraw_on = ("datasource", "schema", "table")
+
+    datasource = DataSourceField(
+        label="Data source",
+        required=True,
+        missing="Choose the data source whose table this workflow watches.",
+    )
+    schema = PickerField(label="Schema", initial="public", required=False)
+    table = PickerField(label="Table", error_messages={"required": "Choose the table to watch."})
+    operations = forms.Field(
+        label="When a row is", initial=["insert"], required=False, widget=CheckboxList(choices=OPERATIONS)
+    )
+    watch_columns = PickerListField(
+        label="Only when these columns change",
+        required=False,
+        help_text="For updates: leave empty to start a run whenever any column changes.",
+    )
+    run_label = run_label_field()
+
+    def clean_schema(self) -> str:
+        return self.cleaned_data["schema"] or "public"
+
+    def clean_operations(self) -> list[str]:
+        operations = self.cleaned_data["operations"] or ["insert"]
+        if isinstance(operations, str):
+            operations = [operations]
+        if not isinstance(operations, list) or not set(operations) <= dict(OPERATIONS).keys():
+            raise forms.ValidationError("Choose insert, update, or both.")
+        return [value for value, _ in OPERATIONS if value in operations]
+
+    def clean_watch_columns(self) -> list[str]:
+        watch = self.cleaned_data["watch_columns"] or []
+        if not all(isinstance(c, str) and c.strip() for c in watch):
+            raise forms.ValidationError("Watched columns must be a list of column names.")
+        return [c.strip() for c in watch]
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if data.get("watch_columns") and "update" not in data.get("operations", ["update"]):
+            self.add_error(
+                "watch_columns", "Watched columns only apply to updates: add “update” or clear them."
+            )
+        return data
+
+    def load_options(self) -> None:
+        """The schemas, tables and columns of the chosen data source (asked of its database)."""
+        pk = reference_id(self.raw("datasource"))
+        source = None
+        if self.tenant_id is not None and pk is not None:
+            source = DataSource.objects.filter(tenant_id=self.tenant_id, pk=pk).first()
+        if source is None:
+            for name in ("schema", "table", "watch_columns"):
+                self.options_errors[name] = "Choose a data source first."
+            return
+        schema, table = self.raw("schema") or "public", self.raw("table")
+        try:
+            # The source's watched schemas first (what its setup SQL granted), then any other it may use.
+            usable = list_schemas(source)
+            ordered = [name for name in source.schemas if name in usable]
+            ordered += [name for name in usable if name not in ordered]
+            self.fields["schema"].widget.choices = [("", "Choose…")] + [(n, n) for n in ordered]
+            tables = [(t.name, t.qualified_name) for t in list_tables(source, schema)]
+            self.fields["table"].widget.choices = [("", "Choose…"), *tables]
+            if not table:
+                self.options_errors["watch_columns"] = "Choose a table first."
+                return
+            self.fields["watch_columns"].widget.choices = [
+                (c.name, f"{c.name} ({c.type})") for c in list_columns(source, schema, table)
+            ]
+        except DataSourceUnavailable as exc:
+            for name in ("schema", "table", "watch_columns"):
+                self.options_errors.setdefault(name, str(exc))
 
 
 class DatabaseTrigger(StepKind):
@@ -39,20 +136,7 @@ class DatabaseTrigger(StepKind):
     label = "Database trigger"
     description = "Starts a run when a row is inserted into (or updated in) a table of your database."
     is_trigger = True
-    fields = (
-        Field("datasource", "Data source", widget="datasource", required=True),
-        Field("schema", "Schema", widget="schema", default="public", required=True),
-        Field("table", "Table", widget="table", required=True),
-        Field("operations", "When a row is", widget="multiselect", choices=OPERATIONS, default=["insert"]),
-        Field(
-            "watch_columns",
-            "Only when these columns change",
-            widget="columns",
-            help="For updates: leave empty to start a run whenever any column changes.",
-            default=[],
-        ),
-        RUN_LABEL_FIELD,
-    )
+    form_class = DatabaseTriggerForm
 
     def default_config(self) -> dict[str, Any]:
         return {"schema": "public", "operations": ["insert"], "watch_columns": []}
@@ -71,39 +155,6 @@ class DatabaseTrigger(StepKind):
         ops = " and ".join(config.get("operations") or ["insert"])
         return f"a row trigger ({ops}) on {config.get('schema') or 'public'}.{config.get('table', '?')}"
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        datasource = config.get("datasource")
-        try:
-            datasource = int(datasource)  # type: ignore[arg-type]  # None and junk raise TypeError/ValueError
-        except (TypeError, ValueError):
-            errors["datasource"] = "Choose the data source whose table this workflow watches."
-        schema = _name(config.get("schema") or "public", "schema", errors, "Enter the table's schema.")
-        table = _name(config.get("table"), "table", errors, "Choose the table to watch.")
-        operations = config.get("operations") or ["insert"]
-        if isinstance(operations, str):
-            operations = [operations]
-        valid = {value for value, _ in OPERATIONS}
-        if not isinstance(operations, list) or not set(operations) <= valid or not operations:
-            errors["operations"] = "Choose insert, update, or both."
-        watch = config.get("watch_columns") or []
-        if not isinstance(watch, list) or not all(isinstance(c, str) and c.strip() for c in watch):
-            errors["watch_columns"] = "Watched columns must be a list of column names."
-        elif watch and "update" not in operations:
-            errors["watch_columns"] = "Watched columns only apply to updates: add “update” or clear them."
-        labelled: dict[str, Any] = {}
-        clean_run_label(config, errors, labelled)
-        if errors:
-            raise ConfigError(errors)
-        return {
-            "datasource": datasource,
-            "schema": schema,
-            "table": table,
-            "operations": [value for value, _ in OPERATIONS if value in operations],
-            "watch_columns": [c.strip() for c in watch],
-            **labelled,
-        }
-
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
         """The watched table's columns (plus `_old` for updates); falls back to nothing when unreachable."""
         datasource = _datasource(step)
@@ -119,16 +170,16 @@ class DatabaseTrigger(StepKind):
         return [*names, "_old"] if "update" in step.config.get("operations", []) else names
 
     def on_publish(self, step, previous_step) -> None:
-        config = self.validate(step.config)
+        settings = self.settings(self.validate(step.config))
         datasource = _datasource(step)
         if datasource is None:
             _fail(step, "datasource", "This data source does not exist (any more): choose another one.")
         previous_ds = _datasource(previous_step) if previous_step is not None else None
         spec = TriggerSpec(
-            schema=config["schema"],
-            table=config["table"],
-            operations=tuple(config["operations"]),
-            watch_columns=tuple(config["watch_columns"]),
+            schema=settings.schema,
+            table=settings.table,
+            operations=tuple(settings.operations),
+            watch_columns=tuple(settings.watch_columns),
             notify=datasource.notify_enabled,
         )
         try:
@@ -146,13 +197,6 @@ class DatabaseTrigger(StepKind):
             remove_trigger(datasource, step.version.workflow_id)
         except DataSourceUnavailable as exc:
             _fail(step, "datasource", f"{exc} The workflow stays published; try again later.")
-
-
-def _name(value: Any, field: str, errors: dict[str, str], message: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        errors[field] = message
-        return ""
-    return value.strip()
 
 
 def _datasource(step):

@@ -13,16 +13,21 @@ honours `Idempotency-Key` may opt in, and the engine then sends it again with th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
+
+from django import forms
 
 from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
 from integrations.templating import render, render_header, validate_template
-from workflows.steps.base import ConfigError, Field
-from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.common import RETRY_NAMES, RetryForm, RetrySettings
 from workflows.steps.context import StepContext
+from workflows.steps.fields import ChoiceField, FlagField, JsonField, TemplateField, TextField
+from workflows.steps.forms import StepForm
 from workflows.steps.send_kind import SendKind, rendered, template_context
+from workflows.steps.widgets import Select
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_CHOICES = (
@@ -33,26 +38,79 @@ RESPONSE_CHOICES = (
 SECRET_HINTS = ("authorization", "token", "secret", "key", "cookie", "password")
 
 
+@dataclass(kw_only=True)
+class HttpSettings(RetrySettings):
+    omitted_when_empty = (*RETRY_NAMES, "resend_uncertain")
+
+    method: str = "POST"
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    response: str = "keep"
+    resend_uncertain: bool = False
+
+
+class HttpForm(RetryForm, StepForm):
+    settings_class = HttpSettings
+
+    method = TextField(
+        label="Method", initial="POST", required=False, widget=Select(choices=[(m, m) for m in METHODS])
+    )
+    url = TemplateField(label="URL", required=True)
+    headers = JsonField(label="Headers", required=False, help_text='{"Authorization": "Bearer ..."}')
+    body = TemplateField(label="JSON body", help_text='e.g. {"email": {{ item.email|tojson }}}')
+    response = ChoiceField(
+        label="Response",
+        initial="keep",
+        choices=RESPONSE_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose keep, replace or merge."},
+    )
+    resend_uncertain = FlagField(
+        label="Resend uncertain requests",
+        help_text="Only if the receiver honours Idempotency-Key: a request a stopped worker may or may not have "
+        "sent is then sent again automatically, with the same key, instead of waiting for a person.",
+    )
+
+    def clean_method(self) -> str:
+        method = (self.cleaned_data["method"] or "POST").upper()
+        if method not in METHODS:
+            raise forms.ValidationError(f"Choose one of {', '.join(METHODS)}.")
+        return method
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        if not url.lstrip().startswith(("http://", "https://", "{{")):
+            raise forms.ValidationError("The URL must start with http:// or https://.")
+        refused = check_url_at_save(url)
+        if refused:
+            raise forms.ValidationError(refused)  # best effort: checked again on every request
+        return url
+
+    def clean_headers(self) -> dict[str, str]:
+        headers = self.cleaned_data["headers"] or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise forms.ValidationError(
+                'Headers must be a JSON object of names to text, like {"X-Token": "abc"}.'
+            )
+        for name, value in headers.items():
+            problem = validate_template(value)
+            if problem:
+                raise forms.ValidationError(
+                    f"Header {name}: template error on line {problem.line}: {problem.message}"
+                )
+        return headers
+
+    def clean_response(self) -> str:
+        return self.cleaned_data["response"] or "keep"
+
+
 class HttpRequest(SendKind):
     kind = "http_request"
     label = "HTTP request"
     description = "Calls a URL with a JSON body; the response can become the item."
     channel = "http"
-    fields = (
-        Field("method", "Method", widget="select", choices=tuple((m, m) for m in METHODS), default="POST"),
-        Field("url", "URL", widget="template", required=True),
-        Field("headers", "Headers", widget="json", help='{"Authorization": "Bearer ..."}'),
-        Field("body", "JSON body", widget="template", help='e.g. {"email": {{ item.email|tojson }}}'),
-        Field("response", "Response", widget="select", choices=RESPONSE_CHOICES, default="keep"),
-        Field(
-            "resend_uncertain",
-            "Resend uncertain requests",
-            widget="checkbox",
-            help="Only if the receiver honours Idempotency-Key: a request a stopped worker may or may not have "
-            "sent is then sent again automatically, with the same key, instead of waiting for a person.",
-        ),
-        *RETRY_FIELDS,
-    )
+    form_class = HttpForm
 
     def default_config(self) -> dict[str, Any]:
         return {"method": "POST", "url": "", "headers": {}, "body": "", "response": "keep"}
@@ -60,58 +118,15 @@ class HttpRequest(SendKind):
     def summary(self, config: dict[str, Any]) -> str:
         return f"{config.get('method') or 'POST'} {config.get('url') or '?'}"
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        cleaned: dict[str, Any] = {}
-        method = str(config.get("method") or "POST").upper()
-        if method not in METHODS:
-            errors["method"] = f"Choose one of {', '.join(METHODS)}."
-        cleaned["method"] = method
-        clean_template(config, "url", errors, cleaned, required=True)
-        url = cleaned.get("url", "")
-        if url and not url.lstrip().startswith(("http://", "https://", "{{")):
-            errors["url"] = "The URL must start with http:// or https://."
-        elif url and (refused := check_url_at_save(url)):
-            errors["url"] = refused  # best effort: the address is checked again on every request
-        headers = config.get("headers") or {}
-        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            errors["headers"] = 'Headers must be a JSON object of names to text, like {"X-Token": "abc"}.'
-        else:
-            for name, value in headers.items():
-                problem = validate_template(value)
-                if problem:
-                    errors["headers"] = (
-                        f"Header {name}: template error on line {problem.line}: {problem.message}"
-                    )
-            cleaned["headers"] = headers
-        clean_template(config, "body", errors, cleaned, required=False)
-        response = config.get("response", "keep")
-        if response not in dict(RESPONSE_CHOICES):
-            errors["response"] = "Choose keep, replace or merge."
-        cleaned["response"] = response
-        resend = config.get("resend_uncertain", False)
-        if resend in ("", None):
-            resend = False
-        if not isinstance(resend, bool):
-            errors["resend_uncertain"] = "Resend uncertain requests must be true or false."
-        elif resend:
-            cleaned["resend_uncertain"] = True
-        clean_retry(config, errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
-
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        config = ctx.step.config
+        settings = self.step_settings(ctx)
         context = template_context(ctx, item)
-        url = rendered("URL", render_header, config["url"], context)
+        url = rendered("URL", render_header, settings.url, context)
         headers = {
             name: rendered(f"Header {name}", render_header, value, context)
-            for name, value in (config.get("headers") or {}).items()
+            for name, value in (settings.headers or {}).items()
         }
-        body = (
-            rendered("JSON body", render, config.get("body") or "", context) if config.get("body") else None
-        )
+        body = rendered("JSON body", render, settings.body, context) if settings.body else None
         if body is not None:
             try:
                 json.loads(body)
@@ -120,18 +135,18 @@ class HttpRequest(SendKind):
                     f"JSON body: the rendered body is not JSON ({exc}). Use |tojson for values.",
                     permanent=True,
                 ) from exc
-        transport = {"method": config.get("method", "POST"), "url": url, "headers": headers, "body": body}
+        transport = {"method": settings.method, "url": url, "headers": headers, "body": body}
         shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
         return {**transport, "headers": shown}, transport
 
     def resends_uncertain(self, config: dict[str, Any]) -> bool:
-        return bool(config.get("resend_uncertain"))
+        return bool(self.settings(config).resend_uncertain)
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
 
     def result_items(self, ctx: StepContext, item, content, sent: Any) -> list[dict[str, Any]]:
-        mode = ctx.step.config.get("response") or "keep"
+        mode = self.step_settings(ctx).response or "keep"
         last_response = getattr(sent, "last_response", None)
         if mode == "keep" or last_response is None:
             return [item]

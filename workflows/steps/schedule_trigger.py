@@ -13,18 +13,161 @@ and the event key is `schedule:<UTC ISO instant>`, so a firing never starts two 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
+from django import forms
 
 from integrations.schedules import clear_schedule, register_schedule
-from workflows.steps.base import ConfigError, Field, StepKind
-from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
+from workflows.steps.base import StepKind
+from workflows.steps.common import run_label_field
+from workflows.steps.fields import ChoiceField, TextField
+from workflows.steps.forms import StepForm, StepSettings
+from workflows.steps.widgets import CheckboxList, NumberInput
 
 FREQUENCIES = (("daily", "Every day"), ("weekly", "Every week"), ("monthly", "Every month"), ("cron", "Cron"))
 WEEKDAY_CHOICES = tuple((day, day.capitalize()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+
+
+@dataclass
+class ScheduleSettings(StepSettings):
+    """Only what the frequency reads is stored (a daily schedule has no weekdays)."""
+
+    frequency: str = "daily"
+    timezone: str = "UTC"
+    time: str | None = None
+    cron: str | None = None
+    weekdays: list[str] | None = None
+    day_of_month: int | None = None
+    run_label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in super().to_json().items() if value not in (None, "")}
+
+
+# What each frequency reads (and the panel shows), beside the time zone and run label.
+FREQUENCY_FIELDS = {
+    "daily": ("time",),
+    "weekly": ("time", "weekdays"),
+    "monthly": ("time", "day_of_month"),
+    "cron": ("cron",),
+}
+
+
+def _time(value: Any) -> str:
+    try:
+        parsed = datetime.strptime(str(value or "").strip(), "%H:%M")
+    except ValueError:
+        raise forms.ValidationError("Enter a time like 09:00 or 17:30 (24-hour clock).") from None
+    return parsed.strftime("%H:%M")
+
+
+def _cron(value: Any) -> str:
+    expression = " ".join(str(value or "").split())
+    if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
+        raise forms.ValidationError(
+            "Enter five cron fields: minute hour day-of-month month day-of-week, like 0 9 * * 1-5."
+        )
+    return expression
+
+
+def _weekdays(value: Any) -> list[str]:
+    names = [str(day).strip().lower()[:3] for day in (value or [])] if isinstance(value, list) else []
+    valid = [day for day, _ in WEEKDAY_CHOICES]
+    if not names or not set(names) <= set(valid):
+        raise forms.ValidationError("Choose at least one weekday (mon, tue, wed, thu, fri, sat, sun).")
+    return [day for day in valid if day in names]
+
+
+def _day_of_month(value: Any) -> int:
+    try:
+        day = int(value)
+    except (TypeError, ValueError):
+        day = 0
+    if not (1 <= day <= 31 or -28 <= day <= -1):
+        raise forms.ValidationError("Enter a day from 1 to 31, or -1 (last day) to -28 counted from the end.")
+    return day
+
+
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "time": _time,
+    "cron": _cron,
+    "weekdays": _weekdays,
+    "day_of_month": _day_of_month,
+}
+
+
+class ScheduleForm(StepForm):
+    settings_class = ScheduleSettings
+    redraw_on = ("frequency",)
+
+    frequency = ChoiceField(
+        label="Repeat",
+        initial="daily",
+        choices=FREQUENCIES,
+        required=False,
+        error_messages={"invalid_choice": "Choose daily, weekly, monthly or cron."},
+    )
+    time = TextField(
+        label="At (local time)", initial="09:00", required=False, help_text="24-hour clock, like 09:30."
+    )
+    timezone = TextField(
+        label="Time zone", initial="UTC", required=False, help_text="IANA name, like Europe/Berlin."
+    )
+    # Checked in clean() only for the frequency that reads them, as typed (files give numbers and lists).
+    weekdays = forms.Field(
+        label="On", initial=["mon"], required=False, widget=CheckboxList(choices=WEEKDAY_CHOICES)
+    )
+    day_of_month = forms.Field(
+        initial=1,
+        label="Day of the month",
+        required=False,
+        widget=NumberInput,
+        help_text="-1 is the last day.",
+    )
+    cron = TextField(
+        label="Cron expression",
+        required=False,
+        help_text="Five fields, like 0 9 * * mon-fri, in the time zone above.",
+    )
+    run_label = run_label_field()
+
+    def clean_timezone(self) -> str:
+        zone = (self.cleaned_data["timezone"] or "UTC").strip()
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(
+                f"“{zone}” is not a time zone name; use one like Europe/Berlin or UTC."
+            ) from None
+        return zone
+
+    def frequency_chosen(self) -> str:
+        frequency = self.raw("frequency") or "daily"
+        return frequency if frequency in FREQUENCY_FIELDS else "daily"
+
+    def panel_fields(self) -> list[str]:
+        return ["frequency", *FREQUENCY_FIELDS[self.frequency_chosen()], "timezone", "run_label"]
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        frequency = data.get("frequency") or "daily"
+        if "frequency" not in self.errors:
+            data["frequency"] = frequency
+        used = FREQUENCY_FIELDS.get(frequency, FREQUENCY_FIELDS["daily"])
+        for name in used:
+            try:
+                data[name] = CHECKS[name](data.get(name))
+            except forms.ValidationError as exc:
+                self.add_error(name, exc)
+        for name in set(CHECKS) - set(used):  # another frequency's settings are neither checked nor stored
+            self.errors.pop(name, None)
+            data[name] = None
+        return data
 
 
 class ScheduleTrigger(StepKind):
@@ -32,15 +175,7 @@ class ScheduleTrigger(StepKind):
     label = "Schedule"
     description = "Starts a run on a schedule: daily, weekly, monthly at a local time, or a cron expression."
     is_trigger = True
-    fields = (
-        Field("frequency", "Repeat", widget="select", choices=FREQUENCIES, required=True, default="daily"),
-        Field("time", "At (local time)", default="09:00", help="24-hour clock, like 09:30."),
-        Field("timezone", "Time zone", default="UTC", required=True, help="IANA name, like Europe/Berlin."),
-        Field("weekdays", "On", widget="multiselect", choices=WEEKDAY_CHOICES, default=["mon"]),
-        Field("day_of_month", "Day of the month", widget="number", default=1, help="-1 is the last day."),
-        Field("cron", "Cron expression", help="Five fields, like 0 9 * * mon-fri, in the time zone above."),
-        RUN_LABEL_FIELD,
-    )
+    form_class = ScheduleForm
 
     def default_config(self) -> dict[str, Any]:
         return {"frequency": "daily", "time": "09:00", "timezone": "UTC"}
@@ -51,71 +186,11 @@ class ScheduleTrigger(StepKind):
             return f"cron {config.get('cron') or '?'} ({zone})"
         return f"{dict(FREQUENCIES).get(str(config.get('frequency')), '').lower()} at {config.get('time') or '?'} {zone}"
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        frequency = config.get("frequency") or "daily"
-        if frequency not in dict(FREQUENCIES):
-            errors["frequency"] = "Choose daily, weekly, monthly or cron."
-        zone = str(config.get("timezone") or "UTC").strip()
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = f"“{zone}” is not a time zone name; use one like Europe/Berlin or UTC."
-        cleaned: dict[str, Any] = {"frequency": frequency, "timezone": zone}
-        if frequency == "cron":
-            cleaned["cron"] = _cron(config.get("cron"), errors)
-        else:
-            cleaned["time"] = _time(config.get("time"), errors)
-        if frequency == "weekly":
-            cleaned["weekdays"] = _weekdays(config.get("weekdays"), errors)
-        if frequency == "monthly":
-            cleaned["day_of_month"] = _day_of_month(config.get("day_of_month"), errors)
-        clean_run_label(config, errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
-
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
         return ["scheduled_at", "local_time", "timezone"]
 
     def on_publish(self, step, previous_step) -> None:
-        register_schedule(step, self.validate(step.config))
+        register_schedule(step, self.validate(step.config, step.tenant_id))
 
     def on_unpublish(self, step) -> None:
         clear_schedule(step.version.workflow_id)
-
-
-def _time(value: Any, errors: dict[str, str]) -> str:
-    try:
-        parsed = datetime.strptime(str(value or "").strip(), "%H:%M")
-    except ValueError:
-        errors["time"] = "Enter a time like 09:00 or 17:30 (24-hour clock)."
-        return ""
-    return parsed.strftime("%H:%M")
-
-
-def _cron(value: Any, errors: dict[str, str]) -> str:
-    expression = " ".join(str(value or "").split())
-    if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
-        errors["cron"] = (
-            "Enter five cron fields: minute hour day-of-month month day-of-week, like 0 9 * * 1-5."
-        )
-    return expression
-
-
-def _weekdays(value: Any, errors: dict[str, str]) -> list[str]:
-    names = [str(day).strip().lower()[:3] for day in (value or [])] if isinstance(value, list) else []
-    valid = [day for day, _ in WEEKDAY_CHOICES]
-    if not names or not set(names) <= set(valid):
-        errors["weekdays"] = "Choose at least one weekday (mon, tue, wed, thu, fri, sat, sun)."
-    return [day for day in valid if day in names]
-
-
-def _day_of_month(value: Any, errors: dict[str, str]) -> int:
-    try:
-        day = int(value)
-    except (TypeError, ValueError):
-        day = 0
-    if not (1 <= day <= 31 or -28 <= day <= -1):
-        errors["day_of_month"] = "Enter a day from 1 to 31, or -1 (last day) to -28 counted from the end."
-    return day

@@ -12,6 +12,7 @@ made from the HTML when the step has no text body.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -22,9 +23,11 @@ from consent import email_step as consent
 from integrations.failures import Failure
 from integrations.models import Sender
 from integrations.templating import render, render_header, template_variables
-from workflows.steps.base import ConfigError, Field
-from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
+from workflows.steps.fields import FlagField, TemplateField
+from workflows.steps.forms import StepForm
+from workflows.steps.references import LayoutField, SenderField, TopicField
 from workflows.steps.send_kind import SendKind, rendered, template_context
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
@@ -33,41 +36,65 @@ MAX_COPY_ADDRESSES = 50
 DEFAULT = "default"
 
 
+@dataclass(kw_only=True)
+class EmailSettings(RetrySettings):
+    sender: int | None = None
+    to: str
+    subject: str
+    html: str = ""
+    text: str = ""
+    reply_to: str = ""
+    cc: str = ""
+    bcc: str = ""
+    layout: int | str | None = None  # a layout's id, NO_LAYOUT, or None: the workspace's default
+    allow_unsubscribe: bool = False
+    topic: int | None = None
+    continue_when_skipped: bool = False
+
+
+class EmailForm(RetryForm, StepForm):
+    settings_class = EmailSettings
+
+    sender = SenderField(label="From", help_text="Senders and their providers are on the Email page.")
+    to = TemplateField(label="To", required=True, help_text="e.g. {{ item.email }}")
+    subject = TemplateField(label="Subject", required=True)
+    html = TemplateField(
+        label="HTML body", help_text="Values are HTML-escaped. <style> blocks are inlined for mail clients."
+    )
+    text = TemplateField(label="Text body", help_text="Left empty, it is made from the HTML body.")
+    reply_to = TemplateField(label="Reply-To", help_text="Empty: the sender's Reply-To, if any.")
+    cc = TemplateField(label="CC", help_text="Addresses separated by commas.")
+    bcc = TemplateField(label="BCC", help_text="Addresses separated by commas.")
+    layout = LayoutField(label="Layout", help_text="The HTML around the body (footer, address).")
+    allow_unsubscribe = FlagField(
+        label="Allow unsubscribe",
+        help_text="Off for transactional mail (receipts, password resets, security alerts).",
+    )
+    topic = TopicField(label="Topic", help_text="What recipients unsubscribe from.")
+    continue_when_skipped = FlagField(label="Go on to the next steps when the recipient is skipped")
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if not self.errors and not (data["html"].strip() or data["text"].strip()):
+            self.add_error("text", "Write a text body, an HTML body, or both.")
+        if not data.get("allow_unsubscribe"):
+            for name, label in TEMPLATE_FIELDS:
+                if name in data and "unsubscribe_url" in template_variables(data[name]):
+                    self.add_error(
+                        name,
+                        f"{label} uses {{{{ unsubscribe_url }}}}, but this step does not allow unsubscribe: "
+                        "tick “Allow unsubscribe” or remove the link.",
+                    )
+        return data
+
+
 class SendEmail(SendKind):
     kind = "send_email"
     label = "Send email"
     description = "Sends one email per item, rendered from templates over the item."
     channel = "email"
     previews_in_panel = True
-    fields = (
-        Field("sender", "From", widget="sender", help="Senders and their providers are on the Email page."),
-        Field("to", "To", widget="template", required=True, help="e.g. {{ item.email }}"),
-        Field("subject", "Subject", widget="template", required=True),
-        Field(
-            "html",
-            "HTML body",
-            widget="template",
-            help="Values are HTML-escaped. <style> blocks are inlined for mail clients.",
-        ),
-        Field("text", "Text body", widget="template", help="Left empty, it is made from the HTML body."),
-        Field("reply_to", "Reply-To", widget="template", help="Empty: the sender's Reply-To, if any."),
-        Field("cc", "CC", widget="template", help="Addresses separated by commas."),
-        Field("bcc", "BCC", widget="template", help="Addresses separated by commas."),
-        Field("layout", "Layout", widget="layout", help="The HTML around the body (footer, address)."),
-        Field(
-            "allow_unsubscribe",
-            "Allow unsubscribe",
-            widget="checkbox",
-            help="Off for transactional mail (receipts, password resets, security alerts).",
-        ),
-        Field("topic", "Topic", widget="topic", help="What recipients unsubscribe from."),
-        Field(
-            "continue_when_skipped",
-            "Go on to the next steps when the recipient is skipped",
-            widget="checkbox",
-        ),
-        *RETRY_FIELDS,
-    )
+    form_class = EmailForm
 
     def default_config(self) -> dict[str, Any]:
         return {"to": "{{ item.email }}", "subject": "", "html": "", "text": ""}
@@ -76,58 +103,27 @@ class SendEmail(SendKind):
         subject = (config.get("subject") or "").strip()
         return f"“{subject}” to {config.get('to') or '?'}" if subject else f"to {config.get('to') or '?'}"
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        cleaned: dict[str, Any] = {}
-        sender = config.get("sender")
-        if sender in (None, ""):
-            cleaned["sender"] = None
-        elif isinstance(sender, int) and not isinstance(sender, bool):
-            cleaned["sender"] = sender
-        else:
-            errors["sender"] = "Choose one of the workspace's senders."
-        clean_template(config, "to", errors, cleaned, required=True)
-        clean_template(config, "subject", errors, cleaned, required=True)
-        clean_template(config, "html", errors, cleaned, required=False)
-        clean_template(config, "text", errors, cleaned, required=False)
-        for name in ("reply_to", "cc", "bcc"):
-            clean_template(config, name, errors, cleaned, required=False)
-        if not errors and not (cleaned["html"].strip() or cleaned["text"].strip()):
-            errors["text"] = "Write a text body, an HTML body, or both."
-        consent.clean_consent(config, errors, cleaned)
-        if not cleaned.get("allow_unsubscribe"):
-            for name, label in TEMPLATE_FIELDS:
-                if name in cleaned and "unsubscribe_url" in template_variables(cleaned[name]):
-                    errors[name] = (
-                        f"{label} uses {{{{ unsubscribe_url }}}}, but this step does not allow unsubscribe: "
-                        "tick “Allow unsubscribe” or remove the link."
-                    )
-        clean_retry(config, errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
-
     def address(self, ctx: StepContext, item: dict[str, Any]) -> str:
         """The rendered recipient (may be empty: such a message is skipped, not failed)."""
-        return rendered("To", render_header, ctx.step.config["to"], template_context(ctx, item))
+        return rendered("To", render_header, self.step_settings(ctx).to, template_context(ctx, item))
 
     def skip_reasons(self, ctx: StepContext, pairs) -> dict[int, tuple[str, str]]:
         return consent.batch_skip_reasons(ctx, self, pairs)
 
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        config = ctx.step.config
+        step = self.step_settings(ctx)
         context = template_context(ctx, item)
-        to = rendered("To", render_header, config["to"], context)
+        to = rendered("To", render_header, step.to, context)
         _check_address("To", to)
-        sender = resolve_sender(ctx, config.get("sender"))
-        reply_to = rendered("Reply-To", render_header, config.get("reply_to") or "", context)
+        sender = resolve_sender(ctx, step.sender)
+        reply_to = rendered("Reply-To", render_header, step.reply_to or "", context)
         if reply_to:
             _check_address("Reply-To", reply_to)
-        subject = rendered("Subject", render_header, config["subject"], context)
+        subject = rendered("Subject", render_header, step.subject, context)
         headers = consent.unsubscribe_headers(ctx, to, context)
-        body_html = rendered("HTML body", render, config.get("html") or "", context, html=True)
+        body_html = rendered("HTML body", render, step.html or "", context, html=True)
         html = rendered("Layout", consent.compose_html, ctx, body_html, context)
-        text = rendered("Text body", render, config.get("text") or "", context)
+        text = rendered("Text body", render, step.text or "", context)
         content = {
             "to": to,
             "subject": subject,
@@ -137,8 +133,8 @@ class SendEmail(SendKind):
         extra = {
             "from": sender.from_header if sender else settings.DEFAULT_FROM_EMAIL,
             "reply_to": reply_to or (sender.reply_to if sender else ""),
-            "cc": _address_list("CC", config.get("cc"), context),
-            "bcc": _address_list("BCC", config.get("bcc"), context),
+            "cc": _address_list("CC", step.cc, context),
+            "bcc": _address_list("BCC", step.bcc, context),
             "headers": headers,
         }
         content.update({key: value for key, value in extra.items() if value})
@@ -151,14 +147,14 @@ class SendEmail(SendKind):
         return content["to"]
 
     def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
-        return [item] if config.get("continue_when_skipped") else []
+        return [item] if self.settings(config).continue_when_skipped else []
 
     def messages_in_flight(self, ctx: StepContext) -> int:
         """ENGINE_SEND_CONCURRENCY when the step's sender goes through an ESP's HTTP API (without a
         provider, when the platform's own backend is one); EMAIL_SMTP_CONNECTIONS for an SMTP server,
         each message in flight having its own connection for the batch."""
         try:
-            sender = resolve_sender(ctx, ctx.step.config.get("sender"))
+            sender = resolve_sender(ctx, self.step_settings(ctx).sender)
         except Failure:
             return 1  # each message then fails with the reason, one at a time
         if sender is None or sender.provider is None:

@@ -6,16 +6,77 @@ Fernet token), so the step's config never holds the URL in the clear and can be 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from django import forms
 
 from integrations.crypto import decrypt, encrypt
 from integrations.failures import Failure
 from integrations.outbound import check_url_at_save
 from integrations.templating import render
-from workflows.steps.base import ConfigError, Field
-from workflows.steps.common import RETRY_FIELDS, clean_retry, clean_template
+from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
+from workflows.steps.fields import SecretField, TemplateField
+from workflows.steps.forms import StepForm
 from workflows.steps.send_kind import SendKind, rendered, template_context
+
+
+@dataclass(kw_only=True)
+class SlackSettings(RetrySettings):
+    webhook_url_encrypted: str
+    text: str
+
+
+class SlackForm(RetryForm, StepForm):
+    """The URL is typed in the clear and stored encrypted; an empty box keeps the saved one."""
+
+    settings_class = SlackSettings
+
+    webhook_url = SecretField(
+        label="Incoming webhook URL",
+        required=False,
+        help_text="https://hooks.slack.com/services/... (stored encrypted)",
+    )
+    text = TemplateField(label="Message", required=True)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self.raw("webhook_url_encrypted"):
+            self.fields["webhook_url"].widget.attrs["placeholder"] = "saved — type to replace"
+
+    def clean_webhook_url(self) -> str:
+        url = (self.cleaned_data["webhook_url"] or "").strip()
+        if url:
+            if not url.startswith(("https://", "http://")):
+                raise forms.ValidationError("Paste the webhook URL Slack gave you; it starts with https://.")
+            refused = check_url_at_save(url)
+            if refused:
+                raise forms.ValidationError(refused)  # best effort: checked again on every message
+            return encrypt(url)
+        saved = self.raw("webhook_url_encrypted")
+        if not saved:
+            raise forms.ValidationError("Paste the incoming webhook URL of the Slack channel.")
+        try:
+            decrypt(saved)
+        except ValueError:
+            raise forms.ValidationError("The stored webhook URL cannot be read; paste it again.") from None
+        return saved
+
+    def draft_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """A draft never holds the URL in the clear: a good one is kept encrypted, a refused one is not kept
+        (the person pastes it again)."""
+        draft = super().draft_config(saved)
+        draft.pop("webhook_url", None)
+        if "webhook_url" in self.cleaned_data:
+            draft["webhook_url_encrypted"] = self.cleaned_data["webhook_url"]
+        return draft
+
+    def settings_kwargs(self) -> dict[str, Any]:
+        kwargs = super().settings_kwargs()
+        kwargs["webhook_url_encrypted"] = self.cleaned_data["webhook_url"]
+        return kwargs
 
 
 class SlackMessage(SendKind):
@@ -23,52 +84,17 @@ class SlackMessage(SendKind):
     label = "Slack message"
     description = "Posts a message to a Slack channel through an incoming webhook."
     channel = "slack"
-    fields = (
-        Field(
-            "webhook_url",
-            "Incoming webhook URL",
-            widget="secret",
-            required=True,
-            help="https://hooks.slack.com/services/... (stored encrypted)",
-        ),
-        Field("text", "Message", widget="template", required=True),
-        *RETRY_FIELDS,
-    )
+    form_class = SlackForm
 
     def summary(self, config: dict[str, Any]) -> str:
         return " ".join((config.get("text") or "").split())
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        cleaned: dict[str, Any] = {}
-        url = config.get("webhook_url")
-        if isinstance(url, str) and url.strip():
-            url = url.strip()
-            if not url.startswith(("https://", "http://")):
-                errors["webhook_url"] = "Paste the webhook URL Slack gave you; it starts with https://."
-            elif refused := check_url_at_save(url):
-                errors["webhook_url"] = refused  # best effort: checked again on every message
-            else:
-                cleaned["webhook_url_encrypted"] = encrypt(url)
-        elif config.get("webhook_url_encrypted"):
-            try:
-                decrypt(config["webhook_url_encrypted"])
-                cleaned["webhook_url_encrypted"] = config["webhook_url_encrypted"]
-            except ValueError:
-                errors["webhook_url"] = "The stored webhook URL cannot be read; paste it again."
-        else:
-            errors["webhook_url"] = "Paste the incoming webhook URL of the Slack channel."
-        clean_template(config, "text", errors, cleaned, required=True)
-        clean_retry(config, errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
-
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        text = rendered("Message", render, ctx.step.config["text"], template_context(ctx, item))
+        settings = self.step_settings(ctx)
+        text = rendered("Message", render, settings.text, template_context(ctx, item))
         try:
-            url = decrypt(ctx.step.config["webhook_url_encrypted"])
-        except (KeyError, ValueError):
+            url = decrypt(settings.webhook_url_encrypted)
+        except ValueError:
             raise Failure(
                 "Slack: the webhook URL is missing or unreadable; paste it again.", permanent=True
             ) from None

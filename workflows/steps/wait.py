@@ -7,12 +7,15 @@ Test runs with the `skip_waits` option are due at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integrations.failures import Failure
-from workflows.steps.base import ConfigError, Field, StepKind, StepPreview
+from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
+from workflows.steps.fields import ChoiceField, NumberField, TextField
+from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Skipped
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -20,83 +23,137 @@ UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
 MAX_WAIT_DAYS = 400
 
 
-class Wait(StepKind):
-    kind = "wait"
-    label = "Wait"
-    holds_items = True
-    description = "Waits a fixed time, or until a time taken from the item (e.g. 1 day before trial_ends_at)."
-    fields = (
-        Field(
-            "mode",
-            "Wait",
-            widget="select",
-            required=True,
-            default="duration",
-            choices=(("duration", "for a duration"), ("until", "until a time in the item")),
-        ),
-        Field("amount", "Duration", widget="number", help="How many units to wait (mode: duration)."),
-        Field("unit", "Unit", widget="select", choices=UNIT_CHOICES, default="days"),
-        Field(
-            "field", "Time field", help="The item field holding the time, e.g. trial_ends_at (mode: until)."
-        ),
-        Field("offset_amount", "Offset", widget="number", default=0, help="e.g. 1 for “1 day before”."),
-        Field("offset_unit", "Offset unit", widget="select", choices=UNIT_CHOICES, default="days"),
-        Field(
-            "offset_direction",
-            "Before or after",
-            widget="select",
-            default="before",
-            choices=(("before", "before"), ("after", "after")),
-        ),
-    )
+MODES = (("duration", "for a duration"), ("until", "until a time in the item"))
+DIRECTIONS = (("before", "before"), ("after", "after"))
+# Each mode's own fields: the panel shows only the chosen mode's, and only they are stored.
+MODE_FIELDS = {
+    "duration": ("amount", "unit"),
+    "until": ("field", "offset_amount", "offset_unit", "offset_direction"),
+}
 
-    def default_config(self) -> dict[str, Any]:
-        return {"mode": "duration", "amount": 1, "unit": "days"}
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        mode = config.get("mode", "duration")
-        if mode == "duration":
-            cleaned = {"mode": mode, "unit": config.get("unit", "days")}
-            cleaned["amount"] = _number(config.get("amount"), "amount", errors, required=True)
-            _unit(cleaned["unit"], "unit", errors)
-            if not errors and cleaned["amount"] * UNITS[cleaned["unit"]] > MAX_WAIT_DAYS * 86400:
-                errors["amount"] = f"A wait can last at most {MAX_WAIT_DAYS} days."
-        elif mode == "until":
-            field = config.get("field")
-            if not isinstance(field, str) or not field.strip():
-                errors["field"] = "Name the item field that holds the time, e.g. trial_ends_at."
-            cleaned = {
-                "mode": mode,
-                "field": (field or "").strip() if isinstance(field, str) else field,
-                "offset_amount": _number(config.get("offset_amount", 0), "offset_amount", errors),
-                "offset_unit": config.get("offset_unit", "days"),
-                "offset_direction": config.get("offset_direction", "before"),
-            }
-            _unit(cleaned["offset_unit"], "offset_unit", errors)
-            if cleaned["offset_direction"] not in ("before", "after"):
-                errors["offset_direction"] = "Choose “before” or “after”."
-        else:
-            raise ConfigError({"mode": "Choose “duration” or “until”."})
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
+@dataclass
+class WaitSettings(StepSettings):
+    mode: str = "duration"
+    amount: float = 0
+    unit: str = "days"
+    field: str = ""
+    offset_amount: float = 0
+    offset_unit: str = "days"
+    offset_direction: str = "before"
 
-    def due_at(self, config: dict[str, Any], item: dict[str, Any], now: datetime) -> datetime:
+    def to_json(self) -> dict[str, Any]:
+        stored = super().to_json()
+        return {key: stored[key] for key in ("mode", *MODE_FIELDS[self.mode])}
+
+    def due_at(self, item: dict[str, Any], now: datetime) -> datetime:
         """When the item may go on. Raises Failure when the item has no usable time."""
-        if config.get("mode", "duration") == "duration":
-            return now + timedelta(seconds=float(config["amount"]) * UNITS[config.get("unit", "days")])
-        name = config["field"]
+        if self.mode == "duration":
+            return now + timedelta(seconds=float(self.amount) * UNITS[self.unit])
+        name = self.field
         if name not in item or item[name] in (None, ""):
             raise Failure(
                 f"Wait: the item has no “{name}” to wait for (fields: {', '.join(item) or 'none'}).",
                 permanent=True,
             )
         moment = _parse_time(item[name], name)
-        offset = timedelta(
-            seconds=float(config.get("offset_amount") or 0) * UNITS[config.get("offset_unit", "days")]
-        )
-        return moment - offset if config.get("offset_direction", "before") == "before" else moment + offset
+        offset = timedelta(seconds=float(self.offset_amount or 0) * UNITS[self.offset_unit])
+        return moment - offset if self.offset_direction == "before" else moment + offset
+
+
+def unit_field(label: str) -> ChoiceField:
+    return ChoiceField(
+        label=label,
+        initial="days",
+        choices=UNIT_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose minutes, hours or days."},
+    )
+
+
+class WaitForm(StepForm):
+    settings_class = WaitSettings
+    redraw_on = ("mode",)
+
+    mode = ChoiceField(
+        label="Wait",
+        initial="duration",
+        choices=MODES,
+        required=False,
+        error_messages={"invalid_choice": "Choose “duration” or “until”."},
+    )
+    amount = NumberField(label="Duration", help_text="How many units to wait.")
+    unit = unit_field("Unit")
+    field = TextField(
+        label="Time field", required=False, help_text="The item field holding the time, e.g. trial_ends_at."
+    )
+    offset_amount = NumberField(label="Offset", initial=0, help_text="e.g. 1 for “1 day before”.")
+    offset_unit = unit_field("Offset unit")
+    offset_direction = ChoiceField(
+        label="Before or after",
+        initial="before",
+        choices=DIRECTIONS,
+        required=False,
+        error_messages={"invalid_choice": "Choose “before” or “after”."},
+    )
+
+    def mode_chosen(self) -> str:
+        mode = self.data.get(self.add_prefix("mode")) or "duration"
+        return mode if mode in MODE_FIELDS else "duration"
+
+    def panel_fields(self) -> list[str]:
+        return ["mode", *MODE_FIELDS[self.mode_chosen()]]
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        mode = data.get("mode") or "duration"
+        if "mode" not in self.errors:
+            data["mode"] = mode
+        for name in set(self.fields) - {"mode", *MODE_FIELDS.get(mode, ())}:
+            self.errors.pop(name, None)  # the other mode's fields are neither used nor stored
+        for unit in ("unit", "offset_unit"):
+            data[unit] = data.get(unit) or "days"
+        data["offset_direction"] = data.get("offset_direction") or "before"
+        if mode == "duration" and self._non_negative("amount", required=True):
+            if "unit" not in self.errors and data["amount"] * UNITS[data["unit"]] > MAX_WAIT_DAYS * 86400:
+                self.add_error("amount", f"A wait can last at most {MAX_WAIT_DAYS} days.")
+        elif mode == "until":
+            if not data.get("field"):
+                self.add_error("field", "Name the item field that holds the time, e.g. trial_ends_at.")
+            self._non_negative("offset_amount", required=False)
+        return data
+
+    def _non_negative(self, name: str, required: bool) -> bool:
+        wrong = "Give a number that is zero or more, like 3."
+        if name in self.errors:
+            self.errors[name] = self.error_class([wrong])
+            return False
+        value = self.cleaned_data.get(name)
+        if value is None:
+            if required:
+                self.add_error(name, "Give a number, like 3.")
+                return False
+            self.cleaned_data[name] = 0
+            return True
+        if value < 0:
+            self.add_error(name, wrong)
+            return False
+        return True
+
+
+class Wait(StepKind):
+    kind = "wait"
+    label = "Wait"
+    holds_items = True
+    description = "Waits a fixed time, or until a time taken from the item (e.g. 1 day before trial_ends_at)."
+    form_class = WaitForm
+
+    def default_config(self) -> dict[str, Any]:
+        return {"mode": "duration", "amount": 1, "unit": "days"}
+
+    def due_at(self, config: dict[str, Any], item: dict[str, Any], now: datetime) -> datetime:
+        """When the item may go on. Raises Failure when the item has no usable time."""
+        return self.settings(config).due_at(item, now)
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         return StepPreview(shows="wait", due=self.due_at(ctx.step.config, item, ctx.now))
@@ -123,22 +180,6 @@ class Wait(StepKind):
         if not offset:
             return f"until {field}"
         return f"until {_plain(offset)} {config.get('offset_unit', 'days')} {config.get('offset_direction', 'before')} {field}"
-
-
-def _number(value: Any, field: str, errors: dict[str, str], required: bool = False) -> float:
-    if value in (None, ""):
-        if required:
-            errors[field] = "Give a number, like 3."
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        errors[field] = "Give a number that is zero or more, like 3."
-        return 0
-    return value
-
-
-def _unit(value: Any, field: str, errors: dict[str, str]) -> None:
-    if value not in UNITS:
-        errors[field] = "Choose minutes, hours or days."
 
 
 def _parse_time(value: Any, name: str) -> datetime:

@@ -16,10 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from workflows.steps.base import ConfigError, Field, StepKind
-from workflows.steps.common import RUN_LABEL_FIELD, clean_run_label
+from django import forms
+
+from workflows.steps.base import StepKind
+from workflows.steps.common import run_label_field
+from workflows.steps.fields import JsonField
+from workflows.steps.forms import StepForm, StepSettings
 
 TIMESTAMP_HEADER = "X-Rowbell-Timestamp"
 SIGNATURE_HEADER = "X-Rowbell-Signature"
@@ -41,22 +46,40 @@ def signature_headers(secret: str, body: bytes, timestamp: int | None = None) ->
     return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: compute_signature(secret, stamp, body)}
 
 
+@dataclass
+class WebhookSettings(StepSettings):
+    omitted_when_empty = ("run_label",)
+
+    sample: dict[str, Any] = field(default_factory=dict)
+    run_label: str = ""
+
+
+class WebhookForm(StepForm):
+    settings_class = WebhookSettings
+
+    sample = JsonField(
+        label="Sample body",
+        required=False,
+        help_text='An example of what you will POST, like {"email": "a@b.c"}; test runs and previews start from it.',
+    )
+    run_label = run_label_field()
+
+    def clean_sample(self) -> dict[str, Any]:
+        sample = self.cleaned_data["sample"]
+        if sample is None:
+            return {}
+        if not isinstance(sample, dict):
+            raise forms.ValidationError('The sample body must be a JSON object, like {"email": "a@b.c"}.')
+        return sample
+
+
 class WebhookTrigger(StepKind):
     kind = "webhook_trigger"
     label = "Webhook trigger"
     description = "Starts a run when a signed JSON body is POSTed to the workflow's webhook URL."
     is_trigger = True
     receives_webhooks = True
-    fields = (
-        Field(
-            "sample",
-            "Sample body",
-            widget="json",
-            default={},
-            help='An example of what you will POST, like {"email": "a@b.c"}; test runs and previews start from it.',
-        ),
-        RUN_LABEL_FIELD,
-    )
+    form_class = WebhookForm
 
     def default_config(self) -> dict[str, Any]:
         return {"sample": {}}
@@ -64,16 +87,9 @@ class WebhookTrigger(StepKind):
     def summary(self, config: dict[str, Any]) -> str:
         return "when a signed JSON body is POSTed"
 
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, str] = {}
-        sample = config.get("sample", {})
-        if not isinstance(sample, dict):
-            errors["sample"] = 'The sample body must be a JSON object, like {"email": "a@b.c"}.'
-        cleaned: dict[str, Any] = {"sample": sample}
-        clean_run_label(config, errors, cleaned)
-        if errors:
-            raise ConfigError(errors)
-        return cleaned
+    def node_summary(self, step) -> str:
+        # Where to POST, at a glance; the full URL, secret and curl are in the panel.
+        return f"POST {webhook_path(step.version.workflow_id)}"
 
     def sample_item(self, config: dict[str, Any]) -> dict[str, Any]:
         sample = config.get("sample")

@@ -18,6 +18,7 @@ from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
 from workflows.publishing import delete_draft_step, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind, kind_choices
+from workflows.steps.forms import blank
 from workflows.views.common import (
     RECENT_COLUMNS,
     build_tree,
@@ -75,16 +76,9 @@ def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVer
         if not request.GET.get("check"):
             # Opening a step points only at what was typed wrong; blanks are pointed out once the person
             # edits the step or comes from the publish dialog's list (?check=1).
-            context["fields"] = [_hide_blank_error(f) for f in context["fields"]]
-            context["basic_fields"] = [f for f in context["fields"] if not f.is_advanced]
-            context["advanced_fields"] = [f for f in context["fields"] if f.is_advanced]
+            form = context["form"]
+            form.hidden_errors = {name for name in form.fields if blank(form.raw(name))}
     return context
-
-
-def _hide_blank_error(field):
-    if field.value in (None, "", []):
-        field.error = ""
-    return field
 
 
 @login_required

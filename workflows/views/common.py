@@ -155,5 +155,5 @@ def describe(step: Step, child_count: int) -> None:
     except ConfigError:
         step.summary, step.paths = "", []
         return
-    step.summary = kind.summary(step.config or {})
+    step.summary = kind.node_summary(step)
     step.paths = kind.paths(step.config or {})

@@ -15,26 +15,13 @@ from config.input_guard import checks_nul_itself
 from integrations.json_input import NUL
 from runs.views.preview import preview_step
 from runs.views.samples import remembered_item, sample_item
-from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post, field_warning
+from workflows.forms.step_form import NUL_ERROR, panel_form, posted_values, step_problems
 from workflows.models import Step, Workflow, WorkflowVersion
-from workflows.steps import ConfigError, get_kind
+from workflows.steps import get_kind
 from workflows.steps.base import StepPreview
-from workflows.steps.references import foreign_references
 from workflows.variables import available_fields, fields_after
 from workflows.views.common import get_draft_step, get_workflow, spoken
 from workflows.webhook_panel import curl_example, example_body, webhook_url
-
-# Changing one of these changes what other fields offer (tables, columns): the panel is drawn again.
-PICKER_SOURCES = ("datasource", "schema", "table", "mode")
-
-
-def validation_errors(step: Step) -> dict[str, str]:
-    try:
-        kind = get_kind(step.kind)
-        kind.validate(step.config)
-    except ConfigError as exc:
-        return dict(exc.errors)
-    return kind.live_problems(step)
 
 
 def message_preview(
@@ -54,25 +41,29 @@ def panel_context(
     request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], errors: dict | None = None
 ) -> dict[str, Any]:
     steps_by_id = {s.id: s for s in steps}
-    errors = validation_errors(step) if errors is None else errors
+    errors = step_problems(step) if errors is None else errors
     fields = available_fields(step, steps_by_id)
     if step.parent_id is None and not fields:
         # A trigger's own templates (its run label) read the item it produces.
         fields = fields_after(step, [])
-    bound = bind_fields(step, request.tenant, errors)
-    for f in bound:
-        f.warning = field_warning(f, fields)
+    form = panel_form(step, request.tenant.pk, errors)
+    for name, field in form.fields.items():
+        warn = getattr(field, "variables_warning", None)
+        if warn is not None:
+            form.warnings[name] = warn(form.raw(name), fields)
     kind = get_kind(step.kind)
+    bound = [form[name] for name in form.panel_fields()]
     context = {
         "step": step,
         "kind": kind,
+        "form": form,
         "fields": bound,
         "basic_fields": [f for f in bound if not f.is_advanced],
         "advanced_fields": [f for f in bound if f.is_advanced],
         "errors": errors,
         "variables": fields,
         "step_paths": kind.paths(step.config or {}),
-        "step_summary": kind.summary(step.config or {}),
+        "step_summary": kind.node_summary(step),
         "subtree_size": _subtree_size(step, steps),
     }
     if kind.previews_in_panel:
@@ -98,27 +89,29 @@ def _subtree_size(step: Step, steps: list[Step]) -> int:
     return below
 
 
-def _merge_changed(step: Step, posted: dict[str, Any], changed: set[str], name: str) -> dict[str, Any]:
-    """A stale tab's save: apply only the fields this tab changed onto the current config, so the other
+def _changed_values(step: Step, posted: dict[str, Any], changed: set[str], name: str) -> dict[str, Any]:
+    """A stale tab's save: only the fields this tab changed apply onto the current config, so the other
     tab's edits to other fields survive. The same field edited in both: the later write wins."""
-    config = dict(step.config)
+    values = {}
     for field in changed:
         # A row of a paths widget posts config-paths-<n>-<key>: the whole "paths" setting changed.
         key = field[7:].split("-", 1)[0]
         if field.startswith("config-") and key in posted:
-            config[key] = posted[key]
+            values[key] = posted[key]
     if "name" in changed:
         step.name = name
-    return config
+    return values
 
 
-def _cleaned(step: Step, config: dict[str, Any], input_errors: dict[str, str]) -> dict[str, Any]:
-    if input_errors:
-        return config
-    try:
-        return get_kind(step.kind).validate(config)
-    except ConfigError:
-        return config  # keep exactly what was typed: nothing is lost while it is still wrong
+def _saved_config(
+    step: Step, values: dict[str, Any], tenant_id: int
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The config to store and its problems: the clean settings when the form is valid, else what was
+    typed (nothing is lost while it is still wrong), except another workspace's id, which is never stored."""
+    form = get_kind(step.kind).form({**step.config, **values}, tenant_id)
+    if form.is_valid():
+        return form.stored_config(), {}
+    return form.draft_config(step.config), form.error_messages()
 
 
 @checks_nul_itself
@@ -128,11 +121,7 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
     """Save the form. A tab whose revision is stale still saves the fields it changed and is told so."""
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)
-    posted, input_errors = config_from_post(step, request.POST)
-    refused = foreign_references(request.tenant.pk, step.kind, posted)
-    for field in refused:  # another workspace's id is never stored, not even as typed
-        posted[field] = step.config.get(field)
-    input_errors.update(refused)
+    posted, input_errors = posted_values(step, request.POST)
     name = request.POST.get("name", step.name).strip()[:200]
     if NUL in name:
         input_errors["name"] = NUL_ERROR
@@ -141,17 +130,18 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
     with transaction.atomic():
         version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)
         step.refresh_from_db(fields=["name", "config"])
-        before = {key: step.config.get(key) for key in PICKER_SOURCES}
+        redraw_on = get_kind(step.kind).form_class.redraw_on
+        before = {key: step.config.get(key) for key in redraw_on}
         stale = request.POST.get("revision", "") != str(version.revision)
         if stale:
-            config = _merge_changed(step, posted, changed, name)
+            values = _changed_values(step, posted, changed, name)
         else:
-            config, step.name = posted, name
-        step.config = _cleaned(step, config, input_errors)
+            values, step.name = posted, name
+        step.config, problems = _saved_config(step, values, request.tenant.pk)
         step.save(update_fields=["name", "config"])
         version.revision += 1
         version.save(update_fields=["revision"])
-    errors = {**validation_errors(step), **input_errors}
+    errors = {**(problems or get_kind(step.kind).live_problems(step)), **input_errors}
     context = panel_context(request, workflow, step, list(version.steps.all()), errors)
     context.update({"workflow": workflow, "draft": version, "stale": stale, "saved": True})
     if stale or any(step.config.get(key) != value for key, value in before.items()):
