@@ -19,10 +19,9 @@ class BatchResources:
     """Connections shared by the executions of one batch, closed when the batch ends."""
 
     query_connections: dict[int, Any] = field(default_factory=dict)
-    # What a step reads once per batch rather than once per message (e.g. an email's layout).
+    # What a step kind reads once per batch rather than once per message (an email's sender and
+    # layout), under keys the kind chooses: the engine knows none of them.
     cache: dict[Any, Any] = field(default_factory=dict)
-    # Email senders read once per batch (workflows/steps/send_email.py: resolve_sender).
-    senders: dict[Any, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         for conn in self.query_connections.values():

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from consent import email_step as consent
+from integrations.channels.base import ChannelError
 from integrations.failures import Failure
 from integrations.models import Sender
 from integrations.templating import render, render_header, template_variables
@@ -150,6 +151,9 @@ class SendEmail(SendKind):
     def recipient(self, content: dict[str, Any]) -> str:
         return content["to"]
 
+    def on_refused(self, ctx: StepContext, error: ChannelError, delivery_id: int) -> None:
+        consent.suppress_refused(ctx.run.tenant_id, error, delivery_id)
+
     def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
         return [item] if config.get("continue_when_skipped") else []
 
@@ -181,8 +185,8 @@ def resolve_sender(ctx: StepContext, sender_id: int | None):
     """The step's sender (or the tenant's default; None: the platform's address and server), read once
     per batch with its provider."""
 
-    key = sender_id or DEFAULT
-    cache = ctx.resources.senders
+    key = ("sender", sender_id or DEFAULT)
+    cache = ctx.resources.cache
     if key not in cache:
         senders = Sender.objects.filter(tenant_id=ctx.run.tenant_id).select_related("provider")
         found = (senders.filter(pk=sender_id) if sender_id else senders.filter(is_default=True)).first()
