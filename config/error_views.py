@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
-from config.input_guard import wants_json
+from common.input_guard import wants_json
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

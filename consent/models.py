@@ -85,10 +85,9 @@ class Suppression(TenantOwned):
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ADMIN)
     detail = models.TextField(blank=True)  # the provider's words, or an admin's note
-    # The message that caused it (bounce, complaint, refusal); kept when the run is pruned.
-    delivery = models.ForeignKey(
-        "runs.Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    # The id of the message that caused it (a runs.Delivery: bounce, complaint, refusal). Not a foreign key:
+    # runs sits above consent. Pruning a run clears it (runs/retention.py); the suppression stays.
+    delivery_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,5 +1,5 @@
-"""Tenant connections: data sources (the customer's PostgreSQL) and their secrets, schedules, and the
-endpoints that hear about finished runs (integrations/events/)."""
+"""Tenant connections: data sources (the customer's PostgreSQL) and their secrets, providers and senders,
+and the endpoints that hear about finished runs (integrations/events/)."""
 
 from __future__ import annotations
 
@@ -87,30 +87,6 @@ def mask_password(url: str) -> str:
         netloc = parts.netloc.replace(":" + parts.password + "@", ":" + mask(parts.password, 0) + "@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-class Schedule(TenantOwned):
-    """The live schedule of a published workflow whose trigger is a schedule; one per workflow.
-
-    `next_fire_at` is computed in the schedule's IANA time zone (workflows/steps/schedule_trigger.py) and
-    stored here, so the periodic job only asks PostgreSQL what is due.
-    """
-
-    workflow = models.OneToOneField("workflows.Workflow", on_delete=models.CASCADE, related_name="schedule")
-    step = models.ForeignKey("workflows.Step", on_delete=models.CASCADE, related_name="+")
-    rule = models.JSONField(help_text="The schedule trigger's cleaned config.")
-    next_fire_at = models.DateTimeField()
-    last_fired_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["next_fire_at"], name="schedule_due"),
-            models.Index(fields=["tenant", "next_fire_at"], name="schedule_tenant_next"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Schedule of {self.workflow_id}, next {self.next_fire_at:%Y-%m-%d %H:%M}Z"
 
 
 SIGNING_SECRET_PREFIX = "whsec_"

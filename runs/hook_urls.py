@@ -4,7 +4,7 @@
 from django.urls import path
 
 from runs.email_tracking import tracking_webhook
-from runs.webhooks import WebhookView
+from runs.views.webhook import WebhookView
 
 urlpatterns = [
     path("hooks/<int:workflow_id>/", WebhookView.as_view(), name="webhook"),

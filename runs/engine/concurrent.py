@@ -39,7 +39,7 @@ from typing import Any
 from django.conf import settings
 from psycopg.errors import UniqueViolation
 
-from config import logs as logcontext
+from common import logs as logcontext
 from integrations.channels.base import Answer, Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext

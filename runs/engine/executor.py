@@ -36,7 +36,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from config import logs as logcontext
+from common import logs as logcontext
 from integrations import clock
 from runs.engine import connections, fairness, liveness
 from runs.engine.completion import close_run_if_done

@@ -11,10 +11,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
-from config.input_guard import checks_nul_itself
+from common.input_guard import checks_nul_itself
 from integrations.json_input import NUL
-from runs.views.preview import preview_step
-from runs.views.samples import sample_item
+from runs.preview import preview_step
+from runs.samples import sample_item
 from workflows.forms.step_form import NUL_ERROR, bind_fields, config_from_post, field_warning
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import ConfigError, get_kind
