@@ -25,6 +25,7 @@ from tenants.api import API_ERROR, NumberedPagination, TenantApiMixin
 TEXT = "^[^\\u0000]*$"
 NAME = "^[^\\u0000]*[^\\u0000\\t\\n\\r ][^\\u0000]*$"
 LAYOUT_MAX = 100_000
+EMAIL = "email"
 
 
 class ConsentPagination(NumberedPagination):
@@ -325,6 +326,7 @@ class SuppressionViewSet(
     ordering = ("-created_at", "-id")
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = queryset.filter(channel=EMAIL)  # these are email addresses (each channel has its list)
         if self.action != "list":
             return queryset
         filters = SuppressionFilterSerializer(data=self.request.query_params)

@@ -156,4 +156,5 @@ def suppress_refused(tenant_id: int, error: ChannelError, delivery_id: int) -> N
             delivery=delivery_id,
             source=Suppression.Source.SMTP,
             detail=error.message,
+            channel="email",
         )

@@ -66,7 +66,8 @@ class Unsubscribe(TenantOwned):
 
 
 class Suppression(TenantOwned):
-    """An address the tenant never sends to, on any topic, whatever the step says."""
+    """An address the tenant never sends to on one channel (an email address, for email), on any topic,
+    whatever the step says."""
 
     class Reason(models.TextChoices):
         HARD_BOUNCE = "hard_bounce", "Hard bounce"
@@ -81,6 +82,7 @@ class Suppression(TenantOwned):
         IMPORT = "import", "CSV import"
         API = "api", "API"
 
+    channel = models.CharField(max_length=20, default="email")  # a name in integrations.channels.registry
     address = models.CharField(max_length=ADDRESS_MAX)
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ADMIN)
@@ -92,7 +94,9 @@ class Suppression(TenantOwned):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "address"], name="suppression_unique_address")
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "address"], name="suppression_unique_address"
+            )
         ]
         indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="suppression_tenant_recent")]
 

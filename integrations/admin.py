@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from integrations.models import EmailProvider, EventDelivery, EventEndpoint, Sender
+from integrations.models import EventDelivery, EventEndpoint, Provider, Sender
 
 
 @admin.register(EventEndpoint)
@@ -58,8 +58,8 @@ class _ReadOnly(admin.ModelAdmin):
         return False
 
 
-@admin.register(EmailProvider)
-class EmailProviderAdmin(_ReadOnly):
+@admin.register(Provider)
+class ProviderAdmin(_ReadOnly):
     list_display = ["name", "kind", "tenant", "last_test_ok", "last_tested_at", "created_at"]
     list_filter = ["kind", "last_test_ok", "tenant"]
     search_fields = ["name", "tenant__name"]

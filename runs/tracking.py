@@ -2,8 +2,9 @@
 
 `record_events(provider, events)` takes anymail's normalised tracking events (parsed from the provider's own
 payload by anymail's view for that ESP, runs/email_tracking.py) and stores each one against the
-Delivery whose `provider_id` is the event's message id, within the provider's tenant. An event for a message
-Rowbell does not know (another system's mail on the same ESP account, or one already pruned) and an event it
+Delivery whose `provider_id` is the event's message id and which that provider sent (`Delivery.sent_via`):
+a webhook never reports on another provider's messages. An event for a message Rowbell does not know
+(another system's mail on the same ESP account, another provider's, or one already pruned) and an event it
 already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
 webhooks as `message.<kind>` in the same transaction (the outbox of runs/events/emit.py).
 A new hard bounce or complaint also puts its recipient on the tenant's suppression list
@@ -63,7 +64,7 @@ def record_events(provider, events: list[Any]) -> Outcome:
         if kind is None or not message_id:
             outcome.ignored += 1
             continue
-        delivery = _find_delivery(provider.tenant_id, message_id)
+        delivery = _find_delivery(provider, message_id)
         if delivery is None:
             outcome.unknown += 1
             continue
@@ -75,11 +76,13 @@ def record_events(provider, events: list[Any]) -> Outcome:
     return outcome
 
 
-def _find_delivery(tenant_id: int, message_id: str) -> Delivery | None:
+def _find_delivery(provider, message_id: str) -> Delivery | None:
+    """The message `provider` itself sent with that id: another provider's webhook (or another tenant's)
+    never reports on it, whatever id it names."""
     bare = message_id.strip("<>")
     candidates = {message_id, bare, f"<{bare}>"}
     return (
-        Delivery.objects.filter(tenant_id=tenant_id, channel="email", provider_id__in=candidates)
+        Delivery.objects.filter(tenant_id=provider.tenant_id, sent_via=provider, provider_id__in=candidates)
         .order_by("-pk")
         .first()
     )
@@ -138,6 +141,7 @@ def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
         delivery=delivery,
         source=Suppression.Source.EVENT,
         detail=event.mta_response or event.description,
+        channel=delivery.channel,
     )
 
 

@@ -223,6 +223,7 @@ def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
         "recipient": kind.recipient(content),
         "status": status,
         "content": content,
+        "sent_via_id": kind.provider_id(ctx),
     }
 
 

@@ -37,13 +37,14 @@ from integrations import clock
 
 INSERT = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
-    " provider_id, error, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s) RETURNING id"
+    " provider_id, error, created_at, sent_via_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s, %s) RETURNING id"
 )
 INSERT_MANY = (
     "INSERT INTO runs_delivery (tenant_id, run_id, step_execution_id, channel, recipient, status, content,"
-    " provider_id, error, created_at)"
+    " provider_id, error, created_at, sent_via_id)"
 )
-ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s)"
+ROW_VALUES = "(%s, %s, %s, %s, %s, %s, %s::jsonb, '', %s, %s, %s::bigint)"
 MARK = "UPDATE runs_delivery SET status = 'sent', provider_id = %s, sent_at = %s, error = '' WHERE id = %s"
 MARK_MANY = (
     "UPDATE runs_delivery d SET status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, error = ''"
@@ -194,6 +195,7 @@ def _row(
     status: str,
     content: dict[str, Any],
     error: str = "",
+    sent_via_id: int | None = None,
 ) -> list[Any]:
     return [
         tenant_id,
@@ -205,6 +207,7 @@ def _row(
         json.dumps(content, cls=DjangoJSONEncoder),
         error,
         clock.now(),
+        sent_via_id,
     ]
 
 

@@ -35,6 +35,12 @@ class SendKind(StepKind, ABC):
     def recipient(self, content: dict[str, Any]) -> str:
         return ""
 
+    def provider_id(self, ctx: StepContext) -> int | None:
+        """The tenant's provider (integrations.models.Provider) this step's messages go through, kept on
+        each Delivery so that only that provider's tracking webhook reports on them; None: the channel
+        has no tenant providers, or the platform's own (e.g. the EMAIL_* server)."""
+        return None
+
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
         return CHANNELS[self.channel]()
