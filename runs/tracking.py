@@ -24,9 +24,11 @@ from django.db.models import Count
 from consent.models import Suppression
 from consent.suppression import suppress_address
 from integrations import clock
+from integrations.channels.registry import CHANNELS
 from integrations.models import EventEndpoint
 from runs.events.emit import queue_deliveries, write_event
 from runs.models import Delivery, DeliveryEvent
+from workflows.steps import STEP_KINDS
 
 # anymail's event types Rowbell keeps (queued, autoresponded, inbound... are not about delivery).
 KINDS = {
@@ -176,31 +178,48 @@ def announce(delivery: Delivery, event: DeliveryEvent) -> None:
     transaction.on_commit(lambda: queue_deliveries(deliveries))
 
 
+def tracked_channels() -> list[str]:
+    """The channels whose providers report on messages after the hand-off (email's tracking webhooks)."""
+    return [name for name, channel in CHANNELS.items() if channel.reports_events]
+
+
 def counts_for_workflow(tenant_id: int, workflow_id: int) -> list[dict[str, Any]]:
-    """Per email step of a workflow (by its key, across versions): messages sent, and messages with at
-    least one delivered / bounced / complained / opened / clicked event; a "total" row last when several."""
-    scope = {"tenant_id": tenant_id, "run__workflow_id": workflow_id, "channel": "email"}
+    """Per sending step of a workflow whose channel reports events (by its key, across versions): messages
+    sent, and messages with at least one delivered / bounced / complained / opened / clicked event; a
+    "total" row last when several."""
+    scope = {"tenant_id": tenant_id, "run__workflow_id": workflow_id, "channel__in": tracked_channels()}
     rows: dict[Any, dict[str, Any]] = {}
     sent = (
         Delivery.objects.filter(**scope, status=Delivery.Status.SENT)
-        .values_list("step_execution__step__key", "step_execution__step__name")
+        .values_list("step_execution__step__key", "step_execution__step__name", "step_execution__step__kind")
         .annotate(n=Count("pk"))
     )
-    for key, name, n in sent:
-        row = rows.setdefault(key, {"step": name or "Send email", **dict.fromkeys(COUNTED, 0)})
+    for key, name, kind, n in sent:
+        row = rows.setdefault(key, {"step": name or _label(kind), **dict.fromkeys(COUNTED, 0)})
         row["sent"] += n
     events = (
         DeliveryEvent.objects.filter(**{f"delivery__{k}": v for k, v in scope.items()})
         .exclude(kind="sent")
-        .values_list("delivery__step_execution__step__key", "delivery__step_execution__step__name", "kind")
+        .values_list(
+            "delivery__step_execution__step__key",
+            "delivery__step_execution__step__name",
+            "delivery__step_execution__step__kind",
+            "kind",
+        )
         .annotate(n=Count("delivery_id", distinct=True))
     )
-    for key, name, kind, n in events:
-        row = rows.setdefault(key, {"step": name or "Send email", **dict.fromkeys(COUNTED, 0)})
+    for key, name, step_kind, kind, n in events:
+        row = rows.setdefault(key, {"step": name or _label(step_kind), **dict.fromkeys(COUNTED, 0)})
         if kind in row:
             row[kind] += n
     result = sorted(rows.values(), key=lambda row: row["step"])
     if len(result) > 1:
-        total = {"step": "All email steps", **{k: sum(row[k] for row in result) for k in COUNTED}}
+        total = {"step": "All steps", **{k: sum(row[k] for row in result) for k in COUNTED}}
         result.append(total)
     return result
+
+
+def _label(kind: str) -> str:
+    """A step without a name is called by its kind's label ("Send email")."""
+    registered = STEP_KINDS.get(kind)
+    return registered.label if registered is not None else kind

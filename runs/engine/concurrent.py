@@ -15,7 +15,8 @@ batch, that is per provider and batch), with the Delivery protocol of runs/engin
   message, closed with the batch), so no connection or `last_response` is shared between threads;
 - answers are settled in whatever order they come (each carries its own execution and Delivery id): a
   `sent` mark, or `failed` with the provider's reason and a retry for a transient error, which touches no
-  other message (the kind's `on_refused` hears of a refusal, as on the serial path); the next message is prepared as soon as a place in the pool is free.
+  other message (the kind's `on_refused` hears of a refusal, as on the serial path); the next message is
+  prepared as soon as a place in the pool is free.
 
 A worker killed mid-batch leaves `sending` exactly the messages whose answers it had not written: the
 requests in flight and the answers since the last insert (reported uncertain, never re-sent on their

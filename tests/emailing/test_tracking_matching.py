@@ -4,14 +4,18 @@ a Message-ID travels in every copy of the mail; two providers of a tenant can sh
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from consent.models import Suppression
 from runs.engine import start_run
 from runs.models import Delivery, DeliveryEvent
 from tests.emailing.conftest import esp_provider, make_provider, make_sender, smtp_provider_for
 from tests.emailing.test_end_to_end import POSTMARK_ID, postmark_accepts
-from tests.emailing.test_tracking import post, postmark_bounce
+from tests.emailing.test_tracking import basic_auth, post, postmark_bounce
 from tests.engine.conftest import build_workflow, email, webhook, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,3 +67,19 @@ def test_a_message_sent_through_the_platforms_own_server_gets_no_tenant_provider
     postmark = make_provider(tenant_a, "postmark", {}, {"server_token": "k"})
     assert post(postmark, postmark_bounce(delivery.provider_id)).json()["unknown"] == 1
     assert not DeliveryEvent.objects.exists()
+
+
+def test_the_channel_neutral_tracking_url_reaches_the_same_provider(clock, httpserver, tenant_a):
+    postmark_accepts(httpserver)
+    sending = esp_provider(tenant_a, "postmark", httpserver)
+    delivery = send_one(tenant_a, make_sender(tenant_a, sending), clock)
+    url = reverse("provider_tracking", args=[sending.webhook_token])
+    assert url == f"/hooks/providers/{sending.webhook_token}/"
+    response = Client().post(
+        url,
+        data=json.dumps(postmark_bounce(POSTMARK_ID)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth(sending.webhook_credentials),
+    )
+    assert response.json()["stored"] == 1
+    assert DeliveryEvent.objects.get().delivery == delivery
