@@ -15,7 +15,7 @@ from django.template import loader
 from django.utils.html import format_html
 from django.views import defaults
 
-from config.input_guard import wants_json
+from common.input_guard import wants_json
 
 log = logging.getLogger("rowbell.errors")
 ERROR_ID_HEADER = "X-Error-Id"

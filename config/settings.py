@@ -103,7 +103,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # A NUL character in a URL, query or form is a 400 before any view can try to store it.
-    "config.input_guard.RejectNulMiddleware",
+    "common.input_guard.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -208,7 +208,7 @@ REST_FRAMEWORK = {
     # Every error body is {"detail": "..."}, as the schema says.
     "EXCEPTION_HANDLER": "tenants.api.api_exception_handler",
 }
-from config.api_schema_components import JSON_COMPONENTS  # noqa: E402 (plain data, no Django import)
+from common.api_schema_components import JSON_COMPONENTS  # noqa: E402 (plain data, no Django import)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rowbell API",
@@ -234,11 +234,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "engine_context": {"()": "config.logs.EngineContextFilter"},
+        "engine_context": {"()": "common.logs.EngineContextFilter"},
         "housekeeping": {"()": "config.logfilters.QuietHousekeeping"},
     },
     "formatters": {
-        "json": {"()": "config.logs.JsonFormatter"},
+        "json": {"()": "common.logs.JsonFormatter"},
         "text": {"format": "%(levelname)s %(name)s %(context)s%(message)s"},
     },
     "handlers": {

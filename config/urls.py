@@ -20,9 +20,10 @@ urlpatterns = [
     path("api/v1/", include("consent.api")),
     path("", include("runs.hook_urls")),
     path("", include("integrations.urls")),
+    path("settings/event-webhooks/", include("runs.events.urls")),
     path("", include("consent.urls")),
     path("", include("runs.urls")),
     path("", include("tenants.urls")),
-    path("", include("integrations.datasource_urls")),
+    path("", include("workflows.datasource_urls")),
     path("", include("workflows.urls")),
 ]

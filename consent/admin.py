@@ -37,7 +37,6 @@ class SuppressionAdmin(ReadOnly):
     list_filter = ("reason", "source")
     search_fields = ("address",)
     list_select_related = ("tenant",)
-    raw_id_fields = ("delivery",)
 
 
 @admin.register(Unsubscribe)

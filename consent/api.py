@@ -18,17 +18,17 @@ from rest_framework.routers import SimpleRouter
 from consent import service
 from consent.forms import clean_address, layout_problem
 from consent.models import ADDRESS_MAX, EmailLayout, Suppression, Topic, normalize_address
-from tenants.api import API_ERROR, TenantApiMixin
-from workflows.api import WorkflowPagination
+from tenants.api import API_ERROR, NumberedPagination, TenantApiMixin
 
 # Schema patterns that state what the serializers accept, so that a request valid by the schema is not
 # refused: no NUL character anywhere, and a name with something besides spaces.
 TEXT = "^[^\\u0000]*$"
 NAME = "^[^\\u0000]*[^\\u0000\\t\\n\\r ][^\\u0000]*$"
 LAYOUT_MAX = 100_000
+EMAIL = "email"
 
 
-class ConsentPagination(WorkflowPagination):
+class ConsentPagination(NumberedPagination):
     """The workflows' numbered pages (a bad `page` or `page_size` is a 400), described for any rows."""
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
@@ -192,6 +192,9 @@ class SuppressionSerializer(_OnlyWritableFields, serializers.ModelSerializer):
         required=False,
         help_text="The provider's or server's words for an automatic entry, or a person's note.",
     )
+    delivery = serializers.IntegerField(
+        source="delivery_id", read_only=True, allow_null=True, help_text="The message that caused it."
+    )
 
     class Meta:
         model = Suppression
@@ -323,6 +326,7 @@ class SuppressionViewSet(
     ordering = ("-created_at", "-id")
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = queryset.filter(channel=EMAIL)  # these are email addresses (each channel has its list)
         if self.action != "list":
             return queryset
         filters = SuppressionFilterSerializer(data=self.request.query_params)

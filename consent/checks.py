@@ -15,7 +15,7 @@ from consent.models import Suppression, normalize_address
 
 SUPPRESSED_SQL = """
 SELECT address, 0 AS rank, reason AS what FROM consent_suppression
-WHERE tenant_id = %(tenant)s AND address = ANY(%(addresses)s)
+WHERE tenant_id = %(tenant)s AND channel = %(channel)s AND address = ANY(%(addresses)s)
 """
 
 UNSUBSCRIBED_SQL = """
@@ -29,7 +29,11 @@ REASON_LABELS = dict(Suppression.Reason.choices)
 
 
 def skip_reasons(
-    tenant_id: int, addresses: Iterable[str], topic_id: int | None, include_unsubscribes: bool
+    tenant_id: int,
+    addresses: Iterable[str],
+    topic_id: int | None,
+    include_unsubscribes: bool,
+    channel: str = "email",
 ) -> dict[str, str]:
     """{normalised address: reason} for the addresses that must be skipped, e.g. "unsubscribed from Tips"."""
     wanted = sorted({normalize_address(a) for a in addresses if a and a.strip()})
@@ -38,7 +42,8 @@ def skip_reasons(
     sql = SUPPRESSED_SQL + (f"UNION ALL {UNSUBSCRIBED_SQL}" if include_unsubscribes else "")
     with connection.cursor() as cur:
         cur.execute(
-            f"{sql} ORDER BY rank DESC", {"tenant": tenant_id, "addresses": wanted, "topic": topic_id}
+            f"{sql} ORDER BY rank DESC",
+            {"tenant": tenant_id, "addresses": wanted, "topic": topic_id, "channel": channel},
         )
         rows = cur.fetchall()
     reasons: dict[str, str] = {}

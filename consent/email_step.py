@@ -13,14 +13,16 @@ from django.conf import settings
 
 from consent.checks import skip_reasons
 from consent.layouts import compose, html_to_text
-from consent.models import EmailLayout
+from consent.models import EmailLayout, Suppression
+from consent.suppression import suppress_address
 from consent.tokens import unsubscribe_url
+from integrations.channels.base import ChannelError
 from integrations.failures import Failure
 
 NO_LAYOUT = "none"
 NO_ADDRESS = "no recipient address"
 
-__all__ = ["batch_skip_reasons", "compose_html", "html_to_text", "unsubscribe_headers"]
+__all__ = ["batch_skip_reasons", "compose_html", "html_to_text", "suppress_refused", "unsubscribe_headers"]
 
 
 def unsubscribes_apply(config: dict[str, Any]) -> bool:
@@ -101,3 +103,17 @@ def compose_html(ctx, body_html: str, context: dict[str, Any]) -> str:
     if not body_html and not layout:
         return ""
     return compose(body_html, layout, {**context, "unsubscribe_url": context.get("unsubscribe_url", "")})
+
+
+def suppress_refused(tenant_id: int, error: ChannelError, delivery_id: int) -> None:
+    """The server refused the recipient itself (5xx at RCPT): never send to that address again."""
+    if error.refused_address:
+        suppress_address(
+            tenant_id,
+            error.refused_address,
+            Suppression.Reason.REJECTED,
+            delivery=delivery_id,
+            source=Suppression.Source.SMTP,
+            detail=error.message,
+            channel="email",
+        )

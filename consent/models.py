@@ -66,7 +66,8 @@ class Unsubscribe(TenantOwned):
 
 
 class Suppression(TenantOwned):
-    """An address the tenant never sends to, on any topic, whatever the step says."""
+    """An address the tenant never sends to on one channel (an email address, for email), on any topic,
+    whatever the step says."""
 
     class Reason(models.TextChoices):
         HARD_BOUNCE = "hard_bounce", "Hard bounce"
@@ -81,19 +82,21 @@ class Suppression(TenantOwned):
         IMPORT = "import", "CSV import"
         API = "api", "API"
 
+    channel = models.CharField(max_length=20, default="email")  # a name in integrations.channels.registry
     address = models.CharField(max_length=ADDRESS_MAX)
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.MANUAL)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ADMIN)
     detail = models.TextField(blank=True)  # the provider's words, or an admin's note
-    # The message that caused it (bounce, complaint, refusal); kept when the run is pruned.
-    delivery = models.ForeignKey(
-        "runs.Delivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    # The id of the message that caused it (a runs.Delivery: bounce, complaint, refusal). Not a foreign key:
+    # runs sits above consent. Pruning a run clears it (runs/retention.py); the suppression stays.
+    delivery_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "address"], name="suppression_unique_address")
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "address"], name="suppression_unique_address"
+            )
         ]
         indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="suppression_tenant_recent")]
 

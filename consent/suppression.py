@@ -1,7 +1,8 @@
 """The suppression list: addresses a tenant never sends to, on any topic, whatever a step says.
 
 `suppress_address` is the one way an address enters the list, so every source behaves the same:
-- the engine, when a mail server refuses a recipient at RCPT with a 5xx (runs/engine/delivery_protocol.py);
+- the email step, when a mail server refuses a recipient at RCPT with a 5xx (its `on_refused` hook,
+  consent/email_step.py);
 - delivery events from email providers (hard bounces and spam complaints): the tracking-webhook
   handler calls it with `reason=Suppression.Reason.HARD_BOUNCE` or `COMPLAINT`, `source=EVENT` and the
   Delivery the event was matched to;
@@ -31,6 +32,7 @@ def suppress_address(
     delivery=None,
     source: str = Suppression.Source.EVENT,
     detail: str = "",
+    channel: str = "email",
 ) -> Suppression | None:
     """Put `address` on `tenant`'s suppression list; from then on no step sends to it, on any topic.
 
@@ -41,6 +43,7 @@ def suppress_address(
       message, or the one the server refused. Kept so the suppression list links to it.
     - `source`: a `Suppression.Source` (smtp, event, admin, import, api).
     - `detail`: the provider's or server's own words (e.g. "550 5.1.1 user unknown"), or an admin's note.
+    - `channel`: whose addresses the list holds (an email address for "email"; each channel has its own).
 
     Idempotent and safe under concurrency (INSERT ... ON CONFLICT DO NOTHING): an address already on the
     list keeps its first entry (its reason and the message that caused it), and that entry is returned.
@@ -54,6 +57,7 @@ def suppress_address(
         [
             Suppression(
                 tenant_id=tenant_id,
+                channel=channel,
                 address=address,
                 reason=reason,
                 source=source,
@@ -63,7 +67,7 @@ def suppress_address(
         ],
         ignore_conflicts=True,
     )
-    return Suppression.objects.filter(tenant_id=tenant_id, address=address).first()
+    return Suppression.objects.filter(tenant_id=tenant_id, channel=channel, address=address).first()
 
 
 @dataclass
@@ -114,7 +118,7 @@ def import_csv(tenant, text: str) -> ImportReport:
 def _insert(batch: list[Suppression], report: ImportReport) -> None:
     """One bulk INSERT; addresses already on the list keep their entry and are counted apart."""
     existing = Suppression.objects.filter(
-        tenant_id=batch[0].tenant_id, address__in=[s.address for s in batch]
+        tenant_id=batch[0].tenant_id, channel=batch[0].channel, address__in=[s.address for s in batch]
     ).count()
     Suppression.objects.bulk_create(batch, ignore_conflicts=True)
     report.added += len(batch) - existing

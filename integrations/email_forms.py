@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 
 from integrations.crypto import mask
-from integrations.email_providers import ProviderKind
-from integrations.models import EmailProvider, Sender
+from integrations.models import Provider, Sender
+from integrations.providers.base import ProviderKind
 
 
 class ProviderForm(forms.Form):
@@ -16,7 +16,7 @@ class ProviderForm(forms.Form):
 
     name = forms.CharField(max_length=100, help_text="How senders pick it, e.g. “Postmark production”.")
 
-    def __init__(self, kind: ProviderKind, tenant, *args, provider: EmailProvider | None = None, **kwargs):
+    def __init__(self, kind: ProviderKind, tenant, *args, provider: Provider | None = None, **kwargs):
         self.kind, self.tenant, self.provider = kind, tenant, provider
         initial = {}
         if provider is not None:
@@ -49,7 +49,7 @@ class ProviderForm(forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        others = EmailProvider.objects.for_tenant(self.tenant).filter(name=name)
+        others = Provider.objects.for_tenant(self.tenant).filter(name=name)
         if self.provider is not None:
             others = others.exclude(pk=self.provider.pk)
         if others.exists():
@@ -82,8 +82,8 @@ class ProviderForm(forms.Form):
                 settings[spec.name] = value
         return settings, secrets
 
-    def save(self) -> EmailProvider:
-        provider = self.provider or EmailProvider(tenant=self.tenant, kind=self.kind.key)
+    def save(self) -> Provider:
+        provider = self.provider or Provider(tenant=self.tenant, kind=self.kind.key)
         provider.name = self.cleaned_data["name"]
         provider.settings, provider.secret_values = self.values()
         provider.save()
@@ -107,7 +107,9 @@ class SenderForm(forms.ModelForm):
     def __init__(self, tenant, *args, **kwargs):
         self.tenant = tenant
         super().__init__(*args, **kwargs)
-        self.fields["provider"].queryset = EmailProvider.objects.for_tenant(tenant).order_by("name")
+        self.fields["provider"].queryset = (
+            Provider.objects.for_tenant(tenant).filter(channel="email").order_by("name")
+        )
         self.fields["provider"].empty_label = "Rowbell's mail server"
 
     def clean_from_name(self) -> str:
@@ -138,7 +140,7 @@ class TestSendForm(forms.Form):
     sender = forms.ModelChoiceField(queryset=Sender.objects.none(), required=False, label="From")
     to = forms.EmailField(label="To", help_text="Where the test email goes.")
 
-    def __init__(self, provider: EmailProvider, *args, **kwargs):
+    def __init__(self, provider: Provider, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sender"].queryset = provider.senders.order_by("name")
         self.fields["sender"].empty_label = "Rowbell's default From address"

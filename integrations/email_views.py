@@ -23,8 +23,8 @@ from integrations import clock
 from integrations.channels.base import ChannelError
 from integrations.channels.email import EmailChannel
 from integrations.email_forms import ProviderForm, SenderForm, TestSendForm
-from integrations.email_providers import KINDS, get_kind
-from integrations.models import EmailProvider, Sender
+from integrations.models import Provider, Sender
+from integrations.providers.registry import PROVIDER_KINDS, get_kind
 from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
@@ -33,11 +33,15 @@ logger = logging.getLogger(__name__)
 MANAGE = "manage email providers and senders"
 
 
+CHANNEL = "email"  # these pages show the email channel's providers
+
+
 def kinds_in_order():
-    return sorted(KINDS.values(), key=lambda kind: (kind.key != "smtp", kind.label))
+    kinds = [kind for kind in PROVIDER_KINDS.values() if kind.channel == CHANNEL]
+    return sorted(kinds, key=lambda kind: (kind.key != "smtp", kind.label))
 
 
-def webhook_url(request: HttpRequest, provider: EmailProvider) -> str:
+def webhook_url(request: HttpRequest, provider: Provider) -> str:
     """The URL to give the ESP, with the basic-auth credentials in it (anymail's way)."""
     base = request.build_absolute_uri(reverse("email_tracking", args=[provider.webhook_token]))
     scheme, rest = base.split("://", 1)
@@ -48,7 +52,7 @@ def webhook_url(request: HttpRequest, provider: EmailProvider) -> str:
 def email_settings(request: HttpRequest) -> HttpResponse:
     if request.tenant is None:
         raise Http404("Not found")
-    providers = list(EmailProvider.objects.for_tenant(request.tenant).order_by("name"))
+    providers = list(Provider.objects.for_tenant(request.tenant).filter(channel=CHANNEL).order_by("name"))
     senders = list(Sender.objects.for_tenant(request.tenant).select_related("provider").order_by("name"))
     context = {
         "providers": providers,
@@ -64,7 +68,7 @@ def email_settings(request: HttpRequest) -> HttpResponse:
 def provider_add(request: HttpRequest) -> HttpResponse:
     """`?kind=postmark`: the form of that kind of provider."""
     kind_key = request.GET.get("kind", "")
-    if kind_key not in KINDS:
+    if kind_key not in PROVIDER_KINDS or PROVIDER_KINDS[kind_key].channel != CHANNEL:
         raise Http404("No such provider kind")
     kind = get_kind(kind_key)
     form = ProviderForm(kind, request.tenant, request.POST or None)
@@ -79,7 +83,7 @@ def provider_add(request: HttpRequest) -> HttpResponse:
 @login_required
 @admins_only(MANAGE, writes_only=True)
 def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
-    provider = get_for_tenant_or_404(EmailProvider, request.tenant, pk=provider_id)
+    provider = get_for_tenant_or_404(Provider.objects.filter(channel=CHANNEL), request.tenant, pk=provider_id)
     kind = provider.kind_module
     can_manage = request.membership is not None and request.membership.can_publish
     form = ProviderForm(kind, request.tenant, request.POST or None, provider=provider)
@@ -110,7 +114,7 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
 @admins_only(MANAGE)
 def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
     """Send one email through the provider now and say, in words, what it answered."""
-    provider = get_for_tenant_or_404(EmailProvider, request.tenant, pk=provider_id)
+    provider = get_for_tenant_or_404(Provider.objects.filter(channel=CHANNEL), request.tenant, pk=provider_id)
     form = TestSendForm(provider, request.POST)
     if not form.is_valid():
         error = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
@@ -123,7 +127,7 @@ def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
     return redirect(reverse("email:provider", args=[provider.pk]) + "#test")
 
 
-def send_test_email(provider: EmailProvider, sender: Sender | None, to: str) -> tuple[bool, str]:
+def send_test_email(provider: Provider, sender: Sender | None, to: str) -> tuple[bool, str]:
     """(accepted?, the provider's answer in words). Never raises: a broken provider is what it reports."""
     message = {
         "to": to,
@@ -154,7 +158,7 @@ def send_test_email(provider: EmailProvider, sender: Sender | None, to: str) -> 
 @require_POST
 @admins_only(MANAGE)
 def provider_delete(request: HttpRequest, provider_id: int) -> HttpResponse:
-    provider = get_for_tenant_or_404(EmailProvider, request.tenant, pk=provider_id)
+    provider = get_for_tenant_or_404(Provider.objects.filter(channel=CHANNEL), request.tenant, pk=provider_id)
     try:
         with transaction.atomic():
             provider.delete()

@@ -9,6 +9,7 @@ Each check raises `InboundRejected(status_code, detail)`; the view answers `{"de
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -72,9 +73,10 @@ def json_type(value: object) -> str:
     return names.get(type(value), "a number")
 
 
-def event_key(request: HttpRequest, source: str) -> str:
-    """`<source>:<Idempotency-Key>`, so the same key twice starts one run; a fresh key when none is sent."""
-    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+def event_key(headers: Mapping[str, str], source: str) -> str:
+    """`<source>:<Idempotency-Key>` from the request's headers, so the same key twice starts one run; a
+    fresh key when none is sent."""
+    key = headers.get(IDEMPOTENCY_HEADER, "").strip()
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise InboundRejected(400, f"The Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters.")
     if NUL in key:

@@ -1,5 +1,5 @@
-"""Tenant connections: data sources (the customer's PostgreSQL) and their secrets, schedules, and the
-endpoints that hear about finished runs (integrations/events/)."""
+"""Tenant connections: data sources (the customer's PostgreSQL) and their secrets, providers and senders,
+and the endpoints that hear about finished runs (integrations/events/)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from integrations.crypto import mask
-from integrations.email_providers import get_kind
 from integrations.events import EVENT_TYPES
 from integrations.fields import EncryptedTextField
+from integrations.providers.registry import get_kind
 from tenants.models import TenantOwned
 
 
@@ -87,30 +87,6 @@ def mask_password(url: str) -> str:
         netloc = parts.netloc.replace(":" + parts.password + "@", ":" + mask(parts.password, 0) + "@")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
-
-
-class Schedule(TenantOwned):
-    """The live schedule of a published workflow whose trigger is a schedule; one per workflow.
-
-    `next_fire_at` is computed in the schedule's IANA time zone (workflows/steps/schedule_trigger.py) and
-    stored here, so the periodic job only asks PostgreSQL what is due.
-    """
-
-    workflow = models.OneToOneField("workflows.Workflow", on_delete=models.CASCADE, related_name="schedule")
-    step = models.ForeignKey("workflows.Step", on_delete=models.CASCADE, related_name="+")
-    rule = models.JSONField(help_text="The schedule trigger's cleaned config.")
-    next_fire_at = models.DateTimeField()
-    last_fired_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["next_fire_at"], name="schedule_due"),
-            models.Index(fields=["tenant", "next_fire_at"], name="schedule_tenant_next"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Schedule of {self.workflow_id}, next {self.next_fire_at:%Y-%m-%d %H:%M}Z"
 
 
 SIGNING_SECRET_PREFIX = "whsec_"
@@ -204,14 +180,17 @@ def new_webhook_credentials() -> str:
     return f"rowbell:{secrets.token_urlsafe(24)}"
 
 
-class EmailProvider(TenantOwned):
-    """How a tenant's email leaves: its own SMTP server or an ESP through django-anymail.
+class Provider(TenantOwned):
+    """How a tenant's messages of one channel leave: for email, its own SMTP server or an ESP through
+    django-anymail (the first channel with providers; the model was Provider).
 
-    `kind` names a module of integrations/email_providers/ (the registry), which says which `settings` (host,
-    port, region, API URL...) and `secrets` (password, API key, signing key) it needs. Secrets are one JSON
-    object, stored encrypted and never shown again in full.
+    `kind` names a kind in integrations/providers/registry.py (`PROVIDER_KINDS`), which says its channel and
+    which `settings` (host, port, region, API URL...) and `secrets` (password, API key, signing key) it
+    needs. Secrets are one JSON object, stored encrypted and never shown again in full. `channel` is the
+    kind's, kept on the row so that pages and pickers filter by it.
     """
 
+    channel = models.CharField(max_length=20, default="email")
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20)
     settings = models.JSONField(default=dict, blank=True)
@@ -225,11 +204,16 @@ class EmailProvider(TenantOwned):
 
     class Meta:
         constraints = [
+            # Named when the model was Provider; names stay unique per tenant across channels.
             models.UniqueConstraint(fields=["tenant", "name"], name="emailprovider_unique_name"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.channel = self.kind_module.channel
+        super().save(*args, **kwargs)
 
     @property
     def secret_values(self) -> dict[str, str]:
@@ -258,11 +242,12 @@ class Sender(TenantOwned):
     reply_to = models.EmailField("Reply-To", max_length=254, blank=True)
     # RESTRICT, not PROTECT: a provider in use cannot be deleted, but deleting the whole tenant still can.
     provider = models.ForeignKey(
-        EmailProvider,
+        Provider,
         on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="senders",
+        limit_choices_to={"channel": "email"},
         help_text="Empty: Rowbell's own mail server.",
     )
     is_default = models.BooleanField("default sender", default=False)

@@ -31,7 +31,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from config.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
+from common.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
 from integrations.inbound import (
     IDEMPOTENCY_HEADER,
     InboundRejected,
@@ -304,7 +304,7 @@ class StartRunView(TenantApiMixin, APIView):
         )
         try:
             payload = run_payload(parse_object(read_body(request)))
-            key = event_key(request, "api")
+            key = event_key(request.headers, "api")
         except InboundRejected as rejected:
             return Response({"detail": rejected.detail}, status=rejected.status_code)
         # A check before starting, for the answer only: two requests racing with one key still start

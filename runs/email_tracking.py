@@ -21,7 +21,7 @@ from anymail.exceptions import AnymailWebhookValidationFailure
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.models import EmailProvider
+from integrations.models import Provider
 from runs.tracking import record_events
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def _unauthorized(reason: str) -> HttpResponse:
 
 @csrf_exempt
 def tracking_webhook(request: HttpRequest, token: str) -> HttpResponse:
-    provider = EmailProvider.objects.filter(webhook_token=token).select_related("tenant").first()
+    provider = Provider.objects.filter(webhook_token=token).select_related("tenant").first()
     if provider is None:
         raise Http404("No such webhook")
     kind = provider.kind_module

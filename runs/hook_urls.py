@@ -1,12 +1,14 @@
 """The inbound hooks that start runs or record what happened to messages (no namespace: `webhook`,
-`email_tracking`): a workflow's webhook trigger and an email provider's tracking webhook."""
+`email_tracking`, `provider_tracking`): a workflow's webhook trigger and a provider's tracking webhook."""
 
 from django.urls import path
 
 from runs.email_tracking import tracking_webhook
-from runs.webhooks import WebhookView
+from runs.views.webhook import WebhookView
 
 urlpatterns = [
     path("hooks/<int:workflow_id>/", WebhookView.as_view(), name="webhook"),
     path("hooks/email/<str:token>/", tracking_webhook, name="email_tracking"),
+    # The same webhook under a name for every channel (the token names the provider, and so its channel).
+    path("hooks/providers/<str:token>/", tracking_webhook, name="provider_tracking"),
 ]

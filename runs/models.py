@@ -142,7 +142,18 @@ class Delivery(TenantOwned):
     recipient = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENDING)
     content = models.JSONField(default=dict, blank=True)
-    provider_id = models.CharField(max_length=500, blank=True)
+    provider_id = models.CharField(max_length=500, blank=True)  # the provider's id of the message
+    # The tenant's provider the message went (or goes) through; None: a channel without tenant providers,
+    # or the platform's own (its EMAIL_* server). Only that provider's tracking webhook reports on it
+    # (runs/tracking.py). No index: deleting a provider is rare and its senders must go first.
+    sent_via = models.ForeignKey(
+        "integrations.Provider",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -166,7 +177,8 @@ class Delivery(TenantOwned):
 
 
 class DeliveryEvent(TenantOwned):
-    """What an email provider told us about a message after it took it (anymail's normalised tracking event).
+    """What a provider told us about a message after it took it (for email, anymail's normalised tracking
+    event); `provider` is the one that sent it (`Delivery.sent_via`), whose webhook reported it.
 
     `event_key` is the provider's event id when it has one, else a digest of the event's type, time and
     recipient: the same event posted twice (a provider's retry, a replay) is stored once.
@@ -187,7 +199,7 @@ class DeliveryEvent(TenantOwned):
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
     provider = models.ForeignKey(
-        "integrations.EmailProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "integrations.Provider", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     kind = models.CharField(max_length=15, choices=Kind.choices)
     bounce = models.CharField(max_length=4, blank=True)  # "hard" or "soft" for bounces

@@ -1,4 +1,4 @@
-"""The periodic job that starts the runs of due schedules (registered at publish: integrations/schedules.py).
+"""The periodic job that starts the runs of due schedules (registered at publish: workflows/schedules.py).
 
 `fire_due_schedules` runs every few seconds on RQ's cron (config/cron.py). For each schedule whose
 `next_fire_at` has passed it starts ONE run, for the latest firing at or before now, and moves
@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 
 from integrations import clock
-from integrations.models import Schedule
 from integrations.schedule_rules import next_firing, previous_firing
 from runs.engine import start_run
+from workflows.models import Schedule
 
 log = logging.getLogger(__name__)
 BATCH = 200

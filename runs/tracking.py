@@ -2,8 +2,9 @@
 
 `record_events(provider, events)` takes anymail's normalised tracking events (parsed from the provider's own
 payload by anymail's view for that ESP, runs/email_tracking.py) and stores each one against the
-Delivery whose `provider_id` is the event's message id, within the provider's tenant. An event for a message
-Rowbell does not know (another system's mail on the same ESP account, or one already pruned) and an event it
+Delivery whose `provider_id` is the event's message id and which that provider sent (`Delivery.sent_via`):
+a webhook never reports on another provider's messages. An event for a message Rowbell does not know
+(another system's mail on the same ESP account, another provider's, or one already pruned) and an event it
 already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
 webhooks as `message.<kind>` in the same transaction (the outbox of runs/events/emit.py).
 A new hard bounce or complaint also puts its recipient on the tenant's suppression list
@@ -23,9 +24,11 @@ from django.db.models import Count
 from consent.models import Suppression
 from consent.suppression import suppress_address
 from integrations import clock
+from integrations.channels.registry import CHANNELS
 from integrations.models import EventEndpoint
 from runs.events.emit import queue_deliveries, write_event
 from runs.models import Delivery, DeliveryEvent
+from workflows.steps import STEP_KINDS
 
 # anymail's event types Rowbell keeps (queued, autoresponded, inbound... are not about delivery).
 KINDS = {
@@ -63,7 +66,7 @@ def record_events(provider, events: list[Any]) -> Outcome:
         if kind is None or not message_id:
             outcome.ignored += 1
             continue
-        delivery = _find_delivery(provider.tenant_id, message_id)
+        delivery = _find_delivery(provider, message_id)
         if delivery is None:
             outcome.unknown += 1
             continue
@@ -75,11 +78,13 @@ def record_events(provider, events: list[Any]) -> Outcome:
     return outcome
 
 
-def _find_delivery(tenant_id: int, message_id: str) -> Delivery | None:
+def _find_delivery(provider, message_id: str) -> Delivery | None:
+    """The message `provider` itself sent with that id: another provider's webhook (or another tenant's)
+    never reports on it, whatever id it names."""
     bare = message_id.strip("<>")
     candidates = {message_id, bare, f"<{bare}>"}
     return (
-        Delivery.objects.filter(tenant_id=tenant_id, channel="email", provider_id__in=candidates)
+        Delivery.objects.filter(tenant_id=provider.tenant_id, sent_via=provider, provider_id__in=candidates)
         .order_by("-pk")
         .first()
     )
@@ -138,6 +143,7 @@ def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
         delivery=delivery,
         source=Suppression.Source.EVENT,
         detail=event.mta_response or event.description,
+        channel=delivery.channel,
     )
 
 
@@ -172,31 +178,48 @@ def announce(delivery: Delivery, event: DeliveryEvent) -> None:
     transaction.on_commit(lambda: queue_deliveries(deliveries))
 
 
+def tracked_channels() -> list[str]:
+    """The channels whose providers report on messages after the hand-off (email's tracking webhooks)."""
+    return [name for name, channel in CHANNELS.items() if channel.reports_events]
+
+
 def counts_for_workflow(tenant_id: int, workflow_id: int) -> list[dict[str, Any]]:
-    """Per email step of a workflow (by its key, across versions): messages sent, and messages with at
-    least one delivered / bounced / complained / opened / clicked event; a "total" row last when several."""
-    scope = {"tenant_id": tenant_id, "run__workflow_id": workflow_id, "channel": "email"}
+    """Per sending step of a workflow whose channel reports events (by its key, across versions): messages
+    sent, and messages with at least one delivered / bounced / complained / opened / clicked event; a
+    "total" row last when several."""
+    scope = {"tenant_id": tenant_id, "run__workflow_id": workflow_id, "channel__in": tracked_channels()}
     rows: dict[Any, dict[str, Any]] = {}
     sent = (
         Delivery.objects.filter(**scope, status=Delivery.Status.SENT)
-        .values_list("step_execution__step__key", "step_execution__step__name")
+        .values_list("step_execution__step__key", "step_execution__step__name", "step_execution__step__kind")
         .annotate(n=Count("pk"))
     )
-    for key, name, n in sent:
-        row = rows.setdefault(key, {"step": name or "Send email", **dict.fromkeys(COUNTED, 0)})
+    for key, name, kind, n in sent:
+        row = rows.setdefault(key, {"step": name or _label(kind), **dict.fromkeys(COUNTED, 0)})
         row["sent"] += n
     events = (
         DeliveryEvent.objects.filter(**{f"delivery__{k}": v for k, v in scope.items()})
         .exclude(kind="sent")
-        .values_list("delivery__step_execution__step__key", "delivery__step_execution__step__name", "kind")
+        .values_list(
+            "delivery__step_execution__step__key",
+            "delivery__step_execution__step__name",
+            "delivery__step_execution__step__kind",
+            "kind",
+        )
         .annotate(n=Count("delivery_id", distinct=True))
     )
-    for key, name, kind, n in events:
-        row = rows.setdefault(key, {"step": name or "Send email", **dict.fromkeys(COUNTED, 0)})
+    for key, name, step_kind, kind, n in events:
+        row = rows.setdefault(key, {"step": name or _label(step_kind), **dict.fromkeys(COUNTED, 0)})
         if kind in row:
             row[kind] += n
     result = sorted(rows.values(), key=lambda row: row["step"])
     if len(result) > 1:
-        total = {"step": "All email steps", **{k: sum(row[k] for row in result) for k in COUNTED}}
+        total = {"step": "All steps", **{k: sum(row[k] for row in result) for k in COUNTED}}
         result.append(total)
     return result
+
+
+def _label(kind: str) -> str:
+    """A step without a name is called by its kind's label ("Send email")."""
+    registered = STEP_KINDS.get(kind)
+    return registered.label if registered is not None else kind

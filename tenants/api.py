@@ -19,6 +19,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -101,6 +102,53 @@ def query_whole_number(request: Request, name: str, default: int, maximum: int |
             f"{name} must be a whole number from 1 to {MAX_WHOLE_NUMBER}, not “{value[:50]}”."
         )
     return min(int(value), maximum) if maximum else int(value)
+
+
+class NumberedPagination(PageNumberPagination):
+    """Numbered pages; a `page` or `page_size` that is not a whole number from 1 is a 400 (DRF would
+    quietly use the default), and a page past the last one is a 404."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        return query_whole_number(request, self.page_size_query_param, self.page_size, self.max_page_size)
+
+    def get_page_number(self, request: Request, paginator) -> int:
+        return query_whole_number(request, self.page_query_param, 1)
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        link = {"type": ["string", "null"], "format": "uri"}
+        return {
+            "type": "object",
+            "required": ["count", "next", "previous", "results"],
+            "properties": {
+                "count": {"type": "integer", "description": "Workflows on all pages."},
+                "next": {**link, "description": "Null on the last page."},
+                "previous": {**link, "description": "Null on the first page."},
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {
+                "name": self.page_query_param,
+                "in": "query",
+                "required": False,
+                "description": "The page number, from 1; past the last page is a 404.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
+            },
+            {
+                "name": self.page_size_query_param,
+                "in": "query",
+                "required": False,
+                "description": f"Workflows per page, {self.page_size} by default; more than "
+                f"{self.max_page_size} counts as {self.max_page_size}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
+            },
+        ]
 
 
 class TenantApiMixin:

@@ -7,8 +7,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from integrations.models import DataSource
-from tenants.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERNAME
 from tests.support import publish_query_workflow
+from workflows.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERNAME
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft, publish, unpublish
 

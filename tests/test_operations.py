@@ -12,7 +12,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 
 import config.health
-from config.logs import EngineContextFilter, JsonFormatter, bound
+from common.logs import EngineContextFilter, JsonFormatter, bound
 
 
 def sample(body: str, metric: str, **labels: str) -> float | None:

@@ -9,11 +9,9 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.request import Request
 from rest_framework.routers import SimpleRouter
 
-from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin, query_whole_number
+from tenants.api import API_ERROR, NumberedPagination, TenantApiMixin
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import STEP_KINDS
 from workflows.steps.webhook_trigger import webhook_path
@@ -60,53 +58,6 @@ class WorkflowSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(webhook_path(workflow.pk))
 
 
-class WorkflowPagination(PageNumberPagination):
-    """Numbered pages; a `page` or `page_size` that is not a whole number from 1 is a 400 (DRF would
-    quietly use the default), and a page past the last one is a 404."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-    def get_page_size(self, request: Request) -> int:
-        return query_whole_number(request, self.page_size_query_param, self.page_size, self.max_page_size)
-
-    def get_page_number(self, request: Request, paginator) -> int:
-        return query_whole_number(request, self.page_query_param, 1)
-
-    def get_paginated_response_schema(self, schema: dict) -> dict:
-        link = {"type": ["string", "null"], "format": "uri"}
-        return {
-            "type": "object",
-            "required": ["count", "next", "previous", "results"],
-            "properties": {
-                "count": {"type": "integer", "description": "Workflows on all pages."},
-                "next": {**link, "description": "Null on the last page."},
-                "previous": {**link, "description": "Null on the first page."},
-                "results": schema,
-            },
-        }
-
-    def get_schema_operation_parameters(self, view) -> list[dict]:
-        return [
-            {
-                "name": self.page_query_param,
-                "in": "query",
-                "required": False,
-                "description": "The page number, from 1; past the last page is a 404.",
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
-            },
-            {
-                "name": self.page_size_query_param,
-                "in": "query",
-                "required": False,
-                "description": f"Workflows per page, {self.page_size} by default; more than "
-                f"{self.max_page_size} counts as {self.max_page_size}.",
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
-            },
-        ]
-
-
 def root_kind(version_filter: dict) -> Subquery:
     roots = Step.objects.filter(parent__isnull=True, **version_filter).order_by("position", "id")
     return Subquery(roots.values("kind")[:1])
@@ -135,7 +86,7 @@ class WorkflowViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
     """A workflow: its name, whether it is live (`published_version`) and what starts it (`trigger_kind`)."""
 
     serializer_class = WorkflowSerializer
-    pagination_class = WorkflowPagination
+    pagination_class = NumberedPagination
 
     def get_queryset(self) -> QuerySet:
         workflows = self.tenant_rows(Workflow).order_by("name", "id")

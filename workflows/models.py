@@ -196,3 +196,28 @@ class Step(TenantOwned):
     def delete(self, *args, **kwargs):
         self.version.ensure_editable()
         return super().delete(*args, **kwargs)
+
+
+class Schedule(TenantOwned):
+    """The live schedule of a published workflow whose trigger is a schedule; one per workflow.
+
+    `next_fire_at` is computed in the schedule's IANA time zone (workflows/steps/schedule_trigger.py) and
+    stored here, so the periodic job (runs/schedules.py) only asks PostgreSQL what is due.
+    """
+
+    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE, related_name="schedule")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="+")
+    rule = models.JSONField(help_text="The schedule trigger's cleaned config.")
+    next_fire_at = models.DateTimeField()
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "integrations_schedule"  # where it was created, before it moved here with its workflow
+        indexes = [
+            models.Index(fields=["next_fire_at"], name="schedule_due"),
+            models.Index(fields=["tenant", "next_fire_at"], name="schedule_tenant_next"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Schedule of {self.workflow_id}, next {self.next_fire_at:%Y-%m-%d %H:%M}Z"

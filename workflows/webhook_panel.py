@@ -10,7 +10,8 @@ import shlex
 from django.http import HttpRequest
 
 from integrations.inbound import IDEMPOTENCY_HEADER
-from workflows.steps.webhook_trigger import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_path
+from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from workflows.steps.webhook_trigger import webhook_path
 
 SECRET_VARIABLE = "ROWBELL_WEBHOOK_SECRET"
 EXAMPLE_BODY = {"email": "ada@example.com", "name": "Ada"}

@@ -117,7 +117,7 @@ def suppressions(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"{entry.address} is suppressed: nothing is sent to it any more.")
                 return redirect("consent:suppressions")
     search = request.GET.get("q", "").strip()[:ADDRESS_SEARCH_MAX]
-    rows = Suppression.objects.for_tenant(tenant).order_by("-created_at", "-id")
+    rows = Suppression.objects.for_tenant(tenant).filter(channel="email").order_by("-created_at", "-id")
     if search:
         rows = rows.filter(address__contains=normalize_address(search))
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -159,7 +159,12 @@ class _Echo:
 @login_required
 def export_suppressions(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
-    rows = Suppression.objects.for_tenant(tenant).order_by("address").iterator(chunk_size=2000)
+    rows = (
+        Suppression.objects.for_tenant(tenant)
+        .filter(channel="email")
+        .order_by("address")
+        .iterator(chunk_size=2000)
+    )
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
         (writer.writerow(row) for row in export_rows(rows)), content_type="text/csv"

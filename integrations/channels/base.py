@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from integrations.failures import Failure
@@ -35,6 +36,23 @@ class ChannelError(Failure):
     def __init__(self, message: str, *, permanent: bool, refused_address: str = "") -> None:
         super().__init__(message, permanent=permanent)
         self.refused_address = refused_address
+
+
+@dataclass
+class Answer:
+    """What the provider said to one message, handed by both of the engine's send paths (one at a time,
+    or several in flight) to `SendKind.result_items`: its id for the message, the error it raised, how
+    long it took, and the last response of a channel that keeps one (the HTTP step's (status, headers,
+    body)); None where nothing was sent (a captured, held or already sent message)."""
+
+    provider_id: str = ""
+    error: ChannelError | None = None
+    took: float = 0.0
+    last_response: Any = None
+
+    @classmethod
+    def of(cls, channel: Channel, provider_id: str, took: float) -> Answer:
+        return cls(provider_id, None, took, getattr(channel, "last_response", None))
 
 
 class Handover:

@@ -2,15 +2,16 @@
 
 Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional), "reply_to": str,
 "cc": [str], "bcc": [str], "headers": {name: value} (optional, e.g. List-Unsubscribe),
-"provider": EmailProvider | None (None: the platform's EMAIL_* backend)}.
-A tenant's provider gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
-the id its tracking events will name (integrations/email_providers/).
+"provider": Provider | None (None: the platform's EMAIL_* backend)}.
+A provider's kind gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
+the id its tracking events will name (integrations/email_providers/); without a provider, the platform's
+own server is that kind (integrations/email_providers/platform.py), with the same rules.
 SMTP 4xx and network errors are transient; 5xx are permanent and carry the server's reason. A 5xx
-answer to RCPT names the refused address (`ChannelError.refused_address`): the engine suppresses it.
+answer to RCPT names the refused address (`ChannelError.refused_address`): the step suppresses it.
 An ESP's 429, 5xx and unreachable API are transient; its other refusals (4xx, rejected recipients)
 permanent, with the ESP's own message. Several messages of a batch are in flight at once (the engine asks
-the step, `SendEmail.messages_in_flight`): through an ESP's HTTP API, ENGINE_SEND_CONCURRENCY; through
-SMTP, EMAIL_SMTP_CONNECTIONS. Each sending thread has its own channel, so its own backends (its own SMTP
+the step, which asks the provider's kind, `EmailProviderKind.messages_in_flight`): through an ESP's HTTP
+API, ENGINE_SEND_CONCURRENCY; through SMTP, EMAIL_SMTP_CONNECTIONS. Each sending thread has its own channel, so its own backends (its own SMTP
 connection; anymail's `requests` session is not shared between threads).
 """
 
@@ -22,20 +23,15 @@ import smtplib
 from email.utils import make_msgid
 from typing import Any
 
-from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
 from integrations.channels.base import Channel, ChannelError, Handover
+from integrations.email_providers.platform import PLATFORM
 from integrations.failures import unreachable
 from integrations.outbound import OutboundRefused
-
-
-def is_http_backend(backend: str) -> bool:
-    """True for an email backend that sends each message as one HTTP request (django-anymail's ESPs)."""
-    return backend.startswith("anymail.backends.") and not backend.startswith("anymail.backends.test")
 
 
 class EmailChannel(Channel):
@@ -43,14 +39,10 @@ class EmailChannel(Channel):
 
     def __init__(self) -> None:
         self.connection: Any = None  # the backend of the message being sent
-        self.kind: Any = None  # its provider kind (None: the platform's server)
+        self.kind: Any = None  # its provider kind (the platform's server: PLATFORM)
         self._backends: dict[int | None, tuple[Any, Any]] = {}
         # A batch sends from one address: parsing it again for every message costs a fifth of composing.
         self._sanitized: dict[tuple[str, str], str] = {}
-
-    @property
-    def concurrent_sends(self) -> bool:  # type: ignore[override]
-        return is_http_backend(settings.EMAIL_BACKEND)
 
     def open(self) -> None:
         """Nothing to do yet: each provider's connection opens with its batch's first message."""
@@ -66,17 +58,12 @@ class EmailChannel(Channel):
         """Make `provider`'s backend (built once per batch) the current one."""
         key = provider.pk if provider is not None else None
         if key not in self._backends:
-            if provider is None:
-                self._backends[key] = (get_connection(fail_silently=False), None)
-            else:
-                kind = provider.kind_module
-                with self._provider_errors(kind):
-                    try:
-                        self._backends[key] = (kind.open_backend(provider), kind)
-                    except OSError as exc:  # e.g. SES's endpoint name does not resolve now
-                        raise ChannelError(
-                            f"The provider could not be reached: {exc}", permanent=False
-                        ) from exc
+            kind = provider.kind_module if provider is not None else PLATFORM
+            with self._provider_errors(kind):
+                try:
+                    self._backends[key] = (kind.open_backend(provider), kind)
+                except OSError as exc:  # e.g. SES's endpoint name does not resolve now
+                    raise ChannelError(f"The provider could not be reached: {exc}", permanent=False) from exc
         self.connection, self.kind = self._backends[key]
 
     def _drop(self) -> None:
@@ -167,9 +154,8 @@ class EmailChannel(Channel):
             sent = backend.send_messages([mail])
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
-        status = getattr(mail, "anymail_status", None)  # an ESP's own id, which its events refer to
-        esp_id = (kind.message_id(mail) if kind else "") or (status and status.message_id)
-        return esp_id or mail.extra_headers["Message-ID"]
+        # An ESP's own id (its events refer to it), else the Message-ID.
+        return kind.message_id(mail) or mail.extra_headers["Message-ID"]
 
     @contextlib.contextmanager
     def _provider_errors(self, kind):
@@ -179,7 +165,7 @@ class EmailChannel(Channel):
         except ChannelError:
             raise
         except Exception as exc:
-            mapped = kind.map_error(exc) if kind is not None else None
+            mapped = kind.map_error(exc)
             if isinstance(exc, OutboundRefused) and mapped is None:
                 mapped = ChannelError(exc.message, permanent=True)
             if mapped is None:
@@ -192,8 +178,6 @@ class EmailChannel(Channel):
         try:
             with self._provider_errors(self.kind):
                 yield
-        except AnymailError as exc:  # the platform's own anymail backend (no provider kind maps it)
-            raise esp_error(exc) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             address, (code, reason) = next(iter(exc.recipients.items()))
             error = _smtp_error(code, reason)
@@ -214,26 +198,6 @@ class EmailChannel(Channel):
         # 421 means the server is closing the connection: open a fresh one next time.
         if code == 421:
             self._drop()
-
-
-def esp_error(exc: AnymailError) -> ChannelError:
-    """An ESP's refusal (through django-anymail) as transient or permanent, keeping the ESP's message.
-
-    No status (the API could not be reached, a timeout), 429 and 5xx are worth retrying; rejected
-    recipients and other 4xx (bad credentials, an unverified sender, an invalid address) are not.
-    """
-    response = getattr(exc, "response", None)
-    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
-    text = str(exc)
-    if getattr(exc, "status_code", None) is None and response is not None:  # the ESP's own words
-        text += f": {getattr(response, 'text', '')[:300]}"
-    text = " ".join(text.split())[:500]
-    if isinstance(exc, AnymailRecipientsRefused):
-        return ChannelError(f"The email provider refused the recipient: {text}", permanent=True)
-    if status is None and isinstance(exc, AnymailAPIError):
-        return ChannelError(f"The email provider could not be reached: {text}", permanent=False)
-    transient = status is not None and (status == 429 or status >= 500)
-    return ChannelError(f"The email provider answered: {text}", permanent=not transient)
 
 
 def _smtp_error(code: int, reason: bytes | str) -> ChannelError:

@@ -1,15 +1,18 @@
-"""Email providers: one module per kind (SMTP, and ESPs through django-anymail), each a `ProviderKind`.
+"""Email providers: one module per kind (SMTP, and ESPs through django-anymail), each an `EmailProviderKind`.
 
-A tenant's `EmailProvider` row names its kind; the kind says what the provider page asks for, builds the
-Django email backend that sends through it (every address it connects to checked by integrations/outbound.py),
-maps the provider's errors to the engine's transient / permanent split, and parses its tracking webhooks.
-Adding a provider is adding a module here and a line in `KINDS`.
+A tenant's `integrations.models.Provider` row (channel "email") names its kind; the kind says what the
+provider page asks for, builds the Django email backend that sends through it (every address it connects
+to checked by integrations/outbound.py), maps the provider's errors to the engine's transient / permanent
+split, and parses its tracking webhooks. The platform's own EMAIL_* server is a kind too
+(integrations/email_providers/platform.py), used when a sender names no provider; a tenant cannot add it.
+Adding a provider is adding a module here and a line in `EMAIL_KINDS` (the registry of every channel's
+kinds is integrations/providers/registry.py).
 """
 
 from __future__ import annotations
 
 from integrations.email_providers.amazon_ses import AmazonSES
-from integrations.email_providers.base import ProviderField, ProviderKind
+from integrations.email_providers.base import EmailProviderKind
 from integrations.email_providers.brevo import Brevo
 from integrations.email_providers.mailgun import Mailgun
 from integrations.email_providers.postmark import Postmark
@@ -17,21 +20,15 @@ from integrations.email_providers.resend import Resend
 from integrations.email_providers.sendgrid import SendGrid
 from integrations.email_providers.smtp import SMTP
 
-# Kind key -> the kind, in the order of the provider page's menu.
-KINDS: dict[str, ProviderKind] = {
-    kind.key: kind for kind in (AmazonSES(), Brevo(), Mailgun(), Postmark(), Resend(), SendGrid(), SMTP())
-}
+# In the order of the provider page's menu.
+EMAIL_KINDS: tuple[EmailProviderKind, ...] = (
+    AmazonSES(),
+    Brevo(),
+    Mailgun(),
+    Postmark(),
+    Resend(),
+    SendGrid(),
+    SMTP(),
+)
 
-
-def get_kind(key: str) -> ProviderKind:
-    try:
-        return KINDS[key]
-    except KeyError:
-        raise KeyError(f"Unknown email provider kind {key!r}") from None
-
-
-def kind_choices() -> list[tuple[str, str]]:
-    return [(kind.key, kind.label) for kind in KINDS.values()]
-
-
-__all__ = ["KINDS", "ProviderField", "ProviderKind", "get_kind", "kind_choices"]
+__all__ = ["EMAIL_KINDS", "EmailProviderKind"]

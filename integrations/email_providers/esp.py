@@ -15,7 +15,7 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers.base import ProviderField, ProviderKind
+from integrations.email_providers.base import EmailProviderKind, ProviderField
 from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save, checked_session
 
 CREDENTIAL_STATUSES = (401, 403)
@@ -41,7 +41,7 @@ def outbound_refusal(exc: BaseException) -> OutboundRefused | None:
     return None
 
 
-class AnymailKind(ProviderKind):
+class AnymailKind(EmailProviderKind):
     backend: ClassVar[str] = ""  # dotted path of anymail's backend
     default_api_url: ClassVar[str] = ""
     sends_over_http = True
@@ -80,7 +80,8 @@ class AnymailKind(ProviderKind):
             return ChannelError(refused.message, permanent=True)
         if isinstance(exc, AnymailRecipientsRefused):
             return ChannelError(
-                f"{self.label} refused the recipient: {_recipient_statuses(exc)}", permanent=True
+                f"{self.label} refused the recipient: {_recipient_statuses(exc)}: {self._said(exc)}"[:500],
+                permanent=True,
             )
         if isinstance(exc, AnymailAPIError):
             return self.api_error(exc)
@@ -99,6 +100,12 @@ class AnymailKind(ProviderKind):
             )
         transient = status == 429 or status >= 500
         return ChannelError(f"{self.label} answered HTTP {status}: {said}", permanent=not transient)
+
+    def _said(self, exc: AnymailError) -> str:
+        """The ESP's own words about a refusal: from its response when anymail kept it, else anymail's."""
+        response = getattr(exc, "response", None)
+        said = self.provider_message(response) if response is not None else ""
+        return said or " ".join(str(exc).split())[:300]
 
     def provider_message(self, response) -> str:
         """The ESP's own words from its error response (most put them under "message")."""

@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers.base import ProviderField, ProviderKind
+from integrations.email_providers.base import EmailProviderKind, ProviderField
 from integrations.outbound import OutboundRefused, check_url_at_save, pinned_connection
 
 TLS_MODES = (
@@ -42,7 +42,7 @@ class CheckedSMTPBackend(SMTPBackend):
         return _PinnedSMTPSSL if self.use_ssl else _PinnedSMTP
 
 
-class SMTP(ProviderKind):
+class SMTP(EmailProviderKind):
     key = "smtp"
     label = "SMTP server"
     fields = (

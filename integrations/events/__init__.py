@@ -1,7 +1,7 @@
 """Outbound event webhooks' settings: Rowbell POSTs a signed JSON event to a tenant's endpoints when a run
 finishes or a provider reports on a message (writing and sending them: runs/events/).
 
-- views.py, forms.py, urls.py: the settings page, `/settings/event-webhooks/`.
+- forms.py: the endpoint form of the settings page (runs/events/views.py, which also sends test events).
 
 This module is the registry of event types, and imports nothing, so that models can use it for choices.
 """

@@ -15,7 +15,8 @@ batch, that is per provider and batch), with the Delivery protocol of runs/engin
   message, closed with the batch), so no connection or `last_response` is shared between threads;
 - answers are settled in whatever order they come (each carries its own execution and Delivery id): a
   `sent` mark, or `failed` with the provider's reason and a retry for a transient error, which touches no
-  other message (a recipient the server refused outright is suppressed, as on the serial path); the next message is prepared as soon as a place in the pool is free.
+  other message (the kind's `on_refused` hears of a refusal, as on the serial path); the next message is
+  prepared as soon as a place in the pool is free.
 
 A worker killed mid-batch leaves `sending` exactly the messages whose answers it had not written: the
 requests in flight and the answers since the last insert (reported uncertain, never re-sent on their
@@ -39,8 +40,8 @@ from typing import Any
 from django.conf import settings
 from psycopg.errors import UniqueViolation
 
-from config import logs as logcontext
-from integrations.channels.base import Channel, ChannelError
+from common import logs as logcontext
+from integrations.channels.base import Answer, Channel, ChannelError
 from runs.engine import connections, metrics
 from runs.engine.context import StepContext
 from runs.engine.delivery_protocol import (
@@ -49,7 +50,6 @@ from runs.engine.delivery_protocol import (
     idempotency_key,
     prepare,
     skipped,
-    suppress_refused,
 )
 from runs.engine.ledger import DeliveryLedger
 from runs.engine.outcome import ClaimLost, guarded, spawned
@@ -61,16 +61,6 @@ logger = logging.getLogger(__name__)
 
 # How long an interrupted batch waits for its requests in flight, beyond the channels' own timeouts.
 DRAIN_GRACE_SECONDS = 5.0
-
-
-@dataclass
-class Answer:
-    """What the provider said to one request, carried back from the pool's thread."""
-
-    provider_id: str = ""
-    error: ChannelError | None = None
-    took: float = 0.0
-    last_response: Any = None  # the HTTP step's (status, headers, body), for result_items
 
 
 @dataclass
@@ -126,7 +116,7 @@ def request(channels: ChannelPerThread, transport: dict[str, Any], key: str) -> 
         provider_id = channel.send(transport, idempotency_key=key)
     except ChannelError as exc:
         return Answer(error=exc, took=time.monotonic() - started)
-    return Answer(provider_id, None, time.monotonic() - started, getattr(channel, "last_response", None))
+    return Answer.of(channel, provider_id, time.monotonic() - started)
 
 
 class ConcurrentBatch:
@@ -245,7 +235,7 @@ class ConcurrentBatch:
         def produce():
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
-                suppress_refused(self.ctx, answer.error, flight.delivery_id)
+                self.kind.on_refused(self.ctx, answer.error, flight.delivery_id)
                 self.ledger.failed(execution, answer.error.message)
                 raise answer.error
             self.ledger.latencies.append(answer.took)

@@ -20,10 +20,9 @@ class BatchResources:
     """Connections shared by the executions of one batch, closed when the batch ends."""
 
     query_connections: dict[int, Any] = field(default_factory=dict)
-    # What a step reads once per batch rather than once per message (e.g. an email's layout).
+    # What a step kind reads once per batch rather than once per message (an email's sender and
+    # layout), under keys the kind chooses: the engine knows none of them.
     cache: dict[Any, Any] = field(default_factory=dict)
-    # Email senders read once per batch (workflows/steps/send_email.py: resolve_sender).
-    senders: dict[Any, Any] = field(default_factory=dict)
     # What an interrupted batch still has to write before its claims go back (runs/engine/executor.py
     # `_release_interrupted` retries them until the database takes them): the send paths' answers not
     # written yet (their ledgers' `flush`), and the executions whose message surely never left.

@@ -43,9 +43,7 @@ from typing import Any, NoReturn
 
 from psycopg.errors import UniqueViolation
 
-from consent.models import Suppression
-from consent.suppression import suppress_address
-from integrations.channels.base import Channel, ChannelError
+from integrations.channels.base import Answer, Channel, ChannelError
 from integrations.failures import Failure
 from runs.engine import liveness, metrics
 from runs.engine.context import StepContext
@@ -229,6 +227,7 @@ def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
         "status": status,
         "content": content,
         "attempt": execution.attempts,  # the claim this row is written under (runs/engine/ledger.py)
+        "sent_via_id": kind.provider_id(ctx),
     }
 
 
@@ -250,7 +249,7 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
         delivery_id = _committed(delivery)
-        suppress_refused(ctx, exc, delivery_id)
+        kind.on_refused(ctx, exc, delivery_id)
         _failed(ledger, execution, exc)
     except BaseException:
         ctx.resources.unsent.append(execution)  # its message never left
@@ -267,22 +266,10 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         provider_id = handover.complete()
     except ChannelError as exc:
         _failed(ledger, execution, exc)
-    ledger.latencies.append(time.monotonic() - started)
+    took = time.monotonic() - started
+    ledger.latencies.append(took)
     ledger.sent(delivery_id, provider_id, execution)
-    return kind.result_items(ctx, execution.input, content, channel.channel)
-
-
-def suppress_refused(ctx: StepContext, exc: ChannelError, delivery_id: int) -> None:
-    """The server refused the recipient itself (5xx at RCPT): never send to that address again."""
-    if exc.refused_address:
-        suppress_address(
-            ctx.run.tenant_id,
-            exc.refused_address,
-            Suppression.Reason.REJECTED,
-            delivery=delivery_id,
-            source=Suppression.Source.SMTP,
-            detail=exc.message,
-        )
+    return kind.result_items(ctx, execution.input, content, Answer.of(channel.get(), provider_id, took))
 
 
 def already_handled(execution: StepExecution) -> NoReturn:

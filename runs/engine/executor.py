@@ -41,7 +41,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from rq.timeouts import JobTimeoutException
 
-from config import logs as logcontext
+from common import logs as logcontext
 from integrations import clock
 from runs.engine import connections, fairness, ledger, liveness
 from runs.engine.completion import close_run_if_done

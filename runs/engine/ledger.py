@@ -50,16 +50,20 @@ logger = logging.getLogger(__name__)
 # attempt that finds it), and each refusal is one log line. The fence is a join in the same statement,
 # so it costs no statement of its own.
 CLAIMED = "e.status = 'running' AND e.claimed_by = %s AND e.attempts = v.attempt"
-COLUMNS = "tenant_id, run_id, step_execution_id, channel, recipient, status, content, provider_id, error, created_at"
+COLUMNS = (
+    "tenant_id, run_id, step_execution_id, channel, recipient, status, content, provider_id, error, created_at,"
+    " sent_via_id"
+)
 ROW_VALUES = (
     "(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s::jsonb, %s::text,"
-    " %s::timestamptz, %s::integer)"
+    " %s::timestamptz, %s::bigint, %s::integer)"
 )
 INSERT = (
     f"inserted AS (INSERT INTO runs_delivery ({COLUMNS})"
     " SELECT v.tenant_id, v.run_id, v.execution_id, v.channel, v.recipient, v.status, v.content, '', v.error,"
-    " v.created_at FROM (VALUES {values})"
-    " AS v(tenant_id, run_id, execution_id, channel, recipient, status, content, error, created_at, attempt)"
+    " v.created_at, v.sent_via_id FROM (VALUES {values})"
+    " AS v(tenant_id, run_id, execution_id, channel, recipient, status, content, error, created_at, sent_via_id,"
+    " attempt)"
     f" JOIN runs_stepexecution e ON e.id = v.execution_id AND {CLAIMED}"
     " RETURNING step_execution_id, id)"
 )
@@ -298,6 +302,7 @@ def _row(
     content: dict[str, Any],
     attempt: int,
     error: str = "",
+    sent_via_id: int | None = None,
 ) -> list[Any]:
     return [
         tenant_id,
@@ -309,6 +314,7 @@ def _row(
         json.dumps(content, cls=DjangoJSONEncoder),
         error,
         clock.now(),
+        sent_via_id,
         attempt,
     ]
 

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from rq.timeouts import JobTimeoutException
 
-from config import logs as logcontext
+from common import logs as logcontext
 from integrations.failures import Failure
 from runs.engine import connections, liveness
 from runs.engine.context import StepContext

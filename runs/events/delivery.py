@@ -35,9 +35,9 @@ from django.db.models import F
 from integrations import clock, outbound
 from integrations.events import PING
 from integrations.models import EventDelivery, EventEndpoint
+from integrations.signing import signature_headers
 from runs.engine.enqueue import enqueue_unique
 from runs.engine.retry import backoff, max_attempts
-from workflows.steps.webhook_trigger import signature_headers
 
 JOB = "runs.events.delivery.deliver"
 QUEUE = "low"

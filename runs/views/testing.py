@@ -17,12 +17,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from config.input_guard import checks_nul_itself
+from common.input_guard import checks_nul_itself
 from integrations import clock
 from integrations.json_input import JsonInputError, load_json
 from runs.engine import start_run
 from runs.models import Run
-from runs.views.samples import live_rows, sample_item, watched_table
+from runs.samples import live_rows, sample_item, watched_table
 from runs.views.tree import run_tree, step_states
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion

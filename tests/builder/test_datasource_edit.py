@@ -11,7 +11,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
 
-from integrations import datasources, views
+from integrations import datasources
 from integrations.models import DataSource
 from runs.listener import Listener
 from runs.models import Run
@@ -21,6 +21,7 @@ from workflows.datasource_usage import published_workflows_using
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, publish, unpublish
 from workflows.steps.base import PublishError
+from workflows.views import datasources as views
 
 pytestmark = pytest.mark.django_db
 

@@ -12,12 +12,13 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from integrations.signing import signature_headers
 from runs.models import Run
 from tests.conftest import make_user
 from tests.support import signed_in
 from tests.triggers.conftest import make_workflow
 from workflows.publishing import publish
-from workflows.steps.webhook_trigger import signature_headers, webhook_path
+from workflows.steps.webhook_trigger import webhook_path
 
 pytestmark = pytest.mark.django_db
 

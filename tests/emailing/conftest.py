@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from integrations.models import EmailProvider, Sender
+from integrations.models import Provider, Sender
 from tests.activity.conftest import add_delivery, add_execution, make_run, onboarding, steps_of  # noqa: F401
 from tests.builder.conftest import page  # noqa: F401 (fixture)
 from tests.engine.conftest import clock, smtp  # noqa: F401 (fixtures)
@@ -20,9 +20,7 @@ SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret-pass"
 
 
 def make_provider(tenant, kind: str, settings: dict | None = None, secrets: dict | None = None, name=None):
-    provider = EmailProvider(
-        tenant=tenant, kind=kind, name=name or f"{kind} provider", settings=settings or {}
-    )
+    provider = Provider(tenant=tenant, kind=kind, name=name or f"{kind} provider", settings=settings or {})
     provider.secret_values = secrets or {}
     provider.save()
     return provider

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from tests.builder.conftest import htmx_idle, saved
 from tests.builder.test_browser_errors import sign_in
 from tests.emailing.conftest import esp_provider, make_provider, make_sender
-from tests.emailing.test_tracking import post, postmark_bounce
+from tests.emailing.test_tracking import post, postmark_bounce, sent_via
 from tests.engine.conftest import build_workflow, email, webhook
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -83,6 +83,7 @@ def test_a_bounced_messages_timeline(live_server, page, owner, tenant_a, sent_me
     sent_message.sent_at = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
     sent_message.save()
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "t"}, name="Postmark")
+    sent_via(sent_message, provider)
     common = {"MessageID": sent_message.provider_id, "Recipient": "ada@example.com", "Metadata": {}}
     post(
         provider,

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from integrations.models import EmailProvider, Sender
+from integrations.models import Provider, Sender
 from tenants.models import AuditEvent
 from tests.emailing.conftest import esp_provider, make_provider, make_sender, smtp_provider_for
 from tests.support import signed_in
@@ -21,10 +21,10 @@ POSTMARK = {"name": "Postmark", "server_token": "pm-token-0123456789abcdef", "ap
 
 def test_admin_adds_a_provider_whose_secret_is_encrypted_and_shown_masked(owner, tenant_a):
     response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=postmark", POSTMARK)
-    provider = EmailProvider.objects.get(tenant=tenant_a)
+    provider = Provider.objects.get(tenant=tenant_a)
     assert response.status_code == 302 and provider.secret_values["server_token"] == POSTMARK["server_token"]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT secrets FROM integrations_emailprovider WHERE id = %s", [provider.pk])
+        cursor.execute("SELECT secrets FROM integrations_provider WHERE id = %s", [provider.pk])
         (stored,) = cursor.fetchone()
     assert "pm-token" not in stored
     page = signed_in(Client(), owner).get(reverse("email:provider", args=[provider.pk])).content.decode()
@@ -49,7 +49,7 @@ def test_an_smtp_host_inside_the_network_is_refused_on_save(owner, tenant_a, hos
     data = {"name": "Own", "host": host, "port": "587", "tls": "starttls", "username": "", "password": ""}
     response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=smtp", data)
     assert response.status_code == 200 and "Refused" in response.content.decode()
-    assert not EmailProvider.objects.exists()
+    assert not Provider.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_bad_smtp_settings_are_form_errors(owner, field, value, words):
     data[field] = value
     response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=smtp", data)
     assert response.status_code == 200 and words in response.content.decode()
-    assert not EmailProvider.objects.exists()
+    assert not Provider.objects.exists()
 
 
 def test_members_read_but_do_not_manage_and_never_see_the_webhook_password(member, tenant_a):
@@ -81,7 +81,7 @@ def test_members_read_but_do_not_manage_and_never_see_the_webhook_password(membe
     )
     assert client.post(reverse("email:provider_delete", args=[provider.pk])).status_code == 403
     assert client.post(reverse("email:sender_add"), {"name": "x"}).status_code == 403
-    assert EmailProvider.objects.count() == 1 and not Sender.objects.exists()
+    assert Provider.objects.count() == 1 and not Sender.objects.exists()
 
 
 def test_another_tenants_provider_is_a_404(outsider, tenant_a):
@@ -144,7 +144,7 @@ def test_a_provider_in_use_is_not_deleted(owner, tenant_a):
         reverse("email:provider_delete", args=[provider.pk]), follow=True
     )
     assert "used by these senders: Support" in response.content.decode()
-    assert EmailProvider.objects.filter(pk=provider.pk).exists()
+    assert Provider.objects.filter(pk=provider.pk).exists()
 
 
 def test_one_default_sender_and_header_values_on_one_line(owner, tenant_a):
@@ -219,7 +219,7 @@ def test_an_operator_can_still_delete_a_tenant_with_providers_and_senders(tenant
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "t"})
     make_sender(tenant_a, provider)
     tenant_a.delete()  # the sender's PROTECT on its provider does not block: both go
-    assert not EmailProvider.objects.exists() and not Sender.objects.exists()
+    assert not Provider.objects.exists() and not Sender.objects.exists()
 
 
 def test_the_builder_refuses_another_tenants_sender_like_a_missing_one(member, tenant_a, tenant_b):
@@ -249,7 +249,7 @@ def test_operators_see_providers_in_the_admin_without_any_credential(tenant_a, o
     owner.save()
     provider = make_provider(tenant_a, "postmark", {}, {"server_token": "pm-secret-token"})
     client = signed_in(Client(), owner)
-    page = client.get(reverse("admin:integrations_emailprovider_change", args=[provider.pk])).content.decode()
+    page = client.get(reverse("admin:integrations_provider_change", args=[provider.pk])).content.decode()
     assert provider.name in page
     assert "pm-secret-token" not in page and provider.webhook_credentials.split(":")[1] not in page
     assert client.get(reverse("admin:integrations_sender_changelist")).status_code == 200

@@ -23,7 +23,7 @@ def test_expired_runs_go_with_their_messages_delivery_events(onboarding, tenant_
     old, recent = make_run(onboarding, "old", age=timedelta(days=40)), make_run(onboarding, "recent")
     for run, message_id in ((old, "old-id"), (recent, "recent-id")):
         delivery = add_delivery(add_execution(run, steps_of(onboarding)["Welcome"], "0"), "ada@example.com")
-        Delivery.objects.filter(pk=delivery.pk).update(provider_id=message_id)
+        Delivery.objects.filter(pk=delivery.pk).update(provider_id=message_id, sent_via=provider)
         assert post(provider, postmark_bounce(message_id)).status_code == 200
     assert DeliveryEvent.objects.count() == 2
 

@@ -210,6 +210,12 @@ CASES = {
 }
 
 
+def sent_via(message, provider) -> None:
+    """The message went through `provider` (only its webhook reports on it: test_tracking_matching.py)."""
+    message.sent_via = provider
+    message.save(update_fields=["sent_via"])
+
+
 def provider_for(tenant, kind: str):
     secrets = {"webhook_signing_key": MAILGUN_SIGNING_KEY} if kind == "mailgun" else {}
     return make_provider(tenant, kind, {}, {"api_key": "k", **secrets})
@@ -221,6 +227,7 @@ def test_each_esps_bounce_is_stored_against_the_message(kind, tenant_a, sent_mes
     sent_message.provider_id = provider_id
     sent_message.save()
     provider = provider_for(tenant_a, kind)
+    sent_via(sent_message, provider)
     body, headers = payload(provider_id)
     response = post(provider, body, **headers)
     assert response.status_code == 200, response.content
@@ -238,6 +245,7 @@ def test_wrong_credentials_are_a_401_and_store_nothing(kind, tenant_a, sent_mess
     sent_message.provider_id = provider_id
     sent_message.save()
     provider = provider_for(tenant_a, kind)
+    sent_via(sent_message, provider)
     body, headers = payload(provider_id)
     user = provider.webhook_credentials.split(":")[0]
     assert post(provider, body, credentials=f"{user}:guessed", **headers).status_code == 401
@@ -250,6 +258,7 @@ def test_another_providers_credentials_do_not_open_this_one(tenant_a, tenant_b, 
     sent_message.provider_id = "883953f4-6105-42a2-a16a-77a8eac79483"
     sent_message.save()
     mine, theirs = provider_for(tenant_a, "postmark"), provider_for(tenant_b, "postmark")
+    sent_via(sent_message, mine)
     body = postmark_bounce(sent_message.provider_id)
     assert post(mine, body, credentials=theirs.webhook_credentials).status_code == 401
     # Their own URL with their own credentials reaches only their tenant's messages: ignored here.
@@ -261,6 +270,7 @@ def test_mailgun_with_a_wrong_signature_is_a_401(tenant_a, sent_message):
     sent_message.provider_id = "<20261126100000.1.ABC@acme.example>"
     sent_message.save()
     provider = provider_for(tenant_a, "mailgun")
+    sent_via(sent_message, provider)
     body = mailgun_failed(sent_message.provider_id)
     body["signature"]["signature"] = "0" * 64
     assert post(provider, body).status_code == 401
@@ -295,6 +305,7 @@ def test_delivered_then_opened_and_clicked_build_a_timeline(tenant_a, sent_messa
     sent_message.provider_id = "883953f4-6105-42a2-a16a-77a8eac79483"
     sent_message.save()
     provider = provider_for(tenant_a, "postmark")
+    sent_via(sent_message, provider)
     common = {
         "MessageID": sent_message.provider_id,
         "Recipient": "ada@example.com",
@@ -331,6 +342,7 @@ def test_new_events_go_out_as_message_events_to_subscribed_endpoints(tenant_a, s
     )
     EventEndpoint.objects.create(tenant=tenant_a, url="https://hooks.example.com/b", events=["run.failed"])
     provider = provider_for(tenant_a, "postmark")
+    sent_via(sent_message, provider)
     post(provider, postmark_bounce(sent_message.provider_id))
     post(provider, postmark_bounce(sent_message.provider_id))  # a replay announces nothing more
     (delivery,) = EventDelivery.objects.all()

@@ -9,9 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from integrations.models import EventEndpoint
+from integrations.signing import compute_signature
 from tests.builder.test_browser_errors import sign_in
 from tests.events.conftest import body, posts
-from workflows.steps.webhook_trigger import compute_signature
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -12,13 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from rq import SimpleWorker
 
 from integrations.models import EventDelivery
+from integrations.signing import compute_signature
 from runs.engine import cancel_run, start_run
 from runs.engine.completion import close_run_if_done
 from runs.events.delivery import JOB, QUEUE, deliver, requeue_due
 from runs.models import Run
 from tests.engine.conftest import build_workflow, webhook, work
 from tests.events.conftest import REFUSED, body, item, make_endpoint, only_delivery, posts
-from workflows.steps.webhook_trigger import compute_signature
 
 
 @pytest.mark.parametrize(

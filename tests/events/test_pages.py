@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from integrations.models import EventDelivery, EventEndpoint
+from integrations.signing import compute_signature
 from tests.events.conftest import body, make_endpoint, posts
-from workflows.steps.webhook_trigger import compute_signature
 
 pytestmark = pytest.mark.django_db
 

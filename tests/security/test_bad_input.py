@@ -12,6 +12,7 @@ import django_rq
 import pytest
 from django.test import Client
 
+from integrations.signing import signature_headers
 from runs.engine import start_run
 from runs.models import Run, StepExecution
 from tenants.models import ApiKey
@@ -19,7 +20,7 @@ from tests.engine.conftest import build_workflow, clock, email, smtp, webhook, w
 from tests.support import signed_in
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
-from workflows.steps.webhook_trigger import signature_headers, webhook_path
+from workflows.steps.webhook_trigger import webhook_path
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from consent.tokens import make_token
-from integrations.models import EmailProvider, EventEndpoint, Sender
+from integrations.models import EventEndpoint, Provider, Sender
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 from tests.builder.conftest import customer_db, datasource, page, saved  # noqa: F401 (fixtures)
 from tests.builder.test_browser import add_step
@@ -79,7 +79,7 @@ def site(tenant_a, owner, datasource):  # noqa: F811 (the fixture imported above
     endpoint = EventEndpoint.objects.create(
         tenant=tenant_a, url="https://example.com/hook", events=["run.failed"]
     )
-    provider = EmailProvider(tenant=tenant_a, kind="postmark", name="Postmark")
+    provider = Provider(tenant=tenant_a, kind="postmark", name="Postmark")
     provider.secret_values = {"server_token": "pm-token"}
     provider.save()
     sender = Sender.objects.create(

@@ -228,7 +228,7 @@ def test_unknown_and_mangled_links_are_a_clear_404(client):
         response = client.get(f"/accounts/invite/{token}/")
         assert response.status_code == 404
         assert "This invitation link is not valid" in response.content.decode()
-    # A NUL anywhere in an address is refused before any view (config/input_guard.py), saying where.
+    # A NUL anywhere in an address is refused before any view (common/input_guard.py), saying where.
     response = client.get("/accounts/invite/%00/")
     assert response.status_code == 400
     assert "NUL" in response.content.decode()

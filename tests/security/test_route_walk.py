@@ -26,7 +26,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from consent.models import EmailLayout, Suppression, Topic, Unsubscribe
-from integrations.models import DataSource, EmailProvider, EventDelivery, EventEndpoint, Sender
+from integrations.models import DataSource, EventDelivery, EventEndpoint, Provider, Sender
 from runs.models import Delivery, Run, StepExecution
 from tenants.models import ApiKey, Invitation, Membership
 from tests.engine.conftest import build_workflow, email, webhook
@@ -122,7 +122,7 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
     EventDelivery.objects.create(
         tenant=tenant_a, endpoint=endpoint, event_type="run.failed", event_id="evt_1", payload={"m": MARK}
     )
-    provider = EmailProvider(tenant=tenant_a, kind="postmark", name=f"{MARK} Postmark")
+    provider = Provider(tenant=tenant_a, kind="postmark", name=f"{MARK} Postmark")
     provider.secret_values = {"server_token": f"{MARK}-token"}
     provider.save()
     sender = Sender.objects.create(
@@ -223,7 +223,7 @@ def snapshot(tenant) -> list:
         ApiKey: ("name", "revoked_at"),
         EventEndpoint: ("url", "active", "secret"),
         EventDelivery: ("status",),
-        EmailProvider: ("name", "settings", "secrets", "last_tested_at"),
+        Provider: ("name", "settings", "secrets", "last_tested_at"),
         Sender: ("name", "from_address", "provider", "is_default"),
         Membership: ("user", "role"),
         Topic: ("name", "description"),

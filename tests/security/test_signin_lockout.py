@@ -105,7 +105,7 @@ def test_an_absurd_username_is_refused_without_an_error(client, charlie):
     for username in ["x" * 10_000, ""]:
         response = sign_in(client, username, "guess")
         assert response.status_code == 200
-    response = sign_in(client, "\x00", "guess")  # refused before the view (config/input_guard.py)
+    response = sign_in(client, "\x00", "guess")  # refused before the view (common/input_guard.py)
     assert response.status_code == 400
     assert "NUL" in response.content.decode()
 

@@ -10,10 +10,11 @@ import django_rq
 import pytest
 from django.test import Client
 
+from integrations.signing import signature_headers
 from runs.models import Run
 from tests.engine.conftest import build_workflow, email, webhook
 from tests.support import free_port
-from workflows.steps.webhook_trigger import signature_headers, webhook_path
+from workflows.steps.webhook_trigger import webhook_path
 
 pytestmark = pytest.mark.django_db
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations.models import Schedule
 from integrations.schedule_rules import next_firing, previous_firing
 from runs.models import Run
 from runs.schedules import fire_due_schedules
 from tests.triggers.conftest import make_workflow, set_root_config
+from workflows.models import Schedule
 from workflows.publishing import publish, unpublish
 from workflows.steps import ConfigError, get_kind
 

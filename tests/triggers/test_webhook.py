@@ -8,10 +8,11 @@ import time
 import pytest
 from django.test import Client
 
+from integrations.signing import signature_headers
 from runs.models import Run
 from tests.triggers.conftest import make_workflow
 from workflows.publishing import publish, unpublish
-from workflows.steps.webhook_trigger import signature_headers, webhook_path
+from workflows.steps.webhook_trigger import webhook_path
 
 pytestmark = pytest.mark.django_db
 

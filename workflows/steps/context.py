@@ -39,9 +39,6 @@ class StepResources(Protocol):
     @property
     def cache(self) -> dict[Any, Any]: ...
 
-    @property
-    def senders(self) -> dict[Any, Any]: ...
-
 
 class StepContext(Protocol):
     """The run, step and execution, the time, per-batch resources, and what templates see as `run`."""

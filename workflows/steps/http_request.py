@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 
+from integrations.channels.base import Answer
 from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
@@ -145,9 +146,9 @@ class HttpRequest(SendKind):
     def recipient(self, content: dict[str, Any]) -> str:
         return content["url"][:500]
 
-    def result_items(self, ctx: StepContext, item, content, sent: Any) -> list[dict[str, Any]]:
+    def result_items(self, ctx: StepContext, item, content, answer: Answer | None) -> list[dict[str, Any]]:
         mode = self.step_settings(ctx).response or "keep"
-        last_response = getattr(sent, "last_response", None)
+        last_response = answer.last_response if answer is not None else None
         if mode == "keep" or last_response is None:
             return [item]
         status, _headers, text = last_response

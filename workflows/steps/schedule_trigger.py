@@ -5,7 +5,7 @@ Config (see integrations/schedule_rules.py for the exact rules, including daylig
 "Europe/Berlin"), `weekdays` (weekly: ["mon", ...]), `day_of_month` (monthly: 1..31, or -1..-28
 counted from the end, -1 being the last day), `cron` (cron: five fields, evaluated in `timezone`).
 
-Publishing stores the workflow's Schedule row with its next firing (integrations.models.Schedule);
+Publishing stores the workflow's Schedule row with its next firing (workflows.models.Schedule);
 unpublishing deletes it. The periodic job `runs.schedules.fire_due_schedules` starts due runs.
 The item is `{"scheduled_at": "<UTC ISO instant>", "local_time": "<local ISO time>", "timezone": ...}`
 and the event key is `schedule:<UTC ISO instant>`, so a firing never starts two runs.
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from django import forms
 
-from integrations.schedules import clear_schedule, register_schedule
+from workflows.schedules import clear_schedule, register_schedule
 from workflows.steps.base import StepKind
 from workflows.steps.common import run_label_field
 from workflows.steps.fields import ChoiceField, TextField

@@ -20,6 +20,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from consent import email_step as consent
+from integrations.channels.base import ChannelError
+from integrations.email_providers.platform import PLATFORM
 from integrations.failures import Failure
 from integrations.models import Sender
 from integrations.templating import render, render_header, template_variables
@@ -146,22 +148,27 @@ class SendEmail(SendKind):
     def recipient(self, content: dict[str, Any]) -> str:
         return content["to"]
 
+    def provider_id(self, ctx: StepContext) -> int | None:
+        try:
+            sender = resolve_sender(ctx, ctx.step.config.get("sender"))
+        except Failure:
+            return None  # the message fails with the reason (render resolves the sender too)
+        return sender.provider_id if sender is not None else None
+
+    def on_refused(self, ctx: StepContext, error: ChannelError, delivery_id: int) -> None:
+        consent.suppress_refused(ctx.run.tenant_id, error, delivery_id)
+
     def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
         return [item] if self.settings(config).continue_when_skipped else []
 
     def messages_in_flight(self, ctx: StepContext) -> int:
-        """ENGINE_SEND_CONCURRENCY when the step's sender goes through an ESP's HTTP API (without a
-        provider, when the platform's own backend is one); EMAIL_SMTP_CONNECTIONS for an SMTP server,
-        each message in flight having its own connection for the batch."""
+        """What the sender's provider allows (the platform's own server without one)."""
         try:
             sender = resolve_sender(ctx, self.step_settings(ctx).sender)
         except Failure:
             return 1  # each message then fails with the reason, one at a time
-        if sender is None or sender.provider is None:
-            over_http = self.open_channel().concurrent_sends
-        else:
-            over_http = sender.provider.kind_module.sends_over_http
-        return settings.ENGINE_SEND_CONCURRENCY if over_http else settings.EMAIL_SMTP_CONNECTIONS
+        provider = sender.provider if sender is not None else None
+        return (provider.kind_module if provider is not None else PLATFORM).messages_in_flight()
 
     def override_recipient(self, content, transport, recipient):
         # A test run's override reaches the tester only: no copies to CC or BCC.
@@ -177,8 +184,8 @@ def resolve_sender(ctx: StepContext, sender_id: int | None):
     """The step's sender (or the tenant's default; None: the platform's address and server), read once
     per batch with its provider."""
 
-    key = sender_id or DEFAULT
-    cache = ctx.resources.senders
+    key = ("sender", sender_id or DEFAULT)
+    cache = ctx.resources.cache
     if key not in cache:
         senders = Sender.objects.filter(tenant_id=ctx.run.tenant_id).select_related("provider")
         found = (senders.filter(pk=sender_id) if sender_id else senders.filter(is_default=True)).first()

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from integrations.channels.base import Channel
+from integrations.channels.base import Answer, Channel, ChannelError
 from integrations.channels.registry import CHANNELS
 from integrations.failures import Failure
 from integrations.templating import TemplateError
@@ -35,6 +35,12 @@ class SendKind(StepKind, ABC):
     def recipient(self, content: dict[str, Any]) -> str:
         return ""
 
+    def provider_id(self, ctx: StepContext) -> int | None:
+        """The tenant's provider (integrations.models.Provider) this step's messages go through, kept on
+        each Delivery so that only that provider's tracking webhook reports on them; None: the channel
+        has no tenant providers, or the platform's own (e.g. the EMAIL_* server)."""
+        return None
+
     def open_channel(self) -> Channel:
         """A channel for one batch of sends (opened and closed by the engine)."""
         return CHANNELS[self.channel]()
@@ -51,11 +57,15 @@ class SendKind(StepKind, ABC):
         return None
 
     def result_items(
-        self, ctx, item: dict[str, Any], content: dict[str, Any], sent: Any
+        self, ctx: StepContext, item: dict[str, Any], content: dict[str, Any], answer: Answer | None
     ) -> list[dict[str, Any]]:
-        """The items that go on after a send. `sent` is the channel that sent it (serial sends) or the
-        concurrent path's answer; both carry what the provider said (`last_response` for HTTP)."""
+        """The items that go on after a send. `answer` is what the provider said (None when nothing was
+        sent: a captured, held or already sent message), whichever path sent it."""
         return [item]
+
+    def on_refused(self, ctx: StepContext, error: ChannelError, delivery_id: int) -> None:
+        """The provider refused this step's message (its Delivery `delivery_id` is marked failed next):
+        what the kind does about it beyond the retry (email: suppress an address the server refused)."""
 
     def skip_reasons(
         self, ctx: StepContext, pairs: list[tuple[int, dict[str, Any]]]

@@ -6,16 +6,13 @@ Signing (runs/webhooks.py checks it): send the headers
     X-Rowbell-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body, keyed by the workflow's secret>
 
 and optionally `Idempotency-Key: <your event id>` (the run's event key becomes `webhook:<key>`, so the
-same key twice starts one run). `signature_headers(secret, body)` below builds the headers; the secret
-is `Workflow.webhook_secret`. Config: `sample`, an example body: the builder's variable picker and curl
-example, "Send test event", and the first item of the test page and of step previews (`sample_item`).
+same key twice starts one run). `integrations.signing.signature_headers(secret, body)` builds the headers
+(integrations/signing.py, shared with the events Rowbell sends); the secret is `Workflow.webhook_secret`.
+Config: `sample`, an example body: the builder's variable picker and curl example, "Send test event", and the first item of the test page and of step previews (`sample_item`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,24 +23,10 @@ from workflows.steps.common import run_label_field
 from workflows.steps.fields import JsonField
 from workflows.steps.forms import StepForm, StepSettings
 
-TIMESTAMP_HEADER = "X-Rowbell-Timestamp"
-SIGNATURE_HEADER = "X-Rowbell-Signature"
-
 
 def webhook_path(workflow_id: int) -> str:
     """The path to POST to (prefix it with the site's origin)."""
     return f"/hooks/{int(workflow_id)}/"
-
-
-def compute_signature(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def signature_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The headers a sender adds to a POST of `body` (what the docs' examples compute)."""
-    stamp = str(int(time.time() if timestamp is None else timestamp))
-    return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: compute_signature(secret, stamp, body)}
 
 
 @dataclass

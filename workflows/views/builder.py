@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from integrations import clock
 from runs.charts.queries import NODE_DAYS, NODE_RUNS, node_counts
-from runs.views.samples import remembered_item
+from runs.samples import remembered_item
 from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem

@@ -11,10 +11,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
-from config.input_guard import checks_nul_itself
+from common.input_guard import checks_nul_itself
 from integrations.json_input import NUL
-from runs.views.preview import preview_step
-from runs.views.samples import remembered_item, sample_item
+from runs.preview import preview_step
+from runs.samples import remembered_item, sample_item
 from workflows.forms.step_form import NUL_ERROR, panel_form, posted_values, step_problems
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import get_kind

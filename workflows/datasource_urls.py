@@ -1,8 +1,10 @@
-"""The data-source pages (namespace `integrations`); inbound webhooks stay in integrations/urls.py."""
+"""The data-source pages (namespace `integrations`, where they started): they live with workflows because
+they show and reinstall the published workflows' triggers in each database."""
 
 from django.urls import path
 
-from integrations import setup_views, views
+from integrations import setup_views
+from workflows.views import datasources as views
 
 app_name = "integrations"
 

@@ -1,8 +1,8 @@
-"""The event webhooks page (namespace `events`), under /settings/event-webhooks/ (integrations/urls.py)."""
+"""The event webhooks page (namespace `events`), under /settings/event-webhooks/ (config/urls.py)."""
 
 from django.urls import path
 
-from integrations.events import views
+from runs.events import views
 
 app_name = "events"
 

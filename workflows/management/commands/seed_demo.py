@@ -1,4 +1,6 @@
-"""Create (or refresh) the demo tenant and its owner, and print how to sign in."""
+"""Create (or refresh) the demo tenant, its owner and its example workflow, and print how to sign in.
+
+It lives with workflows because it imports one (tenants sits below workflows)."""
 
 import json
 

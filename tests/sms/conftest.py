@@ -1,0 +1,1 @@
+from tests.engine.conftest import clock  # noqa: F401 (fixture)

@@ -1,0 +1,54 @@
+"""A test SMS gateway provider kind: a JSON API that takes `{"to", "text"}` at `<api_url>/messages` with a
+bearer key and answers `{"id": ...}` (pytest-httpserver plays it)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from integrations import outbound
+from integrations.channels.base import ChannelError, http_status_error
+from integrations.providers.base import ProviderField, ProviderKind
+
+
+class TestSmsGateway(ProviderKind):
+    __test__ = False  # not a pytest test class
+
+    key = "test_sms"
+    label = "Test SMS gateway"
+    channel = "sms"
+    sends_over_http = True
+    fields = (
+        ProviderField("api_url", "API URL"),
+        ProviderField("api_key", "API key", secret=True),
+    )
+
+    def send(self, provider, to: str, text: str, idempotency_key: str) -> str:
+        request = urllib.request.Request(
+            provider.settings["api_url"].rstrip("/") + "/messages",
+            data=json.dumps({"to": to, "text": text}).encode(),
+            headers={
+                "Authorization": f"Bearer {provider.secret_values.get('api_key', '')}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": idempotency_key,
+            },
+            method="POST",
+        )
+        try:
+            with outbound.open_url(request, timeout=5) as response:
+                return json.loads(response.read())["id"]
+        except Exception as exc:
+            mapped = self.map_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def map_error(self, exc: Exception) -> ChannelError | None:
+        if isinstance(exc, urllib.error.HTTPError):
+            return http_status_error(exc.code, exc.read().decode(errors="replace"), self.label)
+        if isinstance(exc, outbound.OutboundRefused):
+            return ChannelError(exc.message, permanent=True)
+        if isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
+            return ChannelError(f"{self.label} could not be reached: {exc}", permanent=False)
+        return None

@@ -1,0 +1,54 @@
+"""Send SMS: a templated text to a templated phone number, through one of the tenant's SMS providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.failures import Failure
+from integrations.models import Provider
+from integrations.templating import render, render_header
+from workflows.steps.base import ConfigError
+from workflows.steps.context import StepContext
+from workflows.steps.send_kind import SendKind, rendered, template_context
+
+
+class SendSms(SendKind):
+    kind = "send_sms"
+    label = "Send SMS"
+    channel = "sms"
+
+    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
+        missing = {name: "Required." for name in ("provider", "to", "text") if not config.get(name)}
+        if missing:
+            raise ConfigError(missing)
+        return {name: config[name] for name in ("provider", "to", "text")}
+
+    def provider(self, ctx: StepContext) -> Provider:
+        cache = ctx.resources.cache
+        key = ("sms-provider", ctx.step.config["provider"])
+        if key not in cache:
+            found = Provider.objects.filter(
+                tenant_id=ctx.run.tenant_id, channel=self.channel, pk=ctx.step.config["provider"]
+            ).first()
+            if found is None:
+                raise Failure("SMS: the provider chosen in this step no longer exists.", permanent=True)
+            cache[key] = found
+        return cache[key]
+
+    def provider_id(self, ctx: StepContext) -> int | None:
+        return self.provider(ctx).pk
+
+    def messages_in_flight(self, ctx: StepContext) -> int:
+        try:
+            return self.provider(ctx).kind_module.messages_in_flight()
+        except Failure:
+            return 1  # each message then fails with the reason
+
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        context = template_context(ctx, item)
+        to = rendered("To", render_header, ctx.step.config["to"], context)
+        text = rendered("Text", render, ctx.step.config["text"], context)
+        return {"to": to, "text": text}, {"to": to, "text": text, "provider": self.provider(ctx)}
+
+    def recipient(self, content: dict[str, Any]) -> str:
+        return content["to"]
