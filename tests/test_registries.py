@@ -1,5 +1,5 @@
 """Every registered extension point is covered: each step kind (workflows/steps STEP_KINDS), channel
-(integrations/channels CHANNELS) and email provider kind (integrations/email_providers KINDS) has a usable
+(integrations/channels CHANNELS) and provider kind (integrations/providers/registry.py PROVIDER_KINDS) has a usable
 config, survives a workflow file's export and import, has its templates and its tracking help, and the
 tests that walk a registry by hand list exactly what it holds. A kind added to a registry without a line
 here, or without its templates, fails this module rather than going untested."""
@@ -11,8 +11,8 @@ from django.template.loader import get_template
 
 from integrations.channels.registry import CHANNELS
 from integrations.crypto import decrypt
-from integrations.email_providers import KINDS
 from integrations.models import DataSource
+from integrations.providers.registry import PROVIDER_KINDS as KINDS
 from tests.emailing import test_sending, test_tracking
 from tests.emailing.conftest import make_sender
 from workflows.files import WorkflowFileError, export_workflow, import_workflow

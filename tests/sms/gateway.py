@@ -4,8 +4,8 @@ bearer key and answers `{"id": ...}` (pytest-httpserver plays it)."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+
+import requests
 
 from integrations import outbound
 from integrations.channels.base import ChannelError, http_status_error
@@ -25,30 +25,30 @@ class TestSmsGateway(ProviderKind):
     )
 
     def send(self, provider, to: str, text: str, idempotency_key: str) -> str:
-        request = urllib.request.Request(
-            provider.settings["api_url"].rstrip("/") + "/messages",
-            data=json.dumps({"to": to, "text": text}).encode(),
-            headers={
-                "Authorization": f"Bearer {provider.secret_values.get('api_key', '')}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": idempotency_key,
-            },
-            method="POST",
-        )
         try:
-            with outbound.open_url(request, timeout=5) as response:
-                return json.loads(response.read())["id"]
+            reply = outbound.request(
+                "POST",
+                provider.settings["api_url"].rstrip("/") + "/messages",
+                data=json.dumps({"to": to, "text": text}).encode(),
+                headers={
+                    "Authorization": f"Bearer {provider.secret_values.get('api_key', '')}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": idempotency_key,
+                },
+                timeout=5,
+            )
         except Exception as exc:
             mapped = self.map_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
+        if reply.status >= 300:
+            raise http_status_error(reply.status, reply.text, self.label)
+        return json.loads(reply.text)["id"]
 
     def map_error(self, exc: Exception) -> ChannelError | None:
-        if isinstance(exc, urllib.error.HTTPError):
-            return http_status_error(exc.code, exc.read().decode(errors="replace"), self.label)
         if isinstance(exc, outbound.OutboundRefused):
             return ChannelError(exc.message, permanent=True)
-        if isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
+        if isinstance(exc, requests.RequestException | OSError):
             return ChannelError(f"{self.label} could not be reached: {exc}", permanent=False)
         return None

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from django import forms
 
 from integrations.failures import Failure
 from integrations.models import Provider
 from integrations.templating import render, render_header
-from workflows.steps.base import ConfigError
 from workflows.steps.context import StepContext
+from workflows.steps.fields import TemplateField
+from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.send_kind import SendKind, rendered, template_context
+
+
+@dataclass
+class SmsSettings(StepSettings):
+    provider: int
+    to: str
+    text: str
+
+
+class SmsForm(StepForm):
+    settings_class = SmsSettings
+
+    provider = forms.IntegerField(label="SMS provider")
+    to = TemplateField(label="To (a phone number)", required=True)
+    text = TemplateField(label="Text", required=True)
 
 
 class SendSms(SendKind):
     kind = "send_sms"
     label = "Send SMS"
     channel = "sms"
-
-    def validate(self, config: dict[str, Any]) -> dict[str, Any]:
-        missing = {name: "Required." for name in ("provider", "to", "text") if not config.get(name)}
-        if missing:
-            raise ConfigError(missing)
-        return {name: config[name] for name in ("provider", "to", "text")}
+    form_class = SmsForm
 
     def provider(self, ctx: StepContext) -> Provider:
         cache = ctx.resources.cache
