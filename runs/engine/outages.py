@@ -34,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from rq.timeouts import JobTimeoutException
 
+from integrations.failures import behind
 from runs.engine import connections
 
 logger = logging.getLogger(__name__)
@@ -127,13 +128,7 @@ def ride_out_redis(*clients: Redis) -> RideOutRetry:
 def is_database_outage(error: BaseException | None) -> bool:
     """True when `error`, or one it was raised from, says PostgreSQL could not be reached or went away
     (Django's wrappers or psycopg's own errors, e.g. `AdminShutdown` from a pipeline)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, DATABASE_ERRORS):
-            return True
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return False
+    return behind(error, DATABASE_ERRORS) is not None
 
 
 def database_answers() -> bool:

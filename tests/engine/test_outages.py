@@ -24,9 +24,8 @@ from runs.engine import enqueue, start_run
 from runs.models import Delivery, Run, StepExecution
 from tests.engine.conftest import build_workflow, data_source, email, query, webhook
 from tests.engine.outage_support import own_postgres, own_redis, wait_until
-from tests.engine.test_liveness import PROCFILE_COMMANDS, ROOT, process_env, start
+from tests.engine.test_liveness import PROCFILE_COMMANDS, ROOT, process_env, start, web
 from tests.engine.test_recovery import recipients_table
-from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -52,20 +51,6 @@ def procfile_processes(env: dict[str, str], folder: Path) -> dict[str, subproces
         "listener": "listener",
     }
     return {name: start(PROCFILE_COMMANDS[kind], env, folder / f"{name}.log") for name, kind in kinds.items()}
-
-
-def web(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    args = [
-        "-c",
-        str(ROOT / "config/gunicorn.py"),
-        "config.wsgi",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-    ]
-    return start(args, env, log, program=[str(ROOT / ".venv/bin/gunicorn")]), port
 
 
 def readyz(port: int) -> tuple[int, dict]:
