@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import TypeVar, cast
+
+E = TypeVar("E", bound=BaseException)
 
 
 class Failure(Exception):
@@ -59,3 +62,15 @@ def _socket_error(exc: BaseException) -> BaseException:
         linked = [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
         stack.extend(e for e in linked if isinstance(e, BaseException))
     return getattr(exc, "reason", exc)
+
+
+def behind(exc: BaseException | None, kind: type[E] | tuple[type[E], ...]) -> E | None:
+    """The error of `kind` that `exc` is, or was raised from or while handling (at most 10 deep): what a
+    library's wrapper hides, e.g. our refusal inside requests, or psycopg's error inside Django's."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind):
+            return cast(E, exc)  # mypy does not narrow by a tuple of type[E]
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None

@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
 from integrations.email_providers.base import EmailProviderKind, ProviderField
+from integrations.failures import behind
 from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save, checked_session
 
 CREDENTIAL_STATUSES = (401, 403)
@@ -32,13 +33,7 @@ def api_url_field(default: str) -> ProviderField:
 
 def outbound_refusal(exc: BaseException) -> OutboundRefused | None:
     """The OutboundRefused behind `exc` (raised inside requests or anymail), if that is what it is."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, OutboundRefused):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+    return behind(exc, OutboundRefused)
 
 
 class AnymailKind(EmailProviderKind):

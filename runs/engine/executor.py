@@ -34,23 +34,21 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from rq.timeouts import JobTimeoutException
 
 from common import logs as logcontext
 from integrations import clock
-from runs.engine import connections, fairness, ledger, liveness
+from runs.engine import connections, fairness, ledger, liveness, outages
 from runs.engine.completion import close_run_if_done
 from runs.engine.concurrent import send_concurrently
 from runs.engine.context import BatchResources, StepContext
 from runs.engine.delivery_protocol import send_serially
 from runs.engine.enqueue import defer_batch, schedule_next
 from runs.engine.outcome import (
-    DATABASE_GONE,
     ClaimLost,
     LeaseLost,
     Outcome,
@@ -66,8 +64,7 @@ from workflows.steps import ConfigError, get_kind
 from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
-
-RELEASE_RETRY_MAX_DELAY = 5.0  # seconds between tries to write an interrupted batch's release
+T = TypeVar("T")
 
 CLAIM_SQL = """
 WITH claimable AS MATERIALIZED (
@@ -237,7 +234,7 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
     in_flight = ctx.execution if isinstance(exc, Exception) and not isinstance(exc, LeaseLost) else None
     resources: BatchResources = ctx.resources
 
-    def release() -> None:
+    def release() -> list[int]:
         for write in resources.release_writes:
             with contextlib.suppress(ClaimLost):  # refused and logged: the rest is refused too
                 write()
@@ -246,11 +243,15 @@ def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException,
         )
         spawner.keep_children_of(still_held(executions))
         finished = outcomes if _children_written(spawner) else {}
-        settled.extend(settle(executions, _released(ctx, executions, finished, in_flight, exc), ctx.now))
+        return settle(executions, _released(ctx, executions, finished, in_flight, exc), ctx.now)
 
-    settled: list[int] = []
-    if not until_written(release, f"the interrupted batch of run {ctx.run.pk}") or not settled:
-        return  # nothing of it was this worker's any more: the sweeper queued it again
+    try:
+        settled = until_written(release, f"the interrupted batch of run {ctx.run.pk}")
+    except Exception:
+        logger.warning("Could not release the interrupted batch of run %s", ctx.run.pk, exc_info=True)
+        return  # a bug, not an outage: the sweeper takes the claims back after ENGINE_EXECUTION_TIMEOUT
+    if not settled:
+        return  # given up (the sweeper takes it over), or nothing of it was this worker's any more
     try:
         schedule_next(ctx.run.pk, ctx.step.pk, queue=queue)
         # Concurrent sends may have finished every item while the interruption waited for their answers.
@@ -280,7 +281,7 @@ def _children_written(spawner: Spawner) -> bool:
         spawner.finish()
         return True
     except Exception as exc:
-        if isinstance(exc, DATABASE_GONE) or connections.is_busy():
+        if outages.is_database_outage(exc) or connections.is_busy():
             raise
         logger.warning("Could not write the children of an interrupted batch", exc_info=True)
         return False
@@ -303,37 +304,10 @@ def _released(ctx, executions, outcomes, in_flight, exc: BaseException) -> dict[
     return released
 
 
-def until_written(write: Callable[[], Any], what: str) -> bool:
-    """Run `write` until the database takes it: on a database error, reconnect and retry with backoff
-    (0.5 s doubling to RELEASE_RETRY_MAX_DELAY), for up to ENGINE_EXECUTION_TIMEOUT, after which the
-    sweeper's backstop takes the claims anyway. False if it gave up (logged)."""
-    deadline = time.monotonic() + settings.ENGINE_EXECUTION_TIMEOUT
-    delay, failures = 0.5, 0
-    while True:
-        try:
-            write()
-            if failures:
-                logger.warning("Wrote %s after %d failed tries: the database is back", what, failures)
-            return True
-        except Exception as exc:  # JobTimeoutException too: the batch's own timeout must not strand it
-            retry = isinstance(exc, (*DATABASE_GONE, JobTimeoutException)) or connections.is_busy()
-            connections.reset_if_busy()
-            if not retry or time.monotonic() + delay > deadline:
-                logger.warning("Could not write %s; the sweeper takes it over", what, exc_info=True)
-                return False
-            if not failures:
-                logger.warning("Could not write %s (%s); retrying until the database takes it", what, exc)
-            failures += 1
-            with contextlib.suppress(Exception):
-                connection.close()
-            _sleep(delay)
-            delay = min(delay * 2, RELEASE_RETRY_MAX_DELAY)
-
-
-def _sleep(seconds: float) -> None:
-    """A sleep that RQ's job timeout may interrupt: the retry goes on."""
-    with contextlib.suppress(JobTimeoutException):
-        time.sleep(seconds)
+def until_written(write: Callable[[], T], what: str) -> T | None:
+    """`write()` retried until the database takes it (runs/engine/outages.py), for up to
+    ENGINE_EXECUTION_TIMEOUT, after which the sweeper's backstop takes the claims anyway (None)."""
+    return outages.retry_database(write, what=what, give_up_after=settings.ENGINE_EXECUTION_TIMEOUT)
 
 
 def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:

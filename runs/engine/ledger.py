@@ -128,13 +128,7 @@ def set_status(
     if changed < len(executions):
         lost = [e.pk for e in executions if not _still_claimed(e)]
         if lost:
-            logger.warning(
-                "Worker %r no longer holds execution(s) %s (their claim was reclaimed): their Delivery "
-                "is left as it is, not %s",
-                liveness.worker_name,
-                ", ".join(map(str, lost)),
-                status,
-            )
+            claims_lost(lost, f"their Delivery is left as it is, not {status}")
     return changed
 
 
@@ -281,14 +275,19 @@ class PendingCreate:
         ids = {int(execution): int(delivery) for execution, delivery, _ in rows if delivery is not None}
         lost = [pk for pk in self.execution_ids if pk not in ids]
         if lost:
-            logger.warning(
-                "Worker %r no longer holds execution(s) %s (their claim was reclaimed): no Delivery "
-                "written and nothing sent for them",
-                liveness.worker_name,
-                ", ".join(map(str, lost)),
-            )
+            claims_lost(lost, "no Delivery written and nothing sent for them")
             raise ClaimLost(f"worker {liveness.worker_name!r} no longer holds execution(s) {lost}")
         return ids if self.many else ids[self.execution_ids[0]]
+
+
+def claims_lost(execution_ids: list[int], so: str) -> None:
+    """One log line: this worker's write for these executions was refused, their claim was reclaimed."""
+    logger.warning(
+        "Worker %r no longer holds execution(s) %s (their claim was reclaimed): %s",
+        liveness.worker_name,
+        ", ".join(map(str, execution_ids)),
+        so,
+    )
 
 
 def _row(

@@ -10,12 +10,15 @@ Two levers:
   scheduler then wait for Redis inside the client instead of raising `ConnectionError` into code that
   quits on it. The engine's own client (runs/engine/enqueue.py) keeps redis-py's few retries: a batch
   must not hang on Redis, it leaves its follow-ups to the sweeper.
-- `wait_for_database()`, for the places that cannot start or go on without PostgreSQL (a process's
-  first heartbeat, a worker after a job failed because the database went away).
+- `retry_database()` and `wait_for_database()`, for what cannot go on without PostgreSQL: a process's
+  first heartbeat, the sweeper's pass, a worker after a job failed because the database went away, and
+  a batch's writes: its outcomes, and the release of a batch the outage interrupted
+  (runs/engine/executor.py), so that its claims go back to `pending` as soon as the database returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,6 +32,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from rq.timeouts import JobTimeoutException
+
+from integrations.failures import behind
+from runs.engine import connections
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +45,9 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 2.0
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+# The database went away, whichever layer noticed: Django's wrappers, or psycopg's own errors where the
+# engine talks to libpq directly (the pipelined Delivery insert, runs/engine/ledger.py), e.g.
+# psycopg.errors.AdminShutdown when PostgreSQL is restarted.
 DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
@@ -118,13 +128,7 @@ def ride_out_redis(*clients: Redis) -> RideOutRetry:
 def is_database_outage(error: BaseException | None) -> bool:
     """True when `error`, or one it was raised from, says PostgreSQL could not be reached or went away
     (Django's wrappers or psycopg's own errors, e.g. `AdminShutdown` from a pipeline)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, DATABASE_ERRORS):
-            return True
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return False
+    return behind(error, DATABASE_ERRORS) is not None
 
 
 def database_answers() -> bool:
@@ -150,21 +154,57 @@ def wait_for_database(stop: Callable[[], bool] = lambda: False) -> bool:
     return True
 
 
-def retry_database(call: Callable[[], T], stop: Callable[[], bool] = lambda: False) -> T | None:
-    """`call()`, retried with backoff while PostgreSQL is unreachable; None if `stop()` said to give up."""
-    delay = BACKOFF_BASE
+def retry_database(
+    call: Callable[[], T],
+    stop: Callable[[], bool] = lambda: False,
+    *,
+    what: str = "",
+    give_up_after: float | None = None,
+) -> T | None:
+    """`call()`, retried until PostgreSQL takes it; None if `stop()` said to give up, or `give_up_after`
+    seconds passed (then, for a batch's writes, the sweeper's backstop takes its claims).
+
+    Retried: a database outage (`is_database_outage`), a connection an error left busy mid-statement,
+    and RQ's job timeout firing inside the call or the wait (a batch's release must not be stranded by
+    its own timeout). Anything else is raised. The first failure is retried at once on a new connection
+    (a pooled one that a restarted server closed is no outage); from the second, the outage is logged
+    once per process (`DATABASE`) and the tries back off from BACKOFF_BASE to BACKOFF_CAP seconds.
+    `what` names the write in the log lines of a caller that waits for it.
+    """
+    deadline = None if give_up_after is None else time.monotonic() + give_up_after
+    delay, failures, started = BACKOFF_BASE, 0, time.monotonic()
     while True:
         try:
             result = call()
-        except DatabaseError as error:
-            if not is_database_outage(error):
+        except Exception as error:
+            busy = connections.reset_if_busy()
+            outage = is_database_outage(error)
+            if not (outage or busy or isinstance(error, JobTimeoutException)):
                 raise
-            DATABASE.down(error)
-            connection.close()
-            if stop():
+            with contextlib.suppress(Exception):
+                connection.close()  # the next try opens a new connection
+            failures += 1
+            if failures == 1:
+                continue
+            if outage:
+                DATABASE.down(error)
+            if what and failures == 2:
+                logger.warning("Writing %s waits for PostgreSQL (%s)", what, error)
+            if stop() or (deadline is not None and time.monotonic() + delay > deadline):
+                if what:
+                    logger.warning("Could not write %s; the sweeper takes it over", what, exc_info=True)
                 return None
-            time.sleep(delay)
+            _sleep(delay)
             delay = min(delay * 2, BACKOFF_CAP)
             continue
-        DATABASE.up()
+        if failures > 1:
+            DATABASE.up()
+            if what:
+                logger.warning("Wrote %s after %.1f s", what, time.monotonic() - started)
         return result
+
+
+def _sleep(seconds: float) -> None:
+    """A sleep that RQ's job timeout may interrupt: the retry goes on."""
+    with contextlib.suppress(JobTimeoutException):
+        time.sleep(seconds)

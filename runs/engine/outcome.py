@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from rq.timeouts import JobTimeoutException
 
 from common import logs as logcontext
 from integrations.failures import Failure
-from runs.engine import connections, liveness
+from runs.engine import connections, liveness, outages
 from runs.engine.context import StepContext
 from runs.engine.retry import backoff, max_attempts
 from runs.engine.spawn import Spawner
@@ -58,17 +56,12 @@ class ClaimLost(LeaseLost):
     sweeper reclaimed it, and another worker may have run it): the batch stops and writes nothing more."""
 
 
-# The database went away under the batch, whichever layer noticed: Django's wrappers, or psycopg's own
-# errors where the engine talks to libpq directly (the pipelined Delivery insert, runs/engine/ledger.py),
-# e.g. psycopg.errors.AdminShutdown when PostgreSQL is restarted.
-DATABASE_GONE = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
-
-
 def interrupts_batch(exc: BaseException) -> bool:
-    """Errors that stop the whole batch rather than fail one item."""
+    """Errors that stop the whole batch rather than fail one item (a database error among them: the
+    database went away under the batch, runs/engine/outages.py)."""
     return (
         not isinstance(exc, Exception)
-        or isinstance(exc, (JobTimeoutException, LeaseLost, *DATABASE_GONE))
+        or isinstance(exc, (JobTimeoutException, LeaseLost, *outages.DATABASE_ERRORS))
         or connections.is_busy()
     )
 

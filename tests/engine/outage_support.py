@@ -132,6 +132,12 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """A new database on this server; its URL."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
     def answers(self) -> bool:
         try:
             with psycopg.connect(self.admin_url, connect_timeout=2):

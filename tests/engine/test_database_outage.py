@@ -14,8 +14,8 @@ from collections import Counter
 import psycopg
 import pytest
 
-from tests.engine.own_postgres import own_postgres
-from tests.engine.test_liveness import ROOT, process_env, wait_for, worker
+from tests.engine.outage_support import own_postgres, wait_until
+from tests.engine.test_liveness import ROOT, process_env, worker
 
 N = 300
 OUTAGE = 10.0
@@ -64,14 +64,14 @@ def test_postgresql_stopped_while_a_batch_inserts_its_deliveries(
         process = worker(env, log, burst=False)
         try:
             inserted = f"SELECT count(*) FROM runs_delivery WHERE run_id = {run_id}"
-            wait_for(lambda: query(url, inserted)[0][0] >= 40, 60, "the batch inserting its deliveries")
+            wait_until(lambda: query(url, inserted)[0][0] >= 40, 60, "the batch inserting its deliveries")
             pg.stop("fast")  # every backend gets AdminShutdown, the worker's pipelined insert too
             time.sleep(OUTAGE)
             pg.start()
             back = time.monotonic()
             status = f"SELECT status FROM runs_run WHERE id = {run_id}"
             finished = ("succeeded", "partial", "failed")
-            wait_for(lambda: (reachable_query(url, status) or [("",)])[0][0] in finished, 90, "the run")
+            wait_until(lambda: (reachable_query(url, status) or [("",)])[0][0] in finished, 90, "the run")
             took = time.monotonic() - back
             assert process.poll() is None, "the worker survived the outage"
         finally:

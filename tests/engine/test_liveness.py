@@ -186,6 +186,25 @@ def test_a_job_timeout_inside_the_pending_delivery_commit_fails_nothing_and_pois
     assert len(released) == 19 and all(a["outcome"] == "retry" for a in released)
 
 
+def web(env: dict[str, str], log: Path, workers: int = 1) -> tuple[subprocess.Popen, int]:
+    """The Procfile's web process (gunicorn) on a free port, logging to `log`; (process, port)."""
+    port = free_port()
+    args = [
+        "-c",
+        str(ROOT / "config/gunicorn.py"),
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        # gunicorn's default control socket is one path per user (~/.gunicorn/gunicorn.ctl): a second
+        # gunicorn on the machine (another test worker's) would take it over.
+        "--control-socket",
+        str(log.parent / f"{log.stem}.ctl"),
+    ]
+    return start(args, env, log, program=[str(ROOT / ".venv/bin/gunicorn")]), port
+
+
 PROCFILE_COMMANDS = {
     "worker": ["rqworker", "default", "low", "--worker-class", "runs.worker.EngineWorker"],
     "scheduler": ["scheduler", "default", "low"],
@@ -199,21 +218,7 @@ PROCFILE_COMMANDS = {
 def test_no_procfile_process_leaves_a_child_behind_when_sigkilled(kind, redis_conn, smtp, tmp_path):
     env = process_env(smtp.port)
     if kind == "web":
-        port = free_port()
-        args = [
-            "-c",
-            str(ROOT / "config/gunicorn.py"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            # gunicorn's default control socket is one path per user (~/.gunicorn/gunicorn.ctl): a second
-            # gunicorn on the machine (another test worker's) would take it over.
-            "--control-socket",
-            str(tmp_path / "gunicorn.ctl"),
-        ]
-        process = start(args, env, tmp_path / "web.log", program=[str(ROOT / ".venv/bin/gunicorn")])
+        process, port = web(env, tmp_path / "web.log", workers=2)
         wait_for(lambda: len(psutil.Process(process.pid).children()) == 2, 30, "gunicorn's workers")
         # A worker still importing the app handles the SIGTERM its master's death sends only once the
         # import is done (seconds on a busy machine): kill the master once the app answers.
