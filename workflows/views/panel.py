@@ -143,7 +143,11 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
         version.save(update_fields=["revision"])
     errors = {**(problems or get_kind(step.kind).live_problems(step)), **input_errors}
     context = panel_context(request, workflow, step, list(version.steps.all()), errors)
-    context.update({"workflow": workflow, "draft": version, "stale": stale, "saved": True})
+    # The node on the page: the id the form posted to. On the first change of a published workflow that is
+    # the live step's id (its node is what the canvas shows), while `step` is the new draft's copy.
+    context.update(
+        {"workflow": workflow, "draft": version, "stale": stale, "saved": True, "node_id": step_id}
+    )
     if stale or any(step.config.get(key) != value for key, value in before.items()):
         # Draw the panel again: it shows the merged draft, or the options of a new table or data source.
         response = render(request, "workflows/_panel.html", context)
