@@ -219,7 +219,7 @@ def counts_for_workflow(tenant_id: int, workflow_id: int) -> list[dict[str, Any]
     """Per email step of a workflow (by its key, across versions), over the live runs' messages of the last
     TRACKING_DAYS: messages sent, and messages with at least one delivered / bounced / complained / opened /
     clicked event; a "total" row last when several."""
-    params = {
+    params: dict[str, Any] = {
         "tenant": tenant_id,
         "workflow": workflow_id,
         "start": clock.now() - timedelta(days=TRACKING_DAYS),

@@ -124,9 +124,7 @@ def test_sign_up_build_and_publish_the_onboarding_workflow(live_server, page, cu
     page.locator(".node-body", has_text="Welcome email").click()
     expect(page.locator("#step-preview .preview-subject")).to_have_text("Welcome someone@example.com")
     # Keep the page's title in view and scroll the side panel down to the email preview.
-    page.locator("#panel").evaluate(
-        "p => { p.scrollTop = p.querySelector('#step-preview').offsetTop - 380 }"
-    )
+    page.locator("#panel").evaluate("p => { p.scrollTop = p.querySelector('#step-preview').offsetTop - 380 }")
     page.screenshot(path=SCREENSHOTS / "builder.png")
 
     page.get_by_role("button", name="Publish…").click()
