@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db import IntegrityError, connection, transaction
 
 from consent.models import Suppression
 from consent.suppression import suppress_address
@@ -183,35 +183,68 @@ def tracked_channels() -> list[str]:
     return [name for name, channel in CHANNELS.items() if channel.reports_events]
 
 
+# A workflow's messages (on channels that report events) of the last TRACKING_DAYS, per step, in one statement. The window's messages
+# come through `delivery_tenant_recent` (tenant, created_at); their runs and their tracking events are each
+# read as one range of primary keys (ids grow with time, so the ranges hold little besides the window's
+# rows, and the joins keep only the window's own). The all-time version joined every message and event of
+# the workflow: 7–9 s at a million executions.
+TRACKING_DAYS = 7
+COUNTS_SQL = """
+WITH messages AS MATERIALIZED (
+    SELECT d.id, d.run_id, d.step_execution_id, d.status
+    FROM runs_delivery d
+    WHERE d.tenant_id = %(tenant)s AND d.created_at >= %(start)s AND d.channel = ANY(%(channels)s)
+), bounds AS (
+    SELECT min(id) AS first_id, max(id) AS last_id, min(run_id) AS first_run, max(run_id) AS last_run
+    FROM messages
+), workflow_runs AS (
+    SELECT r.id FROM runs_run r, bounds b
+    WHERE r.id BETWEEN b.first_run AND b.last_run
+      AND r.tenant_id = %(tenant)s AND r.workflow_id = %(workflow)s AND NOT r.is_test
+), tracked AS (
+    SELECT e.delivery_id, bool_or(e.kind = 'delivered') AS delivered, bool_or(e.kind = 'bounced') AS bounced,
+           bool_or(e.kind = 'complained') AS complained, bool_or(e.kind = 'opened') AS opened,
+           bool_or(e.kind = 'clicked') AS clicked
+    FROM runs_deliveryevent e, bounds b
+    WHERE e.delivery_id BETWEEN b.first_id AND b.last_id
+      AND e.kind IN ('delivered', 'bounced', 'complained', 'opened', 'clicked')
+    GROUP BY e.delivery_id
+), per_step AS (
+    SELECT x.step_id, count(*) FILTER (WHERE m.status = 'sent') AS sent,
+           count(*) FILTER (WHERE t.delivered) AS delivered, count(*) FILTER (WHERE t.bounced) AS bounced,
+           count(*) FILTER (WHERE t.complained) AS complained, count(*) FILTER (WHERE t.opened) AS opened,
+           count(*) FILTER (WHERE t.clicked) AS clicked
+    FROM messages m
+    JOIN workflow_runs r ON r.id = m.run_id
+    JOIN runs_stepexecution x ON x.id = m.step_execution_id
+    LEFT JOIN tracked t ON t.delivery_id = m.id
+    GROUP BY x.step_id
+)
+SELECT s.key, s.name, s.kind, p.sent, p.delivered, p.bounced, p.complained, p.opened, p.clicked
+FROM per_step p JOIN workflows_step s ON s.id = p.step_id
+ORDER BY s.id
+"""
+
+
 def counts_for_workflow(tenant_id: int, workflow_id: int) -> list[dict[str, Any]]:
-    """Per sending step of a workflow whose channel reports events (by its key, across versions): messages
-    sent, and messages with at least one delivered / bounced / complained / opened / clicked event; a
-    "total" row last when several."""
-    scope = {"tenant_id": tenant_id, "run__workflow_id": workflow_id, "channel__in": tracked_channels()}
+    """Per sending step of a workflow whose channel reports events (by its key, across versions), over the live runs' messages of the last
+    TRACKING_DAYS: messages sent, and messages with at least one delivered / bounced / complained / opened /
+    clicked event; a "total" row last when several."""
+    params: dict[str, Any] = {
+        "tenant": tenant_id,
+        "workflow": workflow_id,
+        "start": clock.now() - timedelta(days=TRACKING_DAYS),
+        "channels": tracked_channels(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(COUNTS_SQL, params)
+        found = cursor.fetchall()
     rows: dict[Any, dict[str, Any]] = {}
-    sent = (
-        Delivery.objects.filter(**scope, status=Delivery.Status.SENT)
-        .values_list("step_execution__step__key", "step_execution__step__name", "step_execution__step__kind")
-        .annotate(n=Count("pk"))
-    )
-    for key, name, kind, n in sent:
-        row = rows.setdefault(key, {"step": name or _label(kind), **dict.fromkeys(COUNTED, 0)})
-        row["sent"] += n
-    events = (
-        DeliveryEvent.objects.filter(**{f"delivery__{k}": v for k, v in scope.items()})
-        .exclude(kind="sent")
-        .values_list(
-            "delivery__step_execution__step__key",
-            "delivery__step_execution__step__name",
-            "delivery__step_execution__step__kind",
-            "kind",
-        )
-        .annotate(n=Count("delivery_id", distinct=True))
-    )
-    for key, name, step_kind, kind, n in events:
-        row = rows.setdefault(key, {"step": name or _label(step_kind), **dict.fromkeys(COUNTED, 0)})
-        if kind in row:
-            row[kind] += n
+    for key, name, kind, *counts in found:
+        row = rows.setdefault(key, {"step": "", **dict.fromkeys(COUNTED, 0)})
+        row["step"] = name or _label(kind)  # the newest version's name (rows come oldest step first)
+        for column, n in zip(COUNTED, counts, strict=True):
+            row[column] += n
     result = sorted(rows.values(), key=lambda row: row["step"])
     if len(result) > 1:
         total = {"step": "All steps", **{k: sum(row[k] for row in result) for k in COUNTED}}

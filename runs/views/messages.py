@@ -11,7 +11,7 @@ from django.urls import reverse
 from integrations import clock
 from runs.charts.queries import messages_per_day
 from runs.models import Delivery
-from runs.tracking import COUNTED, counts_for_workflow
+from runs.tracking import COUNTED, TRACKING_DAYS, counts_for_workflow
 from runs.views.forms import MessageFilterForm
 from runs.views.paging import BadCursor, keyset_page, pager_links
 from tenants.scoping import get_for_tenant_or_404
@@ -61,6 +61,7 @@ def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRe
         "held_count": held.count(),
         "tracking_counts": counts_for_workflow(tenant.pk, workflow.pk) if workflow is not None else [],
         "tracking_columns": COUNTED,
+        "tracking_days": TRACKING_DAYS,
         "chart_url": reverse("runs:workflow_messages_chart", args=[workflow.pk])
         if workflow is not None
         else reverse("runs:messages_chart"),

@@ -88,3 +88,45 @@ def test_a_fanned_out_run_counts_every_item_on_its_path(owner_client, tenant_a):
         ("Pro plan", 0),
         ("Otherwise", 2),
     ]
+
+
+def branchy_with_sample(tenant, sample):
+    chooser = branch(
+        PATHS,
+        otherwise=True,
+        children=[on_path("p1", email(name="Nudge")), on_path("otherwise", email(name="Tips"))],
+    )
+    trigger = {**webhook([{**chooser, "name": "Where next?"}]), "config": {"sample": sample}}
+    return build_workflow(tenant, trigger, name="Branchy")
+
+
+def test_the_builder_panel_says_which_path_the_sample_item_takes_and_why(owner_client, tenant_a):
+    # A blank value is the decision itself here: the panel must not turn it into a ‹placeholder›.
+    workflow = branchy_with_sample(tenant_a, {"email": "a@x.org", "onboarded_now": "", "plan": "pro"})
+    step = steps_of(workflow)["Where next?"]
+    page = owner_client.get(reverse("workflows:step_panel", args=[workflow.pk, step.pk]))
+    said = " ".join(page.content.decode().split())
+    assert "Which path the sample item takes" in said
+    assert "The item <strong>takes Not onboarded yet: onboarded_now is empty</strong>" in said
+    assert "Email preview" not in said
+    # Another sample, another path.
+    workflow = branchy_with_sample(tenant_a, {"email": "a@x.org", "onboarded_now": "yes", "plan": "free"})
+    step = steps_of(workflow)["Where next?"]
+    panel = owner_client.get(reverse("workflows:step_panel", args=[workflow.pk, step.pk]))
+    assert "takes Otherwise: onboarded_now is not empty" in " ".join(panel.content.decode().split())
+
+
+def test_the_builder_panel_says_when_no_path_can_be_chosen(owner_client, tenant_a):
+    workflow = branchy_with_sample(tenant_a, {"onboarded_now": "yes"})  # no `plan` for the expression
+    step = steps_of(workflow)["Where next?"]
+    page = owner_client.get(reverse("workflows:step_panel", args=[workflow.pk, step.pk]))
+    assert "No path can be chosen: Branch, path “Pro plan”" in page.content.decode()
+
+
+def test_the_email_panel_preview_is_not_called_an_email_preview_elsewhere(owner_client, tenant_a):
+    workflow = branchy_with_sample(tenant_a, {"email": "a@x.org", "onboarded_now": "", "plan": "pro"})
+    for name in ("Nudge", "Where next?", ""):
+        step = steps_of(workflow)[name]
+        body = owner_client.get(reverse("workflows:step_panel", args=[workflow.pk, step.pk])).content.decode()
+        assert "Email preview" not in body
+        assert ('id="step-preview"' in body) == (name != "")

@@ -74,7 +74,7 @@ def build_onboarding(page: Page) -> None:
     saved(page, lambda: page.locator(".chips .chip", has_text=re.compile("^email$")).click())
     expect(page.locator("#f-subject")).to_have_value("Welcome {{ item.email }}")
     saved(page, lambda: page.fill("#f-text", "Hi {{ item.name }}, thanks for joining."))
-    expect(page.locator("#email-preview .preview-subject")).to_have_text("Welcome someone@example.com")
+    expect(page.locator("#step-preview .preview-subject")).to_have_text("Welcome someone@example.com")
 
     add_step(page, "Add a step below: Welcome email", "wait")
     name_step(page, "Wait 3 days")
@@ -122,11 +122,9 @@ def test_sign_up_build_and_publish_the_onboarding_workflow(live_server, page, cu
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator(".node-body", has_text="Welcome email").click()
-    expect(page.locator("#email-preview .preview-subject")).to_have_text("Welcome someone@example.com")
+    expect(page.locator("#step-preview .preview-subject")).to_have_text("Welcome someone@example.com")
     # Keep the page's title in view and scroll the side panel down to the email preview.
-    page.locator("#panel").evaluate(
-        "p => { p.scrollTop = p.querySelector('#email-preview').offsetTop - 380 }"
-    )
+    page.locator("#panel").evaluate("p => { p.scrollTop = p.querySelector('#step-preview').offsetTop - 380 }")
     page.screenshot(path=SCREENSHOTS / "builder.png")
 
     page.get_by_role("button", name="Publish…").click()

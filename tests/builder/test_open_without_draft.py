@@ -86,3 +86,31 @@ def test_opening_the_test_page_creates_no_version_and_a_test_run_starts_the_draf
     )
     assert response.status_code == 302, response.content
     assert live.versions.filter(state=WorkflowVersion.State.DRAFT).count() == 1
+
+
+def test_the_first_save_updates_the_node_on_the_page_showing_the_live_version(owner_client, live):
+    """The canvas drew the live version's nodes: the first save (which starts the draft) must update those
+    nodes, not the draft copy's ids, which are not on the page until it is drawn again."""
+    welcome = published_step(live, "Welcome")
+    response = save(
+        owner_client, live, welcome, name="Hello there", subject="Hi", changed="name,config-subject"
+    )
+    body = response.content.decode()
+    draft_copy = live.versions.get(state=WorkflowVersion.State.DRAFT).steps.get(key=welcome.key)
+    assert draft_copy.pk != welcome.pk
+    assert f'hx-swap-oob="innerHTML:.step-name-{welcome.pk}">Hello there<' in body
+    assert f'id="node-summary-{welcome.pk}" hx-swap-oob="true">' in body
+    assert f'id="node-warn-{welcome.pk}"' in body
+    assert f"step-name-{draft_copy.pk}" not in body
+    # Later saves from the same page post to the same id and keep updating the same node.
+    again = save(owner_client, live, welcome, name="Hello again", subject="Hi", changed="name")
+    assert f'innerHTML:.step-name-{welcome.pk}">Hello again<' in again.content.decode()
+
+
+def test_a_panel_redrawn_by_the_first_save_keeps_posting_to_the_node_on_the_page(owner_client, live):
+    """A stale first save redraws the panel: its form must keep saving to the node the canvas shows."""
+    welcome = published_step(live, "Welcome")
+    response = save(owner_client, live, welcome, revision=-1, subject="Hi", changed="config-subject")
+    body = response.content.decode()
+    assert f'hx-post="/workflows/{live.pk}/steps/{welcome.pk}/save/"' in body
+    assert f'id="node-summary-{welcome.pk}"' in body

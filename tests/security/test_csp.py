@@ -176,7 +176,7 @@ def test_the_builder_works_under_the_policy(live_server, page, owner, site):  # 
     saved(page, lambda: page.fill("#f-subject", "Welcome {{ item.email }}"))
     step.refresh_from_db()
     assert step.config["subject"] == "Welcome {{ item.email }}"
-    preview = page.frame_locator("#email-preview iframe.mail-body").locator("h1")
+    preview = page.frame_locator("#step-preview iframe.mail-body").locator("h1")
     expect(preview).to_have_css("color", "rgb(204, 0, 0)")
 
     add_step(page, "Add a step below: Welcome", "wait")

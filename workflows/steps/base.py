@@ -73,8 +73,12 @@ class StepKind:
     receives_webhooks: ClassVar[bool] = False
     # The step holds each item until `due_at`: a test run's "Skip waits" makes its executions due now.
     holds_items: ClassVar[bool] = False
-    # The builder's panel shows the step's message rendered against a sample item.
+    # The builder's panel shows what the step does with a sample item (`preview`, drawn by
+    # templates/workflows/panel_preview/<kind>.html): a message rendered, a branch's decision.
     previews_in_panel: ClassVar[bool] = False
+    # That sample shows blank and missing fields as ‹name›, so a message shows where they go; a step that
+    # decides on the item's values (a branch) must see them as they are.
+    preview_marks_blanks: ClassVar[bool] = True
 
     def form(self, config: Mapping[str, Any], tenant_id: int | None = None) -> StepForm:
         """The kind's form bound to a config (a file's, the API's, a saved step's)."""

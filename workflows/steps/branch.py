@@ -125,6 +125,8 @@ class Branch(StepKind):
     description = "Sends each item down exactly one path: the first whose condition holds, else “otherwise”."
     has_paths = True
     form_class = BranchForm
+    previews_in_panel = True
+    preview_marks_blanks = False
 
     def default_config(self) -> dict[str, Any]:
         return {

@@ -24,16 +24,18 @@ from workflows.views.common import get_draft_step, get_workflow, spoken
 from workflows.webhook_panel import curl_example, example_body, webhook_url
 
 
-def message_preview(
+def panel_preview(
     request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]
 ) -> tuple[StepPreview, dict[str, Any]]:
-    """The message rendered against a sample item: the trigger's sample plus placeholders for query columns."""
+    """The step's preview of a sample item: the trigger's sample, plus placeholders for query columns when
+    the kind marks blanks (a message); a branch decides on the sample as it is."""
     root = next((s for s in steps if s.parent_id is None), None)
     item: dict[str, Any] = sample_item(request.tenant, workflow, root)
-    # Blank text columns would vanish from the preview: show where they go instead.
-    item = {key: (f"‹{key}›" if value == "" else value) for key, value in item.items()}
-    for name in fields:
-        item.setdefault(name, f"‹{name}›")
+    if get_kind(step.kind).preview_marks_blanks:
+        # Blank text columns would vanish from the preview: show where they go instead.
+        item = {key: (f"‹{key}›" if value == "" else value) for key, value in item.items()}
+        for name in fields:
+            item.setdefault(name, f"‹{name}›")
     return preview_step(step, item), item
 
 
@@ -67,7 +69,7 @@ def panel_context(
         "subtree_size": _subtree_size(step, steps),
     }
     if kind.previews_in_panel:
-        context["preview"], context["sample"] = message_preview(request, workflow, step, steps, fields)
+        context["preview"], context["sample"] = panel_preview(request, workflow, step, steps, fields)
     # The node's summary as the canvas draws it: spoken with the same example item.
     root = next((s for s in steps if s.parent_id is None), None)
     context["step_summary"] = spoken(context["step_summary"], remembered_item(request.tenant, workflow, root))
@@ -143,7 +145,11 @@ def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpRespo
         version.save(update_fields=["revision"])
     errors = {**(problems or get_kind(step.kind).live_problems(step)), **input_errors}
     context = panel_context(request, workflow, step, list(version.steps.all()), errors)
-    context.update({"workflow": workflow, "draft": version, "stale": stale, "saved": True})
+    # The node on the page: the id the form posted to. On the first change of a published workflow that is
+    # the live step's id (its node is what the canvas shows), while `step` is the new draft's copy.
+    context.update(
+        {"workflow": workflow, "draft": version, "stale": stale, "saved": True, "node_id": step_id}
+    )
     if stale or any(step.config.get(key) != value for key, value in before.items()):
         # Draw the panel again: it shows the merged draft, or the options of a new table or data source.
         response = render(request, "workflows/_panel.html", context)
