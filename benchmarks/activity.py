@@ -256,6 +256,11 @@ def main() -> None:
         ("workflow's messages", reverse("runs:workflow_messages", args=[workflow_id]), {}),
         ("messages chart (fetched by the page)", reverse("runs:messages_chart"), {}),
         ("workflow's messages chart", reverse("runs:workflow_messages_chart", args=[workflow_id]), {}),
+        (
+            "workflow's step counts (fetched by the page)",
+            reverse("runs:workflow_tracking_counts", args=[workflow_id]),
+            {},
+        ),
         ("builder (node counts, 7 days)", reverse("workflows:builder", args=[workflow_id]), {}),
     ]
     print(f"server time per page, {args.repeat} requests each (target < 200 ms):")

@@ -17,6 +17,11 @@ urlpatterns = [
         messages.messages_chart,
         name="workflow_messages_chart",
     ),
+    path(
+        "activity/workflows/<int:workflow_id>/messages/counts/",
+        messages.tracking_counts,
+        name="workflow_tracking_counts",
+    ),
     path("activity/messages/<int:delivery_id>/", messages.message_detail, name="message_detail"),
     path("activity/executions/<int:execution_id>/retry/", actions.retry, name="retry_execution"),
     path("activity/runs/<int:run_id>/cancel/", actions.cancel, name="cancel_run"),

@@ -59,8 +59,9 @@ def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRe
         "cursor_error": cursor_error,
         **pager_links(request, page),
         "held_count": held.count(),
-        "tracking_counts": counts_for_workflow(tenant.pk, workflow.pk) if workflow is not None else [],
-        "tracking_columns": COUNTED,
+        "tracking_counts_url": reverse("runs:workflow_tracking_counts", args=[workflow.pk])
+        if workflow is not None
+        else "",
         "tracking_days": TRACKING_DAYS,
         "chart_url": reverse("runs:workflow_messages_chart", args=[workflow.pk])
         if workflow is not None
@@ -76,6 +77,19 @@ def messages_chart(request: HttpRequest, workflow_id: int | None = None) -> Http
     workflow = get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id) if workflow_id else None
     chart = messages_per_day(request.tenant, clock.now(), workflow)
     return render(request, "charts/_chart.html", {"chart": chart, "chart_id": "messages-chart"})
+
+
+@login_required
+def tracking_counts(request: HttpRequest, workflow_id: int) -> HttpResponse:
+    """The per-step email counts table, fetched by a workflow's Messages page once it shows, like the
+    chart: counting a week of messages and their tracking events costs more than the list itself."""
+    workflow = get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id)
+    context = {
+        "tracking_counts": counts_for_workflow(request.tenant.pk, workflow.pk),
+        "tracking_columns": COUNTED,
+        "tracking_days": TRACKING_DAYS,
+    }
+    return render(request, "runs/_tracking_counts.html", context)
 
 
 @login_required

@@ -192,3 +192,23 @@ def test_messages_per_day_on_the_messages_pages(live_server, page, workflows):
         "Dec 5": everything["Dec 5"],
         "Dec 7": {"sent": 1, "delivered": 1, "complained": 1},
     }
+    # The per-step email counts arrive after the page shows, like the chart (a, b and d of the last 7 days).
+    counts = page.locator("#tracking-counts table.tracking-counts tbody tr")
+    expect(counts).to_have_count(1)
+    expect(counts.locator("td")).to_have_text(["Welcome", "3", "3", "1", "1", "1", "0"])
+    counts.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "workflow-messages-step-counts.png"))
+
+
+def test_the_step_counts_say_in_place_when_they_cannot_be_loaded(live_server, page, workflows):
+    onboarding, _digest, _theirs = workflows
+    seed_messages(*workflows)
+    # The server failing on the counts alone (the page and its chart still load).
+    page.route("**/messages/counts/", lambda route: route.fulfill(status=500, body="boom"))
+    page.goto(f"{live_server.url}/activity/workflows/{onboarding.pk}/messages/")
+    expect(page.locator("#tracking-counts .load-error")).to_have_text(
+        "Could not load the message counts per step (the server answered 500). Try again, or reload the page."
+    )
+    expect(page.locator("#messages-chart svg")).to_be_visible()
+    # a, b, c, d and g (not the test run)
+    expect(page.locator("table.messages tbody tr.message")).to_have_count(5)

@@ -190,6 +190,7 @@ def test_every_activity_template_renders_items_of_every_shape(
     get(reverse("runs:message_list"))
     get(reverse("runs:message_list"), {"status": "held"})
     get(reverse("runs:workflow_messages", args=[shapes_workflow.pk]))
+    get(reverse("runs:workflow_tracking_counts", args=[shapes_workflow.pk]))
     for delivery in Delivery.objects.filter(run__in=[run, test_run]):
         get(reverse("runs:message_detail", args=[delivery.pk]))
     test_page = get(reverse("runs:test_workflow", args=[shapes_workflow.pk]))

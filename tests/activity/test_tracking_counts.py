@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from runs.models import Delivery, DeliveryEvent
 from runs.tracking import TRACKING_DAYS, counts_for_workflow
@@ -104,8 +106,50 @@ def test_a_step_is_counted_across_versions_by_its_key(two_emails, fixed_now):
     ]
 
 
-def test_the_workflows_messages_page_shows_the_window(owner_client, two_emails, fixed_now):
+def counting_queries(queries) -> list[str]:
+    return [q["sql"] for q in queries if "FROM runs_deliveryevent" in q["sql"]]
+
+
+def test_the_workflows_messages_page_fetches_the_counts_once_it_shows(owner_client, two_emails, fixed_now):
     message(two_emails, "Welcome", "a", fixed_now - timedelta(hours=1), events=["opened"])
-    page = owner_client.get(f"/activity/workflows/{two_emails.pk}/messages/").content.decode()
-    assert f"messages of the last {TRACKING_DAYS} days" in page
-    assert "<td>Welcome</td><td>1</td><td>0</td><td>0</td><td>0</td><td>1</td><td>0</td>" in page
+    with CaptureQueriesContext(connection) as queries:
+        response = owner_client.get(f"/activity/workflows/{two_emails.pk}/messages/")
+    page = response.content.decode()
+    assert counting_queries(queries) == []  # the page itself does not count
+    assert f'hx-get="/activity/workflows/{two_emails.pk}/messages/counts/"' in page
+    assert (
+        f"Counting this workflow's messages per step (sent, delivered, opened…) over the last {TRACKING_DAYS}"
+        in page
+    )
+    assert 'data-load-what="the message counts per step"' in page  # names it if the fetch fails
+    assert "<td>Welcome</td>" not in page
+    # The all-messages page has no per-step table to fetch.
+    assert "/counts/" not in owner_client.get("/activity/messages/").content.decode()
+
+
+def test_the_counts_fragment_shows_the_window_with_one_counting_query(owner_client, two_emails, fixed_now):
+    message(two_emails, "Welcome", "a", fixed_now - timedelta(hours=1), events=["opened"])
+    owner_client.get(f"/activity/workflows/{two_emails.pk}/messages/counts/")  # warm the session
+    with CaptureQueriesContext(connection) as queries:
+        response = owner_client.get(f"/activity/workflows/{two_emails.pk}/messages/counts/")
+    fragment = response.content.decode()
+    assert response.status_code == 200
+    assert fragment.startswith('<div id="tracking-counts">')  # replaces the placeholder (outerHTML)
+    assert f"messages of the last {TRACKING_DAYS} days" in fragment
+    assert "<td>Welcome</td><td>1</td><td>0</td><td>0</td><td>0</td><td>1</td><td>0</td>" in fragment
+    assert len(counting_queries(queries)) == 1
+    # session, user, membership/tenant, the workflow (tenant-scoped), the counts
+    assert len(queries) == 5, [q["sql"][:60] for q in queries]
+
+
+def test_the_counts_fragment_of_a_workflow_without_email_is_empty(owner_client, tenant_a, fixed_now):
+    quiet = build_workflow(tenant_a, webhook([email(name="Welcome")]), name="Quiet")
+    fragment = owner_client.get(f"/activity/workflows/{quiet.pk}/messages/counts/").content.decode()
+    assert 'id="tracking-counts"' in fragment and "<table" not in fragment  # the placeholder goes away
+
+
+def test_an_outsider_gets_404_from_the_counts_fragment(outsider_client, owner_client, two_emails, fixed_now):
+    message(two_emails, "Welcome", "a", fixed_now - timedelta(hours=1), events=["opened"])
+    url = f"/activity/workflows/{two_emails.pk}/messages/counts/"
+    assert outsider_client.get(url).status_code == 404
+    assert owner_client.get("/activity/workflows/999999/messages/counts/").status_code == 404
