@@ -63,7 +63,7 @@ def test_a_run_through_postmark_then_its_bounce_on_the_message_page(clock, https
     assert "After the hand-off" in page and "Bounced" in page and "(hard)" in page
     assert "The email account that you tried to reach does not exist." in page
     assert "Acme Support &lt;support@acme.example&gt;" in page and "boss@acme.example" in page  # From, CC
-    counts = client.get(reverse("runs:workflow_messages", args=[workflow.pk])).content.decode()
+    counts = client.get(reverse("runs:workflow_tracking_counts", args=[workflow.pk])).content.decode()
     row = re.search(r"<tr><td>Welcome</td>(.*?)</tr>", counts).group(1)
     assert re.findall(r"<td>(\d+)</td>", row) == ["1", "0", "1", "0", "0", "0"]  # sent, delivered, bounced...
 
