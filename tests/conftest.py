@@ -8,16 +8,14 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tenants.models import Membership, Role, Tenant
-from tests.support import signed_in
+from tenants.models import Role, Tenant
+from tests.support import make_user, signed_in
 from tests.workers import use_worker_redis
 
 use_worker_redis(settings)  # before anything connects to Redis: one database per xdist worker
 
-PASSWORD = "correct-horse-battery-staple"
 # The customer databases tests create share the server with Rowbell's test database (workers the tests
 # start inherit this); tests/security/test_datasource_target.py turns it off to test the refusal.
 os.environ.setdefault("DATA_SOURCE_ALLOW_ROWBELL_SERVER", "true")
@@ -32,12 +30,6 @@ def tenant_a(db) -> Tenant:
 @pytest.fixture
 def tenant_b(db) -> Tenant:
     return Tenant.objects.create(name="Globex", slug="globex")
-
-
-def make_user(username: str, tenant: Tenant, role: str):
-    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
-    Membership.objects.create(user=user, tenant=tenant, role=role)
-    return user
 
 
 @pytest.fixture

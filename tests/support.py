@@ -23,6 +23,20 @@ CHROMIUM_ARGS = [
 ]
 
 
+PASSWORD = "correct-horse-battery-staple"
+
+
+def make_user(username: str, tenant, role: str):
+    """A user with `PASSWORD`, a member of `tenant` in `role`."""
+    from django.contrib.auth import get_user_model
+
+    from tenants.models import Membership
+
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+    Membership.objects.create(user=user, tenant=tenant, role=role)
+    return user
+
+
 def signed_in(client: Client, user) -> Client:
     """`client`, signed in as `user` (the owner/member/outsider client fixtures are made with it)."""
     client.force_login(user)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import django_rq
 import pytest
@@ -69,3 +70,15 @@ def test_queues_cache_and_started_processes_use_this_workers_redis_database(redi
         assert django_rq.get_queue(name).connection.connection_pool.connection_kwargs["db"] == db
     cache.set("isolation-probe", "here")
     assert any(key.endswith(b"isolation-probe") for key in redis_conn.keys("*isolation-probe"))
+
+
+def test_choosing_the_workers_database_again_moves_nothing(monkeypatch):
+    """tests/conftest.py can be imported twice; a second choice would move gw1 from 11 on to gw0's 15."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    again = SimpleNamespace(
+        REDIS_URL=settings.REDIS_URL,
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "x"}},
+        RQ_QUEUES={"default": {"URL": "x"}},
+    )
+    workers.use_worker_redis(again)
+    assert again.REDIS_URL == settings.REDIS_URL and again.RQ_QUEUES["default"]["URL"] == "x"

@@ -57,9 +57,14 @@ def with_db(url: str, db: int) -> str:
 def use_worker_redis(settings) -> None:
     """Point REDIS_URL, the cache and every RQ queue at this worker's own database (no-op outside xdist).
 
-    Runs before anything connects: Django's cache and django-rq read these settings on first use.
+    Runs before anything connects: Django's cache and django-rq read these settings on first use. Runs
+    once per process: tests/conftest.py is imported twice (by pytest as `conftest`, and by the test modules
+    that import PASSWORD from `tests.conftest`), and a second call would move gw1 from database 11 on to
+    15, gw0's, so the two workers flushed each other's queues, cache and sign-in counters.
     """
     global run_redis_url
+    if run_redis_url:
+        return
     run_redis_url = settings.REDIS_URL
     index = worker_index()
     if index is None:

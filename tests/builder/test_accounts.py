@@ -9,8 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
 from tenants.models import Invitation, Membership, Role, Tenant
-from tests.conftest import PASSWORD, make_user
-from tests.support import signed_in
+from tests.support import PASSWORD, make_user, signed_in
 
 pytestmark = pytest.mark.django_db
 

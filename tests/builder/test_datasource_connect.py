@@ -156,7 +156,7 @@ def test_members_cannot_use_the_setup_helpers_and_other_tenants_sources_are_404(
     client.logout()
     signed_in(client, outsider)
     assert client.post(f"{path}?source={foreign.pk}", {}).status_code == 200
-    from tests.conftest import make_user
+    from tests.support import make_user
 
     intruder = make_user("ivan", member.memberships.first().tenant, "admin")
     client.logout()

@@ -14,8 +14,7 @@ from django.test import Client
 
 from integrations.signing import signature_headers
 from runs.models import Run
-from tests.conftest import make_user
-from tests.support import signed_in
+from tests.support import make_user, signed_in
 from tests.triggers.conftest import make_workflow
 from workflows.publishing import publish
 from workflows.steps.webhook_trigger import webhook_path

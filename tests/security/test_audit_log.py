@@ -18,10 +18,9 @@ from tenants.models import ApiKey, AuditEditRefused, AuditEvent, Invitation, Mem
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 from tests.api.conftest import key_client
 from tests.builder.test_publish_and_tenancy import webhook_workflow
-from tests.conftest import PASSWORD, make_user
 from tests.engine import conftest as engine_fixtures
 from tests.engine.conftest import build_workflow, email, webhook, work
-from tests.support import signed_in
+from tests.support import PASSWORD, make_user, signed_in
 
 clock, smtp = engine_fixtures.clock, engine_fixtures.smtp
 

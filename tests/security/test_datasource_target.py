@@ -18,8 +18,8 @@ from integrations.models import DataSource
 from integrations.query import QueryError, fetch_rows
 from runs.engine import start_run
 from runs.models import StepExecution
-from tests.conftest import PASSWORD
 from tests.engine.conftest import build_workflow, clock, query, webhook, work  # noqa: F401 (fixtures)
+from tests.support import PASSWORD
 
 SERVER_PORT = 5432
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from tenants.models import Role
-from tests.conftest import PASSWORD, make_user
+from tests.support import PASSWORD, make_user
 
 LOGIN = "/accounts/login/"
 WRONG = "Please enter a correct username and password"
