@@ -118,11 +118,28 @@ def run_coverage_cases(schema, operation, headers: dict, statuses: Counter) -> i
     return sent
 
 
-def test_every_operation_keeps_the_contract(schema, tenant_a_objects):
+# One test per resource, so the parallel workers share the ~1,000 requests; every operation belongs to one.
+RESOURCES = [
+    "/api/v1/layouts/",
+    "/api/v1/runs/",
+    "/api/v1/suppressions/",
+    "/api/v1/topics/",
+    "/api/v1/workflows/",
+    "/hooks/",
+]
+
+
+def test_every_operation_belongs_to_a_resource_the_contract_run_covers(schema):
+    labels = {result.ok().label for result in schema.get_all_operations()}
+    assert {"POST /api/v1/workflows/{workflow_id}/runs/", "POST /hooks/{workflow_id}/"} <= labels
+    assert all(any(label.split()[1].startswith(r) for r in RESOURCES) for label in labels), labels
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_every_operation_keeps_the_contract(schema, tenant_a_objects, resource):
     headers = {"Authorization": f"Bearer {tenant_a_objects['key']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    labels = {operation.label for operation in operations}
-    assert {"POST /api/v1/workflows/{workflow_id}/runs/", "POST /hooks/{workflow_id}/"} <= labels
+    operations = [operation for operation in operations if operation.path.startswith(resource)]
 
     sent, statuses = 0, Counter()
     for operation in operations:
@@ -132,11 +149,13 @@ def test_every_operation_keeps_the_contract(schema, tenant_a_objects):
             sent += run_cases(operation, mode, headers, pinned or None, statuses)
             if pinned:
                 sent += run_cases(operation, mode, headers, None, statuses)
-    print(f"{sent} requests: {dict(sorted(statuses.items()))}")
-    assert sent >= 900, sent
-    # The run reached real rows and every kind of answer, not only refusals.
-    assert {200, 202, 400, 401, 404, 405, 409} <= set(statuses), statuses
-    assert Run.objects.filter(event_key__startswith="api:").count() > 10
+    print(f"{resource}: {sent} requests: {dict(sorted(statuses.items()))}")
+    assert sent >= 25 * len(operations), sent
+    # The run reached real rows and was refused where it should be, not only one or the other.
+    assert any(200 <= status < 300 for status in statuses), statuses
+    assert {400, 401} & set(statuses) and 404 in statuses, statuses
+    if resource == "/api/v1/workflows/":
+        assert Run.objects.filter(event_key__startswith="api:").count() > 10
 
 
 @pytest.mark.parametrize(
