@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from rest_framework.views import APIView
 
@@ -29,10 +30,10 @@ def wants_json(request: HttpRequest) -> bool:
     return request.path.startswith(JSON_PREFIXES)
 
 
-def bad_request(request: HttpRequest, detail: str) -> HttpResponse:
+def bad_request(request: HttpRequest, detail: str, status: int = 400) -> HttpResponse:
     if wants_json(request):
-        return JsonResponse({"detail": detail}, status=400)
-    return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
+        return JsonResponse({"detail": detail}, status=status)
+    return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8", status=status)
 
 
 def _first_nul(pairs: Iterable[tuple[str, list[str]]], where: str) -> str | None:
@@ -65,3 +66,19 @@ class RejectNulMiddleware:
         if problem is None and request.method == "POST" and not _posts_its_own_body(view_func):
             problem = _first_nul(request.POST.lists(), "form")
         return bad_request(request, problem) if problem else None
+
+
+class RejectLongHeadersMiddleware:
+    """A request header longer than MAX_HEADER_BYTES is a 431 naming it, before anything reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MAX_HEADER_BYTES
+        for key, value in request.META.items():
+            if key.startswith("HTTP_") and isinstance(value, str) and len(value) > limit:
+                name = key.removeprefix("HTTP_").replace("_", "-").title()
+                detail = f"The request header {name} is {len(value):,} characters long; at most {limit:,} are accepted."
+                return bad_request(request, detail, status=431)
+        return self.get_response(request)

@@ -12,6 +12,9 @@ import os
 import signal
 
 PR_SET_PDEATHSIG = 1
+# Above Django's MAX_HEADER_BYTES (8190): a long header reaches Rowbell, which refuses it with 431 in the
+# answer's own format (JSON under /api/ and /hooks/), instead of gunicorn's HTML page.
+limit_request_field_size = 32768
 
 
 def post_fork(server, worker) -> None:

@@ -90,6 +90,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything after it (sign-in lockout, /metrics' networks, the logs) sees the client's address.
+    "common.client_address.ClientAddressMiddleware",
+    # Headers too long for any view are a 431 in the answer's own format (JSON under /api/ and /hooks/).
+    "common.input_guard.RejectLongHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "config.csp.RelaxedPolicyForThirdPartyPages",
@@ -147,6 +151,8 @@ CACHES = {
 # Sign-in attempts allowed per username (stripped, NFKC, casefolded: as authentication reads it) and IP
 # address within SIGNIN_LOCKOUT_SECONDS.
 SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=5)
+# Failures for one account from all addresses together (a guesser spread over many addresses).
+SIGNIN_ACCOUNT_MAX_FAILURES = env.int("SIGNIN_ACCOUNT_MAX_FAILURES", default=50)
 SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
 # Invitation links stay valid this long (each works once, for the invited address).
 INVITE_MAX_AGE_SECONDS = env.int("INVITE_MAX_AGE_SECONDS", default=7 * 86400)
@@ -358,6 +364,13 @@ EVENT_WEBHOOK_MAX_ATTEMPTS = env.int("EVENT_WEBHOOK_MAX_ATTEMPTS", default=10)
 # /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>` (empty: no token accepted), or
 # from an address in METRICS_ALLOWED_NETWORKS (comma-separated; behind a proxy REMOTE_ADDR is the proxy's).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Behind a reverse proxy: how many proxies stand in front of Rowbell (1 for one nginx), and the networks
+# their connections come from. Only then is X-Forwarded-For read (common/client_address.py).
+PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1/32", "::1/128"])
+# One request header longer than this is refused with 431 (gunicorn's own limit, config/gunicorn.py, is
+# set above it so the answer is Rowbell's, in JSON under /api/ and /hooks/).
+MAX_HEADER_BYTES = env.int("MAX_HEADER_BYTES", default=8190)
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 # Each PostgreSQL count of a scrape gives up after this long (the metric is then left out of that scrape).
 METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=5000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 from django import forms
@@ -58,9 +59,11 @@ def signin_key(username: str) -> str:
     return normalised.casefold()
 
 
-def _attempts_key(username: str, ip: str) -> str:
+def _attempts_key(username: str, ip: str | None) -> str:
+    """The counter for this username from this address, or from every address when `ip` is None."""
     # Hashed: the username is whatever was typed, of any length and alphabet.
-    digest = hashlib.sha256(f"{signin_key(username)}\0{ip}".encode()).hexdigest()
+    where = "\0*" if ip is None else f"\0{ip}"
+    digest = hashlib.sha256(f"{signin_key(username)}{where}".encode()).hexdigest()
     return f"signin-attempts:{digest}"
 
 
@@ -75,8 +78,14 @@ def _count_attempt(key: str) -> int:
         return 1
 
 
+def _uncount_attempt(key: str) -> None:
+    with contextlib.suppress(ValueError):  # the window ended meanwhile
+        cache.decr(key)
+
+
 class RateLimitedAuthenticationForm(AuthenticationForm):
-    """Refuses to check the password after too many failures for this username from this address.
+    """Refuses to check the password after too many failures for this username from this address, or for
+    this username from all addresses together (SIGNIN_ACCOUNT_MAX_FAILURES, a guesser spread over many).
 
     Each attempt is counted before the password is checked (an atomic INCR), so a burst of parallel
     guesses cannot all pass the check before the first failure is recorded; a successful sign-in clears
@@ -92,9 +101,9 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
         if not isinstance(username, str):
             username = ""
         ip = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        key = _attempts_key(username, ip)
-        attempts = _count_attempt(key)
-        if attempts > settings.SIGNIN_MAX_FAILURES:
+        key, account_key = _attempts_key(username, ip), _attempts_key(username, None)
+        attempts, account_attempts = _count_attempt(key), _count_attempt(account_key)
+        if attempts > settings.SIGNIN_MAX_FAILURES or account_attempts > settings.SIGNIN_ACCOUNT_MAX_FAILURES:
             raise forms.ValidationError(
                 self.error_messages["rate_limited"],
                 code="rate_limited",
@@ -102,6 +111,8 @@ class RateLimitedAuthenticationForm(AuthenticationForm):
             )
         cleaned = super().clean()
         cache.delete(key)
+        # Not cleared: a success must not give a guesser on other addresses a fresh allowance.
+        _uncount_attempt(account_key)
         return cleaned
 
 
