@@ -216,6 +216,17 @@ class _TenantCrud(TenantApiMixin):
     def get_queryset(self) -> QuerySet:
         return self.tenant_rows(self.model).order_by(*self.ordering)
 
+    def update(self, request, *args, **kwargs):
+        # The schema requires a body for PUT and PATCH: no body at all is a mistake, not "change nothing".
+        if not request.body:
+            writable = sorted(
+                name for name, field in self.get_serializer().fields.items() if not field.read_only
+            )
+            raise serializers.ValidationError(
+                {"body": f"Send a JSON object with the fields to change: {', '.join(writable)}."}
+            )
+        return super().update(request, *args, **kwargs)
+
 
 NOT_FOUND = {404: OpenApiResponse(API_ERROR, description="No such object for this API key's tenant")}
 CONFLICTS = {"layout": ", or the HTML is not a usable layout (the detail says why)"}

@@ -171,6 +171,19 @@ def test_api_topics_layouts_suppressions(api, outsider_api, tenant_a):
     }
 
 
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_a_change_without_a_body_is_refused_and_changes_nothing(api, method):
+    topic = api.post("/api/v1/topics/", {"name": "Tips"}, content_type="application/json").json()
+
+    response = getattr(api, method)(f"/api/v1/topics/{topic['id']}/")
+
+    assert response.status_code == 400
+    assert "Send a JSON object with the fields to change" in response.json()["detail"]
+    assert api.get(f"/api/v1/topics/{topic['id']}/").json() == topic
+    renamed = api.patch(f"/api/v1/topics/{topic['id']}/", {"name": "News"}, content_type="application/json")
+    assert renamed.status_code == 200 and renamed.json()["name"] == "News"
+
+
 def test_files_name_topics_and_layouts(tenant_a, tenant_b):
     tips = Topic.objects.create(tenant=tenant_a, name="Tips")
     layout = EmailLayout.objects.create(
