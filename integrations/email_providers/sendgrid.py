@@ -7,26 +7,28 @@ import warnings
 from anymail.exceptions import AnymailNotSupportedWarning
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 
-from integrations.email_providers.base import ProviderField
+from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, _json, api_url_field
+
+DEFAULT_API_URL = "https://api.sendgrid.com/v3/"
+
+
+class SendGridForm(ProviderForm):
+    api_key = SecretField(label="API key")
+    verification_key = SecretField(
+        label="Event webhook verification key",
+        required=False,
+        help_text="Optional: the public key SendGrid shows when you turn on signed event webhooks.",
+    )
+    api_url = api_url_field(DEFAULT_API_URL)
 
 
 class SendGrid(AnymailKind):
     key = "sendgrid"
     label = "SendGrid"
     backend = "anymail.backends.sendgrid.EmailBackend"
-    default_api_url = "https://api.sendgrid.com/v3/"
-    fields = (
-        ProviderField("api_key", "API key", secret=True),
-        ProviderField(
-            "verification_key",
-            "Event webhook verification key",
-            secret=True,
-            required=False,
-            help="Optional: the public key SendGrid shows when you turn on signed event webhooks.",
-        ),
-        api_url_field(default_api_url),
-    )
+    default_api_url = DEFAULT_API_URL
+    form_class = SendGridForm
     tracking_view = SendGridTrackingWebhookView
     webhook_help = (
         "In SendGrid: Settings → Mail Settings → Event Webhooks → Create new webhook, paste the URL above "
