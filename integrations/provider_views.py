@@ -4,7 +4,8 @@ delete. `/settings/providers/<channel>/...`; email's keep their addresses under 
 
 Every member reads; admins and owners add, change, test and delete, and only they see a provider's
 tracking webhook URL (it carries the webhook's basic-auth password). Secrets are never shown back in
-full. Each change is in the audit log as `<channel>_provider.<action>` (never a secret).
+full. Each change is in the audit log (never a secret): `email_provider.<verb>` for email's, as it always
+was, `provider.<verb>` with the channel in its details for every other channel's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from integrations.models import Provider
 from integrations.providers.base import ProviderKind
 from integrations.providers.registry import PROVIDER_KINDS
 from integrations.providers.test_send import TestSendForm, channel_of, send_test
-from tenants.audit import record_for
+from tenants.audit import ACTIONS, record_for
 from tenants.permissions import admins_only
 from tenants.scoping import get_for_tenant_or_404
 
@@ -67,6 +68,14 @@ def webhook_url(request: HttpRequest, provider: Provider) -> str:
     return f"{scheme}://{provider.webhook_credentials}@{rest}"
 
 
+def audit(request: HttpRequest, channel: str, verb: str, *args: object, **details: object) -> None:
+    named = f"{channel}_provider.{verb}"
+    action = named if named in ACTIONS else f"provider.{verb}"
+    if action != named:
+        details["channel"] = channel
+    record_for(request, action, *args, **details)
+
+
 def tenant_provider(request: HttpRequest, channel: str, provider_id: int) -> Provider:
     return get_for_tenant_or_404(Provider.objects.filter(channel=channel), request.tenant, pk=provider_id)
 
@@ -101,7 +110,7 @@ def provider_add(request: HttpRequest, channel: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         provider = form.apply(Provider(tenant=request.tenant, kind=kind.key))
         provider.save()
-        record_for(request, f"{channel}_provider.created", provider, kind=kind.key)
+        audit(request, channel, "created", provider, kind=kind.key)
         messages.success(request, f"Added {provider.name}. Send a test {found.test_noun} to check it.")
         return redirect(page_url(request, "provider", channel, provider_id=provider.pk))
     context = {"form": form, "kind": kind, "channel": found, "urls": page_urls(request, channel)}
@@ -120,9 +129,7 @@ def provider_detail(request: HttpRequest, channel: str, provider_id: int) -> Htt
     if request.method == "POST" and form.is_valid():
         changed, replaced = form.changed_settings(), form.replaced_secrets()
         form.apply(provider).save()
-        record_for(
-            request, f"{channel}_provider.changed", provider, fields=changed, secrets_replaced=replaced
-        )
+        audit(request, channel, "changed", provider, fields=changed, secrets_replaced=replaced)
         messages.success(request, f"Saved {provider.name}.")
         return redirect(page_url(request, "provider", channel, provider_id=provider.pk))
     context = {
@@ -153,7 +160,7 @@ def provider_test(request: HttpRequest, channel: str, provider_id: int) -> HttpR
     ok, answer = send_test(provider, form.cleaned_data)
     provider.last_test_ok, provider.last_test_message, provider.last_tested_at = ok, answer, clock.now()
     provider.save(update_fields=["last_test_ok", "last_test_message", "last_tested_at"])
-    record_for(request, f"{channel}_provider.tested", provider, ok=ok)
+    audit(request, channel, "tested", provider, ok=ok)
     return redirect(detail + "#test")
 
 
@@ -169,9 +176,10 @@ def provider_delete(request: HttpRequest, channel: str, provider_id: int) -> Htt
         names = ", ".join(sorted(s.name for s in provider.senders.all()))
         messages.error(request, f"{provider.name} is used by these senders: {names}. Change them first.")
         return redirect(page_url(request, "provider", channel, provider_id=provider.pk))
-    record_for(
+    audit(
         request,
-        f"{channel}_provider.deleted",
+        channel,
+        "deleted",
         label=provider.name,
         object_type=f"{channel}provider",
         object_id=provider_id,
