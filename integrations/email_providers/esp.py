@@ -81,9 +81,17 @@ class AnymailKind(EmailProviderKind):
             raise NotImplementedError(f"{self.label} has no tracking webhook")
         if not request.META.get("HTTP_AUTHORIZATION"):
             raise TrackingRefused("Basic authentication required.")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # anymail's "insecure webhook" / "SendGrid support" warnings
-            view = self.tracking_view(**self.tracking_kwargs(provider))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # anymail's "insecure webhook" / "SendGrid support" warnings
+                view = self.tracking_view(**self.tracking_kwargs(provider))
+        except (ValueError, TypeError, AnymailError) as exc:
+            # The provider's own webhook settings are unusable (a SendGrid key that is not a public key,
+            # saved before the form checked it): nothing can be verified, so nothing is read.
+            logger.warning("Tracking webhook of provider %s cannot verify requests: %s", provider.pk, exc)
+            raise TrackingRefused(
+                f"This provider's webhook settings cannot verify requests: {_first_line(exc)}"
+            ) from exc
         view.setup(request)
         try:
             view.run_validators(request)

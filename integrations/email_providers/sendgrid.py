@@ -6,6 +6,7 @@ import warnings
 
 from anymail.exceptions import AnymailNotSupportedWarning
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
+from cryptography.hazmat.primitives import serialization
 
 from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, _json, api_url_field
@@ -43,6 +44,15 @@ class SendGrid(AnymailKind):
             warnings.simplefilter("ignore", AnymailNotSupportedWarning)
             return super().open_backend(provider)
 
+    def clean(self, settings, secrets) -> dict[str, str]:
+        errors = super().clean(settings, secrets)
+        key = secrets.get("verification_key")
+        if key and not _is_public_key(key):
+            errors["verification_key"] = (
+                "Not a public key: paste the verification key SendGrid shows, without the BEGIN/END lines."
+            )
+        return errors
+
     def tracking_kwargs(self, provider) -> dict:
         key = provider.secret_values.get("verification_key") or None
         return {**super().tracking_kwargs(provider), "tracking_webhook_verification_key": key}
@@ -52,3 +62,13 @@ class SendGrid(AnymailKind):
         if isinstance(body, dict) and isinstance(body.get("errors"), list):
             return "; ".join(str(e.get("message", e)) for e in body["errors"] if isinstance(e, dict))
         return super().provider_message(response)
+
+
+def _is_public_key(key: str) -> bool:
+    """Whether anymail can load the signed-webhook verification key (base64 DER, as SendGrid shows it)."""
+    pem = f"-----BEGIN PUBLIC KEY-----\n{key}\n-----END PUBLIC KEY-----".encode()
+    try:
+        serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        return False
+    return True

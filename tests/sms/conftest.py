@@ -1,21 +1,14 @@
 import pytest
 from pytest_httpserver import HTTPServer
 
-from integrations.channels.registry import CHANNELS
-from integrations.providers.registry import PROVIDER_KINDS
 from tests.engine.conftest import clock  # noqa: F401 (fixture)
-from tests.sms.channel import SmsChannel
-from tests.sms.gateway import TestSmsGateway
-from tests.sms.step import SendSms
-from workflows.steps import STEP_KINDS
+from tests.sms.registration import register
 
 
 @pytest.fixture
 def sms(monkeypatch):
     """One line per registry: the channel, the provider kind, the step kind."""
-    monkeypatch.setitem(CHANNELS, "sms", SmsChannel)
-    monkeypatch.setitem(PROVIDER_KINDS, "test_sms", TestSmsGateway())
-    monkeypatch.setitem(STEP_KINDS, "send_sms", SendSms())
+    register(monkeypatch)
 
 
 @pytest.fixture
