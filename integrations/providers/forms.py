@@ -37,9 +37,7 @@ class SecretField(forms.CharField):
 class ProviderForm(forms.Form):
     """Name plus the kind's fields (declared by the subclass in the kind's module)."""
 
-    name = forms.CharField(
-        max_length=100, help_text="How steps and senders pick it, e.g. “Postmark production”."
-    )
+    name = forms.CharField(max_length=100)
 
     def __init__(
         self,
@@ -55,6 +53,7 @@ class ProviderForm(forms.Form):
         initial = {"name": provider.name, **provider.settings} if provider is not None else {}
         kwargs["initial"] = {**initial, **(kwargs.get("initial") or {})}
         super().__init__(*args, **kwargs)
+        self.fields["name"].help_text = f"How steps and senders pick it, e.g. “{kind.label} production”."
         saved = provider.secret_values if provider is not None else {}
         for name in self.secret_names:
             field = self.fields[name]

@@ -268,6 +268,20 @@ def test_delivery_reports_become_events_and_an_undeliverable_number_is_suppresse
     # A replay stores nothing twice.
     assert post_reports(client, provider, reports).json() == {"stored": 0, "unknown": 1, "duplicate": 3}
     assert DeliveryEvent.objects.count() == 3 and Suppression.objects.count() == 1
+    # The next SMS to the undeliverable number is skipped, with the reason; the soft bounce's is sent.
+    for n, phone in enumerate(("+15550000002", "+15550000003")):
+        start_run(workflow, {"phone": phone, "name": "again"}, f"again{n}")
+    settle(clock)
+    again = {
+        d.recipient: (d.status, d.error) for d in Delivery.objects.filter(run__event_key__startswith="again")
+    }
+    assert again["+15550000003"] == ("sent", "")
+    assert again["+15550000002"][0] == "skipped" and "hard bounce" in again["+15550000002"][1]
+    # An email suppression of the same string is another channel's: it never skips an SMS.
+    Suppression.objects.create(tenant=tenant_a, channel="email", address="+15550000001", reason="manual")
+    start_run(workflow, {"phone": "+15550000001", "name": "again"}, "again-email")
+    settle(clock)
+    assert Delivery.objects.get(run__event_key="again-email").status == "sent"
 
 
 def test_the_webhook_refuses_strangers_and_unreadable_bodies_without_storing(sms, clock, tenant_a, gateway):
