@@ -10,6 +10,8 @@ was, `provider.<verb>` with the channel in its details for every other channel's
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -68,12 +70,16 @@ def webhook_url(request: HttpRequest, provider: Provider) -> str:
     return f"{scheme}://{provider.webhook_credentials}@{rest}"
 
 
-def audit(request: HttpRequest, channel: str, verb: str, *args: object, **details: object) -> None:
+def audit(
+    request: HttpRequest, channel: str, verb: str, target: Provider | None = None, **details: Any
+) -> None:
+    """Email's provider actions keep the names the audit log always had (`email_provider.<verb>`); every
+    other channel's are `provider.<verb>` with the channel in the details."""
     named = f"{channel}_provider.{verb}"
     action = named if named in ACTIONS else f"provider.{verb}"
     if action != named:
         details["channel"] = channel
-    record_for(request, action, *args, **details)
+    record_for(request, action, target, **details)
 
 
 def tenant_provider(request: HttpRequest, channel: str, provider_id: int) -> Provider:
@@ -154,7 +160,7 @@ def provider_test(request: HttpRequest, channel: str, provider_id: int) -> HttpR
     detail = page_url(request, "provider", channel, provider_id=provider.pk)
     form = TestSendForm(provider, request.POST)
     if not form.is_valid():
-        error = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        error = "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items())
         messages.error(request, f"Test {channel_of(provider).test_noun} not sent: {error}")
         return redirect(detail)
     ok, answer = send_test(provider, form.cleaned_data)

@@ -307,4 +307,6 @@ def test_the_webhook_refuses_strangers_and_unreadable_bodies_without_storing(sms
     url = reverse("provider_tracking", args=[provider.webhook_token])
     assert client.get(url).status_code == 200 and client.put(url).status_code == 405
     assert client.post(reverse("provider_tracking", args=["no-such-token"])).status_code == 404
+    Provider.objects.filter(pk=other.pk).update(kind="a_kind_since_removed")
+    assert post_reports(client, other, report).status_code == 404
     assert not DeliveryEvent.objects.exists() and not Suppression.objects.exists()
