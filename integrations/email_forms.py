@@ -1,4 +1,4 @@
-"""Forms of the email settings pages: a provider (its fields come from its kind), a sender, a test send."""
+"""The sender form of the email settings page (a provider's form is its kind's: integrations/providers/forms.py)."""
 
 from __future__ import annotations
 
@@ -6,88 +6,7 @@ from typing import Any
 
 from django import forms
 
-from integrations.crypto import mask
 from integrations.models import Provider, Sender
-from integrations.providers.base import ProviderKind
-
-
-class ProviderForm(forms.Form):
-    """Name plus the kind's fields. Secret fields are never shown back: left empty, the saved value stays."""
-
-    name = forms.CharField(max_length=100, help_text="How senders pick it, e.g. “Postmark production”.")
-
-    def __init__(self, kind: ProviderKind, tenant, *args, provider: Provider | None = None, **kwargs):
-        self.kind, self.tenant, self.provider = kind, tenant, provider
-        initial = {}
-        if provider is not None:
-            initial = {"name": provider.name, **provider.settings}
-        super().__init__(*args, initial=initial, **kwargs)
-        saved = provider.secret_values if provider is not None else {}
-        for spec in kind.fields:
-            self.fields[spec.name] = self._field(spec, saved.get(spec.name, ""))
-            if spec.default and spec.name not in self.initial:
-                self.initial[spec.name] = spec.default
-
-    @staticmethod
-    def _field(spec, saved: str) -> forms.Field:
-        if spec.secret:
-            help_text = spec.help
-            if saved:
-                help_text = f"Saved: {mask(saved)}. Leave empty to keep it. {spec.help}".strip()
-            return forms.CharField(
-                label=spec.label,
-                required=spec.required and not saved,
-                help_text=help_text,
-                strip=True,
-                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-            )
-        if spec.choices:
-            return forms.ChoiceField(label=spec.label, choices=spec.choices, help_text=spec.help)
-        return forms.CharField(
-            label=spec.label, required=spec.required, help_text=spec.help, max_length=500, strip=True
-        )
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        others = Provider.objects.for_tenant(self.tenant).filter(name=name)
-        if self.provider is not None:
-            others = others.exclude(pk=self.provider.pk)
-        if others.exists():
-            raise forms.ValidationError("Another provider has this name.")
-        return name
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if self.errors:
-            return data
-        settings, secrets = self.values()
-        for field, message in self.kind.clean(settings, secrets).items():
-            self.add_error(field if field in self.fields else None, message)
-        return data
-
-    def values(self) -> tuple[dict[str, Any], dict[str, str]]:
-        settings: dict[str, Any] = {}
-        secrets = dict(self.provider.secret_values) if self.provider is not None else {}
-        for spec in self.kind.fields:
-            value = self.cleaned_data.get(spec.name, "")
-            if spec.secret:
-                if value:
-                    secrets[spec.name] = value
-            elif spec.integer and value not in ("", None):
-                try:
-                    settings[spec.name] = int(value)
-                except ValueError:
-                    settings[spec.name] = value  # kind.clean names it
-            else:
-                settings[spec.name] = value
-        return settings, secrets
-
-    def save(self) -> Provider:
-        provider = self.provider or Provider(tenant=self.tenant, kind=self.kind.key)
-        provider.name = self.cleaned_data["name"]
-        provider.settings, provider.secret_values = self.values()
-        provider.save()
-        return provider
 
 
 class SenderForm(forms.ModelForm):
@@ -134,13 +53,3 @@ def _one_line(value: str) -> str:
     if "\r" in value or "\n" in value:
         raise forms.ValidationError("One line only.")
     return value.strip()
-
-
-class TestSendForm(forms.Form):
-    sender = forms.ModelChoiceField(queryset=Sender.objects.none(), required=False, label="From")
-    to = forms.EmailField(label="To", help_text="Where the test email goes.")
-
-    def __init__(self, provider: Provider, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["sender"].queryset = provider.senders.order_by("name")
-        self.fields["sender"].empty_label = "Rowbell's default From address"

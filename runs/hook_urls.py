@@ -3,12 +3,12 @@
 
 from django.urls import path
 
-from runs.email_tracking import tracking_webhook
+from runs.provider_tracking import tracking_webhook
 from runs.views.webhook import WebhookView
 
 urlpatterns = [
     path("hooks/<int:workflow_id>/", WebhookView.as_view(), name="webhook"),
     path("hooks/email/<str:token>/", tracking_webhook, name="email_tracking"),
-    # The same webhook under a name for every channel (the token names the provider, and so its channel).
+    # Every channel's (the token names the provider, and so its channel); email's keep their first URL.
     path("hooks/providers/<str:token>/", tracking_webhook, name="provider_tracking"),
 ]

@@ -1,15 +1,16 @@
 """Delivery events after the hand-off: what a provider's tracking webhook reported, stored against the message.
 
-`record_events(provider, events)` takes anymail's normalised tracking events (parsed from the provider's own
-payload by anymail's view for that ESP, runs/email_tracking.py) and stores each one against the
-Delivery whose `provider_id` is the event's message id and which that provider sent (`Delivery.sent_via`):
-a webhook never reports on another provider's messages. An event for a message Rowbell does not know
-(another system's mail on the same ESP account, another provider's, or one already pruned) and an event it
-already has (the ESP retrying, a replay) are ignored. Each new event is emitted to the tenant's event
+`record_events(provider, events)` takes the channel-neutral events a provider's kind read from its own
+webhook (`integrations.providers.tracking.TrackingEvent`, runs/provider_tracking.py; email's ESPs through
+anymail) and stores each one against the Delivery whose `provider_id` is the event's message id and which
+that provider sent (`Delivery.sent_via`), whatever its channel: a webhook never reports on another
+provider's messages. An event for a message Rowbell does not know (another system's messages on the same
+provider account, another provider's, or one already pruned) and an event it already has (the provider
+retrying, a replay) are ignored. Each new event is emitted to the tenant's event
 webhooks as `message.<kind>` in the same transaction (the outbox of runs/events/emit.py).
-A new hard bounce or complaint also puts its recipient on the tenant's suppression list
-(`consent.suppression.suppress_address`, reason `hard_bounce` or `complaint`, with the provider's words and
-the message), so that no step sends to that address again, on any topic.
+A new hard bounce or complaint also puts its recipient on the tenant's suppression list of the message's
+channel (`consent.suppression.suppress_address`, keyed by channel and address, reason `hard_bounce` or
+`complaint`, with the provider's words and the message), so that no step sends to that address again.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from consent.suppression import suppress_address
 from integrations import clock
 from integrations.channels.registry import CHANNELS
 from integrations.models import EventEndpoint
+from integrations.providers.tracking import TrackingEvent
 from runs.events.emit import queue_deliveries, write_event
 from runs.models import Delivery, DeliveryEvent
 from workflows.steps import STEP_KINDS
 
-# anymail's event types Rowbell keeps (queued, autoresponded, inbound... are not about delivery).
+# The event kinds Rowbell keeps (integrations/providers/tracking.py EVENT_KINDS; anymail's queued,
+# autoresponded, inbound... are not about delivery).
 KINDS = {
     "sent": DeliveryEvent.Kind.SENT,
     "delivered": DeliveryEvent.Kind.DELIVERED,
@@ -57,12 +60,11 @@ class Outcome:
     ignored: int = 0
 
 
-def record_events(provider, events: list[Any]) -> Outcome:
+def record_events(provider, events: list[TrackingEvent]) -> Outcome:
     outcome = Outcome()
-    kind_module = provider.kind_module
     for event in events:
-        kind = KINDS.get(getattr(event, "event_type", None) or "")
-        message_id = (getattr(event, "message_id", None) or "").strip()
+        kind = KINDS.get(event.kind)
+        message_id = event.message_id.strip()
         if kind is None or not message_id:
             outcome.ignored += 1
             continue
@@ -70,8 +72,7 @@ def record_events(provider, events: list[Any]) -> Outcome:
         if delivery is None:
             outcome.unknown += 1
             continue
-        fields = _fields(event, kind, kind_module)
-        if _store(provider, delivery, fields):
+        if _store(provider, delivery, _fields(event, kind)):
             outcome.stored += 1
         else:
             outcome.duplicate += 1
@@ -80,7 +81,7 @@ def record_events(provider, events: list[Any]) -> Outcome:
 
 def _find_delivery(provider, message_id: str) -> Delivery | None:
     """The message `provider` itself sent with that id: another provider's webhook (or another tenant's)
-    never reports on it, whatever id it names."""
+    never reports on it, whatever id it names. (Email's ids may come with or without angle brackets.)"""
     bare = message_id.strip("<>")
     candidates = {message_id, bare, f"<{bare}>"}
     return (
@@ -90,21 +91,20 @@ def _find_delivery(provider, message_id: str) -> Delivery | None:
     )
 
 
-def _fields(event, kind: str, kind_module) -> dict[str, Any]:
-    occurred = getattr(event, "timestamp", None) or clock.now()
-    recipient = (getattr(event, "recipient", None) or "")[:500]
-    click_url = getattr(event, "click_url", None) or ""
-    event_id = getattr(event, "event_id", None)
-    key = str(event_id) if event_id else _digest(kind, occurred.isoformat(), recipient, click_url)
+def _fields(event: TrackingEvent, kind: str) -> dict[str, Any]:
+    occurred = event.occurred_at or clock.now()
+    recipient = event.recipient[:500]
+    click_url = event.click_url
+    key = event.event_id or _digest(kind, occurred.isoformat(), recipient, click_url)
     return {
         "kind": kind,
-        "bounce": kind_module.bounce_kind(event) if kind == DeliveryEvent.Kind.BOUNCED else "",
+        "bounce": (event.bounce or "hard") if kind == DeliveryEvent.Kind.BOUNCED else "",
         # One provider event can name several recipients (SES): each is its own row.
         "event_key": f"{kind}:{key}:{recipient}"[:200],
         "occurred_at": occurred,
         "recipient": recipient,
-        "description": str(getattr(event, "description", None) or "")[:2000],
-        "mta_response": str(getattr(event, "mta_response", None) or "")[:2000],
+        "description": event.description[:2000],
+        "mta_response": event.mta_response[:2000],
         "click_url": click_url[:2000],
     }
 
@@ -179,7 +179,7 @@ def announce(delivery: Delivery, event: DeliveryEvent) -> None:
 
 
 def tracked_channels() -> list[str]:
-    """The channels whose providers report on messages after the hand-off (email's tracking webhooks)."""
+    """The channels whose providers report on messages after the hand-off (their tracking webhooks)."""
     return [name for name, channel in CHANNELS.items() if channel.reports_events]
 
 

@@ -44,6 +44,11 @@ ACTIONS: dict[str, str] = {
     "email_provider.changed": "Changed an email provider",
     "email_provider.tested": "Sent a test email through a provider",
     "email_provider.deleted": "Deleted an email provider",
+    # Providers of the other channels (the channel is in the details).
+    "provider.created": "Added a provider",
+    "provider.changed": "Changed a provider",
+    "provider.tested": "Sent a test message through a provider",
+    "provider.deleted": "Deleted a provider",
     "sender.created": "Added an email sender",
     "sender.changed": "Changed an email sender",
     "sender.deleted": "Deleted an email sender",

@@ -1,20 +1,32 @@
 """Every registered extension point is covered: each step kind (workflows/steps STEP_KINDS), channel
 (integrations/channels CHANNELS) and provider kind (integrations/providers/registry.py PROVIDER_KINDS) has a usable
 config, survives a workflow file's export and import, has its templates and its tracking help, and the
-tests that walk a registry by hand list exactly what it holds. A kind added to a registry without a line
+tests that walk a registry by hand list exactly what it holds. Each provider kind (and the test-only SMS
+gateway, registered as a new kind would be) gets its channel's list, its credentials form, its page with
+the channel's test form, a test send that answers in words, and a tracking webhook that refuses strangers. A kind added to a registry without a line
 here, or without its templates, fails this module rather than going untested."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from django import forms
 from django.template.loader import get_template
+from django.test import Client
+from django.urls import reverse
 
 from integrations.channels.registry import CHANNELS
 from integrations.crypto import decrypt
-from integrations.models import DataSource
+from integrations.models import DataSource, Provider
+from integrations.providers.forms import ProviderForm
 from integrations.providers.registry import PROVIDER_KINDS as KINDS
+from runs.models import DeliveryEvent
 from tests.emailing import test_sending, test_tracking
 from tests.emailing.conftest import make_sender
+from tests.sms.gateway import TestSmsGateway
+from tests.sms.registration import register as register_sms
+from tests.support import signed_in
 from workflows.files import WorkflowFileError, export_workflow, import_workflow
 from workflows.models import Workflow
 from workflows.steps import STEP_KINDS
@@ -138,22 +150,109 @@ def test_a_channel_has_its_message_template(name):
     get_template(f"runs/delivery_content/{name}.html")  # not only the any.html fallback
 
 
-@pytest.mark.parametrize("key", sorted(KINDS))
-def test_a_provider_kinds_fields_are_required_or_have_a_default(key):
-    kind = KINDS[key]
-    assert kind.label and kind.fields
-    for field in kind.fields:
-        assert field.label, field.name
-        if field.choices and field.default:
-            assert field.default in dict(field.choices), field.name
-    names = [field.name for field in kind.fields]
-    assert len(names) == len(set(names))
+# Every provider kind, and the test-only SMS gateway registered like a new kind would be (tests/sms/).
+ALL_KINDS = {**KINDS, "test_sms": TestSmsGateway()}
+# Settings that point each kind at a local port where nothing listens: its test send must come back as
+# an answer in words. A new kind needs its line here.
+UNREACHABLE = "http://127.0.0.1:9/"
+UNREACHABLE_SETTINGS = {
+    "smtp": {"host": "127.0.0.1", "port": 9, "tls": "none"},
+    "amazon_ses": {"region": "us-east-1", "access_key_id": "AKIAEXAMPLE", "endpoint_url": UNREACHABLE},
+    "brevo": {"api_url": UNREACHABLE},
+    "mailgun": {"api_url": UNREACHABLE},
+    "postmark": {"api_url": UNREACHABLE},
+    "resend": {"api_url": UNREACHABLE},
+    "sendgrid": {"api_url": UNREACHABLE},
+    "test_sms": {"api_url": UNREACHABLE},
+}
+# A recipient each channel's test form refuses, and one it takes.
+RECIPIENTS = {"email": ("not an address", "me@acme.example"), "sms": ("not a phone", "+15550000001")}
 
 
-@pytest.mark.parametrize("key", sorted(KINDS))
-def test_a_provider_kind_with_tracking_webhooks_says_how_to_set_them_up(key):
-    kind = KINDS[key]
-    if kind.tracking_view is not None:
+@pytest.fixture
+def kind_registered(monkeypatch, settings):
+    """Registers the SMS lines (the test-only kind); lets the kinds reach 127.0.0.1."""
+    register_sms(monkeypatch)
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+
+
+def provider_of(tenant, key: str) -> Provider:
+    provider = Provider(tenant=tenant, kind=key, name=f"A {key}", settings=UNREACHABLE_SETTINGS[key])
+    provider.secret_values = {name: "secret-0123456789" for name in ALL_KINDS[key].form().secret_names}
+    provider.save()
+    return provider
+
+
+def test_every_provider_kind_is_walked():
+    assert set(UNREACHABLE_SETTINGS) == set(ALL_KINDS)
+    assert {kind.channel for kind in ALL_KINDS.values()} == set(RECIPIENTS)
+
+
+@pytest.mark.parametrize("key", sorted(ALL_KINDS))
+def test_a_provider_kinds_credentials_form_is_a_labelled_django_form(key, kind_registered):
+    kind = ALL_KINDS[key]
+    form = kind.form()
+    assert isinstance(form, ProviderForm) and kind.label and kind.channel in CHANNELS
+    assert next(iter(form.fields)) == "name" and len(form.fields) > 1
+    for name, field in form.fields.items():
+        assert field.label or name == "name", name
+        if isinstance(field, forms.ChoiceField) and field.initial:
+            assert field.initial in dict(field.choices), name
+    for name in form.secret_names:
+        assert isinstance(form.fields[name].widget, forms.PasswordInput), name
+    assert "<input" in form.as_div()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", sorted(ALL_KINDS))
+def test_a_provider_kinds_pages_test_send_and_webhook_answer(key, kind_registered, owner, tenant_a):
+    kind = ALL_KINDS[key]
+    client = signed_in(Client(), owner)
+    pages = {"channel": kind.channel}
+    listing = client.get(reverse("providers:settings", kwargs=pages)).content.decode()
+    add = reverse("providers:provider_add", kwargs=pages) + f"?kind={key}"
+    assert add.replace("&", "&amp;") in listing or add in listing
+    form_page = client.get(add).content.decode()
+    for name in kind.form().fields:
+        assert f'name="{name}"' in form_page, name
+
+    provider = provider_of(tenant_a, key)
+    detail = reverse("providers:provider", kwargs={**pages, "provider_id": provider.pk})
+    page = client.get(detail).content.decode()
+    assert provider.name in page and 'name="to"' in page and "secret-0123456789" not in page
+    token_url = f"{provider.webhook_token}/"
+    assert (token_url in page) == kind.has_tracking_webhook
+
+    # The test send: a recipient the channel refuses sends nothing; one it takes gets the provider's answer.
+    test = reverse("providers:provider_test", kwargs={**pages, "provider_id": provider.pk})
+    refused, taken = RECIPIENTS[kind.channel]
+    assert client.post(test, {"to": refused}).status_code == 302
+    provider.refresh_from_db()
+    assert provider.last_test_ok is None
+    assert client.post(test, {"to": taken}).status_code == 302
+    provider.refresh_from_db()
+    assert provider.last_test_ok is False and provider.last_test_message.startswith("Refused ("), (
+        provider.last_test_message
+    )
+
+    # The tracking webhook: strangers get 401, a garbled body never a 5xx, and nothing is stored.
+    hook = reverse("provider_tracking", args=[provider.webhook_token])
+    if not kind.has_tracking_webhook:
+        assert Client().post(hook, "{}", content_type="application/json").status_code == 404
+        return
+    assert Client().get(hook).status_code == 200
+    assert Client().post(hook, "{}", content_type="application/json").status_code == 401
+    auth = "Basic " + base64.b64encode(provider.webhook_credentials.encode()).decode()
+    for body in ("not json", "[]", "{}", '{"a": [1, {"b": null}]}'):
+        answer = Client().post(hook, body, content_type="application/json", HTTP_AUTHORIZATION=auth)
+        assert answer.status_code in (200, 400, 401), (body, answer.status_code)
+    assert not DeliveryEvent.objects.exists()
+
+
+@pytest.mark.parametrize("key", sorted(ALL_KINDS))
+def test_a_provider_kind_with_tracking_webhooks_says_how_to_set_them_up(key, kind_registered):
+    kind = ALL_KINDS[key]
+    if kind.has_tracking_webhook:
         assert len(kind.webhook_help) > 40
     else:
         assert not kind.webhook_help  # no help for a webhook that does not exist
@@ -172,4 +271,4 @@ def test_the_email_tests_cover_every_provider_kind():
     assert parametrized(
         test_sending.test_an_esp_url_inside_the_network_is_refused_before_any_request, "kind"
     ) == (ESP_KINDS)
-    assert set(test_tracking.CASES) == {key for key, kind in KINDS.items() if kind.tracking_view}
+    assert set(test_tracking.CASES) == {key for key, kind in KINDS.items() if kind.has_tracking_webhook}

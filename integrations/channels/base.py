@@ -24,7 +24,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from django import forms
 
 from integrations.failures import Failure
 
@@ -72,6 +74,25 @@ class Channel(ABC):
     # Whether a sent message may later get events from the provider (delivered, bounced, opened...)
     # through a tracking webhook: the message page then has a place for them.
     reports_events: bool = False
+    # How pages name the channel ("Email", "SMS") and one message of it ("Send a test email").
+    label: ClassVar[str] = ""
+    test_noun: ClassVar[str] = "message"
+
+    # A provider page's "test send" asks the channel what to send and to whom: the recipient field (an
+    # email address, a phone number), any other field it needs (email: the From sender), and the message.
+    def test_recipient_field(self) -> forms.Field:
+        return forms.CharField(label="To", max_length=500, help_text=f"Where the test {self.test_noun} goes.")
+
+    def test_extra_fields(self, provider: Any) -> dict[str, forms.Field]:
+        return {}
+
+    def test_recipient_initial(self, user: Any) -> str:
+        """The recipient the form suggests to the person testing (email: their own address)."""
+        return ""
+
+    def test_message(self, provider: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """The message of a test send through `provider`, from the test form's cleaned `data`."""
+        raise NotImplementedError(f"The {type(self).__name__} channel has no test message")
 
     def open(self) -> None:  # noqa: B027 (an optional hook: most channels need no setup)
         """Set up what a batch shares (a connection). Called by __enter__."""

@@ -23,6 +23,7 @@ import smtplib
 from email.utils import make_msgid
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
@@ -35,7 +36,34 @@ from integrations.outbound import OutboundRefused
 
 
 class EmailChannel(Channel):
-    reports_events = True  # providers with a tracking webhook (integrations/email_tracking.py)
+    reports_events = True  # providers with a tracking webhook (runs/provider_tracking.py)
+    label = "Email"
+    test_noun = "email"
+
+    def test_recipient_field(self) -> forms.Field:
+        return forms.EmailField(label="To", help_text="Where the test email goes.")
+
+    def test_extra_fields(self, provider) -> dict[str, forms.Field]:
+        sender = forms.ModelChoiceField(
+            queryset=provider.senders.order_by("name"), required=False, label="From"
+        )
+        sender.empty_label = "Rowbell's default From address"
+        return {"sender": sender}
+
+    def test_recipient_initial(self, user) -> str:
+        return getattr(user, "email", "") or ""
+
+    def test_message(self, provider, data: dict[str, Any]) -> dict[str, Any]:
+        sender = data.get("sender")
+        return {
+            "to": data["to"],
+            "subject": f"Rowbell test email through {provider.name}",
+            "text": f"This test email went through the email provider “{provider.name}” "
+            f"({provider.kind_module.label}).",
+            "from": sender.from_header if sender else settings.DEFAULT_FROM_EMAIL,
+            "reply_to": sender.reply_to if sender else "",
+            "provider": provider,
+        }
 
     def __init__(self) -> None:
         self.connection: Any = None  # the backend of the message being sent

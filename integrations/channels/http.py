@@ -34,6 +34,7 @@ def address_of(url: str) -> str:
 
 
 class HttpChannel(Channel):
+    label = "HTTP"
     what = "The server"
     concurrent_sends = True  # one self-contained request per message
 

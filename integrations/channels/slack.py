@@ -12,6 +12,7 @@ from integrations.channels.http import HttpChannel
 
 
 class SlackChannel(HttpChannel):
+    label = "Slack"
     what = "Slack"
 
     def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:

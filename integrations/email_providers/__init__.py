@@ -20,15 +20,15 @@ from integrations.email_providers.resend import Resend
 from integrations.email_providers.sendgrid import SendGrid
 from integrations.email_providers.smtp import SMTP
 
-# In the order of the provider page's menu.
+# In the order of the provider page's menu: your own server, then the ESPs by name.
 EMAIL_KINDS: tuple[EmailProviderKind, ...] = (
+    SMTP(),
     AmazonSES(),
     Brevo(),
     Mailgun(),
     Postmark(),
     Resend(),
     SendGrid(),
-    SMTP(),
 )
 
 __all__ = ["EMAIL_KINDS", "EmailProviderKind"]

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 from anymail.exceptions import AnymailAPIError
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
+from django import forms
 from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers.base import ProviderField
+from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, outbound_refusal
 from integrations.outbound import check_scheme, resolve_checked
 
@@ -33,21 +34,26 @@ CREDENTIAL_CODES = {
 }
 
 
+class AmazonSESForm(ProviderForm):
+    region = forms.CharField(label="Region", max_length=500, help_text="e.g. eu-west-1", initial="us-east-1")
+    access_key_id = forms.CharField(label="Access key ID", max_length=500)
+    secret_access_key = SecretField(label="Secret access key")
+    configuration_set = forms.CharField(
+        label="Configuration set", required=False, max_length=500, help_text="The one that publishes to SNS."
+    )
+    endpoint_url = forms.CharField(
+        label="Endpoint URL",
+        required=False,
+        max_length=500,
+        help_text="Empty: https://email.<region>.amazonaws.com",
+    )
+
+
 class AmazonSES(AnymailKind):
     key = "amazon_ses"
     label = "Amazon SES"
     backend = "anymail.backends.amazon_ses.EmailBackend"
-    fields = (
-        ProviderField("region", "Region", help="e.g. eu-west-1", default="us-east-1"),
-        ProviderField("access_key_id", "Access key ID"),
-        ProviderField("secret_access_key", "Secret access key", secret=True),
-        ProviderField(
-            "configuration_set", "Configuration set", required=False, help="The one that publishes to SNS."
-        ),
-        ProviderField(
-            "endpoint_url", "Endpoint URL", required=False, help="Empty: https://email.<region>.amazonaws.com"
-        ),
-    )
+    form_class = AmazonSESForm
     tracking_view = AmazonSESTrackingWebhookView
     webhook_help = (
         "In AWS: create an SNS topic with an HTTPS subscription to the URL above (raw message delivery "

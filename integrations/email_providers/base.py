@@ -10,13 +10,15 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
-from integrations.providers.base import ProviderField, ProviderKind
+from integrations.providers.base import ProviderKind
+from integrations.providers.forms import ProviderForm, SecretField
 
-__all__ = ["EmailProviderKind", "ProviderField"]
+__all__ = ["EmailProviderKind", "ProviderForm", "SecretField"]
 
 
 class EmailProviderKind(ProviderKind, ABC):
     channel = "email"
+    tracking_url_name = "email_tracking"  # /hooks/email/<token>/, the URL ESPs were given
 
     @abstractmethod
     def open_backend(self, provider) -> Any:

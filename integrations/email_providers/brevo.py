@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from anymail.webhooks.brevo import BrevoTrackingWebhookView
 
-from integrations.email_providers.base import ProviderField
+from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, api_url_field
+
+DEFAULT_API_URL = "https://api.brevo.com/v3/"
+
+
+class BrevoForm(ProviderForm):
+    api_key = SecretField(label="API key")
+    api_url = api_url_field(DEFAULT_API_URL)
 
 
 class Brevo(AnymailKind):
     key = "brevo"
     label = "Brevo"
     backend = "anymail.backends.brevo.EmailBackend"
-    default_api_url = "https://api.brevo.com/v3/"
-    fields = (ProviderField("api_key", "API key", secret=True), api_url_field(default_api_url))
+    default_api_url = DEFAULT_API_URL
+    form_class = BrevoForm
     tracking_view = BrevoTrackingWebhookView
     webhook_help = (
         "In Brevo: Transactional → Settings → Webhook → Add a new webhook, paste the URL above and tick "

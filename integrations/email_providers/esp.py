@@ -1,6 +1,11 @@
 """What the ESP kinds share: an anymail backend built from the provider's own record (never from settings),
 its HTTP through the checked, pinned session, and the answer of the ESP's API mapped to transient/permanent.
 
+Tracking: the ESP's webhook is read by anymail's own tracking view for that ESP, given this provider's
+secrets instead of Django settings (HTTP basic auth with the provider's webhook credentials, plus
+Mailgun's HMAC signature and SendGrid's signed-webhook key when set), and anymail's normalised events
+become channel-neutral `TrackingEvent`s (integrations/providers/tracking.py).
+
 Errors: no answer (network, timeout), 429 and 5xx are transient; bad credentials (401, 403), an unverified
 sender, an invalid or suppressed recipient (other 4xx, anymail's AnymailRecipientsRefused) are permanent. The
 ESP's own message is kept in the error, which the run page and the provider page show.
@@ -9,25 +14,41 @@ ESP's own message is kept in the error, which the run page and the provider page
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from typing import Any, ClassVar
 
-from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailError,
+    AnymailRecipientsRefused,
+    AnymailWebhookValidationFailure,
+)
+from django import forms
+from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers.base import EmailProviderKind, ProviderField
+from integrations.email_providers.base import EmailProviderKind
 from integrations.failures import behind
 from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save, checked_session
+from integrations.providers.tracking import (
+    EVENT_KINDS,
+    TrackingEvent,
+    TrackingRefused,
+    TrackingUnreadable,
+)
 
+logger = logging.getLogger(__name__)
 CREDENTIAL_STATUSES = (401, 403)
 
 
-def api_url_field(default: str) -> ProviderField:
-    return ProviderField(
-        "api_url",
-        "API URL",
+def api_url_field(default: str) -> forms.CharField:
+    return forms.CharField(
+        label="API URL",
         required=False,
-        help=f"Leave empty for {default} (a region's or a proxy's URL otherwise).",
+        max_length=500,
+        help_text=f"Leave empty for {default} (a region's or a proxy's URL otherwise).",
     )
 
 
@@ -40,6 +61,67 @@ class AnymailKind(EmailProviderKind):
     backend: ClassVar[str] = ""  # dotted path of anymail's backend
     default_api_url: ClassVar[str] = ""
     sends_over_http = True
+    # anymail's tracking view for this ESP (it checks the request and parses the payload).
+    tracking_view: ClassVar[type | None] = None
+
+    @property
+    def has_tracking_webhook(self) -> bool:
+        return self.tracking_view is not None
+
+    def tracking_kwargs(self, provider) -> dict[str, Any]:
+        """What anymail's tracking view would read from settings, from this provider's own record."""
+        return {"webhook_secret": [provider.webhook_credentials]}
+
+    def bounce_kind(self, event) -> str:
+        """ "hard" or "soft" for a bounced event (anymail does not say; each ESP's payload does)."""
+        return "hard"
+
+    def read_tracking(self, provider, request: HttpRequest) -> list[TrackingEvent]:
+        if self.tracking_view is None:
+            raise NotImplementedError(f"{self.label} has no tracking webhook")
+        if not request.META.get("HTTP_AUTHORIZATION"):
+            raise TrackingRefused("Basic authentication required.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # anymail's "insecure webhook" / "SendGrid support" warnings
+                view = self.tracking_view(**self.tracking_kwargs(provider))
+        except (ValueError, TypeError, AnymailError) as exc:
+            # The provider's own webhook settings are unusable (a SendGrid key that is not a public key,
+            # saved before the form checked it): nothing can be verified, so nothing is read.
+            logger.warning("Tracking webhook of provider %s cannot verify requests: %s", provider.pk, exc)
+            raise TrackingRefused(
+                f"This provider's webhook settings cannot verify requests: {_first_line(exc)}"
+            ) from exc
+        view.setup(request)
+        try:
+            view.run_validators(request)
+        except AnymailWebhookValidationFailure as exc:
+            logger.info("Tracking webhook of provider %s refused: %s", provider.pk, exc)
+            raise TrackingRefused("Wrong credentials or signature.") from exc
+        except Exception as exc:  # a body anymail cannot even validate (bad JSON, wrong SNS type...)
+            raise TrackingUnreadable(_first_line(exc)) from exc
+        try:
+            events = view.parse_events(request)
+        except Exception as exc:
+            logger.info("Tracking webhook of provider %s unparsable: %s", provider.pk, exc)
+            raise TrackingUnreadable(_first_line(exc)) from exc
+        return [self.tracking_event(event) for event in events]
+
+    def tracking_event(self, event) -> TrackingEvent:
+        """anymail's normalised event as a channel-neutral one (its id, or none, kept as given)."""
+        kind = getattr(event, "event_type", None) or ""
+        event_id = getattr(event, "event_id", None)
+        return TrackingEvent(
+            kind=kind if kind in EVENT_KINDS else "",
+            message_id=str(getattr(event, "message_id", None) or ""),
+            occurred_at=getattr(event, "timestamp", None),
+            recipient=str(getattr(event, "recipient", None) or ""),
+            bounce=self.bounce_kind(event) if kind == "bounced" else "",
+            description=str(getattr(event, "description", None) or ""),
+            mta_response=str(getattr(event, "mta_response", None) or ""),
+            click_url=str(getattr(event, "click_url", None) or ""),
+            event_id=str(event_id) if event_id else "",
+        )
 
     def backend_kwargs(self, provider) -> dict[str, Any]:
         """The anymail settings this backend reads, from the provider's record (most ESPs: an API key)."""

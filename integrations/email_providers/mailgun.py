@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
+from django import forms
 
-from integrations.email_providers.base import ProviderField
+from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, api_url_field
+
+DEFAULT_API_URL = "https://api.mailgun.net/v3"
+
+
+class MailgunForm(ProviderForm):
+    api_key = SecretField(label="API key")
+    webhook_signing_key = SecretField(
+        label="HTTP webhook signing key",
+        required=False,
+        help_text="Mailgun → Sending → Webhooks. Empty: the API key (Mailgun's older accounts sign with it).",
+    )
+    sender_domain = forms.CharField(
+        label="Sending domain",
+        required=False,
+        max_length=500,
+        help_text="Empty: the domain of the From address.",
+    )
+    api_url = api_url_field(DEFAULT_API_URL + " (https://api.eu.mailgun.net/v3 for the EU region)")
 
 
 class Mailgun(AnymailKind):
     key = "mailgun"
     label = "Mailgun"
     backend = "anymail.backends.mailgun.EmailBackend"
-    default_api_url = "https://api.mailgun.net/v3"
-    fields = (
-        ProviderField("api_key", "API key", secret=True),
-        ProviderField(
-            "webhook_signing_key",
-            "HTTP webhook signing key",
-            secret=True,
-            required=False,
-            help="Mailgun → Sending → Webhooks. Empty: the API key (Mailgun's older accounts sign with it).",
-        ),
-        ProviderField(
-            "sender_domain", "Sending domain", required=False, help="Empty: the domain of the From address."
-        ),
-        api_url_field(default_api_url + " (https://api.eu.mailgun.net/v3 for the EU region)"),
-    )
+    default_api_url = DEFAULT_API_URL
+    form_class = MailgunForm
     tracking_view = MailgunTrackingWebhookView
     webhook_help = (
         "In Mailgun: Sending → Webhooks, for each of Delivered, Temporary failure, Permanent failure, "

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 
-from integrations.email_providers.base import ProviderField
+from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, _json, api_url_field
+
+DEFAULT_API_URL = "https://api.postmarkapp.com/"
+
+
+class PostmarkForm(ProviderForm):
+    server_token = SecretField(label="Server API token")
+    api_url = api_url_field(DEFAULT_API_URL)
 
 
 class Postmark(AnymailKind):
     key = "postmark"
     label = "Postmark"
     backend = "anymail.backends.postmark.EmailBackend"
-    default_api_url = "https://api.postmarkapp.com/"
-    fields = (
-        ProviderField("server_token", "Server API token", secret=True),
-        api_url_field(default_api_url),
-    )
+    default_api_url = DEFAULT_API_URL
+    form_class = PostmarkForm
     tracking_view = PostmarkTrackingWebhookView
     webhook_help = (
         "In Postmark: Servers → your server → your message stream → Webhooks → Add webhook, paste the "

@@ -6,16 +6,23 @@ from __future__ import annotations
 
 from anymail.webhooks.resend import ResendTrackingWebhookView
 
-from integrations.email_providers.base import ProviderField
+from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, api_url_field
+
+DEFAULT_API_URL = "https://api.resend.com/"
+
+
+class ResendForm(ProviderForm):
+    api_key = SecretField(label="API key")
+    api_url = api_url_field(DEFAULT_API_URL)
 
 
 class Resend(AnymailKind):
     key = "resend"
     label = "Resend"
     backend = "anymail.backends.resend.EmailBackend"
-    default_api_url = "https://api.resend.com/"
-    fields = (ProviderField("api_key", "API key", secret=True), api_url_field(default_api_url))
+    default_api_url = DEFAULT_API_URL
+    form_class = ResendForm
     tracking_view = ResendTrackingWebhookView
     webhook_help = (
         "In Resend: Webhooks → Add endpoint, paste the URL above and choose the email.delivered, "

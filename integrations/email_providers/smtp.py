@@ -8,11 +8,12 @@ import re
 import smtplib
 from typing import Any
 
+from django import forms
 from django.conf import settings as django_settings
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
 from integrations.channels.base import ChannelError
-from integrations.email_providers.base import EmailProviderKind, ProviderField
+from integrations.email_providers.base import EmailProviderKind, ProviderForm, SecretField
 from integrations.outbound import OutboundRefused, check_url_at_save, pinned_connection
 
 TLS_MODES = (
@@ -42,16 +43,23 @@ class CheckedSMTPBackend(SMTPBackend):
         return _PinnedSMTPSSL if self.use_ssl else _PinnedSMTP
 
 
+class SMTPForm(ProviderForm):
+    host = forms.CharField(label="Host", max_length=500, help_text="e.g. smtp.example.com")
+    port = forms.CharField(label="Port", max_length=10, initial="587")
+    tls = forms.ChoiceField(label="TLS", choices=TLS_MODES, initial="starttls")
+    username = forms.CharField(label="User name", required=False, max_length=500)
+    password = SecretField(label="Password", required=False)
+
+    def clean_port(self) -> int | str:
+        """Stored as a number; what is not one is left for `SMTP.clean` to name."""
+        value = self.cleaned_data["port"].strip()
+        return int(value) if value.isdigit() else value
+
+
 class SMTP(EmailProviderKind):
     key = "smtp"
     label = "SMTP server"
-    fields = (
-        ProviderField("host", "Host", help="e.g. smtp.example.com"),
-        ProviderField("port", "Port", default="587", integer=True),
-        ProviderField("tls", "TLS", choices=TLS_MODES, default="starttls"),
-        ProviderField("username", "User name", required=False),
-        ProviderField("password", "Password", secret=True, required=False),
-    )
+    form_class = SMTPForm
 
     def clean(self, settings: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
         errors: dict[str, str] = {}

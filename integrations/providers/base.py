@@ -1,45 +1,43 @@
-"""What every provider kind says, whatever its channel: what its page asks for (`fields`, `clean`), how
-many messages of a batch may be in flight through it, how its errors map to the engine's transient /
-permanent split, and how its tracking webhook is read (none by default)."""
+"""What every provider kind says, whatever its channel: its credentials form (`form_class`, a Django form
+declared in the kind's module), how many messages of a batch may be in flight through it, how its errors
+map to the engine's transient / permanent split, and how its tracking webhook is read (none by default)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.conf import settings as django_settings
+from django.http import HttpRequest
 
 from integrations.channels.base import ChannelError
-
-
-@dataclass(frozen=True)
-class ProviderField:
-    """One setting of a provider. Secret ones are stored encrypted, shown masked, and kept when left empty."""
-
-    name: str
-    label: str
-    secret: bool = False
-    required: bool = True
-    help: str = ""
-    choices: tuple[tuple[str, str], ...] = ()
-    default: str = ""
-    integer: bool = False
+from integrations.providers.forms import ProviderForm
+from integrations.providers.tracking import TrackingEvent
 
 
 class ProviderKind:
     key: ClassVar[str] = ""
     label: ClassVar[str] = ""
     channel: ClassVar[str] = ""  # a name in integrations.channels.registry.CHANNELS
-    fields: ClassVar[tuple[ProviderField, ...]] = ()
+    # The provider page's form: the name plus this kind's settings and secrets (integrations/providers/forms.py).
+    form_class: ClassVar[type[ProviderForm]] = ProviderForm
     # How to point the provider's event webhook at Rowbell (shown on the provider page and in the README).
     webhook_help: ClassVar[str] = ""
+    # The route whose URL the provider page shows for the webhook (runs/hook_urls.py).
+    tracking_url_name: ClassVar[str] = "provider_tracking"
     # One self-contained HTTP request per message: the engine may keep several in flight.
     sends_over_http: ClassVar[bool] = False
-    # The view that reads the provider's tracking webhook (anymail's, for ESPs); None: it has none.
-    tracking_view: ClassVar[type | None] = None
+
+    @property
+    def has_tracking_webhook(self) -> bool:
+        """Whether the provider reports what happened to messages through a webhook (`read_tracking`)."""
+        return False
+
+    def form(self, *args: Any, **kwargs: Any) -> ProviderForm:
+        """The credentials form of this kind (bound when given data)."""
+        return self.form_class(self, *args, **kwargs)
 
     def clean(self, settings: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
-        """Errors per field name (empty when fine); called on save, after required fields are checked."""
+        """Errors per field name (empty when fine); called by the form once every field is valid."""
         return {}
 
     def messages_in_flight(self) -> int:
@@ -52,10 +50,7 @@ class ProviderKind:
         `exc` is not the provider's (the caller lets it through)."""
         return None
 
-    def tracking_kwargs(self, provider) -> dict[str, Any]:
-        """What the tracking view would read from settings, from this provider's own record."""
-        return {"webhook_secret": [provider.webhook_credentials]}
-
-    def bounce_kind(self, event) -> str:
-        """ "hard" or "soft" for a bounced event (anymail does not say; each ESP's payload does)."""
-        return "hard"
+    def read_tracking(self, provider: Any, request: HttpRequest) -> list[TrackingEvent]:
+        """The events of one webhook request, authenticated with `provider`'s own credentials; raises
+        TrackingRefused (401) or TrackingUnreadable (400) (integrations/providers/tracking.py)."""
+        raise NotImplementedError(f"{self.label} has no tracking webhook")

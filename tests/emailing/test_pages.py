@@ -3,6 +3,7 @@ answer in words (never a 500), senders and the default, the audit log, the step'
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -253,3 +254,18 @@ def test_operators_see_providers_in_the_admin_without_any_credential(tenant_a, o
     assert provider.name in page
     assert "pm-secret-token" not in page and provider.webhook_credentials.split(":")[1] not in page
     assert client.get(reverse("admin:integrations_sender_changelist")).status_code == 200
+
+
+def test_a_sendgrid_verification_key_that_is_not_a_public_key_is_refused_and_never_a_500(owner, tenant_a):
+    data = {"name": "SG", "api_key": "SG.key", "verification_key": "not-a-key", "api_url": ""}
+    response = signed_in(Client(), owner).post(reverse("email:provider_add") + "?kind=sendgrid", data)
+    assert response.status_code == 200 and "Not a public key" in response.content.decode()
+    assert not Provider.objects.exists()
+    # One saved before the form checked it: its webhook refuses (401), it does not fail (500).
+    provider = make_provider(
+        tenant_a, "sendgrid", {"api_url": ""}, {"api_key": "k", "verification_key": "x-y"}
+    )
+    auth = "Basic " + base64.b64encode(provider.webhook_credentials.encode()).decode()
+    url = reverse("email_tracking", args=[provider.webhook_token])
+    answer = Client().post(url, "[]", content_type="application/json", HTTP_AUTHORIZATION=auth)
+    assert answer.status_code == 401 and "cannot verify" in answer.json()["error"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from consent.checks import skip_reasons
 from integrations.failures import Failure
 from integrations.models import Provider
 from integrations.templating import render, render_header
@@ -66,3 +67,16 @@ class SendSms(SendKind):
 
     def recipient(self, content: dict[str, Any]) -> str:
         return content["to"]
+
+    def skip_reasons(
+        self, ctx: StepContext, pairs: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, tuple[str, str]]:
+        """Numbers on the SMS suppression list (a gateway reported them undeliverable): one statement."""
+        numbers: dict[int, str] = {}
+        for key, item in pairs:
+            try:
+                numbers[key] = render_header(ctx.step.config["to"], template_context(ctx, item)).strip()
+            except Exception:
+                continue  # the send fails the message with the template's error
+        reasons = skip_reasons(ctx.run.tenant_id, numbers.values(), None, False, channel=self.channel)
+        return {key: (n, reasons[n.lower()]) for key, n in numbers.items() if n.lower() in reasons}

@@ -1,5 +1,5 @@
 """A new channel is its own modules plus one line per registry: a test-only SMS channel, its provider
-kind and its step, registered here, send through the engine's delivery protocol like email does: a
+kind and its step, registered by the `sms` fixture (tests/sms/conftest.py), send through the engine's delivery protocol like email does: a
 Delivery per message (kept with the provider that sent it), the provider's id, retries for what the
 gateway says is transient, the gateway's words for what it refuses, several messages in flight."""
 
@@ -10,39 +10,15 @@ import json
 import pytest
 from django.test import Client
 from django.urls import reverse
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from integrations.channels.registry import CHANNELS
 from integrations.models import Provider
-from integrations.providers.registry import PROVIDER_KINDS, kind_choices
+from integrations.providers.registry import kind_choices
 from runs.engine import start_run
 from runs.models import Delivery, Run
 from tests.engine.conftest import build_workflow, settle, webhook
-from tests.sms.channel import SmsChannel
-from tests.sms.gateway import TestSmsGateway
-from tests.sms.step import SendSms
-from workflows.steps import STEP_KINDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sms(monkeypatch):
-    """One line per registry: the channel, the provider kind, the step kind."""
-    monkeypatch.setitem(CHANNELS, "sms", SmsChannel)
-    monkeypatch.setitem(PROVIDER_KINDS, "test_sms", TestSmsGateway())
-    monkeypatch.setitem(STEP_KINDS, "send_sms", SendSms())
-
-
-@pytest.fixture
-def gateway(settings):
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
-    yield server
-    server.clear()
-    server.stop()
 
 
 def sms_provider(tenant, gateway) -> Provider:
