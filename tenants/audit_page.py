@@ -21,7 +21,6 @@ OBJECT_PAGES = {
     "run": "runs:run_detail",
     "delivery": "runs:message_detail",
     "datasource": "integrations:datasource_detail",
-    "emailprovider": "email:provider",
     "sender": "email:sender",
     "layout": "consent:edit_layout",
 }
@@ -55,6 +54,9 @@ def object_link(event: AuditEvent) -> str:
             return reverse("runs:run_detail", args=[int(details["run"])])  # a retried step: its run
         if event.object_type == "delivery" and not event.object_id.isdigit():
             return reverse("runs:message_list")  # many messages at once
+        if event.object_type == "provider" and event.object_id.isdigit():  # a page per channel
+            channel = str(details.get("channel", "email"))
+            return reverse("providers:provider", args=[channel, int(event.object_id)])
         if event.object_type in OBJECT_PAGES and event.object_id.isdigit():
             return reverse(OBJECT_PAGES[event.object_type], args=[int(event.object_id)])
         if event.object_type in LIST_PAGES:

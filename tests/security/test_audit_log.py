@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.urls import reverse
 
-from integrations.models import DataSource
+from integrations.models import DataSource, Provider
 from runs.engine import start_run
 from runs.models import Delivery, Run, StepExecution
 from tenants.audit import ACTIONS, record
@@ -484,3 +484,18 @@ def test_the_audit_page_says_each_event_in_words_and_links_its_object(admin, ten
     assert f'<a href="/workflows/{workflow.pk}/">' in html
     assert f'<a href="/datasources/{source.pk}/">' in html
     assert 'href="/datasources/99/"' not in html  # deleted: named, not linked
+
+
+def test_provider_events_link_the_providers_page_of_their_channel(admin, tenant_a, monkeypatch):
+    from tests.sms.registration import register
+
+    register(monkeypatch)
+    postmark = Provider.objects.create(tenant=tenant_a, name="Postmark", kind="postmark")
+    texts = Provider.objects.create(tenant=tenant_a, channel="sms", name="Texts", kind="test_sms")
+    record(tenant_a, admin, "email_provider.changed", postmark)
+    record(tenant_a, admin, "provider.changed", texts, channel="sms")
+
+    html = signed_in(Client(), admin).get(reverse("tenants:audit_log")).content.decode()
+
+    assert f'href="/settings/providers/email/{postmark.pk}/"' in html
+    assert f'href="/settings/providers/sms/{texts.pk}/"' in html
