@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from integrations.email_forms import SenderForm
@@ -33,6 +34,8 @@ def email_settings(request: HttpRequest, channel: str = CHANNEL) -> HttpResponse
     if request.tenant is None:
         raise Http404("Not found")
     providers = list(Provider.objects.for_tenant(request.tenant).filter(channel=CHANNEL).order_by("name"))
+    for provider in providers:
+        provider.page_url = reverse("email:provider", args=[provider.pk])  # type: ignore[attr-defined]
     senders = list(Sender.objects.for_tenant(request.tenant).select_related("provider").order_by("name"))
     context = {
         "providers": providers,

@@ -46,6 +46,13 @@ def test_the_sms_list_offers_the_sms_kinds_only(sms, owner, tenant_a, gateway):
     assert "Postmark" not in body and "SMTP server" not in body
 
 
+def test_each_channels_page_says_when_it_has_no_provider(sms, owner, tenant_a):
+    client = signed_in(Client(), owner)
+    assert "No SMS provider yet." in client.get(page()).content.decode()
+    email = client.get("/settings/email/").content.decode()
+    assert "No provider yet: Rowbell's own mail server sends every email." in email
+
+
 @pytest.mark.parametrize("channel", ["nope", "http", "slack"])
 def test_a_channel_without_provider_kinds_has_no_provider_pages(sms, owner, channel):
     client = signed_in(Client(), owner)
