@@ -98,7 +98,7 @@ def _fields(event, kind: str, kind_module) -> dict[str, Any]:
     key = str(event_id) if event_id else _digest(kind, occurred.isoformat(), recipient, click_url)
     return {
         "kind": kind,
-        "bounce": kind_module.bounce_kind(event) if kind == DeliveryEvent.Kind.BOUNCED else "",
+        "bounce": _permanence(event, kind, kind_module),
         # One provider event can name several recipients (SES): each is its own row.
         "event_key": f"{kind}:{key}:{recipient}"[:200],
         "occurred_at": occurred,
@@ -107,6 +107,16 @@ def _fields(event, kind: str, kind_module) -> dict[str, Any]:
         "mta_response": str(getattr(event, "mta_response", None) or "")[:2000],
         "click_url": click_url[:2000],
     }
+
+
+def _permanence(event, kind: str, kind_module) -> str:
+    """ "hard" or "soft" for a bounce; "hard" for a rejection of the address itself (the ESP's own
+    suppression list: Postmark's inactive recipient, SendGrid's dropped bounced address...)."""
+    if kind == DeliveryEvent.Kind.BOUNCED:
+        return kind_module.bounce_kind(event)
+    if kind == DeliveryEvent.Kind.REJECTED and kind_module.rejects_address(event):
+        return "hard"
+    return ""
 
 
 def _digest(*parts: str) -> str:
@@ -129,9 +139,12 @@ def _store(provider, delivery: Delivery, fields: dict[str, Any]) -> bool:
 
 
 def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
-    """A hard bounce or a complaint: the address goes on the suppression list (a soft bounce does not)."""
+    """A hard bounce, a complaint, or a rejection of the address itself: the address goes on the
+    suppression list (a soft bounce, or a rejection for another reason, does not)."""
     if event.kind == DeliveryEvent.Kind.BOUNCED and event.bounce == "hard":
         reason = Suppression.Reason.HARD_BOUNCE
+    elif event.kind == DeliveryEvent.Kind.REJECTED and event.bounce == "hard":
+        reason = Suppression.Reason.REJECTED  # the ESP refuses the address for good
     elif event.kind == DeliveryEvent.Kind.COMPLAINED:
         reason = Suppression.Reason.COMPLAINT
     else:

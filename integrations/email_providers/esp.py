@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.utils.module_loading import import_string
 
-from integrations.channels.base import ChannelError
+from integrations.channels.base import ChannelError, parse_retry_after
 from integrations.email_providers.base import EmailProviderKind, ProviderField
 from integrations.failures import behind
 from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save, checked_session
@@ -77,6 +77,7 @@ class AnymailKind(EmailProviderKind):
             return ChannelError(
                 f"{self.label} refused the recipient: {_recipient_statuses(exc)}: {self._said(exc)}"[:500],
                 permanent=True,
+                refused_address=inactive_recipient(exc),
             )
         if isinstance(exc, AnymailAPIError):
             return self.api_error(exc)
@@ -94,7 +95,14 @@ class AnymailKind(EmailProviderKind):
                 f"{self.label} refused the credentials (HTTP {status}): {said}", permanent=True
             )
         transient = status == 429 or status >= 500
-        return ChannelError(f"{self.label} answered HTTP {status}: {said}", permanent=not transient)
+        headers = getattr(exc.response, "headers", None) or {}
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return ChannelError(
+            f"{self.label} answered HTTP {status}: {said}",
+            permanent=not transient,
+            throttled=status == 429 or (transient and retry_after is not None),
+            retry_after=retry_after,
+        )
 
     def _said(self, exc: AnymailError) -> str:
         """The ESP's own words about a refusal: from its response when anymail kept it, else anymail's."""
@@ -110,6 +118,27 @@ class AnymailKind(EmailProviderKind):
                 if isinstance(body.get(key), str):
                     return body[key]
         return _text(response)
+
+
+# How long a lookup (is this message there?) may take: it runs in a batch, for an uncertain message.
+LOOKUP_TIMEOUT_SECONDS = 10
+
+
+def lookup_json(url: str, **kwargs) -> Any:
+    """GET `url` from the ESP's API through the checked session; its JSON, or None when there is no
+    usable answer (then the message stays uncertain: nothing is decided on a guess)."""
+    import requests
+
+    session = checked_session(requests.Session())
+    try:
+        response = session.get(url, timeout=LOOKUP_TIMEOUT_SECONDS, **kwargs)
+    except (requests.RequestException, OSError, OutboundRefused):
+        return None
+    finally:
+        session.close()
+    if response.status_code != 200:
+        return None
+    return _json(response)
 
 
 class _CheckedSessionMixin:
@@ -140,6 +169,20 @@ def _first_line(exc: Exception) -> str:
 def _cause(exc: Exception) -> str:
     cause = exc.__cause__
     return _first_line(cause) if cause is not None else _first_line(exc)
+
+
+def inactive_recipient(exc: AnymailRecipientsRefused) -> str:
+    """The address the ESP refuses for good, as an SMTP 550 at RCPT does: anymail's "rejected" status,
+    which it gives to Postmark's inactive recipients (HTTP 422, ErrorCode 406: a hard bounce or a spam
+    complaint before) and to each ESP's equivalent refusal at send time. Not "invalid" (a malformed
+    address, refused before it is tried). "" when none."""
+    message = getattr(exc, "email_message", None)
+    status = getattr(message, "anymail_status", None)
+    recipients = getattr(status, "recipients", None) or {}
+    for email, recipient in recipients.items():
+        if getattr(recipient, "status", "") == "rejected":
+            return email
+    return ""
 
 
 def _recipient_statuses(exc: AnymailRecipientsRefused) -> str:

@@ -37,6 +37,8 @@ class ProviderKind:
     sends_over_http: ClassVar[bool] = False
     # The view that reads the provider's tracking webhook (anymail's, for ESPs); None: it has none.
     tracking_view: ClassVar[type | None] = None
+    # The limit a provider of this kind gets when its page leaves it empty (None: no limit).
+    default_rate_per_second: ClassVar[float | None] = None
 
     def clean(self, settings: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
         """Errors per field name (empty when fine); called on save, after required fields are checked."""
@@ -59,3 +61,9 @@ class ProviderKind:
     def bounce_kind(self, event) -> str:
         """ "hard" or "soft" for a bounced event (anymail does not say; each ESP's payload does)."""
         return "hard"
+
+    def rejects_address(self, event) -> bool:
+        """Whether a `rejected` event refuses the address itself for good (the ESP's suppression list:
+        SendGrid's "dropped" for a bounced, invalid or spam-reporting address, Mailgun's "suppress-bounce",
+        Brevo's "blocked"), which anymail reports as `reject_reason` bounced, invalid or spam."""
+        return getattr(event, "reject_reason", None) in ("bounced", "invalid", "spam")

@@ -53,6 +53,7 @@ from runs.engine.delivery_protocol import (
 )
 from runs.engine.ledger import DeliveryLedger
 from runs.engine.outcome import ClaimLost, guarded, spawned
+from runs.engine.pacing import Pacer
 from runs.engine.spawn import Spawner
 from runs.models import StepExecution
 from workflows.steps.send_kind import SendKind
@@ -128,6 +129,7 @@ class ConcurrentBatch:
         self.flights: dict[Future, InFlight] = {}
         self.launching: list[tuple[Outgoing, float]] = []  # a window whose rows are being committed
         self.skips: dict[int, tuple[str, str]] = {}  # execution id: (recipient, reason) not to send to
+        self.pacer = Pacer(ctx, kind)  # the provider's limit, shared by every worker
 
     def run(self, executions: list[StepExecution], existing: dict) -> None:
         # Suppressed or unsubscribed recipients: one statement for the whole batch, as on the serial path.
@@ -143,8 +145,14 @@ class ConcurrentBatch:
                     execution = executions[position]
                     position += 1
                     staged = self._stage(execution, existing.get(execution.pk), self.skips.get(execution.pk))
-                    if staged is not None:
-                        window.append(staged)
+                    if staged is None:
+                        continue
+                    wait = self.pacer.reserve(staged[0].transport, idle=self._idle)
+                    if wait > 0:  # its turn is later: what has its turn leaves now, the rest waits
+                        self._launch(window)
+                        window = []
+                        self._idle(wait)
+                    window.append(staged)
                 self._launch(window)
             self._settle(list(self.flights))
             self.ledger.flush()
@@ -155,6 +163,20 @@ class ConcurrentBatch:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.channels.close()
             metrics.record_send_latencies(self.kind.channel, self.ledger.latencies)
+
+    def _idle(self, seconds: float) -> None:
+        """Wait `seconds` for the provider's limit, settling the answers that come in meanwhile."""
+        deadline = time.monotonic() + seconds
+        current = self.ctx.execution  # the staged message's, which settling answers changes
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.flights:
+                    time.sleep(left)
+                    return
+                done, _ = wait(self.flights, timeout=left, return_when=FIRST_COMPLETED)
+                self._settle(list(done))
+        finally:
+            self.ctx.execution = current
 
     def _make_room(self, remaining: int) -> None:
         """Settle the answers already in; wait for more until a window's worth of places is free.
@@ -235,6 +257,7 @@ class ConcurrentBatch:
         def produce():
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
+                self.pacer.throttled(answer.error)
                 self.kind.on_refused(self.ctx, answer.error, flight.delivery_id)
                 self.ledger.failed(execution, answer.error.message)
                 raise answer.error
