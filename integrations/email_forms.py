@@ -27,6 +27,32 @@ class ProviderForm(forms.Form):
             self.fields[spec.name] = self._field(spec, saved.get(spec.name, ""))
             if spec.default and spec.name not in self.initial:
                 self.initial[spec.name] = spec.default
+        self._limit_fields(kind, provider)
+
+    def _limit_fields(self, kind: ProviderKind, provider: Provider | None) -> None:
+        """The provider's rate limit (one token bucket for every worker, integrations/ratelimit.py)."""
+        default = kind.default_rate_per_second
+        self.fields["rate_per_second"] = forms.FloatField(
+            label="Limit (recipients a second)",
+            required=False,
+            min_value=0.01,
+            max_value=100000,
+            help_text=(
+                "What the provider accepts; To, CC and BCC each count one. "
+                + (f"Empty: {default:g}/s, {kind.label}'s default." if default else "Empty: no limit.")
+            ),
+        )
+        self.fields["rate_burst"] = forms.IntegerField(
+            label="Burst",
+            required=False,
+            min_value=1,
+            max_value=1000000,
+            help_text="How many may leave at once after a quiet spell. Empty: one second's worth.",
+        )
+        if provider is not None:
+            self.initial.update(
+                {"rate_per_second": provider.rate_per_second, "rate_burst": provider.rate_burst}
+            )
 
     @staticmethod
     def _field(spec, saved: str) -> forms.Field:
@@ -86,6 +112,8 @@ class ProviderForm(forms.Form):
         provider = self.provider or Provider(tenant=self.tenant, kind=self.kind.key)
         provider.name = self.cleaned_data["name"]
         provider.settings, provider.secret_values = self.values()
+        provider.rate_per_second = self.cleaned_data.get("rate_per_second")
+        provider.rate_burst = self.cleaned_data.get("rate_burst")
         provider.save()
         return provider
 

@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from integrations import clock
+from integrations import clock, ratelimit
 from integrations.channels.base import ChannelError
 from integrations.channels.email import EmailChannel
 from integrations.email_forms import ProviderForm, SenderForm, TestSendForm
@@ -105,6 +105,7 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
         "can_manage": can_manage,
         "test_form": TestSendForm(provider, initial={"to": request.user.email}),
         "webhook_url": webhook_url(request, provider) if can_manage and kind.tracking_view else "",
+        "limit_line": ratelimit.limit_line(provider.rate_limit, ratelimit.queued(provider)),
     }
     return render(request, "integrations/email/provider_detail.html", context)
 

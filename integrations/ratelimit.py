@@ -26,7 +26,9 @@ over `RECOVERY_SECONDS`, until the provider refuses again or the limit is reache
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -160,3 +162,46 @@ def wait_for_tokens(
                 on_redis_down()
             idle(backoff)
             backoff = min(max_backoff, backoff * 2)
+
+
+# How many messages wait to go through a provider: counted by the engine (runs/provider_queue.py), which
+# registers itself here when it loads (a provider page lives below the engine and cannot import it).
+QUEUE_COUNTERS: list[Callable[[Any], int]] = []
+
+
+def queued(provider) -> int | None:
+    """Messages waiting for `provider` (pending or running sends through it); None when nobody counts."""
+    if not QUEUE_COUNTERS:
+        return None
+    return sum(counter(provider) for counter in QUEUE_COUNTERS)
+
+
+def limit_line(limit: RateLimit | None, waiting: int | None) -> str:
+    """ "14/s · 3,200 queued · about 4 min": the provider's rate now (lower than its limit while it is
+    throttled), the messages waiting for it and how long they take at that rate."""
+    if limit is None:
+        return "No limit" + (f" · {waiting:,} queued" if waiting else "")
+    try:
+        rate = current_rate(limit)
+    except RedisUnavailable:
+        rate = limit.rate
+    parts = [f"{_number(rate)}/s"]
+    if rate < limit.rate * 0.99:
+        parts[0] += f" (slowed down from {_number(limit.rate)}/s: the provider refused for its rate)"
+    if waiting is not None:
+        parts.append(f"{waiting:,} queued")
+        if waiting:
+            parts.append(f"about {_duration(waiting / rate)}")
+    return " · ".join(parts)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -99,11 +99,20 @@ class ChannelPerThread:
                 channel.close()
 
 
-def _fill(future: Future, channels: ChannelPerThread, transport: dict[str, Any], key: str) -> None:
+def _fill(
+    future: Future,
+    channels: ChannelPerThread,
+    transport: dict[str, Any],
+    key: str,
+    pacer: Pacer | None = None,
+    turn: float | None = None,
+) -> None:
     """In a pool thread: the request, unless the batch was interrupted before this thread got to it."""
     if not future.set_running_or_notify_cancel():
         return
     try:
+        if pacer is not None and turn is not None:
+            pacer.on_time(transport, turn)
         future.set_result(request(channels, transport, key))
     except BaseException as exc:
         future.set_exception(exc)
@@ -130,6 +139,7 @@ class ConcurrentBatch:
         self.launching: list[tuple[Outgoing, float]] = []  # a window whose rows are being committed
         self.skips: dict[int, tuple[str, str]] = {}  # execution id: (recipient, reason) not to send to
         self.pacer = Pacer(ctx, kind)  # the provider's limit, shared by every worker
+        self.turns: dict[int, float] = {}  # execution id: when its tokens are due (monotonic)
 
     def run(self, executions: list[StepExecution], existing: dict) -> None:
         # Suppressed or unsubscribed recipients: one statement for the whole batch, as on the serial path.
@@ -148,10 +158,13 @@ class ConcurrentBatch:
                     if staged is None:
                         continue
                     wait = self.pacer.reserve(staged[0].transport, idle=self._idle)
-                    if wait > 0:  # its turn is later: what has its turn leaves now, the rest waits
+                    self.turns[execution.pk] = time.monotonic() + wait
+                    if wait > 0:  # its turn is later: what has its turn leaves now, this one at its turn
                         self._launch(window)
                         window = []
                         self._idle(wait)
+                        self._launch([staged])
+                        continue
                     window.append(staged)
                 self._launch(window)
             self._settle(list(self.flights))
@@ -163,6 +176,7 @@ class ConcurrentBatch:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.channels.close()
             metrics.record_send_latencies(self.kind.channel, self.ledger.latencies)
+            self.pacer.finish()
 
     def _idle(self, seconds: float) -> None:
         """Wait `seconds` for the provider's limit, settling the answers that come in meanwhile."""
@@ -242,7 +256,9 @@ class ConcurrentBatch:
         """Track the request before the pool may send it, so an interruption can never lose sight of it."""
         future: Future = Future()
         self.flights[future] = flight
-        self.pool.submit(_fill, future, self.channels, transport, idempotency_key(flight.execution))
+        turn = self.turns.pop(flight.execution.pk, None)
+        key = idempotency_key(flight.execution)
+        self.pool.submit(_fill, future, self.channels, transport, key, self.pacer, turn)
 
     def _settle(self, futures: list[Future]) -> None:
         """Write each answer (sent or failed) and its execution's outcome, whatever the order they came in."""

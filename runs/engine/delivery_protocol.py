@@ -283,6 +283,8 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger, pacer: Pa
     except ChannelError as exc:
         if pacer is not None:
             pacer.throttled(exc)
+        # An ESP refuses in its one request (SMTP at RCPT, in `begin`): the kind hears of it either way.
+        kind.on_refused(ctx, exc, delivery_id)
         _failed(ledger, execution, exc)
     took = time.monotonic() - started
     ledger.latencies.append(took)
