@@ -60,7 +60,7 @@ def test_one_bucket_is_shared_by_every_client(redis_conn):
     lock = threading.Lock()
 
     def client():
-        own = Redis.from_url(redis_conn.connection_pool.connection_kwargs and _url(redis_conn))
+        own = Redis.from_url(_url(redis_conn))
         script = own.register_script(ratelimit._SCRIPT)
         for _ in range(30):
             started = time.time()
