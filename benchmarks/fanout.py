@@ -339,7 +339,7 @@ def measure_api_floor(args, api: ApiServer) -> dict:
 
     def http_call(i: int) -> None:
         body = json.dumps({"email": f"user{i}@example.com", "text": f"Hi User {i}, post 7"}).encode()
-        headers = {"Content-Type": "application/json", "Idempotency-Key": f"rowbell-exec-{i}"}
+        headers = {"Content-Type": "application/json", "Idempotency-Key": f"rowbell-{i:032x}"}
         request = urllib.request.Request(api.url + "hook", data=body, headers=headers, method="POST")
         with opener.open(request, timeout=30) as response:
             response.read()
@@ -353,7 +353,7 @@ def measure_api_floor(args, api: ApiServer) -> dict:
             f"Hi User {i}, there is a new comment on post 7.",
             None,
             [f"user{i}@example.com"],
-            headers={"X-Rowbell-Key": f"rowbell-exec-{i}"},
+            headers={"X-Rowbell-Key": f"rowbell-{i:032x}"},
             connection=local.connection,
         ).send()
 

@@ -282,6 +282,13 @@ ENGINE_SEND_CONCURRENCY = env.int("ENGINE_SEND_CONCURRENCY", default=32)
 # Email through an SMTP server: this many connections per batch, each sending one message at a time
 # (a mail server limits a client's connections: Postfix allows 50 by default); 1 sends one at a time.
 EMAIL_SMTP_CONNECTIONS = env.int("EMAIL_SMTP_CONNECTIONS", default=4)
+# The platform's own mail server's limit (recipients a second, shared by every worker; 0: none) and burst
+# (0: one second's worth). Tenants' providers set theirs on their pages (integrations/ratelimit.py).
+EMAIL_RATE_PER_SECOND = env.float("EMAIL_RATE_PER_SECOND", default=0.0)
+EMAIL_RATE_BURST = env.int("EMAIL_RATE_BURST", default=0)
+# A message left `sending` by a stopped worker is looked up at its provider (Postmark, Mailgun); "not
+# there" is trusted only once the message is this many seconds old (their searches lag a little).
+PROVIDER_LOOKUP_SETTLE_SECONDS = env.float("PROVIDER_LOOKUP_SETTLE_SECONDS", default=60.0)
 # Retries (a step may set its own max_attempts and retry_base_seconds; the factor and the cap are global).
 ENGINE_MAX_ATTEMPTS = env.int("ENGINE_MAX_ATTEMPTS", default=10)
 ENGINE_RETRY_BASE_SECONDS = env.float("ENGINE_RETRY_BASE_SECONDS", default=2.0)

@@ -4,6 +4,11 @@ Whoever raises it says whether trying again can help (`permanent` has no default
 transient failure with backoff, at most `max_attempts` attempts in all when that is given and lower than
 the step's own limit, and fails a permanent one at once; `message` is what the person is shown. It never
 decides by matching strings. Subclasses add only what they say more (ChannelError: a refused address).
+
+`throttled`: the other side refused for its rate (HTTP 429, SES's throttling), which says nothing about
+the work itself: the engine tries again after `retry_after` seconds (the provider's `Retry-After`, else
+the step's backoff) without counting an attempt, and the provider's rate limit slows down
+(integrations/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -16,10 +21,20 @@ E = TypeVar("E", bound=BaseException)
 
 
 class Failure(Exception):
-    def __init__(self, message: str, *, permanent: bool, max_attempts: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        max_attempts: int | None = None,
+        throttled: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.message = message
         self.permanent = permanent
         self.max_attempts = max_attempts
+        self.throttled = throttled and not permanent
+        self.retry_after = retry_after
         super().__init__(message)
 
 

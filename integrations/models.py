@@ -8,12 +8,14 @@ import secrets
 from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from integrations.crypto import mask
 from integrations.events import EVENT_TYPES
 from integrations.fields import EncryptedTextField
 from integrations.providers.registry import get_kind
+from integrations.ratelimit import RateLimit
 from tenants.models import TenantOwned
 
 
@@ -200,6 +202,22 @@ class Provider(TenantOwned):
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.TextField(blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
+    # The provider's limit, enforced by one token bucket shared by every worker (integrations/ratelimit.py).
+    # Empty: the kind's default (Amazon SES: 14/s, its default sending rate), else no limit.
+    rate_per_second = models.FloatField(
+        "limit (messages a second)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01), MaxValueValidator(100000)],
+        help_text="Recipients a second the provider accepts (To, CC and BCC each count one).",
+    )
+    rate_burst = models.PositiveIntegerField(
+        "burst",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1000000)],
+        help_text="How many may go at once after a quiet spell. Empty: one second's worth.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -230,6 +248,15 @@ class Provider(TenantOwned):
     @property
     def kind_module(self):
         return get_kind(self.kind)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """This provider's bucket: its own limit, else its kind's default; None: no limit."""
+        rate = self.rate_per_second or self.kind_module.default_rate_per_second
+        if not rate:
+            return None
+        burst = self.rate_burst or max(1, round(rate))
+        return RateLimit(f"provider:{self.pk}", float(rate), int(burst))
 
 
 class Sender(TenantOwned):

@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from integrations import clock
+from integrations import clock, ratelimit
 from integrations.channels.base import Channel
 from integrations.channels.registry import CHANNELS
 from integrations.models import Provider
@@ -147,6 +147,7 @@ def provider_detail(request: HttpRequest, channel: str, provider_id: int) -> Htt
         "test_form": TestSendForm(provider, initial={"to": found.test_recipient_initial(request.user)}),
         "webhook_url": webhook_url(request, provider) if can_manage and kind.has_tracking_webhook else "",
         "urls": page_urls(request, channel, provider),
+        "limit_line": ratelimit.limit_line(provider.rate_limit, ratelimit.queued(provider)),
     }
     return render(request, "integrations/providers/detail.html", context)
 

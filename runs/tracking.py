@@ -98,7 +98,9 @@ def _fields(event: TrackingEvent, kind: str) -> dict[str, Any]:
     key = event.event_id or _digest(kind, occurred.isoformat(), recipient, click_url)
     return {
         "kind": kind,
-        "bounce": (event.bounce or "hard") if kind == DeliveryEvent.Kind.BOUNCED else "",
+        # A bounce is hard unless the provider says soft; a rejection is hard only when the provider refuses
+        # the address itself for good (TrackingEvent.bounce).
+        "bounce": _permanence(event, kind),
         # One provider event can name several recipients (SES): each is its own row.
         "event_key": f"{kind}:{key}:{recipient}"[:200],
         "occurred_at": occurred,
@@ -107,6 +109,12 @@ def _fields(event: TrackingEvent, kind: str) -> dict[str, Any]:
         "mta_response": event.mta_response[:2000],
         "click_url": click_url[:2000],
     }
+
+
+def _permanence(event: TrackingEvent, kind: str) -> str:
+    if kind == DeliveryEvent.Kind.BOUNCED:
+        return event.bounce or "hard"
+    return "hard" if kind == DeliveryEvent.Kind.REJECTED and event.bounce == "hard" else ""
 
 
 def _digest(*parts: str) -> str:
@@ -129,9 +137,12 @@ def _store(provider, delivery: Delivery, fields: dict[str, Any]) -> bool:
 
 
 def suppress_if_undeliverable(delivery: Delivery, event: DeliveryEvent) -> None:
-    """A hard bounce or a complaint: the address goes on the suppression list (a soft bounce does not)."""
+    """A hard bounce, a complaint, or a rejection of the address itself: the address goes on the
+    suppression list (a soft bounce, or a rejection for another reason, does not)."""
     if event.kind == DeliveryEvent.Kind.BOUNCED and event.bounce == "hard":
         reason = Suppression.Reason.HARD_BOUNCE
+    elif event.kind == DeliveryEvent.Kind.REJECTED and event.bounce == "hard":
+        reason = Suppression.Reason.REJECTED  # the ESP refuses the address for good
     elif event.kind == DeliveryEvent.Kind.COMPLAINED:
         reason = Suppression.Reason.COMPLAINT
     else:

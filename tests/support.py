@@ -165,3 +165,38 @@ def drop_roles(database_url: str, roles: list[str]) -> None:
     with psycopg.connect(urlsplit(database_url)._replace(path="/postgres").geturl(), autocommit=True) as conn:
         for role in roles:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+class _MessageKeys:
+    """The execution id behind a message's opaque key (integrations/message_keys.py), for test providers
+    that must tell messages apart: the keys of ids 1..N computed once, N grown as ids grow."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.known = 0
+        self.lock = __import__("threading").Lock()
+
+    def execution_id(self, key: str) -> int:
+        from integrations.message_keys import message_key
+
+        with self.lock:
+            while key not in self.ids:
+                if self.known > 20_000_000:
+                    raise KeyError(key)
+                upto = max(10_000, self.known * 2)
+                self.ids.update({message_key(i): i for i in range(self.known + 1, upto + 1)})
+                self.known = upto
+            return self.ids[key]
+
+
+MESSAGE_KEYS = _MessageKeys()
+
+
+def execution_id_in(text: str) -> int:
+    """The execution id of the first Rowbell message key in `text` (a body, headers)."""
+    from integrations.message_keys import PATTERN
+
+    found = PATTERN.search(text)
+    if found is None:
+        raise ValueError(f"No Rowbell message key in {text[:200]!r}")
+    return MESSAGE_KEYS.execution_id(found.group(0))

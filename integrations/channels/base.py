@@ -24,6 +24,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, ClassVar
 
 from django import forms
@@ -35,8 +36,16 @@ class ChannelError(Failure):
     """`refused_address`: set when the provider permanently refused that recipient address itself (SMTP
     5xx at RCPT), which puts it on the tenant's suppression list (consent.suppression)."""
 
-    def __init__(self, message: str, *, permanent: bool, refused_address: str = "") -> None:
-        super().__init__(message, permanent=permanent)
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        refused_address: str = "",
+        throttled: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, permanent=permanent, throttled=throttled, retry_after=retry_after)
         self.refused_address = refused_address
 
 
@@ -118,8 +127,42 @@ class Channel(ABC):
         self.close()
 
 
-def http_status_error(status: int, body: str, what: str) -> ChannelError:
-    """429 and 5xx are worth retrying; other 4xx mean the request itself is wrong."""
+def http_status_error(status: int, body: str, what: str, headers=None) -> ChannelError:
+    """429 and 5xx are worth retrying; other 4xx mean the request itself is wrong. A 429, or any answer
+    with `Retry-After`, is throttling: retried after that wait without counting an attempt."""
     snippet = body.strip()[:300]
     transient = status == 429 or status >= 500
-    return ChannelError(f"{what} answered HTTP {status}: {snippet}".rstrip(": "), permanent=not transient)
+    retry_after = parse_retry_after((headers or {}).get("Retry-After"))
+    return ChannelError(
+        f"{what} answered HTTP {status}: {snippet}".rstrip(": "),
+        permanent=not transient,
+        throttled=status == 429 or (transient and retry_after is not None),
+        retry_after=retry_after,
+    )
+
+
+# A Retry-After longer than this is capped: the engine comes back then and asks again.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date); None when absent or odd."""
+    if not value:
+        return None
+    value = str(value).strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        from datetime import datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))

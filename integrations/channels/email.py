@@ -30,6 +30,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
 from integrations.channels.base import Channel, ChannelError, Handover
+from integrations.email_providers.base import LOOKUP_METADATA
 from integrations.email_providers.platform import PLATFORM
 from integrations.failures import unreachable
 from integrations.outbound import OutboundRefused
@@ -173,6 +174,9 @@ class EmailChannel(Channel):
         )
         if message.get("html"):
             mail.attach_alternative(message["html"], "text/html")
+        if idempotency_key and getattr(self.kind, "can_look_up", False):
+            # The ESP keeps it with the message, so Rowbell can ask later whether it accepted it.
+            mail.metadata = {LOOKUP_METADATA: idempotency_key}  # type: ignore[attr-defined]
         return mail
 
     def _send_whole(self, mail: EmailMultiAlternatives, backend, kind) -> str:

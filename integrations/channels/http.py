@@ -69,6 +69,6 @@ class HttpChannel(Channel):
             raw = f"{self.what} could not be reached: {exc}"
             raise ChannelError(unreachable(address_of(message["url"]), exc, raw), permanent=False) from exc
         if reply.status >= 300:  # a redirect is followed: a 3xx left is one that cannot be
-            raise http_status_error(reply.status, reply.text, self.what)
+            raise http_status_error(reply.status, reply.text, self.what, reply.headers)
         self.last_response = (reply.status, reply.headers, reply.text)
         return reply.headers.get("X-Request-Id", "")

@@ -54,6 +54,7 @@ class AmazonSES(AnymailKind):
     label = "Amazon SES"
     backend = "anymail.backends.amazon_ses.EmailBackend"
     form_class = AmazonSESForm
+    default_rate_per_second = 14.0  # SES's default sending rate (an account's own is in its console)
     tracking_view = AmazonSESTrackingWebhookView
     webhook_help = (
         "In AWS: create an SNS topic with an HTTPS subscription to the URL above (raw message delivery "
@@ -115,8 +116,11 @@ class AmazonSES(AnymailKind):
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         if code in CREDENTIAL_CODES:
             return ChannelError(f"Amazon SES refused the credentials ({code}): {said}", permanent=True)
-        transient = code in TRANSIENT_CODES or status == 429 or status >= 500
-        return ChannelError(f"Amazon SES answered {code or status}: {said}", permanent=not transient)
+        throttled = code in TRANSIENT_CODES or status == 429
+        transient = throttled or status >= 500
+        return ChannelError(
+            f"Amazon SES answered {code or status}: {said}", permanent=not transient, throttled=throttled
+        )
 
     def bounce_kind(self, event) -> str:
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}

@@ -13,7 +13,10 @@ from django.conf import settings as django_settings
 from integrations.providers.base import ProviderKind
 from integrations.providers.forms import ProviderForm, SecretField
 
-__all__ = ["EmailProviderKind", "ProviderForm", "SecretField"]
+__all__ = ["LOOKUP_METADATA", "EmailProviderKind", "ProviderForm", "SecretField"]
+
+# The metadata field (Postmark's Metadata, Mailgun's custom variable) that carries a message's opaque key.
+LOOKUP_METADATA = "rowbell_key"
 
 
 class EmailProviderKind(ProviderKind, ABC):
@@ -30,6 +33,15 @@ class EmailProviderKind(ProviderKind, ABC):
         if self.sends_over_http:
             return django_settings.ENGINE_SEND_CONCURRENCY
         return django_settings.EMAIL_SMTP_CONNECTIONS
+
+    # Whether the provider can be asked if it accepted a message (by the key Rowbell set as metadata).
+    can_look_up: bool = False
+
+    def accepted(self, provider, key: str, content: dict[str, Any]) -> bool | None:
+        """Did the provider accept the message whose metadata carries `key`? True, False, or None when
+        it cannot tell (no search API, or no answer now). Asked for a message whose worker stopped while
+        handing it over (runs/engine/delivery_protocol.py), never on the hot path."""
+        return None
 
     def message_id(self, mail) -> str:
         """The provider's id of a message it accepted (what its tracking events name)."""

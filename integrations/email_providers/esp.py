@@ -28,7 +28,7 @@ from django import forms
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-from integrations.channels.base import ChannelError
+from integrations.channels.base import ChannelError, parse_retry_after
 from integrations.email_providers.base import EmailProviderKind
 from integrations.failures import behind
 from integrations.outbound import OutboundRefused, check_scheme, check_url_at_save, checked_session
@@ -76,6 +76,18 @@ class AnymailKind(EmailProviderKind):
         """ "hard" or "soft" for a bounced event (anymail does not say; each ESP's payload does)."""
         return "hard"
 
+    def rejects_address(self, event) -> bool:
+        """Whether a `rejected` event refuses the address itself for good (the ESP's suppression list:
+        SendGrid's "dropped" for a bounced, invalid or spam-reporting address, Mailgun's "suppress-bounce",
+        Brevo's "blocked"), which anymail reports as `reject_reason` bounced, invalid or spam."""
+        return getattr(event, "reject_reason", None) in ("bounced", "invalid", "spam")
+
+    def permanence(self, event, kind: str) -> str:
+        """ "hard" or "soft" for a bounce; "hard" for a rejection of the address itself (then suppressed)."""
+        if kind == "bounced":
+            return self.bounce_kind(event)
+        return "hard" if kind == "rejected" and self.rejects_address(event) else ""
+
     def read_tracking(self, provider, request: HttpRequest) -> list[TrackingEvent]:
         if self.tracking_view is None:
             raise NotImplementedError(f"{self.label} has no tracking webhook")
@@ -116,7 +128,7 @@ class AnymailKind(EmailProviderKind):
             message_id=str(getattr(event, "message_id", None) or ""),
             occurred_at=getattr(event, "timestamp", None),
             recipient=str(getattr(event, "recipient", None) or ""),
-            bounce=self.bounce_kind(event) if kind == "bounced" else "",
+            bounce=self.permanence(event, kind),
             description=str(getattr(event, "description", None) or ""),
             mta_response=str(getattr(event, "mta_response", None) or ""),
             click_url=str(getattr(event, "click_url", None) or ""),
@@ -159,6 +171,7 @@ class AnymailKind(EmailProviderKind):
             return ChannelError(
                 f"{self.label} refused the recipient: {_recipient_statuses(exc)}: {self._said(exc)}"[:500],
                 permanent=True,
+                refused_address=inactive_recipient(exc),
             )
         if isinstance(exc, AnymailAPIError):
             return self.api_error(exc)
@@ -176,7 +189,14 @@ class AnymailKind(EmailProviderKind):
                 f"{self.label} refused the credentials (HTTP {status}): {said}", permanent=True
             )
         transient = status == 429 or status >= 500
-        return ChannelError(f"{self.label} answered HTTP {status}: {said}", permanent=not transient)
+        headers = getattr(exc.response, "headers", None) or {}
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return ChannelError(
+            f"{self.label} answered HTTP {status}: {said}",
+            permanent=not transient,
+            throttled=status == 429 or (transient and retry_after is not None),
+            retry_after=retry_after,
+        )
 
     def _said(self, exc: AnymailError) -> str:
         """The ESP's own words about a refusal: from its response when anymail kept it, else anymail's."""
@@ -192,6 +212,27 @@ class AnymailKind(EmailProviderKind):
                 if isinstance(body.get(key), str):
                     return body[key]
         return _text(response)
+
+
+# How long a lookup (is this message there?) may take: it runs in a batch, for an uncertain message.
+LOOKUP_TIMEOUT_SECONDS = 10
+
+
+def lookup_json(url: str, **kwargs) -> Any:
+    """GET `url` from the ESP's API through the checked session; its JSON, or None when there is no
+    usable answer (then the message stays uncertain: nothing is decided on a guess)."""
+    import requests
+
+    session = checked_session(requests.Session())
+    try:
+        response = session.get(url, timeout=LOOKUP_TIMEOUT_SECONDS, **kwargs)
+    except (requests.RequestException, OSError, OutboundRefused):
+        return None
+    finally:
+        session.close()
+    if response.status_code != 200:
+        return None
+    return _json(response)
 
 
 class _CheckedSessionMixin:
@@ -222,6 +263,20 @@ def _first_line(exc: Exception) -> str:
 def _cause(exc: Exception) -> str:
     cause = exc.__cause__
     return _first_line(cause) if cause is not None else _first_line(exc)
+
+
+def inactive_recipient(exc: AnymailRecipientsRefused) -> str:
+    """The address the ESP refuses for good, as an SMTP 550 at RCPT does: anymail's "rejected" status,
+    which it gives to Postmark's inactive recipients (HTTP 422, ErrorCode 406: a hard bounce or a spam
+    complaint before) and to each ESP's equivalent refusal at send time. Not "invalid" (a malformed
+    address, refused before it is tried). "" when none."""
+    message = getattr(exc, "email_message", None)
+    status = getattr(message, "anymail_status", None)
+    recipients = getattr(status, "recipients", None) or {}
+    for email, recipient in recipients.items():
+        if getattr(recipient, "status", "") == "rejected":
+            return email
+    return ""
 
 
 def _recipient_statuses(exc: AnymailRecipientsRefused) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from email.utils import parseaddr
+
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from django import forms
 
-from integrations.email_providers.base import ProviderForm, SecretField
-from integrations.email_providers.esp import AnymailKind, api_url_field
+from integrations.email_providers.base import LOOKUP_METADATA, ProviderForm, SecretField
+from integrations.email_providers.esp import AnymailKind, api_url_field, lookup_json
 
 DEFAULT_API_URL = "https://api.mailgun.net/v3"
 
@@ -46,6 +49,24 @@ class Mailgun(AnymailKind):
             kwargs["sender_domain"] = provider.settings["sender_domain"]
         return kwargs
 
+    can_look_up = True
+
+    def accepted(self, provider, key: str, content: dict) -> bool | None:
+        """Mailgun's events API: an `accepted` event whose custom variable carries the key."""
+        domain = provider.settings.get("sender_domain") or _domain(content.get("from", ""))
+        if not domain:
+            return None
+        url = f"{self.api_url(provider).rstrip('/')}/{domain}/events"
+        params = {
+            "event": "accepted",
+            "user-variables": json.dumps({LOOKUP_METADATA: key}),
+            "limit": 1,
+        }
+        body = lookup_json(url, params=params, auth=("api", provider.secret_values.get("api_key", "")))
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            return None
+        return bool(body["items"])
+
     def tracking_kwargs(self, provider) -> dict:
         secrets = provider.secret_values
         key = secrets.get("webhook_signing_key") or secrets.get("api_key", "")
@@ -55,3 +76,7 @@ class Mailgun(AnymailKind):
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
         data = esp_event.get("event-data", {}) if isinstance(esp_event.get("event-data"), dict) else {}
         return "soft" if data.get("severity") == "temporary" else "hard"
+
+
+def _domain(from_header: str) -> str:
+    return parseaddr(from_header)[1].rpartition("@")[2]

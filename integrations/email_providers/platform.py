@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 
 from integrations.email_providers.esp import AnymailKind
+from integrations.ratelimit import RateLimit
 
 
 def is_http_backend(backend: str) -> bool:
@@ -32,3 +33,12 @@ class PlatformServer(AnymailKind):
 
 
 PLATFORM = PlatformServer()
+
+
+def platform_rate_limit() -> RateLimit | None:
+    """The platform server's limit (EMAIL_RATE_PER_SECOND, bursts of EMAIL_RATE_BURST, default one
+    second's worth), one bucket for every tenant that sends through it; None when unset (0)."""
+    rate = float(settings.EMAIL_RATE_PER_SECOND or 0)
+    if rate <= 0:
+        return None
+    return RateLimit("platform:email", rate, int(settings.EMAIL_RATE_BURST or max(1, round(rate))))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 
-from integrations.email_providers.base import ProviderForm, SecretField
-from integrations.email_providers.esp import AnymailKind, _json, api_url_field
+from integrations.email_providers.base import LOOKUP_METADATA, ProviderForm, SecretField
+from integrations.email_providers.esp import AnymailKind, _json, api_url_field, lookup_json
 
 DEFAULT_API_URL = "https://api.postmarkapp.com/"
 
@@ -39,6 +39,21 @@ class Postmark(AnymailKind):
         if isinstance(body, dict) and "Message" in body:
             return f"{body['Message']} (ErrorCode {body.get('ErrorCode')})"
         return super().provider_message(response)
+
+    can_look_up = True
+
+    def accepted(self, provider, key: str, content: dict) -> bool | None:
+        """Postmark's outbound message search, filtered by the metadata Rowbell set (`metadata_<field>`)."""
+        url = self.api_url(provider).rstrip("/") + "/messages/outbound"
+        params = {"count": 1, "offset": 0, f"metadata_{LOOKUP_METADATA}": key}
+        headers = {
+            "Accept": "application/json",
+            "X-Postmark-Server-Token": provider.secret_values.get("server_token", ""),
+        }
+        body = lookup_json(url, params=params, headers=headers)
+        if not isinstance(body, dict) or not isinstance(body.get("TotalCount"), int):
+            return None
+        return body["TotalCount"] > 0
 
     def bounce_kind(self, event) -> str:
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}

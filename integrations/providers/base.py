@@ -26,6 +26,8 @@ class ProviderKind:
     tracking_url_name: ClassVar[str] = "provider_tracking"
     # One self-contained HTTP request per message: the engine may keep several in flight.
     sends_over_http: ClassVar[bool] = False
+    # The limit a provider of this kind gets when its page leaves it empty (None: no limit).
+    default_rate_per_second: ClassVar[float | None] = None
 
     @property
     def has_tracking_webhook(self) -> bool:

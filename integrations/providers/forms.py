@@ -34,6 +34,9 @@ class SecretField(forms.CharField):
         super().__init__(**kwargs)
 
 
+LIMIT_FIELDS = ("rate_per_second", "rate_burst")  # columns of Provider, not kind settings
+
+
 class ProviderForm(forms.Form):
     """Name plus the kind's fields (declared by the subclass in the kind's module)."""
 
@@ -54,6 +57,7 @@ class ProviderForm(forms.Form):
         kwargs["initial"] = {**initial, **(kwargs.get("initial") or {})}
         super().__init__(*args, **kwargs)
         self.fields["name"].help_text = f"How steps and senders pick it, e.g. “{kind.label} production”."
+        self._add_limit_fields(kind, provider)
         saved = provider.secret_values if provider is not None else {}
         for name in self.secret_names:
             field = self.fields[name]
@@ -62,6 +66,31 @@ class ProviderForm(forms.Form):
                 field.help_text = (
                     f"Saved: {mask(saved[name])}. Leave empty to keep it. {field.help_text}".strip()
                 )
+
+    def _add_limit_fields(self, kind: ProviderKind, provider: Any) -> None:
+        """The provider's rate limit (one token bucket for every worker, integrations/ratelimit.py)."""
+        default = kind.default_rate_per_second
+        self.fields["rate_per_second"] = forms.FloatField(
+            label="Limit (recipients a second)",
+            required=False,
+            min_value=0.01,
+            max_value=100000,
+            help_text=(
+                "What the provider accepts; To, CC and BCC each count one. "
+                + (f"Empty: {default:g}/s, {kind.label}'s default." if default else "Empty: no limit.")
+            ),
+        )
+        self.fields["rate_burst"] = forms.IntegerField(
+            label="Burst",
+            required=False,
+            min_value=1,
+            max_value=1000000,
+            help_text="How many may leave at once after a quiet spell. Empty: one second's worth.",
+        )
+        if provider is not None:
+            self.initial.update(
+                {"rate_per_second": provider.rate_per_second, "rate_burst": provider.rate_burst}
+            )
 
     @property
     def secret_names(self) -> list[str]:
@@ -72,7 +101,7 @@ class ProviderForm(forms.Form):
         return [
             name
             for name, field in self.fields.items()
-            if name != "name" and not isinstance(field, SecretField)
+            if name not in ("name", *LIMIT_FIELDS) and not isinstance(field, SecretField)
         ]
 
     def clean_name(self) -> str:
@@ -110,4 +139,6 @@ class ProviderForm(forms.Form):
         """Put the cleaned name, settings and secrets on `provider` (not saved)."""
         provider.name = self.cleaned_data["name"]
         provider.settings, provider.secret_values = self.values()
+        for name in LIMIT_FIELDS:
+            setattr(provider, name, self.cleaned_data.get(name))
         return provider

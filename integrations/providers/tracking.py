@@ -36,7 +36,8 @@ class TrackingEvent:
     """One thing a provider reported about one message it sent.
 
     `message_id`: the provider's id of the message (what `send` returned, `Delivery.provider_id`);
-    `bounce`: "hard" (the address is undeliverable: it is suppressed) or "soft", for bounces only;
+    `bounce`: "hard" (the address is undeliverable: it is suppressed) or "soft", for bounces; "hard" for a
+    rejection of the address itself (the provider will never deliver to it);
     `event_id`: the provider's own id of the event when it has one (a replay is then stored once).
     """
 

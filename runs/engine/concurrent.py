@@ -53,6 +53,7 @@ from runs.engine.delivery_protocol import (
 )
 from runs.engine.ledger import DeliveryLedger
 from runs.engine.outcome import ClaimLost, guarded, spawned
+from runs.engine.pacing import Pacer
 from runs.engine.spawn import Spawner
 from runs.models import StepExecution
 from workflows.steps.send_kind import SendKind
@@ -98,11 +99,20 @@ class ChannelPerThread:
                 channel.close()
 
 
-def _fill(future: Future, channels: ChannelPerThread, transport: dict[str, Any], key: str) -> None:
+def _fill(
+    future: Future,
+    channels: ChannelPerThread,
+    transport: dict[str, Any],
+    key: str,
+    pacer: Pacer | None = None,
+    turn: float | None = None,
+) -> None:
     """In a pool thread: the request, unless the batch was interrupted before this thread got to it."""
     if not future.set_running_or_notify_cancel():
         return
     try:
+        if pacer is not None and turn is not None:
+            pacer.on_time(transport, turn)
         future.set_result(request(channels, transport, key))
     except BaseException as exc:
         future.set_exception(exc)
@@ -128,6 +138,8 @@ class ConcurrentBatch:
         self.flights: dict[Future, InFlight] = {}
         self.launching: list[tuple[Outgoing, float]] = []  # a window whose rows are being committed
         self.skips: dict[int, tuple[str, str]] = {}  # execution id: (recipient, reason) not to send to
+        self.pacer = Pacer(ctx, kind)  # the provider's limit, shared by every worker
+        self.turns: dict[int, float] = {}  # execution id: when its tokens are due (monotonic)
 
     def run(self, executions: list[StepExecution], existing: dict) -> None:
         # Suppressed or unsubscribed recipients: one statement for the whole batch, as on the serial path.
@@ -143,8 +155,17 @@ class ConcurrentBatch:
                     execution = executions[position]
                     position += 1
                     staged = self._stage(execution, existing.get(execution.pk), self.skips.get(execution.pk))
-                    if staged is not None:
-                        window.append(staged)
+                    if staged is None:
+                        continue
+                    wait = self.pacer.reserve(staged[0].transport, idle=self._idle)
+                    self.turns[execution.pk] = time.monotonic() + wait
+                    if wait > 0:  # its turn is later: what has its turn leaves now, this one at its turn
+                        self._launch(window)
+                        window = []
+                        self._idle(wait)
+                        self._launch([staged])
+                        continue
+                    window.append(staged)
                 self._launch(window)
             self._settle(list(self.flights))
             self.ledger.flush()
@@ -155,6 +176,21 @@ class ConcurrentBatch:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.channels.close()
             metrics.record_send_latencies(self.kind.channel, self.ledger.latencies)
+            self.pacer.finish()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait `seconds` for the provider's limit, settling the answers that come in meanwhile."""
+        deadline = time.monotonic() + seconds
+        current = self.ctx.execution  # the staged message's, which settling answers changes
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.flights:
+                    time.sleep(left)
+                    return
+                done, _ = wait(self.flights, timeout=left, return_when=FIRST_COMPLETED)
+                self._settle(list(done))
+        finally:
+            self.ctx.execution = current
 
     def _make_room(self, remaining: int) -> None:
         """Settle the answers already in; wait for more until a window's worth of places is free.
@@ -220,7 +256,9 @@ class ConcurrentBatch:
         """Track the request before the pool may send it, so an interruption can never lose sight of it."""
         future: Future = Future()
         self.flights[future] = flight
-        self.pool.submit(_fill, future, self.channels, transport, idempotency_key(flight.execution))
+        turn = self.turns.pop(flight.execution.pk, None)
+        key = idempotency_key(flight.execution)
+        self.pool.submit(_fill, future, self.channels, transport, key, self.pacer, turn)
 
     def _settle(self, futures: list[Future]) -> None:
         """Write each answer (sent or failed) and its execution's outcome, whatever the order they came in."""
@@ -235,6 +273,7 @@ class ConcurrentBatch:
         def produce():
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
+                self.pacer.throttled(answer.error)
                 self.kind.on_refused(self.ctx, answer.error, flight.delivery_id)
                 self.ledger.failed(execution, answer.error.message)
                 raise answer.error

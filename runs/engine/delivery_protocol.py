@@ -41,14 +41,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from django.conf import settings
 from psycopg.errors import UniqueViolation
 
 from integrations.channels.base import Answer, Channel, ChannelError
 from integrations.failures import Failure
+from integrations.message_keys import message_key
 from runs.engine import liveness, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger, PendingCreate, set_status
 from runs.engine.outcome import ClaimLost, apply
+from runs.engine.pacing import Pacer
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
 from workflows.steps.results import Skipped
@@ -69,7 +72,10 @@ logger = logging.getLogger(__name__)
 
 
 def idempotency_key(execution: StepExecution) -> str:
-    return f"rowbell-exec-{execution.pk}"
+    """The key every attempt of this message carries (`X-Rowbell-Key`, `Idempotency-Key`, an ESP's
+    metadata): opaque to whoever reads the message (no internal id), the same on every attempt, and
+    computed again from the execution when Rowbell asks the provider about it (integrations/message_keys.py)."""
+    return message_key(execution.pk)
 
 
 class LazyChannel:
@@ -114,6 +120,7 @@ def send_serially(
     skips = kind.skip_reasons(ctx, [(e.pk, e.input) for e in executions if e.pk not in existing])
     channel = LazyChannel(kind)
     ledger = DeliveryLedger()
+    pacer = Pacer(ctx, kind)
     try:
         for execution in executions:
             ctx.execution = execution
@@ -123,7 +130,9 @@ def send_serially(
                 produce = functools.partial(skipped, ctx, kind, execution, skip, ledger)
             else:
                 delivery = existing.get(execution.pk)
-                produce = functools.partial(send_message, ctx, kind, execution, delivery, channel, ledger)
+                produce = functools.partial(
+                    send_message, ctx, kind, execution, delivery, channel, ledger, pacer
+                )
             outcomes[execution.pk] = apply(ctx, execution, spawner, produce)
     except BaseException:
         # Interrupted: the answers not written yet are written when the batch is released (retried
@@ -152,10 +161,11 @@ def send_message(
     delivery: Delivery | None,
     channel: LazyChannel,
     ledger: DeliveryLedger,
+    pacer: Pacer | None = None,
 ) -> list[dict[str, Any]]:
-    prepared = prepare(ctx, kind, execution, delivery, ledger)
+    prepared = prepare(ctx, kind, execution, delivery, ledger, pacer=pacer)
     if isinstance(prepared, Outgoing):
-        return _send(ctx, kind, prepared, channel, ledger)
+        return _send(ctx, kind, prepared, channel, ledger, pacer)
     return prepared
 
 
@@ -166,14 +176,16 @@ def prepare(
     delivery: Delivery | None,
     ledger: DeliveryLedger,
     begin: bool = True,
+    pacer: Pacer | None = None,
 ) -> list[dict[str, Any]] | Outgoing:
     """Everything before the hand-over: the items that go on (captured, held, already sent), or the
     message to send with its `sending` Delivery row begun (the insert may still be in flight), or, with
-    `begin=False`, the row's fields for the caller to insert together with others."""
+    `begin=False`, the row's fields for the caller to insert together with others. With a `pacer`, the
+    message's tokens are taken (waiting for its turn) before its row says `sending`."""
     item = execution.input
     if delivery is not None:
         ledger.flush()
-        return _resume(ctx, kind, execution, delivery)
+        return _resume(ctx, kind, execution, delivery, pacer=pacer)
     content, transport = kind.render(ctx, item)
     mode = delivery_mode(ctx)
     if mode == "override":
@@ -190,6 +202,8 @@ def prepare(
             already_handled(execution)
         return kind.result_items(ctx, item, content, None)
     fields = _fields(ctx, kind, execution, content, Delivery.Status.SENDING)
+    if pacer is not None:
+        _pace(pacer, transport)
     if not begin:
         return Outgoing(execution, None, content, transport, fields)
     return Outgoing(execution, ledger.begin_create(**fields), content, transport)
@@ -231,7 +245,7 @@ def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
     }
 
 
-def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
+def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger, pacer: Pacer | None = None):
     """Hand the message over once its Delivery row is committed.
 
     `outgoing.delivery` is the row's id, or its insert still in flight: the channel's envelope (SMTP's
@@ -249,6 +263,8 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
         handover = channel.get().begin(transport, idempotency_key=idempotency_key(execution))
     except ChannelError as exc:
         delivery_id = _committed(delivery)
+        if pacer is not None:
+            pacer.throttled(exc)
         kind.on_refused(ctx, exc, delivery_id)
         _failed(ledger, execution, exc)
     except BaseException:
@@ -265,6 +281,10 @@ def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger):
     try:
         provider_id = handover.complete()
     except ChannelError as exc:
+        if pacer is not None:
+            pacer.throttled(exc)
+        # An ESP refuses in its one request (SMTP at RCPT, in `begin`): the kind hears of it either way.
+        kind.on_refused(ctx, exc, delivery_id)
         _failed(ledger, execution, exc)
     took = time.monotonic() - started
     ledger.latencies.append(took)
@@ -299,7 +319,16 @@ def _failed(ledger: DeliveryLedger, execution: StepExecution, exc: ChannelError)
     raise exc
 
 
-def _resume(ctx, kind, execution, delivery: Delivery, again: bool = True) -> list[dict[str, Any]] | Outgoing:
+def _pace(pacer: Pacer, transport: dict[str, Any]) -> None:
+    """Wait for the message's turn under the provider's limit (one at a time: nothing else to do)."""
+    wait = pacer.reserve(transport)
+    if wait > 0:
+        time.sleep(wait)
+
+
+def _resume(
+    ctx, kind, execution, delivery: Delivery, again: bool = True, pacer: Pacer | None = None
+) -> list[dict[str, Any]] | Outgoing:
     """A later attempt of an execution that already has its Delivery: never send twice.
 
     Its writes are fenced by this attempt's claim (runs/engine/ledger.py). One that changes nothing while
@@ -316,7 +345,16 @@ def _resume(ctx, kind, execution, delivery: Delivery, again: bool = True) -> lis
     if delivery.status in done:
         return kind.result_items(ctx, execution.input, delivery.content, None)
     resend = kind.resends_uncertain(ctx.step.config)
-    if delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN) and not resend:
+    asked = None
+    if delivery.status == Delivery.Status.SENDING and not resend:
+        asked = _ask_provider(ctx, kind, execution, delivery)
+        if asked is True:
+            return _mark_accepted(ctx, kind, execution, delivery, again)
+    if (
+        delivery.status in (Delivery.Status.SENDING, Delivery.Status.UNCERTAIN)
+        and not resend
+        and asked is not False
+    ):
         if delivery.status == Delivery.Status.SENDING and not _guarded(
             execution, Delivery.Status.UNCERTAIN, UNCERTAIN, [Delivery.Status.SENDING]
         ):
@@ -332,9 +370,48 @@ def _resume(ctx, kind, execution, delivery: Delivery, again: bool = True) -> lis
     resendable = [Delivery.Status.FAILED]
     if resend:
         resendable += [Delivery.Status.SENDING, Delivery.Status.UNCERTAIN]
+    elif asked is False:  # the provider says it never accepted it: this is its one sending
+        resendable += [Delivery.Status.SENDING]
+    if pacer is not None:
+        _pace(pacer, transport)
     if not _guarded(execution, Delivery.Status.SENDING, None, resendable):
         return _resume_again(ctx, kind, execution, delivery, again)
     return Outgoing(execution, delivery.pk, content, transport)
+
+
+ASKED_SENT = "The worker stopped while handing this message over; the provider says it accepted it."
+
+
+def _ask_provider(ctx, kind: SendKind, execution: StepExecution, delivery: Delivery) -> bool | None:
+    """Whether the provider accepted a message left `sending` (True, False, None: it cannot tell).
+
+    A provider's search may not show a message accepted moments ago, so "not there" is only trusted
+    once the row is PROVIDER_LOOKUP_SETTLE_SECONDS old; before that the item waits (no attempt used)."""
+    try:
+        accepted = kind.was_accepted(ctx, delivery)
+    except Exception:  # a lookup that breaks decides nothing: the message stays uncertain
+        logger.warning("Could not ask the provider about execution %s", execution.pk, exc_info=True)
+        return None
+    if accepted is False:
+        age = (ctx.now - delivery.created_at).total_seconds()
+        settle = float(settings.PROVIDER_LOOKUP_SETTLE_SECONDS)
+        if age < settle:
+            raise Failure(
+                "Asking the provider whether it accepted this message (a worker stopped while handing it "
+                "over); its answer is trusted once the message is older.",
+                permanent=False,
+                throttled=True,
+                retry_after=settle - age,
+            )
+    return accepted
+
+
+def _mark_accepted(ctx, kind, execution, delivery: Delivery, again: bool):
+    """The provider has the message: `sent`, and the item goes on, as **Mark as sent** would."""
+    if not _guarded(execution, Delivery.Status.SENT, ASKED_SENT, [Delivery.Status.SENDING]):
+        return _resume_again(ctx, kind, execution, delivery, again)
+    Delivery.objects.filter(pk=delivery.pk, sent_at__isnull=True).update(sent_at=ctx.now)
+    return kind.result_items(ctx, execution.input, delivery.content, None)
 
 
 def _guarded(execution: StepExecution, status: str, error: str | None, only_from: Sequence[str]) -> bool:

@@ -316,10 +316,16 @@ def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
         {
             "at": started.isoformat() if started else None,
             "took": round(outcome.took, 3),
-            "outcome": "retry" if outcome.status == StepExecution.Status.PENDING else outcome.status,
+            "outcome": _attempt_outcome(outcome),
             "error": outcome.error[:500],
         }
     )
+
+
+def _attempt_outcome(outcome: Outcome) -> str:
+    if outcome.refund_attempt:
+        return "throttled"  # not counted: the provider refused for its rate
+    return "retry" if outcome.status == StepExecution.Status.PENDING else outcome.status
 
 
 def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: datetime) -> list[int]:
@@ -332,7 +338,7 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
         outcome = outcomes[execution.pk]
         values.append(
             "(%s::bigint, %s::integer, %s::varchar, %s::jsonb, %s::text, %s::timestamptz,"
-            " %s::timestamptz, %s::jsonb)"
+            " %s::timestamptz, %s::jsonb, %s::integer)"
         )
         params += [
             execution.pk,
@@ -343,14 +349,16 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
             outcome.next_attempt_at,
             now if outcome.status != StepExecution.Status.PENDING else None,
             attempt_entry(execution, outcome),
+            1 if outcome.refund_attempt else 0,
         ]
     params.append(liveness.worker_name)
     sql = (
         "UPDATE runs_stepexecution e SET status = v.status, output = v.output, error = v.error,"
         " next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at), finished_at = v.finished_at,"
+        " attempts = e.attempts - v.refund,"
         f" claimed_by = '', attempt_log = {append_attempt('e.attempt_log', 'v.attempt')}"
         f" FROM (VALUES {', '.join(values)})"
-        " AS v(id, attempts, status, output, error, next_attempt_at, finished_at, attempt)"
+        " AS v(id, attempts, status, output, error, next_attempt_at, finished_at, attempt, refund)"
         " WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by = %s AND e.attempts = v.attempts"
         " RETURNING e.id"
     )

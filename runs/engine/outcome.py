@@ -14,11 +14,12 @@ SKIPPED, FAILED, or PENDING (a retry, due at `next_attempt_at`).
 from __future__ import annotations
 
 import logging
+import random
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +46,8 @@ class Outcome:
     error: str = ""
     next_attempt_at: datetime | None = None
     took: float = 0.0  # seconds this attempt ran
+    # The provider throttled this attempt: settled without counting it (integrations/failures.py).
+    refund_attempt: bool = False
 
 
 class LeaseLost(Exception):
@@ -87,6 +90,8 @@ def guarded(
             raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
         return fn(), None
     except Failure as exc:
+        if exc.throttled:
+            return None, throttled(ctx, exc.message, exc.retry_after)
         return None, failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
         if interrupts_batch(exc):
@@ -132,6 +137,22 @@ def failure(
         return Outcome(Status.FAILED, error=message + suffix)
     delay = backoff(execution.attempts, ctx.step.config)
     return Outcome(Status.PENDING, error=message, next_attempt_at=ctx.now + delay)
+
+
+# Without a Retry-After, a throttled message comes back after a random wait up to this many seconds.
+THROTTLED_WAIT_SECONDS = 2.0
+
+
+def throttled(ctx: StepContext, message: str, retry_after: float | None) -> Outcome:
+    """The provider refused for its rate: try again after its Retry-After (else a short random wait),
+    without using up an attempt."""
+    wait = retry_after if retry_after is not None else random.uniform(0.5, THROTTLED_WAIT_SECONDS)
+    return Outcome(
+        Status.PENDING,
+        error=f"Waiting for the provider's limit: {message}",
+        next_attempt_at=ctx.now + timedelta(seconds=wait),
+        refund_attempt=True,
+    )
 
 
 def append_attempt(column: str, entry: str) -> str:

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from integrations import clock
+from runs.engine.pacing import waiting_steps
 from runs.models import Run, StepExecution
 from runs.views.presenting import run_duration, waiting_until
 from runs.views.tree import TreeFilter, run_tree, side_panel, step_states
@@ -90,6 +91,18 @@ def only_waiting(run: Run, states: list[dict], steps: dict[int, Step], now) -> d
     }
 
 
+def provider_limit_waits(run: Run, steps: dict[int, Step]) -> list[dict]:
+    """The steps whose messages wait for their provider's limit right now (runs/engine/pacing.py)."""
+    if run.status in Run.FINISHED:
+        return []
+    found = waiting_steps(run.pk, list(steps))
+    return [
+        {"step": steps[step_id], "rate": info.get("rate"), "wait": info.get("wait")}
+        for step_id, info in found.items()
+        if step_id in steps
+    ]
+
+
 def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], now) -> dict:
     wanted = tree_filter(request)
     chains, steps = run_tree(run, states, now)
@@ -108,6 +121,7 @@ def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], n
         if run.is_test
         else [],
         "steps_by_id": steps,
+        "pacing": provider_limit_waits(run, steps),
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
         **message_summary(run),

@@ -45,9 +45,7 @@ from tests.engine.conftest import (
 )
 from tests.engine.test_liveness import LEASE, fan_out, process_env, wait_for, worker
 from tests.engine.test_recovery import real_clock, recipients_table
-from tests.support import free_port, subprocess_database_url
-
-KEY = re.compile(r"rowbell-exec-(\d+)")
+from tests.support import execution_id_in, free_port, subprocess_database_url
 
 
 class Provider:
@@ -70,7 +68,7 @@ class Provider:
         return self.server.url_for(path)
 
     def handle(self, request: Request) -> Response:
-        execution_id = int(KEY.search(request.get_data(as_text=True) + str(request.headers)).group(1))
+        execution_id = execution_id_in(request.get_data(as_text=True) + str(request.headers))
         with self.lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -214,7 +212,7 @@ def test_one_transient_failure_in_flight_does_not_affect_the_others(
     first = provider.handle
 
     def handle(request: Request) -> Response:
-        execution_id = int(KEY.search(str(request.headers)).group(1))
+        execution_id = execution_id_in(str(request.headers))
         with provider.lock:
             if len(provider.received) == 4 and not flaky:
                 flaky.append(execution_id)
@@ -261,7 +259,7 @@ def test_email_through_an_esp_with_anymail_sends_concurrently(
     def handle(request: Request) -> Response:
         to = request.get_json()["To"]
         if to in refusals:
-            execution_id = int(KEY.search(request.get_data(as_text=True)).group(1))
+            execution_id = execution_id_in(request.get_data(as_text=True))
             with provider.lock:
                 provider.script[execution_id] = [refusals.pop(to)]
         return first(request)
@@ -312,7 +310,7 @@ class ConnectionCountingSink(SinkHandler):
 
     async def handle_DATA(self, server, session, envelope):
         key = message_from_bytes(envelope.content)["X-Rowbell-Key"]
-        execution_id = int(KEY.search(key).group(1))
+        execution_id = execution_id_in(key)
         self.row_at_data[key] = await asyncio.to_thread(delivery_status, execution_id)
         return await super().handle_DATA(server, session, envelope)
 

@@ -6,6 +6,7 @@ import json
 import threading
 
 from integrations.crypto import encrypt
+from integrations.message_keys import message_key
 from runs.engine import cancel_run, discard_delivery, release_delivery, replay_run, retry_execution, start_run
 from runs.models import Delivery, Run, StepExecution
 from tests.engine.conftest import build_workflow, email, settle, webhook, work
@@ -223,7 +224,7 @@ def test_http_request_sends_an_idempotency_key_and_the_response_becomes_the_item
     work(clock)
     ((request, _response),) = httpserver.log
     execution = StepExecution.objects.get(run=run, step__kind="http_request")
-    assert request.headers["Idempotency-Key"] == f"rowbell-exec-{execution.pk}"
+    assert request.headers["Idempotency-Key"] == message_key(execution.pk)
     assert json.loads(request.data) == {"name": 'Ann "the" Admin'}
     assert request.headers["Authorization"] == "Bearer s3cret"
     delivery = Delivery.objects.get(step_execution=execution)

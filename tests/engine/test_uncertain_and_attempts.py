@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from integrations.message_keys import message_key
 from runs.engine import liveness, resolve_uncertain, start_run
 from runs.engine.context import BatchResources, StepContext
 from runs.engine.delivery_protocol import LazyChannel, send_message
@@ -119,7 +120,7 @@ def test_an_http_step_that_opted_in_resends_uncertain_requests_with_the_same_key
     requests = [r for r, _ in httpserver.log]
     if opted_in:
         assert delivery.status == "sent" and run.status == Run.Status.SUCCEEDED
-        assert [r.headers["Idempotency-Key"] for r in requests] == [f"rowbell-exec-{execution.pk}"]
+        assert [r.headers["Idempotency-Key"] for r in requests] == [message_key(execution.pk)]
     else:
         assert delivery.status == "uncertain" and requests == []
 

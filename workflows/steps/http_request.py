@@ -1,6 +1,6 @@
 """HTTP request: method, URL, headers and a JSON body as templates; the response JSON can become the item.
 
-Every request carries `Idempotency-Key: rowbell-exec-<execution id>`, the same on every retry, so a
+Every request carries `Idempotency-Key: rowbell-<32 hex digits>` (opaque: integrations/message_keys.py), the same on every retry, so a
 receiver that honours it never acts twice. In the body, write values with `tojson`
 (`{"name": {{ item.name|tojson }}}`) so that quotes in data cannot break the JSON. Header values are
 stripped of CR/LF. Headers whose names look secret are masked in the stored Delivery content.

@@ -21,9 +21,11 @@ from django.core.validators import validate_email
 
 from consent import email_step as consent
 from integrations.channels.base import ChannelError
-from integrations.email_providers.platform import PLATFORM
+from integrations.email_providers.platform import PLATFORM, platform_rate_limit
 from integrations.failures import Failure
-from integrations.models import Sender
+from integrations.message_keys import message_key
+from integrations.models import Provider, Sender
+from integrations.ratelimit import RateLimit
 from integrations.templating import render, render_header, template_variables
 from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
@@ -154,6 +156,30 @@ class SendEmail(SendKind):
         except Failure:
             return None  # the message fails with the reason (render resolves the sender too)
         return sender.provider_id if sender is not None else None
+
+    def rate_limit(self, ctx: StepContext) -> RateLimit | None:
+        """The sender's provider's limit (the platform's server's, EMAIL_RATE_PER_SECOND, without one)."""
+        try:
+            sender = resolve_sender(ctx, self.step_settings(ctx).sender)
+        except Failure:
+            return None  # each message then fails with the reason
+        provider = sender.provider if sender is not None else None
+        return provider.rate_limit if provider is not None else platform_rate_limit()
+
+    def was_accepted(self, ctx: StepContext, delivery) -> bool | None:
+        """Asked of the provider the message went through, by the opaque key it carried as metadata
+        (Postmark, Mailgun); the platform's own server and SMTP or SES providers cannot tell."""
+        if delivery.sent_via_id is None:
+            return None
+        provider = Provider.objects.filter(pk=delivery.sent_via_id, tenant_id=ctx.run.tenant_id).first()
+        if provider is None or not provider.kind_module.can_look_up:
+            return None
+        key = message_key(delivery.step_execution_id)
+        return provider.kind_module.accepted(provider, key, delivery.content or {})
+
+    def cost(self, transport: dict[str, Any]) -> int:
+        """One token per recipient, To + CC + BCC (SES and most ESPs count recipients, not messages)."""
+        return 1 + len(transport.get("cc") or ()) + len(transport.get("bcc") or ())
 
     def on_refused(self, ctx: StepContext, error: ChannelError, delivery_id: int) -> None:
         consent.suppress_refused(ctx.run.tenant_id, error, delivery_id)

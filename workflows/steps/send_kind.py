@@ -20,6 +20,7 @@ from django.conf import settings
 from integrations.channels.base import Answer, Channel, ChannelError
 from integrations.channels.registry import CHANNELS
 from integrations.failures import Failure
+from integrations.ratelimit import RateLimit
 from integrations.templating import TemplateError
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
@@ -39,6 +40,20 @@ class SendKind(StepKind, ABC):
         """The tenant's provider (integrations.models.Provider) this step's messages go through, kept on
         each Delivery so that only that provider's tracking webhook reports on them; None: the channel
         has no tenant providers, or the platform's own (e.g. the EMAIL_* server)."""
+        return None
+
+    def rate_limit(self, ctx: StepContext) -> RateLimit | None:
+        """The limit of the provider this step's messages go through (one token bucket shared by every
+        worker, integrations/ratelimit.py); None: no limit."""
+        return None
+
+    def cost(self, transport: dict[str, Any]) -> int:
+        """How many of the provider's tokens one message costs (email: one per recipient)."""
+        return 1
+
+    def was_accepted(self, ctx: StepContext, delivery) -> bool | None:
+        """For a message whose worker stopped while handing it over: did the provider accept it? True,
+        False, or None when it cannot be asked (plain SMTP, SES, a provider not answering now)."""
         return None
 
     def open_channel(self) -> Channel:
