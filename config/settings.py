@@ -375,5 +375,8 @@ TENANT_SEND_RATE_PER_SECOND = env.float("TENANT_SEND_RATE_PER_SECOND", default=0
 TENANT_SEND_RATE_BURST = env.int("TENANT_SEND_RATE_BURST", default=0)
 FREQUENCY_BUDGET_MESSAGES = env.int("FREQUENCY_BUDGET_MESSAGES", default=0)
 FREQUENCY_BUDGET_HOURS = env.int("FREQUENCY_BUDGET_HOURS", default=24)
+# A message held for its send window is due at the window's opening plus a share of this many seconds
+# fixed by its identity, so the messages held for 09:00 leave over 09:00-09:10, not all at once.
+SEND_WINDOW_SPREAD_SECONDS = env.int("SEND_WINDOW_SPREAD_SECONDS", default=600)
 # Each process keeps a tenant's limits this many seconds before reading them again.
 LIMITS_CACHE_SECONDS = env.float("LIMITS_CACHE_SECONDS", default=5.0)

@@ -16,6 +16,10 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Send windows (integrations/send_windows.py): the zone used when a message's data names none (or an
+    # invalid one), and the window of every send step that does not set its own ("" = any time).
+    time_zone = models.CharField(max_length=64, default="UTC")
+    send_window = models.CharField(max_length=500, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name

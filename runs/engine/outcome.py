@@ -45,6 +45,8 @@ class Outcome:
     error: str = ""
     next_attempt_at: datetime | None = None
     took: float = 0.0  # seconds this attempt ran
+    # A message held for its send window (not a failure; the attempt log says so).
+    held_for_window: bool = False
 
 
 class LeaseLost(Exception):
