@@ -386,3 +386,17 @@ METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=5000)
 # Days a finished run (with its executions and messages) and a settled event delivery are kept; 0 keeps
 # everything. Runs with held, sending or uncertain messages are kept whatever their age.
 ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=0)
+
+# --- Limits per tenant (tenants/limits.py) -------------------------------------------------------------
+# Defaults for what an operator may set per tenant in the Django admin (Tenant → Limits): the engine's
+# ENGINE_TENANT_CONCURRENCY and ACTIVITY_RETENTION_DAYS above, and these. A rate of 0 is no tenant-wide
+# limit (a burst of 0 is one second's worth); a frequency budget of 0 messages is off.
+TENANT_SEND_RATE_PER_SECOND = env.float("TENANT_SEND_RATE_PER_SECOND", default=0.0)
+TENANT_SEND_RATE_BURST = env.int("TENANT_SEND_RATE_BURST", default=0)
+FREQUENCY_BUDGET_MESSAGES = env.int("FREQUENCY_BUDGET_MESSAGES", default=0)
+FREQUENCY_BUDGET_HOURS = env.int("FREQUENCY_BUDGET_HOURS", default=24)
+# A message held for its send window is due at the window's opening plus a share of this many seconds
+# fixed by its identity, so the messages held for 09:00 leave over 09:00-09:10, not all at once.
+SEND_WINDOW_SPREAD_SECONDS = env.int("SEND_WINDOW_SPREAD_SECONDS", default=600)
+# Each process keeps a tenant's limits this many seconds before reading them again.
+LIMITS_CACHE_SECONDS = env.float("LIMITS_CACHE_SECONDS", default=5.0)

@@ -7,7 +7,7 @@ from rq import get_current_job
 from runs.engine.executor import run_batch as execute
 from runs.engine.sweeper import sweep as do_sweep
 from runs.events.delivery import prune_finished_deliveries
-from runs.retention import prune_runs, retention_cutoff
+from runs.retention import PruneReport, RetentionGroup, prune_runs, retention_plan
 
 
 def run_batch(run_id: int, step_id: int, lane: int = 0) -> int:
@@ -23,9 +23,17 @@ def sweep() -> dict:
 
 
 def prune() -> dict:
-    """Retention as a job (RQ's cron, hourly): expired runs and event deliveries; nothing while
-    ACTIVITY_RETENTION_DAYS is 0."""
-    cutoff = retention_cutoff()
-    if cutoff is None:
+    """Retention as a job (RQ's cron, hourly): expired runs and event deliveries, each tenant by its own
+    retention (tenants/limits.py); nothing while no tenant's retention is on."""
+    return prune_by_plan(retention_plan())
+
+
+def prune_by_plan(plan: list[RetentionGroup], budget: float = 30.0) -> dict:
+    """Each group's expired runs and event deliveries, in one report; {} for an empty plan."""
+    if not plan:
         return {}
-    return {**prune_runs(cutoff).as_dict(), "event_deliveries": prune_finished_deliveries(cutoff)}
+    report, events = PruneReport(), 0
+    for group in plan:
+        prune_runs(group.cutoff, budget=budget, tenants=group.tenants, report=report)
+        events += prune_finished_deliveries(group.cutoff, group.tenants.only, group.tenants.skip)
+    return {**report.as_dict(), "event_deliveries": events}

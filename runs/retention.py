@@ -1,4 +1,5 @@
-"""Retention: finished runs older than ACTIVITY_RETENTION_DAYS are deleted with their executions and
+"""Retention: finished runs older than the tenant's retention (`limits_for(tenant).activity_retention_days`:
+the operator's value in the admin, else ACTIVITY_RETENTION_DAYS) are deleted with their executions and
 messages, so a busy tenant's history does not grow without end. 0 (the default) keeps everything.
 
 A run is kept, whatever its age, while any of its messages still needs a person: held in the sandbox
@@ -22,6 +23,7 @@ from django.db import connection, transaction
 from consent.models import Suppression
 from integrations import clock
 from runs.models import Delivery, DeliveryEvent, Run, StepExecution
+from tenants.limits import overrides
 
 KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNCERTAIN)
 
@@ -29,11 +31,47 @@ KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNC
 EXPIRED_RUNS = f"""
 SELECT r.id FROM {Run._meta.db_table} r
 WHERE r.status = ANY(%(finished)s) AND r.finished_at < %(cutoff)s
+  AND (%(only)s::bigint[] IS NULL OR r.tenant_id = ANY(%(only)s)) AND NOT (r.tenant_id = ANY(%(skip)s))
   AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d WHERE d.run_id = r.id AND d.status = ANY(%(keep)s))
 ORDER BY r.finished_at, r.id
 LIMIT %(limit)s
 FOR UPDATE OF r SKIP LOCKED
 """
+
+
+@dataclass(frozen=True)
+class Tenants:
+    """Which tenants a prune covers: `only` these (None: every tenant) except those in `skip`."""
+
+    only: tuple[int, ...] | None = None
+    skip: tuple[int, ...] = ()
+
+
+EVERY_TENANT = Tenants()
+
+
+@dataclass(frozen=True)
+class RetentionGroup:
+    cutoff: datetime
+    tenants: Tenants
+
+
+def retention_plan(now: datetime | None = None) -> list[RetentionGroup]:
+    """One group per retention in use: the tenants an operator gave their own days (grouped by days),
+    and everyone else under ACTIVITY_RETENTION_DAYS. Empty when no tenant's retention is on."""
+    own = overrides("activity_retention_days")
+    by_days: dict[int, list[int]] = {}
+    for tenant_id, days in own.items():
+        by_days.setdefault(int(days), []).append(tenant_id)
+    plan = []
+    for days, tenant_ids in sorted(by_days.items()):
+        cutoff = retention_cutoff(now, days)
+        if cutoff is not None:
+            plan.append(RetentionGroup(cutoff, Tenants(only=tuple(sorted(tenant_ids)))))
+    default_cutoff = retention_cutoff(now)
+    if default_cutoff is not None:
+        plan.append(RetentionGroup(default_cutoff, Tenants(skip=tuple(sorted(own)))))
+    return plan
 
 
 @dataclass
@@ -55,12 +93,18 @@ def retention_cutoff(now: datetime | None = None, days: int | None = None) -> da
     return (now or clock.now()) - timedelta(days=days)
 
 
-def prune_runs(cutoff: datetime, slice_size: int = 500, budget: float = 30.0) -> PruneReport:
+def prune_runs(
+    cutoff: datetime,
+    slice_size: int = 500,
+    budget: float = 30.0,
+    tenants: Tenants = EVERY_TENANT,
+    report: PruneReport | None = None,
+) -> PruneReport:
     """Delete expired runs, slice by slice, until none is left or `budget` seconds have passed."""
-    report = PruneReport()
+    report = report or PruneReport()
     deadline = time.monotonic() + budget
     while True:
-        deleted = _prune_slice(cutoff, slice_size, report)
+        deleted = _prune_slice(cutoff, slice_size, report, tenants)
         if deleted < slice_size:
             return report
         if time.monotonic() >= deadline:
@@ -68,16 +112,16 @@ def prune_runs(cutoff: datetime, slice_size: int = 500, budget: float = 30.0) ->
             return report
 
 
-def count_expired(cutoff: datetime) -> int:
+def count_expired(cutoff: datetime, tenants: Tenants = EVERY_TENANT) -> int:
     sql = EXPIRED_RUNS.replace("FOR UPDATE OF r SKIP LOCKED", "")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) expired", _params(cutoff, limit=None))
+        cursor.execute(f"SELECT count(*) FROM ({sql}) expired", _params(cutoff, None, tenants))
         return cursor.fetchone()[0]
 
 
-def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport) -> int:
+def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport, tenants: Tenants) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(EXPIRED_RUNS, _params(cutoff, limit=slice_size))
+        cursor.execute(EXPIRED_RUNS, _params(cutoff, slice_size, tenants))
         run_ids = [row[0] for row in cursor.fetchall()]
         if not run_ids:
             return 0
@@ -102,5 +146,13 @@ def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport) -> int:
     return len(run_ids)
 
 
-def _params(cutoff: datetime, limit: int | None) -> dict:
-    return {"finished": list(Run.FINISHED), "cutoff": cutoff, "keep": list(KEEP_WHILE), "limit": limit}
+def _params(cutoff: datetime, limit: int | None, tenants: Tenants) -> dict:
+    only = list(tenants.only) if tenants.only is not None else None
+    return {
+        "finished": list(Run.FINISHED),
+        "cutoff": cutoff,
+        "keep": list(KEEP_WHILE),
+        "limit": limit,
+        "only": only,
+        "skip": list(tenants.skip),
+    }

@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
 
+from tenants import limits
 from tenants.audit import record
 from tenants.invitations import revoke_links_of
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, TenantLimits
 
 
 class MembershipInline(admin.TabularInline):
@@ -11,12 +12,22 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class TenantLimitsInline(admin.StackedInline):
+    """Operators' limits for this tenant; a blank field uses the setting named in its help text."""
+
+    model = TenantLimits
+    can_delete = False
+    extra = 1
+    max_num = 1
+    verbose_name = verbose_name_plural = "Limits (blank: the installation's default)"
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    inlines = [MembershipInline]
+    inlines = [TenantLimitsInline, MembershipInline]
 
     def get_deleted_objects(self, objs, request):
         """A tenant's audit events go with it (nobody deletes them one by one, so nobody has that
@@ -34,6 +45,8 @@ class TenantAdmin(admin.ModelAdmin):
                 elif "role" in member_form.changed_data:
                     role_changed(request, member_form.instance, member_form.initial.get("role"))
         super().save_formset(request, form, formset, change)
+        if formset.model is TenantLimits:
+            limits.forget()  # this process at once; the others within LIMITS_CACHE_SECONDS
 
 
 def role_changed(request, membership: Membership, old: str | None) -> None:

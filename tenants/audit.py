@@ -52,6 +52,7 @@ ACTIONS: dict[str, str] = {
     "sender.created": "Added an email sender",
     "sender.changed": "Changed an email sender",
     "sender.deleted": "Deleted an email sender",
+    "tenant.sending_defaults_changed": "Changed the sending defaults (time zone, send window)",
 }
 
 

@@ -16,9 +16,67 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Send windows (integrations/send_windows.py): the zone used when a message's data names none (or an
+    # invalid one), and the window of every send step that does not set its own ("" = any time).
+    time_zone = models.CharField(max_length=64, default="UTC")
+    send_window = models.CharField(max_length=500, blank=True, default="")
 
     def __str__(self) -> str:
         return self.name
+
+
+class TenantLimits(models.Model):
+    """Limits an operator sets for one tenant in the Django admin. A blank field means "the setting's
+    default" (tenants/limits.py `limits_for`, which is the only reader)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="limits")
+    concurrency = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Batches of this tenant running at once; 0 = no limit. Blank: ENGINE_TENANT_CONCURRENCY.",
+    )
+    send_rate_per_second = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Messages a second for the whole tenant; 0 = no limit. Blank: TENANT_SEND_RATE_PER_SECOND.",
+    )
+    send_rate_burst = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Burst above the rate; 0 = one second's worth. Blank: TENANT_SEND_RATE_BURST.",
+    )
+    activity_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days finished runs are kept; 0 keeps everything. Blank: ACTIVITY_RETENTION_DAYS.",
+    )
+    frequency_budget_messages = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Messages one recipient may get per budget window; 0 = off. Blank: FREQUENCY_BUDGET_MESSAGES.",
+    )
+    frequency_budget_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The frequency budget's window in hours. Blank: FREQUENCY_BUDGET_HOURS.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "tenant limits"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(send_rate_per_second__isnull=True) | Q(send_rate_per_second__gte=0),
+                name="tenantlimits_rate_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(frequency_budget_hours__isnull=True) | Q(frequency_budget_hours__gte=1),
+                name="tenantlimits_budget_hours_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"limits of {self.tenant}"
 
 
 class Role(models.TextChoices):

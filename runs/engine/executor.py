@@ -60,7 +60,7 @@ from runs.engine.outcome import (
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, Run, StepExecution
 from workflows.models import Step
-from workflows.steps import ConfigError, get_kind
+from workflows.steps import ConfigError, get_kind, send_window
 from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
@@ -205,11 +205,44 @@ def _send_batch(
     """Send a batch through the Delivery protocol: one message at a time, or several in flight when the
     step allows it (`SendKind.messages_in_flight`, runs/engine/concurrent.py)."""
     existing = {d.step_execution_id: d for d in Delivery.objects.filter(step_execution__in=executions)}
+    executions = _outside_window(ctx, executions, existing, outcomes)
+    if not executions:
+        return
     limit = kind.messages_in_flight(ctx)
     if limit > 1 and len(executions) > 1:
         send_concurrently(ctx, kind, executions, spawner, outcomes, existing, limit)
     else:
         send_serially(ctx, kind, executions, spawner, outcomes, existing)
+
+
+def _outside_window(ctx: StepContext, executions, existing, outcomes: dict) -> list[StepExecution]:
+    """The executions that may send now; the others (a retry or a late claim that found the window
+        closed) are held again until it opens. The claim counts as an attempt (its job id is keyed by the
+        attempt, so giving it back would keep the next job from being queued); the attempt log says "held
+        for send window". A message whose earlier try may have left (a Delivery sending, uncertain, sent...)
+    is past this point and resumed as it is; one whose earlier try failed is sent anew, so it waits."""
+    if ctx.run.is_test or (ctx.run.options or {}).get("skip_waits"):
+        return executions
+    ready = []
+    for execution in executions:
+        hold = None
+        earlier = existing.get(execution.pk)
+        if earlier is None or earlier.status == Delivery.Status.FAILED:
+            identity = send_window.identity(ctx.run.pk, ctx.step.pk, execution.item_key)
+            hold = send_window.hold_for(
+                ctx.step.config or {}, execution.input, ctx.run.tenant, ctx.now, identity
+            )
+        if hold is None:
+            ready.append(execution)
+            continue
+        outcomes[execution.pk] = Outcome(
+            StepExecution.Status.PENDING,
+            output=hold.as_output(),
+            error="",
+            next_attempt_at=hold.until,
+            held_for_window=True,
+        )
+    return ready
 
 
 def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException, queue: str) -> None:
@@ -323,6 +356,8 @@ def attempt_entry(execution: StepExecution, outcome: Outcome) -> str:
 
 
 def _attempt_outcome(outcome: Outcome) -> str:
+    if outcome.held_for_window:
+        return "held for send window"
     if outcome.refund_attempt:
         return "throttled"  # not counted: the provider refused for its rate
     return "retry" if outcome.status == StepExecution.Status.PENDING else outcome.status

@@ -1,4 +1,5 @@
-"""Per-tenant concurrency: at most ENGINE_TENANT_CONCURRENCY batches of one tenant run at a time.
+"""Per-tenant concurrency: at most `limits_for(tenant).concurrency` batches of one tenant run at a time
+(the operator's value in the admin, else ENGINE_TENANT_CONCURRENCY).
 
 Slots are members of a Redis sorted set per tenant, scored by when they were taken; slots older than
 ENGINE_EXECUTION_TIMEOUT (a worker killed while holding one) expire on the next acquire. A batch that
@@ -18,6 +19,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from runs.engine.enqueue import redis_connection
+from tenants.limits import limits_for
 
 
 def _key(tenant_id: int) -> str:
@@ -26,7 +28,7 @@ def _key(tenant_id: int) -> str:
 
 def acquire(tenant_id: int) -> str | None:
     """A slot token, or None when the tenant already runs its maximum of batches."""
-    limit = settings.ENGINE_TENANT_CONCURRENCY
+    limit = limits_for(tenant_id).concurrency
     token = uuid.uuid4().hex
     if limit <= 0:
         return token

@@ -48,6 +48,8 @@ class Outcome:
     took: float = 0.0  # seconds this attempt ran
     # The provider throttled this attempt: settled without counting it (integrations/failures.py).
     refund_attempt: bool = False
+    # A message held for its send window (not a failure; the attempt log says so).
+    held_for_window: bool = False
 
 
 class LeaseLost(Exception):

@@ -6,7 +6,8 @@ again in case the lanes caught up with the reader and stopped.
 
 A child's item key is the parent's (one item passed on) or `<parent key>/<row key>` (a fan-out), so a
 repeated step creates nothing twice. A wait's execution is created already holding its due time in
-`next_attempt_at`.
+`next_attempt_at`, and so is a message outside its send window (workflows/steps/send_window.py): due at
+the window's opening, with the hold in its `output` for the run page.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from runs.engine.enqueue import lanes_for, schedule_next
 from runs.models import Run, StepExecution
 from workflows.models import Step
 from workflows.steps import ConfigError, get_kind
+from workflows.steps.send_kind import SendKind
+from workflows.steps.send_window import Hold, hold_for, identity
 
 
 class Spawner:
@@ -58,17 +61,19 @@ class Spawner:
         for key, item in pairs:
             produced += 1
             self.count += 1
-            item_key = parent.item_key if key is None else f"{parent.item_key}/{key}"
+            item_key = (parent.item_key if key is None else f"{parent.item_key}/{key}")[:500]
             for child in children:
+                hold = self._window_hold(child, item, item_key)
                 self.rows.append(
                     StepExecution(
                         tenant_id=self.run.tenant_id,
                         run_id=self.run.pk,
                         step=child,
                         parent_id=parent.pk,
-                        item_key=item_key[:500],
+                        item_key=item_key,
                         input=item,
-                        next_attempt_at=self._due(child, item),
+                        next_attempt_at=hold.until if hold else self._due(child, item),
+                        output=hold.as_output() if hold else None,
                     )
                 )
             if len(self.rows) >= settings.ENGINE_FANOUT_CHUNK:
@@ -87,6 +92,20 @@ class Spawner:
             return max(self.now, kind.due_at(step.config, item, self.now))
         except Failure:
             return self.now  # the wait's execution will fail with the reason, where it can be seen
+
+    def _window_hold(self, step: Step, item: dict[str, Any], item_key: str) -> Hold | None:
+        """A send step's message outside its send window: held until it opens (test runs never wait)."""
+        if self.skip_waits or self.run.is_test:
+            return None
+        try:
+            kind = get_kind(step.kind)
+        except ConfigError:
+            return None
+        if not isinstance(kind, SendKind):
+            return None
+        return hold_for(
+            step.config or {}, item, self.run.tenant, self.now, identity(self.run.pk, step.pk, item_key)
+        )
 
     def flush(self) -> None:
         if self.rows:

@@ -180,9 +180,14 @@ def requeue_due(limit: int = 1000) -> int:
     return len(queued)
 
 
-def prune_finished_deliveries(cutoff: datetime) -> int:
-    """Delete delivered and failed events created before `cutoff` (retention, runs/retention.py); pending
-    ones stay until they are settled. Returns how many went."""
+def prune_finished_deliveries(
+    cutoff: datetime, only: tuple[int, ...] | None = None, skip: tuple[int, ...] = ()
+) -> int:
+    """Delete delivered and failed events created before `cutoff` (retention, runs/retention.py), of the
+    tenants in `only` (None: all) except `skip`; pending ones stay until they are settled. Returns how many went."""
     finished = (EventDelivery.Status.SUCCEEDED, EventDelivery.Status.FAILED)
-    deleted, _ = EventDelivery.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+    expired = EventDelivery.objects.filter(status__in=finished, created_at__lt=cutoff)
+    if only is not None:
+        expired = expired.filter(tenant_id__in=only)
+    deleted, _ = expired.exclude(tenant_id__in=skip).delete()
     return deleted

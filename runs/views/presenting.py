@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from integrations import clock
+from integrations import clock, send_windows
 from runs.engine.labels import default_label, is_plain
 from runs.models import Run, StepExecution
 
@@ -46,6 +46,29 @@ def waiting_until(due: datetime, now: datetime) -> str:
     return f"Waiting until {timezone.localtime(due).strftime('%b %d %H:%M')} ({from_now(due, now)})"
 
 
+def held_for_window(execution: StepExecution, now: datetime) -> str:
+    """ "held for send window until Mon 09:00 Europe/Berlin (in 14 h)", with why that zone when the
+    data named none or a wrong one; "" when the execution is not held for its window."""
+    hold = (execution.output or {}).get("held_for_window") if isinstance(execution.output, dict) else None
+    due = execution.next_attempt_at
+    if (
+        execution.status != StepExecution.Status.PENDING
+        or not isinstance(hold, dict)
+        or not due
+        or due <= now
+    ):
+        return ""
+    tz = send_windows.zone(hold.get("zone")) or send_windows.zone("UTC")
+    # The opening, as the window reads ("Mon 09:00"); the message itself leaves in the minutes after.
+    try:
+        opens = datetime.fromisoformat(hold["opens"])
+    except (KeyError, TypeError, ValueError):
+        opens = due
+    text = f"held for send window until {opens.astimezone(tz):%a %H:%M} {tz} ({from_now(due, now)})"
+    note = hold.get("zone_note")
+    return f"{text}; {note}" if isinstance(note, str) and note else text
+
+
 def is_retrying(execution: StepExecution) -> bool:
     return (
         execution.status == StepExecution.Status.PENDING and execution.attempts > 0 and bool(execution.error)
@@ -56,6 +79,8 @@ def execution_state(execution: StepExecution, now: datetime | None = None) -> st
     """What an execution is doing, e.g. "retrying, attempt 3 of 10, next at 14:05:09 (in 4 s)"."""
     now = now or clock.now()
     due = execution.next_attempt_at
+    if held_for_window(execution, now):
+        return "held for send window"  # the item's own line says until when, in which zone
     if is_retrying(execution):
         text = f"retrying, attempt {execution.attempts + 1} of {max_attempts(execution.step.config)}"
         return f"{text}, next at {short_time(due, now)} ({from_now(due, now)})" if due else text

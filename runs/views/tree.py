@@ -18,7 +18,14 @@ from datetime import datetime
 from django.db.models import Count, Max, Min, Q, Sum
 
 from runs.models import Run, StepExecution
-from runs.views.presenting import duration, execution_state, item_summary, short_time, state_class
+from runs.views.presenting import (
+    duration,
+    execution_state,
+    held_for_window,
+    item_summary,
+    short_time,
+    state_class,
+)
 from workflows.models import Step
 from workflows.views.common import build_tree as build_step_tree
 
@@ -218,6 +225,7 @@ def step_executions(run: Run, step: Step, wanted: TreeFilter, now: datetime) -> 
         execution.step = step  # already loaded: saves a query per row
         execution.state_text = execution_state(execution, now)
         execution.state_class = state_class(execution, now)
+        execution.window_hold = held_for_window(execution, now)
         if _is_uncertain(execution):
             execution.state_text = execution.state_class = "uncertain"
         execution.took = duration(execution.started_at, execution.finished_at, now)

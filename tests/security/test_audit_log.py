@@ -216,6 +216,8 @@ def test_operators_changing_members_inline_on_the_tenant(tenant_a, owner, member
     memberships = list(Membership.objects.filter(tenant=tenant_a).order_by("pk"))
     form = {"name": "Acme", "slug": "acme", "memberships-INITIAL_FORMS": len(memberships)}
     form.update({"memberships-TOTAL_FORMS": len(memberships), "memberships-MIN_NUM_FORMS": 0})
+    # The tenant's sending defaults and its (empty) limits inline, as the page posts them.
+    form.update({"time_zone": "UTC", "send_window": "", "limits-TOTAL_FORMS": 0, "limits-INITIAL_FORMS": 0})
     for n, membership in enumerate(memberships):
         role = "admin" if membership.user == member else membership.role
         form.update({f"memberships-{n}-id": membership.pk, f"memberships-{n}-tenant": tenant_a.pk})

@@ -95,6 +95,10 @@ class StepBoundField(forms.BoundField):
         return self.name in self.step_form.advanced
 
     @property
+    def is_window(self) -> bool:
+        return self.name in getattr(self.step_form, "window_fields", ())
+
+    @property
     def layout(self) -> str:
         """The template that lays the field out around its control: the widget's, else label above."""
         return getattr(self.field.widget, "layout", "workflows/fields/labelled.html")

@@ -28,6 +28,7 @@ from workflows.steps.context import StepContext
 from workflows.steps.fields import ChoiceField, FlagField, JsonField, TemplateField, TextField
 from workflows.steps.forms import StepForm
 from workflows.steps.send_kind import SendKind, rendered, template_context
+from workflows.steps.send_window import WINDOW_NAMES, SendWindowForm, SendWindowSettings
 from workflows.steps.widgets import Select
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -40,8 +41,8 @@ SECRET_HINTS = ("authorization", "token", "secret", "key", "cookie", "password")
 
 
 @dataclass(kw_only=True)
-class HttpSettings(RetrySettings):
-    omitted_when_empty = (*RETRY_NAMES, "resend_uncertain")
+class HttpSettings(SendWindowSettings, RetrySettings):
+    omitted_when_empty = (*RETRY_NAMES, *WINDOW_NAMES, "resend_uncertain")
 
     method: str = "POST"
     url: str
@@ -51,7 +52,7 @@ class HttpSettings(RetrySettings):
     resend_uncertain: bool = False
 
 
-class HttpForm(RetryForm, StepForm):
+class HttpForm(RetryForm, SendWindowForm, StepForm):
     settings_class = HttpSettings
 
     method = TextField(

@@ -33,6 +33,7 @@ from workflows.steps.fields import FlagField, TemplateField
 from workflows.steps.forms import StepForm
 from workflows.steps.references import LayoutField, SenderField, TopicField
 from workflows.steps.send_kind import SendKind, rendered, template_context
+from workflows.steps.send_window import SendWindowForm, SendWindowSettings
 
 TEMPLATE_FIELDS = (("to", "To"), ("subject", "Subject"), ("html", "HTML body"), ("text", "Text body"))
 
@@ -41,7 +42,7 @@ DEFAULT = "default"
 
 
 @dataclass(kw_only=True)
-class EmailSettings(RetrySettings):
+class EmailSettings(SendWindowSettings, RetrySettings):
     sender: int | None = None
     to: str
     subject: str
@@ -56,7 +57,7 @@ class EmailSettings(RetrySettings):
     continue_when_skipped: bool = False
 
 
-class EmailForm(RetryForm, StepForm):
+class EmailForm(RetryForm, SendWindowForm, StepForm):
     settings_class = EmailSettings
 
     sender = SenderField(label="From", help_text="Senders and their providers are on the Email page.")

@@ -21,15 +21,16 @@ from workflows.steps.context import StepContext
 from workflows.steps.fields import SecretField, TemplateField
 from workflows.steps.forms import StepForm
 from workflows.steps.send_kind import SendKind, rendered, template_context
+from workflows.steps.send_window import SendWindowForm, SendWindowSettings
 
 
 @dataclass(kw_only=True)
-class SlackSettings(RetrySettings):
+class SlackSettings(SendWindowSettings, RetrySettings):
     webhook_url_encrypted: str
     text: str
 
 
-class SlackForm(RetryForm, StepForm):
+class SlackForm(RetryForm, SendWindowForm, StepForm):
     """The URL is typed in the clear and stored encrypted; an empty box keeps the saved one."""
 
     settings_class = SlackSettings
