@@ -14,6 +14,7 @@ from workflows.steps.http_request import HttpRequest
 from workflows.steps.schedule_trigger import ScheduleTrigger
 from workflows.steps.send_email import SendEmail
 from workflows.steps.slack_message import SlackMessage
+from workflows.steps.throttle import Throttle
 from workflows.steps.wait import Wait
 from workflows.steps.webhook_trigger import WebhookTrigger
 
@@ -28,6 +29,7 @@ STEP_KINDS: dict[str, StepKind] = {
         DataQuery(),
         Condition(),
         Branch(),
+        Throttle(),
         SendEmail(),
         SlackMessage(),
         HttpRequest(),

@@ -27,7 +27,11 @@ class StepRun(Protocol):
 
 
 class StepExecutionState(Protocol):
-    """The execution being run (runs.models.StepExecution): its output so far (a wait's skip request)."""
+    """The execution being run (runs.models.StepExecution): its output so far (a wait's skip request) and
+    its id (the key a throttle's slot is counted under)."""
+
+    @property
+    def pk(self) -> int: ...
 
     @property
     def output(self) -> Any: ...
