@@ -44,6 +44,7 @@ SAMPLES = {
     },
     "schedule_trigger": {"frequency": "daily", "time": "08:30", "timezone": "Europe/Berlin"},
     "wait": {"mode": "duration", "amount": 2, "unit": "hours"},
+    "throttle": {"limit": 3, "amount": 1, "unit": "days", "key": "{{ item.email }}", "policy": "defer"},
     "data_query": {"datasource": {"name": "Shop"}, "sql": "SELECT id, email FROM users", "mode": "fanout"},
     "condition": {"expression": "item.plan == 'pro'"},
     "branch": {

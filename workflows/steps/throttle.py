@@ -115,14 +115,14 @@ class ThrottleForm(StepForm):
                 self.add_error("limit", f"Give a whole number from 1 to {MAX_LIMIT:,}, like 3.")
             else:
                 data["limit"] = int(limit)
-        amount = data.get("amount")
+        if data.get("amount") is None and "amount" not in self.errors:
+            data["amount"] = 1  # one unit (an hour by default), like the settings' default
+        amount = data["amount"] if "amount" not in self.errors else None
         if "amount" not in self.errors and not data.get("window_field"):
             if amount is None or amount <= 0:
                 self.add_error("amount", "Give a duration above zero, like 1.")
             elif "unit" not in self.errors and amount * UNITS[data["unit"]] > MAX_WINDOW_SECONDS:
                 self.add_error("amount", "A window lasts at most 400 days.")
-        if data.get("window_field") and amount is None:
-            data["amount"] = 1
         if not (data.get("key") or "").strip() and "key" not in self.errors:
             self.add_error("key", "Say whose items count together, e.g. {{ item.email }}.")
         return data
