@@ -97,7 +97,13 @@ def join_bucket(ctx: Any, step: Step, item: dict[str, Any], key: str) -> BucketJ
             _write_release(ctx, step, bucket_id, release_at)
         else:
             release_at = _move_release(
-                cursor, bucket_id, run_id, step, DigestSettings.from_json(_loaded(opening_settings)), count, now
+                cursor,
+                bucket_id,
+                run_id,
+                step,
+                DigestSettings.from_json(_loaded(opening_settings)),
+                count,
+                now,
             )
     return BucketJoin(bucket_id, key, bool(opened), count, release_at)
 

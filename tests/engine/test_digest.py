@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runs.engine import start_run
 from runs.engine.sweeper import sweep
-from runs.models import DigestBucket, DigestItem, Delivery, Run, StepExecution
+from runs.models import Delivery, DigestBucket, DigestItem, Run, StepExecution
 from tests.engine.conftest import build_workflow, email, settle, webhook, work
 
 
