@@ -10,6 +10,7 @@ from workflows.steps.branch import Branch
 from workflows.steps.condition import Condition
 from workflows.steps.data_query import DataQuery
 from workflows.steps.database_trigger import DatabaseTrigger
+from workflows.steps.digest import Digest
 from workflows.steps.http_request import HttpRequest
 from workflows.steps.schedule_trigger import ScheduleTrigger
 from workflows.steps.send_email import SendEmail
@@ -26,6 +27,7 @@ STEP_KINDS: dict[str, StepKind] = {
         DatabaseTrigger(),
         ScheduleTrigger(),
         Wait(),
+        Digest(),
         DataQuery(),
         Condition(),
         Branch(),
