@@ -176,7 +176,8 @@ def test_a_test_run_and_the_preview_take_no_slot_and_say_what_would_happen(clock
         ({"amount": 0}, "amount"),
         ({"amount": 401, "unit": "days"}, "amount"),
         ({"unit": "weeks"}, "unit"),
-        ({"policy": "fold"}, "policy"),
+        ({"policy": "fold"}, "fold_into"),
+        ({"policy": "spam"}, "policy"),
         ({"key": ""}, "key"),
         ({"key": "{{ item.email "}, "key"),
     ],
@@ -195,3 +196,79 @@ def test_summary_and_defaults(db):
         kind.summary({"limit": 3, "amount": 2, "unit": "days", "policy": "defer"})
         == "at most 3 per 2 days, then defer"
     )
+
+
+def folding(limit: int = 3) -> dict:
+    config = {"limit": limit, "key": "{{ item.email }}", "policy": "fold", "fold_into": "Overflow"}
+    digest = {
+        "kind": "digest",
+        "name": "Overflow",
+        "config": {"key": "{{ item.email }}", "window": "fixed", "amount": 1, "unit": "hours"},
+        "children": [email(to="{{ item.digest.key }}", subject="{{ item.digest.count }} more", text="x")],
+    }
+    # The digest sits where no item reaches it by itself: it only collects what the throttle folds.
+    return webhook(
+        [
+            {"kind": "throttle", "config": config, "children": [email(subject="N {{ item.n }}", text="x")]},
+            {"kind": "condition", "config": {"expression": "false"}, "children": [digest]},
+        ]
+    )
+
+
+def test_fold_sends_3_and_one_digest_of_the_other_7_even_when_workers_die_after_folding(
+    clock, smtp, tenant_a, monkeypatch
+):
+    from workflows.steps import throttle
+
+    workflow = build_workflow(tenant_a, folding())
+    real_fold = throttle._fold
+    crashes = []
+
+    def fold_then_die(ctx, settings, item):
+        folded = real_fold(ctx, settings, item)
+        if len(crashes) < 2:  # the item is in the bucket, the execution not settled yet
+            crashes.append(item["n"])
+            raise JobTimeoutException("killed")
+        return folded
+
+    monkeypatch.setattr(throttle, "_fold", fold_then_die)
+    fire(workflow, 10)
+    work(clock)
+    assert len(crashes) == 2
+    settle(clock, step_seconds=60, rounds=3)  # the crashed executions come back and run again
+    assert sorted(m["Subject"] for m in smtp.messages) == ["N 0", "N 1", "N 2"]
+    folded = list(throttle_executions(status="skipped"))
+    assert len(folded) == 7
+    assert all(e.output["folded_into"] == "Overflow" and "3 of 3 used" in e.output["throttled"] for e in folded)
+    assert max(e.output["items_so_far"] for e in folded) == 7
+    settle(clock, step_seconds=3600)
+    assert sorted(m["Subject"] for m in smtp.messages) == ["7 more", "N 0", "N 1", "N 2"]
+    assert Run.objects.exclude(status="succeeded").count() == 0
+
+
+def test_fold_into_a_missing_digest_fails_with_its_name_and_the_preview_says_where_it_would_go(
+    clock, smtp, tenant_a
+):
+    spec = folding(limit=1)
+    spec["children"] = spec["children"][:1]  # no digest step
+    broken = build_workflow(tenant_a, spec, name="Broken")
+    fire(broken, 2)
+    work(clock)
+    [failed] = throttle_executions(status="failed")
+    assert "no digest step named “Overflow”" in failed.error
+
+    workflow = build_workflow(tenant_a, folding(limit=1))
+    fire(workflow, 2, start=10)
+    work(clock)
+    step = workflow.published_version.steps.get(kind="throttle")
+    said = preview_step(step, {"email": "a@example.com"}).decision
+    assert said.startswith("would be throttled: 1 of 1 used")
+    assert said.endswith("joins the digest in “Overflow” for a@example.com: 1 items so far, releases at 10:00Z")
+
+
+def test_fold_needs_the_digest_named(db):
+    base = {"limit": 3, "key": "{{ item.email }}", "policy": "fold"}
+    with pytest.raises(ConfigError) as raised:
+        get_kind("throttle").validate(base)
+    assert "fold_into" in raised.value.errors
+    assert get_kind("throttle").validate({**base, "policy": "drop", "fold_into": "x"}).get("fold_into") is None

@@ -6,7 +6,9 @@ that passes holds one of the window's N slots (workflows/steps/throttle_slots.py
 PostgreSQL, counted under the execution's id, so a retried or killed worker counts nothing twice).
 
 Overflow policies: "drop" ends the item's path as `skipped` with `throttled` and the reason in its
-output; "defer" holds the execution until the next window starts and tries again then. Test runs and
+output; "defer" holds the execution until the next window starts and tries again then; "fold" hands the
+item to the digest step named in `fold_into` (runs/engine/digest.py through `ctx.join_digest`), whose
+release sends one message with all of them. Test runs and
 previews take no slot: they say what would happen ("would be throttled: 3 of 3 used, next slot 16:00").
 """
 
@@ -14,21 +16,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from integrations.failures import Failure
 from integrations.templating import render_header
 from workflows.steps import throttle_slots
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
+from workflows.steps.digest import DigestSettings
 from workflows.steps.fields import ChoiceField, NumberField, TemplateField, TextField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Deferred, Skipped
 from workflows.steps.send_kind import rendered, template_context
 
+if TYPE_CHECKING:
+    from workflows.models import Step
+
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
-POLICIES = (("drop", "drop it (marked throttled)"), ("defer", "defer it to the next free slot"))
+POLICIES = (
+    ("drop", "drop it (marked throttled)"),
+    ("defer", "defer it to the next free slot"),
+    ("fold", "fold it into a digest step"),
+)
 MAX_WINDOW_SECONDS = 400 * 86400
 MAX_LIMIT = 100_000
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -42,8 +52,9 @@ class ThrottleSettings(StepSettings):
     key: str = "{{ item.email }}"
     window_field: str = ""
     policy: str = "drop"
+    fold_into: str = ""
 
-    omitted_when_empty = ("window_field",)
+    omitted_when_empty = ("window_field", "fold_into")
 
     def window_seconds(self, item: dict[str, Any]) -> float:
         if not self.window_field:
@@ -102,7 +113,12 @@ class ThrottleForm(StepForm):
         initial="drop",
         choices=POLICIES,
         required=False,
-        error_messages={"invalid_choice": "Choose “drop” or “defer”."},
+        error_messages={"invalid_choice": "Choose “drop”, “defer” or “fold”."},
+    )
+    fold_into = TextField(
+        label="Digest step",
+        required=False,
+        help_text="Fold: the name of a digest step in this workflow that collects the overflow.",
     )
 
     def clean(self) -> dict[str, Any]:
@@ -123,6 +139,10 @@ class ThrottleForm(StepForm):
                 self.add_error("amount", "Give a duration above zero, like 1.")
             elif "unit" not in self.errors and amount * UNITS[data["unit"]] > MAX_WINDOW_SECONDS:
                 self.add_error("amount", "A window lasts at most 400 days.")
+        if data["policy"] == "fold" and not (data.get("fold_into") or "").strip():
+            self.add_error("fold_into", "Name the digest step that collects what is over the limit.")
+        elif data["policy"] != "fold":
+            data["fold_into"] = ""
         if not (data.get("key") or "").strip() and "key" not in self.errors:
             self.add_error("key", "Say whose items count together, e.g. {{ item.email }}.")
         return data
@@ -155,12 +175,16 @@ class Throttle(StepKind):
         summary = {"throttled": reason, "key": window.key, "next_slot": next_slot.isoformat()}
         if settings.policy == "defer":
             return Deferred(next_slot, {**summary, "deferred_until": next_slot.isoformat()})
+        if settings.policy == "fold":
+            return Skipped([], {**summary, **_fold(ctx, settings, item)})
         return Skipped([], summary)
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         settings: ThrottleSettings = self.settings(ctx.step.config)
         try:
             decision = _would(window_of(settings, ctx, item), settings, item)
+            if settings.policy == "fold" and decision.startswith("would be throttled"):
+                decision += "; " + _fold_preview(ctx, settings, item)
         except Failure as exc:
             return StepPreview(shows="throttle", error=exc.message)
         return StepPreview(shows="throttle", decision=decision)
@@ -173,6 +197,8 @@ class Throttle(StepKind):
             amount = config.get("amount", 1)
             unit = config.get("unit", "hours")
             per = f"per {unit.removesuffix('s')}" if amount == 1 else f"per {amount:g} {unit}"
+        if config.get("policy") == "fold":
+            return f"at most {limit} {per}, then fold into {config.get('fold_into', '?')}"
         return f"at most {limit} {per}, then {config.get('policy', 'drop')}"
 
 
@@ -183,8 +209,53 @@ def _would(window: throttle_slots.Window, settings: ThrottleSettings, item: dict
         return (
             f"would pass: {used} of {window.limit} used for “{window.key}”, window resets {next_slot:%H:%M}Z"
         )
-    then = "dropped" if settings.policy == "drop" else f"deferred to {next_slot:%Y-%m-%d %H:%M}Z"
+    then = {
+        "drop": "dropped",
+        "defer": f"deferred to {next_slot:%Y-%m-%d %H:%M}Z",
+        "fold": f"folded into “{settings.fold_into}”",
+    }[settings.policy]
     return (
         f"would be throttled: {used} of {window.limit} used for “{window.key}”, next slot "
         f"{next_slot:%H:%M}Z ({then})"
     )
+
+
+def fold_target(ctx: StepContext, settings: ThrottleSettings) -> Step:
+    """The digest step of this version named in `fold_into`; a permanent failure naming it when missing."""
+    target = ctx.step.version.steps.filter(kind="digest", name=settings.fold_into).first()
+    if target is None:
+        raise Failure(
+            f"Throttle: there is no digest step named “{settings.fold_into}” in this workflow to fold into.",
+            permanent=True,
+        )
+    return target
+
+
+def _digest_key(ctx: StepContext, target: Step, item: dict[str, Any]) -> str:
+    """The key the digest step itself would give the item (its own key template)."""
+    template = DigestSettings.from_json(target.config or {}).key
+    key = rendered("Digest key", render_header, template, template_context(ctx, item)).strip()
+    if not key:
+        raise Failure(f"Throttle: the digest key “{template}” is empty for this item.", permanent=True)
+    return key
+
+
+def _fold(ctx: StepContext, settings: ThrottleSettings, item: dict[str, Any]) -> dict[str, Any]:
+    """Hand the item to the digest (through the ledger: a retried execution joins nothing twice)."""
+    target = fold_target(ctx, settings)
+    joined = ctx.join_digest(target, item, _digest_key(ctx, target, item))
+    return {
+        "folded_into": target.name,
+        "joined_digest": joined.bucket_id,
+        "items_so_far": joined.count,
+        "releases_at": joined.release_at.isoformat(),
+    }
+
+
+def _fold_preview(ctx: StepContext, settings: ThrottleSettings, item: dict[str, Any]) -> str:
+    target = fold_target(ctx, settings)
+    key = _digest_key(ctx, target, item)
+    count, release_at = ctx.digest_state(target, key)
+    if release_at is None:
+        return f"would open a digest in “{target.name}” for {key}"
+    return f"joins the digest in “{target.name}” for {key}: {count} items so far, releases at {release_at:%H:%M}Z"
