@@ -23,7 +23,6 @@ from typing import Any
 from django.db import connection, transaction
 
 from runs.engine.enqueue import schedule_next
-from runs.engine.enqueue import schedule_next
 from runs.models import DigestBucket, StepExecution
 from workflows.models import Step
 
