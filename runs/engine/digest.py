@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from runs.engine.enqueue import schedule_next
 from runs.models import DigestBucket, StepExecution
 from workflows.models import Step
 
@@ -105,6 +106,8 @@ def join_bucket(ctx: Any, step: Step, item: dict[str, Any], key: str) -> BucketJ
                 count,
                 now,
             )
+        # RQ wakes the release on time; with Redis down, the sweeper queues it once it is due.
+        transaction.on_commit(lambda: schedule_next(run_id, step.pk), robust=True)
     return BucketJoin(bucket_id, key, bool(opened), count, release_at)
 
 

@@ -239,7 +239,9 @@ def test_fold_sends_3_and_one_digest_of_the_other_7_even_when_workers_die_after_
     assert sorted(m["Subject"] for m in smtp.messages) == ["N 0", "N 1", "N 2"]
     folded = list(throttle_executions(status="skipped"))
     assert len(folded) == 7
-    assert all(e.output["folded_into"] == "Overflow" and "3 of 3 used" in e.output["throttled"] for e in folded)
+    assert all(
+        e.output["folded_into"] == "Overflow" and "3 of 3 used" in e.output["throttled"] for e in folded
+    )
     assert max(e.output["items_so_far"] for e in folded) == 7
     settle(clock, step_seconds=3600)
     assert sorted(m["Subject"] for m in smtp.messages) == ["7 more", "N 0", "N 1", "N 2"]
@@ -263,7 +265,9 @@ def test_fold_into_a_missing_digest_fails_with_its_name_and_the_preview_says_whe
     step = workflow.published_version.steps.get(kind="throttle")
     said = preview_step(step, {"email": "a@example.com"}).decision
     assert said.startswith("would be throttled: 1 of 1 used")
-    assert said.endswith("joins the digest in “Overflow” for a@example.com: 1 items so far, releases at 10:00Z")
+    assert said.endswith(
+        "joins the digest in “Overflow” for a@example.com: 1 items so far, releases at 10:00Z"
+    )
 
 
 def test_fold_needs_the_digest_named(db):
@@ -271,4 +275,6 @@ def test_fold_needs_the_digest_named(db):
     with pytest.raises(ConfigError) as raised:
         get_kind("throttle").validate(base)
     assert "fold_into" in raised.value.errors
-    assert get_kind("throttle").validate({**base, "policy": "drop", "fold_into": "x"}).get("fold_into") is None
+    assert (
+        get_kind("throttle").validate({**base, "policy": "drop", "fold_into": "x"}).get("fold_into") is None
+    )
