@@ -92,6 +92,7 @@ def _next_slot(window: throttle_slots.Window, settings: ThrottleSettings, item: 
 
 class ThrottleForm(StepForm):
     settings_class = ThrottleSettings
+    redraw_on = ("policy",)
 
     limit = NumberField(label="At most", help_text="How many items per key may pass in one window.")
     amount = NumberField(label="Per window of", help_text="The window's length in units.")
@@ -120,6 +121,11 @@ class ThrottleForm(StepForm):
         required=False,
         help_text="Fold: the name of a digest step in this workflow that collects the overflow.",
     )
+
+    def panel_fields(self) -> list[str]:
+        """The digest's name only matters, and shows, when the overflow is folded."""
+        shown = ["limit", "amount", "unit", "window_field", "key", "policy"]
+        return [*shown, "fold_into"] if self.data.get(self.add_prefix("policy")) == "fold" else shown
 
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -151,7 +157,9 @@ class ThrottleForm(StepForm):
 class Throttle(StepKind):
     kind = "throttle"
     label = "Throttle"
-    description = "Lets at most N items per key through in each window; drops or defers the rest."
+    description = (
+        "Lets at most N items per key through in each window; drops, defers or folds the rest into a digest."
+    )
     form_class = ThrottleForm
 
     def default_config(self) -> dict[str, Any]:
