@@ -278,3 +278,18 @@ def test_fold_needs_the_digest_named(db):
     assert (
         get_kind("throttle").validate({**base, "policy": "drop", "fold_into": "x"}).get("fold_into") is None
     )
+
+
+def test_the_run_page_says_dropped_and_deferred_with_the_reason(clock, smtp, tenant_a, owner_client):
+    from django.urls import reverse
+
+    dropping = build_workflow(tenant_a, throttled("drop", limit=1), name="Drop")
+    deferring = build_workflow(tenant_a, throttled("defer", limit=1), name="Defer")
+    dropped = fire(dropping, 2)[1]
+    deferred = fire(deferring, 2, start=10)[1]
+    work(clock)
+    for run, said in ((dropped, "throttled: 1 of 1 used"), (deferred, "deferred: 1 of 1 used")):
+        step = run.version.steps.get(kind="throttle")
+        page = owner_client.get(reverse("runs:run_detail", args=[run.pk]), {"step": step.pk})
+        html = " ".join(page.content.decode().split())
+        assert said in html and "next slot 2026-03-02 10:00Z" in html, html[-3000:]
