@@ -78,6 +78,9 @@ class RunSerializer(serializers.ModelSerializer):
 class ExecutionSerializer(serializers.ModelSerializer):
     step_name = serializers.CharField(source="step.name", read_only=True)
     step_kind = serializers.CharField(source="step.kind", read_only=True)
+    throttled = serializers.SerializerMethodField(
+        help_text="Why a throttle dropped (status skipped) or deferred (status pending) this item; empty otherwise."
+    )
 
     class Meta:
         model = StepExecution
@@ -94,8 +97,13 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "error",
+            "throttled",
         ]
         read_only_fields = fields
+
+    def get_throttled(self, execution: StepExecution) -> str:
+        output = execution.output
+        return str(output.get("throttled", "")) if isinstance(output, dict) else ""
 
 
 class RunDetailSerializer(RunSerializer):

@@ -243,3 +243,52 @@ class ProcessHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"
+
+
+class DigestBucket(TenantOwned):
+    """One open (or released) digest: the items of one digest step for one key in one window.
+
+    Unique per (tenant, step, key, generation): the step belongs to one workflow version, and each window
+    of a key is the next generation once the previous one released. Joining is INSERT … ON CONFLICT on
+    this row (runs/engine/digest.py), never a lock; `settings` holds the window it opened with, so a
+    published change to the step does not move an open bucket's release.
+    """
+
+    step = models.ForeignKey("workflows.Step", on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=500)
+    generation = models.PositiveIntegerField(default=1)
+    settings = models.JSONField(default=dict)
+    # The run whose item opened the bucket: it holds the release execution, so it stays open until then.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    opened_at = models.DateTimeField()
+    release_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "step", "key", "generation"], name="digestbucket_unique_window"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "run"], name="digestbucket_run")]
+
+    def __str__(self) -> str:
+        return f"Digest bucket {self.pk} ({self.key}, window {self.generation})"
+
+
+class DigestItem(models.Model):
+    """One item in a bucket. `source` names the joining execution, so a retried join adds nothing."""
+
+    bucket = models.ForeignKey(DigestBucket, on_delete=models.CASCADE, related_name="items")
+    source = models.CharField(max_length=600)
+    item = models.JSONField(default=dict)
+    joined_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "source"], name="digestitem_unique_source"),
+        ]
+        indexes = [models.Index(fields=["source"], name="digestitem_source")]
+
+    def __str__(self) -> str:
+        return f"Digest item {self.pk} of bucket {self.bucket_id}"

@@ -44,6 +44,16 @@ SAMPLES = {
     },
     "schedule_trigger": {"frequency": "daily", "time": "08:30", "timezone": "Europe/Berlin"},
     "wait": {"mode": "duration", "amount": 2, "unit": "hours"},
+    "throttle": {"limit": 3, "amount": 1, "unit": "days", "key": "{{ item.email }}", "policy": "defer"},
+    "digest": {
+        "key": "{{ item.post_id }}",
+        "window": "sliding",
+        "amount": 10,
+        "unit": "minutes",
+        "max_amount": 2,
+        "max_unit": "hours",
+        "release_at_count": 50,
+    },
     "data_query": {"datasource": {"name": "Shop"}, "sql": "SELECT id, email FROM users", "mode": "fanout"},
     "condition": {"expression": "item.plan == 'pro'"},
     "branch": {

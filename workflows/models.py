@@ -221,3 +221,32 @@ class Schedule(TenantOwned):
 
     def __str__(self) -> str:
         return f"Schedule of {self.workflow_id}, next {self.next_fire_at:%Y-%m-%d %H:%M}Z"
+
+
+class ThrottleSlot(TenantOwned):
+    """One of a throttle step's N slots in one window for one key, held by the execution that took it.
+
+    A slot is a unique row (step key, key, window, slot number), taken with INSERT … ON CONFLICT, not a
+    lock or a Redis counter: a lost Redis resets nothing. `execution_id` (the execution's ledger key, unique)
+    means a retried or reclaimed execution finds the slot it already holds instead of taking a second one.
+    No foreign key to the execution: workflows sits below runs, and a slot outlives its run's cleanup on
+    purpose (it still counts for its window).
+    """
+
+    step_key = models.UUIDField(help_text="The throttle step's key, the same across versions.")
+    key = models.CharField(max_length=500)
+    window_start = models.DateTimeField()
+    slot = models.PositiveIntegerField()
+    execution_id = models.BigIntegerField(unique=True)
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "step_key", "key", "window_start", "slot"],
+                name="throttle_one_holder_per_slot",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Throttle slot {self.slot} of {self.key} from {self.window_start:%Y-%m-%d %H:%M}Z"

@@ -11,6 +11,7 @@ from typing import Any
 from integrations.failures import Failure
 from integrations.models import DataSource
 from integrations.query import connect_for_tenant_sql
+from runs.engine import digest
 from runs.models import Run, StepExecution
 from workflows.models import Step
 
@@ -67,3 +68,20 @@ class StepContext:
             conn = connect_for_tenant_sql(source.connection_url)
             self.resources.query_connections[datasource_id] = conn
         return conn
+
+    def join_digest(self, step: Step, item: dict[str, Any], key: str) -> digest.BucketJoin:
+        """Add the item to the open digest bucket of `step` for `key` (runs/engine/digest.py)."""
+        return digest.join_bucket(self, step, item, key)
+
+    def digest_release_bucket(self) -> int | None:
+        """The bucket this execution releases, when it is a digest's release execution."""
+        if self.execution is None:
+            return None
+        return digest.release_bucket_id(self.execution.item_key)
+
+    def release_digest(self, bucket_id: int) -> dict[str, Any] | None:
+        return digest.release_bucket(bucket_id, self.now)
+
+    def digest_state(self, step: Step, key: str) -> tuple[int, datetime | None]:
+        """The open bucket of `step` for `key`: its items so far and release time (0, None: none open)."""
+        return digest.open_bucket_state(self.run.tenant_id, step.pk, key)

@@ -32,7 +32,7 @@ from runs.engine.context import StepContext
 from runs.engine.retry import backoff, max_attempts
 from runs.engine.spawn import Spawner
 from runs.models import StepExecution
-from workflows.steps.results import FanOut, Routed, Skipped
+from workflows.steps.results import Deferred, FanOut, Routed, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ def guarded(
 def spawned(execution: StepExecution, spawner: Spawner, result: Any) -> Outcome:
     """The step's result (items, a fan-out, a routed or skipped result) handed to the children; the
     execution's outcome."""
+    if isinstance(result, Deferred):
+        # Held, not retried: no child is written and the same execution runs again at `until`.
+        return Outcome(Status.PENDING, output=result.summary, next_attempt_at=result.until)
     if isinstance(result, FanOut):
         count = spawner.add(execution, result.pairs)
         status = Status.SUCCEEDED if count else Status.FILTERED  # a query with no rows ends the path

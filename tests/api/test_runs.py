@@ -8,6 +8,7 @@ import pytest
 
 from runs.models import Delivery, Run, StepExecution
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
+from tests.engine.conftest import build_workflow, email, webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +148,21 @@ def test_cancelling_a_finished_run_is_409(api, welcome):
     assert response.json()["detail"] == f"Run {run.pk} has already finished (succeeded)."
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED
+
+
+def test_detail_says_why_a_throttle_dropped_an_item(api, clock, smtp, tenant_a):
+    from runs.engine import start_run
+    from tests.engine.conftest import work
+
+    throttle = {"kind": "throttle", "config": {"limit": 1, "key": "{{ item.email }}"}, "children": [email()]}
+    workflow = build_workflow(tenant_a, webhook([throttle]), name="Throttled")
+    start_run(workflow, {"email": "a@example.com", "name": "A"}, "e-1")
+    second = start_run(workflow, {"email": "a@example.com", "name": "A"}, "e-2")
+    work(clock)
+
+    body = api.get(f"/api/v1/runs/{second.pk}/").json()
+
+    [throttled] = [e for e in body["executions"] if e["step_kind"] == "throttle"]
+    assert throttled["status"] == "skipped" and throttled["error"] == ""
+    assert throttled["throttled"].startswith("1 of 1 used for “a@example.com”")
+    assert all(e["throttled"] == "" for e in body["executions"] if e["step_kind"] != "throttle")

@@ -10,10 +10,12 @@ from workflows.steps.branch import Branch
 from workflows.steps.condition import Condition
 from workflows.steps.data_query import DataQuery
 from workflows.steps.database_trigger import DatabaseTrigger
+from workflows.steps.digest import Digest
 from workflows.steps.http_request import HttpRequest
 from workflows.steps.schedule_trigger import ScheduleTrigger
 from workflows.steps.send_email import SendEmail
 from workflows.steps.slack_message import SlackMessage
+from workflows.steps.throttle import Throttle
 from workflows.steps.wait import Wait
 from workflows.steps.webhook_trigger import WebhookTrigger
 
@@ -25,9 +27,11 @@ STEP_KINDS: dict[str, StepKind] = {
         DatabaseTrigger(),
         ScheduleTrigger(),
         Wait(),
+        Digest(),
         DataQuery(),
         Condition(),
         Branch(),
+        Throttle(),
         SendEmail(),
         SlackMessage(),
         HttpRequest(),

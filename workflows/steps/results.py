@@ -8,6 +8,8 @@
   no items means the item's path ends here (filtered).
 - `Skipped(items, summary)`: the step did not do its work, on purpose (a wait skipped in a test run, a
   message whose recipient is suppressed or unsubscribed); the execution reads "skipped".
+- `Deferred(until, summary)`: the item is held and the step runs it again at `until` (a throttle's
+  overflow waiting for the next free slot); the execution stays pending with the summary as its output.
 A step that produces no items ends as `filtered`, not `succeeded`: the run page then says so.
 - raise `integrations.failures.Failure(message, permanent=...)`: transient failures are retried with
   backoff, permanent ones fail the execution at once with the message shown to the user.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -37,4 +40,10 @@ class Routed:
 @dataclass
 class Skipped:
     items: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Deferred:
+    until: datetime
     summary: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,274 @@
+"""Digest: collect items per key over a window and release one item that carries them all.
+
+Each item joins the open bucket of its key (runs/engine/digest.py: a unique row joined with INSERT … ON
+CONFLICT, released through the ledger, so one bucket sends one message). The window is fixed from the
+first item, sliding (released after a quiet time, at most a maximum after the first item), or aligned
+to a daily time in a time zone. "Release early at N items" makes the release due at the N-th item.
+
+The released item is `{"digest": {"key", "count", "first", "last", "items", ...}}`: templates below read
+`item.digest.count`, `item.digest.first.title` and loop over `item.digest.items`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from integrations.failures import Failure
+from integrations.templating import render_header
+from workflows.steps.base import StepKind, StepPreview
+from workflows.steps.context import StepContext
+from workflows.steps.fields import ChoiceField, NumberField, TextField
+from workflows.steps.forms import StepForm, StepSettings
+from workflows.steps.results import Skipped
+from workflows.steps.send_kind import rendered, template_context
+
+UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
+UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
+WINDOWS = (
+    ("fixed", "fixed, from the first item"),
+    ("sliding", "after a quiet time (with a maximum)"),
+    ("daily", "every day at a time"),
+)
+WINDOW_FIELDS = {
+    "fixed": ("amount", "unit"),
+    "sliding": ("amount", "unit", "max_amount", "max_unit"),
+    "daily": ("at", "timezone"),
+}
+COMMON_FIELDS = ("key", "window", "release_at_count")
+MAX_WINDOW_DAYS = 400
+
+
+@dataclass
+class DigestSettings(StepSettings):
+    key: str = "{{ item.email }}"
+    window: str = "fixed"
+    amount: float = 1
+    unit: str = "hours"
+    max_amount: float = 0
+    max_unit: str = "hours"
+    at: str = "09:00"
+    timezone: str = "UTC"
+    release_at_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        stored = super().to_json()
+        return {name: stored[name] for name in (*COMMON_FIELDS, *WINDOW_FIELDS.get(self.window, ()))}
+
+    def release_at(self, opened_at: datetime, now: datetime) -> datetime:
+        """When a bucket opened at `opened_at` releases, as seen at `now` (a sliding window moves)."""
+        if self.window == "daily":
+            return next_daily(opened_at, self.at, self.timezone)
+        length = timedelta(seconds=float(self.amount) * UNITS.get(self.unit, 3600))
+        if self.window == "sliding":
+            latest = opened_at + timedelta(
+                seconds=float(self.max_amount or 0) * UNITS.get(self.max_unit, 3600)
+            )
+            quiet = now + length
+            return min(quiet, latest) if self.max_amount else quiet
+        return opened_at + length
+
+
+def next_daily(after: datetime, at: str, zone: str) -> datetime:
+    """The first `at` (HH:MM, wall time in `zone`) strictly after `after`."""
+    tz = ZoneInfo(zone)
+    hours, minutes = (int(part) for part in at.split(":"))
+    local = after.astimezone(tz)
+    candidate = datetime.combine(local.date(), time(hours, minutes), tzinfo=tz)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), time(hours, minutes), tzinfo=tz)
+    return candidate
+
+
+def unit_field(label: str) -> ChoiceField:
+    return ChoiceField(
+        label=label,
+        initial="hours",
+        choices=UNIT_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose minutes, hours or days."},
+    )
+
+
+class DigestForm(StepForm):
+    settings_class = DigestSettings
+    redraw_on = ("window",)
+
+    key = TextField(
+        label="Digest key",
+        required=False,
+        help_text="Items with the same key share a digest, e.g. {{ item.email }} or {{ item.post_id }}.",
+    )
+    window = ChoiceField(
+        label="Release",
+        initial="fixed",
+        choices=WINDOWS,
+        required=False,
+        error_messages={"invalid_choice": "Choose fixed, sliding or daily."},
+    )
+    amount = NumberField(
+        label="Window", help_text="How long after the first item (or, sliding, after the last)."
+    )
+    unit = unit_field("Unit")
+    max_amount = NumberField(
+        label="At most",
+        initial=0,
+        help_text="Sliding: release at most this long after the first item (0: no maximum).",
+    )
+    max_unit = unit_field("Unit of the maximum")
+    at = TextField(label="Time of day", required=False, help_text="HH:MM, e.g. 09:00.")
+    timezone = TextField(label="Time zone", required=False, help_text="e.g. Europe/Berlin.")
+    release_at_count = NumberField(
+        label="Release early at",
+        initial=0,
+        help_text="Release as soon as the digest holds this many items (0: never early).",
+    )
+
+    def window_chosen(self) -> str:
+        window = self.data.get(self.add_prefix("window")) or "fixed"
+        return window if window in WINDOW_FIELDS else "fixed"
+
+    def panel_fields(self) -> list[str]:
+        return ["key", "window", *WINDOW_FIELDS[self.window_chosen()], "release_at_count"]
+
+    def clean(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        window = data.get("window") or "fixed"
+        if "window" not in self.errors:
+            data["window"] = window
+        for name in set(self.fields) - {*COMMON_FIELDS, *WINDOW_FIELDS.get(window, ())}:
+            self.errors.pop(name, None)
+        data["key"] = (data.get("key") or "").strip() or "{{ item.email }}"
+        for unit in ("unit", "max_unit"):
+            data[unit] = data.get(unit) or "hours"
+        if (
+            window in ("fixed", "sliding")
+            and self._positive("amount")
+            and "unit" not in self.errors
+            and data["amount"] * UNITS[data["unit"]] > MAX_WINDOW_DAYS * 86400
+        ):
+            self.add_error("amount", f"A digest window can last at most {MAX_WINDOW_DAYS} days.")
+        if window == "sliding":
+            self._non_negative("max_amount")
+        if window == "daily":
+            self._clean_daily(data)
+        if self._non_negative("release_at_count"):
+            count = data.get("release_at_count") or 0
+            if count != int(count):
+                self.add_error("release_at_count", "Give a whole number of items, like 50.")
+            else:
+                data["release_at_count"] = int(count)
+        return data
+
+    def _clean_daily(self, data: dict[str, Any]) -> None:
+        at = (data.get("at") or "").strip()
+        parts = at.split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) > 23 or int(parts[1]) > 59:
+            self.add_error("at", "Give a time of day as HH:MM, like 09:00.")
+        else:
+            data["at"] = f"{int(parts[0]):02d}:{int(parts[1]):02d}"
+        zone = (data.get("timezone") or "").strip() or "UTC"
+        try:
+            ZoneInfo(zone)
+            data["timezone"] = zone
+        except (ZoneInfoNotFoundError, ValueError):
+            self.add_error("timezone", f"“{zone}” is not a time zone; use a name like Europe/Berlin.")
+
+    def _positive(self, name: str) -> bool:
+        if name in self.errors or self.cleaned_data.get(name) is None or self.cleaned_data[name] <= 0:
+            self.errors.pop(name, None)
+            self.add_error(name, "Give a number above zero, like 1.")
+            return False
+        return True
+
+    def _non_negative(self, name: str) -> bool:
+        value = self.cleaned_data.get(name)
+        if name in self.errors or (value is not None and value < 0):
+            self.errors.pop(name, None)
+            self.add_error(name, "Give a number that is zero or more.")
+            return False
+        if value is None:
+            self.cleaned_data[name] = 0
+        return True
+
+
+class Digest(StepKind):
+    kind = "digest"
+    label = "Digest"
+    description = "Collects items per key over a window and passes on one item that carries them all."
+    form_class = DigestForm
+
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "key": "{{ item.email }}",
+            "window": "fixed",
+            "amount": 1,
+            "unit": "hours",
+            "release_at_count": 0,
+        }
+
+    def digest_key(self, ctx: StepContext, item: dict[str, Any]) -> str:
+        settings = self.step_settings(ctx)
+        key = rendered("Digest key", render_header, settings.key, template_context(ctx, item)).strip()
+        if not key:
+            raise Failure(
+                f"Digest: the key “{settings.key}” is empty for this item (fields: {', '.join(item) or 'none'}).",
+                permanent=True,
+            )
+        return key
+
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped:
+        bucket = ctx.digest_release_bucket()
+        if bucket is not None:
+            released = ctx.release_digest(bucket)
+            if released is None or not released["digest"]["count"]:
+                return []  # an empty digest sends nothing
+            return [released]
+        joined = ctx.join_digest(ctx.step, item, self.digest_key(ctx, item))
+        return Skipped(
+            [],
+            {
+                "joined_digest": joined.bucket_id,
+                "key": joined.key,
+                "items_so_far": joined.count,
+                "releases_at": joined.release_at.isoformat(),
+                "opened": joined.opened,
+            },
+        )
+
+    def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
+        settings = self.step_settings(ctx)
+        key = self.digest_key(ctx, item)
+        count, release_at = ctx.digest_state(ctx.step, key)
+        if release_at is None:
+            release_at = settings.release_at(ctx.now, ctx.now)
+        releases = release_at.strftime("%Y-%m-%d %H:%M %Z").strip()
+        return StepPreview(
+            shows="item",
+            decision=f"joins the digest for {key}: {count + 1} item{'s' if count else ''} so far, releases at {releases}",
+            due=release_at,
+            content=item,
+        )
+
+    def summary(self, config: dict[str, Any]) -> str:
+        key = config.get("key") or "{{ item.email }}"
+        window = config.get("window", "fixed")
+        if window == "daily":
+            return f"per {key}, daily at {config.get('at')} {config.get('timezone', 'UTC')}"
+        amount = config.get("amount")
+        text = f"per {key}, {_plain(amount)} {config.get('unit', 'hours')}"
+        if window == "sliding":
+            text += " of quiet"
+            if config.get("max_amount"):
+                text += f", at most {_plain(config['max_amount'])} {config.get('max_unit', 'hours')}"
+        if config.get("release_at_count"):
+            text += f", or {config['release_at_count']} items"
+        return text
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
