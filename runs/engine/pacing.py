@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from integrations.channels.base import ChannelError
 from integrations.ratelimit import RateLimit
 from runs.engine.context import StepContext
 from runs.engine.enqueue import redis_connection
+from tenants.limits import limits_for
 from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
@@ -45,20 +47,33 @@ def waiting_key(run_id: int, step_id: int) -> str:
     return f"{ratelimit.KEY_PREFIX}:waiting:{run_id}:{step_id}"
 
 
+def tenant_rate_limit(tenant_id: int) -> RateLimit | None:
+    """The tenant's own send rate over all its providers (an operator's limit, tenants/limits.py)."""
+    limits = limits_for(tenant_id)
+    if limits.send_rate_per_second <= 0:
+        return None
+    burst = limits.send_rate_burst or max(1, math.ceil(limits.send_rate_per_second))
+    return RateLimit(f"tenant:{tenant_id}", limits.send_rate_per_second, burst)
+
+
 class Pacer:
     def __init__(self, ctx: StepContext, kind: SendKind):
         self.ctx, self.kind = ctx, kind
         self.limit: RateLimit | None = kind.rate_limit(ctx)
+        # A message takes tokens from its provider's bucket and from its tenant's: the slower one decides.
+        self.buckets = [b for b in (self.limit, tenant_rate_limit(ctx.run.tenant_id)) if b is not None]
         self._shown_until = 0.0
         self.late = 0  # messages that took a fresh turn (counted for the benchmark's log line)
 
     def reserve(self, transport: dict[str, Any], idle: Callable[[float], None] = time.sleep) -> float:
         """Take this message's tokens; the seconds to wait before it may leave (0: now)."""
-        if self.limit is None:
+        cost = self.kind.cost(transport)
+        waits = {bucket: ratelimit.wait_for_tokens(bucket, cost, idle=idle) for bucket in self.buckets}
+        if not waits:
             return 0.0
-        wait = ratelimit.wait_for_tokens(self.limit, self.kind.cost(transport), idle=idle)
+        slowest, wait = max(waits.items(), key=lambda pair: pair[1])
         if wait >= VISIBLE_AFTER_SECONDS:
-            self._show_waiting(wait)
+            self._show_waiting(wait, slowest)
         return wait
 
     def on_time(self, transport: dict[str, Any], turn: float) -> None:
@@ -74,9 +89,9 @@ class Pacer:
 
     def finish(self) -> None:
         """At the batch's end: count the messages that took a fresh turn (`late_key`, for the benchmark)."""
-        if self.limit is not None and self.late:
+        if self.buckets and self.late:
             with contextlib.suppress(RedisError):
-                redis_connection().incrby(late_key(self.limit), self.late)
+                redis_connection().incrby(late_key(self.buckets[0]), self.late)
 
     def throttled(self, error: ChannelError) -> None:
         """The provider refused for its rate: slow the shared bucket down (AIMD's decrease)."""
@@ -93,12 +108,13 @@ class Pacer:
             rate,
         )
 
-    def _show_waiting(self, wait: float) -> None:
+    def _show_waiting(self, wait: float, bucket: RateLimit) -> None:
         now = time.monotonic()
         if now < self._shown_until:
             return
         self._shown_until = now + 1.0
-        value = json.dumps({"rate": self.limit.rate if self.limit else 0, "wait": round(wait, 1)})
+        whose = "tenant" if bucket is not self.limit else "provider"
+        value = json.dumps({"rate": bucket.rate, "wait": round(wait, 1), "whose": whose})
         with contextlib.suppress(RedisError):  # only what the page shows
             redis_connection().set(
                 waiting_key(self.ctx.run.pk, self.ctx.step.pk),

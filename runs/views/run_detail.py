@@ -97,7 +97,12 @@ def provider_limit_waits(run: Run, steps: dict[int, Step]) -> list[dict]:
         return []
     found = waiting_steps(run.pk, list(steps))
     return [
-        {"step": steps[step_id], "rate": info.get("rate"), "wait": info.get("wait")}
+        {
+            "step": steps[step_id],
+            "rate": info.get("rate"),
+            "wait": info.get("wait"),
+            "whose": info.get("whose"),
+        }
         for step_id, info in found.items()
         if step_id in steps
     ]

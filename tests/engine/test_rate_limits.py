@@ -227,3 +227,60 @@ def test_a_provider_limit_paces_a_fan_out(clock, tenant_a, tenant_database, http
     assert most_in_a_second(arrivals) <= 22
     assert time.time() - started >= 50 / 20 * 0.9, "paced, not sent at once"
     assert Delivery.objects.filter(run=run, status="sent").count() == 50
+
+
+def test_a_tenants_own_send_rate_paces_it_over_every_provider(
+    clock, tenant_a, tenant_database, httpserver, settings
+):
+    """An operator limits the workspace to 10 messages a second (burst 2); its provider has no limit of
+    its own: 30 messages arrive at most 12 in any second, each once, and the run page says whose limit."""
+    from tenants.limits import forget
+    from tenants.models import TenantLimits
+
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    arrivals: list[float] = []
+
+    def accept(request: Request) -> Response:
+        arrivals.append(time.time())
+        return Response('{"MessageID": "m", "ErrorCode": 0, "Message": "OK"}',
+                        content_type="application/json")  # fmt: skip
+
+    httpserver.expect_request("/email", method="POST").respond_with_handler(accept)
+    TenantLimits.objects.create(tenant=tenant_a, send_rate_per_second=10, send_rate_burst=2)
+    forget()
+    make_sender(tenant_a, esp_provider(tenant_a, "postmark", httpserver))
+    recipients_table(tenant_database, 30)
+    source = data_source(tenant_a, tenant_database)
+    workflow = build_workflow(
+        tenant_a,
+        webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
+    )
+    run = start_run(workflow, {}, "evt-tenant-paced")
+    started = time.time()
+    settle(clock, step_seconds=5)
+    assert len(arrivals) == 30
+    assert most_in_a_second(arrivals) <= 12
+    assert time.time() - started >= 30 / 10 * 0.9, "paced, not sent at once"
+    assert Delivery.objects.filter(run=run, status="sent").count() == 30
+
+
+def test_the_run_page_says_the_workspace_limit_holds_a_step(owner_client, tenant_a, redis_conn):
+    import json as json_module
+
+    from runs.engine.pacing import waiting_key
+
+    workflow = build_workflow(tenant_a, webhook([email(subject="hi", text="x")]))
+    run = start_run(workflow, {"email": "a@example.com"}, "evt-held")
+    step = workflow.published_version.steps.get(kind="send_email")
+    redis_conn.set(
+        waiting_key(run.pk, step.pk), json_module.dumps({"rate": 10, "wait": 3, "whose": "tenant"})
+    )
+
+    from django.urls import reverse
+
+    page = owner_client.get(reverse("runs:run_detail", args=[run.pk])).content.decode()
+
+    assert (
+        "waiting for the workspace&#x27;s send limit (10/s)" in page
+        or "waiting for the workspace's send limit (10/s)" in page
+    )
