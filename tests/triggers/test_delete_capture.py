@@ -90,8 +90,10 @@ def test_a_source_installed_by_an_older_rowbell_is_upgraded_on_publish(datasourc
 
 
 def test_delete_is_refused_with_the_fix_when_the_setup_sql_predates_it(
-    tenant_a, least_privilege, customer_db
-):  # noqa: F811
+    tenant_a,
+    least_privilege,  # noqa: F811  (the fixture imported above)
+    customer_db,
+):
     source = DataSource.objects.create(
         tenant=tenant_a, name="Shop", connection_url=least_privilege["rowbell_url"]
     )

@@ -36,7 +36,7 @@ from integrations.datasources import (
 )
 from integrations.models import DataSource
 from workflows.steps.base import PublishError, StepKind, WatchedTable
-from workflows.steps.common import run_label_field
+from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import PickerField, PickerListField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
@@ -47,7 +47,7 @@ OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"), ("delete", 
 
 @dataclass(kw_only=True)
 class DatabaseTriggerSettings(StepSettings):
-    omitted_when_empty = ("run_label",)
+    omitted_when_empty = ("run_label", "cancel_key")
 
     datasource: int
     schema: str = "public"
@@ -55,6 +55,7 @@ class DatabaseTriggerSettings(StepSettings):
     operations: list[str] = field(default_factory=lambda: ["insert"])
     watch_columns: list[str] = field(default_factory=list)
     run_label: str = ""
+    cancel_key: str = ""
 
 
 class DatabaseTriggerForm(StepForm):
@@ -77,6 +78,7 @@ class DatabaseTriggerForm(StepForm):
         help_text="For updates: leave empty to start a run whenever any column changes.",
     )
     run_label = run_label_field()
+    cancel_key = cancel_key_field()
 
     def clean_schema(self) -> str:
         return self.cleaned_data["schema"] or "public"
