@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from tenants.models import TenantOwned
 
@@ -267,7 +268,7 @@ class CancelTombstone(TenantOwned):
     until = models.DateTimeField()
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     created_by = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now)  # the engine's clock, as `until` is
     # Executions cancelled so far: those the cancel found, plus those cancelled later when claimed.
     cancelled = models.PositiveIntegerField(default=0)
     # Which executions and runs the cancel itself moved, to undo it while none of them was due yet:

@@ -112,6 +112,7 @@ def cancel_by_key(
             until=until or default_until(now),
             source=source,
             created_by=by[:200],
+            created_at=now,
         )
         runs = dict(
             Run.objects.select_for_update()
