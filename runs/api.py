@@ -37,7 +37,6 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from common.api_schema_components import IDEMPOTENCY_KEY, JSON_OBJECT
-from integrations import clock
 from integrations.inbound import (
     IDEMPOTENCY_HEADER,
     InboundRejected,
@@ -366,10 +365,27 @@ class CancelByKeySerializer(serializers.Serializer):
         required=False, help_text="Until when work for this key is cancelled when claimed (default: 7 days)."
     )
 
-    def validate_until(self, value):
-        if value <= clock.now():
-            raise serializers.ValidationError("`until` must be in the future.")
-        return value
+
+CANCEL_BY_KEY = {
+    "type": "object",
+    "required": ["key"],
+    "additionalProperties": False,
+    "properties": {
+        "key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": r"\S",
+            "description": "The run's cancel key, e.g. order:42 (what the trigger's cancel_key template gave).",
+        },
+        "until": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Until when work for this key is cancelled when claimed (default: 7 days from "
+            "now). A time already past cancels what is pending now and nothing later.",
+        },
+    },
+}
 
 
 class TombstoneSerializer(serializers.ModelSerializer):
@@ -408,7 +424,7 @@ class CancelByKeyView(TenantApiMixin, APIView):
 
     @extend_schema(
         summary="Cancel a workflow's runs by key",
-        request={"application/json": CancelByKeySerializer},
+        request={"application/json": CANCEL_BY_KEY},
         responses={
             200: KEY_CANCELLED,
             400: OpenApiResponse(API_ERROR, description="No usable key or until"),

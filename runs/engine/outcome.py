@@ -31,7 +31,7 @@ from runs.engine.context import StepContext
 from runs.engine.retry import backoff, max_attempts
 from runs.engine.spawn import Spawner
 from runs.models import StepExecution
-from workflows.steps.results import FanOut, Routed, Skipped
+from workflows.steps.results import FanOut, Filtered, Later, Routed, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,10 @@ def spawned(execution: StepExecution, spawner: Spawner, result: Any) -> Outcome:
         count = spawner.add(execution, result.pairs)
         status = Status.SUCCEEDED if count else Status.FILTERED  # a query with no rows ends the path
         return Outcome(status, output={**result.summary, "items": count})
+    if isinstance(result, Filtered):
+        return Outcome(Status.FILTERED, output=result.summary)
+    if isinstance(result, Later):  # pending again, due at its new time (not a retry: no error, no backoff)
+        return Outcome(Status.PENDING, output=result.summary, next_attempt_at=result.at)
     status, path, summary = Status.SUCCEEDED, None, None
     if isinstance(result, Routed):
         path, summary, result = result.path, result.summary, result.items

@@ -9,6 +9,9 @@
 - `Skipped(items, summary)`: the step did not do its work, on purpose (a wait skipped in a test run, a
   message whose recipient is suppressed or unsubscribed); the execution reads "skipped".
 A step that produces no items ends as `filtered`, not `succeeded`: the run page then says so.
+- `Filtered(summary)`: the item's path ends here, on purpose, with the reason in the output (a wait whose
+  row was deleted, or no longer matches).
+- `Later(at, summary)`: not yet: the execution is pending again, due at `at` (a wait whose time moved).
 - raise `integrations.failures.Failure(message, permanent=...)`: transient failures are retried with
   backoff, permanent ones fail the execution at once with the message shown to the user.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -37,4 +41,15 @@ class Routed:
 @dataclass
 class Skipped:
     items: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Filtered:
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Later:
+    at: datetime
     summary: dict[str, Any] = field(default_factory=dict)
