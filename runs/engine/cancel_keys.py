@@ -170,9 +170,13 @@ def undo_cancel(tombstone: CancelTombstone) -> int:
         restored = StepExecution.objects.filter(pk__in=ids, status=StepExecution.Status.CANCELLED).update(
             status=StepExecution.Status.PENDING, finished_at=None, error=""
         )
-        for run_id, status in (undo.get("runs") or {}).items():
-            Run.objects.filter(pk=int(run_id), status=Run.Status.CANCELLED).update(
-                status=status, finished_at=None
+        # Every run that got work back reopens: those the cancel closed, and those that closed as
+        # `cancelled` since (a batch that was running finished), or the sweeper would cancel it again.
+        previous = {int(pk): status for pk, status in (undo.get("runs") or {}).items()}
+        reopened = set(StepExecution.objects.filter(pk__in=ids).values_list("run_id", flat=True))
+        for run_id in reopened | set(previous):
+            Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).update(
+                status=previous.get(run_id, Run.Status.RUNNING), finished_at=None
             )
         locked.undone_at = now
         locked.undo = {}

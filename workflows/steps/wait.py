@@ -197,6 +197,9 @@ class Wait(StepKind):
         return reread_at_end(ctx, settings, item) if settings.reread else [item]
 
     def summary(self, config: dict[str, Any]) -> str:
+        return self._summary(config) + (", then reads the row again" if config.get("reread") else "")
+
+    def _summary(self, config: dict[str, Any]) -> str:
         if config.get("mode", "duration") == "duration":
             amount = config.get("amount")
             unit = config.get("unit", "days")
