@@ -188,15 +188,19 @@ def test_a_cancel_racing_real_workers_gives_exactly_one_of_sent_or_cancelled_per
     run = start_run(workflow, {"order_id": 9}, "race")
     worker = start_worker_process(smtp.port, 1, tmp_path / "worker.log")
     deadline = time.monotonic() + 90
-    while len(smtp.messages) < 100 and time.monotonic() < deadline and worker.poll() is None:
+    # 150: in the middle of the second batch of 100 (ENGINE_BATCH_SIZE of the worker), not at its end.
+    while len(smtp.messages) < 150 and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.01)
     assert worker.poll() is None, "the worker finished before the cancel"
-    answer = cancel_by_key(workflow, "order:9")
     if kill:
+        # Killed mid-batch (its sends in flight, its batch `running`), then the cancel lands while
+        # that batch waits for the sweeper: the reclaimed items must each end sent/uncertain or cancelled.
         kill_tree(worker)
+        answer = cancel_by_key(workflow, "order:9")
         clock.travel(seconds=settings.ENGINE_EXECUTION_TIMEOUT + settings.SWEEPER_GRACE + 1)
         assert sweep().reclaimed > 0
     else:
+        answer = cancel_by_key(workflow, "order:9")
         worker.wait(timeout=120)
     smtp.delay = 0
     settle(clock, step_seconds=60)
