@@ -4,6 +4,11 @@
   `status`, and `is_test` (false by default: live runs, like the activity log).
 - `GET /api/v1/runs/<id>/`: the run with its first executions and its messages counted by status.
 - `POST /api/v1/runs/<id>/cancel/`: the activity log's cancel (runs.engine.cancel_run); 409 once finished.
+- `POST /api/v1/workflows/<id>/cancel/` `{"key": "order:42", "until": optional ISO time}`: cancel by key
+  (runs/engine/cancel_keys.py): the answer counts the runs and executions it cancelled; the tombstone
+  goes on cancelling that key's work when it is claimed, until `until` (default 7 days).
+- `GET /api/v1/cancels/<id>/` and `POST /api/v1/cancels/<id>/undo/` (409 with the reason once
+  something the cancel stopped was due).
 - `POST /api/v1/workflows/<id>/runs/`: `{"payload": {...}}` starts a run of the published version,
   with the webhook trigger's rules (integrations/inbound.py): 413 over WEBHOOK_MAX_BODY_BYTES, 400 for a
   body that is not a JSON object, and an optional `Idempotency-Key` as the event key (`api:<key>`), so
@@ -40,8 +45,16 @@ from integrations.inbound import (
     parse_object,
     read_body,
 )
-from runs.engine import WorkflowNotPublished, cancel_run, start_run
-from runs.models import Delivery, Run, StepExecution
+from runs.engine import (
+    BadCancelKey,
+    CannotUndo,
+    WorkflowNotPublished,
+    cancel_by_key,
+    cancel_run,
+    start_run,
+    undo_cancel,
+)
+from runs.models import CancelTombstone, Delivery, Run, StepExecution
 from runs.views.paging import CURSOR_REGEX, BadCursor, keyset_page
 from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin, query_whole_number
 from tenants.audit import record_for
@@ -67,6 +80,7 @@ class RunSerializer(serializers.ModelSerializer):
             "version",
             "event_key",
             "label",
+            "cancel_key",
             "status",
             "is_test",
             "created_at",
@@ -353,9 +367,154 @@ def started(run: Run, *, created: bool, detail: str) -> dict:
     return {"run_id": run.pk, "event_key": run.event_key, "created": created, "detail": detail}
 
 
+class CancelByKeySerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=255, trim_whitespace=True, help_text="e.g. order:42")
+    until = serializers.DateTimeField(
+        required=False, help_text="Until when work for this key is cancelled when claimed (default: 7 days)."
+    )
+
+
+CANCEL_BY_KEY = {
+    "type": "object",
+    "required": ["key"],
+    "additionalProperties": False,
+    "properties": {
+        "key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": r"\S",
+            "description": "The run's cancel key, e.g. order:42 (what the trigger's cancel_key template gave).",
+        },
+        "until": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Until when work for this key is cancelled when claimed (default: 7 days from "
+            "now). A time already past cancels what is pending now and nothing later.",
+        },
+    },
+}
+
+
+class TombstoneSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CancelTombstone
+        fields = [
+            "id",
+            "workflow",
+            "key",
+            "until",
+            "source",
+            "created_at",
+            "cancelled",
+            "cancelled_when_due",
+            "undone_at",
+        ]
+        read_only_fields = fields
+
+
+KEY_CANCELLED = inline_serializer(
+    "KeyCancelled",
+    {
+        "cancel": TombstoneSerializer(),
+        "cancelled_runs": serializers.IntegerField(help_text="Runs this call ended `cancelled`."),
+        "cancelled_executions": serializers.IntegerField(help_text="Executions this call cancelled."),
+        "runs_found": serializers.IntegerField(
+            help_text="Open runs with the key (some finish a running batch)."
+        ),
+        "detail": serializers.CharField(),
+    },
+)
+
+
+class CancelByKeyView(TenantApiMixin, APIView):
+    """Cancel a workflow's runs by the key its trigger's `cancel_key` template gave them."""
+
+    @extend_schema(
+        summary="Cancel a workflow's runs by key",
+        request={"application/json": CANCEL_BY_KEY},
+        responses={
+            200: KEY_CANCELLED,
+            400: OpenApiResponse(API_ERROR, description="No usable key or until"),
+            404: OpenApiResponse(API_ERROR),
+        },
+    )
+    def post(self, request: Request, workflow_id: int) -> Response:
+        workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
+        try:
+            body = parse_object(read_body(request))
+        except InboundRejected as rejected:
+            return Response({"detail": rejected.detail}, status=rejected.status_code)
+        unknown = sorted(set(body) - {"key", "until"})
+        if unknown:
+            return Response({"detail": f"Unknown field(s): {', '.join(unknown)}."}, status=400)
+        form = CancelByKeySerializer(data=body)
+        form.is_valid(raise_exception=True)
+        try:
+            result = cancel_by_key(
+                workflow,
+                form.validated_data["key"],
+                until=form.validated_data.get("until"),
+                source=CancelTombstone.Source.API,
+                by=f"api key {getattr(request.auth, 'pk', '')}".strip(),
+            )
+        except BadCancelKey as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        record_for(
+            request,
+            "runs.cancelled_by_key",
+            workflow,
+            label=result.tombstone.key,
+            stopped=result.executions,
+        )
+        detail = (
+            f"{result.runs} run(s) and {result.executions} execution(s) cancelled; work for "
+            f"{result.tombstone.key!r} is cancelled when claimed until {result.tombstone.until.isoformat()}."
+        )
+        return Response(
+            {
+                "cancel": TombstoneSerializer(result.tombstone).data,
+                "cancelled_runs": result.runs,
+                "cancelled_executions": result.executions,
+                "runs_found": result.runs_found,
+                "detail": detail,
+            }
+        )
+
+
+class TombstoneViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
+    """A cancel by key: what it has cancelled so far (claims add to it), and its undo."""
+
+    serializer_class = TombstoneSerializer
+
+    def get_queryset(self) -> QuerySet:
+        return self.tenant_rows(CancelTombstone).order_by("-id")
+
+    @extend_schema(
+        summary="Undo a cancel by key",
+        request=None,
+        responses={
+            200: inline_serializer("CancelUndone", {"restored_executions": serializers.IntegerField()}),
+            404: OpenApiResponse(API_ERROR),
+            409: OpenApiResponse(API_ERROR, description="Something it stopped was due: it cannot be undone"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def undo(self, request: Request, pk: str) -> Response:
+        tombstone = self.get_object()
+        try:
+            restored = undo_cancel(tombstone)
+        except CannotUndo as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        record_for(request, "runs.cancel_undone", tombstone.workflow, label=tombstone.key, restored=restored)
+        return Response({"restored_executions": restored})
+
+
 router = SimpleRouter()
 router.register("runs", RunViewSet, basename="api-run")
+router.register("cancels", TombstoneViewSet, basename="api-cancel")
 urlpatterns = [
+    path("workflows/<int:workflow_id>/cancel/", CancelByKeyView.as_view(), name="api-workflow-cancel-by-key"),
     path("workflows/<int:workflow_id>/runs/", StartRunView.as_view(), name="api-workflow-start-run"),
     *router.urls,
 ]

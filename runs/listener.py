@@ -93,9 +93,13 @@ def option(name: str, default: float) -> float:
 
 
 def event_item(op: str, new_row: dict, old_row: dict | None) -> dict:
-    """The run's item: the new row, plus `_old` (the previous row) for updates."""
+    """The run's item: the new row, plus `_old` (the previous row) for updates. A delete's item is the
+    deleted row, with `_old` (the same row) and `_deleted: true`, so `item.id` works in both."""
     item = dict(new_row)
-    if op == "UPDATE" and old_row is not None:
+    if op == "DELETE":
+        item["_old"] = old_row if old_row is not None else dict(new_row)
+        item["_deleted"] = True
+    elif op == "UPDATE" and old_row is not None:
         item["_old"] = old_row
     return item
 

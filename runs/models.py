@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from tenants.models import TenantOwned
 
@@ -33,10 +34,17 @@ class Run(TenantOwned):
     options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Rendered once from the trigger's `cancel_key` template (`order:{{ item.id }}`) when the run starts;
+    # empty when the workflow declares none or the item lacks what it names. runs/engine/cancel_keys.py.
+    cancel_key = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workflow", "event_key"], name="run_unique_event")]
         indexes = [
+            # Cancel by key: a workflow's runs with one key (few rows; only runs that have a key).
+            models.Index(
+                fields=["workflow", "cancel_key"], name="run_cancel_key", condition=~models.Q(cancel_key="")
+            ),
             # Activity log: newest first per tenant, per workflow, per status (keyset on created_at, id).
             models.Index(fields=["tenant", "is_test", "-created_at", "-id"], name="run_tenant_recent"),
             models.Index(fields=["tenant", "workflow", "-created_at", "-id"], name="run_tenant_wf_recent"),
@@ -292,3 +300,35 @@ class DigestItem(models.Model):
 
     def __str__(self) -> str:
         return f"Digest item {self.pk} of bucket {self.bucket_id}"
+
+
+class CancelTombstone(TenantOwned):
+    """A cancel by key: until `until`, every execution of this workflow's runs with this key is cancelled
+    when it is claimed (runs/engine/cancel_keys.py), so work created after the cancel (a fan-out still
+    being read, a retry, a run started later for the same row) is cancelled too."""
+
+    class Source(models.TextChoices):
+        API = "api", "REST API"
+        PAGE = "page", "Run page"
+        ROW = "row", "The row's state"
+
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    until = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)  # the engine's clock, as `until` is
+    # Executions cancelled so far: those the cancel found, plus those cancelled later when claimed.
+    cancelled = models.PositiveIntegerField(default=0)
+    # Which executions and runs the cancel itself moved, to undo it while none of them was due yet:
+    # {"executions": [id, ...], "runs": {run id: previous status}}; emptied by an undo.
+    undo = models.JSONField(default=dict, blank=True)
+    # Executions cancelled at their claim: they were due, so the cancel can no longer be undone.
+    cancelled_when_due = models.PositiveIntegerField(default=0)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workflow", "key", "until"], name="tombstone_workflow_key")]
+
+    def __str__(self) -> str:
+        return f"Cancel {self.key!r} of workflow {self.workflow_id}"

@@ -21,6 +21,8 @@ ACTIONS: dict[str, str] = {
     "execution.retried": "Retried a failed step",
     "run.replayed": "Replayed a run",
     "run.cancelled": "Cancelled a run",
+    "runs.cancelled_by_key": "Cancelled runs by key",
+    "runs.cancel_undone": "Undid a cancel by key",
     "member.role_changed": "Changed a member's role",
     "member.removed": "Removed a member",
     "invitation.created": "Invited someone",

@@ -17,13 +17,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from psycopg import sql
 
-# Rowbell's own triggers are named rowbell_wf_<workflow id>_<insert|update>; DROP TRIGGER needs table
+# Rowbell's own triggers are named rowbell_wf_<workflow id>_<insert|update|delete>; DROP TRIGGER needs table
 # ownership, so the setup creates this narrow helper that drops only those names.
 DROP_HELPER = """
 CREATE OR REPLACE FUNCTION rowbell.drop_trigger(target regclass, trigger_name name) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    IF trigger_name !~ '^rowbell_wf_[0-9]+_(insert|update)$' THEN
+    IF trigger_name !~ '^rowbell_wf_[0-9]+_(insert|update|delete)$' THEN
         RAISE EXCEPTION 'rowbell.drop_trigger only drops Rowbell''s own triggers, not %', trigger_name;
     END IF;
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, target);

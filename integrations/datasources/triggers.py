@@ -3,7 +3,7 @@
 Everything Rowbell creates lives in the `rowbell` schema: the `event_log` table, and the trigger
 functions `capture_row()` (insert into the log, nothing else) and `capture_row_notify()` (the same plus a
 `pg_notify`, for data sources that opted in). Each workflow gets its own triggers, named
-`rowbell_wf_<workflow id>_insert` and `rowbell_wf_<workflow id>_update`, whose argument is the workflow
+`rowbell_wf_<workflow id>_insert`, `_update` and `_delete`, whose argument is the workflow
 id; so two workflows on one table each get their own log rows, and finding "this workflow's triggers"
 anywhere in the database is a lookup by name.
 
@@ -22,7 +22,8 @@ from integrations.datasources.connection import DataSourceUnavailable, connect_d
 
 NOTIFY_CHANNEL = "rowbell_events"
 # Bump when the SQL below changes, so installs replace functions written by an older Rowbell.
-SQL_VERSION = "rowbell-triggers-1"
+# 2: deletes are captured (the log's new_row holds the deleted row, old_row too).
+SQL_VERSION = "rowbell-triggers-2"
 LOCK_TIMEOUT = "5s"
 
 EVENT_LOG = """
@@ -42,7 +43,10 @@ CREATE OR REPLACE FUNCTION rowbell.{name}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     INSERT INTO rowbell.event_log (workflow_id, op, new_row, old_row)
-    VALUES (TG_ARGV[0]::bigint, TG_OP, to_jsonb(NEW), CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END);
+    -- A delete has no NEW: its row goes in both columns, so the log's NOT NULL new_row (and every
+    -- log written by an older Rowbell) stays as it was.
+    VALUES (TG_ARGV[0]::bigint, TG_OP, to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END),
+            CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN to_jsonb(OLD) END);
     {notify}
     RETURN NULL;
 END
@@ -61,7 +65,7 @@ class TriggerSpec:
 
 
 def trigger_names(workflow_id: int) -> dict[str, str]:
-    return {op: f"rowbell_wf_{int(workflow_id)}_{op}" for op in ("insert", "update")}
+    return {op: f"rowbell_wf_{int(workflow_id)}_{op}" for op in ("insert", "update", "delete")}
 
 
 def install_trigger(datasource, workflow_id: int, spec: TriggerSpec) -> None:
@@ -176,6 +180,30 @@ def _create_triggers(conn: psycopg.Connection, workflow_id: int, spec: TriggerSp
                 function,
                 argument,
             )
+        )
+    if "delete" in spec.operations:
+        _require_delete_helper(conn, spec)
+        conn.execute(
+            sql.SQL("CREATE TRIGGER {} AFTER DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {}({})").format(
+                sql.Identifier(names["delete"]), table, function, argument
+            )
+        )
+
+
+def _require_delete_helper(conn: psycopg.Connection, spec: TriggerSpec) -> None:
+    """A delete trigger on a table Rowbell's role does not own can only be removed again through
+    rowbell.drop_trigger; the helper of an older setup SQL refuses `_delete` names, so say to re-run it
+    now rather than install a trigger that unpublishing could not drop."""
+    owns, helper = conn.execute(
+        "SELECT pg_has_role(c.relowner, 'USAGE'), "
+        "(SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('rowbell.drop_trigger(regclass, name)')) "
+        "FROM pg_class c WHERE c.oid = %s::regclass",
+        (sql.Identifier(spec.schema, spec.table).as_string(conn),),
+    ).fetchone()
+    if not owns and "delete" not in (helper or ""):
+        raise DataSourceUnavailable(
+            f"Watching deletes on {spec.schema}.{spec.table} needs the current setup SQL: run it again "
+            "(it lets Rowbell remove its delete triggers), then publish again."
         )
 
 

@@ -3,7 +3,8 @@
 - succeeded: no execution failed;
 - partial: some failed, and some path still reached its end (an execution of a leaf step succeeded or
   was skipped, or an item was filtered: its path ended where the workflow says it should);
-- failed: executions failed and no path reached its end.
+- failed: executions failed and no path reached its end;
+- cancelled: some execution was cancelled by key (runs/engine/cancel_keys.py) while others finished.
 One conditional UPDATE: it changes nothing while any execution is open, so two workers finishing the
 last executions at the same time cannot both close the run, and neither closes it early. The run's event
 for outbound webhooks is written in the same transaction (`runs.signals.run_finished`: runs/events/emit.py).
@@ -19,6 +20,7 @@ from runs.models import Run
 
 CLOSE_SQL = """
 UPDATE runs_run r SET finished_at = %(now)s, status = CASE
+    WHEN EXISTS (SELECT 1 FROM runs_stepexecution WHERE run_id = r.id AND status = 'cancelled') THEN 'cancelled'
     WHEN NOT EXISTS (SELECT 1 FROM runs_stepexecution WHERE run_id = r.id AND status = 'failed') THEN 'succeeded'
     WHEN EXISTS (
         SELECT 1 FROM runs_stepexecution e WHERE e.run_id = r.id AND (e.status = 'filtered' OR (

@@ -42,7 +42,7 @@ from django.db import connection
 
 from common import logs as logcontext
 from integrations import clock
-from runs.engine import connections, fairness, ledger, liveness, outages
+from runs.engine import cancel_keys, connections, fairness, ledger, liveness, outages
 from runs.engine.completion import close_run_if_done
 from runs.engine.concurrent import send_concurrently
 from runs.engine.context import BatchResources, StepContext
@@ -66,16 +66,25 @@ from workflows.steps.send_kind import SendKind
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CLAIM_SQL = """
+# A live cancel-by-key tombstone of the run's key turns the claim into a cancel (runs/engine/cancel_keys.py).
+CLAIM_SQL = f"""
 WITH claimable AS MATERIALIZED (
     SELECT id FROM runs_stepexecution
     WHERE run_id = %(run)s AND step_id = %(step)s AND status = 'pending' AND next_attempt_at <= %(now)s
     ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), tombstone AS MATERIALIZED ({cancel_keys.TOMBSTONE_OF_RUN}), claims AS (
+    SELECT claimable.id, tombstone.id AS tombstone_id, {cancel_keys.CANCELS_AT_CLAIM} AS cancels
+    FROM claimable JOIN runs_stepexecution e ON e.id = claimable.id LEFT JOIN tombstone ON true
 )
-UPDATE runs_stepexecution e SET status = 'running', attempts = e.attempts + 1, started_at = %(now)s,
-    claimed_by = %(worker)s
-FROM claimable WHERE e.id = claimable.id
-RETURNING e.id
+UPDATE runs_stepexecution e SET
+    status = CASE WHEN claims.cancels THEN 'cancelled' ELSE 'running' END,
+    attempts = CASE WHEN claims.cancels THEN e.attempts ELSE e.attempts + 1 END,
+    started_at = CASE WHEN claims.cancels THEN e.started_at ELSE %(now)s END,
+    finished_at = CASE WHEN claims.cancels THEN %(now)s ELSE e.finished_at END,
+    error = CASE WHEN claims.cancels THEN 'Cancelled by key when claimed' ELSE e.error END,
+    claimed_by = CASE WHEN claims.cancels THEN e.claimed_by ELSE %(worker)s END
+FROM claims WHERE e.id = claims.id
+RETURNING e.id, claims.cancels, claims.tombstone_id
 """
 
 
@@ -183,7 +192,11 @@ def claim(run_id: int, step_id: int, now: datetime, limit: int) -> list[int]:
     }
     with connection.cursor() as cur:
         cur.execute(CLAIM_SQL, params)
-        return [row[0] for row in cur.fetchall()]
+        rows = cur.fetchall()
+    cancelled = [tombstone for _id, cancels, tombstone in rows if cancels]
+    if cancelled:
+        cancel_keys.cancelled_at_claim(run_id, cancelled[0], len(cancelled), now)
+    return [pk for pk, cancels, _tombstone in rows if not cancels]
 
 
 def _run_step(ctx: StepContext, executions, spawner, outcomes: dict[int, Outcome]) -> None:

@@ -32,7 +32,7 @@ from runs.engine.context import StepContext
 from runs.engine.retry import backoff, max_attempts
 from runs.engine.spawn import Spawner
 from runs.models import StepExecution
-from workflows.steps.results import Deferred, FanOut, Routed, Skipped
+from workflows.steps.results import Deferred, FanOut, Filtered, Routed, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +107,15 @@ def spawned(execution: StepExecution, spawner: Spawner, result: Any) -> Outcome:
     """The step's result (items, a fan-out, a routed or skipped result) handed to the children; the
     execution's outcome."""
     if isinstance(result, Deferred):
-        # Held, not retried: no child is written and the same execution runs again at `until`.
+        # Held, not retried (no error, no backoff): no child is written and the same execution runs
+        # again at `until` (a throttle's next slot, a wait whose time moved).
         return Outcome(Status.PENDING, output=result.summary, next_attempt_at=result.until)
     if isinstance(result, FanOut):
         count = spawner.add(execution, result.pairs)
         status = Status.SUCCEEDED if count else Status.FILTERED  # a query with no rows ends the path
         return Outcome(status, output={**result.summary, "items": count})
+    if isinstance(result, Filtered):
+        return Outcome(Status.FILTERED, output=result.summary)
     status, path, summary = Status.SUCCEEDED, None, None
     if isinstance(result, Routed):
         path, summary, result = result.path, result.summary, result.items

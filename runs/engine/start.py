@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from integrations import clock
+from runs.engine.cancel_keys import render_cancel_key
 from runs.engine.enqueue import enqueue_batch
 from runs.engine.labels import run_label
 from runs.models import Run, StepExecution
@@ -60,6 +61,7 @@ def start_runs(
         raise WorkflowNotPublished(f"“{workflow}” has no trigger step.")
     now = clock.now()
     template = (root.config or {}).get("run_label") or ""
+    cancel_template = (root.config or {}).get("cancel_key") or ""
     with transaction.atomic():
         Run.objects.bulk_create(
             [
@@ -69,6 +71,7 @@ def start_runs(
                     version=version,
                     event_key=key,
                     label=run_label(template, payload),
+                    cancel_key=render_cancel_key(cancel_template, payload),
                     payload=payload,
                     is_test=is_test,
                     options=options or {},

@@ -19,15 +19,19 @@ from django.views.decorators.http import require_POST
 
 from integrations import clock
 from runs.engine import (
+    BadCancelKey,
+    CannotUndo,
+    cancel_by_key,
     cancel_run,
     discard_delivery,
     release_delivery,
     replay_run,
     resolve_uncertain,
     retry_execution,
+    undo_cancel,
 )
 from runs.engine.enqueue import schedule_next
-from runs.models import Delivery, Run, StepExecution
+from runs.models import CancelTombstone, Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
 from tenants.audit import record_bulk, record_for
 from tenants.scoping import get_for_tenant_or_404
@@ -92,6 +96,44 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         record_for(request, "run.cancelled", run, label=f"Run #{run.pk}", stopped=count)
         messages.success(request, f"Run #{run.pk} cancelled; {count} pending or running executions stopped.")
     return back(request, reverse("runs:run_detail", args=[run.pk]))
+
+
+@require_POST
+@login_required
+def cancel_key(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Cancel every run of this run's workflow with its cancel key, and what they create later."""
+    run = get_for_tenant_or_404(Run.objects.select_related("workflow"), request.tenant, pk=run_id)
+    try:
+        result = cancel_by_key(
+            run.workflow, run.cancel_key, source=CancelTombstone.Source.PAGE, by=str(request.user)
+        )
+    except BadCancelKey:
+        messages.error(request, f"Run #{run.pk} has no cancel key: its workflow's trigger declares none.")
+    else:
+        record_for(
+            request, "runs.cancelled_by_key", run.workflow, label=run.cancel_key, stopped=result.executions
+        )
+        messages.success(
+            request,
+            f"Cancelled by key {run.cancel_key}: {result.runs} run(s), {result.executions} execution(s); "
+            f"work created for this key is cancelled until {result.tombstone.until:%Y-%m-%d %H:%M} UTC.",
+        )
+    return back(request, reverse("runs:run_detail", args=[run.pk]))
+
+
+@require_POST
+@login_required
+def undo_key_cancel(request: HttpRequest, tombstone_id: int) -> HttpResponse:
+    tombstone = get_for_tenant_or_404(CancelTombstone, request.tenant, pk=tombstone_id)
+    try:
+        restored = undo_cancel(tombstone)
+    except CannotUndo as exc:
+        messages.error(request, str(exc))
+    else:
+        record_for(request, "runs.cancel_undone", tombstone.workflow, label=tombstone.key, restored=restored)
+        messages.success(request, f"Cancel of {tombstone.key} undone; {restored} execution(s) restored.")
+    fallback = reverse("runs:workflow_runs", args=[tombstone.workflow_id])
+    return back(request, fallback)
 
 
 @require_POST

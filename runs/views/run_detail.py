@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from integrations import clock
+from runs.engine.cancel_keys import tombstones_for
 from runs.engine.pacing import waiting_steps
 from runs.models import Run, StepExecution
 from runs.views.presenting import run_duration, waiting_until
@@ -129,6 +130,7 @@ def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], n
         "pacing": provider_limit_waits(run, steps),
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
+        "key_cancels": tombstones_for(run),
         **message_summary(run),
     }
 

@@ -43,6 +43,7 @@ def test_list_is_live_runs_newest_first(api, history, welcome):
         "version": 1,
         "event_key": "e-running",
         "label": "",
+        "cancel_key": "",
         "status": "running",
         "is_test": False,
         "created_at": first["created_at"],

@@ -22,6 +22,14 @@ def run_label_field() -> TemplateField:
     )
 
 
+def cancel_key_field() -> TemplateField:
+    return TemplateField(
+        label="Cancel key",
+        help_text="Names what a run is about, so its runs can be cancelled together later, e.g. "
+        "order:{{ item.id }} (REST API: POST /api/v1/workflows/<id>/cancel/ with that key). Empty: none.",
+    )
+
+
 class BoundedNumberField(NumberField):
     """A number that `accepts` takes, with one message that says which."""
 

@@ -36,6 +36,9 @@ class StepExecutionState(Protocol):
     @property
     def output(self) -> Any: ...
 
+    @property
+    def item_key(self) -> str: ...
+
 
 class StepResources(Protocol):
     """What the executions of one batch share (runs.engine.context.BatchResources)."""

@@ -1,13 +1,15 @@
 """Database trigger: a row inserted or updated in the customer's table starts a run.
 
 Config: `datasource` (a DataSource id of the tenant), `schema` (default "public"), `table`,
-`operations` (["insert"], ["update"] or both) and `watch_columns` (updates fire only when one of these
+`operations` (any of "insert", "update", "delete") and `watch_columns` (updates fire only when one of these
 changed; empty means "when any column changed").
 
 The item is the new row as a JSON object (column → value, as PostgreSQL's `to_jsonb` writes it:
 timestamps as ISO strings, numerics as numbers). For an update the item also carries `_old`, the row
 before the update, so `item.status` is the new value and `item._old.status` the old one. Inserts have no
-`_old` key. (A column literally named `_old` is shadowed by it.)
+`_old` key. A delete's item is the deleted row, with `_old` (the same row) and `_deleted: true`, so a
+cancel key like `order:{{ item.id }}` works for every operation. (Columns literally named `_old` or
+`_deleted` are shadowed.)
 
 The event key of a run is `db:<data source id>:<event log id>`.
 
@@ -34,18 +36,18 @@ from integrations.datasources import (
 )
 from integrations.models import DataSource
 from workflows.steps.base import PublishError, StepKind, WatchedTable
-from workflows.steps.common import run_label_field
+from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import PickerField, PickerListField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
 from workflows.steps.widgets import CheckboxList
 
-OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"))
+OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"), ("delete", "Row deleted"))
 
 
 @dataclass(kw_only=True)
 class DatabaseTriggerSettings(StepSettings):
-    omitted_when_empty = ("run_label",)
+    omitted_when_empty = ("run_label", "cancel_key")
 
     datasource: int
     schema: str = "public"
@@ -53,6 +55,7 @@ class DatabaseTriggerSettings(StepSettings):
     operations: list[str] = field(default_factory=lambda: ["insert"])
     watch_columns: list[str] = field(default_factory=list)
     run_label: str = ""
+    cancel_key: str = ""
 
 
 class DatabaseTriggerForm(StepForm):
@@ -75,6 +78,7 @@ class DatabaseTriggerForm(StepForm):
         help_text="For updates: leave empty to start a run whenever any column changes.",
     )
     run_label = run_label_field()
+    cancel_key = cancel_key_field()
 
     def clean_schema(self) -> str:
         return self.cleaned_data["schema"] or "public"
@@ -84,7 +88,7 @@ class DatabaseTriggerForm(StepForm):
         if isinstance(operations, str):
             operations = [operations]
         if not isinstance(operations, list) or not set(operations) <= dict(OPERATIONS).keys():
-            raise forms.ValidationError("Choose insert, update, or both.")
+            raise forms.ValidationError("Choose any of insert, update and delete.")
         return [value for value, _ in OPERATIONS if value in operations]
 
     def clean_watch_columns(self) -> list[str]:
@@ -134,7 +138,9 @@ class DatabaseTriggerForm(StepForm):
 class DatabaseTrigger(StepKind):
     kind = "database_trigger"
     label = "Database trigger"
-    description = "Starts a run when a row is inserted into (or updated in) a table of your database."
+    description = (
+        "Starts a run when a row is inserted into, updated in or deleted from a table of your database."
+    )
     is_trigger = True
     form_class = DatabaseTriggerForm
 
@@ -142,7 +148,7 @@ class DatabaseTrigger(StepKind):
         return {"schema": "public", "operations": ["insert"], "watch_columns": []}
 
     def summary(self, config: dict[str, Any]) -> str:
-        happened = {"insert": "inserted", "update": "updated"}
+        happened = {"insert": "inserted", "update": "updated", "delete": "deleted"}
         ops = " or ".join(happened.get(op, op) for op in config.get("operations") or ["insert"])
         return f"when a row is {ops} in {config.get('schema') or 'public'}.{config.get('table') or '?'}"
 
@@ -167,7 +173,10 @@ class DatabaseTrigger(StepKind):
             ]
         except DataSourceUnavailable:
             return []
-        return [*names, "_old"] if "update" in step.config.get("operations", []) else names
+        operations = step.config.get("operations", [])
+        if "delete" in operations:
+            return [*names, "_old", "_deleted"]
+        return [*names, "_old"] if "update" in operations else names
 
     def on_publish(self, step, previous_step) -> None:
         settings = self.settings(self.validate(step.config))

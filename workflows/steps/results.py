@@ -9,8 +9,11 @@
 - `Skipped(items, summary)`: the step did not do its work, on purpose (a wait skipped in a test run, a
   message whose recipient is suppressed or unsubscribed); the execution reads "skipped".
 - `Deferred(until, summary)`: the item is held and the step runs it again at `until` (a throttle's
-  overflow waiting for the next free slot); the execution stays pending with the summary as its output.
+  overflow waiting for the next free slot, a wait whose time moved); the execution stays pending with the
+  summary as its output.
 A step that produces no items ends as `filtered`, not `succeeded`: the run page then says so.
+- `Filtered(summary)`: the item's path ends here, on purpose, with the reason in the output (a wait whose
+  row was deleted, or no longer matches).
 - raise `integrations.failures.Failure(message, permanent=...)`: transient failures are retried with
   backoff, permanent ones fail the execution at once with the message shown to the user.
 """
@@ -46,4 +49,9 @@ class Skipped:
 @dataclass
 class Deferred:
     until: datetime
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Filtered:
     summary: dict[str, Any] = field(default_factory=dict)

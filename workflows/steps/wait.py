@@ -3,6 +3,13 @@
 The engine asks `due_at(config, item, now)` when it creates the wait's execution and stores the answer
 as `next_attempt_at`, so the wait lives in PostgreSQL; executing the step then passes the item on.
 Test runs with the `skip_waits` option are due at once.
+
+`reread` (with a database trigger): when the wait ends, the trigger's row is read again by primary key
+(workflows/steps/row_reread.py). Row deleted → the path ends `filtered`, "row deleted". In "until" mode,
+a time column that moved later → the wait goes on until the new time (the execution is pending again).
+`still_matches` (an expression over `item`, the row as it is now, and `row`, the same) must be true
+for the item to go on, else the path ends `filtered` with the expression. When the wait's item is the
+trigger's row itself (no fan-out above it), the item passed on is the row as it is now.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integrations.failures import Failure
+from integrations.templating import TemplateError, evaluate
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.fields import ChoiceField, NumberField, TextField
+from workflows.steps.fields import ChoiceField, ExpressionField, FlagField, NumberField, TextField
 from workflows.steps.forms import StepForm, StepSettings
-from workflows.steps.results import Skipped
+from workflows.steps.results import Deferred, Filtered, Skipped
+from workflows.steps.row_reread import reread_row
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
@@ -25,6 +34,7 @@ MAX_WAIT_DAYS = 400
 
 MODES = (("duration", "for a duration"), ("until", "until a time in the item"))
 DIRECTIONS = (("before", "before"), ("after", "after"))
+REREAD_FIELDS = ("reread", "still_matches")
 # Each mode's own fields: the panel shows only the chosen mode's, and only they are stored.
 MODE_FIELDS = {
     "duration": ("amount", "unit"),
@@ -41,10 +51,13 @@ class WaitSettings(StepSettings):
     offset_amount: float = 0
     offset_unit: str = "days"
     offset_direction: str = "before"
+    reread: bool = False
+    still_matches: str = ""
 
     def to_json(self) -> dict[str, Any]:
         stored = super().to_json()
-        return {key: stored[key] for key in ("mode", *MODE_FIELDS[self.mode])}
+        reread = REREAD_FIELDS if self.reread else ()
+        return {key: stored[key] for key in ("mode", *MODE_FIELDS[self.mode], *reread)}
 
     def due_at(self, item: dict[str, Any], now: datetime) -> datetime:
         """When the item may go on. Raises Failure when the item has no usable time."""
@@ -96,20 +109,30 @@ class WaitForm(StepForm):
         required=False,
         error_messages={"invalid_choice": "Choose “before” or “after”."},
     )
+    reread = FlagField(
+        label="Read the row again when the wait ends",
+        help_text="Database trigger only: the row is fetched by its primary key. Deleted: the path ends "
+        "(filtered, “row deleted”). Waiting until a time from the row: a time moved later is followed.",
+    )
+    still_matches = ExpressionField(
+        label="…and go on only if",
+        required=False,
+        help_text="Optional, over the row as it is now, e.g. item.status != 'paid'.",
+    )
 
     def mode_chosen(self) -> str:
         mode = self.data.get(self.add_prefix("mode")) or "duration"
         return mode if mode in MODE_FIELDS else "duration"
 
     def panel_fields(self) -> list[str]:
-        return ["mode", *MODE_FIELDS[self.mode_chosen()]]
+        return ["mode", *MODE_FIELDS[self.mode_chosen()], *REREAD_FIELDS]
 
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data
         mode = data.get("mode") or "duration"
         if "mode" not in self.errors:
             data["mode"] = mode
-        for name in set(self.fields) - {"mode", *MODE_FIELDS.get(mode, ())}:
+        for name in set(self.fields) - {"mode", *REREAD_FIELDS, *MODE_FIELDS.get(mode, ())}:
             self.errors.pop(name, None)  # the other mode's fields are neither used nor stored
         for unit in ("unit", "offset_unit"):
             data[unit] = data.get(unit) or "days"
@@ -121,6 +144,8 @@ class WaitForm(StepForm):
             if not data.get("field"):
                 self.add_error("field", "Name the item field that holds the time, e.g. trial_ends_at.")
             self._non_negative("offset_amount", required=False)
+        if data.get("still_matches") and not data.get("reread"):
+            self.add_error("still_matches", "A condition on the row needs “Read the row again” ticked.")
         return data
 
     def _non_negative(self, name: str, required: bool) -> bool:
@@ -158,7 +183,9 @@ class Wait(StepKind):
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         return StepPreview(shows="wait", due=self.due_at(ctx.step.config, item, ctx.now))
 
-    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped:
+    def execute(
+        self, ctx: StepContext, item: dict[str, Any]
+    ) -> list[dict[str, Any]] | Skipped | Filtered | Deferred:
         # The engine already held the item until due_at (or skipped that in a test run); computing it
         # again surfaces an item without a usable time as this execution's error.
         due = self.due_at(ctx.step.config, item, ctx.now)
@@ -166,9 +193,13 @@ class Wait(StepKind):
             return Skipped(
                 [item], {"skipped": "test run: waits skipped", "would_wait_until": due.isoformat()}
             )
-        return [item]
+        settings = self.settings(ctx.step.config)
+        return reread_at_end(ctx, settings, item) if settings.reread else [item]
 
     def summary(self, config: dict[str, Any]) -> str:
+        return self._summary(config) + (", then reads the row again" if config.get("reread") else "")
+
+    def _summary(self, config: dict[str, Any]) -> str:
         if config.get("mode", "duration") == "duration":
             amount = config.get("amount")
             unit = config.get("unit", "days")
@@ -180,6 +211,31 @@ class Wait(StepKind):
         if not offset:
             return f"until {field}"
         return f"until {_plain(offset)} {config.get('offset_unit', 'days')} {config.get('offset_direction', 'before')} {field}"
+
+
+def reread_at_end(
+    ctx: StepContext, settings: WaitSettings, item: dict[str, Any]
+) -> list[dict[str, Any]] | Filtered | Deferred:
+    """The wait has ended: read the trigger's row again and decide (see the module's docstring)."""
+    row = reread_row(ctx)
+    if row is None:
+        return Filtered({"filtered": "row deleted"})
+    own_row = getattr(ctx.execution, "item_key", "0") == "0"  # the wait's item is the trigger's row
+    current = {**item, **row} if own_row else item
+    if settings.mode == "until":
+        if row.get(settings.field) in (None, ""):
+            return Filtered({"filtered": f"row's {settings.field} is empty now"})
+        due = settings.due_at({**item, **row}, ctx.now)
+        if due > ctx.now:
+            return Deferred(due, {"waiting": f"{settings.field} moved", "until": due.isoformat()})
+    if settings.still_matches:
+        try:
+            matches = evaluate(settings.still_matches, {"item": current, "row": row, "run": ctx.run_context})
+        except TemplateError as exc:
+            raise Failure(f"Wait: the condition on the row: {exc}", permanent=True) from exc
+        if not matches:
+            return Filtered({"filtered": f"row no longer matches: {settings.still_matches}"})
+    return [current]
 
 
 def _parse_time(value: Any, name: str) -> datetime:

@@ -19,7 +19,7 @@ from typing import Any
 from django import forms
 
 from workflows.steps.base import StepKind
-from workflows.steps.common import run_label_field
+from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import JsonField
 from workflows.steps.forms import StepForm, StepSettings
 
@@ -31,10 +31,11 @@ def webhook_path(workflow_id: int) -> str:
 
 @dataclass
 class WebhookSettings(StepSettings):
-    omitted_when_empty = ("run_label",)
+    omitted_when_empty = ("run_label", "cancel_key")
 
     sample: dict[str, Any] = field(default_factory=dict)
     run_label: str = ""
+    cancel_key: str = ""
 
 
 class WebhookForm(StepForm):
@@ -46,6 +47,7 @@ class WebhookForm(StepForm):
         help_text='An example of what you will POST, like {"email": "a@b.c"}; test runs and previews start from it.',
     )
     run_label = run_label_field()
+    cancel_key = cancel_key_field()
 
     def clean_sample(self) -> dict[str, Any]:
         sample = self.cleaned_data["sample"]

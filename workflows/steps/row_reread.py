@@ -1,0 +1,88 @@
+"""Reading the trigger's row again, by primary key, when a wait ends (the wait step's `reread` option).
+
+The run's trigger must be a database trigger: its data source, schema and table say where the row lives,
+and the run's payload (the row as it was logged) holds the primary key's values. The query is Rowbell's
+own (a SELECT by key with quoted identifiers and parameters), sent like every query to a customer's
+database: read-only, under the statement timeout, on the batch's connection to that data source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.failures import Failure
+from integrations.query import QueryError, fetch_rows
+from workflows.steps.context import StepContext
+
+PRIMARY_KEY_SQL = """
+SELECT a.attname AS name
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s
+ORDER BY k.position
+"""
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def trigger_table(ctx: StepContext) -> tuple[int, str, str]:
+    """(data source id, schema, table) of the run's database trigger; a permanent Failure otherwise."""
+    cache = ctx.resources.cache
+    key = ("reread-trigger", ctx.step.version_id)
+    if key not in cache:
+        root = ctx.step.version.root_step()
+        config = (root.config or {}) if root is not None else {}
+        if root is None or root.kind != "database_trigger" or not config.get("table"):
+            cache[key] = None
+        else:
+            cache[key] = (int(config["datasource"]), config.get("schema") or "public", config["table"])
+    if cache[key] is None:
+        raise Failure(
+            "Wait: “read the row again” needs a database trigger (the row to read is the trigger's).",
+            permanent=True,
+        )
+    return cache[key]
+
+
+def primary_key(ctx: StepContext, conn: Any, schema: str, table: str) -> list[str]:
+    cache = ctx.resources.cache
+    key = ("reread-pk", schema, table)
+    if key not in cache:
+        cache[key] = [row["name"] for row in fetch_rows(conn, PRIMARY_KEY_SQL, [schema, table])]
+    if not cache[key]:
+        raise Failure(
+            f"Wait: {schema}.{table} has no primary key, so its row cannot be read again.", permanent=True
+        )
+    return cache[key]
+
+
+def reread_row(ctx: StepContext) -> dict[str, Any] | None:
+    """The trigger's row as it is now; None when it was deleted."""
+    datasource, schema, table = trigger_table(ctx)
+    payload = ctx.run_context["payload"]
+    try:
+        conn = ctx.query_connection(datasource)
+        columns = primary_key(ctx, conn, schema, table)
+        missing = [c for c in columns if not isinstance(payload, dict) or payload.get(c) is None]
+        if missing:
+            raise Failure(
+                f"Wait: the trigger's row has no {', '.join(missing)} (the primary key of "
+                f"{schema}.{table}), so it cannot be read again.",
+                permanent=True,
+            )
+        where = " AND ".join(f"{quoted(c)} = %s" for c in columns)
+        sql = f"SELECT * FROM {quoted(schema)}.{quoted(table)} WHERE {where} LIMIT 1"
+        rows = fetch_rows(conn, sql, [_param(payload[c]) for c in columns], max_rows=1)
+    except QueryError as exc:
+        raise Failure(f"Wait: reading the row again: {exc.message}", permanent=exc.permanent) from exc
+    return rows[0] if rows else None
+
+
+def _param(value: Any) -> Any:
+    """A key value from the logged row (JSON) as a query parameter: text unless it is a plain number."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
