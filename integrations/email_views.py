@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import RestrictedError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -27,6 +27,7 @@ from integrations.models import Provider, Sender
 from integrations.providers.registry import PROVIDER_KINDS, get_kind
 from tenants.audit import record_for
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def kinds_in_order():
     return sorted(kinds, key=lambda kind: (kind.key != "smtp", kind.label))
 
 
-def webhook_url(request: HttpRequest, provider: Provider) -> str:
+def webhook_url(request: TenantRequest, provider: Provider) -> str:
     """The URL to give the ESP, with the basic-auth credentials in it (anymail's way)."""
     base = request.build_absolute_uri(reverse("email_tracking", args=[provider.webhook_token]))
     scheme, rest = base.split("://", 1)
@@ -49,7 +50,7 @@ def webhook_url(request: HttpRequest, provider: Provider) -> str:
 
 
 @login_required
-def email_settings(request: HttpRequest) -> HttpResponse:
+def email_settings(request: TenantRequest) -> HttpResponse:
     if request.tenant is None:
         raise Http404("Not found")
     providers = list(Provider.objects.for_tenant(request.tenant).filter(channel=CHANNEL).order_by("name"))
@@ -65,7 +66,7 @@ def email_settings(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admins_only(MANAGE)
-def provider_add(request: HttpRequest) -> HttpResponse:
+def provider_add(request: TenantRequest) -> HttpResponse:
     """`?kind=postmark`: the form of that kind of provider."""
     kind_key = request.GET.get("kind", "")
     if kind_key not in PROVIDER_KINDS or PROVIDER_KINDS[kind_key].channel != CHANNEL:
@@ -82,7 +83,7 @@ def provider_add(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admins_only(MANAGE, writes_only=True)
-def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
+def provider_detail(request: TenantRequest, provider_id: int) -> HttpResponse:
     provider = get_for_tenant_or_404(Provider.objects.filter(channel=CHANNEL), request.tenant, pk=provider_id)
     kind = provider.kind_module
     can_manage = request.membership is not None and request.membership.can_publish
@@ -112,7 +113,7 @@ def provider_detail(request: HttpRequest, provider_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def provider_test(request: HttpRequest, provider_id: int) -> HttpResponse:
+def provider_test(request: TenantRequest, provider_id: int) -> HttpResponse:
     """Send one email through the provider now and say, in words, what it answered."""
     provider = get_for_tenant_or_404(Provider.objects.filter(channel=CHANNEL), request.tenant, pk=provider_id)
     form = TestSendForm(provider, request.POST)
@@ -157,7 +158,7 @@ def send_test_email(provider: Provider, sender: Sender | None, to: str) -> tuple
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def provider_delete(request: HttpRequest, provider_id: int) -> HttpResponse:
+def provider_delete(request: TenantRequest, provider_id: int) -> HttpResponse:
     provider = get_for_tenant_or_404(Provider.objects.filter(channel=CHANNEL), request.tenant, pk=provider_id)
     try:
         with transaction.atomic():
@@ -179,7 +180,7 @@ def provider_delete(request: HttpRequest, provider_id: int) -> HttpResponse:
 
 @login_required
 @admins_only(MANAGE)
-def sender_form(request: HttpRequest, sender_id: int | None = None) -> HttpResponse:
+def sender_form(request: TenantRequest, sender_id: int | None = None) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id) if sender_id else None
     form = SenderForm(request.tenant, request.POST or None, instance=sender)
     if request.method == "POST" and form.is_valid():
@@ -199,7 +200,7 @@ def sender_form(request: HttpRequest, sender_id: int | None = None) -> HttpRespo
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def sender_delete(request: HttpRequest, sender_id: int) -> HttpResponse:
+def sender_delete(request: TenantRequest, sender_id: int) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id)
     sender.delete()
     record_for(request, "sender.deleted", label=sender.name, object_type="sender", object_id=sender_id)
