@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import smtplib
+from collections.abc import Iterator
 from email.utils import make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -32,6 +33,10 @@ from integrations.channels.base import Channel, ChannelError, Handover
 from integrations.email_providers.platform import PLATFORM
 from integrations.failures import unreachable
 from integrations.outbound import OutboundRefused
+
+if TYPE_CHECKING:
+    from integrations.email_providers.base import EmailProviderKind
+    from integrations.models import Provider
 
 
 class EmailChannel(Channel):
@@ -54,7 +59,7 @@ class EmailChannel(Channel):
         self._backends.clear()
         self.connection = None
 
-    def _use(self, provider) -> None:
+    def _use(self, provider: Provider | None) -> None:
         """Make `provider`'s backend (built once per batch) the current one."""
         key = provider.pk if provider is not None else None
         if key not in self._backends:
@@ -117,7 +122,7 @@ class EmailChannel(Channel):
                 except smtplib.SMTPDataError:
                     _reset(smtp)  # a refused DATA must not leave the envelope to the next message
                     raise
-            return mail.extra_headers["Message-ID"]
+            return str(mail.extra_headers["Message-ID"])
 
         return Handover(complete, abandon=lambda: _reset(smtp))
 
@@ -147,7 +152,7 @@ class EmailChannel(Channel):
             mail.attach_alternative(message["html"], "text/html")
         return mail
 
-    def _send_whole(self, mail: EmailMultiAlternatives, backend, kind) -> str:
+    def _send_whole(self, mail: EmailMultiAlternatives, backend: Any, kind: EmailProviderKind) -> str:
         self.connection, self.kind = backend, kind
         with self._smtp_errors():
             backend.open()
@@ -155,10 +160,10 @@ class EmailChannel(Channel):
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
         # An ESP's own id (its events refer to it), else the Message-ID.
-        return kind.message_id(mail) or mail.extra_headers["Message-ID"]
+        return kind.message_id(mail) or str(mail.extra_headers["Message-ID"])
 
     @contextlib.contextmanager
-    def _provider_errors(self, kind):
+    def _provider_errors(self, kind: EmailProviderKind) -> Iterator[None]:
         """A provider's own errors (an ESP's API answer, a refused address) as its kind maps them."""
         try:
             yield
@@ -173,7 +178,7 @@ class EmailChannel(Channel):
             raise mapped from exc
 
     @contextlib.contextmanager
-    def _smtp_errors(self):
+    def _smtp_errors(self) -> Iterator[None]:
         """The server's refusals and lost connections as ChannelErrors (4xx and network: transient)."""
         try:
             with self._provider_errors(self.kind):

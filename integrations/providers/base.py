@@ -5,11 +5,16 @@ permanent split, and how its tracking webhook is read (none by default)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings as django_settings
 
 from integrations.channels.base import ChannelError
+
+if TYPE_CHECKING:
+    from anymail.signals import AnymailTrackingEvent
+
+    from integrations.models import Provider
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,10 @@ class ProviderKind:
         `exc` is not the provider's (the caller lets it through)."""
         return None
 
-    def tracking_kwargs(self, provider) -> dict[str, Any]:
+    def tracking_kwargs(self, provider: Provider) -> dict[str, Any]:
         """What the tracking view would read from settings, from this provider's own record."""
         return {"webhook_secret": [provider.webhook_credentials]}
 
-    def bounce_kind(self, event) -> str:
+    def bounce_kind(self, event: AnymailTrackingEvent) -> str:
         """ "hard" or "soft" for a bounced event (anymail does not say; each ESP's payload does)."""
         return "hard"
