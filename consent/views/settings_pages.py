@@ -104,9 +104,9 @@ def suppressions(request: TenantRequest) -> HttpResponse:
         if "import-file" in request.FILES or request.POST.get("form") == "import":
             import_form = ImportForm(request.POST, request.FILES, prefix="import")
             if import_form.is_valid():
-                upload = request.FILES["import-file"]
+                upload = request.FILES.get("import-file")
                 report = service.import_suppressions(
-                    tenant, request.user, import_form.cleaned_data["file"], upload.name
+                    tenant, request.user, import_form.cleaned_data["file"], (upload and upload.name) or ""
                 )
         else:
             form = SuppressionForm(request.POST, prefix="add")
@@ -158,7 +158,7 @@ class _Echo:
 
 
 @login_required
-def export_suppressions(request: TenantRequest) -> HttpResponse:
+def export_suppressions(request: TenantRequest) -> StreamingHttpResponse:
     tenant = _tenant(request)
     rows = (
         Suppression.objects.for_tenant(tenant)
