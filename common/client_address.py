@@ -54,6 +54,6 @@ def client_address(meta: dict) -> str | None:
     if not any(peer in network for network in trusted_networks(settings.TRUSTED_PROXIES)):
         return None
     # python-ipware's proxy count is the number of proxies *between* the client and the last one.
-    ipware = IpWare(precedence=[FORWARDED_FOR], proxy_count=max(settings.PROXY_COUNT - 1, 0))
+    ipware = IpWare(precedence=(FORWARDED_FOR,), proxy_count=max(settings.PROXY_COUNT - 1, 0))
     client, _ = ipware.get_client_ip(meta, strict=False)
     return None if client is None else str(client)

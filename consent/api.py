@@ -8,6 +8,8 @@ Every change is recorded in the audit log, as the API key.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
@@ -101,7 +103,15 @@ class Conflict(exceptions.APIException):
     default_detail = "This conflicts with the workspace's data."
 
 
-class _OnlyWritableFields:
+# Typed as what they are mixed into (DRF's serializer), so that their calls to it are checked.
+if TYPE_CHECKING:
+
+    class _Serializer(serializers.ModelSerializer): ...
+else:
+    _Serializer = object
+
+
+class _OnlyWritableFields(_Serializer):
     """A body with a key this endpoint does not take (a read-only `id`, a misspelt name) is a 400: the
     request schema says `additionalProperties: false`, so it must not be quietly ignored."""
 
@@ -140,7 +150,7 @@ SUPPRESSION_FIELDS = {
 }
 
 
-class _UniqueName:
+class _UniqueName(_Serializer):
     """A name unique (case-insensitively) among the tenant's rows of `Meta.model` (a 409 otherwise)."""
 
     def validate_name(self, value: str) -> str:

@@ -52,6 +52,8 @@ def add_suppression(
     via: str | None = None,
 ) -> Suppression:
     entry = suppress_address(tenant, address, reason, source=source, detail=detail)
+    if entry is None:  # the forms and the API refuse a blank address before this
+        raise ValueError("A blank address cannot be suppressed.")
     record(tenant, actor, "suppression.added", entry, via=via, reason=entry.reason)
     return entry
 

@@ -145,8 +145,8 @@ def _valid_rows(text: str, report: ImportReport) -> Iterator[tuple[str, str, str
         reason = raw_reason if raw_reason in reasons else labels.get(raw_reason)
         if problem is None and reason is None:
             problem = f"unknown reason “{cells[1]}” (use one of: {', '.join(sorted(reasons))})"
-        if problem is not None:
-            report.errors.append((number, problem))
+        if problem is not None or reason is None:  # reason is None only with a problem (set just above)
+            report.errors.append((number, problem or "no reason"))
             continue
         if address in seen:
             report.already += 1

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -21,6 +21,7 @@ from integrations.models import Provider, Sender
 from integrations.provider_views import kinds_of
 from tenants.audit import record_for
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 MANAGE = "manage email senders"
@@ -30,7 +31,7 @@ CHANNEL = "email"  # this page lists the email channel's providers (integrations
 
 
 @login_required
-def email_settings(request: HttpRequest, channel: str = CHANNEL) -> HttpResponse:
+def email_settings(request: TenantRequest, channel: str = CHANNEL) -> HttpResponse:
     if request.tenant is None:
         raise Http404("Not found")
     providers = list(Provider.objects.for_tenant(request.tenant).filter(channel=CHANNEL).order_by("name"))
@@ -48,7 +49,7 @@ def email_settings(request: HttpRequest, channel: str = CHANNEL) -> HttpResponse
 
 @login_required
 @admins_only(MANAGE)
-def sender_form(request: HttpRequest, sender_id: int | None = None) -> HttpResponse:
+def sender_form(request: TenantRequest, sender_id: int | None = None) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id) if sender_id else None
     form = SenderForm(request.tenant, request.POST or None, instance=sender)
     if request.method == "POST" and form.is_valid():
@@ -68,7 +69,7 @@ def sender_form(request: HttpRequest, sender_id: int | None = None) -> HttpRespo
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def sender_delete(request: HttpRequest, sender_id: int) -> HttpResponse:
+def sender_delete(request: TenantRequest, sender_id: int) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id)
     sender.delete()
     record_for(request, "sender.deleted", label=sender.name, object_type="sender", object_id=sender_id)

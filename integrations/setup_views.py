@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
@@ -26,6 +26,7 @@ from integrations.datasources import (
 from integrations.datasources.setup import PASSWORD_PLACEHOLDER
 from integrations.models import DataSource
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 # Shown on the connect page: where the customer's tables are, in one line any database user can run.
@@ -66,7 +67,7 @@ class SetupForm:
         return DataSource(name="check", connection_url=url, schemas=self.schemas or ["public"])
 
 
-def read_form(request: HttpRequest) -> SetupForm:
+def read_form(request: TenantRequest) -> SetupForm:
     source = None
     if request.GET.get("source"):
         source = get_for_tenant_or_404(DataSource, request.tenant, pk=request.GET["source"])
@@ -84,7 +85,7 @@ def read_form(request: HttpRequest) -> SetupForm:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def setup_sql_panel(request: HttpRequest) -> HttpResponse:
+def setup_sql_panel(request: TenantRequest) -> HttpResponse:
     """The setup SQL for the form's URL and schemas, with what Rowbell proposes when the URL lacks it."""
     form = read_form(request)
     context: dict = {"form_state": form}
@@ -102,7 +103,7 @@ def setup_sql_panel(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def setup_schemas(request: HttpRequest) -> HttpResponse:
+def setup_schemas(request: TenantRequest) -> HttpResponse:
     """The server's schemas as boxes to tick, or a box to type them in while Rowbell cannot connect yet."""
     form = read_form(request)
     schemas, error = [], ""
@@ -136,7 +137,7 @@ def _default_choice(schemas) -> list[str]:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def setup_check(request: HttpRequest) -> HttpResponse:
+def setup_check(request: TenantRequest) -> HttpResponse:
     """Test the connection the form describes, before saving: what works, and what is still missing."""
     form = read_form(request)
     if not form.usable_url:

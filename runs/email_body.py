@@ -19,9 +19,11 @@ import hashlib
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
+
+from tenants.request import TenantRequest
 
 EMAIL_BODY_TTL = 3600
 POLICY = (
@@ -43,7 +45,7 @@ def email_body_url(tenant_id: int, html: str) -> str:
 
 @login_required
 @xframe_options_sameorigin
-def email_body(request: HttpRequest, key: str) -> HttpResponse:
+def email_body(request: TenantRequest, key: str) -> HttpResponse:
     stored = cache.get(_cache_key(key))
     if stored is None or request.tenant is None or stored[0] != request.tenant.pk:
         raise Http404("This preview has expired; reload the page.")

@@ -9,6 +9,7 @@ CSRF token. `TenantApiMixin` puts both on a view, and answers errors as `{"detai
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import models
@@ -28,6 +29,9 @@ from rest_framework.views import exception_handler
 
 from tenants.models import API_KEY_PREFIX, ApiKey, hash_api_key
 from tenants.scoping import tenant_queryset
+
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
 
 KEYWORD = "Bearer"
 
@@ -151,7 +155,16 @@ class NumberedPagination(PageNumberPagination):
         ]
 
 
-class TenantApiMixin:
+# The mixins below are typed as what they are mixed into (DRF's generic view), so that their calls to
+# its methods are checked; at run time they are plain classes.
+if TYPE_CHECKING:
+
+    class _GenericView(GenericAPIView): ...
+else:
+    _GenericView = object
+
+
+class TenantApiMixin(_GenericView):
     # For every /api/v1/ view (no docstring here: drf-spectacular would show it on every endpoint).
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from tenants.models import Membership
+from tenants.request import TenantRequest
 
 SESSION_KEY = "tenant_id"
 
 
-def user_memberships(request: HttpRequest) -> list[Membership]:
+def user_memberships(request: TenantRequest) -> list[Membership]:
     """The signed-in user's memberships with their tenants, oldest first, in one query ([] when signed out)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -20,14 +21,14 @@ def user_memberships(request: HttpRequest) -> list[Membership]:
     return list(Membership.objects.filter(user=user).select_related("tenant").order_by("created_at", "id"))
 
 
-def current_membership(request: HttpRequest, memberships: list[Membership]) -> Membership | None:
+def current_membership(request: TenantRequest, memberships: list[Membership]) -> Membership | None:
     """The membership of the tenant chosen in this session, else the oldest (None without any)."""
     wanted = request.session.get(SESSION_KEY)
     chosen = next((m for m in memberships if m.tenant_id == wanted), None) if wanted is not None else None
     return chosen or (memberships[0] if memberships else None)
 
 
-def switch_tenant(request: HttpRequest, membership: Membership) -> None:
+def switch_tenant(request: TenantRequest, membership: Membership) -> None:
     request.session[SESSION_KEY] = membership.tenant_id
     request.membership = membership
     request.tenant = membership.tenant
@@ -39,7 +40,7 @@ class TenantMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: TenantRequest) -> HttpResponse:
         request.memberships = user_memberships(request)
         membership = current_membership(request, request.memberships)
         request.membership = membership

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseForbidden
+
+from tenants.request import TenantRequest
 
 View = Callable[..., HttpResponse]
 
 
-def admin_refusal(request: HttpRequest, what: str) -> HttpResponse | None:
+def admin_refusal(request: TenantRequest, what: str) -> HttpResponse | None:
     """None for an admin or owner; for anyone else a 403 saying who may `what` ("manage data sources").
 
     For a check that depends on the object (archiving only a published workflow is for admins); a whole
@@ -30,7 +32,7 @@ def admins_only(what: str, *, writes_only: bool = False) -> Callable[[View], Vie
 
     def decorate(view: View) -> View:
         @wraps(view)
-        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def guarded(request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.tenant is None:
                 raise Http404("Not found")
             checked = not writes_only or request.method == "POST"

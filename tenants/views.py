@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +29,7 @@ from tenants.forms import (
 from tenants.middleware import switch_tenant
 from tenants.models import ApiKey, Invitation, Membership, Role, Tenant
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 
@@ -38,7 +39,7 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
-def signup(request: HttpRequest) -> HttpResponse:
+def signup(request: TenantRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -55,7 +56,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
+def switch(request: TenantRequest, tenant_id: int) -> HttpResponse:
     membership = next((m for m in request.memberships if m.tenant_id == tenant_id), None)
     if membership is None:
         raise Http404("Not found")
@@ -65,7 +66,7 @@ def switch(request: HttpRequest, tenant_id: int) -> HttpResponse:
 
 @login_required
 @admins_only("manage members", writes_only=True)
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: TenantRequest) -> HttpResponse:
     can_manage = request.membership.can_publish
     form = InviteForm(request.POST or None, inviter_role=request.membership.role, tenant=request.tenant)
     if request.method == "POST" and form.is_valid() and _invite(request, form):
@@ -89,7 +90,7 @@ def members(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/members.html", context)
 
 
-def _invite(request: HttpRequest, form: InviteForm) -> bool:
+def _invite(request: TenantRequest, form: InviteForm) -> bool:
     """Issue and email the invitation; False (with the form's error) when a parallel one won."""
     email, role = form.cleaned_data["email"], form.cleaned_data["role"]
     try:
@@ -111,7 +112,7 @@ def _invite(request: HttpRequest, form: InviteForm) -> bool:
     return True
 
 
-def _managed_membership(request: HttpRequest, membership_id: int) -> Membership:
+def _managed_membership(request: TenantRequest, membership_id: int) -> Membership:
     membership = (
         Membership.objects.filter(tenant=request.tenant, pk=membership_id).select_related("user").first()
     )
@@ -120,7 +121,7 @@ def _managed_membership(request: HttpRequest, membership_id: int) -> Membership:
     return membership
 
 
-def _owner_rule_broken(request: HttpRequest, target: Membership, new_role: str | None) -> str:
+def _owner_rule_broken(request: TenantRequest, target: Membership, new_role: str | None) -> str:
     """Why this change is not allowed ("" when it is): owners are made and unmade by owners, and a team
     always keeps one owner."""
     touches_owner = target.role == Role.OWNER or new_role == Role.OWNER
@@ -135,7 +136,7 @@ def _owner_rule_broken(request: HttpRequest, target: Membership, new_role: str |
 @login_required
 @require_POST
 @admins_only("manage members")
-def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def change_role(request: TenantRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
     role = request.POST.get("role", "")
     if role not in Role.values:
@@ -153,7 +154,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage members")
-def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
+def remove_member(request: TenantRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
     if problem := _owner_rule_broken(request, target, None):
         messages.error(request, problem)
@@ -169,7 +170,7 @@ def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage members")
-def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def revoke_invitation(request: TenantRequest, invitation_id: int) -> HttpResponse:
     invitation = get_for_tenant_or_404(Invitation, request.tenant, pk=invitation_id)
     if invitation.role == Role.OWNER and request.membership.role != Role.OWNER:
         messages.error(request, "Only an owner can revoke an invitation to become owner.")
@@ -180,7 +181,7 @@ def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
     return redirect("tenants:members")
 
 
-def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
+def accept_invite(request: TenantRequest, token: str) -> HttpResponse:
     invitation = invitations.find_by_token(token)
     if (unusable := invitations.why_unusable(invitation)) is not None:
         return render(request, "tenants/invite_unusable.html", {"unusable": unusable}, status=unusable.status)
@@ -206,7 +207,7 @@ def accept_invite(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "tenants/accept_invite.html", context)
 
 
-def _accept_signed_in(request: HttpRequest, invitation: Invitation, context: dict) -> HttpResponse:
+def _accept_signed_in(request: TenantRequest, invitation: Invitation, context: dict) -> HttpResponse:
     if problem := invitations.refusal_for(invitation, request.user):
         return _refused(request, context, problem)
     if request.method == "POST":
@@ -218,11 +219,11 @@ def _accept_signed_in(request: HttpRequest, invitation: Invitation, context: dic
     return render(request, "tenants/accept_invite.html", context)
 
 
-def _refused(request: HttpRequest, context: dict, problem: str) -> HttpResponse:
+def _refused(request: TenantRequest, context: dict, problem: str) -> HttpResponse:
     return render(request, "tenants/accept_invite.html", {**context, "refused": problem}, status=409)
 
 
-def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
+def _joined(request: TenantRequest, membership: Membership) -> HttpResponse:
     switch_tenant(request, membership)
     messages.success(
         request, f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}."
@@ -232,7 +233,7 @@ def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 @login_required
 @admins_only("create API keys", writes_only=True)
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: TenantRequest) -> HttpResponse:
     """Everyone sees the tenant's keys; admins and owners create them (the key is shown on this one answer,
     never again) and revoke them."""
     form = ApiKeyForm(request.POST or None)
@@ -259,7 +260,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("revoke API keys")
-def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
+def revoke_api_key(request: TenantRequest, key_id: int) -> HttpResponse:
     api_key = get_for_tenant_or_404(ApiKey, request.tenant, pk=key_id)
     if api_key.revoke():
         record_for(request, "api_key.revoked", api_key)

@@ -99,7 +99,8 @@ def preferences_page(request: HttpRequest, token: str) -> HttpResponse:
         action = request.POST.get("action", "")
         topic = None
         if request.POST.get("topic"):
-            topic = Topic.objects.filter(tenant=tenant, pk=_int(request.POST["topic"])).first()
+            topic_pk = _int(request.POST["topic"])
+            topic = Topic.objects.filter(tenant=tenant, pk=topic_pk).first() if topic_pk is not None else None
             if topic is None:
                 return _bad_link(request)
         if action == "subscribe":

@@ -8,7 +8,7 @@ import csv
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -18,12 +18,13 @@ from consent.layouts import STARTER_LAYOUT
 from consent.models import EmailLayout, Suppression, Topic, normalize_address
 from consent.suppression import export_rows
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 PAGE_SIZE = 50
 
 
-def _tenant(request: HttpRequest):
+def _tenant(request: TenantRequest):
     if request.tenant is None:
         raise Http404("Not found")
     return request.tenant
@@ -31,7 +32,7 @@ def _tenant(request: HttpRequest):
 
 @login_required
 @admins_only("manage email topics", writes_only=True)
-def topics(request: HttpRequest) -> HttpResponse:
+def topics(request: TenantRequest) -> HttpResponse:
     tenant = _tenant(request)
     form = TopicForm(request.POST or None, tenant=tenant)
     if request.method == "POST" and form.is_valid():
@@ -45,7 +46,7 @@ def topics(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage email topics")
-def delete_topic(request: HttpRequest, topic_id: int) -> HttpResponse:
+def delete_topic(request: TenantRequest, topic_id: int) -> HttpResponse:
     tenant = _tenant(request)
     topic = get_for_tenant_or_404(Topic, tenant, pk=topic_id)
     service.delete_topic(tenant, request.user, topic)
@@ -54,7 +55,7 @@ def delete_topic(request: HttpRequest, topic_id: int) -> HttpResponse:
 
 
 @login_required
-def layouts(request: HttpRequest) -> HttpResponse:
+def layouts(request: TenantRequest) -> HttpResponse:
     tenant = _tenant(request)
     rows = EmailLayout.objects.for_tenant(tenant).order_by("-is_default", "name")
     context = {"layouts": rows, "tab": "layouts", "starter": STARTER_LAYOUT}
@@ -63,7 +64,7 @@ def layouts(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage email layouts", writes_only=True)
-def edit_layout(request: HttpRequest, layout_id: int | None = None) -> HttpResponse:
+def edit_layout(request: TenantRequest, layout_id: int | None = None) -> HttpResponse:
     tenant = _tenant(request)
     layout = (
         get_for_tenant_or_404(EmailLayout, tenant, pk=layout_id) if layout_id else EmailLayout(tenant=tenant)
@@ -84,7 +85,7 @@ def edit_layout(request: HttpRequest, layout_id: int | None = None) -> HttpRespo
 @login_required
 @require_POST
 @admins_only("manage email layouts")
-def delete_layout(request: HttpRequest, layout_id: int) -> HttpResponse:
+def delete_layout(request: TenantRequest, layout_id: int) -> HttpResponse:
     tenant = _tenant(request)
     layout = get_for_tenant_or_404(EmailLayout, tenant, pk=layout_id)
     service.delete_layout(tenant, request.user, layout)
@@ -94,7 +95,7 @@ def delete_layout(request: HttpRequest, layout_id: int) -> HttpResponse:
 
 @login_required
 @admins_only("manage the suppression list", writes_only=True)
-def suppressions(request: HttpRequest) -> HttpResponse:
+def suppressions(request: TenantRequest) -> HttpResponse:
     tenant = _tenant(request)
     form = SuppressionForm(prefix="add")
     import_form = ImportForm(prefix="import")
@@ -103,9 +104,9 @@ def suppressions(request: HttpRequest) -> HttpResponse:
         if "import-file" in request.FILES or request.POST.get("form") == "import":
             import_form = ImportForm(request.POST, request.FILES, prefix="import")
             if import_form.is_valid():
-                upload = request.FILES["import-file"]
+                upload = request.FILES.get("import-file")
                 report = service.import_suppressions(
-                    tenant, request.user, import_form.cleaned_data["file"], upload.name
+                    tenant, request.user, import_form.cleaned_data["file"], (upload and upload.name) or ""
                 )
         else:
             form = SuppressionForm(request.POST, prefix="add")
@@ -143,7 +144,7 @@ ADDRESS_SEARCH_MAX = 320
 @login_required
 @require_POST
 @admins_only("manage the suppression list")
-def delete_suppression(request: HttpRequest, suppression_id: int) -> HttpResponse:
+def delete_suppression(request: TenantRequest, suppression_id: int) -> HttpResponse:
     tenant = _tenant(request)
     entry = get_for_tenant_or_404(Suppression, tenant, pk=suppression_id)
     service.remove_suppression(tenant, request.user, entry)
@@ -157,7 +158,7 @@ class _Echo:
 
 
 @login_required
-def export_suppressions(request: HttpRequest) -> HttpResponse:
+def export_suppressions(request: TenantRequest) -> StreamingHttpResponse:
     tenant = _tenant(request)
     rows = (
         Suppression.objects.for_tenant(tenant)

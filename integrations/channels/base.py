@@ -22,7 +22,7 @@ permanent ones at once with the message shown to the user; it never decides by m
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, ClassVar
@@ -123,11 +123,13 @@ class Channel(ABC):
         self.open()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def http_status_error(status: int, body: str, what: str, headers=None) -> ChannelError:
+def http_status_error(
+    status: int, body: str, what: str, headers: Mapping[str, str] | None = None
+) -> ChannelError:
     """429 and 5xx are worth retrying; other 4xx mean the request itself is wrong. A 429, or any answer
     with `Retry-After`, is throttling: retried after that wait without counting an attempt."""
     snippet = body.strip()[:300]

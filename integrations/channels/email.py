@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import smtplib
+from collections.abc import Iterator
 from email.utils import make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -35,6 +36,10 @@ from integrations.email_providers.platform import PLATFORM
 from integrations.failures import unreachable
 from integrations.outbound import OutboundRefused
 
+if TYPE_CHECKING:
+    from integrations.email_providers.base import EmailProviderKind
+    from integrations.models import Provider
+
 
 class EmailChannel(Channel):
     reports_events = True  # providers with a tracking webhook (runs/provider_tracking.py)
@@ -44,17 +49,17 @@ class EmailChannel(Channel):
     def test_recipient_field(self) -> forms.Field:
         return forms.EmailField(label="To", help_text="Where the test email goes.")
 
-    def test_extra_fields(self, provider) -> dict[str, forms.Field]:
+    def test_extra_fields(self, provider: Any) -> dict[str, forms.Field]:
         sender = forms.ModelChoiceField(
             queryset=provider.senders.order_by("name"), required=False, label="From"
         )
         sender.empty_label = "Rowbell's default From address"
         return {"sender": sender}
 
-    def test_recipient_initial(self, user) -> str:
+    def test_recipient_initial(self, user: Any) -> str:
         return getattr(user, "email", "") or ""
 
-    def test_message(self, provider, data: dict[str, Any]) -> dict[str, Any]:
+    def test_message(self, provider: Any, data: dict[str, Any]) -> dict[str, Any]:
         sender = data.get("sender")
         return {
             "to": data["to"],
@@ -83,7 +88,7 @@ class EmailChannel(Channel):
         self._backends.clear()
         self.connection = None
 
-    def _use(self, provider) -> None:
+    def _use(self, provider: Provider | None) -> None:
         """Make `provider`'s backend (built once per batch) the current one."""
         key = provider.pk if provider is not None else None
         if key not in self._backends:
@@ -146,7 +151,7 @@ class EmailChannel(Channel):
                 except smtplib.SMTPDataError:
                     _reset(smtp)  # a refused DATA must not leave the envelope to the next message
                     raise
-            return mail.extra_headers["Message-ID"]
+            return str(mail.extra_headers["Message-ID"])
 
         return Handover(complete, abandon=lambda: _reset(smtp))
 
@@ -179,7 +184,7 @@ class EmailChannel(Channel):
             mail.metadata = {LOOKUP_METADATA: idempotency_key}  # type: ignore[attr-defined]
         return mail
 
-    def _send_whole(self, mail: EmailMultiAlternatives, backend, kind) -> str:
+    def _send_whole(self, mail: EmailMultiAlternatives, backend: Any, kind: EmailProviderKind) -> str:
         self.connection, self.kind = backend, kind
         with self._smtp_errors():
             backend.open()
@@ -187,10 +192,10 @@ class EmailChannel(Channel):
         if not sent:
             raise ChannelError("The mail server did not accept the message.", permanent=False)
         # An ESP's own id (its events refer to it), else the Message-ID.
-        return kind.message_id(mail) or mail.extra_headers["Message-ID"]
+        return kind.message_id(mail) or str(mail.extra_headers["Message-ID"])
 
     @contextlib.contextmanager
-    def _provider_errors(self, kind):
+    def _provider_errors(self, kind: EmailProviderKind) -> Iterator[None]:
         """A provider's own errors (an ESP's API answer, a refused address) as its kind maps them."""
         try:
             yield
@@ -205,7 +210,7 @@ class EmailChannel(Channel):
             raise mapped from exc
 
     @contextlib.contextmanager
-    def _smtp_errors(self):
+    def _smtp_errors(self) -> Iterator[None]:
         """The server's refusals and lost connections as ChannelErrors (4xx and network: transient)."""
         try:
             with self._provider_errors(self.kind):

@@ -105,7 +105,7 @@ class ProviderForm(forms.Form):
         ]
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
+        name: str = self.cleaned_data["name"].strip()
         if self.others is not None and self.others.filter(name=name).exists():
             raise forms.ValidationError("Another provider has this name.")
         return name

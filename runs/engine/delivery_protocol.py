@@ -206,7 +206,14 @@ def prepare(
         _pace(pacer, transport)
     if not begin:
         return Outgoing(execution, None, content, transport, fields)
-    return Outgoing(execution, ledger.begin_create(**fields), content, transport)
+    try:
+        pending = ledger.begin_create(**fields)
+    except BaseException:
+        # Interrupted while the insert ran: it may still commit a `sending` row, and its message never
+        # left, so the release marks that row "not sent" and the item's retry sends it.
+        ctx.resources.unsent.append(execution)
+        raise
+    return Outgoing(execution, pending, content, transport)
 
 
 def skipped(

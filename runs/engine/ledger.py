@@ -11,29 +11,24 @@ several requests in flight (runs/engine/concurrent.py), whose answers all ride o
 The last marks of a batch are flushed before the batch settles. Every statement here is fenced by the
 claim its execution was made under (see CLAIMED below).
 
-`begin_create` sends that statement without waiting for it (libpq's asynchronous API on Django's own
-connection), so that the channel can do the part of its exchange that delivers nothing (SMTP's MAIL
-and RCPT commands) while PostgreSQL commits; `PendingCreate.wait()` returns the id once the row is
-durable, and only then may the message itself leave. Nothing else may use the connection in between.
-If `wait()` is interrupted (RQ's job timeout fires while PostgreSQL commits), the statement is still in
-flight on the connection: the batch's interruption path (runs/engine/connections.py) cancels it and
-closes the connection, so no later statement meets "another command is already in progress".
+`begin_create` runs that statement on Django's cursor (psycopg's public API) and `PendingCreate.wait()`
+hands out the id: the row is durable before the channel's exchange starts, and the message leaves only
+after `wait()`. If the statement is interrupted (RQ's job timeout fires while PostgreSQL commits), it is
+still in flight on the connection and may yet commit: the caller counts that message as never sent
+(BatchResources.unsent), and the batch's interruption path (runs/engine/connections.py) cancels the
+statement and closes the connection, so no later statement meets "another command is already in progress".
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
-from psycopg import generators
+from django.db import DatabaseError, connection
 
 from integrations import clock
 from runs.engine import liveness
@@ -208,12 +203,18 @@ class DeliveryLedger:
 
 
 class PendingCreate:
-    """A Delivery insert sent to PostgreSQL and not yet waited for.
+    """A Delivery insert, committed by the time `wait()` returns its id.
 
-    `wait()` must be called before the connection is used again, also when the caller gives up (it is
-    what a `finally` does). The statement still goes through the connection's execute wrappers (those
-    installed with `connection.execute_wrapper()`, e.g. the benchmarks' statement counter) and, when
-    queries are logged (tests, DEBUG), into connection.queries, so statement counts stay true.
+    The statement runs on Django's own cursor, in autocommit (so the connection's execute wrappers, e.g.
+    the benchmarks' statement counter, and connection.queries see it): it is durable when `execute`
+    returns, before the channel's exchange starts. Its outcome (the ids, or the database's error) is
+    handed out by `wait()`, which the channel calls before the message leaves.
+
+    An interruption while it runs (RQ's job timeout fires while PostgreSQL commits) propagates from here,
+    with the statement still in flight on the connection, and it may still commit. The caller must then
+    count the message as never sent (BatchResources.unsent: its `sending` row, if any, becomes `failed`
+    "not sent" and the item's retry sends it), as it does when `wait()` is interrupted; the batch's
+    interruption path cancels the statement and closes the connection (runs/engine/connections.py).
     """
 
     def __init__(
@@ -225,53 +226,34 @@ class PendingCreate:
         on_failure: Callable[[], None] = lambda: None,
         many: bool = False,
     ):
-        connection.ensure_connection()
         self.many = many  # several rows of (execution id, delivery id): wait() returns them as a dict
         self.marks = marks
         self.execution_ids = execution_ids
-        self.on_failure = on_failure
-        self.pgconn = connection.connection.pgconn
-        self.started = time.monotonic()
-        self.sql = sql
-        self.done: Any = None
-        with connection.cursor() as cursor:
-            send: Callable[..., None] = self._send
-            for wrapper in reversed(connection.execute_wrappers):  # the outermost wrapper was installed first
-                send = functools.partial(wrapper, send)
-            send(sql, params, False, {"connection": connection, "cursor": cursor})
-
-    def _send(self, sql: str, params: list[Any], many: bool, context: dict) -> None:
-        self.pgconn.send_query_params(_numbered(sql).encode(), [_text(value) for value in params])
-        connection.connection.wait(generators.send(self.pgconn))
+        self.done: Any
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+        except DatabaseError as exc:  # the database's answer, handed out by wait() like a result
+            # psycopg's own error, as callers expect (UniqueViolation: another worker's row), not
+            # Django's wrapper of it.
+            self.done = exc.__cause__ if isinstance(exc.__cause__, psycopg.Error) else exc
+            on_failure()
+            return
+        try:
+            self.done = self._result(rows)
+        except ClaimLost as exc:  # the statement itself went through: its marks are written
+            self.done = exc
 
     def wait(self) -> Any:
-        """The new Delivery's id (for `many`, {execution id: delivery id}), once committed; raises the
-        database's error otherwise, and ClaimLost when this worker no longer holds an execution."""
-        if self.done is None:
-            try:
-                self.done = self._result(connection.connection.wait(generators.fetch_many(self.pgconn)))
-            except ClaimLost as exc:  # the statement itself went through: its marks are written
-                self.done = exc
-            except BaseException as exc:
-                self.done = exc
-                self.on_failure()
-            if connection.queries_logged:
-                took = time.monotonic() - self.started
-                connection.queries_log.append({"sql": self.sql, "time": f"{took:.3f}"})
+        """The new Delivery's id (for `many`, {execution id: delivery id}); raises the database's error,
+        and ClaimLost when this worker no longer holds an execution."""
         if isinstance(self.done, BaseException):
             raise self.done
         return self.done
 
-    def _result(self, results: list[Any]) -> Any:
-        failed = [r for r in results if r.status != psycopg.pq.ExecStatus.TUPLES_OK]
-        if failed:
-            raise psycopg.errors.error_from_result(failed[0])
-        result = results[0]
-        rows = [
-            (result.get_value(i, 0), result.get_value(i, 1), int(result.get_value(i, 2)))
-            for i in range(result.ntuples)
-        ]
-        refused_marks(rows[0][2], self.marks)
+    def _result(self, rows: list[tuple[Any, Any, int]]) -> Any:
+        refused_marks(int(rows[0][2]), self.marks)
         ids = {int(execution): int(delivery) for execution, delivery, _ in rows if delivery is not None}
         lost = [pk for pk in self.execution_ids if pk not in ids]
         if lost:
@@ -316,16 +298,3 @@ def _row(
         sent_via_id,
         attempt,
     ]
-
-
-def _numbered(sql: str) -> str:
-    """psycopg's %s placeholders as libpq's $1, $2, ..."""
-    parts = sql.split("%s")
-    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
-
-
-def _text(value: Any) -> bytes | None:
-    """A parameter in PostgreSQL's text format (the statement's columns give the types)."""
-    if value is None:
-        return None
-    return (value.isoformat() if isinstance(value, datetime) else str(value)).encode()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
@@ -19,6 +19,7 @@ from integrations.events.forms import EventEndpointForm
 from integrations.models import EventDelivery, EventEndpoint
 from runs.events.emit import send_test_event
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 REVEAL_SESSION_KEY = "event_endpoint_reveal"
@@ -50,7 +51,7 @@ def attach_recent_deliveries(endpoints: list[EventEndpoint]) -> None:
 
 
 @login_required
-def endpoint_list(request: HttpRequest) -> HttpResponse:
+def endpoint_list(request: TenantRequest) -> HttpResponse:
     if request.tenant is None:
         raise Http404("Not found")
     endpoints = list(EventEndpoint.objects.for_tenant(request.tenant).order_by("created_at", "id"))
@@ -66,7 +67,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage event webhooks")
-def endpoint_add(request: HttpRequest) -> HttpResponse:
+def endpoint_add(request: TenantRequest) -> HttpResponse:
     form = EventEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
@@ -80,7 +81,7 @@ def endpoint_add(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage event webhooks")
-def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_edit(request: TenantRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     form = EventEndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
@@ -93,7 +94,7 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage event webhooks")
-def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_delete(request: TenantRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     endpoint.delete()
     messages.success(request, f"Deleted {endpoint.url}: it receives no more events.")
@@ -103,7 +104,7 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage event webhooks")
-def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_rotate(request: TenantRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     endpoint.rotate_secret()
     request.session[REVEAL_SESSION_KEY] = endpoint.pk
@@ -116,7 +117,7 @@ def endpoint_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage event webhooks")
-def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_test(request: TenantRequest, endpoint_id: int) -> HttpResponse:
     """Send a `ping` now and show what the endpoint answered: in its card (htmx), or as a message."""
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     test = send_test_event(endpoint)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -34,6 +34,7 @@ from runs.engine.enqueue import schedule_next
 from runs.models import CancelTombstone, Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
 from tenants.audit import record_bulk, record_for
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 from workflows.steps import STEP_KINDS
@@ -42,7 +43,7 @@ from workflows.steps import STEP_KINDS
 RELEASE_LIMIT = 200
 
 
-def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+def back(request: TenantRequest, default: str) -> HttpResponseRedirect:
     """To the page the form came from (`next`), when it is one of ours."""
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
@@ -50,7 +51,7 @@ def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
-def may_send_live(request: HttpRequest) -> bool:
+def may_send_live(request: TenantRequest) -> bool:
     return request.membership is not None and request.membership.can_publish
 
 
@@ -62,7 +63,7 @@ def live_sending_refused(what: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
+def retry(request: TenantRequest, execution_id: int) -> HttpResponse:
     qs = StepExecution.objects.select_related("step", "run")
     execution = get_for_tenant_or_404(qs, request.tenant, pk=execution_id)
     if not execution.run.is_test and not may_send_live(request):
@@ -87,7 +88,7 @@ def retry(request: HttpRequest, execution_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def cancel(request: TenantRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run, request.tenant, pk=run_id)
     if run.status in Run.FINISHED:
         messages.error(request, f"Run #{run.pk} has already finished ({run.get_status_display().lower()}).")
@@ -100,7 +101,7 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def cancel_key(request: HttpRequest, run_id: int) -> HttpResponse:
+def cancel_key(request: TenantRequest, run_id: int) -> HttpResponse:
     """Cancel every run of this run's workflow with its cancel key, and what they create later."""
     run = get_for_tenant_or_404(Run.objects.select_related("workflow"), request.tenant, pk=run_id)
     try:
@@ -123,7 +124,7 @@ def cancel_key(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def undo_key_cancel(request: HttpRequest, tombstone_id: int) -> HttpResponse:
+def undo_key_cancel(request: TenantRequest, tombstone_id: int) -> HttpResponse:
     tombstone = get_for_tenant_or_404(CancelTombstone, request.tenant, pk=tombstone_id)
     try:
         restored = undo_cancel(tombstone)
@@ -138,7 +139,7 @@ def undo_key_cancel(request: HttpRequest, tombstone_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def replay(request: HttpRequest, run_id: int) -> HttpResponse:
+def replay(request: TenantRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run.objects.select_related("workflow"), request.tenant, pk=run_id)
     if not run.is_test and not may_send_live(request):
         return live_sending_refused("replay a live event")
@@ -155,7 +156,7 @@ def replay(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def skip_waits(request: HttpRequest, run_id: int) -> HttpResponse:
+def skip_waits(request: TenantRequest, run_id: int) -> HttpResponse:
     """Fast-forward a TEST run: its waiting wait-steps become due now and are queued at once."""
     run = get_for_tenant_or_404(Run, request.tenant, pk=run_id)
     if not run.is_test:
@@ -184,7 +185,7 @@ def skip_waits(request: HttpRequest, run_id: int) -> HttpResponse:
     return back(request, reverse("runs:run_detail", args=[run.pk]))
 
 
-def chosen_deliveries(request: HttpRequest) -> tuple[list[int], str]:
+def chosen_deliveries(request: TenantRequest) -> tuple[list[int], str]:
     """Held delivery ids the form names (`ids`, or `all` with an optional `workflow`), and an error."""
     held = Delivery.objects.for_tenant(request.tenant).filter(status=Delivery.Status.HELD)
     if request.POST.get("all"):
@@ -203,7 +204,7 @@ def chosen_deliveries(request: HttpRequest) -> tuple[list[int], str]:
 
 @require_POST
 @login_required
-def release(request: HttpRequest) -> HttpResponse:
+def release(request: TenantRequest) -> HttpResponse:
     if not may_send_live(request):
         return live_sending_refused("release held messages")
     ids, error = chosen_deliveries(request)
@@ -216,7 +217,7 @@ def release(request: HttpRequest) -> HttpResponse:
     return back(request, reverse("runs:message_list"))
 
 
-def report_release(request: HttpRequest, ids: list[int], sent: list[int]) -> None:
+def report_release(request: TenantRequest, ids: list[int], sent: list[int]) -> None:
     if sent:
         messages.success(request, f"Released and sent {len(sent)} message{'s' if len(sent) != 1 else ''}.")
     unsent = Delivery.objects.filter(pk__in=set(ids) - set(sent)).exclude(error="")
@@ -231,7 +232,7 @@ def report_release(request: HttpRequest, ids: list[int], sent: list[int]) -> Non
 
 @require_POST
 @login_required
-def discard(request: HttpRequest) -> HttpResponse:
+def discard(request: TenantRequest) -> HttpResponse:
     ids, error = chosen_deliveries(request)
     if error:
         messages.error(request, error)
@@ -244,7 +245,7 @@ def discard(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def resolve(request: HttpRequest, delivery_id: int) -> HttpResponse:
+def resolve(request: TenantRequest, delivery_id: int) -> HttpResponse:
     """An uncertain message: mark it as sent, or (confirmed: it may arrive twice) send it again."""
     delivery = get_for_tenant_or_404(Delivery.objects.select_related("run"), request.tenant, pk=delivery_id)
     default = reverse("runs:run_detail", args=[delivery.run_id])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -14,6 +14,7 @@ from runs.models import Delivery
 from runs.tracking import COUNTED, TRACKING_DAYS, counts_for_workflow
 from runs.views.forms import MessageFilterForm
 from runs.views.paging import BadCursor, keyset_page, pager_links
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
@@ -38,7 +39,7 @@ def filter_messages(tenant, form: MessageFilterForm, workflow: Workflow | None =
 
 
 @login_required
-def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+def message_list(request: TenantRequest, workflow_id: int | None = None) -> HttpResponse:
     tenant = request.tenant
     workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id) if workflow_id else None
     form = MessageFilterForm(request.GET or None, tenant=tenant)
@@ -71,7 +72,7 @@ def message_list(request: HttpRequest, workflow_id: int | None = None) -> HttpRe
 
 
 @login_required
-def messages_chart(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+def messages_chart(request: TenantRequest, workflow_id: int | None = None) -> HttpResponse:
     """The messages-per-day chart, fetched by the Messages page once it shows: reading a week of a busy
     tenant's messages and their tracking events costs more than the list itself, which need not wait."""
     workflow = get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id) if workflow_id else None
@@ -80,7 +81,7 @@ def messages_chart(request: HttpRequest, workflow_id: int | None = None) -> Http
 
 
 @login_required
-def tracking_counts(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def tracking_counts(request: TenantRequest, workflow_id: int) -> HttpResponse:
     """The per-step email counts table, fetched by a workflow's Messages page once it shows, like the
     chart: counting a week of messages and their tracking events costs more than the list itself."""
     workflow = get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id)
@@ -93,7 +94,7 @@ def tracking_counts(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 
 @login_required
-def message_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
+def message_detail(request: TenantRequest, delivery_id: int) -> HttpResponse:
     delivery = get_for_tenant_or_404(
         Delivery.objects.select_related("run__workflow", "step_execution__step"),
         request.tenant,

@@ -7,20 +7,21 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from common.input_guard import checks_nul_itself
 from runs.preview import last_input, preview_step
 from runs.samples import live_rows, sample_item, watched_table
 from runs.views.testing import ItemField
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step
 
 
 @checks_nul_itself
 @login_required
-def step_preview(request: HttpRequest, step_id: int) -> HttpResponse:
+def step_preview(request: TenantRequest, step_id: int) -> HttpResponse:
     tenant = request.tenant
     step = get_for_tenant_or_404(Step.objects.select_related("version__workflow"), tenant, pk=step_id)
     workflow, root = step.version.workflow, step.version.root_step()

@@ -15,7 +15,7 @@ import hashlib
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Max
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from integrations import clock
@@ -25,6 +25,7 @@ from runs.models import Run, StepExecution
 from runs.views.presenting import run_duration, waiting_until
 from runs.views.tree import TreeFilter, run_tree, side_panel, step_states
 from runs.views.uncertain import message_summary
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step
 
@@ -46,7 +47,7 @@ STATUS_FILTERS = [
 ]
 
 
-def tree_filter(request: HttpRequest) -> TreeFilter:
+def tree_filter(request: TenantRequest) -> TreeFilter:
     status = request.GET.get("status", "")
     step = request.GET.get("step", "")
     return TreeFilter(
@@ -66,7 +67,7 @@ def fingerprint(run: Run, states: list[dict]) -> str:
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
-def poll_url(request: HttpRequest, seen: str) -> str:
+def poll_url(request: TenantRequest, seen: str) -> str:
     params = request.GET.copy()
     params["seen"] = seen
     return f"{request.path}?{params.urlencode()}"
@@ -109,7 +110,7 @@ def provider_limit_waits(run: Run, steps: dict[int, Step]) -> list[dict]:
     ]
 
 
-def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], now) -> dict:
+def run_context(request: TenantRequest, run: Run, seen: str, states: list[dict], now) -> dict:
     wanted = tree_filter(request)
     chains, steps = run_tree(run, states, now)
     waiting = only_waiting(run, states, steps, now)
@@ -136,7 +137,7 @@ def run_context(request: HttpRequest, run: Run, seen: str, states: list[dict], n
 
 
 @login_required
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_detail(request: TenantRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run.objects.select_related("workflow", "version"), request.tenant, pk=run_id)
     now = clock.now()
     states = step_states(run, now)

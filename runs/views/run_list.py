@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Min, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from integrations import clock
@@ -15,6 +15,7 @@ from runs.models import Delivery, Run, StepExecution
 from runs.views.forms import RETRYING, RunFilterForm
 from runs.views.paging import BadCursor, Page, keyset_page, pager_links
 from runs.views.presenting import run_duration, waiting_until
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
@@ -137,7 +138,7 @@ def run_rows(page: Page) -> list[dict]:
 
 
 @login_required
-def run_list(request: HttpRequest, workflow_id: int | None = None) -> HttpResponse:
+def run_list(request: TenantRequest, workflow_id: int | None = None) -> HttpResponse:
     tenant = request.tenant
     workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id) if workflow_id else None
     form = RunFilterForm(request.GET or None, tenant=tenant)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -24,6 +24,7 @@ from runs.engine import start_run
 from runs.models import Run
 from runs.samples import live_rows, sample_item, watched_table
 from runs.views.tree import run_tree, step_states
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, validate_version
@@ -100,7 +101,7 @@ def latest_test_tree(workflow: Workflow, draft: WorkflowVersion) -> dict[str, An
 
 @checks_nul_itself
 @login_required
-def test_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def test_workflow(request: TenantRequest, workflow_id: int) -> HttpResponse:
     tenant = request.tenant
     workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id)
     # Opening the page writes nothing: it shows the live version until a test run starts the draft.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import F, Max
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from integrations import clock
 from runs.charts.queries import NODE_DAYS, NODE_RUNS, node_counts
 from runs.samples import remembered_item
+from tenants.request import TenantRequest
 from workflows.forms.step_form import with_single_datasource
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
@@ -40,7 +41,9 @@ def bump_revision(version: WorkflowVersion) -> int:
     return version.revision
 
 
-def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVersion, selected: Step | None):
+def builder_context(
+    request: TenantRequest, workflow: Workflow, draft: WorkflowVersion, selected: Step | None
+):
     steps = list(draft.steps.all())
     invalid = {}
     for step in steps:
@@ -82,7 +85,7 @@ def builder_context(request: HttpRequest, workflow: Workflow, draft: WorkflowVer
 
 
 @login_required
-def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def builder(request: TenantRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     version = shown_version(workflow)
     selected = (
@@ -94,7 +97,7 @@ def builder(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 
 @login_required
-def step_panel(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+def step_panel(request: TenantRequest, workflow_id: int, step_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     step = get_shown_step(request, workflow, step_id)
     context = builder_context(request, workflow, step.version, step)
@@ -103,7 +106,7 @@ def step_panel(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResp
 
 @login_required
 @require_POST
-def add_step(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def add_step(request: TenantRequest, workflow_id: int) -> HttpResponse:
     """Add a step of `kind`: as the trigger, as a child (a parallel branch below the anchor when it has
     children already), or between a step and its children ("insert")."""
     workflow = get_workflow(request, workflow_id)
@@ -163,7 +166,7 @@ def _insert(draft: WorkflowVersion, kind, anchor: Step | None, mode: str, path: 
 
 @login_required
 @require_POST
-def delete_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+def delete_step(request: TenantRequest, workflow_id: int, step_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)
     draft = step.version
@@ -182,7 +185,7 @@ PATH_ACTIONS = ("add", "remove", "up")
 
 @login_required
 @require_POST
-def branch_path(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+def branch_path(request: TenantRequest, workflow_id: int, step_id: int) -> HttpResponse:
     """Add a path to a step with paths, remove one (with the steps on it), or move one up."""
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest
+from django.http import Http404
 
 from integrations.templating import TemplateError, render_header
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_draft, get_or_create_draft, latest_published
 from workflows.steps import ConfigError, get_kind
 
 
-def get_workflow(request: HttpRequest, workflow_id: int) -> Workflow:
+def get_workflow(request: TenantRequest, workflow_id: int) -> Workflow:
     return get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id)
 
 
@@ -23,7 +24,7 @@ def shown_version(workflow: Workflow) -> WorkflowVersion:
     return get_draft(workflow) or latest_published(workflow) or get_or_create_draft(workflow)
 
 
-def _workflow_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+def _workflow_step(request: TenantRequest, workflow: Workflow, step_id: int) -> Step:
     """A step of the workflow's draft or of one of its published versions (a page drawn before the draft
     existed names the published step)."""
     steps = Step.objects.select_related("version").filter(
@@ -41,7 +42,7 @@ def _same_step_in(version: WorkflowVersion, step: Step) -> Step:
     return found
 
 
-def get_draft_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+def get_draft_step(request: TenantRequest, workflow: Workflow, step_id: int) -> Step:
     """The draft step to change. A published step's id (the builder showed the live version) starts the
     draft now and answers its copy of that step: the first change is what creates a draft."""
     step = _workflow_step(request, workflow, step_id)
@@ -50,7 +51,7 @@ def get_draft_step(request: HttpRequest, workflow: Workflow, step_id: int) -> St
     return _same_step_in(get_or_create_draft(workflow), step)
 
 
-def get_shown_step(request: HttpRequest, workflow: Workflow, step_id: int) -> Step:
+def get_shown_step(request: TenantRequest, workflow: Workflow, step_id: int) -> Step:
     """The step to show, without writing: the draft's copy when there is a draft, else the published one."""
     step = _workflow_step(request, workflow, step_id)
     if step.version.state == WorkflowVersion.State.DRAFT:
@@ -59,7 +60,7 @@ def get_shown_step(request: HttpRequest, workflow: Workflow, step_id: int) -> St
     return step if draft is None else _same_step_in(draft, step)
 
 
-def get_version(request: HttpRequest, workflow: Workflow, version_id: int) -> WorkflowVersion:
+def get_version(request: TenantRequest, workflow: Workflow, version_id: int) -> WorkflowVersion:
     return get_for_tenant_or_404(
         WorkflowVersion.objects.filter(workflow=workflow), request.tenant, pk=version_id
     )

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
@@ -15,11 +15,12 @@ from integrations import clock
 from integrations.models import DataSource
 from runs.charts.queries import runs_per_hour
 from runs.models import Run
+from tenants.request import TenantRequest
 from workflows.models import Workflow
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: TenantRequest) -> HttpResponse:
     if request.tenant is None:
         return redirect("tenants:signup")
     since = timezone.now() - timedelta(hours=24)

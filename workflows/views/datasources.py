@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils.html import format_html
@@ -27,6 +27,7 @@ from integrations.datasources.connection import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only
+from tenants.request import TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.database_triggers import (
     published_triggers,
@@ -145,14 +146,14 @@ class DataSourceEditForm(DataSourceForm):
 
 
 @login_required
-def datasource_list(request: HttpRequest) -> HttpResponse:
+def datasource_list(request: TenantRequest) -> HttpResponse:
     sources = DataSource.objects.for_tenant(request.tenant).order_by("name")
     return render(request, "integrations/datasource_list.html", {"sources": sources})
 
 
 @login_required
 @admins_only("manage data sources")
-def datasource_add(request: HttpRequest) -> HttpResponse:
+def datasource_add(request: TenantRequest) -> HttpResponse:
     form = DataSourceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         source = form.save(commit=False)
@@ -168,7 +169,7 @@ def datasource_add(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage data sources")
-def datasource_edit(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_edit(request: TenantRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # Read before validation: a valid ModelForm has already copied the new values onto `source`.
     old_url, old_notify, old_status = source.connection_url, source.notify_enabled, source.status
@@ -209,7 +210,7 @@ def _set_stale_databases(source: DataSource, urls: list[str]) -> None:
     source.save(update_fields=["stale_trigger_urls"])
 
 
-def _remove_triggers_from_previous_databases(request: HttpRequest, source: DataSource) -> None:
+def _remove_triggers_from_previous_databases(request: TenantRequest, source: DataSource) -> None:
     """The source points at another database now: its triggers must not go on logging rows in the old ones.
     A database that cannot be reached stays remembered, and the next save that gets here tries again."""
     workflow_ids = list(
@@ -236,7 +237,7 @@ def _remove_triggers_from_previous_databases(request: HttpRequest, source: DataS
 
 
 def _reinstall_after_edit(
-    request: HttpRequest, source: DataSource, check: ConnectionCheck, setting_changed: bool
+    request: TenantRequest, source: DataSource, check: ConnectionCheck, setting_changed: bool
 ) -> bool:
     """Make the installed triggers match a new URL or NOTIFY setting, and say how that went; True when
     they match (or there are none).
@@ -267,7 +268,7 @@ def _reinstall_after_edit(
     return True
 
 
-def _warn_triggers_not_reinstalled(request: HttpRequest, reason: str) -> None:
+def _warn_triggers_not_reinstalled(request: TenantRequest, reason: str) -> None:
     messages.warning(
         request,
         "The triggers in the database still use the old setting, because Rowbell could not reinstall them: "
@@ -276,7 +277,7 @@ def _warn_triggers_not_reinstalled(request: HttpRequest, reason: str) -> None:
 
 
 @login_required
-def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_detail(request: TenantRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # The saved password is never shown: the script names it by a placeholder (the role exists by now).
     plan = plan_from_url(source.connection_url, source.schemas, tenant_slug=request.tenant.slug)
@@ -292,14 +293,14 @@ def datasource_detail(request: HttpRequest, datasource_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def datasource_test(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_test(request: TenantRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     check = test_connection(source, watched_tables(source))
     return render(request, "integrations/_check.html", {"source": source, "check": check})
 
 
 @login_required
-def datasource_tables(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_tables(request: TenantRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     try:
         tables, error = list_tables(source), ""
@@ -311,7 +312,7 @@ def datasource_tables(request: HttpRequest, datasource_id: int) -> HttpResponse:
 
 
 @login_required
-def datasource_role(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_role(request: TenantRequest, datasource_id: int) -> HttpResponse:
     """The warning block when the role can do more than Rowbell needs (empty when it cannot, or when the
     database cannot be reached: the connection check says why)."""
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
@@ -322,7 +323,7 @@ def datasource_role(request: HttpRequest, datasource_id: int) -> HttpResponse:
 
 
 @login_required
-def datasource_columns(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_columns(request: TenantRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     schema, table = request.GET.get("schema", "public"), request.GET.get("table", "")
     try:
@@ -336,7 +337,7 @@ def datasource_columns(request: HttpRequest, datasource_id: int) -> HttpResponse
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def datasource_delete(request: HttpRequest, datasource_id: int) -> HttpResponse:
+def datasource_delete(request: TenantRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # Deleting would leave Rowbell's triggers logging rows in the customer's database with nobody to
     # remove them, and the workflows failing on a missing data source.

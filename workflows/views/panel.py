@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
@@ -15,6 +15,7 @@ from common.input_guard import checks_nul_itself
 from integrations.json_input import NUL
 from runs.preview import preview_step
 from runs.samples import remembered_item, sample_item
+from tenants.request import TenantRequest
 from workflows.forms.step_form import NUL_ERROR, panel_form, posted_values, step_problems
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import get_kind
@@ -25,7 +26,7 @@ from workflows.webhook_panel import curl_example, example_body, webhook_url
 
 
 def panel_preview(
-    request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]
+    request: TenantRequest, workflow: Workflow, step: Step, steps: list[Step], fields: list[str]
 ) -> tuple[StepPreview, dict[str, Any]]:
     """The step's preview of a sample item: the trigger's sample, plus placeholders for query columns when
     the kind marks blanks (a message); a branch decides on the sample as it is."""
@@ -40,7 +41,7 @@ def panel_preview(
 
 
 def panel_context(
-    request: HttpRequest, workflow: Workflow, step: Step, steps: list[Step], errors: dict | None = None
+    request: TenantRequest, workflow: Workflow, step: Step, steps: list[Step], errors: dict | None = None
 ) -> dict[str, Any]:
     steps_by_id = {s.id: s for s in steps}
     errors = step_problems(step) if errors is None else errors
@@ -120,7 +121,7 @@ def _saved_config(
 @checks_nul_itself
 @login_required
 @require_POST
-def save_step(request: HttpRequest, workflow_id: int, step_id: int) -> HttpResponse:
+def save_step(request: TenantRequest, workflow_id: int, step_id: int) -> HttpResponse:
     """Save the form. A tab whose revision is stale still saves the fields it changed and is told so."""
     workflow = get_workflow(request, workflow_id)
     step = get_draft_step(request, workflow, step_id)

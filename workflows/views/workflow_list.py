@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from tenants.permissions import admin_refusal
+from tenants.request import TenantRequest
 from workflows.models import Workflow
 from workflows.publishing import (
     archive_or_delete,
@@ -21,12 +22,12 @@ from workflows.publishing import (
 from workflows.views.common import get_workflow
 
 
-def _name(request: HttpRequest) -> str:
+def _name(request: TenantRequest) -> str:
     return (request.POST.get("name") or "").strip()[:200]
 
 
 @login_required
-def workflow_list(request: HttpRequest) -> HttpResponse:
+def workflow_list(request: TenantRequest) -> HttpResponse:
     show = request.GET.get("show", Workflow.Status.ACTIVE)
     workflows = Workflow.objects.for_tenant(request.tenant).filter(status=show).order_by("name")
     return render(
@@ -38,7 +39,7 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def workflow_create(request: HttpRequest) -> HttpResponse:
+def workflow_create(request: TenantRequest) -> HttpResponse:
     if request.tenant is None:
         raise Http404("Not found")
     name = _name(request)
@@ -52,7 +53,7 @@ def workflow_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def workflow_rename(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def workflow_rename(request: TenantRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     name = _name(request)
     if not name:
@@ -65,7 +66,7 @@ def workflow_rename(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def workflow_duplicate(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def workflow_duplicate(request: TenantRequest, workflow_id: int) -> HttpResponse:
     """A new, unpublished workflow whose draft is a copy of this one's draft (or latest version)."""
     workflow = get_workflow(request, workflow_id)
     source = get_draft(workflow) or latest_published(workflow)
@@ -82,7 +83,7 @@ def workflow_duplicate(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def workflow_archive(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def workflow_archive(request: TenantRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     if (
         workflow.is_published

@@ -1,0 +1,24 @@
+"""The request type of every signed-in page: what TenantMiddleware (and django-htmx) set on it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
+
+    from tenants.models import Membership, Tenant
+
+
+class TenantRequest(HttpRequest):
+    """An HttpRequest after TenantMiddleware: for type checking only, no request is ever built as one.
+
+    `tenant` and `membership` are None for a signed-out visitor or a user without a tenant; views behind
+    `admins_only` or `get_for_tenant_or_404` may rely on them, the others check."""
+
+    tenant: Tenant | None
+    membership: Membership | None
+    memberships: list[Membership]  # all of the user's, oldest first (the tenant switcher reads them)
+    htmx: HtmxDetails
