@@ -305,6 +305,9 @@ HEARTBEAT_INTERVAL = env.float("HEARTBEAT_INTERVAL", default=3.0)
 WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=15.0)
 # How many attempts (time, duration, outcome, error) each execution keeps for the run page.
 ENGINE_ATTEMPT_LOG_SIZE = env.int("ENGINE_ATTEMPT_LOG_SIZE", default=20)
+# A provider's throttling (429, Retry-After) uses no attempt, but not forever: this long after an execution
+# was created, its refusals count as attempts, so a provider that always refuses ends in a failure.
+ENGINE_THROTTLED_GIVE_UP_SECONDS = env.int("ENGINE_THROTTLED_GIVE_UP_SECONDS", default=86400)
 # Delays shorter than this go to RQ's scheduler too (lower latency); longer ones are left to the sweeper.
 ENGINE_SCHEDULE_HORIZON = env.int("ENGINE_SCHEDULE_HORIZON", default=3600)
 # The sweeper runs every SWEEPER_INTERVAL seconds and re-enqueues work due for longer than SWEEPER_GRACE.

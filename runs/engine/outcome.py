@@ -92,7 +92,7 @@ def guarded(
             raise LeaseLost(f"worker {liveness.worker_name} missed its heartbeat lease")
         return fn(), None
     except Failure as exc:
-        if exc.throttled:
+        if exc.throttled and not throttled_too_long(ctx, execution):
             return None, throttled(ctx, exc.message, exc.retry_after)
         return None, failure(ctx, execution, exc.message, permanent=exc.permanent, limit=exc.max_attempts)
     except Exception as exc:
@@ -149,6 +149,13 @@ def failure(
 
 # Without a Retry-After, a throttled message comes back after a random wait up to this many seconds.
 THROTTLED_WAIT_SECONDS = 2.0
+
+
+def throttled_too_long(ctx: StepContext, execution: StepExecution) -> bool:
+    """Whether the provider's throttling has held this execution so long that its refusals now count as
+    attempts (a provider that refuses forever must end in a failure, not a message waiting forever)."""
+    age = (ctx.now - execution.created_at).total_seconds()
+    return age > settings.ENGINE_THROTTLED_GIVE_UP_SECONDS
 
 
 def throttled(ctx: StepContext, message: str, retry_after: float | None) -> Outcome:

@@ -198,6 +198,32 @@ def test_a_429_waits_its_retry_after_without_using_an_attempt(
     assert Delivery.objects.get(step_execution=execution).status == "sent"
 
 
+def test_a_provider_that_refuses_for_its_rate_forever_ends_in_a_failure(
+    clock, tenant_a, httpserver, settings
+):
+    """Throttling uses no attempt, until ENGINE_THROTTLED_GIVE_UP_SECONDS after the execution was made:
+    then each 429 counts, and the step gives up after its attempts instead of waiting forever."""
+    from datetime import timedelta
+
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    settings.ENGINE_THROTTLED_GIVE_UP_SECONDS = 3600
+    httpserver.expect_request("/hook").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "60"}
+    )
+    step = {"kind": "http_request", "config": {"method": "POST", "url": httpserver.url_for("/hook"), "body": "{}",
+                                                 "max_attempts": 2}}  # fmt: skip
+    run = start_run(build_workflow(tenant_a, webhook([step])), {}, "evt-429-forever")
+    work(clock)
+    execution = StepExecution.objects.get(run=run, step__kind="http_request")
+    assert execution.status == "pending" and execution.attempts == 0, "an hour of grace: no attempt used"
+
+    StepExecution.objects.filter(pk=execution.pk).update(created_at=clock.now - timedelta(hours=2))
+    settle(clock, step_seconds=61)
+    execution.refresh_from_db()
+    assert execution.status == "failed" and execution.attempts == 2
+    assert "gave up after 2 attempts" in execution.error
+
+
 def test_a_provider_limit_paces_a_fan_out(clock, tenant_a, tenant_database, httpserver, settings):
     """A tenant's Postmark provider limited to 20 recipients a second (burst 2): 50 messages from a batch
     with 32 in flight arrive at most 22 in any second, and each once."""
