@@ -8,13 +8,15 @@ Every change is recorded in the audit log, as the API key.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from consent import service
@@ -107,8 +109,10 @@ class Conflict(exceptions.APIException):
 if TYPE_CHECKING:
 
     class _Serializer(serializers.ModelSerializer): ...
+
+    class _UpdatingViewSet(viewsets.ModelViewSet): ...
 else:
-    _Serializer = object
+    _Serializer = _UpdatingViewSet = object
 
 
 class _OnlyWritableFields(_Serializer):
@@ -226,8 +230,12 @@ class _TenantCrud(TenantApiMixin):
     def get_queryset(self) -> QuerySet:
         return self.tenant_rows(self.model).order_by(*self.ordering)
 
-    def update(self, request, *args, **kwargs):
-        # The schema requires a body for PUT and PATCH: no body at all is a mistake, not "change nothing".
+
+class _ChangesNeedABody(_UpdatingViewSet):
+    """PUT and PATCH without a body are a 400: the schema requires one ("change nothing" is a mistake).
+    A mixin of the viewsets that update, so the others get no PUT route from the router."""
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not request.body:
             writable = sorted(
                 name for name, field in self.get_serializer().fields.items() if not field.read_only
@@ -270,7 +278,7 @@ def _crud_schema(noun: str, plural: str, serializer, fields: dict, required: lis
 
 
 @_crud_schema("topic", "email topics", TopicSerializer, TOPIC_FIELDS, ["name"])
-class TopicViewSet(_TenantCrud, viewsets.ModelViewSet):
+class TopicViewSet(_ChangesNeedABody, _TenantCrud, viewsets.ModelViewSet):
     """An email topic: what recipients unsubscribe from."""
 
     serializer_class = TopicSerializer
@@ -293,7 +301,7 @@ class TopicViewSet(_TenantCrud, viewsets.ModelViewSet):
 
 
 @_crud_schema("layout", "email layouts", LayoutSerializer, LAYOUT_FIELDS, ["name", "html"])
-class LayoutViewSet(_TenantCrud, viewsets.ModelViewSet):
+class LayoutViewSet(_ChangesNeedABody, _TenantCrud, viewsets.ModelViewSet):
     """An email layout: the HTML around a step's message (footer, unsubscribe link, postal address)."""
 
     serializer_class = LayoutSerializer

@@ -63,7 +63,7 @@ def customer_source(tenant_a, tenant_database):
 @pytest.fixture
 def shapes_workflow(tenant_a, customer_source):
     """Database trigger on customers → branch (has email → email; otherwise → Slack) · wait · condition ·
-    data query · HTTP call: one step of every kind whose preview has a template."""
+    throttle · data query · HTTP call: one step of every kind whose preview has a template."""
     slack = {
         "kind": "slack_message",
         "name": "Tell the team",
@@ -83,6 +83,17 @@ def shapes_workflow(tenant_a, customer_source):
             },
             {"kind": "wait", "name": "A day", "config": {"mode": "duration", "amount": 1, "unit": "days"}},
             {"kind": "condition", "name": "Has id", "config": {"expression": "item.id is defined"}},
+            {
+                "kind": "throttle",
+                "name": "At most 3",
+                "config": {
+                    "limit": 3,
+                    "amount": 1,
+                    "unit": "hours",
+                    "key": "{{ item.email }}",
+                    "policy": "drop",
+                },
+            },
             {**query(customer_source, "SELECT id, full_name FROM customers", mode="fanout"), "name": "All"},
             {
                 "kind": "http_request",

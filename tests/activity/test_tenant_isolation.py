@@ -3,11 +3,13 @@ nothing of A's changes. The walk reads runs/urls.py, so a new URL is covered wit
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.urls import URLPattern, reverse
 
 from runs import urls as run_urls
 from runs.email_body import email_body_url
-from runs.models import Delivery, Run, StepExecution
+from runs.models import CancelTombstone, Delivery, Run, StepExecution
 from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
 
 
@@ -22,6 +24,12 @@ def a_history(onboarding) -> dict[str, int]:
         "execution_id": failed.pk,
         "delivery_id": delivery.pk,
         "workflow_id": onboarding.pk,
+        "tombstone_id": CancelTombstone.objects.create(
+            tenant=onboarding.tenant,
+            workflow=onboarding,
+            key="order:1",
+            until=run.created_at + timedelta(days=1),
+        ).pk,
     }
     ids["step_id"] = steps_of(onboarding)["Welcome"].pk
     ids["key"] = email_body_url(onboarding.tenant_id, "<p>secret</p>").rstrip("/").rsplit("/", 1)[1]

@@ -58,7 +58,7 @@ def test_fan_out_skips_suppressed_and_unsubscribed_with_one_check_per_batch(
     claims = [
         q
         for q in queries
-        if "SET status = 'running'" in q["sql"] and f"step_id = {email_step.pk}" in q["sql"]
+        if "WITH claimable AS MATERIALIZED" in q["sql"] and f"step_id = {email_step.pk}" in q["sql"]
     ]
     batches = N // settings.ENGINE_BATCH_SIZE
     assert batches <= len(checks) <= len(claims), (len(checks), len(claims))

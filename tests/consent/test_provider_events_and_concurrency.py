@@ -152,6 +152,6 @@ def test_concurrent_esp_sends_skip_suppressed_and_unsubscribed_with_one_check_pe
     claims = [
         q
         for q in queries
-        if "SET status = 'running'" in q["sql"] and f"step_id = {email_step.pk}" in q["sql"]
+        if "WITH claimable AS MATERIALIZED" in q["sql"] and f"step_id = {email_step.pk}" in q["sql"]
     ]
     assert 2 <= len(checks) <= len(claims), (len(checks), len(claims))

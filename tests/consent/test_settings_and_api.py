@@ -184,6 +184,19 @@ def test_a_change_without_a_body_is_refused_and_changes_nothing(api, method):
     assert renamed.status_code == 200 and renamed.json()["name"] == "News"
 
 
+def test_suppressions_cannot_be_replaced_only_added_and_removed(api):
+    entry = api.post("/api/v1/suppressions/", {"address": "a@example.com"}, content_type="application/json")
+
+    for method in ("put", "patch"):
+        response = getattr(api, method)(
+            f"/api/v1/suppressions/{entry.json()['id']}/",
+            {"address": "b@example.com"},
+            content_type="application/json",
+        )
+        assert response.status_code == 405, response.content
+    assert api.get(f"/api/v1/suppressions/{entry.json()['id']}/").json()["address"] == "a@example.com"
+
+
 def test_files_name_topics_and_layouts(tenant_a, tenant_b):
     tips = Topic.objects.create(tenant=tenant_a, name="Tips")
     layout = EmailLayout.objects.create(

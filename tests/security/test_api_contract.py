@@ -120,6 +120,7 @@ def run_coverage_cases(schema, operation, headers: dict, statuses: Counter) -> i
 
 # One test per resource, so the parallel workers share the ~1,000 requests; every operation belongs to one.
 RESOURCES = [
+    "/api/v1/cancels/",
     "/api/v1/layouts/",
     "/api/v1/runs/",
     "/api/v1/suppressions/",

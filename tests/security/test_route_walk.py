@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -27,7 +28,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from consent.models import EmailLayout, Suppression, Topic, Unsubscribe
 from integrations.models import DataSource, EventDelivery, EventEndpoint, Provider, Sender
-from runs.models import Delivery, Run, StepExecution
+from runs.models import CancelTombstone, Delivery, Run, StepExecution
 from tenants.models import ApiKey, Invitation, Membership
 from tests.engine.conftest import build_workflow, email, webhook
 from workflows.models import Step, Workflow, WorkflowVersion
@@ -135,7 +136,11 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
     )
     suppression = Suppression.objects.create(tenant=tenant_a, address="gone@acme-secret.example", detail=MARK)
     Unsubscribe.objects.create(tenant=tenant_a, address="ann@acme-secret.example", topic=topic)
+    tombstone = CancelTombstone.objects.create(
+        tenant=tenant_a, workflow=workflow, key=f"{MARK}-order", until=run.created_at + timedelta(days=1)
+    )
     return {
+        "tombstone_id": tombstone.pk,
         "topic_id": topic.pk,
         "layout_id": layout.pk,
         "suppression_id": suppression.pk,
@@ -182,6 +187,7 @@ PK_BY_ROUTE = {
     "api-topic-": "topic_id",
     "api-layout-": "layout_id",
     "api-suppression-": "suppression_id",
+    "api-cancel-": "tombstone_id",
 }
 
 
