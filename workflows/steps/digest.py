@@ -246,7 +246,7 @@ class Digest(StepKind):
             release_at = settings.release_at(ctx.now, ctx.now)
         releases = release_at.strftime("%Y-%m-%d %H:%M %Z").strip()
         return StepPreview(
-            shows="item",
+            shows="digest",
             decision=f"joins the digest for {key}: {count + 1} item{'s' if count else ''} so far, releases at {releases}",
             due=release_at,
             content=item,
