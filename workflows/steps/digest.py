@@ -258,14 +258,20 @@ class Digest(StepKind):
         if window == "daily":
             return f"per {key}, daily at {config.get('at')} {config.get('timezone', 'UTC')}"
         amount = config.get("amount")
-        text = f"per {key}, {_plain(amount)} {config.get('unit', 'hours')}"
+        text = f"per {key}, {_span(amount, config.get('unit', 'hours'))}"
         if window == "sliding":
             text += " of quiet"
             if config.get("max_amount"):
-                text += f", at most {_plain(config['max_amount'])} {config.get('max_unit', 'hours')}"
+                text += f", at most {_span(config['max_amount'], config.get('max_unit', 'hours'))}"
         if config.get("release_at_count"):
             text += f", or {config['release_at_count']} items"
         return text
+
+
+def _span(amount: Any, unit: str) -> str:
+    """ "1 hour", "2 hours", "1.5 hours": the unit in the singular for exactly one."""
+    text = _plain(amount)
+    return f"{text} {unit[:-1] if text == '1' and unit.endswith('s') else unit}"
 
 
 def _plain(value: Any) -> str:
