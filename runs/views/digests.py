@@ -34,6 +34,8 @@ class RunDigest:
     step_name: str
     count: int
     opened_here: bool
+    # "Send the first at once": this run's item opened the window and went on by itself.
+    passed_here: bool
     release_at: datetime
     released_at: datetime | None
     first_items: list[str] = field(default_factory=list)
@@ -61,7 +63,10 @@ def run_digests(run: Run, now: datetime) -> RunDigests:
     buckets = (
         DigestBucket.objects.filter(Q(pk__in=bucket_ids) | Q(run=run), tenant_id=run.tenant_id)
         .select_related("step")
-        .annotate(item_count=Count("items"))
+        .annotate(
+            item_count=Count("items", filter=Q(items__passed=False)),
+            passed_here=Count("items", filter=Q(items__passed=True, items__source__startswith=f"{run.pk}/")),
+        )
         .order_by("-opened_at", "-pk")
     )
     total = buckets.count()
@@ -70,7 +75,7 @@ def run_digests(run: Run, now: datetime) -> RunDigests:
 
 
 def _present(bucket: DigestBucket, run: Run, now: datetime) -> RunDigest:
-    firsts = DigestItem.objects.filter(bucket=bucket).order_by("joined_at", "id")[:FIRST_ITEMS]
+    firsts = DigestItem.objects.filter(bucket=bucket, passed=False).order_by("joined_at", "id")[:FIRST_ITEMS]
     released = bucket.released_at
     return RunDigest(
         bucket_id=bucket.pk,
@@ -78,6 +83,7 @@ def _present(bucket: DigestBucket, run: Run, now: datetime) -> RunDigest:
         step_name=bucket.step.display_name,
         count=bucket.item_count,  # type: ignore[attr-defined]  # from annotate()
         opened_here=bucket.run_id == run.pk,
+        passed_here=bool(bucket.passed_here),  # type: ignore[attr-defined]  # from annotate()
         release_at=bucket.release_at,
         released_at=released,
         first_items=[_item_text(first.item) for first in firsts],

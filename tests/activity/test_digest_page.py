@@ -138,3 +138,29 @@ def test_the_step_preview_says_which_digest_the_item_would_join(clock, smtp, own
     assert not DigestBucket.objects.filter(items__item__name="first").exists()  # previewing joins nothing
     item = {"email": "ann@x.org"}  # no `post`: a clear error, not a digest for "post "
     assert "Digest key: The item has no field “post”. Use a field the item has" in preview()
+
+
+def test_send_the_first_at_once_on_the_run_page_and_in_the_preview(clock, smtp, owner_client, tenant_a):
+    workflow = build_workflow(tenant_a, webhook([digest([commented()], first_at_once=True)]))
+    step = steps_of(workflow)["Comments"]
+    item = {"email": "ann@x.org", "post": 42, "name": "first"}
+    answer = owner_client.get(reverse("runs:step_preview", args=[step.pk]), {"item": json.dumps(item)})
+    said = " ".join(answer.content.decode().split())
+    assert (
+        "goes on at once, the first for post 42 in this window; later items join the digest, released at 2026-03-02 10:00 UTC"
+        in said
+    )
+    first = start_run(workflow, item, "e0")
+    later = start_run(workflow, {**item, "name": "second"}, "e1")
+    work(clock)
+    assert (
+        "Sent its item at once, the first for <strong>post 42</strong> (“Comments”); the digest of the rest has 1 item so far, releases at 10:00"
+        in page(owner_client, first)
+    )
+    joined = digests_of(page(owner_client, later))
+    assert "Joins the digest for <strong>post 42</strong> (“Comments”): 1 item so far" in joined
+    assert "second" in joined and "first" not in joined.replace(
+        "First 1 of", ""
+    )  # the passed item is not in the digest
+    answer = owner_client.get(reverse("runs:step_preview", args=[step.pk]), {"item": json.dumps(item)})
+    assert "joins the digest for post 42: 2 items so far" in " ".join(answer.content.decode().split())

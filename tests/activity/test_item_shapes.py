@@ -88,7 +88,11 @@ def shapes_workflow(tenant_a, customer_source):
             {"kind": "condition", "name": "Has id", "config": {"expression": "item.id is defined"}},
             {**query(customer_source, "SELECT id, full_name FROM customers", mode="fanout"), "name": "All"},
             {"kind": "digest", "name": "Per email", "config": {"key": "{{ item.email }}", "amount": 1}},
-            {"kind": "throttle", "name": "3 an hour", "config": {"limit": 3, "amount": 1, "unit": "hours", "key": "{{ item.email }}"}},
+            {
+                "kind": "throttle",
+                "name": "3 an hour",
+                "config": {"limit": 3, "amount": 1, "unit": "hours", "key": "{{ item.email }}"},
+            },
             {
                 "kind": "http_request",
                 "name": "CRM",
