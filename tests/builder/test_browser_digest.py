@@ -1,7 +1,7 @@
 """Headless Chromium at 1366×768: the digest's panel shows the fields of the chosen window (fixed, then
-sliding with its maximum), and a run page says which digest the run's item joined, with its items so far,
-the first items and the release time. Screenshots: docs/screenshots/digest-panel-1366.png,
-digest-sliding-1366.png, digest-run-1366.png."""
+sliding with its maximum) and the "send the first at once" tick box, and a run page says which digest
+the run's item joined, with its items so far, the first items and the release time. Screenshots: docs/screenshots/digest-panel-1366.png,
+digest-sliding-1366.png, digest-first-at-once-1366.png, digest-run-1366.png."""
 
 from __future__ import annotations
 
@@ -58,6 +58,16 @@ def test_the_digest_panel_shows_the_fields_of_the_chosen_window(live_server, pag
     expect(page.locator("#f-max_unit")).to_be_visible()
     page.locator("#f-max_amount").scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "digest-sliding-1366.png")
+
+    flag = page.locator("#f-first_at_once")
+    flag.scroll_into_view_if_needed()
+    expect(flag).to_be_visible()
+    with page.expect_response(lambda r: r.url.endswith("/save/") and r.status == 200):
+        flag.check()
+    htmx_idle(page)
+    expect(page.locator(f"#node-summary-{digest.pk}")).to_contain_text("first at once")
+    page.locator("#f-first_at_once").scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOTS / "digest-first-at-once-1366.png")
 
 
 def test_a_run_page_says_which_digest_its_item_joined(live_server, page, owner, tenant_a):
