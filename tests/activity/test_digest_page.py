@@ -8,7 +8,7 @@ import json
 from django.urls import reverse
 
 from runs.engine import start_run
-from runs.models import DigestBucket
+from runs.models import Delivery, DigestBucket
 from tests.activity.conftest import steps_of
 from tests.engine.conftest import build_workflow, email, settle, webhook, work
 
@@ -19,7 +19,11 @@ def digest(children=None, **config) -> dict:
 
 
 def commented() -> dict:
-    return email(to="{{ item.digest.first.email }}", subject="{{ item.digest.count }} new comments")
+    return email(
+        to="{{ item.digest.first.email }}",
+        subject="{{ item.digest.count }} new comments",
+        text="{% for c in item.digest['items'] %}{{ c.name }};{% endfor %}",
+    )
 
 
 def page(client, run, **params) -> str:
@@ -80,6 +84,7 @@ def test_a_released_bucket_says_when_and_how_many(clock, smtp, owner_client, ten
         in said
     )
     assert "so far" not in said
+    assert [d.content["text"] for d in Delivery.objects.all()] == ["c0;c1;"]
 
 
 def test_a_hostile_key_and_item_are_escaped_and_a_run_without_digest_shows_none(
@@ -164,3 +169,26 @@ def test_send_the_first_at_once_on_the_run_page_and_in_the_preview(clock, smtp, 
     )  # the passed item is not in the digest
     answer = owner_client.get(reverse("runs:step_preview", args=[step.pk]), {"item": json.dumps(item)})
     assert "joins the digest for post 42: 2 items so far" in " ".join(answer.content.decode().split())
+
+
+def test_a_test_run_joins_no_digest_says_what_would_happen_and_shows_the_message(
+    clock, smtp, owner_client, tenant_a
+):
+    workflow = build_workflow(tenant_a, webhook([digest([commented()])]))
+    start_run(workflow, {"email": "ann@x.org", "post": 42, "name": "real"}, "r")
+    work(clock)
+    test = start_run(workflow, {"email": "ann@x.org", "post": 42, "name": "tried"}, "t", is_test=True)
+    work(clock)
+    assert DigestBucket.objects.get().items.count() == 1  # the real item only
+    step = steps_of(workflow)["Comments"]
+    said = page(owner_client, test, step=step.pk)
+    assert (
+        "in a real run, the item joins the digest for post 42: 2 items so far, releases at 2026-03-02 10:00 UTC"
+        in said
+    )
+    assert 'data-testid="digest-bucket"' not in said  # the test run is in no bucket
+    # The tester sees the message at once, as a digest of one.
+    assert [(d.content["subject"], d.content["text"]) for d in Delivery.objects.filter(run=test)] == [
+        ("1 new comments", "tried;")
+    ]
+    assert "1 new comments" in said
