@@ -291,6 +291,9 @@ class DigestItem(models.Model):
     source = models.CharField(max_length=600)
     item = models.JSONField(default=dict)
     joined_at = models.DateTimeField()
+    # "Send the first at once": the item that opened the window went on by itself; it is remembered (so a
+    # retry of its execution passes it again, not into the digest) but the digest does not carry it.
+    passed = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -69,9 +69,11 @@ class StepContext:
             self.resources.query_connections[datasource_id] = conn
         return conn
 
-    def join_digest(self, step: Step, item: dict[str, Any], key: str) -> digest.BucketJoin:
+    def join_digest(
+        self, step: Step, item: dict[str, Any], key: str, *, first_passes: bool = False
+    ) -> digest.BucketJoin:
         """Add the item to the open digest bucket of `step` for `key` (runs/engine/digest.py)."""
-        return digest.join_bucket(self, step, item, key)
+        return digest.join_bucket(self, step, item, key, first_passes=first_passes)
 
     def digest_release_bucket(self) -> int | None:
         """The bucket this execution releases, when it is a digest's release execution."""

@@ -36,9 +36,10 @@ UPSERT = (
     " RETURNING id, (xmax = 0) AS opened, release_at, settings, run_id"
 )
 ADD_ITEM = (
-    "INSERT INTO runs_digestitem (bucket_id, source, item, joined_at) VALUES (%s, %s, %s::jsonb, %s)"
+    "INSERT INTO runs_digestitem (bucket_id, source, item, joined_at, passed) VALUES (%s, %s, %s::jsonb, %s, %s)"
     " ON CONFLICT (bucket_id, source) DO NOTHING"
 )
+COUNT_ITEMS = "SELECT count(*) FROM runs_digestitem WHERE bucket_id = %s AND NOT passed"
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,20 @@ class BucketJoin:
     release_at: datetime
     # False when this source had already joined (a retried execution): nothing was added.
     added: bool = True
+    # "Send the first at once": this item opened the window and goes on now; the digest does not carry it.
+    passed: bool = False
 
 
-def join_bucket(ctx: Any, step: Step, item: dict[str, Any], key: str) -> BucketJoin:
+def join_bucket(
+    ctx: Any, step: Step, item: dict[str, Any], key: str, *, first_passes: bool = False
+) -> BucketJoin:
     """Add `item` to the open bucket of digest `step` for `key`, opening one when there is none.
 
     `ctx` is the engine's StepContext of the execution that hands the item over (its run and execution
     name the item's source, so a retry joins nothing twice); `step` is a digest step of the same version.
     The window comes from the digest step's settings (workflows/steps/digest.py `DigestSettings`).
+    `first_passes` ("send the first at once"): an item that opens the window is remembered as passed
+    (`BucketJoin.passed`) and not counted; only the later items of the window make the digest.
     """
     from workflows.steps.digest import DigestSettings
 
@@ -91,8 +98,9 @@ def join_bucket(ctx: Any, step: Step, item: dict[str, Any], key: str) -> BucketJ
                 break
             generation += 1  # released meanwhile: this item opens the next window
         bucket_id, opened, release_at, opening_settings, run_id = row
-        cursor.execute(ADD_ITEM, [bucket_id, source, _json(item), now])
-        cursor.execute("SELECT count(*) FROM runs_digestitem WHERE bucket_id = %s", [bucket_id])
+        passed = bool(opened and first_passes)
+        cursor.execute(ADD_ITEM, [bucket_id, source, _json(item), now, passed])
+        cursor.execute(COUNT_ITEMS, [bucket_id])
         count = cursor.fetchone()[0]
         if opened:
             _write_release(ctx, step, bucket_id, release_at)
@@ -108,7 +116,7 @@ def join_bucket(ctx: Any, step: Step, item: dict[str, Any], key: str) -> BucketJ
             )
         # RQ wakes the release on time; with Redis down, the sweeper queues it once it is due.
         transaction.on_commit(lambda: schedule_next(run_id, step.pk), robust=True)
-    return BucketJoin(bucket_id, key, bool(opened), count, release_at)
+    return BucketJoin(bucket_id, key, bool(opened), count, release_at, passed=passed)
 
 
 def release_bucket(bucket_id: int, now: datetime) -> dict[str, Any] | None:
@@ -124,7 +132,7 @@ def release_bucket(bucket_id: int, now: datetime) -> dict[str, Any] | None:
         if bucket.released_at is None:
             bucket.released_at = now
             bucket.save(update_fields=["released_at"])
-    items = list(bucket.items.order_by("joined_at", "id").values_list("item", flat=True))
+    items = list(bucket.items.filter(passed=False).order_by("joined_at", "id").values_list("item", flat=True))
     return {
         "digest": {
             "key": bucket.key,
@@ -148,7 +156,7 @@ def open_bucket_state(tenant_id: int, step_id: int, key: str) -> tuple[int, date
     )
     if bucket is None:
         return 0, None
-    return bucket.items.count(), bucket.release_at
+    return bucket.items.filter(passed=False).count(), bucket.release_at
 
 
 def release_bucket_id(item_key: str) -> int | None:
@@ -168,7 +176,8 @@ def _source(ctx: Any) -> str:
 
 def _already_joined(cursor, tenant_id: int, step_id: int, source: str) -> BucketJoin | None:
     cursor.execute(
-        "SELECT b.id, b.key, b.release_at, (SELECT count(*) FROM runs_digestitem c WHERE c.bucket_id = b.id)"
+        "SELECT b.id, b.key, b.release_at,"
+        " (SELECT count(*) FROM runs_digestitem c WHERE c.bucket_id = b.id AND NOT c.passed), i.passed"
         " FROM runs_digestitem i JOIN runs_digestbucket b ON b.id = i.bucket_id"
         " WHERE i.source = %s AND b.tenant_id = %s AND b.step_id = %s",
         [source, tenant_id, step_id],
@@ -176,7 +185,7 @@ def _already_joined(cursor, tenant_id: int, step_id: int, source: str) -> Bucket
     row = cursor.fetchone()
     if row is None:
         return None
-    return BucketJoin(row[0], row[1], False, row[3], row[2], added=False)
+    return BucketJoin(row[0], row[1], False, row[3], row[2], added=False, passed=row[4])
 
 
 def _latest_generation(cursor, tenant_id: int, step_id: int, key: str) -> int:

@@ -22,6 +22,7 @@ from integrations import clock
 from runs.engine.cancel_keys import tombstones_for
 from runs.engine.pacing import waiting_steps
 from runs.models import Run, StepExecution
+from runs.views.digests import RunDigests, run_digests
 from runs.views.presenting import run_duration, waiting_until
 from runs.views.tree import TreeFilter, run_tree, side_panel, step_states
 from runs.views.uncertain import message_summary
@@ -58,12 +59,12 @@ def tree_filter(request: TenantRequest) -> TreeFilter:
     )
 
 
-def fingerprint(run: Run, states: list[dict]) -> str:
-    """Changes whenever an execution or a delivery of the run changes state."""
+def fingerprint(run: Run, states: list[dict], digests: RunDigests | None = None) -> str:
+    """Changes whenever an execution or a delivery of the run changes state, or a digest it joined."""
     deliveries = list(
         run.deliveries.values("status").annotate(n=Count("id"), sent=Max("sent_at")).order_by("status")
     )
-    state = repr((run.status, run.finished_at, states, deliveries))
+    state = repr((run.status, run.finished_at, states, deliveries, digests.fingerprint() if digests else ()))
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
@@ -110,7 +111,9 @@ def provider_limit_waits(run: Run, steps: dict[int, Step]) -> list[dict]:
     ]
 
 
-def run_context(request: TenantRequest, run: Run, seen: str, states: list[dict], now) -> dict:
+def run_context(
+    request: TenantRequest, run: Run, seen: str, states: list[dict], now, digests: RunDigests | None = None
+) -> dict:
     wanted = tree_filter(request)
     chains, steps = run_tree(run, states, now)
     waiting = only_waiting(run, states, steps, now)
@@ -132,6 +135,7 @@ def run_context(request: TenantRequest, run: Run, seen: str, states: list[dict],
         "wanted": wanted,
         "status_filters": STATUS_FILTERS,
         "key_cancels": tombstones_for(run),
+        "digests": digests if digests is not None else run_digests(run, now),
         **message_summary(run),
     }
 
@@ -141,11 +145,12 @@ def run_detail(request: TenantRequest, run_id: int) -> HttpResponse:
     run = get_for_tenant_or_404(Run.objects.select_related("workflow", "version"), request.tenant, pk=run_id)
     now = clock.now()
     states = step_states(run, now)
-    seen = fingerprint(run, states)
+    digests = run_digests(run, now)
+    seen = fingerprint(run, states, digests)
     polled = request.htmx and request.htmx.target == "run-live"
     if polled and request.GET.get("seen") == seen:
         return HttpResponse(status=204)
-    context = run_context(request, run, seen, states, now)
+    context = run_context(request, run, seen, states, now, digests)
     if polled:
         return render(request, "runs/_run_live.html", context)
     return render(request, "runs/run_detail.html", context)

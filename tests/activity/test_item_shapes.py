@@ -48,6 +48,9 @@ ODD_OUTPUTS: list[object] = [
     ["x", "y"],
     "plain text",
     {"would_wait_until": "not a time", "items": "many"},
+    {"joined_digest": "not a bucket", "items_so_far": "lots"},
+    {"joined_digest": {"id": 1}},
+    {"joined_digest": 999999},  # no such bucket (or another workspace's)
 ]
 ODD_ATTEMPTS = [{"at": "not a date", "took": "slow", "outcome": "failed", "error": "x" * 1000}, "junk", 7]
 
@@ -63,7 +66,7 @@ def customer_source(tenant_a, tenant_database):
 @pytest.fixture
 def shapes_workflow(tenant_a, customer_source):
     """Database trigger on customers → branch (has email → email; otherwise → Slack) · wait · condition ·
-    throttle · data query · HTTP call: one step of every kind whose preview has a template."""
+    data query · digest · throttle · HTTP call: one step of every kind whose preview has a template."""
     slack = {
         "kind": "slack_message",
         "name": "Tell the team",
@@ -83,18 +86,13 @@ def shapes_workflow(tenant_a, customer_source):
             },
             {"kind": "wait", "name": "A day", "config": {"mode": "duration", "amount": 1, "unit": "days"}},
             {"kind": "condition", "name": "Has id", "config": {"expression": "item.id is defined"}},
+            {**query(customer_source, "SELECT id, full_name FROM customers", mode="fanout"), "name": "All"},
+            {"kind": "digest", "name": "Per email", "config": {"key": "{{ item.email }}", "amount": 1}},
             {
                 "kind": "throttle",
-                "name": "At most 3",
-                "config": {
-                    "limit": 3,
-                    "amount": 1,
-                    "unit": "hours",
-                    "key": "{{ item.email }}",
-                    "policy": "drop",
-                },
+                "name": "3 an hour",
+                "config": {"limit": 3, "amount": 1, "unit": "hours", "key": "{{ item.email }}"},
             },
-            {**query(customer_source, "SELECT id, full_name FROM customers", mode="fanout"), "name": "All"},
             {
                 "kind": "http_request",
                 "name": "CRM",

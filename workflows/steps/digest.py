@@ -20,7 +20,7 @@ from integrations.failures import Failure
 from integrations.templating import render_header
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.fields import ChoiceField, NumberField, TextField
+from workflows.steps.fields import ChoiceField, FlagField, NumberField, TextField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Skipped
 from workflows.steps.send_kind import rendered, template_context
@@ -52,10 +52,14 @@ class DigestSettings(StepSettings):
     at: str = "09:00"
     timezone: str = "UTC"
     release_at_count: int = 0
+    first_at_once: bool = False
 
     def to_json(self) -> dict[str, Any]:
         stored = super().to_json()
-        return {name: stored[name] for name in (*COMMON_FIELDS, *WINDOW_FIELDS.get(self.window, ()))}
+        kept = {name: stored[name] for name in (*COMMON_FIELDS, *WINDOW_FIELDS.get(self.window, ()))}
+        if self.first_at_once:  # only when on, so configs written before the option read the same
+            kept["first_at_once"] = True
+        return kept
 
     def release_at(self, opened_at: datetime, now: datetime) -> datetime:
         """When a bucket opened at `opened_at` releases, as seen at `now` (a sliding window moves)."""
@@ -125,20 +129,24 @@ class DigestForm(StepForm):
         initial=0,
         help_text="Release as soon as the digest holds this many items (0: never early).",
     )
+    first_at_once = FlagField(
+        label="Send the first at once, digest the rest",
+        help_text="The first item of a key in a window goes on by itself right away; later ones join the digest.",
+    )
 
     def window_chosen(self) -> str:
         window = self.data.get(self.add_prefix("window")) or "fixed"
         return window if window in WINDOW_FIELDS else "fixed"
 
     def panel_fields(self) -> list[str]:
-        return ["key", "window", *WINDOW_FIELDS[self.window_chosen()], "release_at_count"]
+        return ["key", "window", *WINDOW_FIELDS[self.window_chosen()], "release_at_count", "first_at_once"]
 
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data
         window = data.get("window") or "fixed"
         if "window" not in self.errors:
             data["window"] = window
-        for name in set(self.fields) - {*COMMON_FIELDS, *WINDOW_FIELDS.get(window, ())}:
+        for name in set(self.fields) - {*COMMON_FIELDS, "first_at_once", *WINDOW_FIELDS.get(window, ())}:
             self.errors.pop(name, None)
         data["key"] = (data.get("key") or "").strip() or "{{ item.email }}"
         for unit in ("unit", "max_unit"):
@@ -226,7 +234,22 @@ class Digest(StepKind):
             if released is None or not released["digest"]["count"]:
                 return []  # an empty digest sends nothing
             return [released]
-        joined = ctx.join_digest(ctx.step, item, self.digest_key(ctx, item))
+        if ctx.run.is_test:
+            # A test run joins no real digest (and waits no window): it says what would happen and
+            # passes the item on as a digest of one, so the tester sees the message below.
+            key = self.digest_key(ctx, item)
+            would = self.preview(ctx, item).decision  # the preview reads the open bucket, writes nothing
+            return Skipped(
+                [at_once(key, None, item, ctx.now)],
+                {"skipped": "test run: joins no digest", "would": f"in a real run, the item {would}"},
+            )
+        settings = self.step_settings(ctx)
+        joined = ctx.join_digest(
+            ctx.step, item, self.digest_key(ctx, item), first_passes=settings.first_at_once
+        )
+        if joined.passed:
+            # The first of its window goes on now, shaped like a digest of one, so one template serves both.
+            return [at_once(joined.key, joined.bucket_id, item, ctx.now)]
         return Skipped(
             [],
             {
@@ -242,11 +265,20 @@ class Digest(StepKind):
         settings = self.step_settings(ctx)
         key = self.digest_key(ctx, item)
         count, release_at = ctx.digest_state(ctx.step, key)
+        window_open = release_at is not None
         if release_at is None:
             release_at = settings.release_at(ctx.now, ctx.now)
         releases = release_at.strftime("%Y-%m-%d %H:%M %Z").strip()
+        if settings.first_at_once and not window_open:
+            return StepPreview(
+                shows="digest",
+                decision=f"goes on at once, the first for {key} in this window; later items join the digest,"
+                f" released at {releases}",
+                due=ctx.now,
+                content=at_once(key, None, item, ctx.now),
+            )
         return StepPreview(
-            shows="item",
+            shows="digest",
             decision=f"joins the digest for {key}: {count + 1} item{'s' if count else ''} so far, releases at {releases}",
             due=release_at,
             content=item,
@@ -258,14 +290,39 @@ class Digest(StepKind):
         if window == "daily":
             return f"per {key}, daily at {config.get('at')} {config.get('timezone', 'UTC')}"
         amount = config.get("amount")
-        text = f"per {key}, {_plain(amount)} {config.get('unit', 'hours')}"
+        text = f"per {key}, {_span(amount, config.get('unit', 'hours'))}"
         if window == "sliding":
             text += " of quiet"
             if config.get("max_amount"):
-                text += f", at most {_plain(config['max_amount'])} {config.get('max_unit', 'hours')}"
+                text += f", at most {_span(config['max_amount'], config.get('max_unit', 'hours'))}"
         if config.get("release_at_count"):
             text += f", or {config['release_at_count']} items"
+        if config.get("first_at_once"):
+            text += ", first at once"
         return text
+
+
+def at_once(key: str, bucket_id: int | None, item: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The item that opened its window with "send the first at once", as a digest of one."""
+    return {
+        "digest": {
+            "key": key,
+            "bucket": bucket_id,
+            "count": 1,
+            "first": item,
+            "last": item,
+            "items": [item],
+            "opened_at": now.isoformat(),
+            "released_at": now.isoformat(),
+            "at_once": True,
+        }
+    }
+
+
+def _span(amount: Any, unit: str) -> str:
+    """ "1 hour", "2 hours", "1.5 hours": the unit in the singular for exactly one."""
+    text = _plain(amount)
+    return f"{text} {unit[:-1] if text == '1' and unit.endswith('s') else unit}"
 
 
 def _plain(value: Any) -> str:
