@@ -1,0 +1,181 @@
+"""Frequency budget per recipient across workflows (#23 item 4): a tenant's budget of 3 a day; 5 messages
+to one recipient from 2 workflows send 3 and drop or defer 2, each with its reason; transactional topics
+and exempt steps count nothing; a retried execution is not counted twice; priority decides who wins;
+test runs and previews take nothing and say what would happen."""
+
+from __future__ import annotations
+
+import pytest
+
+from consent.models import Topic
+from runs.engine import start_run
+from runs.models import Delivery, StepExecution
+from runs.preview import preview_step
+from tenants import limits
+from tenants.models import TenantLimits
+from tests.engine.conftest import build_workflow, email, settle, webhook, work
+from workflows.models import BudgetCount
+from workflows.steps import budget
+
+ADDRESS = "Ann@Example.com"
+
+
+@pytest.fixture
+def budget_of_3(tenant_a):
+    TenantLimits.objects.create(tenant=tenant_a, frequency_budget_messages=3, frequency_budget_hours=24)
+    limits.forget()
+    yield
+    limits.forget()
+
+
+def mail_workflow(tenant, name: str, **step):
+    return build_workflow(tenant, webhook([email(subject=f"{name} {{{{ item.n }}}}", **step)]), name=name)
+
+
+def fire(workflow, n: int, address: str = ADDRESS):
+    return start_run(workflow, {"email": address, "name": "Ann", "n": n}, f"{workflow.name}-{n}")
+
+
+def send_executions(**filters):
+    return StepExecution.objects.filter(step__kind="send_email", **filters)
+
+
+def test_five_messages_from_two_workflows_send_3_and_drop_2_with_the_reason(
+    clock, smtp, tenant_a, budget_of_3
+):
+    comments, digest = mail_workflow(tenant_a, "Comments"), mail_workflow(tenant_a, "Weekly")
+    for n in range(3):
+        fire(comments, n)
+    work(clock)
+    for n in range(2):
+        fire(digest, n, address="  ann@example.COM ")  # the same recipient, written differently
+    work(clock)
+    assert len(smtp.messages) == 3
+    skipped = Delivery.objects.filter(status="skipped")
+    assert skipped.count() == 2
+    for delivery in skipped:
+        assert delivery.error == "Skipped: over the recipient's budget: 3 of 3 in 24 h"
+    assert send_executions(status="skipped").count() == 2
+    assert BudgetCount.objects.filter(recipient="ann@example.com").count() == 3
+    # Another recipient has a budget of their own.
+    fire(digest, 9, address="bob@example.com")
+    work(clock)
+    assert len(smtp.messages) == 4
+
+
+def test_defer_holds_the_overflow_until_the_oldest_counted_message_leaves_the_window(
+    clock, smtp, tenant_a, budget_of_3
+):
+    workflow = mail_workflow(tenant_a, "Comments", over_budget="defer")
+    first_at = clock.now
+    for n in range(3):
+        fire(workflow, n)
+    work(clock)
+    clock.travel(seconds=3600)
+    for n in range(3, 5):
+        fire(workflow, n)
+    work(clock)
+    assert len(smtp.messages) == 3
+    held = list(send_executions(status="pending"))
+    assert len(held) == 2
+    for execution in held:
+        assert execution.next_attempt_at == first_at + budget.timedelta(hours=24)
+        assert "over the recipient's budget: 3 of 3 in 24 h; deferred to" in execution.output["budget"]
+    assert not Delivery.objects.filter(status="skipped").exists()
+    settle(clock, step_seconds=3600 * 6)
+    assert len(smtp.messages) == 5
+    assert BudgetCount.objects.count() == 5
+
+
+def test_a_transactional_topic_and_an_exempt_step_are_not_counted(clock, smtp, tenant_a, budget_of_3):
+    receipts = Topic.objects.create(tenant=tenant_a, name="Receipts", transactional=True)
+    news = Topic.objects.create(tenant=tenant_a, name="News")
+    marketing = mail_workflow(tenant_a, "News", topic=news.pk)
+    receipt = mail_workflow(tenant_a, "Receipt", topic=receipts.pk)
+    reset = mail_workflow(tenant_a, "Reset", over_budget="exempt")
+    for n in range(3):
+        fire(marketing, n)
+    work(clock)
+    for n in range(2):
+        fire(receipt, n)
+        fire(reset, n)
+    work(clock)
+    assert len(smtp.messages) == 7
+    assert BudgetCount.objects.count() == 3
+    fire(marketing, 3)  # a message on a counted topic is still over the budget
+    work(clock)
+    assert len(smtp.messages) == 7
+
+
+def test_a_retried_execution_is_not_counted_twice(clock, smtp, tenant_a, budget_of_3):
+    workflow = mail_workflow(tenant_a, "Comments")
+    for n in range(3):
+        fire(workflow, n)
+    work(clock)
+    assert len(smtp.messages) == 3
+    for execution in send_executions():
+        ctx = type("Ctx", (), {})()
+        ctx.run, ctx.step, ctx.now = execution.run, execution.step, clock.now
+        ctx.resources = type("Resources", (), {"cache": {}})()
+        # Asked again (a reclaimed batch whose message was not sent yet): the budget is full, but this
+        # execution already holds one of its places, so it goes, and nothing more is counted.
+        assert budget.over_budget(ctx, {execution.pk: ADDRESS}) == {}
+    assert BudgetCount.objects.count() == 3
+    fire(workflow, 3)
+    work(clock)
+    assert len(smtp.messages) == 3
+    assert BudgetCount.objects.count() == 3
+
+
+def test_priority_low_uses_half_the_budget_and_high_is_sent_over_it(clock, smtp, tenant_a, budget_of_3):
+    low = mail_workflow(tenant_a, "Tips", priority="low")
+    normal = mail_workflow(tenant_a, "Comments")
+    high = mail_workflow(tenant_a, "Security", priority="high")
+    fire(low, 0)
+    work(clock)
+    fire(low, 1)  # low may use 1 of 3: this one leaves room for the rest
+    work(clock)
+    assert len(smtp.messages) == 1
+    assert Delivery.objects.get(status="skipped").error == (
+        "Skipped: over the recipient's budget: 1 of 3 in 24 h (low priority uses at most 1)"
+    )
+    fire(normal, 0)
+    fire(normal, 1)
+    work(clock)
+    assert len(smtp.messages) == 3
+    fire(normal, 2)
+    fire(high, 0)
+    work(clock)
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert subjects == ["Comments 0", "Comments 1", "Security 0", "Tips 0"]
+    assert BudgetCount.objects.filter(priority="high").count() == 1  # counted, though it went over
+
+
+def test_a_test_run_and_the_preview_take_nothing_and_say_what_would_happen(
+    clock, smtp, tenant_a, budget_of_3
+):
+    workflow = mail_workflow(tenant_a, "Comments")
+    step = workflow.published_version.steps.get(kind="send_email")
+    for n in range(3):
+        said = preview_step(step, {"email": ADDRESS, "name": "Ann", "n": n})
+        assert "skipped" not in said.content
+    assert BudgetCount.objects.count() == 0
+    for n in range(3):
+        fire(workflow, n)
+    work(clock)
+    said = preview_step(step, {"email": ADDRESS, "name": "Ann", "n": 9})
+    assert said.content["skipped"] == "Would be skipped: over the recipient's budget: 3 of 3 in 24 h"
+    run = start_run(workflow, {"email": ADDRESS, "name": "Ann", "n": 9}, "t", is_test=True)
+    work(clock)
+    delivery = Delivery.objects.get(run=run)
+    assert delivery.error == "Would be skipped: over the recipient's budget: 3 of 3 in 24 h"
+    assert BudgetCount.objects.count() == 3
+
+
+def test_a_budget_of_0_is_off(clock, smtp, tenant_a):
+    workflow = mail_workflow(tenant_a, "Comments")
+    for n in range(5):
+        fire(workflow, n)
+    work(clock)
+    assert len(smtp.messages) == 5
+    assert BudgetCount.objects.count() == 0
