@@ -179,3 +179,30 @@ def test_a_budget_of_0_is_off(clock, smtp, tenant_a):
     work(clock)
     assert len(smtp.messages) == 5
     assert BudgetCount.objects.count() == 0
+
+
+def test_workflow_files_carry_priority_and_policy_and_refuse_unknown_values(db, tenant_a):
+    from workflows.files import WorkflowFileError, export_workflow, import_workflow
+
+    def file(**config):
+        step = {
+            "kind": "send_email",
+            "name": "Mail",
+            "config": {"to": "{{ item.email }}", "subject": "Hi", "text": "x", **config},
+            "children": [],
+        }
+        trigger = {"kind": "webhook_trigger", "name": "Hook", "config": {}, "children": [step]}
+        return {"format": "rowbell.workflow/1", "name": "W", "description": "", "trigger": trigger}
+
+    def exported_config(workflow):
+        return export_workflow(workflow)["trigger"]["children"][0]["config"]
+
+    # A file written before the budget existed: normal priority, dropped when over.
+    old = exported_config(import_workflow(file(), tenant_a))
+    assert (old["priority"], old["over_budget"]) == ("normal", "drop")
+    high = exported_config(import_workflow(file(priority="high", over_budget="exempt"), tenant_a))
+    assert (high["priority"], high["over_budget"]) == ("high", "exempt")
+    for field, value in (("priority", "urgent"), ("over_budget", "fold"), ("priority", 3)):
+        with pytest.raises(WorkflowFileError) as refused:
+            import_workflow(file(**{field: value}), tenant_a)
+        assert field in str(refused.value.errors), refused.value.errors
