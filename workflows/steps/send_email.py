@@ -83,12 +83,14 @@ class EmailForm(RetryForm, SendWindowForm, StepForm):
         label="Priority",
         choices=budget.PRIORITIES,
         required=False,
+        initial="normal",
         help_text="Which message wins when the recipient's frequency budget (a tenant limit) runs short.",
     )
     over_budget = ChoiceField(
         label="Over the recipient's budget",
         choices=budget.OVER_BUDGET_POLICIES,
         required=False,
+        initial="drop",
         help_text="Transactional topics are always exempt; a message without a topic counts unless exempt here.",
     )
     continue_when_skipped = FlagField(label="Go on to the next steps when the recipient is skipped")
