@@ -206,3 +206,51 @@ def test_workflow_files_carry_priority_and_policy_and_refuse_unknown_values(db, 
         with pytest.raises(WorkflowFileError) as refused:
             import_workflow(file(**{field: value}), tenant_a)
         assert field in str(refused.value.errors), refused.value.errors
+
+
+def budget_ctx(run, step, now):
+    ctx = type("Ctx", (), {})()
+    ctx.run, ctx.step, ctx.now = run, step, now
+    ctx.resources = type("Resources", (), {"cache": {}})()
+    return ctx
+
+
+def test_racing_workers_never_take_more_than_the_budget(clock, smtp, tenant_a, budget_of_3, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection
+
+    workflow = mail_workflow(tenant_a, "Comments")
+    fire(workflow, 0, address="someone-else@example.com")
+    work(clock)
+    execution = send_executions().get()
+    run, step = execution.run, execution.step
+    real_bulk_create = BudgetCount.objects.bulk_create
+
+    def slow_bulk_create(rows, **kwargs):
+        time.sleep(0.3)  # every worker has read the count by now: only the lock keeps them apart
+        return real_bulk_create(rows, **kwargs)
+
+    monkeypatch.setattr(BudgetCount.objects, "bulk_create", slow_bulk_create)
+    barrier, verdicts = threading.Barrier(6), {}
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            verdicts[n] = budget.over_budget(budget_ctx(run, step, clock.now), {900_000 + n: ADDRESS})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(1 for verdict in verdicts.values() if not verdict) == 3
+    assert BudgetCount.objects.filter(recipient="ann@example.com").count() == 3
+    # One batch with five messages to one recipient (none counted yet): the first three go.
+    BudgetCount.objects.filter(recipient="ann@example.com").delete()
+    batch = {800_000 + n: ADDRESS for n in range(5)}
+    over = budget.over_budget(budget_ctx(run, step, clock.now), batch)
+    assert sorted(over) == [800_003, 800_004]
