@@ -14,6 +14,7 @@ from runs.preview import preview_step
 from tenants import limits
 from tenants.models import TenantLimits
 from tests.engine.conftest import build_workflow, email, settle, webhook, work
+from tests.engine.test_concurrent_sends import provider  # noqa: F401 (fixture)
 from workflows.models import BudgetCount
 from workflows.steps import budget
 
@@ -254,3 +255,31 @@ def test_racing_workers_never_take_more_than_the_budget(clock, smtp, tenant_a, b
     batch = {800_000 + n: ADDRESS for n in range(5)}
     over = budget.over_budget(budget_ctx(run, step, clock.now), batch)
     assert sorted(over) == [800_003, 800_004]
+
+
+def test_the_concurrent_esp_path_defers_the_overflow_too(
+    clock,
+    tenant_a,
+    tenant_database,
+    provider,  # noqa: F811 (fixture)
+    settings,
+    budget_of_3,
+):
+    from tests.emailing.conftest import make_provider, make_sender
+    from tests.engine.conftest import data_source, query
+
+    settings.ENGINE_SEND_CONCURRENCY = 8
+    postmark = make_provider(tenant_a, "postmark", {"api_url": provider.url("/")}, {"server_token": "t"})
+    make_sender(tenant_a, postmark)
+    source = data_source(tenant_a, tenant_database)
+    sql = "SELECT g AS id, 'ann@example.com' AS email FROM generate_series(1, 6) AS g"
+    step = email(subject="Tip {{ item.id }}", text="x", over_budget="defer")
+    workflow = build_workflow(tenant_a, webhook([query(source, sql, children=[step])]))
+    run = start_run(workflow, {}, "evt-budget-esp")
+    work(clock)
+    assert provider.max_in_flight > 1, "sent one at a time: not the concurrent path"
+    assert Delivery.objects.filter(run=run, status="sent").count() == 3
+    assert send_executions(run=run, status="pending").count() == 3
+    settle(clock, step_seconds=6 * 3600)
+    assert Delivery.objects.filter(run=run, status="sent").count() == 6
+    assert BudgetCount.objects.count() == 6
