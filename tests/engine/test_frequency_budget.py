@@ -283,3 +283,29 @@ def test_the_concurrent_esp_path_defers_the_overflow_too(
     settle(clock, step_seconds=6 * 3600)
     assert Delivery.objects.filter(run=run, status="sent").count() == 6
     assert BudgetCount.objects.count() == 6
+
+
+def test_the_run_page_says_why_a_message_was_dropped_or_deferred(
+    clock, smtp, tenant_a, budget_of_3, owner_client
+):
+    from django.urls import reverse
+
+    dropping = mail_workflow(tenant_a, "Drop")
+    deferring = mail_workflow(tenant_a, "Defer", over_budget="defer")
+    for n in range(3):
+        fire(dropping, n)
+    work(clock)
+    dropped, deferred = fire(dropping, 3), fire(deferring, 0)
+    work(clock)
+    for run, said in (
+        (dropped, "Skipped: over the recipient's budget: 3 of 3 in 24 h"),
+        (
+            deferred,
+            '<div class="muted small budget">Deferred: over the recipient\'s budget: 3 of 3 in 24 h; '
+            "deferred to 2026-03-03 09:00Z</div>",
+        ),
+    ):
+        step = run.version.steps.get(kind="send_email")
+        page = owner_client.get(reverse("runs:run_detail", args=[run.pk]), {"step": step.pk})
+        html = " ".join(page.content.decode().split()).replace("&#x27;", "'")
+        assert said in html, html[-3000:]
