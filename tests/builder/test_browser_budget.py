@@ -60,3 +60,26 @@ def test_the_send_step_panel_sets_priority_and_the_over_budget_policy(live_serve
     expect(page.locator("table")).to_contain_text("exempt (transactional)")
     expect(page.locator("#id_transactional")).to_be_visible()
     page.screenshot(path=SCREENSHOTS / "budget-topics-1366.png")
+
+
+def test_the_tenant_admin_sets_the_frequency_budget(live_server, page, tenant_a):
+    from django.contrib.auth import get_user_model
+
+    from tenants import limits
+    from tenants.models import TenantLimits
+
+    operator = get_user_model().objects.create_superuser("operator", "op@example.com", "x")
+    page.set_viewport_size(SMALL_SCREEN)
+    sign_in(page, live_server, operator)
+    page.goto(f"{live_server.url}/admin/tenants/tenant/{tenant_a.pk}/change/")
+    messages = page.locator("#id_limits-0-frequency_budget_messages")
+    messages.fill("3")
+    page.locator("#id_limits-0-frequency_budget_hours").fill("24")
+    messages.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.screenshot(path=SCREENSHOTS / "budget-tenant-admin-1366.png")
+    page.locator("input[name='_continue']").click()
+    expect(page.locator(".messagelist")).to_be_visible()
+    row = TenantLimits.objects.get(tenant=tenant_a)
+    assert (row.frequency_budget_messages, row.frequency_budget_hours) == (3, 24)
+    limits.forget()
+    assert limits.limits_for(tenant_a).frequency_budget_messages == 3
