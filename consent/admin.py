@@ -19,7 +19,7 @@ class ReadOnly(admin.ModelAdmin):
 
 @admin.register(Topic)
 class TopicAdmin(ReadOnly):
-    list_display = ("name", "tenant", "created_at")
+    list_display = ("name", "tenant", "transactional", "created_at")
     search_fields = ("name",)
     list_select_related = ("tenant",)
 

@@ -141,7 +141,11 @@ def _string(pattern: str, max_length: int, **extra) -> dict:
     return {"type": "string", "pattern": pattern, "maxLength": max_length, **extra}
 
 
-TOPIC_FIELDS = {"name": _string(NAME, 100), "description": _string(TEXT, 300)}
+TOPIC_FIELDS = {
+    "name": _string(NAME, 100),
+    "description": _string(TEXT, 300),
+    "transactional": {"type": "boolean"},
+}
 LAYOUT_FIELDS = {
     "name": _string(NAME, 100),
     "html": _string(TEXT, LAYOUT_MAX, description="HTML with {% block content %}{% endblock %}."),
@@ -173,7 +177,7 @@ class TopicSerializer(_OnlyWritableFields, _UniqueName, serializers.ModelSeriali
 
     class Meta:
         model = Topic
-        fields = ["id", "name", "description", "created_at"]
+        fields = ["id", "name", "description", "transactional", "created_at"]
         read_only_fields = ["id", "created_at"]
 
 

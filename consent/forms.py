@@ -12,7 +12,7 @@ from integrations.templating import validate_layout
 class TopicForm(forms.ModelForm):
     class Meta:
         model = Topic
-        fields = ["name", "description"]
+        fields = ["name", "description", "transactional"]
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)

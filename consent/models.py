@@ -23,6 +23,11 @@ class Topic(TenantOwned):
 
     name = models.CharField(max_length=100)
     description = models.CharField(max_length=300, blank=True)
+    # Receipts, password resets, security alerts: never counted against a recipient's frequency budget.
+    transactional = models.BooleanField(
+        default=False,
+        help_text="Transactional mail (receipts, password resets) is exempt from the frequency budget.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -68,7 +68,14 @@ SAMPLES = {
             }
         ]
     },
-    "send_email": {"sender": {"name": "Support"}, "to": "{{ item.email }}", "subject": "Hi", "text": "Hello"},
+    "send_email": {
+        "sender": {"name": "Support"},
+        "to": "{{ item.email }}",
+        "subject": "Hi",
+        "text": "Hello",
+        "priority": "low",
+        "over_budget": "defer",
+    },
     "slack_message": {
         "webhook_url": "https://hooks.slack.com/services/T0/B0/abc",
         "text": "New: {{ item.id }}",

@@ -250,3 +250,24 @@ class ThrottleSlot(TenantOwned):
 
     def __str__(self) -> str:
         return f"Throttle slot {self.slot} of {self.key} from {self.window_start:%Y-%m-%d %H:%M}Z"
+
+
+class BudgetCount(TenantOwned):
+    """One message counted against its recipient's frequency budget (tenants.limits
+    `frequency_budget_messages` per `frequency_budget_hours`), across every workflow of the tenant.
+
+    One row per counted message, written when the send path decides to send it (workflows/steps/budget.py);
+    the budget is a window query over these rows. `execution_id` is unique: a retried or reclaimed
+    execution finds its row and is not counted twice. No foreign key to the execution, as for ThrottleSlot.
+    """
+
+    recipient = models.CharField(max_length=320, help_text="The address, trimmed and lower-cased.")
+    counted_at = models.DateTimeField()
+    execution_id = models.BigIntegerField(unique=True)
+    priority = models.CharField(max_length=10, default="normal")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "recipient", "counted_at"], name="budget_recipient_window")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} at {self.counted_at:%Y-%m-%d %H:%M}Z"

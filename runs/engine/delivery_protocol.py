@@ -54,7 +54,7 @@ from runs.engine.outcome import ClaimLost, apply
 from runs.engine.pacing import Pacer
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
-from workflows.steps.results import Skipped
+from workflows.steps.results import Deferred, Skipped
 from workflows.steps.send_kind import SendKind
 
 UNCERTAIN = (
@@ -218,9 +218,14 @@ def prepare(
 
 def skipped(
     ctx: StepContext, kind: SendKind, execution: StepExecution, skip: tuple[str, str], ledger: DeliveryLedger
-) -> Skipped:
-    """A message that must not be sent: a `skipped` Delivery with the reason; the execution succeeds."""
+) -> Skipped | Deferred:
+    """A message that must not be sent: a `skipped` Delivery with the reason; the execution succeeds.
+    A reason with `until` (a message over its recipient's frequency budget whose step defers it) holds
+    the execution until then instead, with no Delivery: it is checked again when it comes back."""
     recipient, reason = skip
+    until = getattr(reason, "until", None)
+    if until is not None and not ctx.run.is_test:
+        return Deferred(until, {"budget": f"Deferred: {reason}", "deferred_until": until.isoformat()})
     said = f"{'Would be skipped' if ctx.run.is_test else 'Skipped'}: {reason}"
     fields = {
         **_fields(ctx, kind, execution, {"to": recipient, "skipped": said}, Delivery.Status.SKIPPED),

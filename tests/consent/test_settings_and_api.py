@@ -221,3 +221,15 @@ def test_files_name_topics_and_layouts(tenant_a, tenant_b):
     raw["trigger"]["children"][0]["config"]["topic"] = tips.pk  # tenant A's id in a file for tenant B
     with pytest.raises(WorkflowFileError):
         import_workflow(raw, tenant_b)
+
+
+def test_topics_page_and_api_set_transactional(owner_client, api, tenant_a):
+    owner_client.post("/settings/email/topics/", {"name": "Receipts", "transactional": "on"})
+    owner_client.post("/settings/email/topics/", {"name": "News"})
+    assert dict(Topic.objects.values_list("name", "transactional")) == {"Receipts": True, "News": False}
+    page = owner_client.get("/settings/email/topics/").content.decode()
+    assert "exempt (transactional)" in page and "counted" in page
+    made = api.post(
+        "/api/v1/topics/", {"name": "Resets", "transactional": True}, content_type="application/json"
+    )
+    assert made.status_code == 201 and made.json()["transactional"] is True

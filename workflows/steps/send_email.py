@@ -27,9 +27,10 @@ from integrations.message_keys import message_key
 from integrations.models import Provider, Sender
 from integrations.ratelimit import RateLimit
 from integrations.templating import render, render_header, template_variables
+from workflows.steps import budget
 from workflows.steps.common import RetryForm, RetrySettings
 from workflows.steps.context import StepContext
-from workflows.steps.fields import FlagField, TemplateField
+from workflows.steps.fields import ChoiceField, FlagField, TemplateField
 from workflows.steps.forms import StepForm
 from workflows.steps.references import LayoutField, SenderField, TopicField
 from workflows.steps.send_kind import SendKind, rendered, template_context
@@ -54,6 +55,8 @@ class EmailSettings(SendWindowSettings, RetrySettings):
     layout: int | str | None = None  # a layout's id, NO_LAYOUT, or None: the workspace's default
     allow_unsubscribe: bool = False
     topic: int | None = None
+    priority: str = "normal"
+    over_budget: str = "drop"
     continue_when_skipped: bool = False
 
 
@@ -76,10 +79,26 @@ class EmailForm(RetryForm, SendWindowForm, StepForm):
         help_text="Off for transactional mail (receipts, password resets, security alerts).",
     )
     topic = TopicField(label="Topic", help_text="What recipients unsubscribe from.")
+    priority = ChoiceField(
+        label="Priority",
+        choices=budget.PRIORITIES,
+        required=False,
+        initial="normal",
+        help_text="Which message wins when the recipient's frequency budget (a tenant limit) runs short.",
+    )
+    over_budget = ChoiceField(
+        label="Over the recipient's budget",
+        choices=budget.OVER_BUDGET_POLICIES,
+        required=False,
+        initial="drop",
+        help_text="Transactional topics are always exempt; a message without a topic counts unless exempt here.",
+    )
     continue_when_skipped = FlagField(label="Go on to the next steps when the recipient is skipped")
 
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data
+        data["priority"] = data.get("priority") or "normal"
+        data["over_budget"] = data.get("over_budget") or "drop"
         if not self.errors and not (data["html"].strip() or data["text"].strip()):
             self.add_error("text", "Write a text body, an HTML body, or both.")
         if not data.get("allow_unsubscribe"):
@@ -113,7 +132,19 @@ class SendEmail(SendKind):
         return rendered("To", render_header, self.step_settings(ctx).to, template_context(ctx, item))
 
     def skip_reasons(self, ctx: StepContext, pairs) -> dict[int, tuple[str, str]]:
-        return consent.batch_skip_reasons(ctx, self, pairs)
+        """Suppressed, unsubscribed or empty recipients; then, of the rest, those over their frequency
+        budget (workflows/steps/budget.py), which counts the messages it lets through."""
+        skips = consent.batch_skip_reasons(ctx, self, pairs)
+        addresses: dict[int, str] = {}
+        for key, item in pairs:
+            if key in skips:
+                continue
+            try:
+                addresses[key] = self.address(ctx, item)
+            except Failure:
+                continue  # the send fails the message with the template's error
+        skips.update(budget.over_budget(ctx, addresses))
+        return skips
 
     def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         step = self.step_settings(ctx)
