@@ -11,7 +11,7 @@ from django.conf import settings
 from runs.engine import start_runs
 from runs.engine.sweeper import sweep
 from runs.models import Delivery, DigestBucket, DigestItem, StepExecution
-from tests.engine.conftest import build_workflow, settle, webhook
+from tests.engine.conftest import build_workflow, settle, webhook, work
 from tests.engine.test_digest import digest, digest_email
 from tests.engine.test_recovery import kill_tree, real_clock, start_worker_process
 
@@ -44,10 +44,13 @@ def test_four_workers_one_killed_send_one_message_with_all_1000_items_per_key(
     kill_tree(victim)
     for worker in workers[1:]:
         worker.wait(timeout=300)
-    # The victim's claimed joins stay `running` until the sweeper sees its lease has lapsed.
-
-    clock.travel(seconds=settings.WORKER_LEASE_SECONDS + settings.SWEEPER_GRACE + 30 * 60 + 1)
+    # The victim's claimed joins stay `running` until the sweeper sees its lease has lapsed; reclaimed
+    # while the window is still open, they join the same buckets (no item is lost to a killed worker).
+    clock.travel(seconds=settings.WORKER_LEASE_SECONDS + settings.SWEEPER_GRACE + 1)
     sweep()
+    work(clock)
+    assert DigestItem.objects.count() == 1300 and not DigestBucket.objects.filter(released_at__isnull=False)
+    clock.travel(seconds=30 * 60)  # past the window: each bucket releases once
     settle(clock, step_seconds=60)
 
     assert not StepExecution.objects.filter(status__in=StepExecution.OPEN).exists()
