@@ -224,10 +224,11 @@ def test_a_provider_that_refuses_for_its_rate_forever_ends_in_a_failure(
     assert "gave up after 2 attempts" in execution.error
 
 
-def test_a_provider_limit_paces_a_fan_out(clock, tenant_a, tenant_database, httpserver, settings):
-    """A tenant's Postmark provider limited to 20 recipients a second (burst 2): 50 messages from a batch
-    with 32 in flight arrive at most 22 in any second, and each once."""
-    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+def paced_fan_out(
+    clock, tenant, tenant_database, httpserver, provider, count: int
+) -> tuple[list[float], float]:
+    """`count` messages through `provider` (a Postmark speaking local server): when each arrived, and how
+    long the whole fan-out took; every message is sent once."""
     arrivals: list[float] = []
 
     def accept(request: Request) -> Response:
@@ -236,58 +237,47 @@ def test_a_provider_limit_paces_a_fan_out(clock, tenant_a, tenant_database, http
                         content_type="application/json")  # fmt: skip
 
     httpserver.expect_request("/email", method="POST").respond_with_handler(accept)
+    make_sender(tenant, provider)
+    recipients_table(tenant_database, count)
+    source = data_source(tenant, tenant_database)
+    workflow = build_workflow(
+        tenant, webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])])
+    )
+    run = start_run(workflow, {}, f"evt-paced-{count}")
+    started = time.time()
+    settle(clock, step_seconds=5)
+    assert len(arrivals) == count
+    assert Delivery.objects.filter(run=run, status="sent").count() == count
+    return arrivals, time.time() - started
+
+
+def test_a_provider_limit_paces_a_fan_out(clock, tenant_a, tenant_database, httpserver, settings):
+    """A tenant's Postmark provider limited to 20 recipients a second (burst 2): 50 messages from a batch
+    with 32 in flight arrive at most 22 in any second, and each once."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     provider = esp_provider(tenant_a, "postmark", httpserver)
     provider.rate_per_second, provider.rate_burst = 20, 2
     provider.save()
-    make_sender(tenant_a, provider)
-    recipients_table(tenant_database, 50)
-    source = data_source(tenant_a, tenant_database)
-    workflow = build_workflow(
-        tenant_a,
-        webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
-    )
-    run = start_run(workflow, {}, "evt-paced")
-    started = time.time()
-    settle(clock, step_seconds=5)
-    assert len(arrivals) == 50
+    arrivals, took = paced_fan_out(clock, tenant_a, tenant_database, httpserver, provider, 50)
     assert most_in_a_second(arrivals) <= 22
-    assert time.time() - started >= 50 / 20 * 0.9, "paced, not sent at once"
-    assert Delivery.objects.filter(run=run, status="sent").count() == 50
+    assert took >= 50 / 20 * 0.9, "paced, not sent at once"
 
 
 def test_a_tenants_own_send_rate_paces_it_over_every_provider(
     clock, tenant_a, tenant_database, httpserver, settings
 ):
     """An operator limits the workspace to 10 messages a second (burst 2); its provider has no limit of
-    its own: 30 messages arrive at most 12 in any second, each once, and the run page says whose limit."""
+    its own: 30 messages arrive at most 12 in any second, each once."""
     from tenants.limits import forget
     from tenants.models import TenantLimits
 
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
-    arrivals: list[float] = []
-
-    def accept(request: Request) -> Response:
-        arrivals.append(time.time())
-        return Response('{"MessageID": "m", "ErrorCode": 0, "Message": "OK"}',
-                        content_type="application/json")  # fmt: skip
-
-    httpserver.expect_request("/email", method="POST").respond_with_handler(accept)
     TenantLimits.objects.create(tenant=tenant_a, send_rate_per_second=10, send_rate_burst=2)
     forget()
-    make_sender(tenant_a, esp_provider(tenant_a, "postmark", httpserver))
-    recipients_table(tenant_database, 30)
-    source = data_source(tenant_a, tenant_database)
-    workflow = build_workflow(
-        tenant_a,
-        webhook([query(source, "SELECT id, email FROM r", children=[email(subject="hi", text="x")])]),
-    )
-    run = start_run(workflow, {}, "evt-tenant-paced")
-    started = time.time()
-    settle(clock, step_seconds=5)
-    assert len(arrivals) == 30
+    provider = esp_provider(tenant_a, "postmark", httpserver)
+    arrivals, took = paced_fan_out(clock, tenant_a, tenant_database, httpserver, provider, 30)
     assert most_in_a_second(arrivals) <= 12
-    assert time.time() - started >= 30 / 10 * 0.9, "paced, not sent at once"
-    assert Delivery.objects.filter(run=run, status="sent").count() == 30
+    assert took >= 30 / 10 * 0.9, "paced, not sent at once"
 
 
 def test_the_run_page_says_the_workspace_limit_holds_a_step(owner_client, tenant_a, redis_conn):
