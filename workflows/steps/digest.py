@@ -20,13 +20,12 @@ from integrations.failures import Failure
 from integrations.templating import render_header
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.fields import ChoiceField, FlagField, NumberField, TextField
+from workflows.steps.fields import ChoiceField, FlagField, NumberField, TextField, unit_field
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Skipped
 from workflows.steps.send_kind import rendered, template_context
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
-UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
 WINDOWS = (
     ("fixed", "fixed, from the first item"),
     ("sliding", "after a quiet time (with a maximum)"),
@@ -86,16 +85,6 @@ def next_daily(after: datetime, at: str, zone: str) -> datetime:
     return candidate
 
 
-def unit_field(label: str) -> ChoiceField:
-    return ChoiceField(
-        label=label,
-        initial="hours",
-        choices=UNIT_CHOICES,
-        required=False,
-        error_messages={"invalid_choice": "Choose minutes, hours or days."},
-    )
-
-
 class DigestForm(StepForm):
     settings_class = DigestSettings
     redraw_on = ("window",)
@@ -115,13 +104,13 @@ class DigestForm(StepForm):
     amount = NumberField(
         label="Window", help_text="How long after the first item (or, sliding, after the last)."
     )
-    unit = unit_field("Unit")
+    unit = unit_field("Unit", "hours")
     max_amount = NumberField(
         label="At most",
         initial=0,
         help_text="Sliding: release at most this long after the first item (0: no maximum).",
     )
-    max_unit = unit_field("Unit of the maximum")
+    max_unit = unit_field("Unit of the maximum", "hours")
     at = TextField(label="Time of day", required=False, help_text="HH:MM, e.g. 09:00.")
     timezone = TextField(label="Time zone", required=False, help_text="e.g. Europe/Berlin.")
     release_at_count = NumberField(

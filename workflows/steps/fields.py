@@ -121,6 +121,20 @@ class ChoiceField(forms.ChoiceField):
     widget = Select
 
 
+UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
+
+
+def unit_field(label: str, initial: str) -> ChoiceField:
+    """A duration's unit (waits, digest windows, throttle windows)."""
+    return ChoiceField(
+        label=label,
+        initial=initial,
+        choices=UNIT_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose minutes, hours or days."},
+    )
+
+
 class JsonField(forms.JSONField):
     """JSON typed in the panel (a string) or given by a file (already parsed); NUL characters, lone
     surrogates and deep nesting are refused with where they are (integrations/json_input.py)."""

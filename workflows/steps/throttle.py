@@ -24,7 +24,7 @@ from workflows.steps import throttle_slots
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
 from workflows.steps.digest import DigestSettings
-from workflows.steps.fields import ChoiceField, NumberField, TemplateField, TextField
+from workflows.steps.fields import ChoiceField, NumberField, TemplateField, TextField, unit_field
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Deferred, Skipped
 from workflows.steps.send_kind import rendered, template_context
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from workflows.models import Step
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
-UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
 POLICIES = (
     ("drop", "drop it (marked throttled)"),
     ("defer", "defer it to the next free slot"),
@@ -96,13 +95,7 @@ class ThrottleForm(StepForm):
 
     limit = NumberField(label="At most", help_text="How many items per key may pass in one window.")
     amount = NumberField(label="Per window of", help_text="The window's length in units.")
-    unit = ChoiceField(
-        label="Unit",
-        initial="hours",
-        choices=UNIT_CHOICES,
-        required=False,
-        error_messages={"invalid_choice": "Choose minutes, hours or days."},
-    )
+    unit = unit_field("Unit", "hours")
     window_field = TextField(
         label="Window from the item",
         required=False,

@@ -22,13 +22,12 @@ from integrations.failures import Failure
 from integrations.templating import TemplateError, evaluate
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.fields import ChoiceField, ExpressionField, FlagField, NumberField, TextField
+from workflows.steps.fields import ChoiceField, ExpressionField, FlagField, NumberField, TextField, unit_field
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.results import Deferred, Filtered, Skipped
 from workflows.steps.row_reread import reread_row
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
-UNIT_CHOICES = (("minutes", "minutes"), ("hours", "hours"), ("days", "days"))
 MAX_WAIT_DAYS = 400
 
 
@@ -74,16 +73,6 @@ class WaitSettings(StepSettings):
         return moment - offset if self.offset_direction == "before" else moment + offset
 
 
-def unit_field(label: str) -> ChoiceField:
-    return ChoiceField(
-        label=label,
-        initial="days",
-        choices=UNIT_CHOICES,
-        required=False,
-        error_messages={"invalid_choice": "Choose minutes, hours or days."},
-    )
-
-
 class WaitForm(StepForm):
     settings_class = WaitSettings
     redraw_on = ("mode",)
@@ -96,12 +85,12 @@ class WaitForm(StepForm):
         error_messages={"invalid_choice": "Choose “duration” or “until”."},
     )
     amount = NumberField(label="Duration", help_text="How many units to wait.")
-    unit = unit_field("Unit")
+    unit = unit_field("Unit", "days")
     field = TextField(
         label="Time field", required=False, help_text="The item field holding the time, e.g. trial_ends_at."
     )
     offset_amount = NumberField(label="Offset", initial=0, help_text="e.g. 1 for “1 day before”.")
-    offset_unit = unit_field("Offset unit")
+    offset_unit = unit_field("Offset unit", "days")
     offset_direction = ChoiceField(
         label="Before or after",
         initial="before",
