@@ -86,12 +86,3 @@ def pg_triggers(url: str) -> list[tuple[str, str]]:
         url,
         "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE tgname LIKE 'rowbell%%' ORDER BY 1, 2",
     )
-
-
-@pytest.fixture(scope="session")
-def logical_server():
-    """A PostgreSQL of the tests' own with wal_level=logical (the shared one runs with `replica`)."""
-    from tests.engine.outage_support import own_postgres
-
-    with own_postgres({"wal_level": "logical", "max_replication_slots": "40"}) as server:
-        yield server
