@@ -90,6 +90,7 @@ ORPHAN_SQL = (
 )
 ORPHAN_SWEEP_SECONDS = 1.0
 HEARTBEAT = timedelta(seconds=10)
+SLOT_HEARTBEAT_BYTES = 16 * 1024 * 1024
 # A stop request is noticed within this long by a thread waiting on its NOTIFY socket.
 SELECT_SLICE_SECONDS = 0.5
 
@@ -321,9 +322,7 @@ class SourcePoller:
         started = start_runs_for_changes(ds, mine)
         if batch.advance_to is not None:
             logical.advance(self.conn, ds.pk, batch.advance_to)
-        elif time.monotonic() - self.heartbeat_at > option("LISTENER_SLOT_HEARTBEAT", 10.0) or (
-            ds.capture_mode == DataSource.CaptureMode.TRIGGER
-        ):
+        elif self._heartbeat_due():
             # Nothing to advance to: give the slot a transaction of its own, so a quiet database's slot
             # does not hold the WAL other activity writes (and a switch back to triggers can finish).
             self.heartbeat_at = time.monotonic()
@@ -333,6 +332,14 @@ class SourcePoller:
         if until and batch.advance_to and logical.lsn_to_int(batch.advance_to) >= logical.lsn_to_int(until):
             self._finish_switch_to_triggers()
         return started
+
+    def _heartbeat_due(self) -> bool:
+        """Every peek decodes again from the slot's position, so a slot that other databases' WAL has left
+        far behind is moved on at once, not only every LISTENER_SLOT_HEARTBEAT seconds."""
+        if self.datasource.capture_mode == DataSource.CaptureMode.TRIGGER:
+            return True  # a switch back finishes once the slot is past its boundary
+        behind = self.slot is not None and self.slot.lag_bytes > SLOT_HEARTBEAT_BYTES
+        return behind or time.monotonic() - self.heartbeat_at > option("LISTENER_SLOT_HEARTBEAT", 10.0)
 
     def _slot_owns(self, change: logical.RowChange) -> bool:
         """Whether the slot, not the trigger log, delivers this change (see switch_capture)."""
