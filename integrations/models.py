@@ -85,6 +85,10 @@ class DataSource(TenantOwned):
     slot_lag_bytes = models.BigIntegerField(null=True, blank=True)
     slot_retained_bytes = models.BigIntegerField(null=True, blank=True)
     slot_guard_note = models.TextField(blank=True, default="")  # what the guard last did, and when
+    # Which listener process reads this source (runs/listener.py leases): "host:pid:random", and until when
+    # its lease holds unless renewed. Another listener takes the source over once the lease has run out.
+    listener_owner = models.CharField(max_length=200, blank=True, default="")
+    listener_lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "name"], name="datasource_tenant_name")]

@@ -63,6 +63,7 @@ from integrations.datasources import (
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
 from runs.engine import metrics, outages, start_runs
+from runs.listener_leases import Leases, new_identity
 from workflows.database_triggers import published_triggers, switch_capture, trigger_spec, watched_tables
 
 log = logging.getLogger(__name__)
@@ -539,8 +540,11 @@ class Listener:
     """All active data sources. `run()` serves each in its own thread until stopped; `run_once()` and
     `run(until_idle=True)` poll them in turn in the calling thread."""
 
-    def __init__(self, stop: threading.Event | None = None):
+    def __init__(self, stop: threading.Event | None = None, identity: str | None = None):
         self.stop = stop or threading.Event()
+        # Serving (`run()`), this listener reads only the sources it holds a lease on (runs/listener_leases.py);
+        # the draining modes of tests and scripts read every source.
+        self.leases = Leases(identity or new_identity())
         self.pollers: dict[int, SourcePoller] = {}
         # Pollers of dropped sources whose thread may still be finishing a batch (or a connect attempt).
         self.retiring: list[SourcePoller] = []
@@ -555,11 +559,15 @@ class Listener:
             "config__datasource", "version__workflow_id"
         ):
             workflows_by_source[int(datasource_id)].append(workflow_id)
-        current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=list(workflows_by_source))}
+        wanted = list(workflows_by_source)
+        if self.threaded:
+            wanted = self.leases.hold(wanted)
+        current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=wanted)}
         for pk in list(self.pollers):
             if pk not in current:
                 self._retire(self.pollers.pop(pk))
-                DataSource.objects.filter(pk=pk).update(listener_status=DataSource.ListenerStatus.IDLE)
+                if pk not in workflows_by_source:  # not given to another listener: nobody reads it now
+                    DataSource.objects.filter(pk=pk).update(listener_status=DataSource.ListenerStatus.IDLE)
         for pk, datasource in current.items():
             workflow_ids = sorted(workflows_by_source[pk])
             poller = self.pollers.get(pk)
@@ -624,6 +632,8 @@ class Listener:
             if poller.thread is None:
                 poller.close()
         guard_rowbell(self.write_statuses, self.stop)
+        if self.threaded:
+            guard_rowbell(self.leases.release, self.stop)
         self.pollers = {pk: p for pk, p in self.pollers.items() if p.thread is None}
         self.retiring = serving
         self._reap()
