@@ -131,3 +131,12 @@ def app_db(tenant_database):
     roles = [app_role]
     yield {"url": tenant_database, "app_url": role_url(tenant_database, app_role), "roles": roles}
     drop_roles(tenant_database, roles)
+
+
+@pytest.fixture(scope="session")
+def logical_server():
+    """A PostgreSQL of the tests' own with wal_level=logical (the shared one runs with `replica`)."""
+    from tests.engine.outage_support import own_postgres
+
+    with own_postgres({"wal_level": "logical", "max_replication_slots": "40"}) as server:
+        yield server
