@@ -22,3 +22,11 @@ class TenantRequest(HttpRequest):
     membership: Membership | None
     memberships: list[Membership]  # all of the user's, oldest first (the tenant switcher reads them)
     htmx: HtmxDetails
+
+
+class MemberRequest(TenantRequest):
+    """A TenantRequest of a member of the current tenant: what a view behind `members_only` or
+    `admins_only` receives (both 404 a request without a tenant, so `tenant` and `membership` are set)."""
+
+    tenant: Tenant
+    membership: Membership

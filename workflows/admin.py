@@ -17,8 +17,8 @@ from workflows.steps.webhook_trigger import webhook_path
 class VersionInline(admin.TabularInline):
     model = WorkflowVersion
     extra = 0
-    fields = ["number", "state", "sandbox", "published_at", "published_by"]
-    readonly_fields = fields
+    readonly_fields = ("number", "state", "sandbox", "published_at", "published_by")
+    fields = readonly_fields
     show_change_link = True
     can_delete = False
 

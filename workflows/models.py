@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -142,6 +143,9 @@ class StepQuerySet(TenantQuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
 
+StepManager = models.Manager.from_queryset(StepQuerySet)
+
+
 class Step(TenantOwned):
     """One node of a version's tree. The root is the trigger; children run in parallel, in order."""
 
@@ -158,7 +162,7 @@ class Step(TenantOwned):
     name = models.CharField(max_length=200, blank=True)
     config = models.JSONField(default=dict, blank=True)
 
-    objects = StepQuerySet.as_manager()
+    objects: ClassVar[StepManager] = StepManager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="step_unique_key_per_version")]
