@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -47,7 +48,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 # A draft step's config is edited as JSON here: a NUL or deep nesting is a form error, not a 500.
-STORABLE_JSON = {models.JSONField: {"form_class": StorableJSONFormField}}
+STORABLE_JSON: dict[type[models.Field], dict[str, Any]] = {
+    models.JSONField: {"form_class": StorableJSONFormField}
+}
 
 
 class StepInline(admin.TabularInline):

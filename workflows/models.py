@@ -164,6 +164,11 @@ class Step(TenantOwned):
 
     objects: ClassVar[StepManager] = StepManager()
 
+    # Not columns: what workflows.views.common.describe sets on a step for the builder's templates.
+    child_count: int
+    summary: str
+    paths: list[tuple[str, str]]
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="step_unique_key_per_version")]
         indexes = [

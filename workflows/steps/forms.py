@@ -178,6 +178,10 @@ class StepForm(forms.Form):
     def load_options(self) -> None:
         """Fill the options that depend on the tenant's data (called only when the form is drawn)."""
 
+    def __getitem__(self, name: str) -> StepBoundField:
+        """A field of the form, as the StepBoundField `bound_field_class` makes it (for type checking)."""
+        return cast(StepBoundField, super().__getitem__(name))
+
     def panel_fields(self) -> list[str]:
         """The fields the panel shows (a wait shows only its mode's)."""
         return list(self.fields)

@@ -26,7 +26,7 @@ from integrations.datasources import (
 from integrations.datasources.connection import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
-from tenants.permissions import admins_only
+from tenants.permissions import admins_only, members_only
 from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.database_triggers import (
@@ -277,7 +277,8 @@ def _warn_triggers_not_reinstalled(request: TenantRequest, reason: str) -> None:
 
 
 @login_required
-def datasource_detail(request: TenantRequest, datasource_id: int) -> HttpResponse:
+@members_only
+def datasource_detail(request: MemberRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # The saved password is never shown: the script names it by a placeholder (the role exists by now).
     plan = plan_from_url(source.connection_url, source.schemas, tenant_slug=request.tenant.slug)
