@@ -195,11 +195,11 @@ class SourcePoller:
         if not self.wants_notify():
             self.stopping.wait(interval)
             return
-        if self.drain_notifications() or not self.wants_notify():
+        if self.drain_notifications() or not self.wants_notify() or (conn := self.conn) is None:
             return
         deadline = now + interval
         while not self.stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.conn.fileno()], [], [], min(remaining, SELECT_SLICE_SECONDS))
+            ready, _, _ = select.select([conn.fileno()], [], [], min(remaining, SELECT_SLICE_SECONDS))
             if ready:
                 self.drain_notifications()
                 return
@@ -213,10 +213,10 @@ class SourcePoller:
         if time.monotonic() < self.retry_at:
             return 0
         try:
-            self._ensure_connected()
+            conn = self._ensure_connected()
             if self.stopping.is_set():  # a slow connection attempt outlived the source
                 return 0
-            handled = self._process_batch()
+            handled = self._process_batch(conn)
         except (psycopg.Error, DataSourceUnavailable) as exc:
             self._lost(exc)
             return 0
@@ -237,19 +237,19 @@ class SourcePoller:
 
     def drain_notifications(self) -> bool:
         """True when NOTIFY said something arrived (hint only: polling is what finds events)."""
-        if not self.wants_notify():
+        if not self.wants_notify() or (conn := self.conn) is None:
             return False
         try:
             # Consume them all: the generator holds the connection's lock until it is exhausted.
-            return sum(1 for _ in self.conn.notifies(timeout=0)) > 0
+            return sum(1 for _ in conn.notifies(timeout=0)) > 0
         except psycopg.Error as exc:
             self._lost(exc)
             return False
 
-    def _ensure_connected(self) -> None:
+    def _ensure_connected(self) -> psycopg.Connection:
         if self.conn is not None and not self.conn.closed:
-            return
-        self.conn = connect_datasource(
+            return self.conn
+        self.conn = conn = connect_datasource(
             self.datasource,
             application_name="rowbell-listener",
             # The server cancels a claim stuck behind a lock or an overloaded server: the source is then
@@ -257,29 +257,30 @@ class SourcePoller:
             statement_timeout=option("LISTENER_STATEMENT_TIMEOUT", 30.0),
         )
         if self.datasource.notify_enabled:
-            self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self.conn.commit()
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            conn.commit()
+        return conn
 
-    def _process_batch(self) -> int:
+    def _process_batch(self, conn: psycopg.Connection) -> int:
         batch = int(option("LISTENER_BATCH_SIZE", 500))
         grace = option("LISTENER_ORPHAN_GRACE", 60)
         if time.monotonic() - self.orphans_swept_at > grace:
-            self._sweep_orphans(grace)
+            self._sweep_orphans(conn, grace)
         if time.monotonic() - self.lag_measured_at > LAG_SECONDS:
             self.lag_measured_at = time.monotonic()
-            with self.conn.transaction():
-                oldest = self.conn.execute(LAG_SQL).fetchone()
+            with conn.transaction():
+                oldest = conn.execute(LAG_SQL).fetchone()
             self.lag = float(oldest[0]) if oldest else 0.0
-        with self.conn.transaction():
-            rows = self.conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
+        with conn.transaction():
+            rows = conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
             done = start_runs_for_events(self.datasource, rows)
             if done:
-                self.conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
+                conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
         return len(done)
 
-    def _sweep_orphans(self, grace: float) -> None:
+    def _sweep_orphans(self, conn: psycopg.Connection, grace: float) -> None:
         # Marked first: a sweep that fails must not run again before every claim and starve the events.
         self.orphans_swept_at = time.monotonic()
         active = list(published_triggers(self.datasource.pk).values_list("version__workflow_id", flat=True))
@@ -287,8 +288,8 @@ class SourcePoller:
         dropped, started = 0, time.monotonic()
         try:
             while time.monotonic() - started < ORPHAN_SWEEP_SECONDS:
-                with self.conn.transaction():
-                    deleted = self.conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
+                with conn.transaction():
+                    deleted = conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
                 dropped += deleted
                 if deleted < batch:
                     break
@@ -458,18 +459,18 @@ class Listener:
         holds no transaction then (and one stuck mid-claim has its transaction rolled back by the server).
         A later `run()` starts new threads.
         """
-        serving = [p for p in [*self.pollers.values(), *self.retiring] if p.thread is not None]
-        for poller in serving:
+        serving = [(p, p.thread) for p in [*self.pollers.values(), *self.retiring] if p.thread is not None]
+        for poller, _thread in serving:
             poller.stopping.set()
         deadline = time.monotonic() + option("LISTENER_SHUTDOWN_GRACE", 5.0)
-        for poller in serving:
-            poller.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for _poller, thread in serving:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for poller in self.pollers.values():
             if poller.thread is None:
                 poller.close()
         guard_rowbell(self.write_statuses, self.stop)
         self.pollers = {pk: p for pk, p in self.pollers.items() if p.thread is None}
-        self.retiring = serving
+        self.retiring = [poller for poller, _thread in serving]
         self._reap()
         self.threaded = False
         if self.retiring:
@@ -511,6 +512,6 @@ class Listener:
             self.retiring.append(poller)  # its thread closes the connection on its way out
 
     def _reap(self) -> None:
-        for poller in [p for p in self.retiring if not p.thread.is_alive()]:
+        for poller in [p for p in self.retiring if p.thread is None or not p.thread.is_alive()]:
             self.retiring.remove(poller)
             self.retired_handled += poller.handled

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -168,6 +168,9 @@ class Step(TenantOwned):
     child_count: int
     summary: str
     paths: list[tuple[str, str]]
+    # ... and what runs.views.tree sets for a run's tree: its status chips and whether any says failed.
+    chips: list[Any]
+    has_failures: bool
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="step_unique_key_per_version")]
