@@ -47,7 +47,7 @@ class StepSettings:
         return cls(**given)
 
     def to_json(self) -> dict[str, Any]:
-        stored = dataclasses.asdict(self)  # type: ignore[call-overload]
+        stored: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
         for key in self.omitted_when_empty:
             if stored.get(key) in (None, "", False, []):
                 stored.pop(key, None)

@@ -87,7 +87,7 @@ class HttpForm(RetryForm, SendWindowForm, StepForm):
         refused = check_url_at_save(url)
         if refused:
             raise forms.ValidationError(refused)  # best effort: checked again on every request
-        return url
+        return str(url)
 
     def clean_headers(self) -> dict[str, str]:
         headers = self.cleaned_data["headers"] or {}
@@ -145,9 +145,11 @@ class HttpRequest(SendKind):
         return bool(self.settings(config).resend_uncertain)
 
     def recipient(self, content: dict[str, Any]) -> str:
-        return content["url"][:500]
+        return str(content["url"])[:500]
 
-    def result_items(self, ctx: StepContext, item, content, answer: Answer | None) -> list[dict[str, Any]]:
+    def result_items(
+        self, ctx: StepContext, item: dict[str, Any], content: dict[str, Any], answer: Answer | None
+    ) -> list[dict[str, Any]]:
         mode = self.step_settings(ctx).response or "keep"
         last_response = answer.last_response if answer is not None else None
         if mode == "keep" or last_response is None:

@@ -13,6 +13,7 @@ the channel needs to send (it may add secrets such as a webhook URL).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -23,7 +24,7 @@ from integrations.failures import Failure
 from integrations.ratelimit import RateLimit
 from integrations.templating import TemplateError
 from workflows.steps.base import StepKind, StepPreview
-from workflows.steps.context import StepContext
+from workflows.steps.context import SentDelivery, StepContext
 
 
 class SendKind(StepKind, ABC):
@@ -51,7 +52,7 @@ class SendKind(StepKind, ABC):
         """How many of the provider's tokens one message costs (email: one per recipient)."""
         return 1
 
-    def was_accepted(self, ctx: StepContext, delivery) -> bool | None:
+    def was_accepted(self, ctx: StepContext, delivery: SentDelivery) -> bool | None:
         """For a message whose worker stopped while handing it over: did the provider accept it? True,
         False, or None when it cannot be asked (plain SMTP, SES, a provider not answering now)."""
         return None
@@ -114,7 +115,7 @@ def template_context(ctx: StepContext, item: dict[str, Any]) -> dict[str, Any]:
     return {"item": item, "run": ctx.run_context}
 
 
-def rendered(label: str, fn, *args, **kwargs) -> str:
+def rendered(label: str, fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
     """Render one field, naming it in the error so the person knows which template to fix."""
     try:
         return fn(*args, **kwargs)

@@ -63,7 +63,7 @@ class SlackForm(RetryForm, SendWindowForm, StepForm):
             decrypt(saved)
         except ValueError:
             raise forms.ValidationError("The stored webhook URL cannot be read; paste it again.") from None
-        return saved
+        return str(saved)
 
     def draft_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
         """A draft never holds the URL in the clear: a good one is kept encrypted, a refused one is not kept
