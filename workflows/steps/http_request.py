@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 
 from integrations.channels.base import Answer
+from integrations.channels.http import HttpTransport
 from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
@@ -107,7 +108,7 @@ class HttpForm(RetryForm, SendWindowForm, StepForm):
         return self.cleaned_data["response"] or "keep"
 
 
-class HttpRequest(SendKind):
+class HttpRequest(SendKind[HttpTransport]):
     kind = "http_request"
     label = "HTTP request"
     description = "Calls a URL with a JSON body; the response can become the item."
@@ -120,7 +121,7 @@ class HttpRequest(SendKind):
     def summary(self, config: dict[str, Any]) -> str:
         return f"{config.get('method') or 'POST'} {config.get('url') or '?'}"
 
-    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], HttpTransport]:
         settings = self.step_settings(ctx)
         context = template_context(ctx, item)
         url = rendered("URL", render_header, settings.url, context)
@@ -137,7 +138,7 @@ class HttpRequest(SendKind):
                     f"JSON body: the rendered body is not JSON ({exc}). Use |tojson for values.",
                     permanent=True,
                 ) from exc
-        transport = {"method": settings.method, "url": url, "headers": headers, "body": body}
+        transport: HttpTransport = {"method": settings.method, "url": url, "headers": headers, "body": body}
         shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
         return {**transport, "headers": shown}, transport
 

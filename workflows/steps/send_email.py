@@ -13,7 +13,7 @@ made from the HTML when the step has no text body.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,6 +21,7 @@ from django.core.validators import validate_email
 
 from consent import email_step as consent
 from integrations.channels.base import ChannelError
+from integrations.channels.email import EmailTransport
 from integrations.email_providers.platform import PLATFORM, platform_rate_limit
 from integrations.failures import Failure
 from integrations.message_keys import message_key
@@ -112,7 +113,7 @@ class EmailForm(RetryForm, SendWindowForm, StepForm):
         return data
 
 
-class SendEmail(SendKind):
+class SendEmail(SendKind[EmailTransport]):
     kind = "send_email"
     label = "Send email"
     description = "Sends one email per item, rendered from templates over the item."
@@ -148,7 +149,7 @@ class SendEmail(SendKind):
         skips.update(budget.over_budget(ctx, addresses))
         return skips
 
-    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], EmailTransport]:
         step = self.step_settings(ctx)
         context = template_context(ctx, item)
         to = rendered("To", render_header, step.to, context)
@@ -178,7 +179,8 @@ class SendEmail(SendKind):
         content.update({key: value for key, value in extra.items() if value})
         if sender is not None:
             content["sender"] = sender.name
-        transport = {**content, "provider": sender.provider if sender else None}
+        # The content's keys are EmailTransport's (to, subject, text, html and the optional ones above).
+        transport = cast(EmailTransport, {**content, "provider": sender.provider if sender else None})
         return content, transport
 
     def recipient(self, content: dict[str, Any]) -> str:
@@ -212,7 +214,7 @@ class SendEmail(SendKind):
         accepted: bool | None = provider.kind_module.accepted(provider, key, delivery.content or {})
         return accepted
 
-    def cost(self, transport: dict[str, Any]) -> int:
+    def cost(self, transport: EmailTransport) -> int:
         """One token per recipient, To + CC + BCC (SES and most ESPs count recipients, not messages)."""
         return 1 + len(transport.get("cc") or ()) + len(transport.get("bcc") or ())
 
@@ -232,15 +234,17 @@ class SendEmail(SendKind):
         return (provider.kind_module if provider is not None else PLATFORM).messages_in_flight()
 
     def override_recipient(
-        self, content: dict[str, Any], transport: dict[str, Any], recipient: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        self, content: dict[str, Any], transport: EmailTransport, recipient: str
+    ) -> tuple[dict[str, Any], EmailTransport]:
         # A test run's override reaches the tester only: no copies to CC or BCC.
         drop = ("cc", "bcc")
         content = {k: v for k, v in content.items() if k not in drop}
         content.update({"to": recipient, "original_to": content["to"]})
-        transport = {k: v for k, v in transport.items() if k not in drop}
-        transport.update({"to": recipient, "original_to": transport["to"]})
-        return content, transport
+        redirected = transport.copy()
+        redirected.pop("cc", None)
+        redirected.pop("bcc", None)
+        redirected.update({"to": recipient, "original_to": transport["to"]})
+        return content, redirected
 
 
 def resolve_sender(ctx: StepContext, sender_id: int | None) -> Sender | None:
