@@ -1,6 +1,7 @@
 """Outgoing HTTP requests (the HTTP request step), with an Idempotency-Key header.
 
-The message is an `HttpTransport` (below): {"method": str, "url": str, "headers": {str: str}, "body": str | None}.
+The message is an `HttpTransport` (below): {"method": str, "url": str, "headers": {str: str},
+"body": str | None}.
 Requests go through `integrations.outbound` (no loopback, private or metadata addresses, also after a
 redirect, which is followed); a refused address is a permanent error.
 `send` returns the response's `X-Request-Id` header (the receiver's id for the request) or ""; the body
