@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -26,10 +26,9 @@ class SenderForm(forms.ModelForm):
     def __init__(self, tenant, *args, **kwargs):
         self.tenant = tenant
         super().__init__(*args, **kwargs)
-        self.fields["provider"].queryset = (
-            Provider.objects.for_tenant(tenant).filter(channel="email").order_by("name")
-        )
-        self.fields["provider"].empty_label = "Rowbell's mail server"
+        provider = cast(forms.ModelChoiceField, self.fields["provider"])
+        provider.queryset = Provider.objects.for_tenant(tenant).filter(channel="email").order_by("name")
+        provider.empty_label = "Rowbell's mail server"
 
     def clean_from_name(self) -> str:
         return _one_line(self.cleaned_data["from_name"]).strip()

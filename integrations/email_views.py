@@ -21,7 +21,7 @@ from integrations.models import Provider, Sender
 from integrations.provider_views import kinds_of
 from tenants.audit import record_for
 from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 MANAGE = "manage email senders"
@@ -49,7 +49,7 @@ def email_settings(request: TenantRequest, channel: str = CHANNEL) -> HttpRespon
 
 @login_required
 @admins_only(MANAGE)
-def sender_form(request: TenantRequest, sender_id: int | None = None) -> HttpResponse:
+def sender_form(request: MemberRequest, sender_id: int | None = None) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id) if sender_id else None
     form = SenderForm(request.tenant, request.POST or None, instance=sender)
     if request.method == "POST" and form.is_valid():
@@ -69,7 +69,7 @@ def sender_form(request: TenantRequest, sender_id: int | None = None) -> HttpRes
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def sender_delete(request: TenantRequest, sender_id: int) -> HttpResponse:
+def sender_delete(request: MemberRequest, sender_id: int) -> HttpResponse:
     sender = get_for_tenant_or_404(Sender, request.tenant, pk=sender_id)
     sender.delete()
     record_for(request, "sender.deleted", label=sender.name, object_type="sender", object_id=sender_id)

@@ -137,6 +137,9 @@ class EventEndpoint(TenantOwned):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Not a column: what runs.events.views.attach_recent_deliveries sets for the endpoints page.
+    recent_deliveries: list[EventDelivery]
+
     class Meta:
         indexes = [models.Index(fields=["tenant", "created_at"], name="eventendpoint_tenant_created")]
 

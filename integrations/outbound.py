@@ -128,14 +128,18 @@ def resolve_checked(host: str, port: int) -> list[tuple]:
     return [(family, type_, proto, sockaddr) for family, type_, proto, _name, sockaddr in infos]
 
 
-def pinned_connection(address: tuple[str, int], timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+# socket.create_connection's "no timeout given" (private, so typeshed does not declare it).
+DEFAULT_TIMEOUT = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+
+def pinned_connection(address: tuple[str, int], timeout=DEFAULT_TIMEOUT, source_address=None):
     """socket.create_connection, but to an address checked by `resolve_checked` (no second lookup)."""
     host, port = address
     error: OSError | None = None
     for family, type_, proto, sockaddr in resolve_checked(host, port):
         sock = socket.socket(family, type_, proto)
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
@@ -157,7 +161,7 @@ def _new_pinned_conn(conn: HTTPConnection) -> socket.socket:
     """urllib3's new connection, to an address `pinned_connection` checked, with urllib3's own errors."""
     timeout = conn.timeout
     if not (timeout is None or isinstance(timeout, int | float)):
-        timeout = socket._GLOBAL_DEFAULT_TIMEOUT  # urllib3's "default" sentinel
+        timeout = DEFAULT_TIMEOUT  # urllib3's "default" sentinel
     try:
         sock = pinned_connection((conn._dns_host, conn.port), timeout, conn.source_address)
     except TimeoutError as exc:

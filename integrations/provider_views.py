@@ -29,7 +29,8 @@ from integrations.providers.base import ProviderKind
 from integrations.providers.registry import PROVIDER_KINDS
 from integrations.providers.test_send import TestSendForm, channel_of, send_test
 from tenants.audit import ACTIONS, record_for
-from tenants.permissions import admins_only
+from tenants.permissions import admins_only, members_only
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 MANAGE = "manage providers"
@@ -82,14 +83,13 @@ def audit(
     record_for(request, action, target, **details)
 
 
-def tenant_provider(request: HttpRequest, channel: str, provider_id: int) -> Provider:
+def tenant_provider(request: TenantRequest, channel: str, provider_id: int) -> Provider:
     return get_for_tenant_or_404(Provider.objects.filter(channel=channel), request.tenant, pk=provider_id)
 
 
 @login_required
-def provider_list(request: HttpRequest, channel: str) -> HttpResponse:
-    if request.tenant is None:
-        raise Http404("Not found")
+@members_only
+def provider_list(request: MemberRequest, channel: str) -> HttpResponse:
     found = channel_or_404(channel)
     providers = list(Provider.objects.for_tenant(request.tenant).filter(channel=channel).order_by("name"))
     for provider in providers:
@@ -105,7 +105,7 @@ def provider_list(request: HttpRequest, channel: str) -> HttpResponse:
 
 @login_required
 @admins_only(MANAGE)
-def provider_add(request: HttpRequest, channel: str) -> HttpResponse:
+def provider_add(request: MemberRequest, channel: str) -> HttpResponse:
     """`?kind=postmark`: the credentials form of that kind of provider."""
     found = channel_or_404(channel)
     kind = PROVIDER_KINDS.get(request.GET.get("kind", ""))
@@ -125,7 +125,7 @@ def provider_add(request: HttpRequest, channel: str) -> HttpResponse:
 
 @login_required
 @admins_only(MANAGE, writes_only=True)
-def provider_detail(request: HttpRequest, channel: str, provider_id: int) -> HttpResponse:
+def provider_detail(request: MemberRequest, channel: str, provider_id: int) -> HttpResponse:
     provider = tenant_provider(request, channel, provider_id)
     kind = provider.kind_module
     found = channel_of(provider)
@@ -155,7 +155,7 @@ def provider_detail(request: HttpRequest, channel: str, provider_id: int) -> Htt
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def provider_test(request: HttpRequest, channel: str, provider_id: int) -> HttpResponse:
+def provider_test(request: MemberRequest, channel: str, provider_id: int) -> HttpResponse:
     """Send one message through the provider now and say, in words, what it answered."""
     provider = tenant_provider(request, channel, provider_id)
     detail = page_url(request, "provider", channel, provider_id=provider.pk)
@@ -174,7 +174,7 @@ def provider_test(request: HttpRequest, channel: str, provider_id: int) -> HttpR
 @login_required
 @require_POST
 @admins_only(MANAGE)
-def provider_delete(request: HttpRequest, channel: str, provider_id: int) -> HttpResponse:
+def provider_delete(request: MemberRequest, channel: str, provider_id: int) -> HttpResponse:
     provider = tenant_provider(request, channel, provider_id)
     try:
         with transaction.atomic():

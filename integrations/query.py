@@ -110,7 +110,7 @@ def connect_for_tenant_sql(url: str) -> psycopg.Connection:
         "-c standard_conforming_strings=on"
     )
     try:
-        pinned = pinned_conninfo(url)
+        pinned: dict[str, Any] = pinned_conninfo(url)
     except DataSourceTargetRefused as exc:
         raise QueryError(str(exc), permanent=True) from exc
     try:
@@ -126,7 +126,7 @@ def connect_for_tenant_sql(url: str) -> psycopg.Connection:
 @contextmanager
 def read_only_cursor(
     url_or_conn: str | psycopg.Connection, sql: str, params: list[Any], *, name: str = "rowbell_rows"
-) -> Iterator[psycopg.ServerCursor]:
+) -> Iterator[psycopg.ServerCursor[dict[str, Any]]]:
     """The one way tenant-written SQL reaches a customer's database.
 
     `sql` must pass sql_guard.check_select (one plain SELECT); it is then sent as a server-side cursor,
@@ -136,7 +136,7 @@ def read_only_cursor(
     """
     check_tenant_sql(sql)
     own = isinstance(url_or_conn, str)
-    conn = connect_for_tenant_sql(url_or_conn) if own else url_or_conn
+    conn = connect_for_tenant_sql(url_or_conn) if isinstance(url_or_conn, str) else url_or_conn
     try:
         with _translated_errors(sql), conn.transaction():
             _begin(conn)
@@ -183,13 +183,16 @@ def stream_rows(
             rows = cur.fetchmany(FETCH_CHUNK)
 
 
-def _count_up_to(cur: psycopg.ServerCursor, sql: str, params: list[Any], max_rows: int) -> bool:
+def _count_up_to(
+    cur: psycopg.ServerCursor[dict[str, Any]], sql: str, params: list[Any], max_rows: int
+) -> bool:
     """Whether the query has more than `max_rows` rows (reads at most max_rows + 1 of them)."""
     counting = f"SELECT count(*) AS n FROM (SELECT 1 FROM ({sql}\n) AS q LIMIT {int(max_rows) + 1}) AS c"
     check_tenant_sql(counting)  # `sql` passed already; the wrapped text is checked like any other
     with cur.connection.cursor(name="rowbell_count", row_factory=dict_row) as counter:
         counter.execute(counting, params)
-        return counter.fetchone()["n"] > max_rows
+        counted = counter.fetchone()
+        return counted is not None and counted["n"] > max_rows  # a count(*) always answers one row
 
 
 def over_cap(max_rows: int, yielded: int) -> str:

@@ -26,7 +26,7 @@ from integrations.datasources import (
 from integrations.datasources.setup import PASSWORD_PLACEHOLDER
 from integrations.models import DataSource
 from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 # Shown on the connect page: where the customer's tables are, in one line any database user can run.
@@ -85,7 +85,7 @@ def read_form(request: TenantRequest) -> SetupForm:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def setup_sql_panel(request: TenantRequest) -> HttpResponse:
+def setup_sql_panel(request: MemberRequest) -> HttpResponse:
     """The setup SQL for the form's URL and schemas, with what Rowbell proposes when the URL lacks it."""
     form = read_form(request)
     context: dict = {"form_state": form}
@@ -103,7 +103,7 @@ def setup_sql_panel(request: TenantRequest) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def setup_schemas(request: TenantRequest) -> HttpResponse:
+def setup_schemas(request: MemberRequest) -> HttpResponse:
     """The server's schemas as boxes to tick, or a box to type them in while Rowbell cannot connect yet."""
     form = read_form(request)
     schemas, error = [], ""
@@ -137,7 +137,7 @@ def _default_choice(schemas) -> list[str]:
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def setup_check(request: TenantRequest) -> HttpResponse:
+def setup_check(request: MemberRequest) -> HttpResponse:
     """Test the connection the form describes, before saving: what works, and what is still missing."""
     form = read_form(request)
     if not form.usable_url:

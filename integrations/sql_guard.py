@@ -127,6 +127,8 @@ class _Inspector(Visitor):
                 "allowed. Use SELECT only."
             )
         elif isinstance(node, ast.FuncCall):
+            if not node.funcname:  # the parser always names the function: refuse rather than guess
+                raise UnsafeQuery("Data queries cannot call a function without a name.")
             name = node.funcname[-1].sval
             if denied_function(name):
                 raise UnsafeQuery(

@@ -103,7 +103,7 @@ class CappedSandbox(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(optimized=False, finalize=self.checked_output, **options)
-        self.concat = template_caps.capped_concat(_max_output)
+        self.concat = template_caps.capped_concat(_max_output)  # type: ignore[method-assign]  # Jinja2 calls it
         self.filters = {
             name: template_caps.capped_filter(name, func, _max_output) for name, func in self.filters.items()
         }
@@ -228,7 +228,7 @@ PLAIN_WORDS: list[tuple[re.Pattern, str]] = [
 ]
 
 
-def plain(message: str) -> str:
+def plain(message: str | None) -> str:
     """A Jinja2 message in plain words, when we know a better way to say it."""
     message = (message or "").strip()
     for pattern, replacement in PLAIN_WORDS:

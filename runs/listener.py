@@ -208,11 +208,11 @@ class SourcePoller:
         if not self.wants_notify():
             self.stopping.wait(interval)
             return
-        if self.drain_notifications() or not self.wants_notify():
+        if self.drain_notifications() or not self.wants_notify() or (conn := self.conn) is None:
             return
         deadline = now + interval
         while not self.stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.conn.fileno()], [], [], min(remaining, SELECT_SLICE_SECONDS))
+            ready, _, _ = select.select([conn.fileno()], [], [], min(remaining, SELECT_SLICE_SECONDS))
             if ready:
                 self.drain_notifications()
                 return
@@ -226,10 +226,10 @@ class SourcePoller:
         if time.monotonic() < self.retry_at:
             return 0
         try:
-            self._ensure_connected()
+            conn = self._ensure_connected()
             if self.stopping.is_set():  # a slow connection attempt outlived the source
                 return 0
-            handled = self._process_batch()
+            handled = self._process_batch(conn)
         except (psycopg.Error, DataSourceUnavailable) as exc:
             self._lost(exc)
             return 0
@@ -250,20 +250,20 @@ class SourcePoller:
 
     def drain_notifications(self) -> bool:
         """True when NOTIFY said something arrived (hint only: polling is what finds events)."""
-        if not self.wants_notify():
+        if not self.wants_notify() or (conn := self.conn) is None:
             return False
         try:
             # Consume them all: the generator holds the connection's lock until it is exhausted.
-            return sum(1 for _ in self.conn.notifies(timeout=0)) > 0
+            return sum(1 for _ in conn.notifies(timeout=0)) > 0
         except psycopg.Error as exc:
             self._lost(exc)
             return False
 
-    def _ensure_connected(self) -> None:
+    def _ensure_connected(self) -> psycopg.Connection:
         if self.conn is not None and not self.conn.closed:
-            return
+            return self.conn
         self.log_exists = None
-        self.conn = connect_datasource(
+        self.conn = conn = connect_datasource(
             self.datasource,
             application_name="rowbell-listener",
             # The server cancels a claim stuck behind a lock or an overloaded server: the source is then
@@ -271,23 +271,24 @@ class SourcePoller:
             statement_timeout=option("LISTENER_STATEMENT_TIMEOUT", 30.0),
         )
         if self.datasource.notify_enabled:
-            self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            self.conn.commit()
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            conn.commit()
+        return conn
 
-    def _process_batch(self) -> int:
-        handled = self._process_log_batch() if self._reads_log() else 0
+    def _process_batch(self, conn: psycopg.Connection) -> int:
+        handled = self._process_log_batch(conn) if self._reads_log(conn) else 0
         if self._reads_slot():
-            handled += self._process_slot_batch()
+            handled += self._process_slot_batch(conn)
         return handled
 
-    def _reads_log(self) -> bool:
+    def _reads_log(self, conn: psycopg.Connection) -> bool:
         """Trigger capture reads the log; logical decoding drains what the triggers logged before a switch."""
         if self.datasource.capture_mode != DataSource.CaptureMode.LOGICAL:
             return True
         if self.log_exists is None:
-            with self.conn.transaction():
-                found = self.conn.execute("SELECT to_regclass('rowbell.event_log') IS NOT NULL").fetchone()
-            self.log_exists = bool(found[0])
+            with conn.transaction():
+                found = conn.execute("SELECT to_regclass('rowbell.event_log') IS NOT NULL").fetchone()
+            self.log_exists = bool(found and found[0])
         return self.log_exists
 
     def _reads_slot(self) -> bool:
@@ -295,43 +296,43 @@ class SourcePoller:
         ds = self.datasource
         return ds.capture_mode == DataSource.CaptureMode.LOGICAL or bool(ds.slot_until_lsn)
 
-    def _process_log_batch(self) -> int:
+    def _process_log_batch(self, conn: psycopg.Connection) -> int:
         batch = int(option("LISTENER_BATCH_SIZE", 500))
         grace = option("LISTENER_ORPHAN_GRACE", 60)
         if time.monotonic() - self.orphans_swept_at > grace:
-            self._sweep_orphans(grace)
+            self._sweep_orphans(conn, grace)
         if time.monotonic() - self.lag_measured_at > LAG_SECONDS and not self._reads_slot():
             self.lag_measured_at = time.monotonic()
-            with self.conn.transaction():
-                oldest = self.conn.execute(LAG_SQL).fetchone()
+            with conn.transaction():
+                oldest = conn.execute(LAG_SQL).fetchone()
             self.lag = float(oldest[0]) if oldest else 0.0
-        with self.conn.transaction():
-            rows = self.conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
+        with conn.transaction():
+            rows = conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
             done = start_runs_for_events(self.datasource, rows)
             if done:
-                self.conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
+                conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
         return len(done)
 
-    def _process_slot_batch(self) -> int:
+    def _process_slot_batch(self, conn: psycopg.Connection) -> int:
         """Read the slot, start the runs (committed in Rowbell's database), and only then advance it."""
         ds = self.datasource
-        batch = logical.read_changes(self.conn, ds.pk, int(option("LISTENER_BATCH_SIZE", 500)))
+        batch = logical.read_changes(conn, ds.pk, int(option("LISTENER_BATCH_SIZE", 500)))
         mine = [change for change in batch.changes if self._slot_owns(change)]
-        logical.typed_rows(self.conn, mine)
+        logical.typed_rows(conn, mine)
         started = start_runs_for_changes(ds, mine)
         if batch.advance_to is not None:
-            logical.advance(self.conn, ds.pk, batch.advance_to)
+            logical.advance(conn, ds.pk, batch.advance_to)
         elif self._heartbeat_due():
             # Nothing to advance to: give the slot a transaction of its own, so a quiet database's slot
             # does not hold the WAL other activity writes (and a switch back to triggers can finish).
             self.heartbeat_at = time.monotonic()
-            logical.heartbeat(self.conn)
-        self._measure_slot(batch)
+            logical.heartbeat(conn)
+        self._measure_slot(conn, batch)
         until = ds.slot_until_lsn
         if until and batch.advance_to and logical.lsn_to_int(batch.advance_to) >= logical.lsn_to_int(until):
-            self._finish_switch_to_triggers()
+            self._finish_switch_to_triggers(conn)
         return started
 
     def _heartbeat_due(self) -> bool:
@@ -349,27 +350,27 @@ class SourcePoller:
         before_until = not ds.slot_until_lsn or commit < logical.lsn_to_int(ds.slot_until_lsn)
         return after_from and before_until
 
-    def _measure_slot(self, batch: logical.ChangeBatch) -> None:
+    def _measure_slot(self, conn: psycopg.Connection, batch: logical.ChangeBatch) -> None:
         if time.monotonic() - self.lag_measured_at <= LAG_SECONDS:
             return
         self.lag_measured_at = time.monotonic()
         oldest = batch.oldest_commit_at
         self.lag = (timezone.now() - oldest).total_seconds() if oldest and batch.changes else 0.0
-        self.slot = logical.slot_health(self.conn, self.datasource.pk)
+        self.slot = logical.slot_health(conn, self.datasource.pk)
         limit = self.datasource.slot_max_retained_mb * 1024 * 1024
         if self.datasource.slot_until_lsn:
             limit *= 2  # a fallback's slot is being read to its end, which frees it: only a runaway is cut
         if self.slot.exists and self.slot.retained_bytes > limit:
-            self._guard_slot()
+            self._guard_slot(conn)
 
-    def _guard_slot(self) -> None:
+    def _guard_slot(self, conn: psycopg.Connection) -> None:
         """The slot holds more WAL than the tenant allows: act as the tenant chose, before the disk fills."""
         ds, held = self.datasource, self.slot.retained_bytes if self.slot else 0
         when = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
         if ds.slot_guard == DataSource.SlotGuard.DROP or ds.capture_mode == DataSource.CaptureMode.TRIGGER:
-            logical.drop_capture(self.conn, ds.pk)
+            logical.drop_capture(conn, ds.pk)
             if ds.capture_mode == DataSource.CaptureMode.LOGICAL:
-                logical.ensure_capture(self.conn, ds.pk, watched_tables(ds))
+                logical.ensure_capture(conn, ds.pk, watched_tables(ds))
             note = (
                 f"{when}: the slot held {held // 2**20} MB; dropped it. Changes it still held were not read."
             )
@@ -385,14 +386,14 @@ class SourcePoller:
         ds.slot_guard_note = note
         log.error("Data source %s: %s", ds.pk, note)
 
-    def _finish_switch_to_triggers(self) -> None:
-        logical.drop_capture(self.conn, self.datasource.pk)
+    def _finish_switch_to_triggers(self, conn: psycopg.Connection) -> None:
+        logical.drop_capture(conn, self.datasource.pk)
         DataSource.objects.filter(pk=self.datasource.pk).update(slot_from_lsn="", slot_until_lsn="")
         self.datasource.slot_from_lsn = self.datasource.slot_until_lsn = ""
         self.slot = None
         log.info("Data source %s: back on row triggers; its replication slot is dropped", self.datasource.pk)
 
-    def _sweep_orphans(self, grace: float) -> None:
+    def _sweep_orphans(self, conn: psycopg.Connection, grace: float) -> None:
         # Marked first: a sweep that fails must not run again before every claim and starve the events.
         self.orphans_swept_at = time.monotonic()
         active = list(published_triggers(self.datasource.pk).values_list("version__workflow_id", flat=True))
@@ -400,8 +401,8 @@ class SourcePoller:
         dropped, started = 0, time.monotonic()
         try:
             while time.monotonic() - started < ORPHAN_SWEEP_SECONDS:
-                with self.conn.transaction():
-                    deleted = self.conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
+                with conn.transaction():
+                    deleted = conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
                 dropped += deleted
                 if deleted < batch:
                     break
@@ -622,12 +623,12 @@ class Listener:
         holds no transaction then (and one stuck mid-claim has its transaction rolled back by the server).
         A later `run()` starts new threads.
         """
-        serving = [p for p in [*self.pollers.values(), *self.retiring] if p.thread is not None]
-        for poller in serving:
+        serving = [(p, p.thread) for p in [*self.pollers.values(), *self.retiring] if p.thread is not None]
+        for poller, _thread in serving:
             poller.stopping.set()
         deadline = time.monotonic() + option("LISTENER_SHUTDOWN_GRACE", 5.0)
-        for poller in serving:
-            poller.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for _poller, thread in serving:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for poller in self.pollers.values():
             if poller.thread is None:
                 poller.close()
@@ -635,7 +636,7 @@ class Listener:
         if self.threaded:
             guard_rowbell(self.leases.release, self.stop)
         self.pollers = {pk: p for pk, p in self.pollers.items() if p.thread is None}
-        self.retiring = serving
+        self.retiring = [poller for poller, _thread in serving]
         self._reap()
         self.threaded = False
         if self.retiring:
@@ -677,6 +678,6 @@ class Listener:
             self.retiring.append(poller)  # its thread closes the connection on its way out
 
     def _reap(self) -> None:
-        for poller in [p for p in self.retiring if not p.thread.is_alive()]:
+        for poller in [p for p in self.retiring if p.thread is None or not p.thread.is_alive()]:
             self.retiring.remove(poller)
             self.retired_handled += poller.handled

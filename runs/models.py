@@ -38,6 +38,11 @@ class Run(TenantOwned):
     # empty when the workflow declares none or the item lacks what it names. runs/engine/cancel_keys.py.
     cancel_key = models.CharField(max_length=255, blank=True, default="")
 
+    # Not columns: what runs.api.with_summary sets for the run's API answer.
+    executions_shown: list[StepExecution]
+    execution_count: int
+    delivery_counts: dict[str, int]
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workflow", "event_key"], name="run_unique_event")]
         indexes = [

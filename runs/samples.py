@@ -22,7 +22,7 @@ from workflows.steps.base import WatchedTable
 
 LIVE_ROWS = 20
 # A placeholder per PostgreSQL type family, so a sample item has the right shape to edit.
-SAMPLE_BY_TYPE = (
+SAMPLE_BY_TYPE: tuple[tuple[str, Any], ...] = (
     ("int", 1),
     ("numeric", 1.5),
     ("double", 1.5),

@@ -52,7 +52,7 @@ def _published_webhook_workflow(workflow_id: int) -> Workflow:
         .first()
     )
     root = workflow.published_version.root_step() if workflow else None
-    if root is None or not root.step_kind.receives_webhooks:
+    if workflow is None or root is None or not root.step_kind.receives_webhooks:
         raise InboundRejected(404, "No published workflow with a webhook trigger has this id.")
     return workflow
 

@@ -33,7 +33,7 @@ class TenantAdmin(admin.ModelAdmin):
         """A tenant's audit events go with it (nobody deletes them one by one, so nobody has that
         permission, which would otherwise make the admin refuse to delete any tenant that has events)."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        perms_needed.discard(AuditEvent._meta.verbose_name)
+        perms_needed.discard(str(AuditEvent._meta.verbose_name))
         return deleted, model_count, perms_needed, protected
 
     def save_formset(self, request, form, formset, change) -> None:
@@ -111,7 +111,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["tenant", RevokedFilter]
     search_fields = ["name", "prefix", "tenant__name"]
     list_select_related = ["tenant", "created_by"]
-    fields = [
+    fields = API_KEY_FIELDS = (
         "tenant",
         "name",
         "prefix",
@@ -120,8 +120,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "created_at",
         "last_used_at",
         "revoked_at",
-    ]
-    readonly_fields = [f for f in fields if f != "name"]
+    )
+    readonly_fields = tuple(f for f in API_KEY_FIELDS if f != "name")
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
@@ -205,7 +205,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-    fields = [
+    readonly_fields = (
         "created_at",
         "tenant",
         "actor",
@@ -216,8 +216,8 @@ class AuditEventAdmin(admin.ModelAdmin):
         "object_id",
         "object_label",
         "details",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     def has_add_permission(self, request) -> bool:
         return False

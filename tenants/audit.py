@@ -93,7 +93,7 @@ def record(
         actor_label=actor_label(actor)[:200],
         via=via or (AuditEvent.Via.API if is_key else AuditEvent.Via.WEB),
         action=action,
-        object_type=object_type or (target._meta.model_name if target is not None else ""),
+        object_type=object_type or (target._meta.model_name or "" if target is not None else ""),
         object_id=str(object_id if object_id is not None else (target.pk if target is not None else ""))[:64],
         object_label=(label or (str(target) if target is not None else ""))[:300],
         details=details,

@@ -13,7 +13,7 @@ from django.urls import NoReverseMatch, reverse
 from tenants.audit import ACTIONS
 from tenants.models import AuditEvent
 from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.request import MemberRequest
 
 PAGE_SIZE = 50
 # Where each kind of object is seen (by URL name and id): the page links the object an event names.
@@ -69,7 +69,7 @@ def object_link(event: AuditEvent) -> str:
 
 @login_required
 @admins_only("can read the audit log")
-def audit_log(request: TenantRequest) -> HttpResponse:
+def audit_log(request: MemberRequest) -> HttpResponse:
     events = AuditEvent.objects.for_tenant(request.tenant)
     action = request.GET.get("action", "")
     if action in ACTIONS:

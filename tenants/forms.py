@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -28,8 +29,9 @@ class SignUpForm(forms.Form):
             raise forms.ValidationError("This username is taken: choose another one or sign in.")
         return username
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         password = cleaned.get("password")
         if password:
             user = get_user_model()(username=cleaned.get("username", ""), email=cleaned.get("email", ""))
@@ -125,7 +127,9 @@ class InviteForm(forms.Form):
         self.tenant = tenant
         if inviter_role != Role.OWNER:
             # Only owners make owners.
-            self.fields["role"].choices = [c for c in Role.choices if c[0] != Role.OWNER]
+            cast(forms.ChoiceField, self.fields["role"]).choices = [
+                c for c in Role.choices if c[0] != Role.OWNER
+            ]
             self.fields["role"].error_messages["invalid_choice"] = (
                 "Only an owner can invite an owner: choose admin or member."
             )
@@ -155,8 +159,9 @@ class AcceptInviteForm(forms.Form):
             raise forms.ValidationError("This username is taken: choose another one.")
         return username
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("password"):
             user = get_user_model()(username=cleaned.get("username", ""), email=self.email)
             try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -107,11 +109,14 @@ class Membership(models.Model):
 
 
 class TenantQuerySet(models.QuerySet):
-    def for_tenant(self, tenant: Tenant) -> TenantQuerySet:
+    def for_tenant(self, tenant: Tenant | None) -> Self:
         """The one way views reach tenant-owned rows: everything else is another tenant's, so 404."""
         if tenant is None:
             return self.none()
         return self.filter(tenant=tenant)
+
+
+TenantManager = models.Manager.from_queryset(TenantQuerySet)
 
 
 class TenantOwned(models.Model):
@@ -119,7 +124,7 @@ class TenantOwned(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
 
-    objects = TenantQuerySet.as_manager()
+    objects: ClassVar[TenantManager] = TenantManager()
 
     class Meta:
         abstract = True
@@ -205,13 +210,16 @@ def hash_invitation_token(token: str) -> str:
 
 
 class InvitationQuerySet(TenantQuerySet):
-    def open(self) -> InvitationQuerySet:
+    def open(self) -> Self:
         """Neither accepted nor revoked (possibly expired): at most one per address and tenant."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
 
-    def pending(self, now: datetime | None = None) -> InvitationQuerySet:
+    def pending(self, now: datetime | None = None) -> Self:
         """Open and not expired: the links that would work now."""
         return self.open().filter(expires_at__gt=now or timezone.now())
+
+
+InvitationManager = models.Manager.from_queryset(InvitationQuerySet)
 
 
 class Invitation(TenantOwned):
@@ -232,7 +240,7 @@ class Invitation(TenantOwned):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = InvitationQuerySet.as_manager()
+    objects: ClassVar[InvitationManager] = InvitationManager()
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "-created_at"], name="invitation_tenant_recent")]
@@ -241,7 +249,7 @@ class Invitation(TenantOwned):
             # re-invites fail instead of leaving two live links.
             models.UniqueConstraint(
                 "tenant",
-                models.functions.Lower("email"),
+                Lower("email"),
                 condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
                 name="invitation_one_open_per_address",
             )
@@ -308,6 +316,9 @@ class AuditQuerySet(TenantQuerySet):
         raise AuditEditRefused("Audit events are append-only: they cannot be deleted.")
 
 
+AuditManager = models.Manager.from_queryset(AuditQuerySet)
+
+
 class AuditEvent(TenantOwned):
     """Who did what to which object, in one tenant. Written by `tenants.audit.record`; append-only (the
     model refuses updates and deletes, and a PostgreSQL trigger refuses UPDATE, except the actor
@@ -330,7 +341,7 @@ class AuditEvent(TenantOwned):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditQuerySet.as_manager()
+    objects: ClassVar[AuditManager] = AuditManager()
 
     class Meta:
         indexes = [

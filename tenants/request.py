@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from django.http import HttpRequest
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
     from django_htmx.middleware import HtmxDetails
 
     from tenants.models import Membership, Tenant
@@ -22,3 +23,13 @@ class TenantRequest(HttpRequest):
     membership: Membership | None
     memberships: list[Membership]  # all of the user's, oldest first (the tenant switcher reads them)
     htmx: HtmxDetails
+
+
+class MemberRequest(TenantRequest):
+    """A TenantRequest of a member of the current tenant: what a view behind `members_only` or
+    `admins_only` receives (both 404 a request without a tenant, so `tenant` and `membership` are set,
+    and the user is signed in: a membership is a signed-in user's)."""
+
+    user: User
+    tenant: Tenant
+    membership: Membership

@@ -3,6 +3,8 @@ and API keys."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -29,7 +31,7 @@ from tenants.forms import (
 from tenants.middleware import switch_tenant
 from tenants.models import ApiKey, Invitation, Membership, Role, Tenant
 from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 
@@ -66,7 +68,7 @@ def switch(request: TenantRequest, tenant_id: int) -> HttpResponse:
 
 @login_required
 @admins_only("manage members", writes_only=True)
-def members(request: TenantRequest) -> HttpResponse:
+def members(request: MemberRequest) -> HttpResponse:
     can_manage = request.membership.can_publish
     form = InviteForm(request.POST or None, inviter_role=request.membership.role, tenant=request.tenant)
     if request.method == "POST" and form.is_valid() and _invite(request, form):
@@ -90,7 +92,7 @@ def members(request: TenantRequest) -> HttpResponse:
     return render(request, "tenants/members.html", context)
 
 
-def _invite(request: TenantRequest, form: InviteForm) -> bool:
+def _invite(request: MemberRequest, form: InviteForm) -> bool:
     """Issue and email the invitation; False (with the form's error) when a parallel one won."""
     email, role = form.cleaned_data["email"], form.cleaned_data["role"]
     try:
@@ -112,7 +114,7 @@ def _invite(request: TenantRequest, form: InviteForm) -> bool:
     return True
 
 
-def _managed_membership(request: TenantRequest, membership_id: int) -> Membership:
+def _managed_membership(request: MemberRequest, membership_id: int) -> Membership:
     membership = (
         Membership.objects.filter(tenant=request.tenant, pk=membership_id).select_related("user").first()
     )
@@ -121,7 +123,7 @@ def _managed_membership(request: TenantRequest, membership_id: int) -> Membershi
     return membership
 
 
-def _owner_rule_broken(request: TenantRequest, target: Membership, new_role: str | None) -> str:
+def _owner_rule_broken(request: MemberRequest, target: Membership, new_role: str | None) -> str:
     """Why this change is not allowed ("" when it is): owners are made and unmade by owners, and a team
     always keeps one owner."""
     touches_owner = target.role == Role.OWNER or new_role == Role.OWNER
@@ -136,7 +138,7 @@ def _owner_rule_broken(request: TenantRequest, target: Membership, new_role: str
 @login_required
 @require_POST
 @admins_only("manage members")
-def change_role(request: TenantRequest, membership_id: int) -> HttpResponse:
+def change_role(request: MemberRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
     role = request.POST.get("role", "")
     if role not in Role.values:
@@ -154,7 +156,7 @@ def change_role(request: TenantRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage members")
-def remove_member(request: TenantRequest, membership_id: int) -> HttpResponse:
+def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
     target = _managed_membership(request, membership_id)
     if problem := _owner_rule_broken(request, target, None):
         messages.error(request, problem)
@@ -170,7 +172,7 @@ def remove_member(request: TenantRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage members")
-def revoke_invitation(request: TenantRequest, invitation_id: int) -> HttpResponse:
+def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
     invitation = get_for_tenant_or_404(Invitation, request.tenant, pk=invitation_id)
     if invitation.role == Role.OWNER and request.membership.role != Role.OWNER:
         messages.error(request, "Only an owner can revoke an invitation to become owner.")
@@ -185,7 +187,8 @@ def accept_invite(request: TenantRequest, token: str) -> HttpResponse:
     invitation = invitations.find_by_token(token)
     if (unusable := invitations.why_unusable(invitation)) is not None:
         return render(request, "tenants/invite_unusable.html", {"unusable": unusable}, status=unusable.status)
-    context = {"tenant": invitation.tenant, "invitation": invitation}
+    assert invitation is not None  # why_unusable refuses a link that finds none
+    context: dict[str, Any] = {"tenant": invitation.tenant, "invitation": invitation}
     if request.user.is_authenticated:
         return _accept_signed_in(request, invitation, context)
     form = AcceptInviteForm(
@@ -233,7 +236,7 @@ def _joined(request: TenantRequest, membership: Membership) -> HttpResponse:
 
 @login_required
 @admins_only("create API keys", writes_only=True)
-def api_keys(request: TenantRequest) -> HttpResponse:
+def api_keys(request: MemberRequest) -> HttpResponse:
     """Everyone sees the tenant's keys; admins and owners create them (the key is shown on this one answer,
     never again) and revoke them."""
     form = ApiKeyForm(request.POST or None)
@@ -260,7 +263,7 @@ def api_keys(request: TenantRequest) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("revoke API keys")
-def revoke_api_key(request: TenantRequest, key_id: int) -> HttpResponse:
+def revoke_api_key(request: MemberRequest, key_id: int) -> HttpResponse:
     api_key = get_for_tenant_or_404(ApiKey, request.tenant, pk=key_id)
     if api_key.revoke():
         record_for(request, "api_key.revoked", api_key)

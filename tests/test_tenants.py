@@ -85,3 +85,26 @@ def test_the_tenant_switcher_reads_the_memberships_the_middleware_loaded(client,
         assert f">{tenant.name}</button>" in page
     membership_queries = [q["sql"] for q in queries if 'FROM "tenants_membership"' in q["sql"]]
     assert len(membership_queries) == 1, membership_queries  # the middleware's; the switcher adds none
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("post", "/workflows/new/"),
+        ("post", "/workflows/{workflow}/duplicate/"),
+        ("post", "/activity/messages/release/"),
+        ("post", "/activity/messages/discard/"),
+        ("get", "/settings/providers/email/"),
+        ("get", "/members/"),
+    ],
+)
+def test_a_signed_in_user_without_a_tenant_gets_a_404_from_member_views(client, owner, tenant_a, method, url):
+    """`members_only` and `admins_only` let only a member of the current tenant through (the views then
+    take a MemberRequest); someone whose last membership was removed finds nothing there, and nothing
+    of a tenant they left."""
+    workflow = Workflow.objects.create(tenant=tenant_a, name="Welcome")
+    Membership.objects.filter(user=owner).delete()
+    client.force_login(owner)
+    response = getattr(client, method)(url.format(workflow=workflow.pk), {"name": "Mine", "all": "1"})
+    assert response.status_code == 404
+    assert Workflow.objects.count() == 1

@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -17,8 +18,8 @@ from workflows.steps.webhook_trigger import webhook_path
 class VersionInline(admin.TabularInline):
     model = WorkflowVersion
     extra = 0
-    fields = ["number", "state", "sandbox", "published_at", "published_by"]
-    readonly_fields = fields
+    readonly_fields = ("number", "state", "sandbox", "published_at", "published_by")
+    fields = readonly_fields
     show_change_link = True
     can_delete = False
 
@@ -47,7 +48,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
 
 # A draft step's config is edited as JSON here: a NUL or deep nesting is a form error, not a 500.
-STORABLE_JSON = {models.JSONField: {"form_class": StorableJSONFormField}}
+STORABLE_JSON: dict[type[models.Field], dict[str, Any]] = {
+    models.JSONField: {"form_class": StorableJSONFormField}
+}
 
 
 class StepInline(admin.TabularInline):

@@ -57,7 +57,7 @@ def delete_unless_used(source: DataSource) -> list[Workflow]:
     return used_by
 
 
-def lock_datasources_of(version: WorkflowVersion) -> dict[int, dict[str, str]]:
+def lock_datasources_of(version: WorkflowVersion) -> dict[int | None, dict[str, str]]:
     """Share-lock the data sources the version's steps point at, until the transaction ends, so none is
     deleted while publishing installs on it. Returns field errors for steps whose source is gone (or was
     never this tenant's)."""

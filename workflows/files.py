@@ -45,7 +45,7 @@ def export_workflow(workflow: Workflow, version: WorkflowVersion | None = None) 
     version = version or workflow.published_version or workflow.versions.order_by("-created_at").first()
     if version is None:
         raise WorkflowFileError({"workflow": {"version": "This workflow has no steps to export yet."}})
-    steps = list(version.steps.order_by("position", "id"))
+    steps = list(Step.objects.filter(version=version).order_by("position", "id"))
     by_parent: dict[int | None, list[Step]] = {}
     for step in steps:
         by_parent.setdefault(step.parent_id, []).append(step)
@@ -103,7 +103,7 @@ def import_workflow(
     if not isinstance(data.get("trigger"), dict):
         raise WorkflowFileError({"file": {"trigger": "The file has no trigger step at the top."}})
     errors: dict[str, dict[str, str]] = {}
-    paths: dict[int, str] = {}
+    paths: dict[int | None, str] = {}
     with transaction.atomic():
         if workflow is None:
             workflow = Workflow.objects.create(

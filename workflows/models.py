@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -142,6 +143,9 @@ class StepQuerySet(TenantQuerySet):
         return super().bulk_create(objs, *args, **kwargs)
 
 
+StepManager = models.Manager.from_queryset(StepQuerySet)
+
+
 class Step(TenantOwned):
     """One node of a version's tree. The root is the trigger; children run in parallel, in order."""
 
@@ -158,7 +162,15 @@ class Step(TenantOwned):
     name = models.CharField(max_length=200, blank=True)
     config = models.JSONField(default=dict, blank=True)
 
-    objects = StepQuerySet.as_manager()
+    objects: ClassVar[StepManager] = StepManager()
+
+    # Not columns: what workflows.views.common.describe sets on a step for the builder's templates.
+    child_count: int
+    summary: str
+    paths: list[tuple[str, str]]
+    # ... and what runs.views.tree sets for a run's tree: its status chips and whether any says failed.
+    chips: list[Any]
+    has_failures: bool
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="step_unique_key_per_version")]

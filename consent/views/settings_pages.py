@@ -18,7 +18,7 @@ from consent.layouts import STARTER_LAYOUT
 from consent.models import EmailLayout, Suppression, Topic, normalize_address
 from consent.suppression import export_rows
 from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 PAGE_SIZE = 50
@@ -32,7 +32,7 @@ def _tenant(request: TenantRequest):
 
 @login_required
 @admins_only("manage email topics", writes_only=True)
-def topics(request: TenantRequest) -> HttpResponse:
+def topics(request: MemberRequest) -> HttpResponse:
     tenant = _tenant(request)
     form = TopicForm(request.POST or None, tenant=tenant)
     if request.method == "POST" and form.is_valid():
@@ -46,7 +46,7 @@ def topics(request: TenantRequest) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage email topics")
-def delete_topic(request: TenantRequest, topic_id: int) -> HttpResponse:
+def delete_topic(request: MemberRequest, topic_id: int) -> HttpResponse:
     tenant = _tenant(request)
     topic = get_for_tenant_or_404(Topic, tenant, pk=topic_id)
     service.delete_topic(tenant, request.user, topic)
@@ -64,7 +64,7 @@ def layouts(request: TenantRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage email layouts", writes_only=True)
-def edit_layout(request: TenantRequest, layout_id: int | None = None) -> HttpResponse:
+def edit_layout(request: MemberRequest, layout_id: int | None = None) -> HttpResponse:
     tenant = _tenant(request)
     layout = (
         get_for_tenant_or_404(EmailLayout, tenant, pk=layout_id) if layout_id else EmailLayout(tenant=tenant)
@@ -85,7 +85,7 @@ def edit_layout(request: TenantRequest, layout_id: int | None = None) -> HttpRes
 @login_required
 @require_POST
 @admins_only("manage email layouts")
-def delete_layout(request: TenantRequest, layout_id: int) -> HttpResponse:
+def delete_layout(request: MemberRequest, layout_id: int) -> HttpResponse:
     tenant = _tenant(request)
     layout = get_for_tenant_or_404(EmailLayout, tenant, pk=layout_id)
     service.delete_layout(tenant, request.user, layout)
@@ -95,7 +95,7 @@ def delete_layout(request: TenantRequest, layout_id: int) -> HttpResponse:
 
 @login_required
 @admins_only("manage the suppression list", writes_only=True)
-def suppressions(request: TenantRequest) -> HttpResponse:
+def suppressions(request: MemberRequest) -> HttpResponse:
     tenant = _tenant(request)
     form = SuppressionForm(prefix="add")
     import_form = ImportForm(prefix="import")
@@ -144,7 +144,7 @@ ADDRESS_SEARCH_MAX = 320
 @login_required
 @require_POST
 @admins_only("manage the suppression list")
-def delete_suppression(request: TenantRequest, suppression_id: int) -> HttpResponse:
+def delete_suppression(request: MemberRequest, suppression_id: int) -> HttpResponse:
     tenant = _tenant(request)
     entry = get_for_tenant_or_404(Suppression, tenant, pk=suppression_id)
     service.remove_suppression(tenant, request.user, entry)

@@ -25,11 +25,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic
 
 from django import forms
+from typing_extensions import TypeVar
 
 from integrations.failures import Failure
+
+# What one channel's `send` takes: a TypedDict per channel (email.py EmailTransport, http.py HttpTransport,
+# slack.py SlackTransport), built by the send step's `render`. Unsaid (the engine, which carries any
+# channel's message from the step to the channel), it is Any.
+MessageT = TypeVar("MessageT", default=Any)
 
 
 class ChannelError(Failure):
@@ -74,7 +80,7 @@ class Handover:
         self.abandon = abandon
 
 
-class Channel(ABC):
+class Channel(ABC, Generic[MessageT]):
     """One transport, registered by name in integrations/channels/registry.py."""
 
     concurrent_sends: bool = (
@@ -99,27 +105,27 @@ class Channel(ABC):
         """The recipient the form suggests to the person testing (email: their own address)."""
         return ""
 
-    def test_message(self, provider: Any, data: dict[str, Any]) -> dict[str, Any]:
+    def test_message(self, provider: Any, data: dict[str, Any]) -> MessageT:
         """The message of a test send through `provider`, from the test form's cleaned `data`."""
         raise NotImplementedError(f"The {type(self).__name__} channel has no test message")
 
-    def open(self) -> None:  # noqa: B027 (an optional hook: most channels need no setup)
+    def open(self) -> None:
         """Set up what a batch shares (a connection). Called by __enter__."""
 
-    def close(self) -> None:  # noqa: B027 (an optional hook)
+    def close(self) -> None:
         """Release what open() set up. Called by __exit__, also after errors."""
 
     @abstractmethod
-    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
+    def send(self, message: MessageT, *, idempotency_key: str = "") -> str:
         """Hand one message to the provider; return its id, or raise ChannelError."""
 
-    def begin(self, message: dict[str, Any], *, idempotency_key: str = "") -> Handover:
+    def begin(self, message: MessageT, *, idempotency_key: str = "") -> Handover:
         """Start handing a message over without delivering it, for the engine to overlap with its own
         bookkeeping. A channel whose first exchange already delivers (one HTTP request) does everything
         in `complete()`."""
         return Handover(lambda: self.send(message, idempotency_key=idempotency_key))
 
-    def __enter__(self) -> Channel:
+    def __enter__(self) -> Channel[MessageT]:
         self.open()
         return self
 

@@ -1,8 +1,7 @@
 """Email with Django's mail machinery, one connection per provider reused for a whole batch.
 
-Message dict: {"to": str, "subject": str, "text": str, "html": str, "from": str (optional), "reply_to": str,
-"cc": [str], "bcc": [str], "headers": {name: value} (optional, e.g. List-Unsubscribe),
-"provider": Provider | None (None: the platform's EMAIL_* backend)}.
+The message is an `EmailTransport` (below): to, subject, text, html, from, reply_to, cc, bcc, headers
+(e.g. List-Unsubscribe) and provider (None: the platform's EMAIL_* backend).
 A provider's kind gives the backend (its SMTP server, or an ESP through anymail), its error mapping and
 the id its tracking events will name (integrations/email_providers/); without a provider, the platform's
 own server is that kind (integrations/email_providers/platform.py), with the same rules.
@@ -22,7 +21,7 @@ import functools
 import smtplib
 from collections.abc import Iterator
 from email.utils import make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from django import forms
 from django.conf import settings
@@ -40,8 +39,29 @@ if TYPE_CHECKING:
     from integrations.email_providers.base import EmailProviderKind
     from integrations.models import Provider
 
+# One email as the channel takes it (the send step's `render`, a provider's test send). "from" is a
+# Python keyword, hence the functional form.
+EmailTransport = TypedDict(
+    "EmailTransport",
+    {
+        "to": Required[str],
+        "subject": Required[str],
+        "text": str,
+        "html": str,
+        "from": str,
+        "reply_to": str,
+        "cc": list[str],
+        "bcc": list[str],
+        "headers": dict[str, str],  # e.g. List-Unsubscribe
+        "provider": Required["Provider | None"],  # None: the platform's EMAIL_* server
+        "sender": str,  # the Sender's name, as the activity log shows it
+        "original_to": str,  # a test run's override: whom the message was for
+    },
+    total=False,
+)
 
-class EmailChannel(Channel):
+
+class EmailChannel(Channel[EmailTransport]):
     reports_events = True  # providers with a tracking webhook (runs/provider_tracking.py)
     label = "Email"
     test_noun = "email"
@@ -59,7 +79,7 @@ class EmailChannel(Channel):
     def test_recipient_initial(self, user: Any) -> str:
         return getattr(user, "email", "") or ""
 
-    def test_message(self, provider: Any, data: dict[str, Any]) -> dict[str, Any]:
+    def test_message(self, provider: Any, data: dict[str, Any]) -> EmailTransport:
         sender = data.get("sender")
         return {
             "to": data["to"],
@@ -108,10 +128,10 @@ class EmailChannel(Channel):
                     backend.close()
                 del self._backends[key]
 
-    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
+    def send(self, message: EmailTransport, *, idempotency_key: str = "") -> str:
         return self.begin(message, idempotency_key=idempotency_key).complete()
 
-    def begin(self, message: dict[str, Any], *, idempotency_key: str = "") -> Handover:
+    def begin(self, message: EmailTransport, *, idempotency_key: str = "") -> Handover:
         """MAIL FROM and RCPT TO now; DATA (the message itself) in `complete()`.
 
         The envelope delivers nothing, so the engine sends it while the Delivery row is being committed.
@@ -161,7 +181,7 @@ class EmailChannel(Channel):
             self._sanitized[key] = sanitize_address(address, encoding)
         return self._sanitized[key]
 
-    def _compose(self, message: dict[str, Any], idempotency_key: str) -> EmailMultiAlternatives:
+    def _compose(self, message: EmailTransport, idempotency_key: str) -> EmailMultiAlternatives:
         mail = EmailMultiAlternatives(
             subject=message["subject"],
             body=message.get("text") or "",

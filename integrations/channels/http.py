@@ -1,6 +1,7 @@
 """Outgoing HTTP requests (the HTTP request step), with an Idempotency-Key header.
 
-Message dict: {"method": str, "url": str, "headers": {str: str}, "body": str | None}.
+The message is an `HttpTransport` (below): {"method": str, "url": str, "headers": {str: str},
+"body": str | None}.
 Requests go through `integrations.outbound` (no loopback, private or metadata addresses, also after a
 redirect, which is followed); a refused address is a permanent error.
 `send` returns the response's `X-Request-Id` header (the receiver's id for the request) or ""; the body
@@ -11,13 +12,13 @@ turn response JSON into the item.
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any
+from typing import Required, TypedDict
 
 import requests
 from django.conf import settings
 
 from integrations import outbound
-from integrations.channels.base import Channel, ChannelError, http_status_error
+from integrations.channels.base import Channel, ChannelError, MessageT, http_status_error
 from integrations.failures import unreachable
 
 MAX_RESPONSE_BYTES = 1_000_000
@@ -33,15 +34,25 @@ def address_of(url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-class HttpChannel(Channel):
-    label = "HTTP"
+class HttpTransport(TypedDict, total=False):
+    """One request as the channel makes it (the HTTP request step's `render`)."""
+
+    method: Required[str]
+    url: Required[str]
+    headers: dict[str, str]
+    body: str | None  # JSON text; None: no body
+
+
+class HttpRequests(Channel[MessageT]):
+    """What every channel that speaks HTTP shares: one request per message, through `request`."""
+
     what = "The server"
     concurrent_sends = True  # one self-contained request per message
 
     def __init__(self) -> None:
         self.last_response: tuple[int, dict[str, str], str] | None = None
 
-    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
+    def request(self, message: HttpTransport, *, idempotency_key: str = "") -> str:
         headers = dict(message.get("headers") or {})
         if idempotency_key:
             headers.setdefault("Idempotency-Key", idempotency_key)
@@ -72,3 +83,10 @@ class HttpChannel(Channel):
             raise http_status_error(reply.status, reply.text, self.what, reply.headers)
         self.last_response = (reply.status, reply.headers, reply.text)
         return reply.headers.get("X-Request-Id", "")
+
+
+class HttpChannel(HttpRequests[HttpTransport]):
+    label = "HTTP"
+
+    def send(self, message: HttpTransport, *, idempotency_key: str = "") -> str:
+        return self.request(message, idempotency_key=idempotency_key)

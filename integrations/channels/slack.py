@@ -1,22 +1,30 @@
 """Slack messages through an incoming-webhook URL.
 
-Message dict: {"webhook_url": str, "text": str}. Slack answers 200 "ok"; 429 and 5xx are retried.
+The message is a `SlackTransport`: {"webhook_url": str, "text": str}. Slack answers 200 "ok"; 429 and 5xx
+are retried.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypedDict
 
-from integrations.channels.http import HttpChannel
+from integrations.channels.http import HttpRequests
 
 
-class SlackChannel(HttpChannel):
+class SlackTransport(TypedDict):
+    """One message to a Slack channel's incoming webhook (the Slack step's `render`)."""
+
+    webhook_url: str
+    text: str
+
+
+class SlackChannel(HttpRequests[SlackTransport]):
     label = "Slack"
     what = "Slack"
 
-    def send(self, message: dict[str, Any], *, idempotency_key: str = "") -> str:
-        return super().send(
+    def send(self, message: SlackTransport, *, idempotency_key: str = "") -> str:
+        return self.request(
             {
                 "method": "POST",
                 "url": message["webhook_url"],

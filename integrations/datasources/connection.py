@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -12,6 +13,7 @@ from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
 from integrations.datasources.privileges import RoleRisk, role_risk
+from integrations.datasources.rows import one_row
 from integrations.datasources.setup import GrantFixes
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 
@@ -22,7 +24,7 @@ CONNECT_TIMEOUT_SECONDS = 5  # the default of settings.DATASOURCE_CONNECT_TIMEOU
 # first keepalive probe). Keepalive probes after 15 s of silence, three unanswered 5 s apart, close the
 # connection; tcp_user_timeout does the same when data sent is not acknowledged for 30 s. libpq ignores
 # them for Unix-domain sockets.
-TCP_KEEPALIVE = {
+TCP_KEEPALIVE: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 15,
     "keepalives_interval": 5,
@@ -101,7 +103,7 @@ def connect_datasource(
         options.append(f"-c statement_timeout={round(statement_timeout * 1000)}")
     if read_only:
         options.append("-c default_transaction_read_only=on")
-    server_settings = {"options": " ".join(options)} if options else {}
+    server_settings: dict[str, Any] = {"options": " ".join(options)} if options else {}
     try:
         server_settings.update(pinned_conninfo(url))
     except DataSourceTargetRefused as exc:
@@ -235,10 +237,10 @@ def _check_server(
 
 
 def missing_grants(
-    conn: psycopg.Connection, schemas: list[str], tables: list[tuple[str, str]] = ()
+    conn: psycopg.Connection, schemas: list[str], tables: Sequence[tuple[str, str]] = ()
 ) -> list[MissingGrant]:
     """What the connected role still lacks to watch the tables of `schemas` (and `tables`), with fixes."""
-    role = conn.execute("SELECT current_user").fetchone()[0]
+    role = one_row(conn.execute("SELECT current_user"))[0]
     fixes = GrantFixes(role)
     missing = _rowbell_schema_problems(conn, role, fixes)
     reported: set[str] = set()
@@ -259,7 +261,7 @@ def _rowbell_schema_problems(conn: psycopg.Connection, role: str, fixes: GrantFi
         "SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = 'rowbell'"
     ).fetchone()
     if row is None:
-        if conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+        if one_row(conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')"))[0]:
             return []
         problem = f"There is no “rowbell” schema and “{role}” cannot create it."
     elif not row[0]:
@@ -329,21 +331,27 @@ def _table_problems(
     ]
 
 
-def _needs_drop_helper(conn: psycopg.Connection, schemas: list[str], tables: list[tuple[str, str]]) -> bool:
+def _needs_drop_helper(
+    conn: psycopg.Connection, schemas: list[str], tables: Sequence[tuple[str, str]]
+) -> bool:
     """Whether the role must remove triggers from tables it does not own (needing rowbell.drop_trigger)."""
-    return conn.execute(
-        "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND NOT pg_has_role(c.relowner, 'USAGE') "
-        "AND (n.nspname = ANY(%s) OR (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))))",
-        (schemas, [s for s, _ in tables], [t for _, t in tables]),
-    ).fetchone()[0]
+    return one_row(
+        conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND NOT pg_has_role(c.relowner, 'USAGE') "
+            "AND (n.nspname = ANY(%s) OR (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))))",
+            (schemas, [s for s, _ in tables], [t for _, t in tables]),
+        )
+    )[0]
 
 
 def _helper_problems(conn: psycopg.Connection, role: str, fixes: GrantFixes) -> list[MissingGrant]:
-    oid, can_execute = conn.execute(
-        "SELECT p, p IS NOT NULL AND has_function_privilege(p, 'EXECUTE') "
-        "FROM to_regprocedure('rowbell.drop_trigger(regclass, name)') AS p"
-    ).fetchone()
+    oid, can_execute = one_row(
+        conn.execute(
+            "SELECT p, p IS NOT NULL AND has_function_privilege(p, 'EXECUTE') "
+            "FROM to_regprocedure('rowbell.drop_trigger(regclass, name)') AS p"
+        )
+    )
     if oid is not None and can_execute:
         return []
     problem = (
@@ -369,4 +377,4 @@ def _record(datasource, check: ConnectionCheck) -> None:
 
 
 # Not a pytest test, although its name starts with "test_".
-test_connection.__test__ = False
+test_connection.__test__ = False  # type: ignore[attr-defined]

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from integrations.datasources.rows import one_row
+
 # Built-in roles that reach outside the database (files, programs, other sessions).
 RISKY_MEMBERSHIPS = (
     "pg_execute_server_program",
@@ -74,7 +76,7 @@ class RoleRisk:
 
 def role_risk(conn: psycopg.Connection) -> RoleRisk:
     """What the connected role can do beyond reading (one round trip each; safe on a read-only session)."""
-    row = conn.execute(ROLE_SQL, (list(RISKY_MEMBERSHIPS),)).fetchone()
+    row = one_row(conn.execute(ROLE_SQL, (list(RISKY_MEMBERSHIPS),)))
     role, superuser, createrole, createdb, bypassrls, memberships = row
     writable = [r[0] for r in conn.execute(WRITABLE_SQL, (SHOWN_TABLES + 1,)).fetchall()]
     return RoleRisk(

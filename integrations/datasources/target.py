@@ -72,8 +72,8 @@ def pinned_conninfo(url: str) -> dict[str, str]:
     return {"hostaddr": ",".join(addresses)}
 
 
-def _split(value: str | None) -> list[str]:
-    return [part.strip() for part in value.split(",")] if value else []
+def _split(value: str | int | None) -> list[str]:
+    return [part.strip() for part in str(value).split(",")] if value else []
 
 
 def _port(value: str) -> int:
@@ -90,14 +90,14 @@ def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv
         raise DataSourceTargetRefused(
             f"The host “{host}” was not found. Check the host name in the connection URL."
         ) from exc
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def _is_rowbell_server(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
     own_addresses, own_port, local = _rowbell_server()
     if port != own_port:
         return False
-    if getattr(address, "ipv4_mapped", None):
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     return address in own_addresses or (local and _is_this_machine(address))
 
@@ -127,4 +127,4 @@ def _own_interface_addresses() -> frozenset:
         infos = socket.getaddrinfo(socket.gethostname(), None)
     except OSError:
         return frozenset()
-    return frozenset(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos)
+    return frozenset(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)

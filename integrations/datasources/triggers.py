@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from integrations.datasources.connection import DataSourceUnavailable, connect_datasource, describe_error
+from integrations.datasources.rows import one_row
 
 NOTIFY_CHANNEL = "rowbell_events"
 # Bump when the SQL below changes, so installs replace functions written by an older Rowbell.
@@ -146,9 +147,9 @@ def _prepare(conn: psycopg.Connection) -> None:
     if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'rowbell'").fetchone() is None:
         conn.execute("CREATE SCHEMA rowbell")
     conn.execute(EVENT_LOG)
-    current = conn.execute(
-        "SELECT obj_description(to_regprocedure('rowbell.capture_row_notify()'), 'pg_proc')"
-    ).fetchone()[0]
+    current = one_row(
+        conn.execute("SELECT obj_description(to_regprocedure('rowbell.capture_row_notify()'), 'pg_proc')")
+    )[0]
     if current != SQL_VERSION:
         notify = f"PERFORM pg_notify('{NOTIFY_CHANNEL}', '');"
         for name, extra in (("capture_row", ""), ("capture_row_notify", notify)):
@@ -170,9 +171,9 @@ def _drop_workflow_triggers(conn: psycopg.Connection, workflow_id: int) -> int:
             )
             continue
         if has_helper is None:
-            has_helper = conn.execute(
-                "SELECT to_regprocedure('rowbell.drop_trigger(regclass, name)') IS NOT NULL"
-            ).fetchone()[0]
+            has_helper = one_row(
+                conn.execute("SELECT to_regprocedure('rowbell.drop_trigger(regclass, name)') IS NOT NULL")
+            )[0]
         if not has_helper:
             raise DataSourceUnavailable(
                 f"Rowbell's role does not own {relation} and rowbell.drop_trigger is missing, so the old "
@@ -218,12 +219,14 @@ def _require_delete_helper(conn: psycopg.Connection, spec: TriggerSpec) -> None:
     """A delete trigger on a table Rowbell's role does not own can only be removed again through
     rowbell.drop_trigger; the helper of an older setup SQL refuses `_delete` names, so say to re-run it
     now rather than install a trigger that unpublishing could not drop."""
-    owns, helper = conn.execute(
-        "SELECT pg_has_role(c.relowner, 'USAGE'), "
-        "(SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('rowbell.drop_trigger(regclass, name)')) "
-        "FROM pg_class c WHERE c.oid = %s::regclass",
-        (sql.Identifier(spec.schema, spec.table).as_string(conn),),
-    ).fetchone()
+    owns, helper = one_row(
+        conn.execute(
+            "SELECT pg_has_role(c.relowner, 'USAGE'), "
+            "(SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('rowbell.drop_trigger(regclass, name)')) "
+            "FROM pg_class c WHERE c.oid = %s::regclass",
+            (sql.Identifier(spec.schema, spec.table).as_string(conn),),
+        )
+    )
     if not owns and "delete" not in (helper or ""):
         raise DataSourceUnavailable(
             f"Watching deletes on {spec.schema}.{spec.table} needs the current setup SQL: run it again "

@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from integrations.channels.base import ChannelError
 from integrations.email_providers.base import ProviderForm, SecretField
 from integrations.email_providers.esp import AnymailKind, outbound_refusal
-from integrations.outbound import check_scheme, resolve_checked
+from integrations.outbound import OutboundRefused, check_scheme, resolve_checked
 
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 TRANSIENT_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException"}
@@ -83,6 +83,8 @@ class AmazonSES(AnymailKind):
         port = urlsplit(endpoint).port if endpoint else None
         if endpoint:
             check_scheme(endpoint)
+        if not host:  # "https:///": the lookup of no name would answer this machine's own addresses
+            raise OutboundRefused(f"Refused to call {endpoint[:100]}: the endpoint URL names no host.")
         resolve_checked(host, port or 443)  # raises OutboundRefused
         kwargs = {
             "session_params": {
@@ -124,7 +126,7 @@ class AmazonSES(AnymailKind):
 
     def bounce_kind(self, event) -> str:
         esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
-        bounce = esp_event.get("bounce") if isinstance(esp_event.get("bounce"), dict) else {}
+        bounce = esp_event["bounce"] if isinstance(esp_event.get("bounce"), dict) else {}
         return "soft" if bounce.get("bounceType") == "Transient" else "hard"
 
     def tracking_kwargs(self, provider) -> dict:

@@ -239,7 +239,7 @@ class _CheckedSessionMixin:
     """Every request of the anymail backend through integrations/outbound.py (address checked and pinned)."""
 
     def create_session(self):
-        return checked_session(super().create_session())
+        return checked_session(super().create_session())  # type: ignore[misc]  # the anymail backend's
 
 
 def _json(response) -> Any:
@@ -256,7 +256,7 @@ def _text(response) -> str:
         return ""
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 

@@ -32,7 +32,7 @@ class _PinnedSMTP(smtplib.SMTP):
 class _PinnedSMTPSSL(smtplib.SMTP_SSL):
     def _get_socket(self, host, port, timeout):
         sock = pinned_connection((host, port), timeout, self.source_address)
-        return self.context.wrap_socket(sock, server_hostname=self._host)
+        return self.context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]  # SMTP.connect sets it
 
 
 class CheckedSMTPBackend(SMTPBackend):

@@ -52,10 +52,10 @@ from runs.engine.delivery_protocol import (
     skipped,
 )
 from runs.engine.ledger import DeliveryLedger
-from runs.engine.outcome import ClaimLost, guarded, spawned
+from runs.engine.outcome import ClaimLost, Outcome, guarded, spawned
 from runs.engine.pacing import Pacer
 from runs.engine.spawn import Spawner
-from runs.models import StepExecution
+from runs.models import Delivery, StepExecution
 from workflows.steps.send_kind import SendKind
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class ChannelPerThread:
 
 
 def _fill(
-    future: Future,
+    future: Future[Answer],
     channels: ChannelPerThread,
     transport: dict[str, Any],
     key: str,
@@ -130,18 +130,20 @@ def request(channels: ChannelPerThread, transport: dict[str, Any], key: str) -> 
 
 
 class ConcurrentBatch:
-    def __init__(self, ctx: StepContext, kind: SendKind, spawner: Spawner, outcomes: dict, limit: int):
+    def __init__(
+        self, ctx: StepContext, kind: SendKind, spawner: Spawner, outcomes: dict[int, Outcome], limit: int
+    ):
         self.ctx, self.kind, self.spawner, self.outcomes, self.limit = ctx, kind, spawner, outcomes, limit
         self.ledger = DeliveryLedger()
         self.channels = ChannelPerThread(kind)
         self.pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"send-{kind.channel}")
-        self.flights: dict[Future, InFlight] = {}
+        self.flights: dict[Future[Answer], InFlight] = {}
         self.launching: list[tuple[Outgoing, float]] = []  # a window whose rows are being committed
         self.skips: dict[int, tuple[str, str]] = {}  # execution id: (recipient, reason) not to send to
         self.pacer = Pacer(ctx, kind)  # the provider's limit, shared by every worker
         self.turns: dict[int, float] = {}  # execution id: when its tokens are due (monotonic)
 
-    def run(self, executions: list[StepExecution], existing: dict) -> None:
+    def run(self, executions: list[StepExecution], existing: dict[int, Delivery]) -> None:
         # Suppressed or unsubscribed recipients: one statement for the whole batch, as on the serial path.
         self.skips = self.kind.skip_reasons(
             self.ctx, [(e.pk, e.input) for e in executions if e.pk not in existing]
@@ -204,13 +206,15 @@ class ConcurrentBatch:
             done, _ = wait(self.flights, return_when=FIRST_COMPLETED)
             self._settle(list(done))
 
-    def _stage(self, execution: StepExecution, delivery, skip=None) -> tuple[Outgoing, float] | None:
+    def _stage(
+        self, execution: StepExecution, delivery: Delivery | None, skip: tuple[str, str] | None = None
+    ) -> tuple[Outgoing, float] | None:
         """Render one message; a message that sends nothing (captured, held, already sent, skipped) ends here."""
         ctx = self.ctx
         ctx.execution = execution
         started = time.monotonic()
 
-        def stage():
+        def stage() -> Outgoing | Outcome:
             if skip:
                 return spawned(execution, self.spawner, skipped(ctx, self.kind, execution, skip, self.ledger))
             prepared = prepare(ctx, self.kind, execution, delivery, self.ledger, begin=False)
@@ -249,28 +253,29 @@ class ConcurrentBatch:
                 ids[execution.pk] = self.ledger.create(**_fields(outgoing))
             except UniqueViolation:
                 _, failed = guarded(self.ctx, execution, functools.partial(already_handled, execution))
+                assert failed is not None  # already_handled always raises
                 self.outcomes[execution.pk] = failed
         return ids
 
     def _submit(self, flight: InFlight, transport: dict[str, Any]) -> None:
         """Track the request before the pool may send it, so an interruption can never lose sight of it."""
-        future: Future = Future()
+        future: Future[Answer] = Future()
         self.flights[future] = flight
         turn = self.turns.pop(flight.execution.pk, None)
         key = idempotency_key(flight.execution)
         self.pool.submit(_fill, future, self.channels, transport, key, self.pacer, turn)
 
-    def _settle(self, futures: list[Future]) -> None:
+    def _settle(self, futures: list[Future[Answer]]) -> None:
         """Write each answer (sent or failed) and its execution's outcome, whatever the order they came in."""
         for future in futures:
             self._settle_one(future, self.flights[future])
             del self.flights[future]  # only now: an interruption mid-settle leaves it to _interrupted
 
-    def _settle_one(self, future: Future, flight: InFlight) -> None:
+    def _settle_one(self, future: Future[Answer], flight: InFlight) -> None:
         execution = flight.execution
         self.ctx.execution = execution
 
-        def produce():
+        def produce() -> Outcome:
             answer: Answer = future.result()  # an unexpected error in the thread is raised here
             if answer.error is not None:
                 self.pacer.throttled(answer.error)
@@ -323,8 +328,8 @@ def send_concurrently(
     kind: SendKind,
     executions: list[StepExecution],
     spawner: Spawner,
-    outcomes: dict,
-    existing: dict,
+    outcomes: dict[int, Outcome],
+    existing: dict[int, Delivery],
     limit: int,
 ) -> None:
     """Fill `outcomes` for a batch of sends with up to `limit` requests in flight."""

@@ -29,7 +29,7 @@ def is_busy() -> bool:
     status = raw.pgconn.transaction_status
     if connection.in_atomic_block:
         return status not in (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
-    return status != pq.TransactionStatus.IDLE
+    return bool(status != pq.TransactionStatus.IDLE)
 
 
 def reset_if_busy() -> bool:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from integrations.failures import Failure
 from integrations.models import DataSource
 from integrations.query import connect_for_tenant_sql
@@ -55,7 +57,7 @@ class StepContext:
             "payload": self.run.payload,
         }
 
-    def query_connection(self, datasource_id: int):
+    def query_connection(self, datasource_id: int) -> psycopg.Connection[Any]:
         """One read-only connection per data source per batch (connecting costs more than a query)."""
         conn = self.resources.query_connections.get(datasource_id)
         if conn is None or conn.closed:

@@ -21,6 +21,7 @@ from runs import signals
 from runs.engine.enqueue import enqueue_batch
 from runs.engine.start import start_run
 from runs.models import Delivery, Run, StepExecution
+from workflows.models import WorkflowVersion
 
 
 def cancel_run(run: Run) -> int:
@@ -65,7 +66,7 @@ def retry_execution(execution: StepExecution) -> bool:
     return True
 
 
-def replay_run(run: Run, *, is_test: bool | None = None, version=None) -> Run:
+def replay_run(run: Run, *, is_test: bool | None = None, version: WorkflowVersion | None = None) -> Run:
     base = f"{run.event_key}:replay:"
     number = Run.objects.filter(workflow_id=run.workflow_id, event_key__startswith=base).count() + 1
     return start_run(

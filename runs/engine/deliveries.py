@@ -18,6 +18,7 @@ Pass `tenant` from views so another tenant's id does nothing (the caller turns F
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from integrations import clock
 from integrations.failures import Failure
@@ -25,16 +26,17 @@ from runs.engine.context import BatchResources, StepContext
 from runs.engine.control import retry_execution
 from runs.engine.delivery_protocol import idempotency_key
 from runs.models import Delivery
+from tenants.models import Tenant
 from workflows.steps import get_kind
 from workflows.steps.send_kind import SendKind
 
 
-def _scoped(delivery_id: int, tenant):
+def _scoped(delivery_id: int, tenant: Tenant | None) -> QuerySet[Delivery]:
     qs = Delivery.objects.filter(pk=delivery_id)
     return qs.filter(tenant=tenant) if tenant is not None else qs
 
 
-def release_delivery(delivery_id: int, tenant=None) -> bool:
+def release_delivery(delivery_id: int, tenant: Tenant | None = None) -> bool:
     if (
         not _scoped(delivery_id, tenant)
         .filter(status=Delivery.Status.HELD)
@@ -73,7 +75,7 @@ def release_delivery(delivery_id: int, tenant=None) -> bool:
     return True
 
 
-def discard_delivery(delivery_id: int, tenant=None) -> bool:
+def discard_delivery(delivery_id: int, tenant: Tenant | None = None) -> bool:
     return bool(
         _scoped(delivery_id, tenant)
         .filter(status=Delivery.Status.HELD)
@@ -84,7 +86,7 @@ def discard_delivery(delivery_id: int, tenant=None) -> bool:
 RESOLUTIONS = ("mark_sent", "resend")
 
 
-def resolve_uncertain(delivery_id: int, action: str, tenant=None, by: str = "") -> bool:
+def resolve_uncertain(delivery_id: int, action: str, tenant: Tenant | None = None, by: str = "") -> bool:
     if action not in RESOLUTIONS:
         raise ValueError(f"Unknown resolution {action!r}; expected one of {', '.join(RESOLUTIONS)}.")
     delivery = _scoped(delivery_id, tenant).filter(status=Delivery.Status.UNCERTAIN).first()

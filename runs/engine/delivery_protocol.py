@@ -50,7 +50,7 @@ from integrations.message_keys import message_key
 from runs.engine import liveness, metrics
 from runs.engine.context import StepContext
 from runs.engine.ledger import DeliveryLedger, PendingCreate, set_status
-from runs.engine.outcome import ClaimLost, apply
+from runs.engine.outcome import ClaimLost, Outcome, apply
 from runs.engine.pacing import Pacer
 from runs.engine.spawn import Spawner
 from runs.models import Delivery, StepExecution
@@ -112,7 +112,7 @@ def send_serially(
     kind: SendKind,
     executions: list[StepExecution],
     spawner: Spawner,
-    outcomes: dict,
+    outcomes: dict[int, Outcome],
     existing: dict[int, Delivery],
 ) -> None:
     """Fill `outcomes` message by message over one channel; send latencies go to the metrics once per
@@ -239,11 +239,20 @@ def skipped(
     return Skipped(kind.result_items_when_skipped(ctx.step.config, execution.input), {"skipped": said})
 
 
-def _create(ctx, kind, execution, content, status, ledger: DeliveryLedger) -> int:
+def _create(
+    ctx: StepContext,
+    kind: SendKind,
+    execution: StepExecution,
+    content: dict[str, Any],
+    status: str,
+    ledger: DeliveryLedger,
+) -> int:
     return ledger.create(**_fields(ctx, kind, execution, content, status))
 
 
-def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
+def _fields(
+    ctx: StepContext, kind: SendKind, execution: StepExecution, content: dict[str, Any], status: str
+) -> dict[str, Any]:
     return {
         "tenant_id": ctx.run.tenant_id,
         "run_id": ctx.run.pk,
@@ -257,7 +266,14 @@ def _fields(ctx, kind, execution, content, status) -> dict[str, Any]:
     }
 
 
-def _send(ctx, kind, outgoing: Outgoing, channel: LazyChannel, ledger, pacer: Pacer | None = None):
+def _send(
+    ctx: StepContext,
+    kind: SendKind,
+    outgoing: Outgoing,
+    channel: LazyChannel,
+    ledger: DeliveryLedger,
+    pacer: Pacer | None = None,
+) -> list[dict[str, Any]]:
     """Hand the message over once its Delivery row is committed.
 
     `outgoing.delivery` is the row's id, or its insert still in flight: the channel's envelope (SMTP's
@@ -339,7 +355,12 @@ def _pace(pacer: Pacer, transport: dict[str, Any]) -> None:
 
 
 def _resume(
-    ctx, kind, execution, delivery: Delivery, again: bool = True, pacer: Pacer | None = None
+    ctx: StepContext,
+    kind: SendKind,
+    execution: StepExecution,
+    delivery: Delivery,
+    again: bool = True,
+    pacer: Pacer | None = None,
 ) -> list[dict[str, Any]] | Outgoing:
     """A later attempt of an execution that already has its Delivery: never send twice.
 
@@ -376,9 +397,10 @@ def _resume(
     # de-duplicates by Idempotency-Key (the same on every attempt). Claim it for this attempt, then send.
     content, transport = kind.render(ctx, execution.input)
     if delivery_mode(ctx) == "override":
-        content, transport = kind.override_recipient(
-            content, transport, ctx.run.options["override_recipient"]
-        )
+        # A channel that cannot be redirected captured the message (`prepare`): it is not resumed here.
+        redirected = kind.override_recipient(content, transport, ctx.run.options["override_recipient"])
+        if redirected is not None:
+            content, transport = redirected
     resendable = [Delivery.Status.FAILED]
     if resend:
         resendable += [Delivery.Status.SENDING, Delivery.Status.UNCERTAIN]
@@ -394,7 +416,9 @@ def _resume(
 ASKED_SENT = "The worker stopped while handing this message over; the provider says it accepted it."
 
 
-def _ask_provider(ctx, kind: SendKind, execution: StepExecution, delivery: Delivery) -> bool | None:
+def _ask_provider(
+    ctx: StepContext, kind: SendKind, execution: StepExecution, delivery: Delivery
+) -> bool | None:
     """Whether the provider accepted a message left `sending` (True, False, None: it cannot tell).
 
     A provider's search may not show a message accepted moments ago, so "not there" is only trusted
@@ -418,7 +442,9 @@ def _ask_provider(ctx, kind: SendKind, execution: StepExecution, delivery: Deliv
     return accepted
 
 
-def _mark_accepted(ctx, kind, execution, delivery: Delivery, again: bool):
+def _mark_accepted(
+    ctx: StepContext, kind: SendKind, execution: StepExecution, delivery: Delivery, again: bool
+) -> list[dict[str, Any]] | Outgoing:
     """The provider has the message: `sent`, and the item goes on, as **Mark as sent** would."""
     if not _guarded(execution, Delivery.Status.SENT, ASKED_SENT, [Delivery.Status.SENDING]):
         return _resume_again(ctx, kind, execution, delivery, again)
@@ -430,7 +456,9 @@ def _guarded(execution: StepExecution, status: str, error: str | None, only_from
     return bool(set_status([execution], status, error, only_from))
 
 
-def _resume_again(ctx, kind, execution, delivery: Delivery, again: bool):
+def _resume_again(
+    ctx: StepContext, kind: SendKind, execution: StepExecution, delivery: Delivery, again: bool
+) -> list[dict[str, Any]] | Outgoing:
     before = delivery.status
     delivery.refresh_from_db()
     if again and delivery.status != before:

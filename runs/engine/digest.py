@@ -18,13 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from runs.engine.enqueue import schedule_next
 from runs.models import DigestBucket, StepExecution
 from workflows.models import Step
+
+if TYPE_CHECKING:
+    from workflows.steps.digest import DigestSettings
 
 RELEASE_PREFIX = "digest/"
 
@@ -174,7 +178,7 @@ def _source(ctx: Any) -> str:
     return f"{execution.run_id}/{execution.step_id}/{execution.item_key}"[:600]
 
 
-def _already_joined(cursor, tenant_id: int, step_id: int, source: str) -> BucketJoin | None:
+def _already_joined(cursor: CursorWrapper, tenant_id: int, step_id: int, source: str) -> BucketJoin | None:
     cursor.execute(
         "SELECT b.id, b.key, b.release_at,"
         " (SELECT count(*) FROM runs_digestitem c WHERE c.bucket_id = b.id AND NOT c.passed), i.passed"
@@ -188,7 +192,7 @@ def _already_joined(cursor, tenant_id: int, step_id: int, source: str) -> Bucket
     return BucketJoin(row[0], row[1], False, row[3], row[2], added=False, passed=row[4])
 
 
-def _latest_generation(cursor, tenant_id: int, step_id: int, key: str) -> int:
+def _latest_generation(cursor: CursorWrapper, tenant_id: int, step_id: int, key: str) -> int:
     cursor.execute(
         "SELECT generation, released_at IS NOT NULL FROM runs_digestbucket"
         " WHERE tenant_id = %s AND step_id = %s AND key = %s ORDER BY generation DESC LIMIT 1",
@@ -197,7 +201,8 @@ def _latest_generation(cursor, tenant_id: int, step_id: int, key: str) -> int:
     row = cursor.fetchone()
     if row is None:
         return 1
-    return row[0] + 1 if row[1] else row[0]
+    generation: int = row[0] + 1 if row[1] else row[0]
+    return generation
 
 
 def _write_release(ctx: Any, step: Step, bucket_id: int, release_at: datetime) -> None:
@@ -218,15 +223,23 @@ def _write_release(ctx: Any, step: Step, bucket_id: int, release_at: datetime) -
     )
 
 
-def _move_release(cursor, bucket_id, run_id, step, settings, count: int, now: datetime) -> datetime:
+def _move_release(
+    cursor: CursorWrapper,
+    bucket_id: int,
+    run_id: int,
+    step: Step,
+    settings: DigestSettings,
+    count: int,
+    now: datetime,
+) -> datetime:
     """A sliding window moves the release later (never past its maximum); `release early at N` makes it due now."""
     cursor.execute("SELECT opened_at, release_at FROM runs_digestbucket WHERE id = %s", [bucket_id])
     opened_at, release_at = cursor.fetchone()
-    wanted = settings.release_at(opened_at, now)
+    wanted: datetime = settings.release_at(opened_at, now)
     if settings.release_at_count and count >= settings.release_at_count:
         wanted = now
     if wanted == release_at:
-        return release_at
+        return wanted
     cursor.execute("UPDATE runs_digestbucket SET release_at = %s WHERE id = %s", [wanted, bucket_id])
     cursor.execute(
         "UPDATE runs_stepexecution SET next_attempt_at = %s"

@@ -14,12 +14,15 @@ import functools
 import logging
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 import django_rq
 from django.conf import settings
 from django.db import connection
+from redis import Redis
 from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.queue import Queue
 
 from integrations import clock
 from runs.engine.outages import REDIS_ERRORS
@@ -31,14 +34,14 @@ JOB = "runs.jobs.run_batch"
 
 
 @functools.cache
-def _queue(name: str):
+def _queue(name: str) -> Queue:
     # django_rq.get_queue() builds a new Redis client, hence a new TCP connection, on every call (5 ms
     # of a 6 ms enqueue when the listener starts hundreds of runs a second): keep one per process.
     # redis-py's pool notices a fork and reconnects in the child.
     return django_rq.get_queue(name)
 
 
-def redis_connection():
+def redis_connection() -> Redis:
     """The process's one Redis client (the default queue's), for the engine's own keys."""
     return _queue("default").connection
 
@@ -72,7 +75,7 @@ def enqueue_batch(
 
 
 def enqueue_unique(
-    func: str, *args, ident: str, queue: str, at: datetime | None, job_timeout: int, description: str
+    func: str, *args: Any, ident: str, queue: str, at: datetime | None, job_timeout: int, description: str
 ) -> bool:
     """Queue `func(*args)` as job `ident`, or schedule it for `at`; True when this call did, False when
     that job was already queued (or running, or scheduled) or Redis is unreachable.
@@ -117,7 +120,7 @@ def enqueue_unique(
         return False
 
 
-def _existing_job(q, ident: str) -> str:
+def _existing_job(q: Queue, ident: str) -> str:
     """What to do about job `ident`, which exists: "queued" (nothing), "running" (a live worker has
     it: nothing), or "move" (deleted here, to be queued again)."""
     try:

@@ -199,7 +199,9 @@ def claim(run_id: int, step_id: int, now: datetime, limit: int) -> list[int]:
     return [pk for pk, cancels, _tombstone in rows if not cancels]
 
 
-def _run_step(ctx: StepContext, executions, spawner, outcomes: dict[int, Outcome]) -> None:
+def _run_step(
+    ctx: StepContext, executions: list[StepExecution], spawner: Spawner, outcomes: dict[int, Outcome]
+) -> None:
     """Fill `outcomes` item by item (an interrupted batch keeps what finished)."""
     kind = get_kind(ctx.step.kind)
     if isinstance(kind, SendKind):
@@ -213,7 +215,11 @@ def _run_step(ctx: StepContext, executions, spawner, outcomes: dict[int, Outcome
 
 
 def _send_batch(
-    ctx: StepContext, kind: SendKind, executions: list[StepExecution], spawner: Spawner, outcomes: dict
+    ctx: StepContext,
+    kind: SendKind,
+    executions: list[StepExecution],
+    spawner: Spawner,
+    outcomes: dict[int, Outcome],
 ) -> None:
     """Send a batch through the Delivery protocol: one message at a time, or several in flight when the
     step allows it (`SendKind.messages_in_flight`, runs/engine/concurrent.py)."""
@@ -228,7 +234,12 @@ def _send_batch(
         send_serially(ctx, kind, executions, spawner, outcomes, existing)
 
 
-def _outside_window(ctx: StepContext, executions, existing, outcomes: dict) -> list[StepExecution]:
+def _outside_window(
+    ctx: StepContext,
+    executions: list[StepExecution],
+    existing: dict[int, Delivery],
+    outcomes: dict[int, Outcome],
+) -> list[StepExecution]:
     """The executions that may send now; the others (a retry or a late claim that found the window
         closed) are held again until it opens. The claim counts as an attempt (its job id is keyed by the
         attempt, so giving it back would keep the next job from being queued); the attempt log says "held
@@ -258,7 +269,14 @@ def _outside_window(ctx: StepContext, executions, existing, outcomes: dict) -> l
     return ready
 
 
-def _release_interrupted(ctx, executions, outcomes, spawner, exc: BaseException, queue: str) -> None:
+def _release_interrupted(
+    ctx: StepContext,
+    executions: list[StepExecution],
+    outcomes: dict[int, Outcome],
+    spawner: Spawner,
+    exc: BaseException,
+    queue: str,
+) -> None:
     """Settle what finished, count a failed attempt for the item in flight, put the rest back.
 
     The database may be what broke: the writes are retried with backoff until it takes them
@@ -333,7 +351,13 @@ def _children_written(spawner: Spawner) -> bool:
         return False
 
 
-def _released(ctx, executions, outcomes, in_flight, exc: BaseException) -> dict[int, Outcome]:
+def _released(
+    ctx: StepContext,
+    executions: list[StepExecution],
+    outcomes: dict[int, Outcome],
+    in_flight: StepExecution | None,
+    exc: BaseException,
+) -> dict[int, Outcome]:
     reason = type(exc).__name__
     released = {}
     for execution in executions:

@@ -119,7 +119,7 @@ def set_status(
     params += [list(only_from), liveness.worker_name]
     with connection.cursor() as cur:
         cur.execute(SET_STATUS.format(values=values), params)
-        changed = cur.rowcount
+        changed: int = cur.rowcount
     if changed < len(executions):
         lost = [e.pk for e in executions if not _still_claimed(e)]
         if lost:
@@ -140,7 +140,8 @@ class DeliveryLedger:
         self.latencies: list[float] = []  # seconds from the channel's first command to its answer
 
     def create(self, **delivery: Any) -> int:
-        return self.begin_create(**delivery).wait()
+        delivery_id: int = self.begin_create(**delivery).wait()
+        return delivery_id
 
     def begin_create(self, **delivery: Any) -> PendingCreate:
         """Send the insert (with the answers so far as `sent` marks, if any) without waiting for it."""
@@ -150,7 +151,8 @@ class DeliveryLedger:
         """Insert several Delivery rows (and the answers so far as `sent` marks) in one statement and
         one commit; returns {execution id: delivery id} once they are durable. A row whose execution
         this worker no longer holds is not inserted (ClaimLost after the others are durable)."""
-        return self._begin(rows, many=True).wait()
+        ids: dict[int, int] = self._begin(rows, many=True).wait()
+        return ids
 
     def _begin(self, rows: list[dict[str, Any]], many: bool) -> PendingCreate:
         marks, self.unmarked = self.unmarked, []

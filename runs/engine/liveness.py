@@ -50,7 +50,7 @@ def lease_lost() -> bool:
     database could not be reached): the sweeper may already have given its claims to another worker."""
     if not worker_name:
         return False
-    return time.monotonic() - _last_beat > settings.WORKER_LEASE_SECONDS
+    return bool(time.monotonic() - _last_beat > settings.WORKER_LEASE_SECONDS)
 
 
 class Heartbeat:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from runs.engine.enqueue import redis_connection
 
@@ -50,12 +51,12 @@ def count_reclaims(n: int, reason: str) -> None:
             logger.warning("Could not count reclaims", exc_info=True)
 
 
-def read_send_latencies() -> dict[str, dict]:
+def read_send_latencies() -> dict[str, dict[str, Any]]:
     """{channel: {"buckets": [(bound, cumulative count), ...], "count": n, "sum": s}}."""
     raw = redis_connection().hgetall(LATENCY_KEY)
     by_channel: dict[str, dict[str, float]] = {}
     for key, value in raw.items():
-        channel, _, field = key.decode().partition("|")
+        channel, _, field = _text(key).partition("|")
         by_channel.setdefault(channel, {})[field] = float(value)
     result = {}
     for channel, fields in by_channel.items():
@@ -69,7 +70,7 @@ def read_send_latencies() -> dict[str, dict]:
 
 
 def read_reclaims() -> dict[str, int]:
-    return {key.decode(): int(value) for key, value in redis_connection().hgetall(RECLAIMS_KEY).items()}
+    return {_text(key): int(value) for key, value in redis_connection().hgetall(RECLAIMS_KEY).items()}
 
 
 def record_listener_lag(datasource_id: int, seconds: float) -> None:
@@ -84,7 +85,12 @@ def read_listener_lags(max_age: float = 300.0) -> dict[int, float]:
     now = time.time()
     lags = {}
     for key, value in redis_connection().hgetall(LISTENER_LAG_KEY).items():
-        seconds, measured = (float(part) for part in value.decode().split())
+        seconds, measured = (float(part) for part in _text(value).split())
         if now - measured <= max_age:
             lags[int(key)] = seconds
     return lags
+
+
+def _text(raw: bytes | str) -> str:
+    """A key or value as read from Redis (bytes from the engine's client, which does not decode)."""
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -91,11 +91,17 @@ class RideOutRetry(Retry):
         self.outage = outage
         self.stopping = threading.Event()
 
-    def __deepcopy__(self, memo: dict) -> RideOutRetry:
+    def __deepcopy__(self, memo: dict[int, Any]) -> RideOutRetry:
         # redis-py copies the policy into each new connection: share this one, so `stopping` reaches all.
         return self
 
-    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count: bool = False):
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
         failures = 0
 
         def failed(error: Exception, *count: int) -> Any:

@@ -155,7 +155,7 @@ def throttled_too_long(ctx: StepContext, execution: StepExecution) -> bool:
     """Whether the provider's throttling has held this execution so long that its refusals now count as
     attempts (a provider that refuses forever must end in a failure, not a message waiting forever)."""
     age = (ctx.now - execution.created_at).total_seconds()
-    return age > settings.ENGINE_THROTTLED_GIVE_UP_SECONDS
+    return bool(age > settings.ENGINE_THROTTLED_GIVE_UP_SECONDS)
 
 
 def throttled(ctx: StepContext, message: str, retry_after: float | None) -> Outcome:

@@ -22,7 +22,7 @@ def backoff_bound(attempt: int, config: dict[str, Any]) -> float:
     """The longest wait before retrying after failed attempt number `attempt` (1-based)."""
     base = float(config.get("retry_base_seconds") or settings.ENGINE_RETRY_BASE_SECONDS)
     factor = settings.ENGINE_RETRY_FACTOR
-    return min(settings.ENGINE_RETRY_MAX_SECONDS, base * factor ** max(0, attempt - 1))
+    return float(min(settings.ENGINE_RETRY_MAX_SECONDS, base * factor ** max(0, attempt - 1)))
 
 
 def backoff(attempt: int, config: dict[str, Any], rng: random.Random | None = None) -> timedelta:

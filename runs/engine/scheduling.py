@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
 
 import django_rq
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django_rq.cron import DjangoCronScheduler
+from redis import Redis
 from rq.scheduler import RQScheduler
 from rq.scripts import release_lock
 
@@ -31,17 +34,18 @@ logger = logging.getLogger(__name__)
 class EngineScheduler(RQScheduler):
     """RQ's scheduler with a Redis client that waits out outages, and prompt lock takeover."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.redis_retry = outages.RideOutRetry()
 
     @property
-    def connection(self):
-        if self._connection is None:
+    def connection(self) -> Redis:
+        client: Redis | None = self._connection
+        if client is None:
             client = super().connection
             client.set_retry(self.redis_retry)
-            self._connection = client
-        return self._connection
+            self._connection = client  # type: ignore[assignment]  # RQ declares it None until connected
+        return client
 
     @property
     def should_reacquire_locks(self) -> bool:
@@ -52,10 +56,11 @@ class EngineScheduler(RQScheduler):
             return True
         return (datetime.now() - self.lock_acquisition_time).total_seconds() >= settings.HEARTBEAT_INTERVAL
 
-    def acquire_locks(self, auto_start: bool = False):
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
         for name in sorted(self._queue_names - self._acquired_locks):
             self.take_over_from_dead_holder(name)
-        return super().acquire_locks(auto_start)
+        locks: set[str] = super().acquire_locks(auto_start)
+        return locks
 
     def take_over_from_dead_holder(self, queue_name: str) -> None:
         key = self.get_locking_key(queue_name)
@@ -68,11 +73,11 @@ class EngineScheduler(RQScheduler):
                 "Scheduler %s holding the lock of queue %s is gone; taking over", holder, queue_name
             )
 
-    def request_stop(self, signum=None, frame=None):
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         super().request_stop(signum, frame)
         self.redis_retry.stopping.set()  # a stop during an outage ends the waiting
 
-    def work(self):
+    def work(self) -> None:
         try:
             super().work()
         except outages.REDIS_ERRORS as error:
@@ -80,7 +85,7 @@ class EngineScheduler(RQScheduler):
                 raise
             logger.warning("Redis unreachable while stopping (%s): the locks expire by themselves", error)
 
-    def stop(self):
+    def stop(self) -> None:
         self.redis_retry.stopping.set()
         super().stop()
 
@@ -112,6 +117,6 @@ class EngineCron(DjangoCronScheduler):
         redis.set_retry(self.redis_retry)
         super().__init__(connection=redis, logging_level=logging_level)
 
-    def _request_stop(self, signum, frame):
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.redis_retry.stopping.set()  # a stop during an outage ends the waiting
         super()._request_stop(signum, frame)

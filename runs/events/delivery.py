@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -122,7 +123,11 @@ def settle(delivery: EventDelivery, answer: Answer) -> str | None:
     """Record the attempt's outcome and schedule the next one; the status recorded, or None when a later
     attempt has taken the row over meanwhile (this one outlived its lease)."""
     now = clock.now()
-    changes = {"last_status_code": answer.status_code, "last_error": answer.error, "next_attempt_at": None}
+    changes: dict[str, Any] = {
+        "last_status_code": answer.status_code,
+        "last_error": answer.error,
+        "next_attempt_at": None,
+    }
     policy = {"max_attempts": 1 if delivery.event_type == PING else settings.EVENT_WEBHOOK_MAX_ATTEMPTS}
     if answer.succeeded:
         changes |= {"status": EventDelivery.Status.SUCCEEDED, "delivered_at": now}

@@ -66,7 +66,12 @@ def write_event(
 ) -> list[EventDelivery]:
     """One event, due now, as one pending delivery per endpoint (the same event id for all of them)."""
     now = clock.now()
-    payload = {"id": f"evt_{uuid.uuid4().hex}", "type": event_type, "created_at": _iso(now), "data": data}
+    payload: dict[str, Any] = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event_type,
+        "created_at": _iso(now),
+        "data": data,
+    }
     return EventDelivery.objects.bulk_create(
         EventDelivery(
             tenant_id=tenant_id,

@@ -19,7 +19,7 @@ from integrations.events.forms import EventEndpointForm
 from integrations.models import EventDelivery, EventEndpoint
 from runs.events.emit import send_test_event
 from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 
 REVEAL_SESSION_KEY = "event_endpoint_reveal"
@@ -67,7 +67,7 @@ def endpoint_list(request: TenantRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage event webhooks")
-def endpoint_add(request: TenantRequest) -> HttpResponse:
+def endpoint_add(request: MemberRequest) -> HttpResponse:
     form = EventEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
@@ -81,7 +81,7 @@ def endpoint_add(request: TenantRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage event webhooks")
-def endpoint_edit(request: TenantRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_edit(request: MemberRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     form = EventEndpointForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
@@ -94,7 +94,7 @@ def endpoint_edit(request: TenantRequest, endpoint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage event webhooks")
-def endpoint_delete(request: TenantRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_delete(request: MemberRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     endpoint.delete()
     messages.success(request, f"Deleted {endpoint.url}: it receives no more events.")
@@ -104,7 +104,7 @@ def endpoint_delete(request: TenantRequest, endpoint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage event webhooks")
-def endpoint_rotate(request: TenantRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_rotate(request: MemberRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     endpoint.rotate_secret()
     request.session[REVEAL_SESSION_KEY] = endpoint.pk
@@ -117,7 +117,7 @@ def endpoint_rotate(request: TenantRequest, endpoint_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("manage event webhooks")
-def endpoint_test(request: TenantRequest, endpoint_id: int) -> HttpResponse:
+def endpoint_test(request: MemberRequest, endpoint_id: int) -> HttpResponse:
     """Send a `ping` now and show what the endpoint answered: in its card (htmx), or as a message."""
     endpoint = get_for_tenant_or_404(EventEndpoint, request.tenant, pk=endpoint_id)
     test = send_test_event(endpoint)

@@ -9,6 +9,8 @@ things (cancel, discard).
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -34,7 +36,8 @@ from runs.engine.enqueue import schedule_next
 from runs.models import CancelTombstone, Delivery, Run, StepExecution
 from runs.views.presenting import execution_state
 from tenants.audit import record_bulk, record_for
-from tenants.request import TenantRequest
+from tenants.permissions import members_only
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 from workflows.steps import STEP_KINDS
@@ -175,7 +178,7 @@ def skip_waits(request: TenantRequest, run_id: int) -> HttpResponse:
         # The mark lets the wait report itself "skipped" rather than "succeeded" when it runs.
         skipped = waiting.update(next_attempt_at=now, output={"skip_requested": True})
         for step_id in steps:  # the engine's own enqueue, once the new due time is committed
-            transaction.on_commit(lambda step_id=step_id: schedule_next(run.pk, step_id))
+            transaction.on_commit(partial(schedule_next, run.pk, step_id))
     if skipped:
         messages.success(
             request, f"Skipped {skipped} wait{'s' if skipped != 1 else ''}; the steps below run now."
@@ -204,7 +207,8 @@ def chosen_deliveries(request: TenantRequest) -> tuple[list[int], str]:
 
 @require_POST
 @login_required
-def release(request: TenantRequest) -> HttpResponse:
+@members_only
+def release(request: MemberRequest) -> HttpResponse:
     if not may_send_live(request):
         return live_sending_refused("release held messages")
     ids, error = chosen_deliveries(request)
@@ -232,7 +236,8 @@ def report_release(request: TenantRequest, ids: list[int], sent: list[int]) -> N
 
 @require_POST
 @login_required
-def discard(request: TenantRequest) -> HttpResponse:
+@members_only
+def discard(request: MemberRequest) -> HttpResponse:
     ids, error = chosen_deliveries(request)
     if error:
         messages.error(request, error)

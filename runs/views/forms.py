@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -29,10 +30,12 @@ class ActivityFilterForm(forms.Form):
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
         # Only the tenant's own workflows: another tenant's id is "not one of the available choices".
-        self.fields["workflow"].queryset = Workflow.objects.for_tenant(tenant).order_by("name")
+        workflow_field = cast(forms.ModelChoiceField, self.fields["workflow"])
+        workflow_field.queryset = Workflow.objects.for_tenant(tenant).order_by("name")
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and end < start:
             self.add_error("date_to", "“To” is before “From”: swap the dates.")

@@ -86,7 +86,7 @@ def tracking_counts(request: TenantRequest, workflow_id: int) -> HttpResponse:
     chart: counting a week of messages and their tracking events costs more than the list itself."""
     workflow = get_for_tenant_or_404(Workflow, request.tenant, pk=workflow_id)
     context = {
-        "tracking_counts": counts_for_workflow(request.tenant.pk, workflow.pk),
+        "tracking_counts": counts_for_workflow(workflow.tenant_id, workflow.pk),
         "tracking_columns": COUNTED,
         "tracking_days": TRACKING_DAYS,
     }

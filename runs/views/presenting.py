@@ -17,7 +17,7 @@ SUMMARY_CHARS = 80
 
 def max_attempts(step_config: dict[str, Any]) -> int:
     """The engine's retry limit for a step (its own setting, else the project default)."""
-    return int(step_config.get("max_attempts") or getattr(settings, "ENGINE_MAX_ATTEMPTS", 10))
+    return int(step_config.get("max_attempts") or settings.ENGINE_MAX_ATTEMPTS)
 
 
 def short_time(when: datetime, now: datetime) -> str:

@@ -36,7 +36,7 @@ class ItemField(forms.CharField):
 
     widget = forms.Textarea(attrs={"rows": 12, "class": "mono", "spellcheck": "false"})
 
-    def to_python(self, value: Any) -> dict[str, Any]:
+    def to_python(self, value: Any) -> dict[str, Any]:  # type: ignore[override]  # a CharField that parses
         text = super().to_python(value)
         try:
             item = load_json(text or "{}")

@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,11 +20,11 @@ from integrations.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from runs.webhooks import receive_webhook
 
 DETAIL = inline_serializer("WebhookError", {"detail": serializers.CharField()})
-HEADER = OpenApiParameter.HEADER
+HEADER: Literal["header"] = "header"  # OpenApiParameter.HEADER, as the literal its signature asks for
 
 
 class WebhookView(APIView):
-    authentication_classes = []  # the HMAC signature is the authentication
+    authentication_classes: list[type[BaseAuthentication]] = []  # the HMAC signature is the authentication
     permission_classes = [AllowAny]
 
     @extend_schema(

@@ -355,3 +355,18 @@ def test_an_ses_endpoint_that_does_not_resolve_is_a_transient_error(tenant_a, se
     with pytest.raises(ChannelError) as error:
         send(provider)
     assert not error.value.permanent and "no-such-host.invalid" in error.value.message
+
+
+def test_an_ses_endpoint_without_a_host_is_refused_by_name(tenant_a, settings):
+    # Looking up no name answers this machine's own addresses: with loopback allowed, the URL is still
+    # refused for what it is, not called.
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+    provider = make_provider(
+        tenant_a,
+        "amazon_ses",
+        {"region": "us-east-1", "access_key_id": "AKID", "endpoint_url": "https:///"},
+        {"secret_access_key": "x"},
+    )
+    with pytest.raises(ChannelError) as error:
+        send(provider)
+    assert error.value.permanent and "names no host" in error.value.message

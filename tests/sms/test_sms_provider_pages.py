@@ -53,6 +53,22 @@ def test_each_channels_page_says_when_it_has_no_provider(sms, owner, tenant_a):
     assert "No provider yet: Rowbell's own mail server sends every email." in email
 
 
+def test_the_menu_links_to_the_providers_of_each_channel_with_provider_kinds(sms, owner, tenant_a):
+    """Email's providers are on its own page (the menu's "Email"); SMS, registered in one line, gets a
+    menu link to /settings/providers/sms/ without more code; channels without provider kinds get none."""
+    menu = signed_in(Client(), owner).get(reverse("workflows:dashboard")).content.decode()
+    assert f'<a href="{page()}">SMS</a>' in menu
+    assert f'<a href="{reverse("email:settings")}">Email</a>' in menu
+    for channel in ("email", "http", "slack"):
+        assert f'href="{page(channel)}"' not in menu
+
+
+def test_without_another_channel_the_menu_has_no_provider_link(owner, tenant_a):
+    menu = signed_in(Client(), owner).get(reverse("workflows:dashboard")).content.decode()
+    assert "/settings/providers/" not in menu
+    assert f'<a href="{reverse("email:settings")}">Email</a>' in menu
+
+
 @pytest.mark.parametrize("channel", ["nope", "http", "slack"])
 def test_a_channel_without_provider_kinds_has_no_provider_pages(sms, owner, channel):
     client = signed_in(Client(), owner)

@@ -148,7 +148,7 @@ class Branch(StepKind):
     def summary(self, config: dict[str, Any]) -> str:
         return " · ".join(label for _id, label in self.paths(config))
 
-    def execute(self, ctx: StepContext, item: dict[str, Any]) -> Routed | list:
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> Routed | list[dict[str, Any]]:
         try:
             chosen = choose(self.step_settings(ctx), item, ctx.run_context)
         except ConditionError as exc:
@@ -273,7 +273,7 @@ def _compare(operator: str, actual: Any, wanted: str) -> bool:
     if actual is None:
         return False
     left, right = _ordered(actual, wanted)
-    return left > right if operator == "greater_than" else left < right
+    return bool(left > right if operator == "greater_than" else left < right)
 
 
 def _truthy(value: Any) -> bool:

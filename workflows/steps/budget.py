@@ -107,7 +107,7 @@ def over_budget(ctx: StepContext, addresses: dict[int, str]) -> dict[int, tuple[
 
 
 def _decide(
-    ctx, config, addresses: dict[int, str], limit: int, window: timedelta
+    ctx: StepContext, config: dict[str, Any], addresses: dict[int, str], limit: int, window: timedelta
 ) -> dict[int, tuple[str, str]]:
     from workflows.models import BudgetCount
 
@@ -157,7 +157,7 @@ def _decide(
 
 
 def _reason(
-    config, priority: str, limit: int, cap: int, used: list[datetime], window: timedelta
+    config: dict[str, Any], priority: str, limit: int, cap: int, used: list[datetime], window: timedelta
 ) -> OverBudget:
     hours = int(window.total_seconds() // 3600)
     said = f"over the recipient's budget: {len(used)} of {limit} in {hours} h"

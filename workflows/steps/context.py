@@ -40,6 +40,20 @@ class StepExecutionState(Protocol):
     def item_key(self) -> str: ...
 
 
+class SentDelivery(Protocol):
+    """A message whose hand-over to the provider was interrupted (runs.models.Delivery), as a send kind's
+    `was_accepted` reads it."""
+
+    @property
+    def sent_via_id(self) -> int | None: ...
+
+    @property
+    def step_execution_id(self) -> int: ...
+
+    @property
+    def content(self) -> Any: ...
+
+
 class StepResources(Protocol):
     """What the executions of one batch share (runs.engine.context.BatchResources)."""
 

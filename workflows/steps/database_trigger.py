@@ -21,7 +21,7 @@ so the workflow's published state always matches what is installed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django import forms
 from django.db.models import F
@@ -43,6 +43,9 @@ from workflows.steps.fields import PickerField, PickerListField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
 from workflows.steps.widgets import CheckboxList
+
+if TYPE_CHECKING:
+    from workflows.models import Step
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"), ("delete", "Row deleted"))
 
@@ -163,7 +166,7 @@ class DatabaseTrigger(StepKind):
         ops = " and ".join(config.get("operations") or ["insert"])
         return f"a row trigger ({ops}) on {config.get('schema') or 'public'}.{config.get('table', '?')}"
 
-    def output_fields(self, step, input_fields: list[str]) -> list[str]:
+    def output_fields(self, step: Step, input_fields: list[str]) -> list[str]:
         """The watched table's columns (plus `_old` for updates); falls back to nothing when unreachable."""
         datasource = _datasource(step)
         if datasource is None:
@@ -180,7 +183,7 @@ class DatabaseTrigger(StepKind):
             return [*names, "_old", "_deleted"]
         return [*names, "_old"] if "update" in operations else names
 
-    def on_publish(self, step, previous_step) -> None:
+    def on_publish(self, step: Step, previous_step: Step | None) -> None:
         settings = self.settings(self.validate(step.config))
         datasource = _datasource(step)
         if datasource is None:
@@ -204,7 +207,7 @@ class DatabaseTrigger(StepKind):
         except DataSourceUnavailable as exc:
             _fail(step, "table", str(exc))
 
-    def on_unpublish(self, step) -> None:
+    def on_unpublish(self, step: Step) -> None:
         datasource = _datasource(step)
         if datasource is None:  # deleted data source: nothing left for Rowbell to remove
             return
@@ -228,12 +231,15 @@ def _published_tables(datasource: DataSource, extra: tuple[str, str]) -> list[tu
     return list(dict.fromkeys([*tables, extra]))
 
 
-def _datasource(step):
+def _datasource(step: Step) -> DataSource | None:
     try:
-        return DataSource.objects.filter(tenant_id=step.tenant_id).get(pk=int(step.config.get("datasource")))
+        found: DataSource = DataSource.objects.filter(tenant_id=step.tenant_id).get(
+            pk=int(step.config.get("datasource"))
+        )
     except (DataSource.DoesNotExist, TypeError, ValueError):
         return None
+    return found
 
 
-def _fail(step, field: str, message: str) -> None:
+def _fail(step: Step, field: str, message: str) -> NoReturn:
     raise PublishError({step.id: {field: message}})

@@ -47,7 +47,7 @@ class StepSettings:
         return cls(**given)
 
     def to_json(self) -> dict[str, Any]:
-        stored = dataclasses.asdict(self)  # type: ignore[call-overload]
+        stored: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
         for key in self.omitted_when_empty:
             if stored.get(key) in (None, "", False, []):
                 stored.pop(key, None)
@@ -177,6 +177,10 @@ class StepForm(forms.Form):
 
     def load_options(self) -> None:
         """Fill the options that depend on the tenant's data (called only when the form is drawn)."""
+
+    def __getitem__(self, name: str) -> StepBoundField:
+        """A field of the form, as the StepBoundField `bound_field_class` makes it (for type checking)."""
+        return cast(StepBoundField, super().__getitem__(name))
 
     def panel_fields(self) -> list[str]:
         """The fields the panel shows (a wait shows only its mode's)."""

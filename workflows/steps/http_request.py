@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 
 from integrations.channels.base import Answer
+from integrations.channels.http import HttpTransport
 from integrations.failures import Failure
 from integrations.json_input import JsonInputError, load_json
 from integrations.outbound import check_url_at_save
@@ -87,7 +88,7 @@ class HttpForm(RetryForm, SendWindowForm, StepForm):
         refused = check_url_at_save(url)
         if refused:
             raise forms.ValidationError(refused)  # best effort: checked again on every request
-        return url
+        return str(url)
 
     def clean_headers(self) -> dict[str, str]:
         headers = self.cleaned_data["headers"] or {}
@@ -107,7 +108,7 @@ class HttpForm(RetryForm, SendWindowForm, StepForm):
         return self.cleaned_data["response"] or "keep"
 
 
-class HttpRequest(SendKind):
+class HttpRequest(SendKind[HttpTransport]):
     kind = "http_request"
     label = "HTTP request"
     description = "Calls a URL with a JSON body; the response can become the item."
@@ -120,7 +121,7 @@ class HttpRequest(SendKind):
     def summary(self, config: dict[str, Any]) -> str:
         return f"{config.get('method') or 'POST'} {config.get('url') or '?'}"
 
-    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], HttpTransport]:
         settings = self.step_settings(ctx)
         context = template_context(ctx, item)
         url = rendered("URL", render_header, settings.url, context)
@@ -137,7 +138,7 @@ class HttpRequest(SendKind):
                     f"JSON body: the rendered body is not JSON ({exc}). Use |tojson for values.",
                     permanent=True,
                 ) from exc
-        transport = {"method": settings.method, "url": url, "headers": headers, "body": body}
+        transport: HttpTransport = {"method": settings.method, "url": url, "headers": headers, "body": body}
         shown = {name: ("••••••••" if _looks_secret(name) else value) for name, value in headers.items()}
         return {**transport, "headers": shown}, transport
 
@@ -145,9 +146,11 @@ class HttpRequest(SendKind):
         return bool(self.settings(config).resend_uncertain)
 
     def recipient(self, content: dict[str, Any]) -> str:
-        return content["url"][:500]
+        return str(content["url"])[:500]
 
-    def result_items(self, ctx: StepContext, item, content, answer: Answer | None) -> list[dict[str, Any]]:
+    def result_items(
+        self, ctx: StepContext, item: dict[str, Any], content: dict[str, Any], answer: Answer | None
+    ) -> list[dict[str, Any]]:
         mode = self.step_settings(ctx).response or "keep"
         last_response = answer.last_response if answer is not None else None
         if mode == "keep" or last_response is None:

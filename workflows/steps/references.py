@@ -30,7 +30,7 @@ from workflows.steps.widgets import Select
 NOT_HERE = "This data source does not exist (any more): choose another one."
 
 
-class ReferenceField(forms.ModelChoiceField):
+class ReferenceField(forms.ModelChoiceField):  # type: ignore[type-arg]  # not subscriptable at runtime
     """An id of one of the tenant's rows (stored as the id; in files, as {"name": …})."""
 
     model: type[Model]
@@ -57,7 +57,7 @@ class ReferenceField(forms.ModelChoiceField):
         self.queryset = self.tenant_rows(tenant_id)
         self.tenant_bound = True
 
-    def tenant_rows(self, tenant_id: int) -> QuerySet:
+    def tenant_rows(self, tenant_id: int) -> QuerySet[Any]:
         return self.model._default_manager.filter(tenant_id=tenant_id).order_by("name")
 
     def names_nothing(self, value: Any) -> bool:
@@ -120,7 +120,7 @@ class DataSourceField(ReferenceField):
     not_here = NOT_HERE
     what, example, add_it = "data source", "App DB", "add it first (manage.py add_datasource)"
 
-    def tenant_rows(self, tenant_id: int) -> QuerySet:
+    def tenant_rows(self, tenant_id: int) -> QuerySet[Any]:
         # only(): the connection URL is not needed for a choice, so it is not decrypted.
         return super().tenant_rows(tenant_id).only("pk", "name", "schemas")
 

@@ -46,7 +46,8 @@ def trigger_table(ctx: StepContext) -> tuple[int, str, str]:
             "Wait: “read the row again” needs a database trigger (the row to read is the trigger's).",
             permanent=True,
         )
-    return cache[key]
+    target: tuple[int, str, str] = cache[key]
+    return target
 
 
 def primary_key(ctx: StepContext, conn: Any, schema: str, table: str) -> list[str]:
@@ -58,7 +59,8 @@ def primary_key(ctx: StepContext, conn: Any, schema: str, table: str) -> list[st
         raise Failure(
             f"Wait: {schema}.{table} has no primary key, so its row cannot be read again.", permanent=True
         )
-    return cache[key]
+    columns: list[str] = cache[key]
+    return columns
 
 
 def reread_row(ctx: StepContext) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -28,6 +28,9 @@ from workflows.steps.common import run_label_field
 from workflows.steps.fields import ChoiceField, TextField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.widgets import CheckboxList, NumberInput
+
+if TYPE_CHECKING:
+    from workflows.models import Step
 
 FREQUENCIES = (("daily", "Every day"), ("weekly", "Every week"), ("monthly", "Every month"), ("cron", "Cron"))
 WEEKDAY_CHOICES = tuple((day, day.capitalize()) for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
@@ -186,11 +189,11 @@ class ScheduleTrigger(StepKind):
             return f"cron {config.get('cron') or '?'} ({zone})"
         return f"{dict(FREQUENCIES).get(str(config.get('frequency')), '').lower()} at {config.get('time') or '?'} {zone}"
 
-    def output_fields(self, step, input_fields: list[str]) -> list[str]:
+    def output_fields(self, step: Step, input_fields: list[str]) -> list[str]:
         return ["scheduled_at", "local_time", "timezone"]
 
-    def on_publish(self, step, previous_step) -> None:
+    def on_publish(self, step: Step, previous_step: Step | None) -> None:
         register_schedule(step, self.validate(step.config, step.tenant_id))
 
-    def on_unpublish(self, step) -> None:
+    def on_unpublish(self, step: Step) -> None:
         clear_schedule(step.version.workflow_id)

@@ -13,7 +13,7 @@ made from the HTML when the step has no text body.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,6 +21,7 @@ from django.core.validators import validate_email
 
 from consent import email_step as consent
 from integrations.channels.base import ChannelError
+from integrations.channels.email import EmailTransport
 from integrations.email_providers.platform import PLATFORM, platform_rate_limit
 from integrations.failures import Failure
 from integrations.message_keys import message_key
@@ -29,7 +30,7 @@ from integrations.ratelimit import RateLimit
 from integrations.templating import render, render_header, template_variables
 from workflows.steps import budget
 from workflows.steps.common import RetryForm, RetrySettings
-from workflows.steps.context import StepContext
+from workflows.steps.context import SentDelivery, StepContext
 from workflows.steps.fields import ChoiceField, FlagField, TemplateField
 from workflows.steps.forms import StepForm
 from workflows.steps.references import LayoutField, SenderField, TopicField
@@ -112,7 +113,7 @@ class EmailForm(RetryForm, SendWindowForm, StepForm):
         return data
 
 
-class SendEmail(SendKind):
+class SendEmail(SendKind[EmailTransport]):
     kind = "send_email"
     label = "Send email"
     description = "Sends one email per item, rendered from templates over the item."
@@ -131,7 +132,9 @@ class SendEmail(SendKind):
         """The rendered recipient (may be empty: such a message is skipped, not failed)."""
         return rendered("To", render_header, self.step_settings(ctx).to, template_context(ctx, item))
 
-    def skip_reasons(self, ctx: StepContext, pairs) -> dict[int, tuple[str, str]]:
+    def skip_reasons(
+        self, ctx: StepContext, pairs: list[tuple[int, dict[str, Any]]]
+    ) -> dict[int, tuple[str, str]]:
         """Suppressed, unsubscribed or empty recipients; then, of the rest, those over their frequency
         budget (workflows/steps/budget.py), which counts the messages it lets through."""
         skips = consent.batch_skip_reasons(ctx, self, pairs)
@@ -146,7 +149,7 @@ class SendEmail(SendKind):
         skips.update(budget.over_budget(ctx, addresses))
         return skips
 
-    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], EmailTransport]:
         step = self.step_settings(ctx)
         context = template_context(ctx, item)
         to = rendered("To", render_header, step.to, context)
@@ -160,7 +163,7 @@ class SendEmail(SendKind):
         body_html = rendered("HTML body", render, step.html or "", context, html=True)
         html = rendered("Layout", consent.compose_html, ctx, body_html, context)
         text = rendered("Text body", render, step.text or "", context)
-        content = {
+        content: dict[str, Any] = {
             "to": to,
             "subject": subject,
             "text": text or consent.html_to_text(html),
@@ -176,11 +179,12 @@ class SendEmail(SendKind):
         content.update({key: value for key, value in extra.items() if value})
         if sender is not None:
             content["sender"] = sender.name
-        transport = {**content, "provider": sender.provider if sender else None}
+        # The content's keys are EmailTransport's (to, subject, text, html and the optional ones above).
+        transport = cast(EmailTransport, {**content, "provider": sender.provider if sender else None})
         return content, transport
 
     def recipient(self, content: dict[str, Any]) -> str:
-        return content["to"]
+        return str(content["to"])
 
     def provider_id(self, ctx: StepContext) -> int | None:
         try:
@@ -198,7 +202,7 @@ class SendEmail(SendKind):
         provider = sender.provider if sender is not None else None
         return provider.rate_limit if provider is not None else platform_rate_limit()
 
-    def was_accepted(self, ctx: StepContext, delivery) -> bool | None:
+    def was_accepted(self, ctx: StepContext, delivery: SentDelivery) -> bool | None:
         """Asked of the provider the message went through, by the opaque key it carried as metadata
         (Postmark, Mailgun); the platform's own server and SMTP or SES providers cannot tell."""
         if delivery.sent_via_id is None:
@@ -207,16 +211,17 @@ class SendEmail(SendKind):
         if provider is None or not provider.kind_module.can_look_up:
             return None
         key = message_key(delivery.step_execution_id)
-        return provider.kind_module.accepted(provider, key, delivery.content or {})
+        accepted: bool | None = provider.kind_module.accepted(provider, key, delivery.content or {})
+        return accepted
 
-    def cost(self, transport: dict[str, Any]) -> int:
+    def cost(self, transport: EmailTransport) -> int:
         """One token per recipient, To + CC + BCC (SES and most ESPs count recipients, not messages)."""
         return 1 + len(transport.get("cc") or ()) + len(transport.get("bcc") or ())
 
     def on_refused(self, ctx: StepContext, error: ChannelError, delivery_id: int) -> None:
         consent.suppress_refused(ctx.run.tenant_id, error, delivery_id)
 
-    def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict]:
+    def result_items_when_skipped(self, config: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
         return [item] if self.settings(config).continue_when_skipped else []
 
     def messages_in_flight(self, ctx: StepContext) -> int:
@@ -228,17 +233,21 @@ class SendEmail(SendKind):
         provider = sender.provider if sender is not None else None
         return (provider.kind_module if provider is not None else PLATFORM).messages_in_flight()
 
-    def override_recipient(self, content, transport, recipient):
+    def override_recipient(
+        self, content: dict[str, Any], transport: EmailTransport, recipient: str
+    ) -> tuple[dict[str, Any], EmailTransport]:
         # A test run's override reaches the tester only: no copies to CC or BCC.
         drop = ("cc", "bcc")
         content = {k: v for k, v in content.items() if k not in drop}
         content.update({"to": recipient, "original_to": content["to"]})
-        transport = {k: v for k, v in transport.items() if k not in drop}
-        transport.update({"to": recipient, "original_to": transport["to"]})
-        return content, transport
+        redirected = transport.copy()
+        redirected.pop("cc", None)
+        redirected.pop("bcc", None)
+        redirected.update({"to": recipient, "original_to": transport["to"]})
+        return content, redirected
 
 
-def resolve_sender(ctx: StepContext, sender_id: int | None):
+def resolve_sender(ctx: StepContext, sender_id: int | None) -> Sender | None:
     """The step's sender (or the tenant's default; None: the platform's address and server), read once
     per batch with its provider."""
 
@@ -252,7 +261,8 @@ def resolve_sender(ctx: StepContext, sender_id: int | None):
                 "From: the sender chosen in this step no longer exists; choose another one.", permanent=True
             )
         cache[key] = found
-    return cache[key]
+    found_sender: Sender | None = cache[key]
+    return found_sender
 
 
 def _check_address(label: str, address: str) -> None:

@@ -13,24 +13,27 @@ the channel needs to send (it may add secrets such as a webhook URL).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic
 
 from django.conf import settings
 
-from integrations.channels.base import Answer, Channel, ChannelError
+from integrations.channels.base import Answer, Channel, ChannelError, MessageT
 from integrations.channels.registry import CHANNELS
 from integrations.failures import Failure
 from integrations.ratelimit import RateLimit
 from integrations.templating import TemplateError
 from workflows.steps.base import StepKind, StepPreview
-from workflows.steps.context import StepContext
+from workflows.steps.context import SentDelivery, StepContext
 
 
-class SendKind(StepKind, ABC):
+class SendKind(StepKind, ABC, Generic[MessageT]):
+    """`MessageT`: what the kind's channel sends (its TypedDict, e.g. EmailTransport), built by `render`."""
+
     channel: ClassVar[str] = ""  # the channel's name in integrations.channels.registry.CHANNELS
 
     @abstractmethod
-    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], MessageT]:
         """The message for one item: (content kept on the Delivery, transport the channel needs)."""
 
     def recipient(self, content: dict[str, Any]) -> str:
@@ -47,16 +50,16 @@ class SendKind(StepKind, ABC):
         worker, integrations/ratelimit.py); None: no limit."""
         return None
 
-    def cost(self, transport: dict[str, Any]) -> int:
+    def cost(self, transport: MessageT) -> int:
         """How many of the provider's tokens one message costs (email: one per recipient)."""
         return 1
 
-    def was_accepted(self, ctx: StepContext, delivery) -> bool | None:
+    def was_accepted(self, ctx: StepContext, delivery: SentDelivery) -> bool | None:
         """For a message whose worker stopped while handing it over: did the provider accept it? True,
         False, or None when it cannot be asked (plain SMTP, SES, a provider not answering now)."""
         return None
 
-    def open_channel(self) -> Channel:
+    def open_channel(self) -> Channel[MessageT]:
         """A channel for one batch of sends (opened and closed by the engine)."""
         return CHANNELS[self.channel]()
 
@@ -66,8 +69,8 @@ class SendKind(StepKind, ABC):
         return settings.ENGINE_SEND_CONCURRENCY if self.open_channel().concurrent_sends else 1
 
     def override_recipient(
-        self, content: dict[str, Any], transport: dict[str, Any], recipient: str
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        self, content: dict[str, Any], transport: MessageT, recipient: str
+    ) -> tuple[dict[str, Any], MessageT] | None:
         """A test run's override recipient; None when this channel cannot be redirected (then captured)."""
         return None
 
@@ -114,7 +117,7 @@ def template_context(ctx: StepContext, item: dict[str, Any]) -> dict[str, Any]:
     return {"item": item, "run": ctx.run_context}
 
 
-def rendered(label: str, fn, *args, **kwargs) -> str:
+def rendered(label: str, fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
     """Render one field, naming it in the error so the person knows which template to fix."""
     try:
         return fn(*args, **kwargs)

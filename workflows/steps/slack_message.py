@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 
+from integrations.channels.slack import SlackTransport
 from integrations.crypto import decrypt, encrypt
 from integrations.failures import Failure
 from integrations.outbound import check_url_at_save
@@ -63,7 +64,7 @@ class SlackForm(RetryForm, SendWindowForm, StepForm):
             decrypt(saved)
         except ValueError:
             raise forms.ValidationError("The stored webhook URL cannot be read; paste it again.") from None
-        return saved
+        return str(saved)
 
     def draft_config(self, saved: Mapping[str, Any]) -> dict[str, Any]:
         """A draft never holds the URL in the clear: a good one is kept encrypted, a refused one is not kept
@@ -80,7 +81,7 @@ class SlackForm(RetryForm, SendWindowForm, StepForm):
         return kwargs
 
 
-class SlackMessage(SendKind):
+class SlackMessage(SendKind[SlackTransport]):
     kind = "slack_message"
     label = "Slack message"
     description = "Posts a message to a Slack channel through an incoming webhook."
@@ -90,7 +91,7 @@ class SlackMessage(SendKind):
     def summary(self, config: dict[str, Any]) -> str:
         return " ".join((config.get("text") or "").split())
 
-    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def render(self, ctx: StepContext, item: dict[str, Any]) -> tuple[dict[str, Any], SlackTransport]:
         settings = self.step_settings(ctx)
         text = rendered("Message", render, settings.text, template_context(ctx, item))
         try:

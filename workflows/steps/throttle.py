@@ -223,7 +223,7 @@ def _would(window: throttle_slots.Window, settings: ThrottleSettings, item: dict
 
 def fold_target(ctx: StepContext, settings: ThrottleSettings) -> Step:
     """The digest step of this version named in `fold_into`; a permanent failure naming it when missing."""
-    target = ctx.step.version.steps.filter(kind="digest", name=settings.fold_into).first()
+    target: Step | None = ctx.step.version.steps.filter(kind="digest", name=settings.fold_into).first()
     if target is None:
         raise Failure(
             f"Throttle: there is no digest step named “{settings.fold_into}” in this workflow to fold into.",

@@ -167,7 +167,8 @@ class Wait(StepKind):
 
     def due_at(self, config: dict[str, Any], item: dict[str, Any], now: datetime) -> datetime:
         """When the item may go on. Raises Failure when the item has no usable time."""
-        return self.settings(config).due_at(item, now)
+        due: datetime = self.settings(config).due_at(item, now)
+        return due
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         return StepPreview(shows="wait", due=self.due_at(ctx.step.config, item, ctx.now))

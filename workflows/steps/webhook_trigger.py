@@ -14,7 +14,7 @@ Config: `sample`, an example body: the builder's variable picker and curl exampl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 
@@ -22,6 +22,9 @@ from workflows.steps.base import StepKind
 from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import JsonField
 from workflows.steps.forms import StepForm, StepSettings
+
+if TYPE_CHECKING:
+    from workflows.models import Step
 
 
 def webhook_path(workflow_id: int) -> str:
@@ -72,7 +75,7 @@ class WebhookTrigger(StepKind):
     def summary(self, config: dict[str, Any]) -> str:
         return "when a signed JSON body is POSTed"
 
-    def node_summary(self, step) -> str:
+    def node_summary(self, step: Step) -> str:
         # Where to POST, at a glance; the full URL, secret and curl are in the panel.
         return f"POST {webhook_path(step.version.workflow_id)}"
 
@@ -80,6 +83,6 @@ class WebhookTrigger(StepKind):
         sample = config.get("sample")
         return dict(sample) if isinstance(sample, dict) else {}
 
-    def output_fields(self, step, input_fields: list[str]) -> list[str]:
+    def output_fields(self, step: Step, input_fields: list[str]) -> list[str]:
         # A sample that does not validate is kept as typed (a string): it has no fields yet.
         return list(self.sample_item(step.config))

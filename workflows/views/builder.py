@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import F, Max
@@ -43,7 +45,7 @@ def bump_revision(version: WorkflowVersion) -> int:
 
 def builder_context(
     request: TenantRequest, workflow: Workflow, draft: WorkflowVersion, selected: Step | None
-):
+) -> dict[str, Any]:
     steps = list(draft.steps.all())
     invalid = {}
     for step in steps:
@@ -57,7 +59,7 @@ def builder_context(
     recent = node_counts(request.tenant, workflow, clock.now())
     for step in steps:
         step.recent = recent_counts(recent.get(str(step.key), {}))
-    context = {
+    context: dict[str, Any] = {
         "workflow": workflow,
         "draft": draft,
         "tree": tree,

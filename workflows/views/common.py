@@ -24,7 +24,7 @@ def shown_version(workflow: Workflow) -> WorkflowVersion:
     return get_draft(workflow) or latest_published(workflow) or get_or_create_draft(workflow)
 
 
-def _workflow_step(request: TenantRequest, workflow: Workflow, step_id: int) -> Step:
+def _workflow_step(request: TenantRequest, workflow: Workflow, step_id: int | str) -> Step:
     """A step of the workflow's draft or of one of its published versions (a page drawn before the draft
     existed names the published step)."""
     steps = Step.objects.select_related("version").filter(
@@ -42,9 +42,10 @@ def _same_step_in(version: WorkflowVersion, step: Step) -> Step:
     return found
 
 
-def get_draft_step(request: TenantRequest, workflow: Workflow, step_id: int) -> Step:
+def get_draft_step(request: TenantRequest, workflow: Workflow, step_id: int | str) -> Step:
     """The draft step to change. A published step's id (the builder showed the live version) starts the
-    draft now and answers its copy of that step: the first change is what creates a draft."""
+    draft now and answers its copy of that step: the first change is what creates a draft. An id that is
+    not a number (a posted one) is a 404 like a missing one."""
     step = _workflow_step(request, workflow, step_id)
     if step.version.state == WorkflowVersion.State.DRAFT:
         return step

@@ -26,8 +26,8 @@ from integrations.datasources import (
 from integrations.datasources.connection import check_role
 from integrations.models import DataSource
 from tenants.audit import record_for
-from tenants.permissions import admins_only
-from tenants.request import TenantRequest
+from tenants.permissions import admins_only, members_only
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.database_triggers import (
     published_triggers,
@@ -153,7 +153,7 @@ def datasource_list(request: TenantRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage data sources")
-def datasource_add(request: TenantRequest) -> HttpResponse:
+def datasource_add(request: MemberRequest) -> HttpResponse:
     form = DataSourceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         source = form.save(commit=False)
@@ -169,7 +169,7 @@ def datasource_add(request: TenantRequest) -> HttpResponse:
 
 @login_required
 @admins_only("manage data sources")
-def datasource_edit(request: TenantRequest, datasource_id: int) -> HttpResponse:
+def datasource_edit(request: MemberRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # Read before validation: a valid ModelForm has already copied the new values onto `source`.
     old_url, old_notify, old_status = source.connection_url, source.notify_enabled, source.status
@@ -277,7 +277,8 @@ def _warn_triggers_not_reinstalled(request: TenantRequest, reason: str) -> None:
 
 
 @login_required
-def datasource_detail(request: TenantRequest, datasource_id: int) -> HttpResponse:
+@members_only
+def datasource_detail(request: MemberRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # The saved password is never shown: the script names it by a placeholder (the role exists by now).
     plan = plan_from_url(source.connection_url, source.schemas, tenant_slug=request.tenant.slug)
@@ -293,7 +294,7 @@ def datasource_detail(request: TenantRequest, datasource_id: int) -> HttpRespons
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def datasource_test(request: TenantRequest, datasource_id: int) -> HttpResponse:
+def datasource_test(request: MemberRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     check = test_connection(source, watched_tables(source))
     return render(request, "integrations/_check.html", {"source": source, "check": check})
@@ -337,7 +338,7 @@ def datasource_columns(request: TenantRequest, datasource_id: int) -> HttpRespon
 @login_required
 @require_POST
 @admins_only("manage data sources")
-def datasource_delete(request: TenantRequest, datasource_id: int) -> HttpResponse:
+def datasource_delete(request: MemberRequest, datasource_id: int) -> HttpResponse:
     source = get_for_tenant_or_404(DataSource, request.tenant, pk=datasource_id)
     # Deleting would leave Rowbell's triggers logging rows in the customer's database with nobody to
     # remove them, and the workflows failing on a missing data source.

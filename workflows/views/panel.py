@@ -49,14 +49,14 @@ def panel_context(
     if step.parent_id is None and not fields:
         # A trigger's own templates (its run label) read the item it produces.
         fields = fields_after(step, [])
-    form = panel_form(step, request.tenant.pk, errors)
+    form = panel_form(step, workflow.tenant_id, errors)  # the workflow is the request's tenant's
     for name, field in form.fields.items():
         warn = getattr(field, "variables_warning", None)
         if warn is not None:
             form.warnings[name] = warn(form.raw(name), fields)
     kind = get_kind(step.kind)
     bound = [form[name] for name in form.panel_fields()]
-    context = {
+    context: dict[str, Any] = {
         "step": step,
         "kind": kind,
         "form": form,
@@ -141,7 +141,7 @@ def save_step(request: TenantRequest, workflow_id: int, step_id: int) -> HttpRes
             values = _changed_values(step, posted, changed, name)
         else:
             values, step.name = posted, name
-        step.config, problems = _saved_config(step, values, request.tenant.pk)
+        step.config, problems = _saved_config(step, values, workflow.tenant_id)
         step.save(update_fields=["name", "config"])
         version.revision += 1
         version.save(update_fields=["revision"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from tenants.audit import record_for
 from tenants.permissions import admins_only
+from tenants.request import MemberRequest, TenantRequest
 from workflows.diff import diff_versions
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import (
@@ -34,7 +35,7 @@ def publish_problems(draft: WorkflowVersion) -> list[dict]:
     return [{"step": steps.get(step_id), "errors": field_errors} for step_id, field_errors in errors.items()]
 
 
-def _dialog(request: HttpRequest, workflow: Workflow, problems: list[dict] | None = None) -> HttpResponse:
+def _dialog(request: TenantRequest, workflow: Workflow, problems: list[dict] | None = None) -> HttpResponse:
     draft = get_draft(workflow)
     if problems is None:
         problems = publish_problems(draft) if draft is not None else []
@@ -50,7 +51,7 @@ def _dialog(request: HttpRequest, workflow: Workflow, problems: list[dict] | Non
 
 @login_required
 @admins_only("can publish or unpublish workflows")
-def publish_dialog(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def publish_dialog(request: MemberRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     return _dialog(request, workflow)
 
@@ -58,7 +59,7 @@ def publish_dialog(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("can publish or unpublish workflows")
-def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def publish_workflow(request: MemberRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     draft = get_draft(workflow)
     problems = publish_problems(draft) if draft is not None else []
@@ -82,7 +83,7 @@ def publish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("can publish or unpublish workflows")
-def unpublish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def unpublish_workflow(request: MemberRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     try:
         unpublish(workflow)
@@ -94,7 +95,7 @@ def unpublish_workflow(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 
 @login_required
-def version_list(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def version_list(request: TenantRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     versions = workflow.versions.filter(state=WorkflowVersion.State.PUBLISHED).select_related("published_by")
     context = {"workflow": workflow, "versions": versions.order_by("-number"), "draft": get_draft(workflow)}
@@ -102,7 +103,7 @@ def version_list(request: HttpRequest, workflow_id: int) -> HttpResponse:
 
 
 @login_required
-def version_detail(request: HttpRequest, workflow_id: int, version_id: int) -> HttpResponse:
+def version_detail(request: TenantRequest, workflow_id: int, version_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     version = get_version(request, workflow, version_id)
     context = {
@@ -117,7 +118,7 @@ def version_detail(request: HttpRequest, workflow_id: int, version_id: int) -> H
 
 @login_required
 @require_POST
-def version_restore(request: HttpRequest, workflow_id: int, version_id: int) -> HttpResponse:
+def version_restore(request: TenantRequest, workflow_id: int, version_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     version = get_version(request, workflow, version_id)
     restore_as_draft(version)

@@ -8,12 +8,13 @@ from zoneinfo import available_timezones
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from integrations import send_windows
 from tenants.audit import record_for
 from tenants.permissions import admins_only
+from tenants.request import MemberRequest
 
 ZONES = sorted(available_timezones())
 
@@ -49,7 +50,7 @@ class SendingDefaultsForm(forms.Form):
 
 @login_required
 @admins_only("change the sending defaults", writes_only=True)
-def sending_defaults(request: HttpRequest) -> HttpResponse:
+def sending_defaults(request: MemberRequest) -> HttpResponse:
     tenant = request.tenant
     initial = {"time_zone": tenant.time_zone, "send_window": tenant.send_window}
     form = SendingDefaultsForm(request.POST or None, initial=initial)

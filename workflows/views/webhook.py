@@ -4,19 +4,20 @@ Admins and owners only: the secret lets anyone start live runs."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from runs.webhooks import send_test_event
 from tenants.permissions import admins_only
+from tenants.request import MemberRequest, TenantRequest
 from workflows.models import Workflow
 from workflows.publishing import get_or_create_draft
 from workflows.views.common import get_workflow
 from workflows.webhook_panel import example_body
 
 
-def _secret_response(request: HttpRequest, workflow: Workflow, **extra) -> HttpResponse:
+def _secret_response(request: TenantRequest, workflow: Workflow, **extra) -> HttpResponse:
     context = {"workflow": workflow, "revealed": True, "secret": workflow.webhook_secret, **extra}
     return render(request, "workflows/_webhook_secret.html", context)
 
@@ -24,7 +25,7 @@ def _secret_response(request: HttpRequest, workflow: Workflow, **extra) -> HttpR
 @login_required
 @require_POST
 @admins_only("see a webhook's signing secret")
-def reveal_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def reveal_secret(request: MemberRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     return _secret_response(request, workflow)
 
@@ -32,7 +33,7 @@ def reveal_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("rotate a webhook's signing secret")
-def rotate_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def rotate_secret(request: MemberRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     workflow.rotate_webhook_secret()
     return _secret_response(request, workflow, rotated=True)
@@ -41,7 +42,7 @@ def rotate_secret(request: HttpRequest, workflow_id: int) -> HttpResponse:
 @login_required
 @require_POST
 @admins_only("send test events to a live workflow")
-def send_test(request: HttpRequest, workflow_id: int) -> HttpResponse:
+def send_test(request: MemberRequest, workflow_id: int) -> HttpResponse:
     workflow = get_workflow(request, workflow_id)
     root = get_or_create_draft(workflow).root_step()
     sample = None

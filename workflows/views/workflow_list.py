@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from tenants.permissions import admin_refusal
-from tenants.request import TenantRequest
+from tenants.permissions import admin_refusal, members_only
+from tenants.request import MemberRequest, TenantRequest
 from workflows.models import Workflow
 from workflows.publishing import (
     archive_or_delete,
@@ -39,9 +39,8 @@ def workflow_list(request: TenantRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def workflow_create(request: TenantRequest) -> HttpResponse:
-    if request.tenant is None:
-        raise Http404("Not found")
+@members_only
+def workflow_create(request: MemberRequest) -> HttpResponse:
     name = _name(request)
     if not name:
         messages.error(request, "Give the workflow a name, e.g. “Welcome new users”.")
@@ -66,7 +65,8 @@ def workflow_rename(request: TenantRequest, workflow_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def workflow_duplicate(request: TenantRequest, workflow_id: int) -> HttpResponse:
+@members_only
+def workflow_duplicate(request: MemberRequest, workflow_id: int) -> HttpResponse:
     """A new, unpublished workflow whose draft is a copy of this one's draft (or latest version)."""
     workflow = get_workflow(request, workflow_id)
     source = get_draft(workflow) or latest_published(workflow)

@@ -52,7 +52,7 @@ class Command(BaseCommand):
             raise CommandError(f"Nothing was imported: it cannot be published: {reasons}") from exc
         state = (
             f"published as version {workflow.published_version.number}"
-            if opts["publish"]
+            if opts["publish"] and workflow.published_version
             else "saved as a draft"
         )
         self.stdout.write(f"workflow {workflow.pk} “{workflow.name}” {state}")

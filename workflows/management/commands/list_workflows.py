@@ -19,13 +19,13 @@ class Command(BaseCommand):
         group.add_argument("--all", action="store_true", help="Active and archived workflows.")
 
     def handle(self, *args, tenant: str | None, archived: bool, all: bool, **options):
-        workflows = Workflow.objects.defer("webhook_secret").select_related("tenant", "published_version")
+        found = Workflow.objects.defer("webhook_secret").select_related("tenant", "published_version")
         if tenant:
-            workflows = workflows.filter(tenant=tenant_by_slug(tenant))
+            found = found.filter(tenant=tenant_by_slug(tenant))
         if not all:
             status = Workflow.Status.ARCHIVED if archived else Workflow.Status.ACTIVE
-            workflows = workflows.filter(status=status)
-        workflows = list(workflows.order_by("tenant__slug", "name", "id"))
+            found = found.filter(status=status)
+        workflows = list(found.order_by("tenant__slug", "name", "id"))
         triggers = _trigger_kinds(workflows)
         rows = [("ID", "TENANT", "STATE", "TRIGGER", "NAME")]
         for workflow in workflows:
