@@ -4,60 +4,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0009_provider_rate_limit'),
+        ("integrations", "0009_provider_rate_limit"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='datasource',
-            name='capture_mode',
-            field=models.CharField(choices=[('trigger', 'Row triggers (installed on the watched tables)'), ('logical', 'Logical decoding (a replication slot; nothing on the tables)')], default='trigger', max_length=10),
+            model_name="datasource",
+            name="capture_mode",
+            field=models.CharField(
+                choices=[
+                    ("trigger", "Row triggers (installed on the watched tables)"),
+                    ("logical", "Logical decoding (a replication slot; nothing on the tables)"),
+                ],
+                default="trigger",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='listener_lease_until',
+            model_name="datasource",
+            name="listener_lease_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='listener_owner',
-            field=models.CharField(blank=True, default='', max_length=200),
+            model_name="datasource",
+            name="listener_owner",
+            field=models.CharField(blank=True, default="", max_length=200),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_from_lsn',
-            field=models.CharField(blank=True, default='', max_length=20),
+            model_name="datasource",
+            name="slot_from_lsn",
+            field=models.CharField(blank=True, default="", max_length=20),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_guard',
-            field=models.CharField(choices=[('fallback', 'Fall back to row triggers, then drop the slot once it is read'), ('drop', 'Drop the slot at once (the changes it still holds are lost)')], default='fallback', max_length=10),
+            model_name="datasource",
+            name="slot_guard",
+            field=models.CharField(
+                choices=[
+                    ("fallback", "Fall back to row triggers, then drop the slot once it is read"),
+                    ("drop", "Drop the slot at once (the changes it still holds are lost)"),
+                ],
+                default="fallback",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_guard_note',
-            field=models.TextField(blank=True, default=''),
+            model_name="datasource",
+            name="slot_guard_note",
+            field=models.TextField(blank=True, default=""),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_lag_bytes',
+            model_name="datasource",
+            name="slot_lag_bytes",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_max_retained_mb',
-            field=models.PositiveIntegerField(default=1024, help_text='WAL the slot may hold back before the guard acts (MB).'),
+            model_name="datasource",
+            name="slot_max_retained_mb",
+            field=models.PositiveIntegerField(
+                default=1024, help_text="WAL the slot may hold back before the guard acts (MB)."
+            ),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_retained_bytes',
+            model_name="datasource",
+            name="slot_retained_bytes",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='datasource',
-            name='slot_until_lsn',
-            field=models.CharField(blank=True, default='', max_length=20),
+            model_name="datasource",
+            name="slot_until_lsn",
+            field=models.CharField(blank=True, default="", max_length=20),
         ),
     ]
