@@ -54,6 +54,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from integrations.datasources import DataSourceUnavailable, connect_datasource, describe_error
+from integrations.datasources.session import limited_transaction
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
 from runs.engine import metrics, outages, start_runs
@@ -249,16 +250,19 @@ class SourcePoller:
     def _ensure_connected(self) -> None:
         if self.conn is not None and not self.conn.closed:
             return
-        self.conn = connect_datasource(
-            self.datasource,
-            application_name="rowbell-listener",
-            # The server cancels a claim stuck behind a lock or an overloaded server: the source is then
-            # "reconnecting" with the reason rather than silently stalled.
-            statement_timeout=option("LISTENER_STATEMENT_TIMEOUT", 30.0),
-        )
+        self.conn = connect_datasource(self.datasource, application_name="rowbell-listener")
         if self.datasource.notify_enabled:
+            # A hint only: through a transaction-mode pooler the LISTEN stays on a server connection this
+            # client may not get again, and polling alone finds the rows (the connection check says so).
             self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             self.conn.commit()
+
+    def transaction(self) -> contextlib.AbstractContextManager:
+        """One of the listener's transactions, its statement timeout set inside it (so it holds through a
+        transaction-mode pooler): the server cancels a claim stuck behind a lock or an overloaded server,
+        and the source is then "reconnecting" with the reason rather than silently stalled."""
+        timeout = option("LISTENER_STATEMENT_TIMEOUT", 30.0)
+        return limited_transaction(self.conn, statement_timeout_ms=round(timeout * 1000))
 
     def _process_batch(self) -> int:
         batch = int(option("LISTENER_BATCH_SIZE", 500))
@@ -267,10 +271,10 @@ class SourcePoller:
             self._sweep_orphans(grace)
         if time.monotonic() - self.lag_measured_at > LAG_SECONDS:
             self.lag_measured_at = time.monotonic()
-            with self.conn.transaction():
+            with self.transaction():
                 oldest = self.conn.execute(LAG_SQL).fetchone()
             self.lag = float(oldest[0]) if oldest else 0.0
-        with self.conn.transaction():
+        with self.transaction():
             rows = self.conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
@@ -287,7 +291,7 @@ class SourcePoller:
         dropped, started = 0, time.monotonic()
         try:
             while time.monotonic() - started < ORPHAN_SWEEP_SECONDS:
-                with self.conn.transaction():
+                with self.transaction():
                     deleted = self.conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
                 dropped += deleted
                 if deleted < batch:

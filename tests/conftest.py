@@ -131,3 +131,14 @@ def app_db(tenant_database):
     roles = [app_role]
     yield {"url": tenant_database, "app_url": role_url(tenant_database, app_role), "roles": roles}
     drop_roles(tenant_database, roles)
+
+
+@pytest.fixture
+def pooler(pg_admin_url):
+    """A PgBouncer in transaction mode with its default settings in front of the test server
+    (tests/pooler.py); `pooler.url_for(url)` is a database's URL through it, `pooler.allow(role)` lets
+    another role in."""
+    from tests.pooler import running_pooler
+
+    with running_pooler(pg_admin_url, ["postgres"]) as running:
+        yield running
