@@ -41,19 +41,26 @@ class AuthEmailAccepted:
     event_key: str
 
 
-def receive_auth_email(workflow_id: int, body: bytes, headers: Mapping[str, str]) -> AuthEmailAccepted:
-    workflow = _published_auth_email_workflow(workflow_id)
+def receive_auth_email(workflow: Workflow, body: bytes, headers: Mapping[str, str]) -> AuthEmailAccepted:
+    """Start the run of a verified request for `workflow` (from `auth_email_workflow`)."""
     webhook_id = verify(hook_secret(workflow.webhook_secret), body, headers)
     item = auth_email_item(body)
     key = f"supabase:{webhook_id}"
-    _remember(workflow.pk, webhook_id)
-    run = start_run(workflow, item, key)
+    remembered = _remember(workflow.pk, webhook_id)
+    try:
+        run = start_run(workflow, item, key)
+    except Exception:
+        # No run, so Supabase's retry of this request must not be taken for a replay.
+        cache.delete(remembered)
+        raise
     return AuthEmailAccepted(run.pk, key)
 
 
-def _remember(workflow_id: int, webhook_id: str) -> None:
+def _remember(workflow_id: int, webhook_id: str) -> str:
+    """Remember the id (returns its cache key); InboundRejected(409) when it was accepted before."""
+    name = f"{KEY_PREFIX}:{workflow_id}:{webhook_id}"
     try:
-        first = cache.add(f"{KEY_PREFIX}:{workflow_id}:{webhook_id}", 1, REMEMBER_SECONDS)
+        first = cache.add(name, 1, REMEMBER_SECONDS)
     except RedisError:
         raise InboundRejected(
             503, "Rowbell cannot check this request for replays right now: retry shortly."
@@ -62,9 +69,12 @@ def _remember(workflow_id: int, webhook_id: str) -> None:
         raise InboundRejected(
             409, "This webhook-id was already accepted: its email is sent once, and a replay sends nothing."
         )
+    return name
 
 
-def _published_auth_email_workflow(workflow_id: int) -> Workflow:
+def auth_email_workflow(workflow_id: int) -> Workflow:
+    """The published workflow whose trigger takes the hook, or InboundRejected(404), looked up before the
+    body is read: an unknown id is a 404 whatever was sent."""
     workflow = (
         Workflow.objects.filter(
             pk=workflow_id, status=Workflow.Status.ACTIVE, published_version__isnull=False

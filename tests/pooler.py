@@ -42,10 +42,20 @@ def config_text(port: int, server_host: str, server_port: int, workdir: str) -> 
             f"logfile = {workdir}/pgbouncer.log",
             f"pidfile = {workdir}/pgbouncer.pid",
             # PgBouncer refuses to run as root; it drops to this user after reading its files.
-            *(["user = postgres"] if os.geteuid() == 0 else []),
+            *([f"user = {unprivileged_user()}"] if os.geteuid() == 0 else []),
             "",
         ]
     )
+
+
+def unprivileged_user() -> str:
+    """Debian's PostgreSQL user where there is one, else nobody (the embedded server has no such user)."""
+    import pwd
+
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        return "nobody"
 
 
 class Pooler:

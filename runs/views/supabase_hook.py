@@ -8,14 +8,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from integrations.inbound import InboundRejected, read_body
-from runs.supabase_hooks import receive_auth_email
+from runs.supabase_hooks import auth_email_workflow, receive_auth_email
 
 
 @csrf_exempt
 @require_POST
 def supabase_auth_email(request: HttpRequest, workflow_id: int) -> JsonResponse:
     try:
-        accepted = receive_auth_email(workflow_id, read_body(request), request.headers)
+        workflow = auth_email_workflow(workflow_id)
+        accepted = receive_auth_email(workflow, read_body(request), request.headers)
     except InboundRejected as rejected:
         # Supabase shows {"error": {"http_code", "message"}} from a hook's failure.
         error = {"http_code": rejected.status_code, "message": rejected.detail}

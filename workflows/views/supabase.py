@@ -47,6 +47,7 @@ def supabase_setup(request: TenantRequest) -> HttpResponse:
             "workflow": workflow,
             "url": request.build_absolute_uri(hook_path(workflow.pk)),
             "secret": hook_secret(workflow.webhook_secret) if can_see_secret else "",
+            "ids": (f"hook-url-{workflow.pk}", f"hook-secret-{workflow.pk}"),
         }
         for workflow in auth_email_workflows(request.tenant)
     ]
