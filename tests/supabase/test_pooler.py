@@ -182,3 +182,22 @@ def test_the_data_source_page_says_what_the_pooler_changes(owner_client, pooled_
     assert "Connected to PostgreSQL" in page
     assert "NOTIFY wake-ups do not arrive through this connection" in page
     assert "direct connection" in page
+
+
+@pytest.mark.django_db
+def test_a_supabase_pooler_url_gets_the_pooler_note_on_its_page(owner_client, tenant_a):
+    pooled = DataSource.objects.create(
+        tenant=tenant_a,
+        name="Pooled",
+        connection_url="postgresql://u:p@aws-0-eu.pooler.supabase.com:6543/postgres",
+    )
+    direct = DataSource.objects.create(
+        tenant=tenant_a, name="Direct", connection_url="postgresql://u:p@db.ref.supabase.co:5432/postgres"
+    )
+    assert (
+        "Through a transaction-mode pooler" in owner_client.get(f"/datasources/{pooled.pk}/").content.decode()
+    )
+    assert (
+        "Through a transaction-mode pooler"
+        not in owner_client.get(f"/datasources/{direct.pk}/").content.decode()
+    )

@@ -46,3 +46,10 @@ def test_an_outsider_sees_none_of_the_tenants_hooks(outsider_client, tenant_a):
 def test_the_starter_url_only_takes_a_post(owner_client):
     assert owner_client.get("/supabase/auth-emails/new/").status_code == 405
     assert not Workflow.objects.exists()
+
+
+def test_the_triggers_panel_names_the_hook_url_and_points_to_the_supabase_page(owner_client, tenant_a):
+    workflow = create_auth_email_starter(tenant_a)
+    root = workflow.versions.get().steps.get(parent=None)
+    panel = owner_client.get(f"/workflows/{workflow.pk}/steps/{root.pk}/").content.decode()
+    assert f"http://testserver/hooks/supabase/{workflow.pk}/" in panel and 'href="/supabase/"' in panel
