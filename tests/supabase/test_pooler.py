@@ -5,8 +5,10 @@ connection check, and a listener that stays quiet."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
+import psycopg
 import pytest
 
 from integrations.datasources import test_connection
@@ -115,6 +117,34 @@ def test_the_listeners_statement_timeout_holds_through_the_pooler(pooled_source,
         poller.close()
 
 
+class OtherClients(threading.Thread):
+    """Two other clients of the pooler with short transactions, as Rowbell's previews, queries and other
+    sources' listeners are: the listener's transactions then land on whichever server connection is
+    free, so a statement prepared on one is missing (or already exists) on the next."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url = url
+        self.stopping = threading.Event()
+        self.transactions = 0
+
+    def run(self) -> None:
+        with (
+            psycopg.connect(self.url, autocommit=True, prepare_threshold=None) as first,
+            psycopg.connect(self.url, autocommit=True, prepare_threshold=None) as second,
+        ):
+            while not self.stopping.is_set():
+                with first.transaction():
+                    first.execute("SELECT pg_sleep(0.005)")
+                    with second.transaction():
+                        second.execute("SELECT 1")
+                self.transactions += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_no_listener_warning_in_a_quiet_period_and_an_insert_starts_a_run(
     tenant_a,
@@ -141,6 +171,8 @@ def test_no_listener_warning_in_a_quiet_period_and_an_insert_starts_a_run(
         },
     )
     caplog.set_level(logging.WARNING, logger="runs.listener")
+    other_clients = OtherClients(pooled_source.connection_url)
+    other_clients.start()
     listener = ListenerThread()
     listener.start()
     try:
@@ -151,6 +183,8 @@ def test_no_listener_warning_in_a_quiet_period_and_an_insert_starts_a_run(
         assert wait_for(lambda: Run.objects.filter(workflow=workflow).count() == 1, timeout=10)
     finally:
         listener.stop()
+        other_clients.stop()
+    assert other_clients.transactions > 100
     assert DataSource.objects.get(pk=pooled_source.pk).listener_status == "listening"
     assert [r.getMessage() for r in caplog.records if r.name == "runs.listener"] == []
 
