@@ -11,8 +11,8 @@ import time
 import psycopg
 import pytest
 
-from integrations.datasources import test_connection
-from integrations.datasources.connection import POOLED_NOTIFY_NOTE
+from integrations.datasources import list_columns, list_tables, test_connection
+from integrations.datasources.connection import POOLED_NOTIFY_NOTE, check_role
 from integrations.models import DataSource
 from integrations.query import QueryError, fetch_rows
 from runs.listener import Listener, SourcePoller
@@ -196,6 +196,10 @@ def test_the_connection_check_runs_the_listeners_transaction_and_says_notify_doe
     check = test_connection(pooled_source)
     assert check.ok, check.message
     assert check.pooler_notes == []  # NOTIFY is off: nothing to say
+    # Table browsing and the role check run through the pooler too (read-only transactions).
+    assert [t.qualified_name for t in list_tables(pooled_source)] == ["public.users"]
+    assert [c.name for c in list_columns(pooled_source, "public", "users")][:2] == ["id", "email"]
+    assert check_role(pooled_source) is not None
     pooled_source.notify_enabled = True
     check = test_connection(pooled_source)
     assert check.ok and check.pooler_notes == [POOLED_NOTIFY_NOTE]
