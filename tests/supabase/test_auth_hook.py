@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 import requests
 from django.test import Client
+from django.urls import reverse
 
 from integrations.supabase_hook import ACTIONS, as_json, hook_secret, sample_body, sign
 from runs.models import Delivery, Run
-from tests.engine.conftest import work
+from tests.engine.conftest import settle, work
 from workflows.publishing import publish
 from workflows.starters import create_auth_email_starter
 
@@ -192,3 +193,19 @@ def test_fifty_concurrent_requests_are_answered_while_the_sends_are_held_then_ea
     assert sorted(m["To"] for m in smtp.messages) == sorted(f"user{n}@example.com" for n in range(50))
     assert Delivery.objects.filter(status="sent").count() == 50
     assert Run.objects.filter(workflow=auth_workflow).count() == 50
+
+
+def test_the_builders_test_page_sends_the_starters_email_to_the_tester(
+    clock, smtp, owner, owner_client, tenant_a
+):
+    """Before publishing: the Test page starts from the trigger's sample (a sign-up) and, with "send to me",
+    delivers the sign-up email to the tester only."""
+    workflow = create_auth_email_starter(tenant_a)
+    url = reverse("runs:test_workflow", args=[workflow.pk])
+    sample = json.loads(owner_client.get(url).context["form"].initial["item"])
+    assert sample["action"] == "signup" and sample["confirmation_url"].startswith(
+        "https://project-ref.supabase.co/"
+    )
+    owner_client.post(url, {"item": json.dumps({**sample, "action": "recovery"}), "send_to_me": "on"})
+    settle(clock, step_seconds=1)
+    assert [(m["To"], m["Subject"]) for m in smtp.messages] == [(owner.email, "Reset your password")]
