@@ -80,9 +80,14 @@ def _refusal(reason: str) -> str:
 def auth_email_item(body: bytes) -> dict[str, Any]:
     """The run's item: the user, the action type, the recipient and the token fields, plus the link.
 
-    `email` is who gets the message: the user's address, or the new address of an email change that
-    only confirms the new one. `confirmation_url` is Supabase's verify link built from `site_url`,
-    `token_hash`, the action and `redirect_to`, as Supabase's own templates build it.
+    `email` is who gets the message and `code` / `confirmation_url` what it carries (the 6-digit code,
+    and Supabase's verify link built from `site_url`, the hash, the action and `redirect_to`, as
+    Supabase's own templates build it). For most actions: the user's address, `token`, `token_hash`.
+    An email change confirms the new address (`new_email`) with `token_new` (or `token` when only one
+    was made) and `token_hash` — Supabase's naming is historical: `token_hash` belongs to the new
+    address. With Secure email change on, the current address must confirm too: `current_email`,
+    `current_code` (`token`) and `current_confirmation_url` (from `token_hash_new`) are for that
+    second email, and are empty otherwise.
     """
     payload = parse_object(body)
     user, data = payload.get("user"), payload.get("email_data")
@@ -94,25 +99,34 @@ def auth_email_item(body: bytes) -> dict[str, Any]:
     if not isinstance(action, str) or not action:
         raise InboundRejected(400, 'The body\'s "email_data" has no "email_action_type".')
     fields = {name: _text(data.get(name)) for name in TOKEN_FIELDS}
-    new_email = _text(user.get("new_email") or user.get("email_new"))
+    current, new_email = _text(user.get("email")), _text(user.get("new_email") or user.get("email_new"))
     item: dict[str, Any] = {
         "action": action,
-        "email": _text(user.get("email")) or new_email,
+        "email": current or new_email,
         "new_email": new_email,
         "user": user,
         **fields,
-        "confirmation_url": confirmation_url(action, fields),
+        "code": fields["token"],
+        "confirmation_url": confirmation_url(action, fields["token_hash"], fields),
+        "current_email": "",
+        "current_code": "",
+        "current_confirmation_url": "",
     }
-    if action == "email_change" and new_email and not fields["token_hash_new"]:
-        item["email"] = new_email  # secure email change off: only the new address confirms
+    if action == "email_change":
+        item["email"] = new_email or current
+        item["code"] = fields["token_new"] or fields["token"]
+        if fields["token_hash_new"]:
+            item["current_email"] = current
+            item["current_code"] = fields["token"]
+            item["current_confirmation_url"] = confirmation_url(action, fields["token_hash_new"], fields)
     return item
 
 
-def confirmation_url(action: str, fields: Mapping[str, str]) -> str:
-    if not fields["site_url"] or not fields["token_hash"]:
+def confirmation_url(action: str, token_hash: str, fields: Mapping[str, str]) -> str:
+    if not fields["site_url"] or not token_hash:
         return ""
     query = urlencode(
-        {"token": fields["token_hash"], "type": action, "redirect_to": fields["redirect_to"]}, quote_via=quote
+        {"token": token_hash, "type": action, "redirect_to": fields["redirect_to"]}, quote_via=quote
     )
     return f"{fields['site_url'].rstrip('/')}/verify?{query}"
 

@@ -17,7 +17,7 @@ from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 from workflows.steps import get_kind
 
-LINK = '<p><a href="{{ item.confirmation_url }}">%s</a></p><p>Or enter this code: <strong>{{ item.token }}</strong></p>'
+LINK = '<p><a href="{{ item.confirmation_url }}">%s</a></p><p>Or enter this code: <strong>{{ item.code }}</strong></p>'
 BODIES: dict[str, str] = {
     "signup": "<p>Welcome! Confirm your email address to finish signing up.</p>" + LINK % "Confirm my email",
     "magiclink": "<p>Here is your link to sign in.</p>" + LINK % "Sign in",
@@ -26,9 +26,14 @@ BODIES: dict[str, str] = {
     "invite": "<p>You have been invited to join.</p>" + LINK % "Accept the invitation",
     "email_change": "<p>Confirm the change of your email address to {{ item.new_email }}.</p>"
     + LINK % "Confirm the change",
-    "reauthentication": "<p>Enter this code to confirm it is you: <strong>{{ item.token }}</strong></p>",
+    "reauthentication": "<p>Enter this code to confirm it is you: <strong>{{ item.code }}</strong></p>",
 }
 IGNORED = "<p>If you did not ask for this, you can ignore this email.</p>"
+CURRENT_ADDRESS = (
+    "<p>Confirm that your email address changes to {{ item.new_email }}.</p>"
+    '<p><a href="{{ item.current_confirmation_url }}">Confirm the change</a></p>'
+    "<p>Or enter this code: <strong>{{ item.current_code }}</strong></p>"
+)
 
 
 @transaction.atomic
@@ -56,8 +61,24 @@ def create_auth_email_starter(tenant, user=None) -> Workflow:
             "html": BODIES[action] + IGNORED,
             "sender": sender.pk if sender else None,
         }
-        _step(draft, branch, position, "send_email", config, subject, path=action)
+        email = _step(draft, branch, position, "send_email", config, subject, path=action)
+        if action == "email_change":
+            _current_address_email(draft, email, config)
     return workflow
+
+
+def _current_address_email(draft, after: Step, config: dict) -> None:
+    """Secure email change: the current address confirms too (a filter keeps it to such requests)."""
+    only_secure = _step(
+        draft, after, 0, "condition", {"expression": "item.current_email != ''"}, "Secure email change"
+    )
+    current = {
+        **config,
+        "to": "{{ item.current_email }}",
+        "subject": "Confirm the change of your email address",
+        "html": CURRENT_ADDRESS + IGNORED,
+    }
+    _step(draft, only_secure, 0, "send_email", current, "To the current address")
 
 
 def _step(draft, parent, position: int, kind: str, config: dict, name: str, path: str = "") -> Step:

@@ -82,6 +82,43 @@ def test_each_action_gets_its_own_email(clock, smtp, auth_workflow):
     assert "305805" in code.get_payload()[1].get_payload(decode=True).decode()
 
 
+def html_of(message) -> str:
+    return message.get_payload()[1].get_payload(decode=True).decode()
+
+
+def test_an_email_change_confirms_the_new_address_and_with_secure_change_the_current_one(
+    clock, smtp, auth_workflow
+):
+    """Supabase's historical naming: token_hash goes with the new address (and token_new), token_hash_new
+    with the current one (and token)."""
+    secure = dict(
+        token="111111", token_hash="hash-for-new", token_new="222222", token_hash_new="hash-for-current"
+    )
+    body = sample_body()
+    body["user"].update(email="old@example.com", new_email="new@example.com")
+    body["email_data"].update(email_action_type="email_change", **secure)
+    raw = as_json(body)
+    assert post(auth_workflow, raw, signed(auth_workflow, raw)).status_code == 200
+    work(clock)
+    sent = {m["To"]: html_of(m) for m in smtp.messages}
+    assert sorted(sent) == ["new@example.com", "old@example.com"]
+    assert (
+        "token=hash-for-new&amp;type=email_change" in sent["new@example.com"]
+        and "222222" in sent["new@example.com"]
+    )
+    assert "token=hash-for-current&amp;type=email_change" in sent["old@example.com"]
+    assert "111111" in sent["old@example.com"]
+
+    # Secure email change off: one code and one hash, for the new address only.
+    smtp.messages.clear()
+    body["email_data"].update(token="333333", token_hash="only-hash", token_new="", token_hash_new="")
+    raw = as_json(body)
+    assert post(auth_workflow, raw, signed(auth_workflow, raw)).status_code == 200
+    work(clock)
+    assert [m["To"] for m in smtp.messages] == ["new@example.com"]
+    assert "token=only-hash" in html_of(smtp.messages[0]) and "333333" in html_of(smtp.messages[0])
+
+
 def test_a_notification_action_matches_no_path_and_sends_nothing(clock, smtp, auth_workflow):
     body = request_body("password_changed_notification")
     assert post(auth_workflow, body, signed(auth_workflow, body)).status_code == 200

@@ -20,7 +20,7 @@ def test_the_starter_is_one_click_and_the_page_shows_its_hook(owner_client, tena
     assert answer.status_code == 302 and answer["Location"] == f"/workflows/{workflow.pk}/"
     draft = workflow.versions.get()
     kinds = sorted(step.kind for step in draft.steps.all())
-    assert kinds == ["branch", *["send_email"] * 6, "supabase_auth_email"]
+    assert kinds == ["branch", "condition", *["send_email"] * 7, "supabase_auth_email"]
     page = owner_client.get("/supabase/").content.decode()
     assert f"http://testserver/hooks/supabase/{workflow.pk}/" in page
     assert hook_secret(workflow.webhook_secret) in page

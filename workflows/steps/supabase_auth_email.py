@@ -9,7 +9,11 @@ password recovery, invite, email change and reauthentication code, instead of se
      "user": {<Supabase's user object: id, email, user_metadata, …>},
      "token": "<6-digit code>", "token_hash": …, "redirect_to": …, "site_url": …,
      "token_new": …, "token_hash_new": …,
-     "confirmation_url": "<site_url>/verify?token=<token_hash>&type=<action>&redirect_to=<redirect_to>"}
+     "code": "<the code to type>",
+     "confirmation_url": "<site_url>/verify?token=<token_hash>&type=<action>&redirect_to=<redirect_to>",
+     "current_email", "current_code", "current_confirmation_url": <an email change's second email, with
+     Secure email change on; empty otherwise> }
+(integrations/supabase_hook.auth_email_item says which token goes where: Supabase's names are historical.)
 
 The run's event key is `supabase:<webhook-id>`, so one hook request sends once. The starter workflow
 (workflows/starters.py) branches on `action` with one email per action.
@@ -68,4 +72,15 @@ class SupabaseAuthEmailTrigger(StepKind):
         return auth_email_item(as_json(sample_body()))
 
     def output_fields(self, step, input_fields: list[str]) -> list[str]:
-        return ["action", "email", "new_email", "user", *TOKEN_FIELDS, "confirmation_url"]
+        return [
+            "action",
+            "email",
+            "new_email",
+            "user",
+            *TOKEN_FIELDS,
+            "code",
+            "confirmation_url",
+            "current_email",
+            "current_code",
+            "current_confirmation_url",
+        ]
