@@ -15,6 +15,10 @@ listen` and --workers RQ workers. Then:
 3. customer cost: pgbench, 8 clients inserting into a table for --cost-seconds, without a trigger,
    with Rowbell's trigger, and with the NOTIFY option, interleaved --cost-rounds times (medians).
 
+`--capture logical` runs the same phases with the data source on logical decoding instead of triggers
+(#27), on a PostgreSQL the benchmark starts with wal_level=logical (the shared server's is `replica`); its
+cost phase compares no capture with a replication slot that a reader keeps consuming, as the listener does.
+
 Times are wall-clock on one machine (commit time taken when COMMIT returns, so latencies are slightly
 understated by the commit's own round trip).
 """
@@ -62,6 +66,7 @@ def parse_args() -> argparse.Namespace:
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
+    parser.add_argument("--capture", choices=["trigger", "logical"], default="trigger")
     return parser.parse_args()
 
 
@@ -139,6 +144,10 @@ class Bench:
         )
         publish(workflow)
         workflow.refresh_from_db()
+        if self.args.capture == "logical":
+            from workflows.database_triggers import switch_capture
+
+            switch_capture(source, DataSource.CaptureMode.LOGICAL)
         return workflow
 
     def start_processes(self) -> None:
@@ -262,14 +271,16 @@ class Bench:
         return best, lines
 
     def customer_cost(self) -> dict[str, float]:
-        from integrations.datasources import TriggerSpec, install_trigger, remove_trigger
-
         url = self.urls["cost"]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE orders (id bigserial PRIMARY KEY, email text NOT NULL, amount numeric(10,2), "
                 "created_at timestamptz NOT NULL DEFAULT now())"
             )
+        if self.args.capture == "logical":
+            return self.slot_cost(url)
+        from integrations.datasources import TriggerSpec, install_trigger, remove_trigger
+
         source = SimpleNamespace(connection_url=url)
         results: dict[str, list[float]] = {"none": [], "trigger": [], "notify": []}
         # Interleaved rounds and the median of each: a shared machine's noise hits all three alike.
@@ -281,6 +292,44 @@ class Bench:
                 )
             results[label].append(pgbench(url, INSERT_ORDER, int(self.args.cost_seconds)))
         return {label: statistics.median(values) for label, values in results.items()}
+
+    def slot_cost(self, url: str) -> dict[str, float]:
+        """No capture, against a slot on the table that a reader consumes as the listener does (peek,
+        cast the rows, advance), interleaved like the trigger rounds."""
+        import threading
+
+        from integrations.datasources import logical
+
+        results: dict[str, list[float]] = {"none": [], "trigger": []}
+        for label in ("none", "trigger") * self.args.cost_rounds:
+            stop = threading.Event()
+            reader = None
+            if label == "trigger":
+                with psycopg.connect(url, autocommit=True) as conn:
+                    logical.ensure_capture(conn, 1, [("public", "orders")])
+                reader = threading.Thread(target=self.read_slot, args=(url, stop), daemon=True)
+                reader.start()
+            results[label].append(pgbench(url, INSERT_ORDER, int(self.args.cost_seconds)))
+            stop.set()
+            if reader is not None:
+                reader.join(30)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    logical.drop_capture(conn, 1)
+        cost = {label: statistics.median(values) for label, values in results.items()}
+        return {**cost, "notify": float("nan")}
+
+    @staticmethod
+    def read_slot(url: str, stop) -> None:
+        from integrations.datasources import logical
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                batch = logical.read_changes(conn, 1, 500)
+                logical.typed_rows(conn, batch.changes)
+                if batch.advance_to:
+                    logical.advance(conn, 1, batch.advance_to)
+                else:
+                    stop.wait(0.01)
 
     @staticmethod
     def stop(processes: list[subprocess.Popen]) -> None:
@@ -303,10 +352,24 @@ class Bench:
 
 def main() -> None:
     args = parse_args()
+    if args.capture == "logical" and "PG_ADMIN_URL" not in os.environ:
+        from tests.engine.outage_support import own_postgres  # a throwaway server with wal_level=logical
+
+        with own_postgres({"wal_level": "logical", "max_replication_slots": "10"}) as server:
+            args.pg_admin_url = server.admin_url
+            run(args)
+        return
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     phases = set(args.phases.split(","))
     bench = Bench(args)
     load = os.getloadavg()[0]
-    print(f"trigger_latency {datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, load {load:.2f}")
+    print(
+        f"trigger_latency {datetime.now(UTC):%Y-%m-%d %H:%M}Z, {os.cpu_count()} CPUs, load {load:.2f}, "
+        f"capture {args.capture}"
+    )
     latency = {"run": [], "trigger_step": [], "first_step": [], "missing": 0}
     best, burst_lines = float("nan"), []
     nan = float("nan")
@@ -344,7 +407,8 @@ def report(args, latency: dict, burst_lines: list[str], best: float, cost: dict[
     print(f"first step p50: {percentile(first, 50):.1f} ms")
     print(f"first step p99: {percentile(first, 99):.1f} ms")
     print(f"sustained events/s: {best:.0f}")
-    print(f"customer write overhead: {(1 - cost['trigger'] / cost['none']) * 100:.1f} %")
+    capture = "Rowbell trigger" if args.capture == "trigger" else "a slot read by a reader (logical)"
+    print(f"customer write overhead ({capture}): {(1 - cost['trigger'] / cost['none']) * 100:.1f} %")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ WHERE status = 'pending' AND next_attempt_at <= now()
 HEARTBEATS_SQL = """
 SELECT kind, name, host, extract(epoch FROM now() - beat_at) FROM runs_processheartbeat WHERE stopped_at IS NULL
 """
+SLOTS_SQL = """
+SELECT id, slot_lag_bytes, slot_retained_bytes FROM integrations_datasource
+WHERE slot_retained_bytes IS NOT NULL AND listener_status <> 'idle'
+"""
 LISTENER_SEEN_SQL = """
 SELECT id, name, extract(epoch FROM now() - listener_seen_at) FROM integrations_datasource
 WHERE listener_seen_at IS NOT NULL AND listener_status <> 'idle'
@@ -95,6 +99,7 @@ class RowbellCollector:
             oldest = fetch(cur, OLDEST_DUE_SQL)[0][0]
             heartbeats = fetch(cur, HEARTBEATS_SQL)
             seen = fetch(cur, LISTENER_SEEN_SQL)
+            slots = fetch(cur, SLOTS_SQL)
         yield from (runs, executions, deliveries)
         yield GaugeMetricFamily(
             "rowbell_oldest_due_execution_age_seconds",
@@ -126,6 +131,15 @@ class RowbellCollector:
         for pk, _name, age in seen:
             listener_seen.add_metric([str(pk)], float(age))
         yield listener_seen
+        slot_bytes = GaugeMetricFamily(
+            "rowbell_listener_slot_bytes",
+            "Logical decoding slots: WAL still to read (lag) and WAL the server keeps for them (retained)",
+            labels=["datasource", "measure"],
+        )
+        for pk, lag, retained in slots:
+            slot_bytes.add_metric([str(pk), "lag"], float(lag or 0))
+            slot_bytes.add_metric([str(pk), "retained"], float(retained))
+        yield slot_bytes
 
     def queues(self) -> Iterator:
         import django_rq

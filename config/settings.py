@@ -351,6 +351,12 @@ LISTENER_ORPHAN_BATCH = env.int("LISTENER_ORPHAN_BATCH", default=10_000)
 # and stopping the listener waits at most LISTENER_SHUTDOWN_GRACE seconds for the threads.
 LISTENER_STATEMENT_TIMEOUT = env.float("LISTENER_STATEMENT_TIMEOUT", default=30.0)
 LISTENER_SHUTDOWN_GRACE = env.float("LISTENER_SHUTDOWN_GRACE", default=5.0)
+# Any number of listener processes share the data sources: each source is leased to one for
+# LISTENER_LEASE_SECONDS, renewed at every refresh; a dead listener's sources are taken over when the lease
+# runs out. Each takes at most its fair share (sources / live listeners, rounded up).
+LISTENER_LEASE_SECONDS = env.float("LISTENER_LEASE_SECONDS", default=10.0)
+# Logical decoding: an idle slot gets a heartbeat transaction this often (see runs/listener.py).
+LISTENER_SLOT_HEARTBEAT = env.float("LISTENER_SLOT_HEARTBEAT", default=10.0)
 # Connecting to a tenant's database gives up after this many seconds (whole seconds, at least 2).
 DATASOURCE_CONNECT_TIMEOUT = env.int("DATASOURCE_CONNECT_TIMEOUT", default=5)
 # A data source may not connect to the PostgreSQL server holding Rowbell's own data, nor through a local

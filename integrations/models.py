@@ -63,6 +63,33 @@ class DataSource(TenantOwned):
     # here until a later save reaches it, so no trigger is forgotten in a database nobody listens to.
     stale_trigger_urls = EncryptedTextField(blank=True, default="")
 
+    class CaptureMode(models.TextChoices):
+        TRIGGER = "trigger", "Row triggers (installed on the watched tables)"
+        LOGICAL = "logical", "Logical decoding (a replication slot; nothing on the tables)"
+
+    class SlotGuard(models.TextChoices):
+        FALLBACK = "fallback", "Fall back to row triggers, then drop the slot once it is read"
+        DROP = "drop", "Drop the slot at once (the changes it still holds are lost)"
+
+    capture_mode = models.CharField(max_length=10, choices=CaptureMode.choices, default=CaptureMode.TRIGGER)
+    # The part of the customer's WAL whose changes the slot delivers (workflows/database_triggers.py
+    # switch_capture): commits from `slot_from_lsn` on, and, once a switch back to row triggers set it,
+    # before `slot_until_lsn` ("": no bound). The trigger log delivers the rest.
+    slot_from_lsn = models.CharField(max_length=20, blank=True, default="")
+    slot_until_lsn = models.CharField(max_length=20, blank=True, default="")
+    slot_guard = models.CharField(max_length=10, choices=SlotGuard.choices, default=SlotGuard.FALLBACK)
+    slot_max_retained_mb = models.PositiveIntegerField(
+        default=1024, help_text="WAL the slot may hold back before the guard acts (MB)."
+    )
+    # The slot's last measured health, written by the listener (bytes; null: not measured / no slot).
+    slot_lag_bytes = models.BigIntegerField(null=True, blank=True)
+    slot_retained_bytes = models.BigIntegerField(null=True, blank=True)
+    slot_guard_note = models.TextField(blank=True, default="")  # what the guard last did, and when
+    # Which listener process reads this source (runs/listener.py leases): "host:pid:random", and until when
+    # its lease holds unless renewed. Another listener takes the source over once the lease has run out.
+    listener_owner = models.CharField(max_length=200, blank=True, default="")
+    listener_lease_until = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         indexes = [models.Index(fields=["tenant", "name"], name="datasource_tenant_name")]
 

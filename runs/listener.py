@@ -53,12 +53,19 @@ from django.db import Error as RowbellDatabaseError
 from django.db import connections, transaction
 from django.utils import timezone
 
-from integrations.datasources import DataSourceUnavailable, connect_datasource, describe_error
-from integrations.datasources.session import limited_transaction
+from integrations.datasources import (
+    DataSourceUnavailable,
+    TriggerSpec,
+    connect_datasource,
+    describe_error,
+    logical,
+)
+from integrations.datasources.session import listener_transaction
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
 from runs.engine import metrics, outages, start_runs
-from workflows.database_triggers import published_triggers
+from runs.listener_leases import Leases, new_identity
+from workflows.database_triggers import published_triggers, switch_capture, trigger_spec, watched_tables
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,7 @@ ORPHAN_SQL = (
 )
 ORPHAN_SWEEP_SECONDS = 1.0
 HEARTBEAT = timedelta(seconds=10)
+SLOT_HEARTBEAT_BYTES = 16 * 1024 * 1024
 # A stop request is noticed within this long by a thread waiting on its NOTIFY socket.
 SELECT_SLICE_SECONDS = 0.5
 
@@ -156,6 +164,11 @@ class SourcePoller:
         self.lag: float | None = None
         self.lag_measured_at = 0.0
         self.lag_published_at = 0.0
+        # Logical decoding: whether the database still has a trigger log to drain (checked per connection),
+        # when the slot was last given a heartbeat, and its last measured health.
+        self.log_exists: bool | None = None
+        self.heartbeat_at = 0.0
+        self.slot: logical.SlotHealth | None = None
         # Set when the listener stops or drops this source; also what the thread sleeps on.
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -250,6 +263,7 @@ class SourcePoller:
     def _ensure_connected(self) -> None:
         if self.conn is not None and not self.conn.closed:
             return
+        self.log_exists = None
         self.conn = connect_datasource(self.datasource, application_name="rowbell-listener")
         if self.datasource.notify_enabled:
             # A hint only: through a transaction-mode pooler the LISTEN stays on a server connection this
@@ -258,18 +272,36 @@ class SourcePoller:
             self.conn.commit()
 
     def transaction(self) -> contextlib.AbstractContextManager:
-        """One of the listener's transactions, its statement timeout set inside it (so it holds through a
-        transaction-mode pooler): the server cancels a claim stuck behind a lock or an overloaded server,
-        and the source is then "reconnecting" with the reason rather than silently stalled."""
-        timeout = option("LISTENER_STATEMENT_TIMEOUT", 30.0)
-        return limited_transaction(self.conn, statement_timeout_ms=round(timeout * 1000))
+        """One of the listener's transactions, its statement timeout set inside it (session.py)."""
+        return listener_transaction(self.conn)
 
     def _process_batch(self) -> int:
+        handled = self._process_log_batch() if self._reads_log() else 0
+        if self._reads_slot():
+            handled += self._process_slot_batch()
+        return handled
+
+    def _reads_log(self) -> bool:
+        """Trigger capture reads the log; logical decoding drains what the triggers logged before a switch."""
+        if self.datasource.capture_mode != DataSource.CaptureMode.LOGICAL:
+            return True
+        if self.log_exists is None:
+            with self.transaction():
+                found = self.conn.execute("SELECT to_regclass('rowbell.event_log') IS NOT NULL").fetchone()
+            self.log_exists = bool(found[0])
+        return self.log_exists
+
+    def _reads_slot(self) -> bool:
+        """Logical decoding reads the slot; trigger capture too while a switch back leaves changes in it."""
+        ds = self.datasource
+        return ds.capture_mode == DataSource.CaptureMode.LOGICAL or bool(ds.slot_until_lsn)
+
+    def _process_log_batch(self) -> int:
         batch = int(option("LISTENER_BATCH_SIZE", 500))
         grace = option("LISTENER_ORPHAN_GRACE", 60)
         if time.monotonic() - self.orphans_swept_at > grace:
             self._sweep_orphans(grace)
-        if time.monotonic() - self.lag_measured_at > LAG_SECONDS:
+        if time.monotonic() - self.lag_measured_at > LAG_SECONDS and not self._reads_slot():
             self.lag_measured_at = time.monotonic()
             with self.transaction():
                 oldest = self.conn.execute(LAG_SQL).fetchone()
@@ -282,6 +314,84 @@ class SourcePoller:
             if done:
                 self.conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
         return len(done)
+
+    def _process_slot_batch(self) -> int:
+        """Read the slot, start the runs (committed in Rowbell's database), and only then advance it."""
+        ds = self.datasource
+        batch = logical.read_changes(self.conn, ds.pk, int(option("LISTENER_BATCH_SIZE", 500)))
+        mine = [change for change in batch.changes if self._slot_owns(change)]
+        logical.typed_rows(self.conn, mine)
+        started = start_runs_for_changes(ds, mine)
+        if batch.advance_to is not None:
+            logical.advance(self.conn, ds.pk, batch.advance_to)
+        elif self._heartbeat_due():
+            # Nothing to advance to: give the slot a transaction of its own, so a quiet database's slot
+            # does not hold the WAL other activity writes (and a switch back to triggers can finish).
+            self.heartbeat_at = time.monotonic()
+            logical.heartbeat(self.conn)
+        self._measure_slot(batch)
+        until = ds.slot_until_lsn
+        if until and batch.advance_to and logical.lsn_to_int(batch.advance_to) >= logical.lsn_to_int(until):
+            self._finish_switch_to_triggers()
+        return started
+
+    def _heartbeat_due(self) -> bool:
+        """Every peek decodes again from the slot's position, so a slot that other databases' WAL has left
+        far behind is moved on at once, not only every LISTENER_SLOT_HEARTBEAT seconds."""
+        if self.datasource.capture_mode == DataSource.CaptureMode.TRIGGER:
+            return True  # a switch back finishes once the slot is past its boundary
+        behind = self.slot is not None and self.slot.lag_bytes > SLOT_HEARTBEAT_BYTES
+        return behind or time.monotonic() - self.heartbeat_at > option("LISTENER_SLOT_HEARTBEAT", 10.0)
+
+    def _slot_owns(self, change: logical.RowChange) -> bool:
+        """Whether the slot, not the trigger log, delivers this change (see switch_capture)."""
+        ds, commit = self.datasource, logical.lsn_to_int(change.commit_lsn)
+        after_from = not ds.slot_from_lsn or commit >= logical.lsn_to_int(ds.slot_from_lsn)
+        before_until = not ds.slot_until_lsn or commit < logical.lsn_to_int(ds.slot_until_lsn)
+        return after_from and before_until
+
+    def _measure_slot(self, batch: logical.ChangeBatch) -> None:
+        if time.monotonic() - self.lag_measured_at <= LAG_SECONDS:
+            return
+        self.lag_measured_at = time.monotonic()
+        oldest = batch.oldest_commit_at
+        self.lag = (timezone.now() - oldest).total_seconds() if oldest and batch.changes else 0.0
+        self.slot = logical.slot_health(self.conn, self.datasource.pk)
+        limit = self.datasource.slot_max_retained_mb * 1024 * 1024
+        if self.datasource.slot_until_lsn:
+            limit *= 2  # a fallback's slot is being read to its end, which frees it: only a runaway is cut
+        if self.slot.exists and self.slot.retained_bytes > limit:
+            self._guard_slot()
+
+    def _guard_slot(self) -> None:
+        """The slot holds more WAL than the tenant allows: act as the tenant chose, before the disk fills."""
+        ds, held = self.datasource, self.slot.retained_bytes if self.slot else 0
+        when = timezone.now().strftime("%Y-%m-%d %H:%M UTC")
+        if ds.slot_guard == DataSource.SlotGuard.DROP or ds.capture_mode == DataSource.CaptureMode.TRIGGER:
+            logical.drop_capture(self.conn, ds.pk)
+            if ds.capture_mode == DataSource.CaptureMode.LOGICAL:
+                logical.ensure_capture(self.conn, ds.pk, watched_tables(ds))
+            note = (
+                f"{when}: the slot held {held // 2**20} MB; dropped it. Changes it still held were not read."
+            )
+            DataSource.objects.filter(pk=ds.pk).update(slot_until_lsn="", slot_guard_note=note)
+            ds.slot_until_lsn = ""
+        else:
+            switch_capture(ds, DataSource.CaptureMode.TRIGGER)
+            note = (
+                f"{when}: the slot held {held // 2**20} MB; fell back to row triggers. The slot is read "
+                "to its end, then dropped."
+            )
+            DataSource.objects.filter(pk=ds.pk).update(slot_guard_note=note)
+        ds.slot_guard_note = note
+        log.error("Data source %s: %s", ds.pk, note)
+
+    def _finish_switch_to_triggers(self) -> None:
+        logical.drop_capture(self.conn, self.datasource.pk)
+        DataSource.objects.filter(pk=self.datasource.pk).update(slot_from_lsn="", slot_until_lsn="")
+        self.datasource.slot_from_lsn = self.datasource.slot_until_lsn = ""
+        self.slot = None
+        log.info("Data source %s: back on row triggers; its replication slot is dropped", self.datasource.pk)
 
     def _sweep_orphans(self, grace: float) -> None:
         # Marked first: a sweep that fails must not run again before every claim and starve the events.
@@ -343,8 +453,13 @@ class SourcePoller:
             and polled_at - self.seen_written < HEARTBEAT
         ):
             return
+        slot = self.slot if self.slot is not None and self.slot.exists else None
         DataSource.objects.filter(pk=self.datasource.pk).update(
-            listener_status=status, listener_error=error, listener_seen_at=polled_at
+            listener_status=status,
+            listener_error=error,
+            listener_seen_at=polled_at,
+            slot_lag_bytes=slot.lag_bytes if slot else None,
+            slot_retained_bytes=slot.retained_bytes if slot else None,
         )
         self.status_written = (status, error)
         self.seen_written = polled_at
@@ -379,6 +494,45 @@ def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int
     return done
 
 
+def start_runs_for_changes(datasource: DataSource, changes: list[logical.RowChange]) -> int:
+    """Start the runs of decoded changes in one Rowbell transaction; returns how many runs were asked for.
+
+    A change goes to each published trigger that watches its table and operation (and, for an update with
+    the whole old row, one of its columns); its event key is its transaction's commit position and its
+    place in it, the same on every read, so a change read again starts nothing again.
+    """
+    watching = [
+        (step.version, trigger_spec(step, datasource.notify_enabled))
+        for step in published_triggers(datasource.pk)
+    ]
+    by_workflow: dict[int, list[tuple[dict, str]]] = defaultdict(list)
+    versions = {}
+    for change in changes:
+        for version, spec in watching:
+            if _spec_matches(spec, change):
+                key = f"db:{datasource.pk}:wal:{change.event_key}"
+                by_workflow[version.workflow_id].append(
+                    (event_item(change.op, change.new_row, change.old_row), key)
+                )
+                versions[version.workflow_id] = version
+    with transaction.atomic():
+        for workflow_id, events in by_workflow.items():
+            version = versions[workflow_id]
+            start_runs(version.workflow, events, version=version)
+    return sum(len(events) for events in by_workflow.values())
+
+
+def _spec_matches(spec: TriggerSpec, change: logical.RowChange) -> bool:
+    """What the trigger's table, operations and WHEN condition would have decided. Without the old row
+    (a table whose replica identity is not FULL) an update cannot be compared, so it counts as a change."""
+    if (spec.schema, spec.table) != (change.schema, change.table) or change.op.lower() not in spec.operations:
+        return False
+    if change.op != "UPDATE" or change.old_row is None or change.old_is_key:
+        return True
+    columns = spec.watch_columns or tuple(change.new_row)
+    return any(change.old_row.get(column) != change.new_row.get(column) for column in columns)
+
+
 def connection_changed(before: DataSource, after: DataSource) -> bool:
     return (before.connection_url, before.notify_enabled) != (after.connection_url, after.notify_enabled)
 
@@ -387,8 +541,11 @@ class Listener:
     """All active data sources. `run()` serves each in its own thread until stopped; `run_once()` and
     `run(until_idle=True)` poll them in turn in the calling thread."""
 
-    def __init__(self, stop: threading.Event | None = None):
+    def __init__(self, stop: threading.Event | None = None, identity: str | None = None):
         self.stop = stop or threading.Event()
+        # Serving (`run()`), this listener reads only the sources it holds a lease on (runs/listener_leases.py);
+        # the draining modes of tests and scripts read every source.
+        self.leases = Leases(identity or new_identity())
         self.pollers: dict[int, SourcePoller] = {}
         # Pollers of dropped sources whose thread may still be finishing a batch (or a connect attempt).
         self.retiring: list[SourcePoller] = []
@@ -403,11 +560,15 @@ class Listener:
             "config__datasource", "version__workflow_id"
         ):
             workflows_by_source[int(datasource_id)].append(workflow_id)
-        current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=list(workflows_by_source))}
+        wanted = list(workflows_by_source)
+        if self.threaded:
+            wanted = self.leases.hold(wanted)
+        current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=wanted)}
         for pk in list(self.pollers):
             if pk not in current:
                 self._retire(self.pollers.pop(pk))
-                DataSource.objects.filter(pk=pk).update(listener_status=DataSource.ListenerStatus.IDLE)
+                if pk not in workflows_by_source:  # not given to another listener: nobody reads it now
+                    DataSource.objects.filter(pk=pk).update(listener_status=DataSource.ListenerStatus.IDLE)
         for pk, datasource in current.items():
             workflow_ids = sorted(workflows_by_source[pk])
             poller = self.pollers.get(pk)
@@ -472,6 +633,8 @@ class Listener:
             if poller.thread is None:
                 poller.close()
         guard_rowbell(self.write_statuses, self.stop)
+        if self.threaded:
+            guard_rowbell(self.leases.release, self.stop)
         self.pollers = {pk: p for pk, p in self.pollers.items() if p.thread is None}
         self.retiring = serving
         self._reap()

@@ -33,6 +33,7 @@ ACTIONS: dict[str, str] = {
     "datasource.created": "Added a data source",
     "datasource.changed": "Changed a data source",
     "datasource.deleted": "Deleted a data source",
+    "datasource.capture_switched": "Switched how a data source's changes are captured",
     "topic.created": "Added an email topic",
     "topic.changed": "Changed an email topic",
     "topic.deleted": "Deleted an email topic",

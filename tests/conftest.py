@@ -142,3 +142,12 @@ def pooler(pg_admin_url):
 
     with running_pooler(pg_admin_url, ["postgres"]) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def logical_server():
+    """A PostgreSQL of the tests' own with wal_level=logical (the shared one runs with `replica`)."""
+    from tests.engine.outage_support import own_postgres
+
+    with own_postgres({"wal_level": "logical", "max_replication_slots": "40"}) as server:
+        yield server

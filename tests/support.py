@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -21,6 +24,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# Browser tests save their screenshots here: into docs/screenshots/ (the pictures the README and the
+# issues' notes show) only when ROWBELL_SCREENSHOTS=docs, else into a folder under the temp dir, so that an
+# ordinary test run leaves the checkout clean and parallel branches do not conflict on PNGs.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+    if os.environ.get("ROWBELL_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "rowbell-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 PASSWORD = "correct-horse-battery-staple"

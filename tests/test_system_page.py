@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -20,9 +19,11 @@ from runs.engine import metrics as engine_metrics
 from runs.models import ProcessHeartbeat, StepExecution
 from tests.activity.conftest import add_execution, make_run, steps_of
 from tests.engine.conftest import build_workflow, email, webhook
-from tests.support import free_port, launch_chromium
-
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+from tests.support import (
+    SCREENSHOTS,
+    free_port,
+    launch_chromium,
+)
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from django.db.models import F, QuerySet
 
-from integrations.datasources import TriggerSpec, triggers_installed
+from integrations.datasources import DataSourceUnavailable, TriggerSpec, triggers_installed
+from integrations.datasources.logical import install_capture
+from integrations.datasources.triggers import replace_triggers_at_boundary
 from integrations.models import DataSource
 from workflows.models import Step
 from workflows.steps import get_kind
@@ -49,17 +51,56 @@ def triggers_up_to_date(datasource: DataSource) -> bool:
     """Whether every published trigger on this data source is installed on its table, calling the function
     its NOTIFY setting picks. Raises DataSourceUnavailable when the database cannot be reached."""
     specs = {
-        step.version.workflow_id: _installed_spec(step, datasource.notify_enabled)
+        step.version.workflow_id: trigger_spec(step, datasource.notify_enabled)
         for step in published_triggers(datasource.pk)
     }
     return triggers_installed(datasource, specs)
 
 
-def _installed_spec(step: Step, notify: bool) -> TriggerSpec:
+def trigger_spec(step: Step, notify: bool) -> TriggerSpec:
     config = step.config
     return TriggerSpec(
         schema=config.get("schema", "public"),
         table=config.get("table", ""),
         operations=tuple(config.get("operations", ["insert"])),
+        watch_columns=tuple(config.get("watch_columns", [])),
         notify=notify,
     )
+
+
+def trigger_specs(datasource: DataSource) -> dict[int, TriggerSpec]:
+    """What each published database trigger on this data source watches, by workflow id."""
+    return {
+        step.version.workflow_id: trigger_spec(step, datasource.notify_enabled)
+        for step in published_triggers(datasource.pk)
+    }
+
+
+def switch_capture(datasource: DataSource, mode: str) -> None:
+    """Move the data source's capture between row triggers and logical decoding, without starting a run
+    twice or losing one while the customer keeps writing.
+
+    To logical: the slot is created first (it sees every commit from then on), then the triggers are
+    dropped in one transaction whose WAL position is the boundary: the slot delivers the changes committed
+    from it on, and the rows the triggers logged before it are drained from the log as usual. Back to
+    triggers: the triggers are installed the same way, the slot delivers what was committed before that
+    boundary, and the listener drops the slot once it has read that far.
+    """
+    if datasource.capture_mode == mode:
+        return
+    specs = trigger_specs(datasource)
+    if mode == DataSource.CaptureMode.LOGICAL:
+        if datasource.slot_until_lsn:
+            raise DataSourceUnavailable(
+                "The last switch back to row triggers is still reading the slot's last changes; "
+                "try again in a few seconds."
+            )
+        install_capture(datasource, list(dict.fromkeys((spec.schema, spec.table) for spec in specs.values())))
+        boundary = replace_triggers_at_boundary(datasource, install={}, remove=list(specs))
+        changes = {"capture_mode": mode, "slot_from_lsn": boundary, "slot_until_lsn": ""}
+    else:
+        boundary = replace_triggers_at_boundary(datasource, install=specs, remove=[])
+        changes = {"capture_mode": mode, "slot_until_lsn": boundary}
+    DataSource.objects.filter(pk=datasource.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(datasource, name, value)

@@ -4,6 +4,7 @@ they show and reinstall the published workflows' triggers in each database."""
 from django.urls import path
 
 from integrations import setup_views
+from workflows.views import capture
 from workflows.views import datasources as views
 
 app_name = "integrations"
@@ -21,4 +22,5 @@ urlpatterns = [
     path("datasources/<int:datasource_id>/role/", views.datasource_role, name="datasource_role"),
     path("datasources/<int:datasource_id>/columns/", views.datasource_columns, name="datasource_columns"),
     path("datasources/<int:datasource_id>/delete/", views.datasource_delete, name="datasource_delete"),
+    path("datasources/<int:datasource_id>/capture/", capture.datasource_capture, name="datasource_capture"),
 ]

@@ -22,12 +22,14 @@ installation and tenant SQL) is opened with `POOL_SAFE` and limited with `limite
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from django.conf import settings
 
 # Keyword arguments of psycopg.connect for every connection to a customer's database.
 POOL_SAFE: dict[str, Any] = {"prepare_threshold": None}
@@ -71,3 +73,11 @@ def looks_pooled(url: str) -> bool:
     except ValueError:
         return False
     return port == 6543 or "pooler" in (parts.hostname or "")
+
+
+def listener_transaction(conn: psycopg.Connection) -> contextlib.AbstractContextManager:
+    """One of the listener's transactions (log claims, slot reads and advances), with
+    LISTENER_STATEMENT_TIMEOUT set inside it: the server cancels one stuck behind a lock or an overloaded
+    server, and the source is then "reconnecting" with the reason rather than silently stalled."""
+    timeout = float(getattr(settings, "LISTENER_STATEMENT_TIMEOUT", 30.0))
+    return limited_transaction(conn, statement_timeout_ms=round(timeout * 1000))

@@ -94,6 +94,30 @@ def remove_trigger(datasource, workflow_id: int) -> int:
         ) from exc
 
 
+def replace_triggers_at_boundary(datasource, install: dict[int, TriggerSpec], remove: list[int]) -> str:
+    """Install (`install`, by workflow id) or remove (`remove`) row triggers in one transaction, and return
+    the WAL position read inside it, after its locks were taken.
+
+    Creating or dropping a trigger locks its table against writes, so every write to a watched table
+    either committed before that position (and was seen by the triggers as they were) or commits after
+    this transaction (and sees them as they are now): the position is the exact boundary between two
+    captures, which is what a switch to or from logical decoding needs.
+    """
+    try:
+        with connect_datasource(datasource, application_name="rowbell-install") as conn, conn.transaction():
+            _prepare(conn)
+            for workflow_id in remove:
+                _drop_workflow_triggers(conn, workflow_id)
+            for workflow_id, spec in install.items():
+                _drop_workflow_triggers(conn, workflow_id)
+                _create_triggers(conn, workflow_id, spec)
+            return conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+    except psycopg.Error as exc:
+        raise DataSourceUnavailable(
+            f"Rowbell could not switch its triggers: {describe_error(exc, datasource.connection_url)}"
+        ) from exc
+
+
 def remove_triggers_from(connection_url: str, workflow_ids: list[int]) -> int:
     """Drop these workflows' triggers from the database at `connection_url`: a data source's previous
     database, once it points elsewhere. Returns how many were dropped."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -23,10 +22,8 @@ from runs.engine import start_run
 from runs.models import Run, StepExecution
 from tests.activity.test_browser import worker  # noqa: F401 (fixture)
 from tests.engine.conftest import branch, build_workflow, email, on_path, webhook, work
-from tests.support import launch_chromium
+from tests.support import SCREENSHOTS, launch_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 WIDE = {"width": 1920, "height": 1080}
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

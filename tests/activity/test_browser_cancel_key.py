@@ -7,7 +7,6 @@ Writes docs/screenshots/run-cancelled-by-key.png (1366x768 unless VIEW_W / VIEW_
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -18,8 +17,8 @@ from runs.models import CancelTombstone, Run
 from tests.activity.test_browser import browser_page  # noqa: F401 (fixture)
 from tests.engine.conftest import build_workflow, email, work
 from tests.engine.test_cancel_by_key import keyed, wait
+from tests.support import SCREENSHOTS
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -43,7 +42,7 @@ def test_a_run_cancelled_by_key_on_its_page(live_server, browser_page, clock, sm
     notice = page.get_by_test_id("key-cancel")
     expect(notice).to_contain_text("Cancelled by key order:42 via REST API")
     expect(notice).to_contain_text("1 execution cancelled so far")
-    shots = ROOT / "docs" / "screenshots"
+    shots = SCREENSHOTS
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "run-cancelled-by-key.png"), full_page=True)
 

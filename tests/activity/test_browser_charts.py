@@ -8,7 +8,6 @@ same numbers (segment values per bar, or points per line, with heights proportio
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -20,10 +19,10 @@ from runs.charts.queries import MESSAGE_DAYS
 from runs.models import Delivery, Run
 from tests.activity.test_charts import message_at, run_at
 from tests.engine.conftest import build_workflow, email, webhook
-from tests.support import launch_chromium
+from tests.support import SCREENSHOTS, launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
 NOW = datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 

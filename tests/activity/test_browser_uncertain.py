@@ -7,7 +7,6 @@ Writes docs/screenshots/run-uncertain.png (VIEW_W / VIEW_H set the window, 1366x
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -17,8 +16,8 @@ from runs.models import Delivery
 from tests.activity.conftest import email, webhook
 from tests.activity.test_browser import browser_page  # noqa: F401 (fixture)
 from tests.engine.test_uncertain_and_attempts import uncertain_run
+from tests.support import SCREENSHOTS
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -51,7 +50,7 @@ def test_an_uncertain_message_on_the_run_page(live_server, browser_page, clock, 
     expect(history.locator("li.attempt").last).to_contain_text("worker-7f3a stopped (no heartbeat)")
     history.scroll_into_view_if_needed()
     page.evaluate("window.scrollTo(0, 0)")
-    shots = ROOT / "docs" / "screenshots"
+    shots = SCREENSHOTS
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "run-uncertain.png"), full_page=True)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -20,8 +19,8 @@ from runs.models import Run
 from tests.activity.conftest import add_execution, steps_of
 from tests.activity.test_browser_branch import LAPTOP, document_width, idle, signed_in_page
 from tests.engine.conftest import build_workflow, email, webhook, work
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

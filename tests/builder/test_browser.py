@@ -5,7 +5,6 @@ Screenshots of the builder, the publish dialog and the dashboard go to docs/scre
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -13,10 +12,9 @@ from playwright.sync_api import Page, expect
 from integrations.datasources import installed_triggers
 from integrations.models import DataSource
 from tests.builder.conftest import htmx_idle, saved
+from tests.support import SCREENSHOTS
 from workflows.models import Workflow
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -4,8 +4,6 @@ table behind those counts."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -15,11 +13,12 @@ from runs.models import Run, StepExecution
 from tests.activity.conftest import add_execution
 from tests.builder.conftest import page, saved  # noqa: F401 (fixture)
 from tests.engine.conftest import branch, build_workflow, email, on_path
+from tests.support import SCREENSHOTS
 from workflows.models import WorkflowVersion
 from workflows.publishing import get_or_create_draft
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
 SAMPLE = {"email": "grace@example.com", "name": "Grace Hopper", "company": "Acme", "onboarded": False}
 
 

@@ -6,15 +6,18 @@ setup SQL) and datasource-check-missing.png (the check listing a missing grant w
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.builder.test_browser_errors import sign_in
-from tests.support import customer_execute, role_url, run_with_psql, unique_role
+from tests.support import (
+    SCREENSHOTS,
+    customer_execute,
+    role_url,
+    run_with_psql,
+    unique_role,
+)
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -4,15 +4,13 @@ form) and datasource-detail.png (the page after saving)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.builder.test_browser_errors import sign_in
 from tests.builder.test_datasource_edit import publish_trigger_workflow, trigger_functions
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -5,7 +5,6 @@ Screenshots: docs/screenshots/send-window-panel.png, sending-defaults.png, run-h
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,9 +14,9 @@ from runs.models import StepExecution
 from tests.builder.conftest import htmx_idle, saved
 from tests.builder.test_browser_errors import draft_email, sign_in  # noqa: F401 (a fixture)
 from tests.engine.conftest import build_workflow, email, webhook, work
+from tests.support import SCREENSHOTS
 from workflows.models import Step
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SMALL_SCREEN = {"width": 1366, "height": 768}
 

@@ -4,17 +4,15 @@ throttle-fold-1366.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.builder.conftest import htmx_idle
 from tests.builder.test_browser_errors import sign_in
+from tests.support import SCREENSHOTS
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SMALL_SCREEN = {"width": 1366, "height": 768}
 

@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from runs.models import Run
 from tests.builder.test_browser_errors import sign_in
+from tests.support import SCREENSHOTS
 from tests.triggers.conftest import make_workflow
 from workflows.publishing import publish
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -32,10 +32,10 @@ from runs.engine.sweeper import sweep
 from runs.models import Run
 from tests.activity.test_browser_branch import add_below, add_wait_and_branch, document_width, idle, saved
 from tests.engine.conftest import Clock, smtp, work  # noqa: F401 (smtp: a fixture)
-from tests.support import customer_execute, role_url, subprocess_database_url, unique_role
+from tests.support import SCREENSHOTS, customer_execute, role_url, subprocess_database_url, unique_role
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+
 LAPTOP = {"width": 1366, "height": 768}
 ROLE, ROLE_PASSWORD = unique_role(), "ux-Pass-123"
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -5,8 +5,6 @@ email-step-consent.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
@@ -17,8 +15,8 @@ from runs.models import Run
 from tests.builder import conftest as builder
 from tests.builder.test_browser_errors import sign_in
 from tests.engine.conftest import build_workflow, email, webhook
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 page = builder.page  # fixture
 

@@ -5,7 +5,6 @@ message-bounced.png."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,8 +14,8 @@ from tests.builder.test_browser_errors import sign_in
 from tests.emailing.conftest import esp_provider, make_provider, make_sender
 from tests.emailing.test_tracking import post, postmark_bounce, sent_via
 from tests.engine.conftest import build_workflow, email, webhook
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -4,8 +4,6 @@ waits for its provider's limit says so."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.test import override_settings
 from playwright.sync_api import expect
@@ -20,9 +18,8 @@ from tests.builder.test_browser_errors import sign_in
 from tests.emailing.conftest import esp_provider, make_sender
 from tests.engine.conftest import build_workflow, data_source, email, query, webhook
 from tests.engine.test_recovery import recipients_table
+from tests.support import SCREENSHOTS
 from workflows.steps import get_kind
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def queue_sends(tenant, url: str, n: int):

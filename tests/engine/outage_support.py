@@ -91,8 +91,9 @@ def pg_bin(name: str) -> str:
 class PostgresServer:
     """A PostgreSQL cluster of the test's own (initdb in a temp dir, a free port, trust auth)."""
 
-    def __init__(self):
+    def __init__(self, settings: dict[str, str] | None = None):
         self.port = free_port()
+        self.settings = settings or {}  # server settings on the command line, e.g. {"wal_level": "logical"}
         # Its own temp dir, not the test's: as root the server runs as `postgres`, who must reach it.
         self.folder = Path(tempfile.mkdtemp(prefix="rowbell-test-pg-"))
         self.data = self.folder / "data"
@@ -113,6 +114,7 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         subprocess.run(
             [pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"],
             check=True,
@@ -164,8 +166,8 @@ def _user_kwargs(ids: tuple[int, int] | None) -> dict:
 
 
 @contextmanager
-def own_postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def own_postgres(settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+    server = PostgresServer(settings)
     try:
         server.init()
         yield server

@@ -3,8 +3,6 @@ a real local HTTP server receives, signed with that secret. Screenshot: docs/scr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
@@ -12,8 +10,8 @@ from integrations.models import EventEndpoint
 from integrations.signing import compute_signature
 from tests.builder.test_browser_errors import sign_in
 from tests.events.conftest import body, posts
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

@@ -4,8 +4,6 @@ and docs/screenshots/audit-log.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
@@ -13,8 +11,8 @@ from tenants.audit import record
 from tenants.models import ApiKey, Invitation
 from tests.builder import conftest as builder
 from tests.builder.test_browser_errors import sign_in
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 page, mailbox = builder.page, builder.mailbox  # fixtures
 

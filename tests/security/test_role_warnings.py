@@ -14,6 +14,7 @@ import pytest
 from integrations.datasources import test_connection
 from integrations.models import DataSource
 from tests.builder.conftest import page  # noqa: F401 (fixture)
+from tests.support import SCREENSHOTS
 from tests.triggers.conftest import customer_db  # noqa: F401 (fixture)
 from tests.triggers.test_datasources import least_privilege  # noqa: F401 (fixture)
 
@@ -82,7 +83,6 @@ def test_an_unreachable_database_shows_no_role_warning(member_client, tenant_a):
 @pytest.mark.django_db(transaction=True)
 def test_the_data_source_page_shows_the_warning_in_a_browser(live_server, page, owner, tenant_a, customer_db):  # noqa: F811
     """Headless Chromium; screenshot: docs/screenshots/datasource-role-warning.png."""
-    from pathlib import Path
 
     from playwright.sync_api import expect
 
@@ -96,9 +96,7 @@ def test_the_data_source_page_shows_the_warning_in_a_browser(live_server, page, 
     expect(warning).to_contain_text("“postgres” is a superuser.")
     expect(warning).to_contain_text("the real boundary")
     expect(page.locator("#tables")).to_contain_text("public.orders")
-    page.screenshot(
-        path=Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "datasource-role-warning.png"
-    )
+    page.screenshot(path=SCREENSHOTS / "datasource-role-warning.png")
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("#check")).to_contain_text("Connected to PostgreSQL")
     expect(page.locator(".role-warning")).to_have_count(1)  # the check's answer replaced the block

@@ -5,7 +5,6 @@ Screenshot: docs/screenshots/sms-provider-test.png."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -13,8 +12,8 @@ from playwright.sync_api import expect
 from integrations.models import Provider
 from tests.builder.conftest import page  # noqa: F401 (fixture)
 from tests.builder.test_browser_errors import sign_in
+from tests.support import SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

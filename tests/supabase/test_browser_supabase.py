@@ -4,18 +4,15 @@ docs/screenshots/supabase-setup.png and supabase-auth-email-starter.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from integrations.supabase_hook import hook_secret
 from tests.builder.test_browser_errors import sign_in
-from tests.support import launch_chromium
+from tests.support import SCREENSHOTS, launch_chromium
 from workflows.models import Workflow
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

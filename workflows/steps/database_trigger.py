@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.db.models import F
 
 from integrations.datasources import (
     DataSourceUnavailable,
@@ -34,6 +35,7 @@ from integrations.datasources import (
     list_tables,
     remove_trigger,
 )
+from integrations.datasources.logical import install_capture
 from integrations.models import DataSource
 from workflows.steps.base import PublishError, StepKind, WatchedTable
 from workflows.steps.common import cancel_key_field, run_label_field
@@ -194,7 +196,11 @@ class DatabaseTrigger(StepKind):
         try:
             if previous_ds is not None and previous_ds.pk != datasource.pk:
                 remove_trigger(previous_ds, step.version.workflow_id)
-            install_trigger(datasource, step.version.workflow_id, spec)
+            if datasource.capture_mode == DataSource.CaptureMode.LOGICAL:
+                # Before the publish commits: a change is decoded with the publication as it was then.
+                install_capture(datasource, _published_tables(datasource, extra=(spec.schema, spec.table)))
+            else:
+                install_trigger(datasource, step.version.workflow_id, spec)
         except DataSourceUnavailable as exc:
             _fail(step, "table", str(exc))
 
@@ -206,6 +212,20 @@ class DatabaseTrigger(StepKind):
             remove_trigger(datasource, step.version.workflow_id)
         except DataSourceUnavailable as exc:
             _fail(step, "datasource", f"{exc} The workflow stays published; try again later.")
+
+
+def _published_tables(datasource: DataSource, extra: tuple[str, str]) -> list[tuple[str, str]]:
+    """The tables the data source's published database triggers watch, and `extra`, once each."""
+    from workflows.models import Step
+
+    steps = Step.objects.filter(
+        kind=DatabaseTrigger.kind,
+        parent__isnull=True,
+        version__workflow__published_version=F("version"),
+        config__datasource=datasource.pk,
+    )
+    tables = [(step.config.get("schema", "public"), step.config.get("table", "")) for step in steps]
+    return list(dict.fromkeys([*tables, extra]))
 
 
 def _datasource(step):

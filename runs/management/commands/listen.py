@@ -25,13 +25,14 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        listener = Listener(stop=stop)
+        heartbeat = Heartbeat("listener")
+        listener = Listener(stop=stop, identity=heartbeat.name)  # others count it while it holds nothing
         if once:
             handled = listener.run_once()
             listener.close()
         else:
             self.stdout.write("Listening for database events (Ctrl-C to stop)")
-            heartbeat = Heartbeat("listener").start()
+            heartbeat.start()
             try:
                 handled = listener.run(until_idle=until_idle, max_seconds=max_seconds)
             finally:
