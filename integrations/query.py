@@ -37,6 +37,7 @@ from django.conf import settings
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
+from integrations.datasources.session import POOL_SAFE, limit_transaction
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 from integrations.failures import Failure
 from integrations.sql_guard import UnsafeQuery, check_select
@@ -100,22 +101,19 @@ def jsonable(value: Any) -> Any:
 
 
 def connect_for_tenant_sql(url: str) -> psycopg.Connection:
-    """A connection for tenant SQL: read-only transactions, statements that time out, standard strings.
+    """A connection for tenant SQL: every transaction read-only (BEGIN READ ONLY), no prepared statements.
 
-    The startup options are a default; every query also sets them for its own transaction (_begin), so
-    nothing a previous query did to the session can make the next one writable or unlimited.
+    No session settings: the limits are set by each query for its own transaction (_begin), so they
+    hold through a transaction-mode pooler and nothing a previous query did to the session can make the
+    next one writable or unlimited (integrations/datasources/session.py).
     """
-    options = (
-        f"-c statement_timeout={int(settings.DATA_QUERY_TIMEOUT_MS)} -c default_transaction_read_only=on "
-        "-c standard_conforming_strings=on"
-    )
     try:
         pinned: dict[str, Any] = pinned_conninfo(url)
     except DataSourceTargetRefused as exc:
         raise QueryError(str(exc), permanent=True) from exc
     try:
         conn = psycopg.connect(
-            url, connect_timeout=10, options=options, application_name="rowbell-query", **pinned
+            url, connect_timeout=10, application_name="rowbell-query", **POOL_SAFE, **pinned
         )
     except psycopg.OperationalError as exc:
         raise QueryError(f"Cannot connect to the data source: {_first_line(exc)}", permanent=False) from exc
@@ -151,11 +149,13 @@ def read_only_cursor(
 def _begin(conn: psycopg.Connection) -> None:
     """First in every transaction: whatever the session's defaults, this transaction cannot write, runs
     each statement for at most DATA_QUERY_TIMEOUT_MS, and reads strings as sql_guard's parser did."""
-    conn.execute(
-        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
-        f"SET LOCAL statement_timeout = {int(settings.DATA_QUERY_TIMEOUT_MS)}; "
-        "SET LOCAL standard_conforming_strings = on"
+    limit_transaction(
+        conn,
+        statement_timeout_ms=int(settings.DATA_QUERY_TIMEOUT_MS),
+        read_only=True,
+        repeatable_read=True,
     )
+    conn.execute("SET LOCAL standard_conforming_strings = on")
 
 
 def stream_rows(

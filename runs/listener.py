@@ -60,6 +60,7 @@ from integrations.datasources import (
     describe_error,
     logical,
 )
+from integrations.datasources.session import listener_transaction
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
 from runs.engine import metrics, outages, start_runs
@@ -263,14 +264,10 @@ class SourcePoller:
         if self.conn is not None and not self.conn.closed:
             return self.conn
         self.log_exists = None
-        self.conn = conn = connect_datasource(
-            self.datasource,
-            application_name="rowbell-listener",
-            # The server cancels a claim stuck behind a lock or an overloaded server: the source is then
-            # "reconnecting" with the reason rather than silently stalled.
-            statement_timeout=option("LISTENER_STATEMENT_TIMEOUT", 30.0),
-        )
+        self.conn = conn = connect_datasource(self.datasource, application_name="rowbell-listener")
         if self.datasource.notify_enabled:
+            # A hint only: through a transaction-mode pooler the LISTEN stays on a server connection this
+            # client may not get again, and polling alone finds the rows (the connection check says so).
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             conn.commit()
         return conn
@@ -286,7 +283,7 @@ class SourcePoller:
         if self.datasource.capture_mode != DataSource.CaptureMode.LOGICAL:
             return True
         if self.log_exists is None:
-            with conn.transaction():
+            with listener_transaction(conn):
                 found = conn.execute("SELECT to_regclass('rowbell.event_log') IS NOT NULL").fetchone()
             self.log_exists = bool(found and found[0])
         return self.log_exists
@@ -303,10 +300,10 @@ class SourcePoller:
             self._sweep_orphans(conn, grace)
         if time.monotonic() - self.lag_measured_at > LAG_SECONDS and not self._reads_slot():
             self.lag_measured_at = time.monotonic()
-            with conn.transaction():
+            with listener_transaction(conn):
                 oldest = conn.execute(LAG_SQL).fetchone()
             self.lag = float(oldest[0]) if oldest else 0.0
-        with conn.transaction():
+        with listener_transaction(conn):
             rows = conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
@@ -401,7 +398,7 @@ class SourcePoller:
         dropped, started = 0, time.monotonic()
         try:
             while time.monotonic() - started < ORPHAN_SWEEP_SECONDS:
-                with conn.transaction():
+                with listener_transaction(conn):
                     deleted = conn.execute(ORPHAN_SQL, (active, grace, batch)).rowcount
                 dropped += deleted
                 if deleted < batch:

@@ -133,6 +133,17 @@ def app_db(tenant_database):
     drop_roles(tenant_database, roles)
 
 
+@pytest.fixture
+def pooler(pg_admin_url):
+    """A PgBouncer in transaction mode with its default settings in front of the test server
+    (tests/pooler.py); `pooler.url_for(url)` is a database's URL through it, `pooler.allow(role)` lets
+    another role in."""
+    from tests.pooler import running_pooler
+
+    with running_pooler(pg_admin_url, ["postgres"]) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def logical_server():
     """A PostgreSQL of the tests' own with wal_level=logical (the shared one runs with `replica`)."""

@@ -43,6 +43,7 @@ SAMPLES = {
         "operations": ["insert", "update"],
     },
     "schedule_trigger": {"frequency": "daily", "time": "08:30", "timezone": "Europe/Berlin"},
+    "supabase_auth_email": {"run_label": "{{ item.email }}"},
     "wait": {"mode": "duration", "amount": 2, "unit": "hours"},
     "throttle": {"limit": 3, "amount": 1, "unit": "days", "key": "{{ item.email }}", "policy": "defer"},
     "digest": {

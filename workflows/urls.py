@@ -1,12 +1,14 @@
 from django.urls import path
 
-from workflows.views import builder, dashboard, panel, publishing, sending, webhook, workflow_list
+from workflows.views import builder, dashboard, panel, publishing, sending, supabase, webhook, workflow_list
 
 app_name = "workflows"
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("settings/sending/", sending.sending_defaults, name="sending_defaults"),
+    path("supabase/", supabase.supabase_setup, name="supabase"),
+    path("supabase/auth-emails/new/", supabase.create_auth_email_workflow, name="supabase_starter"),
     path("workflows/", workflow_list.workflow_list, name="list"),
     path("workflows/new/", workflow_list.workflow_create, name="create"),
     path("workflows/<int:workflow_id>/", builder.builder, name="builder"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from integrations.datasources.privileges import RoleRisk, role_risk
 from integrations.datasources.rows import one_row
+from integrations.datasources.session import POOL_SAFE, limited_transaction
 from integrations.datasources.setup import GrantFixes
 from integrations.datasources.target import DataSourceTargetRefused, pinned_conninfo
 
@@ -54,6 +56,8 @@ class ConnectionCheck:
     role_warnings: list[str] = field(default_factory=list)  # privileges.RoleRisk.warnings
     # The problems that a statement fixes, with that statement (a subset of `problems`, in order).
     missing: list[MissingGrant] = field(default_factory=list)
+    # What works differently on this connection (a transaction-mode pooler): sentences for the page.
+    pooler_notes: list[str] = field(default_factory=list)
 
 
 def same_database(first_url: str, second_url: str) -> bool:
@@ -82,14 +86,15 @@ def connect_datasource(
     *,
     autocommit: bool = False,
     application_name: str = "rowbell",
-    statement_timeout: float | None = None,
     read_only: bool = False,
     timeout: int | None = None,
 ) -> psycopg.Connection:
     """Open a connection to the data source, or raise DataSourceUnavailable with a readable reason.
 
-    `statement_timeout` (seconds) makes the server cancel any statement that runs longer; `read_only`
-    makes every transaction of the session read-only (default_transaction_read_only), for connections
+    The connection carries no session settings and prepares no statements (session.py: it works the
+    same through a transaction-mode pooler); a caller that needs a statement timeout sets it per
+    transaction (session.limited_transaction). `read_only` makes every transaction read-only
+    (BEGIN READ ONLY, and not autocommit: every statement runs in such a transaction), for connections
     that only look (introspection); `timeout` (seconds, at least 2) replaces DATASOURCE_CONNECT_TIMEOUT
     for this connection attempt.
     """
@@ -98,29 +103,26 @@ def connect_datasource(
         raise DataSourceUnavailable(
             "The connection URL cannot be used: write it as postgresql://user:password@host:5432/dbname."
         )
-    options = []
-    if statement_timeout:
-        options.append(f"-c statement_timeout={round(statement_timeout * 1000)}")
-    if read_only:
-        options.append("-c default_transaction_read_only=on")
-    server_settings: dict[str, Any] = {"options": " ".join(options)} if options else {}
     try:
-        server_settings.update(pinned_conninfo(url))
+        pinned: dict[str, Any] = pinned_conninfo(url)
     except DataSourceTargetRefused as exc:
         raise DataSourceUnavailable(str(exc)) from exc
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             url,
-            autocommit=autocommit,
+            autocommit=autocommit and not read_only,
             connect_timeout=max(2, timeout) if timeout else connect_timeout(),
             application_name=application_name,
             **TCP_KEEPALIVE,
-            **server_settings,
+            **POOL_SAFE,
+            **pinned,
         )
     except psycopg.ProgrammingError as exc:  # a malformed URL fails before any network traffic
         raise DataSourceUnavailable(f"The connection URL cannot be used: {exc}") from exc
     except psycopg.Error as exc:
         raise DataSourceUnavailable(describe_error(exc, url)) from exc
+    conn.read_only = read_only or None
+    return conn
 
 
 def describe_error(exc: BaseException, url: str = "") -> str:
@@ -187,11 +189,67 @@ def test_connection(
     try:
         with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as conn:
             check = _check_server(conn, schemas, list(tables))
+            if check.server_version and not _limits_hold(conn, check):
+                check.ok = False
+            if check.server_version and getattr(datasource, "notify_enabled", False):
+                _check_notify(datasource, conn, check)
     except DataSourceUnavailable as exc:
         check = ConnectionCheck(ok=False, message=str(exc), problems=[str(exc)])
+    except psycopg.Error as exc:
+        message = describe_error(exc, datasource.connection_url or "")
+        check = ConnectionCheck(ok=False, message=message, problems=[message])
     if save and datasource.pk:
         _record(datasource, check)
     return check
+
+
+def _limits_hold(conn: psycopg.Connection, check: ConnectionCheck) -> bool:
+    """Run one transaction the way the listener and the data queries run theirs (limits set first, by
+    session.limited_transaction) and read the limits back: a pooler that drops them fails the check."""
+    timeout_ms = int(settings.DATA_QUERY_TIMEOUT_MS)
+    with limited_transaction(conn, statement_timeout_ms=timeout_ms, read_only=True):
+        shown = conn.execute(
+            "SELECT setting::int, current_setting('transaction_read_only') FROM pg_settings "
+            "WHERE name = 'statement_timeout'"
+        ).fetchone()
+    if shown == (timeout_ms, "on"):
+        return True
+    shown = shown or ("?", "?")
+    problem = (
+        "Something between Rowbell and the database drops the limits Rowbell sets in each transaction "
+        f"(statement_timeout {shown[0]} ms instead of {timeout_ms}, read-only {shown[1]}): connect directly "
+        "or through a pooler that passes SET LOCAL on."
+    )
+    check.problems.append(problem)
+    check.message = problem
+    return False
+
+
+NOTIFY_PROBE_SECONDS = 1.0
+
+
+def _check_notify(datasource, conn: psycopg.Connection, check: ConnectionCheck) -> None:
+    """With NOTIFY wake-ups on, see whether a notification sent from a second connection arrives.
+
+    Through a transaction-mode pooler it does not (LISTEN stays on a server connection the next
+    transaction may not get): the listener then finds rows by polling alone, and the page says so.
+    """
+    channel = f"rowbell_probe_{uuid.uuid4().hex[:12]}"
+    conn.execute(f"LISTEN {channel}")
+    with connect_datasource(datasource, autocommit=True, application_name="rowbell-check") as sender:
+        sender.execute(f"NOTIFY {channel}")
+    arrived = any(True for _ in conn.notifies(timeout=NOTIFY_PROBE_SECONDS, stop_after=1))
+    conn.execute(f"UNLISTEN {channel}")
+    if not arrived:
+        check.pooler_notes.append(POOLED_NOTIFY_NOTE)
+
+
+POOLED_NOTIFY_NOTE = (
+    "NOTIFY wake-ups do not arrive through this connection (a transaction-mode pooler, such as "
+    "Supabase's on port 6543, keeps no LISTEN between transactions). The listener finds new rows by "
+    "polling instead, within a fraction of a second. For NOTIFY, use the direct connection "
+    "(Supabase: db.<project>.supabase.co:5432) or turn NOTIFY off."
+)
 
 
 def check_role(datasource) -> RoleRisk | None:

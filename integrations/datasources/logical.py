@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from integrations.datasources.connection import DataSourceUnavailable, connect_datasource, describe_error
+from integrations.datasources.session import listener_transaction
 
 PLUGIN = "pgoutput"
 POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -248,7 +249,7 @@ def read_changes(conn: psycopg.Connection, datasource_id: int, limit: int) -> Ch
     reached: a commit record that straddles that position could be skipped by an advance to it. Idle
     databases get their transactions to advance to from `heartbeat`.
     """
-    with conn.transaction():
+    with listener_transaction(conn):
         rows = conn.execute(
             "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s, "
             "'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
@@ -264,7 +265,7 @@ def read_changes(conn: psycopg.Connection, datasource_id: int, limit: int) -> Ch
 def heartbeat(conn: psycopg.Connection) -> None:
     """A transaction holding only a logical message: on a database whose watched tables are quiet while
     the server's WAL moves on (other databases, vacuum), it is what the slot can be advanced past."""
-    with conn.transaction():
+    with listener_transaction(conn):
         conn.execute("SELECT pg_logical_emit_message(true, 'rowbell-heartbeat', '')")
 
 
@@ -287,7 +288,7 @@ def typed_rows(conn: psycopg.Connection, changes: list[RowChange]) -> None:
             "SELECT to_jsonb(jsonb_populate_record(NULL::{}, d::jsonb)) FROM unnest(%s::text[]) WITH ORDINALITY u(d, n) ORDER BY n"
         ).format(sql.Identifier(schema, table))
         try:
-            with conn.transaction():
+            with listener_transaction(conn):
                 typed = [row[0] for row in conn.execute(query, (documents,)).fetchall()]
         except psycopg.Error:
             continue
@@ -309,7 +310,7 @@ def _json_ready(row: dict, types: dict[str, int]) -> dict:
 
 def advance(conn: psycopg.Connection, datasource_id: int, lsn: str) -> None:
     """Move the slot past everything before `lsn` (never backwards)."""
-    with conn.transaction():
+    with listener_transaction(conn):
         conn.execute(
             "SELECT pg_replication_slot_advance(%s, %s::pg_lsn) FROM pg_replication_slots "
             "WHERE slot_name = %s AND confirmed_flush_lsn < %s::pg_lsn",
@@ -327,7 +328,7 @@ class SlotHealth:
 
 
 def slot_health(conn: psycopg.Connection, datasource_id: int) -> SlotHealth:
-    with conn.transaction():
+    with listener_transaction(conn):
         row = conn.execute(
             "SELECT pg_current_wal_lsn() - confirmed_flush_lsn, pg_current_wal_lsn() - restart_lsn, "
             "wal_status, safe_wal_size FROM pg_replication_slots WHERE slot_name = %s",

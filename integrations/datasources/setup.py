@@ -1,4 +1,5 @@
-"""The SQL a superuser runs once in the customer's database to create Rowbell's least-privilege role.
+"""The SQL a superuser (or the tables' owner with CREATEROLE, like Supabase's `postgres`) runs once in the
+customer's database to create Rowbell's least-privilege role.
 
 The script is made for one connection: the role and password of its URL, its database, and the schemas the
 tables live in (`plan_from_url`). Every name is quoted by psycopg, never pasted in, so a role called
@@ -108,17 +109,32 @@ def setup_sql(
     statements = [
         _create_role(role, password),
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), ident),
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS rowbell AUTHORIZATION {}").format(ident),
+        *rowbell_schema_statements(role),
     ]
     for schema in schemas:
         statements += schema_grants(role, schema)
     statements += helper_statements(role)
     header = (
-        "-- Run once as a superuser (or the owner of the tables) in the database Rowbell watches.\n"
+        "-- Run once as a superuser, or as the owner of the tables with CREATEROLE (Supabase's postgres),\n"
+        "-- in the database Rowbell watches.\n"
         "-- It creates a role that can read and put triggers on these tables, and nothing more.\n"
         "-- Running it again is safe: an existing role keeps its password.\n"
     )
     return header + ";\n\n".join(_render(statement) for statement in statements) + ";\n"
+
+
+def rowbell_schema_statements(role: str) -> list[sql.Composable]:
+    """The `rowbell` schema, owned by whoever runs the script, with the right to create in it for the role.
+
+    Not `AUTHORIZATION <role>`: only a superuser or a member of the role may make it the owner, and on
+    Supabase (or any managed PostgreSQL) the person runs the script as a role that is neither. The
+    runner's owning it also lets it create rowbell.drop_trigger there, running as the tables' owner.
+    """
+    ident = sql.Identifier(role)
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS rowbell"),
+        sql.SQL("GRANT USAGE, CREATE ON SCHEMA rowbell TO {}").format(ident),
+    ]
 
 
 def schema_grants(role: str, schema: str) -> list[sql.Composable]:
@@ -182,10 +198,7 @@ class GrantFixes:
         return _render(statement.format(sql.Identifier(schema, table), self.ident))
 
     def rowbell_schema(self) -> str:
-        statement = sql.SQL(
-            "CREATE SCHEMA IF NOT EXISTS rowbell AUTHORIZATION {0};\nALTER SCHEMA rowbell OWNER TO {0};"
-        )
-        return _render(statement.format(self.ident))
+        return ";\n".join(_render(statement) for statement in rowbell_schema_statements(self.role)) + ";"
 
     def helper(self) -> str:
         return ";\n\n".join(_render(statement) for statement in helper_statements(self.role)) + ";"

@@ -156,9 +156,21 @@ def tag() -> str:
     return uuid.uuid4().hex[:8]
 
 
+@pytest.fixture(params=["direct", "pooler"])
+def customer_url(request, customer) -> str:
+    """The URL Rowbell is given: the customer's database itself, or the same database through PgBouncer
+    in transaction mode with its default settings (tests/pooler.py), where no session state survives a
+    transaction. Every test of this module runs both ways; `state` always reads the database directly."""
+    if request.param == "direct":
+        return customer
+    return request.getfixturevalue("pooler").url_for(customer)
+
+
 @pytest.fixture
-def source(tenant_a, customer):
-    return DataSource.objects.create(tenant=tenant_a, name="App DB (as postgres)", connection_url=customer)
+def source(tenant_a, customer_url):
+    return DataSource.objects.create(
+        tenant=tenant_a, name="App DB (as postgres)", connection_url=customer_url
+    )
 
 
 def draft_query_step(tenant, source, sql="SELECT id, email FROM app.users") -> tuple[Workflow, Step]:
@@ -261,7 +273,7 @@ def test_the_server_stops_what_the_parser_cannot_see(source, customer, tag):
     before = state(customer, tag)
     check_select("SELECT app.sneaky() AS id")  # the parser has no reason to refuse it
     with pytest.raises(QueryError, match="read-only") as caught:
-        fetch_rows(customer, "SELECT app.sneaky() AS id", [])
+        fetch_rows(source.connection_url, "SELECT app.sneaky() AS id", [])
     assert "cannot execute INSERT in a read-only transaction" in caught.value.message
     assert state(customer, tag) == before
 
@@ -270,7 +282,7 @@ def test_a_poisoned_reused_connection_is_still_read_only_for_the_next_query(sour
     """Whatever happened to the session before (here: made writable from outside the gate), each query
     makes its own transaction read-only and time-limited."""
     before = state(customer, tag)
-    conn = connect_for_tenant_sql(customer)
+    conn = connect_for_tenant_sql(source.connection_url)
     try:
         with pytest.raises(QueryError, match="set_config"):
             fetch_rows(conn, "SELECT set_config('default_transaction_read_only', 'off', false) AS x", [])
@@ -291,12 +303,14 @@ def test_a_poisoned_reused_connection_is_still_read_only_for_the_next_query(sour
 
 def test_placeholders_stay_parameters_and_percent_signs_stay_text(source, customer):
     rows = fetch_rows(
-        customer, "SELECT email FROM app.users WHERE email LIKE %s AND '100%%' <> %s", ["ada%", "x"]
+        source.connection_url,
+        "SELECT email FROM app.users WHERE email LIKE %s AND '100%%' <> %s",
+        ["ada%", "x"],
     )
     assert rows == [{"email": "ada@example.com"}]
-    assert list(stream_rows(customer, "SELECT %s::text AS v", ["'); DROP TABLE app.users; --"])) == [
-        {"v": "'); DROP TABLE app.users; --"}
-    ]
+    assert list(
+        stream_rows(source.connection_url, "SELECT %s::text AS v", ["'); DROP TABLE app.users; --"])
+    ) == [{"v": "'); DROP TABLE app.users; --"}]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from workflows.steps.http_request import HttpRequest
 from workflows.steps.schedule_trigger import ScheduleTrigger
 from workflows.steps.send_email import SendEmail
 from workflows.steps.slack_message import SlackMessage
+from workflows.steps.supabase_auth_email import SupabaseAuthEmailTrigger
 from workflows.steps.throttle import Throttle
 from workflows.steps.wait import Wait
 from workflows.steps.webhook_trigger import WebhookTrigger
@@ -26,6 +27,7 @@ STEP_KINDS: dict[str, StepKind] = {
         WebhookTrigger(),
         DatabaseTrigger(),
         ScheduleTrigger(),
+        SupabaseAuthEmailTrigger(),
         Wait(),
         Digest(),
         DataQuery(),

@@ -71,6 +71,9 @@ class StepKind:
     # A trigger started by signed POSTs to the workflow's webhook URL: the builder shows the URL, the
     # secret and a curl example, and can send a test event.
     receives_webhooks: ClassVar[bool] = False
+    # A trigger started by Supabase's Send Email hook (Standard Webhooks signature) at
+    # /hooks/supabase/<workflow id>/: the builder shows that URL and the hook secret.
+    receives_auth_email_hook: ClassVar[bool] = False
     # The step holds each item until `due_at`: a test run's "Skip waits" makes its executions due now.
     holds_items: ClassVar[bool] = False
     # The builder's panel shows what the step does with a sample item (`preview`, drawn by

@@ -24,6 +24,7 @@ from integrations.datasources import (
     test_connection,
 )
 from integrations.datasources.connection import check_role
+from integrations.datasources.session import looks_pooled
 from integrations.models import DataSource
 from tenants.audit import record_for
 from tenants.permissions import admins_only, members_only
@@ -287,6 +288,7 @@ def datasource_detail(request: MemberRequest, datasource_id: int) -> HttpRespons
         "plan": plan,
         "setup_sql": plan.sql(show_password=False),
         "used_by": published_workflows_using(source),
+        "pooled": looks_pooled(source.connection_url),
     }
     return render(request, "integrations/datasource_detail.html", context)
 

@@ -20,6 +20,7 @@ from workflows.forms.step_form import NUL_ERROR, panel_form, posted_values, step
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.steps import get_kind
 from workflows.steps.base import StepPreview
+from workflows.steps.supabase_auth_email import hook_path
 from workflows.variables import available_fields, fields_after
 from workflows.views.common import get_draft_step, get_workflow, spoken
 from workflows.webhook_panel import curl_example, example_body, webhook_url
@@ -81,6 +82,8 @@ def panel_context(
             "url": url,
             "curl": curl_example(url, example_body(kind.sample_item(step.config))),
         }
+    if kind.receives_auth_email_hook and step.parent_id is None:
+        context["auth_hook"] = {"url": request.build_absolute_uri(hook_path(workflow.pk))}
     return context
 
 
