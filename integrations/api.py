@@ -35,6 +35,8 @@ class ProviderSerializer(serializers.ModelSerializer):
 
 
 class SenderSerializer(serializers.ModelSerializer):
+    reply_to = serializers.CharField(read_only=True, help_text="Empty: replies go to the From address.")
+
     class Meta:
         model = Sender
         fields = [

@@ -31,6 +31,10 @@ from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
 
+# A message's events, oldest first (a provider reports a handful: delivered, opened, clicked...).
+EVENTS_SHOWN = 500
+
+
 class MessageSerializer(serializers.ModelSerializer):
     workflow = serializers.IntegerField(source="run.workflow_id", read_only=True)
     step = serializers.IntegerField(source="step_execution.step_id", read_only=True)
@@ -129,13 +133,13 @@ class MessageViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
         summary="What the provider reported about a message",
         responses={200: MessageEventSerializer(many=True), 404: OpenApiResponse(API_ERROR)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request: Request, pk: str) -> Response:
         message = self.get_object()
         events = DeliveryEvent.objects.filter(delivery=message, tenant=request.tenant).order_by(
             "occurred_at", "id"
         )
-        return Response(MessageEventSerializer(events[:500], many=True).data)
+        return Response(MessageEventSerializer(events[:EVENTS_SHOWN], many=True).data)
 
 
 RELEASED = inline_serializer(

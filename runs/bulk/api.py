@@ -71,27 +71,31 @@ def filter_schema(action: str) -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "workflow": {"type": "integer", "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
+            "workflow": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_WHOLE_NUMBER},
             "step": {
-                "type": "string",
+                "type": ["string", "null"],
                 "format": "uuid",
                 "description": "The step's key (the same in every version).",
             },
             "error": {
-                "type": "string",
+                "type": ["string", "null"],
                 "maxLength": 500,
                 "pattern": TEXT,
                 "description": "Text the error contains.",
             },
             "created_from": {
-                "type": "string",
+                "type": ["string", "null"],
                 "format": "date-time",
                 "description": "Runs started at or after.",
             },
-            "created_to": {"type": "string", "format": "date-time", "description": "Runs started before."},
+            "created_to": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "Runs started before.",
+            },
             "state": {
-                "type": "string",
-                "enum": list(STATES[action]),
+                "type": ["string", "null"],
+                "enum": [*STATES[action], None],
                 "description": f"Default {STATES[action][0]}.",
             },
         },
@@ -208,7 +212,7 @@ def read_request(body: dict) -> tuple[str, dict, bool]:
     if unknown:
         raise InboundRejected(400, f"Unknown field(s): {', '.join(unknown)}; send action, filter, dry_run.")
     action = body.get("action")
-    if action not in STATES:
+    if not isinstance(action, str) or action not in STATES:
         raise InboundRejected(400, f"action must be one of {', '.join(STATES)}.")
     filter_data = body.get("filter", {})
     if not isinstance(filter_data, dict):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils.dateparse import parse_datetime
 
 from integrations import clock
 from runs.models import BulkOperation, Delivery, Run, StepExecution
@@ -54,6 +54,7 @@ class BulkFilter:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("action")
+        data["step"] = data["step"] or None  # as the API takes it back: null, never ""
         for name in ("created_from", "created_to"):
             data[name] = data[name].isoformat() if data[name] else None
         return data
@@ -79,43 +80,56 @@ class BulkFilter:
         return ", ".join(parts)
 
 
-def parse_filter(tenant: Tenant, action: str, data: dict[str, Any]) -> BulkFilter:
-    """A BulkFilter from plain values (a form's, a JSON body's, a stored operation's); BadFilter otherwise.
-    The workflow and step must be the tenant's: another tenant's id is "no such workflow"."""
-    if action not in STATES:
+def parse_filter(tenant: Tenant, action: str, data: dict[str, Any], *, from_form: bool = False) -> BulkFilter:
+    """A BulkFilter from JSON values (the API's body, a stored operation's), or a form's strings
+    (`from_form`: the workflow's id may be a string); BadFilter otherwise. The workflow and step must be
+    the tenant's: another tenant's id is "no such workflow" (UnknownObject)."""
+    if not isinstance(action, str) or action not in STATES:
         raise BadFilter(f"action must be one of {', '.join(STATES)}, not “{str(action)[:30]}”.")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise BadFilter(f"Unknown filter field(s): {', '.join(unknown)}; a filter takes {', '.join(FIELDS)}.")
-    workflow = parse_workflow(tenant, data.get("workflow"))
-    step = parse_step(tenant, data.get("step"), workflow)
+    workflow = parse_workflow(tenant, data.get("workflow"), from_form=from_form)
+    step = parse_step(tenant, given(data, "step", from_form), workflow)
     error = text_value(data.get("error"), "error")
     if len(error) > MAX_ERROR_TEXT:
         raise BadFilter(f"error: at most {MAX_ERROR_TEXT} characters.")
     # A range whose end is not after its start matches nothing (the page's form says so before).
     start, end = (
-        time_value(data.get("created_from"), "created_from"),
-        time_value(data.get("created_to"), "created_to"),
+        time_value(given(data, "created_from", from_form), "created_from"),
+        time_value(given(data, "created_to", from_form), "created_to"),
     )
-    state = text_value(data.get("state"), "state") or STATES[action][0]
+    state = text_value(given(data, "state", from_form), "state", strip=False) or STATES[action][0]
     if state not in STATES[action]:
         raise BadFilter(f"state: a {action} takes {', '.join(STATES[action])}, not “{state[:30]}”.")
     return BulkFilter(action, workflow, step, error, start, end, state)
 
 
-def text_value(value: Any, name: str) -> str:
+def given(data: dict[str, Any], name: str, from_form: bool) -> Any:
+    """The field's value; an empty string is "not filtered" in a form, and a mistake in JSON (send null)."""
+    value = data.get(name)
+    if value == "" and not from_form:
+        raise BadFilter(f"{name} is empty: give a value, or null (or leave it out) not to filter by it.")
+    return value
+
+
+def text_value(value: Any, name: str, *, strip: bool = True) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise BadFilter(f"{name} must be a string.")
-    return value.strip()
+    if "\x00" in value:
+        raise BadFilter(f"{name} contains a NUL character (\\0): remove it.")
+    return value.strip() if strip else value
 
 
-def parse_workflow(tenant: Tenant, value: Any) -> int | None:
-    if value in (None, ""):
+def parse_workflow(tenant: Tenant, value: Any, *, from_form: bool = False) -> int | None:
+    if value is None or (from_form and value == ""):
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+    if from_form and isinstance(value, str) and value.isdigit() and len(value) < 19:
         value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 45.0 is the integer 45
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
         raise BadFilter("workflow must be a workflow's id (a whole number).")
     if not Workflow.objects.for_tenant(tenant).filter(pk=value).exists():
@@ -130,7 +144,9 @@ def parse_step(tenant: Tenant, value: Any, workflow: int | None) -> str:
     try:
         key = str(uuid.UUID(text))
     except ValueError:
-        raise BadFilter("step must be a step's key (a UUID: the builder's and the API's `key`).") from None
+        key = ""
+    if key != text.lower():  # the canonical form only, as the schema's `uuid` format states
+        raise BadFilter("step must be a step's key (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427).")
     steps = Step.objects.for_tenant(tenant).filter(key=key)
     if workflow is not None:
         steps = steps.filter(version__workflow_id=workflow)
@@ -139,17 +155,26 @@ def parse_step(tenant: Tenant, value: Any, workflow: int | None) -> str:
     return key
 
 
+# RFC 3339, as the API's schema states it (`date-time`); the page's form sends the same shape.
+RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})")
+
+
 def time_value(value: Any, name: str) -> datetime | None:
-    text = text_value(value, name)
+    text = text_value(value, name, strip=False)
     if not text:
         return None
+    match = RFC3339.fullmatch(text)
+    if match is None:
+        raise BadFilter(f"{name} must be an RFC 3339 time with its offset, e.g. 2026-03-02T09:00:00Z.")
+    day, hour, minute, second, fraction, offset = match.groups()
+    # A leap second (:60) counts as the end of its minute; digits past microseconds are dropped.
+    second = min(int(second), 59)
+    micros = (fraction or "").ljust(6, "0")[:6] if second < 59 or match.group(4) != "60" else "999999"
+    offset = "+00:00" if offset in "Zz" else offset
     try:
-        moment = parse_datetime(text)
+        return datetime.fromisoformat(f"{day}T{hour}:{minute}:{second:02d}.{micros}{offset}")
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise BadFilter(f"{name} must be an ISO 8601 time with its offset, e.g. 2026-03-02T09:00:00Z.")
-    return moment
+        raise BadFilter(f"{name}: {text[:40]} is not a time that exists.") from None
 
 
 def matching_executions(tenant: Tenant, flt: BulkFilter) -> QuerySet[StepExecution]:
