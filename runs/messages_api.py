@@ -30,7 +30,6 @@ from tenants.audit import record_bulk
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Workflow
 
-
 # A message's events, oldest first (a provider reports a handful: delivered, opened, clicked...).
 EVENTS_SHOWN = 500
 
