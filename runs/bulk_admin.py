@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from runs.bulk import BadFilter, counts_in_words, dry_run, parse_filter, start_operation
+from runs.bulk import BadFilter, KeyReused, counts_in_words, dry_run, parse_filter, start_operation
 from runs.bulk.filters import FIELDS
 from runs.models import BulkOperation
 from tenants.models import AuditEvent, Tenant
@@ -82,13 +82,17 @@ class BulkOperationAdmin(admin.ModelAdmin):
             if "_start" not in request.POST:
                 context["summary"] = f"{tenant.name}: {counts_in_words(flt.action, dry_run(tenant, flt))}"
                 return TemplateResponse(request, "runs/admin/bulk_new.html", context)
-            operation, created = start_operation(
-                tenant,
-                flt,
-                actor=request.user,
-                idempotency_key=f"admin:{data['token']}",
-                via=AuditEvent.Via.ADMIN,
-            )
+            try:
+                operation, created = start_operation(
+                    tenant,
+                    flt,
+                    actor=request.user,
+                    idempotency_key=f"admin:{data['token']}",
+                    via=AuditEvent.Via.ADMIN,
+                )
+            except KeyReused:
+                context["problem"] = "This page already started an operation: open it again for another one."
+                return TemplateResponse(request, "runs/admin/bulk_new.html", context)
             note = "Started" if created else "Already started"
             self.message_user(request, f"{note}: {operation.name}.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:runs_bulkoperation_change", args=[operation.pk]))

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from common.api_schema_components import IDEMPOTENCY_KEY, TEXT
+from integrations.api import RowsPagination
 from integrations.inbound import (
     IDEMPOTENCY_HEADER,
     MAX_IDEMPOTENCY_KEY,
@@ -26,7 +27,7 @@ from integrations.inbound import (
 from runs.bulk.filters import FIELDS, STATES, BadFilter, UnknownObject, counts_in_words, dry_run, parse_filter
 from runs.bulk.operations import KeyReused, start_operation
 from runs.models import BulkOperation
-from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, NumberedPagination, TenantApiMixin
+from tenants.api import API_ERROR, MAX_WHOLE_NUMBER, TenantApiMixin
 
 
 class BulkOperationSerializer(serializers.ModelSerializer):
@@ -154,7 +155,7 @@ class BulkOperationViewSet(
     """A bulk retry or cancel by filter: one named operation, worked through in batches."""
 
     serializer_class = BulkOperationSerializer
-    pagination_class = NumberedPagination
+    pagination_class = RowsPagination
 
     def get_queryset(self) -> QuerySet:
         return self.tenant_rows(BulkOperation).order_by("-created_at", "-id")

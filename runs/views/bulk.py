@@ -19,7 +19,15 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from runs.bulk import BadFilter, BulkFilter, counts_in_words, dry_run, parse_filter, start_operation
+from runs.bulk import (
+    BadFilter,
+    BulkFilter,
+    KeyReused,
+    counts_in_words,
+    dry_run,
+    parse_filter,
+    start_operation,
+)
 from runs.models import BulkOperation
 from runs.views.actions import live_sending_refused, may_send_live
 from runs.views.forms import day_start
@@ -148,9 +156,14 @@ def bulk_start(request: TenantRequest) -> HttpResponse:
     except BadFilter as exc:
         messages.error(request, str(exc))
         return HttpResponseRedirect(reverse("runs:run_list"))
-    operation, created = start_operation(
-        request.tenant, flt, actor=request.user, idempotency_key=f"page:{form.cleaned_data['token']}"
-    )
+    try:
+        operation, created = start_operation(
+            request.tenant, flt, actor=request.user, idempotency_key=f"page:{form.cleaned_data['token']}"
+        )
+    except KeyReused:
+        # The dialog (its token) already started an operation, and its filter has changed since.
+        messages.error(request, "This dialog already started a bulk action: open it again for another one.")
+        return HttpResponseRedirect(reverse("runs:bulk_list"))
     if created:
         messages.success(request, f"Started: {operation.name}.")
     else:

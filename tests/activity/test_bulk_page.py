@@ -77,6 +77,14 @@ def test_a_double_submit_of_the_dialog_starts_one_operation(owner_client, failur
     assert "0 of 3 processed (0%)" in progress and 'hx-trigger="every 2s"' in progress
 
 
+def test_a_dialog_whose_filter_changed_after_it_started_starts_nothing_more(owner_client, failures):
+    owner_client.post("/activity/bulk/start/", form(failures))
+    changed = owner_client.post("/activity/bulk/start/", form(failures, error="other"), follow=True)
+
+    assert "This dialog already started a bulk action" in changed.content.decode()
+    assert BulkOperation.objects.count() == 1
+
+
 def test_a_member_may_cancel_in_bulk_but_not_retry(member_client, failures):
     refused = member_client.post("/activity/bulk/start/", form(failures))
     counted = member_client.post("/activity/bulk/count/", form(failures)).content.decode()

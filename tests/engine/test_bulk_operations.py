@@ -15,6 +15,7 @@ from rq import SimpleWorker
 
 from runs.bulk import run_batch
 from runs.engine import retry_execution, start_run
+from runs.jobs import sweep as sweep_job
 from runs.models import BulkOperation, Delivery, Run, StepExecution
 from tenants.models import ApiKey, AuditEvent
 from tests.engine.conftest import (
@@ -267,3 +268,30 @@ def test_another_tenants_workflow_or_operation_is_a_404(tenant_a, tenant_b, owne
     }
     assert api.get(f"/api/v1/bulk-operations/{operation.pk}/").status_code == 404
     assert api.get("/api/v1/bulk-operations/").json()["count"] == 0
+
+
+def test_an_operation_whose_job_was_lost_is_queued_again_by_the_sweep(
+    clock, smtp, tenant_a, owner, redis_conn
+):
+    workflow = build_workflow(tenant_a, webhook([email()]))
+    smtp.refuse["ann@example.com"] = "550 5.1.1 Gone"
+    start_run(workflow, {"email": "ann@example.com", "name": "Ann"}, "evt-1")
+    work(clock)
+    smtp.refuse.clear()
+    api = key_client(tenant_a, owner)
+    api.post("/api/v1/bulk-operations/", {"action": "retry"}, content_type="application/json")
+    redis_conn.flushdb()  # Redis restarted without its data: the queued batch is gone
+
+    work(clock)
+    clock.travel(seconds=60)
+    first = sweep_job()
+    assert (
+        BulkOperation.objects.get().status == "queued" and first["bulk_resumed"] == 0
+    )  # not quiet long enough
+    clock.travel(seconds=90)
+    second = sweep_job()
+    work(clock)
+
+    assert second["bulk_resumed"] == 1
+    assert BulkOperation.objects.get().status == "done"
+    assert smtp.recipients() == ["ann@example.com"]
