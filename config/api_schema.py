@@ -19,8 +19,17 @@ from tenants.api import API_ERROR, HasApiKey
 ERRORS = {
     "400": "The request is malformed: the detail says which part",
     "401": "Missing, unknown or revoked API key",
+    "403": "The API key lacks the scope this operation needs (read, trigger or manage): the detail names it",
     "404": "No such object for this API key's tenant (or no such page)",
     "415": "The body is not JSON (send Content-Type: application/json)",
+    "429": "Too many requests with this API key: wait the seconds `Retry-After` says",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before the next request.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 
@@ -37,12 +46,14 @@ class RowbellAutoSchema(AutoSchema):
             if code not in responses:
                 answer = OpenApiResponse(API_ERROR, description=ERRORS[code])
                 responses[code] = self._get_response_for_code(answer, code, direction=direction)
+        if "429" in responses:
+            responses["429"]["headers"] = RETRY_AFTER
         return responses
 
     def _error_codes(self) -> list[str]:
         codes = []
         if any(permission is HasApiKey for permission in getattr(self.view, "permission_classes", [])):
-            codes.append("401")
+            codes += ["401", "403", "429"]
         numbered_pages = self._is_list_view() and hasattr(self._get_paginator(), "page_query_param")
         if "{" in self.path or numbered_pages:
             codes.append("404")

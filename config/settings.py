@@ -210,6 +210,9 @@ CONSENT_TRANSACTIONAL_IGNORES_UNSUBSCRIBES = env.bool(
 # settings as JSON, e.g. ANYMAIL='{"POSTMARK_SERVER_TOKEN": "..."}' (anymail's documentation lists them).
 ANYMAIL = env.json("ANYMAIL", default={})
 
+# Requests per API key per window (tenants/throttling.py); 0 turns the limit off. Over it: 429, Retry-After.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=600)
+API_RATE_WINDOW_SECONDS = env.int("API_RATE_WINDOW_SECONDS", default=60)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api_schema.RowbellAutoSchema",
     # Every error body is {"detail": "..."}, as the schema says.

@@ -241,3 +241,7 @@ class ProcessHeartbeatAdmin(HistoryAdmin):
     def alive(self, heartbeat: ProcessHeartbeat) -> bool:
         age = (clock.now() - heartbeat.beat_at).total_seconds()
         return heartbeat.stopped_at is None and age <= settings.WORKER_LEASE_SECONDS
+
+
+# Bulk operations have their own admin module (registered on import).
+from runs import bulk_admin  # noqa: E402, F401

@@ -4,6 +4,8 @@
   `status`, and `is_test` (false by default: live runs, like the activity log).
 - `GET /api/v1/runs/<id>/`: the run with its first executions and its messages counted by status.
 - `POST /api/v1/runs/<id>/cancel/`: the activity log's cancel (runs.engine.cancel_run); 409 once finished.
+- `POST /api/v1/runs/<id>/retry/`: its failed executions again, never one whose message was sent
+  (runs/bulk/operations.py retry_unless_sent); `POST /api/v1/runs/<id>/replay/`: its event as a new run.
 - `POST /api/v1/workflows/<id>/cancel/` `{"key": "order:42", "until": optional ISO time}`: cancel by key
   (runs/engine/cancel_keys.py): the answer counts the runs and executions it cancelled; the tombstone
   goes on cancelling that key's work when it is claimed, until `until` (default 7 days).
@@ -45,12 +47,14 @@ from integrations.inbound import (
     parse_object,
     read_body,
 )
+from runs.bulk import retry_unless_sent
 from runs.engine import (
     BadCancelKey,
     CannotUndo,
     WorkflowNotPublished,
     cancel_by_key,
     cancel_run,
+    replay_run,
     start_run,
     undo_cancel,
 )
@@ -219,6 +223,16 @@ class RunKeysetPagination(BasePagination):
         ]
 
 
+RETRIED = inline_serializer(
+    "RunRetried",
+    {
+        "run": RunSerializer(),
+        "retried_executions": serializers.IntegerField(),
+        "left_sent": serializers.IntegerField(
+            help_text="Failed executions whose message was sent: not retried."
+        ),
+    },
+)
 CANCELLED = inline_serializer(
     "RunCancelled",
     {"run": RunSerializer(), "cancelled_executions": serializers.IntegerField()},
@@ -278,6 +292,47 @@ class RunViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
         record_for(request, "run.cancelled", run, label=f"Run #{run.pk}", stopped=stopped)
         return Response({"run": RunSerializer(run).data, "cancelled_executions": stopped})
 
+    @extend_schema(
+        summary="Retry a run's failed executions",
+        description="Each failed execution runs again, unless its message was sent (or may have been: "
+        "sending, uncertain, held): that one is left alone, as a bulk retry leaves it.",
+        request=None,
+        responses={200: RETRIED, 404: OpenApiResponse(API_ERROR)},
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        failed = run.executions.filter(status=StepExecution.Status.FAILED).order_by("id")
+        outcomes = [retry_unless_sent(execution_id) for execution_id in failed.values_list("id", flat=True)]
+        retried = sum(1 for outcome in outcomes if outcome.value == "acted")
+        sent = sum(1 for outcome in outcomes if outcome.value == "skipped_sent")
+        if retried:
+            record_for(request, "execution.retried", run, label=f"Run #{run.pk}", retried=retried)
+        run.refresh_from_db()
+        return Response({"run": RunSerializer(run).data, "retried_executions": retried, "left_sent": sent})
+
+    @extend_schema(
+        summary="Replay a run's event",
+        description="A new run with the same payload: a live run on the workflow's published version, a "
+        "test run on the version it tested.",
+        request=None,
+        responses={
+            201: RunSerializer,
+            404: OpenApiResponse(API_ERROR),
+            409: OpenApiResponse(API_ERROR, description="The workflow is not published"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, pk: str) -> Response:
+        run = self.get_object()
+        version = run.version if run.is_test else run.workflow.published_version
+        if version is None:
+            detail = f"“{run.workflow.name}” is not published: publish it, then replay the event."
+            return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
+        again = replay_run(run, version=version)
+        record_for(request, "run.replayed", run, label=f"Run #{run.pk}", new_run=again.pk)
+        return Response(RunSerializer(again).data, status=status.HTTP_201_CREATED)
+
 
 START_RUN = {
     "type": "object",
@@ -300,6 +355,8 @@ RUN_STARTED = inline_serializer(
 
 class StartRunView(TenantApiMixin, APIView):
     """The body's `payload` becomes the trigger's item, as a webhook's body or a database row would."""
+
+    write_scope = "trigger"  # a key that may only start runs needs no `manage`
 
     @extend_schema(
         summary="Start a run of a published workflow",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from runs.bulk import resume_stalled
+from runs.bulk import run_batch as bulk_run_batch
 from runs.engine.executor import run_batch as execute
 from runs.engine.sweeper import sweep as do_sweep
 from runs.events.delivery import prune_finished_deliveries
@@ -19,7 +21,12 @@ def run_batch(run_id: int, step_id: int, lane: int = 0) -> int:
 
 def sweep() -> dict:
     """The recovery sweep as a job (for RQ's cron); `manage.py sweeper` runs the same in a loop."""
-    return do_sweep().as_dict()
+    return {**do_sweep().as_dict(), "bulk_resumed": resume_stalled()}
+
+
+def bulk_batch(operation_id: int) -> bool:
+    """One batch of a bulk retry or cancel (runs/bulk/operations.py); it queues the next itself."""
+    return bulk_run_batch(operation_id)
 
 
 def prune() -> dict:

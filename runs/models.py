@@ -340,3 +340,78 @@ class CancelTombstone(TenantOwned):
 
     def __str__(self) -> str:
         return f"Cancel {self.key!r} of workflow {self.workflow_id}"
+
+
+class BulkOperation(TenantOwned):
+    """A retry or cancel of everything a filter matches (runs/bulk/): one named row per request, processed
+    in the background in batches (its progress counters are written after each batch).
+
+    A double submit makes one operation: the same `idempotency_key` (the page's form token, the API's
+    `Idempotency-Key`) is unique per tenant, and two unfinished operations with the same action and filter
+    (`filter_digest`) cannot exist together. Only executions that matched when it was created (ids up to
+    `last_execution_id`) are acted on: what fails later needs a new operation."""
+
+    class Action(models.TextChoices):
+        RETRY = "retry", "Retry failed executions"
+        CANCEL = "cancel", "Cancel runs"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    UNFINISHED = (Status.QUEUED, Status.RUNNING)
+
+    name = models.CharField(max_length=300)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    # The filter as given (runs/bulk/filters.py: workflow, step, error, created_from, created_to, state).
+    filters = models.JSONField(default=dict, blank=True)
+    filter_digest = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The last batch's time: an unfinished operation quiet for long lost its job (runs/bulk/operations.py).
+    progressed_at = models.DateTimeField(default=timezone.now)
+    # The dry run's figures when it was created: {"executions", "runs", "recipients", "already_sent"}.
+    counted = models.JSONField(default=dict, blank=True)
+    last_execution_id = models.BigIntegerField(default=0)
+    # Progress: the batches resume after `cursor` (an execution id for a retry, a run id for a cancel).
+    cursor = models.BigIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    acted = models.PositiveIntegerField(default=0)  # executions retried, or runs cancelled
+    # Left alone: a message of it was sent (or may have been: sending, uncertain, held, captured).
+    skipped_sent = models.PositiveIntegerField(default=0)
+    # Left alone: no longer failed (or no longer open) when its batch came.
+    skipped_changed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                name="bulkop_unique_idempotency_key",
+                condition=~models.Q(idempotency_key=""),
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "action", "filter_digest"],
+                name="bulkop_one_unfinished_per_filter",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="bulkop_tenant_recent")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.UNFINISHED
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, round(100 * self.processed / self.total))

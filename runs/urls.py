@@ -1,7 +1,7 @@
 from django.urls import path
 
 from runs.email_body import email_body
-from runs.views import actions, messages, preview, run_detail, run_list, testing
+from runs.views import actions, bulk, messages, preview, run_detail, run_list, testing
 
 app_name = "runs"
 
@@ -32,6 +32,11 @@ urlpatterns = [
     path("activity/messages/release/", actions.release, name="release_messages"),
     path("activity/messages/<int:delivery_id>/resolve/", actions.resolve, name="resolve_uncertain"),
     path("activity/messages/discard/", actions.discard, name="discard_messages"),
+    path("activity/bulk/", bulk.bulk_list, name="bulk_list"),
+    path("activity/bulk/new/", bulk.bulk_dialog, name="bulk_dialog"),
+    path("activity/bulk/count/", bulk.bulk_count, name="bulk_count"),
+    path("activity/bulk/start/", bulk.bulk_start, name="bulk_start"),
+    path("activity/bulk/<int:operation_id>/", bulk.bulk_detail, name="bulk_detail"),
     path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),
     path("steps/<int:step_id>/preview/", preview.step_preview, name="step_preview"),
     path("email-body/<str:key>/", email_body, name="email_body"),

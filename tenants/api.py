@@ -22,13 +22,14 @@ from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import exception_handler
 
-from tenants.models import API_KEY_PREFIX, ApiKey, hash_api_key
+from tenants.models import API_KEY_PREFIX, ApiKey, ApiScope, hash_api_key
 from tenants.scoping import tenant_queryset
+from tenants.throttling import ApiKeyRateThrottle
 
 if TYPE_CHECKING:
     from rest_framework.generics import GenericAPIView
@@ -82,12 +83,29 @@ def find_api_key(request: Request, key: str) -> ApiKey:
 
 
 class HasApiKey(BasePermission):
+    """A valid key with the scope the request needs: `read` to read, and to change anything the view's
+    `write_scope` (`manage` unless it says `trigger`, as starting a run does). 403 names the missing scope."""
+
     def has_permission(self, request: Request, view) -> bool:
-        if isinstance(request.auth, ApiKey):
-            return True
-        raise exceptions.NotAuthenticated(
-            f"Missing API key: send `Authorization: {KEYWORD} <key>`; {where_to_create(request)}."
-        )
+        if not isinstance(request.auth, ApiKey):
+            raise exceptions.NotAuthenticated(
+                f"Missing API key: send `Authorization: {KEYWORD} <key>`; {where_to_create(request)}."
+            )
+        needed = required_scope(request, view)
+        if needed not in request.auth.scopes:
+            has = ", ".join(request.auth.scopes) or "none"
+            raise exceptions.PermissionDenied(
+                f"This API key ({request.auth.prefix}…, “{request.auth.name}”) lacks the “{needed}” scope, "
+                f"which {request.method} {request.path} needs (its scopes: {has}); "
+                f"{where_to_create(request, f'a key with the {needed} scope')}."
+            )
+        return True
+
+
+def required_scope(request: Request, view) -> str:
+    if request.method in SAFE_METHODS:
+        return ApiScope.READ
+    return getattr(view, "write_scope", ApiScope.MANAGE)
 
 
 WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
@@ -168,6 +186,7 @@ class TenantApiMixin(_GenericView):
     # For every /api/v1/ view (no docstring here: drf-spectacular would show it on every endpoint).
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
     # JSON in and out: DRF's browsable pages and form posts need a session, which the API does not take.
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.utils.text import slugify
 
 from tenants.invitations import existing_member
-from tenants.models import Role, Tenant
+from tenants.models import ApiScope, Role, Tenant
 
 
 class SignUpForm(forms.Form):
@@ -174,3 +174,11 @@ class AcceptInviteForm(forms.Form):
 class ApiKeyForm(forms.Form):
     # Where the key will be used, so that people know which one to revoke.
     name = forms.CharField(label="Name of the new key", max_length=100)
+    # What it may do: a key that only starts runs cannot cancel or publish if it leaks.
+    scopes = forms.MultipleChoiceField(
+        label="Scopes",
+        choices=ApiScope.choices,
+        initial=ApiScope.values,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Tick at least one scope: read, trigger or manage."},
+    )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Self
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -143,6 +144,18 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class ApiScope(models.TextChoices):
+    """What an API key may do (tenants/api.py checks it on every request)."""
+
+    READ = "read", "Read: list and read workflows, runs, messages, senders, providers, topics"
+    TRIGGER = "trigger", "Trigger: start runs"
+    MANAGE = "manage", "Manage: publish, release, retry, replay, cancel, bulk operations, topics"
+
+
+def all_scopes() -> list[str]:
+    return list(ApiScope.values)
+
+
 class ApiKey(TenantOwned):
     """A program's access to one tenant's REST API. Only the key's hash is kept; the key itself is shown
     once, when it is created (`ApiKey.issue`)."""
@@ -156,6 +169,8 @@ class ApiKey(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the key may do (ApiScope). Keys made before scopes existed could do everything, and keep it.
+    scopes = ArrayField(models.CharField(max_length=10, choices=ApiScope.choices), default=all_scopes)
 
     class Meta:
         verbose_name = "API key"
@@ -165,8 +180,11 @@ class ApiKey(TenantOwned):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, tenant: Tenant, name: str, created_by=None) -> tuple[ApiKey, str]:
-        """A new key for the tenant: the saved row, and the key itself, which is never stored."""
+    def issue(
+        cls, tenant: Tenant, name: str, created_by=None, scopes: list[str] | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key for the tenant (every scope unless `scopes` says): the saved row, and the key itself,
+        which is never stored."""
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         api_key = cls.objects.create(
             tenant=tenant,
@@ -174,6 +192,7 @@ class ApiKey(TenantOwned):
             prefix=key[:API_KEY_SHOWN_CHARS],
             secret_hash=hash_api_key(key),
             created_by=created_by,
+            scopes=all_scopes() if scopes is None else [s for s in ApiScope.values if s in scopes],
         )
         return api_key, key
 

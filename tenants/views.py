@@ -242,7 +242,9 @@ def api_keys(request: MemberRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     new_key = ""
     if request.method == "POST" and form.is_valid():
-        api_key, new_key = ApiKey.issue(request.tenant, form.cleaned_data["name"], request.user)
+        api_key, new_key = ApiKey.issue(
+            request.tenant, form.cleaned_data["name"], request.user, scopes=form.cleaned_data["scopes"]
+        )
         record_for(request, "api_key.created", api_key)
         form = ApiKeyForm()
     keys = (

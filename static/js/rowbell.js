@@ -55,3 +55,19 @@ document.addEventListener("htmx:responseError", (event) => {
 document.addEventListener("htmx:sendError", (event) => {
   showLoadError(event, "Rowbell could not be reached");
 });
+
+// A dialog loaded into #modal (the activity log's bulk action): [data-dismiss] and Escape close it, and
+// focus goes back to the button that opened it.
+function dismissModal() {
+  const modal = document.getElementById("modal");
+  if (!modal || !modal.querySelector("[data-dismissable]")) return;
+  modal.innerHTML = "";
+  const opener = document.querySelector("[data-opens-modal]");
+  if (opener) opener.focus();
+}
+document.addEventListener("click", (event) => {
+  if (event.target.closest("#modal [data-dismiss]")) dismissModal();
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") dismissModal();
+});

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from runs.models import Delivery, Run, StepExecution
+from runs.models import BulkOperation, Delivery, Run, StepExecution
 from runs.views.presenting import item_summary
 from tests.activity.conftest import add_delivery, add_execution, steps_of
 from tests.engine.conftest import branch, build_workflow, email, on_path, query
@@ -211,10 +211,31 @@ def test_every_activity_template_renders_items_of_every_shape(
             if isinstance(item, dict):
                 get(preview, {"item": json.dumps(item)})
                 get(preview, {"item": json.dumps(item)}, HTTP_HX_REQUEST="true")
+    # Bulk actions: the dialog, its count (a POST), an operation whose filter holds odd text, its progress.
+    operation = BulkOperation.objects.create(
+        tenant=tenant_a,
+        name="Retry <script>alert(1)</script>",
+        action="retry",
+        filter_digest="x",
+        filters={"error": "<script>alert(1)</script>", "step": None, "workflow": shapes_workflow.pk},
+        counted={"executions": 3},
+        total=3,
+    )
+    get(reverse("runs:bulk_dialog"), {"workflow": shapes_workflow.pk, "date_from": "not a date"})
+    counted = owner_client.post(
+        reverse("runs:bulk_count"), {"action": "retry", "workflow": shapes_workflow.pk, "token": "t"}
+    )
+    drawn.update(t.name for t in counted.templates if t.name)
+    assert "already sent" in counted.content.decode()
+    assert "<script>alert(1)</script>" not in get(reverse("runs:bulk_list"))
+    assert "<script>alert(1)</script>" not in get(reverse("runs:bulk_detail", args=[operation.pk]))
+    get(reverse("runs:bulk_detail", args=[operation.pk]), HTTP_HX_REQUEST="true")
     operator = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     owner_client.force_login(operator)
     get(reverse("admin:runs_run_changelist"))
     get(reverse("admin:runs_stepexecution_changelist"))
+    get(reverse("admin:runs_bulkoperation_changelist"))
+    get(reverse("admin:runs_bulkoperation_new"))
     missing = runs_templates() - drawn
     assert not missing, f"templates the walk never drew: {sorted(missing)}"
     assert StepExecution.objects.filter(run=run).count() == len(SHAPES) * len(steps_of(shapes_workflow))

@@ -9,8 +9,16 @@ from django.urls import URLPattern, reverse
 
 from runs import urls as run_urls
 from runs.email_body import email_body_url
-from runs.models import CancelTombstone, Delivery, Run, StepExecution
-from tests.activity.conftest import add_delivery, add_execution, make_run, steps_of
+from runs.models import BulkOperation, CancelTombstone, Delivery, Run, StepExecution
+from tests.activity.conftest import (
+    add_delivery,
+    add_execution,
+    build_workflow,
+    email,
+    make_run,
+    steps_of,
+    webhook,
+)
 
 
 def a_history(onboarding) -> dict[str, int]:
@@ -32,6 +40,11 @@ def a_history(onboarding) -> dict[str, int]:
         ).pk,
     }
     ids["step_id"] = steps_of(onboarding)["Welcome"].pk
+    # The bulk dialog lists the tenant's workflows: one of them is named so that B's copy can be checked.
+    build_workflow(onboarding.tenant, webhook([email()]), name="The secret workflow")
+    ids["operation_id"] = BulkOperation.objects.create(
+        tenant=onboarding.tenant, name="Retry the secret ones", action="retry", filter_digest="x"
+    ).pk
     ids["key"] = email_body_url(onboarding.tenant_id, "<p>secret</p>").rstrip("/").rsplit("/", 1)[1]
     return ids
 

@@ -30,10 +30,11 @@ def test_empty_page_says_what_a_key_is_for_with_a_curl_example(owner):
 def test_an_admin_creates_a_key_shown_once_and_only_its_hash_is_kept(admin):
     client = signed_in(Client(), admin)
 
-    response = client.post(PAGE, {"name": "Billing service"})
+    response = client.post(PAGE, {"name": "Billing service", "scopes": ["read", "trigger", "manage"]})
 
     assert response.status_code == 200
     api_key = ApiKey.objects.get()
+    assert api_key.scopes == ["read", "trigger", "manage"]
     page = response.content.decode()
     key = page.split('id="new-key" class="mono" readonly value="')[1].split('"')[0]
     assert key.startswith(api_key.prefix) and len(key) == 51
@@ -51,6 +52,27 @@ def test_an_admin_creates_a_key_shown_once_and_only_its_hash_is_kept(admin):
     assert key not in again
     assert f"{api_key.prefix}…" in again and "Billing service" in again and "ada" in again
     assert key_client(key).get("/api/v1/workflows/").status_code == 200
+
+
+def test_a_key_gets_only_the_scopes_ticked_and_the_list_shows_them(owner):
+    client = signed_in(Client(), owner)
+    form = client.get(PAGE).content.decode()
+    # Every scope is ticked at first: a key does what keys did before scopes unless someone unticks.
+    assert form.count('name="scopes"') == 3 and form.count("checked") >= 3
+
+    response = client.post(PAGE, {"name": "Reporting", "scopes": ["read"]})
+    key = response.content.decode().split('id="new-key" class="mono" readonly value="')[1].split('"')[0]
+
+    assert ApiKey.objects.get().scopes == ["read"]
+    assert key_client(key).get("/api/v1/workflows/").status_code == 200
+    assert ">read<" in client.get(PAGE).content.decode().replace("<td>read</td>", ">read<")
+
+
+def test_a_key_needs_a_scope(owner):
+    response = signed_in(Client(), owner).post(PAGE, {"name": "Nothing", "scopes": []})
+
+    assert "Tick at least one scope: read, trigger or manage." in response.content.decode()
+    assert not ApiKey.objects.exists()
 
 
 def test_a_key_needs_a_name(owner):

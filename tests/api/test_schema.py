@@ -25,8 +25,25 @@ def test_schema_lists_every_endpoint(client):
     }
     assert paths["/api/v1/runs/"]["get"]["security"] == [{"apiKey": []}]
     start = paths["/api/v1/workflows/{workflow_id}/runs/"]["post"]
-    assert set(start["responses"]) == {"200", "202", "400", "401", "404", "413", "415"}
+    assert set(start["responses"]) == {"200", "202", "400", "401", "403", "404", "413", "415", "429"}
     assert list(start["requestBody"]["content"]) == ["application/json"]
+    assert start["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+    new = {
+        "/api/v1/workflows/{id}/publish/": {"post"},
+        "/api/v1/workflows/{workflow_id}/release/": {"post"},
+        "/api/v1/runs/{id}/retry/": {"post"},
+        "/api/v1/runs/{id}/replay/": {"post"},
+        "/api/v1/bulk-operations/": {"get", "post"},
+        "/api/v1/bulk-operations/{id}/": {"get"},
+        "/api/v1/messages/": {"get"},
+        "/api/v1/messages/{id}/": {"get"},
+        "/api/v1/messages/{id}/events/": {"get"},
+        "/api/v1/senders/": {"get"},
+        "/api/v1/senders/{id}/": {"get"},
+        "/api/v1/providers/": {"get"},
+        "/api/v1/providers/{id}/": {"get"},
+    }
+    assert {path: set(paths[path]) for path in new} == new
 
 
 def test_schema_generates_without_warnings(tmp_path):

@@ -29,7 +29,8 @@ from schemathesis.generation.drivers import CoverageGenerator
 from schemathesis.generation.feedback import NO_FEEDBACK
 from schemathesis.generation.overrides import Override
 
-from runs.models import Run
+from integrations.models import Provider, Sender
+from runs.models import BulkOperation, Delivery, DeliveryEvent, Run
 from tenants.models import ApiKey
 from tests.engine.conftest import build_workflow, email, webhook
 from workflows.models import Workflow
@@ -50,8 +51,11 @@ def schema(settings_override):
 @pytest.fixture
 def settings_override(settings):
     """The real WSGI app, as Django's test client runs it: no closing of the test's DB connection at the
-    end of each request (it holds the test's transaction), any Host header (the WSGI transport's)."""
+    end of each request (it holds the test's transaction), any Host header (the WSGI transport's), and no
+    rate limit (a thousand requests in a minute are the point here; tests/api/test_scopes_and_limits.py
+    tests the limit)."""
     settings.ALLOWED_HOSTS = ["*"]
+    settings.API_RATE_LIMIT = 0
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     yield settings
@@ -65,7 +69,29 @@ def tenant_a_objects(tenant_a, owner) -> dict:
     run = Run.objects.create(
         tenant=tenant_a, workflow=workflow, version=workflow.published_version, event_key="evt", payload={}
     )
-    return {"workflow": workflow, "run": run, "key": ApiKey.issue(tenant_a, "Contract", owner)[1]}
+    execution = run.executions.create(
+        tenant=tenant_a, step=workflow.published_version.steps.last(), item_key="0"
+    )
+    message = Delivery.objects.create(
+        tenant=tenant_a, run=run, step_execution=execution, channel="email", recipient="a@example.com"
+    )
+    DeliveryEvent.objects.create(
+        tenant=tenant_a, delivery=message, kind="delivered", event_key="e1", occurred_at=run.created_at
+    )
+    provider = Provider.objects.create(tenant=tenant_a, name="Postmark", kind="postmark")
+    sender = Sender.objects.create(
+        tenant=tenant_a, name="Support", from_address="s@example.com", provider=provider
+    )
+    operation = BulkOperation.objects.create(tenant=tenant_a, name="Retry", action="retry", filter_digest="x")
+    return {
+        "workflow": workflow,
+        "run": run,
+        "key": ApiKey.issue(tenant_a, "Contract", owner)[1],
+        "/api/v1/messages/": message,
+        "/api/v1/providers/": provider,
+        "/api/v1/senders/": sender,
+        "/api/v1/bulk-operations/": operation,
+    }
 
 
 def pinned_ids(path: str, objects: dict) -> dict:
@@ -76,6 +102,9 @@ def pinned_ids(path: str, objects: dict) -> dict:
         by_name["id"] = workflow.pk
     elif path.startswith("/api/v1/runs/{id}"):
         by_name["id"] = objects["run"].pk
+    for resource, row in objects.items():
+        if resource.startswith("/") and path.startswith(resource + "{id}"):
+            by_name["id"] = row.pk
     return {name: value for name, value in by_name.items() if "{" + name + "}" in path}
 
 
@@ -120,9 +149,13 @@ def run_coverage_cases(schema, operation, headers: dict, statuses: Counter) -> i
 
 # One test per resource, so the parallel workers share the ~1,000 requests; every operation belongs to one.
 RESOURCES = [
+    "/api/v1/bulk-operations/",
     "/api/v1/cancels/",
     "/api/v1/layouts/",
+    "/api/v1/messages/",
+    "/api/v1/providers/",
     "/api/v1/runs/",
+    "/api/v1/senders/",
     "/api/v1/suppressions/",
     "/api/v1/topics/",
     "/api/v1/workflows/",

@@ -275,7 +275,7 @@ def test_api_keys(tenant_a, owner, operator):
     client = signed_in(Client(), owner)
 
     mark = last_id()
-    client.post("/settings/api-keys/", {"name": "Billing service"})
+    client.post("/settings/api-keys/", {"name": "Billing service", "scopes": ["read", "manage"]})
     api_key = ApiKey.objects.get()
     one_event(mark, "api_key.created", owner, tenant_a, object_id=str(api_key.pk))
 

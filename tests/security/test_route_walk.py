@@ -28,7 +28,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from consent.models import EmailLayout, Suppression, Topic, Unsubscribe
 from integrations.models import DataSource, EventDelivery, EventEndpoint, Provider, Sender
-from runs.models import CancelTombstone, Delivery, Run, StepExecution
+from runs.models import BulkOperation, CancelTombstone, Delivery, Run, StepExecution
 from tenants.models import ApiKey, Invitation, Membership
 from tests.engine.conftest import build_workflow, email, webhook
 from workflows.models import Step, Workflow, WorkflowVersion
@@ -139,7 +139,11 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
     tombstone = CancelTombstone.objects.create(
         tenant=tenant_a, workflow=workflow, key=f"{MARK}-order", until=run.created_at + timedelta(days=1)
     )
+    operation = BulkOperation.objects.create(
+        tenant=tenant_a, name=f"{MARK} retry", action="retry", filter_digest="x", filters={"error": MARK}
+    )
     return {
+        "operation_id": operation.pk,
         "tombstone_id": tombstone.pk,
         "topic_id": topic.pk,
         "layout_id": layout.pk,
@@ -188,6 +192,10 @@ PK_BY_ROUTE = {
     "api-layout-": "layout_id",
     "api-suppression-": "suppression_id",
     "api-cancel-": "tombstone_id",
+    "api-bulk-operation-": "operation_id",
+    "api-message-": "delivery_id",
+    "api-sender-": "sender_id",
+    "api-provider-": "provider_id",
 }
 
 
@@ -224,6 +232,7 @@ def snapshot(tenant) -> list:
         WorkflowVersion: ("state", "revision"),
         Step: ("name", "config", "parent"),
         Run: ("status",),
+        BulkOperation: ("status", "processed"),
         StepExecution: ("status", "attempts"),
         Delivery: ("status",),
         DataSource: ("name", "connection_url"),

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from runs.bulk import resume_stalled
 from runs.engine import outages
 from runs.engine.liveness import Heartbeat
 from runs.engine.sweeper import sweep
@@ -38,6 +39,7 @@ class Command(BaseCommand):
             report = outages.retry_database(sweep)  # waits for PostgreSQL if it is away
             if report is None:
                 return
+            outages.retry_database(resume_stalled)  # bulk operations whose job was lost
             if once or any(report.as_dict().values()):
                 self.stdout.write(" ".join(f"{k}={v}" for k, v in report.as_dict().items()))
             if once:
