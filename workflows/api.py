@@ -146,8 +146,11 @@ class WorkflowViewSet(TenantApiMixin, viewsets.ReadOnlyModelViewSet):
         if not isinstance(sandbox, bool):
             return Response({"detail": "sandbox must be true or false."}, status=400)
         draft = get_draft(workflow)
-        problem = "There is no draft to publish: edit the workflow first." if draft is None else None
-        problem = problem or publish_preview_problem(request, workflow, draft) or draft_problems(draft)
+        problem: str | None
+        if draft is None:
+            problem = "There is no draft to publish: edit the workflow first."
+        else:
+            problem = publish_preview_problem(request, workflow, draft) or draft_problems(draft)
         if problem:
             return Response({"detail": problem}, status=status.HTTP_409_CONFLICT)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import cast
 
 from django import forms
 from django.contrib import messages
@@ -31,7 +32,8 @@ from runs.bulk import (
 from runs.models import BulkOperation
 from runs.views.actions import live_sending_refused, may_send_live
 from runs.views.forms import day_start
-from tenants.request import TenantRequest
+from tenants.permissions import members_only
+from tenants.request import MemberRequest, TenantRequest
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import Step, Workflow
 from workflows.steps import STEP_KINDS
@@ -66,8 +68,10 @@ class BulkForm(forms.Form):
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.tenant = tenant
-        self.fields["workflow"].queryset = Workflow.objects.for_tenant(tenant).order_by("name")
-        self.fields["step"].choices = [("", "Any step"), *step_choices(tenant)]
+        cast(forms.ModelChoiceField, self.fields["workflow"]).queryset = Workflow.objects.for_tenant(
+            tenant
+        ).order_by("name")
+        cast(forms.ChoiceField, self.fields["step"]).choices = [("", "Any step"), *step_choices(tenant)]
 
     def to_filter(self) -> BulkFilter:
         """The filter (BadFilter when it cannot be used); call after is_valid()."""
@@ -129,7 +133,8 @@ def bulk_dialog(request: TenantRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def bulk_count(request: TenantRequest) -> HttpResponse:
+@members_only
+def bulk_count(request: MemberRequest) -> HttpResponse:
     """The dry run, shown in the dialog with the button that starts the operation."""
     form = BulkForm(request.POST, tenant=request.tenant)
     if not form.is_valid():
@@ -144,7 +149,8 @@ def bulk_count(request: TenantRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def bulk_start(request: TenantRequest) -> HttpResponse:
+@members_only
+def bulk_start(request: MemberRequest) -> HttpResponse:
     form = BulkForm(request.POST, tenant=request.tenant)
     if not form.is_valid():
         messages.error(request, "The bulk action's form was incomplete: open it again from the activity log.")
