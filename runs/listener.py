@@ -56,8 +56,11 @@ from django.utils import timezone
 from integrations.datasources import DataSourceUnavailable, connect_datasource, describe_error
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
+from runs import row_changes
 from runs.engine import metrics, outages, start_runs
+from workflows import row_watches
 from workflows.database_triggers import published_triggers
+from workflows.models import ROW_WATCH_BASE
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,10 @@ class SourcePoller:
 
     def __init__(self, datasource: DataSource, workflow_ids: list[int] | None = None):
         self.datasource = datasource
+        # The workflows whose log rows it claims, and its row watches' trigger ids (workflows/row_watches.py).
         self.workflow_ids: list[int] = workflow_ids or []
+        # Executions decided by a row change while they were running (runs/row_changes.py).
+        self.rewaking: list[int] = []
         self.conn: psycopg.Connection | None = None
         self.backoff = 0.0
         self.retry_at = 0.0
@@ -271,10 +277,13 @@ class SourcePoller:
                 oldest = self.conn.execute(LAG_SQL).fetchone()
             self.lag = float(oldest[0]) if oldest else 0.0
         with self.conn.transaction():
+            if self.rewaking:
+                self.rewaking = row_changes.rewake(self.rewaking)
             rows = self.conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
-            done = start_runs_for_events(self.datasource, rows)
+            done, running = handle_events(self.datasource, rows)
+            self.rewaking += running
             if done:
                 self.conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
         return len(done)
@@ -353,6 +362,15 @@ class SourcePoller:
         self.lag_published_at = time.monotonic()
 
 
+def handle_events(datasource: DataSource, rows: list[tuple]) -> tuple[list[int], list[int]]:
+    """Claimed log rows: row watches' changes wake waits and cancel (runs/row_changes.py), workflows'
+    start runs. Returns (the ids that may be deleted, executions to wake again: `row_changes.rewake`)."""
+    watched = [row for row in rows if row[1] >= ROW_WATCH_BASE]
+    done, running = row_changes.handle(datasource.pk, watched) if watched else ([], [])
+    starting = [row for row in rows if row[1] < ROW_WATCH_BASE]
+    return done + (start_runs_for_events(datasource, starting) if starting else []), running
+
+
 def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int]:
     """Start the runs of claimed log rows in one Rowbell transaction; returns the ids that may be deleted.
 
@@ -399,6 +417,8 @@ class Listener:
             "config__datasource", "version__workflow_id"
         ):
             workflows_by_source[int(datasource_id)].append(workflow_id)
+        for datasource_id, trigger_ids in row_watches.watch_ids_by_source().items():
+            workflows_by_source[datasource_id] += trigger_ids
         current = {ds.pk: ds for ds in DataSource.objects.filter(pk__in=list(workflows_by_source))}
         for pk in list(self.pollers):
             if pk not in current:
