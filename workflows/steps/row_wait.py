@@ -63,6 +63,8 @@ def decide(wait_id: int, outcome: str, row: dict[str, Any] | None, now: datetime
 
 def wait_for_row(ctx: StepContext, settings: Any, item: dict[str, Any], skipping: bool) -> Any:
     """The wait's execution in "row" mode (see the module's docstring)."""
+    if ctx.execution is None:
+        raise Failure("Wait: waiting for a row needs an execution to wake.", permanent=True)
     execution_id = ctx.execution.pk
     wait = _waits().objects.filter(execution_id=execution_id).select_related("watch").first()
     if wait is None:
