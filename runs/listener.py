@@ -25,6 +25,11 @@ threads spend their life in select/sleep, a few hundred of them cost a few MB of
 Rowbell's database sees one connection per source only while it has events (a source that goes idle
 closes its connection). Several thousand sources would call for several listener processes instead.
 
+Row watches (workflows/row_watches.py) log their tables' updates and deletes into the same event log, under
+their `trigger_id` (above ROW_WATCH_BASE, never a workflow id): each source's claim takes them with its
+workflows' rows, and `handle_events` hands them to runs/row_changes.py, which wakes the waits on those rows
+and cancels from the row's state, in the same Rowbell transaction as the runs the other rows start.
+
 `run_once()` and `run(until_idle=True)` are the draining modes of tests, scripts and `listen --once`:
 passes over every source in the calling thread, in turn, until a pass finds nothing. They share the
 claim/start/delete code with the threads but not the isolation: an unreachable source delays the pass.
