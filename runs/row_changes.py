@@ -161,12 +161,20 @@ def cancel_from_row(watch: RowWatch, changes: list[Change]) -> int:
                     step.version.workflow,
                     key,
                     source=CancelTombstone.Source.ROW,
-                    by=f"{op.lower()} of the row",
+                    by=_why(watch, op, step),
                 )
             except BadCancelKey:
                 continue
             cancels += 1
     return cancels
+
+
+def _why(watch: RowWatch, op: str, step) -> str:
+    """Who cancelled, in the run page's words: "a change of orders (status → cancelled)"."""
+    if op == "DELETE":
+        return f"a delete in {watch.table}"
+    column, value = step.config["cancel_when_column"], step.config.get("cancel_when_value", "")
+    return f"a change of {watch.table} ({column} → {value})"
 
 
 def _item(op: str, new_row: dict[str, Any], old_row: dict[str, Any] | None) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from django.db.models import F, QuerySet
 
 from integrations.datasources import TriggerSpec, triggers_installed
 from integrations.models import DataSource
-from workflows.models import Step
+from workflows import row_watches
+from workflows.models import RowWatch, Step
 from workflows.steps import get_kind
+from workflows.steps.base import WatchedTable
 from workflows.steps.database_trigger import DatabaseTrigger
 
 
@@ -42,6 +44,8 @@ def reinstall_triggers(datasource: DataSource) -> int:
     steps = list(published_triggers(datasource.pk))
     for step in steps:
         get_kind(step.kind).on_publish(step, step)
+    for watch in RowWatch.objects.filter(datasource=datasource):  # their triggers call the same function
+        row_watches.ensure_watch(datasource.tenant_id, WatchedTable(datasource.pk, watch.schema, watch.table))
     return len(steps)
 
 

@@ -19,7 +19,7 @@ from runs.engine import cancel_by_key, start_run
 from runs.models import CancelTombstone
 from tests.builder.conftest import htmx_idle, saved
 from tests.builder.test_browser_errors import sign_in
-from tests.engine.conftest import build_workflow, email, work
+from tests.engine.conftest import build_workflow, clock, email, smtp, work  # noqa: F401 (fixtures)
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 
@@ -41,6 +41,14 @@ def test_the_wait_until_a_row_matches_shows_its_fields_and_two_paths(
         kind="wait",
         name="Until paid",
         config={"mode": "duration", "amount": 1, "unit": "days"},
+    )
+    thanks = Step.objects.create(
+        tenant=tenant_a,
+        version=draft,
+        parent=wait,
+        kind="condition",
+        name="Thank them",
+        config={"expression": "item.email != ''"},
     )
     page.set_viewport_size({"width": 1366, "height": 768})
     sign_in(page, live_server, owner)
@@ -69,9 +77,11 @@ def test_the_wait_until_a_row_matches_shows_its_fields_and_two_paths(
     expect(page.locator(f"#node-summary-{wait.pk}")).to_have_text(
         "until row.status == 'paid' in orders, at most 3 days"
     )
-    canvas = page.locator("#canvas, .canvas").first
-    expect(canvas).to_contain_text("Row matched")
-    expect(canvas).to_contain_text("Timed out")
+    canvas = page.locator(".canvas")
+    expect(canvas.locator(f"div.path-name-{wait.pk}-met")).to_have_text("Row matched")
+    expect(canvas.locator(f"div.path-name-{wait.pk}-timed_out")).to_have_text("Timed out")
+    thanks.refresh_from_db()
+    assert thanks.path == "met"  # the wait's child went onto its first path
     page.screenshot(path=SCREENSHOTS / "wait-row-1366.png")
 
 
@@ -107,7 +117,14 @@ def test_the_database_trigger_offers_to_cancel_from_the_rows_state(
     page.screenshot(path=SCREENSHOTS / "trigger-cancel-from-row-1366.png")
 
 
-def test_a_run_cancelled_from_its_rows_state_says_so_on_its_page(live_server, page, owner, clock, smtp, tenant_a):
+def test_a_run_cancelled_from_its_rows_state_says_so_on_its_page(
+    live_server,
+    page,
+    owner,
+    clock,  # noqa: F811 (the engine's fixture)
+    smtp,  # noqa: F811
+    tenant_a,
+):
     clock.now = timezone.now()
     spec = {
         "kind": "webhook_trigger",
@@ -124,7 +141,9 @@ def test_a_run_cancelled_from_its_rows_state_says_so_on_its_page(live_server, pa
     run = start_run(workflow, {"order_id": 42, "email": "ada@example.com", "name": "Ada"}, "order-42")
     work(clock)
     clock.travel(minutes=3)  # the row's status became `cancelled`: the listener writes this
-    cancel_by_key(workflow, "order:42", source=CancelTombstone.Source.ROW, by="update of the row")
+    cancel_by_key(
+        workflow, "order:42", source=CancelTombstone.Source.ROW, by="a change of orders (status → cancelled)"
+    )
 
     page.set_viewport_size({"width": 1366, "height": 768})
     sign_in(page, live_server, owner)

@@ -78,8 +78,13 @@ def test_a_status_that_becomes_cancelled_or_a_deleted_row_cancels_that_orders_ru
     customer_db(tenant_database, "UPDATE orders SET status = 'paid' WHERE id = 3")
     Listener().run(until_idle=True)
 
-    tombstones = list(CancelTombstone.objects.order_by("key").values_list("key", "source", "cancelled"))
-    assert tombstones == [("order:1", "row", 1), ("order:2", "row", 1)]
+    tombstones = list(
+        CancelTombstone.objects.order_by("key").values_list("key", "source", "cancelled", "created_by")
+    )
+    assert tombstones == [
+        ("order:1", "row", 1, "a change of orders (status → cancelled)"),
+        ("order:2", "row", 1, "a delete in orders"),
+    ]
     settle(clock, step_seconds=86400)
     runs = by_order(workflow)
     assert [runs[n].status for n in (1, 2, 3)] == ["cancelled", "cancelled", "succeeded"]

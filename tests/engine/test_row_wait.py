@@ -8,9 +8,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.db import connection
 
+from runs import row_changes
 from runs.engine import start_run
 from runs.engine.enqueue import enqueue_batch
 from runs.listener import Listener
@@ -261,3 +263,27 @@ def test_the_form_names_what_a_row_wait_lacks():
 
 def clock_days(days: float) -> timedelta:
     return timedelta(days=days)
+
+
+def test_a_wait_decided_while_its_execution_runs_is_woken_again_once_it_settled(
+    clock, smtp, tenant_a, tenant_database, source
+):
+    """The instant between an execution's last look at the outcome and its settle: the listener decides
+    `met` while the execution is `running`, the execution then settles as waiting until the timeout; the
+    listener's next pass (rewake) makes it due at once."""
+    run = start(pay_reminder(tenant_a, source), 10)
+    work(clock)
+    wait = the_wait(run)
+    StepExecution.objects.filter(pk=wait.pk).update(status="running")  # a worker is checking the row
+    customer_db(tenant_database, "UPDATE orders SET status = 'paid' WHERE id = 10")
+    with psycopg.connect(tenant_database) as conn:
+        rows = conn.execute("SELECT id, workflow_id, op, new_row, old_row FROM rowbell.event_log").fetchall()
+    _done, running = row_changes.handle(source.pk, rows)
+    assert running == [wait.pk] and RowWait.objects.get().outcome == "met"
+
+    timeout = clock.now + clock_days(3)
+    StepExecution.objects.filter(pk=wait.pk).update(status="pending", next_attempt_at=timeout)  # its settle
+    assert row_changes.rewake(running) == []
+    assert the_wait(run).next_attempt_at == clock.now
+    work(clock)
+    assert subjects(smtp) == ["Thanks for paying paid"]

@@ -55,10 +55,9 @@ def condition_holds(condition: str, row: dict[str, Any]) -> bool:
     return bool(evaluate(condition, {"row": row}))
 
 
-def decide(wait_id: int, outcome: str, row: dict[str, Any] | None, now: datetime) -> str:
-    """Write the outcome unless one was written already; the outcome that stands."""
+def decide(wait_id: int, outcome: str, row: dict[str, Any] | None, now: datetime) -> None:
+    """Write the outcome unless one was written already (the caller then reads the one that stands)."""
     _waits().objects.filter(pk=wait_id, outcome="").update(outcome=outcome, row=row, decided_at=now)
-    return _waits().objects.filter(pk=wait_id).values_list("outcome", flat=True).get()
 
 
 def wait_for_row(ctx: StepContext, settings: Any, item: dict[str, Any], skipping: bool) -> Any:
@@ -72,17 +71,15 @@ def wait_for_row(ctx: StepContext, settings: Any, item: dict[str, Any], skipping
     if wait.outcome == "":
         row = read_row(ctx, wait.watch, wait.row_key)
         if row is None:
-            outcome = decide(wait.pk, DELETED, None, ctx.now)
+            decide(wait.pk, DELETED, None, ctx.now)
         elif _holds(wait.condition, row):
-            outcome = decide(wait.pk, MET, row, ctx.now)
+            decide(wait.pk, MET, row, ctx.now)
         elif skipping or ctx.now >= wait.timeout_at:
-            outcome = decide(wait.pk, TIMED_OUT, row, ctx.now)
-        else:
-            # Not yet: wait until the timeout, unless the listener decided while the row was being read.
-            outcome = _waits().objects.filter(pk=wait.pk).values_list("outcome", flat=True).get()
-            if outcome == "":
-                return _waiting(wait)
-        wait.refresh_from_db()
+            decide(wait.pk, TIMED_OUT, row, ctx.now)
+        # Otherwise not yet: wait until the timeout, unless the listener decided while the row was read.
+        wait.refresh_from_db(fields=["outcome", "row"])
+        if wait.outcome == "":
+            return _waiting(wait)
     return _result(wait, item)
 
 
@@ -90,7 +87,9 @@ def _register(ctx: StepContext, settings: Any, item: dict[str, Any], execution_i
     from workflows.models import RowWatch
 
     schema, table = split_table(settings.table)
-    watch = RowWatch.objects.filter(datasource_id=settings.datasource, schema=schema, table=table).first()
+    watch = RowWatch.objects.filter(
+        tenant_id=ctx.run.tenant_id, datasource_id=settings.datasource, schema=schema, table=table
+    ).first()
     if watch is None:
         raise Failure(
             f"Wait: {schema}.{table} is not watched yet, so no change of its rows can end the wait: "

@@ -231,7 +231,10 @@ class Wait(StepKind):
     kind = "wait"
     label = "Wait"
     holds_items = True
-    description = "Waits a fixed time, or until a time taken from the item (e.g. 1 day before trial_ends_at)."
+    description = (
+        "Waits a fixed time, until a time taken from the item (e.g. 1 day before trial_ends_at), or until "
+        "a row matches (e.g. the order is paid, at most 3 days), woken by the row's change."
+    )
     form_class = WaitForm
 
     def default_config(self) -> dict[str, Any]:
