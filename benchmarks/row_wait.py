@@ -14,7 +14,10 @@ workers. Then:
    what 1,000 waiting runs cost (nothing polls them: the figure should be the floor's);
 3. latency: one writer runs `UPDATE orders SET status = 'paid'` on each order at --rate rows/s; for each,
    commit → wait decided (the listener's capture evaluated) and commit → the wait's execution went on
-   its "Row matched" path (a worker ran it).
+   its "Row matched" path (a worker claimed and ran it);
+4. floor: --floor-runs webhook runs started at the same rate, start → a worker claimed the first step:
+   what any event costs to reach a worker on this machine now, with no row involved. The wake's ratio to
+   it is the cost of following the row.
 
 Times are wall-clock on one machine (commit time taken when COMMIT returns).
 """
@@ -47,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100.0, help="updates per second in the latency phase")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--floor-runs", type=int, default=300, help="webhook runs for the latency floor")
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -135,6 +139,12 @@ class Bench:
         step("condition", wait, {"expression": "true"}, path="timed_out")
         publish(workflow)
         workflow.refresh_from_db()
+        # The floor: a run started by a webhook whose first step a worker runs at once (no row involved).
+        self.floor_workflow = Workflow.objects.create(tenant=tenant, name="Floor")
+        draft = get_or_create_draft(self.floor_workflow)
+        step("webhook_trigger", None, {})
+        publish(self.floor_workflow)
+        self.floor_workflow.refresh_from_db()
         return workflow
 
     def start_processes(self) -> None:
@@ -244,6 +254,29 @@ class Bench:
             "missing": [o for o in commits if o not in woken],
         }
 
+    def floor(self) -> list[float]:
+        """Event → a worker ran its step, with no row in between: start_run → the trigger step claimed,
+        at the same rate, --floor-runs times. What the wake's latency is compared with."""
+        from runs.engine import start_run
+        from runs.models import StepExecution
+
+        started: dict[str, float] = {}
+        interval = 1.0 / self.args.rate
+        begin = time.monotonic()
+        for tick in range(self.args.floor_runs):
+            key = f"floor-{tick}"
+            started[key] = time.time()
+            start_run(self.floor_workflow, {"n": tick}, key)
+            delay = begin + (tick + 1) * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        runs = StepExecution.objects.filter(run__workflow=self.floor_workflow)
+        deadline = time.monotonic() + 120
+        while runs.filter(status="succeeded").count() < len(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ran = dict(runs.filter(status="succeeded").values_list("run__event_key", "finished_at"))
+        return [(ran[key].timestamp() - at) * 1000 for key, at in started.items() if key in ran]
+
     def teardown(self) -> None:
         for process in self.processes:
             process.terminate()
@@ -279,6 +312,7 @@ def main() -> None:
         took = bench.start_waiting()
         waiting = bench.idle()
         result = bench.latency()
+        floor_ms = bench.floor()
     finally:
         bench.teardown()
     woken, decided = result["woken"], result["decided"]
@@ -297,6 +331,14 @@ def main() -> None:
     print(
         f"row change → wake: p50 {percentile(woken, 50):.0f} ms, p99 {percentile(woken, 99):.0f} ms "
         f"({len(woken)} updates at {args.rate:g}/s, {args.workers} workers)"
+    )
+    print(
+        f"floor, event → a worker ran its step (webhook run, no row): p50 {percentile(floor_ms, 50):.0f} ms, "
+        f"p99 {percentile(floor_ms, 99):.0f} ms ({len(floor_ms)} runs at {args.rate:g}/s)"
+    )
+    print(
+        f"wake / floor: p50 {percentile(woken, 50) / percentile(floor_ms, 50):.2f}, "
+        f"p99 {percentile(woken, 99) / percentile(floor_ms, 99):.2f}"
     )
 
 
