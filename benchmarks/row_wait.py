@@ -15,9 +15,9 @@ workers. Then:
 3. latency: one writer runs `UPDATE orders SET status = 'paid'` on each order at --rate rows/s; for each,
    commit → wait decided (the listener's capture evaluated) and commit → the wait's execution went on
    its "Row matched" path (a worker claimed and ran it);
-4. floor: --floor-runs webhook runs started at the same rate, start → a worker claimed the first step:
-   what any event costs to reach a worker on this machine now, with no row involved. The wake's ratio to
-   it is the cost of following the row.
+4. floor, interleaved with the updates (every third one, say): --floor-runs webhook runs, start → a
+   worker claimed the first step: what any event costs to reach a worker on this machine at that moment,
+   with no row involved. The wake's ratio to it is the cost of following the row.
 
 Times are wall-clock on one machine (commit time taken when COMMIT returns).
 """
@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=100.0, help="updates per second in the latency phase")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
-    parser.add_argument("--floor-runs", type=int, default=300, help="webhook runs for the latency floor")
+    parser.add_argument("--floor-runs", type=int, default=334, help="webhook runs for the latency floor")
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -156,7 +156,24 @@ class Bench:
         for _ in range(self.args.workers):
             worker = [*manage, "rqworker", "default", "low", "--worker-class", "runs.worker.EngineWorker"]
             self.processes.append(subprocess.Popen(worker, **quiet))
-        time.sleep(10)  # interpreters, Django and the listener's first refresh, so the floor is idle
+        self.wait_until_started()
+
+    def wait_until_started(self) -> None:
+        """Until the listener polls the data source and every worker listens (interpreters and Django take
+        a while on a loaded machine), then a few seconds more: the idle floor must not count start-up."""
+        import django_rq
+        from rq import Worker
+
+        from integrations.models import DataSource
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            listening = DataSource.objects.filter(listener_status="listening").exists()
+            workers = Worker.count(connection=django_rq.get_connection("default"))
+            if listening and workers >= self.args.workers:
+                break
+            time.sleep(0.5)
+        time.sleep(5)
 
     # -- idle cost --------------------------------------------------------------------------------------
     def cpu_seconds(self) -> float:
@@ -214,8 +231,14 @@ class Bench:
             time.sleep(0.5)  # the last first-checks' jobs finish: the idle measure that follows is idle
         return took
 
-    def update_rows(self) -> dict[int, float]:
+    def update_rows(self) -> tuple[dict[int, float], dict[str, float]]:
+        """The updates at --rate/s; every few ticks, a floor run started right after the update, so that
+        both see the same machine. Returns ({order id: commit time}, {floor event key: start time})."""
+        from runs.engine import start_run
+
         commits: dict[int, float] = {}
+        floor_started: dict[str, float] = {}
+        every = max(1, self.args.runs // max(1, self.args.floor_runs))
         interval = 1.0 / self.args.rate
         with psycopg.connect(self.urls["customer"]) as conn:
             start = time.monotonic()
@@ -223,16 +246,20 @@ class Bench:
                 conn.execute("UPDATE orders SET status = 'paid' WHERE id = %s", (order_id,))
                 conn.commit()
                 commits[order_id] = time.time()
+                if tick % every == 0:
+                    key = f"floor-{tick}"
+                    floor_started[key] = time.time()
+                    start_run(self.floor_workflow, {"n": tick}, key)
                 delay = start + (tick + 1) * interval - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-        return commits
+        return commits, floor_started
 
     def latency(self) -> dict[str, list[float]]:
         from runs.models import StepExecution
         from workflows.models import RowWait
 
-        commits = self.update_rows()
+        commits, floor_started = self.update_rows()
         waits = StepExecution.objects.filter(run__workflow=self.workflow, step__kind="wait")
         deadline = time.monotonic() + 120
         while waits.filter(status="succeeded").count() < len(commits) and time.monotonic() < deadline:
@@ -248,34 +275,18 @@ class Bench:
             order_of[pk]: when.timestamp()
             for pk, when in waits.filter(status="succeeded").values_list("id", "finished_at")
         }
+        floor_runs = StepExecution.objects.filter(run__workflow=self.floor_workflow)
+        while (
+            floor_runs.filter(status="succeeded").count() < len(floor_started) and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        ran = dict(floor_runs.filter(status="succeeded").values_list("run__event_key", "finished_at"))
         return {
+            "floor": [(ran[key].timestamp() - at) * 1000 for key, at in floor_started.items() if key in ran],
             "decided": [(decided[o] - commits[o]) * 1000 for o in commits if o in decided],
             "woken": [(woken[o] - commits[o]) * 1000 for o in commits if o in woken],
             "missing": [o for o in commits if o not in woken],
         }
-
-    def floor(self) -> list[float]:
-        """Event → a worker ran its step, with no row in between: start_run → the trigger step claimed,
-        at the same rate, --floor-runs times. What the wake's latency is compared with."""
-        from runs.engine import start_run
-        from runs.models import StepExecution
-
-        started: dict[str, float] = {}
-        interval = 1.0 / self.args.rate
-        begin = time.monotonic()
-        for tick in range(self.args.floor_runs):
-            key = f"floor-{tick}"
-            started[key] = time.time()
-            start_run(self.floor_workflow, {"n": tick}, key)
-            delay = begin + (tick + 1) * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        runs = StepExecution.objects.filter(run__workflow=self.floor_workflow)
-        deadline = time.monotonic() + 120
-        while runs.filter(status="succeeded").count() < len(started) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        ran = dict(runs.filter(status="succeeded").values_list("run__event_key", "finished_at"))
-        return [(ran[key].timestamp() - at) * 1000 for key, at in started.items() if key in ran]
 
     def teardown(self) -> None:
         for process in self.processes:
@@ -312,10 +323,9 @@ def main() -> None:
         took = bench.start_waiting()
         waiting = bench.idle()
         result = bench.latency()
-        floor_ms = bench.floor()
     finally:
         bench.teardown()
-    woken, decided = result["woken"], result["decided"]
+    woken, decided, floor_ms = result["woken"], result["decided"], result["floor"]
     print(
         f"{args.runs} runs waiting on their rows after {took:.1f} s ({args.runs * 2 / took:.1f} jobs/s: the "
         f"workers' pace on this machine now); {len(result['missing'])} not woken"
@@ -334,7 +344,7 @@ def main() -> None:
     )
     print(
         f"floor, event → a worker ran its step (webhook run, no row): p50 {percentile(floor_ms, 50):.0f} ms, "
-        f"p99 {percentile(floor_ms, 99):.0f} ms ({len(floor_ms)} runs at {args.rate:g}/s)"
+        f"p99 {percentile(floor_ms, 99):.0f} ms ({len(floor_ms)} runs, interleaved with the updates)"
     )
     print(
         f"wake / floor: p50 {percentile(woken, 50) / percentile(floor_ms, 50):.2f}, "
