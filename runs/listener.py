@@ -25,6 +25,11 @@ threads spend their life in select/sleep, a few hundred of them cost a few MB of
 Rowbell's database sees one connection per source only while it has events (a source that goes idle
 closes its connection). Several thousand sources would call for several listener processes instead.
 
+Row watches (workflows/row_watches.py) log their tables' updates and deletes into the same event log, under
+their `trigger_id` (above ROW_WATCH_BASE, never a workflow id): each source's claim takes them with its
+workflows' rows, and `handle_events` hands them to runs/row_changes.py, which wakes the waits on those rows
+and cancels from the row's state, in the same Rowbell transaction as the runs the other rows start.
+
 `run_once()` and `run(until_idle=True)` are the draining modes of tests, scripts and `listen --once`:
 passes over every source in the calling thread, in turn, until a pass finds nothing. They share the
 claim/start/delete code with the threads but not the isolation: an unreachable source delays the pass.
@@ -63,9 +68,12 @@ from integrations.datasources import (
 from integrations.datasources.session import listener_transaction
 from integrations.datasources.triggers import NOTIFY_CHANNEL
 from integrations.models import DataSource
+from runs import row_changes
 from runs.engine import metrics, outages, start_runs
 from runs.listener_leases import Leases, new_identity
+from workflows import row_watches
 from workflows.database_triggers import published_triggers, switch_capture, trigger_spec, watched_tables
+from workflows.models import ROW_WATCH_BASE
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +156,10 @@ class SourcePoller:
 
     def __init__(self, datasource: DataSource, workflow_ids: list[int] | None = None):
         self.datasource = datasource
+        # The workflows whose log rows it claims, and its row watches' trigger ids (workflows/row_watches.py).
         self.workflow_ids: list[int] = workflow_ids or []
+        # Executions decided by a row change while they were running (runs/row_changes.py).
+        self.rewaking: list[int] = []
         self.conn: psycopg.Connection | None = None
         self.backoff = 0.0
         self.retry_at = 0.0
@@ -304,10 +315,13 @@ class SourcePoller:
                 oldest = conn.execute(LAG_SQL).fetchone()
             self.lag = float(oldest[0]) if oldest else 0.0
         with listener_transaction(conn):
+            if self.rewaking:
+                self.rewaking = row_changes.rewake(self.rewaking)
             rows = conn.execute(CLAIM_SQL, (self.workflow_ids, batch)).fetchall()
             if not rows:
                 return 0
-            done = start_runs_for_events(self.datasource, rows)
+            done, running = handle_events(self.datasource, rows)
+            self.rewaking += running
             if done:
                 conn.execute("DELETE FROM rowbell.event_log WHERE id = ANY(%s)", (done,))
         return len(done)
@@ -469,6 +483,15 @@ class SourcePoller:
         self.lag_published_at = time.monotonic()
 
 
+def handle_events(datasource: DataSource, rows: list[tuple]) -> tuple[list[int], list[int]]:
+    """Claimed log rows: row watches' changes wake waits and cancel (runs/row_changes.py), workflows'
+    start runs. Returns (the ids that may be deleted, executions to wake again: `row_changes.rewake`)."""
+    watched = [row for row in rows if row[1] >= ROW_WATCH_BASE]
+    done, running = row_changes.handle(datasource.pk, watched) if watched else ([], [])
+    starting = [row for row in rows if row[1] < ROW_WATCH_BASE]
+    return done + (start_runs_for_events(datasource, starting) if starting else []), running
+
+
 def start_runs_for_events(datasource: DataSource, rows: list[tuple]) -> list[int]:
     """Start the runs of claimed log rows in one Rowbell transaction; returns the ids that may be deleted.
 
@@ -557,6 +580,8 @@ class Listener:
             "config__datasource", "version__workflow_id"
         ):
             workflows_by_source[int(datasource_id)].append(workflow_id)
+        for datasource_id, trigger_ids in row_watches.watch_ids_by_source().items():
+            workflows_by_source[datasource_id] += trigger_ids
         wanted = list(workflows_by_source)
         if self.threaded:
             wanted = self.leases.hold(wanted)

@@ -12,8 +12,10 @@ from integrations.datasources import DataSourceUnavailable, TriggerSpec, trigger
 from integrations.datasources.logical import install_capture
 from integrations.datasources.triggers import replace_triggers_at_boundary
 from integrations.models import DataSource
-from workflows.models import Step
+from workflows import row_watches
+from workflows.models import RowWatch, Step
 from workflows.steps import get_kind
+from workflows.steps.base import WatchedTable
 from workflows.steps.database_trigger import DatabaseTrigger
 
 
@@ -44,6 +46,8 @@ def reinstall_triggers(datasource: DataSource) -> int:
     steps = list(published_triggers(datasource.pk))
     for step in steps:
         get_kind(step.kind).on_publish(step, step)
+    for watch in RowWatch.objects.filter(datasource=datasource):  # their triggers call the same function
+        row_watches.ensure_watch(datasource.tenant_id, WatchedTable(datasource.pk, watch.schema, watch.table))
     return len(steps)
 
 

@@ -283,3 +283,74 @@ class BudgetCount(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.recipient} at {self.counted_at:%Y-%m-%d %H:%M}Z"
+
+
+# A row watch's triggers are named like a workflow's (rowbell_wf_<n>_update/_delete) with n = this base plus
+# the watch's id: the setup SQL's rowbell.drop_trigger helper then removes them too, the listener claims
+# their log rows by that number, and no workflow id (a sequence far below it) is ever the same number.
+ROW_WATCH_BASE = 1_000_000_000_000
+
+
+class RowWatch(TenantOwned):
+    """The capture of one table's updates and deletes, for what waits on (or cancels from) its rows.
+
+    Installed when a version whose steps need it is published (workflows/row_watches.py): a wait "until
+    the row matches" on the table, or a database trigger that cancels its runs from the row's state. One per
+    table, whatever the number of workflows and runs that listen to it; it stays while a published
+    version needs it or a wait on one of its rows is still open. `key_column` is the table's primary key.
+    """
+
+    datasource = models.ForeignKey("integrations.DataSource", on_delete=models.CASCADE, related_name="+")
+    schema = models.CharField(max_length=200, default="public")
+    table = models.CharField(max_length=200)
+    key_column = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["datasource", "schema", "table"], name="rowwatch_one_per_table")
+        ]
+        indexes = [models.Index(fields=["tenant", "datasource"], name="rowwatch_tenant_source")]
+
+    @property
+    def trigger_id(self) -> int:
+        """The number its triggers and log rows carry where a workflow's carry the workflow id."""
+        return ROW_WATCH_BASE + self.pk
+
+    def __str__(self) -> str:
+        return f"Row watch on {self.schema}.{self.table}"
+
+
+class RowWait(TenantOwned):
+    """One execution of a wait "until the row matches": which row, the condition, the timeout, and how it
+    ended. `outcome` is the ledger of the race between the row's change and the timeout: it is written once,
+    by whoever decides first (`UPDATE … WHERE outcome = ''`), the listener seeing the change or the
+    execution itself; the other then reads it. No foreign key to the execution (workflows sits below
+    runs), as for ThrottleSlot."""
+
+    class Outcome(models.TextChoices):
+        OPEN = "", "Waiting"
+        MET = "met", "Row matched"
+        DELETED = "deleted", "Row deleted"
+        TIMED_OUT = "timed_out", "Timed out"
+
+    execution_id = models.BigIntegerField(unique=True)
+    watch = models.ForeignKey(RowWatch, on_delete=models.CASCADE, related_name="waits")
+    row_key = models.CharField(max_length=500)
+    condition = models.TextField()
+    timeout_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True, default="")
+    # The row as the decision saw it (the listener's capture, or the execution's read).
+    row = models.JSONField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The listener: the open waits on these rows of a watched table.
+            models.Index(fields=["watch", "row_key"], name="rowwait_open", condition=models.Q(outcome="")),
+            models.Index(fields=["tenant", "watch"], name="rowwait_tenant_watch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Wait of execution {self.execution_id} on {self.row_key} ({self.outcome or 'open'})"

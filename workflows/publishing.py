@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from workflows import row_watches
 from workflows.datasource_usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
@@ -135,6 +136,8 @@ def publish(workflow: Workflow, user=None, sandbox: bool = False) -> WorkflowVer
         locked.status = Workflow.Status.ACTIVE
         locked.save(update_fields=["published_version", "status", "updated_at"])
         _swap_triggers(previous, draft)
+        row_watches.install_for(draft)
+        transaction.on_commit(lambda: row_watches.drop_unused(locked.tenant_id))
     workflow.refresh_from_db()
     return draft
 
@@ -148,6 +151,7 @@ def unpublish(workflow: Workflow) -> None:
             locked.published_version = None
             locked.save(update_fields=["published_version", "updated_at"])
             _swap_triggers(previous, None)
+            transaction.on_commit(lambda: row_watches.drop_unused(locked.tenant_id))
     workflow.refresh_from_db()
 
 

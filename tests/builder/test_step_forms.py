@@ -107,6 +107,7 @@ def test_export_by_name_is_the_reference_fields_own():
     assert found == {
         ("database_trigger", "datasource", "DataSourceField"),
         ("data_query", "datasource", "DataSourceField"),
+        ("wait", "datasource", "DataSourceField"),
         ("send_email", "sender", "SenderField"),
         ("send_email", "topic", "TopicField"),
         ("send_email", "layout", "LayoutField"),

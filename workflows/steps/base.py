@@ -157,6 +157,11 @@ class StepKind:
         """A trigger's table whose rows start runs (test items and previews can be its live rows)."""
         return None
 
+    def watched_rows(self, config: dict[str, Any]) -> list[WatchedTable]:
+        """Tables whose row changes this step listens to (a wait until the row matches, a cancel from
+        the row's state): publishing installs their capture (workflows/row_watches.py)."""
+        return []
+
     def describe_trigger(self, config: dict[str, Any]) -> str:
         """What publishing installs for this trigger, in words (the publish dialog's diff)."""
         return self.label.lower()

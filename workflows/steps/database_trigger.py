@@ -39,7 +39,7 @@ from integrations.datasources.logical import install_capture
 from integrations.models import DataSource
 from workflows.steps.base import PublishError, StepKind, WatchedTable
 from workflows.steps.common import cancel_key_field, run_label_field
-from workflows.steps.fields import PickerField, PickerListField
+from workflows.steps.fields import FlagField, PickerField, PickerListField, TextField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
 from workflows.steps.widgets import CheckboxList
@@ -52,7 +52,13 @@ OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"), ("delete", 
 
 @dataclass(kw_only=True)
 class DatabaseTriggerSettings(StepSettings):
-    omitted_when_empty = ("run_label", "cancel_key")
+    omitted_when_empty = (
+        "run_label",
+        "cancel_key",
+        "cancel_when_column",
+        "cancel_when_value",
+        "cancel_when_deleted",
+    )
 
     datasource: int
     schema: str = "public"
@@ -61,6 +67,33 @@ class DatabaseTriggerSettings(StepSettings):
     watch_columns: list[str] = field(default_factory=list)
     run_label: str = ""
     cancel_key: str = ""
+    cancel_when_column: str = ""
+    cancel_when_value: str = ""
+    cancel_when_deleted: bool = False
+
+
+def cancels_on(
+    config: dict[str, Any], op: str, new_row: dict[str, Any], old_row: dict[str, Any] | None
+) -> bool:
+    """Whether this change of a row cancels the workflow's runs for it: the row was deleted (with
+    `cancel_when_deleted`), or `cancel_when_column` became `cancel_when_value` (it was something else)."""
+    if op == "DELETE":
+        return bool(config.get("cancel_when_deleted"))
+    column = config.get("cancel_when_column")
+    if not column or not isinstance(new_row, dict) or column not in new_row:
+        return False
+    wanted = str(config.get("cancel_when_value", ""))
+    before = (old_row or {}).get(column) if op == "UPDATE" else None
+    return _as_text(new_row[column]) == wanted and _as_text(before) != wanted
+
+
+def _as_text(value: Any) -> str:
+    """A JSON value as the text a person types: true, 3, paid ("" for null)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class DatabaseTriggerForm(StepForm):
@@ -84,6 +117,14 @@ class DatabaseTriggerForm(StepForm):
     )
     run_label = run_label_field()
     cancel_key = cancel_key_field()
+    cancel_when_column = TextField(
+        label="Cancel its runs when column",
+        required=False,
+        help_text="With a cancel key: when this column of the row becomes the value below (e.g. status), "
+        "the runs for that row are cancelled, and so is their work still to come.",
+    )
+    cancel_when_value = TextField(label="…becomes", required=False, help_text="e.g. cancelled")
+    cancel_when_deleted = FlagField(label="…or the row is deleted")
 
     def clean_schema(self) -> str:
         return self.cleaned_data["schema"] or "public"
@@ -108,6 +149,15 @@ class DatabaseTriggerForm(StepForm):
             self.add_error(
                 "watch_columns", "Watched columns only apply to updates: add “update” or clear them."
             )
+        data["cancel_when_column"] = (data.get("cancel_when_column") or "").strip()
+        data["cancel_when_value"] = data.get("cancel_when_value") or ""
+        cancels = data["cancel_when_column"] or data.get("cancel_when_deleted")
+        if cancels and not (data.get("cancel_key") or "").strip() and "cancel_key" not in self.errors:
+            self.add_error(
+                "cancel_key", "Cancelling from the row needs a cancel key, e.g. order:{{ item.id }}."
+            )
+        if data.get("cancel_when_value") and not data["cancel_when_column"]:
+            self.add_error("cancel_when_column", "Name the column that takes this value, e.g. status.")
         return data
 
     def load_options(self) -> None:
@@ -161,6 +211,12 @@ class DatabaseTrigger(StepKind):
         return WatchedTable(
             config.get("datasource"), config.get("schema") or "public", config.get("table") or ""
         )
+
+    def watched_rows(self, config: dict[str, Any]) -> list[WatchedTable]:
+        """Cancelling from the row's state needs its updates and deletes, whatever starts the runs."""
+        if config.get("cancel_when_column") or config.get("cancel_when_deleted"):
+            return [self.watched_table(config)]
+        return []
 
     def describe_trigger(self, config: dict[str, Any]) -> str:
         ops = " and ".join(config.get("operations") or ["insert"])

@@ -24,7 +24,7 @@ from django import forms
 
 from workflows.schedules import clear_schedule, register_schedule
 from workflows.steps.base import StepKind
-from workflows.steps.common import run_label_field
+from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import ChoiceField, TextField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.widgets import CheckboxList, NumberInput
@@ -47,6 +47,7 @@ class ScheduleSettings(StepSettings):
     weekdays: list[str] | None = None
     day_of_month: int | None = None
     run_label: str = ""
+    cancel_key: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in super().to_json().items() if value not in (None, "")}
@@ -138,6 +139,7 @@ class ScheduleForm(StepForm):
         help_text="Five fields, like 0 9 * * mon-fri, in the time zone above.",
     )
     run_label = run_label_field()
+    cancel_key = cancel_key_field()
 
     def clean_timezone(self) -> str:
         zone = (self.cleaned_data["timezone"] or "UTC").strip()
@@ -154,7 +156,13 @@ class ScheduleForm(StepForm):
         return frequency if frequency in FREQUENCY_FIELDS else "daily"
 
     def panel_fields(self) -> list[str]:
-        return ["frequency", *FREQUENCY_FIELDS[self.frequency_chosen()], "timezone", "run_label"]
+        return [
+            "frequency",
+            *FREQUENCY_FIELDS[self.frequency_chosen()],
+            "timezone",
+            "run_label",
+            "cancel_key",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -137,8 +137,10 @@ def save_step(request: TenantRequest, workflow_id: int, step_id: int) -> HttpRes
     with transaction.atomic():
         version = WorkflowVersion.objects.select_for_update().get(pk=step.version_id)
         step.refresh_from_db(fields=["name", "config"])
-        redraw_on = get_kind(step.kind).form_class.redraw_on
+        kind = get_kind(step.kind)
+        redraw_on = kind.form_class.redraw_on
         before = {key: step.config.get(key) for key in redraw_on}
+        paths_before = kind.paths(step.config or {})
         stale = request.POST.get("revision", "") != str(version.revision)
         if stale:
             values = _changed_values(step, posted, changed, name)
@@ -146,6 +148,9 @@ def save_step(request: TenantRequest, workflow_id: int, step_id: int) -> HttpRes
             values, step.name = posted, name
         step.config, problems = _saved_config(step, values, workflow.tenant_id)
         step.save(update_fields=["name", "config"])
+        paths_changed = not kind.has_paths and kind.paths(step.config or {}) != paths_before
+        if paths_changed:
+            _children_onto_first_path(step, kind.paths(step.config or {}))
         version.revision += 1
         version.save(update_fields=["revision"])
     errors = {**(problems or get_kind(step.kind).live_problems(step)), **input_errors}
@@ -155,8 +160,23 @@ def save_step(request: TenantRequest, workflow_id: int, step_id: int) -> HttpRes
     context.update(
         {"workflow": workflow, "draft": version, "stale": stale, "saved": True, "node_id": step_id}
     )
+    if paths_changed:
+        # The step gained or lost its fixed paths (a wait switched to or from "until a row matches"):
+        # the canvas draws them, so draw it again with the panel.
+        from workflows.views.builder import builder_context
+
+        body = render(
+            request, "workflows/_builder_body.html", builder_context(request, workflow, version, step)
+        )
+        return reswap(retarget(body, "#builder-body"), "innerHTML")
     if stale or any(step.config.get(key) != value for key, value in before.items()):
         # Draw the panel again: it shows the merged draft, or the options of a new table or data source.
         response = render(request, "workflows/_panel.html", context)
         return reswap(retarget(response, "#panel"), "innerHTML")
     return render(request, "workflows/_saved.html", context)
+
+
+def _children_onto_first_path(step: Step, paths: list[tuple[str, str]]) -> None:
+    """A step that gained fixed paths puts its children on the first (a wait's "Row matched"); one that
+    lost them takes them back as ordinary children."""
+    Step.objects.filter(parent=step).update(path=paths[0][0] if paths else "")
