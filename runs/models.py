@@ -294,6 +294,9 @@ class DigestItem(models.Model):
     # "Send the first at once": the item that opened the window went on by itself; it is remembered (so a
     # retry of its execution passes it again, not into the digest) but the digest does not carry it.
     passed = models.BooleanField(default=False)
+    # "Read the rows again at release": why the release left this item out ("row deleted", "row no longer
+    # matches: …"); empty for an item the digest carries. Written by the release, so the run page can count.
+    dropped = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         constraints = [

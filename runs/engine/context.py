@@ -81,8 +81,9 @@ class StepContext:
             return None
         return digest.release_bucket_id(self.execution.item_key)
 
-    def release_digest(self, bucket_id: int) -> dict[str, Any] | None:
-        return digest.release_bucket(bucket_id, self.now)
+    def release_digest(self, bucket_id: int, judge: digest.Judge | None = None) -> dict[str, Any] | None:
+        """Release the bucket (runs/engine/digest.py); `judge` re-reads its items and drops some."""
+        return digest.release_bucket(bucket_id, self.now, judge)
 
     def digest_state(self, step: Step, key: str) -> tuple[int, datetime | None]:
         """The open bucket of `step` for `key`: its items so far and release time (0, None: none open)."""

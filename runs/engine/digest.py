@@ -16,6 +16,7 @@ its items are read again, the children's unique item keys keep the message singl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from runs.engine.enqueue import schedule_next
-from runs.models import DigestBucket, StepExecution
+from runs.models import DigestBucket, DigestItem, Run, StepExecution
 from workflows.models import Step
 
 RELEASE_PREFIX = "digest/"
@@ -36,7 +37,8 @@ UPSERT = (
     " RETURNING id, (xmax = 0) AS opened, release_at, settings, run_id"
 )
 ADD_ITEM = (
-    "INSERT INTO runs_digestitem (bucket_id, source, item, joined_at, passed) VALUES (%s, %s, %s::jsonb, %s, %s)"
+    "INSERT INTO runs_digestitem (bucket_id, source, item, joined_at, passed, dropped)"
+    " VALUES (%s, %s, %s::jsonb, %s, %s, '')"
     " ON CONFLICT (bucket_id, source) DO NOTHING"
 )
 COUNT_ITEMS = "SELECT count(*) FROM runs_digestitem WHERE bucket_id = %s AND NOT passed"
@@ -119,11 +121,27 @@ def join_bucket(
     return BucketJoin(bucket_id, key, bool(opened), count, release_at, passed=passed)
 
 
-def release_bucket(bucket_id: int, now: datetime) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class ReleasedEntry:
+    """An item of a releasing bucket as a re-read sees it: the item, its run's trigger payload, and
+    whether the item is that row itself (it joined straight from the trigger, item key "0")."""
+
+    item: dict[str, Any]
+    payload: Any
+    own_row: bool
+
+
+# What a re-read says of each entry, in order: the item to carry (None: drop it) and the reason to drop.
+Judge = Callable[[list[ReleasedEntry]], list[tuple[dict[str, Any] | None, str]]]
+
+
+def release_bucket(bucket_id: int, now: datetime, judge: Judge | None = None) -> dict[str, Any] | None:
     """Close the bucket (once) and return the released item: key, count, first, last and all items.
 
     Idempotent: a release run again after its worker was killed reads the same closed bucket.
-    None when the bucket does not exist (deleted with its run).
+    None when the bucket does not exist (deleted with its run). With `judge` (the digest's "read the
+    rows again"), the items it drops are marked on their rows with the reason, and the released item
+    says how many were dropped and why (`dropped`: {"count", "reasons": {reason: n}}).
     """
     with transaction.atomic():
         bucket = DigestBucket.objects.select_for_update().filter(pk=bucket_id).first()
@@ -132,19 +150,59 @@ def release_bucket(bucket_id: int, now: datetime) -> dict[str, Any] | None:
         if bucket.released_at is None:
             bucket.released_at = now
             bucket.save(update_fields=["released_at"])
-    items = list(bucket.items.filter(passed=False).order_by("joined_at", "id").values_list("item", flat=True))
-    return {
-        "digest": {
-            "key": bucket.key,
-            "bucket": bucket.pk,
-            "count": len(items),
-            "first": items[0] if items else {},
-            "last": items[-1] if items else {},
-            "items": items,
-            "opened_at": bucket.opened_at.isoformat(),
-            "released_at": bucket.released_at.isoformat() if bucket.released_at else None,
-        }
+    rows = list(
+        bucket.items.filter(passed=False).order_by("joined_at", "id").values_list("id", "source", "item")
+    )
+    items = [row[2] for row in rows]
+    dropped: dict[str, int] = {}
+    if judge is not None:
+        items, dropped = _judged(rows, judge)
+    released = {
+        "key": bucket.key,
+        "bucket": bucket.pk,
+        "count": len(items),
+        "first": items[0] if items else {},
+        "last": items[-1] if items else {},
+        "items": items,
+        "opened_at": bucket.opened_at.isoformat(),
+        "released_at": bucket.released_at.isoformat() if bucket.released_at else None,
     }
+    if judge is not None:
+        released["dropped"] = {"count": sum(dropped.values()), "reasons": dropped}
+    return {"digest": released}
+
+
+def _judged(rows: list[tuple[int, str, Any]], judge: Judge) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Ask the re-read about every item; mark the dropped ones (a release run again marks afresh)."""
+    run_ids = {_source_run(source) for _, source, _ in rows} - {None}
+    payloads = dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "payload"))
+    entries = [
+        ReleasedEntry(item, payloads.get(_source_run(source)), source.split("/", 2)[2:] == ["0"])
+        for _, source, item in rows
+    ]
+    verdicts = judge(entries)
+    kept: list[dict[str, Any]] = []
+    reasons: dict[int, str] = {}
+    for (item_id, _, _), (item, reason) in zip(rows, verdicts, strict=True):
+        if item is None:
+            reasons[item_id] = reason[:300]
+        else:
+            kept.append(item)
+    with transaction.atomic():
+        DigestItem.objects.filter(pk__in=[row[0] for row in rows]).exclude(dropped="").update(dropped="")
+        for reason in set(reasons.values()):
+            ids = [item_id for item_id, why in reasons.items() if why == reason]
+            DigestItem.objects.filter(pk__in=ids).update(dropped=reason)
+    counted: dict[str, int] = {}
+    for reason in reasons.values():
+        counted[reason] = counted.get(reason, 0) + 1
+    return kept, counted
+
+
+def _source_run(source: str) -> int | None:
+    """The run of a joining execution's source ("<run>/<step>/<item key>", or "run/<run>" for a test)."""
+    head = source.removeprefix("run/").split("/", 1)[0]
+    return int(head) if head.isdigit() else None
 
 
 def open_bucket_state(tenant_id: int, step_id: int, key: str) -> tuple[int, datetime | None]:

@@ -6,6 +6,7 @@ typed against it so that workflows/steps/ does not import runs, which sits above
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,6 +78,12 @@ class StepContext(Protocol):
 
     def digest_release_bucket(self) -> int | None: ...
 
-    def release_digest(self, bucket_id: int) -> dict[str, Any] | None: ...
+    # `judge` gets the bucket's entries (each with `item`, `payload`: its run's trigger row as logged, and
+    # `own_row`) and says, per entry, the item to carry (None: drop it) and the reason.
+    def release_digest(
+        self,
+        bucket_id: int,
+        judge: Callable[[list[Any]], list[tuple[dict[str, Any] | None, str]]] | None = None,
+    ) -> dict[str, Any] | None: ...
 
     def digest_state(self, step: Step, key: str) -> tuple[int, datetime | None]: ...
