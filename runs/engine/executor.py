@@ -205,6 +205,7 @@ def _run_step(ctx: StepContext, executions, spawner, outcomes: dict[int, Outcome
     if isinstance(kind, SendKind):
         _send_batch(ctx, kind, executions, spawner, outcomes)
         return
+    kind.prepare_batch(ctx, executions)
     for execution in executions:
         ctx.execution = execution
         outcomes[execution.pk] = apply(

@@ -250,9 +250,11 @@ class Digest(StepKind):
                 {"skipped": "test run: joins no digest", "would": f"in a real run, the item {would}"},
             )
         settings = self.step_settings(ctx)
-        joined = ctx.join_digest(
-            ctx.step, item, self.digest_key(ctx, item), first_passes=settings.first_at_once
-        )
+        joined = ctx.resources.cache.pop(("digest-joined", getattr(ctx.execution, "pk", None)), None)
+        if joined is None:  # not joined with its batch (its key failed there, or a call outside a batch)
+            joined = ctx.join_digest(
+                ctx.step, item, self.digest_key(ctx, item), first_passes=settings.first_at_once
+            )
         if joined.passed:
             # The first of its window goes on now, shaped like a digest of one, so one template serves both.
             return [at_once(joined.key, joined.bucket_id, item, ctx.now)]
@@ -266,6 +268,28 @@ class Digest(StepKind):
                 "opened": joined.opened,
             },
         )
+
+    def prepare_batch(self, ctx: StepContext, executions: list[Any]) -> None:
+        """Join the batch's items in one go (a handful of statements for the batch, not per item);
+        `execute` then reads each item's join. An item whose key cannot be rendered is left to `execute`,
+        which fails it with the message; a release execution or a test run joins nothing here."""
+        if ctx.run.is_test:
+            return
+        requests = {}
+        for execution in executions:
+            if ctx.digest_release_bucket_of(execution.item_key) is not None:
+                continue
+            try:
+                key = self.digest_key(ctx, execution.input)
+            except Failure:
+                continue
+            requests[execution.pk] = ctx.digest_join_request(execution, key)
+        if not requests:
+            return
+        settings = self.step_settings(ctx)
+        joined = ctx.join_digests(ctx.step, list(requests.values()), first_passes=settings.first_at_once)
+        for pk, request in requests.items():
+            ctx.resources.cache[("digest-joined", pk)] = joined[request.source]
 
     def release(self, ctx: StepContext, bucket: int) -> list[dict[str, Any]] | Filtered:
         """The release execution: the bucket's items (re-read first when the step says so) as one item."""
