@@ -90,7 +90,12 @@ class StepExecution(TenantOwned):
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Claims so far (each claim counts one: the claim fence and the batch job's id are keyed by it).
     attempts = models.PositiveIntegerField(default=0)
+    # Of those claims, the ones that only held the item for later (a throttle's next slot, a frequency
+    # budget, a wait whose time moved: a `Deferred` result). They are not tries: the retry limit and the
+    # backoff count `tries` (attempts - deferrals), so a message deferred for days still gets its retries.
+    deferrals = models.PositiveIntegerField(default=0, db_default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -124,6 +129,11 @@ class StepExecution(TenantOwned):
                 condition=models.Q(status="pending"),
             ),
         ]
+
+    @property
+    def tries(self) -> int:
+        """Attempts that tried the step's work (claims that only deferred the item not counted)."""
+        return max(0, self.attempts - self.deferrals)
 
     def __str__(self) -> str:
         return f"Execution {self.pk} ({self.status})"
