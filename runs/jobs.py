@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from integrations import clock
 from runs.bulk import resume_stalled
 from runs.bulk import run_batch as bulk_run_batch
 from runs.engine.executor import run_batch as execute
 from runs.engine.sweeper import sweep as do_sweep
 from runs.events.delivery import prune_finished_deliveries
 from runs.retention import PruneReport, RetentionGroup, prune_runs, retention_plan
+from workflows.steps.pacing_housekeeping import prune_pacing_counters
 
 
 def run_batch(run_id: int, step_id: int, lane: int = 0) -> int:
@@ -31,8 +33,11 @@ def bulk_batch(operation_id: int) -> bool:
 
 def prune() -> dict:
     """Retention as a job (RQ's cron, hourly): expired runs and event deliveries, each tenant by its own
-    retention (tenants/limits.py); nothing while no tenant's retention is on."""
-    return prune_by_plan(retention_plan())
+    retention (tenants/limits.py), nothing of them while no tenant's retention is on; and always the
+    pacing counters no window can read any more (throttle slots, frequency-budget counts)."""
+    pruned = prune_by_plan(retention_plan())
+    counters = {name: n for name, n in prune_pacing_counters(clock.now()).items() if n}
+    return {**pruned, **counters}
 
 
 def prune_by_plan(plan: list[RetentionGroup], budget: float = 30.0) -> dict:

@@ -95,7 +95,12 @@ class StepExecution(TenantOwned):
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Claims so far (each claim counts one: the claim fence and the batch job's id are keyed by it).
     attempts = models.PositiveIntegerField(default=0)
+    # Of those claims, the ones that only held the item for later (a throttle's next slot, a frequency
+    # budget, a wait whose time moved: a `Deferred` result). They are not tries: the retry limit and the
+    # backoff count `tries` (attempts - deferrals), so a message deferred for days still gets its retries.
+    deferrals = models.PositiveIntegerField(default=0, db_default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -129,6 +134,11 @@ class StepExecution(TenantOwned):
                 condition=models.Q(status="pending"),
             ),
         ]
+
+    @property
+    def tries(self) -> int:
+        """Attempts that tried the step's work (claims that only deferred the item not counted)."""
+        return max(0, self.attempts - self.deferrals)
 
     def __str__(self) -> str:
         return f"Execution {self.pk} ({self.status})"
@@ -299,6 +309,9 @@ class DigestItem(models.Model):
     # "Send the first at once": the item that opened the window went on by itself; it is remembered (so a
     # retry of its execution passes it again, not into the digest) but the digest does not carry it.
     passed = models.BooleanField(default=False)
+    # "Read the rows again at release": why the release left this item out ("row deleted", "row no longer
+    # matches: …"); empty for an item the digest carries. Written by the release, so the run page can count.
+    dropped = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -248,6 +248,9 @@ class ThrottleSlot(TenantOwned):
     step_key = models.UUIDField(help_text="The throttle step's key, the same across versions.")
     key = models.CharField(max_length=500)
     window_start = models.DateTimeField()
+    # When the window ends: housekeeping deletes the slot a day later (workflows/steps/pacing_housekeeping.py).
+    # Empty on slots taken before the column existed: those go once the longest window surely ended.
+    window_end = models.DateTimeField(null=True, blank=True)
     slot = models.PositiveIntegerField()
     execution_id = models.BigIntegerField(unique=True)
     taken_at = models.DateTimeField()

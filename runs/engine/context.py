@@ -77,14 +77,31 @@ class StepContext:
         """Add the item to the open digest bucket of `step` for `key` (runs/engine/digest.py)."""
         return digest.join_bucket(self, step, item, key, first_passes=first_passes)
 
+    def join_digests(
+        self, step: Step, requests: list[digest.JoinRequest], *, first_passes: bool = False
+    ) -> dict[str, digest.BucketJoin]:
+        """Join many items at once (a batch's): {source: BucketJoin} (runs/engine/digest.py)."""
+        return digest.join_buckets(self.run.tenant_id, step, requests, self.now, first_passes=first_passes)
+
+    def digest_join_request(self, execution: Any, key: str) -> digest.JoinRequest:
+        """What `join_digests` needs of one of this batch's executions and its digest key."""
+        return digest.JoinRequest(
+            digest.source_of(execution), key, execution.input, execution.run_id, execution.pk
+        )
+
     def digest_release_bucket(self) -> int | None:
         """The bucket this execution releases, when it is a digest's release execution."""
         if self.execution is None:
             return None
         return digest.release_bucket_id(self.execution.item_key)
 
-    def release_digest(self, bucket_id: int) -> dict[str, Any] | None:
-        return digest.release_bucket(bucket_id, self.now)
+    def digest_release_bucket_of(self, item_key: str) -> int | None:
+        """The bucket an execution with this item key releases (None: it joins)."""
+        return digest.release_bucket_id(item_key)
+
+    def release_digest(self, bucket_id: int, judge: digest.Judge | None = None) -> dict[str, Any] | None:
+        """Release the bucket (runs/engine/digest.py); `judge` re-reads its items and drops some."""
+        return digest.release_bucket(bucket_id, self.now, judge)
 
     def digest_state(self, step: Step, key: str) -> tuple[int, datetime | None]:
         """The open bucket of `step` for `key`: its items so far and release time (0, None: none open)."""

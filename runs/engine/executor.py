@@ -207,6 +207,7 @@ def _run_step(
     if isinstance(kind, SendKind):
         _send_batch(ctx, kind, executions, spawner, outcomes)
         return
+    kind.prepare_batch(ctx, executions)
     for execution in executions:
         ctx.execution = execution
         outcomes[execution.pk] = apply(
@@ -410,7 +411,7 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
         outcome = outcomes[execution.pk]
         values.append(
             "(%s::bigint, %s::integer, %s::varchar, %s::jsonb, %s::text, %s::timestamptz,"
-            " %s::timestamptz, %s::jsonb, %s::integer)"
+            " %s::timestamptz, %s::jsonb, %s::integer, %s::integer)"
         )
         params += [
             execution.pk,
@@ -422,15 +423,16 @@ def settle(executions: list[StepExecution], outcomes: dict[int, Outcome], now: d
             now if outcome.status != StepExecution.Status.PENDING else None,
             attempt_entry(execution, outcome),
             1 if outcome.refund_attempt else 0,
+            1 if outcome.deferred else 0,
         ]
     params.append(liveness.worker_name)
     sql = (
         "UPDATE runs_stepexecution e SET status = v.status, output = v.output, error = v.error,"
         " next_attempt_at = COALESCE(v.next_attempt_at, e.next_attempt_at), finished_at = v.finished_at,"
-        " attempts = e.attempts - v.refund,"
+        " attempts = e.attempts - v.refund, deferrals = e.deferrals + v.deferred,"
         f" claimed_by = '', attempt_log = {append_attempt('e.attempt_log', 'v.attempt')}"
         f" FROM (VALUES {', '.join(values)})"
-        " AS v(id, attempts, status, output, error, next_attempt_at, finished_at, attempt, refund)"
+        " AS v(id, attempts, status, output, error, next_attempt_at, finished_at, attempt, refund, deferred)"
         " WHERE e.id = v.id AND e.status = 'running' AND e.claimed_by = %s AND e.attempts = v.attempts"
         " RETURNING e.id"
     )

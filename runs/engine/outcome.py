@@ -50,6 +50,8 @@ class Outcome:
     refund_attempt: bool = False
     # A message held for its send window (not a failure; the attempt log says so).
     held_for_window: bool = False
+    # The step deferred the item (a `Deferred` result): this claim is counted in `deferrals`, not a try.
+    deferred: bool = False
 
 
 class LeaseLost(Exception):
@@ -109,7 +111,7 @@ def spawned(execution: StepExecution, spawner: Spawner, result: Any) -> Outcome:
     if isinstance(result, Deferred):
         # Held, not retried (no error, no backoff): no child is written and the same execution runs
         # again at `until` (a throttle's next slot, a wait whose time moved).
-        return Outcome(Status.PENDING, output=result.summary, next_attempt_at=result.until)
+        return Outcome(Status.PENDING, output=result.summary, next_attempt_at=result.until, deferred=True)
     if isinstance(result, FanOut):
         count = spawner.add(execution, result.pairs)
         status = Status.SUCCEEDED if count else Status.FILTERED  # a query with no rows ends the path
@@ -140,10 +142,11 @@ def failure(
 ) -> Outcome:
     """Failed for good (permanent, or out of attempts: the step's, or `limit` when lower), else retried."""
     limit = min(max_attempts(ctx.step.config), limit or max_attempts(ctx.step.config))
-    if permanent or execution.attempts >= limit:
-        suffix = "" if permanent else f" (gave up after {execution.attempts} attempts)"
+    tries = execution.tries  # claims that only deferred the item are no tries
+    if permanent or tries >= limit:
+        suffix = "" if permanent else f" (gave up after {tries} attempts)"
         return Outcome(Status.FAILED, error=message + suffix)
-    delay = backoff(execution.attempts, ctx.step.config)
+    delay = backoff(tries, ctx.step.config)
     return Outcome(Status.PENDING, error=message, next_attempt_at=ctx.now + delay)
 
 

@@ -82,7 +82,7 @@ def execution_state(execution: StepExecution, now: datetime | None = None) -> st
     if held_for_window(execution, now):
         return "held for send window"  # the item's own line says until when, in which zone
     if is_retrying(execution):
-        text = f"retrying, attempt {execution.attempts + 1} of {max_attempts(execution.step.config)}"
+        text = f"retrying, attempt {execution.tries + 1} of {max_attempts(execution.step.config)}"
         return f"{text}, next at {short_time(due, now)} ({from_now(due, now)})" if due else text
     if execution.status == StepExecution.Status.PENDING and due and due > now:
         return f"waiting until {short_time(due, now)}"

@@ -150,7 +150,9 @@ def step_counts(states: list[dict]) -> tuple[dict[int, dict[str, int]], dict[int
     return counts, due
 
 
-def chips_for(counts: dict[str, int], deliveries: dict[str, int], due, now: datetime) -> list[Chip]:
+def chips_for(
+    counts: dict[str, int], deliveries: dict[str, int], due, now: datetime, skipped_word: str = "skipped"
+) -> list[Chip]:
     chips = []
     if deliveries.get("uncertain"):
         counts = {**counts, "failed": max(0, counts.get("failed", 0) - deliveries["uncertain"])}
@@ -160,6 +162,8 @@ def chips_for(counts: dict[str, int], deliveries: dict[str, int], due, now: date
             text = (
                 f"{n} waiting until {short_time(due, now)}" if state == "waiting" and due else f"{n} {state}"
             )
+            if state == "skipped":
+                text = f"{n} {skipped_word}"
             chips.append(Chip(state, n, text))
     for state in DELIVERY_STATES:
         if deliveries.get(state):
@@ -174,7 +178,13 @@ def run_tree(run: Run, states: list[dict], now: datetime) -> tuple[list[dict], d
     counts, due = step_counts(states)
     deliveries = delivery_states(run)
     for step in steps:
-        step.chips = chips_for(counts.get(step.pk, {}), deliveries.get(step.pk, {}), due.get(step.pk), now)
+        step.chips = chips_for(
+            counts.get(step.pk, {}),
+            deliveries.get(step.pk, {}),
+            due.get(step.pk),
+            now,
+            _skipped_word(run, step),
+        )
         step.reached = bool(counts.get(step.pk))
         step.has_failures = any(chip.state in ("failed", "uncertain") for chip in step.chips)
     chains = build_step_tree(steps)
@@ -182,6 +192,11 @@ def run_tree(run: Run, states: list[dict], now: datetime) -> tuple[list[dict], d
     if choosers:
         count_paths(chains, path_counts(run, choosers))
     return chains, {step.pk: step for step in steps}
+
+
+def _skipped_word(run: Run, step: Step) -> str:
+    """A real run's digest step "skips" an item by holding it in a bucket: the chip says so."""
+    return "joined a digest" if step.kind == "digest" and not run.is_test else "skipped"
 
 
 def path_counts(run: Run, step_ids: list[int]) -> dict[tuple[int, str], int]:

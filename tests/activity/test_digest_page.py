@@ -56,10 +56,16 @@ def test_an_open_bucket_says_its_key_items_so_far_first_items_and_release(
         in opener
     )
     joiner = page(owner_client, runs[2])
+    opener_link = f'<a href="/activity/runs/{runs[0].pk}/">run #{runs[0].pk}</a>'
     assert (
-        "Joins the digest for <strong>post 42</strong> (“Comments”): 4 items so far, releases at 10:00"
-        in joiner
+        f"Joined the digest of {opener_link} for <strong>post 42</strong> (“Comments”): 4 items so far,"
+        " releases at 10:00" in joiner
     )
+    # The joining run is done but its item is not: the head says where the item waits, not "Succeeded".
+    assert 'data-testid="run-status">In a digest</span>' in joiner
+    assert f"Its item joined the digest of {opener_link}, releases at 10:00 (in 55 min)" in joiner
+    assert 'data-state="skipped">1 joined a digest</span>' in joiner
+    assert "In a digest" not in opener and "Its item joined" not in opener
     assert "First 3 of 4 items" in joiner
     for n in range(3):
         assert f"comment {n}" in joiner
@@ -83,7 +89,7 @@ def test_a_released_bucket_says_when_and_how_many(clock, smtp, owner_client, ten
         f"Joined the digest for <strong>post 42</strong> (“Comments”): released at {released} with 2 items."
         in said
     )
-    assert "so far" not in said
+    assert "so far" not in said and "In a digest" not in said and "dropped" not in said
     assert [d.content["text"] for d in Delivery.objects.all()] == ["c0;c1;"]
 
 
@@ -163,7 +169,7 @@ def test_send_the_first_at_once_on_the_run_page_and_in_the_preview(clock, smtp, 
         in page(owner_client, first)
     )
     joined = digests_of(page(owner_client, later))
-    assert "Joins the digest for <strong>post 42</strong> (“Comments”): 1 item so far" in joined
+    assert f"run #{first.pk}</a> for <strong>post 42</strong> (“Comments”): 1 item so far" in joined
     assert "second" in joined and "first" not in joined.replace(
         "First 1 of", ""
     )  # the passed item is not in the digest

@@ -100,7 +100,11 @@ def test_a_run_page_says_which_digest_its_item_joined(live_server, page, owner, 
     page.goto(f"{live_server.url}/activity/runs/{runs[3].pk}/")
     bucket = page.get_by_test_id("digest-bucket")
     expect(bucket).to_contain_text(
-        "Joins the digest for post 42 (“Comments per post”): 5 items so far, releases at"
+        f"Joined the digest of run #{runs[0].pk} for post 42 (“Comments per post”): 5 items so far, releases at"
+    )
+    expect(page.get_by_test_id("run-status")).to_have_text("In a digest")
+    expect(page.get_by_test_id("run-in-digest")).to_contain_text(
+        f"Its item joined the digest of run #{runs[0].pk}"
     )
     bucket.locator("summary").click()
     expect(bucket.locator("li")).to_have_count(3)

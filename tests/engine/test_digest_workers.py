@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from runs.engine import start_runs
 from runs.engine.sweeper import sweep
@@ -46,7 +48,14 @@ def test_four_workers_one_killed_send_one_message_with_all_1000_items_per_key(
         worker.wait(timeout=300)
     # The victim's claimed joins stay `running` until the sweeper sees its lease has lapsed; reclaimed
     # while the window is still open, they join the same buckets (no item is lost to a killed worker).
-    clock.travel(seconds=settings.WORKER_LEASE_SECONDS + settings.SWEEPER_GRACE + 1)
+    # The test's clock stood still since the start while the workers ran on real time: travel from now,
+    # or a claim made late in a slow run still looks younger than the lease (seen: one join never reclaimed).
+    lapsed = (
+        timezone.now()
+        - clock.now
+        + timedelta(seconds=settings.WORKER_LEASE_SECONDS + settings.SWEEPER_GRACE + 1)
+    )
+    clock.travel(seconds=lapsed.total_seconds())
     sweep()
     work(clock)
     assert DigestItem.objects.count() == 1300 and not DigestBucket.objects.filter(released_at__isnull=False)

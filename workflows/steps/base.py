@@ -133,6 +133,12 @@ class StepKind:
         """
         return [item]
 
+    def prepare_batch(self, ctx: StepContext, executions: list[Any]) -> None:
+        """Called once before a batch's executions run one by one (`ctx.execution` is None here): a kind
+        whose per-item work can be done for the whole batch in a few statements does it now and leaves
+        the answers in `ctx.resources.cache` for `execute` (the digest's joins). The default does nothing.
+        Each execution has `pk`, `run_id`, `step_id`, `item_key` and `input` (the item)."""
+
     def due_at(self, config: dict[str, Any], item: dict[str, Any], now: datetime) -> datetime:
         """When an execution of this step for `item` may run (a wait holds the item until then)."""
         return now

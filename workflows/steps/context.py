@@ -6,6 +6,7 @@ typed against it so that workflows/steps/ does not import runs, which sits above
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,8 +90,23 @@ class StepContext(Protocol):
         self, step: Step, item: dict[str, Any], key: str, *, first_passes: bool = False
     ) -> Any: ...
 
+    # A batch's joins at once (the digest's `prepare_batch`): requests from `digest_join_request`.
+    def join_digests(
+        self, step: Step, requests: list[Any], *, first_passes: bool = False
+    ) -> dict[str, Any]: ...
+
+    def digest_join_request(self, execution: Any, key: str) -> Any: ...
+
     def digest_release_bucket(self) -> int | None: ...
 
-    def release_digest(self, bucket_id: int) -> dict[str, Any] | None: ...
+    def digest_release_bucket_of(self, item_key: str) -> int | None: ...
+
+    # `judge` gets the bucket's entries (each with `item`, `payload`: its run's trigger row as logged, and
+    # `own_row`) and says, per entry, the item to carry (None: drop it) and the reason.
+    def release_digest(
+        self,
+        bucket_id: int,
+        judge: Callable[[list[Any]], list[tuple[dict[str, Any] | None, str]]] | None = None,
+    ) -> dict[str, Any] | None: ...
 
     def digest_state(self, step: Step, key: str) -> tuple[int, datetime | None]: ...

@@ -20,9 +20,10 @@ from integrations.failures import Failure
 from integrations.templating import render_header
 from workflows.steps.base import StepKind, StepPreview
 from workflows.steps.context import StepContext
-from workflows.steps.fields import ChoiceField, FlagField, NumberField, TextField, unit_field
+from workflows.steps.digest_reread import judge_entries
+from workflows.steps.fields import ChoiceField, ExpressionField, FlagField, NumberField, TextField, unit_field
 from workflows.steps.forms import StepForm, StepSettings
-from workflows.steps.results import Skipped
+from workflows.steps.results import Filtered, Skipped
 from workflows.steps.send_kind import rendered, template_context
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -37,6 +38,7 @@ WINDOW_FIELDS = {
     "daily": ("at", "timezone"),
 }
 COMMON_FIELDS = ("key", "window", "release_at_count")
+OPTION_FIELDS = ("first_at_once", "reread", "still_matches")
 MAX_WINDOW_DAYS = 400
 
 
@@ -52,12 +54,17 @@ class DigestSettings(StepSettings):
     timezone: str = "UTC"
     release_at_count: int = 0
     first_at_once: bool = False
+    reread: bool = False
+    still_matches: str = ""
 
     def to_json(self) -> dict[str, Any]:
         stored = super().to_json()
         kept = {name: stored[name] for name in (*COMMON_FIELDS, *WINDOW_FIELDS.get(self.window, ()))}
         if self.first_at_once:  # only when on, so configs written before the option read the same
             kept["first_at_once"] = True
+        if self.reread:
+            kept["reread"] = True
+            kept["still_matches"] = self.still_matches
         return kept
 
     def release_at(self, opened_at: datetime, now: datetime) -> datetime:
@@ -122,20 +129,30 @@ class DigestForm(StepForm):
         label="Send the first at once, digest the rest",
         help_text="The first item of a key in a window goes on by itself right away; later ones join the digest.",
     )
+    reread = FlagField(
+        label="Read the rows again at release",
+        help_text="Database trigger only: each item's row is fetched again by its primary key when the digest "
+        "releases; items whose row was deleted are left out (the run page says how many and why).",
+    )
+    still_matches = ExpressionField(
+        label="…and keep an item only if",
+        required=False,
+        help_text="Optional, over the row as it is now, e.g. item.status != 'done'.",
+    )
 
     def window_chosen(self) -> str:
         window = self.data.get(self.add_prefix("window")) or "fixed"
         return window if window in WINDOW_FIELDS else "fixed"
 
     def panel_fields(self) -> list[str]:
-        return ["key", "window", *WINDOW_FIELDS[self.window_chosen()], "release_at_count", "first_at_once"]
+        return ["key", "window", *WINDOW_FIELDS[self.window_chosen()], "release_at_count", *OPTION_FIELDS]
 
     def clean(self) -> dict[str, Any]:
         data = self.cleaned_data
         window = data.get("window") or "fixed"
         if "window" not in self.errors:
             data["window"] = window
-        for name in set(self.fields) - {*COMMON_FIELDS, "first_at_once", *WINDOW_FIELDS.get(window, ())}:
+        for name in set(self.fields) - {*COMMON_FIELDS, *OPTION_FIELDS, *WINDOW_FIELDS.get(window, ())}:
             self.errors.pop(name, None)
         data["key"] = (data.get("key") or "").strip() or "{{ item.email }}"
         for unit in ("unit", "max_unit"):
@@ -151,6 +168,9 @@ class DigestForm(StepForm):
             self._non_negative("max_amount")
         if window == "daily":
             self._clean_daily(data)
+        data["still_matches"] = (data.get("still_matches") or "").strip()
+        if data["still_matches"] and not data.get("reread"):
+            self.add_error("still_matches", "A condition on the row needs “Read the rows again” ticked.")
         if self._non_negative("release_at_count"):
             count = data.get("release_at_count") or 0
             if count != int(count):
@@ -216,13 +236,10 @@ class Digest(StepKind):
             )
         return key
 
-    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped:
+    def execute(self, ctx: StepContext, item: dict[str, Any]) -> list[dict[str, Any]] | Skipped | Filtered:
         bucket = ctx.digest_release_bucket()
         if bucket is not None:
-            released = ctx.release_digest(bucket)
-            if released is None or not released["digest"]["count"]:
-                return []  # an empty digest sends nothing
-            return [released]
+            return self.release(ctx, bucket)
         if ctx.run.is_test:
             # A test run joins no real digest (and waits no window): it says what would happen and
             # passes the item on as a digest of one, so the tester sees the message below.
@@ -233,9 +250,11 @@ class Digest(StepKind):
                 {"skipped": "test run: joins no digest", "would": f"in a real run, the item {would}"},
             )
         settings = self.step_settings(ctx)
-        joined = ctx.join_digest(
-            ctx.step, item, self.digest_key(ctx, item), first_passes=settings.first_at_once
-        )
+        joined = ctx.resources.cache.pop(("digest-joined", getattr(ctx.execution, "pk", None)), None)
+        if joined is None:  # not joined with its batch (its key failed there, or a call outside a batch)
+            joined = ctx.join_digest(
+                ctx.step, item, self.digest_key(ctx, item), first_passes=settings.first_at_once
+            )
         if joined.passed:
             # The first of its window goes on now, shaped like a digest of one, so one template serves both.
             return [at_once(joined.key, joined.bucket_id, item, ctx.now)]
@@ -249,6 +268,47 @@ class Digest(StepKind):
                 "opened": joined.opened,
             },
         )
+
+    def prepare_batch(self, ctx: StepContext, executions: list[Any]) -> None:
+        """Join the batch's items in one go (a handful of statements for the batch, not per item);
+        `execute` then reads each item's join. An item whose key cannot be rendered is left to `execute`,
+        which fails it with the message; a release execution or a test run joins nothing here."""
+        if ctx.run.is_test:
+            return
+        requests = {}
+        for execution in executions:
+            if ctx.digest_release_bucket_of(execution.item_key) is not None:
+                continue
+            try:
+                key = self.digest_key(ctx, execution.input)
+            except Failure:
+                continue
+            requests[execution.pk] = ctx.digest_join_request(execution, key)
+        if not requests:
+            return
+        settings = self.step_settings(ctx)
+        joined = ctx.join_digests(ctx.step, list(requests.values()), first_passes=settings.first_at_once)
+        for pk, request in requests.items():
+            ctx.resources.cache[("digest-joined", pk)] = joined[request.source]
+
+    def release(self, ctx: StepContext, bucket: int) -> list[dict[str, Any]] | Filtered:
+        """The release execution: the bucket's items (re-read first when the step says so) as one item."""
+        settings = self.step_settings(ctx)
+        judge = None
+        if settings.reread:
+            condition = settings.still_matches
+
+            def judge(entries: list[Any]) -> list[tuple[dict[str, Any] | None, str]]:
+                return judge_entries(ctx, condition, entries)
+
+        released = ctx.release_digest(bucket, judge)
+        if released is None:
+            return Filtered({"filtered": "digest gone (its run was deleted)"})
+        digest = released["digest"]
+        if not digest["count"]:
+            # An empty digest sends nothing, and says why its path ends here.
+            return Filtered({"filtered": empty_words(digest), "digest_bucket": bucket, **_dropped(digest)})
+        return [released]
 
     def preview(self, ctx: StepContext, item: dict[str, Any]) -> StepPreview:
         settings = self.step_settings(ctx)
@@ -288,6 +348,8 @@ class Digest(StepKind):
             text += f", or {config['release_at_count']} items"
         if config.get("first_at_once"):
             text += ", first at once"
+        if config.get("reread"):
+            text += ", rows read again at release"
         return text
 
 
@@ -306,6 +368,24 @@ def at_once(key: str, bucket_id: int | None, item: dict[str, Any], now: datetime
             "at_once": True,
         }
     }
+
+
+def dropped_words(dropped: dict[str, Any]) -> str:
+    """ "3 dropped at release: 2 row deleted, 1 row no longer matches: item.done" ("" when none)."""
+    reasons = dropped.get("reasons") or {}
+    if not dropped.get("count"):
+        return ""
+    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda pair: -pair[1]))
+    return f"{dropped['count']} dropped at release: {parts}"
+
+
+def empty_words(digest: dict[str, Any]) -> str:
+    words = dropped_words(digest.get("dropped") or {})
+    return f"empty digest, nothing sent ({words})" if words else "empty digest, nothing sent"
+
+
+def _dropped(digest: dict[str, Any]) -> dict[str, Any]:
+    return {"dropped": digest["dropped"]} if "dropped" in digest else {}
 
 
 def _span(amount: Any, unit: str) -> str:

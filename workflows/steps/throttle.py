@@ -82,7 +82,8 @@ def window_of(settings: ThrottleSettings, ctx: StepContext, item: dict[str, Any]
     elapsed = (ctx.now - EPOCH).total_seconds()
     start = EPOCH + timedelta(seconds=(elapsed // seconds) * seconds)
     key = rendered("Key", render_header, settings.key, template_context(ctx, item)).strip()
-    return throttle_slots.Window(ctx.run.tenant_id, ctx.step.key, key[:500], start, int(settings.limit))
+    end = start + timedelta(seconds=seconds)
+    return throttle_slots.Window(ctx.run.tenant_id, ctx.step.key, key[:500], start, int(settings.limit), end)
 
 
 def _next_slot(window: throttle_slots.Window, settings: ThrottleSettings, item: dict[str, Any]) -> datetime:

@@ -18,8 +18,8 @@ from django.db import connection
 TABLE = "workflows_throttleslot"
 
 TAKE = f"""
-INSERT INTO {TABLE} (tenant_id, step_key, key, window_start, slot, execution_id, taken_at)
-SELECT %(tenant)s, %(step)s, %(key)s, %(window)s, s, %(execution)s, %(now)s
+INSERT INTO {TABLE} (tenant_id, step_key, key, window_start, window_end, slot, execution_id, taken_at)
+SELECT %(tenant)s, %(step)s, %(key)s, %(window)s, %(end)s, s, %(execution)s, %(now)s
 FROM generate_series(1, %(limit)s) AS s
 WHERE NOT EXISTS (
     SELECT 1 FROM {TABLE} t WHERE t.tenant_id = %(tenant)s AND t.step_key = %(step)s AND t.key = %(key)s
@@ -43,6 +43,7 @@ class Window:
     key: str
     start: datetime
     limit: int
+    end: datetime | None = None
 
 
 def held_slot(execution_id: int) -> int | None:
@@ -62,6 +63,7 @@ def take(window: Window, execution_id: int, now: datetime) -> int | None:
         "step": window.step_key,
         "key": window.key,
         "window": window.start,
+        "end": window.end,
         "execution": execution_id,
         "now": now,
         "limit": window.limit,
