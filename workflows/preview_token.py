@@ -53,7 +53,9 @@ def check_token(workflow: Workflow, draft: WorkflowVersion, token: str) -> Publi
     if token != draft_token(draft):
         raise StalePreview(STALE)
     preview = (
-        PublishPreview.objects.filter(workflow=workflow, draft=draft, token=token, status=PublishPreview.Status.DONE)
+        PublishPreview.objects.filter(
+            workflow=workflow, draft=draft, token=token, status=PublishPreview.Status.DONE
+        )
         .order_by("-id")
         .first()
     )

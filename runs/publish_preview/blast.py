@@ -67,7 +67,12 @@ def _sends_below(step: Step, children: dict[int | None, list[Step]]) -> list[Ste
 def _context(workflow: Workflow, draft: WorkflowVersion, step: Step, item: dict[str, Any]) -> StepContext:
     """The context of a test run that is never saved, as the step preview makes (runs/preview.py)."""
     run = Run(
-        tenant_id=step.tenant_id, workflow=workflow, version=draft, event_key="blast", is_test=True, payload=item
+        tenant_id=step.tenant_id,
+        workflow=workflow,
+        version=draft,
+        event_key="blast",
+        is_test=True,
+        payload=item,
     )
     return StepContext(run=run, step=step, now=clock.now(), resources=BatchResources())
 
@@ -77,12 +82,16 @@ def _fanout(workflow, draft, step: Step, sends: list[Step], item: dict[str, Any]
     cap = settings.PUBLISH_PREVIEW_BLAST_ROWS
     try:
         source = DataSource.objects.get(tenant_id=step.tenant_id, pk=step.config.get("datasource"))
-        sql, params = compile_sql((step.config.get("sql") or "").strip().rstrip(";"), {"item": item, "run": {}})
+        sql, params = compile_sql(
+            (step.config.get("sql") or "").strip().rstrip(";"), {"item": item, "run": {}}
+        )
         check_tenant_sql(sql)
         conn = connect_for_tenant_sql(source.connection_url)
         try:
             total = fetch_rows(conn, f"SELECT count(*) AS n FROM ({sql}\n) AS blast", params)[0]["n"]
-            rows = fetch_rows(conn, f"SELECT * FROM ({sql}\n) AS blast LIMIT {int(cap)}", params, max_rows=cap)
+            rows = fetch_rows(
+                conn, f"SELECT * FROM ({sql}\n) AS blast LIMIT {int(cap)}", params, max_rows=cap
+            )
         finally:
             conn.close()
     except (QueryError, Failure, TemplateError) as exc:
@@ -143,8 +152,13 @@ def _trigger_rows(workflow: Workflow, step: Step, days: int) -> dict:
     schema = config.get("schema") or "public"
     since = clock.now() - timedelta(days=days)
     live_runs = Run.objects.filter(workflow=workflow, is_test=False, created_at__gte=since).count()
-    entry: dict[str, Any] = {"kind": "trigger", "step": step.display_name, "table": f"{schema}.{table}",
-                             "days": days, "live_runs": live_runs}
+    entry: dict[str, Any] = {
+        "kind": "trigger",
+        "step": step.display_name,
+        "table": f"{schema}.{table}",
+        "days": days,
+        "live_runs": live_runs,
+    }
     try:
         source = DataSource.objects.get(tenant_id=step.tenant_id, pk=config.get("datasource"))
         columns = {c.name for c in list_columns(source, schema, table)}

@@ -136,7 +136,9 @@ class _Side:
                 if config is not None and _held(ctx, config, outcome):
                     self.held += 1
             elif outcome.message == "skipped":
-                self.skipped.setdefault(outcome.recipient or f"(no address, {event.name})", (event, outcome.reason))
+                self.skipped.setdefault(
+                    outcome.recipient or f"(no address, {event.name})", (event, outcome.reason)
+                )
             elif outcome.status == StepExecution.Status.FAILED or (
                 outcome.status in StepExecution.OPEN and outcome.error
             ):
@@ -206,7 +208,7 @@ def _lines(outcome: StepOutcome | None) -> list[str]:
     content = outcome.content
     head = [f"{label}: {content.get(name, '')}" for name, label in (("to", "To"), ("subject", "Subject"))]
     body = str(content.get("text") or content.get("body") or "").splitlines()
-    return head + [""] + body
+    return [*head, "", *body]
 
 
 def _sample(event: Event, old: list[StepOutcome], new: list[StepOutcome]) -> dict[str, Any] | None:
@@ -216,7 +218,11 @@ def _sample(event: Event, old: list[StepOutcome], new: list[StepOutcome]) -> dic
     if a is None and b is None:
         return None
     diff = list(difflib.unified_diff(_lines(a), _lines(b), "live", "draft", lineterm="", n=2))
-    return {"event": event.name, "differs": bool(diff) and a is not None and b is not None, "diff": diff[:SAMPLE_LINES]}
+    return {
+        "event": event.name,
+        "differs": bool(diff) and a is not None and b is not None,
+        "diff": diff[:SAMPLE_LINES],
+    }
 
 
 def _state(outcomes: list[StepOutcome]) -> str:
@@ -247,7 +253,9 @@ def _row(ctx, event: Event, step: Step, key, old, new, before: EventOutcome, aft
         change = "recipient changed"
     elif _texts_differ(old, new):
         change = "content changed"
-    elif before.reached() & ctx.live_keys & ctx.draft_keys != after.reached() & ctx.live_keys & ctx.draft_keys:
+    elif (
+        before.reached() & ctx.live_keys & ctx.draft_keys != after.reached() & ctx.live_keys & ctx.draft_keys
+    ):
         change = "path changed"
     return {
         "event_run": event.run_id,

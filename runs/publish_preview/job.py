@@ -72,7 +72,9 @@ def run_preview(preview_id: int) -> str:
     )
     if not claimed:
         return "not queued"
-    preview = PublishPreview.objects.select_related("workflow", "draft", "workflow__tenant").get(pk=preview_id)
+    preview = PublishPreview.objects.select_related("workflow", "draft", "workflow__tenant").get(
+        pk=preview_id
+    )
     tag = f"preview-{preview.pk}"
     try:
         result = _compute(preview, tag)

@@ -97,9 +97,8 @@ def discard(tag: str, workflow: Workflow) -> None:
 def unfinished(run_ids: list[int]) -> list[dict]:
     """The steps where rehearsal runs stopped without finishing (a query retrying after a timeout),
     with how many items and the last error, so the page can say why."""
-    open_rows = (
-        StepExecution.objects.filter(run_id__in=run_ids, status__in=StepExecution.OPEN)
-        .values_list("step__name", "step__kind", "error")
+    open_rows = StepExecution.objects.filter(run_id__in=run_ids, status__in=StepExecution.OPEN).values_list(
+        "step__name", "step__kind", "error"
     )
     found: dict[str, dict] = {}
     for name, kind, error in open_rows:

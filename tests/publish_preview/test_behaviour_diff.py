@@ -40,7 +40,10 @@ def test_a_draft_that_adds_a_condition_shows_exactly_the_recipients_lost(tenant_
     assert preview.result["paths"]["count"] == 2
     changes = {row["event"]: row["change"] for row in preview.result["rows"]}
     assert changes == {
-        "ada@example.com": "same", "bob@example.com": "lost", "cy@example.com": "same", "dee@example.com": "lost",
+        "ada@example.com": "same",
+        "bob@example.com": "lost",
+        "cy@example.com": "same",
+        "dee@example.com": "lost",
     }
     # Nothing was sent, and the rehearsal left no run behind.
     assert len(smtp.messages) == sent_before
@@ -78,7 +81,9 @@ def test_a_topic_change_shows_the_newly_skipped_unsubscribed_recipients(tenant_a
 
 def test_events_whose_payload_lacks_fields_the_draft_reads(tenant_a, clock, smtp):
     workflow = build_workflow(tenant_a, webhook([email(name="Welcome")]))
-    past_runs(workflow, [{"email": "ada@example.com", "name": "Ada"}, {"name": "No address"}, {}, {"email": 7}])
+    past_runs(
+        workflow, [{"email": "ada@example.com", "name": "Ada"}, {"name": "No address"}, {}, {"email": 7}]
+    )
     step = draft_step(workflow, "send_email")
     Step.objects.filter(pk=step.pk).update(
         config={**step.config, "subject": "Your {{ item.plan.upper() }} plan"}
@@ -90,9 +95,19 @@ def test_events_whose_payload_lacks_fields_the_draft_reads(tenant_a, clock, smtp
     entry = send_step(preview)
     assert entry["before"]["messages"] >= 1
     # The draft reads item.plan, which no payload has: what each event does is shown, not a crash.
-    print(preview.result["rows"], entry)
-    assert len(preview.result["rows"]) == 4
-    assert entry["after"]["failed"] + entry["after"]["messages"] + entry["after"]["skipped"] >= 1
+    # The draft reads item.plan, which no payload has: each event's outcome is shown, not a crash.
+    assert (entry["before"]["messages"], entry["after"]["messages"]) == (1, 0)
+    assert (entry["before"]["failed"], entry["after"]["failed"]) == (3, 4)
+    assert entry["lost"] == [
+        {
+            "recipient": "ada@example.com",
+            "event": "ada@example.com",
+            "why": "Subject: The item has no field “plan”. Use a field the item has, or give it a default.",
+        }
+    ]
+    errors = {e["error"]: e["count"] for e in entry["after"]["errors"]}
+    assert errors["To: The item has no field “email”. Use a field the item has, or give it a default."] == 2
+    assert {row["change"] for row in preview.result["rows"]} == {"same", "lost"}
 
 
 def test_a_workflow_without_past_runs_says_what_to_do(tenant_a, clock):

@@ -5,33 +5,77 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0005_tenant_send_window_defaults'),
-        ('workflows', '0005_budget_count'),
+        ("tenants", "0005_tenant_send_window_defaults"),
+        ("workflows", "0005_budget_count"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PublishPreview',
+            name="PublishPreview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=64)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('events', models.PositiveIntegerField(default=200, help_text='How many recent events to replay.')),
-                ('done', models.PositiveIntegerField(default=0, help_text='Events replayed so far (both versions).')),
-                ('total', models.PositiveIntegerField(default=0, help_text='Events to replay (both versions).')),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('created_by', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('draft', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workflows.workflowversion')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workflows.workflow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token", models.CharField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "events",
+                    models.PositiveIntegerField(default=200, help_text="How many recent events to replay."),
+                ),
+                (
+                    "done",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Events replayed so far (both versions)."
+                    ),
+                ),
+                (
+                    "total",
+                    models.PositiveIntegerField(default=0, help_text="Events to replay (both versions)."),
+                ),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("created_by", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "draft",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="workflows.workflowversion",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workflows.workflow"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['workflow', 'token'], name='publishpreview_workflow_token')],
+                "indexes": [models.Index(fields=["workflow", "token"], name="publishpreview_workflow_token")],
             },
         ),
     ]
