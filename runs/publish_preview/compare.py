@@ -56,6 +56,7 @@ def compare(
         "compared": len(compared),
         "steps": [entry for entry, _rows in steps],
         "paths": _path_changes(context, compared, before, after),
+        "failures": _failures(context, compared, before, after),
         "rows": [row for _entry, rows in steps for row in rows],
     }
 
@@ -287,3 +288,27 @@ def _path_changes(ctx: _Context, events: list[Event], before, after) -> dict[str
             for e in changed[:EXAMPLES]
         ],
     }
+
+
+def _failures(ctx: _Context, events: list[Event], before, after) -> list[dict[str, Any]]:
+    """Per step (any kind) that failed for some event on either version: how many on each, and the most
+    common error of the draft (else of the live version); those that fail more on the draft first."""
+    counts: dict[str, dict[str, Any]] = {}
+    for side, outcomes in (("before", before), ("after", after)):
+        for event in events:
+            for key, items in outcomes[event.run_id].steps.items():
+                for o in items:
+                    if o.status != StepExecution.Status.FAILED:
+                        continue
+                    entry = counts.setdefault(
+                        key, {"step": ctx.names.get(key, key), "before": 0, "after": 0, "errors": Counter()}
+                    )
+                    entry[side] += 1
+                    if side == "after" or not entry["errors"]:
+                        entry["errors"][o.error] += 1
+    result = []
+    for entry in sorted(counts.values(), key=lambda e: e["before"] - e["after"]):
+        errors = entry.pop("errors")
+        entry["error"] = errors.most_common(1)[0][0] if errors else ""
+        result.append(entry)
+    return result

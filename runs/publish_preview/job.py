@@ -121,6 +121,8 @@ def _compute(preview: PublishPreview, tag: str) -> dict:
             "replayed: the figures below compare the events it reached. A slow query is the usual cause; "
             "preview fewer events, or make the query faster."
         )
+    if "out_of_time" in result:
+        events = rehearsal.reached(events, runs)
     after = read_outcomes(runs.get("after", {}))
     before = read_outcomes(runs["before"]) if "before" in runs else {e.run_id: EventOutcome() for e in events}
     result["unfinished"] = rehearsal.unfinished([pk for side in runs.values() for pk in side.values()])

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connection
 
 from integrations import clock
 from runs.engine import start_runs
+from runs.engine.context import shared_query_connections
 from runs.engine.executor import run_batch
 from runs.models import Run, StepExecution
 from runs.publish_preview.events import Event
 from workflows.models import Workflow, WorkflowVersion
 
-START_CHUNK = 100
+START_CHUNK = 50
 
 
 class OutOfTime(Exception):
@@ -42,6 +47,12 @@ def rehearse(
     draft}). Chunk by chunk, each chunk on every version, so that running out of time (OutOfTime, with
     what was reached in `.reached`) still leaves events rehearsed on both."""
     runs: dict[str, dict[int, int]] = {side: {} for side in versions}
+    with shared_query_connections():
+        _rehearse_chunks(workflow, versions, events, runs, tag, deadline, progress)
+    return runs
+
+
+def _rehearse_chunks(workflow, versions, events, runs, tag, deadline, progress) -> None:
     for start in range(0, len(events), START_CHUNK):
         chunk = events[start : start + START_CHUNK]
         for side, version in versions.items():
@@ -60,12 +71,17 @@ def rehearse(
                 exc.reached = runs
                 raise
             progress(sum(len(r) for r in runs.values()))
-    return runs
 
 
 def drive(run_ids: list[int], deadline: float) -> None:
     """Run the due batches of these runs until none is due (run_batch follows a run's small steps in
-    the same call, so one pass usually finishes an event); OutOfTime past the deadline."""
+    the same call, so one pass usually finishes an event); OutOfTime past the deadline.
+
+    PUBLISH_PREVIEW_THREADS threads share a pass, each with its own database and data source
+    connections (the work waits on PostgreSQL, not on Python); the default of 2 leaves the tenant's
+    other batch slots (ENGINE_TENANT_CONCURRENCY) to real work. Inside a transaction (a caller's atomic
+    block) other threads could not see its rows, so the pass runs here."""
+    threads = 1 if connection.in_atomic_block else max(1, settings.PUBLISH_PREVIEW_THREADS)
     while True:
         due = list(
             StepExecution.objects.filter(
@@ -76,11 +92,12 @@ def drive(run_ids: list[int], deadline: float) -> None:
         )
         if not due:
             return
-        ran = 0
-        for run_id, step_id in due:
-            if time.monotonic() > deadline:
-                raise OutOfTime
-            ran += run_batch(run_id, step_id)
+        if threads == 1 or len(due) == 1:
+            ran = _run_slice(due, deadline)
+        else:
+            slices = [due[i::threads] for i in range(threads)]
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                ran = sum(pool.map(lambda part: _in_thread(part, deadline), slices))
         if not ran:
             # Due but nothing claimed: the tenant is at its concurrency limit (run_batch deferred) or
             # another worker holds them. Wait a moment rather than spin.
@@ -89,9 +106,42 @@ def drive(run_ids: list[int], deadline: float) -> None:
             time.sleep(0.2)
 
 
+def _run_slice(due: list[tuple[int, int]], deadline: float) -> int:
+    ran = 0
+    for run_id, step_id in due:
+        if time.monotonic() > deadline:
+            raise OutOfTime
+        ran += run_batch(run_id, step_id)
+    return ran
+
+
+def _in_thread(due: list[tuple[int, int]], deadline: float) -> int:
+    """A slice of a pass in a pool thread: its own data source connections, its database connection
+    closed when done."""
+    try:
+        with shared_query_connections():
+            return _run_slice(due, deadline)
+    finally:
+        connection.close()
+
+
 def discard(tag: str, workflow: Workflow) -> None:
     """Delete a preview's rehearsal runs (their executions and captured messages go with them)."""
     Run.objects.filter(workflow=workflow, is_test=True, event_key__startswith=f"{tag}:").delete()
+
+
+def reached(events: list[Event], runs: dict[str, dict[int, int]]) -> list[Event]:
+    """The events whose runs began on every version (the trigger step was tried): a comparison of
+    those says something; runs never started before the time ran out say nothing."""
+    ids = [pk for side in runs.values() for pk in side.values()]
+    untried = set(
+        StepExecution.objects.filter(run_id__in=ids, step__parent__isnull=True, attempts=0).values_list(
+            "run_id", flat=True
+        )
+    )
+    return [
+        e for e in events if all(e.run_id in side and side[e.run_id] not in untried for side in runs.values())
+    ]
 
 
 def unfinished(run_ids: list[int]) -> list[dict]:
@@ -105,4 +155,4 @@ def unfinished(run_ids: list[int]) -> list[dict]:
         entry = found.setdefault(name or kind, {"step": name or kind, "count": 0, "error": ""})
         entry["count"] += 1
         entry["error"] = entry["error"] or error
-    return list(found.values())
+    return [entry for entry in found.values() if entry["error"]]
