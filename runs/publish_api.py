@@ -142,6 +142,8 @@ class PreviewStartView(TenantApiMixin, APIView):
         except InboundRejected as rejected:
             return Response({"detail": rejected.detail}, status=rejected.status_code)
         events = body.get("events", DEFAULT_EVENTS)
+        if isinstance(events, float) and events.is_integer():
+            events = int(events)  # JSON Schema's integer: 343.0 is one
         if not isinstance(events, int) or isinstance(events, bool) or not 1 <= events <= MAX_EVENTS:
             shown = json_type(events) if not isinstance(events, int) or isinstance(events, bool) else events
             return Response(
