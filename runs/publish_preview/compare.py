@@ -174,10 +174,16 @@ def _why_not(ctx: _Context, key: str, recipient: str, outcome: EventOutcome, sid
         return f"The step is not in {version}."
     here = outcome.steps.get(key, [])
     for o in here:
+        if o.message == "skipped" and o.recipient == recipient:
+            return o.reason
+    sent = [o.recipient for o in here if o.sends]
+    if len(sent) == 1:
+        return f"Sent to {sent[0]} instead."
+    if sent:
+        return f"Not among the {len(sent)} messages the step made for this event in {version}."
+    for o in here:
         if o.message == "skipped":
             return o.reason
-        if o.sends and o.recipient != recipient:
-            return f"Sent to {o.recipient} instead."
         if o.error:
             return o.error
     for step_key, outcomes in outcome.steps.items():
@@ -282,8 +288,10 @@ def _path_changes(ctx: _Context, events: list[Event], before, after) -> dict[str
         "examples": [
             {
                 "event": e.name,
-                "before": sorted(ctx.names.get(k, k) for k in before[e.run_id].reached()),
-                "after": sorted(ctx.names.get(k, k) for k in after[e.run_id].reached()),
+                "no_longer": sorted(
+                    ctx.names.get(k, k) for k in path(before[e.run_id]) - path(after[e.run_id])
+                ),
+                "now": sorted(ctx.names.get(k, k) for k in path(after[e.run_id]) - path(before[e.run_id])),
             }
             for e in changed[:EXAMPLES]
         ],

@@ -8,7 +8,9 @@ import pytest
 from consent.models import Topic
 from runs.engine import start_runs
 from runs.publish_preview.job import run_preview, start_preview
-from tests.engine.conftest import build_workflow, clock, email, smtp, webhook, work  # noqa: F401 (fixtures)
+from tests.api.conftest import api, api_key, outsider_api  # noqa: F401 (fixtures)
+from tests.builder.conftest import page  # noqa: F401 (fixture)
+from tests.engine.conftest import clock, smtp, work  # noqa: F401 (fixtures)
 from workflows.models import PublishPreview, Step, Workflow
 from workflows.publishing import get_or_create_draft
 from workflows.steps import get_kind
@@ -30,10 +32,17 @@ def draft_step(workflow: Workflow, kind: str) -> Step:
     return get_or_create_draft(workflow).steps.get(kind=kind)
 
 
-def insert_above(workflow: Workflow, child_kind: str, kind: str, config: dict, name: str = "") -> Step:
-    """A new draft step between `child_kind`'s step and its parent."""
+def insert_above(
+    workflow: Workflow,
+    child_kind: str,
+    kind: str,
+    config: dict,
+    name: str = "",
+    child_name: str | None = None,
+) -> Step:
+    """A new draft step between `child_kind`'s step (the one named `child_name`, if given) and its parent."""
     draft = get_or_create_draft(workflow)
-    child = draft.steps.get(kind=child_kind)
+    child = draft.steps.get(kind=child_kind, **({"name": child_name} if child_name is not None else {}))
     step = Step.objects.create(
         tenant_id=workflow.tenant_id,
         version=draft,

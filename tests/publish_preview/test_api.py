@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from runs.publish_preview.job import run_preview
-from tests.api.conftest import api, api_key, outsider_api  # noqa: F401 (fixtures)
 from tests.engine.conftest import build_workflow, email, webhook
 from tests.publish_preview.conftest import draft_step, insert_above, past_runs
 from workflows.models import Step

@@ -103,7 +103,7 @@ def test_moved_runs_continue_at_the_same_key_step_and_send_once(tenant_a, clock,
 def test_a_claim_in_progress_wins_over_the_move(tenant_a, clock, smtp, settings):
     """A worker's claim transaction holds ada's wait while the move runs: the move waits for it, sees the
     execution `running`, and leaves ada's run on the old version; the others move."""
-    workflow, live, draft = waiting_workflow(tenant_a, clock)
+    _workflow, live, draft = waiting_workflow(tenant_a, clock)
     [waiting] = waiting_runs(live, draft)
     ada = StepExecution.objects.get(run__event_key="e-ada@example.com", step=waiting.step)
     params = connection.get_connection_params()
@@ -130,7 +130,7 @@ def test_a_claim_in_progress_wins_over_the_move(tenant_a, clock, smtp, settings)
 
 
 def test_cancel_and_keep(tenant_a, clock, smtp):
-    workflow, live, draft = waiting_workflow(tenant_a, clock)
+    _workflow, live, draft = waiting_workflow(tenant_a, clock)
     [waiting] = waiting_runs(live, draft)
     done = apply_choices(live, draft, {waiting.key: "cancel"})
     assert done == [{"step": "Wait 3 days", "key": waiting.key, "choice": "cancel", "runs": 4}]
