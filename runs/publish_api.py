@@ -136,7 +136,7 @@ class PreviewStartView(TenantApiMixin, APIView):
         },
     )
     def post(self, request: Request, workflow_id: int) -> Response:
-        workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
+        workflow: Workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
         try:
             body = _body(request, {"events"})
         except InboundRejected as rejected:
@@ -165,8 +165,8 @@ class PreviewDetailView(TenantApiMixin, APIView):
         responses={200: PublishPreviewSerializer, 404: OpenApiResponse(API_ERROR)},
     )
     def get(self, request: Request, workflow_id: int, preview_id: int) -> Response:
-        workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
-        preview = get_for_tenant_or_404(
+        workflow: Workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
+        preview: PublishPreview = get_for_tenant_or_404(
             PublishPreview.objects.all(), request.tenant, pk=preview_id, workflow=workflow
         )
         return Response(PublishPreviewSerializer(preview).data)
@@ -187,7 +187,7 @@ class PublishView(TenantApiMixin, APIView):
         },
     )
     def post(self, request: Request, workflow_id: int) -> Response:
-        workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
+        workflow: Workflow = get_for_tenant_or_404(Workflow.objects.all(), request.tenant, pk=workflow_id)
         try:
             body = _body(request, {"token", "sandbox", "in_flight"})
             token, sandbox, wanted = _publish_fields(body)

@@ -110,6 +110,7 @@ def _fanout(workflow, draft, step: Step, sends: list[Step], item: dict[str, Any]
 def _recipients(workflow, draft, send: Step, rows: list[dict[str, Any]]) -> dict:
     """How many of `rows` this send step would message, and what the send path would skip."""
     kind = get_kind(send.kind)
+    assert isinstance(kind, SendKind)  # _sends_below keeps send steps only
     ctx = _context(workflow, draft, send, rows[0] if rows else {})
     try:
         pairs = list(enumerate(rows))
@@ -160,7 +161,7 @@ def _trigger_rows(workflow: Workflow, step: Step, days: int) -> dict:
         "live_runs": live_runs,
     }
     try:
-        source = DataSource.objects.get(tenant_id=step.tenant_id, pk=config.get("datasource"))
+        source = DataSource.objects.get(tenant_id=step.tenant_id, pk=int(config.get("datasource") or 0))
         columns = {c.name for c in list_columns(source, schema, table)}
         column = next((c for c in TIME_COLUMNS if c in columns), None)
         if column is None:

@@ -102,7 +102,9 @@ def _progress(preview: PublishPreview, done: int) -> None:
 def _compute(preview: PublishPreview, tag: str) -> dict:
     workflow, draft = preview.workflow, preview.draft
     if not draft.is_draft:
-        raise Failure("The draft was published or replaced while the preview waited; preview again.")
+        raise Failure(
+            "The draft was published or replaced while the preview waited; preview again.", permanent=True
+        )
     live = workflow.published_version
     events = recent_events(workflow, preview.events)
     versions = {"after": draft} if live is None else {"before": live, "after": draft}
