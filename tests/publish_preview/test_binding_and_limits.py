@@ -203,3 +203,27 @@ def test_old_previews_of_an_earlier_draft_do_not_unlock(tenant_a, clock):
     step = draft_step(workflow, "send_email")
     Step.objects.filter(pk=step.pk).update(name="Changed")
     assert draft_token(get_or_create_draft(workflow)) != token
+
+
+def test_the_test_page_does_not_list_a_running_previews_runs(tenant_a, clock, admin, client):
+    workflow = build_workflow(tenant_a, webhook([email()]))
+    draft = get_or_create_draft(workflow)
+    Run.objects.create(
+        tenant=tenant_a,
+        workflow=workflow,
+        version=draft,
+        event_key="preview-9:after:1",
+        is_test=True,
+        options={"skip_waits": True, "preview": "preview-9"},
+        label="rehearsal-only@example.com",
+    )
+    Run.objects.create(
+        tenant=tenant_a,
+        workflow=workflow,
+        version=draft,
+        event_key="test:1",
+        is_test=True,
+        label="a-real-test@example.com",
+    )
+    page = signed_in(client, admin).get(f"/workflows/{workflow.pk}/test/").content.decode()
+    assert "a-real-test@example.com" in page and "rehearsal-only@example.com" not in page
