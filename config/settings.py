@@ -325,6 +325,12 @@ TEMPLATE_MAX_SECONDS = env.float("TEMPLATE_MAX_SECONDS", default=2.0)
 DATA_QUERY_TIMEOUT_MS = env.int("DATA_QUERY_TIMEOUT_MS", default=10_000)
 DATA_QUERY_MAX_ROWS = env.int("DATA_QUERY_MAX_ROWS", default=200_000)
 DATA_QUERY_ENRICH_MAX_ROWS = env.int("DATA_QUERY_ENRICH_MAX_ROWS", default=1000)
+# The publish preview (runs/publish_preview/): its time budget, the rows its blast radius reads per
+# fan-out query, and the days of a database trigger's table it counts.
+PUBLISH_PREVIEW_SECONDS = env.float("PUBLISH_PREVIEW_SECONDS", default=120.0)
+PUBLISH_PREVIEW_BLAST_ROWS = env.int("PUBLISH_PREVIEW_BLAST_ROWS", default=20_000)
+PUBLISH_PREVIEW_DAYS = env.int("PUBLISH_PREVIEW_DAYS", default=7)
+PUBLISH_PREVIEW_THREADS = env.int("PUBLISH_PREVIEW_THREADS", default=2)
 # The domain in Message-IDs of step emails (without it, Python looks up this host's FQDN per message).
 EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="rowbell.localhost")
 # Outgoing HTTP (Slack and HTTP request steps).

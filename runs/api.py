@@ -15,6 +15,7 @@
   with the webhook trigger's rules (integrations/inbound.py): 413 over WEBHOOK_MAX_BODY_BYTES, 400 for a
   body that is not a JSON object, and an optional `Idempotency-Key` as the event key (`api:<key>`), so
   the same key twice starts one run.
+- the publish preview and publishing with its token: runs/publish_api.py.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from integrations.inbound import (
     parse_object,
     read_body,
 )
+from runs import publish_api
 from runs.bulk import retry_unless_sent
 from runs.engine import (
     BadCancelKey,
@@ -571,6 +573,7 @@ router = SimpleRouter()
 router.register("runs", RunViewSet, basename="api-run")
 router.register("cancels", TombstoneViewSet, basename="api-cancel")
 urlpatterns = [
+    *publish_api.urlpatterns,
     path("workflows/<int:workflow_id>/cancel/", CancelByKeyView.as_view(), name="api-workflow-cancel-by-key"),
     path("workflows/<int:workflow_id>/runs/", StartRunView.as_view(), name="api-workflow-start-run"),
     *router.urls,

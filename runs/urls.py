@@ -1,7 +1,7 @@
 from django.urls import path
 
 from runs.email_body import email_body
-from runs.views import actions, bulk, messages, preview, run_detail, run_list, testing
+from runs.views import actions, bulk, messages, preview, publishing, run_detail, run_list, testing
 
 app_name = "runs"
 
@@ -39,5 +39,18 @@ urlpatterns = [
     path("activity/bulk/<int:operation_id>/", bulk.bulk_detail, name="bulk_detail"),
     path("workflows/<int:workflow_id>/test/", testing.test_workflow, name="test_workflow"),
     path("steps/<int:step_id>/preview/", preview.step_preview, name="step_preview"),
+    path("workflows/<int:workflow_id>/publish/", publishing.publish_dialog, name="publish_dialog"),
+    path("workflows/<int:workflow_id>/publish/confirm/", publishing.publish_workflow, name="publish"),
+    path("workflows/<int:workflow_id>/publish/previews/", publishing.preview_start, name="preview_start"),
+    path(
+        "workflows/<int:workflow_id>/publish/previews/<int:preview_id>/",
+        publishing.preview_status,
+        name="preview_status",
+    ),
+    path(
+        "workflows/<int:workflow_id>/publish/previews/<int:preview_id>/csv/",
+        publishing.preview_csv,
+        name="preview_csv",
+    ),
     path("email-body/<str:key>/", email_body, name="email_body"),
 ]

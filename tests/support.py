@@ -214,3 +214,16 @@ def execution_id_in(text: str) -> int:
     if found is None:
         raise ValueError(f"No Rowbell message key in {text[:200]!r}")
     return MESSAGE_KEYS.execution_id(found.group(0))
+
+
+def finished_preview_token(workflow) -> str:
+    """Run a publish preview of the workflow's draft here (as its job would) and return its token: the
+    publish dialog and the REST API publish only with one."""
+    from runs.publish_preview.job import run_preview, start_preview
+    from workflows.publishing import get_or_create_draft
+
+    preview = start_preview(workflow, get_or_create_draft(workflow), by="test")
+    run_preview(preview.pk)
+    preview.refresh_from_db()
+    assert preview.status == "done", preview.error
+    return preview.token

@@ -357,3 +357,42 @@ class RowWait(TenantOwned):
 
     def __str__(self) -> str:
         return f"Wait of execution {self.execution_id} on {self.row_key} ({self.outcome or 'open'})"
+
+
+class PublishPreview(TenantOwned):
+    """What publishing a draft would do, computed in the background (runs/publish_preview/): the
+    behavioural diff on recent events, the blast radius, the runs in flight. `token` is the draft's
+    content hash when the preview started (workflows/preview_token.py): publishing needs it.
+
+    It lives here, not with the runs that compute it, because publishing checks it; `result` is plain
+    JSON so that nothing below runs needs to know its shape beyond `token` and `status`.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    draft = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="+")
+    token = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    events = models.PositiveIntegerField(default=200, help_text="How many recent events to replay.")
+    done = models.PositiveIntegerField(default=0, help_text="Events replayed so far (both versions).")
+    total = models.PositiveIntegerField(default=0, help_text="Events to replay (both versions).")
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workflow", "token"], name="publishpreview_workflow_token")]
+
+    def __str__(self) -> str:
+        return f"Preview {self.pk} of {self.workflow_id} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -10,6 +10,7 @@ from workflows import row_watches
 from workflows.datasource_usage import lock_datasources_of
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.paths import path_problem
+from workflows.preview_token import check_token
 from workflows.steps import ConfigError, get_kind
 from workflows.steps.base import PublishError
 
@@ -110,13 +111,20 @@ def validate_version(version: WorkflowVersion) -> dict[int | None, dict[str, str
     return errors
 
 
-def publish(workflow: Workflow, user=None, sandbox: bool = False) -> WorkflowVersion:
-    """Freeze the draft into version N, make it the live version, and install its triggers."""
+def publish(
+    workflow: Workflow, user=None, sandbox: bool = False, preview_token: str | None = None
+) -> WorkflowVersion:
+    """Freeze the draft into version N, make it the live version, and install its triggers.
+
+    With `preview_token` (the publish dialog and the REST API), the draft must still be what that
+    finished preview saw: checked under the workflow's lock, so an edit cannot slip in between."""
     with transaction.atomic():
         locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
         draft = get_draft(locked)
         if draft is None:
             raise PublishError({None: {"tree": "There is no draft to publish: edit the workflow first."}})
+        if preview_token is not None:
+            check_token(locked, draft, preview_token)
         errors = validate_version(draft)
         if errors:
             raise PublishError(errors)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,25 @@ from integrations.query import connect_for_tenant_sql
 from runs.engine import digest
 from runs.models import Run, StepExecution
 from workflows.models import Step
+
+# Read-only data source connections kept across batches, while `shared_query_connections()` is open: a
+# publish preview runs thousands of one-item batches in one job, and connecting per batch would cost
+# more than its queries. Each query still runs in its own read-only transaction (integrations/query.py).
+_shared_connections: ContextVar[dict[int, Any] | None] = ContextVar("shared_query_connections", default=None)
+
+
+@contextlib.contextmanager
+def shared_query_connections() -> Iterator[None]:
+    """Batches run inside this block reuse one connection per data source; all closed at the end."""
+    shared: dict[int, Any] = {}
+    token = _shared_connections.set(shared)
+    try:
+        yield
+    finally:
+        _shared_connections.reset(token)
+        for conn in shared.values():
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 @dataclass
@@ -58,8 +78,12 @@ class StepContext:
         }
 
     def query_connection(self, datasource_id: int) -> psycopg.Connection[Any]:
-        """One read-only connection per data source per batch (connecting costs more than a query)."""
-        conn = self.resources.query_connections.get(datasource_id)
+        """One read-only connection per data source per batch (connecting costs more than a query), or
+        per block of `shared_query_connections()`."""
+        pool = _shared_connections.get()
+        if pool is None:
+            pool = self.resources.query_connections
+        conn = pool.get(datasource_id)
         if conn is None or conn.closed:
             source = DataSource.objects.filter(tenant_id=self.run.tenant_id, pk=datasource_id).first()
             if source is None:
@@ -68,7 +92,7 @@ class StepContext:
                     permanent=True,
                 )
             conn = connect_for_tenant_sql(source.connection_url)
-            self.resources.query_connections[datasource_id] = conn
+            pool[datasource_id] = conn
         return conn
 
     def join_digest(

@@ -49,8 +49,12 @@ def start_runs(
     version: WorkflowVersion | None = None,
     is_test: bool = False,
     options: dict[str, Any] | None = None,
+    queue: bool = True,
 ) -> list[Run]:
-    """Start one run per (payload, event_key), in a few statements whatever the number of events."""
+    """Start one run per (payload, event_key), in a few statements whatever the number of events.
+
+    `queue=False` queues no job: the caller runs the roots itself (the publish preview runs its own
+    rehearsal runs in its job, so that it never sits in front of real work on the queue)."""
     version = version or workflow.published_version
     if version is None:
         raise WorkflowNotPublished(f"“{workflow}” is not published, so events cannot start it.")
@@ -100,7 +104,8 @@ def start_runs(
                 run__in=runs.values(), step=root, attempts=0, status=StepExecution.Status.PENDING
             ).values_list("id", "run_id")
         )
-        transaction.on_commit(lambda: _queue_roots(root.pk, fresh))
+        if queue:
+            transaction.on_commit(lambda: _queue_roots(root.pk, fresh))
     return [runs[key] for key in keys]
 
 

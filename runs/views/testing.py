@@ -88,6 +88,7 @@ def latest_test_tree(workflow: Workflow, draft: WorkflowVersion) -> dict[str, An
     """The latest test run of this draft drawn as its tree with counts, when there is one."""
     run = (
         Run.objects.filter(workflow=workflow, version=draft, is_test=True)
+        .exclude(options__has_key="preview")  # a publish preview's rehearsal runs, deleted when it ends
         .select_related("version")
         .order_by("-created_at", "-id")
         .first()
@@ -131,6 +132,7 @@ def test_workflow(request: TenantRequest, workflow_id: int) -> HttpResponse:
         "search": request.GET.get("search", "")[:200],
         "recent": Run.objects.for_tenant(tenant)
         .filter(workflow=workflow, is_test=True)
+        .exclude(options__has_key="preview")
         .order_by("-created_at", "-id")[:10],
         "tree": build_tree(list(draft.steps.all())),
         **latest_test_tree(workflow, draft),

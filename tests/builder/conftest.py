@@ -105,3 +105,18 @@ def saved(page: Page, action) -> None:
     with page.expect_response(lambda r: r.url.endswith("/save/") and r.status == 200):
         action()
     htmx_idle(page)
+
+
+def preview_finished(page: Page) -> None:
+    """With the publish dialog open: run the preview job it queued (as a worker would) and wait until the
+    dialog shows the result and enables Publish (it needs the preview's token)."""
+    import time
+
+    from tests.engine.conftest import work
+    from workflows.models import PublishPreview
+
+    deadline = time.monotonic() + 20
+    while not PublishPreview.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    work()
+    expect(page.locator("#confirm-publish")).to_be_enabled(timeout=30_000)

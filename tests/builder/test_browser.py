@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from integrations.datasources import installed_triggers
 from integrations.models import DataSource
-from tests.builder.conftest import htmx_idle, saved
+from tests.builder.conftest import htmx_idle, preview_finished, saved
 from tests.support import SCREENSHOTS
 from workflows.models import Workflow
 
@@ -129,6 +129,7 @@ def test_sign_up_build_and_publish_the_onboarding_workflow(live_server, page, cu
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Installs a row trigger (insert) on public.users")
     expect(dialog.locator(".added li")).to_have_count(7)
+    preview_finished(page)
     page.screenshot(path=SCREENSHOTS / "publish-dialog.png")
     dialog.get_by_role("button", name="Publish version 1").click()
     expect(page.locator("h1 .badge-ok")).to_have_text("Live v1")

@@ -5,8 +5,6 @@ digest-dropped-run-1366.png, digest-publish-note-1366.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
@@ -15,10 +13,10 @@ from tests.builder.conftest import htmx_idle, saved
 from tests.builder.test_browser_errors import sign_in
 from tests.engine.conftest import customer_db, data_source, settle, work
 from tests.engine.test_digest_reread import COMMENTS, comment_digest, row
+from tests.support import SCREENSHOTS
 from workflows.models import Step
 from workflows.publishing import get_or_create_draft
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREEN = {"width": 1366, "height": 768}
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import expect
 
-from tests.builder.conftest import saved
+from tests.builder.conftest import preview_finished, saved
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 
@@ -62,6 +62,7 @@ def test_template_error_under_the_field_and_publish_refused(live_server, page, o
     expect(page.locator("#err-text")).to_be_empty()
     expect(page.locator(f"#node-warn-{email.pk}")).to_be_empty()
     page.get_by_role("button", name="Publish…").click()
+    preview_finished(page)
     page.get_by_role("dialog").get_by_role("button", name="Publish version 1").click()
     expect(page.locator("h1 .badge-ok")).to_have_text("Live v1")
     workflow.refresh_from_db()

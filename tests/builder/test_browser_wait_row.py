@@ -8,8 +8,6 @@ run-cancelled-from-row-1366.png.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -20,10 +18,10 @@ from runs.models import CancelTombstone
 from tests.builder.conftest import htmx_idle, saved
 from tests.builder.test_browser_errors import sign_in
 from tests.engine.conftest import build_workflow, clock, email, smtp, work  # noqa: F401 (fixtures)
+from tests.support import SCREENSHOTS
 from workflows.models import Step, Workflow
 from workflows.publishing import get_or_create_draft
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 

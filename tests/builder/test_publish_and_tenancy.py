@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import signed_in
+from tests.support import finished_preview_token, signed_in
 from workflows.diff import diff_versions
 from workflows.models import Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft, publish
@@ -50,8 +50,9 @@ def test_member_cannot_publish_and_admin_can(client, member, admin, tenant_a):
     client.logout()
     signed_in(client, admin)
     dialog = client.get(f"/workflows/{workflow.pk}/publish/").content.decode()
-    assert "This is the first version" in dialog and "Edited by max" in dialog
-    response = client.post(f"/workflows/{workflow.pk}/publish/confirm/", {"sandbox": "on"})
+    assert "the first version: everything below goes live" in dialog and "Edited by max" in dialog
+    token = finished_preview_token(workflow)
+    response = client.post(f"/workflows/{workflow.pk}/publish/confirm/", {"sandbox": "on", "token": token})
     assert response.status_code == 204 and response["HX-Redirect"].endswith(f"/workflows/{workflow.pk}/")
     workflow.refresh_from_db()
     assert workflow.published_version.number == 1 and workflow.published_version.sandbox

@@ -20,7 +20,7 @@ from tests.api.conftest import key_client
 from tests.builder.test_publish_and_tenancy import webhook_workflow
 from tests.engine import conftest as engine_fixtures
 from tests.engine.conftest import build_workflow, email, webhook, work
-from tests.support import PASSWORD, make_user, signed_in
+from tests.support import PASSWORD, finished_preview_token, make_user, signed_in
 
 clock, smtp = engine_fixtures.clock, engine_fixtures.smtp
 
@@ -60,9 +60,12 @@ def test_publishing_and_unpublishing(admin, tenant_a):
     client = signed_in(Client(), admin)
 
     mark = last_id()
-    assert client.post(f"/workflows/{workflow.pk}/publish/confirm/", {"sandbox": "on"}).status_code == 204
+    token = finished_preview_token(workflow)
+    data = {"sandbox": "on", "token": token}
+    assert client.post(f"/workflows/{workflow.pk}/publish/confirm/", data).status_code == 204
     published = one_event(mark, "workflow.published", admin, tenant_a, object_id=str(workflow.pk))
-    assert published.details == {"version": 1, "sandbox": True} and published.object_label == "Hooked"
+    assert published.details == {"version": 1, "sandbox": True, "preview_token": token[:12], "in_flight": []}
+    assert published.object_label == "Hooked"
 
     mark = last_id()
     client.post(f"/workflows/{workflow.pk}/unpublish/")

@@ -1,4 +1,5 @@
-"""Publish dialog (what changes, sandbox choice), unpublish, version history and restore as draft."""
+"""What stops a draft from publishing, unpublish, version history and restore as draft. The publish dialog
+and the publish itself live with the runs (runs/views/publishing.py): they preview runs and move them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from django.views.decorators.http import require_POST
 from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.request import MemberRequest, TenantRequest
-from workflows.diff import diff_versions
-from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.models import WorkflowVersion
 from workflows.publishing import (
     get_draft,
     latest_published,
-    publish,
     restore_as_draft,
     unpublish,
     validate_version,
@@ -33,51 +32,6 @@ def publish_problems(draft: WorkflowVersion) -> list[dict]:
         if step.id not in errors and (problems := step.step_kind.live_problems(step)):
             errors[step.id] = problems
     return [{"step": steps.get(step_id), "errors": field_errors} for step_id, field_errors in errors.items()]
-
-
-def _dialog(request: TenantRequest, workflow: Workflow, problems: list[dict] | None = None) -> HttpResponse:
-    draft = get_draft(workflow)
-    if problems is None:
-        problems = publish_problems(draft) if draft is not None else []
-    context = {
-        "workflow": workflow,
-        "draft": draft,
-        "problems": problems,
-        "diff": diff_versions(workflow.published_version, draft) if draft is not None else None,
-        "current": workflow.published_version,
-    }
-    return render(request, "workflows/_publish_dialog.html", context)
-
-
-@login_required
-@admins_only("can publish or unpublish workflows")
-def publish_dialog(request: MemberRequest, workflow_id: int) -> HttpResponse:
-    workflow = get_workflow(request, workflow_id)
-    return _dialog(request, workflow)
-
-
-@login_required
-@require_POST
-@admins_only("can publish or unpublish workflows")
-def publish_workflow(request: MemberRequest, workflow_id: int) -> HttpResponse:
-    workflow = get_workflow(request, workflow_id)
-    draft = get_draft(workflow)
-    problems = publish_problems(draft) if draft is not None else []
-    if problems:
-        return _dialog(request, workflow, problems)
-    try:
-        version = publish(workflow, user=request.user, sandbox=request.POST.get("sandbox") == "on")
-    except PublishError as exc:
-        steps = {s.id: s for s in Step.objects.filter(pk__in=[k for k in exc.step_errors if k])}
-        return _dialog(
-            request, workflow, [{"step": steps.get(k), "errors": v} for k, v in exc.step_errors.items()]
-        )
-    record_for(request, "workflow.published", workflow, version=version.number, sandbox=version.sandbox)
-    mode = " in sandbox mode (messages are held until released)" if version.sandbox else ""
-    messages.success(request, f"Published version {version.number} of {workflow.name}{mode}.")
-    response = HttpResponse(status=204)
-    response["HX-Redirect"] = request.build_absolute_uri(f"/workflows/{workflow.pk}/")
-    return response
 
 
 @login_required
