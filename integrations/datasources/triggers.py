@@ -112,7 +112,7 @@ def replace_triggers_at_boundary(datasource, install: dict[int, TriggerSpec], re
             for workflow_id, spec in install.items():
                 _drop_workflow_triggers(conn, workflow_id)
                 _create_triggers(conn, workflow_id, spec)
-            return conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+            return str(one_row(conn.execute("SELECT pg_current_wal_insert_lsn()::text"))[0])
     except psycopg.Error as exc:
         raise DataSourceUnavailable(
             f"Rowbell could not switch its triggers: {describe_error(exc, datasource.connection_url)}"
