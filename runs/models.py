@@ -64,6 +64,38 @@ class Run(TenantOwned):
         return f"Run {self.pk} of {self.workflow_id} ({self.status})"
 
 
+class RunSearchValue(TenantOwned):
+    """One value of a workflow's searchable field (`item.account_id`) for one run, copied when the run
+    starts (runs/search_values.py): the activity log's "field = value" filter and its newest-first keyset
+    pages read one index, whatever the tenant's history. `value` is the text of a scalar, a digest of a
+    long one, or an HMAC when the field is declared `hashed`; `created_at` is the run's."""
+
+    workflow = models.ForeignKey(
+        "workflows.Workflow", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="search_values", db_index=False)
+    field = models.CharField(max_length=100)
+    hashed = models.BooleanField(default=False)
+    value = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Also the index retention deletes a run's values by (it starts with run).
+            models.UniqueConstraint(fields=["run", "field", "hashed", "value"], name="searchvalue_unique"),
+        ]
+        indexes = [
+            # Filter and sort in one: equality on the first four columns, then newest first (keyset).
+            models.Index(
+                fields=["tenant", "field", "hashed", "value", "-created_at", "-run"],
+                name="searchvalue_lookup",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} of run {self.run_id}"
+
+
 class StepExecution(TenantOwned):
     """One step applied to one item of a run. `next_attempt_at` holds waits and retry delays."""
 

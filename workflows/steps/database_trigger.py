@@ -40,6 +40,7 @@ from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import PickerField, PickerListField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
+from workflows.steps.search_fields import SearchFieldsField
 from workflows.steps.widgets import CheckboxList
 
 OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"), ("delete", "Row deleted"))
@@ -47,7 +48,7 @@ OPERATIONS = (("insert", "Row inserted"), ("update", "Row updated"), ("delete", 
 
 @dataclass(kw_only=True)
 class DatabaseTriggerSettings(StepSettings):
-    omitted_when_empty = ("run_label", "cancel_key")
+    omitted_when_empty = ("run_label", "cancel_key", "search_fields")
 
     datasource: int
     schema: str = "public"
@@ -56,6 +57,7 @@ class DatabaseTriggerSettings(StepSettings):
     watch_columns: list[str] = field(default_factory=list)
     run_label: str = ""
     cancel_key: str = ""
+    search_fields: list[dict[str, Any]] = field(default_factory=list)
 
 
 class DatabaseTriggerForm(StepForm):
@@ -79,6 +81,7 @@ class DatabaseTriggerForm(StepForm):
     )
     run_label = run_label_field()
     cancel_key = cancel_key_field()
+    search_fields = SearchFieldsField()
 
     def clean_schema(self) -> str:
         return self.cleaned_data["schema"] or "public"
