@@ -54,9 +54,15 @@ class Run(TenantOwned):
             # Activity search by run label (a case-insensitive prefix: "ada@" finds ada@example.com) uses
             # run_tenant_label_prefix on (tenant_id, UPPER(label::text) text_pattern_ops), created with SQL
             # in migration 0005 (Django cannot yet mix a column and an operator class in one index).
-            # Retention (runs/retention.py) finds expired runs without reading the whole table.
+            # Retention (runs/retention.py) finds expired runs without reading the whole table: a tenant
+            # with its own retention by the second, every other tenant by the first.
             models.Index(
                 fields=["finished_at"], name="run_finished_at", condition=models.Q(finished_at__isnull=False)
+            ),
+            models.Index(
+                fields=["tenant", "finished_at"],
+                name="run_tenant_finished_at",
+                condition=models.Q(finished_at__isnull=False),
             ),
         ]
 
