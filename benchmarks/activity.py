@@ -16,8 +16,8 @@ messages, the builder) through Django's test client as a signed-in member (middl
 templates: the whole server side, no network) and prints the p50 and p95 of --repeat timings after one
 warm-up request, with the number of SQL queries, and two counts a bulk action's dry run needs.
 --retention-delete N then gives the tenant a retention that expires about N runs and reads the pages
-while the retention job deletes them. --smoke: 3,000 executions, 2 requests a page (the test suite runs
-it so the script cannot rot). Target: each p95 under 200 ms.
+while the retention job deletes them. --smoke: 3,000 executions, 2 requests a page, 300 runs deleted (the test suite
+runs it so the script cannot rot). Target: each p95 under 200 ms.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
+
 DB_NAME = os.environ.get("BENCH_DB_NAME", "rowbell_bench_activity")
 
 
@@ -52,12 +54,11 @@ def parse_args() -> argparse.Namespace:
         default=0,
         help="then expire about this many of the oldest runs and measure the pages while retention deletes them",
     )
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the script still works")
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    return parser.parse_args()
+    return parse_with_smoke(parser, executions=3_000, big_run=300, repeat=2, retention_delete=300)
 
 
 def setup_django(admin_url: str, fresh: bool) -> None:
@@ -67,7 +68,7 @@ def setup_django(admin_url: str, fresh: bool) -> None:
         if exists and fresh:
             conn.execute(f'DROP DATABASE "{DB_NAME}" WITH (FORCE)')
         if not exists or fresh:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+            conn.execute(create_app_database(DB_NAME))
     os.environ.update(
         {
             "DATABASE_URL": url,
@@ -431,9 +432,6 @@ def count_cases(tenant_id: int, account: str):
 
 def main() -> None:
     args = parse_args()
-    if args.smoke:
-        args.executions, args.big_run, args.repeat = 3_000, 300, 2
-        args.retention_delete = args.retention_delete and 300
     setup_django(args.pg_admin_url, fresh=not args.keep)
     from django.test import Client
     from django.urls import reverse

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from benchmarks.fanout import Sink, free_port  # noqa: E402
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--redis-db", type=int, default=12)
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, recipients=2, keys=2, events=12)
 
     import psycopg
     from aiosmtpd.controller import Controller
@@ -44,7 +44,7 @@ def main() -> None:
     admin = urlunsplit(urlsplit(base)._replace(path="/postgres"))
     app_db = f"rowbell_bench_digest_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(create_app_database(app_db))
     sink = Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
