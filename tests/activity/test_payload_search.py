@@ -221,3 +221,29 @@ def test_the_panels_text_and_a_files_list_store_the_same(tenant_a):
         ]
     )
     assert "search_fields" not in kind.validate({"sample": {}, "search_fields": ""})
+
+
+def test_the_trigger_panel_edits_the_fields_one_a_line(tenant_a, owner_client):
+    trigger = {"kind": "webhook_trigger", "config": {"search_fields": FIELDS}}
+    workflow = build_workflow(tenant_a, trigger, name="Draft", publish_it=False)
+    draft = workflow.versions.get(state="draft")
+    root = draft.steps.get(parent=None)
+    panel = owner_client.get(reverse("workflows:step_panel", args=[workflow.pk, root.pk]))
+    body = panel.content.decode()
+    assert "Searchable fields" in body and "item.account_id\nitem.email hashed\nitem.tags</textarea>" in body
+    saved = owner_client.post(
+        reverse("workflows:save_step", args=[workflow.pk, root.pk]),
+        {
+            "config-sample": "{}",
+            "config-search_fields": "item.plan\nitem.phone hashed",
+            "revision": draft.revision,
+        },
+    )
+    assert saved.status_code == 200
+    root.refresh_from_db()
+    assert root.config["search_fields"] == [{"path": "item.plan"}, {"path": "item.phone", "hashed": True}]
+    refused = owner_client.post(
+        reverse("workflows:save_step", args=[workflow.pk, root.pk]),
+        {"config-sample": "{}", "config-search_fields": "plan", "revision": draft.revision + 1},
+    )
+    assert "not a path into the item" in refused.content.decode()
