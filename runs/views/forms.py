@@ -68,7 +68,7 @@ class RunFilterForm(ActivityFilterForm):
         widget=forms.TextInput(attrs={"placeholder": "Whom (label start), event key, recipient"}),
     )
 
-    field = forms.ChoiceField(required=False, label="Field", choices=[("", "Any field")])
+    field = forms.ChoiceField(required=False, label="Payload field", choices=[("", "Any field")])
     value = forms.CharField(
         required=False,
         max_length=10_000,
@@ -82,6 +82,9 @@ class RunFilterForm(ActivityFilterForm):
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, tenant=tenant, **kwargs)
         self.search_fields = searchable_fields(tenant)
+        if not self.search_fields:  # no workflow declares one: nothing to choose, so no such filter
+            del self.fields["field"], self.fields["value"]
+            return
         self.fields["field"].choices = [
             ("", "Any field"),
             *((field_choice(field), field_label(field)) for field in self.search_fields),

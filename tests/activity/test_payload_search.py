@@ -247,3 +247,9 @@ def test_the_trigger_panel_edits_the_fields_one_a_line(tenant_a, owner_client):
         {"config-sample": "{}", "config-search_fields": "plan", "revision": draft.revision + 1},
     )
     assert "not a path into the item" in refused.content.decode()
+
+
+def test_without_a_searchable_field_the_filter_is_not_offered(tenant_a, owner_client):
+    build_workflow(tenant_a, {"kind": "webhook_trigger", "config": {}}, name="Plain")
+    page = owner_client.get(RUNS, {"field": "item.account_id", "value": "acc-1"})
+    assert page.status_code == 200 and b'name="field"' not in page.content

@@ -145,7 +145,7 @@ def test_a_tenants_own_retention_takes_its_search_values_and_leaves_other_tenant
     }
     ages = {"a old": 8, "a held": 8, "a recent": 6, "b old": 400}
     for name, run in runs.items():
-        when = timezone.now() - timedelta(days=ages[name])
+        when = clock.now - timedelta(days=ages[name])
         Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED, created_at=when, finished_at=when)
     held = runs["a held"]
     execution = StepExecution.objects.filter(run=held).first()
