@@ -253,3 +253,17 @@ def test_without_a_searchable_field_the_filter_is_not_offered(tenant_a, owner_cl
     build_workflow(tenant_a, {"kind": "webhook_trigger", "config": {}}, name="Plain")
     page = owner_client.get(RUNS, {"field": "item.account_id", "value": "acc-1"})
     assert page.status_code == 200 and b'name="field"' not in page.content
+
+
+def test_a_workflow_file_carries_the_declaration_and_refuses_a_bad_one(tenant_a, tenant_b):
+    from workflows.files import WorkflowFileError, export_workflow, import_workflow
+
+    data = export_workflow(searchable_workflow(tenant_a))
+    assert data["trigger"]["config"]["search_fields"] == FIELDS
+    copy = import_workflow(data, tenant_b, publish_it=True)
+    copy.refresh_from_db()
+    assert copy.published_version.root_step().config["search_fields"] == FIELDS
+    data["trigger"]["config"]["search_fields"] = [{"path": "email"}]
+    with pytest.raises(WorkflowFileError) as refused:
+        import_workflow(data, tenant_b)
+    assert "not a path into the item" in str(refused.value.errors)
