@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -30,15 +30,20 @@ KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNC
 # Oldest first; SKIP LOCKED so that two prune jobs (or a replay that locks a run) never wait on each other.
 # {tenants} is one tenant (`r.tenant_id = %(tenant)s`: a range of run_tenant_finished_at, so a tenant with a
 # short retention never reads the old runs of a tenant that keeps everything) or every tenant but some
-# (a range of run_finished_at).
+# (a range of run_finished_at). Each slice starts after the last run the previous one took (keyset): the
+# index entries of the runs just deleted stay until no transaction can see them (and vacuum runs), and
+# starting from the oldest again would walk all of them, slice after slice (measured: 2 s a slice after
+# 50,000 runs, while the activity pages were being read).
 EXPIRED_RUNS_OF = f"""
-SELECT r.id FROM {Run._meta.db_table} r
+SELECT r.id, r.finished_at FROM {Run._meta.db_table} r
 WHERE r.status = ANY(%(finished)s) AND r.finished_at < %(cutoff)s AND {{tenants}}
+  AND r.finished_at >= %(after_at)s AND (r.finished_at, r.id) > (%(after_at)s, %(after_id)s)
   AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d WHERE d.run_id = r.id AND d.status = ANY(%(keep)s))
 ORDER BY r.finished_at, r.id
 LIMIT %(limit)s
 FOR UPDATE OF r SKIP LOCKED
 """
+START = {"after_at": datetime(1, 1, 1, tzinfo=UTC), "after_id": 0}
 ONE_TENANT = "r.tenant_id = %(tenant)s"
 ALL_BUT = "NOT (r.tenant_id = ANY(%(skip)s))"
 
@@ -108,8 +113,9 @@ def prune_runs(
     report = report or PruneReport()
     deadline = time.monotonic() + budget
     for sql, params in _queries(cutoff, tenants):
+        after = START
         while True:
-            deleted = _prune_slice(sql, {**params, "limit": slice_size}, report)
+            deleted, after = _prune_slice(sql, {**params, **after, "limit": slice_size}, report)
             if deleted < slice_size:
                 break
             if time.monotonic() >= deadline:
@@ -123,7 +129,7 @@ def count_expired(cutoff: datetime, tenants: Tenants = EVERY_TENANT) -> int:
     with connection.cursor() as cursor:
         for sql, params in _queries(cutoff, tenants):
             counted = sql.replace("FOR UPDATE OF r SKIP LOCKED", "")
-            cursor.execute(f"SELECT count(*) FROM ({counted}) expired", {**params, "limit": None})
+            cursor.execute(f"SELECT count(*) FROM ({counted}) expired", {**params, **START, "limit": None})
             total += cursor.fetchone()[0]
     return total
 
@@ -137,12 +143,15 @@ def _queries(cutoff: datetime, tenants: Tenants) -> list[tuple[str, dict]]:
     return [(EXPIRED_RUNS_OF.format(tenants=ALL_BUT), {**common, "skip": list(tenants.skip)})]
 
 
-def _prune_slice(sql: str, params: dict, report: PruneReport) -> int:
+def _prune_slice(sql: str, params: dict, report: PruneReport) -> tuple[int, dict]:
+    """Delete one slice; return how many runs it took and where the next slice starts."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        run_ids = [row[0] for row in cursor.fetchall()]
-        if not run_ids:
-            return 0
+        rows = cursor.fetchall()
+        if not rows:
+            return 0, params
+        run_ids = [run_id for run_id, _finished_at in rows]
+        last_id, last_at = rows[-1]
         # Children first: the foreign keys are checked at commit, but this keeps each DELETE on its index.
         cursor.execute(
             f"DELETE FROM {DeliveryEvent._meta.db_table} WHERE delivery_id IN "
@@ -162,4 +171,4 @@ def _prune_slice(sql: str, params: dict, report: PruneReport) -> int:
             setattr(report, counter, getattr(report, counter) + cursor.rowcount)
         cursor.execute(f"DELETE FROM {Run._meta.db_table} WHERE id = ANY(%s)", [run_ids])
         report.runs += cursor.rowcount
-    return len(run_ids)
+    return len(run_ids), {"after_at": last_at, "after_id": last_id}

@@ -158,3 +158,20 @@ def test_a_tenants_own_retention_takes_its_search_values_and_leaves_other_tenant
     assert left == {"a held", "a recent", "b old"}
     assert set(RunSearchValue.objects.values_list("run__event_key", flat=True)) == left
     assert RunSearchValue.objects.filter(tenant=tenant_b).count() == 1
+
+
+def test_slices_walk_past_kept_runs_to_the_end(onboarding):
+    """Each slice starts after the last run the previous one took: a held run among the oldest is passed
+    over, never taken, and never stops the slices before the last expired run."""
+    runs = [
+        run_with_message(
+            onboarding,
+            f"r{n}",
+            OLD + timedelta(hours=n),
+            message=Delivery.Status.HELD if n == 1 else Delivery.Status.SENT,
+        )
+        for n in range(7)
+    ]
+    report = prune_runs(retention_cutoff(days=30), slice_size=2, budget=float("inf"))
+    assert (report.runs, report.done) == (6, True)
+    assert list(Run.objects.values_list("pk", flat=True)) == [runs[1].pk]
