@@ -58,6 +58,12 @@ def parse_args() -> argparse.Namespace:
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
+    parser.add_argument(
+        "--retention-seconds",
+        type=float,
+        default=0,
+        help="stop deleting after about this long (checked between 30 s prune calls; 0: until done)",
+    )
     return parse_with_smoke(parser, executions=3_000, big_run=300, repeat=2, retention_delete=300)
 
 
@@ -491,6 +497,8 @@ def retention_while_reading(client, cases, tenant_id: int, args) -> None:
 
         try:
             while True:
+                if args.retention_seconds and time.perf_counter() - started > args.retention_seconds:
+                    return
                 report = prune()
                 for key in ("runs", "executions", "deliveries"):
                     totals[key] = totals.get(key, 0) + report.get(key, 0)
