@@ -471,60 +471,65 @@ def main() -> None:
 
 
 def retention_while_reading(client, cases, tenant_id: int, args) -> None:
-    """Give the tenant a retention that expires about --retention-delete runs (the oldest), prune them
-    in a thread as the hourly job does (slices of 500 runs, one short transaction each) while this thread
-    reads the activity pages in turn; print each page's p95 during the delete and the delete's rate."""
-    import threading
+    """Give the tenant a retention that expires about --retention-delete runs (the oldest) and run
+    `manage.py prune_activity` in its own process (what the hourly job does: slices of 500 runs, one short
+    transaction each) while this process reads the activity pages in turn; print each page's p95 during
+    the delete and the delete's rate. (A thread of this process would share its GIL with the page
+    rendering and measure that, not the database.)"""
+    import subprocess
 
     from django.db import connection
 
-    from runs.jobs import prune
-    from tenants.limits import forget
     from tenants.models import TenantLimits
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM runs_run WHERE tenant_id = %s", [tenant_id])
-        runs = cursor.fetchone()[0]
-    keep_runs = max(0, runs - args.retention_delete)
-    days = max(1, int(keep_runs * spacing(runs) / 86400))
+    def counts() -> dict[str, int]:
+        with connection.cursor() as cursor:
+            found = {}
+            for name, table in (
+                ("runs", "runs_run"),
+                ("executions", "runs_stepexecution"),
+                ("messages", "runs_delivery"),
+            ):
+                cursor.execute(f"SELECT count(*) FROM {table} WHERE tenant_id = %s", [tenant_id])
+                found[name] = cursor.fetchone()[0]
+            return found
+
+    before = counts()
+    keep_runs = max(0, before["runs"] - args.retention_delete)
+    days = max(1, int(keep_runs * spacing(before["runs"]) / 86400))
     TenantLimits.objects.update_or_create(tenant_id=tenant_id, defaults={"activity_retention_days": days})
-    forget()
-    totals: dict[str, int] = {}
-    done = threading.Event()
-
-    def delete() -> None:
-        from django.db import connections
-
-        try:
-            while True:
-                if args.retention_seconds and time.perf_counter() - started > args.retention_seconds:
-                    return
-                report = prune()
-                for key in ("runs", "executions", "deliveries"):
-                    totals[key] = totals.get(key, 0) + report.get(key, 0)
-                if report.get("done", True):
-                    return
-        finally:
-            connections.close_all()
-            done.set()
-
     started = time.perf_counter()
-    threading.Thread(target=delete, daemon=True).start()
+    prune = subprocess.Popen(
+        [sys.executable, "manage.py", "prune_activity"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     reading = [case for case in cases if not case[0].startswith("large run")]
     timings: dict[str, list[float]] = {label: [] for label, _url, _params in reading}
-    while not done.is_set():
+    stopped = False
+    while prune.poll() is None:
         for label, url, params in reading:
             began = time.perf_counter()
             response = client.get(url, params)
             timings[label].append((time.perf_counter() - began) * 1000)
             assert response.status_code == 200, (url, response.status_code)
-            if done.is_set():
+            if prune.poll() is not None:
                 break
+        if args.retention_seconds and time.perf_counter() - started > args.retention_seconds:
+            prune.terminate()  # the slice under way rolls back; the next run goes on from there
+            stopped = True
+    output = prune.communicate()[0]
     took = time.perf_counter() - started
+    assert stopped or prune.returncode == 0, output
+    after = counts()
+    gone = {name: before[name] - after[name] for name in before}
     print(
-        f"retention ({days} days) deleted {totals.get('runs', 0):,} runs, {totals.get('executions', 0):,} "
-        f"executions, {totals.get('deliveries', 0):,} messages in {took:.1f} s "
-        f"({totals.get('executions', 0) / max(took, 0.001):,.0f} executions/s); pages read meanwhile:"
+        f"retention ({days} days) deleted {gone['runs']:,} runs, {gone['executions']:,} executions, "
+        f"{gone['messages']:,} messages in {took:.1f} s ({gone['executions'] / max(took, 0.001):,.0f} "
+        f"executions/s){', stopped at --retention-seconds' if stopped else ''}; pages read meanwhile:"
     )
     worst = 0.0
     for label, values in timings.items():
