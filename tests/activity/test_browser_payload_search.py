@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
-
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from runs.engine import start_run
 from tests.activity.test_browser import browser_page  # noqa: F401 (fixture)
