@@ -33,12 +33,15 @@ KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNC
 # (a range of run_finished_at). Each slice starts after the last run the previous one took (keyset): the
 # index entries of the runs just deleted stay until no transaction can see them (and vacuum runs), and
 # starting from the oldest again would walk all of them, slice after slice (measured: 2 s a slice after
-# 50,000 runs, while the activity pages were being read).
+# 50,000 runs, while the activity pages were being read). `d.tenant_id = r.tenant_id` lets the few messages
+# that keep a run be read once from delivery_tenant_status: without it PostgreSQL chose a sequential scan
+# of every message for each slice (2.9 s a slice at 3.3M messages; 13 ms with it).
 EXPIRED_RUNS_OF = f"""
 SELECT r.id, r.finished_at FROM {Run._meta.db_table} r
 WHERE r.status = ANY(%(finished)s) AND r.finished_at < %(cutoff)s AND {{tenants}}
   AND r.finished_at >= %(after_at)s AND (r.finished_at, r.id) > (%(after_at)s, %(after_id)s)
-  AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d WHERE d.run_id = r.id AND d.status = ANY(%(keep)s))
+  AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d
+                  WHERE d.run_id = r.id AND d.tenant_id = r.tenant_id AND d.status = ANY(%(keep)s))
 ORDER BY r.finished_at, r.id
 LIMIT %(limit)s
 FOR UPDATE OF r SKIP LOCKED
