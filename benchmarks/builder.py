@@ -3,7 +3,7 @@ publish dialog (validation of every step plus the diff against the live version)
 
     .venv/bin/python benchmarks/builder.py [--steps 300] [--repeat 9]
 
-It creates its own database (`rowbell_bench_builder` on the server of --pg-admin-url, dropped at the end),
+It creates its own database (`rowbell_bench_builder`, or $BENCH_DB_NAME, on the server of --pg-admin-url, dropped at the end),
 migrates it, and builds one workflow: a webhook trigger with 10 parallel branches, each a chain of alternating
 waits and emails (--steps steps in all), published once and then edited (one email changed), so the publish
 dialog has a real diff. Each request goes through Django's test client as a signed-in member (middleware,
@@ -25,7 +25,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DB_NAME = "rowbell_bench_builder"
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
+
+DB_NAME = os.environ.get("BENCH_DB_NAME", "rowbell_bench_builder")
 BRANCHES = 10
 
 
@@ -39,13 +41,13 @@ def parse_args() -> argparse.Namespace:
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    return parser.parse_args()
+    return parse_with_smoke(parser, steps=31, repeat=2)
 
 
 def setup_django(admin_url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        conn.execute(create_app_database(DB_NAME))
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{DB_NAME}"))
     os.environ.update(
         {

@@ -21,15 +21,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from benchmarks.fanout import Sink, free_port  # noqa: E402
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--redis-db", type=int, default=12)
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, n=50)
 
     import psycopg
     from aiosmtpd.controller import Controller
@@ -39,7 +39,7 @@ def main() -> None:
     suffix = uuid.uuid4().hex[:8]
     app_db, customer_db = f"rowbell_bench_consent_{suffix}", f"rowbell_bench_consent_customer_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(create_app_database(app_db))
         conn.execute(f'CREATE DATABASE "{customer_db}"')
     sink = Sink()
     port = free_port()

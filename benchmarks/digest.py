@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.fanout import Sink, Workers, free_port  # noqa: E402
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 DIGEST_KEY = "{{ item.email }}/{{ item.post_id }}"
 EVENTS_SQL = "SELECT id, email, post_id, name FROM events ORDER BY id"
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-plain", action="store_true", help="No plain fan-out for comparison.")
     parser.add_argument("--redis-db", type=int, default=12)
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, recipients=2, keys=2, events=12, per_event=4, workers=1)
 
     import psycopg
     from aiosmtpd.controller import Controller
@@ -59,7 +60,7 @@ def main() -> None:
     suffix = uuid.uuid4().hex[:8]
     app_db, customer_db = f"rowbell_bench_digest_{suffix}", f"rowbell_bench_digest_customer_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(create_app_database(app_db))
         conn.execute(f'CREATE DATABASE "{customer_db}"')
     customer_url = urlunsplit(urlsplit(base)._replace(path=f"/{customer_db}"))
     sink = Sink()

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 
 class Sink:
@@ -157,7 +158,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="Engine and floor runs, alternated; the medians are reported."
     )
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, n=40, rounds=1, workers=1, skip_naive=True)
     if args.latency_ms is None:
         args.latency_ms = 0.0 if args.channel == "smtp" else 50.0
 
@@ -168,7 +169,7 @@ def main() -> None:
     suffix = uuid.uuid4().hex[:8]
     app_db, customer_db = f"rowbell_bench_{suffix}", f"rowbell_bench_customer_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(create_app_database(app_db))
         conn.execute(f'CREATE DATABASE "{customer_db}"')
     redis_url = urlunsplit(
         urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path=f"/{args.redis_db}")

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.fanout import Sink, free_port  # noqa: E402
+from benchmarks.smoke import parse_with_smoke  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--redis-db", type=int, default=13)
     parser.add_argument("--profile", action="store_true", help="print the preview job's top functions")
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, n=20)
 
     import psycopg
     from aiosmtpd.controller import Controller

@@ -31,9 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from benchmarks.fanout import ApiServer as _ApiServer  # noqa: E402
 from benchmarks.fanout import Workers, free_port  # noqa: E402
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 
 class ApiServer(_ApiServer):
@@ -77,7 +77,9 @@ def main() -> None:
         "--throttle-sends", type=int, default=None, help="Sends of the 429 phase (default --sends)."
     )
     parser.add_argument("--redis-db", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_with_smoke(
+        parser, sends=40, limit=200.0, workers=1, in_flight=8, latency_ms=5.0, throttle_sends=20
+    )
 
     import psycopg
 
@@ -86,7 +88,7 @@ def main() -> None:
     suffix = uuid.uuid4().hex[:8]
     app_db, customer_db = f"rowbell_bench_{suffix}", f"rowbell_bench_customer_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(create_app_database(app_db))
         conn.execute(f'CREATE DATABASE "{customer_db}"')
     redis_url = urlunsplit(
         urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path=f"/{args.redis_db}")

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from benchmarks.fanout import Sink, free_port  # noqa: E402
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 WORKER = [
     sys.executable,
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--kill-after", type=float, default=3.0, help="Seconds after the run starts.")
     parser.add_argument("--redis-db", type=int, default=13)
     parser.add_argument("--timeout", type=float, default=240.0, help="Give up after this many seconds.")
-    args = parser.parse_args()
+    args = parse_with_smoke(parser, n=300, kill_after=1.0, timeout=120.0)
 
     import psycopg
     from aiosmtpd.controller import Controller
@@ -73,7 +73,7 @@ def main() -> None:
     suffix = uuid.uuid4().hex[:8]
     app_db, customer_db = f"rowbell_bench_{suffix}", f"rowbell_bench_customer_{suffix}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{app_db}"')
+        conn.execute(create_app_database(app_db))
         conn.execute(f'CREATE DATABASE "{customer_db}"')
     redis_url = urlunsplit(
         urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path=f"/{args.redis_db}")

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.pgbench import admin  # noqa: E402
+from benchmarks.smoke import parse_with_smoke  # noqa: E402
 from benchmarks.trigger_latency import percentile  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def parse_args() -> argparse.Namespace:
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     parser.add_argument("--redis-db", type=int, default=14, help="12 to 14 are reserved for benchmarks")
-    return parser.parse_args()
+    return parse_with_smoke(parser, runs=20, rate=20.0, workers=1, idle_seconds=1.0, floor_runs=10)
 
 
 def database_url(admin_url: str, name: str) -> str:

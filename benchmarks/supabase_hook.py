@@ -31,6 +31,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.smoke import parse_with_smoke  # noqa: E402
+
 DB_NAME = "rowbell_bench_supabase"
 
 
@@ -44,8 +47,8 @@ def parse_args() -> argparse.Namespace:
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    return parser.parse_args()
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
+    return parse_with_smoke(parser, requests=5, rounds=1)
 
 
 class Sink:

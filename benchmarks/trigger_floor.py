@@ -31,8 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from benchmarks.pgbench import admin, pgbench
+from benchmarks.smoke import parse_with_smoke
 
 TABLES = {
     "minimal": (
@@ -73,7 +73,7 @@ def parse_args() -> argparse.Namespace:
         "--pg-admin-url",
         default=os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    return parser.parse_args()
+    return parse_with_smoke(parser, seconds=1, rounds=1, tables="minimal")
 
 
 def set_trigger(url: str, variant: str) -> None:

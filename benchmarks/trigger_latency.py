@@ -41,8 +41,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from benchmarks.pgbench import admin, pgbench  # noqa: E402
+from benchmarks.smoke import create_app_database, parse_with_smoke  # noqa: E402
 
 INSERT_ORDER = "INSERT INTO orders (email, amount) VALUES ('someone@example.com', 12.50);"
 
@@ -67,7 +67,16 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
     parser.add_argument("--capture", choices=["trigger", "logical"], default="trigger")
-    return parser.parse_args()
+    return parse_with_smoke(
+        parser,
+        rate=20.0,
+        seconds=1.0,
+        burst_rates="100",
+        burst_seconds=1.0,
+        cost_seconds=1.0,
+        cost_rounds=1,
+        workers=1,
+    )
 
 
 def database_url(admin_url: str, name: str) -> str:
@@ -105,8 +114,11 @@ class Bench:
 
     # -- set-up -------------------------------------------------------------------------------------
     def setup(self) -> None:
-        for name in self.names.values():
-            admin(self.args.pg_admin_url, f'CREATE DATABASE "{name}"')
+        for key, name in self.names.items():
+            admin(
+                self.args.pg_admin_url,
+                create_app_database(name) if key == "app" else f'CREATE DATABASE "{name}"',
+            )
         os.environ.update(
             {"DATABASE_URL": self.urls["app"], "REDIS_URL": self.args.redis_url, "LOG_LEVEL": "WARNING"}
         )

@@ -406,6 +406,12 @@ METRICS_QUERY_TIMEOUT_MS = env.int("METRICS_QUERY_TIMEOUT_MS", default=5000)
 # everything. Runs with held, sending or uncertain messages are kept whatever their age.
 ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=0)
 
+# --- Search by payload field (runs/search_values.py) -----------------------------------------------------
+# HMAC key of the searchable fields a workflow marks `hashed` (personal data): only the HMAC is stored, and a
+# search hashes what is typed the same way. Changing it makes the values stored before unfindable. When
+# unset, SECRET_KEY is used (so rotating SECRET_KEY has the same effect).
+SEARCH_HASH_KEY = env.str("SEARCH_HASH_KEY", default="")
+
 # --- Limits per tenant (tenants/limits.py) -------------------------------------------------------------
 # Defaults for what an operator may set per tenant in the Django admin (Tenant → Limits): the engine's
 # ENGINE_TENANT_CONCURRENCY and ACTIVITY_RETENTION_DAYS above, and these. A rate of 0 is no tenant-wide

@@ -59,14 +59,52 @@ class Run(TenantOwned):
             # Activity search by run label (a case-insensitive prefix: "ada@" finds ada@example.com) uses
             # run_tenant_label_prefix on (tenant_id, UPPER(label::text) text_pattern_ops), created with SQL
             # in migration 0005 (Django cannot yet mix a column and an operator class in one index).
-            # Retention (runs/retention.py) finds expired runs without reading the whole table.
+            # Retention (runs/retention.py) finds expired runs without reading the whole table: a tenant
+            # with its own retention by the second, every other tenant by the first.
             models.Index(
                 fields=["finished_at"], name="run_finished_at", condition=models.Q(finished_at__isnull=False)
+            ),
+            models.Index(
+                fields=["tenant", "finished_at"],
+                name="run_tenant_finished_at",
+                condition=models.Q(finished_at__isnull=False),
             ),
         ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} of {self.workflow_id} ({self.status})"
+
+
+class RunSearchValue(TenantOwned):
+    """One value of a workflow's searchable field (`item.account_id`) for one run, copied when the run
+    starts (runs/search_values.py): the activity log's "field = value" filter and its newest-first keyset
+    pages read one index, whatever the tenant's history. `value` is the text of a scalar, a digest of a
+    long one, or an HMAC when the field is declared `hashed`; `created_at` is the run's."""
+
+    workflow = models.ForeignKey(
+        "workflows.Workflow", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="search_values", db_index=False)
+    field = models.CharField(max_length=100)
+    hashed = models.BooleanField(default=False)
+    value = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Also the index retention deletes a run's values by (it starts with run).
+            models.UniqueConstraint(fields=["run", "field", "hashed", "value"], name="searchvalue_unique"),
+        ]
+        indexes = [
+            # Filter and sort in one: equality on the first four columns, then newest first (keyset).
+            models.Index(
+                fields=["tenant", "field", "hashed", "value", "-created_at", "-run"],
+                name="searchvalue_lookup",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} of run {self.run_id}"
 
 
 class StepExecution(TenantOwned):

@@ -7,7 +7,7 @@ A run is kept, whatever its age, while any of its messages still needs a person:
 also forgets its event key, so a webhook re-sent with the same Idempotency-Key after the retention window
 starts a new run; keep the window longer than any sender retries.
 
-Deletes go in slices of whole runs, each one transaction of a few DELETE statements (Django's cascade
+Deletes go in slices of whole runs (with their searchable values, runs/search_values.py), each one transaction of a few DELETE statements (Django's cascade
 would load every execution of a 100,000-item run into memory first), for at most `budget` seconds a call.
 """
 
@@ -15,28 +15,41 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from consent.models import Suppression
 from integrations import clock
-from runs.models import Delivery, DeliveryEvent, Run, StepExecution
+from runs.models import Delivery, DeliveryEvent, Run, RunSearchValue, StepExecution
 from tenants.limits import overrides
 
 KEEP_WHILE = (Delivery.Status.HELD, Delivery.Status.SENDING, Delivery.Status.UNCERTAIN)
 
 # Oldest first; SKIP LOCKED so that two prune jobs (or a replay that locks a run) never wait on each other.
-EXPIRED_RUNS = f"""
-SELECT r.id FROM {Run._meta.db_table} r
-WHERE r.status = ANY(%(finished)s) AND r.finished_at < %(cutoff)s
-  AND (%(only)s::bigint[] IS NULL OR r.tenant_id = ANY(%(only)s)) AND NOT (r.tenant_id = ANY(%(skip)s))
-  AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d WHERE d.run_id = r.id AND d.status = ANY(%(keep)s))
+# {tenants} is one tenant (`r.tenant_id = %(tenant)s`: a range of run_tenant_finished_at, so a tenant with a
+# short retention never reads the old runs of a tenant that keeps everything) or every tenant but some
+# (a range of run_finished_at). Each slice starts after the last run the previous one took (keyset): the
+# index entries of the runs just deleted stay until no transaction can see them (and vacuum runs), and
+# starting from the oldest again would walk all of them, slice after slice (measured: 2 s a slice after
+# 50,000 runs, while the activity pages were being read). `d.tenant_id = r.tenant_id` lets the few messages
+# that keep a run be read once from delivery_tenant_status: without it PostgreSQL chose a sequential scan
+# of every message for each slice (2.9 s a slice at 3.3M messages; 13 ms with it).
+EXPIRED_RUNS_OF = f"""
+SELECT r.id, r.finished_at FROM {Run._meta.db_table} r
+WHERE r.status = ANY(%(finished)s) AND r.finished_at < %(cutoff)s AND {{tenants}}
+  AND r.finished_at >= %(after_at)s AND (r.finished_at, r.id) > (%(after_at)s, %(after_id)s)
+  AND NOT EXISTS (SELECT 1 FROM {Delivery._meta.db_table} d
+                  WHERE d.run_id = r.id AND d.tenant_id = r.tenant_id AND d.status = ANY(%(keep)s))
 ORDER BY r.finished_at, r.id
 LIMIT %(limit)s
 FOR UPDATE OF r SKIP LOCKED
 """
+START = {"after_at": datetime(1, 1, 1, tzinfo=UTC), "after_id": 0}
+ONE_TENANT = "r.tenant_id = %(tenant)s"
+ALL_BUT = "NOT (r.tenant_id = ANY(%(skip)s))"
 
 
 @dataclass(frozen=True)
@@ -103,28 +116,47 @@ def prune_runs(
     """Delete expired runs, slice by slice, until none is left or `budget` seconds have passed."""
     report = report or PruneReport()
     deadline = time.monotonic() + budget
-    while True:
-        deleted = _prune_slice(cutoff, slice_size, report, tenants)
-        if deleted < slice_size:
-            return report
-        if time.monotonic() >= deadline:
-            report.done = False
-            return report
+    for sql, params in _queries(cutoff, tenants):
+        after = START
+        while True:
+            deleted, after = _prune_slice(sql, {**params, **after, "limit": slice_size}, report)
+            if deleted < slice_size:
+                break
+            if time.monotonic() >= deadline:
+                report.done = False
+                return report
+    return report
 
 
 def count_expired(cutoff: datetime, tenants: Tenants = EVERY_TENANT) -> int:
-    sql = EXPIRED_RUNS.replace("FOR UPDATE OF r SKIP LOCKED", "")
+    total = 0
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) expired", _params(cutoff, None, tenants))
-        return cursor.fetchone()[0]
+        for sql, params in _queries(cutoff, tenants):
+            counted = sql.replace("FOR UPDATE OF r SKIP LOCKED", "")
+            query_params: dict[str, Any] = {**params, **START, "limit": None}
+            cursor.execute(f"SELECT count(*) FROM ({counted}) expired", query_params)
+            total += cursor.fetchone()[0]
+    return total
 
 
-def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport, tenants: Tenants) -> int:
+def _queries(cutoff: datetime, tenants: Tenants) -> list[tuple[str, dict]]:
+    """The expired-runs query and its parameters, once per named tenant or once for every other one."""
+    common = {"finished": list(Run.FINISHED), "cutoff": cutoff, "keep": list(KEEP_WHILE)}
+    if tenants.only is not None:
+        one = EXPIRED_RUNS_OF.format(tenants=ONE_TENANT)
+        return [(one, {**common, "tenant": tenant_id}) for tenant_id in tenants.only]
+    return [(EXPIRED_RUNS_OF.format(tenants=ALL_BUT), {**common, "skip": list(tenants.skip)})]
+
+
+def _prune_slice(sql: str, params: dict, report: PruneReport) -> tuple[int, dict]:
+    """Delete one slice; return how many runs it took and where the next slice starts."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(EXPIRED_RUNS, _params(cutoff, slice_size, tenants))
-        run_ids = [row[0] for row in cursor.fetchall()]
-        if not run_ids:
-            return 0
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        if not rows:
+            return 0, params
+        run_ids = [run_id for run_id, _finished_at in rows]
+        last_id, last_at = rows[-1]
         # Children first: the foreign keys are checked at commit, but this keeps each DELETE on its index.
         cursor.execute(
             f"DELETE FROM {DeliveryEvent._meta.db_table} WHERE delivery_id IN "
@@ -138,21 +170,10 @@ def _prune_slice(cutoff: datetime, slice_size: int, report: PruneReport, tenants
             f"(SELECT id FROM {Delivery._meta.db_table} WHERE run_id = ANY(%s))",
             [run_ids],
         )
+        cursor.execute(f"DELETE FROM {RunSearchValue._meta.db_table} WHERE run_id = ANY(%s)", [run_ids])
         for model, counter in ((Delivery, "deliveries"), (StepExecution, "executions")):
             cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE run_id = ANY(%s)", [run_ids])
             setattr(report, counter, getattr(report, counter) + cursor.rowcount)
         cursor.execute(f"DELETE FROM {Run._meta.db_table} WHERE id = ANY(%s)", [run_ids])
         report.runs += cursor.rowcount
-    return len(run_ids)
-
-
-def _params(cutoff: datetime, limit: int | None, tenants: Tenants) -> dict:
-    only = list(tenants.only) if tenants.only is not None else None
-    return {
-        "finished": list(Run.FINISHED),
-        "cutoff": cutoff,
-        "keep": list(KEEP_WHILE),
-        "limit": limit,
-        "only": only,
-        "skip": list(tenants.skip),
-    }
+    return len(run_ids), {"after_at": last_at, "after_id": last_id}

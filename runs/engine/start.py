@@ -22,7 +22,9 @@ from runs.engine.cancel_keys import render_cancel_key
 from runs.engine.enqueue import enqueue_batch
 from runs.engine.labels import run_label
 from runs.models import Run, StepExecution
+from runs.search_values import record_search_values
 from workflows.models import Workflow, WorkflowVersion
+from workflows.steps.search_fields import declared_search_fields
 
 
 class WorkflowNotPublished(Exception):
@@ -85,6 +87,8 @@ def start_runs(
             ignore_conflicts=True,
         )
         runs = {run.event_key: run for run in Run.objects.filter(workflow=workflow, event_key__in=keys)}
+        if not is_test:  # test runs are left out of the activity log, so out of its search too
+            record_search_values(runs.values(), declared_search_fields(root.config))
         StepExecution.objects.bulk_create(
             [
                 StepExecution(

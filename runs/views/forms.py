@@ -9,8 +9,9 @@ from django import forms
 from django.utils import timezone
 
 from runs.models import Delivery, Run
-from workflows.models import Workflow
+from workflows.models import Step, Workflow
 from workflows.steps import STEP_KINDS
+from workflows.steps.search_fields import SearchField, declared_search_fields
 from workflows.steps.send_kind import SendKind
 
 RETRYING = "retrying"
@@ -70,7 +71,67 @@ class RunFilterForm(ActivityFilterForm):
         widget=forms.TextInput(attrs={"placeholder": "Whom (label start), event key, recipient"}),
     )
 
-    field_order = ["workflow", "status", "date_from", "date_to", "q"]
+    field = forms.ChoiceField(required=False, label="Payload field", choices=[("", "Any field")])
+    value = forms.CharField(
+        required=False,
+        max_length=10_000,
+        label="equals",
+        strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "Exact value"}),
+    )
+
+    field_order = ["workflow", "status", "date_from", "date_to", "q", "field", "value"]
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, tenant=tenant, **kwargs)
+        self.search_fields = searchable_fields(tenant)
+        if not self.search_fields:  # no workflow declares one: nothing to choose, so no such filter
+            del self.fields["field"], self.fields["value"]
+            return
+        cast(forms.ChoiceField, self.fields["field"]).choices = [
+            ("", "Any field"),
+            *((field_choice(field), field_label(field)) for field in self.search_fields),
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("field") and not cleaned.get("value"):
+            self.add_error("value", "Type the value the field must equal.")
+        return cleaned
+
+    def searched_field(self) -> tuple[SearchField, str] | None:
+        """The declared field and the value typed for it, when both are valid."""
+        data = self.valid_data()
+        if not (data.get("field") and data.get("value")) or self.has_error("value"):
+            return None
+        chosen = {field_choice(field): field for field in self.search_fields}
+        return chosen[data["field"]], data["value"]
+
+
+HASHED_CHOICE = "hashed:"
+
+
+def field_choice(field: SearchField) -> str:
+    """A field's value in the form (and the page's URL): its path, marked when its values are hashed."""
+    return HASHED_CHOICE + field.path if field.hashed else field.path
+
+
+def field_label(field: SearchField) -> str:
+    return f"{field.path} (hashed)" if field.hashed else field.path
+
+
+def searchable_fields(tenant) -> list[SearchField]:
+    """The fields the tenant's published workflows declare searchable (each once, by path), in one query."""
+    published = (
+        Workflow.objects.for_tenant(tenant).exclude(published_version=None).values("published_version")
+    )
+    triggers = Step.objects.for_tenant(tenant).filter(version__in=published, parent__isnull=True)
+    found = {
+        field
+        for config in triggers.values_list("config", flat=True)
+        for field in declared_search_fields(config)
+    }
+    return sorted(found, key=lambda field: (field.path, field.hashed))
 
 
 def channel_choices() -> list[tuple[str, str]]:

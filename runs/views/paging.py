@@ -47,19 +47,24 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise BadCursor(f"“{cursor}” is not a page position; start again from the newest.") from None
 
 
-def keyset_page(qs: QuerySet, cursor: str | None, size: int = PAGE_SIZE) -> Page:
-    """The `size` rows after `cursor` (newest first); raises BadCursor for a malformed cursor."""
-    qs = qs.order_by("-created_at", "-id")
+def keyset_page(
+    qs: QuerySet, cursor: str | None, size: int = PAGE_SIZE, keys: tuple[str, str] = ("created_at", "id")
+) -> Page:
+    """The `size` rows after `cursor` (newest first by `keys`: a time, then a unique id); raises
+    BadCursor for a malformed cursor."""
+    time_key, id_key = keys
+    qs = qs.order_by(f"-{time_key}", f"-{id_key}")
     if cursor:
         created_at, pk = decode_cursor(cursor)
         # The `lte` bound lets PostgreSQL start the index scan at the cursor; the OR finishes the tie.
         qs = qs.filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk), created_at__lte=created_at
+            Q(**{f"{time_key}__lt": created_at}) | Q(**{time_key: created_at, f"{id_key}__lt": pk}),
+            **{f"{time_key}__lte": created_at},
         )
     rows = list(qs[: size + 1])
     if len(rows) > size:
         last = rows[size - 1]
-        return Page(rows[:size], encode_cursor(last.created_at, last.pk))
+        return Page(rows[:size], encode_cursor(getattr(last, time_key), getattr(last, id_key)))
     return Page(rows, None)
 
 

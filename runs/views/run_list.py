@@ -11,7 +11,8 @@ from django.shortcuts import render
 
 from integrations import clock
 from runs.charts.queries import runs_per_hour
-from runs.models import Delivery, Run, StepExecution
+from runs.models import Delivery, Run, RunSearchValue, StepExecution
+from runs.search_values import stored_value
 from runs.views.forms import RETRYING, RunFilterForm
 from runs.views.paging import BadCursor, Page, keyset_page, pager_links
 from runs.views.presenting import run_duration, waiting_until
@@ -35,20 +36,53 @@ def filter_runs(tenant, form: RunFilterForm, workflow: Workflow | None = None) -
     workflow = workflow or data.get("workflow")
     if workflow is not None:
         runs = runs.filter(workflow=workflow)
-    status = data.get("status")
-    if status == RETRYING:
-        # A semi-join on the (few) retrying executions, not an EXISTS probe per run of a long history.
-        runs = runs.filter(pk__in=retrying_executions().filter(tenant=tenant).values("run_id"))
-    elif status:
-        runs = runs.filter(status=status)
     start, end = form.date_range()
     if start:
         runs = runs.filter(created_at__gte=start)
     if end:
         runs = runs.filter(created_at__lt=end)
+    return runs.filter(*run_conditions(tenant, form)).select_related("workflow", "version")
+
+
+def run_conditions(tenant, form: RunFilterForm, prefix: str = "") -> list[Q]:
+    """The status and text-search filters, on runs (or on `prefix`, the path from another table to runs)."""
+    data = form.valid_data()
+    conditions = []
+    status = data.get("status")
+    if status == RETRYING:
+        # A semi-join on the (few) retrying executions, not an EXISTS probe per run of a long history.
+        conditions.append(
+            Q(**{f"{prefix}pk__in": retrying_executions().filter(tenant=tenant).values("run_id")})
+        )
+    elif status:
+        conditions.append(Q(**{f"{prefix}status": status}))
     if data.get("q"):
-        runs = runs.filter(pk__in=searched_run_ids(tenant, data["q"]))
-    return runs.select_related("workflow", "version")
+        conditions.append(Q(**{f"{prefix}pk__in": searched_run_ids(tenant, data["q"])}))
+    return conditions
+
+
+def runs_by_field(tenant, form: RunFilterForm, workflow: Workflow | None = None) -> QuerySet | None:
+    """The searchable-field values (runs/search_values.py) of the runs whose field equals the typed value,
+    with the page's other filters; None when no field is searched. Paged newest first by
+    (created_at, run_id), the order of the table's index, so a page reads one index range whatever the
+    tenant's history; its rows carry their run."""
+    searched = form.searched_field()
+    if searched is None:
+        return None
+    field, typed = searched
+    values = RunSearchValue.objects.for_tenant(tenant).filter(
+        field=field.path, hashed=field.hashed, value=stored_value(tenant.pk, field, typed)
+    )
+    workflow = workflow or form.valid_data().get("workflow")
+    if workflow is not None:
+        values = values.filter(workflow=workflow)
+    start, end = form.date_range()
+    if start:
+        values = values.filter(created_at__gte=start)
+    if end:
+        values = values.filter(created_at__lt=end)
+    conditions = run_conditions(tenant, form, prefix="run__")
+    return values.filter(*conditions).select_related("run", "run__workflow", "run__version")
 
 
 def searched_run_ids(tenant, query: str) -> QuerySet:
@@ -137,18 +171,31 @@ def run_rows(page: Page) -> list[dict]:
     return rows
 
 
+def runs_page(tenant, form: RunFilterForm, workflow: Workflow | None, after: str | None) -> tuple[Page, str]:
+    """One page of the filtered runs, and what was wrong with the cursor (then the first page)."""
+    by_field = runs_by_field(tenant, form, workflow)
+    rows, keys = (
+        (by_field, ("created_at", "run_id"))
+        if by_field is not None
+        else (filter_runs(tenant, form, workflow), ("created_at", "id"))
+    )
+    cursor_error = ""
+    try:
+        page = keyset_page(rows, after, keys=keys)
+    except BadCursor as exc:
+        cursor_error, page = str(exc), keyset_page(rows, None, keys=keys)
+    if by_field is not None:
+        page.items = [value.run for value in page.items]
+    return page, cursor_error
+
+
 @login_required
 def run_list(request: TenantRequest, workflow_id: int | None = None) -> HttpResponse:
     tenant = request.tenant
     workflow = get_for_tenant_or_404(Workflow, tenant, pk=workflow_id) if workflow_id else None
     form = RunFilterForm(request.GET or None, tenant=tenant)
     form.is_valid()
-    cursor_error = ""
-    runs = filter_runs(tenant, form, workflow)
-    try:
-        page = keyset_page(runs, request.GET.get("after"))
-    except BadCursor as exc:
-        cursor_error, page = str(exc), keyset_page(runs, None)
+    page, cursor_error = runs_page(tenant, form, workflow, request.GET.get("after"))
     context = {
         "form": form,
         "workflow": workflow,

@@ -122,3 +122,56 @@ def test_the_command_counts_on_a_dry_run_and_then_deletes(history, capsys):
     assert out.startswith("Deleted 2 runs finished before ")
     assert out.endswith("with 4 executions and 2 messages, and 0 event deliveries.\n")
     assert kept(history) == ["recent", "old held", "old uncertain", "old running"]
+
+
+def test_a_tenants_own_retention_takes_its_search_values_and_leaves_other_tenants_and_held_runs(
+    clock, tenant_a, tenant_b, settings
+):
+    """Tenant A keeps 7 days, B everything: A's old run goes with its searchable values; A's old run with a
+    held message, A's recent run and B's old run stay, and B's values are untouched."""
+    from runs.engine import start_run
+    from runs.models import RunSearchValue
+    from tenants.limits import forget
+    from tenants.models import TenantLimits
+    from tests.engine.conftest import build_workflow
+
+    trigger = {"kind": "webhook_trigger", "config": {"search_fields": [{"path": "item.account_id"}]}}
+    mine, theirs = (build_workflow(tenant, trigger, name="Searchable") for tenant in (tenant_a, tenant_b))
+    TenantLimits.objects.create(tenant=tenant_a, activity_retention_days=7)
+    forget()
+    runs = {
+        name: start_run(workflow, {"account_id": "acc-1"}, name)
+        for name, workflow in (("a old", mine), ("a held", mine), ("a recent", mine), ("b old", theirs))
+    }
+    ages = {"a old": 8, "a held": 8, "a recent": 6, "b old": 400}
+    for name, run in runs.items():
+        when = clock.now - timedelta(days=ages[name])
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED, created_at=when, finished_at=when)
+    held = runs["a held"]
+    execution = StepExecution.objects.filter(run=held).first()
+    add_delivery(execution, "held@example.com", status=Delivery.Status.HELD)
+
+    report = prune()
+
+    assert report["runs"] == 1
+    left = set(Run.objects.values_list("event_key", flat=True))
+    assert left == {"a held", "a recent", "b old"}
+    assert set(RunSearchValue.objects.values_list("run__event_key", flat=True)) == left
+    assert RunSearchValue.objects.filter(tenant=tenant_b).count() == 1
+
+
+def test_slices_walk_past_kept_runs_to_the_end(onboarding):
+    """Each slice starts after the last run the previous one took: a held run among the oldest is passed
+    over, never taken, and never stops the slices before the last expired run."""
+    runs = [
+        run_with_message(
+            onboarding,
+            f"r{n}",
+            OLD + timedelta(hours=n),
+            message=Delivery.Status.HELD if n == 1 else Delivery.Status.SENT,
+        )
+        for n in range(7)
+    ]
+    report = prune_runs(retention_cutoff(days=30), slice_size=2, budget=float("inf"))
+    assert (report.runs, report.done) == (6, True)
+    assert list(Run.objects.values_list("pk", flat=True)) == [runs[1].pk]

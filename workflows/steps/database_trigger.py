@@ -42,6 +42,7 @@ from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import FlagField, PickerField, PickerListField, TextField
 from workflows.steps.forms import StepForm, StepSettings
 from workflows.steps.references import DataSourceField, reference_id
+from workflows.steps.search_fields import SearchFieldsField
 from workflows.steps.widgets import CheckboxList
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class DatabaseTriggerSettings(StepSettings):
         "cancel_when_column",
         "cancel_when_value",
         "cancel_when_deleted",
+        "search_fields",
     )
 
     datasource: int
@@ -70,6 +72,7 @@ class DatabaseTriggerSettings(StepSettings):
     cancel_when_column: str = ""
     cancel_when_value: str = ""
     cancel_when_deleted: bool = False
+    search_fields: list[dict[str, Any]] = field(default_factory=list)
 
 
 def cancels_on(
@@ -125,6 +128,7 @@ class DatabaseTriggerForm(StepForm):
     )
     cancel_when_value = TextField(label="…becomes", required=False, help_text="e.g. cancelled")
     cancel_when_deleted = FlagField(label="…or the row is deleted")
+    search_fields = SearchFieldsField()
 
     def clean_schema(self) -> str:
         return self.cleaned_data["schema"] or "public"

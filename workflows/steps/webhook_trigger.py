@@ -22,6 +22,7 @@ from workflows.steps.base import StepKind
 from workflows.steps.common import cancel_key_field, run_label_field
 from workflows.steps.fields import JsonField
 from workflows.steps.forms import StepForm, StepSettings
+from workflows.steps.search_fields import SearchFieldsField
 
 if TYPE_CHECKING:
     from workflows.models import Step
@@ -34,11 +35,12 @@ def webhook_path(workflow_id: int) -> str:
 
 @dataclass
 class WebhookSettings(StepSettings):
-    omitted_when_empty = ("run_label", "cancel_key")
+    omitted_when_empty = ("run_label", "cancel_key", "search_fields")
 
     sample: dict[str, Any] = field(default_factory=dict)
     run_label: str = ""
     cancel_key: str = ""
+    search_fields: list[dict[str, Any]] = field(default_factory=list)
 
 
 class WebhookForm(StepForm):
@@ -51,6 +53,7 @@ class WebhookForm(StepForm):
     )
     run_label = run_label_field()
     cancel_key = cancel_key_field()
+    search_fields = SearchFieldsField()
 
     def clean_sample(self) -> dict[str, Any]:
         sample = self.cleaned_data["sample"]

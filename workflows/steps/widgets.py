@@ -83,6 +83,13 @@ class JsonArea(TemplateArea):
     minimum_rows = 4
 
 
+class LinesArea(TemplateArea):
+    """Plain text, one entry a line (a trigger's searchable fields)."""
+
+    template_name = "workflows/widgets/json.html"
+    minimum_rows = 2
+
+
 class ExpressionInput(forms.TextInput):
     template_name = "workflows/widgets/expression.html"
 
