@@ -72,7 +72,13 @@ from runs import row_changes
 from runs.engine import metrics, outages, start_runs
 from runs.listener_leases import Leases, new_identity
 from workflows import row_watches
-from workflows.database_triggers import published_triggers, switch_capture, trigger_spec, watched_tables
+from workflows.database_triggers import (
+    SWITCHING,
+    published_triggers,
+    switch_capture,
+    trigger_spec,
+    watched_tables,
+)
 from workflows.models import ROW_WATCH_BASE
 
 log = logging.getLogger(__name__)
@@ -330,6 +336,11 @@ class SourcePoller:
         """Read the slot, start the runs (committed in Rowbell's database), and only then advance it."""
         ds = self.datasource
         batch = logical.read_changes(conn, ds.pk, int(option("LISTENER_BATCH_SIZE", 500)))
+        # Which part of the slot is ours is read after peeking, not from the last refresh: a switch back to
+        # triggers recorded in between would otherwise let this batch take changes the log has too.
+        ds.refresh_from_db(fields=["capture_mode", "slot_from_lsn", "slot_until_lsn"])
+        if ds.slot_until_lsn == SWITCHING:
+            return 0  # the triggers are being installed: read again once their boundary is known
         mine = [change for change in batch.changes if self._slot_owns(change)]
         logical.typed_rows(conn, mine)
         started = start_runs_for_changes(ds, mine)

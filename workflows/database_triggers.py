@@ -80,6 +80,10 @@ def trigger_specs(datasource: DataSource) -> dict[int, TriggerSpec]:
     }
 
 
+# `slot_until_lsn` while a switch back to row triggers is installing them: the slot's changes wait.
+SWITCHING = "switching"
+
+
 def switch_capture(datasource: DataSource, mode: str) -> None:
     """Move the data source's capture between row triggers and logical decoding, without starting a run
     twice or losing one while the customer keeps writing.
@@ -103,7 +107,14 @@ def switch_capture(datasource: DataSource, mode: str) -> None:
         boundary = replace_triggers_at_boundary(datasource, install={}, remove=list(specs))
         changes = {"capture_mode": mode, "slot_from_lsn": boundary, "slot_until_lsn": ""}
     else:
-        boundary = replace_triggers_at_boundary(datasource, install=specs, remove=[])
+        # Said first: a listener that peeked the slot before this switch is recorded must not take the
+        # changes committed after the new triggers as its own (runs/listener.py reads this after peeking).
+        DataSource.objects.filter(pk=datasource.pk).update(slot_until_lsn=SWITCHING)
+        try:
+            boundary = replace_triggers_at_boundary(datasource, install=specs, remove=[])
+        except DataSourceUnavailable:
+            DataSource.objects.filter(pk=datasource.pk).update(slot_until_lsn="")
+            raise
         changes = {"capture_mode": mode, "slot_until_lsn": boundary}
     DataSource.objects.filter(pk=datasource.pk).update(**changes)
     for name, value in changes.items():

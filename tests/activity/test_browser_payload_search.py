@@ -7,7 +7,6 @@ Writes docs/screenshots/activity-payload-search.png (1366x768 unless VIEW_W / VI
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,8 +15,8 @@ from playwright.sync_api import expect
 from runs.engine import start_run
 from tests.activity.test_browser import browser_page  # noqa: F401 (fixture)
 from tests.engine.conftest import build_workflow, work
+from tests.support import SCREENSHOTS
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 FIELDS = [{"path": "item.account_id"}, {"path": "item.email", "hashed": True}]
 
@@ -48,7 +47,7 @@ def test_the_activity_page_filtered_by_a_payload_field(live_server, browser_page
     expect(rows).to_have_count(8)
     expect(rows.filter(has_text="Grace Hopper")).to_have_count(0)
     expect(page.get_by_label("equals")).to_have_value("acc-1042")
-    shots = ROOT / "docs" / "screenshots"
+    shots = SCREENSHOTS
     shots.mkdir(parents=True, exist_ok=True)
     # The filters and the runs they found (the chart above them is the same as on any activity page).
     page.evaluate("document.querySelector('form.filters').scrollIntoView()")
