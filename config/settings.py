@@ -232,6 +232,7 @@ SPECTACULAR_SETTINGS = {
         "WorkflowStatusEnum": "workflows.models.Workflow.Status",
         "RunStatusEnum": "runs.models.Run.Status",
         "ExecutionStatusEnum": "runs.models.StepExecution.Status",
+        "BackgroundJobStatusEnum": "workflows.models.PublishPreview.Status",
     },
 }
 

@@ -162,6 +162,18 @@ class DataSourceAdmin(admin.ModelAdmin):
         "listener_error",
         "listener_seen_at",
         "created_at",
+        # The capture mode installs or drops triggers and a slot in the customer's database: the tenant's
+        # data source page switches it (workflows/views/capture.py); the rest is the listener's record.
+        "capture_mode",
+        "slot_guard",
+        "slot_max_retained_mb",
+        "slot_from_lsn",
+        "slot_until_lsn",
+        "slot_lag_bytes",
+        "slot_retained_bytes",
+        "slot_guard_note",
+        "listener_owner",
+        "listener_lease_until",
     ]
 
     @admin.display(description="Connection")

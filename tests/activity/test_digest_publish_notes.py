@@ -31,7 +31,7 @@ def with_draft_window(workflow, **window):
 
 
 def dialog(client, workflow) -> str:
-    answer = client.get(reverse("workflows:publish_dialog", args=[workflow.pk]))
+    answer = client.get(reverse("runs:publish_dialog", args=[workflow.pk]))
     assert answer.status_code == 200
     return " ".join(answer.content.decode().split())
 

@@ -22,6 +22,7 @@ from runs.views.presenting import item_summary
 from tests.activity.conftest import add_delivery, add_execution, steps_of
 from tests.engine.conftest import branch, build_workflow, email, on_path, query
 from tests.support import customer_execute
+from workflows.publishing import get_or_create_draft
 
 CUSTOMERS = """
 CREATE TABLE customers (id int PRIMARY KEY, email text, full_name text);
@@ -230,6 +231,9 @@ def test_every_activity_template_renders_items_of_every_shape(
     assert "<script>alert(1)</script>" not in get(reverse("runs:bulk_list"))
     assert "<script>alert(1)</script>" not in get(reverse("runs:bulk_detail", args=[operation.pk]))
     get(reverse("runs:bulk_detail", args=[operation.pk]), HTTP_HX_REQUEST="true")
+    # The publish dialog of a draft (its preview, and the note on open digest buckets: none here).
+    get_or_create_draft(shapes_workflow)
+    get(reverse("runs:publish_dialog", args=[shapes_workflow.pk]))
     operator = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     owner_client.force_login(operator)
     get(reverse("admin:runs_run_changelist"))

@@ -19,6 +19,8 @@ from tests.activity.conftest import (
     steps_of,
     webhook,
 )
+from workflows.models import PublishPreview
+from workflows.publishing import get_or_create_draft
 
 
 def a_history(onboarding) -> dict[str, int]:
@@ -44,6 +46,9 @@ def a_history(onboarding) -> dict[str, int]:
     build_workflow(onboarding.tenant, webhook([email()]), name="The secret workflow")
     ids["operation_id"] = BulkOperation.objects.create(
         tenant=onboarding.tenant, name="Retry the secret ones", action="retry", filter_digest="x"
+    ).pk
+    ids["preview_id"] = PublishPreview.objects.create(
+        tenant=onboarding.tenant, workflow=onboarding, draft=get_or_create_draft(onboarding), token="t"
     ).pk
     ids["key"] = email_body_url(onboarding.tenant_id, "<p>secret</p>").rstrip("/").rsplit("/", 1)[1]
     return ids

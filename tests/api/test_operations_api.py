@@ -11,6 +11,7 @@ from runs.engine import start_run
 from runs.models import Delivery, DeliveryEvent, Run
 from tenants.models import AuditEvent
 from tests.engine.conftest import build_workflow, email, webhook, work
+from tests.support import finished_preview_token
 from workflows.models import Step
 from workflows.publishing import get_or_create_draft
 
@@ -18,31 +19,33 @@ JSON = "application/json"
 
 
 def test_publish_makes_the_draft_live_in_sandbox_and_is_audited(api, draft):
-    response = api.post(f"/api/v1/workflows/{draft.pk}/publish/", {"sandbox": True}, content_type=JSON)
+    token = finished_preview_token(draft)
+    response = api.post(
+        f"/api/v1/workflows/{draft.pk}/publish/", {"token": token, "sandbox": True}, content_type=JSON
+    )
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert (body["version"], body["sandbox"], body["workflow"]["published_version"]) == (1, True, 1)
-    assert body["workflow"]["trigger_kind"] == "webhook_trigger"
+    assert (body["version"], body["sandbox"]) == (1, True)
+    draft.refresh_from_db()
+    assert draft.published_version.number == 1 and draft.published_version.sandbox
     event = AuditEvent.objects.get(action="workflow.published")
-    assert event.via == "api" and event.details == {"version": 1, "sandbox": True}
+    assert event.via == "api" and (event.details["version"], event.details["sandbox"]) == (1, True)
 
 
-def test_publish_without_a_draft_or_with_a_broken_one_is_409_saying_why(api, welcome, tenant_a):
-    nothing = api.post(f"/api/v1/workflows/{welcome.pk}/publish/", {}, content_type=JSON)
+def test_publish_without_a_draft_is_409_and_with_a_broken_one_400_saying_why(api, welcome, tenant_a):
+    nothing = api.post(f"/api/v1/workflows/{welcome.pk}/publish/", {"token": "x"}, content_type=JSON)
     draft = get_or_create_draft(welcome)
     root = draft.root_step()
     # A send step with no recipient, saved as a draft may be before it is checked.
     Step.objects.create(
         tenant=tenant_a, version=draft, parent=root, kind="send_email", config={"subject": "Hi"}
     )
-    broken = api.post(f"/api/v1/workflows/{welcome.pk}/publish/", {}, content_type=JSON)
+    broken = api.post(f"/api/v1/workflows/{welcome.pk}/publish/", {"token": "x"}, content_type=JSON)
 
-    assert nothing.status_code == 409 and nothing.json() == {
-        "detail": "There is no draft to publish: edit the workflow first."
-    }
-    assert broken.status_code == 409
-    assert broken.json()["detail"].startswith("The draft cannot be published: Send email: ")
+    assert nothing.status_code == 409 and "There is no draft to publish" in nothing.json()["detail"]
+    assert broken.status_code == 400
+    assert broken.json()["detail"].startswith("The draft cannot be published yet: ")
     assert welcome.versions.filter(state="published").count() == 1
 
 

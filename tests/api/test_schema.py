@@ -29,7 +29,8 @@ def test_schema_lists_every_endpoint(client):
     assert list(start["requestBody"]["content"]) == ["application/json"]
     assert start["responses"]["429"]["headers"]["Retry-After"]["required"] is True
     new = {
-        "/api/v1/workflows/{id}/publish/": {"post"},
+        "/api/v1/workflows/{workflow_id}/publish/": {"post"},
+        "/api/v1/workflows/{workflow_id}/previews/": {"post"},
         "/api/v1/workflows/{workflow_id}/release/": {"post"},
         "/api/v1/runs/{id}/retry/": {"post"},
         "/api/v1/runs/{id}/replay/": {"post"},

@@ -31,6 +31,7 @@ from playwright.sync_api import Page, expect
 from runs.engine.sweeper import sweep
 from runs.models import Run
 from tests.activity.test_browser_branch import add_below, add_wait_and_branch, document_width, idle, saved
+from tests.builder.conftest import preview_finished
 from tests.engine.conftest import Clock, smtp, work  # noqa: F401 (smtp: a fixture)
 from tests.support import SCREENSHOTS, customer_execute, role_url, subprocess_database_url, unique_role
 
@@ -158,6 +159,7 @@ def publish(page: Page) -> None:
     page.get_by_role("button", name="Publish…").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("app.users")
+    preview_finished(page)  # the preview the dialog queued, run as a worker would; then Publish is enabled
     dialog.get_by_role("button", name="Publish version 1").click()
     expect(page.locator("h1 .badge-ok")).to_have_text("Live v1")
 

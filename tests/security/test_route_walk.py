@@ -31,7 +31,7 @@ from integrations.models import DataSource, EventDelivery, EventEndpoint, Provid
 from runs.models import BulkOperation, CancelTombstone, Delivery, Run, StepExecution
 from tenants.models import ApiKey, Invitation, Membership
 from tests.engine.conftest import build_workflow, email, webhook
-from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.models import PublishPreview, Step, Workflow, WorkflowVersion
 from workflows.publishing import get_or_create_draft
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +142,11 @@ def acme(tenant_a, owner, member, tenant_database) -> dict:
     operation = BulkOperation.objects.create(
         tenant=tenant_a, name=f"{MARK} retry", action="retry", filter_digest="x", filters={"error": MARK}
     )
+    preview = PublishPreview.objects.create(
+        tenant=tenant_a, workflow=workflow, draft=get_or_create_draft(workflow), token="t", error=MARK
+    )
     return {
+        "preview_id": preview.pk,
         "operation_id": operation.pk,
         "tombstone_id": tombstone.pk,
         "topic_id": topic.pk,

@@ -13,6 +13,7 @@ import pytest
 
 from integrations.datasources import list_columns, list_tables, test_connection
 from integrations.datasources.connection import POOLED_NOTIFY_NOTE, check_role
+from integrations.datasources.session import listener_transaction
 from integrations.models import DataSource
 from integrations.query import QueryError, fetch_rows
 from runs.listener import Listener, SourcePoller
@@ -108,10 +109,10 @@ def test_the_listeners_statement_timeout_holds_through_the_pooler(pooled_source,
     poller = SourcePoller(pooled_source)
     poller._ensure_connected()
     try:
-        with poller.transaction():
+        with listener_transaction(poller.conn):
             shown = poller.conn.execute("SHOW statement_timeout").fetchone()[0]
         assert shown == "300ms"
-        with pytest.raises(Exception, match="statement timeout"), poller.transaction():
+        with pytest.raises(Exception, match="statement timeout"), listener_transaction(poller.conn):
             poller.conn.execute("SELECT pg_sleep(30)")
     finally:
         poller.close()
