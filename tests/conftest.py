@@ -11,10 +11,19 @@ from django.conf import settings
 from django.test import Client
 
 from tenants.models import Role, Tenant
+from tests import fast_flush
+from tests.fast_hasher import HASHERS
 from tests.support import make_user, signed_in
 from tests.workers import use_worker_redis
 
+# A test that starts Rowbell's processes or a server must be marked slow (the module says which count).
+pytest_plugins = ["tests.slow_marker"]
+
 use_worker_redis(settings)  # before anything connects to Redis: one database per xdist worker
+# Speed only, nothing a test checks (the modules say why each keeps what tests rely on).
+settings.PASSWORD_HASHERS = HASHERS
+fast_flush.install()
+
 
 # The customer databases tests create share the server with Rowbell's test database (workers the tests
 # start inherit this); tests/security/test_datasource_target.py turns it off to test the refusal.
@@ -151,3 +160,10 @@ def logical_server():
 
     with own_postgres({"wal_level": "logical", "max_replication_slots": "40"}) as server:
         yield server
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the customer databases still being dropped, or made ahead, on their thread."""
+    from tests.customer_databases import DATABASES
+
+    DATABASES.close()

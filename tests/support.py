@@ -61,6 +61,16 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
 
 
+def unreachable_redis(port: int | None = None, **options):
+    """A Redis client for a port nobody listens on that gives up at once: redis-py's default retries
+    (three, with backoff) would make every command take 4 s before it raises the ConnectionError."""
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Redis(host="127.0.0.1", port=port or free_port(), retry=Retry(NoBackoff(), 0), **options)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now, for a server the test starts."""
     with socket.socket() as sock:
@@ -88,15 +98,17 @@ def subprocess_database_url() -> str:
 
 @contextmanager
 def scratch_database(admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database standing in for a customer's; yields its URL, dropped after."""
-    name = f"rowbell_customer_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    """A new, empty PostgreSQL database standing in for a customer's; yields its URL, dropped after.
+
+    Made ahead and dropped behind on a thread of their own (tests/customer_databases.py)."""
+
+    from tests.customer_databases import DATABASES
+
+    name = DATABASES.take(admin_url)
     try:
         yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        DATABASES.drop_later(admin_url, name)
 
 
 def customer_execute(url: str, statement: str, params=None) -> list[tuple]:

@@ -63,6 +63,7 @@ def test_the_scripts_pass_the_flags():
     assert "--like-dev" in result.stdout and "--record" in result.stdout
 
 
+@pytest.mark.slow  # honcho and the processes it supervises
 def test_under_scripts_dev_a_process_that_exits_is_restarted_and_the_others_keep_running(tmp_path):
     import os
     import signal

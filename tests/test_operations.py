@@ -46,11 +46,11 @@ def test_readyz_checks_database_redis_and_migrations(client, redis_conn, monkeyp
 
 @pytest.mark.django_db
 def test_readyz_says_which_dependency_is_down(client, monkeypatch, settings):
-    import redis
+    from tests.support import unreachable_redis
 
     monkeypatch.setattr(
         "runs.engine.enqueue.redis_connection",
-        lambda: redis.Redis(host="127.0.0.1", port=1, socket_timeout=1),
+        lambda: unreachable_redis(1, socket_timeout=1),
     )
     response = client.get("/readyz")
     assert response.status_code == 503 and response.json()["redis"].startswith("failed: ConnectionError")

@@ -19,11 +19,7 @@ from runs.engine import metrics as engine_metrics
 from runs.models import ProcessHeartbeat, StepExecution
 from tests.activity.conftest import add_execution, make_run, steps_of
 from tests.engine.conftest import build_workflow, email, webhook
-from tests.support import (
-    SCREENSHOTS,
-    free_port,
-    launch_chromium,
-)
+from tests.support import SCREENSHOTS, launch_chromium, unreachable_redis
 
 
 @pytest.fixture
@@ -124,12 +120,10 @@ def test_processes_queues_due_work_and_listener_in_words(staff, tenant_a, redis_
 
 @pytest.mark.django_db
 def test_redis_away_is_said_in_place(staff, tenant_a, redis_conn, monkeypatch):
-    import redis
-
     beat("worker", "worker-ab12", 1)
     monkeypatch.setattr(
         "runs.engine.enqueue.redis_connection",
-        lambda: redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=1),
+        lambda: unreachable_redis(socket_timeout=1),
     )
     response = staff.get("/system/")
     html = response.content.decode()

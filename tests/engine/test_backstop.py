@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import django_rq
 import pytest
-import redis
 from django.conf import settings
 from rq.job import JobStatus
 
@@ -17,6 +16,7 @@ from runs.engine import enqueue, start_run
 from runs.engine.sweeper import sweep
 from runs.models import StepExecution
 from tests.engine.conftest import build_workflow, email, settle, webhook
+from tests.support import unreachable_redis
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_a_sweep_that_cannot_reach_redis_leaves_the_due_time_for_the_next_sweep(
     clock.travel(seconds=settings.SWEEPER_GRACE + 5)
     due = StepExecution.objects.get(pk=execution.pk).next_attempt_at
     unreachable = django_rq.get_queue("default")
-    unreachable.connection = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    unreachable.connection = unreachable_redis(1, socket_connect_timeout=0.2)
     with monkeypatch.context() as patch:
         patch.setattr(enqueue, "_queue", lambda name: unreachable)
         report = sweep()

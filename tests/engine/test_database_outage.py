@@ -33,6 +33,7 @@ def reachable_query(url: str, sql: str) -> list[tuple] | None:
         return None
 
 
+@pytest.mark.slow  # a PostgreSQL server of its own, migrate and a worker as processes
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("connections", [1, 4])
 def test_postgresql_stopped_while_a_batch_inserts_its_deliveries(

@@ -20,7 +20,7 @@ from runs.models import Delivery, StepExecution
 from tests.emailing.conftest import esp_provider, make_sender
 from tests.engine.conftest import build_workflow, data_source, email, query, settle, webhook, work
 from tests.engine.test_recovery import recipients_table
-from tests.support import free_port
+from tests.support import unreachable_redis
 from workflows.steps import get_kind
 
 
@@ -122,7 +122,7 @@ def test_throttling_halves_the_rate_once_a_second_and_it_grows_back(redis_conn):
 
 def test_while_redis_is_away_no_token_is_given(redis_conn, monkeypatch):
     """No token, no send: wait_for_tokens keeps trying while Redis does not answer."""
-    dead = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    dead = unreachable_redis(socket_connect_timeout=0.2)
     monkeypatch.setattr(ratelimit, "_connection", lambda: dead)
     monkeypatch.setattr(ratelimit, "_script", None)
     idles: list[float] = []

@@ -49,6 +49,7 @@ def empty_queues() -> None:
             queue.scheduled_job_registry.remove(job_id)
 
 
+@pytest.mark.slow  # real worker processes
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("connections", "wakes"),
