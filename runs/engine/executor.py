@@ -145,12 +145,16 @@ def _run_claimed_step(run: Run, step_id: int, lane: int, queue: str) -> tuple[in
     ids = claim(run_id, step_id, now, settings.ENGINE_BATCH_SIZE)
     if not ids:
         return 0, []
-    if run.status == Run.Status.PENDING:
-        Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(status=Run.Status.RUNNING)
-        run.status = Run.Status.RUNNING
-    step = Step.objects.get(pk=step_id)
-    executions = list(StepExecution.objects.filter(pk__in=ids).order_by("next_attempt_at", "id"))
-    children = list(Step.objects.filter(parent_id=step_id).order_by("position", "id"))
+    try:
+        if run.status == Run.Status.PENDING:
+            Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(status=Run.Status.RUNNING)
+            run.status = Run.Status.RUNNING
+        step = Step.objects.get(pk=step_id)
+        executions = list(StepExecution.objects.filter(pk__in=ids).order_by("next_attempt_at", "id"))
+        children = list(Step.objects.filter(parent_id=step_id).order_by("position", "id"))
+    except BaseException:
+        _release_claims(run_id, ids, now)
+        raise
     spawner = Spawner(run, children, now, may_follow=lane == 0)
     resources = BatchResources()
     ctx = StepContext(run=run, step=step, now=now, resources=resources)
@@ -373,6 +377,19 @@ def _released(
                 StepExecution.Status.PENDING, error=message, next_attempt_at=ctx.now
             )
     return released
+
+
+def _release_claims(run_id: int, ids: list[int], now: datetime) -> None:
+    """Claims taken just before the batch could start (the database went away in between): back to
+    `pending` as soon as it returns, fenced by this worker's claim, not after ENGINE_EXECUTION_TIMEOUT."""
+    connections.reset_if_busy()
+    claimed = StepExecution.objects.filter(
+        pk__in=ids, status=StepExecution.Status.RUNNING, claimed_by=liveness.worker_name
+    )
+    until_written(
+        lambda: claimed.update(status=StepExecution.Status.PENDING, claimed_by="", next_attempt_at=now),
+        f"the claims of run {run_id}",
+    )
 
 
 def until_written(write: Callable[[], T], what: str) -> T | None:
