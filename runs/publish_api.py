@@ -24,14 +24,13 @@ from rest_framework.views import APIView
 
 from integrations.inbound import InboundRejected, json_type, parse_object, read_body
 from runs.publish_preview.events import DEFAULT_EVENTS, MAX_EVENTS
-from runs.publish_preview.inflight import CHOICES, KEEP, apply_choices, waiting_runs
+from runs.publish_preview.inflight import CHOICES, KEEP, publish_previewed, waiting_runs
 from runs.publish_preview.job import start_preview
 from tenants.api import API_ERROR, TenantApiMixin
-from tenants.audit import record_for
 from tenants.scoping import get_for_tenant_or_404
 from workflows.models import PublishPreview, Workflow
 from workflows.preview_token import StalePreview, draft_token
-from workflows.publishing import get_draft, publish, validate_version
+from workflows.publishing import get_draft, validate_version
 from workflows.steps.base import PublishError
 
 
@@ -209,22 +208,14 @@ class PublishView(TenantApiMixin, APIView):
             if key in waiting and (choice != "move" or waiting[key].target is not None)
         }
         try:
-            version = publish(workflow, sandbox=sandbox, preview_token=token)
+            version, in_flight = publish_previewed(
+                request, workflow, token=token, sandbox=sandbox, choices=choices
+            )
         except StalePreview as exc:
             return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
         except PublishError as exc:
             words = "; ".join(m for fields in exc.step_errors.values() for m in fields.values())
             return Response({"detail": f"The draft cannot be published: {words}"}, status=400)
-        in_flight = apply_choices(previous, version, choices)
-        record_for(
-            request,
-            "workflow.published",
-            workflow,
-            version=version.number,
-            sandbox=version.sandbox,
-            preview_token=token[:12],
-            in_flight=in_flight,
-        )
         return Response(
             {
                 "version": version.number,

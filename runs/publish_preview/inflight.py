@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from rq.job import Job
@@ -30,7 +31,9 @@ from runs.engine import cancel_run
 from runs.engine.enqueue import job_id, redis_connection, schedule_next
 from runs.engine.outages import REDIS_ERRORS
 from runs.models import Run, StepExecution
-from workflows.models import Step, WorkflowVersion
+from tenants.audit import record_for
+from workflows.models import Step, Workflow, WorkflowVersion
+from workflows.publishing import publish
 
 logger = logging.getLogger(__name__)
 
@@ -169,3 +172,29 @@ def apply_choices(old: WorkflowVersion | None, new: WorkflowVersion, choices: di
         count = moved.get(step.pk, 0) if choice == MOVE else cancel_waiting(old, [step])
         done.append({"step": step.display_name, "key": key, "choice": choice, "runs": count})
     return done
+
+
+def publish_previewed(
+    request: Any,
+    workflow: Workflow,
+    *,
+    token: str,
+    sandbox: bool,
+    choices: dict[str, str],
+    user: Any = None,
+) -> tuple[WorkflowVersion, list[dict]]:
+    """Publish the draft a preview saw (its token), handle the runs in flight as chosen, and put both in
+    the audit log: what the publish dialog and the REST API do alike. Raises StalePreview, PublishError."""
+    previous = workflow.published_version
+    version = publish(workflow, user=user, sandbox=sandbox, preview_token=token)
+    in_flight = apply_choices(previous, version, choices)
+    record_for(
+        request,
+        "workflow.published",
+        workflow,
+        version=version.number,
+        sandbox=version.sandbox,
+        preview_token=token[:12],
+        in_flight=in_flight,
+    )
+    return version, in_flight

@@ -16,15 +16,14 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from runs.publish_preview.events import DEFAULT_EVENTS, MAX_EVENTS, clamp_events
-from runs.publish_preview.inflight import CHOICES, KEEP, apply_choices, waiting_runs
+from runs.publish_preview.inflight import CHOICES, KEEP, publish_previewed, waiting_runs
 from runs.publish_preview.job import start_preview
-from tenants.audit import record_for
 from tenants.permissions import admins_only
 from tenants.request import MemberRequest
 from workflows.diff import diff_versions
 from workflows.models import PublishPreview, Step, Workflow, WorkflowVersion
 from workflows.preview_token import StalePreview, draft_token
-from workflows.publishing import get_draft, publish
+from workflows.publishing import get_draft
 from workflows.steps.base import PublishError
 from workflows.views.common import get_workflow
 from workflows.views.publishing import publish_problems
@@ -160,8 +159,13 @@ def publish_workflow(request: MemberRequest, workflow_id: int) -> HttpResponse:
     choices = in_flight_choices(request.POST, waiting_runs(previous, draft) if draft is not None else [])
     token = request.POST.get("token", "")
     try:
-        version = publish(
-            workflow, user=request.user, sandbox=request.POST.get("sandbox") == "on", preview_token=token
+        version, in_flight = publish_previewed(
+            request,
+            workflow,
+            token=token,
+            sandbox=request.POST.get("sandbox") == "on",
+            choices=choices,
+            user=request.user,
         )
     except StalePreview as exc:
         return _dialog(request, workflow, error=exc.message)
@@ -170,16 +174,6 @@ def publish_workflow(request: MemberRequest, workflow_id: int) -> HttpResponse:
         return _dialog(
             request, workflow, [{"step": steps.get(k), "errors": v} for k, v in exc.step_errors.items()]
         )
-    in_flight = apply_choices(previous, version, choices)
-    record_for(
-        request,
-        "workflow.published",
-        workflow,
-        version=version.number,
-        sandbox=version.sandbox,
-        preview_token=token[:12],
-        in_flight=in_flight,
-    )
     mode = " in sandbox mode (messages are held until released)" if version.sandbox else ""
     moved = "".join(f" {e['runs']} run(s) at “{e['step']}”: {e['choice']}." for e in in_flight)
     messages.success(request, f"Published version {version.number} of {workflow.name}{mode}.{moved}")
